@@ -19,7 +19,13 @@ impl RawInsn {
     pub const SIZE: usize = 8;
 
     pub const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
-        RawInsn { code, dst, src, off, imm }
+        RawInsn {
+            code,
+            dst,
+            src,
+            off,
+            imm,
+        }
     }
 
     /// Reads one slot from its little-endian encoding.
@@ -159,31 +165,76 @@ pub enum CallTarget {
     Kfunc(i32),
 }
 
-/// A decoded instruction. Produced by [`crate::decode`], turned back into slots by
-/// [`crate::encode`]. `lddw` is one `Insn` covering two slots.
+/// A decoded instruction. Produced by [`crate::decode()`], turned back into slots by
+/// [`crate::encode()`]. `lddw` is one `Insn` covering two slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Insn {
-    Alu { width: Width, op: AluOp, dst: u8, src: Operand },
+    Alu {
+        width: Width,
+        op: AluOp,
+        dst: u8,
+        src: Operand,
+    },
     /// Byte order conversion of the low `bits` (16, 32 or 64) of `dst`.
-    End { kind: Endian, bits: u8, dst: u8 },
+    End {
+        kind: Endian,
+        bits: u8,
+        dst: u8,
+    },
     /// `JMP|JA` (16-bit offset) or `JMP32|JA` (gotol, 32-bit offset in imm).
     /// `off` is relative to the next instruction, in slots.
-    Ja { off: i32 },
-    Jmp { width: Width, cond: JmpCond, dst: u8, src: Operand, off: i16 },
+    Ja {
+        off: i32,
+    },
+    Jmp {
+        width: Width,
+        cond: JmpCond,
+        dst: u8,
+        src: Operand,
+        off: i16,
+    },
     Call(CallTarget),
     Exit,
     /// `LDX|MEM` (zero-extending) or `LDX|MEMSX` (`sign_extend`): dst = *(size *)(src + off).
-    Load { size: Size, sign_extend: bool, dst: u8, src: u8, off: i16 },
+    Load {
+        size: Size,
+        sign_extend: bool,
+        dst: u8,
+        src: u8,
+        off: i16,
+    },
     /// `STX|MEM`, `ST|MEM`: *(size *)(dst + off) = src.
-    Store { size: Size, dst: u8, off: i16, src: Operand },
+    Store {
+        size: Size,
+        dst: u8,
+        off: i16,
+        src: Operand,
+    },
     /// `STX|ATOMIC` with size W or DW.
-    Atomic { size: Size, op: AtomicOp, fetch: bool, dst: u8, src: u8, off: i16 },
+    Atomic {
+        size: Size,
+        op: AtomicOp,
+        fetch: bool,
+        dst: u8,
+        src: u8,
+        off: i16,
+    },
     /// `LD|IMM|DW`: two slots. `src` is the pseudo kind (0 for a plain constant,
     /// BPF_PSEUDO_MAP_FD, ..). `imm` is the low 32 bits from the first slot
     /// and `next_imm` the upper 32 bits from the second.
-    LdImm64 { dst: u8, src: u8, imm: i32, next_imm: i32 },
+    LdImm64 {
+        dst: u8,
+        src: u8,
+        imm: i32,
+        next_imm: i32,
+    },
     /// Legacy `LD|ABS` / `LD|IND` packet loads (socket filters only; XDP rejects them).
-    LdPacket { size: Size, indirect: bool, src: u8, imm: i32 },
+    LdPacket {
+        size: Size,
+        indirect: bool,
+        src: u8,
+        imm: i32,
+    },
 }
 
 impl Insn {
@@ -193,5 +244,117 @@ impl Insn {
             Insn::LdImm64 { .. } => 2,
             _ => 1,
         }
+    }
+}
+
+impl Insn {
+    /// The relative offset, in slots from the next instruction, of a jump
+    /// (`Ja`, conditional `Jmp`) or a local call (`Call(Local)`). The target
+    /// slot is `pc + 1 + offset`.
+    pub const fn jump_offset(&self) -> Option<i32> {
+        match *self {
+            Insn::Ja { off } => Some(off),
+            Insn::Jmp { off, .. } => Some(off as i32),
+            Insn::Call(CallTarget::Local(off)) => Some(off),
+            _ => None,
+        }
+    }
+
+    /// The absolute target slot of a jump or local call at `pc`
+    /// (`pc + 1 + offset`), which may lie outside the program, or `None` for
+    /// other instructions.
+    pub fn jump_target(&self, pc: usize) -> Option<i64> {
+        let off = self.jump_offset()?;
+        let pc = i64::try_from(pc).ok()?;
+        Some(pc + 1 + i64::from(off))
+    }
+
+    /// A jump, conditional or not (`Ja`, `Jmp`). Calls are not branches.
+    pub const fn is_branch(&self) -> bool {
+        matches!(self, Insn::Ja { .. } | Insn::Jmp { .. })
+    }
+
+    /// A conditional jump.
+    pub const fn is_cond_branch(&self) -> bool {
+        matches!(self, Insn::Jmp { .. })
+    }
+
+    /// A call of any kind.
+    pub const fn is_call(&self) -> bool {
+        matches!(self, Insn::Call(_))
+    }
+
+    /// The instruction ends a basic block: a jump of any kind or `exit`.
+    /// (A call returns to the next instruction, so it does not.)
+    pub const fn ends_block(&self) -> bool {
+        matches!(self, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit)
+    }
+
+    /// Execution may continue at the next instruction: false only for `Ja`
+    /// and `Exit`.
+    pub const fn falls_through(&self) -> bool {
+        !matches!(self, Insn::Ja { .. } | Insn::Exit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_flow_queries() {
+        let ja = Insn::Ja { off: -3 };
+        let jmp = Insn::Jmp {
+            width: Width::W32,
+            cond: JmpCond::Ne,
+            dst: 1,
+            src: Operand::Imm(0),
+            off: 7,
+        };
+        let local = Insn::Call(CallTarget::Local(10));
+        let helper = Insn::Call(CallTarget::Helper(1));
+        let mov = Insn::Alu {
+            width: Width::W64,
+            op: AluOp::Mov,
+            dst: 0,
+            src: Operand::Imm(0),
+        };
+
+        assert_eq!(ja.jump_offset(), Some(-3));
+        assert_eq!(jmp.jump_offset(), Some(7));
+        assert_eq!(local.jump_offset(), Some(10));
+        assert_eq!(helper.jump_offset(), None);
+        assert_eq!(Insn::Exit.jump_offset(), None);
+
+        assert_eq!(ja.jump_target(5), Some(3));
+        assert_eq!(jmp.jump_target(5), Some(13));
+        assert_eq!(Insn::Ja { off: -10 }.jump_target(2), Some(-7));
+        assert_eq!(mov.jump_target(5), None);
+
+        assert!(ja.is_branch() && jmp.is_branch() && !local.is_branch() && !Insn::Exit.is_branch());
+        assert!(jmp.is_cond_branch() && !ja.is_cond_branch());
+        assert!(local.is_call() && helper.is_call() && !jmp.is_call());
+        assert!(ja.ends_block() && jmp.ends_block() && Insn::Exit.ends_block());
+        assert!(!local.ends_block() && !mov.ends_block());
+        assert!(!ja.falls_through() && !Insn::Exit.falls_through());
+        assert!(jmp.falls_through() && local.falls_through() && mov.falls_through());
+
+        let lddw = Insn::LdImm64 {
+            dst: 1,
+            src: 0,
+            imm: 0,
+            next_imm: 0,
+        };
+        assert_eq!((lddw.slots(), mov.slots()), (2, 1));
+    }
+
+    #[test]
+    fn raw_insn_bytes_round_trip() {
+        let raw = RawInsn::new(0x61, 9, 6, -4, -2);
+        assert_eq!(
+            raw.to_bytes(),
+            [0x61, 0x69, 0xfc, 0xff, 0xfe, 0xff, 0xff, 0xff]
+        );
+        assert_eq!(RawInsn::from_bytes(raw.to_bytes()), raw);
     }
 }
