@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Generates the test frames in this directory (standard library only).
+
+    python3 gen.py [OUTDIR]
+
+Every frame is a complete Ethernet frame as a NIC would hand it to XDP (no
+FCS). IPv4 header checksums and TCP/UDP/ICMP/ICMPv6 checksums are correct.
+
+  icmp.bin          Eth + IPv4 + ICMP echo request, 56 bytes of payload (98)
+  udp.bin           Eth + IPv4 + UDP to port 53, 32 bytes of payload (74)
+  tcp_syn.bin       Eth + IPv4 + TCP SYN to port 80 with options (74)
+  ipv6.bin          Eth + IPv6 + hop-by-hop header + UDP to port 5353 (86)
+  ipv6_icmp.bin     Eth + IPv6 + ICMPv6 echo request (78)
+  vlan_udp.bin      Eth + 802.1ad tag 100 + 802.1Q tag 200 + IPv4 + UDP (67)
+  ipv4_opts.bin     Eth + IPv4 with IHL 6 (router alert option) + TCP ACK (58)
+  bad_ihl.bin       Eth + IPv4 with IHL 15, frame ends after 40 bytes (54)
+  short.bin         10 bytes: shorter than an Ethernet header
+  blocked_port.bin  Eth + IPv4 + UDP to port 6666 (blocked by the case list) (58)
+"""
+import os
+import struct
+import sys
+
+MAC_A = bytes.fromhex("020000000001")  # sender
+MAC_B = bytes.fromhex("020000000002")  # receiver
+IP_A = bytes([10, 0, 0, 1])
+IP_B = bytes([10, 0, 0, 2])
+IP6_A = bytes.fromhex("fd000000000000000000000000000001")
+IP6_B = bytes.fromhex("fd000000000000000000000000000002")
+
+
+def csum(data: bytes) -> int:
+    """RFC 1071 Internet checksum."""
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def eth(proto: int, dst=MAC_B, src=MAC_A) -> bytes:
+    return dst + src + struct.pack("!H", proto)
+
+
+def ipv4(proto: int, payload: bytes, options: bytes = b"", ident=0x1234, ttl=64) -> bytes:
+    assert len(options) % 4 == 0
+    ihl = 5 + len(options) // 4
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, ihl * 4 + len(payload),
+                      ident, 0x4000, ttl, proto, 0, IP_A, IP_B) + options
+    hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
+    return hdr + payload
+
+
+def pseudo4(proto: int, length: int) -> bytes:
+    return IP_A + IP_B + struct.pack("!BBH", 0, proto, length)
+
+
+def pseudo6(proto: int, length: int) -> bytes:
+    return IP6_A + IP6_B + struct.pack("!I3xB", length, proto)
+
+
+def udp(sport: int, dport: int, payload: bytes, pseudo) -> bytes:
+    length = 8 + len(payload)
+    seg = struct.pack("!HHHH", sport, dport, length, 0) + payload
+    c = csum(pseudo(17, length) + seg) or 0xFFFF
+    return seg[:6] + struct.pack("!H", c) + seg[8:]
+
+
+def tcp(sport: int, dport: int, seq: int, ack: int, flags: int, options: bytes,
+        payload: bytes = b"") -> bytes:
+    assert len(options) % 4 == 0
+    doff = 5 + len(options) // 4
+    seg = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, doff << 4, flags,
+                      64240, 0, 0) + options + payload
+    c = csum(pseudo4(6, len(seg)) + seg)
+    return seg[:16] + struct.pack("!H", c) + seg[18:]
+
+
+def icmp_echo(ident: int, seq: int, payload: bytes) -> bytes:
+    msg = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + payload
+    return msg[:2] + struct.pack("!H", csum(msg)) + msg[4:]
+
+
+def icmp6_echo(ident: int, seq: int, payload: bytes) -> bytes:
+    msg = struct.pack("!BBHHH", 128, 0, 0, ident, seq) + payload
+    c = csum(pseudo6(58, len(msg)) + msg)
+    return msg[:2] + struct.pack("!H", c) + msg[4:]
+
+
+def ipv6(nexthdr: int, payload: bytes, hop_limit=64) -> bytes:
+    return struct.pack("!IHBB", 6 << 28, len(payload), nexthdr, hop_limit) + IP6_A + IP6_B + payload
+
+
+def frames() -> dict:
+    out = {}
+    ping_payload = bytes(range(0x10, 0x10 + 56))  # like ping's 56 data bytes
+    out["icmp.bin"] = eth(0x0800) + ipv4(1, icmp_echo(0x0BEE, 1, ping_payload))
+
+    udp_payload = b"xdp-runtime udp test payload 32b"
+    assert len(udp_payload) == 32
+    out["udp.bin"] = eth(0x0800) + ipv4(17, udp(40000, 53, udp_payload, pseudo4))
+
+    # MSS 1460, SACK permitted, timestamps, NOP, window scale 7: 20 bytes.
+    syn_opts = (bytes([2, 4]) + struct.pack("!H", 1460) + bytes([4, 2])
+                + bytes([8, 10]) + struct.pack("!II", 0x01020304, 0)
+                + bytes([1, 3, 3, 7]))
+    out["tcp_syn.bin"] = eth(0x0800) + ipv4(6, tcp(40001, 80, 0x11223344, 0, 0x02, syn_opts))
+
+    # Hop-by-hop (nexthdr UDP, hdrlen 0: 8 bytes, PadN of 4) then UDP.
+    u6 = udp(40002, 5353, b"ipv6 over udp!!!", pseudo6)
+    hbh = bytes([17, 0, 1, 4, 0, 0, 0, 0])
+    out["ipv6.bin"] = eth(0x86DD) + ipv6(0, hbh + u6)
+
+    out["ipv6_icmp.bin"] = eth(0x86DD) + ipv6(58, icmp6_echo(0x0BEE, 1, b"ping6 v6 payload"))
+
+    inner = ipv4(17, udp(40003, 4789, b"vlan tagged frame", pseudo4))
+    out["vlan_udp.bin"] = (MAC_B + MAC_A + struct.pack("!HHHHH", 0x88A8, 100, 0x8100, 200, 0x0800)
+                           + inner)
+
+    router_alert = bytes([0x94, 0x04, 0x00, 0x00])
+    out["ipv4_opts.bin"] = eth(0x0800) + ipv4(
+        6, tcp(40004, 443, 1000, 2000, 0x10, b""), options=router_alert)
+
+    # IHL 15 claims a 60-byte header; the frame holds only 40 bytes of IPv4.
+    bad = bytearray(ipv4(6, bytes(20)))
+    bad[0] = 0x4F
+    bad[10:12] = b"\0\0"
+    bad[10:12] = struct.pack("!H", csum(bytes(bad[:20])))
+    out["bad_ihl.bin"] = eth(0x0800) + bytes(bad)
+
+    out["short.bin"] = MAC_B + MAC_A[:4]
+
+    out["blocked_port.bin"] = eth(0x0800) + ipv4(17, udp(40005, 6666, b"blocked!" * 2, pseudo4))
+    return out
+
+
+def main() -> None:
+    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+    for name, data in frames().items():
+        with open(os.path.join(outdir, name), "wb") as f:
+            f.write(data)
+        print(f"{name}: {len(data)} bytes")
+
+
+if __name__ == "__main__":
+    main()
