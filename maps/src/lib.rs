@@ -1,1 +1,41 @@
-//! maps
+//! The shared-memory store and the map types of the userspace XDP runtime.
+//!
+//! A [`Store`] is a file in /dev/shm (or an anonymous memfd) holding a versioned
+//! header, a map table and the memory of every map, addressed by offsets so each
+//! process may map it anywhere. [`Map`] handles give the user-space (`bpf(2)`
+//! layout) API and the program-facing hot path ([`Map::prog_lookup`] and
+//! friends: no allocation, no syscall, no lock held across calls).
+//!
+//! Map semantics follow the kernel's arraymap.c and hashtab.c: flags, errnos,
+//! iteration order (bit-for-bit with `BPF_F_ZERO_SEED`, since the hash is the
+//! kernel's jhash), per-CPU layouts.
+//!
+//! # Modules holding unsafe code
+//! - `shm.rs`: creating/mapping the store files, checked typed views of the mapping.
+//! - `layout.rs`: the header and map-table structs (`SharedPod` impls only).
+//! - `lock.rs`: pid spinlocks (`kill(pid, 0)`, `pthread_atfork`).
+//! - `mem.rs`: word-wise atomic copies into and out of map memory.
+//! - `array.rs`, `hash.rs`, `map.rs`: raw pointers into map memory at validated offsets.
+//!
+//! `def.rs`, `store.rs` and `error.rs` hold no unsafe code.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
+mod array;
+mod def;
+mod error;
+mod hash;
+mod layout;
+mod lock;
+mod map;
+mod mem;
+mod shm;
+mod store;
+
+pub use def::*;
+pub use error::{MapError, StoreError};
+pub use layout::{LAYOUT_VERSION, MAGIC, MAP_TABLE_CAP, MIN_STORE_SIZE};
+pub use map::{Map, MapKeys, ValueRegion};
+pub use shm::MAX_STORE_NAME;
+pub use store::{parse_cpu_list, possible_cpus, Store, StoreOptions, DEFAULT_STORE_SIZE};

@@ -1,0 +1,475 @@
+//! Map definitions, the kernel's creation checks, and each map's memory geometry.
+//!
+//! Pure arithmetic: no unsafe code, no memory access. `geometry` is run both when a
+//! map is created and when a store is opened, so that a map table entry is trusted
+//! only if its recorded sizes are the ones this build would have computed.
+
+use crate::error::MapError;
+
+/// `BPF_MAP_TYPE_HASH`.
+pub const BPF_MAP_TYPE_HASH: u32 = 1;
+/// `BPF_MAP_TYPE_ARRAY`.
+pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
+/// `BPF_MAP_TYPE_PROG_ARRAY`.
+pub const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
+/// `BPF_MAP_TYPE_PERCPU_HASH`.
+pub const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
+/// `BPF_MAP_TYPE_PERCPU_ARRAY`.
+pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+
+/// Update flag: create or replace.
+pub const BPF_ANY: u64 = 0;
+/// Update flag: create only.
+pub const BPF_NOEXIST: u64 = 1;
+/// Update flag: replace only.
+pub const BPF_EXIST: u64 = 2;
+/// Update flag: take the value's bpf_spin_lock (only for values holding one).
+pub const BPF_F_LOCK: u64 = 4;
+
+/// Map flag: do not preallocate hash elements.
+pub const BPF_F_NO_PREALLOC: u32 = 1 << 0;
+/// Map flag: per-CPU LRU lists.
+pub const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
+/// Map flag: numa_node is valid.
+pub const BPF_F_NUMA_NODE: u32 = 1 << 2;
+/// Map flag: read-only from user space.
+pub const BPF_F_RDONLY: u32 = 1 << 3;
+/// Map flag: write-only from user space.
+pub const BPF_F_WRONLY: u32 = 1 << 4;
+/// Map flag: zero hash seed (deterministic bucket order).
+pub const BPF_F_ZERO_SEED: u32 = 1 << 6;
+/// Map flag: read-only from programs.
+pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+/// Map flag: write-only from programs.
+pub const BPF_F_WRONLY_PROG: u32 = 1 << 8;
+/// Map flag: memory may be mmap()ed (global data).
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+/// Map flag: keep perf_event_array elements on close.
+pub const BPF_F_PRESERVE_ELEMS: u32 = 1 << 11;
+/// Map flag: map used as an inner map.
+pub const BPF_F_INNER_MAP: u32 = 1 << 12;
+/// All access flags.
+pub const BPF_F_ACCESS_MASK: u32 =
+    BPF_F_RDONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY | BPF_F_WRONLY_PROG;
+
+/// Length of a map name including its NUL, as the kernel's `BPF_OBJ_NAME_LEN`.
+pub const BPF_OBJ_NAME_LEN: usize = 16;
+
+const ARRAY_CREATE_FLAG_MASK: u32 =
+    BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_ACCESS_MASK | BPF_F_PRESERVE_ELEMS | BPF_F_INNER_MAP;
+const HTAB_CREATE_FLAG_MASK: u32 =
+    BPF_F_NO_PREALLOC | BPF_F_NO_COMMON_LRU | BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK | BPF_F_ZERO_SEED;
+/// The kernel's PCPU_MIN_UNIT_SIZE: bound on a per-CPU value.
+const PCPU_MIN_UNIT_SIZE: u64 = 32 << 10;
+/// The kernel's KMALLOC_MAX_SIZE on x86-64 with 4 KiB pages.
+const KMALLOC_MAX_SIZE: u64 = 4 << 20;
+/// sizeof(struct htab_elem) on x86-64, used only by the kernel's size check.
+const KERNEL_HTAB_ELEM_SIZE: u64 = 48;
+
+/// Size of the per-element header in our hash maps: next link, free-list link, hash, pad.
+pub(crate) const HASH_ELEM_HDR: u64 = 16;
+/// Size of the hash map control block at the start of its data (free-list head etc).
+pub(crate) const HASH_CTRL_SIZE: u64 = 64;
+/// Bytes per hash bucket: head link, lock word, change sequence, pad.
+pub(crate) const HASH_BUCKET_SIZE: u64 = 16;
+/// Largest element count a 31-bit element link can name.
+pub(crate) const HASH_MAX_ELEMS: u64 = (1 << 31) - 2;
+
+/// A map to create, as `BPF_MAP_CREATE` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MapDef {
+    /// `BPF_MAP_TYPE_*`.
+    pub map_type: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes.
+    pub value_size: u32,
+    /// Maximum number of entries.
+    pub max_entries: u32,
+    /// `BPF_F_*` map flags.
+    pub map_flags: u32,
+    /// Name of `[A-Za-z0-9_.]` (the kernel's rule; EINVAL otherwise). Only the
+    /// first 15 bytes are kept, as libbpf truncates before calling bpf(2).
+    pub name: String,
+    /// BTF type id of the key (0 if none).
+    pub btf_key_type_id: u32,
+    /// BTF type id of the value (0 if none).
+    pub btf_value_type_id: u32,
+}
+
+/// What a created map is: its id and definition, as `BPF_OBJ_GET_INFO_BY_FD` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapInfo {
+    /// Store-wide map id (from 1).
+    pub id: u32,
+    /// `BPF_MAP_TYPE_*`.
+    pub map_type: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes (per CPU for per-CPU maps).
+    pub value_size: u32,
+    /// Maximum number of entries.
+    pub max_entries: u32,
+    /// `BPF_F_*` map flags.
+    pub map_flags: u32,
+    /// Map name.
+    pub name: String,
+    /// BTF type id of the key.
+    pub btf_key_type_id: u32,
+    /// BTF type id of the value.
+    pub btf_value_type_id: u32,
+}
+
+/// Which implementation a map type uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Array,
+    PercpuArray,
+    ProgArray,
+    Hash,
+    PercpuHash,
+}
+
+/// Where everything of one map lives inside its data region, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub kind: Kind,
+    /// Total bytes of the map's data region.
+    pub data_len: u64,
+    /// Required alignment of the data region (64, or 4096 for BPF_F_MMAPABLE).
+    pub align: u64,
+    /// round_up(value_size, 8) (4 for PROG_ARRAY).
+    pub vstride: u64,
+    /// Hash: bucket count (power of two).
+    pub n_buckets: u64,
+    /// Hash: element count.
+    pub nelems: u64,
+    /// Hash: bytes per element.
+    pub elem_size: u64,
+    /// Hash: round_up(key_size, 8).
+    pub key_stride: u64,
+    /// Hash: offset of the bucket array in the data region.
+    pub buckets_off: u64,
+    /// Hash: offset of the element array in the data region.
+    pub elems_off: u64,
+}
+
+pub(crate) fn round_up(x: u64, a: u64) -> u64 {
+    x.div_ceil(a) * a
+}
+
+fn invalid(name: &str, what: impl Into<String>) -> MapError {
+    MapError::InvalidDef {
+        name: name.to_owned(),
+        what: what.into(),
+    }
+}
+
+fn too_big(name: &str, what: impl Into<String>) -> MapError {
+    MapError::DefTooBig {
+        name: name.to_owned(),
+        what: what.into(),
+    }
+}
+
+/// The name as stored: its first 15 bytes, as libbpf truncates names to
+/// BPF_OBJ_NAME_LEN - 1 before calling bpf(2).
+pub(crate) fn stored_name(name: &str) -> &str {
+    let mut end = name.len().min(BPF_OBJ_NAME_LEN - 1);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// The kernel's `bpf_obj_name_cpy` character rule: `[A-Za-z0-9_.]` only
+/// (applied to the stored, truncated name).
+pub(crate) fn check_name(name: &str) -> Result<(), MapError> {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    {
+        return Err(invalid(name, "name has characters outside [A-Za-z0-9_.]"));
+    }
+    Ok(())
+}
+
+fn access_ok(flags: u32) -> bool {
+    flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)
+}
+
+/// The kernel's map_alloc_check for the supported types, then our memory geometry.
+/// `ncpus` is the store's per-CPU slot count.
+pub(crate) fn geometry(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    flags: u32,
+    name: &str,
+    ncpus: u32,
+) -> Result<Geometry, MapError> {
+    let kind = match map_type {
+        BPF_MAP_TYPE_ARRAY => Kind::Array,
+        BPF_MAP_TYPE_PERCPU_ARRAY => Kind::PercpuArray,
+        BPF_MAP_TYPE_PROG_ARRAY => Kind::ProgArray,
+        BPF_MAP_TYPE_HASH => Kind::Hash,
+        BPF_MAP_TYPE_PERCPU_HASH => Kind::PercpuHash,
+        t => return Err(invalid(name, format!("unsupported map type {t}"))),
+    };
+    let ncpus = u64::from(ncpus.max(1));
+    let (key, value, max) = (
+        u64::from(key_size),
+        u64::from(value_size),
+        u64::from(max_entries),
+    );
+    let vstride = round_up(value, 8);
+    let mut g = Geometry {
+        kind,
+        data_len: 0,
+        align: 64,
+        vstride,
+        n_buckets: 0,
+        nelems: 0,
+        elem_size: 0,
+        key_stride: 0,
+        buckets_off: 0,
+        elems_off: 0,
+    };
+    match kind {
+        Kind::Array | Kind::PercpuArray | Kind::ProgArray => {
+            if kind == Kind::ProgArray {
+                // fd_array_map_alloc_check
+                if value_size != 4 {
+                    return Err(invalid(name, "PROG_ARRAY value_size must be 4"));
+                }
+                if flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != 0 {
+                    return Err(invalid(
+                        name,
+                        "PROG_ARRAY cannot be RDONLY_PROG/WRONLY_PROG",
+                    ));
+                }
+            }
+            // array_map_alloc_check
+            if max_entries == 0 {
+                return Err(invalid(name, "max_entries is 0"));
+            }
+            if key_size != 4 {
+                return Err(invalid(name, "array key_size must be 4"));
+            }
+            if value_size == 0 {
+                return Err(invalid(name, "value_size is 0"));
+            }
+            if flags & !ARRAY_CREATE_FLAG_MASK != 0 || !access_ok(flags) {
+                return Err(invalid(name, format!("map_flags {flags:#x} not allowed")));
+            }
+            if kind == Kind::PercpuArray && flags & BPF_F_NUMA_NODE != 0 {
+                return Err(invalid(name, "numa node on a per-CPU map"));
+            }
+            if kind != Kind::Array && flags & (BPF_F_MMAPABLE | BPF_F_INNER_MAP) != 0 {
+                return Err(invalid(name, "MMAPABLE/INNER_MAP only on plain arrays"));
+            }
+            if flags & BPF_F_PRESERVE_ELEMS != 0 {
+                return Err(invalid(name, "PRESERVE_ELEMS only on perf event arrays"));
+            }
+            if value > i32::MAX as u64 {
+                return Err(too_big(name, "value_size > INT_MAX"));
+            }
+            if kind == Kind::PercpuArray && vstride > PCPU_MIN_UNIT_SIZE {
+                return Err(too_big(name, "per-CPU value larger than 32 KiB"));
+            }
+            let (stride, copies) = match kind {
+                Kind::ProgArray => (4, 1),
+                Kind::PercpuArray => (vstride, ncpus),
+                _ => (vstride, 1),
+            };
+            g.vstride = stride;
+            g.data_len = max
+                .checked_mul(stride)
+                .and_then(|x| x.checked_mul(copies))
+                .ok_or_else(|| too_big(name, "size overflows"))?;
+            if flags & BPF_F_MMAPABLE != 0 {
+                g.align = 4096;
+                g.data_len = round_up(g.data_len, 4096);
+            }
+        }
+        Kind::Hash | Kind::PercpuHash => {
+            let percpu = kind == Kind::PercpuHash;
+            // htab_map_alloc_check
+            if flags & !HTAB_CREATE_FLAG_MASK != 0 || !access_ok(flags) {
+                return Err(invalid(name, format!("map_flags {flags:#x} not allowed")));
+            }
+            if flags & BPF_F_NO_COMMON_LRU != 0 {
+                return Err(invalid(name, "NO_COMMON_LRU on a non-LRU hash"));
+            }
+            if flags & BPF_F_NUMA_NODE != 0 && percpu {
+                return Err(invalid(name, "numa node on a per-CPU map"));
+            }
+            if max_entries == 0 || key_size == 0 || value_size == 0 {
+                return Err(invalid(
+                    name,
+                    "max_entries, key_size and value_size must be > 0",
+                ));
+            }
+            if key + value >= KMALLOC_MAX_SIZE - KERNEL_HTAB_ELEM_SIZE {
+                return Err(too_big(name, "key_size + value_size too large"));
+            }
+            if percpu && vstride > PCPU_MIN_UNIT_SIZE {
+                return Err(too_big(name, "per-CPU value larger than 32 KiB"));
+            }
+            // BPF_F_NO_PREALLOC is accepted; elements are always preallocated here,
+            // which is invisible to users except for memory use.
+            // A plain hash replaces an existing key by swapping in a spare element
+            // (as the kernel's prealloc htab does with its per-CPU extra elements),
+            // so it holds ncpus spares beyond max_entries.
+            let spares = if percpu { 0 } else { ncpus };
+            if max + spares > HASH_MAX_ELEMS {
+                return Err(too_big(name, "max_entries larger than 2^31 - 2 - ncpus"));
+            }
+            g.n_buckets = max.next_power_of_two();
+            g.nelems = max + spares;
+            g.key_stride = round_up(key, 8);
+            let values = if percpu { vstride * ncpus } else { vstride };
+            g.elem_size = HASH_ELEM_HDR + g.key_stride + values;
+            g.buckets_off = HASH_CTRL_SIZE;
+            g.elems_off = round_up(HASH_CTRL_SIZE + g.n_buckets * HASH_BUCKET_SIZE, 64);
+            g.data_len = g
+                .nelems
+                .checked_mul(g.elem_size)
+                .and_then(|x| x.checked_add(g.elems_off))
+                .ok_or_else(|| too_big(name, "size overflows"))?;
+        }
+    }
+    Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geo(t: u32, k: u32, v: u32, m: u32, f: u32) -> Result<Geometry, MapError> {
+        geometry(t, k, v, m, f, "m", 2)
+    }
+
+    fn errno(r: Result<Geometry, MapError>) -> i32 {
+        r.err().map(|e| e.errno()).unwrap_or(0)
+    }
+
+    #[test]
+    fn array_checks_follow_the_kernel() {
+        assert_eq!(errno(geo(BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0)), 0);
+        assert_eq!(errno(geo(BPF_MAP_TYPE_ARRAY, 8, 4, 1, 0)), libc::EINVAL);
+        assert_eq!(errno(geo(BPF_MAP_TYPE_ARRAY, 4, 0, 1, 0)), libc::EINVAL);
+        assert_eq!(errno(geo(BPF_MAP_TYPE_ARRAY, 4, 4, 0, 0)), libc::EINVAL);
+        assert_eq!(
+            errno(geo(BPF_MAP_TYPE_ARRAY, 4, 4, 1, BPF_F_ZERO_SEED)),
+            libc::EINVAL
+        );
+        assert_eq!(
+            errno(geo(
+                BPF_MAP_TYPE_ARRAY,
+                4,
+                4,
+                1,
+                BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG
+            )),
+            libc::EINVAL
+        );
+        assert_eq!(
+            errno(geo(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 4, 1, BPF_F_MMAPABLE)),
+            libc::EINVAL
+        );
+        assert_eq!(errno(geo(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 32768, 1, 0)), 0);
+        assert_eq!(
+            errno(geo(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 32769, 1, 0)),
+            libc::E2BIG
+        );
+        assert_eq!(
+            errno(geo(BPF_MAP_TYPE_PROG_ARRAY, 4, 8, 1, 0)),
+            libc::EINVAL
+        );
+        assert_eq!(
+            errno(geo(BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 1, BPF_F_RDONLY_PROG)),
+            libc::EINVAL
+        );
+        assert_eq!(errno(geo(99, 4, 4, 1, 0)), libc::EINVAL);
+    }
+
+    #[test]
+    fn array_sizes_round_values_to_8() {
+        let g = geo(BPF_MAP_TYPE_ARRAY, 4, 12, 3, 0).expect("valid");
+        assert_eq!((g.vstride, g.data_len), (16, 48));
+        let g = geo(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 4, 3, 0).expect("valid");
+        assert_eq!((g.vstride, g.data_len), (8, 3 * 8 * 2));
+        let g = geo(
+            BPF_MAP_TYPE_ARRAY,
+            4,
+            4,
+            1,
+            BPF_F_MMAPABLE | BPF_F_RDONLY_PROG,
+        )
+        .expect("valid");
+        assert_eq!((g.align, g.data_len), (4096, 4096));
+    }
+
+    #[test]
+    fn hash_checks_follow_the_kernel() {
+        assert_eq!(errno(geo(BPF_MAP_TYPE_HASH, 1, 1, 1, 0)), 0);
+        assert_eq!(errno(geo(BPF_MAP_TYPE_HASH, 0, 1, 1, 0)), libc::EINVAL);
+        assert_eq!(errno(geo(BPF_MAP_TYPE_HASH, 1, 0, 1, 0)), libc::EINVAL);
+        assert_eq!(errno(geo(BPF_MAP_TYPE_HASH, 1, 1, 0, 0)), libc::EINVAL);
+        assert_eq!(
+            errno(geo(BPF_MAP_TYPE_HASH, 1, 1, 1, BPF_F_MMAPABLE)),
+            libc::EINVAL
+        );
+        assert_eq!(
+            errno(geo(BPF_MAP_TYPE_HASH, 1, 1, 1, BPF_F_NO_COMMON_LRU)),
+            libc::EINVAL
+        );
+        assert_eq!(
+            errno(geo(
+                BPF_MAP_TYPE_HASH,
+                1,
+                1,
+                1,
+                BPF_F_NO_PREALLOC | BPF_F_ZERO_SEED
+            )),
+            0
+        );
+        assert_eq!(errno(geo(BPF_MAP_TYPE_HASH, 4, 5 << 20, 1, 0)), libc::E2BIG);
+        assert_eq!(
+            errno(geo(BPF_MAP_TYPE_PERCPU_HASH, 4, 40000, 1, 0)),
+            libc::E2BIG
+        );
+        assert_eq!(
+            errno(geo(BPF_MAP_TYPE_PERCPU_HASH, 4, 8, 1, BPF_F_NUMA_NODE)),
+            libc::EINVAL
+        );
+    }
+
+    #[test]
+    fn hash_geometry() {
+        let g = geo(BPF_MAP_TYPE_HASH, 6, 4, 5, 0).expect("valid");
+        assert_eq!(g.n_buckets, 8);
+        assert_eq!(g.key_stride, 8);
+        assert_eq!(g.elem_size, 16 + 8 + 8);
+        assert_eq!(g.elems_off, 64 + 8 * 16);
+        assert_eq!(g.nelems, 5 + 2);
+        assert_eq!(g.data_len, 192 + 7 * 32);
+        let g = geo(BPF_MAP_TYPE_PERCPU_HASH, 4, 12, 1, 0).expect("valid");
+        assert_eq!(g.elem_size, 16 + 8 + 2 * 16);
+        assert_eq!(g.nelems, 1);
+    }
+
+    #[test]
+    fn names_follow_the_kernel() {
+        assert!(check_name("my_map.bss").is_ok());
+        assert!(check_name("").is_ok());
+        assert_eq!(check_name("a-b").map_err(|e| e.errno()), Err(libc::EINVAL));
+        assert_eq!(check_name("é").map_err(|e| e.errno()), Err(libc::EINVAL));
+        assert_eq!(stored_name("1234567890123456789"), "123456789012345");
+        assert_eq!(stored_name("short"), "short");
+        // Truncation never splits a character (such names are rejected anyway).
+        assert_eq!(stored_name("12345678901234é"), "12345678901234");
+    }
+}

@@ -1,0 +1,302 @@
+//! Error types of the store and of the maps.
+//!
+//! [`StoreError`] covers creating, opening and validating a store file.
+//! [`MapError`] covers map creation and every map operation; [`MapError::errno`]
+//! gives the positive errno the kernel's `bpf(2)` would have returned.
+
+use std::io;
+
+/// An error while creating, opening or validating a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named store does not exist in /dev/shm.
+    #[error("store {name:?} not found")]
+    NotFound {
+        /// The store name.
+        name: String,
+    },
+    /// `Store::create` on a name that already exists.
+    #[error("store {name:?} already exists")]
+    AlreadyExists {
+        /// The store name.
+        name: String,
+    },
+    /// The name is empty, holds a '/', a NUL, or is longer than 200 bytes.
+    #[error("invalid store name {name:?}: {why}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The options cannot describe a store (size too small, ncpus out of range).
+    #[error("invalid store options: {what}")]
+    InvalidOptions {
+        /// What is wrong.
+        what: String,
+    },
+    /// The file is shorter than the header, or than the size its header records.
+    #[error("store file truncated: {len} bytes, need {need}")]
+    Truncated {
+        /// The file length found.
+        len: u64,
+        /// The length required.
+        need: u64,
+    },
+    /// The file does not start with the store magic.
+    #[error("not a store file: magic {found:#018x}, expected {expected:#018x}")]
+    BadMagic {
+        /// The magic found.
+        found: u64,
+        /// The magic this build writes.
+        expected: u64,
+    },
+    /// The store was written with another layout version.
+    #[error("store layout version {found}, this build reads version {expected}")]
+    Version {
+        /// The version found in the header.
+        found: u32,
+        /// The version this build reads and writes.
+        expected: u32,
+    },
+    /// A header or map-table field that this build would have to trust is inconsistent.
+    #[error("store corrupt: {what}")]
+    Corrupt {
+        /// The inconsistency.
+        what: String,
+    },
+    /// The store has no room left (bump allocator or a fixed table exhausted).
+    #[error("store full: {what}")]
+    Full {
+        /// What ran out.
+        what: String,
+    },
+    /// An operating-system call failed.
+    #[error("{op}: {source}")]
+    Io {
+        /// The operation, e.g. "open /dev/shm/x".
+        op: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(op: impl Into<String>, source: io::Error) -> Self {
+        StoreError::Io {
+            op: op.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(what: impl Into<String>) -> Self {
+        StoreError::Corrupt { what: what.into() }
+    }
+}
+
+/// An error from map creation or a map operation.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum MapError {
+    /// The map definition is rejected (the kernel's map_alloc_check returning EINVAL).
+    #[error("invalid map definition for map {name:?}: {what}")]
+    InvalidDef {
+        /// The map name from the definition.
+        name: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// The map definition asks for more than the kernel allows (E2BIG at creation).
+    #[error("map {name:?} too big: {what}")]
+    DefTooBig {
+        /// The map name from the definition.
+        name: String,
+        /// What is too big.
+        what: String,
+    },
+    /// The store has not enough free space for the map's memory (ENOMEM).
+    #[error("no space in store for map {name:?}: need {needed} bytes, {available} free")]
+    NoSpace {
+        /// The map name.
+        name: String,
+        /// Bytes requested.
+        needed: u64,
+        /// Bytes left in the store.
+        available: u64,
+    },
+    /// Every map-table slot is used (ENOSPC, as the kernel's id allocator).
+    #[error("store map table full ({capacity} maps)")]
+    TableFull {
+        /// The table capacity.
+        capacity: u32,
+    },
+    /// No live map has this id (ENOENT).
+    #[error("no map with id {id}")]
+    NoSuchMap {
+        /// The id asked for.
+        id: u32,
+    },
+    /// The map table entry or the map's memory failed validation (EUCLEAN).
+    #[error("map {id} corrupt: {what}")]
+    Corrupt {
+        /// The map id.
+        id: u32,
+        /// The inconsistency.
+        what: String,
+    },
+    /// Update flags not accepted for this map (EINVAL).
+    #[error("map {id}: invalid flags {flags:#x}")]
+    InvalidFlags {
+        /// The map id.
+        id: u32,
+        /// The flags passed.
+        flags: u64,
+    },
+    /// A key slice of the wrong length (EINVAL).
+    #[error("map {id}: key is {got} bytes, map key_size is {expected}")]
+    KeySize {
+        /// The map id.
+        id: u32,
+        /// The map's key size.
+        expected: usize,
+        /// The slice length passed.
+        got: usize,
+    },
+    /// A value slice of the wrong length (EINVAL).
+    #[error("map {id}: value buffer is {got} bytes, expected {expected}")]
+    ValueSize {
+        /// The map id.
+        id: u32,
+        /// The size expected (see `Map::user_value_size`).
+        expected: usize,
+        /// The slice length passed.
+        got: usize,
+    },
+    /// The key is not in the map (ENOENT); also the end of a get_next_key walk.
+    #[error("map {id}: no such key")]
+    NotFound {
+        /// The map id.
+        id: u32,
+    },
+    /// BPF_NOEXIST on a key that exists (EEXIST).
+    #[error("map {id}: key exists")]
+    Exists {
+        /// The map id.
+        id: u32,
+    },
+    /// A new key on a full map, or an array index >= max_entries on update (E2BIG).
+    #[error("map {id}: full or index out of range (max_entries {max_entries})")]
+    TooBig {
+        /// The map id.
+        id: u32,
+        /// The map's max_entries.
+        max_entries: u32,
+    },
+    /// The operation does not exist for this map type (EINVAL), e.g. delete on an array.
+    #[error("map {id}: {op} not supported on map type {map_type}")]
+    NotSupported {
+        /// The map id.
+        id: u32,
+        /// The map type.
+        map_type: u32,
+        /// The operation.
+        op: &'static str,
+    },
+    /// The map's access flags (BPF_F_RDONLY, BPF_F_WRONLY, BPF_F_RDONLY_PROG, frozen)
+    /// forbid the operation (EPERM).
+    #[error("map {id}: {op} not permitted ({why})")]
+    PermissionDenied {
+        /// The map id.
+        id: u32,
+        /// The operation.
+        op: &'static str,
+        /// Which flag forbids it.
+        why: &'static str,
+    },
+    /// The map is already frozen (EBUSY).
+    #[error("map {id}: already frozen")]
+    Busy {
+        /// The map id.
+        id: u32,
+    },
+    /// A value argument is invalid for this map (EINVAL), e.g. program id 0 in a PROG_ARRAY.
+    #[error("map {id}: invalid value: {what}")]
+    InvalidValue {
+        /// The map id.
+        id: u32,
+        /// What is wrong.
+        what: &'static str,
+    },
+}
+
+impl MapError {
+    /// The positive errno the kernel's `bpf(2)` returns for the same failure.
+    pub fn errno(&self) -> i32 {
+        match self {
+            MapError::InvalidDef { .. }
+            | MapError::InvalidFlags { .. }
+            | MapError::KeySize { .. }
+            | MapError::ValueSize { .. }
+            | MapError::NotSupported { .. }
+            | MapError::InvalidValue { .. } => libc::EINVAL,
+            MapError::DefTooBig { .. } | MapError::TooBig { .. } => libc::E2BIG,
+            MapError::NoSpace { .. } => libc::ENOMEM,
+            MapError::TableFull { .. } => libc::ENOSPC,
+            MapError::NoSuchMap { .. } | MapError::NotFound { .. } => libc::ENOENT,
+            MapError::Corrupt { .. } => libc::EUCLEAN,
+            MapError::Exists { .. } => libc::EEXIST,
+            MapError::PermissionDenied { .. } => libc::EPERM,
+            MapError::Busy { .. } => libc::EBUSY,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_values_match_linux() {
+        // Linux errno numbers (asm-generic/errno-base.h, errno.h).
+        assert_eq!(MapError::NotFound { id: 1 }.errno(), 2);
+        assert_eq!(
+            MapError::TooBig {
+                id: 1,
+                max_entries: 1
+            }
+            .errno(),
+            7
+        );
+        assert_eq!(MapError::Exists { id: 1 }.errno(), 17);
+        assert_eq!(MapError::InvalidFlags { id: 1, flags: 9 }.errno(), 22);
+        assert_eq!(
+            MapError::NoSpace {
+                name: "m".into(),
+                needed: 1,
+                available: 0
+            }
+            .errno(),
+            12
+        );
+        assert_eq!(
+            MapError::NotSupported {
+                id: 1,
+                map_type: 2,
+                op: "delete"
+            }
+            .errno(),
+            22
+        );
+    }
+
+    #[test]
+    fn store_error_messages_carry_context() {
+        let e = StoreError::Version {
+            found: 9,
+            expected: 1,
+        };
+        assert!(e.to_string().contains('9'));
+        let e = StoreError::corrupt("map table entry 3: data outside file");
+        assert!(e.to_string().contains("entry 3"));
+    }
+}

@@ -1,0 +1,503 @@
+//! The `Map` handle: type dispatch, argument and permission checks, and the
+//! description of where program-visible values live.
+//!
+//! The per-type operations are in `array.rs` and `hash.rs`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::def::{self, Kind, MapInfo};
+use crate::error::MapError;
+use crate::layout::{self, EntrySnapshot};
+use crate::shm::Shm;
+
+/// A handle on one map in a store. Cheap to clone; `Send + Sync`. Keeps the
+/// store mapped while it lives.
+#[derive(Clone)]
+pub struct Map {
+    pub(crate) shm: Arc<Shm>,
+    pub(crate) meta: Arc<MapMeta>,
+    pub(crate) kind: Kind,
+    /// Start of the map's data region in this process's mapping.
+    pub(crate) data: *mut u8,
+    pub(crate) id: u32,
+    pub(crate) key_size: u32,
+    pub(crate) value_size: u32,
+    pub(crate) max_entries: u32,
+    pub(crate) map_flags: u32,
+    pub(crate) ncpus: u32,
+    /// round_up(value_size, 8) (4 for PROG_ARRAY).
+    pub(crate) vstride: usize,
+    // Hash maps only:
+    pub(crate) bucket_mask: u32,
+    pub(crate) nelems: u32,
+    pub(crate) elem_size: usize,
+    pub(crate) key_stride: usize,
+    pub(crate) buckets: *mut u8,
+    pub(crate) elems: *mut u8,
+    pub(crate) seed: u32,
+}
+
+// SAFETY: the raw pointers point into the shared mapping owned by `shm` (kept
+// alive by the Arc). All access through them is atomic or guarded by the
+// store's locks, and the map memory is designed for concurrent use by many
+// threads and processes.
+unsafe impl Send for Map {}
+// SAFETY: as above.
+unsafe impl Sync for Map {}
+
+pub(crate) struct MapMeta {
+    pub info: MapInfo,
+    pub slot: u32,
+    pub data_len: usize,
+}
+
+impl std::fmt::Debug for Map {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Map")
+            .field("info", &self.meta.info)
+            .finish()
+    }
+}
+
+/// Where program-visible values live. An access `[p, p+n)` is inside a value iff
+/// `base <= p`, `p + n <= base + len`, and `(p - base) % stride` lies with its `n`
+/// bytes inside `[value_offset, value_offset + value_len)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueRegion {
+    /// First byte of the region (an address in this process).
+    pub base: usize,
+    /// Bytes in the region (0 when programs may not access values, e.g. PROG_ARRAY).
+    pub len: usize,
+    /// Bytes from one element to the next.
+    pub stride: usize,
+    /// Offset of the value inside an element.
+    pub value_offset: usize,
+    /// Accessible bytes of the value.
+    pub value_len: usize,
+}
+
+impl ValueRegion {
+    /// Applies the rule in the type's documentation.
+    #[inline]
+    pub fn contains(&self, p: usize, n: usize) -> bool {
+        if self.stride == 0 || p < self.base {
+            return false;
+        }
+        let off = p - self.base;
+        match off.checked_add(n) {
+            Some(end) if end <= self.len => {}
+            _ => return false,
+        }
+        let within = off % self.stride;
+        within >= self.value_offset && within + n <= self.value_offset + self.value_len
+    }
+}
+
+impl Map {
+    pub(crate) fn from_snapshot(
+        shm: Arc<Shm>,
+        snap: EntrySnapshot,
+        ncpus: u32,
+    ) -> Result<Map, MapError> {
+        let g = snap.geometry;
+        let id = snap.info.id;
+        let corrupt = |what: &str| MapError::Corrupt {
+            id,
+            what: what.to_owned(),
+        };
+        let data_off = usize::try_from(snap.data_off).map_err(|_| corrupt("data offset"))?;
+        let data_len = usize::try_from(g.data_len).map_err(|_| corrupt("data length"))?;
+        match data_off.checked_add(data_len) {
+            Some(end) if end <= shm.len() => {}
+            _ => return Err(corrupt("data outside the mapping")),
+        }
+        let data = shm.base().wrapping_add(data_off);
+        let conv = |x: u64| usize::try_from(x).map_err(|_| corrupt("geometry"));
+        let buckets = data.wrapping_add(conv(g.buckets_off)?);
+        let elems = data.wrapping_add(conv(g.elems_off)?);
+        let bucket_mask =
+            u32::try_from(g.n_buckets.saturating_sub(1)).map_err(|_| corrupt("buckets"))?;
+        let nelems = u32::try_from(g.nelems).map_err(|_| corrupt("elements"))?;
+        Ok(Map {
+            kind: g.kind,
+            data,
+            id,
+            key_size: snap.info.key_size,
+            value_size: snap.info.value_size,
+            max_entries: snap.info.max_entries,
+            map_flags: snap.info.map_flags,
+            ncpus,
+            vstride: conv(g.vstride)?,
+            bucket_mask,
+            nelems,
+            elem_size: conv(g.elem_size)?,
+            key_stride: conv(g.key_stride)?,
+            buckets,
+            elems,
+            seed: snap.hash_seed,
+            meta: Arc::new(MapMeta {
+                info: snap.info,
+                slot: snap.slot,
+                data_len,
+            }),
+            shm,
+        })
+    }
+
+    /// The map's id and definition.
+    pub fn info(&self) -> MapInfo {
+        self.meta.info.clone()
+    }
+
+    /// The map id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Per-CPU slots of per-CPU maps (the store's ncpus).
+    pub fn ncpus(&self) -> u32 {
+        self.ncpus
+    }
+
+    fn is_percpu(&self) -> bool {
+        matches!(self.kind, Kind::PercpuArray | Kind::PercpuHash)
+    }
+
+    /// Bytes of a value in the user-space API: value_size, or
+    /// ncpus * round_up(value_size, 8) for per-CPU maps (the bpf(2) layout).
+    pub fn user_value_size(&self) -> usize {
+        if self.is_percpu() {
+            self.ncpus as usize * self.vstride
+        } else {
+            self.value_size as usize
+        }
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<(), MapError> {
+        if key.len() != self.key_size as usize {
+            return Err(MapError::KeySize {
+                id: self.id,
+                expected: self.key_size as usize,
+                got: key.len(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, v: usize) -> Result<(), MapError> {
+        if v != self.user_value_size() {
+            return Err(MapError::ValueSize {
+                id: self.id,
+                expected: self.user_value_size(),
+                got: v,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_readable(&self, op: &'static str) -> Result<(), MapError> {
+        if self.map_flags & def::BPF_F_WRONLY != 0 {
+            return Err(MapError::PermissionDenied {
+                id: self.id,
+                op,
+                why: "BPF_F_WRONLY",
+            });
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self, op: &'static str) -> Result<(), MapError> {
+        if self.map_flags & def::BPF_F_RDONLY != 0 {
+            return Err(MapError::PermissionDenied {
+                id: self.id,
+                op,
+                why: "BPF_F_RDONLY",
+            });
+        }
+        if self.is_frozen() {
+            return Err(MapError::PermissionDenied {
+                id: self.id,
+                op,
+                why: "map frozen",
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn not_supported(&self, op: &'static str) -> MapError {
+        MapError::NotSupported {
+            id: self.id,
+            map_type: self.meta.info.map_type,
+            op,
+        }
+    }
+
+    /// True once `freeze` has been called (by any process).
+    pub fn is_frozen(&self) -> bool {
+        layout::entry(&self.shm, self.meta.slot)
+            .map(|e| e.frozen.load(Ordering::Acquire) != 0)
+            .unwrap_or(false)
+    }
+
+    /// BPF_MAP_FREEZE: from now on user space may not update or delete
+    /// (programs still may). EBUSY if already frozen.
+    pub fn freeze(&self) -> Result<(), MapError> {
+        let e = layout::entry(&self.shm, self.meta.slot).ok_or(MapError::Corrupt {
+            id: self.id,
+            what: "map table slot outside the mapping".into(),
+        })?;
+        match e
+            .frozen
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Ok(()),
+            Err(_) => Err(MapError::Busy { id: self.id }),
+        }
+    }
+
+    // ---- user-space API ----
+
+    /// BPF_MAP_LOOKUP_ELEM. `value_out` is `user_value_size()` bytes.
+    pub fn lookup(&self, key: &[u8], value_out: &mut [u8]) -> Result<(), MapError> {
+        self.check_readable("lookup")?;
+        self.check_key(key)?;
+        self.check_value(value_out.len())?;
+        match self.kind {
+            Kind::Array | Kind::PercpuArray | Kind::ProgArray => {
+                self.array_user_lookup(key, value_out)
+            }
+            Kind::Hash | Kind::PercpuHash => self.hash_user_lookup(key, value_out),
+        }
+    }
+
+    /// BPF_MAP_UPDATE_ELEM with `flags` (BPF_ANY, BPF_NOEXIST, BPF_EXIST).
+    /// `value` is `user_value_size()` bytes.
+    pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<(), MapError> {
+        self.check_writable("update")?;
+        self.check_key(key)?;
+        self.check_value(value.len())?;
+        match self.kind {
+            Kind::Array | Kind::PercpuArray | Kind::ProgArray => {
+                self.array_user_update(key, value, flags)
+            }
+            Kind::Hash | Kind::PercpuHash => self.hash_user_update(key, value, flags),
+        }
+    }
+
+    /// BPF_MAP_DELETE_ELEM.
+    pub fn delete(&self, key: &[u8]) -> Result<(), MapError> {
+        self.check_writable("delete")?;
+        self.check_key(key)?;
+        match self.kind {
+            Kind::Array | Kind::PercpuArray | Kind::ProgArray => self.array_delete(key),
+            // SAFETY: key has key_size bytes (checked).
+            Kind::Hash | Kind::PercpuHash => unsafe { self.hash_delete(key.as_ptr()) },
+        }
+    }
+
+    /// BPF_MAP_GET_NEXT_KEY: `None` (or a key not in the map) gives the first key.
+    /// `ENOENT` (`MapError::NotFound`) after the last key.
+    pub fn get_next_key(
+        &self,
+        key: Option<&[u8]>,
+        next_key_out: &mut [u8],
+    ) -> Result<(), MapError> {
+        self.check_readable("get_next_key")?;
+        if let Some(k) = key {
+            self.check_key(k)?;
+        }
+        self.check_key(next_key_out)?;
+        match self.kind {
+            Kind::Array | Kind::PercpuArray | Kind::ProgArray => {
+                self.array_get_next_key(key, next_key_out)
+            }
+            Kind::Hash | Kind::PercpuHash => self.hash_get_next_key(key, next_key_out),
+        }
+    }
+
+    /// All keys, in get_next_key order (control plane; allocates).
+    pub fn iter(&self) -> MapKeys {
+        MapKeys {
+            map: self.clone(),
+            prev: None,
+            steps: 0,
+            done: false,
+        }
+    }
+
+    // ---- program-facing API ----
+
+    /// bpf_map_lookup_elem from a program running as worker `cpu`: a pointer to
+    /// the value (this worker's slot for per-CPU maps), or null when absent.
+    /// Always null for PROG_ARRAY, which programs may not look up.
+    ///
+    /// # Safety
+    /// `key` points to `key_size` readable bytes.
+    #[inline]
+    pub unsafe fn prog_lookup(&self, key: *const u8, cpu: u32) -> *mut u8 {
+        match self.kind {
+            // SAFETY: forwarded caller contract.
+            Kind::Array => unsafe { self.array_lookup_ptr(key) },
+            // SAFETY: forwarded caller contract.
+            Kind::PercpuArray => unsafe { self.percpu_array_lookup_ptr(key, cpu) },
+            // SAFETY: forwarded caller contract.
+            Kind::Hash | Kind::PercpuHash => unsafe { self.hash_lookup_ptr(key, cpu) },
+            Kind::ProgArray => std::ptr::null_mut(),
+        }
+    }
+
+    /// bpf_map_update_elem from a program running as worker `cpu`. For per-CPU
+    /// maps only this worker's slot is written (a new per-CPU hash element gets
+    /// zeroes in the other slots, as the kernel does).
+    ///
+    /// # Safety
+    /// `key` and `value` point to `key_size` and `value_size` readable bytes.
+    #[inline]
+    pub unsafe fn prog_update(
+        &self,
+        key: *const u8,
+        value: *const u8,
+        flags: u64,
+        cpu: u32,
+    ) -> Result<(), MapError> {
+        if self.map_flags & def::BPF_F_RDONLY_PROG != 0 {
+            return Err(MapError::PermissionDenied {
+                id: self.id,
+                op: "update",
+                why: "BPF_F_RDONLY_PROG",
+            });
+        }
+        match self.kind {
+            // SAFETY: forwarded caller contract.
+            Kind::Array | Kind::PercpuArray => unsafe {
+                self.array_prog_update(key, value, flags, cpu)
+            },
+            // SAFETY: forwarded caller contract.
+            Kind::Hash | Kind::PercpuHash => unsafe {
+                self.hash_update(key, value, flags, Some(cpu))
+            },
+            Kind::ProgArray => Err(self.not_supported("program update")),
+        }
+    }
+
+    /// bpf_map_delete_elem from a program.
+    ///
+    /// # Safety
+    /// `key` points to `key_size` readable bytes.
+    #[inline]
+    pub unsafe fn prog_delete(&self, key: *const u8) -> Result<(), MapError> {
+        if self.map_flags & def::BPF_F_RDONLY_PROG != 0 {
+            return Err(MapError::PermissionDenied {
+                id: self.id,
+                op: "delete",
+                why: "BPF_F_RDONLY_PROG",
+            });
+        }
+        match self.kind {
+            Kind::Array | Kind::PercpuArray => Err(self.not_supported("delete")),
+            // SAFETY: forwarded caller contract.
+            Kind::Hash | Kind::PercpuHash => unsafe { self.hash_delete(key) },
+            Kind::ProgArray => Err(self.not_supported("program delete")),
+        }
+    }
+
+    /// Where program-visible values live (see [`ValueRegion`]).
+    pub fn value_region(&self) -> ValueRegion {
+        let base = self.data as usize;
+        let vs = self.value_size as usize;
+        match self.kind {
+            Kind::Array | Kind::PercpuArray => ValueRegion {
+                base,
+                len: self.meta.data_len,
+                stride: self.vstride,
+                value_offset: 0,
+                value_len: vs,
+            },
+            Kind::ProgArray => ValueRegion {
+                base,
+                len: 0,
+                stride: self.vstride,
+                value_offset: 0,
+                value_len: 0,
+            },
+            Kind::Hash | Kind::PercpuHash => {
+                let value_len = if self.kind == Kind::PercpuHash {
+                    (self.ncpus as usize - 1) * self.vstride + vs
+                } else {
+                    vs
+                };
+                ValueRegion {
+                    base: self.elems as usize,
+                    len: self.nelems as usize * self.elem_size,
+                    stride: self.elem_size,
+                    value_offset: crate::hash::ELEM_HDR + self.key_stride,
+                    value_len,
+                }
+            }
+        }
+    }
+}
+
+/// Iterator over a map's keys, in get_next_key order. Stops after
+/// `2 * max_entries + 16` keys so that concurrent churn cannot make it endless.
+pub struct MapKeys {
+    map: Map,
+    prev: Option<Vec<u8>>,
+    steps: u64,
+    done: bool,
+}
+
+impl Iterator for MapKeys {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if self.done || self.steps > 2 * u64::from(self.map.max_entries) + 16 {
+            return None;
+        }
+        self.steps += 1;
+        let mut out = vec![0u8; self.map.key_size as usize];
+        match self.map.get_next_key(self.prev.as_deref(), &mut out) {
+            Ok(()) => {
+                self.prev = Some(out.clone());
+                Some(out)
+            }
+            Err(_) => {
+                self.done = true;
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_region_rule() {
+        let r = ValueRegion {
+            base: 1000,
+            len: 3 * 32,
+            stride: 32,
+            value_offset: 24,
+            value_len: 6,
+        };
+        assert!(r.contains(1024, 6));
+        assert!(r.contains(1024 + 64, 4));
+        assert!(r.contains(1026, 4));
+        assert!(!r.contains(1024, 7));
+        assert!(!r.contains(1023, 1));
+        assert!(!r.contains(999, 1));
+        assert!(!r.contains(1000 + 96 + 24, 1));
+        assert!(!r.contains(usize::MAX, 2));
+        let empty = ValueRegion {
+            base: 1000,
+            len: 0,
+            stride: 4,
+            value_offset: 0,
+            value_len: 0,
+        };
+        assert!(!empty.contains(1000, 1));
+    }
+}

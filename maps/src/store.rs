@@ -1,0 +1,461 @@
+//! The store: creating and opening it, and creating and finding maps in it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::def::{self, MapDef};
+use crate::error::{MapError, StoreError};
+use crate::layout::{self, HeaderFacts};
+use crate::lock;
+use crate::map::Map;
+use crate::shm::{self, Shm};
+
+/// Options for a new store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Total bytes. The file is sparse: unused space costs nothing.
+    pub size: usize,
+    /// Per-CPU slots of per-CPU maps; default: the number of possible CPUs
+    /// (/sys/devices/system/cpu/possible), so dumps line up with the kernel's.
+    pub ncpus: Option<u32>,
+}
+
+/// Default store size: 64 MiB.
+pub const DEFAULT_STORE_SIZE: usize = 64 << 20;
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            size: DEFAULT_STORE_SIZE,
+            ncpus: None,
+        }
+    }
+}
+
+/// Parses a kernel CPU list such as "0-3,5,7-8" and counts its CPUs.
+pub fn parse_cpu_list(s: &str) -> Option<u32> {
+    let mut n: u32 = 0;
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?),
+            None => {
+                let x = part.trim().parse::<u32>().ok()?;
+                (x, x)
+            }
+        };
+        if hi < lo {
+            return None;
+        }
+        n = n.checked_add(hi - lo + 1)?;
+    }
+    (n > 0).then_some(n)
+}
+
+/// The number of possible CPUs, as libbpf's libbpf_num_possible_cpus counts them.
+pub fn possible_cpus() -> u32 {
+    std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .ok()
+        .and_then(|s| parse_cpu_list(&s))
+        .or_else(|| {
+            std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.get() as u32)
+        })
+        .unwrap_or(1)
+}
+
+/// A shared-memory store of maps. Cheap to clone (shares the mapping).
+#[derive(Clone)]
+pub struct Store {
+    shm: Arc<Shm>,
+    name: Option<String>,
+    ncpus: u32,
+    total_size: u64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("name", &self.name)
+            .field("ncpus", &self.ncpus)
+            .field("size", &self.total_size)
+            .finish()
+    }
+}
+
+fn check_options(opts: &StoreOptions) -> Result<u32, StoreError> {
+    if opts.size < layout::MIN_STORE_SIZE {
+        return Err(StoreError::InvalidOptions {
+            what: format!(
+                "size {} below the minimum {}",
+                opts.size,
+                layout::MIN_STORE_SIZE
+            ),
+        });
+    }
+    let ncpus = opts.ncpus.unwrap_or_else(possible_cpus);
+    if ncpus == 0 || ncpus > layout::MAX_NCPUS {
+        return Err(StoreError::InvalidOptions {
+            what: format!("ncpus {ncpus} outside 1..={}", layout::MAX_NCPUS),
+        });
+    }
+    Ok(ncpus)
+}
+
+impl Store {
+    fn from_shm(shm: Shm, name: Option<String>) -> Result<Store, StoreError> {
+        lock::init();
+        let facts: HeaderFacts = layout::validate_header(&shm)?;
+        layout::validate_table(&shm, &facts)?;
+        Ok(Store {
+            shm: Arc::new(shm),
+            name,
+            ncpus: facts.ncpus,
+            total_size: facts.total_size,
+        })
+    }
+
+    /// Creates `/dev/shm/<name>` (mode 0600). Fails with `AlreadyExists` if it exists.
+    pub fn create(name: &str, opts: StoreOptions) -> Result<Store, StoreError> {
+        let ncpus = check_options(&opts)?;
+        let shm = Shm::create_named(name, opts.size, |s| layout::init_header(s, ncpus))?;
+        Store::from_shm(shm, Some(name.to_owned()))
+    }
+
+    /// Opens an existing store, validating everything it will trust.
+    pub fn open(name: &str) -> Result<Store, StoreError> {
+        let shm = Shm::open_named(name)?;
+        Store::from_shm(shm, Some(name.to_owned()))
+    }
+
+    /// Opens the store, creating it with `opts` if it does not exist.
+    pub fn open_or_create(name: &str, opts: StoreOptions) -> Result<Store, StoreError> {
+        for _ in 0..16 {
+            match Store::open(name) {
+                Err(StoreError::NotFound { .. }) => {}
+                other => return other,
+            }
+            match Store::create(name, opts.clone()) {
+                Err(StoreError::AlreadyExists { .. }) => {} // lost a race: open it
+                other => return other,
+            }
+        }
+        Err(StoreError::NotFound {
+            name: name.to_owned(),
+        })
+    }
+
+    /// A store in an unnamed memfd mapping, for one-shot runs (shared with forked children).
+    pub fn anonymous(opts: StoreOptions) -> Result<Store, StoreError> {
+        let ncpus = check_options(&opts)?;
+        let shm = Shm::anonymous(opts.size, |s| layout::init_header(s, ncpus))?;
+        Store::from_shm(shm, None)
+    }
+
+    /// Removes `/dev/shm/<name>`. Open handles keep working.
+    pub fn unlink(name: &str) -> Result<(), StoreError> {
+        shm::unlink(name)
+    }
+
+    /// The store's per-CPU slot count.
+    pub fn ncpus(&self) -> u32 {
+        self.ncpus
+    }
+
+    /// The store's name (None for anonymous stores).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Total size in bytes.
+    pub fn size(&self) -> u64 {
+        self.total_size
+    }
+
+    /// Bytes not yet handed out to maps.
+    pub fn free_bytes(&self) -> u64 {
+        layout::header(&self.shm)
+            .map(|h| {
+                self.total_size
+                    .saturating_sub(h.alloc_cursor.load(Ordering::Acquire))
+            })
+            .unwrap_or(0)
+    }
+
+    fn facts(&self) -> HeaderFacts {
+        HeaderFacts {
+            ncpus: self.ncpus,
+            total_size: self.total_size,
+        }
+    }
+
+    /// BPF_MAP_CREATE: validates `def` as the kernel does, allocates and
+    /// zero-initialises the map's memory, and publishes it in the map table.
+    /// A failure leaves the store unchanged (and usable).
+    pub fn create_map(&self, def: &MapDef) -> Result<Map, MapError> {
+        let name = def::stored_name(&def.name);
+        def::check_name(name)?;
+        let g = def::geometry(
+            def.map_type,
+            def.key_size,
+            def.value_size,
+            def.max_entries,
+            def.map_flags,
+            name,
+            self.ncpus,
+        )?;
+        let corrupt = |what: String| MapError::Corrupt { id: 0, what };
+        let h = layout::header(&self.shm).map_err(|e| corrupt(e.to_string()))?;
+        let snap = {
+            let _meta = lock::lock(&h.meta_lock);
+            // Under meta_lock, a CREATING entry was abandoned by a holder that died.
+            let slot = (0..layout::MAP_TABLE_CAP)
+                .find(|&s| {
+                    layout::entry(&self.shm, s)
+                        .is_some_and(|e| e.state.load(Ordering::Acquire) != layout::ENTRY_LIVE)
+                })
+                .ok_or(MapError::TableFull {
+                    capacity: layout::MAP_TABLE_CAP,
+                })?;
+            let e =
+                layout::entry(&self.shm, slot).ok_or_else(|| corrupt("map table slot".into()))?;
+            let cursor = h.alloc_cursor.load(Ordering::Acquire);
+            if cursor < layout::DATA_START as u64 || cursor > self.total_size {
+                return Err(corrupt(format!("alloc_cursor {cursor} out of range")));
+            }
+            let off = def::round_up(cursor, g.align);
+            let available = self.total_size - cursor;
+            let end = off
+                .checked_add(g.data_len)
+                .filter(|&end| end <= self.total_size);
+            let Some(end) = end else {
+                return Err(MapError::NoSpace {
+                    name: name.to_owned(),
+                    needed: g.data_len,
+                    available,
+                });
+            };
+            let id = h.next_map_id.load(Ordering::Acquire);
+            if id == 0 || id == u32::MAX {
+                return Err(MapError::TableFull {
+                    capacity: layout::MAP_TABLE_CAP,
+                });
+            }
+            let r = Ordering::Relaxed;
+            e.state.store(layout::ENTRY_CREATING, Ordering::Release);
+            e.id.store(id, r);
+            e.map_type.store(def.map_type, r);
+            e.key_size.store(def.key_size, r);
+            e.value_size.store(def.value_size, r);
+            e.max_entries.store(def.max_entries, r);
+            e.map_flags.store(def.map_flags, r);
+            e.frozen.store(0, r);
+            e.btf_key_type_id.store(def.btf_key_type_id, r);
+            e.btf_value_type_id.store(def.btf_value_type_id, r);
+            let seed = if def.map_flags & def::BPF_F_ZERO_SEED != 0 {
+                0
+            } else {
+                shm::random_u32()
+            };
+            e.hash_seed.store(seed, r);
+            layout::store_name(e, name);
+            e.data_off.store(off, r);
+            e.data_len.store(g.data_len, r);
+            for w in &e.reserved {
+                w.store(0, r);
+            }
+            // Advance the cursor before the memory is used: if we die from here on,
+            // the space leaks but is never handed out twice. Memory past the cursor
+            // has never been written (bump allocation only), so it is still zero.
+            h.alloc_cursor.store(end, Ordering::Release);
+            h.next_map_id.store(id + 1, Ordering::Release);
+            e.state.store(layout::ENTRY_LIVE, Ordering::Release);
+            layout::read_entry(&self.shm, slot, &self.facts())
+                .map_err(|err| corrupt(err.to_string()))?
+                .ok_or_else(|| corrupt("entry vanished".into()))?
+        };
+        Map::from_snapshot(Arc::clone(&self.shm), snap, self.ncpus)
+    }
+
+    /// The live map with this id (ENOENT if none), its table entry validated.
+    pub fn map_by_id(&self, id: u32) -> Result<Map, MapError> {
+        if id == 0 {
+            return Err(MapError::NoSuchMap { id });
+        }
+        let facts = self.facts();
+        for slot in 0..layout::MAP_TABLE_CAP {
+            let Some(e) = layout::entry(&self.shm, slot) else {
+                break;
+            };
+            if e.state.load(Ordering::Acquire) != layout::ENTRY_LIVE
+                || e.id.load(Ordering::Relaxed) != id
+            {
+                continue;
+            }
+            let snap = layout::read_entry(&self.shm, slot, &facts)
+                .map_err(|err| MapError::Corrupt {
+                    id,
+                    what: err.to_string(),
+                })?
+                .ok_or(MapError::NoSuchMap { id })?;
+            return Map::from_snapshot(Arc::clone(&self.shm), snap, self.ncpus);
+        }
+        Err(MapError::NoSuchMap { id })
+    }
+
+    /// Ids of all live maps, ascending.
+    pub fn map_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = (0..layout::MAP_TABLE_CAP)
+            .filter_map(|s| layout::entry(&self.shm, s))
+            .filter(|e| e.state.load(Ordering::Acquire) == layout::ENTRY_LIVE)
+            .map(|e| e.id.load(Ordering::Relaxed))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-1\n"), Some(2));
+        assert_eq!(parse_cpu_list("0"), Some(1));
+        assert_eq!(parse_cpu_list("0-3,5,7-8"), Some(7));
+        assert_eq!(parse_cpu_list(""), None);
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("x"), None);
+        assert!(possible_cpus() >= 1);
+    }
+
+    #[test]
+    fn anonymous_store_defaults() {
+        let s = Store::anonymous(StoreOptions {
+            size: 1 << 20,
+            ncpus: None,
+        })
+        .expect("store");
+        assert_eq!(s.ncpus(), possible_cpus());
+        assert_eq!(s.name(), None);
+        assert!(s.map_ids().is_empty());
+        assert_eq!(s.size(), 1 << 20);
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let small = StoreOptions {
+            size: 4096,
+            ncpus: Some(1),
+        };
+        assert!(matches!(
+            Store::anonymous(small),
+            Err(StoreError::InvalidOptions { .. })
+        ));
+        let zero = StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(0),
+        };
+        assert!(matches!(
+            Store::anonymous(zero),
+            Err(StoreError::InvalidOptions { .. })
+        ));
+    }
+
+    #[test]
+    fn maps_get_ids_and_are_found() {
+        let s = Store::anonymous(StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(2),
+        })
+        .expect("store");
+        let d = MapDef {
+            map_type: def::BPF_MAP_TYPE_HASH,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 16,
+            name: "h".into(),
+            btf_key_type_id: 3,
+            btf_value_type_id: 4,
+            ..MapDef::default()
+        };
+        let a = s.create_map(&d).expect("a");
+        let b = s.create_map(&d).expect("b");
+        assert_eq!((a.info().id, b.info().id), (1, 2));
+        assert_eq!(s.map_ids(), vec![1, 2]);
+        let b2 = s.map_by_id(2).expect("by id");
+        let info = b2.info();
+        assert_eq!(
+            (
+                info.btf_key_type_id,
+                info.btf_value_type_id,
+                info.name.as_str()
+            ),
+            (3, 4, "h")
+        );
+        assert_eq!(
+            s.map_by_id(3).map_err(|e| e.errno()).err(),
+            Some(libc::ENOENT)
+        );
+        assert_eq!(
+            s.map_by_id(0).map_err(|e| e.errno()).err(),
+            Some(libc::ENOENT)
+        );
+        // Bad definitions are rejected without consuming anything.
+        let before = s.free_bytes();
+        let bad = MapDef {
+            key_size: 0,
+            ..d.clone()
+        };
+        assert_eq!(
+            s.create_map(&bad).map_err(|e| e.errno()).err(),
+            Some(libc::EINVAL)
+        );
+        let bad_name = MapDef {
+            name: "bad name".into(),
+            ..d.clone()
+        };
+        assert_eq!(
+            s.create_map(&bad_name).map_err(|e| e.errno()).err(),
+            Some(libc::EINVAL)
+        );
+        assert_eq!(s.free_bytes(), before);
+        assert_eq!(s.map_ids(), vec![1, 2]);
+        let long = MapDef {
+            name: "a_very_long_map_name_indeed".into(),
+            ..d.clone()
+        };
+        let m = s.create_map(&long).expect("long names are truncated");
+        assert_eq!(m.info().name, "a_very_long_map");
+        assert_eq!(s.map_ids(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn out_of_space_leaves_store_usable() {
+        let s = Store::anonymous(StoreOptions {
+            size: layout::MIN_STORE_SIZE + 8192,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let big = MapDef {
+            map_type: def::BPF_MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 100_000,
+            name: "big".into(),
+            ..MapDef::default()
+        };
+        let err = s.create_map(&big).expect_err("too big");
+        assert_eq!(err.errno(), libc::ENOMEM);
+        assert!(s.map_ids().is_empty());
+        let small = MapDef {
+            max_entries: 10,
+            ..big
+        };
+        let m = s.create_map(&small).expect("fits");
+        m.update(&1u32.to_ne_bytes(), &5u64.to_ne_bytes(), 0)
+            .expect("usable");
+        assert_eq!(s.map_ids(), vec![m.info().id]);
+    }
+}

@@ -1,0 +1,282 @@
+//! Differential test: the same operations on a kernel map (bpf(2)) and on ours
+//! must return the same errnos, the same values and the same get_next_key order
+//! (BPF_F_ZERO_SEED makes the kernel's bucket order deterministic).
+
+use maps::*;
+
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+
+struct KMap {
+    fd: i32,
+    key_size: usize,
+}
+
+impl Drop for KMap {
+    fn drop(&mut self) {
+        // SAFETY: closes the fd we own.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+fn sys_bpf(cmd: libc::c_long, attr: &mut [u64; 16]) -> Result<i64, i32> {
+    // SAFETY: attr is a 128-byte zero-padded bpf_attr; pointers inside it point to
+    // live buffers of the sizes the map was created with.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), 128usize) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r)
+    }
+}
+
+fn put32(attr: &mut [u64; 16], byte_off: usize, v: u32) {
+    let w = &mut attr[byte_off / 8];
+    let shift = (byte_off % 8) * 8;
+    *w = (*w & !(0xffff_ffffu64 << shift)) | (u64::from(v) << shift);
+}
+
+impl KMap {
+    fn create(d: &MapDef) -> Result<KMap, i32> {
+        let mut a = [0u64; 16];
+        put32(&mut a, 0, d.map_type);
+        put32(&mut a, 4, d.key_size);
+        put32(&mut a, 8, d.value_size);
+        put32(&mut a, 12, d.max_entries);
+        put32(&mut a, 16, d.map_flags);
+        let fd = sys_bpf(BPF_MAP_CREATE, &mut a)? as i32;
+        Ok(KMap {
+            fd,
+            key_size: d.key_size as usize,
+        })
+    }
+
+    fn elem(
+        &self,
+        cmd: libc::c_long,
+        key: Option<&[u8]>,
+        val: *mut u8,
+        flags: u64,
+    ) -> Result<(), i32> {
+        let mut a = [0u64; 16];
+        put32(&mut a, 0, self.fd as u32);
+        a[1] = key.map(|k| k.as_ptr() as u64).unwrap_or(0);
+        a[2] = val as u64;
+        a[3] = flags;
+        sys_bpf(cmd, &mut a).map(|_| ())
+    }
+
+    fn lookup(&self, key: &[u8], out: &mut [u8]) -> Result<(), i32> {
+        self.elem(BPF_MAP_LOOKUP_ELEM, Some(key), out.as_mut_ptr(), 0)
+    }
+    fn update(&self, key: &[u8], v: &[u8], flags: u64) -> Result<(), i32> {
+        self.elem(BPF_MAP_UPDATE_ELEM, Some(key), v.as_ptr() as *mut u8, flags)
+    }
+    fn delete(&self, key: &[u8]) -> Result<(), i32> {
+        self.elem(BPF_MAP_DELETE_ELEM, Some(key), std::ptr::null_mut(), 0)
+    }
+    fn next_key(&self, key: Option<&[u8]>, out: &mut [u8]) -> Result<(), i32> {
+        self.elem(BPF_MAP_GET_NEXT_KEY, key, out.as_mut_ptr(), 0)
+    }
+    fn keys(&self) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        let mut prev: Option<Vec<u8>> = None;
+        let mut out = vec![0u8; self.key_size];
+        while self.next_key(prev.as_deref(), &mut out).is_ok() && keys.len() < 10_000 {
+            keys.push(out.clone());
+            prev = Some(out.clone());
+        }
+        keys
+    }
+}
+
+fn errno(r: Result<(), MapError>) -> Result<(), i32> {
+    r.map_err(|e| e.errno())
+}
+
+/// A small deterministic generator (xorshift), so failures reproduce.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn kernel_available() -> bool {
+    let d = MapDef {
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+        ..MapDef::default()
+    };
+    KMap::create(&d).is_ok()
+}
+
+fn run_differential(d: &MapDef, ops: usize, key_space: u32, seed: u64) {
+    let km = KMap::create(d).unwrap_or_else(|e| panic!("kernel map create {d:?}: errno {e}"));
+    let store = Store::anonymous(StoreOptions {
+        size: 16 << 20,
+        ncpus: None, // possible CPUs, as the kernel
+    })
+    .expect("store");
+    let m = store.create_map(d).expect("our map");
+    let ks = d.key_size as usize;
+    let uvs = m.user_value_size();
+    let mut rng = Rng(seed);
+    let key_of = |x: u32| -> Vec<u8> {
+        let mut k = vec![0u8; ks];
+        for (i, b) in k.iter_mut().enumerate() {
+            *b = (x >> ((i % 4) * 8)) as u8 ^ (i as u8 / 4);
+        }
+        k
+    };
+    for step in 0..ops {
+        let key = key_of((rng.next() % u64::from(key_space)) as u32);
+        let what = rng.next() % 10;
+        let mut val = vec![0u8; uvs];
+        for b in val.iter_mut() {
+            *b = rng.next() as u8;
+        }
+        // Per-CPU padding bytes: the kernel copies them as given; keep them
+        // arbitrary to check we do too.
+        let ctx = format!("{d:?} step {step} op {what} key {key:?}");
+        match what {
+            0..=4 => {
+                let flags =
+                    [BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_ANY, 3][(rng.next() % 5) as usize];
+                assert_eq!(
+                    errno(m.update(&key, &val, flags)),
+                    km.update(&key, &val, flags),
+                    "{ctx} update {flags}"
+                );
+            }
+            5 | 6 => assert_eq!(errno(m.delete(&key)), km.delete(&key), "{ctx} delete"),
+            _ => {
+                let mut a = vec![0u8; uvs];
+                let mut b = vec![0u8; uvs];
+                assert_eq!(
+                    errno(m.lookup(&key, &mut a)),
+                    km.lookup(&key, &mut b),
+                    "{ctx} lookup"
+                );
+                assert_eq!(a, b, "{ctx} lookup value");
+            }
+        }
+    }
+    // Same keys in the same order, same values.
+    let ours: Vec<Vec<u8>> = m.iter().collect();
+    let theirs = km.keys();
+    assert!(ours.len() >= 2, "{d:?}: the run should leave several keys");
+    assert_eq!(ours, theirs, "{d:?}: get_next_key order");
+    for key in &ours {
+        let mut a = vec![0u8; uvs];
+        let mut b = vec![0u8; uvs];
+        m.lookup(key, &mut a).expect("ours");
+        km.lookup(key, &mut b).expect("kernel");
+        assert_eq!(a, b, "{d:?}: value of {key:?}");
+    }
+    // get_next_key of a missing key restarts at the first key in both.
+    let missing = key_of(key_space + 12345);
+    let mut a = vec![0u8; ks];
+    let mut b = vec![0u8; ks];
+    assert_eq!(
+        errno(m.get_next_key(Some(&missing), &mut a)),
+        km.next_key(Some(&missing), &mut b)
+    );
+    assert_eq!(a, b);
+}
+
+#[test]
+fn same_results_as_the_kernel() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !kernel_available() {
+        println!(
+            "SKIP: bpf(2) BPF_MAP_CREATE not permitted here; kernel differential test not run"
+        );
+        return;
+    }
+    let base = MapDef {
+        key_size: 4,
+        value_size: 12,
+        max_entries: 8,
+        name: String::new(),
+        ..MapDef::default()
+    };
+    let defs = [
+        MapDef {
+            map_type: BPF_MAP_TYPE_HASH,
+            map_flags: BPF_F_ZERO_SEED,
+            ..base.clone()
+        },
+        MapDef {
+            map_type: BPF_MAP_TYPE_HASH,
+            map_flags: BPF_F_ZERO_SEED,
+            key_size: 6,
+            value_size: 3,
+            max_entries: 16,
+            ..base.clone()
+        },
+        MapDef {
+            map_type: BPF_MAP_TYPE_PERCPU_HASH,
+            map_flags: BPF_F_ZERO_SEED,
+            ..base.clone()
+        },
+        MapDef {
+            map_type: BPF_MAP_TYPE_ARRAY,
+            ..base.clone()
+        },
+        MapDef {
+            map_type: BPF_MAP_TYPE_PERCPU_ARRAY,
+            value_size: 4,
+            ..base.clone()
+        },
+    ];
+    for (i, d) in defs.iter().enumerate() {
+        run_differential(d, 3000, 20, 0x9E37_79B9_7F4A_7C15 ^ i as u64);
+    }
+    // Creation checks: the kernel and we accept or reject the same definitions.
+    let probes = [
+        (BPF_MAP_TYPE_ARRAY, 8, 4, 1, 0),
+        (BPF_MAP_TYPE_ARRAY, 4, 0, 1, 0),
+        (BPF_MAP_TYPE_ARRAY, 4, 4, 0, 0),
+        (BPF_MAP_TYPE_ARRAY, 4, 4, 1, BPF_F_ZERO_SEED),
+        (
+            BPF_MAP_TYPE_ARRAY,
+            4,
+            4,
+            1,
+            BPF_F_MMAPABLE | BPF_F_RDONLY_PROG,
+        ),
+        (BPF_MAP_TYPE_PERCPU_ARRAY, 4, 4, 1, BPF_F_MMAPABLE),
+        (BPF_MAP_TYPE_PERCPU_ARRAY, 4, 40000, 1, 0),
+        (BPF_MAP_TYPE_HASH, 0, 4, 1, 0),
+        (BPF_MAP_TYPE_HASH, 4, 4, 1, BPF_F_MMAPABLE),
+        (BPF_MAP_TYPE_HASH, 4, 4, 1, BPF_F_NO_COMMON_LRU),
+        (BPF_MAP_TYPE_HASH, 4, 4, 1, BPF_F_NO_PREALLOC),
+        (BPF_MAP_TYPE_PERCPU_HASH, 4, 40000, 1, 0),
+        (BPF_MAP_TYPE_PROG_ARRAY, 4, 8, 1, 0),
+        (BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 1, BPF_F_RDONLY_PROG),
+        (BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4, 0),
+    ];
+    let store = Store::anonymous(StoreOptions::default()).expect("store");
+    for (t, k, v, max, flags) in probes {
+        let d = MapDef {
+            map_type: t,
+            key_size: k,
+            value_size: v,
+            max_entries: max,
+            map_flags: flags,
+            ..MapDef::default()
+        };
+        let theirs = KMap::create(&d).map(|_| ());
+        let ours = store.create_map(&d).map(|_| ()).map_err(|e| e.errno());
+        assert_eq!(ours, theirs, "create {d:?}");
+    }
+}
