@@ -1,0 +1,207 @@
+//! Errors of the loader: [`ParseError`] for the object as a whole, [`RelocError`]
+//! for instruction relocations and linking, [`BtfError`] for `.BTF` / `.BTF.ext`.
+//!
+//! Every variant names the place of the problem: the ELF section, the byte
+//! offset inside it, and for instructions the slot index inside the section.
+
+use thiserror::Error;
+
+/// Why an object file could not be turned into an [`crate::Object`].
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("not an ELF file: {reason}")]
+    NotElf { reason: &'static str },
+
+    #[error("not a 64-bit ELF file (EI_CLASS = {class})")]
+    Not64Bit { class: u8 },
+
+    #[error("not a little-endian ELF file (EI_DATA = {data})")]
+    NotLittleEndian { data: u8 },
+
+    #[error("not a BPF object: e_machine = {machine}, expected EM_BPF (247)")]
+    NotBpf { machine: u16 },
+
+    #[error("corrupt ELF {what}: {reason}")]
+    CorruptElf { what: &'static str, reason: String },
+
+    #[error("section #{index}: {reason}")]
+    BadSection { index: usize, reason: &'static str },
+
+    #[error("section '{section}': size {size} is not a multiple of 8 bytes")]
+    TruncatedInstructions { section: String, size: u64 },
+
+    #[error("section '{section}': function '{name}' at byte offset {offset} with size {size} is outside the section or not instruction-aligned")]
+    BadFunction {
+        section: String,
+        name: String,
+        offset: u64,
+        size: u64,
+    },
+
+    #[error("section '{section}': program '{name}' is static; only global functions may be programs outside .text")]
+    StaticProgram { section: String, name: String },
+
+    #[error("section '{section}': instructions at slot {insn_index} belong to no function symbol")]
+    NoFunction { section: String, insn_index: usize },
+
+    #[error("symbol #{index}: {reason}")]
+    BadSymbol { index: usize, reason: &'static str },
+
+    #[error("map '{name}' (section '{section}', byte offset {offset}): {reason}")]
+    BadMapDefinition {
+        name: String,
+        section: String,
+        offset: u64,
+        reason: String,
+    },
+
+    #[error("section '{section}': map definitions of {size} bytes cannot be split between {count} symbols")]
+    BadLegacyMapSection {
+        section: String,
+        size: u64,
+        count: usize,
+    },
+
+    #[error("section '.maps' present but the object has no .BTF section")]
+    MapsWithoutBtf,
+
+    #[error(transparent)]
+    Reloc(#[from] RelocError),
+
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+}
+
+/// A relocation or call that cannot be resolved.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RelocError {
+    #[error(
+        "section '{section}': CO-RE relocation (kind {kind}) at slot {insn_index} is not supported"
+    )]
+    CoreRelocation {
+        section: String,
+        insn_index: usize,
+        kind: u32,
+    },
+
+    #[error("section '{section}': kfunc call at slot {insn_index} is not supported")]
+    Kfunc { section: String, insn_index: usize },
+
+    #[error("section '{section}': slot {insn_index} refers to extern symbol '{name}' (.kconfig/.ksyms externs are not supported)")]
+    Extern {
+        section: String,
+        insn_index: usize,
+        name: String,
+    },
+
+    #[error("section '{section}': relocation at byte offset {offset} has unknown type {r_type}")]
+    UnknownType {
+        section: String,
+        offset: u64,
+        r_type: u32,
+    },
+
+    #[error("section '{section}': relocation at byte offset {offset} is outside the section or not instruction-aligned")]
+    OutOfBounds { section: String, offset: u64 },
+
+    #[error("section '{section}': relocation at byte offset {offset} names symbol #{symbol}, which does not exist")]
+    BadSymbol {
+        section: String,
+        offset: u64,
+        symbol: usize,
+    },
+
+    #[error("section '{section}': relocation at slot {insn_index} is on opcode {code:#04x}, which is neither a call nor an lddw")]
+    NotLddw {
+        section: String,
+        insn_index: usize,
+        code: u8,
+    },
+
+    #[error("section '{section}': call relocation at slot {insn_index} has src {src}, expected BPF_PSEUDO_CALL (1)")]
+    BadCall {
+        section: String,
+        insn_index: usize,
+        src: u8,
+    },
+
+    #[error("section '{section}': relocation at slot {insn_index} targets symbol '{symbol}' in section '{target}', which holds no map, global data or subprogram")]
+    BadTarget {
+        section: String,
+        insn_index: usize,
+        symbol: String,
+        target: String,
+    },
+
+    #[error("section '{section}': relocation at slot {insn_index} targets byte offset {offset} of section '{target}', where no map is defined")]
+    MapNotFound {
+        section: String,
+        insn_index: usize,
+        target: String,
+        offset: u64,
+    },
+
+    #[error("section '{section}': call or function address at slot {insn_index} targets slot {target} of section '{target_section}', where no function starts")]
+    BadCallTarget {
+        section: String,
+        insn_index: usize,
+        target_section: String,
+        target: i64,
+    },
+
+    #[error("section '{section}': BPF_PSEUDO_FUNC lddw at slot {insn_index} has no relocation")]
+    MissingRelocation { section: String, insn_index: usize },
+
+    #[error(
+        "section '{section}': lddw at slot {insn_index} is cut off by the end of its function"
+    )]
+    TruncatedLddw { section: String, insn_index: usize },
+
+    #[error("program '{program}': linked program is too large ({len} slots)")]
+    TooLarge { program: String, len: usize },
+}
+
+/// A `.BTF` or `.BTF.ext` section that cannot be read.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum BtfError {
+    #[error("{section}: truncated at byte offset {offset} (needed {needed} bytes)")]
+    Truncated {
+        section: &'static str,
+        offset: usize,
+        needed: usize,
+    },
+
+    #[error("{section}: bad magic {magic:#06x}")]
+    BadMagic { section: &'static str, magic: u16 },
+
+    #[error("{section}: unsupported version {version}")]
+    BadVersion { section: &'static str, version: u8 },
+
+    #[error("{section}: bad header: {reason}")]
+    BadHeader {
+        section: &'static str,
+        reason: &'static str,
+    },
+
+    #[error(".BTF: type #{type_id} at byte offset {offset} has unknown kind {kind}")]
+    UnknownKind {
+        type_id: u32,
+        offset: usize,
+        kind: u32,
+    },
+
+    #[error(".BTF: string offset {offset} is outside the string table or not NUL-terminated")]
+    BadString { offset: u32 },
+
+    #[error(".BTF: type #{type_id} does not exist")]
+    BadTypeId { type_id: u32 },
+
+    #[error(".BTF: type #{type_id}: {reason}")]
+    BadType { type_id: u32, reason: &'static str },
+
+    #[error(".BTF: type chain starting at #{type_id} is too deep or loops")]
+    TooDeep { type_id: u32 },
+
+    #[error(".BTF.ext: {what} record size {size} is too small")]
+    BadRecordSize { what: &'static str, size: u32 },
+}
