@@ -46,6 +46,9 @@ const DATA_SIZE_OUT: usize = 80 * 1024;
 /// A map entry to write before a run: (object map name, key, value).
 pub type MapSet = (String, Vec<u8>, Vec<u8>);
 
+/// A prog_array slot to fill before a run: (object map name, slot, program name).
+pub type ProgSet = (String, u32, String);
+
 /// The result of one kernel run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelRun {
@@ -145,9 +148,40 @@ pub fn run(
     repeat: u32,
     sets: &[MapSet],
 ) -> Result<KernelRun, String> {
+    run_with(object, prog, data_in, repeat, sets, &[])
+}
+
+/// [`run`], also filling prog_array slots with programs of the same object.
+/// In the dump, a prog_array value is the target program's name (its bytes), since
+/// program ids differ between the kernel and any other runtime.
+pub fn run_with(
+    object: &Path,
+    prog: &str,
+    data_in: &[u8],
+    repeat: u32,
+    sets: &[MapSet],
+    prog_sets: &[ProgSet],
+) -> Result<KernelRun, String> {
     let session = Session::new()?;
     session.loadall(object)?;
     let maps = session.pinned_maps(object)?;
+
+    for (name, slot, target) in prog_sets {
+        let pin = maps
+            .get(name)
+            .ok_or_else(|| format!("prog set: no map {name:?} in {}", object.display()))?;
+        let target_pin = session.bpffs.join("progs").join(target);
+        let mut args: Vec<String> = vec!["map".into(), "update".into(), "pinned".into()];
+        args.push(pin.display().to_string());
+        args.push("key".into());
+        args.push("hex".into());
+        args.extend(slot.to_le_bytes().iter().map(|b| format!("{b:02x}")));
+        args.push("value".into());
+        args.push("pinned".into());
+        args.push(target_pin.display().to_string());
+        let out = bpftool(&args)?;
+        check(&out, &format!("bpftool map update {name} (prog {target})"))?;
+    }
 
     for (name, key, value) in sets {
         let pin = maps
@@ -187,9 +221,20 @@ pub fn run(
     let (retval, duration_ns) = parse_run_output(&String::from_utf8_lossy(&out.stdout))?;
     let data_out = fs::read(&data_out_path).map_err(|e| format!("read data_out: {e}"))?;
 
+    let prog_names = session.pinned_prog_ids()?;
     let mut dumps = BTreeMap::new();
     for (name, pin) in &maps {
-        dumps.insert(name.clone(), dump_map(pin)?);
+        let mut entries = dump_map(pin)?;
+        if map_type(pin)? == "prog_array" {
+            for e in &mut entries {
+                for v in &mut e.values {
+                    let id = u32::from_le_bytes(v.as_slice().try_into().map_err(|_| "prog_array value size")?);
+                    let name = prog_names.get(&id).ok_or_else(|| format!("prog_array {name}: unknown program id {id}"))?;
+                    *v = name.as_bytes().to_vec();
+                }
+            }
+        }
+        dumps.insert(name.clone(), entries);
     }
     Ok(KernelRun {
         retval,
@@ -248,6 +293,21 @@ fn bpftool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<Output, String> {
 #[derive(Deserialize)]
 struct MapShow {
     name: String,
+    #[serde(rename = "type", default)]
+    map_type: String,
+}
+
+#[derive(Deserialize)]
+struct ProgShow {
+    id: u32,
+}
+
+/// The kernel's type name of a pinned map (`hash`, `prog_array`, ...).
+fn map_type(pin: &Path) -> Result<String, String> {
+    let out = bpftool(&["-j".as_ref(), "map".as_ref(), "show".as_ref(), "pinned".as_ref(), pin.as_os_str()])?;
+    check(&out, &format!("bpftool map show {}", pin.display()))?;
+    let show: MapShow = serde_json::from_slice(&out.stdout).map_err(|e| format!("bad map show JSON: {e}"))?;
+    Ok(show.map_type)
 }
 
 #[derive(Deserialize)]
@@ -413,6 +473,20 @@ impl Session {
             self.bpffs.join("maps").as_os_str(),
         ])?;
         check(&out, &format!("bpftool prog loadall {}", object.display()))
+    }
+
+    /// Kernel program id -> program name, for every pinned program.
+    fn pinned_prog_ids(&self) -> Result<BTreeMap<u32, String>, String> {
+        let dir = self.bpffs.join("progs");
+        let mut ids = BTreeMap::new();
+        for entry in fs::read_dir(&dir).map_err(|e| format!("read {}: {e}", dir.display()))? {
+            let entry = entry.map_err(|e| format!("read {}: {e}", dir.display()))?;
+            let out = bpftool(&["-j".as_ref(), "prog".as_ref(), "show".as_ref(), "pinned".as_ref(), entry.path().as_os_str()])?;
+            check(&out, "bpftool prog show")?;
+            let show: ProgShow = serde_json::from_slice(&out.stdout).map_err(|e| format!("bad prog show JSON: {e}"))?;
+            ids.insert(show.id, entry.file_name().to_string_lossy().into_owned());
+        }
+        Ok(ids)
     }
 
     /// Object map name -> pin path, for every pinned map.

@@ -25,6 +25,7 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_subprog",
     "xdp_encap",
     "xdp_tail_meta",
+    "xdp_tailcall",
     "xdp_oob",
 ];
 
@@ -125,6 +126,8 @@ pub struct Case {
     /// names are the object's: BTF map names, `.bss`, `.data`, ... For
     /// per-CPU maps the value is written to every CPU.
     pub sets: &'static [(&'static str, &'static str, &'static str)],
+    /// `(prog_array map, slot, program name)`: tail-call targets filled before the run.
+    pub prog_sets: &'static [(&'static str, u32, &'static str)],
     /// Number of runs on the same packet buffer (the kernel's `repeat`).
     pub repeat: u32,
 }
@@ -136,6 +139,11 @@ impl Case {
             .iter()
             .map(|(map, k, v)| Ok((map.to_string(), hex_decode(k)?, hex_decode(v)?)))
             .collect()
+    }
+
+    /// The `prog_sets` in the form [`kernel::run_with`] takes.
+    pub fn prog_sets_owned(&self) -> Vec<kernel::ProgSet> {
+        self.prog_sets.iter().map(|(m, slot, p)| (m.to_string(), *slot, p.to_string())).collect()
     }
 
     /// A short label, e.g. `xdp_counter/icmp.bin x2`.
@@ -190,6 +198,7 @@ static CASES: &[Case] = &[
         prog: "xdp_counter",
         packets: ALL_VALID,
         sets: &[],
+        prog_sets: &[],
         repeat: 1,
     },
     Case {
@@ -197,6 +206,7 @@ static CASES: &[Case] = &[
         prog: "xdp_counter",
         packets: &["icmp.bin", "ipv6.bin"],
         sets: &[],
+        prog_sets: &[],
         repeat: 2,
     },
     Case {
@@ -205,6 +215,7 @@ static CASES: &[Case] = &[
         prog: "xdp_counter",
         packets: &["icmp.bin"],
         sets: &[("counter_map", "62000000", "07000000")],
+        prog_sets: &[],
         repeat: 1,
     },
     Case {
@@ -212,6 +223,7 @@ static CASES: &[Case] = &[
         prog: "xdp_parser",
         packets: ALL_VALID,
         sets: BLOCKLIST_SET,
+        prog_sets: &[],
         repeat: 1,
     },
     Case {
@@ -219,6 +231,7 @@ static CASES: &[Case] = &[
         prog: "xdp_parser",
         packets: &["vlan_udp.bin", "blocked_port.bin", "ipv6.bin"],
         sets: BLOCKLIST_SET,
+        prog_sets: &[],
         repeat: 3,
     },
     Case {
@@ -232,6 +245,7 @@ static CASES: &[Case] = &[
             "vlan_udp.bin",
         ],
         sets: &[],
+        prog_sets: &[],
         repeat: 1,
     },
     Case {
@@ -239,6 +253,7 @@ static CASES: &[Case] = &[
         prog: "xdp_subprog",
         packets: &["icmp.bin"],
         sets: &[],
+        prog_sets: &[],
         repeat: 4,
     },
     Case {
@@ -246,6 +261,7 @@ static CASES: &[Case] = &[
         prog: "xdp_encap",
         packets: ALL_VALID,
         sets: &[],
+        prog_sets: &[],
         repeat: 1,
     },
     Case {
@@ -253,6 +269,7 @@ static CASES: &[Case] = &[
         prog: "xdp_tail_meta",
         packets: ALL_VALID,
         sets: &[],
+        prog_sets: &[],
         repeat: 1,
     },
     Case {
@@ -262,9 +279,32 @@ static CASES: &[Case] = &[
         prog: "xdp_tail_meta",
         packets: &["udp.bin", "tcp_syn.bin"],
         sets: &[],
+        prog_sets: &[],
         repeat: 2,
     },
+    Case {
+        // The dispatcher: IPv4 → tc_ipv4 → tc_udp / tc_tcp (whose own tail call is out
+        // of range); IPv6 → tc_ipv6 (whose slot is empty); other → slot 7, empty.
+        object: "xdp_tailcall",
+        prog: "tc_entry",
+        packets: ALL_VALID,
+        sets: &[],
+        prog_sets: TAILCALL_SLOTS,
+        repeat: 1,
+    },
+    Case {
+        object: "xdp_tailcall",
+        prog: "tc_entry",
+        packets: &["udp.bin", "ipv6.bin"],
+        sets: &[],
+        prog_sets: TAILCALL_SLOTS,
+        repeat: 3,
+    },
 ];
+
+/// The tail-call slots of `xdp_tailcall`: 0 IPv4, 1 IPv6, 2 UDP, 3 TCP.
+const TAILCALL_SLOTS: &[(&str, u32, &str)] =
+    &[("jmp_table", 0, "tc_ipv4"), ("jmp_table", 1, "tc_ipv6"), ("jmp_table", 2, "tc_udp"), ("jmp_table", 3, "tc_tcp")];
 
 /// Every differential program × its packets. `xdp_oob` is not here (the
 /// kernel rejects it), nor `short.bin` (the kernel's test run refuses frames

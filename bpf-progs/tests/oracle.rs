@@ -31,7 +31,7 @@ fn read_packet(name: &str) -> Vec<u8> {
 fn run_case(case: &Case, pkt: &str, cpu: Cpu) -> KernelRun {
     let obj = object_for(case.object, cpu).unwrap_or_else(|| panic!("no {cpu:?} object"));
     let sets = case.sets_bytes().expect("case hex");
-    kernel::run(&obj, case.prog, &read_packet(pkt), case.repeat, &sets)
+    kernel::run_with(&obj, case.prog, &read_packet(pkt), case.repeat, &sets, &case.prog_sets_owned())
         .unwrap_or_else(|e| panic!("{} ({cpu:?}): {e}", case.label(pkt)))
 }
 
@@ -137,6 +137,7 @@ fn expected_maps(object: &str) -> BTreeSet<&'static str> {
         "xdp_encap" => &["encap_stats"],
         // The trailer's initialiser: a 16-byte constant.
         "xdp_tail_meta" => &["results", ".rodata.cst16"],
+        "xdp_tailcall" => &["jmp_table", "hits"],
         other => panic!("unknown object {other}"),
     };
     names.iter().copied().collect()
@@ -673,4 +674,33 @@ fn unknown_program_and_map_are_errors() {
     let sets = vec![("no_map".to_string(), vec![0; 4], vec![0; 4])];
     let err = kernel::run(&obj, "xdp_counter", &read_packet("icmp.bin"), 1, &sets).unwrap_err();
     assert!(err.contains("no_map"), "{err}");
+}
+
+#[test]
+fn tail_calls_dispatch_by_protocol() {
+    require_kernel!();
+    let case = cases_of("xdp_tailcall").find(|c| c.repeat == 1).expect("tailcall case");
+    // (packet, verdict, slots whose hit counter is 1): entry counts slot 7 and tail-calls
+    // by EtherType; tc_ipv4 then by protocol; tc_tcp's slot 1000 and tc_ipv6's slot 4
+    // are out of range / empty, so they fall through to their own verdict.
+    let expect: &[(&str, u32, &[u32])] = &[
+        ("udp.bin", 3, &[7, 0, 2]),
+        ("tcp_syn.bin", 1, &[7, 0, 3]),
+        ("icmp.bin", 2, &[7, 0]),
+        ("ipv6.bin", 1, &[7, 1]),
+    ];
+    for (pkt, verdict, slots) in expect {
+        let run = run_case(case, pkt, Cpu::V2);
+        assert_eq!(run.retval, *verdict, "{pkt}");
+        for slot in 0..8u32 {
+            let hits = u64::from_le_bytes(value(&run, "hits", &slot.to_le_bytes()).try_into().unwrap());
+            assert_eq!(hits, slots.contains(&slot) as u64, "{pkt}: slot {slot}");
+        }
+        let input = read_packet(pkt);
+        let mut want = input.clone();
+        if *pkt == "udp.bin" {
+            want[11] ^= 0xff;
+        }
+        assert_eq!(run.data_out, want, "{pkt}");
+    }
 }

@@ -1,1 +1,47 @@
-fn main() {}
+//! `xdp-runner`: runs unmodified XDP objects in user space.
+#![forbid(unsafe_code)]
+
+mod commands;
+mod hex;
+
+use clap::{Parser, Subcommand};
+
+/// Run clang-compiled XDP programs in user space, with the kernel's results.
+#[derive(Parser, Debug)]
+#[command(name = "xdp-runner", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a program on a packet, like `bpftool prog run`.
+    Run(commands::run::RunArgs),
+    /// Print a program's instructions in llvm-objdump's syntax.
+    Disasm(commands::disasm::DisasmArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Disasm(args) => commands::disasm::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,135 @@
+//! `xdp-runner run`: one program, one packet, N repeats, like `bpftool prog run`.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, ValueEnum};
+use runtime::{LoadedObject, Packet, Vm};
+use serde_json::{json, Map as JsonMap, Value};
+
+use crate::hex;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The clang-compiled object file (.o).
+    pub object: PathBuf,
+    /// The input packet (raw bytes, starting at the Ethernet header).
+    #[arg(long, value_name = "FILE")]
+    pub data_in: PathBuf,
+    /// The program to run, by function or section name (default: the first XDP program).
+    #[arg(long, value_name = "NAME")]
+    pub prog: Option<String>,
+    /// Write the output packet (from data_meta to data_end) here.
+    #[arg(long, value_name = "FILE")]
+    pub data_out: Option<PathBuf>,
+    /// Run the program N times on the same buffer without resetting it, as the kernel does.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeat: u64,
+    /// Execution engine.
+    #[arg(long, value_enum, default_value_t = Engine::Interpreter)]
+    pub engine: Engine,
+    /// Write one map entry before the run: MAP:KEYHEX=VALUEHEX, bytes in memory order.
+    /// For a prog_array, VALUE may be @PROGNAME. For a per-CPU map, a single value is
+    /// written to every CPU. Repeatable.
+    #[arg(long = "set", value_name = "MAP:KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// The worker index the run uses: bpf_get_smp_processor_id() and the per-CPU slot.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub cpu: u32,
+    /// Print one JSON object: retval, duration_ns, repeat, data_out and every map.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    Interpreter,
+    Jit,
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    if args.engine == Engine::Jit {
+        bail!("the JIT engine is not built yet; use --engine interpreter");
+    }
+    let object = super::read_object(&args.object)?;
+    let data = std::fs::read(&args.data_in).with_context(|| format!("cannot read {}", args.data_in.display()))?;
+    let store = maps::Store::anonymous(maps::StoreOptions::default()).context("cannot create the map store")?;
+    if args.cpu >= store.ncpus() {
+        bail!("--cpu {} is out of range: the store has {} CPUs", args.cpu, store.ncpus());
+    }
+    let loaded = LoadedObject::load(&object, &store).with_context(|| format!("cannot load {}", args.object.display()))?;
+    let prog = loaded.program_index(args.prog.as_deref())?;
+    for set in &args.sets {
+        apply_set(&loaded, set)?;
+    }
+    let mut pkt = Packet::new(&data)?;
+    let mut vm = Vm::new(args.cpu);
+    let repeat = args.repeat.max(1);
+    let (retval, elapsed) = loaded.run_repeat(&mut vm, prog, &mut pkt, repeat).map_err(|trap| {
+        anyhow!("program {} faulted: {trap}", loaded.programs[prog].name)
+    })?;
+    let ns = elapsed.as_nanos() as f64 / repeat as f64;
+    let out = pkt.data_with_meta();
+    if let Some(path) = &args.data_out {
+        std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let retval = retval as u32;
+    if args.json {
+        let doc = json!({
+            "retval": retval,
+            "duration_ns": (ns * 10.0).round() / 10.0,
+            "repeat": repeat,
+            "data_out": hex::encode(out),
+            "maps": maps_json(&loaded)?,
+        });
+        println!("{doc}");
+    } else {
+        let avg = if repeat > 1 { " (average)" } else { "" };
+        println!("Return value: {retval}, duration{avg}: {}ns", ns.round() as u64);
+    }
+    Ok(())
+}
+
+/// Applies one `--set MAP:KEY=VALUE`.
+fn apply_set(loaded: &LoadedObject, set: &str) -> Result<()> {
+    let bad = || anyhow!("--set {set:?}: expected MAP:KEYHEX=VALUEHEX");
+    let (name, rest) = set.split_once(':').ok_or_else(bad)?;
+    let (key, value) = rest.split_once('=').ok_or_else(bad)?;
+    let key = hex::parse(key).with_context(|| format!("--set {set:?}: bad key"))?;
+    let value = match value.strip_prefix('@') {
+        Some(prog) => loaded
+            .program_id(prog)
+            .ok_or_else(|| anyhow!("--set {set:?}: no XDP program named {prog:?} in the object"))?
+            .to_ne_bytes()
+            .to_vec(),
+        None => hex::parse(value).with_context(|| format!("--set {set:?}: bad value"))?,
+    };
+    loaded.update_entry(name, &key, &value, 0).with_context(|| format!("--set {set:?}"))?;
+    Ok(())
+}
+
+/// Every map of the object as `{"name": [{"key": hex, "value": hex} | {"key", "values"}]}`.
+fn maps_json(loaded: &LoadedObject) -> Result<Value> {
+    let mut out = JsonMap::new();
+    for m in loaded.maps.iter() {
+        let entries = runtime::dump(&m.map).with_context(|| format!("cannot dump map {}", m.name))?;
+        let percpu = runtime::is_percpu(m.info.map_type);
+        let list: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                if percpu {
+                    json!({"key": hex::encode(&e.key), "values": e.values.iter().map(|v| hex::encode(v)).collect::<Vec<_>>()})
+                } else if m.info.map_type == runtime::maptable::types::PROG_ARRAY {
+                    // The value is a program id of this run; name the program too.
+                    let id = e.values[0].as_slice().try_into().map(u32::from_ne_bytes).unwrap_or(0);
+                    let prog = id.checked_sub(1).and_then(|i| loaded.programs.get(i as usize)).map(|p| p.name.as_str());
+                    json!({"key": hex::encode(&e.key), "value": hex::encode(&e.values[0]), "prog": prog})
+                } else {
+                    json!({"key": hex::encode(&e.key), "value": hex::encode(&e.values[0])})
+                }
+            })
+            .collect();
+        out.insert(m.name.clone(), Value::Array(list));
+    }
+    Ok(Value::Object(out))
+}

@@ -1,0 +1,150 @@
+//! Errors of the runtime: preparing a program (`LoadError`, `VerifyError`), setting up a
+//! packet (`PacketError`), and faults inside a running program (`Trap`), which are values,
+//! never panics.
+
+use std::fmt;
+
+/// A program that cannot be prepared for running.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("program {prog}: {source}")]
+    Decode { prog: String, source: isa::DecodeError },
+    #[error("program {prog}: empty program")]
+    Empty { prog: String },
+    #[error("program {prog}: insn {pc}: jump to {target} is out of range (program has {len} slots)")]
+    JumpOutOfRange { prog: String, pc: usize, target: i64, len: usize },
+    #[error("program {prog}: insn {pc}: jump into the middle of the lddw at {target}")]
+    JumpIntoLdImm64 { prog: String, pc: usize, target: usize },
+    #[error("program {prog}: insn {pc}: execution falls off the end of the program")]
+    FallsOffEnd { prog: String, pc: usize },
+    #[error("program {prog}: insn {pc}: unknown helper {id} ({name})")]
+    UnknownHelper { prog: String, pc: usize, id: i32, name: &'static str },
+    #[error("program {prog}: insn {pc}: helper {id} ({name}) is not supported by this runtime")]
+    UnsupportedHelper { prog: String, pc: usize, id: i32, name: &'static str },
+    #[error("program {prog}: insn {pc}: kfunc calls (btf id {btf_id}) are not supported")]
+    Kfunc { prog: String, pc: usize, btf_id: i32 },
+    #[error("program {prog}: insn {pc}: call to {target}, which is not the start of a function")]
+    BadCallTarget { prog: String, pc: usize, target: i64 },
+    #[error("program {prog}: insn {pc}: write to the read-only frame pointer r10")]
+    WriteToR10 { prog: String, pc: usize },
+    #[error("program {prog}: insn {pc}: {what} is not allowed in XDP programs")]
+    NotAllowed { prog: String, pc: usize, what: &'static str },
+    #[error("program {prog}: insn {pc}: lddw refers to map index {index}, but the object has {count} maps")]
+    BadMapIndex { prog: String, pc: usize, index: i64, count: usize },
+    #[error("program {prog}: insn {pc}: lddw pseudo source {src} is not supported")]
+    BadPseudo { prog: String, pc: usize, src: u8 },
+    #[error("program {prog}: insn {pc}: offset {offset} is outside the value of map {map} ({value_size} bytes)")]
+    BadMapValueOffset { prog: String, pc: usize, map: String, offset: i64, value_size: u32 },
+}
+
+/// An object whose programs or maps cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("map {name}: {source}")]
+    Map { name: String, source: maps::MapError },
+    #[error("program {name} cannot run: {reason}")]
+    Rejected { name: String, reason: String },
+    #[error("no program named {name} (the object has: {available})")]
+    NoSuchProgram { name: String, available: String },
+    #[error("the object has no XDP program (its programs: {available})")]
+    NoXdpProgram { available: String },
+    #[error("program {name} is of section {section}, which is not an XDP program")]
+    NotXdp { name: String, section: String },
+}
+
+/// A map entry that user space cannot write.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error("no map named {name:?} (the object has: {available})")]
+    NoSuchMap { name: String, available: String },
+    #[error("map {map}: key is {len} bytes, the map's keys are {expected}")]
+    KeySize { map: String, len: usize, expected: usize },
+    #[error("map {map}: value is {len} bytes, the map takes {expected}")]
+    ValueSize { map: String, len: usize, expected: usize },
+    #[error("map {map}: {source}")]
+    Map { map: String, source: maps::MapError },
+}
+
+/// A packet that cannot be placed in a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum PacketError {
+    #[error("packet of {len} bytes is shorter than an Ethernet header (14 bytes): EINVAL, as the kernel refuses it")]
+    TooShort { len: usize },
+    #[error("packet of {len} bytes does not fit one frame (at most {max} bytes; multi-buffer xdp.frags is not supported)")]
+    TooLong { len: usize, max: usize },
+    #[error("metadata of {len} bytes is invalid (a multiple of 4, at most 32 bytes)")]
+    BadMeta { len: usize },
+    #[error("cannot map packet memory: {errno}")]
+    Map { errno: std::io::Error },
+    #[error("packet memory at {addr:#x} is not below 4 GiB")]
+    NotLow { addr: u64 },
+}
+
+/// Why a program stopped abnormally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrapKind {
+    /// A load or store outside every region the program may touch.
+    OutOfBounds { addr: u64, len: u8, write: bool },
+    /// An atomic operation on an address not aligned to its size.
+    MisalignedAtomic { addr: u64, len: u8 },
+    /// More than 8 nested bpf-to-bpf calls.
+    CallDepth,
+    /// A helper was given a pointer outside the program's regions.
+    HelperBadPointer { helper: i32, addr: u64, len: u64 },
+    /// A helper was given something that is not a map of this program.
+    HelperBadMap { helper: i32, value: u64 },
+    /// A helper that may not be used on this kind of map.
+    HelperMapType { helper: i32, map_type: u32 },
+    /// An opcode the interpreter does not execute.
+    IllegalInstruction { code: u8 },
+    /// A program ran more instructions than its budget allows.
+    InstructionLimit { limit: u64 },
+}
+
+/// A fault inside a running program: what happened and at which instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trap {
+    pub kind: TrapKind,
+    /// Slot index of the faulting instruction in the program's linked instruction stream.
+    pub pc: usize,
+}
+
+impl fmt::Display for Trap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            TrapKind::OutOfBounds { addr, len, write } => write!(
+                f,
+                "out-of-bounds {} of {len} bytes at {addr:#x}",
+                if write { "write" } else { "read" }
+            )?,
+            TrapKind::MisalignedAtomic { addr, len } => {
+                write!(f, "misaligned {len}-byte atomic operation at {addr:#x}")?
+            }
+            TrapKind::CallDepth => write!(f, "bpf-to-bpf calls nested deeper than 8 frames")?,
+            TrapKind::HelperBadPointer { helper, addr, len } => write!(
+                f,
+                "helper {helper} ({}) was given {len} bytes at {addr:#x}, outside the program's memory",
+                isa::helpers::helper_name(helper).unwrap_or("unknown")
+            )?,
+            TrapKind::HelperBadMap { helper, value } => write!(
+                f,
+                "helper {helper} ({}) was given {value:#x}, which is not a map",
+                isa::helpers::helper_name(helper).unwrap_or("unknown")
+            )?,
+            TrapKind::HelperMapType { helper, map_type } => write!(
+                f,
+                "helper {helper} ({}) cannot be used on a map of type {map_type}",
+                isa::helpers::helper_name(helper).unwrap_or("unknown")
+            )?,
+            TrapKind::IllegalInstruction { code } => write!(f, "illegal instruction {code:#04x}")?,
+            TrapKind::InstructionLimit { limit } => {
+                write!(f, "instruction limit of {limit} reached")?
+            }
+        }
+        write!(f, " at insn {}", self.pc)
+    }
+}
+
+impl std::error::Error for Trap {}

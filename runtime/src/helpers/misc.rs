@@ -1,0 +1,283 @@
+//! Time, randomness, the worker id, checksums and trace_printk.
+
+use std::io::Write;
+
+use super::{neg_errno, HelperCtx};
+use crate::error::TrapKind;
+
+const TRACE_PRINTK: i32 = 6;
+const CSUM_DIFF: i32 = 28;
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; clock_gettime has no other effects.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub(super) fn ktime_get_ns(_: &mut HelperCtx<'_, '_>, _: [u64; 5]) -> Result<u64, TrapKind> {
+    Ok(clock_ns(libc::CLOCK_MONOTONIC))
+}
+
+pub(super) fn ktime_get_boot_ns(_: &mut HelperCtx<'_, '_>, _: [u64; 5]) -> Result<u64, TrapKind> {
+    Ok(clock_ns(libc::CLOCK_BOOTTIME))
+}
+
+pub(super) fn ktime_get_coarse_ns(_: &mut HelperCtx<'_, '_>, _: [u64; 5]) -> Result<u64, TrapKind> {
+    Ok(clock_ns(libc::CLOCK_MONOTONIC_COARSE))
+}
+
+/// xorshift64*: fast, per worker, no shared state.
+pub(super) fn get_prandom_u32(ctx: &mut HelperCtx<'_, '_>, _: [u64; 5]) -> Result<u64, TrapKind> {
+    let mut x = *ctx.rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *ctx.rng = x;
+    Ok((x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32 as u64)
+}
+
+pub(super) fn get_smp_processor_id(ctx: &mut HelperCtx<'_, '_>, _: [u64; 5]) -> Result<u64, TrapKind> {
+    Ok(ctx.cpu as u64)
+}
+
+/// The 32-bit one's-complement sum of `bytes` (a multiple of 4 long) plus `seed`, as
+/// x86-64's `csum_partial` computes it.
+pub(crate) fn csum_partial(bytes: &[u8], seed: u32) -> u32 {
+    let mut sum = seed as u64;
+    for w in bytes.chunks_exact(4) {
+        sum += u32::from_ne_bytes([w[0], w[1], w[2], w[3]]) as u64;
+    }
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum as u32
+}
+
+/// bpf_csum_diff(from, from_size, to, to_size, seed): the checksum of `to` minus that of
+/// `from`, on top of `seed`. Sizes must be multiples of 4 and add up to at most 512.
+///
+/// The result is folded to 16 bits (`csum_from32to16`), as the kernel returns it on
+/// every architecture since it made the helper uniform (6.13); older x86 kernels
+/// returned the unfolded 32-bit sum, which folds to the same 16-bit checksum.
+pub(super) fn csum_diff(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    let (from_size, to_size) = (a[1] as u32, a[3] as u32);
+    if (from_size | to_size) & 3 != 0 || from_size as u64 + to_size as u64 > 512 {
+        return Ok(neg_errno(libc::EINVAL));
+    }
+    let from = ctx.bytes(CSUM_DIFF, a[0], from_size as u64)?;
+    let to = ctx.bytes(CSUM_DIFF, a[2], to_size as u64)?;
+    let mut diff = [0u8; 512];
+    let mut n = 0;
+    for w in from.chunks_exact(4) {
+        let v = !u32::from_ne_bytes([w[0], w[1], w[2], w[3]]);
+        diff[n..n + 4].copy_from_slice(&v.to_ne_bytes());
+        n += 4;
+    }
+    diff[n..n + to.len()].copy_from_slice(to);
+    n += to.len();
+    Ok(csum_from32to16(csum_partial(&diff[..n], a[4] as u32)) as u64)
+}
+
+/// Folds a 32-bit one's-complement sum to 16 bits, without complementing it.
+pub(crate) fn csum_from32to16(sum: u32) -> u16 {
+    let s = (sum & 0xffff) + (sum >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    s as u16
+}
+
+/// A fixed-size buffer that formatting writes into without allocating.
+struct LineBuf {
+    buf: [u8; 1024],
+    len: usize,
+}
+
+impl LineBuf {
+    fn push(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+    }
+}
+
+impl std::fmt::Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// One conversion of a trace_printk format: flags, width, length and kind.
+struct Spec {
+    left: bool,
+    zero: bool,
+    plus: bool,
+    space: bool,
+    width: usize,
+    long: u8,
+    kind: u8,
+}
+
+/// Formats `fmt` with up to three arguments the way the kernel's `bpf_bprintf_prepare`
+/// accepts them: `%[-+ 0][width][l|ll](d|i|u|x|X|c|s|p)` and `%%`. Returns the message,
+/// or the kernel's EINVAL for an unsupported format.
+fn format_printk(ctx: &HelperCtx<'_, '_>, fmt: &[u8], args: [u64; 3], out: &mut LineBuf) -> Result<(), i32> {
+    use std::fmt::Write as _;
+    let mut i = 0;
+    let mut next_arg = 0;
+    while i < fmt.len() && fmt[i] != 0 {
+        let c = fmt[i];
+        if c != b'%' {
+            out.push(&[c]);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if fmt.get(i) == Some(&b'%') {
+            out.push(b"%");
+            i += 1;
+            continue;
+        }
+        let mut s = Spec { left: false, zero: false, plus: false, space: false, width: 0, long: 0, kind: 0 };
+        while let Some(&f) = fmt.get(i) {
+            match f {
+                b'-' => s.left = true,
+                b'0' => s.zero = true,
+                b'+' => s.plus = true,
+                b' ' => s.space = true,
+                _ => break,
+            }
+            i += 1;
+        }
+        while let Some(&d) = fmt.get(i).filter(|d| d.is_ascii_digit()) {
+            s.width = (s.width * 10 + (d - b'0') as usize).min(256);
+            i += 1;
+        }
+        while fmt.get(i) == Some(&b'l') && s.long < 2 {
+            s.long += 1;
+            i += 1;
+        }
+        s.kind = *fmt.get(i).ok_or(libc::EINVAL)?;
+        i += 1;
+        if next_arg >= 3 {
+            return Err(libc::EINVAL);
+        }
+        let arg = args[next_arg];
+        next_arg += 1;
+        let mut field = LineBuf { buf: [0; 1024], len: 0 };
+        let r = match s.kind {
+            b'd' | b'i' => {
+                let v = if s.long == 0 { arg as i32 as i64 } else { arg as i64 };
+                let sign = if v < 0 { "-" } else if s.plus { "+" } else if s.space { " " } else { "" };
+                write!(field, "{sign}{}", v.unsigned_abs())
+            }
+            b'u' => write!(field, "{}", if s.long == 0 { arg as u32 as u64 } else { arg }),
+            b'x' => write!(field, "{:x}", if s.long == 0 { arg as u32 as u64 } else { arg }),
+            b'X' => write!(field, "{:X}", if s.long == 0 { arg as u32 as u64 } else { arg }),
+            b'c' if s.long == 0 => {
+                field.push(&[arg as u8]);
+                Ok(())
+            }
+            b'p' => {
+                // %pK, %px, %pB and friends: the extension letters follow the 'p'.
+                while fmt.get(i).is_some_and(|c| c.is_ascii_alphanumeric()) {
+                    i += 1;
+                }
+                write!(field, "0x{arg:016x}")
+            }
+            b's' if s.long == 0 => {
+                let mut a = arg;
+                loop {
+                    match ctx.bytes(TRACE_PRINTK, a, 1) {
+                        Ok([0]) => break,
+                        Ok(b) => field.push(b),
+                        Err(_) => {
+                            field.len = 0;
+                            field.push(b"(efault)");
+                            break;
+                        }
+                    }
+                    if field.len >= 512 {
+                        break;
+                    }
+                    a += 1;
+                }
+                Ok(())
+            }
+            _ => return Err(libc::EINVAL),
+        };
+        r.map_err(|_| libc::EINVAL)?;
+        let body = &field.buf[..field.len];
+        let pad = s.width.saturating_sub(body.len());
+        let numeric = matches!(s.kind, b'd' | b'i' | b'u' | b'x' | b'X');
+        if s.left {
+            out.push(body);
+            (0..pad).for_each(|_| out.push(b" "));
+        } else if s.zero && numeric {
+            let (sign, digits) = match body.first() {
+                Some(b'-' | b'+' | b' ') => body.split_at(1),
+                _ => (&body[..0], body),
+            };
+            out.push(sign);
+            (0..pad).for_each(|_| out.push(b"0"));
+            out.push(digits);
+        } else {
+            (0..pad).for_each(|_| out.push(b" "));
+            out.push(body);
+        }
+    }
+    Ok(())
+}
+
+/// bpf_trace_printk(fmt, fmt_size, arg1, arg2, arg3): formats like the kernel and writes
+/// one line to stderr in the layout of the kernel's trace_pipe.
+pub(super) fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    let size = a[1] as u32 as u64;
+    let fmt = ctx.bytes(TRACE_PRINTK, a[0], size)?;
+    if size == 0 || fmt[size as usize - 1] != 0 {
+        return Ok(neg_errno(libc::EINVAL));
+    }
+    let mut msg = LineBuf { buf: [0; 1024], len: 0 };
+    if let Err(e) = format_printk(ctx, fmt, [a[2], a[3], a[4]], &mut msg) {
+        return Ok(neg_errno(e));
+    }
+    let written = msg.len;
+    let mut line = LineBuf { buf: [0; 1024], len: 0 };
+    let ns = clock_ns(libc::CLOCK_MONOTONIC);
+    let _ = std::fmt::Write::write_fmt(
+        &mut line,
+        format_args!(
+            "{:>16}-{:<7} [{:03}] ..... {}.{:06}: bpf_trace_printk: ",
+            "xdp-runner",
+            std::process::id(),
+            ctx.cpu,
+            ns / 1_000_000_000,
+            ns % 1_000_000_000 / 1000
+        ),
+    );
+    line.push(&msg.buf[..msg.len]);
+    if line.buf[..line.len].last() != Some(&b'\n') {
+        line.push(b"\n");
+    }
+    let _ = std::io::stderr().write_all(&line.buf[..line.len]);
+    Ok(written as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csum_partial_folds_carries() {
+        // 0xffffffff + 1 folds to 1 with an end-around carry.
+        let bytes = [0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0];
+        assert_eq!(csum_partial(&bytes, 0), 1);
+        assert_eq!(csum_partial(&[], 0x1234), 0x1234);
+        // RFC 1071's example words 0x0001 0xf203 0xf4f5 0xf6f7, as 16-bit one's
+        // complement sum 0xddf2 once folded.
+        let words = [0x00u8, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        let folded = csum_from32to16(csum_partial(&words, 0));
+        assert_eq!(u16::from_be(folded), 0xddf2);
+        assert_eq!(csum_from32to16(0xffff_ffff), 0xffff);
+        assert_eq!(csum_from32to16(0x0001_ffff), 0x0001);
+    }
+}

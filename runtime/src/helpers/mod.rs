@@ -1,0 +1,139 @@
+//! Helper functions, in one table indexed by helper id.
+//!
+//! Every helper receives the run's context ([`HelperCtx`]) and the five argument
+//! registers, and returns r0 or a [`TrapKind`] when the program handed it memory it may
+//! not touch. Errors a program can handle (a full map, a bad offset) are negative errno
+//! values in r0, exactly as the kernel returns them; nothing here touches `errno`.
+
+mod map;
+mod misc;
+mod xdp;
+
+use crate::error::{TrapKind, VerifyError};
+use crate::maptable::{BoundMap, MapTable};
+use crate::memory::{self, Regions};
+use crate::xdp::Packet;
+
+/// `bpf_tail_call`: executed by the interpreter itself, since it replaces the program.
+pub const TAIL_CALL: i64 = 12;
+
+/// What a helper may use.
+pub struct HelperCtx<'a, 'r> {
+    pub regions: &'a Regions<'r>,
+    pub pkt: &'a mut Packet,
+    pub maps: &'a MapTable,
+    pub cpu: u32,
+    pub rng: &'a mut u64,
+}
+
+impl HelperCtx<'_, '_> {
+    /// `len` bytes at `addr` that the program may read, or a trap naming `helper`.
+    pub(crate) fn bytes(&self, helper: i32, addr: u64, len: u64) -> Result<&[u8], TrapKind> {
+        if len == 0 {
+            return Ok(&[]);
+        }
+        if len > u32::MAX as u64 || !self.regions.check(self.pkt.md(), addr, len as usize, false) {
+            return Err(TrapKind::HelperBadPointer { helper, addr, len });
+        }
+        // SAFETY: just checked to be readable memory of the run; the slice does not
+        // outlive the helper call (it borrows `self`).
+        Ok(unsafe { memory::slice(addr, len as usize) })
+    }
+
+    /// `len` bytes at `addr` that the program may write, or a trap naming `helper`.
+    pub(crate) fn bytes_mut(&mut self, helper: i32, addr: u64, len: u64) -> Result<&mut [u8], TrapKind> {
+        if len == 0 {
+            return Ok(&mut []);
+        }
+        if len > u32::MAX as u64 || !self.regions.check(self.pkt.md(), addr, len as usize, true) {
+            return Err(TrapKind::HelperBadPointer { helper, addr, len });
+        }
+        // SAFETY: just checked to be writable memory of the run; `&mut self` keeps
+        // other views from this context away while the slice lives.
+        Ok(unsafe { memory::slice_mut(addr, len as usize) })
+    }
+
+    /// The map a program passed in a register.
+    pub(crate) fn map(&self, helper: i32, value: u64) -> Result<&'_ BoundMap, TrapKind> {
+        self.maps.resolve(value).ok_or(TrapKind::HelperBadMap { helper, value })
+    }
+}
+
+type HelperFn = fn(&mut HelperCtx<'_, '_>, [u64; 5]) -> Result<u64, TrapKind>;
+
+/// The helpers this runtime implements, by id.
+const TABLE: &[(i32, HelperFn)] = &[
+    (1, map::lookup_elem),
+    (2, map::update_elem),
+    (3, map::delete_elem),
+    (5, misc::ktime_get_ns),
+    (6, misc::trace_printk),
+    (7, misc::get_prandom_u32),
+    (8, misc::get_smp_processor_id),
+    (28, misc::csum_diff),
+    (44, xdp::adjust_head),
+    (54, xdp::adjust_meta),
+    (65, xdp::adjust_tail),
+    (125, misc::ktime_get_boot_ns),
+    (160, misc::ktime_get_coarse_ns),
+    (188, xdp::get_buff_len),
+    (189, xdp::load_bytes),
+    (190, xdp::store_bytes),
+];
+
+const MAX_ID: usize = 256;
+
+/// The table as a direct index, built at compile time.
+static BY_ID: [Option<HelperFn>; MAX_ID] = {
+    let mut t: [Option<HelperFn>; MAX_ID] = [None; MAX_ID];
+    let mut i = 0;
+    while i < TABLE.len() {
+        t[TABLE[i].0 as usize] = Some(TABLE[i].1);
+        i += 1;
+    }
+    t
+};
+
+/// Calls helper `id`. `check_supported` has accepted `id` at load time.
+#[inline]
+pub fn call(id: i32, ctx: &mut HelperCtx<'_, '_>, args: [u64; 5]) -> Result<u64, TrapKind> {
+    match BY_ID.get(id as usize).copied().flatten() {
+        Some(f) => f(ctx, args),
+        None => Err(TrapKind::IllegalInstruction { code: isa::opcode::CALL }),
+    }
+}
+
+/// Whether helper `id` can run here; the error names it.
+pub fn check_supported(id: i32) -> Result<(), UnsupportedHelper> {
+    if id as i64 == TAIL_CALL || BY_ID.get(id as usize).copied().flatten().is_some() {
+        return Ok(());
+    }
+    Err(UnsupportedHelper { id })
+}
+
+/// A helper id the runtime cannot run, to be placed at a program and pc.
+pub struct UnsupportedHelper {
+    id: i32,
+}
+
+impl UnsupportedHelper {
+    pub fn at(self, prog: &str, pc: usize) -> VerifyError {
+        match isa::helpers::helper_name(self.id) {
+            Some(name) => VerifyError::UnsupportedHelper { prog: prog.to_string(), pc, id: self.id, name },
+            None => VerifyError::UnknownHelper { prog: prog.to_string(), pc, id: self.id, name: "no such helper" },
+        }
+    }
+}
+
+/// The ids of every helper this runtime implements (tail_call included).
+pub fn supported_ids() -> Vec<i32> {
+    let mut v: Vec<i32> = TABLE.iter().map(|(id, _)| *id).collect();
+    v.push(TAIL_CALL as i32);
+    v.sort_unstable();
+    v
+}
+
+/// A negative errno as the kernel's helpers return it in r0.
+pub(crate) fn neg_errno(errno: i32) -> u64 {
+    (-(errno as i64)) as u64
+}

@@ -1,0 +1,125 @@
+//! XDP buffer helpers, with the kernel's limits and errors (net/core/filter.c):
+//! bpf_xdp_adjust_head, bpf_xdp_adjust_meta, bpf_xdp_adjust_tail,
+//! bpf_xdp_get_buff_len, bpf_xdp_load_bytes, bpf_xdp_store_bytes.
+
+use super::{neg_errno, HelperCtx};
+use crate::error::TrapKind;
+use crate::xdp::{ETH_HLEN, MAX_META, XDP_FRAME_RESERVED};
+
+const ADJUST_HEAD: i32 = 44;
+const ADJUST_META: i32 = 54;
+const ADJUST_TAIL: i32 = 65;
+const GET_BUFF_LEN: i32 = 188;
+const LOAD_BYTES: i32 = 189;
+const STORE_BYTES: i32 = 190;
+
+/// The first argument of an XDP helper must be the program's context.
+fn check_ctx(ctx: &HelperCtx<'_, '_>, helper: i32, arg: u64) -> Result<(), TrapKind> {
+    if arg != ctx.pkt.md_addr() {
+        return Err(TrapKind::HelperBadPointer { helper, addr: arg, len: crate::xdp::XdpMd::SIZE as u64 });
+    }
+    Ok(())
+}
+
+pub(super) fn adjust_head(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    check_ctx(ctx, ADJUST_HEAD, a[0])?;
+    let offset = a[1] as i32 as i64;
+    let frame_end = ctx.pkt.hard_start() as i64 + XDP_FRAME_RESERVED as i64;
+    let md = *ctx.pkt.md();
+    let metalen = (md.data - md.data_meta) as i64;
+    let data = md.data as i64 + offset;
+    if data < frame_end + metalen || data > md.data_end as i64 - ETH_HLEN as i64 {
+        return Ok(neg_errno(libc::EINVAL));
+    }
+    let new_meta = (md.data_meta as i64 + offset) as u32;
+    if metalen > 0 {
+        let base = ctx.pkt.hard_start() as u32;
+        let frame = ctx.pkt.frame_mut();
+        let (from, to) = ((md.data_meta - base) as usize, (new_meta - base) as usize);
+        frame.copy_within(from..from + metalen as usize, to);
+    }
+    let m = ctx.pkt.md_mut();
+    m.data_meta = new_meta;
+    m.data = data as u32;
+    Ok(0)
+}
+
+pub(super) fn adjust_meta(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    check_ctx(ctx, ADJUST_META, a[0])?;
+    let offset = a[1] as i32 as i64;
+    let frame_end = ctx.pkt.hard_start() as i64 + XDP_FRAME_RESERVED as i64;
+    let md = *ctx.pkt.md();
+    let meta = md.data_meta as i64 + offset;
+    if meta < frame_end || meta > md.data as i64 {
+        return Ok(neg_errno(libc::EINVAL));
+    }
+    let metalen = md.data as i64 - meta;
+    if metalen & 3 != 0 || metalen > MAX_META as i64 {
+        return Ok(neg_errno(libc::EACCES));
+    }
+    ctx.pkt.md_mut().data_meta = meta as u32;
+    Ok(0)
+}
+
+pub(super) fn adjust_tail(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    check_ctx(ctx, ADJUST_TAIL, a[0])?;
+    let offset = a[1] as i32 as i64;
+    let md = *ctx.pkt.md();
+    let data_end = md.data_end as i64 + offset;
+    if data_end > ctx.pkt.hard_end() as i64 || data_end < md.data as i64 + ETH_HLEN as i64 {
+        return Ok(neg_errno(libc::EINVAL));
+    }
+    if offset > 0 {
+        // The kernel clears grown memory, which may hold old data.
+        let start = (md.data_end as u64 - ctx.pkt.hard_start()) as usize;
+        ctx.pkt.frame_mut()[start..start + offset as usize].fill(0);
+    }
+    ctx.pkt.md_mut().data_end = data_end as u32;
+    Ok(0)
+}
+
+pub(super) fn get_buff_len(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    check_ctx(ctx, GET_BUFF_LEN, a[0])?;
+    let md = ctx.pkt.md();
+    Ok((md.data_end - md.data) as u64)
+}
+
+/// The packet range `offset .. offset + len` for load/store_bytes, or the kernel's errno.
+fn packet_range(ctx: &HelperCtx<'_, '_>, offset: u64, len: u64) -> Result<u64, i32> {
+    let (offset, len) = (offset as u32 as u64, len as u32 as u64);
+    if offset > 0xffff || len > 0xffff {
+        return Err(libc::EFAULT);
+    }
+    let md = ctx.pkt.md();
+    if offset + len > (md.data_end - md.data) as u64 {
+        return Err(libc::EINVAL);
+    }
+    Ok(md.data as u64 + offset)
+}
+
+pub(super) fn load_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    check_ctx(ctx, LOAD_BYTES, a[0])?;
+    let len = a[3] as u32 as u64;
+    let buf = ctx.bytes_mut(LOAD_BYTES, a[2], len)?.as_mut_ptr();
+    let src = match packet_range(ctx, a[1], len) {
+        Ok(p) => p as usize as *const u8,
+        Err(e) => return Ok(neg_errno(e)),
+    };
+    // SAFETY: both ranges were checked: `buf` writable for `len` bytes, `src` inside the
+    // packet. `copy` tolerates overlap.
+    unsafe { std::ptr::copy(src, buf, len as usize) };
+    Ok(0)
+}
+
+pub(super) fn store_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    check_ctx(ctx, STORE_BYTES, a[0])?;
+    let len = a[3] as u32 as u64;
+    let buf = ctx.bytes(STORE_BYTES, a[2], len)?.as_ptr();
+    let dst = match packet_range(ctx, a[1], len) {
+        Ok(p) => p as usize as *mut u8,
+        Err(e) => return Ok(neg_errno(e)),
+    };
+    // SAFETY: as in `load_bytes`, the other way round.
+    unsafe { std::ptr::copy(buf, dst, len as usize) };
+    Ok(0)
+}

@@ -1,0 +1,162 @@
+//! Preparing a linked program for the interpreter: structural verification and
+//! pre-decoding into [`Op`]s, with map references resolved to addresses.
+//!
+//! The checks here are what keeps the interpreter's unchecked instruction fetch sound:
+//! every jump and call lands on an instruction start inside the program, and no path
+//! runs off the end. The memory checks happen at run time (see `memory.rs`).
+
+use isa::opcode::*;
+use isa::{CallTarget, Insn, RawInsn};
+
+use crate::error::VerifyError;
+use crate::helpers;
+use crate::maptable::MapTable;
+
+/// One pre-decoded instruction slot.
+///
+/// `code`, `dst` and `src` are the raw fields. `off` is the jump offset (for `gotol`,
+/// taken from imm) or the memory offset. `imm` is the sign-extended immediate; for
+/// `lddw` the full 64-bit value with map references resolved to addresses; for a local
+/// call the relative target; for a helper call the helper id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(16))]
+pub struct Op {
+    pub code: u8,
+    pub dst: u8,
+    pub src: u8,
+    pub _pad: u8,
+    pub off: i32,
+    pub imm: i64,
+}
+
+/// A program ready to run.
+#[derive(Debug)]
+pub struct Prepared {
+    pub name: String,
+    pub section: String,
+    /// One `Op` per instruction slot (the second slot of an `lddw` is a placeholder).
+    pub ops: Box<[Op]>,
+    /// Start slots of the entry function and of every subprogram.
+    pub functions: Vec<usize>,
+}
+
+/// Verifies `insns` and turns them into [`Op`]s, resolving map references through `maps`.
+pub fn prepare(
+    name: &str,
+    section: &str,
+    insns: &[RawInsn],
+    subprog_starts: &[usize],
+    maps: &MapTable,
+) -> Result<Prepared, VerifyError> {
+    let prog = || name.to_string();
+    if insns.is_empty() {
+        return Err(VerifyError::Empty { prog: prog() });
+    }
+    let decoded = isa::decode_all(insns).map_err(|source| VerifyError::Decode { prog: prog(), source })?;
+    let len = insns.len();
+    // Which slots start an instruction (false for the second half of an lddw).
+    let mut starts = vec![false; len];
+    for (pc, _) in &decoded {
+        starts[*pc] = true;
+    }
+    let mut functions: Vec<usize> = vec![0];
+    functions.extend(subprog_starts.iter().copied().filter(|&s| s < len));
+    let mut ops = vec![Op::default(); len];
+    let target_ok = |pc: usize, rel: i64| -> Result<usize, VerifyError> {
+        let t = pc as i64 + 1 + rel;
+        if t < 0 || t >= len as i64 {
+            return Err(VerifyError::JumpOutOfRange { prog: prog(), pc, target: t, len });
+        }
+        if !starts[t as usize] {
+            return Err(VerifyError::JumpIntoLdImm64 { prog: prog(), pc, target: t as usize - 1 });
+        }
+        Ok(t as usize)
+    };
+    for &(pc, insn) in &decoded {
+        let raw = insns[pc];
+        let mut op = Op { code: raw.code, dst: raw.dst, src: raw.src, _pad: 0, off: raw.off as i32, imm: raw.imm as i64 };
+        match insn {
+            Insn::Alu { dst, .. } | Insn::End { dst, .. } | Insn::Load { dst, .. } | Insn::LdImm64 { dst, .. }
+                if dst == FRAME_POINTER =>
+            {
+                return Err(VerifyError::WriteToR10 { prog: prog(), pc });
+            }
+            Insn::Atomic { fetch: true, src, .. } if src == FRAME_POINTER => {
+                return Err(VerifyError::WriteToR10 { prog: prog(), pc });
+            }
+            Insn::Atomic { op: isa::AtomicOp::CmpXchg, .. } => {}
+            Insn::LdPacket { .. } => {
+                return Err(VerifyError::NotAllowed { prog: prog(), pc, what: "LD_ABS/LD_IND" });
+            }
+            Insn::Ja { off } => {
+                target_ok(pc, off as i64)?;
+                op.off = off;
+            }
+            Insn::Jmp { off, .. } => {
+                target_ok(pc, off as i64)?;
+            }
+            Insn::Call(CallTarget::Helper(id)) => {
+                helpers::check_supported(id).map_err(|e| e.at(name, pc))?;
+            }
+            Insn::Call(CallTarget::Local(rel)) => {
+                let t = target_ok(pc, rel as i64)
+                    .map_err(|_| VerifyError::BadCallTarget { prog: prog(), pc, target: pc as i64 + 1 + rel as i64 })?;
+                if !functions.contains(&t) {
+                    functions.push(t);
+                }
+                op.off = rel;
+            }
+            Insn::Call(CallTarget::Kfunc(btf_id)) => {
+                return Err(VerifyError::Kfunc { prog: prog(), pc, btf_id });
+            }
+            Insn::LdImm64 { src, imm, next_imm, .. } => {
+                op.imm = resolve_ldimm64(name, pc, src, imm, next_imm, maps)?;
+                if src == BPF_PSEUDO_FUNC {
+                    let t = target_ok(pc, imm as i64)?;
+                    op.imm = t as i64;
+                }
+            }
+            _ => {}
+        }
+        ops[pc] = op;
+    }
+    // No path may run past the last instruction: the last one must end control flow.
+    let (last_pc, last) = *decoded.last().expect("non-empty program decodes to at least one insn");
+    if !matches!(last, Insn::Exit | Insn::Ja { .. }) {
+        return Err(VerifyError::FallsOffEnd { prog: prog(), pc: last_pc });
+    }
+    functions.sort_unstable();
+    functions.dedup();
+    Ok(Prepared { name: name.to_string(), section: section.to_string(), ops: ops.into(), functions })
+}
+
+fn resolve_ldimm64(prog: &str, pc: usize, src: u8, imm: i32, next_imm: i32, maps: &MapTable) -> Result<i64, VerifyError> {
+    let map_at = |index: i32| {
+        maps.get(index as usize).filter(|_| index >= 0).ok_or(VerifyError::BadMapIndex {
+            prog: prog.to_string(),
+            pc,
+            index: index as i64,
+            count: maps.len(),
+        })
+    };
+    match src {
+        0 => Ok(((next_imm as u32 as u64) << 32 | imm as u32 as u64) as i64),
+        BPF_PSEUDO_MAP_IDX => Ok(map_at(imm)?.handle_addr() as i64),
+        BPF_PSEUDO_MAP_IDX_VALUE => {
+            let m = map_at(imm)?;
+            let off = next_imm as u32;
+            match m.direct_value_addr(off) {
+                Some(addr) => Ok(addr as i64),
+                None => Err(VerifyError::BadMapValueOffset {
+                    prog: prog.to_string(),
+                    pc,
+                    map: m.name.clone(),
+                    offset: off as i64,
+                    value_size: m.info.value_size,
+                }),
+            }
+        }
+        BPF_PSEUDO_FUNC => Ok(0),
+        other => Err(VerifyError::BadPseudo { prog: prog.to_string(), pc, src: other }),
+    }
+}

@@ -1,0 +1,242 @@
+//! The runtime's integration tests: every bpf-progs program × every test packet against
+//! the kernel (BPF_PROG_TEST_RUN through bpftool), the same for the -mcpu=v1 and v3
+//! builds, and programs that fault.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bpf_progs::{kernel, Cpu};
+use runtime::{LoadedObject, Packet, TrapKind, Vm};
+
+/// What one run produced, in the form the kernel oracle reports it.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    retval: u32,
+    data_out: Vec<u8>,
+    /// Map name → entries sorted by key (iteration order is not part of the contract).
+    maps: BTreeMap<String, Vec<(Vec<u8>, Vec<Vec<u8>>)>>,
+}
+
+fn run_ours(
+    object: &Path,
+    prog: &str,
+    data: &[u8],
+    repeat: u32,
+    sets: &[(String, Vec<u8>, Vec<u8>)],
+    prog_sets: &[kernel::ProgSet],
+) -> Result<Outcome, String> {
+    let bytes = std::fs::read(object).map_err(|e| e.to_string())?;
+    let obj = loader::Object::parse(&bytes).map_err(|e| e.to_string())?;
+    let store = maps::Store::anonymous(maps::StoreOptions::default()).map_err(|e| e.to_string())?;
+    let loaded = LoadedObject::load(&obj, &store).map_err(|e| e.to_string())?;
+    let index = loaded.program_index(Some(prog)).map_err(|e| e.to_string())?;
+    for (map, key, value) in sets {
+        loaded.update_entry(map, key, value, 0).map_err(|e| e.to_string())?;
+    }
+    for (map, slot, target) in prog_sets {
+        let id = loaded.program_id(target).ok_or(format!("no program {target}"))?;
+        loaded.update_entry(map, &slot.to_ne_bytes(), &id.to_ne_bytes(), 0).map_err(|e| e.to_string())?;
+    }
+    let mut pkt = Packet::new(data).map_err(|e| e.to_string())?;
+    let mut vm = Vm::new(0);
+    let (ret, _) = loaded.run_repeat(&mut vm, index, &mut pkt, repeat as u64).map_err(|t| format!("trap: {t}"))?;
+    let mut maps = BTreeMap::new();
+    for m in loaded.maps.iter() {
+        let mut entries: Vec<_> =
+            runtime::dump(&m.map).map_err(|e| e.to_string())?.into_iter().map(|e| (e.key, e.values)).collect();
+        if m.info.map_type == runtime::maptable::types::PROG_ARRAY {
+            // Program ids are the runtime's own: compare the programs' names, as the
+            // oracle reports them.
+            for (_, values) in &mut entries {
+                for v in values.iter_mut() {
+                    let id = u32::from_ne_bytes(v.as_slice().try_into().unwrap());
+                    *v = loaded.programs[id as usize - 1].name.as_bytes().to_vec();
+                }
+            }
+        }
+        entries.sort();
+        maps.insert(m.name.clone(), entries);
+    }
+    Ok(Outcome { retval: ret as u32, data_out: pkt.data_with_meta().to_vec(), maps })
+}
+
+fn kernel_outcome(run: kernel::KernelRun) -> Outcome {
+    let maps = run
+        .maps
+        .into_iter()
+        .map(|(name, entries)| {
+            let mut e: Vec<_> = entries.into_iter().map(|e| (e.key, e.values)).collect();
+            e.sort();
+            (name, e)
+        })
+        .collect();
+    Outcome { retval: run.retval, data_out: run.data_out, maps }
+}
+
+/// Runs every case of bpf-progs built for `cpu` in both the runtime and the kernel.
+fn differential(cpu: Cpu) {
+    let kernel_ok = kernel::available();
+    if let Err(why) = &kernel_ok {
+        println!("SKIP: kernel comparison for -mcpu={}: {why}", cpu.as_str());
+    }
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    for case in bpf_progs::cases() {
+        let Some(object) = bpf_progs::object_for(case.object, cpu) else {
+            println!("SKIP: {} not built for -mcpu={} (clang absent)", case.object, cpu.as_str());
+            continue;
+        };
+        let sets = case.sets_bytes().expect("case hex");
+        let prog_sets = case.prog_sets_owned();
+        for packet in case.packets {
+            let data = std::fs::read(bpf_progs::packet(packet)).expect("packet");
+            let label = format!("{} [-mcpu={}]", case.label(packet), cpu.as_str());
+            let ours = match run_ours(&object, case.prog, &data, case.repeat, &sets, &prog_sets) {
+                Ok(o) => o,
+                Err(e) => {
+                    failures.push(format!("{label}: runtime error: {e}"));
+                    continue;
+                }
+            };
+            if kernel_ok.is_err() {
+                continue;
+            }
+            let theirs = match kernel::run_with(&object, case.prog, &data, case.repeat, &sets, &prog_sets) {
+                Ok(r) => kernel_outcome(r),
+                Err(e) => {
+                    failures.push(format!("{label}: kernel run failed: {e}"));
+                    continue;
+                }
+            };
+            compared += 1;
+            if ours.retval != theirs.retval {
+                failures.push(format!("{label}: retval {} (kernel {})", ours.retval, theirs.retval));
+            }
+            if ours.data_out != theirs.data_out {
+                failures.push(format!(
+                    "{label}: data_out differs\n  ours:   {}\n  kernel: {}",
+                    bpf_progs::hex_encode(&ours.data_out),
+                    bpf_progs::hex_encode(&theirs.data_out)
+                ));
+            }
+            let names: std::collections::BTreeSet<_> = ours.maps.keys().chain(theirs.maps.keys()).collect();
+            for name in names {
+                if ours.maps.get(name) != theirs.maps.get(name) {
+                    failures.push(format!(
+                        "{label}: map {name} differs\n  ours:   {:?}\n  kernel: {:?}",
+                        ours.maps.get(name),
+                        theirs.maps.get(name)
+                    ));
+                }
+            }
+        }
+    }
+    println!("-mcpu={}: {compared} runs compared with the kernel", cpu.as_str());
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn matches_the_kernel_v2() {
+    differential(Cpu::V2);
+}
+
+#[test]
+fn matches_the_kernel_v1() {
+    differential(Cpu::V1);
+}
+
+#[test]
+fn matches_the_kernel_v3() {
+    differential(Cpu::V3);
+}
+
+#[test]
+fn out_of_bounds_programs_trap() {
+    let bytes = std::fs::read(bpf_progs::object("xdp_oob")).unwrap();
+    let obj = loader::Object::parse(&bytes).unwrap();
+    let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
+    let loaded = LoadedObject::load(&obj, &store).unwrap();
+    let mut data = std::fs::read(bpf_progs::packet("icmp")).unwrap();
+    // xdp_oob_stack indexes a 16-byte stack buffer with the first packet byte: 0xff
+    // reaches past the top of the stack.
+    data[0] = 0xff;
+    for name in bpf_progs::OOB_PROGRAMS {
+        let index = loaded.program_index(Some(name)).unwrap();
+        let mut pkt = Packet::new(&data).unwrap();
+        let before = pkt.data().to_vec();
+        let trap = loaded.run(&mut Vm::new(0), index, &mut pkt).expect_err(name);
+        assert!(matches!(trap.kind, TrapKind::OutOfBounds { .. }), "{name}: {trap}");
+        assert!(trap.pc < loaded.programs[index].ops.len(), "{name}: pc {} in range", trap.pc);
+        assert_eq!(pkt.data().len(), before.len());
+    }
+}
+
+#[test]
+fn short_packets_are_refused_like_the_kernel() {
+    let data = std::fs::read(bpf_progs::packet("short")).unwrap();
+    assert!(data.len() < 14);
+    let err = Packet::new(&data).err().expect("short packet refused");
+    assert!(err.to_string().contains("EINVAL"), "{err}");
+    if let Err(why) = kernel::available() {
+        println!("SKIP: kernel check of short packets: {why}");
+        return;
+    }
+    let r = kernel::run(&bpf_progs::object("xdp_counter"), "xdp_counter", &data, 1, &[]);
+    assert!(r.is_err(), "the kernel refuses a {}-byte packet too", data.len());
+}
+
+/// Counts heap allocations made by the current thread, so that tests running in parallel
+/// do not disturb each other's counts.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        pub static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    // SAFETY: defers every operation to the system allocator; only counts.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.with(|c| c.set(c.get() + 1));
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: same contract as ours.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            ALLOCATIONS.with(|c| c.set(c.get() + 1));
+            // SAFETY: same contract as ours.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    pub fn count() -> u64 {
+        ALLOCATIONS.with(|c| c.get())
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: counting::Counting = counting::Counting;
+
+#[test]
+fn runs_make_no_heap_allocation() {
+    for (object, packet) in [("xdp_counter", "icmp"), ("xdp_parser", "vlan_udp"), ("xdp_subprog", "udp"), ("xdp_encap", "tcp_syn")] {
+        let bytes = std::fs::read(bpf_progs::object(object)).unwrap();
+        let obj = loader::Object::parse(&bytes).unwrap();
+        let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
+        let loaded = LoadedObject::load(&obj, &store).unwrap();
+        let index = loaded.program_index(None).unwrap();
+        let mut pkt = Packet::new(&std::fs::read(bpf_progs::packet(packet)).unwrap()).unwrap();
+        let mut vm = Vm::new(0);
+        // Warm up once (first-time map insertions are still preallocated, but be fair).
+        loaded.run(&mut vm, index, &mut pkt).unwrap();
+        let before = counting::count();
+        loaded.run_repeat(&mut vm, index, &mut pkt, 1000).unwrap();
+        assert_eq!(counting::count() - before, 0, "{object}: allocations during 1000 runs");
+    }
+}
