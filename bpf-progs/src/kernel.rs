@@ -228,8 +228,14 @@ pub fn run_with(
         if map_type(pin)? == "prog_array" {
             for e in &mut entries {
                 for v in &mut e.values {
-                    let id = u32::from_le_bytes(v.as_slice().try_into().map_err(|_| "prog_array value size")?);
-                    let name = prog_names.get(&id).ok_or_else(|| format!("prog_array {name}: unknown program id {id}"))?;
+                    let id = u32::from_le_bytes(
+                        v.as_slice()
+                            .try_into()
+                            .map_err(|_| "prog_array value size")?,
+                    );
+                    let name = prog_names
+                        .get(&id)
+                        .ok_or_else(|| format!("prog_array {name}: unknown program id {id}"))?;
                     *v = name.as_bytes().to_vec();
                 }
             }
@@ -304,9 +310,16 @@ struct ProgShow {
 
 /// The kernel's type name of a pinned map (`hash`, `prog_array`, ...).
 fn map_type(pin: &Path) -> Result<String, String> {
-    let out = bpftool(&["-j".as_ref(), "map".as_ref(), "show".as_ref(), "pinned".as_ref(), pin.as_os_str()])?;
+    let out = bpftool(&[
+        "-j".as_ref(),
+        "map".as_ref(),
+        "show".as_ref(),
+        "pinned".as_ref(),
+        pin.as_os_str(),
+    ])?;
     check(&out, &format!("bpftool map show {}", pin.display()))?;
-    let show: MapShow = serde_json::from_slice(&out.stdout).map_err(|e| format!("bad map show JSON: {e}"))?;
+    let show: MapShow =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad map show JSON: {e}"))?;
     Ok(show.map_type)
 }
 
@@ -481,9 +494,16 @@ impl Session {
         let mut ids = BTreeMap::new();
         for entry in fs::read_dir(&dir).map_err(|e| format!("read {}: {e}", dir.display()))? {
             let entry = entry.map_err(|e| format!("read {}: {e}", dir.display()))?;
-            let out = bpftool(&["-j".as_ref(), "prog".as_ref(), "show".as_ref(), "pinned".as_ref(), entry.path().as_os_str()])?;
+            let out = bpftool(&[
+                "-j".as_ref(),
+                "prog".as_ref(),
+                "show".as_ref(),
+                "pinned".as_ref(),
+                entry.path().as_os_str(),
+            ])?;
             check(&out, "bpftool prog show")?;
-            let show: ProgShow = serde_json::from_slice(&out.stdout).map_err(|e| format!("bad prog show JSON: {e}"))?;
+            let show: ProgShow = serde_json::from_slice(&out.stdout)
+                .map_err(|e| format!("bad prog show JSON: {e}"))?;
             ids.insert(show.id, entry.file_name().to_string_lossy().into_owned());
         }
         Ok(ids)

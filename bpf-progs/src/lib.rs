@@ -26,6 +26,7 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_encap",
     "xdp_tail_meta",
     "xdp_tailcall",
+    "xdp_limits",
     "xdp_oob",
 ];
 
@@ -143,7 +144,10 @@ impl Case {
 
     /// The `prog_sets` in the form [`kernel::run_with`] takes.
     pub fn prog_sets_owned(&self) -> Vec<kernel::ProgSet> {
-        self.prog_sets.iter().map(|(m, slot, p)| (m.to_string(), *slot, p.to_string())).collect()
+        self.prog_sets
+            .iter()
+            .map(|(m, slot, p)| (m.to_string(), *slot, p.to_string()))
+            .collect()
     }
 
     /// A short label, e.g. `xdp_counter/icmp.bin x2`.
@@ -300,11 +304,32 @@ static CASES: &[Case] = &[
         prog_sets: TAILCALL_SLOTS,
         repeat: 3,
     },
+    Case {
+        // Helper limits; repeated runs start from the geometry the last one left.
+        object: "xdp_limits",
+        prog: "xdp_limits",
+        packets: &["udp.bin", "icmp.bin", "ipv6.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        object: "xdp_limits",
+        prog: "xdp_limits",
+        packets: &["udp.bin", "tcp_syn.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 3,
+    },
 ];
 
 /// The tail-call slots of `xdp_tailcall`: 0 IPv4, 1 IPv6, 2 UDP, 3 TCP.
-const TAILCALL_SLOTS: &[(&str, u32, &str)] =
-    &[("jmp_table", 0, "tc_ipv4"), ("jmp_table", 1, "tc_ipv6"), ("jmp_table", 2, "tc_udp"), ("jmp_table", 3, "tc_tcp")];
+const TAILCALL_SLOTS: &[(&str, u32, &str)] = &[
+    ("jmp_table", 0, "tc_ipv4"),
+    ("jmp_table", 1, "tc_ipv6"),
+    ("jmp_table", 2, "tc_udp"),
+    ("jmp_table", 3, "tc_tcp"),
+];
 
 /// Every differential program × its packets. `xdp_oob` is not here (the
 /// kernel rejects it), nor `short.bin` (the kernel's test run refuses frames

@@ -31,8 +31,15 @@ fn read_packet(name: &str) -> Vec<u8> {
 fn run_case(case: &Case, pkt: &str, cpu: Cpu) -> KernelRun {
     let obj = object_for(case.object, cpu).unwrap_or_else(|| panic!("no {cpu:?} object"));
     let sets = case.sets_bytes().expect("case hex");
-    kernel::run_with(&obj, case.prog, &read_packet(pkt), case.repeat, &sets, &case.prog_sets_owned())
-        .unwrap_or_else(|e| panic!("{} ({cpu:?}): {e}", case.label(pkt)))
+    kernel::run_with(
+        &obj,
+        case.prog,
+        &read_packet(pkt),
+        case.repeat,
+        &sets,
+        &case.prog_sets_owned(),
+    )
+    .unwrap_or_else(|e| panic!("{} ({cpu:?}): {e}", case.label(pkt)))
 }
 
 fn cases_of(object: &str) -> impl Iterator<Item = &'static Case> + '_ {
@@ -138,6 +145,7 @@ fn expected_maps(object: &str) -> BTreeSet<&'static str> {
         // The trailer's initialiser: a 16-byte constant.
         "xdp_tail_meta" => &["results", ".rodata.cst16"],
         "xdp_tailcall" => &["jmp_table", "hits"],
+        "xdp_limits" => &["limits"],
         other => panic!("unknown object {other}"),
     };
     names.iter().copied().collect()
@@ -679,7 +687,9 @@ fn unknown_program_and_map_are_errors() {
 #[test]
 fn tail_calls_dispatch_by_protocol() {
     require_kernel!();
-    let case = cases_of("xdp_tailcall").find(|c| c.repeat == 1).expect("tailcall case");
+    let case = cases_of("xdp_tailcall")
+        .find(|c| c.repeat == 1)
+        .expect("tailcall case");
     // (packet, verdict, slots whose hit counter is 1): entry counts slot 7 and tail-calls
     // by EtherType; tc_ipv4 then by protocol; tc_tcp's slot 1000 and tc_ipv6's slot 4
     // are out of range / empty, so they fall through to their own verdict.
@@ -693,7 +703,8 @@ fn tail_calls_dispatch_by_protocol() {
         let run = run_case(case, pkt, Cpu::V2);
         assert_eq!(run.retval, *verdict, "{pkt}");
         for slot in 0..8u32 {
-            let hits = u64::from_le_bytes(value(&run, "hits", &slot.to_le_bytes()).try_into().unwrap());
+            let hits =
+                u64::from_le_bytes(value(&run, "hits", &slot.to_le_bytes()).try_into().unwrap());
             assert_eq!(hits, slots.contains(&slot) as u64, "{pkt}: slot {slot}");
         }
         let input = read_packet(pkt);

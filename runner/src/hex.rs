@@ -5,8 +5,14 @@ use anyhow::{bail, Result};
 /// Parses hex bytes: `0a0b0c`, `0x0a0b0c`, or separated by spaces, commas or colons.
 pub fn parse(s: &str) -> Result<Vec<u8>> {
     let t = s.trim();
-    let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
-    let digits: Vec<u8> = t.bytes().filter(|c| !matches!(c, b' ' | b',' | b':' | b'_')).collect();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    let digits: Vec<u8> = t
+        .bytes()
+        .filter(|c| !matches!(c, b' ' | b',' | b':' | b'_'))
+        .collect();
     if digits.len() % 2 != 0 {
         bail!("hex string {s:?} has an odd number of digits");
     }

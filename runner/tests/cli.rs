@@ -28,7 +28,11 @@ fn icmp() -> String {
 }
 
 fn json_of(out: &Output) -> Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
 }
 
@@ -43,7 +47,10 @@ fn json_output_has_the_documented_shape() {
     let obj = v.as_object().unwrap();
     let mut keys: Vec<&str> = obj.keys().map(|k| k.as_str()).collect();
     keys.sort();
-    assert_eq!(keys, ["data_out", "duration_ns", "maps", "repeat", "retval"]);
+    assert_eq!(
+        keys,
+        ["data_out", "duration_ns", "maps", "repeat", "retval"]
+    );
     assert_eq!(v["retval"], 3, "XDP_TX");
     assert_eq!(v["repeat"], 1);
     assert!(v["duration_ns"].as_f64().unwrap() >= 0.0);
@@ -67,17 +74,29 @@ fn text_output_reads_like_bpftool() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let line = text.trim();
-    let rest = line.strip_prefix("Return value: 3, duration (average): ").expect(line);
+    let rest = line
+        .strip_prefix("Return value: 3, duration (average): ")
+        .expect(line);
     let ns = rest.strip_suffix("ns").expect(line);
     assert!(ns.parse::<u64>().is_ok(), "{line}");
     let once = run(&["run", &counter(), "--data-in", &icmp()]);
-    assert!(String::from_utf8(once.stdout).unwrap().starts_with("Return value: 3, duration: "));
+    assert!(String::from_utf8(once.stdout)
+        .unwrap()
+        .starts_with("Return value: 3, duration: "));
 }
 
 #[test]
 fn repeat_does_not_reset_the_packet_and_set_writes_entries() {
     // Two runs: the MACs are swapped back, and the count goes 0 then 1.
-    let v = json_of(&run(&["run", &counter(), "--data-in", &icmp(), "--repeat", "2", "--json"]));
+    let v = json_of(&run(&[
+        "run",
+        &counter(),
+        "--data-in",
+        &icmp(),
+        "--repeat",
+        "2",
+        "--json",
+    ]));
     let input = std::fs::read(bpf_progs::packet("icmp")).unwrap();
     assert_eq!(v["data_out"], bpf_progs::hex_encode(&input));
     assert_eq!(v["maps"]["counter_map"][0]["value"], "01000000");
@@ -85,7 +104,15 @@ fn repeat_does_not_reset_the_packet_and_set_writes_entries() {
     // A preset count of 7 becomes 8.
     let key = bpf_progs::hex_encode(&(input.len() as u32).to_le_bytes());
     let set = format!("counter_map:{key}=07000000");
-    let v = json_of(&run(&["run", &counter(), "--data-in", &icmp(), "--set", &set, "--json"]));
+    let v = json_of(&run(&[
+        "run",
+        &counter(),
+        "--data-in",
+        &icmp(),
+        "--set",
+        &set,
+        "--json",
+    ]));
     assert_eq!(v["maps"]["counter_map"][0]["value"], "08000000");
 }
 
@@ -117,19 +144,38 @@ fn matches_the_kernel_on_every_case() {
             }
             for (map, slot, prog) in case.prog_sets {
                 args.push("--set".into());
-                args.push(format!("{map}:{}=@{prog}", bpf_progs::hex_encode(&slot.to_ne_bytes())));
+                args.push(format!(
+                    "{map}:{}=@{prog}",
+                    bpf_progs::hex_encode(&slot.to_ne_bytes())
+                ));
             }
             let out = runner().args(&args).output().unwrap();
             let ours = json_of(&out);
-            let theirs = kernel::run_with(&object, case.prog, &data, case.repeat, &sets, &case.prog_sets_owned())
-                .expect("kernel run");
+            let theirs = kernel::run_with(
+                &object,
+                case.prog,
+                &data,
+                case.repeat,
+                &sets,
+                &case.prog_sets_owned(),
+            )
+            .expect("kernel run");
             let label = case.label(packet);
             assert_eq!(ours["retval"], theirs.retval, "{label}");
-            assert_eq!(ours["data_out"], bpf_progs::hex_encode(&theirs.data_out), "{label}");
+            assert_eq!(
+                ours["data_out"],
+                bpf_progs::hex_encode(&theirs.data_out),
+                "{label}"
+            );
             for (name, entries) in &theirs.maps {
                 let mut want: Vec<(String, Vec<String>)> = entries
                     .iter()
-                    .map(|e| (bpf_progs::hex_encode(&e.key), e.values.iter().map(|v| bpf_progs::hex_encode(v)).collect()))
+                    .map(|e| {
+                        (
+                            bpf_progs::hex_encode(&e.key),
+                            e.values.iter().map(|v| bpf_progs::hex_encode(v)).collect(),
+                        )
+                    })
                     .collect();
                 want.sort();
                 let mut got: Vec<(String, Vec<String>)> = ours["maps"][name]
@@ -138,9 +184,16 @@ fn matches_the_kernel_on_every_case() {
                     .iter()
                     .map(|e| {
                         let values = match (e.get("values"), e.get("prog")) {
-                            (Some(vs), _) => vs.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect(),
+                            (Some(vs), _) => vs
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|v| v.as_str().unwrap().to_string())
+                                .collect(),
                             // The kernel oracle names prog_array targets by their program name.
-                            (None, Some(p)) => vec![bpf_progs::hex_encode(p.as_str().unwrap().as_bytes())],
+                            (None, Some(p)) => {
+                                vec![bpf_progs::hex_encode(p.as_str().unwrap().as_bytes())]
+                            }
                             (None, None) => vec![e["value"].as_str().unwrap().to_string()],
                         };
                         (e["key"].as_str().unwrap().to_string(), values)
@@ -178,9 +231,20 @@ fn a_fault_exits_with_status_1_and_names_the_pc() {
         data[0] = 0xff; // xdp_oob_stack's index: past the top of the stack
         let input = temp_path(&format!("{prog}.bin"));
         std::fs::write(&input, &data).unwrap();
-        let out = run(&["run", &obj, "--data-in", input.to_str().unwrap(), "--prog", prog]);
+        let out = run(&[
+            "run",
+            &obj,
+            "--data-in",
+            input.to_str().unwrap(),
+            "--prog",
+            prog,
+        ]);
         std::fs::remove_file(&input).ok();
-        assert_eq!(out.status.code(), Some(1), "{prog}: exit status, not a signal");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{prog}: exit status, not a signal"
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("out-of-bounds"), "{prog}: {err}");
         assert!(err.contains(" at insn "), "{prog}: {err}");
@@ -192,14 +256,78 @@ fn a_fault_exits_with_status_1_and_names_the_pc() {
 fn bad_inputs_give_clear_errors() {
     let short = path_str(&bpf_progs::packet("short"));
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["run".into(), counter(), "--data-in".into(), short], "EINVAL"),
-        (vec!["run".into(), counter(), "--data-in".into(), icmp(), "--engine".into(), "jit".into()], "not built yet"),
-        (vec!["run".into(), counter(), "--data-in".into(), icmp(), "--prog".into(), "nope".into()], "xdp_counter"),
-        (vec!["run".into(), icmp(), "--data-in".into(), icmp()], "cannot load"),
-        (vec!["run".into(), counter(), "--data-in".into(), "/nonexistent/pkt".into()], "cannot read"),
-        (vec!["run".into(), counter(), "--data-in".into(), icmp(), "--set".into(), "nomap:00=00".into()], "counter_map"),
-        (vec!["run".into(), counter(), "--data-in".into(), icmp(), "--set".into(), "counter_map:00=00".into()], "key"),
-        (vec!["run".into(), counter(), "--data-in".into(), icmp(), "--set".into(), "counter_map:zz=00".into()], "hex"),
+        (
+            vec!["run".into(), counter(), "--data-in".into(), short],
+            "EINVAL",
+        ),
+        (
+            vec![
+                "run".into(),
+                counter(),
+                "--data-in".into(),
+                icmp(),
+                "--engine".into(),
+                "jit".into(),
+            ],
+            "not built yet",
+        ),
+        (
+            vec![
+                "run".into(),
+                counter(),
+                "--data-in".into(),
+                icmp(),
+                "--prog".into(),
+                "nope".into(),
+            ],
+            "xdp_counter",
+        ),
+        (
+            vec!["run".into(), icmp(), "--data-in".into(), icmp()],
+            "cannot load",
+        ),
+        (
+            vec![
+                "run".into(),
+                counter(),
+                "--data-in".into(),
+                "/nonexistent/pkt".into(),
+            ],
+            "cannot read",
+        ),
+        (
+            vec![
+                "run".into(),
+                counter(),
+                "--data-in".into(),
+                icmp(),
+                "--set".into(),
+                "nomap:00=00".into(),
+            ],
+            "counter_map",
+        ),
+        (
+            vec![
+                "run".into(),
+                counter(),
+                "--data-in".into(),
+                icmp(),
+                "--set".into(),
+                "counter_map:00=00".into(),
+            ],
+            "key",
+        ),
+        (
+            vec![
+                "run".into(),
+                counter(),
+                "--data-in".into(),
+                icmp(),
+                "--set".into(),
+                "counter_map:zz=00".into(),
+            ],
+            "hex",
+        ),
     ];
     for (args, needle) in cases {
         let out = runner().args(&args).output().unwrap();

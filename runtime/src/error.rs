@@ -8,33 +8,80 @@ use std::fmt;
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("program {prog}: {source}")]
-    Decode { prog: String, source: isa::DecodeError },
+    Decode {
+        prog: String,
+        source: isa::DecodeError,
+    },
     #[error("program {prog}: empty program")]
     Empty { prog: String },
-    #[error("program {prog}: insn {pc}: jump to {target} is out of range (program has {len} slots)")]
-    JumpOutOfRange { prog: String, pc: usize, target: i64, len: usize },
+    #[error(
+        "program {prog}: insn {pc}: jump to {target} is out of range (program has {len} slots)"
+    )]
+    JumpOutOfRange {
+        prog: String,
+        pc: usize,
+        target: i64,
+        len: usize,
+    },
     #[error("program {prog}: insn {pc}: jump into the middle of the lddw at {target}")]
-    JumpIntoLdImm64 { prog: String, pc: usize, target: usize },
+    JumpIntoLdImm64 {
+        prog: String,
+        pc: usize,
+        target: usize,
+    },
     #[error("program {prog}: insn {pc}: execution falls off the end of the program")]
     FallsOffEnd { prog: String, pc: usize },
     #[error("program {prog}: insn {pc}: unknown helper {id} ({name})")]
-    UnknownHelper { prog: String, pc: usize, id: i32, name: &'static str },
+    UnknownHelper {
+        prog: String,
+        pc: usize,
+        id: i32,
+        name: &'static str,
+    },
     #[error("program {prog}: insn {pc}: helper {id} ({name}) is not supported by this runtime")]
-    UnsupportedHelper { prog: String, pc: usize, id: i32, name: &'static str },
+    UnsupportedHelper {
+        prog: String,
+        pc: usize,
+        id: i32,
+        name: &'static str,
+    },
     #[error("program {prog}: insn {pc}: kfunc calls (btf id {btf_id}) are not supported")]
-    Kfunc { prog: String, pc: usize, btf_id: i32 },
+    Kfunc {
+        prog: String,
+        pc: usize,
+        btf_id: i32,
+    },
     #[error("program {prog}: insn {pc}: call to {target}, which is not the start of a function")]
-    BadCallTarget { prog: String, pc: usize, target: i64 },
+    BadCallTarget {
+        prog: String,
+        pc: usize,
+        target: i64,
+    },
     #[error("program {prog}: insn {pc}: write to the read-only frame pointer r10")]
     WriteToR10 { prog: String, pc: usize },
     #[error("program {prog}: insn {pc}: {what} is not allowed in XDP programs")]
-    NotAllowed { prog: String, pc: usize, what: &'static str },
+    NotAllowed {
+        prog: String,
+        pc: usize,
+        what: &'static str,
+    },
     #[error("program {prog}: insn {pc}: lddw refers to map index {index}, but the object has {count} maps")]
-    BadMapIndex { prog: String, pc: usize, index: i64, count: usize },
+    BadMapIndex {
+        prog: String,
+        pc: usize,
+        index: i64,
+        count: usize,
+    },
     #[error("program {prog}: insn {pc}: lddw pseudo source {src} is not supported")]
     BadPseudo { prog: String, pc: usize, src: u8 },
     #[error("program {prog}: insn {pc}: offset {offset} is outside the value of map {map} ({value_size} bytes)")]
-    BadMapValueOffset { prog: String, pc: usize, map: String, offset: i64, value_size: u32 },
+    BadMapValueOffset {
+        prog: String,
+        pc: usize,
+        map: String,
+        offset: i64,
+        value_size: u32,
+    },
 }
 
 /// An object whose programs or maps cannot be set up.
@@ -43,7 +90,10 @@ pub enum LoadError {
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error("map {name}: {source}")]
-    Map { name: String, source: maps::MapError },
+    Map {
+        name: String,
+        source: maps::MapError,
+    },
     #[error("program {name} cannot run: {reason}")]
     Rejected { name: String, reason: String },
     #[error("no program named {name} (the object has: {available})")]
@@ -60,9 +110,17 @@ pub enum EntryError {
     #[error("no map named {name:?} (the object has: {available})")]
     NoSuchMap { name: String, available: String },
     #[error("map {map}: key is {len} bytes, the map's keys are {expected}")]
-    KeySize { map: String, len: usize, expected: usize },
+    KeySize {
+        map: String,
+        len: usize,
+        expected: usize,
+    },
     #[error("map {map}: value is {len} bytes, the map takes {expected}")]
-    ValueSize { map: String, len: usize, expected: usize },
+    ValueSize {
+        map: String,
+        len: usize,
+        expected: usize,
+    },
     #[error("map {map}: {source}")]
     Map { map: String, source: maps::MapError },
 }
@@ -74,7 +132,7 @@ pub enum PacketError {
     TooShort { len: usize },
     #[error("packet of {len} bytes does not fit one frame (at most {max} bytes; multi-buffer xdp.frags is not supported)")]
     TooLong { len: usize, max: usize },
-    #[error("metadata of {len} bytes is invalid (a multiple of 4, at most 32 bytes)")]
+    #[error("metadata of {len} bytes is invalid (a multiple of 4, at most 252 bytes, within the headroom)")]
     BadMeta { len: usize },
     #[error("cannot map packet memory: {errno}")]
     Map { errno: std::io::Error },

@@ -66,7 +66,12 @@ impl Vm {
             ^ (cpu as u64).rotate_left(32);
         Vm {
             stack: vec![0u64; STACK_SIZE / 8].into_boxed_slice(),
-            frames: [CallFrame { ret_pc: 0, prog: std::ptr::null(), saved: [0; 4], fp: 0 }; MAX_CALL_FRAMES - 1],
+            frames: [CallFrame {
+                ret_pc: 0,
+                prog: std::ptr::null(),
+                saved: [0; 4],
+                fp: 0,
+            }; MAX_CALL_FRAMES - 1],
             cpu,
             rng: seed | 1,
         }
@@ -76,9 +81,17 @@ impl Vm {
     pub fn run(&mut self, env: &Env<'_>, entry: usize, pkt: &mut Packet) -> Result<u64, Trap> {
         let stack_lo = self.stack.as_ptr() as usize;
         let stack_hi = stack_lo + STACK_SIZE;
-        let regions = Regions { stack_lo, stack_hi, ctx: pkt.md_addr() as usize, values: env.maps.value_areas() };
+        let regions = Regions {
+            stack_lo,
+            stack_hi,
+            ctx: pkt.md_addr() as usize,
+            values: env.maps.value_areas(),
+        };
         let Some(first) = env.programs.get(entry) else {
-            return Err(Trap { kind: TrapKind::CallDepth, pc: 0 });
+            return Err(Trap {
+                kind: TrapKind::CallDepth,
+                pc: 0,
+            });
         };
         self.exec(env, first, &regions, pkt, stack_hi as u64)
     }
@@ -102,7 +115,10 @@ impl Vm {
 
         macro_rules! trap {
             ($kind:expr) => {
-                return Err(Trap { kind: $kind, pc: pc - 1 })
+                return Err(Trap {
+                    kind: $kind,
+                    pc: pc - 1,
+                })
             };
         }
         macro_rules! r {
@@ -119,7 +135,11 @@ impl Vm {
             ($op:expr, $size:expr) => {{
                 let a = addr!($op.src, $op);
                 if !regions.check(pkt.md(), a, $size, false) {
-                    trap!(TrapKind::OutOfBounds { addr: a, len: $size as u8, write: false });
+                    trap!(TrapKind::OutOfBounds {
+                        addr: a,
+                        len: $size as u8,
+                        write: false
+                    });
                 }
                 // SAFETY: the range was just checked to be readable memory of the run.
                 unsafe { memory::load(a, $size) }
@@ -130,7 +150,11 @@ impl Vm {
                 let a = addr!($op.dst, $op);
                 let v = $val;
                 if !regions.check(pkt.md(), a, $size, true) {
-                    trap!(TrapKind::OutOfBounds { addr: a, len: $size as u8, write: true });
+                    trap!(TrapKind::OutOfBounds {
+                        addr: a,
+                        len: $size as u8,
+                        write: true
+                    });
                 }
                 // SAFETY: the range was just checked to be writable memory of the run.
                 unsafe { memory::store(a, $size, v) }
@@ -140,10 +164,17 @@ impl Vm {
             ($op:expr, $size:expr) => {{
                 let a = addr!($op.dst, $op);
                 if !regions.check(pkt.md(), a, $size, true) {
-                    trap!(TrapKind::OutOfBounds { addr: a, len: $size as u8, write: true });
+                    trap!(TrapKind::OutOfBounds {
+                        addr: a,
+                        len: $size as u8,
+                        write: true
+                    });
                 }
                 if a % $size != 0 {
-                    trap!(TrapKind::MisalignedAtomic { addr: a, len: $size as u8 });
+                    trap!(TrapKind::MisalignedAtomic {
+                        addr: a,
+                        len: $size as u8
+                    });
                 }
                 let imm = $op.imm as i32;
                 let (aop, fetch) = match imm & !BPF_FETCH {
@@ -167,21 +198,33 @@ impl Vm {
         }
         macro_rules! alu64 {
             ($op:expr, $f:expr) => {{
-                let s = if $op.code & BPF_X != 0 { r!($op.src) } else { $op.imm as u64 };
+                let s = if $op.code & BPF_X != 0 {
+                    r!($op.src)
+                } else {
+                    $op.imm as u64
+                };
                 let d = r!($op.dst);
                 r!($op.dst) = $f(d, s);
             }};
         }
         macro_rules! alu32 {
             ($op:expr, $f:expr) => {{
-                let s = if $op.code & BPF_X != 0 { r!($op.src) as u32 } else { $op.imm as u32 };
+                let s = if $op.code & BPF_X != 0 {
+                    r!($op.src) as u32
+                } else {
+                    $op.imm as u32
+                };
                 let d = r!($op.dst) as u32;
                 r!($op.dst) = $f(d, s) as u64;
             }};
         }
         macro_rules! jmp64 {
             ($op:expr, $f:expr) => {{
-                let s = if $op.code & BPF_X != 0 { r!($op.src) } else { $op.imm as u64 };
+                let s = if $op.code & BPF_X != 0 {
+                    r!($op.src)
+                } else {
+                    $op.imm as u64
+                };
                 if $f(r!($op.dst), s) {
                     pc = (pc as i64 + $op.off as i64) as usize;
                 }
@@ -189,7 +232,11 @@ impl Vm {
         }
         macro_rules! jmp32 {
             ($op:expr, $f:expr) => {{
-                let s = if $op.code & BPF_X != 0 { r!($op.src) as u32 } else { $op.imm as u32 };
+                let s = if $op.code & BPF_X != 0 {
+                    r!($op.src) as u32
+                } else {
+                    $op.imm as u32
+                };
                 if $f(r!($op.dst) as u32, s) {
                     pc = (pc as i64 + $op.off as i64) as usize;
                 }
@@ -212,7 +259,11 @@ impl Vm {
                     if op.off == 0 {
                         alu64!(op, |d: u64, s: u64| if s == 0 { 0 } else { d / s })
                     } else {
-                        alu64!(op, |d: u64, s: u64| if s == 0 { 0 } else { (d as i64).wrapping_div(s as i64) as u64 })
+                        alu64!(op, |d: u64, s: u64| if s == 0 {
+                            0
+                        } else {
+                            (d as i64).wrapping_div(s as i64) as u64
+                        })
                     }
                 }
                 0x47 | 0x4f => alu64!(op, |d: u64, s: u64| d | s),
@@ -224,7 +275,11 @@ impl Vm {
                     if op.off == 0 {
                         alu64!(op, |d: u64, s: u64| if s == 0 { d } else { d % s })
                     } else {
-                        alu64!(op, |d: u64, s: u64| if s == 0 { d } else { (d as i64).wrapping_rem(s as i64) as u64 })
+                        alu64!(op, |d: u64, s: u64| if s == 0 {
+                            d
+                        } else {
+                            (d as i64).wrapping_rem(s as i64) as u64
+                        })
                     }
                 }
                 0xa7 | 0xaf => alu64!(op, |d: u64, s: u64| d ^ s),
@@ -255,7 +310,11 @@ impl Vm {
                     if op.off == 0 {
                         alu32!(op, |d: u32, s: u32| if s == 0 { 0 } else { d / s })
                     } else {
-                        alu32!(op, |d: u32, s: u32| if s == 0 { 0 } else { (d as i32).wrapping_div(s as i32) as u32 })
+                        alu32!(op, |d: u32, s: u32| if s == 0 {
+                            0
+                        } else {
+                            (d as i32).wrapping_div(s as i32) as u32
+                        })
                     }
                 }
                 0x44 | 0x4c => alu32!(op, |d: u32, s: u32| d | s),
@@ -267,7 +326,11 @@ impl Vm {
                     if op.off == 0 {
                         alu32!(op, |d: u32, s: u32| if s == 0 { d } else { d % s })
                     } else {
-                        alu32!(op, |d: u32, s: u32| if s == 0 { d } else { (d as i32).wrapping_rem(s as i32) as u32 })
+                        alu32!(op, |d: u32, s: u32| if s == 0 {
+                            d
+                        } else {
+                            (d as i32).wrapping_rem(s as i32) as u32
+                        })
                     }
                 }
                 0xa4 | 0xac => alu32!(op, |d: u32, s: u32| d ^ s),
@@ -330,20 +393,36 @@ impl Vm {
                         if depth >= MAX_CALL_FRAMES - 1 {
                             trap!(TrapKind::CallDepth);
                         }
-                        self.frames[depth] =
-                            CallFrame { ret_pc: pc, prog, saved: [reg[6], reg[7], reg[8], reg[9]], fp: reg[10] };
+                        self.frames[depth] = CallFrame {
+                            ret_pc: pc,
+                            prog,
+                            saved: [reg[6], reg[7], reg[8], reg[9]],
+                            fp: reg[10],
+                        };
                         depth += 1;
                         reg[10] -= STACK_FRAME as u64;
                         pc = (pc as i64 + op.off as i64) as usize;
                     } else if op.imm == helpers::TAIL_CALL {
-                        if let Some(target) = self.tail_call_target(env, reg[2], reg[3], &mut tail_calls) {
+                        if let Some(target) =
+                            self.tail_call_target(env, reg[2], reg[3], &mut tail_calls)
+                        {
                             prog = target;
                             ops = &target.ops;
                             pc = 0;
                         }
                     } else {
-                        let mut ctx = HelperCtx { regions, pkt: &mut *pkt, maps: env.maps, cpu: self.cpu, rng: &mut self.rng };
-                        match helpers::call(op.imm as i32, &mut ctx, [reg[1], reg[2], reg[3], reg[4], reg[5]]) {
+                        let mut ctx = HelperCtx {
+                            regions,
+                            pkt: &mut *pkt,
+                            maps: env.maps,
+                            cpu: self.cpu,
+                            rng: &mut self.rng,
+                        };
+                        match helpers::call(
+                            op.imm as i32,
+                            &mut ctx,
+                            [reg[1], reg[2], reg[3], reg[4], reg[5]],
+                        ) {
                             Ok(v) => reg[0] = v,
                             Err(kind) => trap!(kind),
                         }
@@ -393,7 +472,13 @@ impl Vm {
         }
     }
 
-    fn tail_call_target<'e>(&self, env: &Env<'e>, map: u64, index: u64, count: &mut u32) -> Option<&'e Prepared> {
+    fn tail_call_target<'e>(
+        &self,
+        env: &Env<'e>,
+        map: u64,
+        index: u64,
+        count: &mut u32,
+    ) -> Option<&'e Prepared> {
         let m = env.maps.resolve(map)?;
         if m.info.map_type != types::PROG_ARRAY || *count >= MAX_TAIL_CALLS {
             return None;
@@ -402,5 +487,568 @@ impl Vm {
         let target = env.programs.get(id.checked_sub(1)? as usize)?;
         *count += 1;
         Some(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Instruction semantics, from the kernel's instruction-set document, on hand-built
+    //! programs (clang 14 cannot emit the v4 instructions).
+    use isa::{AluOp, AtomicOp, CallTarget, Endian, Insn, JmpCond, Operand, Size, Width};
+
+    use super::*;
+    use crate::maptable::MapTable;
+    use crate::program::prepare;
+
+    const W64: Width = Width::W64;
+    const W32: Width = Width::W32;
+
+    fn alu(width: Width, op: AluOp, dst: u8, src: Operand) -> Insn {
+        Insn::Alu {
+            width,
+            op,
+            dst,
+            src,
+        }
+    }
+    fn mov(dst: u8, v: i32) -> Insn {
+        alu(W64, AluOp::Mov, dst, Operand::Imm(v))
+    }
+    fn ld64(dst: u8, v: u64) -> Insn {
+        Insn::LdImm64 {
+            dst,
+            src: 0,
+            imm: v as u32 as i32,
+            next_imm: (v >> 32) as u32 as i32,
+        }
+    }
+
+    /// Runs `insns` on a 64-byte zero packet and returns r0 or the trap.
+    fn exec(insns: &[Insn]) -> Result<u64, Trap> {
+        let raw = isa::encode::encode_all(insns);
+        let maps = MapTable::new(Vec::new());
+        let prog = prepare("test", "xdp", &raw, &[], &maps).expect("verifies");
+        let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+        let programs = [prog];
+        Vm::new(0).run(
+            &Env {
+                maps: &maps,
+                programs: &programs,
+            },
+            0,
+            &mut pkt,
+        )
+    }
+
+    /// r0 = a OP b, with both operands loaded as 64-bit constants.
+    fn binop(width: Width, op: AluOp, a: u64, b: u64) -> u64 {
+        exec(&[
+            ld64(0, a),
+            ld64(1, b),
+            alu(width, op, 0, Operand::Reg(1)),
+            Insn::Exit,
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn division_and_modulo_by_zero() {
+        assert_eq!(binop(W64, AluOp::Div, 7, 0), 0);
+        assert_eq!(binop(W64, AluOp::Mod, 7, 0), 7);
+        assert_eq!(binop(W32, AluOp::Div, 7, 0), 0);
+        // ALU32 modulo by zero keeps the low 32 bits of the dividend, zero-extended.
+        assert_eq!(binop(W32, AluOp::Mod, 0xffff_ffff_0000_0007, 0), 7);
+        assert_eq!(binop(W64, AluOp::SDiv, (-7i64) as u64, 0), 0);
+        assert_eq!(binop(W64, AluOp::SMod, (-7i64) as u64, 0), (-7i64) as u64);
+        assert_eq!(binop(W32, AluOp::SMod, 0x1_ffff_fff9, 0), 0xffff_fff9);
+    }
+
+    #[test]
+    fn signed_division_rounds_toward_zero_and_wraps() {
+        assert_eq!(binop(W64, AluOp::SDiv, (-7i64) as u64, 2) as i64, -3);
+        assert_eq!(binop(W64, AluOp::SMod, (-7i64) as u64, 2) as i64, -1);
+        assert_eq!(
+            binop(W64, AluOp::SDiv, i64::MIN as u64, u64::MAX),
+            i64::MIN as u64
+        );
+        assert_eq!(binop(W64, AluOp::SMod, i64::MIN as u64, u64::MAX), 0);
+        assert_eq!(
+            binop(W32, AluOp::SDiv, i32::MIN as u32 as u64, u32::MAX as u64),
+            0x8000_0000
+        );
+        assert_eq!(
+            binop(W32, AluOp::SDiv, (-8i32) as u32 as u64, 2),
+            (-4i32) as u32 as u64
+        );
+        // Unsigned division sees the same bits as huge numbers.
+        assert_eq!(
+            binop(W64, AluOp::Div, (-8i64) as u64, 2),
+            ((-8i64) as u64) / 2
+        );
+    }
+
+    #[test]
+    fn shifts_are_masked() {
+        assert_eq!(binop(W64, AluOp::Lsh, 1, 65), 2);
+        assert_eq!(binop(W32, AluOp::Lsh, 1, 33), 2);
+        assert_eq!(binop(W64, AluOp::Rsh, 0x8000_0000_0000_0000, 127), 1);
+        assert_eq!(binop(W64, AluOp::Arsh, 0x8000_0000_0000_0000, 63), u64::MAX);
+        assert_eq!(binop(W32, AluOp::Arsh, 0x8000_0000, 31), 0xffff_ffff);
+    }
+
+    #[test]
+    fn alu32_zero_extends() {
+        assert_eq!(binop(W32, AluOp::Add, 0xffff_ffff_ffff_ffff, 1), 0);
+        assert_eq!(binop(W32, AluOp::Sub, 0, 1), 0xffff_ffff);
+        assert_eq!(
+            binop(W32, AluOp::Mov, 5, 0xdead_beef_1234_5678),
+            0x1234_5678
+        );
+        assert_eq!(
+            exec(&[
+                ld64(0, u64::MAX),
+                alu(W32, AluOp::Neg, 0, Operand::Imm(0)),
+                Insn::Exit
+            ])
+            .unwrap(),
+            1
+        );
+        // A 32-bit move of an immediate does not sign-extend; a 64-bit one does.
+        assert_eq!(
+            exec(&[alu(W32, AluOp::Mov, 0, Operand::Imm(-1)), Insn::Exit]).unwrap(),
+            0xffff_ffff
+        );
+        assert_eq!(exec(&[mov(0, -1), Insn::Exit]).unwrap(), u64::MAX);
+    }
+
+    #[test]
+    fn sign_extending_moves_and_byte_swaps() {
+        let movsx = |width, bits: u8, v: u64| {
+            exec(&[
+                ld64(1, v),
+                alu(width, AluOp::MovSx(bits), 0, Operand::Reg(1)),
+                Insn::Exit,
+            ])
+            .unwrap()
+        };
+        assert_eq!(movsx(W64, 8, 0x80), 0xffff_ffff_ffff_ff80);
+        assert_eq!(movsx(W64, 16, 0x1_7fff), 0x7fff);
+        assert_eq!(movsx(W64, 32, 0x8000_0000), 0xffff_ffff_8000_0000);
+        assert_eq!(movsx(W32, 8, 0xff), 0xffff_ffff);
+        assert_eq!(movsx(W32, 16, 0x8000), 0xffff_8000);
+        let end = |kind, bits, v: u64| {
+            exec(&[ld64(0, v), Insn::End { kind, bits, dst: 0 }, Insn::Exit]).unwrap()
+        };
+        assert_eq!(end(Endian::Swap, 16, 0x1122_3344_5566_7788), 0x8877);
+        assert_eq!(end(Endian::Swap, 32, 0x1122_3344_5566_7788), 0x8877_6655);
+        assert_eq!(
+            end(Endian::Swap, 64, 0x1122_3344_5566_7788),
+            0x8877_6655_4433_2211
+        );
+        assert_eq!(end(Endian::ToBe, 16, 0x1122_3344_5566_7788), 0x8877);
+        assert_eq!(end(Endian::ToLe, 32, 0x1122_3344_5566_7788), 0x5566_7788);
+        assert_eq!(
+            end(Endian::ToLe, 64, 0x1122_3344_5566_7788),
+            0x1122_3344_5566_7788
+        );
+    }
+
+    #[test]
+    fn jump_immediates_are_sign_extended() {
+        // r1 = 0xffffffff_ffffffff; "if r1 == -1" is taken in 64 bits.
+        let prog = |width| {
+            exec(&[
+                ld64(1, u64::MAX),
+                mov(0, 0),
+                Insn::Jmp {
+                    width,
+                    cond: JmpCond::Eq,
+                    dst: 1,
+                    src: Operand::Imm(-1),
+                    off: 1,
+                },
+                Insn::Exit,
+                mov(0, 1),
+                Insn::Exit,
+            ])
+            .unwrap()
+        };
+        assert_eq!(prog(W64), 1);
+        assert_eq!(prog(W32), 1);
+        // 0x00000000_ffffffff equals -1 only in 32 bits.
+        let prog = |width| {
+            exec(&[
+                ld64(1, 0xffff_ffff),
+                mov(0, 0),
+                Insn::Jmp {
+                    width,
+                    cond: JmpCond::Eq,
+                    dst: 1,
+                    src: Operand::Imm(-1),
+                    off: 1,
+                },
+                Insn::Exit,
+                mov(0, 1),
+                Insn::Exit,
+            ])
+            .unwrap()
+        };
+        assert_eq!(prog(W64), 0);
+        assert_eq!(prog(W32), 1);
+        // Signed and unsigned comparisons differ on negative values.
+        let cmp = |cond| {
+            exec(&[
+                mov(1, -5),
+                mov(0, 0),
+                Insn::Jmp {
+                    width: W64,
+                    cond,
+                    dst: 1,
+                    src: Operand::Imm(3),
+                    off: 1,
+                },
+                Insn::Exit,
+                mov(0, 1),
+                Insn::Exit,
+            ])
+            .unwrap()
+        };
+        assert_eq!(cmp(JmpCond::Slt), 1);
+        assert_eq!(cmp(JmpCond::Lt), 0);
+        assert_eq!(cmp(JmpCond::Gt), 1);
+        assert_eq!(cmp(JmpCond::Sgt), 0);
+    }
+
+    #[test]
+    fn gotol_and_backward_loops() {
+        // r0 counts to 10 in a loop closed by a backward conditional jump; then gotol.
+        let r = exec(&[
+            mov(0, 0),
+            alu(W64, AluOp::Add, 0, Operand::Imm(1)),
+            Insn::Jmp {
+                width: W64,
+                cond: JmpCond::Lt,
+                dst: 0,
+                src: Operand::Imm(10),
+                off: -2,
+            },
+            Insn::Ja { off: 1 },
+            mov(0, 99),
+            Insn::Exit,
+        ]);
+        assert_eq!(r.unwrap(), 10);
+    }
+
+    #[test]
+    fn sign_extending_loads() {
+        // Store 0x80 0xff.. on the stack and read it back sign-extended.
+        let r = exec(&[
+            ld64(1, 0x8000_80ff_ff80),
+            Insn::Store {
+                size: Size::DW,
+                dst: 10,
+                off: -8,
+                src: Operand::Reg(1),
+            },
+            Insn::Load {
+                size: Size::B,
+                sign_extend: true,
+                dst: 0,
+                src: 10,
+                off: -8,
+            },
+            Insn::Exit,
+        ]);
+        assert_eq!(r.unwrap(), 0xffff_ffff_ffff_ff80);
+        let r = exec(&[
+            ld64(1, 0x8000_80ff_ff80),
+            Insn::Store {
+                size: Size::DW,
+                dst: 10,
+                off: -8,
+                src: Operand::Reg(1),
+            },
+            Insn::Load {
+                size: Size::W,
+                sign_extend: true,
+                dst: 0,
+                src: 10,
+                off: -6,
+            },
+            Insn::Exit,
+        ]);
+        assert_eq!(r.unwrap(), 0xffff_ffff_8000_80ff);
+        // A store of an immediate sign-extends it to the access size (DW here).
+        let r = exec(&[
+            Insn::Store {
+                size: Size::DW,
+                dst: 10,
+                off: -8,
+                src: Operand::Imm(-2),
+            },
+            Insn::Load {
+                size: Size::DW,
+                sign_extend: false,
+                dst: 0,
+                src: 10,
+                off: -8,
+            },
+            Insn::Exit,
+        ]);
+        assert_eq!(r.unwrap(), (-2i64) as u64);
+    }
+
+    #[test]
+    fn atomics_with_and_without_fetch() {
+        let atomic = |size, op, fetch, init: u64, operand: u64, r0: u64| {
+            exec(&[
+                ld64(1, init),
+                Insn::Store {
+                    size: Size::DW,
+                    dst: 10,
+                    off: -8,
+                    src: Operand::Reg(1),
+                },
+                ld64(2, operand),
+                ld64(0, r0),
+                Insn::Atomic {
+                    size,
+                    op,
+                    fetch,
+                    dst: 10,
+                    src: 2,
+                    off: -8,
+                },
+                // r3 = memory afterwards; return (memory, fetched r2, r0) packed by the caller.
+                Insn::Load {
+                    size: Size::DW,
+                    sign_extend: false,
+                    dst: 3,
+                    src: 10,
+                    off: -8,
+                },
+                Insn::Store {
+                    size: Size::DW,
+                    dst: 10,
+                    off: -16,
+                    src: Operand::Reg(2),
+                },
+                Insn::Store {
+                    size: Size::DW,
+                    dst: 10,
+                    off: -24,
+                    src: Operand::Reg(0),
+                },
+                alu(W64, AluOp::Mov, 0, Operand::Reg(3)),
+                Insn::Exit,
+            ])
+            .unwrap()
+        };
+        assert_eq!(atomic(Size::DW, AtomicOp::Add, false, 40, 2, 0), 42);
+        assert_eq!(atomic(Size::DW, AtomicOp::Or, true, 0xf0, 0x0f, 0), 0xff);
+        assert_eq!(atomic(Size::DW, AtomicOp::And, true, 0xf0, 0x3c, 0), 0x30);
+        assert_eq!(atomic(Size::DW, AtomicOp::Xor, false, 0xff, 0x0f, 0), 0xf0);
+        assert_eq!(atomic(Size::DW, AtomicOp::Xchg, true, 1, 2, 0), 2);
+        // cmpxchg writes only when memory equals r0.
+        assert_eq!(atomic(Size::DW, AtomicOp::CmpXchg, true, 5, 9, 5), 9);
+        assert_eq!(atomic(Size::DW, AtomicOp::CmpXchg, true, 5, 9, 4), 5);
+        // 32-bit atomics touch only the low word.
+        assert_eq!(
+            atomic(Size::W, AtomicOp::Add, false, 0x1_ffff_ffff, 1, 0),
+            0x1_0000_0000
+        );
+        // Fetched values land in src (zero-extended for W); cmpxchg's in r0.
+        let fetched = exec(&[
+            ld64(1, 0x1_0000_0007),
+            Insn::Store {
+                size: Size::DW,
+                dst: 10,
+                off: -8,
+                src: Operand::Reg(1),
+            },
+            mov(2, 1),
+            Insn::Atomic {
+                size: Size::W,
+                op: AtomicOp::Add,
+                fetch: true,
+                dst: 10,
+                src: 2,
+                off: -8,
+            },
+            alu(W64, AluOp::Mov, 0, Operand::Reg(2)),
+            Insn::Exit,
+        ]);
+        assert_eq!(fetched.unwrap(), 7);
+        let old = exec(&[
+            mov(1, 7),
+            Insn::Store {
+                size: Size::DW,
+                dst: 10,
+                off: -8,
+                src: Operand::Reg(1),
+            },
+            mov(2, 1),
+            mov(0, 3),
+            Insn::Atomic {
+                size: Size::DW,
+                op: AtomicOp::CmpXchg,
+                fetch: true,
+                dst: 10,
+                src: 2,
+                off: -8,
+            },
+            Insn::Exit,
+        ]);
+        assert_eq!(old.unwrap(), 7);
+    }
+
+    #[test]
+    fn misaligned_atomics_trap() {
+        let r = exec(&[
+            mov(2, 1),
+            Insn::Atomic {
+                size: Size::DW,
+                op: AtomicOp::Add,
+                fetch: false,
+                dst: 10,
+                src: 2,
+                off: -12,
+            },
+            mov(0, 0),
+            Insn::Exit,
+        ]);
+        let trap = r.unwrap_err();
+        assert!(
+            matches!(trap.kind, TrapKind::MisalignedAtomic { len: 8, addr } if addr % 8 == 4),
+            "{trap}"
+        );
+        assert_eq!(trap.pc, 1);
+    }
+
+    #[test]
+    fn each_call_gets_its_own_frame() {
+        // main: stores 11 at fp-8, calls f, returns fp-8 + r0.
+        // f: stores 22 at its own fp-8 (a different frame), returns 5.
+        let r = exec(&[
+            mov(1, 11),
+            Insn::Store {
+                size: Size::DW,
+                dst: 10,
+                off: -8,
+                src: Operand::Reg(1),
+            },
+            mov(6, 100),
+            Insn::Call(CallTarget::Local(4)),
+            Insn::Load {
+                size: Size::DW,
+                sign_extend: false,
+                dst: 1,
+                src: 10,
+                off: -8,
+            },
+            alu(W64, AluOp::Add, 0, Operand::Reg(1)),
+            alu(W64, AluOp::Add, 0, Operand::Reg(6)),
+            Insn::Exit,
+            // f:
+            mov(1, 22),
+            Insn::Store {
+                size: Size::DW,
+                dst: 10,
+                off: -8,
+                src: Operand::Reg(1),
+            },
+            mov(6, 1000),
+            mov(0, 5),
+            Insn::Exit,
+        ]);
+        // r6 is callee-saved: restored to 100 on return.
+        assert_eq!(r.unwrap(), 11 + 5 + 100);
+    }
+
+    #[test]
+    fn recursion_deeper_than_eight_frames_traps() {
+        let r = exec(&[Insn::Call(CallTarget::Local(-1)), Insn::Exit]);
+        assert_eq!(r.unwrap_err().kind, TrapKind::CallDepth);
+    }
+
+    #[test]
+    fn out_of_bounds_accesses_trap_with_the_pc() {
+        let r = exec(&[
+            mov(1, 0),
+            Insn::Load {
+                size: Size::W,
+                sign_extend: false,
+                dst: 0,
+                src: 1,
+                off: 0,
+            },
+            Insn::Exit,
+        ]);
+        assert_eq!(
+            r.unwrap_err(),
+            Trap {
+                kind: TrapKind::OutOfBounds {
+                    addr: 0,
+                    len: 4,
+                    write: false
+                },
+                pc: 1
+            }
+        );
+        // Writing the context is refused; reading past the stack top too.
+        let r = exec(&[
+            Insn::Store {
+                size: Size::W,
+                dst: 1,
+                off: 0,
+                src: Operand::Imm(0),
+            },
+            mov(0, 0),
+            Insn::Exit,
+        ]);
+        assert!(matches!(
+            r.unwrap_err().kind,
+            TrapKind::OutOfBounds { write: true, .. }
+        ));
+        let r = exec(&[
+            Insn::Load {
+                size: Size::B,
+                sign_extend: false,
+                dst: 0,
+                src: 10,
+                off: 0,
+            },
+            Insn::Exit,
+        ]);
+        assert!(matches!(
+            r.unwrap_err().kind,
+            TrapKind::OutOfBounds { write: false, .. }
+        ));
+        // The packet is readable up to data_end and no further.
+        let r = exec(&[
+            Insn::Load {
+                size: Size::W,
+                sign_extend: false,
+                dst: 2,
+                src: 1,
+                off: 0,
+            },
+            Insn::Load {
+                size: Size::B,
+                sign_extend: false,
+                dst: 0,
+                src: 2,
+                off: 63,
+            },
+            Insn::Load {
+                size: Size::B,
+                sign_extend: false,
+                dst: 0,
+                src: 2,
+                off: 64,
+            },
+            Insn::Exit,
+        ]);
+        assert_eq!(r.unwrap_err().pc, 2);
     }
 }

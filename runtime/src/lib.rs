@@ -51,7 +51,10 @@ impl LoadedObject {
     pub fn load(object: &loader::Object, store: &maps::Store) -> Result<LoadedObject, LoadError> {
         let mut bound = Vec::with_capacity(object.maps.len());
         for spec in &object.maps {
-            let map_err = |source| LoadError::Map { name: spec.name.clone(), source };
+            let map_err = |source| LoadError::Map {
+                name: spec.name.clone(),
+                source,
+            };
             let def = maps::MapDef {
                 map_type: spec.map_type,
                 key_size: spec.key_size,
@@ -66,7 +69,11 @@ impl LoadedObject {
             if let Some(data) = &spec.initial_data {
                 map.update(&0u32.to_ne_bytes(), data, 0).map_err(map_err)?;
             }
-            bound.push(BoundMap { name: spec.name.clone(), info: map.info(), map });
+            bound.push(BoundMap {
+                name: spec.name.clone(),
+                info: map.info(),
+                map,
+            });
         }
         let maps = MapTable::new(bound);
         let mut programs = Vec::new();
@@ -83,76 +90,138 @@ impl LoadedObject {
                 Err(e) => rejected.push((p.name.clone(), e)),
             }
         }
-        Ok(LoadedObject { maps, programs, rejected, all_programs })
+        Ok(LoadedObject {
+            maps,
+            programs,
+            rejected,
+            all_programs,
+        })
     }
 
     /// The program to run: by function or section name, or the first XDP program.
     pub fn program_index(&self, name: Option<&str>) -> Result<usize, LoadError> {
         let available = || {
-            self.all_programs.iter().map(|(n, s)| format!("{n} ({s})")).collect::<Vec<_>>().join(", ")
+            self.all_programs
+                .iter()
+                .map(|(n, s)| format!("{n} ({s})"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let Some(name) = name else {
             if !self.programs.is_empty() {
                 return Ok(0);
             }
             if let Some((n, e)) = self.rejected.first() {
-                return Err(LoadError::Rejected { name: n.clone(), reason: e.to_string() });
+                return Err(LoadError::Rejected {
+                    name: n.clone(),
+                    reason: e.to_string(),
+                });
             }
-            return Err(LoadError::NoXdpProgram { available: available() });
+            return Err(LoadError::NoXdpProgram {
+                available: available(),
+            });
         };
         if let Some(i) = self.programs.iter().position(|p| p.name == name) {
             return Ok(i);
         }
         if let Some((n, e)) = self.rejected.iter().find(|(n, _)| n == name) {
-            return Err(LoadError::Rejected { name: n.clone(), reason: e.to_string() });
+            return Err(LoadError::Rejected {
+                name: n.clone(),
+                reason: e.to_string(),
+            });
         }
         if let Some(i) = self.programs.iter().position(|p| p.section == name) {
             return Ok(i);
         }
-        if let Some((n, s)) = self.all_programs.iter().find(|(n, s)| n == name || s == name) {
-            return Err(LoadError::NotXdp { name: n.clone(), section: s.clone() });
+        if let Some((n, s)) = self
+            .all_programs
+            .iter()
+            .find(|(n, s)| n == name || s == name)
+        {
+            return Err(LoadError::NotXdp {
+                name: n.clone(),
+                section: s.clone(),
+            });
         }
-        Err(LoadError::NoSuchProgram { name: name.to_string(), available: available() })
+        Err(LoadError::NoSuchProgram {
+            name: name.to_string(),
+            available: available(),
+        })
     }
 
     /// Writes one map entry from user space, by the object's map name. For a per-CPU
     /// map, a value of `value_size` bytes is written to every CPU; a value of
     /// `ncpus * round_up(value_size, 8)` bytes gives each CPU its own.
-    pub fn update_entry(&self, map: &str, key: &[u8], value: &[u8], flags: u64) -> Result<(), EntryError> {
-        let m = self.maps.by_name(map).ok_or_else(|| EntryError::NoSuchMap {
-            name: map.to_string(),
-            available: self.maps.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
-        })?;
+    pub fn update_entry(
+        &self,
+        map: &str,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), EntryError> {
+        let m = self
+            .maps
+            .by_name(map)
+            .ok_or_else(|| EntryError::NoSuchMap {
+                name: map.to_string(),
+                available: self
+                    .maps
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
         let info = &m.info;
         if key.len() != info.key_size as usize {
-            return Err(EntryError::KeySize { map: map.to_string(), len: key.len(), expected: info.key_size as usize });
+            return Err(EntryError::KeySize {
+                map: map.to_string(),
+                len: key.len(),
+                expected: info.key_size as usize,
+            });
         }
         let full = m.map.user_value_size();
-        let value: std::borrow::Cow<'_, [u8]> =
-            if is_percpu(info.map_type) && value.len() == info.value_size as usize && full != value.len() {
-                let stride = (info.value_size as usize).div_ceil(8) * 8;
-                let mut spread = vec![0u8; full];
-                for chunk in spread.chunks_mut(stride) {
-                    chunk[..value.len()].copy_from_slice(value);
-                }
-                spread.into()
-            } else {
-                value.into()
-            };
+        let value: std::borrow::Cow<'_, [u8]> = if is_percpu(info.map_type)
+            && value.len() == info.value_size as usize
+            && full != value.len()
+        {
+            let stride = (info.value_size as usize).div_ceil(8) * 8;
+            let mut spread = vec![0u8; full];
+            for chunk in spread.chunks_mut(stride) {
+                chunk[..value.len()].copy_from_slice(value);
+            }
+            spread.into()
+        } else {
+            value.into()
+        };
         if value.len() != full {
-            return Err(EntryError::ValueSize { map: map.to_string(), len: value.len(), expected: full });
+            return Err(EntryError::ValueSize {
+                map: map.to_string(),
+                len: value.len(),
+                expected: full,
+            });
         }
-        m.map.update(key, &value, flags).map_err(|source| EntryError::Map { map: map.to_string(), source })
+        m.map
+            .update(key, &value, flags)
+            .map_err(|source| EntryError::Map {
+                map: map.to_string(),
+                source,
+            })
     }
 
     /// The id a prog_array value uses for the XDP program `name`: its index in
     /// `programs` plus one, since 0 marks an empty slot.
     pub fn program_id(&self, name: &str) -> Option<u32> {
-        self.programs.iter().position(|p| p.name == name).map(|i| i as u32 + 1)
+        self.programs
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| i as u32 + 1)
     }
 
     pub fn env(&self) -> Env<'_> {
-        Env { maps: &self.maps, programs: &self.programs }
+        Env {
+            maps: &self.maps,
+            programs: &self.programs,
+        }
     }
 
     /// Runs program `prog` once.
@@ -162,7 +231,13 @@ impl LoadedObject {
 
     /// Runs program `prog` `repeat` times on the same packet without resetting it, as
     /// the kernel's test run does, and returns the last r0 and the total time.
-    pub fn run_repeat(&self, vm: &mut Vm, prog: usize, pkt: &mut Packet, repeat: u64) -> Result<(u64, Duration), Trap> {
+    pub fn run_repeat(
+        &self,
+        vm: &mut Vm,
+        prog: usize,
+        pkt: &mut Packet,
+        repeat: u64,
+    ) -> Result<(u64, Duration), Trap> {
         let env = self.env();
         let start = Instant::now();
         let mut ret = 0;
@@ -182,7 +257,12 @@ pub struct Entry {
 
 /// Whether values of this map type are per CPU.
 pub fn is_percpu(map_type: u32) -> bool {
-    matches!(map_type, maptable::types::PERCPU_ARRAY | maptable::types::PERCPU_HASH | maptable::types::LRU_PERCPU_HASH)
+    matches!(
+        map_type,
+        maptable::types::PERCPU_ARRAY
+            | maptable::types::PERCPU_HASH
+            | maptable::types::LRU_PERCPU_HASH
+    )
 }
 
 /// Every entry of `map`, in iteration order, with per-CPU values split per CPU.
@@ -209,11 +289,17 @@ pub fn dump(map: &maps::Map) -> Result<Vec<Entry>, maps::MapError> {
         }
         let values = if is_percpu(info.map_type) {
             let stride = (info.value_size as usize).div_ceil(8) * 8;
-            value.chunks(stride).map(|c| c[..info.value_size as usize].to_vec()).collect()
+            value
+                .chunks(stride)
+                .map(|c| c[..info.value_size as usize].to_vec())
+                .collect()
         } else {
             vec![value.clone()]
         };
-        out.push(Entry { key: key.clone(), values });
+        out.push(Entry {
+            key: key.clone(),
+            values,
+        });
         if out.len() > info.max_entries as usize {
             break;
         }

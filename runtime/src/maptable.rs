@@ -79,7 +79,10 @@ impl MapTable {
             })
             .filter(|a| a.len > 0 && a.stride > 0)
             .collect();
-        MapTable { maps: maps.into(), areas }
+        MapTable {
+            maps: maps.into(),
+            areas,
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -77,7 +77,10 @@ impl Regions<'_> {
             }
         }
         // The context is read-only.
-        !write && a >= self.ctx && a.checked_add(len).is_some_and(|e| e <= self.ctx + XdpMd::SIZE)
+        !write
+            && a >= self.ctx
+            && a.checked_add(len)
+                .is_some_and(|e| e <= self.ctx + XdpMd::SIZE)
     }
 }
 
@@ -122,7 +125,13 @@ pub unsafe fn store(addr: u64, size: usize, value: u64) {
 /// # Safety
 /// `[addr, addr + size)` must be writable memory, aligned to `size` (4 or 8).
 #[inline]
-pub unsafe fn atomic_rmw(addr: u64, size: usize, op: isa::AtomicOp, operand: u64, expected: u64) -> u64 {
+pub unsafe fn atomic_rmw(
+    addr: u64,
+    size: usize,
+    op: isa::AtomicOp,
+    operand: u64,
+    expected: u64,
+) -> u64 {
     use isa::AtomicOp::*;
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
     if size == 8 {
@@ -182,11 +191,21 @@ mod tests {
     use super::*;
 
     fn regions(values: &[ValueArea]) -> Regions<'_> {
-        Regions { stack_lo: 1000, stack_hi: 1512, ctx: 5000, values }
+        Regions {
+            stack_lo: 1000,
+            stack_hi: 1512,
+            ctx: 5000,
+            values,
+        }
     }
 
     fn md() -> XdpMd {
-        XdpMd { data: 2000, data_end: 2060, data_meta: 1992, ..Default::default() }
+        XdpMd {
+            data: 2000,
+            data_end: 2060,
+            data_meta: 1992,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -222,13 +241,30 @@ mod tests {
     #[test]
     fn map_values_to_the_byte() {
         // Elements of 24 bytes: 8 of key, then a 12-byte value, then padding.
-        let area = ValueArea { base: 10_000, len: 240, stride: 24, value_offset: 8, value_len: 12, writable: true };
-        let ro = ValueArea { base: 20_000, len: 16, stride: 16, value_offset: 0, value_len: 16, writable: false };
+        let area = ValueArea {
+            base: 10_000,
+            len: 240,
+            stride: 24,
+            value_offset: 8,
+            value_len: 12,
+            writable: true,
+        };
+        let ro = ValueArea {
+            base: 20_000,
+            len: 16,
+            stride: 16,
+            value_offset: 0,
+            value_len: 16,
+            writable: false,
+        };
         let areas = [area, ro];
         let r = regions(&areas);
         assert!(r.check(&md(), 10_008, 12, true));
         assert!(r.check(&md(), 10_008 + 24 * 9 + 4, 8, true));
-        assert!(!r.check(&md(), 10_000, 4, false), "key bytes are not the value");
+        assert!(
+            !r.check(&md(), 10_000, 4, false),
+            "key bytes are not the value"
+        );
         assert!(!r.check(&md(), 10_016, 8, false), "crosses the value's end");
         assert!(!r.check(&md(), 10_240, 1, false), "past the last element");
         assert!(r.check(&md(), 20_000, 16, false));

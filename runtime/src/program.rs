@@ -52,7 +52,10 @@ pub fn prepare(
     if insns.is_empty() {
         return Err(VerifyError::Empty { prog: prog() });
     }
-    let decoded = isa::decode_all(insns).map_err(|source| VerifyError::Decode { prog: prog(), source })?;
+    let decoded = isa::decode_all(insns).map_err(|source| VerifyError::Decode {
+        prog: prog(),
+        source,
+    })?;
     let len = insns.len();
     // Which slots start an instruction (false for the second half of an lddw).
     let mut starts = vec![false; len];
@@ -65,28 +68,56 @@ pub fn prepare(
     let target_ok = |pc: usize, rel: i64| -> Result<usize, VerifyError> {
         let t = pc as i64 + 1 + rel;
         if t < 0 || t >= len as i64 {
-            return Err(VerifyError::JumpOutOfRange { prog: prog(), pc, target: t, len });
+            return Err(VerifyError::JumpOutOfRange {
+                prog: prog(),
+                pc,
+                target: t,
+                len,
+            });
         }
         if !starts[t as usize] {
-            return Err(VerifyError::JumpIntoLdImm64 { prog: prog(), pc, target: t as usize - 1 });
+            return Err(VerifyError::JumpIntoLdImm64 {
+                prog: prog(),
+                pc,
+                target: t as usize - 1,
+            });
         }
         Ok(t as usize)
     };
     for &(pc, insn) in &decoded {
         let raw = insns[pc];
-        let mut op = Op { code: raw.code, dst: raw.dst, src: raw.src, _pad: 0, off: raw.off as i32, imm: raw.imm as i64 };
+        let mut op = Op {
+            code: raw.code,
+            dst: raw.dst,
+            src: raw.src,
+            _pad: 0,
+            off: raw.off as i32,
+            imm: raw.imm as i64,
+        };
         match insn {
-            Insn::Alu { dst, .. } | Insn::End { dst, .. } | Insn::Load { dst, .. } | Insn::LdImm64 { dst, .. }
+            Insn::Alu { dst, .. }
+            | Insn::End { dst, .. }
+            | Insn::Load { dst, .. }
+            | Insn::LdImm64 { dst, .. }
                 if dst == FRAME_POINTER =>
             {
                 return Err(VerifyError::WriteToR10 { prog: prog(), pc });
             }
-            Insn::Atomic { fetch: true, src, .. } if src == FRAME_POINTER => {
+            Insn::Atomic {
+                fetch: true, src, ..
+            } if src == FRAME_POINTER => {
                 return Err(VerifyError::WriteToR10 { prog: prog(), pc });
             }
-            Insn::Atomic { op: isa::AtomicOp::CmpXchg, .. } => {}
+            Insn::Atomic {
+                op: isa::AtomicOp::CmpXchg,
+                ..
+            } => {}
             Insn::LdPacket { .. } => {
-                return Err(VerifyError::NotAllowed { prog: prog(), pc, what: "LD_ABS/LD_IND" });
+                return Err(VerifyError::NotAllowed {
+                    prog: prog(),
+                    pc,
+                    what: "LD_ABS/LD_IND",
+                });
             }
             Insn::Ja { off } => {
                 target_ok(pc, off as i64)?;
@@ -99,17 +130,26 @@ pub fn prepare(
                 helpers::check_supported(id).map_err(|e| e.at(name, pc))?;
             }
             Insn::Call(CallTarget::Local(rel)) => {
-                let t = target_ok(pc, rel as i64)
-                    .map_err(|_| VerifyError::BadCallTarget { prog: prog(), pc, target: pc as i64 + 1 + rel as i64 })?;
+                let t = target_ok(pc, rel as i64).map_err(|_| VerifyError::BadCallTarget {
+                    prog: prog(),
+                    pc,
+                    target: pc as i64 + 1 + rel as i64,
+                })?;
                 if !functions.contains(&t) {
                     functions.push(t);
                 }
                 op.off = rel;
             }
             Insn::Call(CallTarget::Kfunc(btf_id)) => {
-                return Err(VerifyError::Kfunc { prog: prog(), pc, btf_id });
+                return Err(VerifyError::Kfunc {
+                    prog: prog(),
+                    pc,
+                    btf_id,
+                });
             }
-            Insn::LdImm64 { src, imm, next_imm, .. } => {
+            Insn::LdImm64 {
+                src, imm, next_imm, ..
+            } => {
                 op.imm = resolve_ldimm64(name, pc, src, imm, next_imm, maps)?;
                 if src == BPF_PSEUDO_FUNC {
                     let t = target_ok(pc, imm as i64)?;
@@ -121,23 +161,42 @@ pub fn prepare(
         ops[pc] = op;
     }
     // No path may run past the last instruction: the last one must end control flow.
-    let (last_pc, last) = *decoded.last().expect("non-empty program decodes to at least one insn");
+    let (last_pc, last) = *decoded
+        .last()
+        .expect("non-empty program decodes to at least one insn");
     if !matches!(last, Insn::Exit | Insn::Ja { .. }) {
-        return Err(VerifyError::FallsOffEnd { prog: prog(), pc: last_pc });
+        return Err(VerifyError::FallsOffEnd {
+            prog: prog(),
+            pc: last_pc,
+        });
     }
     functions.sort_unstable();
     functions.dedup();
-    Ok(Prepared { name: name.to_string(), section: section.to_string(), ops: ops.into(), functions })
+    Ok(Prepared {
+        name: name.to_string(),
+        section: section.to_string(),
+        ops: ops.into(),
+        functions,
+    })
 }
 
-fn resolve_ldimm64(prog: &str, pc: usize, src: u8, imm: i32, next_imm: i32, maps: &MapTable) -> Result<i64, VerifyError> {
+fn resolve_ldimm64(
+    prog: &str,
+    pc: usize,
+    src: u8,
+    imm: i32,
+    next_imm: i32,
+    maps: &MapTable,
+) -> Result<i64, VerifyError> {
     let map_at = |index: i32| {
-        maps.get(index as usize).filter(|_| index >= 0).ok_or(VerifyError::BadMapIndex {
-            prog: prog.to_string(),
-            pc,
-            index: index as i64,
-            count: maps.len(),
-        })
+        maps.get(index as usize)
+            .filter(|_| index >= 0)
+            .ok_or(VerifyError::BadMapIndex {
+                prog: prog.to_string(),
+                pc,
+                index: index as i64,
+                count: maps.len(),
+            })
     };
     match src {
         0 => Ok(((next_imm as u32 as u64) << 32 | imm as u32 as u64) as i64),
@@ -157,6 +216,167 @@ fn resolve_ldimm64(prog: &str, pc: usize, src: u8, imm: i32, next_imm: i32, maps
             }
         }
         BPF_PSEUDO_FUNC => Ok(0),
-        other => Err(VerifyError::BadPseudo { prog: prog.to_string(), pc, src: other }),
+        other => Err(VerifyError::BadPseudo {
+            prog: prog.to_string(),
+            pc,
+            src: other,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use isa::{AluOp, CallTarget, Insn, Operand, Width};
+
+    use super::*;
+
+    fn check(insns: &[Insn]) -> Result<Prepared, VerifyError> {
+        let raw = isa::encode::encode_all(insns);
+        prepare("p", "xdp", &raw, &[], &MapTable::new(Vec::new()))
+    }
+
+    fn mov(dst: u8, v: i32) -> Insn {
+        Insn::Alu {
+            width: Width::W64,
+            op: AluOp::Mov,
+            dst,
+            src: Operand::Imm(v),
+        }
+    }
+
+    #[test]
+    fn unknown_and_unsupported_helpers_are_named() {
+        let e = check(&[Insn::Call(CallTarget::Helper(9999)), Insn::Exit]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                VerifyError::UnknownHelper {
+                    id: 9999,
+                    pc: 0,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("9999"), "{e}");
+        // bpf_redirect (23) exists in the kernel but not here yet.
+        let e = check(&[
+            mov(1, 1),
+            mov(2, 0),
+            Insn::Call(CallTarget::Helper(23)),
+            Insn::Exit,
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(e, VerifyError::UnsupportedHelper { id: 23, pc: 2, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("redirect"), "{e}");
+        assert!(check(&[Insn::Call(CallTarget::Helper(1)), Insn::Exit]).is_ok());
+    }
+
+    #[test]
+    fn control_flow_stays_inside_the_program() {
+        let e = check(&[Insn::Ja { off: 5 }, Insn::Exit]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                VerifyError::JumpOutOfRange {
+                    pc: 0,
+                    target: 6,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = check(&[Insn::Ja { off: -2 }, Insn::Exit]).unwrap_err();
+        assert!(
+            matches!(e, VerifyError::JumpOutOfRange { target: -1, .. }),
+            "{e}"
+        );
+        let e = check(&[mov(0, 0)]).unwrap_err();
+        assert!(matches!(e, VerifyError::FallsOffEnd { pc: 0, .. }), "{e}");
+        // A jump into the second slot of an lddw.
+        let e = check(&[
+            Insn::Ja { off: 1 },
+            Insn::LdImm64 {
+                dst: 0,
+                src: 0,
+                imm: 1,
+                next_imm: 0,
+            },
+            Insn::Exit,
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                VerifyError::JumpIntoLdImm64 {
+                    pc: 0,
+                    target: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = check(&[Insn::Call(CallTarget::Local(7)), Insn::Exit]).unwrap_err();
+        assert!(matches!(e, VerifyError::BadCallTarget { pc: 0, .. }), "{e}");
+    }
+
+    #[test]
+    fn forbidden_instructions() {
+        let e = check(&[mov(10, 0), Insn::Exit]).unwrap_err();
+        assert!(matches!(e, VerifyError::WriteToR10 { pc: 0, .. }), "{e}");
+        let e = check(&[Insn::Call(CallTarget::Kfunc(77)), Insn::Exit]).unwrap_err();
+        assert!(matches!(e, VerifyError::Kfunc { btf_id: 77, .. }), "{e}");
+        let e = check(&[
+            Insn::LdImm64 {
+                dst: 1,
+                src: BPF_PSEUDO_MAP_IDX,
+                imm: 3,
+                next_imm: 0,
+            },
+            Insn::Exit,
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                VerifyError::BadMapIndex {
+                    index: 3,
+                    count: 0,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = check(&[
+            Insn::LdPacket {
+                size: isa::Size::W,
+                indirect: false,
+                src: 0,
+                imm: 0,
+            },
+            Insn::Exit,
+        ])
+        .unwrap_err();
+        assert!(matches!(e, VerifyError::NotAllowed { .. }), "{e}");
+        assert!(matches!(check(&[]).unwrap_err(), VerifyError::Empty { .. }));
+    }
+
+    #[test]
+    fn lddw_constants_are_pre_decoded() {
+        let p = check(&[
+            Insn::LdImm64 {
+                dst: 0,
+                src: 0,
+                imm: -1,
+                next_imm: 0x1234,
+            },
+            Insn::Exit,
+        ])
+        .unwrap();
+        assert_eq!(p.ops[0].imm as u64, 0x1234_ffff_ffff);
+        assert_eq!(p.functions, vec![0]);
     }
 }

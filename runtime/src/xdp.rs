@@ -29,8 +29,9 @@ pub const MAX_PACKET: usize = FRAME_SIZE - HEADROOM - TAILROOM;
 pub const XDP_FRAME_RESERVED: usize = 40;
 /// `ETH_HLEN`: the shortest packet the kernel's test run and the adjust helpers allow.
 pub const ETH_HLEN: usize = 14;
-/// The longest metadata area (`xdp_metalen_invalid`).
-pub const MAX_META: usize = 32;
+/// The longest metadata area (`xdp_metalen_invalid`: the largest value of
+/// `skb_shared_info.meta_len`, a u8). It must also be a multiple of 4.
+pub const MAX_META: usize = 255;
 
 /// XDP return codes.
 pub mod action {
@@ -92,10 +93,16 @@ impl Packet {
             return Err(PacketError::TooShort { len: data.len() });
         }
         if data.len() > MAX_PACKET {
-            return Err(PacketError::TooLong { len: data.len(), max: MAX_PACKET });
+            return Err(PacketError::TooLong {
+                len: data.len(),
+                max: MAX_PACKET,
+            });
         }
         let frame = map_low_frame()?;
-        let mut pkt = Packet { frame, md: Box::default() };
+        let mut pkt = Packet {
+            frame,
+            md: Box::default(),
+        };
         pkt.reset(data)?;
         Ok(pkt)
     }
@@ -106,7 +113,10 @@ impl Packet {
             return Err(PacketError::TooShort { len: data.len() });
         }
         if data.len() > MAX_PACKET {
-            return Err(PacketError::TooLong { len: data.len(), max: MAX_PACKET });
+            return Err(PacketError::TooLong {
+                len: data.len(),
+                max: MAX_PACKET,
+            });
         }
         let frame = self.frame_mut();
         frame.fill(0);
@@ -221,7 +231,9 @@ fn map_low_frame() -> Result<NonNull<u8>, PacketError> {
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(PacketError::Map { errno: std::io::Error::last_os_error() });
+        return Err(PacketError::Map {
+            errno: std::io::Error::last_os_error(),
+        });
     }
     if (p as u64) + FRAME_SIZE as u64 > u32::MAX as u64 {
         // SAFETY: `p` is the mapping just made, of FRAME_SIZE bytes.
@@ -253,17 +265,27 @@ mod tests {
 
     #[test]
     fn short_and_long_packets_are_refused() {
-        assert!(matches!(Packet::new(&[0; 13]), Err(PacketError::TooShort { len: 13 })));
+        assert!(matches!(
+            Packet::new(&[0; 13]),
+            Err(PacketError::TooShort { len: 13 })
+        ));
         assert!(Packet::new(&[0; 14]).is_ok());
         assert!(Packet::new(&[0; 3520]).is_ok());
-        assert!(matches!(Packet::new(&[0; 3521]), Err(PacketError::TooLong { .. })));
+        assert!(matches!(
+            Packet::new(&[0; 3521]),
+            Err(PacketError::TooLong { .. })
+        ));
     }
 
     #[test]
     fn metadata_length_rules() {
         let mut pkt = Packet::new(&[0; 64]).unwrap();
         assert!(pkt.set_meta_len(3).is_err());
-        assert!(pkt.set_meta_len(36).is_err());
+        assert!(pkt.set_meta_len(256).is_err());
+        assert!(
+            pkt.set_meta_len(220).is_err(),
+            "below hard_start + sizeof(xdp_frame)"
+        );
         pkt.set_meta_len(8).unwrap();
         assert_eq!(pkt.meta_len(), 8);
         assert_eq!(pkt.data_with_meta().len(), 72);

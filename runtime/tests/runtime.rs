@@ -29,21 +29,34 @@ fn run_ours(
     let obj = loader::Object::parse(&bytes).map_err(|e| e.to_string())?;
     let store = maps::Store::anonymous(maps::StoreOptions::default()).map_err(|e| e.to_string())?;
     let loaded = LoadedObject::load(&obj, &store).map_err(|e| e.to_string())?;
-    let index = loaded.program_index(Some(prog)).map_err(|e| e.to_string())?;
+    let index = loaded
+        .program_index(Some(prog))
+        .map_err(|e| e.to_string())?;
     for (map, key, value) in sets {
-        loaded.update_entry(map, key, value, 0).map_err(|e| e.to_string())?;
+        loaded
+            .update_entry(map, key, value, 0)
+            .map_err(|e| e.to_string())?;
     }
     for (map, slot, target) in prog_sets {
-        let id = loaded.program_id(target).ok_or(format!("no program {target}"))?;
-        loaded.update_entry(map, &slot.to_ne_bytes(), &id.to_ne_bytes(), 0).map_err(|e| e.to_string())?;
+        let id = loaded
+            .program_id(target)
+            .ok_or(format!("no program {target}"))?;
+        loaded
+            .update_entry(map, &slot.to_ne_bytes(), &id.to_ne_bytes(), 0)
+            .map_err(|e| e.to_string())?;
     }
     let mut pkt = Packet::new(data).map_err(|e| e.to_string())?;
     let mut vm = Vm::new(0);
-    let (ret, _) = loaded.run_repeat(&mut vm, index, &mut pkt, repeat as u64).map_err(|t| format!("trap: {t}"))?;
+    let (ret, _) = loaded
+        .run_repeat(&mut vm, index, &mut pkt, repeat as u64)
+        .map_err(|t| format!("trap: {t}"))?;
     let mut maps = BTreeMap::new();
     for m in loaded.maps.iter() {
-        let mut entries: Vec<_> =
-            runtime::dump(&m.map).map_err(|e| e.to_string())?.into_iter().map(|e| (e.key, e.values)).collect();
+        let mut entries: Vec<_> = runtime::dump(&m.map)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|e| (e.key, e.values))
+            .collect();
         if m.info.map_type == runtime::maptable::types::PROG_ARRAY {
             // Program ids are the runtime's own: compare the programs' names, as the
             // oracle reports them.
@@ -57,7 +70,11 @@ fn run_ours(
         entries.sort();
         maps.insert(m.name.clone(), entries);
     }
-    Ok(Outcome { retval: ret as u32, data_out: pkt.data_with_meta().to_vec(), maps })
+    Ok(Outcome {
+        retval: ret as u32,
+        data_out: pkt.data_with_meta().to_vec(),
+        maps,
+    })
 }
 
 fn kernel_outcome(run: kernel::KernelRun) -> Outcome {
@@ -70,7 +87,11 @@ fn kernel_outcome(run: kernel::KernelRun) -> Outcome {
             (name, e)
         })
         .collect();
-    Outcome { retval: run.retval, data_out: run.data_out, maps }
+    Outcome {
+        retval: run.retval,
+        data_out: run.data_out,
+        maps,
+    }
 }
 
 /// Runs every case of bpf-progs built for `cpu` in both the runtime and the kernel.
@@ -83,7 +104,11 @@ fn differential(cpu: Cpu) {
     let mut failures = Vec::new();
     for case in bpf_progs::cases() {
         let Some(object) = bpf_progs::object_for(case.object, cpu) else {
-            println!("SKIP: {} not built for -mcpu={} (clang absent)", case.object, cpu.as_str());
+            println!(
+                "SKIP: {} not built for -mcpu={} (clang absent)",
+                case.object,
+                cpu.as_str()
+            );
             continue;
         };
         let sets = case.sets_bytes().expect("case hex");
@@ -101,16 +126,20 @@ fn differential(cpu: Cpu) {
             if kernel_ok.is_err() {
                 continue;
             }
-            let theirs = match kernel::run_with(&object, case.prog, &data, case.repeat, &sets, &prog_sets) {
-                Ok(r) => kernel_outcome(r),
-                Err(e) => {
-                    failures.push(format!("{label}: kernel run failed: {e}"));
-                    continue;
-                }
-            };
+            let theirs =
+                match kernel::run_with(&object, case.prog, &data, case.repeat, &sets, &prog_sets) {
+                    Ok(r) => kernel_outcome(r),
+                    Err(e) => {
+                        failures.push(format!("{label}: kernel run failed: {e}"));
+                        continue;
+                    }
+                };
             compared += 1;
             if ours.retval != theirs.retval {
-                failures.push(format!("{label}: retval {} (kernel {})", ours.retval, theirs.retval));
+                failures.push(format!(
+                    "{label}: retval {} (kernel {})",
+                    ours.retval, theirs.retval
+                ));
             }
             if ours.data_out != theirs.data_out {
                 failures.push(format!(
@@ -119,7 +148,8 @@ fn differential(cpu: Cpu) {
                     bpf_progs::hex_encode(&theirs.data_out)
                 ));
             }
-            let names: std::collections::BTreeSet<_> = ours.maps.keys().chain(theirs.maps.keys()).collect();
+            let names: std::collections::BTreeSet<_> =
+                ours.maps.keys().chain(theirs.maps.keys()).collect();
             for name in names {
                 if ours.maps.get(name) != theirs.maps.get(name) {
                     failures.push(format!(
@@ -131,8 +161,16 @@ fn differential(cpu: Cpu) {
             }
         }
     }
-    println!("-mcpu={}: {compared} runs compared with the kernel", cpu.as_str());
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    println!(
+        "-mcpu={}: {compared} runs compared with the kernel",
+        cpu.as_str()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -164,9 +202,18 @@ fn out_of_bounds_programs_trap() {
         let index = loaded.program_index(Some(name)).unwrap();
         let mut pkt = Packet::new(&data).unwrap();
         let before = pkt.data().to_vec();
-        let trap = loaded.run(&mut Vm::new(0), index, &mut pkt).expect_err(name);
-        assert!(matches!(trap.kind, TrapKind::OutOfBounds { .. }), "{name}: {trap}");
-        assert!(trap.pc < loaded.programs[index].ops.len(), "{name}: pc {} in range", trap.pc);
+        let trap = loaded
+            .run(&mut Vm::new(0), index, &mut pkt)
+            .expect_err(name);
+        assert!(
+            matches!(trap.kind, TrapKind::OutOfBounds { .. }),
+            "{name}: {trap}"
+        );
+        assert!(
+            trap.pc < loaded.programs[index].ops.len(),
+            "{name}: pc {} in range",
+            trap.pc
+        );
         assert_eq!(pkt.data().len(), before.len());
     }
 }
@@ -181,8 +228,18 @@ fn short_packets_are_refused_like_the_kernel() {
         println!("SKIP: kernel check of short packets: {why}");
         return;
     }
-    let r = kernel::run(&bpf_progs::object("xdp_counter"), "xdp_counter", &data, 1, &[]);
-    assert!(r.is_err(), "the kernel refuses a {}-byte packet too", data.len());
+    let r = kernel::run(
+        &bpf_progs::object("xdp_counter"),
+        "xdp_counter",
+        &data,
+        1,
+        &[],
+    );
+    assert!(
+        r.is_err(),
+        "the kernel refuses a {}-byte packet too",
+        data.len()
+    );
 }
 
 /// Counts heap allocations made by the current thread, so that tests running in parallel
@@ -225,7 +282,12 @@ static ALLOCATOR: counting::Counting = counting::Counting;
 
 #[test]
 fn runs_make_no_heap_allocation() {
-    for (object, packet) in [("xdp_counter", "icmp"), ("xdp_parser", "vlan_udp"), ("xdp_subprog", "udp"), ("xdp_encap", "tcp_syn")] {
+    for (object, packet) in [
+        ("xdp_counter", "icmp"),
+        ("xdp_parser", "vlan_udp"),
+        ("xdp_subprog", "udp"),
+        ("xdp_encap", "tcp_syn"),
+    ] {
         let bytes = std::fs::read(bpf_progs::object(object)).unwrap();
         let obj = loader::Object::parse(&bytes).unwrap();
         let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
@@ -237,6 +299,10 @@ fn runs_make_no_heap_allocation() {
         loaded.run(&mut vm, index, &mut pkt).unwrap();
         let before = counting::count();
         loaded.run_repeat(&mut vm, index, &mut pkt, 1000).unwrap();
-        assert_eq!(counting::count() - before, 0, "{object}: allocations during 1000 runs");
+        assert_eq!(
+            counting::count() - before,
+            0,
+            "{object}: allocations during 1000 runs"
+        );
     }
 }

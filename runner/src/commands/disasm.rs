@@ -17,14 +17,19 @@ pub struct DisasmArgs {
 pub fn run(args: DisasmArgs) -> Result<()> {
     let object = super::read_object(&args.object)?;
     let progs: Vec<&loader::Program> = match &args.prog {
-        Some(name) => vec![object.program(name).ok_or_else(|| anyhow!("no program named {name:?}"))?],
+        Some(name) => vec![object
+            .program(name)
+            .ok_or_else(|| anyhow!("no program named {name:?}"))?],
         None => object.programs.iter().collect(),
     };
     for p in progs {
         println!("{} (section {}):", p.name, p.section);
         let text = isa::disasm::disassemble(&p.insns).map_err(|e| anyhow!("{}: {e}", p.name))?;
         for line in text.lines() {
-            let start = p.subprogs.iter().find(|s| line.trim_start().starts_with(&format!("{}:", s.start)));
+            let start = p
+                .subprogs
+                .iter()
+                .find(|s| line.trim_start().starts_with(&format!("{}:", s.start)));
             if let Some(s) = start {
                 println!("\n{:016x} <{}>:", s.start * 8, s.name);
             }

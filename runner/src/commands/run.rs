@@ -52,12 +52,19 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!("the JIT engine is not built yet; use --engine interpreter");
     }
     let object = super::read_object(&args.object)?;
-    let data = std::fs::read(&args.data_in).with_context(|| format!("cannot read {}", args.data_in.display()))?;
-    let store = maps::Store::anonymous(maps::StoreOptions::default()).context("cannot create the map store")?;
+    let data = std::fs::read(&args.data_in)
+        .with_context(|| format!("cannot read {}", args.data_in.display()))?;
+    let store = maps::Store::anonymous(maps::StoreOptions::default())
+        .context("cannot create the map store")?;
     if args.cpu >= store.ncpus() {
-        bail!("--cpu {} is out of range: the store has {} CPUs", args.cpu, store.ncpus());
+        bail!(
+            "--cpu {} is out of range: the store has {} CPUs",
+            args.cpu,
+            store.ncpus()
+        );
     }
-    let loaded = LoadedObject::load(&object, &store).with_context(|| format!("cannot load {}", args.object.display()))?;
+    let loaded = LoadedObject::load(&object, &store)
+        .with_context(|| format!("cannot load {}", args.object.display()))?;
     let prog = loaded.program_index(args.prog.as_deref())?;
     for set in &args.sets {
         apply_set(&loaded, set)?;
@@ -65,9 +72,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut pkt = Packet::new(&data)?;
     let mut vm = Vm::new(args.cpu);
     let repeat = args.repeat.max(1);
-    let (retval, elapsed) = loaded.run_repeat(&mut vm, prog, &mut pkt, repeat).map_err(|trap| {
-        anyhow!("program {} faulted: {trap}", loaded.programs[prog].name)
-    })?;
+    let (retval, elapsed) = loaded
+        .run_repeat(&mut vm, prog, &mut pkt, repeat)
+        .map_err(|trap| anyhow!("program {} faulted: {trap}", loaded.programs[prog].name))?;
     let ns = elapsed.as_nanos() as f64 / repeat as f64;
     let out = pkt.data_with_meta();
     if let Some(path) = &args.data_out {
@@ -85,7 +92,10 @@ pub fn run(args: RunArgs) -> Result<()> {
         println!("{doc}");
     } else {
         let avg = if repeat > 1 { " (average)" } else { "" };
-        println!("Return value: {retval}, duration{avg}: {}ns", ns.round() as u64);
+        println!(
+            "Return value: {retval}, duration{avg}: {}ns",
+            ns.round() as u64
+        );
     }
     Ok(())
 }
@@ -104,7 +114,9 @@ fn apply_set(loaded: &LoadedObject, set: &str) -> Result<()> {
             .to_vec(),
         None => hex::parse(value).with_context(|| format!("--set {set:?}: bad value"))?,
     };
-    loaded.update_entry(name, &key, &value, 0).with_context(|| format!("--set {set:?}"))?;
+    loaded
+        .update_entry(name, &key, &value, 0)
+        .with_context(|| format!("--set {set:?}"))?;
     Ok(())
 }
 
@@ -112,7 +124,8 @@ fn apply_set(loaded: &LoadedObject, set: &str) -> Result<()> {
 fn maps_json(loaded: &LoadedObject) -> Result<Value> {
     let mut out = JsonMap::new();
     for m in loaded.maps.iter() {
-        let entries = runtime::dump(&m.map).with_context(|| format!("cannot dump map {}", m.name))?;
+        let entries =
+            runtime::dump(&m.map).with_context(|| format!("cannot dump map {}", m.name))?;
         let percpu = runtime::is_percpu(m.info.map_type);
         let list: Vec<Value> = entries
             .iter()

@@ -16,7 +16,10 @@ fn prog_accessible(map_type: u32) -> bool {
 pub(super) fn lookup_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     let m = ctx.map(LOOKUP, a[0])?;
     if !prog_accessible(m.info.map_type) {
-        return Err(TrapKind::HelperMapType { helper: LOOKUP, map_type: m.info.map_type });
+        return Err(TrapKind::HelperMapType {
+            helper: LOOKUP,
+            map_type: m.info.map_type,
+        });
     }
     let key = ctx.bytes(LOOKUP, a[1], m.info.key_size as u64)?;
     // SAFETY: `key` holds key_size readable bytes.
@@ -26,7 +29,10 @@ pub(super) fn lookup_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u6
 pub(super) fn update_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     let m = ctx.map(UPDATE, a[0])?;
     if !prog_accessible(m.info.map_type) || m.read_only() {
-        return Err(TrapKind::HelperMapType { helper: UPDATE, map_type: m.info.map_type });
+        return Err(TrapKind::HelperMapType {
+            helper: UPDATE,
+            map_type: m.info.map_type,
+        });
     }
     let key = ctx.bytes(UPDATE, a[1], m.info.key_size as u64)?.as_ptr();
     let value = ctx.bytes(UPDATE, a[2], m.info.value_size as u64)?.as_ptr();
@@ -40,7 +46,10 @@ pub(super) fn update_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u6
 pub(super) fn delete_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     let m = ctx.map(DELETE, a[0])?;
     if !prog_accessible(m.info.map_type) || m.read_only() {
-        return Err(TrapKind::HelperMapType { helper: DELETE, map_type: m.info.map_type });
+        return Err(TrapKind::HelperMapType {
+            helper: DELETE,
+            map_type: m.info.map_type,
+        });
     }
     let key = ctx.bytes(DELETE, a[1], m.info.key_size as u64)?;
     // SAFETY: `key` holds key_size readable bytes.

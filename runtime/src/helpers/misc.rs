@@ -9,7 +9,10 @@ const TRACE_PRINTK: i32 = 6;
 const CSUM_DIFF: i32 = 28;
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer; clock_gettime has no other effects.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -37,7 +40,10 @@ pub(super) fn get_prandom_u32(ctx: &mut HelperCtx<'_, '_>, _: [u64; 5]) -> Resul
     Ok((x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32 as u64)
 }
 
-pub(super) fn get_smp_processor_id(ctx: &mut HelperCtx<'_, '_>, _: [u64; 5]) -> Result<u64, TrapKind> {
+pub(super) fn get_smp_processor_id(
+    ctx: &mut HelperCtx<'_, '_>,
+    _: [u64; 5],
+) -> Result<u64, TrapKind> {
     Ok(ctx.cpu as u64)
 }
 
@@ -120,7 +126,12 @@ struct Spec {
 /// Formats `fmt` with up to three arguments the way the kernel's `bpf_bprintf_prepare`
 /// accepts them: `%[-+ 0][width][l|ll](d|i|u|x|X|c|s|p)` and `%%`. Returns the message,
 /// or the kernel's EINVAL for an unsupported format.
-fn format_printk(ctx: &HelperCtx<'_, '_>, fmt: &[u8], args: [u64; 3], out: &mut LineBuf) -> Result<(), i32> {
+fn format_printk(
+    ctx: &HelperCtx<'_, '_>,
+    fmt: &[u8],
+    args: [u64; 3],
+    out: &mut LineBuf,
+) -> Result<(), i32> {
     use std::fmt::Write as _;
     let mut i = 0;
     let mut next_arg = 0;
@@ -137,7 +148,15 @@ fn format_printk(ctx: &HelperCtx<'_, '_>, fmt: &[u8], args: [u64; 3], out: &mut 
             i += 1;
             continue;
         }
-        let mut s = Spec { left: false, zero: false, plus: false, space: false, width: 0, long: 0, kind: 0 };
+        let mut s = Spec {
+            left: false,
+            zero: false,
+            plus: false,
+            space: false,
+            width: 0,
+            long: 0,
+            kind: 0,
+        };
         while let Some(&f) = fmt.get(i) {
             match f {
                 b'-' => s.left = true,
@@ -163,16 +182,43 @@ fn format_printk(ctx: &HelperCtx<'_, '_>, fmt: &[u8], args: [u64; 3], out: &mut 
         }
         let arg = args[next_arg];
         next_arg += 1;
-        let mut field = LineBuf { buf: [0; 1024], len: 0 };
+        let mut field = LineBuf {
+            buf: [0; 1024],
+            len: 0,
+        };
         let r = match s.kind {
             b'd' | b'i' => {
-                let v = if s.long == 0 { arg as i32 as i64 } else { arg as i64 };
-                let sign = if v < 0 { "-" } else if s.plus { "+" } else if s.space { " " } else { "" };
+                let v = if s.long == 0 {
+                    arg as i32 as i64
+                } else {
+                    arg as i64
+                };
+                let sign = if v < 0 {
+                    "-"
+                } else if s.plus {
+                    "+"
+                } else if s.space {
+                    " "
+                } else {
+                    ""
+                };
                 write!(field, "{sign}{}", v.unsigned_abs())
             }
-            b'u' => write!(field, "{}", if s.long == 0 { arg as u32 as u64 } else { arg }),
-            b'x' => write!(field, "{:x}", if s.long == 0 { arg as u32 as u64 } else { arg }),
-            b'X' => write!(field, "{:X}", if s.long == 0 { arg as u32 as u64 } else { arg }),
+            b'u' => write!(
+                field,
+                "{}",
+                if s.long == 0 { arg as u32 as u64 } else { arg }
+            ),
+            b'x' => write!(
+                field,
+                "{:x}",
+                if s.long == 0 { arg as u32 as u64 } else { arg }
+            ),
+            b'X' => write!(
+                field,
+                "{:X}",
+                if s.long == 0 { arg as u32 as u64 } else { arg }
+            ),
             b'c' if s.long == 0 => {
                 field.push(&[arg as u8]);
                 Ok(())
@@ -236,12 +282,18 @@ pub(super) fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u
     if size == 0 || fmt[size as usize - 1] != 0 {
         return Ok(neg_errno(libc::EINVAL));
     }
-    let mut msg = LineBuf { buf: [0; 1024], len: 0 };
+    let mut msg = LineBuf {
+        buf: [0; 1024],
+        len: 0,
+    };
     if let Err(e) = format_printk(ctx, fmt, [a[2], a[3], a[4]], &mut msg) {
         return Ok(neg_errno(e));
     }
     let written = msg.len;
-    let mut line = LineBuf { buf: [0; 1024], len: 0 };
+    let mut line = LineBuf {
+        buf: [0; 1024],
+        len: 0,
+    };
     let ns = clock_ns(libc::CLOCK_MONOTONIC);
     let _ = std::fmt::Write::write_fmt(
         &mut line,

@@ -41,7 +41,12 @@ impl HelperCtx<'_, '_> {
     }
 
     /// `len` bytes at `addr` that the program may write, or a trap naming `helper`.
-    pub(crate) fn bytes_mut(&mut self, helper: i32, addr: u64, len: u64) -> Result<&mut [u8], TrapKind> {
+    pub(crate) fn bytes_mut(
+        &mut self,
+        helper: i32,
+        addr: u64,
+        len: u64,
+    ) -> Result<&mut [u8], TrapKind> {
         if len == 0 {
             return Ok(&mut []);
         }
@@ -55,7 +60,9 @@ impl HelperCtx<'_, '_> {
 
     /// The map a program passed in a register.
     pub(crate) fn map(&self, helper: i32, value: u64) -> Result<&'_ BoundMap, TrapKind> {
-        self.maps.resolve(value).ok_or(TrapKind::HelperBadMap { helper, value })
+        self.maps
+            .resolve(value)
+            .ok_or(TrapKind::HelperBadMap { helper, value })
     }
 }
 
@@ -99,7 +106,9 @@ static BY_ID: [Option<HelperFn>; MAX_ID] = {
 pub fn call(id: i32, ctx: &mut HelperCtx<'_, '_>, args: [u64; 5]) -> Result<u64, TrapKind> {
     match BY_ID.get(id as usize).copied().flatten() {
         Some(f) => f(ctx, args),
-        None => Err(TrapKind::IllegalInstruction { code: isa::opcode::CALL }),
+        None => Err(TrapKind::IllegalInstruction {
+            code: isa::opcode::CALL,
+        }),
     }
 }
 
@@ -119,8 +128,18 @@ pub struct UnsupportedHelper {
 impl UnsupportedHelper {
     pub fn at(self, prog: &str, pc: usize) -> VerifyError {
         match isa::helpers::helper_name(self.id) {
-            Some(name) => VerifyError::UnsupportedHelper { prog: prog.to_string(), pc, id: self.id, name },
-            None => VerifyError::UnknownHelper { prog: prog.to_string(), pc, id: self.id, name: "no such helper" },
+            Some(name) => VerifyError::UnsupportedHelper {
+                prog: prog.to_string(),
+                pc,
+                id: self.id,
+                name,
+            },
+            None => VerifyError::UnknownHelper {
+                prog: prog.to_string(),
+                pc,
+                id: self.id,
+                name: "no such helper",
+            },
         }
     }
 }

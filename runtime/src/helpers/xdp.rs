@@ -16,7 +16,11 @@ const STORE_BYTES: i32 = 190;
 /// The first argument of an XDP helper must be the program's context.
 fn check_ctx(ctx: &HelperCtx<'_, '_>, helper: i32, arg: u64) -> Result<(), TrapKind> {
     if arg != ctx.pkt.md_addr() {
-        return Err(TrapKind::HelperBadPointer { helper, addr: arg, len: crate::xdp::XdpMd::SIZE as u64 });
+        return Err(TrapKind::HelperBadPointer {
+            helper,
+            addr: arg,
+            len: crate::xdp::XdpMd::SIZE as u64,
+        });
     }
     Ok(())
 }
