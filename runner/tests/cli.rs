@@ -346,3 +346,25 @@ fn disasm_prints_llvm_objdump_syntax() {
     assert!(text.contains("call 1"), "map_lookup_elem call: {text}");
     assert!(text.contains("exit"), "{text}");
 }
+
+#[test]
+fn trace_printk_writes_trace_pipe_lines_to_stderr() {
+    let obj = path_str(&bpf_progs::object("xdp_subprog"));
+    let udp = path_str(&bpf_progs::packet("udp"));
+    let out = run(&["run", &obj, "--data-in", &udp, "--repeat", "2"]);
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("bpf_trace_printk: ")).collect();
+    assert_eq!(lines.len(), 2, "one line per run: {err}");
+    for line in lines {
+        // "<comm>-<pid> [<cpu>] <flags> <secs>.<usecs>: bpf_trace_printk: <message>"
+        let (head, msg) = line.split_once(": bpf_trace_printk: ").unwrap();
+        assert!(msg.starts_with("xdp_subprog: ") && msg.contains(" bytes, total "), "{line}");
+        let fields: Vec<&str> = head.split_whitespace().collect();
+        assert!(fields[0].starts_with("xdp-runner-"), "{line}");
+        assert_eq!(fields[1], "[000]", "{line}");
+        let ts = fields.last().unwrap();
+        let (secs, usecs) = ts.split_once('.').unwrap();
+        assert!(secs.parse::<u64>().is_ok() && usecs.len() == 6, "{line}");
+    }
+}
