@@ -60,6 +60,8 @@ pub struct KernelRun {
     pub data_out: Vec<u8>,
     /// Every map of the object, by the object's map name.
     pub maps: BTreeMap<String, Vec<KernelEntry>>,
+    /// The context after the run, when a `ctx_in` was given.
+    pub ctx_out: Option<Vec<u8>>,
 }
 
 /// One map entry as the kernel holds it (bytes in memory order).
@@ -162,6 +164,20 @@ pub fn run_with(
     sets: &[MapSet],
     prog_sets: &[ProgSet],
 ) -> Result<KernelRun, String> {
+    run_full(object, prog, data_in, repeat, sets, prog_sets, None)
+}
+
+/// [`run_with`], also passing a test-run context (`ctx_in`, a `struct xdp_md`); the
+/// context the kernel writes back is in [`KernelRun::ctx_out`].
+pub fn run_full(
+    object: &Path,
+    prog: &str,
+    data_in: &[u8],
+    repeat: u32,
+    sets: &[MapSet],
+    prog_sets: &[ProgSet],
+    ctx_in: Option<&[u8]>,
+) -> Result<KernelRun, String> {
     let session = Session::new()?;
     session.loadall(object)?;
     let maps = session.pinned_maps(object)?;
@@ -206,15 +222,25 @@ pub fn run_with(
     let data_in_path = session.files.join("data_in");
     let data_out_path = session.files.join("data_out");
     fs::write(&data_in_path, data_in).map_err(|e| format!("write data_in: {e}"))?;
-    let out = Command::new("taskset")
-        .args(["-c", "0", "bpftool", "prog", "run", "pinned"])
+    let ctx_in_path = session.files.join("ctx_in");
+    let ctx_out_path = session.files.join("ctx_out");
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "0", "bpftool", "prog", "run", "pinned"])
         .arg(&prog_pin)
         .arg("data_in")
         .arg(&data_in_path)
         .arg("data_out")
         .arg(&data_out_path)
         .args(["data_size_out", &DATA_SIZE_OUT.to_string()])
-        .args(["repeat", &repeat.max(1).to_string()])
+        .args(["repeat", &repeat.max(1).to_string()]);
+    if let Some(ctx) = ctx_in {
+        fs::write(&ctx_in_path, ctx).map_err(|e| format!("write ctx_in: {e}"))?;
+        cmd.arg("ctx_in")
+            .arg(&ctx_in_path)
+            .arg("ctx_out")
+            .arg(&ctx_out_path);
+    }
+    let out = cmd
         .output()
         .map_err(|e| format!("cannot run taskset/bpftool: {e}"))?;
     check(&out, "bpftool prog run")?;
@@ -242,11 +268,16 @@ pub fn run_with(
         }
         dumps.insert(name.clone(), entries);
     }
+    let ctx_out = match ctx_in {
+        Some(_) => Some(fs::read(&ctx_out_path).map_err(|e| format!("read ctx_out: {e}"))?),
+        None => None,
+    };
     Ok(KernelRun {
         retval,
         duration_ns,
         data_out,
         maps: dumps,
+        ctx_out,
     })
 }
 

@@ -354,17 +354,131 @@ fn trace_printk_writes_trace_pipe_lines_to_stderr() {
     let out = run(&["run", &obj, "--data-in", &udp, "--repeat", "2"]);
     assert!(out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    let lines: Vec<&str> = err.lines().filter(|l| l.contains("bpf_trace_printk: ")).collect();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("bpf_trace_printk: "))
+        .collect();
     assert_eq!(lines.len(), 2, "one line per run: {err}");
     for line in lines {
         // "<comm>-<pid> [<cpu>] <flags> <secs>.<usecs>: bpf_trace_printk: <message>"
         let (head, msg) = line.split_once(": bpf_trace_printk: ").unwrap();
-        assert!(msg.starts_with("xdp_subprog: ") && msg.contains(" bytes, total "), "{line}");
+        assert!(
+            msg.starts_with("xdp_subprog: ") && msg.contains(" bytes, total "),
+            "{line}"
+        );
         let fields: Vec<&str> = head.split_whitespace().collect();
         assert!(fields[0].starts_with("xdp-runner-"), "{line}");
         assert_eq!(fields[1], "[000]", "{line}");
         let ts = fields.last().unwrap();
         let (secs, usecs) = ts.split_once('.').unwrap();
         assert!(secs.parse::<u64>().is_ok() && usecs.len() == 6, "{line}");
+    }
+}
+
+/// A `struct xdp_md` as bpftool's ctx_in takes it.
+fn xdp_md(
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress: u32,
+    rxq: u32,
+    egress: u32,
+) -> Vec<u8> {
+    [data, data_end, data_meta, ingress, rxq, egress]
+        .iter()
+        .flat_map(|f| f.to_ne_bytes())
+        .collect()
+}
+
+#[test]
+fn ctx_in_and_ctx_out_follow_the_kernel() {
+    let kernel_ok = kernel::available();
+    if let Err(why) = &kernel_ok {
+        println!("SKIP: kernel comparison of --ctx-in: {why}");
+    }
+    let object = bpf_progs::object("xdp_tail_meta");
+    let packet = std::fs::read(bpf_progs::packet("udp")).unwrap();
+    // (metadata length, ingress_ifindex, rx_queue_index, egress_ifindex, data_meta, extra data_end)
+    let contexts: &[(u32, u32, u32, u32, u32, u32)] = &[
+        (8, 1, 0, 0, 0, 0),
+        (0, 0, 0, 0, 0, 0),
+        (216, 1, 0, 0, 0, 0),
+        (6, 1, 0, 0, 0, 0),
+        (220, 1, 0, 0, 0, 0),
+        (0, 1, 1000, 0, 0, 0),
+        (0, 0, 1, 0, 0, 0),
+        (0, 1, 0, 5, 0, 0),
+        (0, 1, 0, 0, 4, 0),
+        (0, 0x0fff_ffff, 0, 0, 0, 0),
+        (0, 1, 0, 0, 0, 1),
+    ];
+    for &(meta, ingress, rxq, egress, data_meta, extra) in contexts {
+        let mut data: Vec<u8> = (0..meta as u8).collect();
+        data.extend_from_slice(&packet);
+        let ctx = xdp_md(
+            meta,
+            data.len() as u32 + extra,
+            data_meta,
+            ingress,
+            rxq,
+            egress,
+        );
+        let (data_path, ctx_path, out_path) = (
+            temp_path("ctx-data"),
+            temp_path("ctx-in"),
+            temp_path("ctx-out"),
+        );
+        std::fs::write(&data_path, &data).unwrap();
+        std::fs::write(&ctx_path, &ctx).unwrap();
+        let out = runner()
+            .args(["run", &path_str(&object), "--json", "--data-in"])
+            .arg(&data_path)
+            .arg("--ctx-in")
+            .arg(&ctx_path)
+            .arg("--ctx-out")
+            .arg(&out_path)
+            .output()
+            .unwrap();
+        let ctx_out = std::fs::read(&out_path).ok();
+        for p in [&data_path, &ctx_path, &out_path] {
+            std::fs::remove_file(p).ok();
+        }
+        let label = format!("ctx {meta}/{ingress}/{rxq}/{egress}/{data_meta}/+{extra}");
+        if kernel_ok.is_err() {
+            continue;
+        }
+        match kernel::run_full(&object, "xdp_tail_meta", &data, 1, &[], &[], Some(&ctx)) {
+            Ok(k) => {
+                let ours = json_of(&out);
+                assert_eq!(ours["retval"], k.retval, "{label}");
+                assert_eq!(
+                    ours["data_out"],
+                    bpf_progs::hex_encode(&k.data_out),
+                    "{label}"
+                );
+                assert_eq!(ctx_out, k.ctx_out, "{label}: ctx_out");
+            }
+            Err(kernel_err) => {
+                assert_eq!(
+                    out.status.code(),
+                    Some(1),
+                    "{label}: the kernel refused: {kernel_err}"
+                );
+                let ours = String::from_utf8_lossy(&out.stderr);
+                let errno = [
+                    ("Invalid argument", "EINVAL"),
+                    ("No such device", "ENODEV"),
+                    ("Argument list too long", "E2BIG"),
+                ]
+                .iter()
+                .find(|(k, _)| kernel_err.contains(k))
+                .map(|(_, e)| *e)
+                .unwrap_or("?");
+                assert!(
+                    ours.contains(errno) || (errno == "EINVAL" && ours.contains("fragments")),
+                    "{label}: kernel {kernel_err}; ours {ours}"
+                );
+            }
+        }
     }
 }

@@ -132,12 +132,25 @@ pub enum PacketError {
     TooShort { len: usize },
     #[error("packet of {len} bytes does not fit one frame (at most {max} bytes; multi-buffer xdp.frags is not supported)")]
     TooLong { len: usize, max: usize },
-    #[error("metadata of {len} bytes is invalid (a multiple of 4, at most 252 bytes, within the headroom)")]
-    BadMeta { len: usize },
+    #[error("invalid test-run context: {reason} ({})", errno_name(*errno))]
+    BadCtx { reason: &'static str, errno: i32 },
+    #[error("data_end in the context leaves {} of {total} bytes for fragments: multi-buffer xdp.frags is not supported", total - linear)]
+    Fragmented { linear: usize, total: usize },
     #[error("cannot map packet memory: {errno}")]
     Map { errno: std::io::Error },
     #[error("packet memory at {addr:#x} is not below 4 GiB")]
     NotLow { addr: u64 },
+}
+
+/// The symbolic name of an errno the runtime reports, as the kernel's test run would.
+pub fn errno_name(errno: i32) -> &'static str {
+    match errno {
+        libc::EINVAL => "EINVAL",
+        libc::E2BIG => "E2BIG",
+        libc::ENODEV => "ENODEV",
+        libc::ENOSPC => "ENOSPC",
+        _ => "error",
+    }
 }
 
 /// Why a program stopped abnormally.

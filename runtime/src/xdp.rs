@@ -71,6 +71,47 @@ pub struct XdpMd {
 
 impl XdpMd {
     pub const SIZE: usize = std::mem::size_of::<XdpMd>();
+
+    /// The struct's bytes, as `ctx_out` holds them.
+    pub fn to_bytes(&self) -> [u8; XdpMd::SIZE] {
+        let mut out = [0u8; XdpMd::SIZE];
+        let fields = [
+            self.data,
+            self.data_end,
+            self.data_meta,
+            self.ingress_ifindex,
+            self.rx_queue_index,
+            self.egress_ifindex,
+        ];
+        for (chunk, f) in out.chunks_mut(4).zip(fields) {
+            chunk.copy_from_slice(&f.to_ne_bytes());
+        }
+        out
+    }
+}
+
+/// The number of receive queues of this host's interface `ifindex`, from sysfs, or
+/// `None` when there is no such interface.
+fn host_rx_queues(ifindex: u32) -> Option<u32> {
+    let dir = std::fs::read_dir("/sys/class/net").ok()?;
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let Ok(index) = std::fs::read_to_string(path.join("ifindex")) else {
+            continue;
+        };
+        if index.trim().parse::<u32>().ok() != Some(ifindex) {
+            continue;
+        }
+        let queues = std::fs::read_dir(path.join("queues"))
+            .map(|q| {
+                q.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                    .count() as u32
+            })
+            .unwrap_or(1);
+        return Some(queues.max(1));
+    }
+    None
 }
 
 /// One frame of packet memory below 4 GiB, with its context.
@@ -80,6 +121,8 @@ impl XdpMd {
 pub struct Packet {
     frame: NonNull<u8>,
     md: Box<XdpMd>,
+    /// The interface and queue a test-run context gave, reported back in `ctx_out`.
+    ctx_in: Option<(u32, u32)>,
 }
 
 // SAFETY: the frame is owned exclusively by this value; nothing else aliases it.
@@ -102,6 +145,7 @@ impl Packet {
         let mut pkt = Packet {
             frame,
             md: Box::default(),
+            ctx_in: None,
         };
         pkt.reset(data)?;
         Ok(pkt)
@@ -133,18 +177,106 @@ impl Packet {
         Ok(())
     }
 
-    /// Sets the metadata length, interface and queue from a test-run context
-    /// (`ctx_in`), after the kernel's checks.
-    pub fn set_meta_len(&mut self, len: usize) -> Result<(), PacketError> {
-        if len > MAX_META || len % 4 != 0 {
-            return Err(PacketError::BadMeta { len });
+    /// A frame set up from a test-run context (`ctx_in`, a `struct xdp_md` of at most
+    /// 24 bytes, shorter ones zero-filled) and the input bytes, with the kernel's
+    /// `BPF_PROG_TEST_RUN` rules: `data_meta` must be 0; `data` is the length of the
+    /// metadata at the start of `data_in` (a multiple of 4, at most 255, and it must fit
+    /// the headroom above `struct xdp_frame`); `data_end` must not exceed the input;
+    /// `egress_ifindex` must be 0; `ingress_ifindex` must name an interface of this host
+    /// and `rx_queue_index` one of its receive queues (a queue without an interface is
+    /// refused). With `ingress_ifindex` 0 the program sees the loopback device (1), as in
+    /// the kernel.
+    pub fn with_ctx(data_in: &[u8], ctx_in: &[u8]) -> Result<Packet, PacketError> {
+        let invalid = |reason: &'static str| PacketError::BadCtx {
+            reason,
+            errno: libc::EINVAL,
+        };
+        if ctx_in.len() > XdpMd::SIZE {
+            if ctx_in[XdpMd::SIZE..].iter().any(|&b| b != 0) {
+                return Err(PacketError::BadCtx {
+                    reason: "bytes past struct xdp_md are not zero",
+                    errno: libc::E2BIG,
+                });
+            }
         }
-        let room = self.md.data as usize - self.hard_start() as usize - XDP_FRAME_RESERVED;
-        if len > room {
-            return Err(PacketError::BadMeta { len });
+        let mut raw = [0u8; XdpMd::SIZE];
+        let n = ctx_in.len().min(XdpMd::SIZE);
+        raw[..n].copy_from_slice(&ctx_in[..n]);
+        let field = |i: usize| {
+            u32::from_ne_bytes([raw[4 * i], raw[4 * i + 1], raw[4 * i + 2], raw[4 * i + 3]])
+        };
+        let (data, data_end, data_meta) = (field(0) as usize, field(1) as usize, field(2));
+        let (ingress, rxq, egress) = (field(3), field(4), field(5));
+        if data_meta != 0 {
+            return Err(invalid(
+                "data_meta must be 0: no data may precede the metadata",
+            ));
         }
-        self.md.data_meta = self.md.data - len as u32;
-        Ok(())
+        if data_end > data_in.len() {
+            return Err(invalid("data_end is past the end of data_in"));
+        }
+        if data > data_end {
+            return Err(invalid("data is past data_end"));
+        }
+        if data % 4 != 0 || data > MAX_META {
+            return Err(invalid(
+                "metadata length (data) must be a multiple of 4 and at most 255",
+            ));
+        }
+        if data > HEADROOM - XDP_FRAME_RESERVED {
+            return Err(invalid("metadata does not fit the headroom"));
+        }
+        if data_end < data_in.len() {
+            return Err(PacketError::Fragmented {
+                linear: data_end - data,
+                total: data_in.len() - data,
+            });
+        }
+        if egress != 0 {
+            return Err(invalid("egress_ifindex must be 0"));
+        }
+        if ingress == 0 && rxq != 0 {
+            return Err(invalid("rx_queue_index needs an ingress_ifindex"));
+        }
+        if ingress != 0 {
+            match host_rx_queues(ingress) {
+                None => {
+                    return Err(PacketError::BadCtx {
+                        reason: "no interface with that ingress_ifindex",
+                        errno: libc::ENODEV,
+                    })
+                }
+                Some(queues) if rxq >= queues => {
+                    return Err(invalid("rx_queue_index is not a queue of the interface"))
+                }
+                Some(_) => {}
+            }
+        }
+        let mut pkt = Packet::new(&data_in[data..])?;
+        let md = pkt.md_mut();
+        md.data_meta = md.data - data as u32;
+        md.ingress_ifindex = if ingress == 0 { 1 } else { ingress };
+        md.rx_queue_index = rxq;
+        let start = (md.data_meta as u64 - pkt.hard_start()) as usize;
+        pkt.frame_mut()[start..start + data].copy_from_slice(&data_in[..data]);
+        pkt.ctx_in = Some((ingress, rxq));
+        Ok(pkt)
+    }
+
+    /// The context the kernel's test run writes back (`ctx_out`): offsets relative to
+    /// `data_meta`, and the interface and queue as they were given.
+    pub fn ctx_out(&self) -> XdpMd {
+        let (ingress_ifindex, rx_queue_index) = self
+            .ctx_in
+            .unwrap_or((self.md.ingress_ifindex, self.md.rx_queue_index));
+        XdpMd {
+            data: self.md.data - self.md.data_meta,
+            data_end: self.md.data_end - self.md.data_meta,
+            data_meta: 0,
+            ingress_ifindex,
+            rx_queue_index,
+            egress_ifindex: 0,
+        }
     }
 
     pub fn md(&self) -> &XdpMd {
@@ -277,17 +409,88 @@ mod tests {
         ));
     }
 
+    fn ctx(
+        data: u32,
+        data_end: u32,
+        data_meta: u32,
+        ingress: u32,
+        rxq: u32,
+        egress: u32,
+    ) -> Vec<u8> {
+        let md = XdpMd {
+            data,
+            data_end,
+            data_meta,
+            ingress_ifindex: ingress,
+            rx_queue_index: rxq,
+            egress_ifindex: egress,
+        };
+        md.to_bytes().to_vec()
+    }
+
+    fn errno(r: Result<Packet, PacketError>) -> i32 {
+        match r {
+            Err(PacketError::BadCtx { errno, .. }) => errno,
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => 0,
+        }
+    }
+
+    /// The kernel's answers, probed with `bpftool prog run ... ctx_in` on Linux 6.18.
     #[test]
-    fn metadata_length_rules() {
-        let mut pkt = Packet::new(&[0; 64]).unwrap();
-        assert!(pkt.set_meta_len(3).is_err());
-        assert!(pkt.set_meta_len(256).is_err());
-        assert!(
-            pkt.set_meta_len(220).is_err(),
-            "below hard_start + sizeof(xdp_frame)"
-        );
-        pkt.set_meta_len(8).unwrap();
+    fn test_run_context_rules() {
+        let data: Vec<u8> = (0..72u8).collect();
+        let n = data.len() as u32;
+        let pkt = Packet::with_ctx(&data, &ctx(8, n, 0, 1, 0, 0)).unwrap();
         assert_eq!(pkt.meta_len(), 8);
-        assert_eq!(pkt.data_with_meta().len(), 72);
+        assert_eq!(pkt.data_with_meta(), &data[..]);
+        assert_eq!(pkt.data(), &data[8..]);
+        assert_eq!(pkt.md().ingress_ifindex, 1);
+        let out = XdpMd {
+            data: 8,
+            data_end: n,
+            ingress_ifindex: 1,
+            ..Default::default()
+        };
+        assert_eq!(pkt.ctx_out(), out);
+        // No interface: the program sees loopback, ctx_out keeps 0.
+        let pkt = Packet::with_ctx(&data, &ctx(0, n, 0, 0, 0, 0)).unwrap();
+        assert_eq!(
+            (pkt.md().ingress_ifindex, pkt.ctx_out().ingress_ifindex),
+            (1, 0)
+        );
+        // A short context is zero-filled (here data_end 0 < data); a long one must be
+        // zero past the struct.
+        assert_eq!(
+            errno(Packet::with_ctx(&data, &ctx(8, n, 0, 0, 0, 0)[..4])),
+            libc::EINVAL
+        );
+        assert!(Packet::with_ctx(&data, &ctx(8, n, 0, 0, 0, 0)[..8]).is_ok());
+        let mut long = ctx(0, n, 0, 1, 0, 0);
+        long.extend([0, 0, 0, 0]);
+        assert!(Packet::with_ctx(&data, &long).is_ok());
+        long[24] = 1;
+        assert_eq!(errno(Packet::with_ctx(&data, &long)), libc::E2BIG);
+        for bad in [
+            ctx(6, n, 0, 1, 0, 0),   // misaligned metadata
+            ctx(220, n, 0, 1, 0, 0), // metadata past the room above struct xdp_frame
+            ctx(0, n, 4, 1, 0, 0),   // data_meta set
+            ctx(0, n + 1, 0, 1, 0, 0),
+            ctx(0, n, 0, 1, 0, 5), // egress_ifindex
+            ctx(0, n, 0, 0, 1, 0), // a queue without an interface
+            ctx(0, n, 0, 1, 1000, 0),
+        ] {
+            assert_eq!(
+                errno(Packet::with_ctx(&data, &bad)),
+                libc::EINVAL,
+                "{bad:?}"
+            );
+        }
+        let no_dev = Packet::with_ctx(&data, &ctx(0, n, 0, 0xfff_ffff, 0, 0));
+        assert_eq!(errno(no_dev), libc::ENODEV);
+        let frags = Packet::with_ctx(&data, &ctx(0, 20, 0, 1, 0, 0));
+        assert!(matches!(frags, Err(PacketError::Fragmented { .. })));
+        let pkt = Packet::with_ctx(&[0; 216 + 14], &ctx(216, 230, 0, 1, 0, 0)).unwrap();
+        assert_eq!(pkt.meta_len(), 216);
     }
 }

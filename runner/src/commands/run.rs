@@ -33,6 +33,14 @@ pub struct RunArgs {
     /// written to every CPU. Repeatable.
     #[arg(long = "set", value_name = "MAP:KEY=VALUE")]
     pub sets: Vec<String>,
+    /// A test-run context (`struct xdp_md`, up to 24 bytes, as bpftool's ctx_in):
+    /// data = metadata length at the start of --data-in, data_end = its length,
+    /// ingress_ifindex, rx_queue_index; checked with the kernel's rules.
+    #[arg(long, value_name = "FILE")]
+    pub ctx_in: Option<PathBuf>,
+    /// Write the context after the run here (`struct xdp_md`, offsets from data_meta).
+    #[arg(long, value_name = "FILE")]
+    pub ctx_out: Option<PathBuf>,
     /// The worker index the run uses: bpf_get_smp_processor_id() and the per-CPU slot.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub cpu: u32,
@@ -69,7 +77,14 @@ pub fn run(args: RunArgs) -> Result<()> {
     for set in &args.sets {
         apply_set(&loaded, set)?;
     }
-    let mut pkt = Packet::new(&data)?;
+    let mut pkt = match &args.ctx_in {
+        Some(path) => {
+            let ctx =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Packet::with_ctx(&data, &ctx)?
+        }
+        None => Packet::new(&data)?,
+    };
     let mut vm = Vm::new(args.cpu);
     let repeat = args.repeat.max(1);
     let (retval, elapsed) = loaded
@@ -79,6 +94,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     let out = pkt.data_with_meta();
     if let Some(path) = &args.data_out {
         std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.ctx_out {
+        std::fs::write(path, pkt.ctx_out().to_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let retval = retval as u32;
     if args.json {
