@@ -1,4 +1,4 @@
-// A CO-RE field access: the loader must refuse it (CoreRelocation).
+// A CO-RE access to a struct no kernel has: libbpf (and the loader) poison it.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 

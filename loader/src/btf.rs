@@ -5,6 +5,9 @@
 //! Type ids start at 1; id 0 is `void`. Only little-endian BTF is accepted
 //! (the loader rejects big-endian objects before it gets here).
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use crate::error::BtfError;
 
 /// `btf_header.magic`.
@@ -48,6 +51,34 @@ pub struct Btf {
     /// Index = type id; index 0 is `void`.
     types: Vec<BtfType>,
     strings: Vec<u8>,
+    /// Type ids by name without `___flavor` suffix, built on first use (CO-RE
+    /// candidate search in a target BTF such as vmlinux's).
+    by_essential_name: NameIndex,
+}
+
+/// A lazily built name index. It is derived data: clones start empty and it
+/// takes no part in comparisons.
+#[derive(Default)]
+struct NameIndex(OnceLock<HashMap<u64, Vec<u32>>>);
+
+impl Clone for NameIndex {
+    fn clone(&self) -> Self {
+        NameIndex::default()
+    }
+}
+
+impl PartialEq for NameIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for NameIndex {}
+
+impl std::fmt::Debug for NameIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NameIndex")
+    }
 }
 
 /// One type record.
@@ -515,6 +546,7 @@ impl Btf {
         let btf = Btf {
             types,
             strings: strings.to_vec(),
+            by_essential_name: NameIndex::default(),
         };
         // Every name must be a valid string, so that lookups by name never fail later.
         for t in &btf.types {
@@ -568,6 +600,27 @@ impl Btf {
             .skip(1)
             .find(|(_, t)| t.kind.number() == kind && self.string(t.name_off) == Ok(name))
             .map(|(id, _)| id)
+    }
+
+    /// Ids of named types that may have `essential` as their name without a
+    /// `___flavor` suffix (see [`crate::core::essential_name`]), in id order.
+    /// The index is keyed by a hash: callers compare the names themselves.
+    pub fn ids_by_essential_name(&self, essential: &[u8]) -> &[u32] {
+        let index = self.by_essential_name.0.get_or_init(|| {
+            let mut map: HashMap<u64, Vec<u32>> = HashMap::new();
+            for (id, t) in self.types().skip(1) {
+                let Some(tail) = self.strings.get(t.name_off as usize..) else {
+                    continue;
+                };
+                let name = &tail[..tail.iter().position(|&b| b == 0).unwrap_or(tail.len())];
+                if !name.is_empty() {
+                    let key = fnv1a(crate::core::essential_bytes(name));
+                    map.entry(key).or_default().push(id);
+                }
+            }
+            map
+        });
+        index.get(&fnv1a(essential)).map_or(&[], |v| v.as_slice())
     }
 
     /// Follows typedef, const, volatile, restrict and type_tag links from
@@ -649,6 +702,13 @@ impl Btf {
 
 fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// FNV-1a, for the name index.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Errors of the loader: [`ParseError`] for the object as a whole, [`RelocError`]
-//! for instruction relocations and linking, [`BtfError`] for `.BTF` / `.BTF.ext`.
+//! for instruction relocations, CO-RE and linking, [`BtfError`] for `.BTF` /
+//! `.BTF.ext`, [`OptionError`] for load options.
 //!
 //! Every variant names the place of the problem: the ELF section, the byte
 //! offset inside it, and for instructions the slot index inside the section.
@@ -70,18 +71,73 @@ pub enum ParseError {
 
     #[error(transparent)]
     Btf(#[from] BtfError),
+
+    #[error("target BTF {path}: {reason}")]
+    TargetBtf { path: String, reason: String },
+
+    #[error(transparent)]
+    Option(#[from] OptionError),
+}
+
+/// A load option ([`crate::LoadOptions`], `Object::set_*`) that cannot be applied.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum OptionError {
+    #[error("no program or section named '{name}' (programs: {available})")]
+    NoSuchProgram { name: String, available: String },
+
+    #[error("no map named '{name}' (maps: {available})")]
+    NoSuchMap { name: String, available: String },
+
+    #[error("map '{name}' holds global data; its max_entries is always 1")]
+    NotRegularMap { name: String },
+
+    #[error("no global variable named '{name}'")]
+    NoSuchVariable { name: String },
+
+    #[error("variable '{name}' lives in '{section}', not in .rodata")]
+    NotRodata { name: String, section: String },
+
+    #[error("variable '{name}' is {expected} bytes, but {got} bytes were given")]
+    SizeMismatch {
+        name: String,
+        expected: u32,
+        got: usize,
+    },
 }
 
 /// A relocation or call that cannot be resolved.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum RelocError {
-    #[error(
-        "section '{section}': CO-RE relocation (kind {kind}) at slot {insn_index} is not supported"
-    )]
-    CoreRelocation {
+    #[error("section '{section}': CO-RE relocation at slot {insn_index} has unknown kind {kind}")]
+    CoreUnknownKind {
         section: String,
         insn_index: usize,
         kind: u32,
+    },
+
+    #[error("section '{section}': CO-RE relocation at slot {insn_index} ({kind} of {type_name}, access \"{access}\") needs a target BTF, but {why}; give one (e.g. xdp-runner --btf FILE)")]
+    CoreNoTarget {
+        section: String,
+        insn_index: usize,
+        /// libbpf's kind name, e.g. "byte_off".
+        kind: &'static str,
+        /// e.g. "struct iphdr".
+        type_name: String,
+        access: String,
+        /// Why no target was available.
+        why: String,
+    },
+
+    #[error(
+        "section '{section}': CO-RE relocation at slot {insn_index} ({kind} {spec}): {reason}"
+    )]
+    Core {
+        section: String,
+        insn_index: usize,
+        kind: &'static str,
+        /// The local side, e.g. "struct iphdr.ttl (0:6 @ offset 8)".
+        spec: String,
+        reason: String,
     },
 
     #[error("section '{section}': kfunc call at slot {insn_index} is not supported")]

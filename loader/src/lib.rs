@@ -10,21 +10,33 @@
 //!   second slot `imm = offset in the value`;
 //! - calls of `.text` functions and `BPF_PSEUDO_FUNC` addresses: `imm` is the
 //!   offset relative to the next slot in the linked program, whose subprograms
-//!   follow the entry function in libbpf's order.
+//!   follow the entry function in libbpf's order;
+//! - CO-RE relocations resolved against a target BTF ([`core`]), with
+//!   libbpf's poisoning of unsatisfiable ones (see [`Program::core_poisoned`]).
+//!
+//! [`Object::parse_with`] takes libbpf's pre-load options ([`LoadOptions`]):
+//! the CO-RE target BTF, forced program types, which programs to load, map
+//! sizes and `.rodata` values. [`Object::parse`] uses the defaults, so CO-RE
+//! relocations resolve against `/sys/kernel/btf/vmlinux` when it is readable
+//! (read lazily, only for objects that need it, and cached per process).
 #![forbid(unsafe_code)]
 
 pub mod btf;
 pub mod btf_ext;
+pub mod core;
 mod elf;
 pub mod error;
 mod link;
 mod maps;
+pub mod options;
 
+pub use crate::core::CoreReloKind;
 pub use btf::Btf;
 pub use btf_ext::BtfExt;
 pub use elf::EM_BPF;
-pub use error::{BtfError, ParseError, RelocError};
+pub use error::{BtfError, OptionError, ParseError, RelocError};
 pub use maps::{BPF_F_MMAPABLE, BPF_F_RDONLY_PROG};
+pub use options::{LoadOptions, ProgramFilter, SYSTEM_BTF_PATH};
 
 /// A parsed BPF object file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +48,50 @@ pub struct Object {
     pub maps: Vec<MapSpec>,
     pub btf: Option<Btf>,
     pub btf_ext: Option<BtfExt>,
+    /// Global variables of the global data maps (`.rodata`, `.data`, `.bss`),
+    /// from the BTF DATASECs, or from ELF symbols when there is no BTF.
+    pub globals: Vec<GlobalVar>,
+    /// Every CO-RE relocation applied, in `.BTF.ext` order.
+    pub core_relocations: Vec<CoreRelocation>,
+}
+
+/// A global variable: `size` bytes at `offset` in the value of map `map`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalVar {
+    pub name: String,
+    /// Index in [`Object::maps`].
+    pub map: usize,
+    pub offset: u32,
+    pub size: u32,
+}
+
+/// One applied CO-RE relocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreRelocation {
+    /// ELF section and instruction slot in it (before linking).
+    pub section: String,
+    pub insn_index: usize,
+    pub kind: CoreReloKind,
+    /// The local side, e.g. "struct iphdr.ttl (0:6 @ offset 8)".
+    pub spec: String,
+    /// The target type it resolved against; 0 when none matched.
+    pub target_type_id: u32,
+    /// The compiler's value and the target's.
+    pub orig_val: u64,
+    pub new_val: u64,
+    /// The instruction became `call 0xbad2310` (see [`core::POISON_HELPER_ID`]).
+    pub poisoned: bool,
+}
+
+/// An instruction poisoned by an unsatisfiable CO-RE relocation, as libbpf
+/// does: `call 0xbad2310`. The kernel accepts the program only if the
+/// instruction is dead code; a runtime reaching it should report `relocation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoisonedInsn {
+    /// Index in [`Program::insns`].
+    pub insn: usize,
+    /// Which relocation, and why it failed.
+    pub relocation: String,
 }
 
 /// One entry program, linked with its subprograms.
@@ -52,6 +108,8 @@ pub struct Program {
     pub insns: Vec<isa::RawInsn>,
     /// Where each function sits in `insns`, entry first.
     pub subprogs: Vec<Subprog>,
+    /// Instructions poisoned by CO-RE relocations that found no target.
+    pub core_poisoned: Vec<PoisonedInsn>,
 }
 
 /// A function inside a linked program.
@@ -116,9 +174,17 @@ pub struct MapSpec {
 }
 
 impl Object {
-    /// Parses an object file. No side effects; every malformed input gives an
-    /// error, never a panic.
+    /// Parses an object file with the default [`LoadOptions`]: every program,
+    /// CO-RE relocations against `/sys/kernel/btf/vmlinux` when readable.
+    /// Every malformed input gives an error, never a panic.
     pub fn parse(bytes: &[u8]) -> Result<Object, ParseError> {
+        Object::parse_with(bytes, &LoadOptions::default())
+    }
+
+    /// Parses an object file, applying `opts` as libbpf applies its options
+    /// between open and load. The only side effect is reading the system BTF
+    /// file when a CO-RE relocation needs it and no target BTF is given.
+    pub fn parse_with(bytes: &[u8], opts: &LoadOptions) -> Result<Object, ParseError> {
         let elf = elf::Elf::parse(bytes)?;
 
         let license = match elf.section_by_name("license") {
@@ -138,24 +204,125 @@ impl Object {
             (Some(btf), Some(i)) => Some(BtfExt::parse(elf.sections[i].data, btf)?),
             _ => None,
         };
-        if let Some((section, relo)) = btf_ext.as_ref().and_then(|e| e.first_core_relo()) {
-            return Err(RelocError::CoreRelocation {
-                section: section.to_string(),
-                insn_index: (relo.insn_off / 8) as usize,
-                kind: relo.kind,
-            }
-            .into());
-        }
 
         let (maps, sites) = maps::collect(&elf, btf.as_ref())?;
-        let programs = link::build_programs(&elf, &maps, &sites)?;
-        Ok(Object {
+        let (programs, core_relocations) =
+            link::build_programs(&elf, &maps, &sites, btf.as_ref(), btf_ext.as_ref(), opts)?;
+        let globals = global_vars(&elf, btf.as_ref(), &maps, &sites);
+        let mut obj = Object {
             license,
             programs,
             maps,
             btf,
             btf_ext,
-        })
+            globals,
+            core_relocations,
+        };
+        for (name, n) in &opts.max_entries {
+            obj.set_max_entries(name, *n)?;
+        }
+        for (sym, value) in &opts.rodata {
+            obj.set_rodata(sym, value)?;
+        }
+        Ok(obj)
+    }
+
+    /// Sets a map's `max_entries` before it is created (libbpf's
+    /// `bpf_map__set_max_entries`). Global data maps always hold one entry.
+    pub fn set_max_entries(&mut self, map: &str, n: u32) -> Result<(), OptionError> {
+        let available = || {
+            let names: Vec<&str> = self.maps.iter().map(|m| m.name.as_str()).collect();
+            names.join(", ")
+        };
+        let Some(i) = self.map_index(map) else {
+            return Err(OptionError::NoSuchMap {
+                name: map.to_string(),
+                available: available(),
+            });
+        };
+        let spec = &mut self.maps[i];
+        if spec.kind != MapKind::Regular {
+            return Err(OptionError::NotRegularMap {
+                name: map.to_string(),
+            });
+        }
+        spec.max_entries = n;
+        Ok(())
+    }
+
+    /// Sets a `.rodata` variable before load, as a libbpf skeleton does
+    /// through `skel->rodata->sym`; `bytes` must have the variable's size.
+    /// When several variables share the name (statics in different
+    /// sections), the first in [`Object::globals`] order is set.
+    pub fn set_rodata(&mut self, sym: &str, bytes: &[u8]) -> Result<(), OptionError> {
+        self.set_global_in(sym, bytes, true)
+    }
+
+    /// Sets the initial value of any global variable (`.rodata`, `.data`,
+    /// `.bss`): the first of that name in [`Object::globals`] order.
+    pub fn set_global(&mut self, sym: &str, bytes: &[u8]) -> Result<(), OptionError> {
+        self.set_global_in(sym, bytes, false)
+    }
+
+    fn set_global_in(&mut self, sym: &str, bytes: &[u8], rodata: bool) -> Result<(), OptionError> {
+        let is_rodata = |g: &GlobalVar| self.maps[g.map].kind == MapKind::Rodata;
+        let found = self
+            .globals
+            .iter()
+            .filter(|g| g.name == sym)
+            .find(|g| !rodata || is_rodata(g))
+            .or_else(|| self.globals.iter().find(|g| g.name == sym));
+        let Some(var) = found.cloned() else {
+            return Err(OptionError::NoSuchVariable {
+                name: sym.to_string(),
+            });
+        };
+        if rodata && !is_rodata(&var) {
+            return Err(OptionError::NotRodata {
+                name: sym.to_string(),
+                section: self.maps[var.map].name.clone(),
+            });
+        }
+        if bytes.len() != var.size as usize {
+            return Err(OptionError::SizeMismatch {
+                name: sym.to_string(),
+                expected: var.size,
+                got: bytes.len(),
+            });
+        }
+        let start = var.offset as usize;
+        let dst = self.maps[var.map]
+            .initial_data
+            .as_mut()
+            .and_then(|d| d.get_mut(start..start + bytes.len()))
+            .ok_or_else(|| OptionError::NoSuchVariable {
+                name: sym.to_string(),
+            })?;
+        dst.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Forces the type of a program (by function or section name) after
+    /// parsing; [`LoadOptions::program_types`] does it before linking.
+    pub fn set_program_type(&mut self, prog: &str, ty: ProgramType) -> Result<(), OptionError> {
+        let idx = self
+            .programs
+            .iter()
+            .position(|p| p.name == prog)
+            .or_else(|| self.programs.iter().position(|p| p.section == prog));
+        let Some(i) = idx else {
+            let names: Vec<&str> = self.programs.iter().map(|p| p.name.as_str()).collect();
+            return Err(OptionError::NoSuchProgram {
+                name: prog.to_string(),
+                available: names.join(", "),
+            });
+        };
+        let p = &mut self.programs[i];
+        if ty != ProgramType::Xdp {
+            p.frags = false;
+        }
+        p.prog_type = ty;
+        Ok(())
     }
 
     /// The program with this function name, else the first one in this section.
@@ -170,6 +337,72 @@ impl Object {
     pub fn map_index(&self, name: &str) -> Option<usize> {
         self.maps.iter().position(|m| m.name == name)
     }
+}
+
+/// The variables of each global data map: from its DATASEC when the object
+/// has BTF (what libbpf skeletons use), else from the ELF symbols.
+fn global_vars(
+    elf: &elf::Elf,
+    btf: Option<&Btf>,
+    maps: &[MapSpec],
+    sites: &[maps::MapSite],
+) -> Vec<GlobalVar> {
+    let mut out = Vec::new();
+    for (i, (m, site)) in maps.iter().zip(sites).enumerate() {
+        if m.kind == MapKind::Regular {
+            continue;
+        }
+        let datasec = btf.and_then(|b| Some((b, b.type_by_id(m.btf_value_type_id).ok()?)));
+        if let (true, Some((b, t))) = (m.btf_value_type_id != 0, datasec) {
+            if let btf::BtfKind::Datasec { vars, .. } = &t.kind {
+                for v in vars {
+                    let name = b.type_name(v.type_id).unwrap_or("");
+                    if name.is_empty() {
+                        continue;
+                    }
+                    // clang leaves DATASEC offsets for the loader to fill in
+                    // from the symbol table (libbpf's btf_fixup_datasec).
+                    let offset = elf
+                        .symbols
+                        .iter()
+                        .find(|s| s.shndx as usize == site.section && s.name == name)
+                        .map_or(u64::from(v.offset), |s| s.value);
+                    let fits = offset
+                        .checked_add(u64::from(v.size))
+                        .is_some_and(|end| end <= u64::from(m.value_size));
+                    if fits {
+                        out.push(GlobalVar {
+                            name: name.to_string(),
+                            map: i,
+                            offset: offset as u32,
+                            size: v.size,
+                        });
+                    }
+                }
+                continue;
+            }
+        }
+        for sym in &elf.symbols {
+            let fits = sym
+                .value
+                .checked_add(sym.size)
+                .is_some_and(|end| end <= u64::from(m.value_size));
+            if sym.shndx as usize == site.section
+                && sym.st_type == object::elf::STT_OBJECT
+                && sym.size > 0
+                && fits
+                && !sym.name.is_empty()
+            {
+                out.push(GlobalVar {
+                    name: sym.name.clone(),
+                    map: i,
+                    offset: sym.value as u32,
+                    size: sym.size as u32,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Program type and `frags` flag of a section name, by libbpf's section table.

@@ -13,10 +13,16 @@ use isa::opcode::{
 use isa::RawInsn;
 use object::elf;
 
+use crate::btf::Btf;
+use crate::btf_ext::BtfExt;
+use crate::core::{self as co_re, CandidateCache, CoreReloKind, CoreReloRef};
 use crate::elf::Elf;
-use crate::error::{ParseError, RelocError};
+use crate::error::{OptionError, ParseError, RelocError};
 use crate::maps::MapSite;
-use crate::{program_type, MapKind, MapSpec, Program, Subprog};
+use crate::options::{LoadOptions, ProgramFilter, TargetSource};
+use crate::{
+    program_type, CoreRelocation, MapKind, MapSpec, PoisonedInsn, Program, ProgramType, Subprog,
+};
 
 /// `R_BPF_64_64`: lddw of a map, global data or function address.
 pub const R_BPF_64_64: u32 = 1;
@@ -55,13 +61,29 @@ struct Ctx<'e, 'a> {
     /// (section, slot) -> relocation.
     relocs: BTreeMap<(usize, usize), RelocKind>,
     text: Option<usize>,
+    /// Only some programs are loaded: errors tied to an instruction are kept
+    /// here and reported only if a loaded program reaches that instruction.
+    defer: bool,
+    deferred: BTreeMap<(usize, usize), ParseError>,
+    /// (section, slot) -> description of the CO-RE relocation that poisoned it.
+    poisoned: BTreeMap<(usize, usize), String>,
+}
+
+/// One entry program before linking.
+struct Entry {
+    fid: usize,
+    prog_type: ProgramType,
+    frags: bool,
 }
 
 pub(crate) fn build_programs(
     elf: &Elf,
     maps: &[MapSpec],
     sites: &[MapSite],
-) -> Result<Vec<Program>, ParseError> {
+    btf: Option<&Btf>,
+    btf_ext: Option<&BtfExt>,
+    opts: &LoadOptions,
+) -> Result<(Vec<Program>, Vec<CoreRelocation>), ParseError> {
     let mut ctx = Ctx {
         elf,
         insns: HashMap::new(),
@@ -69,35 +91,252 @@ pub(crate) fn build_programs(
         by_start: HashMap::new(),
         relocs: BTreeMap::new(),
         text: None,
+        defer: opts.programs != ProgramFilter::All,
+        deferred: BTreeMap::new(),
+        poisoned: BTreeMap::new(),
     };
     ctx.collect_functions()?;
+    let entries = ctx.select_entries(opts)?;
     ctx.check_kfuncs()?;
     ctx.collect_relocs(maps, sites)?;
+    let core = match (btf, btf_ext) {
+        (Some(btf), Some(ext)) => ctx.apply_core(btf, ext, &entries, opts)?,
+        _ => Vec::new(),
+    };
 
     let mut programs = Vec::new();
-    for fid in 0..ctx.funcs.len() {
-        let f = &ctx.funcs[fid];
-        if Some(f.section) == ctx.text {
-            continue;
-        }
+    for e in entries {
+        let f = &ctx.funcs[e.fid];
         let section = elf.sections[f.section].name.clone();
-        let (insns, subprogs) = ctx.link(fid)?;
-        let (prog_type, frags) = program_type(&section);
+        let (insns, subprogs, core_poisoned) = ctx.link(e.fid)?;
         programs.push(Program {
             name: f.name.clone(),
             section,
-            prog_type,
-            frags,
+            prog_type: e.prog_type,
+            frags: e.frags,
             insns,
             subprogs,
+            core_poisoned,
         });
     }
-    Ok(programs)
+    Ok((programs, core))
 }
 
 impl Ctx<'_, '_> {
     fn sec_name(&self, idx: usize) -> String {
         self.elf.sections[idx].name.clone()
+    }
+
+    /// An error tied to instruction `slot` of section `sec`: returned at once,
+    /// or kept for [`Ctx::link`] when only some programs are loaded.
+    fn fail_at(&mut self, sec: usize, slot: usize, err: ParseError) -> Result<(), ParseError> {
+        if self.defer {
+            self.deferred.entry((sec, slot)).or_insert(err);
+            Ok(())
+        } else {
+            Err(err)
+        }
+    }
+
+    /// The function holding `slot` of section `sec`.
+    fn func_at(&self, sec: usize, slot: usize) -> Option<usize> {
+        self.funcs
+            .iter()
+            .position(|f| f.section == sec && slot >= f.start && slot < f.start + f.len)
+    }
+
+    /// Entry programs with their types (forced ones applied), filtered by
+    /// `opts.programs`, in section then address order.
+    fn select_entries(&self, opts: &LoadOptions) -> Result<Vec<Entry>, ParseError> {
+        let all: Vec<usize> = (0..self.funcs.len())
+            .filter(|&fid| Some(self.funcs[fid].section) != self.text)
+            .collect();
+        let names = |fid: usize| {
+            let f = &self.funcs[fid];
+            (f.name.as_str(), self.elf.sections[f.section].name.as_str())
+        };
+        let no_such = |name: &str| {
+            let available: Vec<&str> = all.iter().map(|&f| names(f).0).collect();
+            ParseError::from(OptionError::NoSuchProgram {
+                name: name.to_string(),
+                available: available.join(", "),
+            })
+        };
+        let mut entries = Vec::new();
+        for &fid in &all {
+            let (name, section) = names(fid);
+            let (mut prog_type, mut frags) = program_type(section);
+            if let Some((_, t)) = opts
+                .program_types
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name || n == section)
+            {
+                if *t != ProgramType::Xdp {
+                    frags = false;
+                }
+                prog_type = t.clone();
+            }
+            entries.push(Entry {
+                fid,
+                prog_type,
+                frags,
+            });
+        }
+        for (n, _) in &opts.program_types {
+            if !all.iter().any(|&f| names(f).0 == n || names(f).1 == n) {
+                return Err(no_such(n));
+            }
+        }
+        match &opts.programs {
+            ProgramFilter::All => {}
+            ProgramFilter::Named(wanted) => {
+                for w in wanted {
+                    if !all.iter().any(|&f| names(f).0 == w || names(f).1 == w) {
+                        return Err(no_such(w));
+                    }
+                }
+                entries.retain(|e| {
+                    let (n, s) = names(e.fid);
+                    wanted.iter().any(|w| w == n || w == s)
+                });
+            }
+            ProgramFilter::Types(types) => entries.retain(|e| types.contains(&e.prog_type)),
+        }
+        Ok(entries)
+    }
+
+    /// Applies the CO-RE relocations of `.BTF.ext` to the section
+    /// instructions, before linking, as libbpf's `bpf_object__relocate_core`
+    /// does. Relocations in programs that are not loaded are skipped.
+    fn apply_core(
+        &mut self,
+        btf: &Btf,
+        ext: &BtfExt,
+        entries: &[Entry],
+        opts: &LoadOptions,
+    ) -> Result<Vec<CoreRelocation>, ParseError> {
+        let mut target = TargetSource::new(opts);
+        let mut cache = CandidateCache::new();
+        let mut applied = Vec::new();
+        for sec_relos in &ext.core_relos {
+            let Some(sec) = self.elf.section_by_name(&sec_relos.section) else {
+                continue;
+            };
+            if !self.insns.contains_key(&sec) {
+                continue;
+            }
+            for relo in &sec_relos.records {
+                let section = sec_relos.section.clone();
+                let insn_index = (relo.insn_off / 8) as usize;
+                if relo.insn_off % 8 != 0 {
+                    let err = RelocError::Core {
+                        section,
+                        insn_index,
+                        kind: CoreReloKind::from_u32(relo.kind).map_or("unknown", |k| k.name()),
+                        spec: co_re::describe_type(btf, relo.type_id),
+                        reason: format!(
+                            "instruction offset {} is not a multiple of 8",
+                            relo.insn_off
+                        ),
+                    };
+                    return Err(err.into());
+                }
+                // Relocations outside any function (an overridden weak
+                // function) or in programs not loaded are ignored, as in libbpf.
+                let Some(fid) = self.func_at(sec, insn_index) else {
+                    continue;
+                };
+                if Some(sec) != self.text && !entries.iter().any(|e| e.fid == fid) {
+                    continue;
+                }
+                let Some(kind) = CoreReloKind::from_u32(relo.kind) else {
+                    let err = RelocError::CoreUnknownKind {
+                        section,
+                        insn_index,
+                        kind: relo.kind,
+                    };
+                    self.fail_at(sec, insn_index, err.into())?;
+                    continue;
+                };
+                let tgt = if kind.needs_target() {
+                    match target.get()? {
+                        Ok(t) => Some(t),
+                        Err(why) => {
+                            let err = RelocError::CoreNoTarget {
+                                section,
+                                insn_index,
+                                kind: kind.name(),
+                                type_name: co_re::describe_type(btf, relo.type_id),
+                                access: relo.access.clone(),
+                                why,
+                            };
+                            self.fail_at(sec, insn_index, err.into())?;
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let r = CoreReloRef {
+                    type_id: relo.type_id,
+                    access: &relo.access,
+                    kind,
+                };
+                let fail = |spec: String, reason: String| RelocError::Core {
+                    section: section.clone(),
+                    insn_index,
+                    kind: kind.name(),
+                    spec,
+                    reason,
+                };
+                let (res, spec) = match co_re::calc_relo(btf, r, tgt, &mut cache) {
+                    Ok(x) => x,
+                    Err(reason) => {
+                        let err = fail(co_re::describe_type(btf, relo.type_id), reason);
+                        self.fail_at(sec, insn_index, err.into())?;
+                        continue;
+                    }
+                };
+                let insns = self
+                    .insns
+                    .get_mut(&sec)
+                    .map(|v| v.as_mut_slice())
+                    .unwrap_or(&mut []);
+                let poisoned = match co_re::patch_insn(insns, insn_index, &res) {
+                    Ok(p) => p,
+                    Err(reason) => {
+                        self.fail_at(sec, insn_index, fail(spec, reason).into())?;
+                        continue;
+                    }
+                };
+                if poisoned {
+                    let why = if res.poison {
+                        "no match in the target BTF"
+                    } else {
+                        "the field changed size and is not an unsigned integer or pointer"
+                    };
+                    self.poisoned.insert(
+                        (sec, insn_index),
+                        format!(
+                            "section '{section}' slot {insn_index}: CO-RE {} {spec}: {why}",
+                            kind.name()
+                        ),
+                    );
+                }
+                applied.push(CoreRelocation {
+                    section,
+                    insn_index,
+                    kind,
+                    spec,
+                    target_type_id: res.target_type_id,
+                    orig_val: res.orig_val,
+                    new_val: res.new_val,
+                    poisoned,
+                });
+            }
+        }
+        Ok(applied)
     }
 
     /// Every `STT_FUNC` symbol of every non-empty executable section, in
@@ -165,20 +404,18 @@ impl Ctx<'_, '_> {
     }
 
     /// Any `call` with src = BPF_PSEUDO_KFUNC_CALL is refused.
-    fn check_kfuncs(&self) -> Result<(), ParseError> {
+    fn check_kfuncs(&mut self) -> Result<(), ParseError> {
         let mut secs: Vec<_> = self.insns.keys().copied().collect();
         secs.sort_unstable();
         for sec in secs {
-            let insns = &self.insns[&sec];
             let mut i = 0;
-            while i < insns.len() {
-                let insn = insns[i];
+            while let Some(&insn) = self.insns[&sec].get(i) {
                 if insn.code == CALL && insn.src == BPF_PSEUDO_KFUNC_CALL {
-                    return Err(RelocError::Kfunc {
+                    let err = RelocError::Kfunc {
                         section: self.sec_name(sec),
                         insn_index: i,
-                    }
-                    .into());
+                    };
+                    self.fail_at(sec, i, err.into())?;
                 }
                 i += if insn.code == LDDW { 2 } else { 1 };
             }
@@ -210,7 +447,20 @@ impl Ctx<'_, '_> {
                 continue; // .rel.BTF, .rel.debug_*, .rel.maps: not instruction relocations
             }
             for rel in self.elf.rels(rel_idx)? {
-                let kind = self.record(target, &rel, maps, sites)?;
+                let kind = match self.record(target, &rel, maps, sites) {
+                    Ok(kind) => kind,
+                    Err(err) => {
+                        // Errors about one instruction may be deferred; those
+                        // about the relocation entry itself may not.
+                        let slot = (rel.offset / 8) as usize;
+                        let len = self.insns.get(&target).map_or(0, |v| v.len());
+                        if rel.offset % 8 == 0 && slot < len && self.covered(target, slot) {
+                            self.fail_at(target, slot, err)?;
+                            continue;
+                        }
+                        return Err(err);
+                    }
+                };
                 if let Some((slot, kind)) = kind {
                     if let RelocKind::SubprogAddr { .. } = kind {
                         // clang emits src = 0; libbpf marks the lddw as BPF_PSEUDO_FUNC
@@ -366,7 +616,11 @@ impl Ctx<'_, '_> {
     /// Links entry function `entry`: its slots, then every function it reaches
     /// appended depth-first in order of first reference (libbpf's
     /// `bpf_object__reloc_code`), then map and global data relocations.
-    fn link(&self, entry: usize) -> Result<(Vec<RawInsn>, Vec<Subprog>), ParseError> {
+    #[allow(clippy::type_complexity)]
+    fn link(
+        &self,
+        entry: usize,
+    ) -> Result<(Vec<RawInsn>, Vec<Subprog>, Vec<PoisonedInsn>), ParseError> {
         let mut out: Vec<RawInsn> = Vec::new();
         let mut placed: HashMap<usize, usize> = HashMap::new();
         let mut subprogs = Vec::new();
@@ -451,6 +705,24 @@ impl Ctx<'_, '_> {
         // so that the first error reported does not depend on hashing).
         let mut order: Vec<(usize, usize)> = placed.into_iter().collect();
         order.sort_by_key(|&(_, base)| base);
+        for &(fid, _) in &order {
+            let f = &self.funcs[fid];
+            let range = (f.section, f.start)..(f.section, f.start + f.len);
+            if let Some((_, err)) = self.deferred.range(range).next() {
+                return Err(err.clone());
+            }
+        }
+        let mut core_poisoned = Vec::new();
+        for &(fid, base) in &order {
+            let f = &self.funcs[fid];
+            let range = (f.section, f.start)..(f.section, f.start + f.len);
+            for (&(_, slot), why) in self.poisoned.range(range) {
+                core_poisoned.push(PoisonedInsn {
+                    insn: base + slot - f.start,
+                    relocation: why.clone(),
+                });
+            }
+        }
         for (fid, base) in order {
             let f = &self.funcs[fid];
             for (&(_, slot), kind) in self
@@ -479,7 +751,7 @@ impl Ctx<'_, '_> {
                 out[at + 1].imm = next_imm;
             }
         }
-        Ok((out, subprogs))
+        Ok((out, subprogs, core_poisoned))
     }
 
     fn append(

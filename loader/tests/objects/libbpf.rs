@@ -10,12 +10,12 @@ use loader::Object;
 
 use super::{fixture, fixture_dir, CPUS};
 
-struct BpfFs {
-    dir: PathBuf,
+pub(super) struct BpfFs {
+    pub(super) dir: PathBuf,
 }
 
 impl BpfFs {
-    fn mount(tag: &str) -> Result<BpfFs, String> {
+    pub(super) fn mount(tag: &str) -> Result<BpfFs, String> {
         let is_root = Command::new("id")
             .arg("-u")
             .output()
@@ -55,7 +55,7 @@ impl Drop for BpfFs {
 }
 
 /// Runs `bpftool -d prog loadall`; returns (success, libbpf log).
-fn loadall(obj: &Path, pin_dir: &Path) -> (bool, String) {
+pub(super) fn loadall(obj: &Path, pin_dir: &Path) -> (bool, String) {
     let out = Command::new("bpftool")
         .arg("-d")
         .args(["prog", "loadall"])
