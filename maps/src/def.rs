@@ -16,6 +16,60 @@ pub const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
 pub const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
 /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
 pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+/// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
+pub const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
+/// `BPF_MAP_TYPE_LRU_HASH`.
+pub const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
+/// `BPF_MAP_TYPE_LRU_PERCPU_HASH`.
+pub const BPF_MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
+/// `BPF_MAP_TYPE_LPM_TRIE`.
+pub const BPF_MAP_TYPE_LPM_TRIE: u32 = 11;
+/// `BPF_MAP_TYPE_ARRAY_OF_MAPS`.
+pub const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
+/// `BPF_MAP_TYPE_HASH_OF_MAPS`.
+pub const BPF_MAP_TYPE_HASH_OF_MAPS: u32 = 13;
+/// `BPF_MAP_TYPE_DEVMAP`.
+pub const BPF_MAP_TYPE_DEVMAP: u32 = 14;
+/// `BPF_MAP_TYPE_CPUMAP`.
+pub const BPF_MAP_TYPE_CPUMAP: u32 = 16;
+/// `BPF_MAP_TYPE_XSKMAP`.
+pub const BPF_MAP_TYPE_XSKMAP: u32 = 17;
+/// `BPF_MAP_TYPE_DEVMAP_HASH`.
+pub const BPF_MAP_TYPE_DEVMAP_HASH: u32 = 25;
+/// `BPF_MAP_TYPE_RINGBUF`.
+pub const BPF_MAP_TYPE_RINGBUF: u32 = 27;
+
+/// The kernel's name of a map type, as bpftool prints it ("hash", "lru_hash", ...).
+pub fn map_type_name(t: u32) -> Option<&'static str> {
+    Some(match t {
+        BPF_MAP_TYPE_HASH => "hash",
+        BPF_MAP_TYPE_ARRAY => "array",
+        BPF_MAP_TYPE_PROG_ARRAY => "prog_array",
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY => "perf_event_array",
+        BPF_MAP_TYPE_PERCPU_HASH => "percpu_hash",
+        BPF_MAP_TYPE_PERCPU_ARRAY => "percpu_array",
+        BPF_MAP_TYPE_LRU_HASH => "lru_hash",
+        BPF_MAP_TYPE_LRU_PERCPU_HASH => "lru_percpu_hash",
+        BPF_MAP_TYPE_LPM_TRIE => "lpm_trie",
+        BPF_MAP_TYPE_ARRAY_OF_MAPS => "array_of_maps",
+        BPF_MAP_TYPE_HASH_OF_MAPS => "hash_of_maps",
+        BPF_MAP_TYPE_DEVMAP => "devmap",
+        BPF_MAP_TYPE_CPUMAP => "cpumap",
+        BPF_MAP_TYPE_XSKMAP => "xskmap",
+        BPF_MAP_TYPE_DEVMAP_HASH => "devmap_hash",
+        BPF_MAP_TYPE_RINGBUF => "ringbuf",
+        _ => return None,
+    })
+}
+
+/// Whether a map type keeps one value per worker (the bpf(2) value is
+/// `ncpus * round_up(value_size, 8)` bytes).
+pub fn is_percpu_type(t: u32) -> bool {
+    matches!(
+        t,
+        BPF_MAP_TYPE_PERCPU_HASH | BPF_MAP_TYPE_PERCPU_ARRAY | BPF_MAP_TYPE_LRU_PERCPU_HASH
+    )
+}
 
 /// Update flag: create or replace.
 pub const BPF_ANY: u64 = 0;
@@ -48,6 +102,10 @@ pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 pub const BPF_F_PRESERVE_ELEMS: u32 = 1 << 11;
 /// Map flag: map used as an inner map.
 pub const BPF_F_INNER_MAP: u32 = 1 << 12;
+/// `bpf_redirect_map` flag: redirect to every device of a devmap.
+pub const BPF_F_BROADCAST: u64 = 1 << 3;
+/// `bpf_redirect_map` flag: with BPF_F_BROADCAST, not to the ingress device.
+pub const BPF_F_EXCLUDE_INGRESS: u64 = 1 << 4;
 /// All access flags.
 pub const BPF_F_ACCESS_MASK: u32 =
     BPF_F_RDONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY | BPF_F_WRONLY_PROG;
@@ -74,6 +132,21 @@ pub(crate) const HASH_CTRL_SIZE: u64 = 64;
 pub(crate) const HASH_BUCKET_SIZE: u64 = 16;
 /// Largest element count a 31-bit element link can name.
 pub(crate) const HASH_MAX_ELEMS: u64 = (1 << 31) - 2;
+/// Bytes of a slot of the "fd array" maps (devmap, cpumap, xskmap, array of
+/// maps, perf event array): value word (<= 8 bytes) then a presence word.
+pub(crate) const SLOT_SIZE: u64 = 16;
+/// LPM trie node header: child[0], child[1], prefixlen, flags (u32 each).
+pub(crate) const LPM_NODE_HDR: u64 = 16;
+/// Largest LPM data size (the kernel's LPM_DATA_SIZE_MAX).
+pub(crate) const LPM_DATA_SIZE_MAX: u32 = 256;
+/// Ring buffer: consumer page, producer page, then the data.
+pub(crate) const RINGBUF_HDR: u64 = 8192;
+/// Bytes of ring per perf_event_array slot (the data area; a power of two).
+pub const PERF_RING_SIZE: u64 = 32 << 10;
+/// perf_event_array slot header bytes (before the ring).
+pub(crate) const PERF_SLOT_HDR: u64 = 64;
+/// The kernel's NR_CPUS bound on cpumap max_entries.
+const NR_CPUS: u32 = 8192;
 
 /// A map to create, as `BPF_MAP_CREATE` describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -128,6 +201,64 @@ pub(crate) enum Kind {
     ProgArray,
     Hash,
     PercpuHash,
+    /// LRU_HASH: a hash whose updates evict the least recently used key.
+    LruHash,
+    /// LRU_PERCPU_HASH.
+    LruPercpuHash,
+    /// LPM_TRIE: the kernel's binary trie, in a node pool.
+    LpmTrie,
+    /// DEVMAP: slots of `struct bpf_devmap_val`.
+    DevMap,
+    /// DEVMAP_HASH: a hash keyed by u32 with the kernel's `key & mask` buckets.
+    DevMapHash,
+    /// CPUMAP: slots of `struct bpf_cpumap_val`.
+    CpuMap,
+    /// XSKMAP: slots of socket ids.
+    XskMap,
+    /// ARRAY_OF_MAPS: slots of inner map ids.
+    ArrayOfMaps,
+    /// HASH_OF_MAPS: a hash whose values are inner map ids.
+    HashOfMaps,
+    /// RINGBUF: one multi-producer ring read by a consumer.
+    RingBuf,
+    /// PERF_EVENT_ARRAY: one ring per slot (per worker).
+    PerfEventArray,
+}
+
+impl Kind {
+    /// Kinds stored in the hash layout (buckets + elements + free list).
+    pub(crate) fn is_hash(self) -> bool {
+        matches!(
+            self,
+            Kind::Hash
+                | Kind::PercpuHash
+                | Kind::LruHash
+                | Kind::LruPercpuHash
+                | Kind::DevMapHash
+                | Kind::HashOfMaps
+        )
+    }
+
+    /// Kinds stored as 16-byte slots (value word + presence word).
+    pub(crate) fn is_slots(self) -> bool {
+        matches!(
+            self,
+            Kind::DevMap | Kind::CpuMap | Kind::XskMap | Kind::ArrayOfMaps | Kind::PerfEventArray
+        )
+    }
+
+    /// Per-CPU kinds.
+    pub(crate) fn is_percpu(self) -> bool {
+        matches!(
+            self,
+            Kind::PercpuArray | Kind::PercpuHash | Kind::LruPercpuHash
+        )
+    }
+
+    /// LRU kinds.
+    pub(crate) fn is_lru(self) -> bool {
+        matches!(self, Kind::LruHash | Kind::LruPercpuHash)
+    }
 }
 
 /// Where everything of one map lives inside its data region, in bytes.
@@ -215,6 +346,17 @@ pub(crate) fn geometry(
         BPF_MAP_TYPE_PROG_ARRAY => Kind::ProgArray,
         BPF_MAP_TYPE_HASH => Kind::Hash,
         BPF_MAP_TYPE_PERCPU_HASH => Kind::PercpuHash,
+        BPF_MAP_TYPE_LRU_HASH => Kind::LruHash,
+        BPF_MAP_TYPE_LRU_PERCPU_HASH => Kind::LruPercpuHash,
+        BPF_MAP_TYPE_LPM_TRIE => Kind::LpmTrie,
+        BPF_MAP_TYPE_DEVMAP => Kind::DevMap,
+        BPF_MAP_TYPE_DEVMAP_HASH => Kind::DevMapHash,
+        BPF_MAP_TYPE_CPUMAP => Kind::CpuMap,
+        BPF_MAP_TYPE_XSKMAP => Kind::XskMap,
+        BPF_MAP_TYPE_ARRAY_OF_MAPS => Kind::ArrayOfMaps,
+        BPF_MAP_TYPE_HASH_OF_MAPS => Kind::HashOfMaps,
+        BPF_MAP_TYPE_RINGBUF => Kind::RingBuf,
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY => Kind::PerfEventArray,
         t => return Err(invalid(name, format!("unsupported map type {t}"))),
     };
     let ncpus = u64::from(ncpus.max(1));
@@ -293,14 +435,40 @@ pub(crate) fn geometry(
                 g.data_len = round_up(g.data_len, 4096);
             }
         }
-        Kind::Hash | Kind::PercpuHash => {
-            let percpu = kind == Kind::PercpuHash;
-            // htab_map_alloc_check
-            if flags & !HTAB_CREATE_FLAG_MASK != 0 || !access_ok(flags) {
-                return Err(invalid(name, format!("map_flags {flags:#x} not allowed")));
-            }
-            if flags & BPF_F_NO_COMMON_LRU != 0 {
-                return Err(invalid(name, "NO_COMMON_LRU on a non-LRU hash"));
+        Kind::Hash
+        | Kind::PercpuHash
+        | Kind::LruHash
+        | Kind::LruPercpuHash
+        | Kind::HashOfMaps
+        | Kind::DevMapHash => {
+            let percpu = kind.is_percpu();
+            let lru = kind.is_lru();
+            if kind == Kind::DevMapHash {
+                // dev_map_alloc_check / dev_map_init_map
+                if max_entries == 0
+                    || key_size != 4
+                    || (value_size != 4 && value_size != 8)
+                    || flags & !DEV_CREATE_FLAG_MASK != 0
+                {
+                    return Err(invalid(name, "devmap_hash: key 4, value 4 or 8, flags"));
+                }
+            } else {
+                if kind == Kind::HashOfMaps && value_size != 4 {
+                    return Err(invalid(name, "HASH_OF_MAPS value_size must be 4"));
+                }
+                // htab_map_alloc_check
+                if flags & !HTAB_CREATE_FLAG_MASK != 0 || !access_ok(flags) {
+                    return Err(invalid(name, format!("map_flags {flags:#x} not allowed")));
+                }
+                if flags & BPF_F_NO_COMMON_LRU != 0 && !lru {
+                    return Err(invalid(name, "NO_COMMON_LRU on a non-LRU hash"));
+                }
+                if lru && flags & BPF_F_NO_PREALLOC != 0 {
+                    return Err(MapError::DefNotSupported {
+                        name: name.to_owned(),
+                        what: "LRU maps cannot be BPF_F_NO_PREALLOC".into(),
+                    });
+                }
             }
             if flags & BPF_F_NUMA_NODE != 0 && percpu {
                 return Err(invalid(name, "numa node on a per-CPU map"));
@@ -322,7 +490,25 @@ pub(crate) fn geometry(
             // A plain hash replaces an existing key by swapping in a spare element
             // (as the kernel's prealloc htab does with its per-CPU extra elements),
             // so it holds ncpus spares beyond max_entries.
-            let spares = if percpu { 0 } else { ncpus };
+            // LRU maps hold exactly max_entries elements (rounded to a multiple of
+            // ncpus with BPF_F_NO_COMMON_LRU, as the kernel rounds them) and evict.
+            let (spares, max) = if lru {
+                let m = if flags & BPF_F_NO_COMMON_LRU != 0 {
+                    let up = round_up(max, ncpus);
+                    if up < max || up > u64::from(u32::MAX) {
+                        max / ncpus * ncpus
+                    } else {
+                        up
+                    }
+                } else {
+                    max
+                };
+                (0, m.max(1))
+            } else if percpu {
+                (0, max)
+            } else {
+                (ncpus, max)
+            };
             if max + spares > HASH_MAX_ELEMS {
                 return Err(too_big(name, "max_entries larger than 2^31 - 2 - ncpus"));
             }
@@ -339,8 +525,117 @@ pub(crate) fn geometry(
                 .and_then(|x| x.checked_add(g.elems_off))
                 .ok_or_else(|| too_big(name, "size overflows"))?;
         }
+        Kind::LpmTrie => {
+            // trie_alloc
+            if max_entries == 0
+                || flags & BPF_F_NO_PREALLOC == 0
+                || flags & !LPM_CREATE_FLAG_MASK != 0
+                || !access_ok(flags)
+                || !(4 + 1..=4 + LPM_DATA_SIZE_MAX).contains(&key_size)
+                || value_size == 0
+                || value > KMALLOC_MAX_SIZE - u64::from(LPM_DATA_SIZE_MAX) - 24
+            {
+                return Err(invalid(
+                    name,
+                    "lpm_trie: needs BPF_F_NO_PREALLOC, key 5..=260, value > 0",
+                ));
+            }
+            // Every insert adds at most one leaf and one intermediate node, and a
+            // replacement needs a fresh node before the old one is freed.
+            let pool = max
+                .checked_mul(2)
+                .and_then(|x| x.checked_add(2))
+                .filter(|&x| x <= HASH_MAX_ELEMS)
+                .ok_or_else(|| too_big(name, "max_entries too large"))?;
+            g.nelems = pool;
+            g.key_stride = round_up(key - 4, 8);
+            g.elem_size = LPM_NODE_HDR + g.key_stride + vstride;
+            g.elems_off = HASH_CTRL_SIZE;
+            g.data_len = pool
+                .checked_mul(g.elem_size)
+                .and_then(|x| x.checked_add(g.elems_off))
+                .ok_or_else(|| too_big(name, "size overflows"))?;
+        }
+        Kind::DevMap | Kind::CpuMap | Kind::XskMap | Kind::ArrayOfMaps | Kind::PerfEventArray => {
+            let ok = match kind {
+                Kind::DevMap => {
+                    (value_size == 4 || value_size == 8) && flags & !DEV_CREATE_FLAG_MASK == 0
+                }
+                Kind::CpuMap => {
+                    (value_size == 4 || value_size == 8) && flags & !BPF_F_NUMA_NODE == 0
+                }
+                Kind::XskMap => value_size == 4 && flags & !DEV_CREATE_FLAG_MASK == 0,
+                Kind::PerfEventArray => {
+                    value_size == 4
+                        && flags & !ARRAY_CREATE_FLAG_MASK == 0
+                        && flags
+                            & (BPF_F_RDONLY_PROG
+                                | BPF_F_WRONLY_PROG
+                                | BPF_F_MMAPABLE
+                                | BPF_F_INNER_MAP)
+                            == 0
+                }
+                _ => {
+                    value_size == 4
+                        && flags & !ARRAY_CREATE_FLAG_MASK == 0
+                        && flags
+                            & (BPF_F_RDONLY_PROG
+                                | BPF_F_WRONLY_PROG
+                                | BPF_F_MMAPABLE
+                                | BPF_F_PRESERVE_ELEMS)
+                            == 0
+                }
+            };
+            if max_entries == 0 || key_size != 4 || !ok {
+                return Err(invalid(
+                    name,
+                    format!("{kind:?}: key 4, value 4 (or 8), flags {flags:#x}"),
+                ));
+            }
+            if kind == Kind::CpuMap && max_entries > NR_CPUS {
+                return Err(too_big(name, "cpumap max_entries > NR_CPUS"));
+            }
+            g.vstride = SLOT_SIZE;
+            if kind == Kind::PerfEventArray {
+                g.elem_size = PERF_SLOT_HDR + PERF_RING_SIZE;
+                g.elems_off = max * SLOT_SIZE;
+                g.data_len = max
+                    .checked_mul(SLOT_SIZE + g.elem_size)
+                    .ok_or_else(|| too_big(name, "size overflows"))?;
+            } else {
+                g.data_len = max * SLOT_SIZE;
+            }
+        }
+        Kind::RingBuf => {
+            if flags & !BPF_F_NUMA_NODE != 0
+                || key_size != 0
+                || value_size != 0
+                || !max_entries.is_power_of_two()
+                || max_entries % 4096 != 0
+            {
+                return Err(invalid(
+                    name,
+                    "ringbuf: key and value size 0, max_entries a power-of-2 multiple of 4096",
+                ));
+            }
+            g.align = 4096;
+            g.elems_off = RINGBUF_HDR;
+            g.data_len = RINGBUF_HDR + max;
+        }
     }
     Ok(g)
+}
+
+const DEV_CREATE_FLAG_MASK: u32 = BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY;
+const LPM_CREATE_FLAG_MASK: u32 = BPF_F_NO_PREALLOC | BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK;
+
+/// Flags the kernel adds to a map's own at creation: devmaps are read-only to
+/// programs (`dev_map_init_map` sets BPF_F_RDONLY_PROG).
+pub(crate) fn implied_flags(map_type: u32) -> u32 {
+    match map_type {
+        BPF_MAP_TYPE_DEVMAP | BPF_MAP_TYPE_DEVMAP_HASH => BPF_F_RDONLY_PROG,
+        _ => 0,
+    }
 }
 
 #[cfg(test)]

@@ -95,6 +95,65 @@ impl StoreError {
     }
 }
 
+/// An error about programs and pins in the store's object table.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ObjectError {
+    /// Every object-table slot is used (or the id space is exhausted).
+    #[error("store object table full ({capacity} entries)")]
+    TableFull {
+        /// The table capacity.
+        capacity: u32,
+    },
+    /// No pin at this path.
+    #[error("no pin at {path:?}")]
+    NoSuchPin {
+        /// The path asked for.
+        path: String,
+    },
+    /// The path is already pinned.
+    #[error("{path:?} is already pinned")]
+    Exists {
+        /// The path.
+        path: String,
+    },
+    /// The pin names a program where a map was wanted (or the reverse).
+    #[error("{path:?} names another kind of object")]
+    WrongKind {
+        /// The path.
+        path: String,
+    },
+    /// An empty path, one longer than 119 bytes, or one holding NUL.
+    #[error("invalid pin path {path:?}")]
+    InvalidPath {
+        /// The path.
+        path: String,
+    },
+    /// No live map with this id.
+    #[error("no map with id {id}")]
+    NoSuchMap {
+        /// The id.
+        id: u32,
+    },
+    /// No program with this id.
+    #[error("no program with id {id}")]
+    NoSuchProgram {
+        /// The id.
+        id: u32,
+    },
+    /// The definition is invalid.
+    #[error("invalid program: {what}")]
+    Invalid {
+        /// What is wrong.
+        what: String,
+    },
+    /// The store is full or damaged.
+    #[error("store: {what}")]
+    Store {
+        /// What went wrong.
+        what: String,
+    },
+}
+
 /// An error from map creation or a map operation.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum MapError {
@@ -213,6 +272,66 @@ pub enum MapError {
         /// Which flag forbids it.
         why: &'static str,
     },
+    /// The definition asks for something the kernel does not support (ENOTSUPP,
+    /// 524), e.g. an LRU map with BPF_F_NO_PREALLOC.
+    #[error("map {name:?} not supported: {what}")]
+    DefNotSupported {
+        /// The map name from the definition.
+        name: String,
+        /// What is not supported.
+        what: String,
+    },
+    /// An LPM trie holds max_entries prefixes and a new one is added (ENOSPC).
+    #[error("map {id}: no space for a new entry (max_entries {max_entries})")]
+    NoSpaceLeft {
+        /// The map id.
+        id: u32,
+        /// The map's max_entries.
+        max_entries: u32,
+    },
+    /// A map-in-map value names no live map (EBADF, as a bad inner map fd).
+    #[error("map {id}: no map with id {inner} to store as an inner map")]
+    BadInnerMap {
+        /// The outer map id.
+        id: u32,
+        /// The inner map id given.
+        inner: u32,
+    },
+    /// A value is out of range for the map (EOVERFLOW), e.g. a cpumap qsize above 16384.
+    #[error("map {id}: value out of range: {what}")]
+    Overflow {
+        /// The map id.
+        id: u32,
+        /// What is out of range.
+        what: &'static str,
+    },
+    /// A ring has no room for a record (the helper's -EAGAIN / a dropped sample).
+    #[error("map {id}: ring full ({need} bytes needed)")]
+    RingFull {
+        /// The map id.
+        id: u32,
+        /// Bytes the record needs.
+        need: u64,
+    },
+    /// The operation exists but this map type refuses it with a specific errno
+    /// (e.g. EOPNOTSUPP for a user lookup in an XSKMAP, ENOTSUPP for a ringbuf).
+    #[error("map {id}: {op} not supported (errno {errno})")]
+    Unsupported {
+        /// The map id.
+        id: u32,
+        /// The operation.
+        op: &'static str,
+        /// The errno the kernel returns.
+        errno: i32,
+    },
+    /// The key names no possible CPU (ENODEV), as cpumap updates check.
+    #[error("map {id}: no such device: {what}")]
+    NoDevice {
+        /// The map id.
+        id: u32,
+        /// What is missing.
+        what: &'static str,
+    },
     /// The map is already frozen (EBUSY).
     #[error("map {id}: already frozen")]
     Busy {
@@ -228,6 +347,9 @@ pub enum MapError {
         what: &'static str,
     },
 }
+
+/// The kernel's internal ENOTSUPP (524), which bpf(2) passes to user space.
+pub const ENOTSUPP: i32 = 524;
 
 impl MapError {
     /// The positive errno the kernel's `bpf(2)` returns for the same failure.
@@ -247,6 +369,13 @@ impl MapError {
             MapError::Exists { .. } => libc::EEXIST,
             MapError::PermissionDenied { .. } => libc::EPERM,
             MapError::Busy { .. } => libc::EBUSY,
+            MapError::DefNotSupported { .. } => ENOTSUPP,
+            MapError::NoSpaceLeft { .. } => libc::ENOSPC,
+            MapError::BadInnerMap { .. } => libc::EBADF,
+            MapError::Overflow { .. } => libc::EOVERFLOW,
+            MapError::RingFull { .. } => libc::EAGAIN,
+            MapError::Unsupported { errno, .. } => *errno,
+            MapError::NoDevice { .. } => libc::ENODEV,
         }
     }
 }

@@ -58,21 +58,25 @@ use crate::mem;
 
 /// Bytes of per-element header before the key.
 pub(crate) const ELEM_HDR: usize = 16;
+/// Element state bit: linked in a bucket chain.
+pub(crate) const ST_LIVE: u32 = 1;
+/// Element state bit: looked up since the eviction clock last passed (LRU).
+pub(crate) const ST_REF: u32 = 2;
 const MAX_RESTARTS: u32 = 1 << 12;
 
 #[inline]
-fn elem_link(idx: u32) -> u32 {
+pub(crate) fn elem_link(idx: u32) -> u32 {
     (idx + 1) << 1
 }
 
 #[inline]
-fn nulls(b: u32) -> u32 {
+pub(crate) fn nulls(b: u32) -> u32 {
     (b << 1) | 1
 }
 
 /// Which link points at an element: a bucket head or another element's `next`.
 #[derive(Clone, Copy)]
-enum Prev {
+pub(crate) enum Prev {
     Head,
     Elem(u32),
 }
@@ -88,19 +92,19 @@ impl Map {
     }
 
     #[inline]
-    fn free_head(&self) -> &AtomicU64 {
+    pub(crate) fn free_head(&self) -> &AtomicU64 {
         // SAFETY: offset 0 of the data region, 64-aligned, inside the control block.
         unsafe { AtomicU64::from_ptr(self.data as *mut u64) }
     }
 
     #[inline]
-    fn fresh(&self) -> &AtomicU32 {
+    pub(crate) fn fresh(&self) -> &AtomicU32 {
         // SAFETY: offset 8 of the 64-byte control block.
         unsafe { self.u32_at(self.data.wrapping_add(8)) }
     }
 
     #[inline]
-    fn count(&self) -> &AtomicU32 {
+    pub(crate) fn count(&self) -> &AtomicU32 {
         // SAFETY: offset 12 of the 64-byte control block.
         unsafe { self.u32_at(self.data.wrapping_add(12)) }
     }
@@ -116,24 +120,24 @@ impl Map {
     }
 
     #[inline]
-    fn head(&self, b: u32) -> &AtomicU32 {
+    pub(crate) fn head(&self, b: u32) -> &AtomicU32 {
         self.bucket_field(b, 0)
     }
 
     #[inline]
-    fn bucket_lock(&self, b: u32) -> &AtomicU32 {
+    pub(crate) fn bucket_lock(&self, b: u32) -> &AtomicU32 {
         self.bucket_field(b, 4)
     }
 
     #[inline]
-    fn bucket_seq(&self, b: u32) -> &AtomicU32 {
+    pub(crate) fn bucket_seq(&self, b: u32) -> &AtomicU32 {
         self.bucket_field(b, 8)
     }
 
     /// Called by the lock holder before changing bucket `b`'s chain; returns the
     /// odd value to pass to `seq_end`.
     #[inline]
-    fn seq_begin(&self, b: u32) -> u32 {
+    pub(crate) fn seq_begin(&self, b: u32) -> u32 {
         let seq = self.bucket_seq(b);
         let s = seq.load(Ordering::Relaxed);
         let odd = if s & 1 == 1 {
@@ -148,7 +152,7 @@ impl Map {
 
     /// Called by the lock holder after changing bucket `b`'s chain.
     #[inline]
-    fn seq_end(&self, b: u32, odd: u32) {
+    pub(crate) fn seq_end(&self, b: u32, odd: u32) {
         self.bucket_seq(b)
             .store(odd.wrapping_add(1), Ordering::Release);
     }
@@ -164,42 +168,51 @@ impl Map {
     /// Element base. Every caller passes an index checked against nelems (by
     /// `link_elem`, `pop_free` or `find_locked`); `min` keeps a stray one in bounds.
     #[inline]
-    fn elem(&self, idx: u32) -> *mut u8 {
+    pub(crate) fn elem(&self, idx: u32) -> *mut u8 {
         debug_assert!(idx < self.nelems);
         let idx = idx.min(self.nelems.saturating_sub(1));
         self.elems.wrapping_add(idx as usize * self.elem_size)
     }
 
     #[inline]
-    fn e_next(&self, idx: u32) -> &AtomicU32 {
+    pub(crate) fn e_next(&self, idx: u32) -> &AtomicU32 {
         // SAFETY: offset 0 of an in-bounds, 8-aligned element.
         unsafe { self.u32_at(self.elem(idx)) }
     }
 
     #[inline]
-    fn e_free_next(&self, idx: u32) -> &AtomicU32 {
+    pub(crate) fn e_free_next(&self, idx: u32) -> &AtomicU32 {
         // SAFETY: offset 4 of an in-bounds element.
         unsafe { self.u32_at(self.elem(idx).wrapping_add(4)) }
     }
 
     #[inline]
-    fn e_hash(&self, idx: u32) -> &AtomicU32 {
+    pub(crate) fn e_hash(&self, idx: u32) -> &AtomicU32 {
         // SAFETY: offset 8 of an in-bounds element.
         unsafe { self.u32_at(self.elem(idx).wrapping_add(8)) }
     }
 
+    /// Element state: `ST_LIVE` while linked in a chain, `ST_REF` set by
+    /// lookups of LRU maps (cleared by the eviction clock). Written by bucket-lock
+    /// holders (LIVE) and lock-free by lookups (REF, fetch_or).
     #[inline]
-    fn e_key(&self, idx: u32) -> *mut u8 {
+    pub(crate) fn e_state(&self, idx: u32) -> &AtomicU32 {
+        // SAFETY: offset 12 of an in-bounds element.
+        unsafe { self.u32_at(self.elem(idx).wrapping_add(12)) }
+    }
+
+    #[inline]
+    pub(crate) fn e_key(&self, idx: u32) -> *mut u8 {
         self.elem(idx).wrapping_add(ELEM_HDR)
     }
 
     #[inline]
-    fn e_value(&self, idx: u32) -> *mut u8 {
+    pub(crate) fn e_value(&self, idx: u32) -> *mut u8 {
         self.elem(idx).wrapping_add(ELEM_HDR + self.key_stride)
     }
 
     #[inline]
-    fn prev_link(&self, b: u32, p: Prev) -> &AtomicU32 {
+    pub(crate) fn prev_link(&self, b: u32, p: Prev) -> &AtomicU32 {
         match p {
             Prev::Head => self.head(b),
             Prev::Elem(i) => self.e_next(i),
@@ -208,7 +221,7 @@ impl Map {
 
     /// Decodes an element link; None for nulls markers, 0, or out-of-range indices.
     #[inline]
-    fn link_elem(&self, link: u32) -> Option<u32> {
+    pub(crate) fn link_elem(&self, link: u32) -> Option<u32> {
         if link == 0 || link & 1 == 1 {
             return None;
         }
@@ -221,7 +234,12 @@ impl Map {
     /// # Safety
     /// `key` points to key_size readable bytes.
     #[inline]
-    unsafe fn hash_of(&self, key: *const u8) -> u32 {
+    pub(crate) unsafe fn hash_of(&self, key: *const u8) -> u32 {
+        if self.kind == Kind::DevMapHash {
+            // dev_map_index_hash: the key itself selects the bucket.
+            // SAFETY: caller contract: devmap_hash keys are 4 bytes.
+            return unsafe { std::ptr::read_unaligned(key as *const u32) };
+        }
         // SAFETY: caller contract.
         let k = unsafe { std::slice::from_raw_parts(key, self.key_size as usize) };
         htab_hash(k, self.seed)
@@ -274,7 +292,12 @@ impl Map {
     ///
     /// # Safety
     /// `key` points to key_size readable bytes; the caller holds bucket `b`'s lock.
-    unsafe fn find_locked(&self, b: u32, key: *const u8, hash: u32) -> Option<(u32, Prev)> {
+    pub(crate) unsafe fn find_locked(
+        &self,
+        b: u32,
+        key: *const u8,
+        hash: u32,
+    ) -> Option<(u32, Prev)> {
         let mut prev = Prev::Head;
         let mut link = self.head(b).load(Ordering::Acquire);
         let mut steps = 0u32;
@@ -295,7 +318,7 @@ impl Map {
         None
     }
 
-    fn pop_free(&self) -> Option<u32> {
+    pub(crate) fn pop_free(&self) -> Option<u32> {
         let fh = self.free_head();
         let mut h = fh.load(Ordering::Acquire);
         loop {
@@ -327,7 +350,7 @@ impl Map {
         }
     }
 
-    fn push_free(&self, idx: u32) {
+    pub(crate) fn push_free(&self, idx: u32) {
         let fh = self.free_head();
         let mut h = fh.load(Ordering::Relaxed);
         loop {
@@ -348,7 +371,7 @@ impl Map {
             .is_ok()
     }
 
-    fn release_count(&self) {
+    pub(crate) fn release_count(&self) {
         let _ = self
             .count()
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| c.checked_sub(1));
@@ -356,9 +379,12 @@ impl Map {
 
     /// Number of keys in a hash map (0 for arrays).
     pub fn len(&self) -> u32 {
-        match self.kind {
-            Kind::Hash | Kind::PercpuHash => self.count().load(Ordering::Relaxed),
-            _ => 0,
+        if self.kind.is_hash() {
+            self.count().load(Ordering::Relaxed)
+        } else if self.kind == Kind::LpmTrie {
+            self.lpm_len()
+        } else {
+            0
         }
     }
 
@@ -375,16 +401,22 @@ impl Map {
     ///
     /// # Safety
     /// idx < nelems; `value` readable for the sizes above; c < ncpus.
-    unsafe fn write_values(&self, idx: u32, value: *const u8, cpu: Option<u32>, fresh_elem: bool) {
+    pub(crate) unsafe fn write_values(
+        &self,
+        idx: u32,
+        value: *const u8,
+        cpu: Option<u32>,
+        fresh_elem: bool,
+    ) {
         let base = self.e_value(idx);
         // In every block: base is the 8-aligned value area of element idx (the
         // caller checked idx < nelems), holding vstride (x ncpus for per-CPU) bytes.
-        match (self.kind, cpu) {
-            (Kind::PercpuHash, None) => {
+        match (self.kind.is_percpu(), cpu) {
+            (true, None) => {
                 // SAFETY: value holds ncpus * vstride bytes (the user layout).
                 unsafe { mem::store_words(base, value, self.ncpus as usize * self.vstride) }
             }
-            (Kind::PercpuHash, Some(c)) => {
+            (true, Some(c)) => {
                 if fresh_elem {
                     // SAFETY: the whole value area of ncpus * vstride bytes.
                     unsafe { mem::zero_words(base, self.ncpus as usize * self.vstride) };
@@ -405,7 +437,7 @@ impl Map {
     ///
     /// # Safety
     /// Caller holds bucket b's lock; `key`/`value` as for `write_values`.
-    unsafe fn init_and_link(
+    pub(crate) unsafe fn init_and_link(
         &self,
         n: u32,
         b: u32,
@@ -423,6 +455,7 @@ impl Map {
         let h = head.load(Ordering::Relaxed);
         self.e_next(n)
             .store(if h == 0 { nulls(b) } else { h }, Ordering::Release);
+        self.e_state(n).store(ST_LIVE, Ordering::Relaxed);
         head.store(elem_link(n), Ordering::Release);
     }
 
@@ -442,7 +475,11 @@ impl Map {
         if (flags & !BPF_F_LOCK) > BPF_EXIST || flags & BPF_F_LOCK != 0 {
             return Err(MapError::InvalidFlags { id: self.id, flags });
         }
-        let percpu = self.kind == Kind::PercpuHash;
+        if self.kind.is_lru() {
+            // SAFETY: forwarded caller contract.
+            return unsafe { self.lru_update(key, value, flags, cpu) };
+        }
+        let percpu = self.kind.is_percpu();
         if let Some(c) = cpu {
             if percpu && c >= self.ncpus {
                 return Err(MapError::InvalidValue {
@@ -461,6 +498,8 @@ impl Map {
                 if flags == BPF_NOEXIST {
                     return Err(MapError::Exists { id: self.id });
                 }
+                // DEVMAP_HASH (__dev_map_hash_update_elem) ignores BPF_EXIST on a
+                // missing key; every other hash honours it below.
                 if !percpu {
                     if let Some(n) = self.pop_free() {
                         let odd = self.seq_begin(b);
@@ -472,6 +511,7 @@ impl Map {
                         };
                         let next = self.e_next(old).load(Ordering::Relaxed);
                         self.prev_link(b, prev).store(next, Ordering::Release);
+                        self.e_state(old).store(0, Ordering::Relaxed);
                         self.seq_end(b, odd);
                         self.push_free(old);
                         return Ok(());
@@ -482,7 +522,7 @@ impl Map {
                 Ok(())
             }
             None => {
-                if flags == BPF_EXIST {
+                if flags == BPF_EXIST && self.kind != Kind::DevMapHash {
                     return Err(MapError::NotFound { id: self.id });
                 }
                 let full = MapError::TooBig {
@@ -519,6 +559,7 @@ impl Map {
         let odd = self.seq_begin(b);
         let next = self.e_next(idx).load(Ordering::Relaxed);
         self.prev_link(b, prev).store(next, Ordering::Release);
+        self.e_state(idx).store(0, Ordering::Relaxed);
         self.seq_end(b, odd);
         self.release_count();
         self.push_free(idx);
@@ -531,14 +572,22 @@ impl Map {
     /// `key` has key_size readable bytes.
     #[inline]
     pub(crate) unsafe fn hash_lookup_ptr(&self, key: *const u8, cpu: u32) -> *mut u8 {
-        let percpu = self.kind == Kind::PercpuHash;
+        let percpu = self.kind.is_percpu();
         if percpu && cpu >= self.ncpus {
             return std::ptr::null_mut();
         }
         // SAFETY: caller contract.
         let hash = unsafe { self.hash_of(key) };
         // SAFETY: caller contract.
-        match unsafe { self.find_lockfree(key, hash) } {
+        let found = unsafe { self.find_lockfree(key, hash) };
+        if let (Some(idx), true) = (found, self.kind.is_lru()) {
+            // bpf_lru_node_set_ref: write only when not yet set.
+            let st = self.e_state(idx);
+            if st.load(Ordering::Relaxed) & ST_REF == 0 {
+                st.fetch_or(ST_REF, Ordering::Relaxed);
+            }
+        }
+        match found {
             Some(idx) if percpu => self.e_value(idx).wrapping_add(cpu as usize * self.vstride),
             Some(idx) => self.e_value(idx),
             None => std::ptr::null_mut(),

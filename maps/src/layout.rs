@@ -30,7 +30,7 @@ pub const MAP_TABLE_OFF: usize = HEADER_SIZE;
 pub const MAP_TABLE_CAP: u32 = 1024;
 /// Bytes per map table entry.
 pub const MAP_ENTRY_SIZE: usize = 128;
-/// Object/pin table offset (reserved).
+/// Object/pin table offset (programs and pins, see objects.rs).
 pub const OBJ_TABLE_OFF: usize = MAP_TABLE_OFF + MAP_TABLE_CAP as usize * MAP_ENTRY_SIZE;
 /// Object/pin table capacity (reserved).
 pub const OBJ_TABLE_CAP: u32 = 1024;
@@ -332,7 +332,7 @@ pub(crate) fn read_entry(
         info.key_size,
         info.value_size,
         info.max_entries,
-        info.map_flags,
+        info.map_flags & !def::implied_flags(info.map_type),
         &info.name,
         facts.ncpus,
     )

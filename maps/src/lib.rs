@@ -15,27 +15,43 @@
 //! - `layout.rs`: the header and map-table structs (`SharedPod` impls only).
 //! - `lock.rs`: pid spinlocks (`kill(pid, 0)`, `pthread_atfork`).
 //! - `mem.rs`: word-wise atomic copies into and out of map memory.
-//! - `array.rs`, `hash.rs`, `map.rs`: raw pointers into map memory at validated offsets.
+//! - `array.rs`, `hash.rs`, `lru.rs`, `lpm.rs`, `slots.rs`, `ring.rs`, `map.rs`:
+//!   raw pointers into map memory at validated offsets.
+//! - `objects.rs`: program instructions copied into and out of the store.
+//! - `typed.rs`: the `Pod` byte views.
 //!
-//! `def.rs`, `store.rs` and `error.rs` hold no unsafe code.
+//! `def.rs`, `store.rs`, `check.rs` and `error.rs` hold no unsafe code.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 mod array;
+mod check;
 mod def;
 mod error;
 mod hash;
 mod layout;
 mod lock;
+mod lpm;
+mod lru;
 mod map;
 mod mem;
+mod objects;
+mod ring;
 mod shm;
+mod slots;
 mod store;
+mod typed;
 
 pub use def::*;
-pub use error::{MapError, StoreError};
+pub use error::{MapError, ObjectError, StoreError, ENOTSUPP};
 pub use layout::{LAYOUT_VERSION, MAGIC, MAP_TABLE_CAP, MIN_STORE_SIZE};
 pub use map::{Map, MapKeys, ValueRegion};
+pub use objects::{Pinned, ProgramDef, ProgramInfo, MAX_PIN_PATH, MAX_PROG_MAPS};
+pub use ring::{
+    BPF_F_CURRENT_CPU, BPF_F_INDEX_MASK, BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT,
+    BPF_RINGBUF_HDR_SZ,
+};
 pub use shm::MAX_STORE_NAME;
 pub use store::{parse_cpu_list, possible_cpus, Store, StoreOptions, DEFAULT_STORE_SIZE};
+pub use typed::{Pod, TypedMap};

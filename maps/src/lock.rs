@@ -12,9 +12,28 @@
 //! therefore be consistent (or at worst leak memory) after any single store
 //! its holder makes: a holder may die between any two stores.
 //!
-//! Caveats, to be addressed by crash recovery: all processes sharing a store
-//! must share a pid namespace, and a dead owner whose pid was reused by a live
-//! process keeps the lock held until that process exits.
+//! # Crash recovery: the rule
+//! 1. **Locks.** A lock whose owner died is taken over by the next process
+//!    that wants it (after ~1024 spins, `kill(owner, 0)` says ESRCH). No lock
+//!    is ever held forever by a dead process.
+//! 2. **Structures.** Every writer orders its stores so that a death between
+//!    any two of them leaves every chain, tree and list *valid*: lookups and
+//!    updates keep working and return correct answers. What a death can leave
+//!    behind is only *slack*: an element or LPM node popped from a free list
+//!    but never linked (a leak), a hash `count` one too high (capacity lost),
+//!    or a bucket `seq` left odd (misses on that bucket retry until its next
+//!    write).
+//! 3. **Repair.** [`Map::repair`](crate::Map::repair) (and
+//!    [`Store::repair`](crate::Store::repair) for every map) takes every lock
+//!    of the map (taking over dead owners), recomputes the counts from the
+//!    chains, returns leaked elements to the free list and evens every `seq`.
+//!    After it, [`Map::check`](crate::Map::check) holds exactly. Repair is
+//!    safe to run while other processes use the map: it holds the locks that
+//!    every free-list pop and push happens under.
+//!
+//! Caveats: all processes sharing a store must share a pid namespace, and a
+//! dead owner whose pid was reused by a live process keeps the lock held until
+//! that process exits.
 //!
 //! The pid is cached per process (no syscall on the uncontended path) and the
 //! cache is reset in the child by a `pthread_atfork` handler.
@@ -96,6 +115,25 @@ pub(crate) fn lock(word: &AtomicU32) -> PidLockGuard<'_> {
         return PidLockGuard { word, me };
     }
     lock_slow(word, me)
+}
+
+/// Takes the lock in `word` if it is free or its owner is dead; never waits.
+#[inline]
+pub(crate) fn try_lock(word: &AtomicU32) -> Option<PidLockGuard<'_>> {
+    let me = my_pid();
+    match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+        Ok(_) => Some(PidLockGuard { word, me }),
+        Err(cur)
+            if cur != me
+                && owner_is_dead(cur)
+                && word
+                    .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok() =>
+        {
+            Some(PidLockGuard { word, me })
+        }
+        Err(_) => None,
+    }
 }
 
 #[cold]

@@ -161,7 +161,7 @@ impl Map {
     }
 
     fn is_percpu(&self) -> bool {
-        matches!(self.kind, Kind::PercpuArray | Kind::PercpuHash)
+        self.kind.is_percpu()
     }
 
     /// Bytes of a value in the user-space API: value_size, or
@@ -169,6 +169,8 @@ impl Map {
     pub fn user_value_size(&self) -> usize {
         if self.is_percpu() {
             self.ncpus as usize * self.vstride
+        } else if self.kind == Kind::RingBuf {
+            0
         } else {
             self.value_size as usize
         }
@@ -267,7 +269,10 @@ impl Map {
             Kind::Array | Kind::PercpuArray | Kind::ProgArray => {
                 self.array_user_lookup(key, value_out)
             }
-            Kind::Hash | Kind::PercpuHash => self.hash_user_lookup(key, value_out),
+            k if k.is_hash() => self.hash_user_lookup(key, value_out),
+            k if k.is_slots() => self.slots_user_lookup(key, value_out),
+            Kind::LpmTrie => self.lpm_user_lookup(key, value_out),
+            _ => Err(self.unsupported("lookup")),
         }
     }
 
@@ -281,7 +286,37 @@ impl Map {
             Kind::Array | Kind::PercpuArray | Kind::ProgArray => {
                 self.array_user_update(key, value, flags)
             }
-            Kind::Hash | Kind::PercpuHash => self.hash_user_update(key, value, flags),
+            Kind::DevMapHash => {
+                // __dev_map_hash_update_elem
+                if flags > def::BPF_EXIST || value.get(..4) == Some(&[0u8; 4][..]) {
+                    return Err(MapError::InvalidFlags { id: self.id, flags });
+                }
+                if value.len() == 8
+                    && i32::from_ne_bytes([value[4], value[5], value[6], value[7]]) > 0
+                {
+                    return Err(MapError::InvalidValue {
+                        id: self.id,
+                        what: "devmap programs are not supported",
+                    });
+                }
+                let mut v = value.to_vec();
+                if v.len() == 8 {
+                    v[4..].fill(0);
+                }
+                self.hash_user_update(key, &v, flags)
+            }
+            Kind::HashOfMaps => {
+                if flags > def::BPF_EXIST {
+                    return Err(MapError::InvalidFlags { id: self.id, flags });
+                }
+                self.check_inner(value)?;
+                self.hash_user_update(key, value, flags)
+            }
+            k if k.is_hash() => self.hash_user_update(key, value, flags),
+            k if k.is_slots() => self.slots_user_update(key, value, flags),
+            // SAFETY: key and value have the sizes checked above.
+            Kind::LpmTrie => unsafe { self.lpm_update(key.as_ptr(), value.as_ptr(), flags) },
+            _ => Err(self.unsupported("update")),
         }
     }
 
@@ -292,7 +327,11 @@ impl Map {
         match self.kind {
             Kind::Array | Kind::PercpuArray | Kind::ProgArray => self.array_delete(key),
             // SAFETY: key has key_size bytes (checked).
-            Kind::Hash | Kind::PercpuHash => unsafe { self.hash_delete(key.as_ptr()) },
+            k if k.is_hash() => unsafe { self.hash_delete(key.as_ptr()) },
+            k if k.is_slots() => self.slots_delete(key),
+            // SAFETY: key has key_size bytes (checked).
+            Kind::LpmTrie => unsafe { self.lpm_delete(key.as_ptr()) },
+            _ => Err(self.unsupported("delete")),
         }
     }
 
@@ -312,7 +351,11 @@ impl Map {
             Kind::Array | Kind::PercpuArray | Kind::ProgArray => {
                 self.array_get_next_key(key, next_key_out)
             }
-            Kind::Hash | Kind::PercpuHash => self.hash_get_next_key(key, next_key_out),
+            k if k.is_slots() => self.array_get_next_key(key, next_key_out),
+            k if k.is_hash() => self.hash_get_next_key(key, next_key_out),
+            Kind::LpmTrie => self.lpm_get_next_key(key, next_key_out),
+            // The kernel says ENOTSUPP; an empty walk keeps generic dumps working.
+            _ => Err(MapError::NotFound { id: self.id }),
         }
     }
 
@@ -342,8 +385,15 @@ impl Map {
             // SAFETY: forwarded caller contract.
             Kind::PercpuArray => unsafe { self.percpu_array_lookup_ptr(key, cpu) },
             // SAFETY: forwarded caller contract.
-            Kind::Hash | Kind::PercpuHash => unsafe { self.hash_lookup_ptr(key, cpu) },
-            Kind::ProgArray => std::ptr::null_mut(),
+            k if k.is_hash() => unsafe { self.hash_lookup_ptr(key, cpu) },
+            // SAFETY: forwarded caller contract.
+            Kind::LpmTrie => unsafe { self.lpm_lookup_ptr(key) },
+            Kind::DevMap | Kind::XskMap | Kind::ArrayOfMaps => {
+                // SAFETY: forwarded caller contract (4-byte key).
+                let idx = unsafe { std::ptr::read_unaligned(key as *const u32) };
+                self.slot_ptr(idx)
+            }
+            _ => std::ptr::null_mut(),
         }
     }
 
@@ -374,10 +424,12 @@ impl Map {
                 self.array_prog_update(key, value, flags, cpu)
             },
             // SAFETY: forwarded caller contract.
-            Kind::Hash | Kind::PercpuHash => unsafe {
+            Kind::Hash | Kind::PercpuHash | Kind::LruHash | Kind::LruPercpuHash => unsafe {
                 self.hash_update(key, value, flags, Some(cpu))
             },
-            Kind::ProgArray => Err(self.not_supported("program update")),
+            // SAFETY: forwarded caller contract.
+            Kind::LpmTrie => unsafe { self.lpm_update(key, value, flags) },
+            _ => Err(self.not_supported("program update")),
         }
     }
 
@@ -397,9 +449,26 @@ impl Map {
         match self.kind {
             Kind::Array | Kind::PercpuArray => Err(self.not_supported("delete")),
             // SAFETY: forwarded caller contract.
-            Kind::Hash | Kind::PercpuHash => unsafe { self.hash_delete(key) },
-            Kind::ProgArray => Err(self.not_supported("program delete")),
+            Kind::Hash | Kind::PercpuHash | Kind::LruHash | Kind::LruPercpuHash => unsafe {
+                self.hash_delete(key)
+            },
+            // SAFETY: forwarded caller contract.
+            Kind::LpmTrie => unsafe { self.lpm_delete(key) },
+            _ => Err(self.not_supported("program delete")),
         }
+    }
+
+    fn unsupported(&self, op: &'static str) -> MapError {
+        MapError::Unsupported {
+            id: self.id,
+            op,
+            errno: crate::error::ENOTSUPP,
+        }
+    }
+
+    /// The map type's kernel name ("hash", "lpm_trie", ...).
+    pub fn type_name(&self) -> &'static str {
+        def::map_type_name(self.meta.info.map_type).unwrap_or("unknown")
     }
 
     /// Where program-visible values live (see [`ValueRegion`]).
@@ -421,8 +490,26 @@ impl Map {
                 value_offset: 0,
                 value_len: 0,
             },
-            Kind::Hash | Kind::PercpuHash => {
-                let value_len = if self.kind == Kind::PercpuHash {
+            Kind::DevMap => ValueRegion {
+                base,
+                len: self.max_entries as usize * crate::def::SLOT_SIZE as usize,
+                stride: crate::def::SLOT_SIZE as usize,
+                value_offset: 0,
+                value_len: vs,
+            },
+            Kind::LpmTrie => ValueRegion {
+                base: self.elems as usize,
+                len: self.nelems as usize * self.elem_size,
+                stride: self.elem_size,
+                value_offset: 16 + self.key_stride,
+                value_len: vs,
+            },
+            Kind::Hash
+            | Kind::PercpuHash
+            | Kind::LruHash
+            | Kind::LruPercpuHash
+            | Kind::DevMapHash => {
+                let value_len = if self.kind.is_percpu() {
                     (self.ncpus as usize - 1) * self.vstride + vs
                 } else {
                     vs
@@ -435,6 +522,14 @@ impl Map {
                     value_len,
                 }
             }
+            // Values programs never get pointers they may dereference.
+            _ => ValueRegion {
+                base,
+                len: 0,
+                stride: 8,
+                value_offset: 0,
+                value_len: 0,
+            },
         }
     }
 }

@@ -182,6 +182,10 @@ impl Store {
             .unwrap_or(0)
     }
 
+    pub(crate) fn shm(&self) -> &Shm {
+        &self.shm
+    }
+
     fn facts(&self) -> HeaderFacts {
         HeaderFacts {
             ncpus: self.ncpus,
@@ -248,7 +252,8 @@ impl Store {
             e.key_size.store(def.key_size, r);
             e.value_size.store(def.value_size, r);
             e.max_entries.store(def.max_entries, r);
-            e.map_flags.store(def.map_flags, r);
+            e.map_flags
+                .store(def.map_flags | def::implied_flags(def.map_type), r);
             e.frozen.store(0, r);
             e.btf_key_type_id.store(def.btf_key_type_id, r);
             e.btf_value_type_id.store(def.btf_value_type_id, r);
@@ -301,6 +306,24 @@ impl Store {
             return Map::from_snapshot(Arc::clone(&self.shm), snap, self.ncpus);
         }
         Err(MapError::NoSuchMap { id })
+    }
+
+    /// Runs [`Map::repair`] on every map (see the recovery rule in `lock.rs`);
+    /// returns the elements reclaimed in total.
+    pub fn repair(&self) -> Result<u32, MapError> {
+        let mut total = 0;
+        for id in self.map_ids() {
+            total += self.map_by_id(id)?.repair()?;
+        }
+        Ok(total)
+    }
+
+    /// Runs [`Map::check`] on every map.
+    pub fn check(&self) -> Result<(), MapError> {
+        for id in self.map_ids() {
+            self.map_by_id(id)?.check()?;
+        }
+        Ok(())
     }
 
     /// Ids of all live maps, ascending.

@@ -428,3 +428,171 @@ fn sanity_many_operations() {
         assert_eq!(read_u64(&m, i).is_some(), i % 2 == 1);
     }
 }
+
+// ---- crash recovery and many writers (fork: the children allocate nothing) ----
+
+/// Forks a child that runs `f` and then `_exit(0)`s; returns its pid.
+fn fork_child(f: impl FnOnce()) -> libc::pid_t {
+    // SAFETY: the child only runs `f`, which touches shared memory through
+    // already-created handles and makes no allocation, then _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        f();
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    pid
+}
+
+fn wait_child(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    status
+}
+
+/// One program-path increment of `key`'s u64 counter in a hash map: look up,
+/// insert 0 if missing (NOEXIST, so racing inserters agree), atomic add.
+fn hash_bump(m: &Map, key: u32) {
+    let k = key.to_ne_bytes();
+    loop {
+        // SAFETY: 4-byte key; the value is 8 bytes, 8-aligned in the store.
+        let p = unsafe { m.prog_lookup(k.as_ptr(), 0) };
+        if !p.is_null() {
+            // SAFETY: p points to the live 8-byte value (as a program's pointer).
+            unsafe { AtomicU64::from_ptr(p as *mut u64) }.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let zero = 0u64.to_ne_bytes();
+        // SAFETY: 4-byte key, 8-byte value.
+        let _ = unsafe { m.prog_update(k.as_ptr(), zero.as_ptr(), BPF_NOEXIST, 0) };
+    }
+}
+
+fn array_bump(m: &Map) {
+    let k = 0u32.to_ne_bytes();
+    // SAFETY: 4-byte key; slot 0 exists.
+    let p = unsafe { m.prog_lookup(k.as_ptr(), 0) };
+    assert!(!p.is_null());
+    // SAFETY: an 8-byte, 8-aligned array value.
+    unsafe { AtomicU64::from_ptr(p as *mut u64) }.fetch_add(1, Ordering::Relaxed);
+}
+
+#[test]
+fn many_writers_lose_nothing() {
+    let n = Named::new("writers");
+    let s = Store::create(&n.0, opts(16 << 20)).expect("create");
+    let h = s.create_map(&hash_def(64)).expect("hash");
+    let a = s.create_map(&array_def(1)).expect("array");
+    const OPS: u64 = 200_000;
+    const KEYS: u32 = 37;
+    let work = |h: Map, a: Map, seed: u32| {
+        for i in 0..OPS {
+            hash_bump(&h, (i as u32).wrapping_mul(7).wrapping_add(seed) % KEYS);
+            array_bump(&a);
+        }
+    };
+    let pids: Vec<_> = (0..2)
+        .map(|p| {
+            let (h, a) = (h.clone(), a.clone());
+            fork_child(move || work(h, a, p))
+        })
+        .collect();
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let (h, a) = (h.clone(), a.clone());
+            std::thread::spawn(move || work(h, a, 10 + t))
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    for p in pids {
+        assert_eq!(wait_child(p), 0);
+    }
+    let total: u64 = (0..KEYS).map(|k| read_u64(&h, k).unwrap_or(0)).sum();
+    assert_eq!(total, 4 * OPS, "hash counts");
+    assert_eq!(read_u64(&a, 0), Some(4 * OPS), "array counter");
+    assert_eq!(h.len(), KEYS);
+    h.check().expect("consistent");
+}
+
+#[test]
+fn sigkill_mid_update_leaves_a_usable_store() {
+    let n = Named::new("crash");
+    let s = Store::create(&n.0, opts(16 << 20)).expect("create");
+    let h = s.create_map(&hash_def(32)).expect("hash");
+    let lru = s
+        .create_map(&MapDef {
+            map_type: BPF_MAP_TYPE_LRU_HASH,
+            ..hash_def(16)
+        })
+        .expect("lru");
+    let lpm = s
+        .create_map(&MapDef {
+            map_type: BPF_MAP_TYPE_LPM_TRIE,
+            key_size: 8,
+            value_size: 8,
+            max_entries: 16,
+            map_flags: BPF_F_NO_PREALLOC,
+            name: "lpm".into(),
+            ..MapDef::default()
+        })
+        .expect("lpm");
+    for round in 0..40u32 {
+        let (h2, l2, t2) = (h.clone(), lru.clone(), lpm.clone());
+        let pid = fork_child(move || {
+            let mut i = round;
+            loop {
+                let k = (i % 40).to_ne_bytes();
+                let v = u64::from(i).to_ne_bytes();
+                let mut lk = [0u8; 8];
+                lk[..4].copy_from_slice(&(8 + i % 25).to_ne_bytes());
+                lk[4..].copy_from_slice(&i.to_be_bytes());
+                // SAFETY: key/value sizes match the maps.
+                unsafe {
+                    let _ = h2.prog_update(k.as_ptr(), v.as_ptr(), BPF_ANY, 0);
+                    let _ = l2.prog_update(k.as_ptr(), v.as_ptr(), BPF_ANY, 0);
+                    let _ = t2.prog_update(lk.as_ptr(), v.as_ptr(), BPF_ANY, 0);
+                    if i % 3 == 0 {
+                        let _ = h2.prog_delete(k.as_ptr());
+                        let _ = t2.prog_delete(lk.as_ptr());
+                    }
+                }
+                i = i.wrapping_add(1);
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_micros(
+            500 + u64::from(round % 7) * 300,
+        ));
+        // SAFETY: kills our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        wait_child(pid);
+    }
+    // A fresh handle on the store: it opens, repairs, passes the checks.
+    let s2 = Store::open(&n.0).expect("store opens after the kills");
+    s2.repair().expect("repair");
+    s2.check().expect("every map consistent");
+    for id in s2.map_ids() {
+        let m = s2.map_by_id(id).expect("map");
+        let (key, value) = if m.info().map_type == BPF_MAP_TYPE_LPM_TRIE {
+            let mut k = [0u8; 8];
+            k[..4].copy_from_slice(&32u32.to_ne_bytes());
+            (k.to_vec(), 9u64.to_ne_bytes().to_vec())
+        } else {
+            (k(1000).to_vec(), 9u64.to_ne_bytes().to_vec())
+        };
+        // Room for a new key: drop one if full (the kernel's hash would say E2BIG).
+        if m.update(&key, &value, BPF_ANY).is_err() {
+            let first = m.iter().next().expect("a key");
+            m.delete(&first).expect("delete");
+            m.update(&key, &value, BPF_ANY)
+                .expect("update after recovery");
+        }
+        let mut out = [0u8; 8];
+        m.lookup(&key, &mut out).expect("lookup");
+        assert_eq!(u64::from_ne_bytes(out), 9);
+    }
+    s2.check().expect("still consistent");
+}

@@ -1,0 +1,221 @@
+//! Consistency checks and crash repair of map memory (see the recovery rule in
+//! `lock.rs`).
+
+use std::sync::atomic::Ordering;
+
+use crate::def::Kind;
+use crate::error::MapError;
+use crate::hash::ST_LIVE;
+use crate::lock::{self, PidLockGuard};
+use crate::map::Map;
+
+/// What a walk of a hash map found.
+struct HashScan {
+    chained: u32,
+    free: u32,
+    in_chain: Vec<bool>,
+    in_free: Vec<bool>,
+}
+
+impl Map {
+    fn corrupt(&self, what: String) -> MapError {
+        MapError::Corrupt { id: self.id, what }
+    }
+
+    /// Checks the map's memory: for hash maps every chain is acyclic, ends on its
+    /// own bucket's nulls marker, holds elements of that bucket only, no element
+    /// is in two chains or both chained and free, the count equals the chained
+    /// elements, every element is chained, free or never used, every `seq` is
+    /// even; for LPM tries the tree is well formed and its entry count right.
+    /// Run after [`Map::repair`] when a writer may have died (see `lock.rs`).
+    pub fn check(&self) -> Result<(), MapError> {
+        match self.kind {
+            k if k.is_hash() => {
+                let _locks = self.lock_all();
+                self.check_hash_locked()
+            }
+            Kind::LpmTrie => {
+                let _g = lock::lock(self.lpm_lock());
+                self.check_lpm_locked(false).map(|_| ())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Repairs what a writer that died mid-update leaves behind: takes every
+    /// lock of the map (taking over dead owners), returns leaked elements to
+    /// the free list, recomputes counts and evens every bucket `seq`. Returns
+    /// how many leaked elements or nodes were reclaimed. Structural corruption
+    /// (which no crash can cause) is reported, not repaired.
+    pub fn repair(&self) -> Result<u32, MapError> {
+        match self.kind {
+            k if k.is_hash() => {
+                let _locks = self.lock_all();
+                let scan = self.scan_hash()?;
+                let mut reclaimed = 0;
+                let fresh = self.fresh().load(Ordering::Relaxed).min(self.nelems);
+                for idx in 0..fresh {
+                    let i = idx as usize;
+                    if !scan.in_chain[i] && !scan.in_free[i] {
+                        self.e_state(idx).store(0, Ordering::Relaxed);
+                        self.push_free(idx);
+                        reclaimed += 1;
+                    }
+                }
+                self.count().store(scan.chained, Ordering::Release);
+                for b in 0..=self.bucket_mask {
+                    let seq = self.bucket_seq(b);
+                    let v = seq.load(Ordering::Relaxed);
+                    if v & 1 == 1 {
+                        seq.store(v.wrapping_add(1), Ordering::Release);
+                    }
+                }
+                self.check_hash_locked()?;
+                Ok(reclaimed)
+            }
+            Kind::LpmTrie => {
+                let _g = lock::lock(self.lpm_lock());
+                self.check_lpm_locked(true)
+            }
+            _ => Ok(0),
+        }
+    }
+
+    /// Every bucket lock, in order (plus the LRU lock). Holding them all stops
+    /// every writer, including free-list pops and pushes.
+    fn lock_all(&self) -> Vec<PidLockGuard<'_>> {
+        let mut v = Vec::with_capacity(self.bucket_mask as usize + 2);
+        for b in 0..=self.bucket_mask {
+            v.push(lock::lock(self.bucket_lock(b)));
+        }
+        if self.kind.is_lru() {
+            v.push(lock::lock(self.lru_lock()));
+        }
+        v
+    }
+
+    fn scan_hash(&self) -> Result<HashScan, MapError> {
+        let n = self.nelems as usize;
+        let mut in_chain = vec![false; n];
+        let mut in_free = vec![false; n];
+        let mut chained = 0u32;
+        for b in 0..=self.bucket_mask {
+            let mut link = self.head(b).load(Ordering::Acquire);
+            while link != 0 && link & 1 == 0 {
+                let idx = self.link_elem(link).ok_or_else(|| {
+                    self.corrupt(format!("bucket {b}: link {link:#x} out of range"))
+                })?;
+                if in_chain[idx as usize] {
+                    return Err(self.corrupt(format!("element {idx} chained twice (or a cycle)")));
+                }
+                in_chain[idx as usize] = true;
+                chained += 1;
+                let h = self.e_hash(idx).load(Ordering::Relaxed);
+                if h & self.bucket_mask != b {
+                    return Err(self.corrupt(format!(
+                        "element {idx} in bucket {b}, hash says {}",
+                        h & self.bucket_mask
+                    )));
+                }
+                if self.e_state(idx).load(Ordering::Relaxed) & ST_LIVE == 0 {
+                    return Err(self.corrupt(format!("chained element {idx} not marked live")));
+                }
+                link = self.e_next(idx).load(Ordering::Acquire);
+            }
+            if link != 0 && link >> 1 != b {
+                return Err(
+                    self.corrupt(format!("bucket {b} ends on bucket {}'s marker", link >> 1))
+                );
+            }
+        }
+        let fresh = self.fresh().load(Ordering::Relaxed);
+        if fresh > self.nelems {
+            return Err(self.corrupt(format!("fresh {fresh} > {}", self.nelems)));
+        }
+        let mut free = 0u32;
+        let mut top = self.free_head().load(Ordering::Acquire) as u32;
+        while top != 0 {
+            let idx = top - 1;
+            if idx >= fresh {
+                return Err(self.corrupt(format!("free element {idx} beyond fresh {fresh}")));
+            }
+            if in_free[idx as usize] || in_chain[idx as usize] {
+                return Err(
+                    self.corrupt(format!("free element {idx} is also chained or free twice"))
+                );
+            }
+            in_free[idx as usize] = true;
+            free += 1;
+            top = self.e_free_next(idx).load(Ordering::Relaxed);
+        }
+        Ok(HashScan {
+            chained,
+            free,
+            in_chain,
+            in_free,
+        })
+    }
+
+    fn check_hash_locked(&self) -> Result<(), MapError> {
+        let scan = self.scan_hash()?;
+        let fresh = self.fresh().load(Ordering::Relaxed);
+        if scan.chained + scan.free != fresh {
+            return Err(self.corrupt(format!(
+                "{} chained + {} free != {fresh} used elements (leak)",
+                scan.chained, scan.free
+            )));
+        }
+        let count = self.count().load(Ordering::Relaxed);
+        if count != scan.chained {
+            return Err(self.corrupt(format!("count {count}, {} chained", scan.chained)));
+        }
+        if count > self.nelems {
+            return Err(self.corrupt(format!("count {count} above capacity")));
+        }
+        for b in 0..=self.bucket_mask {
+            if self.bucket_seq(b).load(Ordering::Relaxed) & 1 == 1 {
+                return Err(self.corrupt(format!("bucket {b} seq left odd")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks (and with `fix`, repairs leaks and the count of) an LPM trie; the
+    /// caller holds its lock. Returns the nodes reclaimed.
+    fn check_lpm_locked(&self, fix: bool) -> Result<u32, MapError> {
+        let mut mark = vec![false; self.nelems as usize];
+        let entries = self
+            .lpm_walk_all(&mut mark)
+            .map_err(|w| self.corrupt(format!("lpm trie: {w}")))?;
+        let fresh = self.lpm_fresh().load(Ordering::Relaxed).min(self.nelems);
+        let mut free = vec![false; self.nelems as usize];
+        let mut link = self.lpm_free_head().load(Ordering::Relaxed);
+        let mut steps = 0;
+        while let Some(idx) = self.lpm_link(link) {
+            if mark[idx as usize] || free[idx as usize] || steps > self.nelems {
+                return Err(self.corrupt(format!("lpm node {idx} both free and used (or a cycle)")));
+            }
+            free[idx as usize] = true;
+            steps += 1;
+            link = self.n_child(idx, 0).load(Ordering::Relaxed);
+        }
+        let mut reclaimed = 0;
+        for idx in 0..fresh {
+            if !mark[idx as usize] && !free[idx as usize] {
+                if !fix {
+                    return Err(self.corrupt(format!("lpm node {idx} leaked")));
+                }
+                self.lpm_free(idx);
+                reclaimed += 1;
+            }
+        }
+        let n = self.lpm_n_entries().load(Ordering::Relaxed);
+        if n != entries {
+            if !fix {
+                return Err(self.corrupt(format!("lpm n_entries {n}, {entries} in the tree")));
+            }
+            self.lpm_n_entries().store(entries, Ordering::Relaxed);
+        }
+        Ok(reclaimed)
+    }
+}

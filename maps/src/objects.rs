@@ -1,0 +1,488 @@
+//! Programs and pins in the store's object table (the kernel's prog ids and
+//! bpffs pins).
+//!
+//! The table has `OBJ_TABLE_CAP` entries of 256 bytes, 32 `AtomicU64` words:
+//! ```text
+//! w0   state u32 (FREE/CREATING/LIVE) | kind u32 (1 program, 2 pin)
+//! w1   id u32 (program id)            | target_kind u32 (pin: 1 map, 2 program)
+//! w2   target_id u32 (pin)            | prog_type u32
+//! w3   insn_cnt u32                   | nr_map_ids u32
+//! w4   tag (8 bytes, as the kernel's prog tag)
+//! w5-6 name (16 bytes, NUL-padded)
+//! w7-21 pin path (120 bytes, NUL-padded)
+//! w22  offset of the program's instructions in the store (0: none)
+//! w23-30 map ids (16 x u32)
+//! w31  length of the instructions in bytes
+//! ```
+//! Entries are claimed, filled and published (state LIVE, Release) under the
+//! header's `meta_lock`; after that they are immutable until removed (state
+//! FREE, under `meta_lock`). Readers check `state` with Acquire first. A
+//! holder that dies leaves at worst a CREATING entry, which the next holder of
+//! `meta_lock` reuses. Instructions are bump-allocated from the map memory
+//! cursor, like maps.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::ObjectError;
+use crate::layout::{
+    self, ENTRY_CREATING, ENTRY_FREE, ENTRY_LIVE, OBJ_ENTRY_SIZE, OBJ_TABLE_CAP, OBJ_TABLE_OFF,
+};
+use crate::lock;
+use crate::shm::{SharedPod, Shm};
+use crate::store::Store;
+
+const KIND_PROG: u32 = 1;
+const KIND_PIN: u32 = 2;
+/// Longest pin path, in bytes.
+pub const MAX_PIN_PATH: usize = 119;
+/// Most map ids recorded per program.
+pub const MAX_PROG_MAPS: usize = 16;
+
+#[repr(C)]
+pub(crate) struct ObjEntry {
+    w: [AtomicU64; 32],
+}
+const _: () = assert!(std::mem::size_of::<ObjEntry>() == OBJ_ENTRY_SIZE);
+// SAFETY: repr(C), built only of atomics.
+unsafe impl SharedPod for ObjEntry {}
+
+fn obj(shm: &Shm, slot: u32) -> Option<&ObjEntry> {
+    if slot >= OBJ_TABLE_CAP {
+        return None;
+    }
+    shm.view::<ObjEntry>(OBJ_TABLE_OFF + slot as usize * OBJ_ENTRY_SIZE)
+}
+
+impl ObjEntry {
+    fn lo(&self, w: usize) -> u32 {
+        self.w[w].load(Ordering::Relaxed) as u32
+    }
+    fn hi(&self, w: usize) -> u32 {
+        (self.w[w].load(Ordering::Relaxed) >> 32) as u32
+    }
+    fn set(&self, w: usize, lo: u32, hi: u32) {
+        self.w[w].store(u64::from(lo) | (u64::from(hi) << 32), Ordering::Relaxed);
+    }
+    fn state(&self) -> u32 {
+        self.w[0].load(Ordering::Acquire) as u32
+    }
+    fn bytes(&self, from: usize, words: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(words * 8);
+        for i in 0..words {
+            out.extend_from_slice(&self.w[from + i].load(Ordering::Relaxed).to_le_bytes());
+        }
+        let end = out.iter().position(|&b| b == 0).unwrap_or(out.len());
+        out.truncate(end);
+        out
+    }
+    fn set_bytes(&self, from: usize, words: usize, b: &[u8]) {
+        for i in 0..words {
+            let mut w = [0u8; 8];
+            for (j, x) in w.iter_mut().enumerate() {
+                *x = b.get(i * 8 + j).copied().unwrap_or(0);
+            }
+            self.w[from + i].store(u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+    }
+}
+
+/// What a pin names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Pinned {
+    /// A map, by id.
+    Map(u32),
+    /// A program, by id.
+    Prog(u32),
+}
+
+/// A program to record in the store (`BPF_PROG_LOAD`'s metadata).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProgramDef {
+    /// Program name (first 15 bytes kept).
+    pub name: String,
+    /// `BPF_PROG_TYPE_*` (XDP is 6).
+    pub prog_type: u32,
+    /// The kernel's program tag (first 8 bytes of the SHA-1 of the instructions).
+    pub tag: [u8; 8],
+    /// Instructions, 8 bytes each, as loaded (may be empty).
+    pub insns: Vec<u8>,
+    /// Ids of the maps the program uses (at most 16 are kept).
+    pub map_ids: Vec<u32>,
+}
+
+/// A program recorded in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramInfo {
+    /// Store-wide program id (from 1).
+    pub id: u32,
+    /// Program name.
+    pub name: String,
+    /// `BPF_PROG_TYPE_*`.
+    pub prog_type: u32,
+    /// Program tag.
+    pub tag: [u8; 8],
+    /// Number of 8-byte instruction slots.
+    pub insn_cnt: u32,
+    /// Maps the program uses.
+    pub map_ids: Vec<u32>,
+}
+
+impl Store {
+    /// Claims a free object slot under `meta_lock`, fills it with `fill` and publishes it.
+    fn add_object(
+        &self,
+        fill: impl FnOnce(&ObjEntry, &layout::Header) -> Result<(), ObjectError>,
+    ) -> Result<(), ObjectError> {
+        let shm = self.shm();
+        let h = layout::header(shm).map_err(|e| ObjectError::Store {
+            what: e.to_string(),
+        })?;
+        let _meta = lock::lock(&h.meta_lock);
+        let slot = (0..OBJ_TABLE_CAP)
+            .find(|&s| obj(shm, s).is_some_and(|e| e.state() != ENTRY_LIVE))
+            .ok_or(ObjectError::TableFull {
+                capacity: OBJ_TABLE_CAP,
+            })?;
+        let e = obj(shm, slot).ok_or(ObjectError::TableFull {
+            capacity: OBJ_TABLE_CAP,
+        })?;
+        e.w[0].store(u64::from(ENTRY_CREATING), Ordering::Release);
+        for w in &e.w[1..] {
+            w.store(0, Ordering::Relaxed);
+        }
+        match fill(e, h) {
+            Ok(()) => {
+                let kind = e.hi(0);
+                e.w[0].store(
+                    u64::from(ENTRY_LIVE) | (u64::from(kind) << 32),
+                    Ordering::Release,
+                );
+                Ok(())
+            }
+            Err(err) => {
+                e.w[0].store(u64::from(ENTRY_FREE), Ordering::Release);
+                Err(err)
+            }
+        }
+    }
+
+    fn live_objects(&self) -> impl Iterator<Item = &ObjEntry> + '_ {
+        (0..OBJ_TABLE_CAP)
+            .filter_map(|s| obj(self.shm(), s))
+            .filter(|e| e.state() == ENTRY_LIVE)
+    }
+
+    /// Records a program; returns its new id.
+    pub fn register_program(&self, def: &ProgramDef) -> Result<u32, ObjectError> {
+        if def.insns.len() % 8 != 0 || def.insns.len() / 8 > u32::MAX as usize {
+            return Err(ObjectError::Invalid {
+                what: "instructions are not whole 8-byte slots".into(),
+            });
+        }
+        let mut id = 0;
+        self.add_object(|e, h| {
+            let next = h.next_obj_id.load(Ordering::Acquire).max(1);
+            if next == u32::MAX {
+                return Err(ObjectError::TableFull {
+                    capacity: OBJ_TABLE_CAP,
+                });
+            }
+            let mut insns_off = 0u64;
+            if !def.insns.is_empty() {
+                let cursor = h.alloc_cursor.load(Ordering::Acquire);
+                let off = crate::def::round_up(cursor, 8);
+                let end = off + def.insns.len() as u64;
+                if cursor < layout::DATA_START as u64 || end > self.size() {
+                    return Err(ObjectError::Store {
+                        what: format!("no space for {} bytes of instructions", def.insns.len()),
+                    });
+                }
+                // Advance first: a death after this leaks the space, never reuses it.
+                h.alloc_cursor.store(end, Ordering::Release);
+                let base = self.shm().base().wrapping_add(off as usize);
+                // SAFETY: [off, end) is fresh space inside the store, just claimed
+                // under meta_lock; nobody else reads it before the entry is LIVE.
+                unsafe { crate::mem::store_words(base, def.insns.as_ptr(), def.insns.len()) };
+                insns_off = off;
+            }
+            id = next;
+            h.next_obj_id.store(next + 1, Ordering::Release);
+            e.set(0, ENTRY_CREATING, KIND_PROG);
+            e.set(1, id, 0);
+            e.set(2, 0, def.prog_type);
+            let n = def.map_ids.len().min(MAX_PROG_MAPS);
+            e.set(3, (def.insns.len() / 8) as u32, n as u32);
+            e.w[4].store(u64::from_le_bytes(def.tag), Ordering::Relaxed);
+            e.set_bytes(5, 2, crate::def::stored_name(&def.name).as_bytes());
+            e.w[22].store(insns_off, Ordering::Relaxed);
+            for (i, pair) in def.map_ids[..n].chunks(2).enumerate() {
+                e.set(23 + i, pair[0], pair.get(1).copied().unwrap_or(0));
+            }
+            e.w[31].store(def.insns.len() as u64, Ordering::Relaxed);
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    fn prog_info(e: &ObjEntry) -> ProgramInfo {
+        let n = (e.hi(3) as usize).min(MAX_PROG_MAPS);
+        let map_ids = (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    e.lo(23 + i / 2)
+                } else {
+                    e.hi(23 + i / 2)
+                }
+            })
+            .collect();
+        ProgramInfo {
+            id: e.lo(1),
+            name: String::from_utf8_lossy(&e.bytes(5, 2)).into_owned(),
+            prog_type: e.hi(2),
+            tag: e.w[4].load(Ordering::Relaxed).to_le_bytes(),
+            insn_cnt: e.lo(3),
+            map_ids,
+        }
+    }
+
+    /// Every program recorded in the store, by id.
+    pub fn programs(&self) -> Vec<ProgramInfo> {
+        let mut v: Vec<ProgramInfo> = self
+            .live_objects()
+            .filter(|e| e.hi(0) == KIND_PROG)
+            .map(Store::prog_info)
+            .collect();
+        v.sort_by_key(|p| p.id);
+        v
+    }
+
+    /// The program with this id.
+    pub fn program_by_id(&self, id: u32) -> Result<ProgramInfo, ObjectError> {
+        self.programs()
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or(ObjectError::NoSuchProgram { id })
+    }
+
+    /// The instructions recorded for program `id` (8 bytes per slot).
+    pub fn program_insns(&self, id: u32) -> Result<Vec<u8>, ObjectError> {
+        let e = self
+            .live_objects()
+            .find(|e| e.hi(0) == KIND_PROG && e.lo(1) == id)
+            .ok_or(ObjectError::NoSuchProgram { id })?;
+        let off = e.w[22].load(Ordering::Relaxed);
+        let len = e.w[31].load(Ordering::Relaxed);
+        if off == 0 || len == 0 {
+            return Ok(Vec::new());
+        }
+        match off.checked_add(len) {
+            Some(end) if off >= layout::DATA_START as u64 && off % 8 == 0 && end <= self.size() => {
+            }
+            _ => {
+                return Err(ObjectError::Store {
+                    what: format!("program {id}: instructions outside the store"),
+                })
+            }
+        }
+        let mut out = vec![0u8; len as usize];
+        // SAFETY: [off, off+len) lies inside the mapping (checked), 8-aligned;
+        // written once before the entry was published.
+        unsafe { crate::mem::load_words(&mut out, self.shm().base().add(off as usize)) };
+        Ok(out)
+    }
+
+    /// Removes program `id` from the table (its instruction space is not reused).
+    pub fn remove_program(&self, id: u32) -> Result<(), ObjectError> {
+        self.remove_where(|e| e.hi(0) == KIND_PROG && e.lo(1) == id)
+            .then_some(())
+            .ok_or(ObjectError::NoSuchProgram { id })
+    }
+
+    fn remove_where(&self, f: impl Fn(&ObjEntry) -> bool) -> bool {
+        let Ok(h) = layout::header(self.shm()) else {
+            return false;
+        };
+        let _meta = lock::lock(&h.meta_lock);
+        match self.live_objects().find(|e| f(e)) {
+            Some(e) => {
+                e.w[0].store(u64::from(ENTRY_FREE), Ordering::Release);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn check_path(path: &str) -> Result<(), ObjectError> {
+        if path.is_empty() || path.len() > MAX_PIN_PATH || path.contains('\0') {
+            return Err(ObjectError::InvalidPath {
+                path: path.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// BPF_OBJ_PIN: names a map or program by `path`. EEXIST if the path is taken.
+    pub fn pin(&self, path: &str, what: Pinned) -> Result<(), ObjectError> {
+        Store::check_path(path)?;
+        match what {
+            Pinned::Map(id) => {
+                self.map_by_id(id)
+                    .map_err(|_| ObjectError::NoSuchMap { id })?;
+            }
+            Pinned::Prog(id) => {
+                self.program_by_id(id)?;
+            }
+        }
+        self.add_object(|e, _| {
+            if self
+                .live_objects()
+                .any(|o| o.hi(0) == KIND_PIN && o.bytes(7, 15) == path.as_bytes())
+            {
+                return Err(ObjectError::Exists {
+                    path: path.to_owned(),
+                });
+            }
+            let (tk, tid) = match what {
+                Pinned::Map(id) => (1, id),
+                Pinned::Prog(id) => (2, id),
+            };
+            e.set(0, ENTRY_CREATING, KIND_PIN);
+            e.set(1, 0, tk);
+            e.set(2, tid, 0);
+            e.set_bytes(7, 15, path.as_bytes());
+            Ok(())
+        })
+    }
+
+    /// BPF_OBJ_GET: what `path` names.
+    pub fn pinned(&self, path: &str) -> Result<Pinned, ObjectError> {
+        self.pins()
+            .into_iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, w)| w)
+            .ok_or_else(|| ObjectError::NoSuchPin {
+                path: path.to_owned(),
+            })
+    }
+
+    /// Removes a pin (unlink on bpffs). The object stays.
+    pub fn unpin(&self, path: &str) -> Result<(), ObjectError> {
+        self.remove_where(|e| e.hi(0) == KIND_PIN && e.bytes(7, 15) == path.as_bytes())
+            .then_some(())
+            .ok_or_else(|| ObjectError::NoSuchPin {
+                path: path.to_owned(),
+            })
+    }
+
+    /// Every pin, sorted by path.
+    pub fn pins(&self) -> Vec<(String, Pinned)> {
+        let mut v: Vec<(String, Pinned)> = self
+            .live_objects()
+            .filter(|e| e.hi(0) == KIND_PIN)
+            .filter_map(|e| {
+                let p = String::from_utf8(e.bytes(7, 15)).ok()?;
+                let w = match e.hi(1) {
+                    1 => Pinned::Map(e.lo(2)),
+                    2 => Pinned::Prog(e.lo(2)),
+                    _ => return None,
+                };
+                Some((p, w))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The map pinned at `path`.
+    pub fn map_by_pin(&self, path: &str) -> Result<crate::Map, ObjectError> {
+        match self.pinned(path)? {
+            Pinned::Map(id) => self
+                .map_by_id(id)
+                .map_err(|_| ObjectError::NoSuchMap { id }),
+            Pinned::Prog(_) => Err(ObjectError::WrongKind {
+                path: path.to_owned(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MapDef, StoreOptions, BPF_MAP_TYPE_ARRAY};
+
+    #[test]
+    fn programs_and_pins() {
+        let s = Store::anonymous(StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let m = s
+            .create_map(&MapDef {
+                map_type: BPF_MAP_TYPE_ARRAY,
+                key_size: 4,
+                value_size: 4,
+                max_entries: 1,
+                name: "a".into(),
+                ..MapDef::default()
+            })
+            .expect("map");
+        let insns: Vec<u8> = (0..16).collect();
+        let def = ProgramDef {
+            name: "xdp_prog_with_a_long_name".into(),
+            prog_type: 6,
+            tag: *b"\x01\x02\x03\x04\x05\x06\x07\x08",
+            insns: insns.clone(),
+            map_ids: vec![m.id()],
+        };
+        let a = s.register_program(&def).expect("a");
+        let b = s
+            .register_program(&ProgramDef {
+                insns: vec![],
+                ..def.clone()
+            })
+            .expect("b");
+        assert_eq!((a, b), (1, 2));
+        let p = s.program_by_id(a).expect("info");
+        assert_eq!(p.name, "xdp_prog_with_a");
+        assert_eq!(
+            (p.insn_cnt, p.prog_type, p.map_ids.clone()),
+            (2, 6, vec![m.id()])
+        );
+        assert_eq!(s.program_insns(a).expect("insns"), insns);
+        assert!(s.program_insns(b).expect("none").is_empty());
+        assert!(s
+            .register_program(&ProgramDef {
+                insns: vec![1],
+                ..def
+            })
+            .is_err());
+
+        s.pin("/sys/fs/bpf/a", Pinned::Map(m.id()))
+            .expect("pin map");
+        s.pin("/sys/fs/bpf/p", Pinned::Prog(a)).expect("pin prog");
+        assert!(matches!(
+            s.pin("/sys/fs/bpf/a", Pinned::Prog(a)),
+            Err(ObjectError::Exists { .. })
+        ));
+        assert!(matches!(
+            s.pin("x", Pinned::Map(99)),
+            Err(ObjectError::NoSuchMap { id: 99 })
+        ));
+        assert_eq!(s.map_by_pin("/sys/fs/bpf/a").expect("map").id(), m.id());
+        assert!(matches!(
+            s.map_by_pin("/sys/fs/bpf/p"),
+            Err(ObjectError::WrongKind { .. })
+        ));
+        assert_eq!(s.pins().len(), 2);
+        s.unpin("/sys/fs/bpf/a").expect("unpin");
+        assert!(matches!(
+            s.pinned("/sys/fs/bpf/a"),
+            Err(ObjectError::NoSuchPin { .. })
+        ));
+        s.remove_program(b).expect("remove");
+        assert_eq!(s.programs().len(), 1);
+        assert!(Store::check_path(&"x".repeat(120)).is_err());
+    }
+}
