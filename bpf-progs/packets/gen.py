@@ -16,6 +16,14 @@ FCS). IPv4 header checksums and TCP/UDP/ICMP/ICMPv6 checksums are correct.
   bad_ihl.bin       Eth + IPv4 with IHL 15, frame ends after 40 bytes (54)
   short.bin         10 bytes: shorter than an Ethernet header
   blocked_port.bin  Eth + IPv4 + UDP to port 6666 (blocked by the case list) (58)
+  ipip.bin          Eth + IPv4 192.168.1.1 -> 192.168.2.7 proto 4 + IPv4 TCP SYN (74)
+  gue.bin           Eth + IPv4 + UDP to 6080 + GUE (ctype 4) + IPv4 UDP (92)
+  gue_ip6.bin       Eth + IPv4 + UDP to 6080 + GUE (ctype 41) + IPv6 UDP (103)
+  vlan_q.bin        Eth + 802.1Q tag (VID 5, PCP 3) + IPv4 UDP (56)
+  fib_fwd.bin       Eth + IPv4 UDP 10.0.0.1 -> 10.2.0.5, TTL 64 (60)
+  fib_blackhole.bin Eth + IPv4 UDP 10.0.0.1 -> 10.3.0.5, TTL 64 (60)
+  pkt_v4.bin        the kernel selftests' pkt_v4 (test_progs.c) (54)
+  pkt_v6.bin        the kernel selftests' pkt_v6, the standard IPv6 test packet (74)
 """
 import os
 import struct
@@ -132,6 +140,66 @@ def frames() -> dict:
     out["short.bin"] = MAC_B + MAC_A[:4]
 
     out["blocked_port.bin"] = eth(0x0800) + ipv4(17, udp(40005, 6666, b"blocked!" * 2, pseudo4))
+    out.update(issue5_frames())
+    return out
+
+
+def ipv4_between(src: bytes, dst: bytes, proto: int, payload: bytes, ttl=64) -> bytes:
+    """An IPv4 header with DF, id 0, given addresses (no options)."""
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, ttl, proto, 0,
+                      src, dst)
+    hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
+    return hdr + payload
+
+
+def issue5_frames() -> dict:
+    """Frames for the issue-5 programs (xdp_lb, xdp_decap, xdp_vlan, xdp_fib,
+    xdp_adjust_tail, ...)."""
+    out = {}
+    lb_src = bytes([192, 168, 1, 1])
+    real = bytes([192, 168, 2, 7])
+    inner_tcp = ipv4(6, tcp(40001, 80, 0x11223344, 0, 0x02, b""))
+    inner_udp = ipv4(17, udp(40000, 53, b"inner udp over gue", pseudo4))
+    inner_v6 = ipv6(17, udp(40002, 5353, b"v6 in gue", pseudo6))
+    gue4 = bytes([0, 4, 0, 0])   # GUE variant 0, hlen 0, proto_ctype 4 (IPv4)
+    gue6 = bytes([0, 41, 0, 0])  # proto_ctype 41 (IPv6)
+
+    def gue(inner: bytes, hdr: bytes) -> bytes:
+        seg = struct.pack("!HHHH", 0x8123, 6080, 8 + 4 + len(inner), 0) + hdr + inner
+        return ipv4_between(lb_src, real, 17, seg)
+
+    # ipip.bin: Eth + IPv4 (proto 4) + IPv4 TCP SYN (no options) (74)
+    out["ipip.bin"] = eth(0x0800) + ipv4_between(lb_src, real, 4, inner_tcp)
+    # gue.bin: Eth + IPv4 + UDP to 6080 + GUE (ctype 4) + IPv4 UDP (92)
+    out["gue.bin"] = eth(0x0800) + gue(inner_udp, gue4)
+    # gue_ip6.bin: Eth + IPv4 + UDP to 6080 + GUE (ctype 41) + IPv6 UDP (103)
+    out["gue_ip6.bin"] = eth(0x0800) + gue(inner_v6, gue6)
+    # vlan_q.bin: Eth + one 802.1Q tag (VID 5, PCP 3) + IPv4 UDP (56)
+    out["vlan_q.bin"] = (MAC_B + MAC_A + struct.pack("!HHH", 0x8100, (3 << 13) | 5, 0x0800)
+                         + ipv4(17, udp(40006, 53, b"single tag", pseudo4)))
+    # fib_fwd.bin / fib_blackhole.bin: Eth + IPv4 UDP from 10.0.0.1 to
+    # 10.2.0.5 / 10.3.0.5, TTL 64 (for xdp_fib's routing tables) (60)
+    for name, dst in (("fib_fwd.bin", bytes([10, 2, 0, 5])),
+                      ("fib_blackhole.bin", bytes([10, 3, 0, 5]))):
+        seg = struct.pack("!HHHH", 40007, 9, 8 + 18, 0) + b"forward this pls!!"
+        out[name] = eth(0x0800) + ipv4_between(IP_A, dst, 17, seg)
+    # pkt_v4.bin / pkt_v6.bin: the kernel selftests' pkt_v4 and pkt_v6
+    # (tools/testing/selftests/bpf/test_progs.c): all zero but for the
+    # EtherType, iph.ihl = 5 (IPv4: version 0), protocol / nexthdr TCP,
+    # tot_len / payload_len 123 (MAGIC_BYTES), tcp.urg_ptr = 123 in host
+    # (little-endian) order and tcp.doff = 5. (54 and 74 bytes)
+    tcp_zero = bytearray(20)
+    tcp_zero[12] = 5 << 4
+    tcp_zero[18:20] = struct.pack("<H", 123)
+    v4 = bytearray(20)
+    v4[0] = 5
+    v4[2:4] = struct.pack("!H", 123)
+    v4[9] = 6
+    out["pkt_v4.bin"] = bytes(6) + bytes(6) + struct.pack("!H", 0x0800) + bytes(v4) + bytes(tcp_zero)
+    v6 = bytearray(40)
+    v6[4:6] = struct.pack("!H", 123)
+    v6[6] = 6
+    out["pkt_v6.bin"] = bytes(6) + bytes(6) + struct.pack("!H", 0x86DD) + bytes(v6) + bytes(tcp_zero)
     return out
 
 

@@ -178,6 +178,49 @@ pub fn run_full(
     prog_sets: &[ProgSet],
     ctx_in: Option<&[u8]>,
 ) -> Result<KernelRun, String> {
+    run_impl(object, prog, data_in, repeat, sets, prog_sets, ctx_in, None)
+}
+
+/// [`run_full`], with the test run (only that step) inside a fresh network
+/// namespace (`unshare -n`) prepared by the shell commands `netns_setup`
+/// (e.g. `ip link add ...; ip route add ...`). Programs that consult the
+/// routing tables (`bpf_fib_lookup`) then see a known, private set of
+/// devices, routes and neighbours instead of the host's. Loading, map
+/// updates and dumps happen in the caller's namespace.
+#[allow(clippy::too_many_arguments)]
+pub fn run_in_netns(
+    object: &Path,
+    prog: &str,
+    data_in: &[u8],
+    repeat: u32,
+    sets: &[MapSet],
+    prog_sets: &[ProgSet],
+    ctx_in: Option<&[u8]>,
+    netns_setup: &str,
+) -> Result<KernelRun, String> {
+    run_impl(
+        object,
+        prog,
+        data_in,
+        repeat,
+        sets,
+        prog_sets,
+        ctx_in,
+        Some(netns_setup),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_impl(
+    object: &Path,
+    prog: &str,
+    data_in: &[u8],
+    repeat: u32,
+    sets: &[MapSet],
+    prog_sets: &[ProgSet],
+    ctx_in: Option<&[u8]>,
+    netns_setup: Option<&str>,
+) -> Result<KernelRun, String> {
     let session = Session::new()?;
     session.loadall(object)?;
     let maps = session.pinned_maps(object)?;
@@ -224,7 +267,17 @@ pub fn run_full(
     fs::write(&data_in_path, data_in).map_err(|e| format!("write data_in: {e}"))?;
     let ctx_in_path = session.files.join("ctx_in");
     let ctx_out_path = session.files.join("ctx_out");
-    let mut cmd = Command::new("taskset");
+    let mut cmd = match netns_setup {
+        None => Command::new("taskset"),
+        Some(setup) => {
+            // sh -c 'set -e; SETUP; exec "$0" "$@"' taskset -c 0 bpftool ...
+            let mut c = Command::new("unshare");
+            c.args(["-n", "sh", "-c"])
+                .arg(format!("set -e\n{setup}\nexec \"$0\" \"$@\""))
+                .arg("taskset");
+            c
+        }
+    };
     cmd.args(["-c", "0", "bpftool", "prog", "run", "pinned"])
         .arg(&prog_pin)
         .arg("data_in")
@@ -357,8 +410,17 @@ fn map_type(pin: &Path) -> Result<String, String> {
 #[derive(Deserialize)]
 struct DumpEntry {
     key: Option<Vec<String>>,
-    value: Option<Vec<String>>,
+    value: Option<DumpValue>,
     values: Option<Vec<CpuValue>>,
+}
+
+/// A dumped value: bytes, or (devmap, cpumap: every key is listed) the
+/// lookup error of an empty slot, `{"error": "No such file or directory"}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DumpValue {
+    Bytes(Vec<String>),
+    Error { error: String },
 }
 
 #[derive(Deserialize)]
@@ -384,10 +446,15 @@ pub fn parse_dump(json: &str) -> Result<Vec<KernelEntry>, String> {
         serde_json::from_str(json).map_err(|e| format!("bad map dump JSON: {e}"))?;
     entries
         .into_iter()
+        // Empty slots of maps whose dump lists every key: not entries.
+        .filter(|e| !matches!(e.value, Some(DumpValue::Error { .. })))
         .map(|e| {
             let key = parse_hex_bytes(e.key.as_deref().ok_or("dump entry without key")?)?;
             let values = match (e.value, e.values) {
-                (Some(v), _) => vec![parse_hex_bytes(&v)?],
+                (Some(DumpValue::Bytes(v)), _) => vec![parse_hex_bytes(&v)?],
+                (Some(DumpValue::Error { error }), _) => {
+                    return Err(format!("dump entry error: {error}"))
+                }
                 (None, Some(per_cpu)) => per_cpu
                     .iter()
                     .map(|c| parse_hex_bytes(&c.value))
@@ -617,6 +684,13 @@ mod tests {
         assert_eq!(e[0].values, vec![vec![3, 0xae], vec![0, 0]]);
 
         assert_eq!(parse_dump("[]").unwrap(), vec![]);
+
+        // A devmap's empty slots are listed with the lookup error: skipped.
+        let devmap = r#"[{"key":["0x00","0x00","0x00","0x00"],"value":{"error":"No such file or directory"}},{"key":["0x01","0x00","0x00","0x00"],"value":["0x01","0x00","0x00","0x00"]}]"#;
+        let e = parse_dump(devmap).unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].key, vec![1, 0, 0, 0]);
+        assert_eq!(e[0].values, vec![vec![1, 0, 0, 0]]);
         assert!(parse_dump(r#"[{"key":["0xzz"],"value":[]}]"#).is_err());
         assert!(parse_dump(r#"[{"key":["0x00"]}]"#).is_err());
         assert!(parse_dump("not json").is_err());
