@@ -102,6 +102,12 @@ pub enum LoadError {
     NoXdpProgram { available: String },
     #[error("program {name} is of section {section}, which is not an XDP program")]
     NotXdp { name: String, section: String },
+    /// Registering or pinning a program or map in the store failed.
+    #[error("{what}: {source}")]
+    Object {
+        what: String,
+        source: maps::ObjectError,
+    },
 }
 
 /// A map entry that user space cannot write.
@@ -168,6 +174,14 @@ pub enum TrapKind {
     HelperBadMap { helper: i32, value: u64 },
     /// A helper that may not be used on this kind of map.
     HelperMapType { helper: i32, map_type: u32 },
+    /// A callback helper (bpf_loop) was given something that is not a function of the
+    /// program, or the engine does not run callbacks.
+    HelperBadCallback { helper: i32, value: u64 },
+    /// bpf_spin_lock found the lock still taken after spinning for a long time.
+    SpinLockHeld { addr: u64 },
+    /// The program reached an instruction whose CO-RE relocation could not be
+    /// satisfied (libbpf's poison call, helper id 0xbad2310).
+    PoisonedCoreRelocation,
     /// An opcode the interpreter does not execute.
     IllegalInstruction { code: u8 },
     /// A program ran more instructions than its budget allows.
@@ -209,6 +223,17 @@ impl fmt::Display for Trap {
                 "helper {helper} ({}) cannot be used on a map of type {map_type}",
                 isa::helpers::helper_name(helper).unwrap_or("unknown")
             )?,
+            TrapKind::HelperBadCallback { helper, value } => write!(
+                f,
+                "helper {helper} ({}) cannot call back {value:#x}: not a function of the program, or not supported by this engine",
+                isa::helpers::helper_name(helper).unwrap_or("unknown")
+            )?,
+            TrapKind::SpinLockHeld { addr } => {
+                write!(f, "bpf_spin_lock at {addr:#x} stayed taken (never unlocked?)")?
+            }
+            TrapKind::PoisonedCoreRelocation => {
+                write!(f, "reached an instruction whose CO-RE relocation failed")?
+            }
             TrapKind::IllegalInstruction { code } => write!(f, "illegal instruction {code:#04x}")?,
             TrapKind::InstructionLimit { limit } => {
                 write!(f, "instruction limit of {limit} reached")?

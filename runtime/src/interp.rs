@@ -28,7 +28,7 @@ pub const STACK_FRAME: usize = 512;
 pub const MAX_CALL_FRAMES: usize = 8;
 /// Most tail calls in one run (`MAX_TAIL_CALL_CNT`).
 pub const MAX_TAIL_CALLS: u32 = 33;
-const STACK_SIZE: usize = STACK_FRAME * MAX_CALL_FRAMES;
+pub(crate) const STACK_SIZE: usize = STACK_FRAME * MAX_CALL_FRAMES;
 
 /// What a run may use besides its packet: the object's maps and programs.
 #[derive(Clone, Copy)]
@@ -37,6 +37,15 @@ pub struct Env<'a> {
     /// Tail-call targets: a prog_array value `n` (never 0: 0 is an empty slot) names
     /// `programs[n - 1]`.
     pub programs: &'a [Prepared],
+}
+
+/// Where [`Vm::exec`] starts: pc, r1 and r2, the frame pointer, the call depth.
+#[derive(Clone, Copy)]
+struct Start {
+    pc: usize,
+    args: [u64; 2],
+    fp: u64,
+    depth: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -77,6 +86,13 @@ impl Vm {
         }
     }
 
+    /// The stack memory as `(lowest address, one past the highest)`, for the JIT,
+    /// which runs its frames in the same memory.
+    pub(crate) fn stack_bounds(&mut self) -> (usize, usize) {
+        let lo = self.stack.as_mut_ptr() as usize;
+        (lo, lo + STACK_SIZE)
+    }
+
     /// Runs `env.programs[entry]` once on `pkt` and returns r0.
     pub fn run(&mut self, env: &Env<'_>, entry: usize, pkt: &mut Packet) -> Result<u64, Trap> {
         let stack_lo = self.stack.as_ptr() as usize;
@@ -93,24 +109,29 @@ impl Vm {
                 pc: 0,
             });
         };
-        self.exec(env, first, &regions, pkt, stack_hi as u64)
+        let start = Start { pc: 0, args: [pkt.md_addr(), 0], fp: stack_hi as u64, depth: 0 };
+        self.exec(env, first, &regions, pkt, start)
     }
 
+    /// Runs `first` from `start.pc` until the function entered there returns. A run
+    /// starts at pc 0 with depth 0; a `bpf_loop` callback starts at its function with
+    /// a frame of its own below the caller's.
     fn exec(
         &mut self,
         env: &Env<'_>,
         first: &Prepared,
         regions: &Regions<'_>,
         pkt: &mut Packet,
-        stack_top: u64,
+        start: Start,
     ) -> Result<u64, Trap> {
         let mut prog: *const Prepared = first;
         let mut ops: &[Op] = &first.ops;
         let mut reg = [0u64; 16];
-        reg[1] = pkt.md_addr();
-        reg[10] = stack_top;
-        let mut pc = 0usize;
-        let mut depth = 0usize;
+        [reg[1], reg[2]] = start.args;
+        reg[10] = start.fp;
+        let mut pc = start.pc;
+        let base_depth = start.depth;
+        let mut depth = base_depth;
         let mut tail_calls = 0u32;
 
         macro_rules! trap {
@@ -402,6 +423,12 @@ impl Vm {
                         depth += 1;
                         reg[10] -= STACK_FRAME as u64;
                         pc = (pc as i64 + op.off as i64) as usize;
+                    } else if op.imm == helpers::BPF_LOOP {
+                        // SAFETY: `prog` points into `env.programs` (or `first`), which
+                        // outlive this run.
+                        let current = unsafe { &*prog };
+                        let args = [reg[1], reg[2], reg[3], reg[4]];
+                        reg[0] = self.bpf_loop(env, current, regions, pkt, args, (reg[10], depth, pc - 1))?;
                     } else if op.imm == helpers::TAIL_CALL {
                         if let Some(target) =
                             self.tail_call_target(env, reg[2], reg[3], &mut tail_calls)
@@ -429,7 +456,7 @@ impl Vm {
                     }
                 }
                 0x95 => {
-                    if depth == 0 {
+                    if depth == base_depth {
                         return Ok(reg[0]);
                     }
                     depth -= 1;
@@ -470,6 +497,43 @@ impl Vm {
                 code => trap!(TrapKind::IllegalInstruction { code }),
             }
         }
+    }
+
+    /// bpf_loop(nr_loops, callback, callback_ctx, flags): calls `callback(i, ctx)` for
+    /// i = 0.. until it returns 1 or nr_loops calls were made; returns the number of
+    /// calls, or -EINVAL (flags) / -E2BIG (more than 1 << 23 loops), as the kernel does.
+    /// The callback runs in a frame of its own below the caller's.
+    fn bpf_loop(
+        &mut self,
+        env: &Env<'_>,
+        prog: &Prepared,
+        regions: &Regions<'_>,
+        pkt: &mut Packet,
+        [nr_loops, callback, ctx, flags]: [u64; 4],
+        (fp, depth, call_pc): (u64, usize, usize),
+    ) -> Result<u64, Trap> {
+        if flags != 0 {
+            return Ok((-(libc::EINVAL as i64)) as u64);
+        }
+        let nr_loops = nr_loops as u32;
+        if nr_loops > 1 << 23 {
+            return Ok((-(libc::E2BIG as i64)) as u64);
+        }
+        let cb = callback as usize;
+        if cb == 0 || prog.functions.binary_search(&cb).is_err() {
+            let kind = TrapKind::HelperBadCallback { helper: helpers::BPF_LOOP as i32, value: callback };
+            return Err(Trap { kind, pc: call_pc });
+        }
+        if depth + 1 >= MAX_CALL_FRAMES {
+            return Err(Trap { kind: TrapKind::CallDepth, pc: call_pc });
+        }
+        for i in 0..nr_loops {
+            let start = Start { pc: cb, args: [i as u64, ctx], fp: fp - STACK_FRAME as u64, depth: depth + 1 };
+            if self.exec(env, prog, regions, pkt, start)? == 1 {
+                return Ok(i as u64 + 1);
+            }
+        }
+        Ok(nr_loops as u64)
     }
 
     fn tail_call_target<'e>(

@@ -17,6 +17,8 @@ pub mod types {
     pub const PERCPU_ARRAY: u32 = 6;
     pub const LRU_HASH: u32 = 9;
     pub const LRU_PERCPU_HASH: u32 = 10;
+    pub const ARRAY_OF_MAPS: u32 = 12;
+    pub const HASH_OF_MAPS: u32 = 13;
 }
 
 /// `BPF_F_RDONLY_PROG`: the program may read but not write the map's values.
@@ -55,21 +57,48 @@ impl BoundMap {
 }
 
 /// The maps of one object, at stable addresses for as long as the table lives.
+///
+/// After the object's own maps come the *inner* maps: other maps of the store that
+/// a lookup in an array_of_maps or hash_of_maps may return. They are bound when the
+/// table is built, so a map created in the store later is not found by such a
+/// lookup (it returns NULL).
 #[derive(Debug)]
 pub struct MapTable {
+    /// The object's maps (indices `0..nobj`, as `lddw` names them), then inner maps.
     maps: Box<[BoundMap]>,
+    nobj: usize,
+    /// (map id, index in `maps`), sorted by id.
+    by_id: Box<[(u32, usize)]>,
     areas: Box<[ValueArea]>,
 }
 
 impl MapTable {
+    /// A table of the object's maps only.
     pub fn new(maps: Vec<BoundMap>) -> MapTable {
+        MapTable::with_inner(maps, Vec::new())
+    }
+
+    /// A table of the object's maps followed by `inner`, the maps that lookups in
+    /// maps of maps may yield. Programs name only the object's maps (`get`, `iter`,
+    /// `by_name`, `len`); `resolve` and `by_id` see both.
+    pub fn with_inner(maps: Vec<BoundMap>, inner: Vec<BoundMap>) -> MapTable {
+        let nobj = maps.len();
+        let mut maps = maps;
+        maps.extend(inner);
+        let mut by_id: Vec<(u32, usize)> = maps
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.info.id, i))
+            .collect();
+        by_id.sort_unstable();
+        by_id.dedup_by_key(|e| e.0);
         let areas = maps
             .iter()
             .filter(|m| m.info.map_type != types::PROG_ARRAY)
             .map(|m| {
                 let r = m.map.value_region();
                 ValueArea {
-                    base: r.base as usize,
+                    base: r.base,
                     len: r.len,
                     stride: r.stride,
                     value_offset: r.value_offset,
@@ -81,31 +110,53 @@ impl MapTable {
             .collect();
         MapTable {
             maps: maps.into(),
+            nobj,
+            by_id: by_id.into(),
             areas,
         }
     }
 
+    /// The object's own maps.
+    fn own(&self) -> &[BoundMap] {
+        &self.maps[..self.nobj]
+    }
+
+    /// Number of the object's maps (inner maps not counted).
     pub fn len(&self) -> usize {
-        self.maps.len()
+        self.nobj
     }
 
     pub fn is_empty(&self) -> bool {
-        self.maps.is_empty()
+        self.nobj == 0
     }
 
+    /// The object's map number `index`.
     pub fn get(&self, index: usize) -> Option<&BoundMap> {
-        self.maps.get(index)
+        self.own().get(index)
     }
 
+    /// The object's maps.
     pub fn iter(&self) -> impl Iterator<Item = &BoundMap> {
-        self.maps.iter()
+        self.own().iter()
+    }
+
+    /// The inner maps bound after the object's maps.
+    pub fn inner_maps(&self) -> impl Iterator<Item = &BoundMap> {
+        self.maps[self.nobj..].iter()
     }
 
     pub fn by_name(&self, name: &str) -> Option<&BoundMap> {
-        self.maps.iter().find(|m| m.name == name)
+        self.own().iter().find(|m| m.name == name)
     }
 
-    /// The map whose handle a program passed to a helper, if `value` is one.
+    /// The bound map (object or inner) with store id `id`.
+    pub fn by_id(&self, id: u32) -> Option<&BoundMap> {
+        let i = self.by_id.binary_search_by_key(&id, |e| e.0).ok()?;
+        self.maps.get(self.by_id[i].1)
+    }
+
+    /// The map whose handle a program passed to a helper, if `value` is one (an
+    /// object map, or an inner map a lookup in a map of maps returned).
     #[inline(always)]
     pub fn resolve(&self, value: u64) -> Option<&BoundMap> {
         let base = self.maps.as_ptr() as u64;
@@ -120,5 +171,47 @@ impl MapTable {
     /// The value areas of every map, for the memory checks.
     pub fn value_areas(&self) -> &[ValueArea] {
         &self.areas
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inner_maps_resolve_but_stay_out_of_the_object_view() {
+        let store = maps::Store::anonymous(maps::StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let def = |name: &str| maps::MapDef {
+            map_type: types::ARRAY,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 2,
+            name: name.into(),
+            ..maps::MapDef::default()
+        };
+        let bind = |m: Map| BoundMap {
+            name: m.info().name,
+            info: m.info(),
+            map: m,
+        };
+        let own = store.create_map(&def("own")).expect("own");
+        let inner = store.create_map(&def("inner")).expect("inner");
+        let (own_id, inner_id) = (own.id(), inner.id());
+        let t = MapTable::with_inner(vec![bind(own)], vec![bind(inner)]);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.iter().count(), 1);
+        assert!(t.get(1).is_none());
+        assert!(t.by_name("inner").is_none());
+        assert_eq!(t.inner_maps().count(), 1);
+        let h = t.by_id(inner_id).expect("inner by id").handle_addr();
+        assert_eq!(t.resolve(h).map(|m| m.info.id), Some(inner_id));
+        assert_eq!(t.by_id(own_id).map(|m| m.name.as_str()), Some("own"));
+        assert!(t.by_id(0).is_none());
+        assert!(t.resolve(h + 1).is_none());
+        assert_eq!(t.value_areas().len(), 2);
     }
 }

@@ -68,8 +68,13 @@ impl Regions<'_> {
             return true;
         }
         // Packet: data_meta .. data_end, as the context says now.
-        if addr >= md.data_meta as u64 && addr + len as u64 <= md.data_end as u64 {
-            return addr.checked_add(len as u64).is_some();
+        // (`addr + len` may overflow for a wild pointer: no region reaches that high.)
+        if addr >= md.data_meta as u64
+            && addr
+                .checked_add(len as u64)
+                .is_some_and(|e| e <= md.data_end as u64)
+        {
+            return true;
         }
         for v in self.values.iter() {
             if v.contains(a, len) {

@@ -123,6 +123,8 @@ pub struct Packet {
     md: Box<XdpMd>,
     /// The interface and queue a test-run context gave, reported back in `ctx_out`.
     ctx_in: Option<(u32, u32)>,
+    /// The last `bpf_redirect_map` target (see helpers/redirect.rs).
+    redirect: Option<crate::helpers::Redirect>,
 }
 
 // SAFETY: the frame is owned exclusively by this value; nothing else aliases it.
@@ -146,13 +148,25 @@ impl Packet {
             frame,
             md: Box::default(),
             ctx_in: None,
+            redirect: None,
         };
         pkt.reset(data)?;
         Ok(pkt)
     }
 
+    /// Where the last successful `bpf_redirect_map` on this packet sends it; a
+    /// failed lookup clears it, as does [`Packet::reset`].
+    pub fn redirect(&self) -> Option<crate::helpers::Redirect> {
+        self.redirect
+    }
+
+    pub(crate) fn set_redirect(&mut self, r: Option<crate::helpers::Redirect>) {
+        self.redirect = r;
+    }
+
     /// Refills the frame with `data`: zeroed headroom and tailroom, default context.
     pub fn reset(&mut self, data: &[u8]) -> Result<(), PacketError> {
+        self.redirect = None;
         if data.len() < ETH_HLEN {
             return Err(PacketError::TooShort { len: data.len() });
         }

@@ -22,6 +22,15 @@ pub(super) fn lookup_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u6
         });
     }
     let key = ctx.bytes(LOOKUP, a[1], m.info.key_size as u64)?;
+    if matches!(m.info.map_type, types::ARRAY_OF_MAPS | types::HASH_OF_MAPS) {
+        // As the kernel: the inner map itself, which the program then passes to
+        // the map helpers; NULL for an empty slot or a map not bound at load.
+        // SAFETY: `key` holds key_size readable bytes.
+        let id = unsafe { m.map.inner_map_id(key.as_ptr()) };
+        return Ok(id
+            .and_then(|id| ctx.maps.by_id(id))
+            .map_or(0, |inner| inner.handle_addr()));
+    }
     // SAFETY: `key` holds key_size readable bytes.
     Ok(unsafe { m.map.prog_lookup(key.as_ptr(), ctx.cpu) } as u64)
 }

@@ -62,9 +62,12 @@ pub(crate) fn csum_partial(bytes: &[u8], seed: u32) -> u32 {
 /// bpf_csum_diff(from, from_size, to, to_size, seed): the checksum of `to` minus that of
 /// `from`, on top of `seed`. Sizes must be multiples of 4 and add up to at most 512.
 ///
-/// The result is folded to 16 bits (`csum_from32to16`), as the kernel returns it on
-/// every architecture since it made the helper uniform (6.13); older x86 kernels
-/// returned the unfolded 32-bit sum, which folds to the same 16-bit checksum.
+/// The kernel's formula since 6.13 (net/core/filter.c), kept exactly because the
+/// one's-complement results differ in their representation of zero (0 vs 0xffff):
+/// both sizes: `csum_sub(csum_partial(to, seed), csum_partial(from, 0))`; only `to`:
+/// `csum_partial(to, seed)`; only `from`: `~csum_partial(from, ~seed)`; neither: `seed`;
+/// the result folded to 16 bits (`csum_from32to16`). Older x86 kernels returned the
+/// unfolded 32-bit sum of `~from ++ to`.
 pub(super) fn csum_diff(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     let (from_size, to_size) = (a[1] as u32, a[3] as u32);
     if (from_size | to_size) & 3 != 0 || from_size as u64 + to_size as u64 > 512 {
@@ -72,16 +75,25 @@ pub(super) fn csum_diff(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64,
     }
     let from = ctx.bytes(CSUM_DIFF, a[0], from_size as u64)?;
     let to = ctx.bytes(CSUM_DIFF, a[2], to_size as u64)?;
-    let mut diff = [0u8; 512];
-    let mut n = 0;
-    for w in from.chunks_exact(4) {
-        let v = !u32::from_ne_bytes([w[0], w[1], w[2], w[3]]);
-        diff[n..n + 4].copy_from_slice(&v.to_ne_bytes());
-        n += 4;
-    }
-    diff[n..n + to.len()].copy_from_slice(to);
-    n += to.len();
-    Ok(csum_from32to16(csum_partial(&diff[..n], a[4] as u32)) as u64)
+    let seed = a[4] as u32;
+    let sum = match (from_size != 0, to_size != 0) {
+        (true, true) => csum_sub(csum_partial(to, seed), csum_partial(from, 0)),
+        (false, true) => csum_partial(to, seed),
+        (true, false) => !csum_partial(from, !seed),
+        (false, false) => seed,
+    };
+    Ok(csum_from32to16(sum) as u64)
+}
+
+/// One's-complement addition with end-around carry (`csum_add`).
+fn csum_add(a: u32, b: u32) -> u32 {
+    let (s, carry) = a.overflowing_add(b);
+    s.wrapping_add(carry as u32)
+}
+
+/// `csum_sub`: `a + ~b` in one's complement.
+fn csum_sub(a: u32, b: u32) -> u32 {
+    csum_add(a, !b)
 }
 
 /// Folds a 32-bit one's-complement sum to 16 bits, without complementing it.
@@ -332,4 +344,67 @@ mod tests {
         assert_eq!(csum_from32to16(0xffff_ffff), 0xffff);
         assert_eq!(csum_from32to16(0x0001_ffff), 0x0001);
     }
+}
+
+const SPIN_LOCK: i32 = 93;
+const PROBE_READ_KERNEL: i32 = 113;
+
+/// How long bpf_spin_lock spins before it gives up with a trap: a lock that stays
+/// taken this long was left held (a program that does not unlock, which the kernel's
+/// verifier would refuse, or a process that died inside its critical section).
+const SPIN_LIMIT: u64 = 1 << 28;
+
+/// The lock word a program passed: 4 writable, aligned bytes inside its memory.
+fn lock_word<'a>(
+    ctx: &'a mut HelperCtx<'_, '_>,
+    helper: i32,
+    addr: u64,
+) -> Result<&'a std::sync::atomic::AtomicU32, TrapKind> {
+    let bytes = ctx.bytes_mut(helper, addr, 4)?;
+    if bytes.as_ptr() as usize % 4 != 0 {
+        return Err(TrapKind::MisalignedAtomic { addr, len: 4 });
+    }
+    // SAFETY: the 4 bytes are writable memory of the run, aligned to 4; other
+    // processes touch lock words only through atomics.
+    Ok(unsafe { std::sync::atomic::AtomicU32::from_ptr(bytes.as_mut_ptr().cast()) })
+}
+
+/// bpf_spin_lock(lock): takes the `struct bpf_spin_lock` in a map value (0 free, 1
+/// taken), shared with every thread and process using the store.
+pub(super) fn spin_lock(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    use std::sync::atomic::Ordering::{Acquire, Relaxed};
+    let lock = lock_word(ctx, SPIN_LOCK, a[0])?;
+    let mut spins = 0u64;
+    while lock.compare_exchange_weak(0, 1, Acquire, Relaxed).is_err() {
+        spins += 1;
+        if spins >= SPIN_LIMIT {
+            return Err(TrapKind::SpinLockHeld { addr: a[0] });
+        }
+        std::hint::spin_loop();
+    }
+    Ok(0)
+}
+
+/// bpf_spin_unlock(lock).
+pub(super) fn spin_unlock(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    let lock = lock_word(ctx, SPIN_LOCK + 1, a[0])?;
+    lock.store(0, std::sync::atomic::Ordering::Release);
+    Ok(0)
+}
+
+/// bpf_probe_read_kernel(dst, size, src): copies `size` bytes from `src` when they lie
+/// in the program's memory; otherwise zeroes `dst` and returns -EFAULT, as the kernel
+/// does for an address it cannot read.
+pub(super) fn probe_read_kernel(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    let size = a[1] as u32 as u64;
+    let readable = size == 0 || ctx.regions.check(ctx.pkt.md(), a[2], size as usize, false);
+    let src = a[2] as usize as *const u8;
+    let dst = ctx.bytes_mut(PROBE_READ_KERNEL, a[0], size)?;
+    if !readable {
+        dst.fill(0);
+        return Ok(neg_errno(libc::EFAULT));
+    }
+    // SAFETY: `src` was checked readable for `size` bytes; `copy` tolerates overlap.
+    unsafe { std::ptr::copy(src, dst.as_mut_ptr(), size as usize) };
+    Ok(0)
 }

@@ -7,7 +7,10 @@
 
 mod map;
 mod misc;
+mod redirect;
 mod xdp;
+
+pub use redirect::Redirect;
 
 use crate::error::{TrapKind, VerifyError};
 use crate::maptable::{BoundMap, MapTable};
@@ -16,6 +19,8 @@ use crate::xdp::Packet;
 
 /// `bpf_tail_call`: executed by the interpreter itself, since it replaces the program.
 pub const TAIL_CALL: i64 = 12;
+/// `bpf_loop`: executed by the interpreter itself, since it calls back into the program.
+pub const BPF_LOOP: i64 = 181;
 
 /// What a helper may use.
 pub struct HelperCtx<'a, 'r> {
@@ -77,10 +82,15 @@ const TABLE: &[(i32, HelperFn)] = &[
     (6, misc::trace_printk),
     (7, misc::get_prandom_u32),
     (8, misc::get_smp_processor_id),
+    (23, redirect::redirect),
     (28, misc::csum_diff),
     (44, xdp::adjust_head),
+    (51, redirect::redirect_map),
     (54, xdp::adjust_meta),
     (65, xdp::adjust_tail),
+    (93, misc::spin_lock),
+    (94, misc::spin_unlock),
+    (113, misc::probe_read_kernel),
     (125, misc::ktime_get_boot_ns),
     (160, misc::ktime_get_coarse_ns),
     (188, xdp::get_buff_len),
@@ -106,6 +116,9 @@ static BY_ID: [Option<HelperFn>; MAX_ID] = {
 pub fn call(id: i32, ctx: &mut HelperCtx<'_, '_>, args: [u64; 5]) -> Result<u64, TrapKind> {
     match BY_ID.get(id as usize).copied().flatten() {
         Some(f) => f(ctx, args),
+        None if id == loader::core::POISON_HELPER_ID => Err(TrapKind::PoisonedCoreRelocation),
+        // Engines run bpf_loop themselves; one that does not reaches this.
+        None if id as i64 == BPF_LOOP => Err(TrapKind::HelperBadCallback { helper: id, value: 0 }),
         None => Err(TrapKind::IllegalInstruction {
             code: isa::opcode::CALL,
         }),
@@ -114,7 +127,13 @@ pub fn call(id: i32, ctx: &mut HelperCtx<'_, '_>, args: [u64; 5]) -> Result<u64,
 
 /// Whether helper `id` can run here; the error names it.
 pub fn check_supported(id: i32) -> Result<(), UnsupportedHelper> {
-    if id as i64 == TAIL_CALL || BY_ID.get(id as usize).copied().flatten().is_some() {
+    // A CO-RE relocation that could not be satisfied leaves libbpf's poison call; like
+    // the kernel, accept it at load and stop the run if it is ever reached.
+    if id as i64 == TAIL_CALL
+        || id as i64 == BPF_LOOP
+        || id == loader::core::POISON_HELPER_ID
+        || BY_ID.get(id as usize).copied().flatten().is_some()
+    {
         return Ok(());
     }
     Err(UnsupportedHelper { id })

@@ -1,0 +1,917 @@
+//! Translation of one BPF function (the entry function of a program or one of its
+//! subprograms) into Cranelift IR.
+//!
+//! Every compiled function has the signature
+//! `(ctx, r1, r2, r3, r4, r5, r10) -> (r0, status)`. BPF registers are Cranelift
+//! variables; a bpf-to-bpf call is a native call with `r10 - 512` as the callee's frame
+//! pointer, so each call gets its own 512-byte frame in the `Vm`'s stack, and the depth
+//! limit follows from the frame pointer (`r10 <= stack_lo + 512` means 8 frames are in
+//! use). A non-zero status means a trap: the faulting function wrote the pc and details
+//! into the context, and every caller returns the status unchanged.
+//!
+//! The semantics mirror `interp.rs` opcode by opcode (the match below lists the same
+//! codes); any other opcode traps with `IllegalInstruction`, as there.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{I16, I32, I64, I8};
+use cranelift_codegen::ir::{
+    AbiParam, AtomicRmwOp, Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, SigRef, Signature,
+    Type, Value,
+};
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
+use cranelift_frontend::{FunctionBuilder, Variable};
+use cranelift_module::FuncId;
+use isa::opcode::*;
+
+use super::error::JitError;
+use super::trampoline::{self as tr, status};
+use crate::helpers;
+use crate::interp::{STACK_FRAME, STACK_SIZE};
+use crate::program::{Op, Prepared};
+use crate::xdp::XdpMd;
+
+/// The signatures compiled code uses.
+pub(super) struct Sigs {
+    pub func: Signature,
+    pub helper: Signature,
+    pub check: Signature,
+    pub tail: Signature,
+    pub trampoline: Signature,
+}
+
+impl Sigs {
+    pub fn new(cc: CallConv) -> Sigs {
+        let sig = |params: usize, returns: usize| {
+            let mut s = Signature::new(cc);
+            s.params.extend((0..params).map(|_| AbiParam::new(I64)));
+            s.returns.extend((0..returns).map(|_| AbiParam::new(I64)));
+            s
+        };
+        Sigs {
+            func: sig(7, 2),
+            helper: sig(7, 1),
+            check: sig(3, 1),
+            tail: sig(4, 1),
+            trampoline: sig(4, 1),
+        }
+    }
+}
+
+/// Where one function lies and what it may call.
+pub(super) struct FuncSpec<'a> {
+    pub prog: &'a Prepared,
+    /// First slot and one past the last slot of this function.
+    pub start: usize,
+    pub end: usize,
+    /// The program's functions' compiled ids, in the order of `prog.functions`.
+    pub ids: &'a [FuncId],
+    pub memory_checks: bool,
+    /// The program's entry function (r1 holds the context on entry).
+    pub is_entry: bool,
+}
+
+/// The length in slots of the instruction at `pc`.
+fn insn_len(op: &Op) -> usize {
+    if op.code == LDDW {
+        2
+    } else {
+        1
+    }
+}
+
+/// Whether `code` ends a basic block with no fall-through.
+fn no_fallthrough(code: u8) -> bool {
+    matches!(code, 0x05 | 0x06 | 0x95)
+}
+
+/// The jump target of the instruction at `pc`, if it is a jump.
+fn jump_target(pc: usize, op: &Op) -> Option<i64> {
+    let class = op.code & 0x07;
+    if class != BPF_JMP && class != BPF_JMP32 {
+        return None;
+    }
+    match op.code {
+        0x85 | 0x95 => None,
+        _ => Some(pc as i64 + 1 + op.off as i64),
+    }
+}
+
+fn mflags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+/// Builds the body of one function into `b`, which holds a fresh function.
+pub(super) fn translate(
+    b: FunctionBuilder<'_>,
+    spec: &FuncSpec<'_>,
+    callee: &mut dyn FnMut(FuncId, &mut cranelift_codegen::ir::Function) -> FuncRef,
+    sigs: &Sigs,
+    cfg: TargetFrontendConfig,
+) -> Result<(), JitError> {
+    let prog = spec.prog;
+    let ops = &prog.ops;
+    let (start, end) = (spec.start, spec.end);
+    let name = || prog.name.clone();
+
+    // Leaders: the function start, every jump target, and every instruction after a
+    // jump or exit.
+    let mut leader = vec![false; end - start];
+    // Blocks entered by a backward jump are sealed only at the end.
+    let mut back_target = vec![false; end - start];
+    leader[0] = true;
+    let mut pc = start;
+    let mut insns = Vec::with_capacity(end - start);
+    while pc < end {
+        let op = &ops[pc];
+        insns.push(pc);
+        let next = pc + insn_len(op);
+        if let Some(t) = jump_target(pc, op) {
+            if t < start as i64 || t >= end as i64 {
+                return Err(JitError::JumpOutsideFunction {
+                    prog: name(),
+                    pc,
+                    target: t.max(0) as usize,
+                    start,
+                    end,
+                });
+            }
+            leader[t as usize - start] = true;
+            if t as usize <= pc {
+                back_target[t as usize - start] = true;
+            }
+            if next < end {
+                leader[next - start] = true;
+            }
+        } else if no_fallthrough(op.code) && next < end {
+            leader[next - start] = true;
+        }
+        if next >= end && !no_fallthrough(op.code) {
+            return Err(JitError::FallsThrough { prog: name(), pc });
+        }
+        pc = next;
+    }
+
+    let mut tx = Tx::new(b, spec, sigs);
+    tx.frefs = spec.ids.iter().map(|&id| callee(id, tx.b.func)).collect();
+    tx.safe = super::analysis::safe_accesses(ops, &insns, &leader, start, spec.is_entry);
+    let blocks: Vec<Option<Block>> = leader
+        .iter()
+        .map(|&l| l.then(|| tx.b.create_block()))
+        .collect();
+    let block_at = |pc: usize| blocks[pc - start].expect("jump targets are leaders");
+
+    // Entry: parameters into registers, run constants loaded once.
+    let entry = tx.b.create_block();
+    tx.b.append_block_params_for_function_params(entry);
+    tx.b.switch_to_block(entry);
+    tx.b.seal_block(entry);
+    let params = tx.b.block_params(entry).to_vec();
+    tx.ctx = params[0];
+    for (i, &v) in params[1..6].iter().enumerate() {
+        tx.b.def_var(tx.regs[i + 1], v);
+    }
+    tx.b.def_var(tx.regs[10], params[6]);
+    let zero = tx.b.ins().iconst(I64, 0);
+    for r in [0, 6, 7, 8, 9] {
+        tx.b.def_var(tx.regs[r], zero);
+    }
+    tx.stack_lo =
+        tx.b.ins()
+            .load(I64, MemFlagsData::trusted(), tx.ctx, tr::OFF_STACK_LO);
+    tx.md =
+        tx.b.ins()
+            .load(I64, MemFlagsData::trusted(), tx.ctx, tr::OFF_MD);
+    tx.b.ins().jump(block_at(start), &[]);
+
+    let mut open = false;
+    for &pc in &insns {
+        if let Some(blk) = blocks[pc - start] {
+            if open {
+                tx.b.ins().jump(blk, &[]);
+            }
+            tx.b.switch_to_block(blk);
+            if !back_target[pc - start] {
+                tx.b.seal_block(blk);
+            }
+        } else if !open {
+            // Unreachable code after a trap: give it a block of its own.
+            let blk = tx.b.create_block();
+            tx.enter(blk);
+        }
+        open = tx.insn(pc, &ops[pc], &block_at)?;
+    }
+    debug_assert!(!open, "the last instruction ends control flow");
+    tx.finish_shared();
+    tx.b.seal_all_blocks();
+    tx.b.finalize(cfg);
+    Ok(())
+}
+
+struct Tx<'a, 'b> {
+    b: FunctionBuilder<'b>,
+    spec: &'a FuncSpec<'a>,
+    regs: [Variable; 16],
+    ctx: Value,
+    stack_lo: Value,
+    md: Value,
+    func_sig: SigRef,
+    helper_sig: SigRef,
+    check_sig: SigRef,
+    tail_sig: SigRef,
+    trap_blk: Option<Block>,
+    prop_blk: Option<Block>,
+    frefs: Vec<FuncRef>,
+    /// Per slot of the function: the access is proven safe (see `analysis.rs`).
+    safe: Vec<bool>,
+}
+
+impl<'a, 'b> Tx<'a, 'b> {
+    fn new(mut b: FunctionBuilder<'b>, spec: &'a FuncSpec<'a>, sigs: &Sigs) -> Self {
+        let regs = std::array::from_fn(|_| b.declare_var(I64));
+        let func_sig = b.import_signature(sigs.func.clone());
+        let helper_sig = b.import_signature(sigs.helper.clone());
+        let check_sig = b.import_signature(sigs.check.clone());
+        let tail_sig = b.import_signature(sigs.tail.clone());
+        Tx {
+            b,
+            spec,
+            regs,
+            ctx: Value::from_u32(0),
+            stack_lo: Value::from_u32(0),
+            md: Value::from_u32(0),
+            func_sig,
+            helper_sig,
+            check_sig,
+            tail_sig,
+            trap_blk: None,
+            prop_blk: None,
+            frefs: Vec::new(),
+            safe: Vec::new(),
+        }
+    }
+
+    fn r(&mut self, i: u8) -> Value {
+        self.b.use_var(self.regs[(i & 15) as usize])
+    }
+
+    fn set(&mut self, i: u8, v: Value) {
+        self.b.def_var(self.regs[(i & 15) as usize], v);
+    }
+
+    /// Switches to `blk`, whose predecessors are all emitted, and seals it.
+    fn enter(&mut self, blk: Block) {
+        self.b.switch_to_block(blk);
+        self.b.seal_block(blk);
+    }
+
+    fn k(&mut self, ty: Type, v: i64) -> Value {
+        let v = if ty == I32 { v as u32 as i64 } else { v };
+        self.b.ins().iconst(ty, v)
+    }
+
+    /// The shared block that records a trap and returns `(0, status)`:
+    /// parameters `(status, pc, addr, info)`. Filled in by `finish_shared`.
+    fn trap_block(&mut self) -> Block {
+        if let Some(b) = self.trap_blk {
+            return b;
+        }
+        let blk = self.b.create_block();
+        for _ in 0..4 {
+            self.b.append_block_param(blk, I64);
+        }
+        self.b.set_cold_block(blk);
+        self.trap_blk = Some(blk);
+        blk
+    }
+
+    /// The shared block that passes a callee's trap status up: parameter `(status)`.
+    /// Filled in by `finish_shared`.
+    fn prop_block(&mut self) -> Block {
+        if let Some(b) = self.prop_blk {
+            return b;
+        }
+        let blk = self.b.create_block();
+        self.b.append_block_param(blk, I64);
+        self.b.set_cold_block(blk);
+        self.prop_blk = Some(blk);
+        blk
+    }
+
+    /// Fills the shared trap and propagation blocks, once every instruction is done.
+    fn finish_shared(&mut self) {
+        if let Some(blk) = self.trap_blk {
+            self.b.switch_to_block(blk);
+            let p = self.b.block_params(blk).to_vec();
+            let f = MemFlagsData::trusted();
+            self.b.ins().store(f, p[1], self.ctx, tr::OFF_TRAP_PC);
+            self.b.ins().store(f, p[2], self.ctx, tr::OFF_TRAP_ADDR);
+            self.b.ins().store(f, p[3], self.ctx, tr::OFF_TRAP_INFO);
+            let zero = self.b.ins().iconst(I64, 0);
+            self.b.ins().return_(&[zero, p[0]]);
+        }
+        if let Some(blk) = self.prop_blk {
+            self.b.switch_to_block(blk);
+            let st = self.b.block_params(blk)[0];
+            let zero = self.b.ins().iconst(I64, 0);
+            self.b.ins().return_(&[zero, st]);
+        }
+    }
+
+    /// Branches to the trap block with `(status, pc, addr, info)` when `cond` is set.
+    fn trap_if(&mut self, cond: Value, status: i64, pc: usize, addr: Value, info: Value) {
+        let trap = self.trap_block();
+        let cont = self.b.create_block();
+        let st = self.b.ins().iconst(I64, status);
+        let pcv = self.b.ins().iconst(I64, pc as i64);
+        let args = [
+            BlockArg::Value(st),
+            BlockArg::Value(pcv),
+            BlockArg::Value(addr),
+            BlockArg::Value(info),
+        ];
+        self.b.ins().brif(cond, trap, &args, cont, &[]);
+        self.enter(cont);
+    }
+
+    /// Jumps to the trap block unconditionally; the current block ends.
+    fn trap_now(&mut self, status: i64, pc: usize, info: i64) {
+        let trap = self.trap_block();
+        let st = self.b.ins().iconst(I64, status);
+        let pcv = self.b.ins().iconst(I64, pc as i64);
+        let zero = self.b.ins().iconst(I64, 0);
+        let infov = self.b.ins().iconst(I64, info);
+        let args = [
+            BlockArg::Value(st),
+            BlockArg::Value(pcv),
+            BlockArg::Value(zero),
+            BlockArg::Value(infov),
+        ];
+        self.b.ins().jump(trap, &args);
+    }
+
+    /// The address `reg + off` of an access of `size` bytes, after the region checks
+    /// (`Regions::check`) have accepted it; otherwise the run traps with `pc`.
+    fn checked_addr(&mut self, pc: usize, base: u8, off: i32, size: u32, write: bool) -> Value {
+        let basev = self.r(base);
+        let addr = self.b.ins().iadd_imm_s(basev, off as i64);
+        // r10 is read-only and the current frame is [r10 - 512, r10): a constant offset
+        // inside it needs no check.
+        if base == FRAME_POINTER && off >= -(STACK_FRAME as i32) && off <= -(size as i32) {
+            return addr;
+        }
+        // Proven inside the frame, the context or the tested packet range.
+        if self
+            .safe
+            .get(pc - self.spec.start)
+            .copied()
+            .unwrap_or(false)
+        {
+            return addr;
+        }
+        if !self.spec.memory_checks {
+            return addr;
+        }
+        let ok = self.b.create_block();
+        let slow = self.b.create_block();
+        self.b.set_cold_block(slow);
+        // Inline: the stack (every frame: stack_lo <= addr <= stack_hi - size), or the
+        // packet (data_meta .. data_end as the context says now).
+        let rel = self.b.ins().isub(addr, self.stack_lo);
+        let in_stack = self.b.ins().icmp_imm_s(
+            IntCC::UnsignedLessThanOrEqual,
+            rel,
+            (STACK_SIZE - size as usize) as i64,
+        );
+        let meta = self.b.ins().uload32(
+            mflags(),
+            self.md,
+            std::mem::offset_of!(XdpMd, data_meta) as i32,
+        );
+        let dend = self.b.ins().uload32(
+            mflags(),
+            self.md,
+            std::mem::offset_of!(XdpMd, data_end) as i32,
+        );
+        let lim = self.b.ins().iadd_imm_s(dend, -(size as i64));
+        let c1 = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, addr, meta);
+        let c2 = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, addr, lim);
+        let in_pkt = self.b.ins().band(c1, c2);
+        let inline_ok = self.b.ins().bor(in_stack, in_pkt);
+        self.b.ins().brif(inline_ok, ok, &[], slow, &[]);
+        self.enter(slow);
+        // The context, map values and everything else: the full check in Rust.
+        let info = self.b.ins().iconst(I64, size as i64 | (write as i64) << 8);
+        let f = self
+            .b
+            .ins()
+            .iconst(I64, tr::check_shim as *const () as usize as i64);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.check_sig, f, &[self.ctx, addr, info]);
+        let allowed = self.b.inst_results(call)[0];
+        let bad = self.b.ins().icmp_imm_s(IntCC::Equal, allowed, 0);
+        self.trap_if(bad, status::OUT_OF_BOUNDS, pc, addr, info);
+        self.b.ins().jump(ok, &[]);
+        self.enter(ok);
+        addr
+    }
+
+    fn load(&mut self, pc: usize, op: &Op, size: u32, signed: bool) {
+        let a = self.checked_addr(pc, op.src, op.off, size, false);
+        let f = mflags();
+        let ins = self.b.ins();
+        let v = match (size, signed) {
+            (1, false) => ins.uload8(I64, f, a, 0),
+            (2, false) => ins.uload16(I64, f, a, 0),
+            (4, false) => ins.uload32(f, a, 0),
+            (1, true) => ins.sload8(I64, f, a, 0),
+            (2, true) => ins.sload16(I64, f, a, 0),
+            (4, true) => ins.sload32(f, a, 0),
+            _ => ins.load(I64, f, a, 0),
+        };
+        self.set(op.dst, v);
+    }
+
+    fn store(&mut self, pc: usize, op: &Op, size: u32, v: Value) {
+        let a = self.checked_addr(pc, op.dst, op.off, size, true);
+        let f = mflags();
+        let ins = self.b.ins();
+        match size {
+            1 => ins.istore8(f, v, a, 0),
+            2 => ins.istore16(f, v, a, 0),
+            4 => ins.istore32(f, v, a, 0),
+            _ => ins.store(f, v, a, 0),
+        };
+    }
+
+    fn atomic(&mut self, pc: usize, op: &Op, size: u32) {
+        let a = self.checked_addr(pc, op.dst, op.off, size, true);
+        let low = self.b.ins().band_imm_s(a, size as i64 - 1);
+        let info = self.b.ins().iconst(I64, size as i64);
+        self.trap_if(low, status::MISALIGNED, pc, a, info);
+        let imm = op.imm as i32;
+        let fetch = imm & BPF_FETCH != 0;
+        let (rmw, fetch) = match imm & !BPF_FETCH {
+            BPF_ATOMIC_ADD => (Some(AtomicRmwOp::Add), fetch),
+            BPF_ATOMIC_OR => (Some(AtomicRmwOp::Or), fetch),
+            BPF_ATOMIC_AND => (Some(AtomicRmwOp::And), fetch),
+            BPF_ATOMIC_XOR => (Some(AtomicRmwOp::Xor), fetch),
+            0xe0 => (Some(AtomicRmwOp::Xchg), true),
+            _ => (None, true),
+        };
+        let ty = if size == 4 { I32 } else { I64 };
+        let narrow = |tx: &mut Self, v: Value| {
+            if ty == I32 {
+                tx.b.ins().ireduce(I32, v)
+            } else {
+                v
+            }
+        };
+        let src = self.r(op.src);
+        let src = narrow(self, src);
+        let f = mflags();
+        let old = match rmw {
+            Some(rmw) => self.b.ins().atomic_rmw(ty, f, rmw, a, src),
+            None => {
+                let expected = self.r(0);
+                let expected = narrow(self, expected);
+                self.b.ins().atomic_cas(f, a, expected, src)
+            }
+        };
+        let old = if ty == I32 {
+            self.b.ins().uextend(I64, old)
+        } else {
+            old
+        };
+        if rmw.is_none() {
+            self.set(0, old);
+        } else if fetch {
+            self.set(op.src, old);
+        }
+    }
+
+    /// `d / s` or `d % s` in type `ty` with the BPF rules: x / 0 = 0, x % 0 = x,
+    /// INT_MIN / -1 = INT_MIN, x % -1 = 0. `imm` is the divisor when it is a constant.
+    fn divmod(
+        &mut self,
+        ty: Type,
+        d: Value,
+        s: Value,
+        signed: bool,
+        rem: bool,
+        imm: Option<i64>,
+    ) -> Value {
+        if let Some(c) = imm {
+            let c = if ty == I32 { c as i32 as i64 } else { c };
+            if c == 0 {
+                return if rem { d } else { self.k(ty, 0) };
+            }
+            if signed && c == -1 {
+                return if rem {
+                    self.k(ty, 0)
+                } else {
+                    self.b.ins().ineg(d)
+                };
+            }
+            return match (signed, rem) {
+                (false, false) => self.b.ins().udiv(d, s),
+                (false, true) => self.b.ins().urem(d, s),
+                (true, false) => self.b.ins().sdiv(d, s),
+                (true, true) => self.b.ins().srem(d, s),
+            };
+        }
+        let zero = self.k(ty, 0);
+        let one = self.k(ty, 1);
+        let is0 = self.b.ins().icmp(IntCC::Equal, s, zero);
+        if !signed {
+            let safe = self.b.ins().select(is0, one, s);
+            return if rem {
+                let r = self.b.ins().urem(d, safe);
+                self.b.ins().select(is0, d, r)
+            } else {
+                let q = self.b.ins().udiv(d, safe);
+                self.b.ins().select(is0, zero, q)
+            };
+        }
+        let m1 = self.k(ty, -1);
+        let ism1 = self.b.ins().icmp(IntCC::Equal, s, m1);
+        let bad = self.b.ins().bor(is0, ism1);
+        let safe = self.b.ins().select(bad, one, s);
+        if rem {
+            let r = self.b.ins().srem(d, safe);
+            let t = self.b.ins().select(ism1, zero, r);
+            self.b.ins().select(is0, d, t)
+        } else {
+            let q = self.b.ins().sdiv(d, safe);
+            let n = self.b.ins().ineg(d);
+            let t = self.b.ins().select(ism1, n, q);
+            self.b.ins().select(is0, zero, t)
+        }
+    }
+
+    /// A two-operand ALU instruction (`code & 0xf0` selects the operation).
+    fn binop(&mut self, op: &Op, wide: bool) {
+        let ty = if wide { I64 } else { I32 };
+        let is_x = op.code & BPF_X != 0;
+        let d = self.r(op.dst);
+        let s = if is_x {
+            self.r(op.src)
+        } else {
+            self.k(I64, op.imm)
+        };
+        let (d, s) = if wide {
+            (d, s)
+        } else {
+            (self.b.ins().ireduce(I32, d), self.b.ins().ireduce(I32, s))
+        };
+        let imm = (!is_x).then_some(op.imm);
+        let signed = op.off != 0;
+        let ins = self.b.ins();
+        let v = match op.code & 0xf0 {
+            0x00 => ins.iadd(d, s),
+            0x10 => ins.isub(d, s),
+            0x20 => ins.imul(d, s),
+            0x30 => self.divmod(ty, d, s, signed, false, imm),
+            0x40 => ins.bor(d, s),
+            0x50 => ins.band(d, s),
+            0x60 => ins.ishl(d, s),
+            0x70 => ins.ushr(d, s),
+            0x90 => self.divmod(ty, d, s, signed, true, imm),
+            0xa0 => ins.bxor(d, s),
+            _ => ins.sshr(d, s),
+        };
+        let v = if wide {
+            v
+        } else {
+            self.b.ins().uextend(I64, v)
+        };
+        self.set(op.dst, v);
+    }
+
+    /// A conditional jump; `wide` selects JMP (64-bit) or JMP32.
+    fn cond_jump(&mut self, pc: usize, op: &Op, wide: bool, target: Block, fall: Block) {
+        let is_x = op.code & BPF_X != 0;
+        let d = self.r(op.dst);
+        let s = if is_x {
+            self.r(op.src)
+        } else {
+            self.k(I64, op.imm)
+        };
+        let (d, s) = if wide {
+            (d, s)
+        } else {
+            (self.b.ins().ireduce(I32, d), self.b.ins().ireduce(I32, s))
+        };
+        let _ = pc;
+        let cc = match op.code & 0xf0 {
+            0x10 => IntCC::Equal,
+            0x20 => IntCC::UnsignedGreaterThan,
+            0x30 => IntCC::UnsignedGreaterThanOrEqual,
+            0x50 => IntCC::NotEqual,
+            0x60 => IntCC::SignedGreaterThan,
+            0x70 => IntCC::SignedGreaterThanOrEqual,
+            0xa0 => IntCC::UnsignedLessThan,
+            0xb0 => IntCC::UnsignedLessThanOrEqual,
+            0xc0 => IntCC::SignedLessThan,
+            _ => IntCC::SignedLessThanOrEqual,
+        };
+        let c = if op.code & 0xf0 == 0x40 {
+            let a = self.b.ins().band(d, s);
+            self.b.ins().icmp_imm_s(IntCC::NotEqual, a, 0)
+        } else {
+            self.b.ins().icmp(cc, d, s)
+        };
+        self.b.ins().brif(c, target, &[], fall, &[]);
+    }
+
+    /// A bpf-to-bpf call to the function at slot `target`.
+    fn local_call(&mut self, pc: usize, target: i64) -> Result<(), JitError> {
+        let prog = self.spec.prog;
+        let idx = usize::try_from(target)
+            .ok()
+            .and_then(|t| prog.functions.binary_search(&t).ok())
+            .ok_or_else(|| JitError::BadCall {
+                prog: prog.name.clone(),
+                pc,
+                target,
+            })?;
+        let fref = self.frefs[idx];
+        // Depth: the frame pointer tells how many frames are in use.
+        let fp = self.r(FRAME_POINTER);
+        let limit = self.b.ins().iadd_imm_s(self.stack_lo, STACK_FRAME as i64);
+        let too_deep = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, fp, limit);
+        let zero = self.b.ins().iconst(I64, 0);
+        self.trap_if(too_deep, status::CALL_DEPTH, pc, zero, zero);
+        let nfp = self.b.ins().iadd_imm_s(fp, -(STACK_FRAME as i64));
+        let mut args = vec![self.ctx];
+        for r in 1..=5 {
+            args.push(self.r(r));
+        }
+        args.push(nfp);
+        let call = self.b.ins().call(fref, &args);
+        let res = self.b.inst_results(call).to_vec();
+        let prop = self.prop_block();
+        let cont = self.b.create_block();
+        self.b
+            .ins()
+            .brif(res[1], prop, &[BlockArg::Value(res[1])], cont, &[]);
+        self.enter(cont);
+        self.set(0, res[0]);
+        Ok(())
+    }
+
+    /// A helper call: r0 = helper(r1..r5); a helper's trap stops the run at `pc`.
+    fn helper_call(&mut self, pc: usize, id: i64) {
+        let idv = self.b.ins().iconst(I64, id);
+        let mut args = vec![self.ctx, idv];
+        for r in 1..=5 {
+            args.push(self.r(r));
+        }
+        let f = self
+            .b
+            .ins()
+            .iconst(I64, tr::helper_shim as *const () as usize as i64);
+        let call = self.b.ins().call_indirect(self.helper_sig, f, &args);
+        let r0 = self.b.inst_results(call)[0];
+        let trapped = self
+            .b
+            .ins()
+            .load(I64, MemFlagsData::trusted(), self.ctx, tr::OFF_TRAPPED);
+        let zero = self.b.ins().iconst(I64, 0);
+        self.trap_if(trapped, status::HELPER, pc, zero, zero);
+        self.set(0, r0);
+    }
+
+    /// `bpf_tail_call(ctx, map, index)`: on success the target program runs in this
+    /// frame and its result is this function's; otherwise execution goes on.
+    fn tail_call(&mut self) {
+        let r1 = self.r(1);
+        let r2 = self.r(2);
+        let r3 = self.r(3);
+        let f = self
+            .b
+            .ins()
+            .iconst(I64, tr::tail_call_shim as *const () as usize as i64);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.tail_sig, f, &[self.ctx, r1, r2, r3]);
+        let target = self.b.inst_results(call)[0];
+        let go = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.set_cold_block(go);
+        self.b.ins().brif(target, go, &[], cont, &[]);
+        self.enter(go);
+        let mut args = vec![self.ctx];
+        for r in 1..=5 {
+            args.push(self.r(r));
+        }
+        args.push(self.r(FRAME_POINTER));
+        let call = self.b.ins().call_indirect(self.func_sig, target, &args);
+        let res = self.b.inst_results(call).to_vec();
+        self.b.ins().return_(&res);
+        self.enter(cont);
+    }
+
+    /// Translates the instruction at `pc`. Returns whether the current block is still
+    /// open (falls through to the next instruction).
+    fn insn(
+        &mut self,
+        pc: usize,
+        op: &Op,
+        block_at: &dyn Fn(usize) -> Block,
+    ) -> Result<bool, JitError> {
+        let next = pc + insn_len(op);
+        match op.code {
+            // ALU64 and ALU32 two-operand operations.
+            0x07 | 0x0f | 0x17 | 0x1f | 0x27 | 0x2f | 0x37 | 0x3f | 0x47 | 0x4f | 0x57 | 0x5f
+            | 0x67 | 0x6f | 0x77 | 0x7f | 0x97 | 0x9f | 0xa7 | 0xaf | 0xc7 | 0xcf => {
+                self.binop(op, true)
+            }
+            0x04 | 0x0c | 0x14 | 0x1c | 0x24 | 0x2c | 0x34 | 0x3c | 0x44 | 0x4c | 0x54 | 0x5c
+            | 0x64 | 0x6c | 0x74 | 0x7c | 0x94 | 0x9c | 0xa4 | 0xac | 0xc4 | 0xcc => {
+                self.binop(op, false)
+            }
+            0x87 => {
+                let d = self.r(op.dst);
+                let v = self.b.ins().ineg(d);
+                self.set(op.dst, v);
+            }
+            0x84 => {
+                let d = self.r(op.dst);
+                let d = self.b.ins().ireduce(I32, d);
+                let v = self.b.ins().ineg(d);
+                let v = self.b.ins().uextend(I64, v);
+                self.set(op.dst, v);
+            }
+            0xb7 => {
+                let v = self.k(I64, op.imm);
+                self.set(op.dst, v);
+            }
+            0xb4 => {
+                let v = self.k(I64, op.imm as u32 as i64);
+                self.set(op.dst, v);
+            }
+            0xbf => {
+                let s = self.r(op.src);
+                let v = match op.off {
+                    8 | 16 | 32 => {
+                        let t = match op.off {
+                            8 => I8,
+                            16 => I16,
+                            _ => I32,
+                        };
+                        let n = self.b.ins().ireduce(t, s);
+                        self.b.ins().sextend(I64, n)
+                    }
+                    _ => s,
+                };
+                self.set(op.dst, v);
+            }
+            0xbc => {
+                let s = self.r(op.src);
+                let v = match op.off {
+                    8 | 16 => {
+                        let t = if op.off == 8 { I8 } else { I16 };
+                        let n = self.b.ins().ireduce(t, s);
+                        let w = self.b.ins().sextend(I32, n);
+                        self.b.ins().uextend(I64, w)
+                    }
+                    _ => {
+                        let n = self.b.ins().ireduce(I32, s);
+                        self.b.ins().uextend(I64, n)
+                    }
+                };
+                self.set(op.dst, v);
+            }
+            // Byte swaps (a little-endian host: to_be swaps, to_le truncates).
+            0xd7 | 0xdc => {
+                let d = self.r(op.dst);
+                let v = match op.imm {
+                    16 | 32 => {
+                        let t = if op.imm == 16 { I16 } else { I32 };
+                        let n = self.b.ins().ireduce(t, d);
+                        let sw = self.b.ins().bswap(n);
+                        self.b.ins().uextend(I64, sw)
+                    }
+                    _ => self.b.ins().bswap(d),
+                };
+                self.set(op.dst, v);
+            }
+            0xd4 => {
+                let d = self.r(op.dst);
+                let v = match op.imm {
+                    16 | 32 => {
+                        let t = if op.imm == 16 { I16 } else { I32 };
+                        let n = self.b.ins().ireduce(t, d);
+                        self.b.ins().uextend(I64, n)
+                    }
+                    _ => d,
+                };
+                self.set(op.dst, v);
+            }
+            // Jumps.
+            0x05 | 0x06 => {
+                let t = block_at((pc as i64 + 1 + op.off as i64) as usize);
+                self.b.ins().jump(t, &[]);
+                return Ok(false);
+            }
+            0x15 | 0x1d | 0x25 | 0x2d | 0x35 | 0x3d | 0x45 | 0x4d | 0x55 | 0x5d | 0x65 | 0x6d
+            | 0x75 | 0x7d | 0xa5 | 0xad | 0xb5 | 0xbd | 0xc5 | 0xcd | 0xd5 | 0xdd => {
+                let t = block_at((pc as i64 + 1 + op.off as i64) as usize);
+                let f = block_at(next);
+                self.cond_jump(pc, op, true, t, f);
+                return Ok(false);
+            }
+            0x16 | 0x1e | 0x26 | 0x2e | 0x36 | 0x3e | 0x46 | 0x4e | 0x56 | 0x5e | 0x66 | 0x6e
+            | 0x76 | 0x7e | 0xa6 | 0xae | 0xb6 | 0xbe | 0xc6 | 0xce | 0xd6 | 0xde => {
+                let t = block_at((pc as i64 + 1 + op.off as i64) as usize);
+                let f = block_at(next);
+                self.cond_jump(pc, op, false, t, f);
+                return Ok(false);
+            }
+            0x85 => {
+                if op.src == BPF_PSEUDO_CALL {
+                    self.local_call(pc, pc as i64 + 1 + op.off as i64)?;
+                } else if op.imm == helpers::TAIL_CALL {
+                    self.tail_call();
+                } else {
+                    self.helper_call(pc, op.imm);
+                }
+            }
+            0x95 => {
+                let r0 = self.r(0);
+                let zero = self.b.ins().iconst(I64, 0);
+                self.b.ins().return_(&[r0, zero]);
+                return Ok(false);
+            }
+            // Loads and stores.
+            0x61 => self.load(pc, op, 4, false),
+            0x69 => self.load(pc, op, 2, false),
+            0x71 => self.load(pc, op, 1, false),
+            0x79 => self.load(pc, op, 8, false),
+            0x81 => self.load(pc, op, 4, true),
+            0x89 => self.load(pc, op, 2, true),
+            0x91 => self.load(pc, op, 1, true),
+            0x62 | 0x6a | 0x72 | 0x7a => {
+                let v = self.k(I64, op.imm);
+                self.store(pc, op, store_size(op.code), v);
+            }
+            0x63 | 0x6b | 0x73 | 0x7b => {
+                let v = self.r(op.src);
+                self.store(pc, op, store_size(op.code), v);
+            }
+            0xc3 => self.atomic(pc, op, 4),
+            0xdb => self.atomic(pc, op, 8),
+            0x18 => {
+                let v = self.k(I64, op.imm);
+                self.set(op.dst, v);
+            }
+            code => {
+                self.trap_now(status::ILLEGAL, pc, code as i64);
+                return Ok(false);
+            }
+        }
+        if next >= self.spec.end {
+            // Unreachable: `translate` refused functions that fall off their end.
+            return Err(JitError::FallsThrough {
+                prog: self.spec.prog.name.clone(),
+                pc,
+            });
+        }
+        Ok(true)
+    }
+}
+
+fn store_size(code: u8) -> u32 {
+    match code & 0x18 {
+        BPF_W => 4,
+        BPF_H => 2,
+        BPF_B => 1,
+        _ => 8,
+    }
+}
+
+/// Builds the trampoline `(ctx, entry, r1, r10) -> status` that Rust calls: it calls the
+/// entry function and stores r0 in the context.
+pub(super) fn trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: TargetFrontendConfig) {
+    let sig = b.import_signature(sigs.func.clone());
+    let blk = b.create_block();
+    b.append_block_params_for_function_params(blk);
+    b.switch_to_block(blk);
+    let p = b.block_params(blk).to_vec();
+    let zero = b.ins().iconst(I64, 0);
+    let call = b
+        .ins()
+        .call_indirect(sig, p[1], &[p[0], p[2], zero, zero, zero, zero, p[3]]);
+    let res = b.inst_results(call).to_vec();
+    b.ins()
+        .store(MemFlagsData::trusted(), res[0], p[0], tr::OFF_R0);
+    b.ins().return_(&[res[1]]);
+    b.seal_all_blocks();
+    b.finalize(cfg);
+}

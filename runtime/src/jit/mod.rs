@@ -1,0 +1,388 @@
+//! The JIT: every XDP program of a [`LoadedObject`] compiled to native code with
+//! Cranelift, with the interpreter's semantics (`interp.rs` is the reference).
+//!
+//! ```no_run
+//! use runtime::jit::{JitObject, JitOptions};
+//! use runtime::{LoadedObject, Packet, Vm};
+//! # let loaded: LoadedObject = todo!();
+//! let jit = JitObject::compile(&loaded, &JitOptions::default()).unwrap();
+//! let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+//! let r0 = jit.run(&mut Vm::new(0), 0, &mut pkt).unwrap();
+//! ```
+//!
+//! - `compile.rs`: BPF → Cranelift IR, one native function per BPF function;
+//! - `trampoline.rs`: the per-run context and the `extern "C"` shims compiled code calls
+//!   (helpers, the slow memory check, tail calls);
+//! - `perfmap.rs`: `/tmp/perf-<pid>.map` for `perf report`.
+//!
+//! Memory safety: every load, store and atomic is checked like `Regions::check` (the
+//! stack and the packet inline, the rest in Rust), except r10-relative accesses at
+//! constant offsets inside the current frame, which cannot leave it. A trap returns a
+//! status through every frame (no unwinding, no signals) and becomes a [`Trap`].
+//!
+//! Checks that remain are an inline test (stack or packet, a handful of instructions)
+//! with the rest (context, map values, traps) in a cold call to `Regions::check`.
+//! `analysis.rs` proves more accesses safe: constant offsets inside the current frame
+//! (also through copies of r10), context reads, and packet accesses dominated by a
+//! `data + N > data_end` test with no call in between.
+//!
+//! Differences from the interpreter, for programs the kernel's verifier refuses only:
+//! after a bpf-to-bpf call r1..r5 keep the caller's values (the interpreter shows the
+//! callee's; the verifier forbids reading them), a callee or tail-call target starts
+//! with r0 and r6..r9 zero, and a tail call whose first argument is not the context
+//! falls through.
+//!
+//! perf: with `JitOptions::perf_map` or `XDP_RUNTIME_PERF_MAP=1`, every compiled
+//! function is appended to `/tmp/perf-<pid>.map` as `bpf_prog_<program>` (entry) or
+//! `bpf_prog_<program>_<first insn>` (subprogram), so
+//! `XDP_RUNTIME_PERF_MAP=1 perf record -g xdp-runner run --engine jit ...` then
+//! `perf report` shows program names instead of bare addresses.
+//!
+//! This module holds unsafe code: entering compiled code, and the shims.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod analysis;
+mod compile;
+mod error;
+pub mod perfmap;
+mod trampoline;
+
+use std::time::{Duration, Instant};
+
+use cranelift_codegen::ir::UserFuncName;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+
+pub use error::JitError;
+pub use perfmap::Symbol;
+
+use crate::error::{Trap, TrapKind};
+use crate::memory::Regions;
+use crate::xdp::Packet;
+use crate::{LoadedObject, Vm};
+use trampoline::{JitCtx, Trampoline};
+
+/// How to compile.
+#[derive(Clone, Debug)]
+pub struct JitOptions {
+    /// Write `/tmp/perf-<pid>.map` lines for every compiled function. Also on when the
+    /// environment has `XDP_RUNTIME_PERF_MAP=1`.
+    pub perf_map: bool,
+    /// Emit the memory checks (default). `false` only to measure their cost: programs
+    /// then run unchecked and may crash the host.
+    pub memory_checks: bool,
+}
+
+impl Default for JitOptions {
+    fn default() -> Self {
+        JitOptions {
+            perf_map: false,
+            memory_checks: true,
+        }
+    }
+}
+
+/// Every XDP program of a [`LoadedObject`], compiled. The compiled code refers to the
+/// object's maps, so it borrows the object.
+pub struct JitObject<'a> {
+    loaded: &'a LoadedObject,
+    /// Owns the code; freed on drop.
+    module: Option<JITModule>,
+    trampoline: Trampoline,
+    /// Address of each program's entry function, by program index.
+    entries: Box<[u64]>,
+    symbols: Vec<Symbol>,
+    compile_time: Duration,
+}
+
+impl<'a> JitObject<'a> {
+    /// Compiles every program of `loaded.programs`.
+    pub fn compile(loaded: &'a LoadedObject, opts: &JitOptions) -> Result<JitObject<'a>, JitError> {
+        let t0 = Instant::now();
+        let mut flags = settings::builder();
+        let set = |f: &mut settings::Builder, k: &str, v: &str| {
+            f.set(k, v).map_err(|e| JitError::Isa {
+                message: format!("{k}={v}: {e}"),
+            })
+        };
+        set(&mut flags, "opt_level", "speed")?;
+        if let Ok(alg) = std::env::var("XDP_JIT_REGALLOC") {
+            set(&mut flags, "regalloc_algorithm", &alg)?;
+        }
+        set(&mut flags, "is_pic", "false")?;
+        set(
+            &mut flags,
+            "enable_verifier",
+            if cfg!(debug_assertions) {
+                "true"
+            } else {
+                "false"
+            },
+        )?;
+        let isa = cranelift_native::builder()
+            .map_err(|m| JitError::Isa {
+                message: m.to_string(),
+            })?
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| JitError::Isa {
+                message: e.to_string(),
+            })?;
+        let sigs = compile::Sigs::new(isa.default_call_conv());
+        let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let merr = |e: cranelift_module::ModuleError| JitError::Module {
+            message: e.to_string(),
+        };
+
+        // Declare every function first, so calls can refer to any of them.
+        let mut ids: Vec<Vec<FuncId>> = Vec::with_capacity(loaded.programs.len());
+        let mut names: Vec<Vec<String>> = Vec::with_capacity(loaded.programs.len());
+        for (pi, prog) in loaded.programs.iter().enumerate() {
+            let mut pids = Vec::new();
+            let mut pnames = Vec::new();
+            for (fi, &start) in prog.functions.iter().enumerate() {
+                let name = if fi == 0 {
+                    format!("bpf_prog_{}", prog.name)
+                } else {
+                    format!("bpf_prog_{}_{}", prog.name, start)
+                };
+                let id = module
+                    .declare_function(&format!("{pi}_{name}"), Linkage::Local, &sigs.func)
+                    .map_err(merr)?;
+                pids.push(id);
+                pnames.push(name);
+            }
+            ids.push(pids);
+            names.push(pnames);
+        }
+        let tramp_id = module
+            .declare_function("bpf_trampoline", Linkage::Local, &sigs.trampoline)
+            .map_err(merr)?;
+
+        let cfg = module.target_config();
+        let mut ctx = module.make_context();
+        let mut fctx = FunctionBuilderContext::new();
+        let mut sizes: Vec<(FuncId, String, u64)> = Vec::new();
+        for (pi, prog) in loaded.programs.iter().enumerate() {
+            for (fi, &start) in prog.functions.iter().enumerate() {
+                let end = prog
+                    .functions
+                    .get(fi + 1)
+                    .copied()
+                    .unwrap_or(prog.ops.len());
+                let spec = compile::FuncSpec {
+                    prog,
+                    start,
+                    end,
+                    ids: &ids[pi],
+                    memory_checks: opts.memory_checks,
+                    is_entry: fi == 0,
+                };
+                let id = ids[pi][fi];
+                ctx.func.signature = sigs.func.clone();
+                ctx.func.name = UserFuncName::user(0, id.as_u32());
+                {
+                    let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                    let mut declare = |callee: FuncId, f: &mut cranelift_codegen::ir::Function| {
+                        module.declare_func_in_func(callee, f)
+                    };
+                    compile::translate(b, &spec, &mut declare, &sigs, cfg)?;
+                }
+                module
+                    .define_function(id, &mut ctx)
+                    .map_err(|e| JitError::Codegen {
+                        prog: prog.name.clone(),
+                        start,
+                        message: format!("{e:?}"),
+                    })?;
+                sizes.push((id, names[pi][fi].clone(), code_size(&ctx)));
+                module.clear_context(&mut ctx);
+            }
+        }
+        ctx.func.signature = sigs.trampoline.clone();
+        ctx.func.name = UserFuncName::user(0, tramp_id.as_u32());
+        compile::trampoline(
+            FunctionBuilder::new(&mut ctx.func, &mut fctx),
+            &sigs,
+            module.target_config(),
+        );
+        module
+            .define_function(tramp_id, &mut ctx)
+            .map_err(|e| JitError::Module {
+                message: format!("trampoline: {e:?}"),
+            })?;
+        sizes.push((tramp_id, "bpf_trampoline".into(), code_size(&ctx)));
+        module.clear_context(&mut ctx);
+        module.finalize_definitions().map_err(merr)?;
+
+        let entries: Box<[u64]> = ids
+            .iter()
+            .map(|p| module.get_finalized_function(p[0]) as u64)
+            .collect();
+        let tramp_ptr = module.get_finalized_function(tramp_id);
+        // SAFETY: the trampoline was compiled with the signature `Trampoline` describes
+        // (four i64 parameters, one i64 result, the platform's C calling convention).
+        let trampoline: Trampoline = unsafe { std::mem::transmute(tramp_ptr) };
+        let symbols: Vec<Symbol> = sizes
+            .into_iter()
+            .map(|(id, name, size)| Symbol {
+                start: module.get_finalized_function(id) as u64,
+                size,
+                name,
+            })
+            .collect();
+        let compile_time = t0.elapsed();
+        if opts.perf_map || perfmap::wanted_by_env() {
+            // A missing perf map only costs symbol names in profiles.
+            if let Err(e) = perfmap::append(&symbols) {
+                eprintln!("warning: cannot write {}: {e}", perfmap::path().display());
+            }
+        }
+        Ok(JitObject {
+            loaded,
+            module: Some(module),
+            trampoline,
+            entries,
+            symbols,
+            compile_time,
+        })
+    }
+
+    /// How long [`JitObject::compile`] took.
+    pub fn compile_time(&self) -> Duration {
+        self.compile_time
+    }
+
+    /// Every compiled function: address, size, and name (as in the perf map).
+    pub fn symbols(&self) -> &[Symbol] {
+        &self.symbols
+    }
+
+    /// Runs program `prog` once on `pkt` and returns r0, like [`LoadedObject::run`].
+    pub fn run(&self, vm: &mut Vm, prog: usize, pkt: &mut Packet) -> Result<u64, Trap> {
+        let Some(&entry) = self.entries.get(prog) else {
+            return Err(Trap {
+                kind: TrapKind::CallDepth,
+                pc: 0,
+            });
+        };
+        let (stack_lo, stack_hi) = vm.stack_bounds();
+        let regions = Regions {
+            stack_lo,
+            stack_hi,
+            ctx: pkt.md_addr() as usize,
+            values: self.loaded.maps.value_areas(),
+        };
+        let mut ctx = self.context(vm, pkt, &regions, stack_lo);
+        // SAFETY: `ctx` is valid for this call and its pointers outlive it; see `enter`.
+        unsafe { self.enter(&mut ctx, entry, stack_hi) }
+    }
+
+    /// Runs program `prog` `repeat` times on the same packet without resetting it, as
+    /// the kernel's test run does, and returns the last r0 and the total time.
+    pub fn run_repeat(
+        &self,
+        vm: &mut Vm,
+        prog: usize,
+        pkt: &mut Packet,
+        repeat: u64,
+    ) -> Result<(u64, Duration), Trap> {
+        let Some(&entry) = self.entries.get(prog) else {
+            return Err(Trap {
+                kind: TrapKind::CallDepth,
+                pc: 0,
+            });
+        };
+        let (stack_lo, stack_hi) = vm.stack_bounds();
+        let regions = Regions {
+            stack_lo,
+            stack_hi,
+            ctx: pkt.md_addr() as usize,
+            values: self.loaded.maps.value_areas(),
+        };
+        let mut ctx = self.context(vm, pkt, &regions, stack_lo);
+        let start = Instant::now();
+        let mut ret = 0;
+        for _ in 0..repeat.max(1) {
+            ctx.tail_calls = 0;
+            // SAFETY: as in `run`; the context is reused, its pointers stay valid.
+            ret = unsafe { self.enter(&mut ctx, entry, stack_hi) }?;
+        }
+        Ok((ret, start.elapsed()))
+    }
+
+    fn context(
+        &self,
+        vm: &mut Vm,
+        pkt: &mut Packet,
+        regions: &Regions<'_>,
+        stack_lo: usize,
+    ) -> JitCtx {
+        JitCtx {
+            stack_lo: stack_lo as u64,
+            md: pkt.md_addr(),
+            trapped: 0,
+            trap_pc: 0,
+            trap_addr: 0,
+            trap_info: 0,
+            r0: 0,
+            helper_trap: None,
+            regions: (regions as *const Regions<'_>).cast(),
+            pkt: pkt as *mut Packet,
+            maps: &self.loaded.maps,
+            rng: &mut vm.rng,
+            entries: self.entries.as_ptr(),
+            n_entries: self.entries.len(),
+            cpu: vm.cpu,
+            tail_calls: 0,
+        }
+    }
+
+    /// Enters the compiled program at `entry` with r1 = ctx and r10 = `stack_hi`.
+    ///
+    /// # Safety
+    /// `ctx` must have been built by `context` for this run: its regions, packet, maps,
+    /// rng and stack pointers valid and not otherwise used until this returns.
+    unsafe fn enter(&self, ctx: &mut JitCtx, entry: u64, stack_hi: usize) -> Result<u64, Trap> {
+        let md = ctx.md;
+        // SAFETY: `trampoline` and `entry` are compiled code owned by `self.module`, alive
+        // as long as `self`; compiled code touches only memory the region checks allow
+        // (or the current stack frame), and returns normally on every path.
+        let status = unsafe { (self.trampoline)(ctx, entry, md, stack_hi as u64) };
+        if status == 0 {
+            Ok(ctx.r0)
+        } else {
+            let t = ctx.trap(status);
+            ctx.trapped = 0;
+            ctx.helper_trap = None;
+            Err(t)
+        }
+    }
+}
+
+impl Drop for JitObject<'_> {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the code is used only through `self`, which is going away; no run
+            // is in progress (runs borrow `self`).
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+impl std::fmt::Debug for JitObject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitObject")
+            .field("symbols", &self.symbols)
+            .field("compile_time", &self.compile_time)
+            .finish_non_exhaustive()
+    }
+}
+
+fn code_size(ctx: &Context) -> u64 {
+    ctx.compiled_code()
+        .map(|c| c.code_buffer().len() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,244 @@
+//! The boundary between Rust and JIT code: the per-run context [`JitCtx`] that compiled
+//! code receives as its first argument, the `extern "C"` entry points compiled code calls
+//! (helpers, the slow memory check, tail calls), and the status codes with which compiled
+//! code leaves a run that trapped.
+//!
+//! This module holds unsafe code: the shims rebuild references from the raw pointers in
+//! the context. Compiled code never unwinds: a trap writes its details into the context
+//! and every frame returns a non-zero status up to the trampoline.
+
+use std::mem::offset_of;
+
+use crate::error::{Trap, TrapKind};
+use crate::helpers::{self, HelperCtx};
+use crate::interp::MAX_TAIL_CALLS;
+use crate::maptable::{types, MapTable};
+use crate::memory::Regions;
+use crate::xdp::Packet;
+
+/// Status a compiled function returns beside r0.
+pub(crate) mod status {
+    /// `trap_addr` and `trap_info` (len | write << 8) describe the access.
+    pub const OUT_OF_BOUNDS: i64 = 1;
+    /// `trap_addr` and `trap_info` (len) describe the access.
+    pub const MISALIGNED: i64 = 2;
+    pub const CALL_DEPTH: i64 = 3;
+    /// The helper shim stored the kind in `helper_trap`.
+    pub const HELPER: i64 = 4;
+    /// `trap_info` holds the opcode.
+    pub const ILLEGAL: i64 = 5;
+}
+
+/// The state of one run, shared by Rust and compiled code. Compiled code reads and
+/// writes only the fields whose offsets are exported below; the rest is for the shims.
+#[repr(C)]
+pub(crate) struct JitCtx {
+    /// Lowest address of the stack (all frames).
+    pub stack_lo: u64,
+    /// Address of the run's `struct xdp_md`.
+    pub md: u64,
+    /// Set non-zero by the helper shim when a helper trapped.
+    pub trapped: u64,
+    pub trap_pc: u64,
+    pub trap_addr: u64,
+    pub trap_info: u64,
+    /// r0 of a run that returned normally (written by the trampoline).
+    pub r0: u64,
+    pub helper_trap: Option<TrapKind>,
+    pub regions: *const Regions<'static>,
+    pub pkt: *mut Packet,
+    pub maps: *const MapTable,
+    pub rng: *mut u64,
+    /// Entry points of every program, by index; a prog_array value `n` is `entries[n - 1]`.
+    pub entries: *const u64,
+    pub n_entries: usize,
+    pub cpu: u32,
+    pub tail_calls: u32,
+}
+
+pub(crate) const OFF_STACK_LO: i32 = offset_of!(JitCtx, stack_lo) as i32;
+pub(crate) const OFF_MD: i32 = offset_of!(JitCtx, md) as i32;
+pub(crate) const OFF_TRAPPED: i32 = offset_of!(JitCtx, trapped) as i32;
+pub(crate) const OFF_TRAP_PC: i32 = offset_of!(JitCtx, trap_pc) as i32;
+pub(crate) const OFF_TRAP_ADDR: i32 = offset_of!(JitCtx, trap_addr) as i32;
+pub(crate) const OFF_TRAP_INFO: i32 = offset_of!(JitCtx, trap_info) as i32;
+pub(crate) const OFF_R0: i32 = offset_of!(JitCtx, r0) as i32;
+
+impl JitCtx {
+    /// The trap a run that returned `status` (non-zero) stopped with.
+    pub(crate) fn trap(&self, status: i64) -> Trap {
+        let pc = self.trap_pc as usize;
+        let info = self.trap_info;
+        let kind = match status {
+            status::OUT_OF_BOUNDS => TrapKind::OutOfBounds {
+                addr: self.trap_addr,
+                len: info as u8,
+                write: info & 0x100 != 0,
+            },
+            status::MISALIGNED => TrapKind::MisalignedAtomic {
+                addr: self.trap_addr,
+                len: info as u8,
+            },
+            status::CALL_DEPTH => TrapKind::CallDepth,
+            status::HELPER => self.helper_trap.unwrap_or(TrapKind::IllegalInstruction {
+                code: isa::opcode::CALL,
+            }),
+            _ => TrapKind::IllegalInstruction { code: info as u8 },
+        };
+        Trap { kind, pc }
+    }
+}
+
+/// Signature of the trampoline compiled code enters through:
+/// `(ctx, entry function, r1, r10) -> status`; r0 lands in `ctx.r0`.
+pub(crate) type Trampoline = unsafe extern "C" fn(*mut JitCtx, u64, u64, u64) -> i64;
+
+/// Calls helper `id` with r1..r5, as the interpreter does. A helper's trap is stored in
+/// the context (`trapped`, `helper_trap`); compiled code checks `trapped` after the call.
+///
+/// # Safety
+/// `ctx` must be the live context of the current run, with valid `regions`, `pkt`,
+/// `maps` and `rng` pointers, and no other reference to those objects in use.
+pub(crate) unsafe extern "C" fn helper_shim(
+    ctx: *mut JitCtx,
+    id: u64,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> u64 {
+    // SAFETY: the caller guarantees `ctx` and its pointers are valid for this run and
+    // unaliased while the helper runs (compiled code is suspended in this call).
+    let c = unsafe { &mut *ctx };
+    let mut hctx = HelperCtx {
+        // SAFETY: as above.
+        regions: unsafe { &*c.regions },
+        // SAFETY: as above.
+        pkt: unsafe { &mut *c.pkt },
+        // SAFETY: as above.
+        maps: unsafe { &*c.maps },
+        cpu: c.cpu,
+        // SAFETY: as above.
+        rng: unsafe { &mut *c.rng },
+    };
+    match helpers::call(id as i32, &mut hctx, [a1, a2, a3, a4, a5]) {
+        Ok(v) => v,
+        Err(kind) => {
+            c.helper_trap = Some(kind);
+            c.trapped = 1;
+            0
+        }
+    }
+}
+
+/// The full region check (`Regions::check`) for accesses the inline checks did not
+/// accept: map values, the context, and everything that is out of bounds. `info` is
+/// `len | write << 8`. Returns 1 when the access is allowed.
+///
+/// # Safety
+/// `ctx` must be the live context of the current run.
+pub(crate) unsafe extern "C" fn check_shim(ctx: *mut JitCtx, addr: u64, info: u64) -> u64 {
+    // SAFETY: the caller guarantees `ctx`, its regions and its packet are valid.
+    let c = unsafe { &*ctx };
+    // SAFETY: as above.
+    let (regions, pkt) = unsafe { (&*c.regions, &*c.pkt) };
+    regions.check(pkt.md(), addr, (info & 0xff) as usize, info & 0x100 != 0) as u64
+}
+
+/// `bpf_tail_call(ctx, map, index)`: the entry point of the target program, or 0 when
+/// the call falls through (no such map or slot, or 33 tail calls made), as the
+/// interpreter's `tail_call_target`. One difference, for programs the kernel would
+/// refuse: the first argument must be the context (the kernel's verifier demands it),
+/// since compiled entry functions rely on r1 holding it; otherwise the call falls
+/// through.
+///
+/// # Safety
+/// `ctx` must be the live context of the current run.
+pub(crate) unsafe extern "C" fn tail_call_shim(
+    ctx: *mut JitCtx,
+    r1: u64,
+    map: u64,
+    index: u64,
+) -> u64 {
+    // SAFETY: the caller guarantees `ctx` and its pointers are valid.
+    let c = unsafe { &mut *ctx };
+    if r1 != c.md {
+        return 0;
+    }
+    // SAFETY: as above.
+    let maps = unsafe { &*c.maps };
+    let Some(m) = maps.resolve(map) else {
+        return 0;
+    };
+    if m.info.map_type != types::PROG_ARRAY || c.tail_calls >= MAX_TAIL_CALLS {
+        return 0;
+    }
+    let Some(id) = m.map.prog_array_get(index as u32) else {
+        return 0;
+    };
+    let Some(slot) = (id as usize).checked_sub(1).filter(|&i| i < c.n_entries) else {
+        return 0;
+    };
+    c.tail_calls += 1;
+    // SAFETY: `entries` points to `n_entries` entry addresses and `slot` is below that.
+    unsafe { *c.entries.add(slot) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_become_traps() {
+        let mut c = JitCtx {
+            stack_lo: 0,
+            md: 0,
+            trapped: 0,
+            trap_pc: 7,
+            trap_addr: 0x1234,
+            trap_info: 4 | 0x100,
+            r0: 0,
+            helper_trap: None,
+            regions: std::ptr::null(),
+            pkt: std::ptr::null_mut(),
+            maps: std::ptr::null(),
+            rng: std::ptr::null_mut(),
+            entries: std::ptr::null(),
+            n_entries: 0,
+            cpu: 0,
+            tail_calls: 0,
+        };
+        assert_eq!(
+            c.trap(status::OUT_OF_BOUNDS),
+            Trap {
+                kind: TrapKind::OutOfBounds {
+                    addr: 0x1234,
+                    len: 4,
+                    write: true
+                },
+                pc: 7
+            }
+        );
+        c.trap_info = 8;
+        assert_eq!(
+            c.trap(status::MISALIGNED).kind,
+            TrapKind::MisalignedAtomic {
+                addr: 0x1234,
+                len: 8
+            }
+        );
+        assert_eq!(c.trap(status::CALL_DEPTH).kind, TrapKind::CallDepth);
+        c.helper_trap = Some(TrapKind::HelperBadMap {
+            helper: 1,
+            value: 9,
+        });
+        assert_eq!(
+            c.trap(status::HELPER).kind,
+            TrapKind::HelperBadMap {
+                helper: 1,
+                value: 9
+            }
+        );
+    }
+}

@@ -1,0 +1,837 @@
+//! Differential fuzzing: interpreter vs JIT vs kernel on random valid programs
+//! (`fuzz_gen.rs`).
+//!
+//! Every program runs in the interpreter and the JIT on the same packet, `Vm` and frame;
+//! r0, the trap (kind, address and pc) and the output packet must agree. The generated
+//! epilogue folds the stack frame and r6..r8 into r0, so r0 also checks the stack. Where
+//! bpf(2) is permitted, each program is also loaded into the kernel with a raw
+//! `BPF_PROG_LOAD` (type XDP, no maps) and, when the verifier accepts it, run with
+//! `BPF_PROG_TEST_RUN` on the same packet: the low 32 bits of r0 and the output packet
+//! must match.
+//!
+//! `cargo test` runs a short round; `XDP_FUZZ_PROGRAMS=N` runs N programs,
+//! `XDP_FUZZ_SEED=S` changes the first seed, `XDP_FUZZ_THREADS=T` the parallelism.
+//! A mismatch prints its seed: `XDP_FUZZ_SEED=<seed> XDP_FUZZ_PROGRAMS=1` replays it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use isa::RawInsn;
+use runtime::jit::{JitObject, JitOptions};
+use runtime::maptable::MapTable;
+use runtime::{LoadedObject, Packet, Trap, TrapKind, Vm};
+
+use super::fuzz_gen::{self, Program};
+
+/// The kernel side: raw bpf(2), no libbpf.
+mod kernel {
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    use isa::RawInsn;
+
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_PROG_TEST_RUN: libc::c_long = 10;
+    const BPF_PROG_TYPE_XDP: u32 = 6;
+    const ATTR_SIZE: usize = 144;
+
+    fn bpf(cmd: libc::c_long, attr: &mut [u8; ATTR_SIZE]) -> libc::c_long {
+        // SAFETY: `attr` is a zeroed bpf_attr of ATTR_SIZE bytes whose pointer fields
+        // point to live buffers of the sizes given next to them.
+        unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                attr.as_mut_ptr() as *mut libc::c_void,
+                ATTR_SIZE as libc::c_uint,
+            )
+        }
+    }
+
+    fn put32(a: &mut [u8], off: usize, v: u32) {
+        a[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    fn put64(a: &mut [u8], off: usize, v: u64) {
+        a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+
+    /// Loads `insns` as an XDP program: the program's fd, or the verifier's refusal.
+    pub fn load(insns: &[RawInsn], want_log: bool) -> Result<OwnedFd, String> {
+        let bytes: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
+        let license = b"GPL\0";
+        let mut log = vec![0u8; if want_log { 1 << 20 } else { 0 }];
+        let mut attr = [0u8; ATTR_SIZE];
+        put32(&mut attr, 0, BPF_PROG_TYPE_XDP);
+        put32(&mut attr, 4, insns.len() as u32);
+        put64(&mut attr, 8, bytes.as_ptr() as u64);
+        put64(&mut attr, 16, license.as_ptr() as u64);
+        if want_log {
+            put32(&mut attr, 24, 1);
+            put32(&mut attr, 28, log.len() as u32);
+            put64(&mut attr, 32, log.as_mut_ptr() as u64);
+        }
+        attr[48..52].copy_from_slice(b"fuzz");
+        let fd = bpf(BPF_PROG_LOAD, &mut attr);
+        if fd < 0 {
+            let err = std::io::Error::last_os_error();
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            return Err(format!(
+                "{err}: {}",
+                String::from_utf8_lossy(&log[..end]).trim_end()
+            ));
+        }
+        // SAFETY: the kernel returned a new file descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    }
+
+    /// Runs the program once on `data`: (retval, data_out).
+    pub fn run(fd: &OwnedFd, data: &[u8]) -> Result<(u32, Vec<u8>), String> {
+        use std::os::fd::AsRawFd;
+        let mut out = vec![0u8; 4096];
+        let mut attr = [0u8; ATTR_SIZE];
+        put32(&mut attr, 0, fd.as_raw_fd() as u32);
+        put32(&mut attr, 8, data.len() as u32);
+        put32(&mut attr, 12, out.len() as u32);
+        put64(&mut attr, 16, data.as_ptr() as u64);
+        put64(&mut attr, 24, out.as_mut_ptr() as u64);
+        put32(&mut attr, 32, 1);
+        if bpf(BPF_PROG_TEST_RUN, &mut attr) < 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        let retval = u32::from_ne_bytes(attr[4..8].try_into().unwrap());
+        let size_out = u32::from_ne_bytes(attr[12..16].try_into().unwrap()) as usize;
+        out.truncate(size_out.min(4096));
+        Ok((retval, out))
+    }
+
+    /// Whether this process may load and run XDP programs.
+    pub fn available() -> Result<(), String> {
+        // r0 = 2; exit
+        let prog = [
+            RawInsn {
+                code: 0xb7,
+                dst: 0,
+                src: 0,
+                off: 0,
+                imm: 2,
+            },
+            RawInsn {
+                code: 0x95,
+                dst: 0,
+                src: 0,
+                off: 0,
+                imm: 0,
+            },
+        ];
+        let fd = load(&prog, false).map_err(|e| format!("BPF_PROG_LOAD refused: {e}"))?;
+        match run(&fd, &[0u8; 64]) {
+            Ok((2, _)) => Ok(()),
+            Ok((r, _)) => Err(format!("probe program returned {r}, not 2")),
+            Err(e) => Err(format!("BPF_PROG_TEST_RUN refused: {e}")),
+        }
+    }
+}
+
+/// What one engine produced.
+#[derive(Debug, PartialEq)]
+struct Run {
+    result: Result<u64, Trap>,
+    packet: Vec<u8>,
+}
+
+/// A program loaded for our engines.
+fn load_ours(insns: &[RawInsn], starts: &[usize]) -> Result<LoadedObject, String> {
+    let maps = MapTable::new(Vec::new());
+    let prepared = runtime::program::prepare("fuzz", "xdp", insns, starts, &maps)
+        .map_err(|e| format!("prepare: {e}"))?;
+    Ok(LoadedObject {
+        maps,
+        programs: vec![prepared],
+        rejected: Vec::new(),
+        all_programs: Vec::new(),
+    })
+}
+
+/// Runs a program in the interpreter and the JIT on the same `Vm` and packet frame.
+fn run_both(
+    insns: &[RawInsn],
+    starts: &[usize],
+    data: &[u8],
+    vm: &mut Vm,
+    pkt: &mut Packet,
+) -> Result<(Run, Run), String> {
+    let loaded = load_ours(insns, starts)?;
+    let jit =
+        JitObject::compile(&loaded, &JitOptions::default()).map_err(|e| format!("jit: {e}"))?;
+    pkt.reset(data).map_err(|e| e.to_string())?;
+    let result = loaded.run(vm, 0, pkt);
+    let interp = Run {
+        result,
+        packet: pkt.data_with_meta().to_vec(),
+    };
+    pkt.reset(data).map_err(|e| e.to_string())?;
+    let result = jit.run(vm, 0, pkt);
+    let jit = Run {
+        result,
+        packet: pkt.data_with_meta().to_vec(),
+    };
+    Ok((interp, jit))
+}
+
+fn listing(insns: &[RawInsn]) -> String {
+    let mut s = String::new();
+    for (pc, i) in insns.iter().enumerate() {
+        s.push_str(&format!(
+            "  {pc:4}: {:02x} dst={} src={} off={} imm={}\n",
+            i.code, i.dst, i.src, i.off, i.imm
+        ));
+    }
+    s
+}
+
+#[derive(Default)]
+struct Stats {
+    programs: AtomicU64,
+    traps: AtomicU64,
+    kernel_accepted: AtomicU64,
+    kernel_compared: AtomicU64,
+    mismatches: AtomicU64,
+}
+
+/// Checks one program; a mismatch is described in the error.
+fn check_program(
+    seed: u64,
+    kernel_ok: bool,
+    vm: &mut Vm,
+    pkt: &mut Packet,
+    stats: &Stats,
+) -> Result<(), String> {
+    let Program {
+        insns,
+        subprog_starts,
+        packet,
+    } = fuzz_gen::generate(seed);
+    let (interp, jit) = run_both(&insns, &subprog_starts, &packet, vm, pkt)?;
+    stats.programs.fetch_add(1, Ordering::Relaxed);
+    if interp.result.is_err() {
+        stats.traps.fetch_add(1, Ordering::Relaxed);
+    }
+    if interp != jit {
+        return Err(format!(
+            "interpreter and JIT differ\n  interp: {:?}\n  jit:    {:?}\n  interp packet: {}\n  jit packet:    {}",
+            interp.result,
+            jit.result,
+            bpf_progs::hex_encode(&interp.packet),
+            bpf_progs::hex_encode(&jit.packet)
+        ));
+    }
+    if !kernel_ok {
+        return Ok(());
+    }
+    let Ok(fd) = kernel::load(&insns, false) else {
+        return Ok(());
+    };
+    stats.kernel_accepted.fetch_add(1, Ordering::Relaxed);
+    let (retval, out) = kernel::run(&fd, &packet).map_err(|e| format!("kernel run: {e}"))?;
+    stats.kernel_compared.fetch_add(1, Ordering::Relaxed);
+    match interp.result {
+        Ok(r0) if r0 as u32 == retval && out == interp.packet => Ok(()),
+        other => Err(format!(
+            "runtime and kernel differ\n  ours:   {other:?}\n  kernel: Ok({retval})\n  our packet:    {}\n  kernel packet: {}",
+            bpf_progs::hex_encode(&interp.packet),
+            bpf_progs::hex_encode(&out)
+        )),
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn fuzz_interpreter_jit_kernel() {
+    let default = if cfg!(debug_assertions) { 400 } else { 20_000 };
+    let count = env_u64("XDP_FUZZ_PROGRAMS", default);
+    let first = env_u64("XDP_FUZZ_SEED", 0x5eed_0000);
+    let threads = env_u64(
+        "XDP_FUZZ_THREADS",
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+    )
+    .max(1);
+    let kernel_ok = match kernel::available() {
+        Ok(()) => true,
+        Err(why) => {
+            println!("SKIP: kernel side of the fuzzer: {why} (interpreter vs JIT still runs)");
+            false
+        }
+    };
+    let stats = Stats::default();
+    let failures = Mutex::new(Vec::<String>::new());
+    let next = AtomicU64::new(0);
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut vm = Vm::new(0);
+                let mut pkt = Packet::new(&[0u8; fuzz_gen::PACKET_LEN]).unwrap();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    let seed = first + i;
+                    if let Err(e) = check_program(seed, kernel_ok, &mut vm, &mut pkt, &stats) {
+                        stats.mismatches.fetch_add(1, Ordering::Relaxed);
+                        let mut f = failures.lock().unwrap();
+                        if f.len() < 10 {
+                            let p = fuzz_gen::generate(seed);
+                            f.push(format!("seed {seed}: {e}\n{}", listing(&p.insns)));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    println!(
+        "fuzz: {} programs in {:.1?} ({} trapped), kernel accepted {} and compared {}, {} mismatches",
+        get(&stats.programs),
+        start.elapsed(),
+        get(&stats.traps),
+        get(&stats.kernel_accepted),
+        get(&stats.kernel_compared),
+        get(&stats.mismatches),
+    );
+    let f = failures.into_inner().unwrap();
+    assert!(f.is_empty(), "{}", f.join("\n"));
+    if kernel_ok {
+        // The generator aims at programs the verifier takes; most must be accepted.
+        assert!(
+            get(&stats.kernel_accepted) * 2 > get(&stats.programs),
+            "the kernel accepted only {} of {} programs",
+            get(&stats.kernel_accepted),
+            get(&stats.programs)
+        );
+    }
+}
+
+#[test]
+fn generator_is_reproducible() {
+    let a = fuzz_gen::generate(42);
+    let b = fuzz_gen::generate(42);
+    assert_eq!(a.insns, b.insns);
+    assert_eq!(a.packet, b.packet);
+    assert_ne!(fuzz_gen::generate(43).insns, a.insns);
+}
+
+/// Prints why the kernel refuses generated programs (diagnostics for the generator).
+#[test]
+#[ignore]
+fn kernel_rejections() {
+    if kernel::available().is_err() {
+        println!("SKIP: kernel unavailable");
+        return;
+    }
+    let mut shown = 0;
+    for seed in 0x5eed_0000..0x5eed_0000 + 300u64 {
+        let p = fuzz_gen::generate(seed);
+        if let Err(e) = kernel::load(&p.insns, true) {
+            let last: Vec<&str> = e.lines().rev().take(3).collect();
+            println!("seed {seed}: {:?}", last);
+            shown += 1;
+            if shown > 20 {
+                break;
+            }
+        }
+    }
+}
+
+/// Runs hand-written instructions in both engines; they must agree.
+fn both(insns: &[RawInsn]) -> Result<u64, Trap> {
+    let mut vm = Vm::new(0);
+    let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+    let (interp, jit) = run_both(insns, &[], &[7u8; 64], &mut vm, &mut pkt).unwrap();
+    assert_eq!(interp, jit, "interpreter vs JIT on {}", listing(insns));
+    jit.result
+}
+
+fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> RawInsn {
+    RawInsn {
+        code,
+        dst,
+        src,
+        off,
+        imm,
+    }
+}
+
+fn lddw(dst: u8, v: u64) -> [RawInsn; 2] {
+    [
+        ins(0x18, dst, 0, 0, v as u32 as i32),
+        ins(0, 0, 0, 0, (v >> 32) as u32 as i32),
+    ]
+}
+
+const EXIT: RawInsn = RawInsn {
+    code: 0x95,
+    dst: 0,
+    src: 0,
+    off: 0,
+    imm: 0,
+};
+
+/// `r0 = a; r1 = b; r0 = r0 OP r1` for one ALU opcode (with its `off`).
+fn binop(code: u8, off: i16, a: u64, b: u64) -> u64 {
+    let mut p = Vec::new();
+    p.extend(lddw(0, a));
+    p.extend(lddw(1, b));
+    p.push(ins(code, 0, 1, off, 0));
+    p.push(EXIT);
+    both(&p).unwrap()
+}
+
+#[test]
+fn division_edge_cases_match() {
+    // (code, off, a, b, expected) from the ISA document's rules.
+    let min64 = i64::MIN as u64;
+    let cases: &[(u8, i16, u64, u64, u64)] = &[
+        (0x3f, 0, 7, 0, 0),
+        (0x9f, 0, 7, 0, 7),
+        (0x3f, 1, min64, u64::MAX, min64),
+        (0x9f, 1, min64, u64::MAX, 0),
+        (0x3f, 1, (-7i64) as u64, 2, (-3i64) as u64),
+        (0x9f, 1, (-7i64) as u64, 2, (-1i64) as u64),
+        (0x9f, 1, (-7i64) as u64, 0, (-7i64) as u64),
+        (0x3c, 0, 7, 0, 0),
+        (0x9c, 0, 0xffff_ffff_0000_0007, 0, 7),
+        (0x3c, 1, 0x8000_0000, 0xffff_ffff, 0x8000_0000),
+        (0x9c, 1, 0x8000_0000, 0xffff_ffff, 0),
+        (0x9c, 1, 0x1_ffff_fff9, 0, 0xffff_fff9),
+        (0x3c, 1, 0xffff_fff8, 2, 0xffff_fffc),
+    ];
+    for &(code, off, a, b, want) in cases {
+        assert_eq!(
+            binop(code, off, a, b),
+            want,
+            "{code:#x} off {off}: {a:#x}, {b:#x}"
+        );
+    }
+}
+
+#[test]
+fn division_by_constants_match() {
+    // Immediate divisors take a different path in the JIT (0 and -1 resolved statically).
+    for (code, off, imm, a, want) in [
+        (0x37u8, 0i16, 0i32, 9u64, 0u64),
+        (0x97, 0, 0, 9, 9),
+        (0x37, 1, -1, i64::MIN as u64, i64::MIN as u64),
+        (0x97, 1, -1, 5, 0),
+        (0x34, 1, -1, 0x8000_0000, 0x8000_0000),
+        (0x94, 0, 0, 0xffff_ffff_0000_0009, 9),
+        (0x37, 0, -1, 5, 0),
+        (0x97, 0, -1, 5, 5),
+    ] {
+        let mut p = Vec::new();
+        p.extend(lddw(0, a));
+        p.push(ins(code, 0, 0, off, imm));
+        p.push(EXIT);
+        assert_eq!(both(&p).unwrap(), want, "{code:#x} off {off} imm {imm}");
+    }
+}
+
+#[test]
+fn shifts_swaps_and_sign_extension_match() {
+    assert_eq!(binop(0x6f, 0, 1, 65), 2);
+    assert_eq!(binop(0x6c, 0, 1, 33), 2);
+    assert_eq!(binop(0xcf, 0, 1 << 63, 127), u64::MAX);
+    assert_eq!(binop(0xcc, 0, 0x8000_0000, 31), 0xffff_ffff);
+    assert_eq!(binop(0xbf, 8, 0, 0x80), 0xffff_ffff_ffff_ff80);
+    assert_eq!(binop(0xbc, 16, 0, 0x8000), 0xffff_8000);
+    assert_eq!(binop(0xbf, 32, 0, 0x8000_0000), 0xffff_ffff_8000_0000);
+    for (code, imm, want) in [
+        (0xd7u8, 16, 0x8877u64),
+        (0xd7, 32, 0x8877_6655),
+        (0xd7, 64, 0x8877_6655_4433_2211),
+        (0xdc, 16, 0x8877),
+        (0xd4, 32, 0x5566_7788),
+        (0xd4, 64, 0x1122_3344_5566_7788),
+    ] {
+        let mut p = Vec::new();
+        p.extend(lddw(0, 0x1122_3344_5566_7788));
+        p.push(ins(code, 0, 0, 0, imm));
+        p.push(EXIT);
+        assert_eq!(both(&p).unwrap(), want, "{code:#x} {imm}");
+    }
+}
+
+#[test]
+fn wild_pointers_trap_alike() {
+    // Addresses at the very top of the address space: the region checks must not
+    // overflow, and nothing may be touched.
+    for addr in [u64::MAX, u64::MAX - 3, 0, 0x1000, 1 << 47] {
+        let mut p = Vec::new();
+        p.extend(lddw(1, addr));
+        p.push(ins(0x61, 0, 1, 0, 0));
+        p.push(EXIT);
+        let t = both(&p).unwrap_err();
+        assert_eq!(t.pc, 2);
+        assert!(
+            matches!(t.kind, TrapKind::OutOfBounds { addr: a, len: 4, write: false } if a == addr)
+        );
+        let mut p = Vec::new();
+        p.extend(lddw(1, addr));
+        p.push(ins(0x7a, 1, 0, 0, 5));
+        p.push(EXIT);
+        let t = both(&p).unwrap_err();
+        assert!(matches!(
+            t.kind,
+            TrapKind::OutOfBounds {
+                write: true,
+                len: 8,
+                ..
+            }
+        ));
+    }
+}
+
+#[test]
+fn calls_frames_and_depth_match() {
+    // main: r6 = 100; *(fp-8) = 11; call f; r0 += *(fp-8) + r6.
+    // f: *(fp-8) = 22 (its own frame); r6 = 1000; reads the caller's fp-8 through
+    // fp+504; r0 = 5 + that.
+    let p = [
+        ins(0xb7, 6, 0, 0, 100),
+        ins(0x7a, 10, 0, -8, 11),
+        ins(0x85, 0, 1, 0, 4),
+        ins(0x79, 1, 10, -8, 0),
+        ins(0x0f, 0, 1, 0, 0),
+        ins(0x0f, 0, 6, 0, 0),
+        EXIT,
+        // f
+        ins(0x7a, 10, 0, -8, 22),
+        ins(0xb7, 6, 0, 0, 1000),
+        ins(0x79, 2, 10, 504, 0),
+        ins(0xb7, 0, 0, 0, 5),
+        ins(0x0f, 0, 2, 0, 0),
+        EXIT,
+    ];
+    let mut vm = Vm::new(0);
+    let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+    let (interp, jit) = run_both(&p, &[7], &[0u8; 64], &mut vm, &mut pkt).unwrap();
+    assert_eq!(interp, jit);
+    assert_eq!(jit.result.unwrap(), 5 + 11 + 11 + 100);
+    // Unbounded recursion stops at 8 frames with the pc of the failing call.
+    let p = [ins(0x85, 0, 1, 0, -1), EXIT];
+    let t = both(&p).unwrap_err();
+    assert_eq!(
+        t,
+        Trap {
+            kind: TrapKind::CallDepth,
+            pc: 0
+        }
+    );
+}
+
+#[test]
+fn atomics_match() {
+    for (code, op) in [
+        (0xdbu8, 0x00),
+        (0xdb, 0x01),
+        (0xdb, 0x41),
+        (0xdb, 0x51),
+        (0xdb, 0xa1),
+        (0xdb, 0xe1),
+        (0xdb, 0xf1),
+        (0xc3, 0x01),
+        (0xc3, 0xa0),
+        (0xc3, 0xf1),
+        (0xc3, 0xe1),
+    ] {
+        for r0 in [0x0f0f_0000_ffffu64, 0x1234] {
+            let mut p = Vec::new();
+            p.extend(lddw(1, 0x1_0000_1234));
+            p.push(ins(0x7b, 10, 1, -8, 0));
+            p.extend(lddw(2, 0xffff_0000_00ff_00ff));
+            p.extend(lddw(0, r0));
+            p.push(ins(code, 10, 2, -8, op));
+            // r0 = r0 ^ r2 * 3 ^ mem * 7
+            p.push(ins(0x79, 3, 10, -8, 0));
+            p.push(ins(0x27, 2, 0, 0, 3));
+            p.push(ins(0x27, 3, 0, 0, 7));
+            p.push(ins(0xaf, 0, 2, 0, 0));
+            p.push(ins(0xaf, 0, 3, 0, 0));
+            p.push(EXIT);
+            both(&p).unwrap();
+        }
+    }
+    // Misaligned.
+    let p = [ins(0xb7, 2, 0, 0, 1), ins(0xdb, 10, 2, -12, 0), EXIT];
+    assert!(matches!(
+        both(&p).unwrap_err().kind,
+        TrapKind::MisalignedAtomic { len: 8, .. }
+    ));
+}
+
+/// One ALU or byte-order instruction on random operands, in all three engines: the whole
+/// 64-bit result is compared (the kernel returns its low half, then its high half).
+#[test]
+fn single_instructions_match_the_kernel() {
+    let kernel_ok = kernel::available();
+    if let Err(why) = &kernel_ok {
+        println!("SKIP: kernel side of single_instructions_match_the_kernel: {why}");
+    }
+    let mut rng = fuzz_gen::Rng::new(7);
+    let mut codes: Vec<(u8, i16, i32)> = Vec::new();
+    for class in [0x07u8, 0x04] {
+        for op in [
+            0x00u8, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x90, 0xa0, 0xc0,
+        ] {
+            codes.push((class | op | 0x08, 0, 0));
+            if op == 0x30 || op == 0x90 {
+                codes.push((class | op | 0x08, 1, 0));
+            }
+        }
+        codes.push((class | 0x80, 0, 0));
+        codes.push((class | 0xb0 | 0x08, 8, 0));
+        codes.push((class | 0xb0 | 0x08, 16, 0));
+    }
+    codes.push((0xbf, 32, 0));
+    for bits in [16, 32, 64] {
+        codes.push((0xd4, 0, bits));
+        codes.push((0xdc, 0, bits));
+        codes.push((0xd7, 0, bits));
+    }
+    let mut vm = Vm::new(0);
+    let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for &(code, off, imm) in &codes {
+        for _ in 0..12 {
+            let a = match rng.below(4) {
+                0 => rng.next(),
+                1 => rng.next() as u32 as u64,
+                2 => (rng.next() as i32) as i64 as u64,
+                _ => [0, 1, u64::MAX, 1 << 63, 0x8000_0000, 0xffff_ffff][rng.below(6) as usize],
+            };
+            let b = match rng.below(4) {
+                0 => rng.next(),
+                1 => rng.below(70),
+                2 => (rng.next() as i32) as i64 as u64,
+                _ => [0, 1, u64::MAX, 1 << 63, 0x8000_0000, 0xffff_ffff][rng.below(6) as usize],
+            };
+            let mut p = Vec::new();
+            p.extend(lddw(0, a));
+            p.extend(lddw(1, b));
+            let src = if code & 0x08 != 0 && code & 0xf0 != 0xd0 {
+                1
+            } else {
+                0
+            };
+            p.push(ins(code, 0, src, off, imm));
+            p.push(EXIT);
+            let (interp, jit) = run_both(&p, &[], &[0u8; 64], &mut vm, &mut pkt).unwrap();
+            assert_eq!(interp, jit, "{}", listing(&p));
+            let ours = jit.result.unwrap();
+            if kernel_ok.is_err() {
+                continue;
+            }
+            let mut hi = p.clone();
+            hi.insert(hi.len() - 1, ins(0x77, 0, 0, 0, 32));
+            let mut theirs = 0u64;
+            for (shift, prog) in [(0, &p), (32, &hi)] {
+                let fd =
+                    kernel::load(prog, true).unwrap_or_else(|e| panic!("{e}\n{}", listing(prog)));
+                let (r, _) = kernel::run(&fd, &[0u8; 64]).unwrap();
+                theirs |= (r as u64) << shift;
+            }
+            compared += 1;
+            if ours != theirs {
+                failures.push(format!(
+                    "{code:#04x} off {off} imm {imm}: {a:#x}, {b:#x}: ours {ours:#x}, kernel {theirs:#x}"
+                ));
+            }
+        }
+    }
+    println!("{compared} single instructions compared with the kernel");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Whether our engines and the kernel disagree on `insns` (None: the kernel refuses it
+/// or the engines disagree among themselves).
+fn kernel_mismatch(insns: &[RawInsn], starts: &[usize], data: &[u8]) -> Option<bool> {
+    // The kernel first: it refuses the loops a shrink step may have made endless.
+    let fd = kernel::load(insns, false).ok()?;
+    let mut vm = Vm::new(0);
+    let mut pkt = Packet::new(data).ok()?;
+    let (interp, jit) = run_both(insns, starts, data, &mut vm, &mut pkt).ok()?;
+    if interp != jit {
+        return None;
+    }
+    let (retval, out) = kernel::run(&fd, data).ok()?;
+    Some(!matches!(interp.result, Ok(r0) if r0 as u32 == retval && out == interp.packet))
+}
+
+/// Shrinks a kernel mismatch (`XDP_FUZZ_SEED`) by turning instructions into no-ops
+/// while the mismatch persists, and prints what is left.
+#[test]
+#[ignore]
+fn minimise_kernel_mismatch() {
+    let Ok(seed) = std::env::var("XDP_FUZZ_SEED").map(|s| s.parse::<u64>().unwrap()) else {
+        println!("SKIP: set XDP_FUZZ_SEED");
+        return;
+    };
+    let p = fuzz_gen::generate(seed);
+    let mut insns = p.insns.clone();
+    assert_eq!(
+        kernel_mismatch(&insns, &p.subprog_starts, &p.packet),
+        Some(true)
+    );
+    let nop = ins(0xbf, 0, 0, 0, 0);
+    let mut changed = true;
+    while changed {
+        changed = false;
+        let mut pc = 0;
+        while pc < insns.len() {
+            let len = if insns[pc].code == 0x18 { 2 } else { 1 };
+            if insns[pc] != nop
+                && !matches!(insns[pc].code, 0x95 | 0x05 | 0x06 | 0xb7 | 0x18 | 0x7a)
+            {
+                let mut t = insns.clone();
+                for k in 0..len {
+                    t[pc + k] = nop;
+                }
+                if kernel_mismatch(&t, &p.subprog_starts, &p.packet) == Some(true) {
+                    insns = t;
+                    changed = true;
+                }
+            }
+            pc += len;
+        }
+    }
+    let kept: Vec<String> = insns
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| **i != nop)
+        .map(|(pc, i)| {
+            format!(
+                "{pc:4}: {:02x} dst={} src={} off={} imm={}",
+                i.code, i.dst, i.src, i.off, i.imm
+            )
+        })
+        .collect();
+    println!(
+        "seed {seed}, packet {}:\n{}",
+        bpf_progs::hex_encode(&p.packet),
+        kept.join("\n")
+    );
+    let mut vm = Vm::new(0);
+    let mut pkt = Packet::new(&p.packet).unwrap();
+    let (interp, _) = run_both(&insns, &p.subprog_starts, &p.packet, &mut vm, &mut pkt).unwrap();
+    let fd = kernel::load(&insns, false).unwrap();
+    println!(
+        "ours {:?} {}\nkernel {:?}",
+        interp.result,
+        bpf_progs::hex_encode(&interp.packet),
+        kernel::run(&fd, &p.packet).map(|(r, o)| (r, bpf_progs::hex_encode(&o)))
+    );
+}
+
+/// bpf_csum_diff on stack buffers, with edge-case seeds and sizes, in all three engines.
+#[test]
+fn csum_diff_matches_the_kernel() {
+    let kernel_ok = kernel::available();
+    if let Err(why) = &kernel_ok {
+        println!("SKIP: kernel side of csum_diff_matches_the_kernel: {why}");
+    }
+    let mut failures = Vec::new();
+    let mut vm = Vm::new(0);
+    let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+    let mut rng = fuzz_gen::Rng::new(28);
+    let seeds = [
+        0u64,
+        1,
+        0xffff,
+        0xffff_0000,
+        0xffff_ffff,
+        0x1234_5678,
+        0xffff_ffff_0000_0001,
+    ];
+    for round in 0..40 {
+        let seed = if round < seeds.len() {
+            seeds[round]
+        } else {
+            rng.next()
+        };
+        // Stack words: fixed ones first, then random ones, which also reach the sums
+        // whose one's-complement zero has two forms.
+        let words: [i32; 4] = if round < seeds.len() {
+            [0x7fff_ffff, -0x1234_5678, -1, 0x0102_0304]
+        } else {
+            std::array::from_fn(|_| match rng.below(3) {
+                0 => -1,
+                1 => 0,
+                _ => rng.next() as i32,
+            })
+        };
+        for (fs, ts) in [(0, 0), (0, 4), (4, 0), (8, 8), (16, 4), (4, 16)] {
+            let mut p = vec![
+                ins(0x7a, 10, 0, -8, words[0]),
+                ins(0x7a, 10, 0, -16, words[1]),
+                ins(0x7a, 10, 0, -24, words[2]),
+                ins(0x7a, 10, 0, -32, words[3]),
+                ins(0xbf, 1, 10, 0, 0),
+                ins(0x07, 1, 0, 0, -16),
+                ins(0xb7, 2, 0, 0, fs),
+                ins(0xbf, 3, 10, 0, 0),
+                ins(0x07, 3, 0, 0, -32),
+                ins(0xb7, 4, 0, 0, ts),
+            ];
+            p.extend(lddw(5, seed));
+            p.push(ins(0x85, 0, 0, 0, 28));
+            p.push(EXIT);
+            let (interp, jit) = run_both(&p, &[], &[0u8; 64], &mut vm, &mut pkt).unwrap();
+            assert_eq!(interp, jit);
+            if kernel_ok.is_err() {
+                continue;
+            }
+            // The whole 64-bit r0: its low half, then its high half.
+            let mut hi = p.clone();
+            hi.insert(hi.len() - 1, ins(0x77, 0, 0, 0, 32));
+            let mut r = 0u64;
+            for (shift, prog) in [(0, &p), (32, &hi)] {
+                let fd = kernel::load(prog, true).unwrap_or_else(|e| panic!("{e}"));
+                r |= (kernel::run(&fd, &[0u8; 64]).unwrap().0 as u64) << shift;
+            }
+            let ours = interp.result.unwrap();
+            if ours != r {
+                failures.push(format!(
+                    "seed {seed:#x} from {fs} to {ts}: ours {ours:#x}, kernel {r:#x}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Fuzz seeds that once disagreed with the kernel: the interpreter's bpf_csum_diff
+/// returned 0xffff where the kernel returns 0 (its 6.13 formula), fixed in
+/// `helpers/misc.rs`. Replayed through all three engines.
+#[test]
+fn fuzz_regressions() {
+    let kernel_ok = match kernel::available() {
+        Ok(()) => true,
+        Err(why) => {
+            println!("SKIP: kernel side of fuzz_regressions: {why}");
+            false
+        }
+    };
+    let stats = Stats::default();
+    let mut vm = Vm::new(0);
+    let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+    for seed in [1592590525u64, 1592591573, 1592591683, 1592591707] {
+        check_program(seed, kernel_ok, &mut vm, &mut pkt, &stats)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+}
