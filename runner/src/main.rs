@@ -20,6 +20,13 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Print a program's instructions in llvm-objdump's syntax.
     Disasm(commands::disasm::DisasmArgs),
+    /// Time the engines side by side, with their ratio to the kernel.
+    Bench(commands::bench::BenchArgs),
+    /// Inspect and change the maps of a shared-memory store, like `bpftool map`
+    /// (default store: /dev/shm/xdp-runtime).
+    Map(commands::map::MapArgs),
+    /// List the programs registered in a shared-memory store, like `bpftool prog`.
+    Prog(commands::prog::ProgArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +34,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Disasm(args) => commands::disasm::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+        Command::Map(args) => commands::map::run(args),
+        Command::Prog(args) => commands::prog::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

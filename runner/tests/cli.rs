@@ -266,10 +266,10 @@ fn bad_inputs_give_clear_errors() {
                 counter(),
                 "--data-in".into(),
                 icmp(),
-                "--engine".into(),
-                "jit".into(),
+                "--cpu".into(),
+                "4096".into(),
             ],
-            "not built yet",
+            "out of range",
         ),
         (
             vec![
@@ -481,4 +481,369 @@ fn ctx_in_and_ctx_out_follow_the_kernel() {
             }
         }
     }
+}
+
+#[test]
+fn bench_reports_every_engine_and_ratios_to_the_kernel_row() {
+    let out = run(&["bench", &counter(), "--data-in", &icmp(), "--repeat", "2000", "--rounds", "3", "--engines", "interpreter,kernel", "--json"]);
+    let v = json_of(&out);
+    let results = v["results"].as_array().unwrap();
+    let engines: Vec<&str> = results.iter().map(|r| r["engine"].as_str().unwrap()).collect();
+    let kernel_row = results.iter().find(|r| r["engine"] == "kernel");
+    match kernel::available() {
+        Ok(()) => {
+            assert_eq!(engines, ["interpreter", "kernel"]);
+            let k = kernel_row.unwrap()["ns_per_run"].as_f64().unwrap();
+            for r in results {
+                let (ns, min, max) = (r["ns_per_run"].as_f64().unwrap(), r["min"].as_f64().unwrap(), r["max"].as_f64().unwrap());
+                assert!(min <= ns && ns <= max, "{r}");
+                if k > 0.0 {
+                    let ratio = r["ratio_to_kernel"].as_f64().unwrap();
+                    assert!((ratio - ns / k).abs() < 1e-9, "{r}");
+                }
+            }
+        }
+        Err(why) => {
+            println!("SKIP: bench kernel column: {why}");
+            assert_eq!(engines, ["interpreter"], "the kernel column is left out");
+            assert!(String::from_utf8_lossy(&out.stderr).contains("kernel: not available"));
+            assert!(results[0]["ratio_to_kernel"].is_null());
+        }
+    }
+    // Only the engines asked for, and no ratio without a kernel row.
+    let v = json_of(&run(&["bench", &counter(), "--data-in", &icmp(), "--repeat", "100", "--rounds", "1", "--engines", "interpreter", "--json"]));
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["engine"], "interpreter");
+    assert!(results[0]["ratio_to_kernel"].is_null());
+    // Text output has a header and one row per engine.
+    let out = run(&["bench", &counter(), "--data-in", &icmp(), "--repeat", "100", "--rounds", "2", "--engines", "interpreter"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("engine")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("interpreter")), "{text}");
+}
+
+// ---- `run --store`, `map` and `prog` against a named shared-memory store ----
+
+/// A store name no other test or process uses; the file is removed on drop.
+struct TestStore(String);
+
+impl TestStore {
+    fn new(tag: &str) -> TestStore {
+        let name = format!("xdp-runner-test-{}-{tag}", std::process::id());
+        let _ = std::fs::remove_file(format!("/dev/shm/{name}"));
+        TestStore(name)
+    }
+    fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/dev/shm/{}", self.0))
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.path());
+    }
+}
+
+fn store_cmd(store: &TestStore, args: &[&str]) -> Output {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--store", store.0.as_str()]);
+    run(&all)
+}
+
+fn failure_text(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure: {out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn run_with_store_keeps_maps_for_map_and_prog_commands() {
+    let store = TestStore::new("maps");
+    let ran = json_of(&store_cmd(
+        &store,
+        &[
+            "run",
+            &counter(),
+            "--data-in",
+            &icmp(),
+            "--repeat",
+            "3",
+            "--json",
+            "--pin-maps",
+            "/sys/fs/bpf/t",
+        ],
+    ));
+    assert!(
+        store.path().exists(),
+        "the store file persists after the run"
+    );
+    let run_entries = ran["maps"]["counter_map"]
+        .as_array()
+        .expect("run dump")
+        .clone();
+    assert!(!run_entries.is_empty(), "{ran}");
+
+    // map list / show
+    let list = json_of(&store_cmd(&store, &["map", "list", "--json"]));
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 1, "{list:?}");
+    let id = list[0]["id"].as_u64().expect("id");
+    assert_eq!(list[0]["name"], "counter_map");
+    assert_eq!(list[0]["type"], "hash");
+    assert_eq!(list[0]["bytes_key"], 4);
+    assert_eq!(list[0]["pinned"][0], "/sys/fs/bpf/t/counter_map");
+    let ids = id.to_string();
+    let show = store_cmd(&store, &["map", "show", "id", &ids]);
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        text.starts_with(&format!("{id}: hash  name counter_map")),
+        "{text}"
+    );
+    assert!(
+        text.contains("key 4B  value 4B  max_entries 1024"),
+        "{text}"
+    );
+
+    // Another process sees what the run left: the same entries as the run's own dump.
+    let dump = json_of(&store_cmd(&store, &["map", "dump", "id", &ids, "--json"]));
+    let dumped: Vec<(String, String)> = dump
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| {
+            (
+                e["key_hex"].as_str().unwrap().to_string(),
+                e["value_hex"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = run_entries
+        .iter()
+        .map(|e| {
+            (
+                e["key"].as_str().unwrap().to_string(),
+                e["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(dumped, expected);
+    let (k0, v0) = &expected[0];
+    // bpftool's byte-array form of the same key.
+    let k0_bytes: Vec<String> = (0..k0.len())
+        .step_by(2)
+        .map(|i| format!("0x{}", &k0[i..i + 2]))
+        .collect();
+    assert_eq!(dump[0]["key"], serde_json::json!(k0_bytes));
+
+    // lookup by pin, with the key as one hex string; text form like bpftool's.
+    let look = json_of(&store_cmd(
+        &store,
+        &[
+            "map",
+            "lookup",
+            "pinned",
+            "/sys/fs/bpf/t/counter_map",
+            "key",
+            "hex",
+            k0,
+            "--json",
+        ],
+    ));
+    assert_eq!(look["value_hex"].as_str(), Some(v0.as_str()));
+    let spaced_key: Vec<&str> = (0..k0.len()).step_by(2).map(|i| &k0[i..i + 2]).collect();
+    let mut args = vec!["map", "lookup", "name", "counter_map", "key", "hex"];
+    args.extend(spaced_key.iter().copied());
+    let look = store_cmd(&store, &args);
+    assert!(look.status.success());
+    let text = String::from_utf8_lossy(&look.stdout);
+    assert!(
+        text.starts_with(&format!("key: {}  value: ", spaced_key.join(" "))),
+        "{text}"
+    );
+
+    // update with flags, then read back; errors carry the kernel's errno text.
+    let key = ["key", "hex", "aa", "bb", "cc", "dd"];
+    let mut upd = vec!["map", "update", "id", &ids];
+    upd.extend(key);
+    upd.extend(["value", "7", "0", "0", "0", "noexist"]);
+    assert!(store_cmd(&store, &upd).status.success());
+    let again = failure_text(&store_cmd(&store, &upd));
+    assert!(again.contains("File exists"), "{again}");
+    let mut upd_exist = upd.clone();
+    *upd_exist.last_mut().unwrap() = "exist";
+    let vi = upd_exist.len() - 5;
+    upd_exist[vi] = "9";
+    assert!(store_cmd(&store, &upd_exist).status.success());
+    let mut lk = vec!["map", "lookup", "id", &ids];
+    lk.extend(key);
+    lk.push("--json");
+    let v = json_of(&store_cmd(&store, &lk));
+    assert_eq!(v["value_hex"], "09000000");
+    assert_eq!(
+        v["value"],
+        serde_json::json!(["0x09", "0x00", "0x00", "0x00"])
+    );
+
+    // getnext: from nothing gives the first key of the dump (hash order depends on the
+    // map's seed); after the last, ENOENT.
+    let all = json_of(&store_cmd(&store, &["map", "dump", "id", &ids, "--json"]));
+    let all = all.as_array().expect("array");
+    assert_eq!(all.len(), expected.len() + 1);
+    let first = json_of(&store_cmd(
+        &store,
+        &["map", "getnext", "id", &ids, "--json"],
+    ));
+    assert_eq!(first["key"], Value::Null);
+    assert_eq!(first["next_key_hex"], all[0]["key_hex"]);
+    let last = all.last().unwrap()["key_hex"].as_str().unwrap().to_string();
+    let end = failure_text(&store_cmd(
+        &store,
+        &["map", "getnext", "id", &ids, "key", "hex", &last],
+    ));
+    assert!(end.contains("No such file or directory"), "{end}");
+
+    // delete, twice.
+    let mut del = vec!["map", "delete", "id", &ids];
+    del.extend(key);
+    assert!(store_cmd(&store, &del).status.success());
+    let gone = failure_text(&store_cmd(&store, &del));
+    assert!(gone.contains("No such file or directory"), "{gone}");
+    let gone = failure_text(&store_cmd(&store, &lk));
+    assert!(gone.contains("No such file or directory"), "{gone}");
+
+    // prog list / show: the run registered its program with its map.
+    let progs = json_of(&store_cmd(&store, &["prog", "list", "--json"]));
+    let progs = progs.as_array().expect("array");
+    assert_eq!(progs.len(), 1, "{progs:?}");
+    assert_eq!(progs[0]["name"], "xdp_counter");
+    assert_eq!(progs[0]["type"], "xdp");
+    assert_eq!(progs[0]["map_ids"], serde_json::json!([id]));
+    let n = progs[0]["insn_cnt"].as_u64().expect("insn_cnt");
+    let obj = loader::Object::parse(&std::fs::read(counter()).unwrap()).unwrap();
+    let want = obj
+        .programs
+        .iter()
+        .find(|p| p.name == "xdp_counter")
+        .unwrap()
+        .insns
+        .len();
+    assert_eq!(n as usize, want);
+    assert_eq!(progs[0]["tag"].as_str().map(str::len), Some(16));
+    let pid = progs[0]["id"].as_u64().unwrap().to_string();
+    let one = json_of(&store_cmd(&store, &["prog", "show", "id", &pid, "--json"]));
+    assert_eq!(one["name"], "xdp_counter");
+    let text = String::from_utf8_lossy(&store_cmd(&store, &["prog", "show", "id", &pid]).stdout)
+        .into_owned();
+    assert!(
+        text.starts_with(&format!("{pid}: xdp  name xdp_counter  tag ")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("map_ids {id}")), "{text}");
+
+    // A second run in the same store adds its own maps and program.
+    assert!(
+        store_cmd(&store, &["run", &counter(), "--data-in", &icmp()])
+            .status
+            .success()
+    );
+    assert_eq!(
+        json_of(&store_cmd(&store, &["map", "list", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        json_of(&store_cmd(&store, &["prog", "list", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn map_and_prog_commands_report_errors() {
+    let missing = TestStore::new("missing");
+    let e = failure_text(&store_cmd(&missing, &["map", "list"]));
+    assert!(e.contains("not found") && e.contains(&missing.0), "{e}");
+    let e = failure_text(&store_cmd(&missing, &["prog", "list"]));
+    assert!(e.contains("not found"), "{e}");
+    assert!(!missing.path().exists(), "map/prog never create a store");
+
+    let store = TestStore::new("errors");
+    assert!(
+        store_cmd(&store, &["run", &counter(), "--data-in", &icmp()])
+            .status
+            .success()
+    );
+    let e = failure_text(&store_cmd(&store, &["map", "dump", "id", "999"]));
+    assert!(e.contains("no map with id 999"), "{e}");
+    let e = failure_text(&store_cmd(&store, &["map", "show", "name", "nope"]));
+    assert!(e.contains("no map named \"nope\""), "{e}");
+    let e = failure_text(&store_cmd(
+        &store,
+        &["map", "dump", "pinned", "/sys/fs/bpf/none"],
+    ));
+    assert!(e.contains("no map pinned"), "{e}");
+    let e = failure_text(&store_cmd(
+        &store,
+        &["map", "lookup", "id", "1", "key", "hex", "01", "02"],
+    ));
+    assert!(
+        e.contains("Invalid argument") && e.contains("key is 2 bytes"),
+        "{e}"
+    );
+    let e = failure_text(&store_cmd(
+        &store,
+        &[
+            "map", "update", "id", "1", "key", "1", "0", "0", "0", "value", "1", "bogus",
+        ],
+    ));
+    assert!(e.contains("bogus"), "{e}");
+    let e = failure_text(&store_cmd(
+        &store,
+        &["map", "lookup", "id", "1", "key", "hex", "zz"],
+    ));
+    assert!(e.contains("hex"), "{e}");
+    let e = failure_text(&store_cmd(&store, &["map", "lookup", "id", "1"]));
+    assert!(e.contains("key"), "{e}");
+    let e = failure_text(&store_cmd(&store, &["prog", "show", "id", "42"]));
+    assert!(e.contains("no program with id 42"), "{e}");
+    // The store file goes away with its owner's cleanup.
+    let path = store.path();
+    drop(store);
+    assert!(!path.exists());
+}
+
+#[test]
+fn loader_options_set_types_sizes_and_rodata_before_load() {
+    let obj = path_str(&bpf_progs::root().join("loader").join("options.v2.o"));
+    let udp = std::fs::read(bpf_progs::packet("udp")).unwrap();
+    let mac = bpf_progs::hex_encode(&udp[..6]);
+    // Without a size, the map with max_entries 0 cannot be created.
+    let out = run(&["run", &obj, "--data-in", &icmp(), "--type", "opt_xdp=xdp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sized_later"), "{}", String::from_utf8_lossy(&out.stderr));
+    // The section `xdp_legacy` is unknown: without --type there is no XDP program.
+    let out = run(&["run", &obj, "--data-in", &icmp(), "--map-size", "sized_later=16"]);
+    assert_eq!(out.status.code(), Some(1));
+    // With the options, the program runs: cfg_mac matches the frame's destination, so
+    // it returns cfg_verdict (XDP_TX here) and counts the frame in sized_later.
+    let args = [
+        "run", &obj, "--data-in", &path_str(&bpf_progs::packet("udp")), "--type", "opt_xdp=xdp",
+        "--map-size", "sized_later=16", "--rodata", &format!("cfg_mac={mac}"), "--rodata", "cfg_verdict=03000000",
+        "--repeat", "3", "--json",
+    ];
+    let v = json_of(&run(&args));
+    assert_eq!(v["retval"], 3);
+    let entries = v["maps"]["sized_later"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["value"], "0300000000000000", "created at 1, then two increments");
+    // A different MAC is dropped; a value of the wrong size is refused.
+    let v = json_of(&run(&["run", &obj, "--data-in", &icmp(), "--type", "opt_xdp=xdp", "--map-size", "sized_later=16", "--rodata", "cfg_mac=aabbccddeeff", "--json"]));
+    assert_eq!(v["retval"], 1, "XDP_DROP");
+    let out = run(&["run", &obj, "--data-in", &icmp(), "--type", "opt_xdp=xdp", "--map-size", "sized_later=16", "--rodata", "cfg_verdict=03"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cfg_verdict"));
 }

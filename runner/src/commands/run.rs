@@ -44,9 +44,26 @@ pub struct RunArgs {
     /// The worker index the run uses: bpf_get_smp_processor_id() and the per-CPU slot.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub cpu: u32,
+    /// Write /tmp/perf-<pid>.map lines for the JIT's functions, so `perf report`
+    /// names them (also on with XDP_RUNTIME_PERF_MAP=1).
+    #[arg(long)]
+    pub perf_map: bool,
+    /// Report extra details on stderr, such as the JIT's compile time.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// Print one JSON object: retval, duration_ns, repeat, data_out and every map.
     #[arg(long)]
     pub json: bool,
+    /// Keep the maps in this named shared-memory store (/dev/shm/NAME, created if
+    /// missing) instead of a private one: they persist after the run, and the
+    /// program is registered there, for `xdp-runner map`/`prog` and other processes.
+    #[arg(long, value_name = "NAME")]
+    pub store: Option<String>,
+    /// With --store: pin every map of the object as PREFIX/<map name>.
+    #[arg(long, value_name = "PREFIX", requires = "store")]
+    pub pin_maps: Option<String>,
+    #[command(flatten)]
+    pub load: super::ObjectArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -56,14 +73,15 @@ pub enum Engine {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    if args.engine == Engine::Jit {
-        bail!("the JIT engine is not built yet; use --engine interpreter");
-    }
-    let object = super::read_object(&args.object)?;
+    let object = args.load.load(&args.object, true)?;
     let data = std::fs::read(&args.data_in)
         .with_context(|| format!("cannot read {}", args.data_in.display()))?;
-    let store = maps::Store::anonymous(maps::StoreOptions::default())
-        .context("cannot create the map store")?;
+    let store = match &args.store {
+        Some(name) => maps::Store::open_or_create(name, maps::StoreOptions::default())
+            .with_context(|| format!("cannot open or create the store {name:?}"))?,
+        None => maps::Store::anonymous(maps::StoreOptions::default())
+            .context("cannot create the map store")?,
+    };
     if args.cpu >= store.ncpus() {
         bail!(
             "--cpu {} is out of range: the store has {} CPUs",
@@ -71,7 +89,11 @@ pub fn run(args: RunArgs) -> Result<()> {
             store.ncpus()
         );
     }
-    let loaded = LoadedObject::load(&object, &store)
+    let load_opts = runtime::LoadOptions {
+        pin_maps: args.pin_maps.clone(),
+        ..Default::default()
+    };
+    let loaded = LoadedObject::load_with(&object, &store, &load_opts)
         .with_context(|| format!("cannot load {}", args.object.display()))?;
     let prog = loaded.program_index(args.prog.as_deref())?;
     for set in &args.sets {
@@ -87,9 +109,31 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let mut vm = Vm::new(args.cpu);
     let repeat = args.repeat.max(1);
-    let (retval, elapsed) = loaded
-        .run_repeat(&mut vm, prog, &mut pkt, repeat)
-        .map_err(|trap| anyhow!("program {} faulted: {trap}", loaded.programs[prog].name))?;
+    let fault =
+        |trap: runtime::Trap| anyhow!("program {} faulted: {trap}", loaded.programs[prog].name);
+    let (retval, elapsed) = match args.engine {
+        Engine::Interpreter => loaded
+            .run_repeat(&mut vm, prog, &mut pkt, repeat)
+            .map_err(fault)?,
+        Engine::Jit => {
+            let opts = runtime::jit::JitOptions {
+                perf_map: args.perf_map,
+                ..Default::default()
+            };
+            let jit = runtime::jit::JitObject::compile(&loaded, &opts)
+                .context("JIT compilation failed")?;
+            if args.verbose {
+                let insns: usize = loaded.programs.iter().map(|p| p.ops.len()).sum();
+                eprintln!(
+                    "jit: compiled {} programs ({insns} instructions) in {:?}",
+                    loaded.programs.len(),
+                    jit.compile_time()
+                );
+            }
+            jit.run_repeat(&mut vm, prog, &mut pkt, repeat)
+                .map_err(fault)?
+        }
+    };
     let ns = elapsed.as_nanos() as f64 / repeat as f64;
     let out = pkt.data_with_meta();
     if let Some(path) = &args.data_out {

@@ -1,0 +1,256 @@
+//! `xdp-runner bench`: the engines side by side on one program and packet, interleaved
+//! over several rounds, with each engine's ratio to the kernel's BPF_PROG_TEST_RUN.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, ValueEnum};
+use runtime::kernel::KernelObject;
+use runtime::{LoadedObject, Packet, Vm};
+use serde_json::json;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The clang-compiled object file (.o).
+    pub object: PathBuf,
+    /// The input packet.
+    #[arg(long, value_name = "FILE")]
+    pub data_in: PathBuf,
+    /// The program, by function or section name (default: the first XDP program).
+    #[arg(long, value_name = "NAME")]
+    pub prog: Option<String>,
+    /// Runs per measurement, on the same buffer (as the kernel's repeat).
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub repeat: u32,
+    /// Measurements per engine; engines take turns in every round.
+    #[arg(long, default_value_t = 5, value_name = "R")]
+    pub rounds: u32,
+    /// Engines to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Engine::Interpreter, Engine::Jit, Engine::Kernel])]
+    pub engines: Vec<Engine>,
+    /// Print `{"results": [{"engine", "ns_per_run", "min", "max", "ratio_to_kernel"}]}`.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub load: super::ObjectArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    Interpreter,
+    Jit,
+    Kernel,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Interpreter => "interpreter",
+            Engine::Jit => "jit",
+            Engine::Kernel => "kernel",
+        }
+    }
+}
+
+/// One engine's figures, in ns per run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub engine: &'static str,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub ratio_to_kernel: Option<f64>,
+}
+
+/// Median, minimum and maximum of `samples` (not empty).
+pub fn stats(samples: &[f64]) -> (f64, f64, f64) {
+    let mut s = samples.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    let median = if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    };
+    (median, s[0], s[n - 1])
+}
+
+/// Summaries with each engine's median divided by the kernel's, when the kernel ran.
+pub fn summarise(samples: &[(Engine, Vec<f64>)]) -> Vec<Summary> {
+    let kernel = samples
+        .iter()
+        .find(|(e, _)| *e == Engine::Kernel)
+        .map(|(_, s)| stats(s).0);
+    samples
+        .iter()
+        .map(|(engine, s)| {
+            let (median, min, max) = stats(s);
+            Summary {
+                engine: engine.name(),
+                median,
+                min,
+                max,
+                ratio_to_kernel: kernel.filter(|k| *k > 0.0).map(|k| median / k),
+            }
+        })
+        .collect()
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.rounds == 0 || args.repeat == 0 {
+        bail!("--rounds and --repeat must be at least 1");
+    }
+    let mut engines = args.engines.clone();
+    engines.dedup();
+    let object = args.load.load(&args.object, true)?;
+    let data = std::fs::read(&args.data_in)
+        .with_context(|| format!("cannot read {}", args.data_in.display()))?;
+    let store = maps::Store::anonymous(maps::StoreOptions::default())
+        .context("cannot create the map store")?;
+    let loaded = LoadedObject::load(&object, &store)
+        .with_context(|| format!("cannot load {}", args.object.display()))?;
+    let prog = loaded.program_index(args.prog.as_deref())?;
+    let prog_name = loaded.programs[prog].name.clone();
+    Packet::new(&data)?;
+    let jit = if engines.contains(&Engine::Jit) {
+        Some(
+            runtime::jit::JitObject::compile(&loaded, &Default::default())
+                .context("JIT compilation failed")?,
+        )
+    } else {
+        None
+    };
+
+    let mut kernel = None;
+    if engines.contains(&Engine::Kernel) {
+        match runtime::kernel::available()
+            .and_then(|()| KernelObject::load(&object).map_err(|e| e.to_string()))
+        {
+            Ok(k) => kernel = Some(k),
+            Err(why) => {
+                eprintln!("kernel: not available ({why}); the kernel column is left out");
+                engines.retain(|e| *e != Engine::Kernel);
+            }
+        }
+    }
+    if engines.is_empty() {
+        bail!("no engine to run");
+    }
+
+    let progress = std::io::stderr().is_terminal();
+    let mut vm = Vm::new(0);
+    let mut samples: Vec<(Engine, Vec<f64>)> = engines.iter().map(|e| (*e, Vec::new())).collect();
+    let mut retvals: Vec<(Engine, u32)> = Vec::new();
+    for round in 0..args.rounds {
+        for (engine, s) in samples.iter_mut() {
+            if progress {
+                eprint!(
+                    "\rround {}/{}: {:<12}",
+                    round + 1,
+                    args.rounds,
+                    engine.name()
+                );
+                let _ = std::io::stderr().flush();
+            }
+            let (retval, ns) = match engine {
+                Engine::Interpreter => {
+                    let mut pkt = Packet::new(&data)?;
+                    let (ret, elapsed) = loaded
+                        .run_repeat(&mut vm, prog, &mut pkt, args.repeat as u64)
+                        .map_err(|trap| anyhow!("program {prog_name} faulted: {trap}"))?;
+                    (ret as u32, elapsed.as_nanos() as f64 / args.repeat as f64)
+                }
+                Engine::Kernel => {
+                    let k = kernel.as_ref().expect("kernel engine has an object");
+                    let run = k.test_run(&prog_name, &data, args.repeat)?;
+                    (run.retval, run.duration.as_nanos() as f64)
+                }
+                Engine::Jit => {
+                    let jit = jit.as_ref().expect("jit engine is compiled");
+                    let mut pkt = Packet::new(&data)?;
+                    let (ret, elapsed) = jit
+                        .run_repeat(&mut vm, prog, &mut pkt, args.repeat as u64)
+                        .map_err(|trap| anyhow!("program {prog_name} faulted: {trap}"))?;
+                    (ret as u32, elapsed.as_nanos() as f64 / args.repeat as f64)
+                }
+            };
+            s.push(ns);
+            if round == 0 {
+                retvals.push((*engine, retval));
+            }
+        }
+    }
+    if progress {
+        eprint!("\r{:40}\r", "");
+    }
+    if let Some((first, r0)) = retvals.first() {
+        for (engine, r) in &retvals {
+            if r != r0 {
+                bail!(
+                    "engines disagree: {} returned {r0}, {} returned {r}",
+                    first.name(),
+                    engine.name()
+                );
+            }
+        }
+    }
+    let summary = summarise(&samples);
+    if args.json {
+        let results: Vec<_> = summary
+            .iter()
+            .map(|s| {
+                json!({"engine": s.engine, "ns_per_run": s.median, "min": s.min, "max": s.max,
+                       "ratio_to_kernel": s.ratio_to_kernel})
+            })
+            .collect();
+        println!("{}", json!({ "results": results }));
+    } else {
+        println!(
+            "{} on {} bytes, {} rounds of {} runs",
+            prog_name,
+            data.len(),
+            args.rounds,
+            args.repeat
+        );
+        println!(
+            "{:<12} {:>12} {:>10} {:>10} {:>10}",
+            "engine", "ns/run", "min", "max", "vs kernel"
+        );
+        for s in &summary {
+            let ratio = s
+                .ratio_to_kernel
+                .map(|r| format!("{r:.2}x"))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "{:<12} {:>12.1} {:>10.1} {:>10.1} {:>10}",
+                s.engine, s.median, s.min, s.max, ratio
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_min_max() {
+        assert_eq!(stats(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert_eq!(stats(&[4.0, 1.0, 2.0, 3.0]), (2.5, 1.0, 4.0));
+        assert_eq!(stats(&[7.0]), (7.0, 7.0, 7.0));
+    }
+
+    #[test]
+    fn ratios_are_taken_against_the_kernel_median() {
+        let s = summarise(&[
+            (Engine::Interpreter, vec![30.0, 10.0, 20.0]),
+            (Engine::Kernel, vec![5.0, 4.0, 6.0]),
+        ]);
+        assert_eq!(s[0].ratio_to_kernel, Some(4.0));
+        assert_eq!(s[1].ratio_to_kernel, Some(1.0));
+        let s = summarise(&[(Engine::Interpreter, vec![1.0])]);
+        assert_eq!(s[0].ratio_to_kernel, None);
+    }
+}
