@@ -278,7 +278,7 @@ impl Vm {
                 0x27 | 0x2f => alu64!(op, |d: u64, s: u64| d.wrapping_mul(s)),
                 0x37 | 0x3f => {
                     if op.off == 0 {
-                        alu64!(op, |d: u64, s: u64| if s == 0 { 0 } else { d / s })
+                        alu64!(op, |d: u64, s: u64| d.checked_div(s).unwrap_or(0))
                     } else {
                         alu64!(op, |d: u64, s: u64| if s == 0 {
                             0
@@ -329,7 +329,7 @@ impl Vm {
                 0x24 | 0x2c => alu32!(op, |d: u32, s: u32| d.wrapping_mul(s)),
                 0x34 | 0x3c => {
                     if op.off == 0 {
-                        alu32!(op, |d: u32, s: u32| if s == 0 { 0 } else { d / s })
+                        alu32!(op, |d: u32, s: u32| d.checked_div(s).unwrap_or(0))
                     } else {
                         alu32!(op, |d: u32, s: u32| if s == 0 {
                             0

@@ -205,13 +205,11 @@ impl Packet {
             reason,
             errno: libc::EINVAL,
         };
-        if ctx_in.len() > XdpMd::SIZE {
-            if ctx_in[XdpMd::SIZE..].iter().any(|&b| b != 0) {
-                return Err(PacketError::BadCtx {
-                    reason: "bytes past struct xdp_md are not zero",
-                    errno: libc::E2BIG,
-                });
-            }
+        if ctx_in.len() > XdpMd::SIZE && ctx_in[XdpMd::SIZE..].iter().any(|&b| b != 0) {
+            return Err(PacketError::BadCtx {
+                reason: "bytes past struct xdp_md are not zero",
+                errno: libc::E2BIG,
+            });
         }
         let mut raw = [0u8; XdpMd::SIZE];
         let n = ctx_in.len().min(XdpMd::SIZE);

@@ -15,13 +15,16 @@ mod fuzz_gen;
 #[path = "runtime/jit.rs"]
 mod jit;
 
+/// A key and its value (one per CPU for per-CPU maps).
+type MapEntry = (Vec<u8>, Vec<Vec<u8>>);
+
 /// What one run produced, in the form the kernel oracle reports it.
 #[derive(Debug, PartialEq)]
 struct Outcome {
     retval: u32,
     data_out: Vec<u8>,
     /// Map name → entries sorted by key (iteration order is not part of the contract).
-    maps: BTreeMap<String, Vec<(Vec<u8>, Vec<Vec<u8>>)>>,
+    maps: BTreeMap<String, Vec<MapEntry>>,
 }
 
 fn run_ours(

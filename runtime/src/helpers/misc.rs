@@ -326,26 +326,6 @@ pub(super) fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u
     Ok(written as u64)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csum_partial_folds_carries() {
-        // 0xffffffff + 1 folds to 1 with an end-around carry.
-        let bytes = [0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0];
-        assert_eq!(csum_partial(&bytes, 0), 1);
-        assert_eq!(csum_partial(&[], 0x1234), 0x1234);
-        // RFC 1071's example words 0x0001 0xf203 0xf4f5 0xf6f7, as 16-bit one's
-        // complement sum 0xddf2 once folded.
-        let words = [0x00u8, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
-        let folded = csum_from32to16(csum_partial(&words, 0));
-        assert_eq!(u16::from_be(folded), 0xddf2);
-        assert_eq!(csum_from32to16(0xffff_ffff), 0xffff);
-        assert_eq!(csum_from32to16(0x0001_ffff), 0x0001);
-    }
-}
-
 const SPIN_LOCK: i32 = 93;
 const PROBE_READ_KERNEL: i32 = 113;
 
@@ -407,4 +387,24 @@ pub(super) fn probe_read_kernel(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Res
     // SAFETY: `src` was checked readable for `size` bytes; `copy` tolerates overlap.
     unsafe { std::ptr::copy(src, dst.as_mut_ptr(), size as usize) };
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csum_partial_folds_carries() {
+        // 0xffffffff + 1 folds to 1 with an end-around carry.
+        let bytes = [0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0];
+        assert_eq!(csum_partial(&bytes, 0), 1);
+        assert_eq!(csum_partial(&[], 0x1234), 0x1234);
+        // RFC 1071's example words 0x0001 0xf203 0xf4f5 0xf6f7, as 16-bit one's
+        // complement sum 0xddf2 once folded.
+        let words = [0x00u8, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        let folded = csum_from32to16(csum_partial(&words, 0));
+        assert_eq!(u16::from_be(folded), 0xddf2);
+        assert_eq!(csum_from32to16(0xffff_ffff), 0xffff);
+        assert_eq!(csum_from32to16(0x0001_ffff), 0x0001);
+    }
 }
