@@ -392,7 +392,9 @@ const TAILCALL_SLOTS: &[(&str, u32, &str)] = &[
 pub fn cases() -> &'static [Case] {
     static ALL: std::sync::OnceLock<Vec<Case>> = std::sync::OnceLock::new();
     ALL.get_or_init(|| {
-        let ready = PENDING_CASES.iter().filter(|c| !WAITING.contains(&c.object));
+        let ready = PENDING_CASES
+            .iter()
+            .filter(|c| !WAITING.contains(&c.object));
         CASES.iter().chain(ready).copied().collect()
     })
 }

@@ -146,14 +146,27 @@ fn expected_maps(object: &str) -> BTreeSet<&'static str> {
         "xdp_tail_meta" => &["results", ".rodata.cst16"],
         "xdp_tailcall" => &["jmp_table", "hits"],
         "xdp_limits" => &["limits"],
-        "xdp_lb" => &["ch_rings", "conn_table", "lb_config", "lb_stats", "reals", "vip_map"],
+        "xdp_lb" => &[
+            "ch_rings",
+            "conn_table",
+            "lb_config",
+            "lb_stats",
+            "reals",
+            "vip_map",
+        ],
         "xdp_decap" => &["decap_stats"],
         "xdp_fw" => &["blocklist_v4", "blocklist_v6", "rule_hits"],
         "xdp_icmp_echo" => &["echo_stats"],
         "xdp_vlan" => &["vlan_cfg", "vlan_stats"],
         "xdp_syncookie" => &["cookie_key", "syncookie_stats"],
         "xdp_stats" => &["action_stats", "proto_stats"],
-        "xdp_redirector" => &["cpu_map", "redir_cfg", "redir_rets", "tx_ports", "tx_ports_hash"],
+        "xdp_redirector" => &[
+            "cpu_map",
+            "redir_cfg",
+            "redir_rets",
+            "tx_ports",
+            "tx_ports_hash",
+        ],
         "xdp_core" => &["core_out"],
         "xdp_spinlock" => &["acct_array", "acct_hash"],
         "xdp_adjust_tail" => &[],
@@ -202,7 +215,8 @@ fn v1_and_v3_builds_agree_with_v2() {
                 // Hash iteration order depends on each kernel map's random seed.
                 let sorted = |r: &KernelRun| {
                     let mut m = r.maps.clone();
-                    m.values_mut().for_each(|es| es.sort_by(|x, y| x.key.cmp(&y.key)));
+                    m.values_mut()
+                        .for_each(|es| es.sort_by(|x, y| x.key.cmp(&y.key)));
                     m
                 };
                 assert_eq!(sorted(&a), sorted(&b), "{} {cpu:?}", case.label(pkt));

@@ -485,17 +485,36 @@ fn ctx_in_and_ctx_out_follow_the_kernel() {
 
 #[test]
 fn bench_reports_every_engine_and_ratios_to_the_kernel_row() {
-    let out = run(&["bench", &counter(), "--data-in", &icmp(), "--repeat", "2000", "--rounds", "3", "--engines", "interpreter,kernel", "--json"]);
+    let out = run(&[
+        "bench",
+        &counter(),
+        "--data-in",
+        &icmp(),
+        "--repeat",
+        "2000",
+        "--rounds",
+        "3",
+        "--engines",
+        "interpreter,kernel",
+        "--json",
+    ]);
     let v = json_of(&out);
     let results = v["results"].as_array().unwrap();
-    let engines: Vec<&str> = results.iter().map(|r| r["engine"].as_str().unwrap()).collect();
+    let engines: Vec<&str> = results
+        .iter()
+        .map(|r| r["engine"].as_str().unwrap())
+        .collect();
     let kernel_row = results.iter().find(|r| r["engine"] == "kernel");
     match kernel::available() {
         Ok(()) => {
             assert_eq!(engines, ["interpreter", "kernel"]);
             let k = kernel_row.unwrap()["ns_per_run"].as_f64().unwrap();
             for r in results {
-                let (ns, min, max) = (r["ns_per_run"].as_f64().unwrap(), r["min"].as_f64().unwrap(), r["max"].as_f64().unwrap());
+                let (ns, min, max) = (
+                    r["ns_per_run"].as_f64().unwrap(),
+                    r["min"].as_f64().unwrap(),
+                    r["max"].as_f64().unwrap(),
+                );
                 assert!(min <= ns && ns <= max, "{r}");
                 if k > 0.0 {
                     let ratio = r["ratio_to_kernel"].as_f64().unwrap();
@@ -511,13 +530,36 @@ fn bench_reports_every_engine_and_ratios_to_the_kernel_row() {
         }
     }
     // Only the engines asked for, and no ratio without a kernel row.
-    let v = json_of(&run(&["bench", &counter(), "--data-in", &icmp(), "--repeat", "100", "--rounds", "1", "--engines", "interpreter", "--json"]));
+    let v = json_of(&run(&[
+        "bench",
+        &counter(),
+        "--data-in",
+        &icmp(),
+        "--repeat",
+        "100",
+        "--rounds",
+        "1",
+        "--engines",
+        "interpreter",
+        "--json",
+    ]));
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["engine"], "interpreter");
     assert!(results[0]["ratio_to_kernel"].is_null());
     // Text output has a header and one row per engine.
-    let out = run(&["bench", &counter(), "--data-in", &icmp(), "--repeat", "100", "--rounds", "2", "--engines", "interpreter"]);
+    let out = run(&[
+        "bench",
+        &counter(),
+        "--data-in",
+        &icmp(),
+        "--repeat",
+        "100",
+        "--rounds",
+        "2",
+        "--engines",
+        "interpreter",
+    ]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("engine")), "{text}");
     assert!(text.lines().any(|l| l.starts_with("interpreter")), "{text}");
@@ -824,26 +866,75 @@ fn loader_options_set_types_sizes_and_rodata_before_load() {
     // Without a size, the map with max_entries 0 cannot be created.
     let out = run(&["run", &obj, "--data-in", &icmp(), "--type", "opt_xdp=xdp"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("sized_later"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sized_later"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The section `xdp_legacy` is unknown: without --type there is no XDP program.
-    let out = run(&["run", &obj, "--data-in", &icmp(), "--map-size", "sized_later=16"]);
+    let out = run(&[
+        "run",
+        &obj,
+        "--data-in",
+        &icmp(),
+        "--map-size",
+        "sized_later=16",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     // With the options, the program runs: cfg_mac matches the frame's destination, so
     // it returns cfg_verdict (XDP_TX here) and counts the frame in sized_later.
     let args = [
-        "run", &obj, "--data-in", &path_str(&bpf_progs::packet("udp")), "--type", "opt_xdp=xdp",
-        "--map-size", "sized_later=16", "--rodata", &format!("cfg_mac={mac}"), "--rodata", "cfg_verdict=03000000",
-        "--repeat", "3", "--json",
+        "run",
+        &obj,
+        "--data-in",
+        &path_str(&bpf_progs::packet("udp")),
+        "--type",
+        "opt_xdp=xdp",
+        "--map-size",
+        "sized_later=16",
+        "--rodata",
+        &format!("cfg_mac={mac}"),
+        "--rodata",
+        "cfg_verdict=03000000",
+        "--repeat",
+        "3",
+        "--json",
     ];
     let v = json_of(&run(&args));
     assert_eq!(v["retval"], 3);
     let entries = v["maps"]["sized_later"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0]["value"], "0300000000000000", "created at 1, then two increments");
+    assert_eq!(
+        entries[0]["value"], "0300000000000000",
+        "created at 1, then two increments"
+    );
     // A different MAC is dropped; a value of the wrong size is refused.
-    let v = json_of(&run(&["run", &obj, "--data-in", &icmp(), "--type", "opt_xdp=xdp", "--map-size", "sized_later=16", "--rodata", "cfg_mac=aabbccddeeff", "--json"]));
+    let v = json_of(&run(&[
+        "run",
+        &obj,
+        "--data-in",
+        &icmp(),
+        "--type",
+        "opt_xdp=xdp",
+        "--map-size",
+        "sized_later=16",
+        "--rodata",
+        "cfg_mac=aabbccddeeff",
+        "--json",
+    ]));
     assert_eq!(v["retval"], 1, "XDP_DROP");
-    let out = run(&["run", &obj, "--data-in", &icmp(), "--type", "opt_xdp=xdp", "--map-size", "sized_later=16", "--rodata", "cfg_verdict=03"]);
+    let out = run(&[
+        "run",
+        &obj,
+        "--data-in",
+        &icmp(),
+        "--type",
+        "opt_xdp=xdp",
+        "--map-size",
+        "sized_later=16",
+        "--rodata",
+        "cfg_verdict=03",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cfg_verdict"));
 }

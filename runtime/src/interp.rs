@@ -109,7 +109,12 @@ impl Vm {
                 pc: 0,
             });
         };
-        let start = Start { pc: 0, args: [pkt.md_addr(), 0], fp: stack_hi as u64, depth: 0 };
+        let start = Start {
+            pc: 0,
+            args: [pkt.md_addr(), 0],
+            fp: stack_hi as u64,
+            depth: 0,
+        };
         self.exec(env, first, &regions, pkt, start)
     }
 
@@ -428,7 +433,14 @@ impl Vm {
                         // outlive this run.
                         let current = unsafe { &*prog };
                         let args = [reg[1], reg[2], reg[3], reg[4]];
-                        reg[0] = self.bpf_loop(env, current, regions, pkt, args, (reg[10], depth, pc - 1))?;
+                        reg[0] = self.bpf_loop(
+                            env,
+                            current,
+                            regions,
+                            pkt,
+                            args,
+                            (reg[10], depth, pc - 1),
+                        )?;
                     } else if op.imm == helpers::TAIL_CALL {
                         if let Some(target) =
                             self.tail_call_target(env, reg[2], reg[3], &mut tail_calls)
@@ -521,14 +533,25 @@ impl Vm {
         }
         let cb = callback as usize;
         if cb == 0 || prog.functions.binary_search(&cb).is_err() {
-            let kind = TrapKind::HelperBadCallback { helper: helpers::BPF_LOOP as i32, value: callback };
+            let kind = TrapKind::HelperBadCallback {
+                helper: helpers::BPF_LOOP as i32,
+                value: callback,
+            };
             return Err(Trap { kind, pc: call_pc });
         }
         if depth + 1 >= MAX_CALL_FRAMES {
-            return Err(Trap { kind: TrapKind::CallDepth, pc: call_pc });
+            return Err(Trap {
+                kind: TrapKind::CallDepth,
+                pc: call_pc,
+            });
         }
         for i in 0..nr_loops {
-            let start = Start { pc: cb, args: [i as u64, ctx], fp: fp - STACK_FRAME as u64, depth: depth + 1 };
+            let start = Start {
+                pc: cb,
+                args: [i as u64, ctx],
+                fp: fp - STACK_FRAME as u64,
+                depth: depth + 1,
+            };
             if self.exec(env, prog, regions, pkt, start)? == 1 {
                 return Ok(i as u64 + 1);
             }

@@ -107,7 +107,12 @@ fn kernel_outcome(run: kernel::KernelRun) -> Outcome {
 /// Runs every case of bpf-progs built for `cpu` in both the runtime and the kernel.
 fn differential(cpu: Cpu) {
     let failures = compare_cases(bpf_progs::cases(), cpu);
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Runs `cases` built for `cpu` in the runtime and the kernel; returns the mismatches.
@@ -191,8 +196,16 @@ fn compare_cases(cases: &[bpf_progs::Case], cpu: Cpu) -> Vec<String> {
 fn pending_cases_report() {
     for case in bpf_progs::pending_cases() {
         let failures = compare_cases(std::slice::from_ref(case), Cpu::V2);
-        let first = failures.first().map(|f| f.lines().next().unwrap_or("").to_string());
-        println!("PENDING {} {} {:?}: {}", case.object, case.prog, case.packets, first.as_deref().unwrap_or("MATCHES"));
+        let first = failures
+            .first()
+            .map(|f| f.lines().next().unwrap_or("").to_string());
+        println!(
+            "PENDING {} {} {:?}: {}",
+            case.object,
+            case.prog,
+            case.packets,
+            first.as_deref().unwrap_or("MATCHES")
+        );
     }
 }
 
@@ -341,8 +354,10 @@ fn co_re_relocated_programs_match_the_kernel() {
         println!("SKIP: kernel comparison of CO-RE programs: {why}");
     }
     let loader_fixtures = bpf_progs::root().join("loader");
-    let mut objects: Vec<(std::path::PathBuf, &str)> =
-        ["v1", "v2", "v3"].iter().map(|v| (loader_fixtures.join(format!("core_xdp.{v}.o")), "core_xdp")).collect();
+    let mut objects: Vec<(std::path::PathBuf, &str)> = ["v1", "v2", "v3"]
+        .iter()
+        .map(|v| (loader_fixtures.join(format!("core_xdp.{v}.o")), "core_xdp"))
+        .collect();
     for cpu in Cpu::ALL {
         if let Some(o) = bpf_progs::object_for("xdp_core", cpu) {
             objects.push((o, "xdp_core"));
@@ -352,11 +367,13 @@ fn co_re_relocated_programs_match_the_kernel() {
         for packet in ["udp", "tcp_syn", "ipv6"] {
             let data = std::fs::read(bpf_progs::packet(packet)).unwrap();
             let label = format!("{} {prog} {packet}", object.display());
-            let ours = run_ours(&object, prog, &data, 1, &[], &[]).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let ours = run_ours(&object, prog, &data, 1, &[], &[])
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
             if kernel_ok.is_err() {
                 continue;
             }
-            let theirs = kernel_outcome(kernel::run(&object, prog, &data, 1, &[]).expect("kernel run"));
+            let theirs =
+                kernel_outcome(kernel::run(&object, prog, &data, 1, &[]).expect("kernel run"));
             assert_eq!(ours, theirs, "{label}");
         }
     }
@@ -366,8 +383,11 @@ fn co_re_relocated_programs_match_the_kernel() {
 /// runs too) until every engine calls back into programs.
 #[test]
 fn bpf_loop_programs_match_the_kernel() {
-    let loop_cases: Vec<bpf_progs::Case> =
-        bpf_progs::pending_cases().iter().filter(|c| c.object == "xdp_loop").copied().collect();
+    let loop_cases: Vec<bpf_progs::Case> = bpf_progs::pending_cases()
+        .iter()
+        .filter(|c| c.object == "xdp_loop")
+        .copied()
+        .collect();
     assert!(!loop_cases.is_empty());
     for cpu in Cpu::ALL {
         let failures = compare_cases(&loop_cases, cpu);

@@ -118,7 +118,10 @@ pub fn call(id: i32, ctx: &mut HelperCtx<'_, '_>, args: [u64; 5]) -> Result<u64,
         Some(f) => f(ctx, args),
         None if id == loader::core::POISON_HELPER_ID => Err(TrapKind::PoisonedCoreRelocation),
         // Engines run bpf_loop themselves; one that does not reaches this.
-        None if id as i64 == BPF_LOOP => Err(TrapKind::HelperBadCallback { helper: id, value: 0 }),
+        None if id as i64 == BPF_LOOP => Err(TrapKind::HelperBadCallback {
+            helper: id,
+            value: 0,
+        }),
         None => Err(TrapKind::IllegalInstruction {
             code: isa::opcode::CALL,
         }),
