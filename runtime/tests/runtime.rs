@@ -35,56 +35,15 @@ fn run_ours(
     sets: &[(String, Vec<u8>, Vec<u8>)],
     prog_sets: &[kernel::ProgSet],
 ) -> Result<Outcome, String> {
-    let bytes = std::fs::read(object).map_err(|e| e.to_string())?;
-    let obj = loader::Object::parse(&bytes).map_err(|e| e.to_string())?;
-    let store = maps::Store::anonymous(maps::StoreOptions::default()).map_err(|e| e.to_string())?;
-    let loaded = LoadedObject::load(&obj, &store).map_err(|e| e.to_string())?;
-    let index = loaded
-        .program_index(Some(prog))
-        .map_err(|e| e.to_string())?;
-    for (map, key, value) in sets {
-        loaded
-            .update_entry(map, key, value, 0)
-            .map_err(|e| e.to_string())?;
-    }
-    for (map, slot, target) in prog_sets {
-        let id = loaded
-            .program_id(target)
-            .ok_or(format!("no program {target}"))?;
-        loaded
-            .update_entry(map, &slot.to_ne_bytes(), &id.to_ne_bytes(), 0)
-            .map_err(|e| e.to_string())?;
-    }
-    let mut pkt = Packet::new(data).map_err(|e| e.to_string())?;
-    let mut vm = Vm::new(0);
-    let (ret, _) = loaded
-        .run_repeat(&mut vm, index, &mut pkt, repeat as u64)
-        .map_err(|t| format!("trap: {t}"))?;
-    let mut maps = BTreeMap::new();
-    for m in loaded.maps.iter() {
-        let mut entries: Vec<_> = runtime::dump(&m.map)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|e| (e.key, e.values))
-            .collect();
-        if m.info.map_type == runtime::maptable::types::PROG_ARRAY {
-            // Program ids are the runtime's own: compare the programs' names, as the
-            // oracle reports them.
-            for (_, values) in &mut entries {
-                for v in values.iter_mut() {
-                    let id = u32::from_ne_bytes(v.as_slice().try_into().unwrap());
-                    *v = loaded.programs[id as usize - 1].name.as_bytes().to_vec();
-                }
-            }
-        }
-        entries.sort();
-        maps.insert(m.name.clone(), entries);
-    }
-    Ok(Outcome {
-        retval: ret as u32,
-        data_out: pkt.data_with_meta().to_vec(),
-        maps,
-    })
+    jit::run_engine(
+        jit::Engine::Interp,
+        object,
+        prog,
+        data,
+        repeat,
+        sets,
+        prog_sets,
+    )
 }
 
 fn kernel_outcome(run: kernel::KernelRun) -> Outcome {

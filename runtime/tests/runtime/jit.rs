@@ -13,14 +13,15 @@ use runtime::{LoadedObject, Packet, TrapKind, Vm};
 use super::{counting, kernel_outcome, Outcome};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Engine {
+pub(super) enum Engine {
     Interp,
     Jit,
 }
 
 /// Loads `object` fresh, writes the case's entries, runs `prog` `repeat` times in
-/// `engine`, and dumps every map, as `run_ours` does for the interpreter.
-fn run_engine(
+/// `engine`, and dumps every map (prog_array values as program names, entries sorted
+/// by key, as the kernel oracle reports them).
+pub(super) fn run_engine(
     engine: Engine,
     object: &Path,
     prog: &str,
