@@ -168,6 +168,8 @@ pub enum TrapKind {
     MisalignedAtomic { addr: u64, len: u8 },
     /// More than 8 nested bpf-to-bpf calls.
     CallDepth,
+    /// A run was asked for a program index the object does not have.
+    NoSuchProgram { index: usize },
     /// A helper was given a pointer outside the program's regions.
     HelperBadPointer { helper: i32, addr: u64, len: u64 },
     /// A helper was given something that is not a map of this program.
@@ -208,6 +210,7 @@ impl fmt::Display for Trap {
                 write!(f, "misaligned {len}-byte atomic operation at {addr:#x}")?
             }
             TrapKind::CallDepth => write!(f, "bpf-to-bpf calls nested deeper than 8 frames")?,
+            TrapKind::NoSuchProgram { index } => write!(f, "no program with index {index}")?,
             TrapKind::HelperBadPointer { helper, addr, len } => write!(
                 f,
                 "helper {helper} ({}) was given {len} bytes at {addr:#x}, outside the program's memory",

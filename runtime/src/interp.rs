@@ -105,7 +105,7 @@ impl Vm {
         };
         let Some(first) = env.programs.get(entry) else {
             return Err(Trap {
-                kind: TrapKind::CallDepth,
+                kind: TrapKind::NoSuchProgram { index: entry },
                 pc: 0,
             });
         };

@@ -262,22 +262,7 @@ impl<'a> JitObject<'a> {
 
     /// Runs program `prog` once on `pkt` and returns r0, like [`LoadedObject::run`].
     pub fn run(&self, vm: &mut Vm, prog: usize, pkt: &mut Packet) -> Result<u64, Trap> {
-        let Some(&entry) = self.entries.get(prog) else {
-            return Err(Trap {
-                kind: TrapKind::CallDepth,
-                pc: 0,
-            });
-        };
-        let (stack_lo, stack_hi) = vm.stack_bounds();
-        let regions = Regions {
-            stack_lo,
-            stack_hi,
-            ctx: pkt.md_addr() as usize,
-            values: self.loaded.maps.value_areas(),
-        };
-        let mut ctx = self.context(vm, pkt, &regions, stack_lo);
-        // SAFETY: `ctx` is valid for this call and its pointers outlive it; see `enter`.
-        unsafe { self.enter(&mut ctx, entry, stack_hi) }
+        self.run_repeat(vm, prog, pkt, 1).map(|(r0, _)| r0)
     }
 
     /// Runs program `prog` `repeat` times on the same packet without resetting it, as
@@ -291,7 +276,7 @@ impl<'a> JitObject<'a> {
     ) -> Result<(u64, Duration), Trap> {
         let Some(&entry) = self.entries.get(prog) else {
             return Err(Trap {
-                kind: TrapKind::CallDepth,
+                kind: TrapKind::NoSuchProgram { index: prog },
                 pc: 0,
             });
         };
