@@ -15,6 +15,8 @@ mod fuzz_gen;
 #[path = "runtime/jit.rs"]
 mod jit;
 
+use jit::Engine;
+
 /// A key and its value (one per CPU for per-CPU maps).
 type MapEntry = (Vec<u8>, Vec<Vec<u8>>);
 
@@ -65,7 +67,7 @@ fn kernel_outcome(run: kernel::KernelRun) -> Outcome {
 
 /// Runs every case of bpf-progs built for `cpu` in both the runtime and the kernel.
 fn differential(cpu: Cpu) {
-    let failures = compare_cases(bpf_progs::cases(), cpu);
+    let failures = compare_cases(bpf_progs::cases(), cpu, &[Engine::Interp, Engine::Jit]);
     assert!(
         failures.is_empty(),
         "{} mismatches:\n{}",
@@ -74,11 +76,45 @@ fn differential(cpu: Cpu) {
     );
 }
 
-/// Runs `cases` built for `cpu` in the runtime and the kernel; returns the mismatches.
-fn compare_cases(cases: &[bpf_progs::Case], cpu: Cpu) -> Vec<String> {
+/// The differences between two outcomes of one run, as failure lines.
+fn diff(label: &str, (a, ours): (&str, &Outcome), (b, theirs): (&str, &Outcome)) -> Vec<String> {
+    let mut out = Vec::new();
+    if ours.retval != theirs.retval {
+        out.push(format!(
+            "{label}: retval {} ({b} {})",
+            ours.retval, theirs.retval
+        ));
+    }
+    if ours.data_out != theirs.data_out {
+        out.push(format!(
+            "{label}: data_out differs\n  {a}: {}\n  {b}: {}",
+            bpf_progs::hex_encode(&ours.data_out),
+            bpf_progs::hex_encode(&theirs.data_out)
+        ));
+    }
+    let names: std::collections::BTreeSet<_> = ours.maps.keys().chain(theirs.maps.keys()).collect();
+    for name in names {
+        if ours.maps.get(name) != theirs.maps.get(name) {
+            out.push(format!(
+                "{label}: map {name} differs\n  {a}: {:?}\n  {b}: {:?}",
+                ours.maps.get(name),
+                theirs.maps.get(name)
+            ));
+        }
+    }
+    out
+}
+
+/// Runs `cases` built for `cpu` in each of `engines` and, once per case, in the kernel;
+/// every engine must match the kernel (where bpf(2) is permitted) and the first engine.
+/// Returns the mismatches.
+fn compare_cases(cases: &[bpf_progs::Case], cpu: Cpu, engines: &[Engine]) -> Vec<String> {
     let kernel_ok = kernel::available();
     if let Err(why) = &kernel_ok {
-        println!("SKIP: kernel comparison for -mcpu={}: {why}", cpu.as_str());
+        println!(
+            "SKIP: kernel comparison for -mcpu={}: {why} (the engines are still compared with each other)",
+            cpu.as_str()
+        );
     }
     let mut compared = 0;
     let mut failures = Vec::new();
@@ -96,13 +132,27 @@ fn compare_cases(cases: &[bpf_progs::Case], cpu: Cpu) -> Vec<String> {
         for packet in case.packets {
             let data = std::fs::read(bpf_progs::packet(packet)).expect("packet");
             let label = format!("{} [-mcpu={}]", case.label(packet), cpu.as_str());
-            let ours = match run_ours(&object, case.prog, &data, case.repeat, &sets, &prog_sets) {
-                Ok(o) => o,
-                Err(e) => {
-                    failures.push(format!("{label}: runtime error: {e}"));
-                    continue;
+            let mut outcomes = Vec::new();
+            for &engine in engines {
+                let name = engine.name();
+                match jit::run_engine(
+                    engine,
+                    &object,
+                    case.prog,
+                    &data,
+                    case.repeat,
+                    &sets,
+                    &prog_sets,
+                ) {
+                    Ok(o) => outcomes.push((name, o)),
+                    Err(e) => failures.push(format!("{label}: {name} error: {e}")),
                 }
-            };
+            }
+            if let Some((first, rest)) = outcomes.split_first() {
+                for other in rest {
+                    failures.extend(diff(&label, (other.0, &other.1), (first.0, &first.1)));
+                }
+            }
             if kernel_ok.is_err() {
                 continue;
             }
@@ -115,29 +165,8 @@ fn compare_cases(cases: &[bpf_progs::Case], cpu: Cpu) -> Vec<String> {
                     }
                 };
             compared += 1;
-            if ours.retval != theirs.retval {
-                failures.push(format!(
-                    "{label}: retval {} (kernel {})",
-                    ours.retval, theirs.retval
-                ));
-            }
-            if ours.data_out != theirs.data_out {
-                failures.push(format!(
-                    "{label}: data_out differs\n  ours:   {}\n  kernel: {}",
-                    bpf_progs::hex_encode(&ours.data_out),
-                    bpf_progs::hex_encode(&theirs.data_out)
-                ));
-            }
-            let names: std::collections::BTreeSet<_> =
-                ours.maps.keys().chain(theirs.maps.keys()).collect();
-            for name in names {
-                if ours.maps.get(name) != theirs.maps.get(name) {
-                    failures.push(format!(
-                        "{label}: map {name} differs\n  ours:   {:?}\n  kernel: {:?}",
-                        ours.maps.get(name),
-                        theirs.maps.get(name)
-                    ));
-                }
+            for (name, ours) in &outcomes {
+                failures.extend(diff(&label, (name, ours), ("kernel", &theirs)));
             }
         }
     }
@@ -154,7 +183,7 @@ fn compare_cases(cases: &[bpf_progs::Case], cpu: Cpu) -> Vec<String> {
 #[ignore = "a report for moving cases from pending_cases() to cases()"]
 fn pending_cases_report() {
     for case in bpf_progs::pending_cases() {
-        let failures = compare_cases(std::slice::from_ref(case), Cpu::V2);
+        let failures = compare_cases(std::slice::from_ref(case), Cpu::V2, &[Engine::Interp]);
         let first = failures
             .first()
             .map(|f| f.lines().next().unwrap_or("").to_string());
@@ -349,7 +378,7 @@ fn bpf_loop_programs_match_the_kernel() {
         .collect();
     assert!(!loop_cases.is_empty());
     for cpu in Cpu::ALL {
-        let failures = compare_cases(&loop_cases, cpu);
+        let failures = compare_cases(&loop_cases, cpu, &[Engine::Interp]);
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }

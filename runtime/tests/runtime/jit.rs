@@ -1,21 +1,29 @@
-//! The JIT on real programs: every bpf-progs case against the kernel (and against the
-//! interpreter, which needs no kernel), in -mcpu=v1, v2 and v3 builds; the
-//! out-of-bounds programs trap at the interpreter's pc; runs allocate nothing; compile
-//! time of a 1,000-instruction program.
+//! The JIT on real programs. Every bpf-progs case runs in both engines and the kernel
+//! through `compare_cases` in runtime.rs; here: the out-of-bounds programs trap at the
+//! interpreter's pc, runs allocate nothing, compile time of a 1,000-instruction program.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bpf_progs::{kernel, Cpu};
+use bpf_progs::kernel;
 use runtime::jit::{JitObject, JitOptions};
 use runtime::{LoadedObject, Packet, TrapKind, Vm};
 
-use super::{counting, kernel_outcome, Outcome};
+use super::{counting, Outcome};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Engine {
     Interp,
     Jit,
+}
+
+impl Engine {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Engine::Interp => "interpreter",
+            Engine::Jit => "jit",
+        }
+    }
 }
 
 /// Loads `object` fresh, writes the case's entries, runs `prog` `repeat` times in
@@ -84,121 +92,6 @@ pub(super) fn run_engine(
         data_out: pkt.data_with_meta().to_vec(),
         maps,
     })
-}
-
-fn compare(label: &str, what: &str, ours: &Outcome, theirs: &Outcome, failures: &mut Vec<String>) {
-    if ours.retval != theirs.retval {
-        failures.push(format!(
-            "{label}: retval {} ({what} {})",
-            ours.retval, theirs.retval
-        ));
-    }
-    if ours.data_out != theirs.data_out {
-        failures.push(format!(
-            "{label}: data_out differs\n  jit:   {}\n  {what}: {}",
-            bpf_progs::hex_encode(&ours.data_out),
-            bpf_progs::hex_encode(&theirs.data_out)
-        ));
-    }
-    if ours.maps != theirs.maps {
-        failures.push(format!(
-            "{label}: maps differ\n  jit:   {:?}\n  {what}: {:?}",
-            ours.maps, theirs.maps
-        ));
-    }
-}
-
-/// Every case of bpf-progs built for `cpu`, under the JIT, against the interpreter and
-/// (where bpf(2) is permitted) the kernel.
-fn differential(cpu: Cpu) {
-    let kernel_ok = kernel::available();
-    if let Err(why) = &kernel_ok {
-        println!(
-            "SKIP: JIT vs kernel comparison for -mcpu={}: {why} (JIT vs interpreter still runs)",
-            cpu.as_str()
-        );
-    }
-    let (mut vs_kernel, mut vs_interp) = (0, 0);
-    let mut failures = Vec::new();
-    for case in bpf_progs::cases() {
-        let Some(object) = bpf_progs::object_for(case.object, cpu) else {
-            println!(
-                "SKIP: {} not built for -mcpu={} (clang absent)",
-                case.object,
-                cpu.as_str()
-            );
-            continue;
-        };
-        let sets = case.sets_bytes().expect("case hex");
-        let prog_sets = case.prog_sets_owned();
-        for packet in case.packets {
-            let data = std::fs::read(bpf_progs::packet(packet)).expect("packet");
-            let label = format!("{} [-mcpu={}, jit]", case.label(packet), cpu.as_str());
-            let run = |engine| {
-                run_engine(
-                    engine,
-                    &object,
-                    case.prog,
-                    &data,
-                    case.repeat,
-                    &sets,
-                    &prog_sets,
-                )
-            };
-            let jit = match run(Engine::Jit) {
-                Ok(o) => o,
-                Err(e) => {
-                    failures.push(format!("{label}: jit error: {e}"));
-                    continue;
-                }
-            };
-            match run(Engine::Interp) {
-                Ok(interp) => {
-                    vs_interp += 1;
-                    compare(&label, "interp", &jit, &interp, &mut failures);
-                }
-                Err(e) => failures.push(format!("{label}: interpreter error: {e}")),
-            }
-            if kernel_ok.is_err() {
-                continue;
-            }
-            match kernel::run_with(&object, case.prog, &data, case.repeat, &sets, &prog_sets) {
-                Ok(r) => {
-                    vs_kernel += 1;
-                    compare(&label, "kernel", &jit, &kernel_outcome(r), &mut failures);
-                }
-                Err(e) => failures.push(format!("{label}: kernel run failed: {e}")),
-            }
-        }
-    }
-    println!(
-        "-mcpu={} jit: {vs_kernel} runs compared with the kernel, {vs_interp} with the interpreter",
-        cpu.as_str()
-    );
-    if vs_interp == 0 && failures.is_empty() {
-        println!("SKIP: no -mcpu={} object ran under the JIT", cpu.as_str());
-    }
-    assert!(
-        failures.is_empty(),
-        "{} mismatches:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-}
-
-#[test]
-fn jit_matches_the_kernel_v2() {
-    differential(Cpu::V2);
-}
-
-#[test]
-fn jit_matches_the_kernel_v1() {
-    differential(Cpu::V1);
-}
-
-#[test]
-fn jit_matches_the_kernel_v3() {
-    differential(Cpu::V3);
 }
 
 #[test]
