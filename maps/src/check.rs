@@ -209,6 +209,12 @@ impl Map {
                 reclaimed += 1;
             }
         }
+        if entries > self.max_entries {
+            return Err(self.corrupt(format!(
+                "lpm trie holds {entries} entries, max_entries {}",
+                self.max_entries
+            )));
+        }
         let n = self.lpm_n_entries().load(Ordering::Relaxed);
         if n != entries {
             if !fix {

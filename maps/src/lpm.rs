@@ -462,14 +462,20 @@ impl Map {
         {
             return Err(not_found);
         }
-        let n_entries = self.lpm_n_entries();
-        let _ = n_entries.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
+        // The count drops only after the entry left the tree: a writer killed
+        // in between leaves it one too high (repair recounts), never too low,
+        // so the tree can never hold more than max_entries.
+        let dec = || {
+            let n = self.lpm_n_entries();
+            let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
+        };
         let c0 = self.n_child(node, 0).load(Ordering::Relaxed);
         let c1 = self.n_child(node, 1).load(Ordering::Relaxed);
         let odd = self.seq_odd();
         if c0 != 0 && c1 != 0 {
             self.n_flags(node)
                 .store(NODE_USED | NODE_IM, Ordering::Relaxed);
+            dec();
             self.seq_even(odd);
             return Ok(());
         }
@@ -482,6 +488,7 @@ impl Map {
                     pc0
                 };
                 self.slot(trim2).store(other, Ordering::Release);
+                dec();
                 self.lpm_free(p);
                 self.lpm_free(node);
                 self.seq_even(odd);
@@ -490,6 +497,7 @@ impl Map {
         }
         let repl = if c0 != 0 { c0 } else { c1 };
         self.slot(trim).store(repl, Ordering::Release);
+        dec();
         self.lpm_free(node);
         self.seq_even(odd);
         Ok(())

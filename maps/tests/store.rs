@@ -576,6 +576,12 @@ fn sigkill_mid_update_leaves_a_usable_store() {
     s2.check().expect("every map consistent");
     for id in s2.map_ids() {
         let m = s2.map_by_id(id).expect("map");
+        assert!(
+            m.len() <= m.info().max_entries,
+            "map {id} holds {} keys after the kills, max_entries {}",
+            m.len(),
+            m.info().max_entries
+        );
         let (key, value) = if m.info().map_type == BPF_MAP_TYPE_LPM_TRIE {
             let mut k = [0u8; 8];
             k[..4].copy_from_slice(&32u32.to_ne_bytes());
