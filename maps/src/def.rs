@@ -168,6 +168,8 @@ pub struct MapDef {
     pub btf_key_type_id: u32,
     /// BTF type id of the value (0 if none).
     pub btf_value_type_id: u32,
+    /// Id of the store's BTF object describing key and value (0 if none).
+    pub btf_id: u32,
 }
 
 /// What a created map is: its id and definition, as `BPF_OBJ_GET_INFO_BY_FD` shows.
@@ -191,6 +193,8 @@ pub struct MapInfo {
     pub btf_key_type_id: u32,
     /// BTF type id of the value.
     pub btf_value_type_id: u32,
+    /// Id of the store's BTF object (0 if none).
+    pub btf_id: u32,
 }
 
 /// Which implementation a map type uses.

@@ -140,8 +140,14 @@ pub enum ObjectError {
         /// The id.
         id: u32,
     },
+    /// No BTF object with this id.
+    #[error("no BTF object with id {id}")]
+    NoSuchBtf {
+        /// The id.
+        id: u32,
+    },
     /// The definition is invalid.
-    #[error("invalid program: {what}")]
+    #[error("invalid object: {what}")]
     Invalid {
         /// What is wrong.
         what: String,
@@ -152,6 +158,22 @@ pub enum ObjectError {
         /// What went wrong.
         what: String,
     },
+}
+
+impl ObjectError {
+    /// The errno the kernel's bpf(2) gives for this error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            ObjectError::TableFull { .. } | ObjectError::Store { .. } => libc::ENOSPC,
+            ObjectError::NoSuchPin { .. }
+            | ObjectError::NoSuchMap { .. }
+            | ObjectError::NoSuchProgram { .. }
+            | ObjectError::NoSuchBtf { .. } => libc::ENOENT,
+            ObjectError::Exists { .. } => libc::EEXIST,
+            ObjectError::WrongKind { .. } | ObjectError::InvalidPath { .. } => libc::EINVAL,
+            ObjectError::Invalid { .. } => libc::EINVAL,
+        }
+    }
 }
 
 /// An error from map creation or a map operation.

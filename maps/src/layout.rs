@@ -4,8 +4,8 @@
 //! ```text
 //! 0 .. 4096                  Header (versioned; room reserved for later fields)
 //! MAP_TABLE_OFF              MAP_TABLE_CAP x MapEntry (128 bytes each)
-//! OBJ_TABLE_OFF              OBJ_TABLE_CAP x 256 bytes, reserved for programs and
-//!                            pins (zero in this version)
+//! OBJ_TABLE_OFF              OBJ_TABLE_CAP x 512 bytes: programs, BTF objects and
+//!                            pins (see objects.rs)
 //! DATA_START .. total_size   map memory, bump-allocated from `alloc_cursor`
 //! ```
 //! Every field is an atomic. The structs are only ever reached through
@@ -21,7 +21,7 @@ use crate::shm::{SharedPod, Shm};
 /// "XDPSTORE" little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"XDPSTORE");
 /// Layout version written and read by this build.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Bytes reserved for the header.
 pub const HEADER_SIZE: usize = 4096;
 /// Map table offset.
@@ -35,7 +35,7 @@ pub const OBJ_TABLE_OFF: usize = MAP_TABLE_OFF + MAP_TABLE_CAP as usize * MAP_EN
 /// Object/pin table capacity (reserved).
 pub const OBJ_TABLE_CAP: u32 = 1024;
 /// Bytes per object/pin table entry (reserved).
-pub const OBJ_ENTRY_SIZE: usize = 256;
+pub const OBJ_ENTRY_SIZE: usize = 512;
 /// First byte of map memory.
 pub const DATA_START: usize = OBJ_TABLE_OFF + OBJ_TABLE_CAP as usize * OBJ_ENTRY_SIZE;
 /// Smallest store: the tables plus one page of map memory.
@@ -118,8 +118,11 @@ pub(crate) struct MapEntry {
     pub data_off: AtomicU64,
     /// Length of the map's memory.
     pub data_len: AtomicU64,
+    /// Id of the BTF object (store-wide, see objects.rs) describing key and value.
+    pub btf_id: AtomicU32,
+    pub _pad2: AtomicU32,
     /// Reserved for later (inner map template, pin refs, generation): zero.
-    pub reserved: [AtomicU64; 6],
+    pub reserved: [AtomicU64; 5],
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -323,6 +326,7 @@ pub(crate) fn read_entry(
         name,
         btf_key_type_id: e.btf_key_type_id.load(r),
         btf_value_type_id: e.btf_value_type_id.load(r),
+        btf_id: e.btf_id.load(r),
     };
     if info.id == 0 {
         return Err(bad("id 0".into()));

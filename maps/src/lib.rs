@@ -47,7 +47,9 @@ pub use def::*;
 pub use error::{MapError, ObjectError, StoreError, ENOTSUPP};
 pub use layout::{LAYOUT_VERSION, MAGIC, MAP_TABLE_CAP, MIN_STORE_SIZE};
 pub use map::{Map, MapKeys, ValueRegion};
-pub use objects::{Pinned, ProgramDef, ProgramInfo, MAX_PIN_PATH, MAX_PROG_MAPS};
+pub use objects::{
+    boottime_ns, Pinned, ProgramDef, ProgramInfo, MAX_BTF_SIZE, MAX_PIN_PATH, MAX_PROG_MAPS,
+};
 pub use ring::{
     BPF_F_CURRENT_CPU, BPF_F_INDEX_MASK, BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT,
     BPF_RINGBUF_HDR_SZ,

@@ -145,6 +145,16 @@ impl Map {
         })
     }
 
+    /// For a BPF_F_MMAPABLE array: where its values start in the store file
+    /// (page-aligned) and how many bytes they span, for `mmap` of the map.
+    pub fn mmap_region(&self) -> Option<(u64, usize)> {
+        if self.kind != Kind::Array || self.map_flags & crate::def::BPF_F_MMAPABLE == 0 {
+            return None;
+        }
+        let off = self.data as u64 - self.shm.base() as u64;
+        Some((off, self.meta.data_len))
+    }
+
     /// The map's id and definition.
     pub fn info(&self) -> MapInfo {
         self.meta.info.clone()

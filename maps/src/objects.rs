@@ -1,25 +1,36 @@
-//! Programs and pins in the store's object table (the kernel's prog ids and
-//! bpffs pins).
+//! Programs, BTF objects and pins in the store's object table (the kernel's
+//! prog and BTF ids, and bpffs pins).
 //!
-//! The table has `OBJ_TABLE_CAP` entries of 256 bytes, 32 `AtomicU64` words:
+//! The table has `OBJ_TABLE_CAP` entries of 512 bytes, 64 `AtomicU64` words:
 //! ```text
-//! w0   state u32 (FREE/CREATING/LIVE) | kind u32 (1 program, 2 pin)
-//! w1   id u32 (program id)            | target_kind u32 (pin: 1 map, 2 program)
-//! w2   target_id u32 (pin)            | prog_type u32
-//! w3   insn_cnt u32                   | nr_map_ids u32
-//! w4   tag (8 bytes, as the kernel's prog tag)
-//! w5-6 name (16 bytes, NUL-padded)
-//! w7-21 pin path (120 bytes, NUL-padded)
-//! w22  offset of the program's instructions in the store (0: none)
-//! w23-30 map ids (16 x u32)
-//! w31  length of the instructions in bytes
+//! w0     state u32 (FREE/CREATING/LIVE) | kind u32 (1 program, 2 pin, 3 BTF)
+//! w1     id u32 (program or BTF id)      | target_kind u32 (pin: 1 map, 2 program, 3 dir)
+//! w2     target_id u32 (pin)             | prog_type u32
+//! w3     insn_cnt u32                    | nr_map_ids u32
+//! w4     tag (8 bytes, as the kernel's prog tag)
+//! w5-6   name (16 bytes, NUL-padded)
+//! w7-21  pin path (120 bytes, NUL-padded)
+//! w22    offset of the blob in the store (program instructions, BTF data; 0: none)
+//! w23    btf_id u32 (program)            | gpl_compatible u32
+//! w24    loaded_at (CLOCK_BOOTTIME ns)
+//! w25    uid u32                         | expected_attach_type u32
+//! w26    run_cnt   (mutable: BPF_ENABLE_STATS accounting)
+//! w27    run_time_ns (mutable)
+//! w28    prog_flags u32                  | reserved
+//! w29-30 reserved
+//! w31    length of the blob in bytes
+//! w32-63 map ids (64 x u32)
 //! ```
 //! Entries are claimed, filled and published (state LIVE, Release) under the
 //! header's `meta_lock`; after that they are immutable until removed (state
-//! FREE, under `meta_lock`). Readers check `state` with Acquire first. A
-//! holder that dies leaves at worst a CREATING entry, which the next holder of
-//! `meta_lock` reuses. Instructions are bump-allocated from the map memory
-//! cursor, like maps.
+//! FREE, under `meta_lock`), except the run statistics, which are atomics.
+//! Readers check `state` with Acquire first. A holder that dies leaves at worst
+//! a CREATING entry, which the next holder of `meta_lock` reuses. Blobs are
+//! bump-allocated from the map memory cursor, like maps.
+//!
+//! A program's instructions are kept runnable: map references are lddw with
+//! src_reg BPF_PSEUDO_MAP_IDX (5) or BPF_PSEUDO_MAP_IDX_VALUE (6) whose imm
+//! indexes the program's map id list.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,14 +44,17 @@ use crate::store::Store;
 
 const KIND_PROG: u32 = 1;
 const KIND_PIN: u32 = 2;
+const KIND_BTF: u32 = 3;
 /// Longest pin path, in bytes.
 pub const MAX_PIN_PATH: usize = 119;
-/// Most map ids recorded per program.
-pub const MAX_PROG_MAPS: usize = 16;
+/// Most map ids recorded per program (the kernel's MAX_USED_MAPS).
+pub const MAX_PROG_MAPS: usize = 64;
+/// Largest BTF object accepted, in bytes.
+pub const MAX_BTF_SIZE: usize = 16 << 20;
 
 #[repr(C)]
 pub(crate) struct ObjEntry {
-    w: [AtomicU64; 32],
+    w: [AtomicU64; 64],
 }
 const _: () = assert!(std::mem::size_of::<ObjEntry>() == OBJ_ENTRY_SIZE);
 // SAFETY: repr(C), built only of atomics.
@@ -93,6 +107,8 @@ pub enum Pinned {
     Map(u32),
     /// A program, by id.
     Prog(u32),
+    /// A directory (made by mkdir on the virtual bpffs).
+    Dir,
 }
 
 /// A program to record in the store (`BPF_PROG_LOAD`'s metadata).
@@ -106,8 +122,18 @@ pub struct ProgramDef {
     pub tag: [u8; 8],
     /// Instructions, 8 bytes each, as loaded (may be empty).
     pub insns: Vec<u8>,
-    /// Ids of the maps the program uses (at most 16 are kept).
+    /// Ids of the maps the program uses (at most `MAX_PROG_MAPS`).
     pub map_ids: Vec<u32>,
+    /// Id of the program's BTF object (0 if none).
+    pub btf_id: u32,
+    /// The license is GPL-compatible.
+    pub gpl_compatible: bool,
+    /// Loading user.
+    pub uid: u32,
+    /// `expected_attach_type` of BPF_PROG_LOAD.
+    pub expected_attach_type: u32,
+    /// `prog_flags` of BPF_PROG_LOAD (BPF_F_XDP_HAS_FRAGS...).
+    pub prog_flags: u32,
 }
 
 /// A program recorded in the store.
@@ -125,6 +151,33 @@ pub struct ProgramInfo {
     pub insn_cnt: u32,
     /// Maps the program uses.
     pub map_ids: Vec<u32>,
+    /// Id of the program's BTF object (0 if none).
+    pub btf_id: u32,
+    /// The license is GPL-compatible.
+    pub gpl_compatible: bool,
+    /// When it was loaded (CLOCK_BOOTTIME, ns), as the kernel's `load_time`.
+    pub load_time: u64,
+    /// Loading user.
+    pub uid: u32,
+    /// `expected_attach_type` given at load.
+    pub expected_attach_type: u32,
+    /// `prog_flags` given at load.
+    pub prog_flags: u32,
+    /// Runs counted while statistics are enabled.
+    pub run_cnt: u64,
+    /// Nanoseconds spent in those runs.
+    pub run_time_ns: u64,
+}
+
+/// CLOCK_BOOTTIME now, in ns (the kernel's clock for `load_time`).
+pub fn boottime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
 impl Store {
@@ -172,6 +225,62 @@ impl Store {
             .filter(|e| e.state() == ENTRY_LIVE)
     }
 
+    /// Copies `data` into fresh store space (under `meta_lock`); returns its offset.
+    fn alloc_blob(&self, h: &layout::Header, data: &[u8]) -> Result<u64, ObjectError> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let cursor = h.alloc_cursor.load(Ordering::Acquire);
+        let off = crate::def::round_up(cursor, 8);
+        let end = off + data.len().div_ceil(8) as u64 * 8;
+        if cursor < layout::DATA_START as u64 || end > self.size() {
+            return Err(ObjectError::Store {
+                what: format!("no space for {} bytes", data.len()),
+            });
+        }
+        // Advance first: a death after this leaks the space, never reuses it.
+        h.alloc_cursor.store(end, Ordering::Release);
+        let base = self.shm().base().wrapping_add(off as usize);
+        // SAFETY: [off, end) is fresh space inside the store, just claimed
+        // under meta_lock; nobody else reads it before the entry is LIVE.
+        unsafe { crate::mem::store_words(base, data.as_ptr(), data.len()) };
+        Ok(off)
+    }
+
+    /// The blob of entry `e`, bounds-checked against the store.
+    fn blob(&self, e: &ObjEntry, what: &str) -> Result<Vec<u8>, ObjectError> {
+        let off = e.w[22].load(Ordering::Relaxed);
+        let len = e.w[31].load(Ordering::Relaxed);
+        if off == 0 || len == 0 {
+            return Ok(Vec::new());
+        }
+        match off.checked_add(len) {
+            Some(end) if off >= layout::DATA_START as u64 && off % 8 == 0 && end <= self.size() => {
+            }
+            _ => {
+                return Err(ObjectError::Store {
+                    what: format!("{what}: data outside the store"),
+                })
+            }
+        }
+        let mut out = vec![0u8; len as usize];
+        // SAFETY: [off, off+len) lies inside the mapping (checked), 8-aligned;
+        // written once before the entry was published.
+        unsafe { crate::mem::load_words(&mut out, self.shm().base().add(off as usize)) };
+        Ok(out)
+    }
+
+    fn next_id(h: &layout::Header) -> Result<u32, ObjectError> {
+        let next = h.next_obj_id.load(Ordering::Acquire).max(1);
+        if next == u32::MAX {
+            return Err(ObjectError::TableFull {
+                capacity: OBJ_TABLE_CAP,
+            });
+        }
+        h.next_obj_id.store(next + 1, Ordering::Release);
+        Ok(next)
+    }
+
     /// Records a program; returns its new id.
     pub fn register_program(&self, def: &ProgramDef) -> Result<u32, ObjectError> {
         if def.insns.len() % 8 != 0 || def.insns.len() / 8 > u32::MAX as usize {
@@ -179,44 +288,32 @@ impl Store {
                 what: "instructions are not whole 8-byte slots".into(),
             });
         }
+        if def.map_ids.len() > MAX_PROG_MAPS {
+            return Err(ObjectError::Invalid {
+                what: format!(
+                    "{} maps used, at most {MAX_PROG_MAPS} per program",
+                    def.map_ids.len()
+                ),
+            });
+        }
         let mut id = 0;
         self.add_object(|e, h| {
-            let next = h.next_obj_id.load(Ordering::Acquire).max(1);
-            if next == u32::MAX {
-                return Err(ObjectError::TableFull {
-                    capacity: OBJ_TABLE_CAP,
-                });
-            }
-            let mut insns_off = 0u64;
-            if !def.insns.is_empty() {
-                let cursor = h.alloc_cursor.load(Ordering::Acquire);
-                let off = crate::def::round_up(cursor, 8);
-                let end = off + def.insns.len() as u64;
-                if cursor < layout::DATA_START as u64 || end > self.size() {
-                    return Err(ObjectError::Store {
-                        what: format!("no space for {} bytes of instructions", def.insns.len()),
-                    });
-                }
-                // Advance first: a death after this leaks the space, never reuses it.
-                h.alloc_cursor.store(end, Ordering::Release);
-                let base = self.shm().base().wrapping_add(off as usize);
-                // SAFETY: [off, end) is fresh space inside the store, just claimed
-                // under meta_lock; nobody else reads it before the entry is LIVE.
-                unsafe { crate::mem::store_words(base, def.insns.as_ptr(), def.insns.len()) };
-                insns_off = off;
-            }
-            id = next;
-            h.next_obj_id.store(next + 1, Ordering::Release);
+            let insns_off = self.alloc_blob(h, &def.insns)?;
+            id = Store::next_id(h)?;
             e.set(0, ENTRY_CREATING, KIND_PROG);
             e.set(1, id, 0);
             e.set(2, 0, def.prog_type);
-            let n = def.map_ids.len().min(MAX_PROG_MAPS);
+            let n = def.map_ids.len();
             e.set(3, (def.insns.len() / 8) as u32, n as u32);
             e.w[4].store(u64::from_le_bytes(def.tag), Ordering::Relaxed);
             e.set_bytes(5, 2, crate::def::stored_name(&def.name).as_bytes());
             e.w[22].store(insns_off, Ordering::Relaxed);
-            for (i, pair) in def.map_ids[..n].chunks(2).enumerate() {
-                e.set(23 + i, pair[0], pair.get(1).copied().unwrap_or(0));
+            e.set(23, def.btf_id, u32::from(def.gpl_compatible));
+            e.w[24].store(boottime_ns(), Ordering::Relaxed);
+            e.set(25, def.uid, def.expected_attach_type);
+            e.set(28, def.prog_flags, 0);
+            for (i, pair) in def.map_ids.chunks(2).enumerate() {
+                e.set(32 + i, pair[0], pair.get(1).copied().unwrap_or(0));
             }
             e.w[31].store(def.insns.len() as u64, Ordering::Relaxed);
             Ok(())
@@ -224,14 +321,65 @@ impl Store {
         Ok(id)
     }
 
+    /// BPF_BTF_LOAD: keeps a BTF blob; returns its new id.
+    pub fn register_btf(&self, data: &[u8]) -> Result<u32, ObjectError> {
+        if data.is_empty() || data.len() > MAX_BTF_SIZE {
+            return Err(ObjectError::Invalid {
+                what: format!("BTF of {} bytes (1..={MAX_BTF_SIZE})", data.len()),
+            });
+        }
+        let mut id = 0;
+        self.add_object(|e, h| {
+            let off = self.alloc_blob(h, data)?;
+            id = Store::next_id(h)?;
+            e.set(0, ENTRY_CREATING, KIND_BTF);
+            e.set(1, id, 0);
+            e.w[22].store(off, Ordering::Relaxed);
+            e.w[31].store(data.len() as u64, Ordering::Relaxed);
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    /// Ids of every BTF object, ascending.
+    pub fn btf_ids(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .live_objects()
+            .filter(|e| e.hi(0) == KIND_BTF)
+            .map(|e| e.lo(1))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The data of BTF object `id`.
+    pub fn btf_data(&self, id: u32) -> Result<Vec<u8>, ObjectError> {
+        let e = self
+            .live_objects()
+            .find(|e| e.hi(0) == KIND_BTF && e.lo(1) == id)
+            .ok_or(ObjectError::NoSuchBtf { id })?;
+        self.blob(e, &format!("BTF {id}"))
+    }
+
+    /// Adds one accounted run (or `count` runs taking `ns` in all) to program `id`.
+    pub fn add_program_runs(&self, id: u32, count: u64, ns: u64) -> Result<(), ObjectError> {
+        let e = self
+            .live_objects()
+            .find(|e| e.hi(0) == KIND_PROG && e.lo(1) == id)
+            .ok_or(ObjectError::NoSuchProgram { id })?;
+        e.w[26].fetch_add(count, Ordering::Relaxed);
+        e.w[27].fetch_add(ns, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn prog_info(e: &ObjEntry) -> ProgramInfo {
         let n = (e.hi(3) as usize).min(MAX_PROG_MAPS);
         let map_ids = (0..n)
             .map(|i| {
                 if i % 2 == 0 {
-                    e.lo(23 + i / 2)
+                    e.lo(32 + i / 2)
                 } else {
-                    e.hi(23 + i / 2)
+                    e.hi(32 + i / 2)
                 }
             })
             .collect();
@@ -242,6 +390,14 @@ impl Store {
             tag: e.w[4].load(Ordering::Relaxed).to_le_bytes(),
             insn_cnt: e.lo(3),
             map_ids,
+            btf_id: e.lo(23),
+            gpl_compatible: e.hi(23) != 0,
+            load_time: e.w[24].load(Ordering::Relaxed),
+            uid: e.lo(25),
+            expected_attach_type: e.hi(25),
+            prog_flags: e.lo(28),
+            run_cnt: e.w[26].load(Ordering::Relaxed),
+            run_time_ns: e.w[27].load(Ordering::Relaxed),
         }
     }
 
@@ -270,25 +426,7 @@ impl Store {
             .live_objects()
             .find(|e| e.hi(0) == KIND_PROG && e.lo(1) == id)
             .ok_or(ObjectError::NoSuchProgram { id })?;
-        let off = e.w[22].load(Ordering::Relaxed);
-        let len = e.w[31].load(Ordering::Relaxed);
-        if off == 0 || len == 0 {
-            return Ok(Vec::new());
-        }
-        match off.checked_add(len) {
-            Some(end) if off >= layout::DATA_START as u64 && off % 8 == 0 && end <= self.size() => {
-            }
-            _ => {
-                return Err(ObjectError::Store {
-                    what: format!("program {id}: instructions outside the store"),
-                })
-            }
-        }
-        let mut out = vec![0u8; len as usize];
-        // SAFETY: [off, off+len) lies inside the mapping (checked), 8-aligned;
-        // written once before the entry was published.
-        unsafe { crate::mem::load_words(&mut out, self.shm().base().add(off as usize)) };
-        Ok(out)
+        self.blob(e, &format!("program {id}"))
     }
 
     /// Removes program `id` from the table (its instruction space is not reused).
@@ -332,6 +470,7 @@ impl Store {
             Pinned::Prog(id) => {
                 self.program_by_id(id)?;
             }
+            Pinned::Dir => {}
         }
         self.add_object(|e, _| {
             if self
@@ -345,6 +484,7 @@ impl Store {
             let (tk, tid) = match what {
                 Pinned::Map(id) => (1, id),
                 Pinned::Prog(id) => (2, id),
+                Pinned::Dir => (3, 0),
             };
             e.set(0, ENTRY_CREATING, KIND_PIN);
             e.set(1, 0, tk);
@@ -384,6 +524,7 @@ impl Store {
                 let w = match e.hi(1) {
                     1 => Pinned::Map(e.lo(2)),
                     2 => Pinned::Prog(e.lo(2)),
+                    3 => Pinned::Dir,
                     _ => return None,
                 };
                 Some((p, w))
@@ -399,7 +540,7 @@ impl Store {
             Pinned::Map(id) => self
                 .map_by_id(id)
                 .map_err(|_| ObjectError::NoSuchMap { id }),
-            Pinned::Prog(_) => Err(ObjectError::WrongKind {
+            Pinned::Prog(_) | Pinned::Dir => Err(ObjectError::WrongKind {
                 path: path.to_owned(),
             }),
         }
@@ -435,6 +576,10 @@ mod tests {
             tag: *b"\x01\x02\x03\x04\x05\x06\x07\x08",
             insns: insns.clone(),
             map_ids: vec![m.id()],
+            btf_id: 7,
+            gpl_compatible: true,
+            uid: 65534,
+            ..ProgramDef::default()
         };
         let a = s.register_program(&def).expect("a");
         let b = s
@@ -450,6 +595,14 @@ mod tests {
             (p.insn_cnt, p.prog_type, p.map_ids.clone()),
             (2, 6, vec![m.id()])
         );
+        assert_eq!((p.btf_id, p.gpl_compatible, p.uid), (7, true, 65534));
+        assert!(p.load_time > 0 && p.load_time <= boottime_ns());
+        assert_eq!((p.run_cnt, p.run_time_ns), (0, 0));
+        s.add_program_runs(a, 3, 300).expect("stats");
+        s.add_program_runs(a, 1, 50).expect("stats");
+        let p = s.program_by_id(a).expect("info");
+        assert_eq!((p.run_cnt, p.run_time_ns), (4, 350));
+        assert!(s.add_program_runs(99, 1, 1).is_err());
         assert_eq!(s.program_insns(a).expect("insns"), insns);
         assert!(s.program_insns(b).expect("none").is_empty());
         assert!(s
@@ -481,8 +634,41 @@ mod tests {
             s.pinned("/sys/fs/bpf/a"),
             Err(ObjectError::NoSuchPin { .. })
         ));
+        s.pin("/sys/fs/bpf/d", Pinned::Dir).expect("dir");
+        assert_eq!(s.pinned("/sys/fs/bpf/d").expect("dir"), Pinned::Dir);
+        assert!(matches!(
+            s.map_by_pin("/sys/fs/bpf/d"),
+            Err(ObjectError::WrongKind { .. })
+        ));
         s.remove_program(b).expect("remove");
         assert_eq!(s.programs().len(), 1);
         assert!(Store::check_path(&"x".repeat(120)).is_err());
+    }
+
+    #[test]
+    fn btf_objects_keep_their_bytes() {
+        let s = Store::anonymous(StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let a: Vec<u8> = (0..45u8).collect();
+        let b = vec![0x9f, 0xeb, 1, 0];
+        let ia = s.register_btf(&a).expect("a");
+        let ib = s.register_btf(&b).expect("b");
+        assert_ne!(ia, ib);
+        assert_eq!(s.btf_ids(), vec![ia, ib]);
+        assert_eq!(s.btf_data(ia).expect("a"), a);
+        assert_eq!(s.btf_data(ib).expect("b"), b);
+        assert!(matches!(
+            s.btf_data(999),
+            Err(ObjectError::NoSuchBtf { id: 999 })
+        ));
+        assert_eq!(
+            s.register_btf(&[]).map_err(|e| e.errno()),
+            Err(libc::EINVAL)
+        );
+        // BTF objects are not programs.
+        assert!(s.programs().is_empty());
     }
 }

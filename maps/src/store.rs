@@ -257,6 +257,8 @@ impl Store {
             e.frozen.store(0, r);
             e.btf_key_type_id.store(def.btf_key_type_id, r);
             e.btf_value_type_id.store(def.btf_value_type_id, r);
+            e.btf_id.store(def.btf_id, r);
+            e._pad2.store(0, r);
             let seed = if def.map_flags & def::BPF_F_ZERO_SEED != 0 {
                 0
             } else {

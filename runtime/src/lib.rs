@@ -25,6 +25,7 @@ pub mod kernel;
 pub mod maptable;
 pub mod memory;
 pub mod program;
+pub mod stored;
 pub mod xdp;
 
 use std::time::{Duration, Instant};
@@ -86,6 +87,7 @@ impl LoadedObject {
                 name: spec.name.clone(),
                 btf_key_type_id: spec.btf_key_type_id,
                 btf_value_type_id: spec.btf_value_type_id,
+                btf_id: 0,
             };
             let map = store.create_map(&def).map_err(map_err)?;
             if let Some(data) = &spec.initial_data {
@@ -134,7 +136,7 @@ impl LoadedObject {
             let starts: Vec<usize> = p.subprogs.iter().map(|s| s.start).collect();
             match program::prepare(&p.name, &p.section, &p.insns, &starts, &maps) {
                 Ok(prepared) => {
-                    let def = program_def(p, &maps);
+                    let def = stored::program_def(&p.name, 6, &p.insns, &maps);
                     let id = store
                         .register_program(&def)
                         .map_err(|source| LoadError::Object {
@@ -318,110 +320,6 @@ impl LoadedObject {
     }
 }
 
-/// The store record of program `p`: its instructions as `BPF_PROG_LOAD` would
-/// receive them (map references as `BPF_PSEUDO_MAP_FD`/`_VALUE` with a zero
-/// immediate), the kernel's tag of those, and the ids of the maps it references.
-fn program_def(p: &loader::Program, maps: &MapTable) -> maps::ProgramDef {
-    const LDDW: u8 = 0x18;
-    const PSEUDO_MAP_FD: u8 = 1;
-    const PSEUDO_MAP_VALUE: u8 = 2;
-    const PSEUDO_MAP_IDX: u8 = 5;
-    const PSEUDO_MAP_IDX_VALUE: u8 = 6;
-    let mut insns = p.insns.clone();
-    let mut map_ids = Vec::new();
-    let mut i = 0;
-    while i < insns.len() {
-        let insn = insns[i];
-        if insn.code == LDDW
-            && matches!(
-                insn.src,
-                PSEUDO_MAP_FD | PSEUDO_MAP_VALUE | PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE
-            )
-        {
-            if matches!(insn.src, PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE) {
-                if let Some(m) = usize::try_from(insn.imm).ok().and_then(|ix| maps.get(ix)) {
-                    if !map_ids.contains(&m.info.id) {
-                        map_ids.push(m.info.id);
-                    }
-                }
-            }
-            insns[i].src = if matches!(insn.src, PSEUDO_MAP_FD | PSEUDO_MAP_IDX) {
-                PSEUDO_MAP_FD
-            } else {
-                PSEUDO_MAP_VALUE
-            };
-            // The kernel's bpf_prog_calc_tag zeroes both immediates of a map load.
-            insns[i].imm = 0;
-            if let Some(next) = insns.get_mut(i + 1) {
-                next.imm = 0;
-            }
-            i += 2;
-            continue;
-        }
-        i += 1;
-    }
-    let bytes: Vec<u8> = insns.iter().flat_map(|x| x.to_bytes()).collect();
-    let digest = sha1(&bytes);
-    let mut tag = [0u8; 8];
-    tag.copy_from_slice(&digest[..8]);
-    maps::ProgramDef {
-        name: p.name.clone(),
-        prog_type: 6, // BPF_PROG_TYPE_XDP
-        tag,
-        insns: bytes,
-        map_ids,
-    }
-}
-
-/// SHA-1 (FIPS 180-4), for the kernel's program tag.
-fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
-    let mut msg = data.to_vec();
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&bit_len.to_be_bytes());
-    for block in msg.chunks_exact(64) {
-        let mut w = [0u32; 80];
-        for (t, c) in block.chunks_exact(4).enumerate() {
-            w[t] = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-        }
-        for t in 16..80 {
-            w[t] = (w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16]).rotate_left(1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = h;
-        for (t, wt) in w.iter().enumerate() {
-            let (f, k) = match t {
-                0..=19 => ((b & c) | (!b & d), 0x5A827999),
-                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
-                _ => (b ^ c ^ d, 0xCA62C1D6u32),
-            };
-            let tmp = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*wt);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = tmp;
-        }
-        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
-            *x = x.wrapping_add(y);
-        }
-    }
-    let mut out = [0u8; 20];
-    for (o, x) in out.chunks_exact_mut(4).zip(h) {
-        o.copy_from_slice(&x.to_be_bytes());
-    }
-    out
-}
-
 /// One entry of a map dump: the key and one value, or one per CPU for per-CPU maps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -479,29 +377,4 @@ pub fn dump(map: &maps::Map) -> Result<Vec<Entry>, maps::MapError> {
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
-    #[test]
-    fn sha1_matches_the_standard_vectors() {
-        // FIPS 180-2 appendix A vectors.
-        assert_eq!(
-            hex(&sha1(b"abc")),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
-        assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-        assert_eq!(
-            hex(&sha1(
-                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
-            )),
-            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
-        );
-    }
 }

@@ -80,6 +80,7 @@ fn select(store: &Store, sel: &[String]) -> Result<Vec<ProgramInfo>> {
         {
             Pinned::Prog(id) => vec![store.program_by_id(id)?],
             Pinned::Map(_) => bail!("{what:?} is a map, not a program"),
+            Pinned::Dir => bail!("{what:?} is a directory, not a program"),
         },
         "name" => all.into_iter().filter(|p| &p.name == what).collect(),
         "tag" => {
@@ -118,7 +119,16 @@ fn show(store: &Store, sel: &[String], json: bool) -> Result<()> {
                 "insn_cnt": p.insn_cnt,
                 "bytes_xlated": u64::from(p.insn_cnt) * 8,
                 "map_ids": p.map_ids,
+                "gpl_compatible": p.gpl_compatible,
+                "uid": p.uid,
             });
+            if p.btf_id != 0 {
+                d["btf_id"] = json!(p.btf_id);
+            }
+            if p.run_cnt != 0 {
+                d["run_time_ns"] = json!(p.run_time_ns);
+                d["run_cnt"] = json!(p.run_cnt);
+            }
             if !pins.is_empty() {
                 d["pinned"] = json!(pins);
             }
@@ -139,6 +149,13 @@ fn show(store: &Store, sel: &[String], json: bool) -> Result<()> {
             if !p.map_ids.is_empty() {
                 let ids: Vec<String> = p.map_ids.iter().map(|i| i.to_string()).collect();
                 print!("  map_ids {}", ids.join(","));
+            }
+            print!("  uid {}", p.uid);
+            if p.btf_id != 0 {
+                print!("  btf_id {}", p.btf_id);
+            }
+            if p.run_cnt != 0 {
+                print!("  run_time_ns {} run_cnt {}", p.run_time_ns, p.run_cnt);
             }
             println!();
             for path in pins {

@@ -1,0 +1,407 @@
+//! Programs recorded in the store: the record `BPF_PROG_LOAD` makes (runnable
+//! instructions, the ids of the maps they use, the kernel's tag), and the way
+//! back from a program id to a [`LoadedObject`] any process can run.
+
+use isa::RawInsn;
+
+use crate::error::{LoadError, VerifyError};
+use crate::maptable::{types, BoundMap, MapTable};
+use crate::{program, LoadedObject};
+
+const LDDW: u8 = 0x18;
+const CALL: u8 = 0x85;
+/// lddw src_reg values for map references (uapi bpf.h).
+pub const PSEUDO_MAP_FD: u8 = 1;
+pub const PSEUDO_MAP_VALUE: u8 = 2;
+pub const PSEUDO_FUNC: u8 = 4;
+pub const PSEUDO_MAP_IDX: u8 = 5;
+pub const PSEUDO_MAP_IDX_VALUE: u8 = 6;
+const PSEUDO_CALL: u8 = 1;
+/// BPF_PROG_TYPE_XDP.
+pub const PROG_TYPE_XDP: u32 = 6;
+/// BPF_F_XDP_HAS_FRAGS.
+pub const F_XDP_HAS_FRAGS: u32 = 1 << 5;
+
+/// The store record of a program whose map references index `maps` (lddw with
+/// src_reg 5/6): the same instructions with references renumbered to the
+/// program's own map id list, the kernel's tag, and that list.
+pub fn program_def(
+    name: &str,
+    prog_type: u32,
+    insns: &[RawInsn],
+    maps: &MapTable,
+) -> maps::ProgramDef {
+    let mut stored = insns.to_vec();
+    let mut map_ids: Vec<u32> = Vec::new();
+    let mut i = 0;
+    while i < stored.len() {
+        let insn = stored[i];
+        if insn.code == LDDW && matches!(insn.src, PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE) {
+            if let Some(m) = usize::try_from(insn.imm).ok().and_then(|ix| maps.get(ix)) {
+                let pos = match map_ids.iter().position(|&id| id == m.info.id) {
+                    Some(p) => p,
+                    None => {
+                        map_ids.push(m.info.id);
+                        map_ids.len() - 1
+                    }
+                };
+                stored[i].imm = pos as i32;
+            }
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    maps::ProgramDef {
+        name: name.to_string(),
+        prog_type,
+        tag: prog_tag(&stored),
+        insns: stored.iter().flat_map(|x| x.to_bytes()).collect(),
+        map_ids,
+        gpl_compatible: true,
+        // SAFETY: getuid cannot fail.
+        uid: unsafe { libc::getuid() },
+        ..maps::ProgramDef::default()
+    }
+}
+
+/// The kernel's program tag (bpf_prog_calc_tag): the first 8 bytes of the SHA-1
+/// of the instructions with both immediates of every map-referencing lddw zeroed
+/// and its src_reg as user space gave it (fd or map-value form).
+pub fn prog_tag(insns: &[RawInsn]) -> [u8; 8] {
+    let mut v = insns.to_vec();
+    let mut i = 0;
+    while i < v.len() {
+        if v[i].code == LDDW
+            && matches!(
+                v[i].src,
+                PSEUDO_MAP_FD | PSEUDO_MAP_VALUE | PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE
+            )
+        {
+            v[i].src = if matches!(v[i].src, PSEUDO_MAP_FD | PSEUDO_MAP_IDX) {
+                PSEUDO_MAP_FD
+            } else {
+                PSEUDO_MAP_VALUE
+            };
+            v[i].imm = 0;
+            if let Some(next) = v.get_mut(i + 1) {
+                next.imm = 0;
+            }
+            i += 2;
+            continue;
+        }
+        i += if v[i].code == LDDW { 2 } else { 1 };
+    }
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_bytes()).collect();
+    let digest = sha1(&bytes);
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&digest[..8]);
+    tag
+}
+
+/// Start slots of the subprograms of `insns`, found as the kernel finds them:
+/// targets of bpf-to-bpf calls and of callback (BPF_PSEUDO_FUNC) loads.
+pub fn subprog_starts(insns: &[RawInsn]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i < insns.len() {
+        let x = insns[i];
+        let is_target =
+            (x.code == CALL && x.src == PSEUDO_CALL) || (x.code == LDDW && x.src == PSEUDO_FUNC);
+        let target = is_target.then(|| i as i64 + 1 + i64::from(x.imm));
+        if let Some(t) = target.filter(|&t| t > 0 && (t as usize) < insns.len()) {
+            starts.push(t as usize);
+        }
+        i += if x.code == LDDW { 2 } else { 1 };
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+}
+
+/// Binds maps by id, in order, plus every other map of the store when a map of
+/// maps is among them (its inner maps may be any).
+pub fn bind_maps(store: &maps::Store, ids: &[u32]) -> Result<MapTable, LoadError> {
+    let mut bound = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let map = store.map_by_id(id).map_err(|source| LoadError::Map {
+            name: format!("id {id}"),
+            source,
+        })?;
+        let info = map.info();
+        bound.push(BoundMap {
+            name: info.name.clone(),
+            info,
+            map,
+        });
+    }
+    let mut inner = Vec::new();
+    if bound
+        .iter()
+        .any(|b| matches!(b.info.map_type, types::ARRAY_OF_MAPS | types::HASH_OF_MAPS))
+    {
+        for id in store.map_ids() {
+            if ids.contains(&id) {
+                continue;
+            }
+            if let Ok(map) = store.map_by_id(id) {
+                let info = map.info();
+                inner.push(BoundMap {
+                    name: info.name.clone(),
+                    info,
+                    map,
+                });
+            }
+        }
+    }
+    Ok(MapTable::with_inner(bound, inner))
+}
+
+/// Verifies `def` (map references index `def.map_ids`) and records it in the
+/// store: `BPF_PROG_LOAD`. Returns the program id.
+pub fn register(store: &maps::Store, def: &maps::ProgramDef) -> Result<u32, LoadError> {
+    let insns = raw_insns(&def.insns);
+    let maps = bind_maps(store, &def.map_ids)?;
+    let section = if def.prog_flags & F_XDP_HAS_FRAGS != 0 {
+        "xdp.frags"
+    } else {
+        "xdp"
+    };
+    program::prepare(&def.name, section, &insns, &subprog_starts(&insns), &maps)?;
+    let mut def = def.clone();
+    def.tag = prog_tag(&insns);
+    store
+        .register_program(&def)
+        .map_err(|source| LoadError::Object {
+            what: format!("program {}", def.name),
+            source,
+        })
+}
+
+fn raw_insns(bytes: &[u8]) -> Vec<RawInsn> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            RawInsn::from_bytes(b)
+        })
+        .collect()
+}
+
+impl LoadedObject {
+    /// Program `id` of the store, with its maps, ready to run as program 0.
+    /// Tail calls from it find no other program (prog_array slots name store
+    /// programs that are not bound here).
+    pub fn from_store(store: &maps::Store, id: u32) -> Result<LoadedObject, LoadError> {
+        let obj_err = |source| LoadError::Object {
+            what: format!("program {id}"),
+            source,
+        };
+        let info = store.program_by_id(id).map_err(obj_err)?;
+        let bytes = store.program_insns(id).map_err(obj_err)?;
+        if info.prog_type != PROG_TYPE_XDP {
+            return Err(LoadError::NotXdp {
+                name: info.name,
+                section: format!("program type {}", info.prog_type),
+            });
+        }
+        let insns = raw_insns(&bytes);
+        let maps = bind_maps(store, &info.map_ids)?;
+        let section = if info.prog_flags & F_XDP_HAS_FRAGS != 0 {
+            "xdp.frags"
+        } else {
+            "xdp"
+        };
+        let prepared =
+            program::prepare(&info.name, section, &insns, &subprog_starts(&insns), &maps).map_err(
+                |e: VerifyError| LoadError::Rejected {
+                    name: info.name.clone(),
+                    reason: e.to_string(),
+                },
+            )?;
+        Ok(LoadedObject {
+            maps,
+            programs: vec![prepared],
+            rejected: Vec::new(),
+            all_programs: vec![(info.name, section.to_string())],
+        })
+    }
+}
+
+/// SHA-1 (FIPS 180-4), for the kernel's program tag.
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+    let mut msg = data.to_vec();
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bit_len.to_be_bytes());
+    for block in msg.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (t, c) in block.chunks_exact(4).enumerate() {
+            w[t] = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        for t in 16..80 {
+            w[t] = (w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (t, wt) in w.iter().enumerate() {
+            let (f, k) = match t {
+                0..=19 => ((b & c) | (!b & d), 0x5A827999),
+                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
+                _ => (b ^ c ^ d, 0xCA62C1D6u32),
+            };
+            let tmp = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wt);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = tmp;
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (o, x) in out.chunks_exact_mut(4).zip(h) {
+        o.copy_from_slice(&x.to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maptable::MapTable;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn sha1_matches_the_standard_vectors() {
+        // FIPS 180-2 appendix A vectors.
+        assert_eq!(
+            hex(&sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(
+            hex(&sha1(
+                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+            )),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
+        );
+    }
+
+    fn lddw(src: u8, imm: i32) -> [RawInsn; 2] {
+        [
+            RawInsn {
+                code: LDDW,
+                dst: 1,
+                src,
+                off: 0,
+                imm,
+            },
+            RawInsn {
+                code: 0,
+                dst: 0,
+                src: 0,
+                off: 0,
+                imm: 0,
+            },
+        ]
+    }
+
+    #[test]
+    fn subprograms_are_call_and_callback_targets() {
+        let exit = RawInsn {
+            code: 0x95,
+            dst: 0,
+            src: 0,
+            off: 0,
+            imm: 0,
+        };
+        let call = |imm| RawInsn {
+            code: CALL,
+            dst: 0,
+            src: PSEUDO_CALL,
+            off: 0,
+            imm,
+        };
+        let helper = RawInsn {
+            code: CALL,
+            dst: 0,
+            src: 0,
+            off: 0,
+            imm: 1,
+        };
+        let [l0, l1] = lddw(PSEUDO_FUNC, 4);
+        // 0 call +3 -> 4; 1 helper; 2-3 lddw func +4 -> 7; 4 exit...
+        let insns = [call(3), helper, l0, l1, exit, exit, exit, exit];
+        assert_eq!(subprog_starts(&insns), vec![4, 7]);
+    }
+
+    #[test]
+    fn the_tag_ignores_which_map_an_instruction_names() {
+        let exit = RawInsn {
+            code: 0x95,
+            dst: 0,
+            src: 0,
+            off: 0,
+            imm: 0,
+        };
+        let a: Vec<RawInsn> = lddw(PSEUDO_MAP_FD, 3).into_iter().chain([exit]).collect();
+        let b: Vec<RawInsn> = lddw(PSEUDO_MAP_IDX, 0).into_iter().chain([exit]).collect();
+        let c: Vec<RawInsn> = lddw(PSEUDO_MAP_VALUE, 3)
+            .into_iter()
+            .chain([exit])
+            .collect();
+        assert_eq!(prog_tag(&a), prog_tag(&b));
+        assert_ne!(prog_tag(&a), prog_tag(&c));
+        // program_def renumbers references to the program's own map list.
+        let store = maps::Store::anonymous(maps::StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let mk = |name: &str| {
+            let map = store
+                .create_map(&maps::MapDef {
+                    map_type: maps::BPF_MAP_TYPE_ARRAY,
+                    key_size: 4,
+                    value_size: 4,
+                    max_entries: 1,
+                    name: name.into(),
+                    ..maps::MapDef::default()
+                })
+                .expect("map");
+            let info = map.info();
+            BoundMap {
+                name: name.into(),
+                info,
+                map,
+            }
+        };
+        let (m0, m1) = (mk("a"), mk("b"));
+        let ids = (m0.info.id, m1.info.id);
+        let table = MapTable::with_inner(vec![m0, m1], Vec::new());
+        let insns: Vec<RawInsn> = lddw(PSEUDO_MAP_IDX, 1).into_iter().chain([exit]).collect();
+        let def = program_def("p", PROG_TYPE_XDP, &insns, &table);
+        assert_eq!(def.map_ids, vec![ids.1]);
+        assert_eq!(def.insns[4..8], 0i32.to_le_bytes());
+        let id = register(&store, &def).expect("register");
+        let loaded = LoadedObject::from_store(&store, id).expect("from store");
+        assert_eq!(loaded.maps.get(0).map(|m| m.info.id), Some(ids.1));
+        assert_eq!(loaded.programs.len(), 1);
+    }
+}
