@@ -938,3 +938,42 @@ fn loader_options_set_types_sizes_and_rodata_before_load() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cfg_verdict"));
 }
+
+#[test]
+fn run_by_id_runs_a_program_of_the_store_on_its_maps() {
+    let store = TestStore::new("byid");
+    let first = json_of(&store_cmd(
+        &store,
+        &["run", &counter(), "--data-in", &icmp(), "--json"],
+    ));
+    let progs = json_of(&store_cmd(&store, &["prog", "list", "--json"]));
+    let id = progs[0]["id"].as_u64().expect("program id").to_string();
+    assert_eq!(progs[0]["name"], "xdp_counter");
+    // A second process runs the recorded program by id, twice: it counts on the
+    // same map the first run filled, and returns what the object's run returned.
+    let again = json_of(&store_cmd(
+        &store,
+        &[
+            "run",
+            "--id",
+            &id,
+            "--data-in",
+            &icmp(),
+            "--repeat",
+            "2",
+            "--engine",
+            "jit",
+            "--json",
+        ],
+    ));
+    assert_eq!(again["retval"], first["retval"]);
+    let count = |doc: &serde_json::Value| {
+        let v = doc["maps"]["counter_map"][0]["value"]
+            .as_str()
+            .expect("value");
+        u32::from_str_radix(&v[..2], 16).expect("hex")
+    };
+    assert_eq!(count(&again), count(&first) + 2, "{first} {again}");
+    let missing = store_cmd(&store, &["run", "--id", "999", "--data-in", &icmp()]);
+    assert!(failure_text(&missing).contains("999"), "{missing:?}");
+}

@@ -12,7 +12,13 @@ use crate::hex;
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The clang-compiled object file (.o).
-    pub object: PathBuf,
+    #[arg(required_unless_present = "id")]
+    pub object: Option<PathBuf>,
+    /// Run program N of the store instead of an object's: one loaded by
+    /// `xdp-runner run --store`, or through the shim (libxdpshim.so) by bpftool or
+    /// a libbpf loader. Uses --store (default xdp-runtime).
+    #[arg(long, value_name = "N", conflicts_with_all = ["object", "prog", "pin_maps"])]
+    pub id: Option<u32>,
     /// The input packet (raw bytes, starting at the Ethernet header).
     #[arg(long, value_name = "FILE")]
     pub data_in: PathBuf,
@@ -73,13 +79,16 @@ pub enum Engine {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let object = args.load.load(&args.object, true)?;
     let data = std::fs::read(&args.data_in)
         .with_context(|| format!("cannot read {}", args.data_in.display()))?;
-    let store = match &args.store {
-        Some(name) => maps::Store::open_or_create(name, maps::StoreOptions::default())
+    let store = match (&args.store, args.id) {
+        (name, Some(_)) => {
+            let name = name.as_deref().unwrap_or(super::map::DEFAULT_STORE);
+            maps::Store::open(name).with_context(|| format!("cannot open the store {name:?}"))?
+        }
+        (Some(name), None) => maps::Store::open_or_create(name, maps::StoreOptions::default())
             .with_context(|| format!("cannot open or create the store {name:?}"))?,
-        None => maps::Store::anonymous(maps::StoreOptions::default())
+        (None, None) => maps::Store::anonymous(maps::StoreOptions::default())
             .context("cannot create the map store")?,
     };
     if args.cpu >= store.ncpus() {
@@ -89,13 +98,25 @@ pub fn run(args: RunArgs) -> Result<()> {
             store.ncpus()
         );
     }
-    let load_opts = runtime::LoadOptions {
-        pin_maps: args.pin_maps.clone(),
-        ..Default::default()
+    let (loaded, prog) = match (args.id, &args.object) {
+        (Some(id), _) => (
+            LoadedObject::from_store(&store, id)
+                .with_context(|| format!("cannot prepare program {id} of the store"))?,
+            0,
+        ),
+        (None, Some(path)) => {
+            let object = args.load.load(path, true)?;
+            let load_opts = runtime::LoadOptions {
+                pin_maps: args.pin_maps.clone(),
+                ..Default::default()
+            };
+            let loaded = LoadedObject::load_with(&object, &store, &load_opts)
+                .with_context(|| format!("cannot load {}", path.display()))?;
+            let prog = loaded.program_index(args.prog.as_deref())?;
+            (loaded, prog)
+        }
+        (None, None) => bail!("give an object file or --id"),
     };
-    let loaded = LoadedObject::load_with(&object, &store, &load_opts)
-        .with_context(|| format!("cannot load {}", args.object.display()))?;
-    let prog = loaded.program_index(args.prog.as_deref())?;
     for set in &args.sets {
         apply_set(&loaded, set)?;
     }
