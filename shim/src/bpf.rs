@@ -1,0 +1,534 @@
+//! bpf(2) emulated against the store: one function per command, reading
+//! `union bpf_attr` at the kernel's offsets.
+
+use std::collections::HashMap;
+use std::ffi::c_int;
+use std::sync::Mutex;
+
+use isa::RawInsn;
+use runtime::stored::{
+    PROG_TYPE_XDP, PSEUDO_MAP_FD, PSEUDO_MAP_IDX, PSEUDO_MAP_IDX_VALUE, PSEUDO_MAP_VALUE,
+};
+
+use crate::fds::{self, Obj};
+use crate::state;
+use crate::user::{self, u32_at, u64_at, Errno};
+
+/// bpf(2) command numbers (uapi enum bpf_cmd).
+pub mod cmd {
+    pub const MAP_CREATE: i32 = 0;
+    pub const MAP_LOOKUP_ELEM: i32 = 1;
+    pub const MAP_UPDATE_ELEM: i32 = 2;
+    pub const MAP_DELETE_ELEM: i32 = 3;
+    pub const MAP_GET_NEXT_KEY: i32 = 4;
+    pub const PROG_LOAD: i32 = 5;
+    pub const OBJ_PIN: i32 = 6;
+    pub const OBJ_GET: i32 = 7;
+    pub const PROG_TEST_RUN: i32 = 10;
+    pub const PROG_GET_NEXT_ID: i32 = 11;
+    pub const MAP_GET_NEXT_ID: i32 = 12;
+    pub const PROG_GET_FD_BY_ID: i32 = 13;
+    pub const MAP_GET_FD_BY_ID: i32 = 14;
+    pub const OBJ_GET_INFO_BY_FD: i32 = 15;
+    pub const BTF_LOAD: i32 = 18;
+    pub const BTF_GET_FD_BY_ID: i32 = 19;
+    pub const MAP_LOOKUP_AND_DELETE_ELEM: i32 = 21;
+    pub const MAP_FREEZE: i32 = 22;
+    pub const BTF_GET_NEXT_ID: i32 = 23;
+    pub const MAP_LOOKUP_BATCH: i32 = 24;
+    pub const MAP_LOOKUP_AND_DELETE_BATCH: i32 = 25;
+    pub const MAP_UPDATE_BATCH: i32 = 26;
+    pub const MAP_DELETE_BATCH: i32 = 27;
+    pub const LINK_CREATE: i32 = 28;
+    pub const ENABLE_STATS: i32 = 32;
+}
+
+/// sizeof(union bpf_attr) of the kernel this follows.
+const ATTR_SIZE: usize = 160;
+const BPF_XDP: u32 = 37;
+const ENOTSUPP: Errno = 524;
+
+/// Local BTF objects already recorded in the store, by memfd inode.
+static BTF_IDS: Mutex<Option<HashMap<(u64, u64), u32>>> = Mutex::new(None);
+
+/// Runs one bpf(2) command. Ok is the syscall's non-negative result.
+pub fn bpf(command: i32, attr_ptr: u64, size: u32) -> Result<i64, Errno> {
+    let size = size as usize;
+    if size > 4096 {
+        return Err(libc::E2BIG);
+    }
+    // bpf_check_uarg_tail_zero: bytes past the known union must be zero.
+    let mut attr = vec![0u8; ATTR_SIZE.max(size)];
+    user::read_into(attr_ptr, &mut attr[..size])?;
+    if attr[ATTR_SIZE..].iter().any(|&b| b != 0) {
+        return Err(libc::E2BIG);
+    }
+    attr.truncate(ATTR_SIZE);
+    let a = &attr;
+    match command {
+        cmd::MAP_CREATE => map_create(a),
+        cmd::MAP_LOOKUP_ELEM => map_lookup(a, false),
+        cmd::MAP_LOOKUP_AND_DELETE_ELEM => map_lookup(a, true),
+        cmd::MAP_UPDATE_ELEM => map_update(a),
+        cmd::MAP_DELETE_ELEM => map_delete(a),
+        cmd::MAP_GET_NEXT_KEY => map_get_next_key(a),
+        cmd::MAP_FREEZE => {
+            let m = map_of(u32_at(a, 0) as c_int)?;
+            m.freeze().map_err(|e| e.errno())?;
+            Ok(0)
+        }
+        cmd::MAP_LOOKUP_BATCH => map_batch_lookup(a, attr_ptr, false),
+        cmd::MAP_LOOKUP_AND_DELETE_BATCH => map_batch_lookup(a, attr_ptr, true),
+        cmd::MAP_UPDATE_BATCH | cmd::MAP_DELETE_BATCH => map_batch_write(a, attr_ptr, command),
+        cmd::PROG_LOAD => crate::progload::prog_load(a),
+        cmd::BTF_LOAD => btf_load(a),
+        cmd::OBJ_PIN => obj_pin(a),
+        cmd::OBJ_GET => obj_get(a),
+        cmd::PROG_GET_NEXT_ID | cmd::MAP_GET_NEXT_ID | cmd::BTF_GET_NEXT_ID => {
+            get_next_id(a, attr_ptr, command)
+        }
+        cmd::PROG_GET_FD_BY_ID | cmd::MAP_GET_FD_BY_ID | cmd::BTF_GET_FD_BY_ID => {
+            get_fd_by_id(a, command)
+        }
+        cmd::OBJ_GET_INFO_BY_FD => {
+            let fd = u32_at(a, 0) as c_int;
+            let obj = match fds::lookup(fd).ok_or(libc::EBADF)? {
+                Obj::LocalBtf => Obj::Btf(btf_id_of(fd)?),
+                o => o,
+            };
+            let len = crate::info::get_info(obj, u64_at(a, 8), u32_at(a, 4))?;
+            user::write(attr_ptr + 4, &len.to_ne_bytes())?;
+            Ok(0)
+        }
+        cmd::PROG_TEST_RUN => crate::testrun::test_run(a, attr_ptr),
+        cmd::LINK_CREATE => link_create(a),
+        cmd::ENABLE_STATS => {
+            if u32_at(a, 0) != 0 {
+                return Err(libc::EINVAL);
+            }
+            state::STATS.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(i64::from(fds::create(Obj::Stats, &[])?))
+        }
+        other => {
+            state::log_once(
+                &format!("cmd{other}"),
+                &format!("bpf command {other} is not supported (EINVAL)"),
+            );
+            Err(libc::EINVAL)
+        }
+    }
+}
+
+/// The map behind a descriptor (EBADF if it is none).
+pub fn map_of(fd: c_int) -> Result<maps::Map, Errno> {
+    match fds::lookup(fd) {
+        Some(Obj::Map(id)) => state::store()?.map_by_id(id).map_err(|e| e.errno()),
+        Some(_) => Err(libc::EINVAL),
+        None => Err(libc::EBADF),
+    }
+}
+
+/// The store id of the BTF object behind `fd`, recording a local one.
+pub fn btf_id_of(fd: c_int) -> Result<u32, Errno> {
+    match fds::lookup(fd) {
+        Some(Obj::Btf(id)) => Ok(id),
+        Some(Obj::LocalBtf) => {
+            // SAFETY: st is plain data filled by fstat.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fd is open; st is writable.
+            if unsafe { libc::fstat(fd, &mut st) } != 0 {
+                return Err(fds::errno());
+            }
+            let key = (st.st_dev, st.st_ino);
+            let mut g = BTF_IDS.lock().unwrap_or_else(|p| p.into_inner());
+            let cache = g.get_or_insert_with(HashMap::new);
+            if let Some(&id) = cache.get(&key) {
+                return Ok(id);
+            }
+            let data = fds::contents(fd)?;
+            let id = state::store()?.register_btf(&data).map_err(|e| e.errno())?;
+            cache.insert(key, id);
+            Ok(id)
+        }
+        Some(_) => Err(libc::EINVAL),
+        None => Err(libc::EBADF),
+    }
+}
+
+fn map_create(a: &[u8]) -> Result<i64, Errno> {
+    let name_raw = &a[28..44];
+    let end = name_raw.iter().position(|&b| b == 0).ok_or(libc::EINVAL)?;
+    let name = std::str::from_utf8(&name_raw[..end]).map_err(|_| libc::EINVAL)?;
+    let btf_fd = u32_at(a, 48) as c_int;
+    let (key_tid, value_tid) = (u32_at(a, 52), u32_at(a, 56));
+    let btf_id = if key_tid != 0 || value_tid != 0 || btf_fd > 0 {
+        btf_id_of(btf_fd)?
+    } else {
+        0
+    };
+    if u32_at(a, 60) != 0 {
+        // btf_vmlinux_value_type_id: struct_ops maps.
+        return Err(libc::EINVAL);
+    }
+    let def = maps::MapDef {
+        map_type: u32_at(a, 0),
+        key_size: u32_at(a, 4),
+        value_size: u32_at(a, 8),
+        max_entries: u32_at(a, 12),
+        map_flags: u32_at(a, 16),
+        name: name.to_string(),
+        btf_key_type_id: key_tid,
+        btf_value_type_id: value_tid,
+        btf_id,
+    };
+    let m = state::store()?.create_map(&def).map_err(|e| {
+        state::log_once(&format!("mapcreate{name}"), &format!("map {name:?}: {e}"));
+        e.errno()
+    })?;
+    Ok(i64::from(fds::create(Obj::Map(m.id()), &[])?))
+}
+
+fn map_lookup(a: &[u8], delete: bool) -> Result<i64, Errno> {
+    let m = map_of(u32_at(a, 0) as c_int)?;
+    let info = m.info();
+    let key = user::read(u64_at(a, 8), info.key_size as usize)?;
+    let mut value = vec![0u8; m.user_value_size()];
+    if delete {
+        if !matches!(
+            info.map_type,
+            maps::BPF_MAP_TYPE_HASH
+                | maps::BPF_MAP_TYPE_PERCPU_HASH
+                | maps::BPF_MAP_TYPE_LRU_HASH
+                | maps::BPF_MAP_TYPE_LRU_PERCPU_HASH
+        ) {
+            return Err(ENOTSUPP);
+        }
+        if u64_at(a, 24) != 0 {
+            return Err(libc::EINVAL);
+        }
+    }
+    m.lookup(&key, &mut value).map_err(|e| e.errno())?;
+    if delete {
+        m.delete(&key).map_err(|e| e.errno())?;
+    }
+    user::write(u64_at(a, 16), &value)?;
+    Ok(0)
+}
+
+fn map_update(a: &[u8]) -> Result<i64, Errno> {
+    let m = map_of(u32_at(a, 0) as c_int)?;
+    let key = user::read(u64_at(a, 8), m.info().key_size as usize)?;
+    let mut value = user::read(u64_at(a, 16), m.user_value_size())?;
+    if m.info().map_type == maps::BPF_MAP_TYPE_PROG_ARRAY {
+        // User space gives a program descriptor; the slot holds its id.
+        let fd = i32::from_ne_bytes([value[0], value[1], value[2], value[3]]);
+        match fds::lookup(fd) {
+            Some(Obj::Prog(id)) => value = id.to_ne_bytes().to_vec(),
+            Some(_) => return Err(libc::EINVAL),
+            None => return Err(libc::EBADF),
+        }
+    }
+    m.update(&key, &value, u64_at(a, 24))
+        .map_err(|e| e.errno())?;
+    Ok(0)
+}
+
+fn map_delete(a: &[u8]) -> Result<i64, Errno> {
+    let m = map_of(u32_at(a, 0) as c_int)?;
+    let key = user::read(u64_at(a, 8), m.info().key_size as usize)?;
+    m.delete(&key).map_err(|e| e.errno())?;
+    Ok(0)
+}
+
+fn map_get_next_key(a: &[u8]) -> Result<i64, Errno> {
+    let m = map_of(u32_at(a, 0) as c_int)?;
+    let ks = m.info().key_size as usize;
+    let kp = u64_at(a, 8);
+    let key = if kp == 0 {
+        None
+    } else {
+        Some(user::read(kp, ks)?)
+    };
+    let mut next = vec![0u8; ks];
+    m.get_next_key(key.as_deref(), &mut next)
+        .map_err(|e| e.errno())?;
+    user::write(u64_at(a, 16), &next)?;
+    Ok(0)
+}
+
+/// Batch lookups. The batch token is a u32 count of keys already returned
+/// (after a lookup-and-delete those keys are gone, so it stays 0).
+fn map_batch_lookup(a: &[u8], attr_ptr: u64, delete: bool) -> Result<i64, Errno> {
+    let (in_b, out_b, keys, values) = (u64_at(a, 0), u64_at(a, 8), u64_at(a, 16), u64_at(a, 24));
+    let count = u32_at(a, 32) as usize;
+    let m = map_of(u32_at(a, 36) as c_int)?;
+    if u64_at(a, 48) != 0 || out_b == 0 {
+        return Err(libc::EINVAL);
+    }
+    if count == 0 {
+        return Err(libc::EINVAL);
+    }
+    let ks = m.info().key_size as usize;
+    let vs = m.user_value_size();
+    let skip = if in_b == 0 {
+        0
+    } else {
+        u32::from_ne_bytes(user::read(in_b, 4)?.try_into().map_err(|_| libc::EFAULT)?) as usize
+    };
+    let mut cur: Option<Vec<u8>> = None;
+    let mut next = vec![0u8; ks];
+    let mut seen = 0usize;
+    let mut got: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut end = false;
+    while got.len() < count {
+        match m.get_next_key(cur.as_deref(), &mut next) {
+            Ok(()) => {}
+            Err(e) if e.errno() == libc::ENOENT => {
+                end = true;
+                break;
+            }
+            Err(e) => return Err(e.errno()),
+        }
+        cur = Some(next.clone());
+        seen += 1;
+        if seen <= skip {
+            continue;
+        }
+        let mut v = vec![0u8; vs];
+        match m.lookup(&next, &mut v) {
+            Ok(()) => got.push((next.clone(), v)),
+            Err(e) if e.errno() == libc::ENOENT => continue,
+            Err(e) => return Err(e.errno()),
+        }
+    }
+    if !end && got.len() == count {
+        // Peek: is there anything after the last key?
+        if let Some(c) = &cur {
+            end = m.get_next_key(Some(c), &mut next).is_err();
+        }
+    }
+    for (i, (k, v)) in got.iter().enumerate() {
+        user::write(keys + (i * ks) as u64, k)?;
+        user::write(values + (i * vs) as u64, v)?;
+        if delete {
+            m.delete(k).map_err(|e| e.errno())?;
+        }
+    }
+    let token = if delete { 0 } else { (skip + got.len()) as u32 };
+    user::write(out_b, &token.to_ne_bytes())?;
+    user::write(attr_ptr + 32, &(got.len() as u32).to_ne_bytes())?;
+    if end {
+        return Err(libc::ENOENT);
+    }
+    Ok(0)
+}
+
+fn map_batch_write(a: &[u8], attr_ptr: u64, command: i32) -> Result<i64, Errno> {
+    let (keys, values) = (u64_at(a, 16), u64_at(a, 24));
+    let count = u32_at(a, 32) as usize;
+    let m = map_of(u32_at(a, 36) as c_int)?;
+    let elem_flags = u64_at(a, 40);
+    if u64_at(a, 48) != 0 {
+        return Err(libc::EINVAL);
+    }
+    let ks = m.info().key_size as usize;
+    let vs = m.user_value_size();
+    let mut done = 0u32;
+    let mut result = Ok(0);
+    for i in 0..count {
+        let r = (|| {
+            let k = user::read(keys + (i * ks) as u64, ks)?;
+            if command == cmd::MAP_UPDATE_BATCH {
+                let v = user::read(values + (i * vs) as u64, vs)?;
+                m.update(&k, &v, elem_flags).map_err(|e| e.errno())
+            } else {
+                m.delete(&k).map_err(|e| e.errno())
+            }
+        })();
+        if let Err(e) = r {
+            result = Err(e);
+            break;
+        }
+        done += 1;
+    }
+    user::write(attr_ptr + 32, &done.to_ne_bytes())?;
+    result
+}
+
+fn btf_load(a: &[u8]) -> Result<i64, Errno> {
+    let size = u32_at(a, 16) as usize;
+    if size == 0 || size > maps::MAX_BTF_SIZE {
+        return Err(libc::E2BIG);
+    }
+    let data = user::read(u64_at(a, 0), size)?;
+    if let Err(e) = loader::btf::Btf::parse(&data) {
+        let msg = format!("{e}\n");
+        crate::progload::write_log(u64_at(a, 8), u32_at(a, 20), u32_at(a, 24), &msg)?;
+        return Err(libc::EINVAL);
+    }
+    Ok(i64::from(fds::create(Obj::LocalBtf, &data)?))
+}
+
+fn obj_pin(a: &[u8]) -> Result<i64, Errno> {
+    if u32_at(a, 12) != 0 {
+        return Err(libc::EINVAL);
+    }
+    let path = user::read_cstr(u64_at(a, 0), 4096)?;
+    let Some(path) = crate::vfs::virtual_path(&path) else {
+        state::log_once(
+            &format!("pin{path}"),
+            &format!("pin path {path:?} is outside /sys/fs/bpf (EPERM)"),
+        );
+        return Err(libc::EPERM);
+    };
+    let store = state::store()?;
+    let fd = u32_at(a, 8) as c_int;
+    let what = match fds::lookup(fd) {
+        Some(Obj::Map(id)) => maps::Pinned::Map(id),
+        Some(Obj::Prog(id)) => maps::Pinned::Prog(id),
+        Some(_) => return Err(libc::EINVAL),
+        None => return Err(libc::EBADF),
+    };
+    if crate::vfs::node(store, &path).is_some() {
+        return Err(libc::EEXIST);
+    }
+    crate::vfs::check_parent(store, &path)?;
+    store.pin(&path, what).map_err(|e| e.errno())?;
+    Ok(0)
+}
+
+fn obj_get(a: &[u8]) -> Result<i64, Errno> {
+    let path = user::read_cstr(u64_at(a, 0), 4096)?;
+    let flags = u32_at(a, 12);
+    if flags & !(0x18) != 0 {
+        // Only BPF_F_RDONLY (1<<3) and BPF_F_WRONLY (1<<4).
+        return Err(libc::EINVAL);
+    }
+    let Some(path) = crate::vfs::virtual_path(&path) else {
+        return Err(libc::EPERM);
+    };
+    let obj = match crate::vfs::node(state::store()?, &path) {
+        Some(crate::vfs::Node::Map(id)) => Obj::Map(id),
+        Some(crate::vfs::Node::Prog(id)) => Obj::Prog(id),
+        Some(crate::vfs::Node::Dir) => return Err(libc::EPERM),
+        None => return Err(libc::ENOENT),
+    };
+    Ok(i64::from(fds::create(obj, &[])?))
+}
+
+fn get_next_id(a: &[u8], attr_ptr: u64, command: i32) -> Result<i64, Errno> {
+    let start = u32_at(a, 0);
+    let store = state::store()?;
+    let ids: Vec<u32> = match command {
+        cmd::PROG_GET_NEXT_ID => store
+            .programs()
+            .iter()
+            .filter(|p| p.prog_type != 0)
+            .map(|p| p.id)
+            .collect(),
+        cmd::MAP_GET_NEXT_ID => store.map_ids(),
+        _ => store.btf_ids(),
+    };
+    let next = ids
+        .into_iter()
+        .filter(|&id| id > start)
+        .min()
+        .ok_or(libc::ENOENT)?;
+    user::write(attr_ptr + 4, &next.to_ne_bytes())?;
+    Ok(0)
+}
+
+fn get_fd_by_id(a: &[u8], command: i32) -> Result<i64, Errno> {
+    let id = u32_at(a, 0);
+    let store = state::store()?;
+    let obj = match command {
+        cmd::PROG_GET_FD_BY_ID => {
+            store.program_by_id(id).map_err(|e| e.errno())?;
+            Obj::Prog(id)
+        }
+        cmd::MAP_GET_FD_BY_ID => {
+            store.map_by_id(id).map_err(|e| e.errno())?;
+            Obj::Map(id)
+        }
+        _ => {
+            store.btf_data(id).map_err(|e| e.errno())?;
+            Obj::Btf(id)
+        }
+    };
+    Ok(i64::from(fds::create(obj, &[])?))
+}
+
+fn link_create(a: &[u8]) -> Result<i64, Errno> {
+    let prog_fd = u32_at(a, 0) as c_int;
+    let ifindex = u32_at(a, 4);
+    if u32_at(a, 8) != BPF_XDP {
+        state::log_once(
+            "linktype",
+            "LINK_CREATE supports XDP attachments only (EINVAL)",
+        );
+        return Err(libc::EINVAL);
+    }
+    let id = match fds::lookup(prog_fd) {
+        Some(Obj::Prog(id)) => id,
+        Some(_) => return Err(libc::EINVAL),
+        None => return Err(libc::EBADF),
+    };
+    let p = state::store()?.program_by_id(id).map_err(|e| e.errno())?;
+    if p.prog_type != PROG_TYPE_XDP || ifindex == 0 {
+        return Err(libc::EINVAL);
+    }
+    Ok(i64::from(fds::create(Obj::Link(id, ifindex), &[])?))
+}
+
+/// Rewrites the map references of `insns` (lddw with a map fd, or an index
+/// into `fd_array`) to indexes into the returned list of map ids.
+pub fn resolve_maps(insns: &mut [RawInsn], fd_array: u64) -> Result<Vec<u32>, (Errno, String)> {
+    let mut ids: Vec<u32> = Vec::new();
+    let mut i = 0;
+    while i < insns.len() {
+        let x = insns[i];
+        if x.code == 0x18 {
+            if matches!(
+                x.src,
+                PSEUDO_MAP_FD | PSEUDO_MAP_VALUE | PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE
+            ) {
+                let fd = if matches!(x.src, PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE) {
+                    if fd_array == 0 {
+                        return Err((libc::EINVAL, format!("{i}: map index without fd_array")));
+                    }
+                    let b = user::read(fd_array + 4 * x.imm as u32 as u64, 4)
+                        .map_err(|e| (e, format!("{i}: fd_array")))?;
+                    i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+                } else {
+                    x.imm
+                };
+                let id = match fds::lookup(fd) {
+                    Some(Obj::Map(id)) => id,
+                    _ => {
+                        return Err((
+                            libc::EBADF,
+                            format!("fd {fd} is not pointing to valid bpf_map"),
+                        ))
+                    }
+                };
+                let pos = match ids.iter().position(|&m| m == id) {
+                    Some(p) => p,
+                    None => {
+                        ids.push(id);
+                        ids.len() - 1
+                    }
+                };
+                insns[i].src = if matches!(x.src, PSEUDO_MAP_FD | PSEUDO_MAP_IDX) {
+                    PSEUDO_MAP_IDX
+                } else {
+                    PSEUDO_MAP_IDX_VALUE
+                };
+                insns[i].imm = pos as i32;
+            }
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    Ok(ids)
+}

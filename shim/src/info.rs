@@ -1,0 +1,193 @@
+//! BPF_OBJ_GET_INFO_BY_FD answers and `/proc/self/fdinfo/N` texts, laid out as
+//! the kernel's uapi structs (bpf_map_info, bpf_prog_info, bpf_btf_info,
+//! bpf_link_info) and fdinfo show functions fill them.
+
+use crate::fds::Obj;
+use crate::user::{self, put_u32, put_u64, u32_at, u64_at, Errno};
+
+/// sizeof(struct bpf_map_info).
+pub const MAP_INFO_SIZE: usize = 88;
+/// sizeof(struct bpf_prog_info).
+pub const PROG_INFO_SIZE: usize = 232;
+/// sizeof(struct bpf_btf_info).
+pub const BTF_INFO_SIZE: usize = 32;
+/// sizeof(struct bpf_link_info) (xdp member: ifindex).
+pub const LINK_INFO_SIZE: usize = 64;
+
+/// BPF_LINK_TYPE_XDP.
+const LINK_TYPE_XDP: u32 = 6;
+
+fn name16(name: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let b = name.as_bytes();
+    let n = b.len().min(15);
+    out[..n].copy_from_slice(&b[..n]);
+    out
+}
+
+/// Memory a map holds in the store, the shim's `memlock`.
+pub fn map_memlock(m: &maps::Map) -> u64 {
+    let i = m.info();
+    let vs = u64::from(i.value_size).div_ceil(8) * 8;
+    let per = u64::from(i.key_size).div_ceil(8) * 8 + vs * u64::from(m.ncpus().max(1));
+    (u64::from(i.max_entries) * per).div_ceil(4096) * 4096
+}
+
+/// Fills the info for `obj` into the user's `info_len` bytes at `info_ptr`,
+/// following bpf_obj_get_info_by_fd: the user's struct may be shorter (the
+/// prefix is filled) or longer (the tail must be zero, else E2BIG). Returns
+/// the length written back to `info_len`.
+pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
+    let store = crate::state::store()?;
+    let size = match obj {
+        Obj::Map(_) => MAP_INFO_SIZE,
+        Obj::Prog(_) | Obj::LocalProg(_) => PROG_INFO_SIZE,
+        Obj::Btf(_) | Obj::LocalBtf => BTF_INFO_SIZE,
+        Obj::Link(..) => LINK_INFO_SIZE,
+        Obj::Stats => return Err(libc::EINVAL),
+    };
+    let ulen = info_len as usize;
+    if ulen > size {
+        let tail = user::read(info_ptr + size as u64, ulen - size)?;
+        if tail.iter().any(|&b| b != 0) {
+            return Err(libc::E2BIG);
+        }
+    }
+    let n = ulen.min(size);
+    let mut uinfo = vec![0u8; size];
+    user::read_into(info_ptr, &mut uinfo[..n])?;
+    let mut out = vec![0u8; size];
+    match obj {
+        Obj::Map(id) => {
+            let m = store.map_by_id(id).map_err(|e| e.errno())?;
+            let i = m.info();
+            put_u32(&mut out, 0, i.map_type);
+            put_u32(&mut out, 4, i.id);
+            put_u32(&mut out, 8, i.key_size);
+            put_u32(&mut out, 12, i.value_size);
+            put_u32(&mut out, 16, i.max_entries);
+            put_u32(&mut out, 20, i.map_flags);
+            out[24..40].copy_from_slice(&name16(&i.name));
+            put_u32(&mut out, 64, i.btf_id);
+            put_u32(&mut out, 68, i.btf_key_type_id);
+            put_u32(&mut out, 72, i.btf_value_type_id);
+        }
+        Obj::Prog(id) => {
+            let p = store.program_by_id(id).map_err(|e| e.errno())?;
+            put_u32(&mut out, 0, p.prog_type);
+            put_u32(&mut out, 4, p.id);
+            out[8..16].copy_from_slice(&p.tag);
+            // jited_prog_len 0: the kernel JIT's image is not ours to show.
+            put_u32(&mut out, 20, p.insn_cnt * 8);
+            put_u64(&mut out, 40, p.load_time);
+            put_u32(&mut out, 48, p.uid);
+            put_u32(&mut out, 52, p.map_ids.len() as u32);
+            out[64..80].copy_from_slice(&name16(&p.name));
+            put_u32(&mut out, 84, u32::from(p.gpl_compatible));
+            put_u32(&mut out, 128, p.btf_id);
+            put_u64(&mut out, 192, p.run_time_ns);
+            put_u64(&mut out, 200, p.run_cnt);
+            put_u32(&mut out, 216, p.insn_cnt);
+            // Arrays the user asked for: map ids and the instructions.
+            if n >= 64 {
+                let want = u32_at(&uinfo, 52) as usize;
+                let ptr = u64_at(&uinfo, 56);
+                if want > 0 && ptr != 0 {
+                    let ids: Vec<u8> = p
+                        .map_ids
+                        .iter()
+                        .take(want)
+                        .flat_map(|x| x.to_ne_bytes())
+                        .collect();
+                    user::write(ptr, &ids)?;
+                }
+                put_u64(&mut out, 56, ptr);
+                let xlen = u32_at(&uinfo, 20) as usize;
+                let xptr = u64_at(&uinfo, 32);
+                if xlen > 0 && xptr != 0 {
+                    let insns = store.program_insns(id).map_err(|e| e.errno())?;
+                    user::write(xptr, &insns[..xlen.min(insns.len())])?;
+                }
+                put_u64(&mut out, 32, xptr);
+            }
+        }
+        Obj::LocalProg(t) => {
+            put_u32(&mut out, 0, t);
+        }
+        Obj::Btf(_) | Obj::LocalBtf => {
+            let (id, data) = match obj {
+                Obj::Btf(id) => (id, store.btf_data(id).map_err(|e| e.errno())?),
+                _ => return Err(libc::EINVAL),
+            };
+            let ptr = u64_at(&uinfo, 0);
+            let want = u32_at(&uinfo, 8) as usize;
+            if ptr != 0 && want > 0 {
+                user::write(ptr, &data[..want.min(data.len())])?;
+            }
+            put_u64(&mut out, 0, ptr);
+            put_u32(&mut out, 8, data.len() as u32);
+            put_u32(&mut out, 12, id);
+            // An object's BTF has no name: leave name and name_len as given, zero.
+            let nptr = u64_at(&uinfo, 16);
+            let nlen = u32_at(&uinfo, 24);
+            if nptr != 0 && nlen > 0 {
+                user::write(nptr, &[0])?;
+            }
+            put_u64(&mut out, 16, nptr);
+            put_u32(&mut out, 24, 0);
+        }
+        Obj::Link(prog, ifindex) => {
+            put_u32(&mut out, 0, LINK_TYPE_XDP);
+            put_u32(&mut out, 4, prog);
+            put_u32(&mut out, 8, prog);
+            put_u32(&mut out, 16, ifindex);
+        }
+        Obj::Stats => return Err(libc::EINVAL),
+    }
+    user::write(info_ptr, &out[..n])?;
+    Ok(n as u32)
+}
+
+/// The fdinfo text the kernel shows for `obj` (after the generic lines).
+pub fn fdinfo(obj: Obj) -> Result<String, Errno> {
+    let store = crate::state::store()?;
+    let mut s = String::from("pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1\n");
+    match obj {
+        Obj::Map(id) => {
+            let m = store.map_by_id(id).map_err(|e| e.errno())?;
+            let i = m.info();
+            s += &format!(
+                "map_type:\t{}\nkey_size:\t{}\nvalue_size:\t{}\nmax_entries:\t{}\nmap_flags:\t{:#x}\nmap_extra:\t0x0\nmemlock:\t{}\nmap_id:\t{}\nfrozen:\t{}\n",
+                i.map_type,
+                i.key_size,
+                i.value_size,
+                i.max_entries,
+                i.map_flags,
+                map_memlock(&m),
+                i.id,
+                u32::from(m.is_frozen())
+            );
+        }
+        Obj::Prog(id) => {
+            let p = store.program_by_id(id).map_err(|e| e.errno())?;
+            let tag: String = p.tag.iter().map(|b| format!("{b:02x}")).collect();
+            s += &format!(
+                "prog_type:\t{}\nprog_jited:\t0\nprog_tag:\t{tag}\nmemlock:\t{}\nprog_id:\t{}\nrun_time_ns:\t{}\nrun_cnt:\t{}\nrecursion_misses:\t0\nverified_insns:\t{}\n",
+                p.prog_type,
+                (u64::from(p.insn_cnt) * 8).div_ceil(4096) * 4096,
+                p.id,
+                p.run_time_ns,
+                p.run_cnt,
+                p.insn_cnt
+            );
+        }
+        Obj::LocalProg(t) => s += &format!("prog_type:\t{t}\nprog_jited:\t0\n"),
+        Obj::Btf(id) => s += &format!("btf_id:\t{id}\n"),
+        Obj::LocalBtf => {}
+        Obj::Link(prog, _) => {
+            s += &format!("link_type:\txdp\nlink_id:\t{prog}\nprog_tag:\t\nprog_id:\t{prog}\n")
+        }
+        Obj::Stats => {}
+    }
+    Ok(s)
+}

@@ -1,0 +1,380 @@
+//! The C ABI entry points that replace libc's under LD_PRELOAD. Each one
+//! decides quickly whether a call is ours; calls that are not go to the next
+//! definition (libc's) untouched.
+
+use std::ffi::{c_char, c_int, c_long, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::fds::{self, Obj};
+use crate::{real, set_errno, state, vfs};
+
+/// Runs `f`, turning an Err or a panic into `-1` with errno.
+fn guard(what: &str, f: impl FnOnce() -> Result<i64, i32>) -> i64 {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            set_errno(e);
+            -1
+        }
+        Err(_) => {
+            state::log_once(what, &format!("{what}: internal error (panic); EFAULT"));
+            set_errno(libc::EFAULT);
+            -1
+        }
+    }
+}
+
+/// The path argument as a str (None for NULL or non-UTF-8: not ours).
+///
+/// # Safety
+/// `p` is NULL or a C string.
+unsafe fn path_arg<'a>(p: *const c_char) -> Option<&'a str> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: caller contract.
+    unsafe { CStr::from_ptr(p) }.to_str().ok()
+}
+
+/// The virtual bpffs path `p` names, if it does.
+///
+/// # Safety
+/// `p` is NULL or a C string.
+unsafe fn virtual_arg(p: *const c_char) -> Option<String> {
+    // SAFETY: caller contract.
+    let s = unsafe { path_arg(p) }?;
+    if !s.starts_with("/sys/fs/bpf") && s.starts_with('/') {
+        return None;
+    }
+    vfs::virtual_path(s)
+}
+
+/// `/proc/self/fd/N`, `/proc/<our pid>/fd/N` (and fdinfo): N if it is ours.
+fn proc_fd(path: &str, dir: &str) -> Option<(c_int, Obj)> {
+    let rest = path.strip_prefix("/proc/")?;
+    let (who, rest) = rest.split_once('/')?;
+    // SAFETY: getpid cannot fail.
+    if who != "self"
+        && who != "thread-self"
+        && who.parse::<i32>().ok()? != unsafe { libc::getpid() }
+    {
+        return None;
+    }
+    let n: c_int = rest.strip_prefix(dir)?.strip_prefix('/')?.parse().ok()?;
+    fds::lookup(n).map(|o| (n, o))
+}
+
+/// libc's `syscall`, for `__NR_bpf`. The six register arguments are read as
+/// longs, as the SysV ABI passes variadic integer arguments.
+///
+/// # Safety
+/// As libc's `syscall`.
+#[no_mangle]
+pub unsafe extern "C" fn syscall(
+    n: c_long,
+    a1: c_long,
+    a2: c_long,
+    a3: c_long,
+    a4: c_long,
+    a5: c_long,
+    a6: c_long,
+) -> c_long {
+    if n != libc::SYS_bpf {
+        // SAFETY: forwarded unchanged.
+        return unsafe { real::syscall(n, [a1, a2, a3, a4, a5, a6]) };
+    }
+    guard("bpf", || crate::bpf::bpf(a1 as i32, a2 as u64, a3 as u32)) as c_long
+}
+
+/// mmap of a BPF_F_MMAPABLE array maps its values in the store file.
+///
+/// # Safety
+/// As libc's `mmap`.
+#[no_mangle]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off_t,
+) -> *mut c_void {
+    if fd < 0 || flags & libc::MAP_ANONYMOUS != 0 {
+        // SAFETY: forwarded unchanged.
+        return unsafe { real::mmap(addr, len, prot, flags, fd, off) };
+    }
+    let Some(Obj::Map(id)) = fds::lookup(fd) else {
+        // SAFETY: forwarded unchanged.
+        return unsafe { real::mmap(addr, len, prot, flags, fd, off) };
+    };
+    let r = guard("mmap", || {
+        let m = state::store()?.map_by_id(id).map_err(|e| e.errno())?;
+        let (start, size) = m.mmap_region().ok_or(libc::EINVAL)?;
+        if flags & libc::MAP_SHARED == 0 {
+            return Err(libc::EINVAL);
+        }
+        if prot & libc::PROT_WRITE != 0 && m.is_frozen() {
+            return Err(libc::EPERM);
+        }
+        let end = (off as u64).checked_add(len as u64).ok_or(libc::EINVAL)?;
+        if off < 0 || off as u64 % 4096 != 0 || end > (size as u64).div_ceil(4096) * 4096 {
+            return Err(libc::EINVAL);
+        }
+        let path = std::ffi::CString::new(format!("/dev/shm/{}", state::store_name()))
+            .map_err(|_| libc::EINVAL)?;
+        let oflag = if prot & libc::PROT_WRITE != 0 {
+            libc::O_RDWR
+        } else {
+            libc::O_RDONLY
+        };
+        // SAFETY: path is a C string.
+        let sfd = unsafe { real::open(path.as_ptr(), oflag | libc::O_CLOEXEC, 0) };
+        if sfd < 0 {
+            return Err(fds::errno());
+        }
+        // SAFETY: maps the store file at the map's page-aligned value region.
+        let p = unsafe {
+            real::mmap(
+                addr,
+                len,
+                prot,
+                flags,
+                sfd,
+                (start + off as u64) as libc::off_t,
+            )
+        };
+        let e = fds::errno();
+        // SAFETY: sfd is ours; the mapping keeps the file.
+        unsafe { libc::close(sfd) };
+        if p == libc::MAP_FAILED {
+            return Err(e);
+        }
+        Ok(p as i64)
+    });
+    if r == -1 {
+        libc::MAP_FAILED
+    } else {
+        r as *mut c_void
+    }
+}
+
+/// # Safety
+/// As libc's `mmap64`.
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off_t,
+) -> *mut c_void {
+    // SAFETY: same contract.
+    unsafe { mmap(addr, len, prot, flags, fd, off) }
+}
+
+/// readlink of `/proc/self/fd/N` names our descriptors as the kernel's anon inodes.
+///
+/// # Safety
+/// As libc's `readlink`.
+#[no_mangle]
+pub unsafe extern "C" fn readlink(path: *const c_char, buf: *mut c_char, size: usize) -> isize {
+    // SAFETY: caller contract.
+    if let Some((_, obj)) = unsafe { path_arg(path) }.and_then(|p| proc_fd(p, "fd")) {
+        let s = format!("anon_inode:{}", obj.anon_name());
+        let n = s.len().min(size);
+        // SAFETY: buf is writable for size bytes (caller contract).
+        unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), buf as *mut u8, n) };
+        return n as isize;
+    }
+    // SAFETY: forwarded unchanged.
+    unsafe { real::readlink(path, buf, size) }
+}
+
+/// A memfd holding the fdinfo text of our descriptor, positioned at 0.
+fn fdinfo_fd(obj: Obj) -> Result<c_int, i32> {
+    let text = crate::info::fdinfo(obj)?;
+    let fd = fds::create(Obj::Stats, text.as_bytes())?;
+    // SAFETY: fd is ours.
+    unsafe { libc::lseek(fd, 0, libc::SEEK_SET) };
+    Ok(fd)
+}
+
+/// # Safety
+/// As libc's `open`.
+#[no_mangle]
+pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: libc::mode_t) -> c_int {
+    // SAFETY: caller contract.
+    if let Some((_, obj)) = unsafe { path_arg(path) }.and_then(|p| proc_fd(p, "fdinfo")) {
+        return guard("fdinfo", || fdinfo_fd(obj).map(i64::from)) as c_int;
+    }
+    // SAFETY: forwarded unchanged.
+    unsafe { real::open(path, flags, mode) }
+}
+
+/// # Safety
+/// As libc's `open64`.
+#[no_mangle]
+pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: libc::mode_t) -> c_int {
+    // SAFETY: same contract.
+    unsafe { open(path, flags, mode) }
+}
+
+static FOPEN: real::Next = real::Next::new(b"fopen\0");
+
+/// fopen of `/proc/self/fdinfo/N` for our descriptors (bpftool reads memlock,
+/// frozen and the like there).
+///
+/// # Safety
+/// As libc's `fopen`.
+#[no_mangle]
+pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
+    // SAFETY: caller contract.
+    if let Some((_, obj)) = unsafe { path_arg(path) }.and_then(|p| proc_fd(p, "fdinfo")) {
+        let fd = guard("fdinfo", || fdinfo_fd(obj).map(i64::from));
+        if fd < 0 {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: fd is a fresh readable memfd; "r" is a valid mode.
+        return unsafe { libc::fdopen(fd as c_int, c"r".as_ptr()) };
+    }
+    let f = FOPEN.get();
+    if f == 0 {
+        set_errno(libc::ENOSYS);
+        return std::ptr::null_mut();
+    }
+    // SAFETY: f is libc's fopen.
+    unsafe {
+        let f: unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE =
+            std::mem::transmute(f);
+        f(path, mode)
+    }
+}
+
+/// # Safety
+/// As libc's `fopen64`.
+#[no_mangle]
+pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
+    // SAFETY: same contract.
+    unsafe { fopen(path, mode) }
+}
+
+/// Declares an interposer of a path function: virtual bpffs paths go to
+/// `$ours`, others to the next definition.
+macro_rules! path_fn {
+    ($name:ident, $sym:literal, ($($arg:ident: $ty:ty),*), |$vp:ident| $ours:expr) => {
+        /// # Safety
+        /// As the libc function of the same name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(path: *const c_char, $($arg: $ty),*) -> c_int {
+            static NEXT: real::Next = real::Next::new(concat!($sym, "\0").as_bytes());
+            // SAFETY: caller contract.
+            if let Some($vp) = unsafe { virtual_arg(path) } {
+                return guard($sym, || {
+                    let _store = state::store()?;
+                    $ours
+                }) as c_int;
+            }
+            let f = NEXT.get();
+            if f == 0 {
+                set_errno(libc::ENOSYS);
+                return -1;
+            }
+            // SAFETY: f is the next definition of this libc function.
+            unsafe {
+                let f: unsafe extern "C" fn(*const c_char, $($ty),*) -> c_int =
+                    std::mem::transmute(f);
+                f(path, $($arg),*)
+            }
+        }
+    };
+}
+
+path_fn!(statfs, "statfs", (buf: *mut libc::statfs), |p| {
+    vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
+    crate::user::write(buf as u64, struct_bytes(&vfs::statfs_buf()))?;
+    Ok(0)
+});
+path_fn!(statfs64, "statfs64", (buf: *mut libc::statfs), |p| {
+    vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
+    crate::user::write(buf as u64, struct_bytes(&vfs::statfs_buf()))?;
+    Ok(0)
+});
+path_fn!(mkdir, "mkdir", (_mode: libc::mode_t), |p| {
+    vfs::mkdir(state::store()?, &p)?;
+    Ok(0)
+});
+path_fn!(rmdir, "rmdir", (), |p| {
+    vfs::rmdir(state::store()?, &p)?;
+    Ok(0)
+});
+path_fn!(unlink, "unlink", (), |p| {
+    vfs::unlink(state::store()?, &p)?;
+    Ok(0)
+});
+path_fn!(access, "access", (_mode: c_int), |p| {
+    vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
+    Ok(0)
+});
+path_fn!(stat, "stat", (buf: *mut libc::stat), |p| {
+    let n = vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
+    crate::user::write(buf as u64, struct_bytes(&vfs::stat_buf(&p, n)))?;
+    Ok(0)
+});
+path_fn!(stat64, "stat64", (buf: *mut libc::stat), |p| {
+    let n = vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
+    crate::user::write(buf as u64, struct_bytes(&vfs::stat_buf(&p, n)))?;
+    Ok(0)
+});
+path_fn!(lstat, "lstat", (buf: *mut libc::stat), |p| {
+    let n = vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
+    crate::user::write(buf as u64, struct_bytes(&vfs::stat_buf(&p, n)))?;
+    Ok(0)
+});
+path_fn!(lstat64, "lstat64", (buf: *mut libc::stat), |p| {
+    let n = vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
+    crate::user::write(buf as u64, struct_bytes(&vfs::stat_buf(&p, n)))?;
+    Ok(0)
+});
+
+/// faccessat of a virtual path (relative paths only with AT_FDCWD).
+///
+/// # Safety
+/// As libc's `faccessat`.
+#[no_mangle]
+pub unsafe extern "C" fn faccessat(
+    dirfd: c_int,
+    path: *const c_char,
+    mode: c_int,
+    flags: c_int,
+) -> c_int {
+    static NEXT: real::Next = real::Next::new(b"faccessat\0");
+    // SAFETY: caller contract.
+    let s = unsafe { path_arg(path) };
+    if s.is_some_and(|s| s.starts_with('/') || dirfd == libc::AT_FDCWD) {
+        // SAFETY: caller contract.
+        if let Some(p) = unsafe { virtual_arg(path) } {
+            return guard("faccessat", || {
+                vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
+                Ok(0)
+            }) as c_int;
+        }
+    }
+    let f = NEXT.get();
+    if f == 0 {
+        set_errno(libc::ENOSYS);
+        return -1;
+    }
+    // SAFETY: f is libc's faccessat.
+    unsafe {
+        let f: unsafe extern "C" fn(c_int, *const c_char, c_int, c_int) -> c_int =
+            std::mem::transmute(f);
+        f(dirfd, path, mode, flags)
+    }
+}
+
+/// The bytes of a plain-data libc struct.
+fn struct_bytes<T>(v: &T) -> &[u8] {
+    // SAFETY: T is a plain-data libc struct (statfs, stat); reading its bytes is fine.
+    unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }
+}

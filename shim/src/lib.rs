@@ -1,0 +1,36 @@
+//! libxdpshim.so: under `LD_PRELOAD`, bpf(2) and the calls loaders make on its
+//! descriptors and on bpffs paths are answered from the runtime's
+//! shared-memory store, so bpftool and libbpf loaders run unchanged and
+//! unprivileged, and create no kernel object.
+//!
+//! Interposed: `syscall` (for `__NR_bpf`; everything else passes through),
+//! `mmap`/`mmap64` of map descriptors, `readlink` of `/proc/self/fd/N`,
+//! `open`/`open64`/`openat`/`fopen`/`fopen64` of `/proc/self/fdinfo/N`, and
+//! `statfs`/`statfs64`/`mkdir`/`rmdir`/`unlink`/`access`/`faccessat`/`stat`/
+//! `lstat` of `/sys/fs/bpf/...` (the virtual bpffs, see [`vfs`]). Every entry
+//! point catches panics and fails with an errno instead.
+//!
+//! Environment: `XDPSHIM_STORE` names the store (default `xdp-runtime`),
+//! `XDPSHIM_LOG=1` logs unsupported requests once each on stderr.
+//!
+//! Modules holding unsafe code: `real` (calls through dlsym), `user`
+//! (process_vm_readv/writev), `fds` (memfds), `interpose` (the C ABI entry
+//! points), `vfs` (plain-data libc structs).
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod bpf;
+pub mod fds;
+pub mod info;
+pub mod interpose;
+pub mod progload;
+pub mod real;
+pub mod state;
+pub mod testrun;
+pub mod user;
+pub mod vfs;
+
+/// Sets the calling thread's errno.
+pub fn set_errno(e: i32) {
+    // SAFETY: __errno_location returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() = e };
+}

@@ -1,0 +1,118 @@
+//! BPF_PROG_LOAD: the program is checked and prepared by the runtime, and
+//! recorded in the store; the verifier log buffer gets the runtime's message.
+
+use std::ffi::c_int;
+
+use isa::RawInsn;
+use runtime::stored::PROG_TYPE_XDP;
+
+use crate::fds::{self, Obj};
+use crate::state;
+use crate::user::{self, u32_at, u64_at, Errno};
+
+/// BPF_MAXINSNS for unprivileged loads; the kernel takes 1M when privileged.
+const MAX_INSNS: u32 = 1_000_000;
+
+/// The kernel's license_is_gpl_compatible.
+fn gpl_compatible(license: &str) -> bool {
+    matches!(
+        license,
+        "GPL"
+            | "GPL v2"
+            | "GPL and additional rights"
+            | "Dual BSD/GPL"
+            | "Dual MIT/GPL"
+            | "Dual MPL/GPL"
+    )
+}
+
+/// Writes `msg` into a verifier/BTF log buffer (truncated, NUL-terminated) when
+/// the caller gave one.
+pub fn write_log(buf: u64, size: u32, level: u32, msg: &str) -> Result<(), Errno> {
+    if buf == 0 || size == 0 || level == 0 {
+        return Ok(());
+    }
+    let n = msg.len().min(size as usize - 1);
+    let mut out = msg.as_bytes()[..n].to_vec();
+    out.push(0);
+    user::write(buf, &out)
+}
+
+pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
+    let prog_type = u32_at(a, 0);
+    let insn_cnt = u32_at(a, 4);
+    let (log_level, log_size, log_buf) = (u32_at(a, 24), u32_at(a, 28), u64_at(a, 32));
+    let prog_flags = u32_at(a, 44);
+    if insn_cnt == 0 || insn_cnt > MAX_INSNS {
+        return Err(libc::E2BIG);
+    }
+    if log_buf != 0 && (log_size < 128 || log_level == 0) || (log_buf == 0 && log_level != 0) {
+        return Err(libc::EINVAL);
+    }
+    let license = user::read_cstr(u64_at(a, 16), 127).unwrap_or_default();
+    let name_raw = &a[48..64];
+    let end = name_raw.iter().position(|&b| b == 0).ok_or(libc::EINVAL)?;
+    let name = std::str::from_utf8(&name_raw[..end]).map_err(|_| libc::EINVAL)?;
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    {
+        return Err(libc::EINVAL);
+    }
+    let bytes = user::read(u64_at(a, 8), insn_cnt as usize * 8)?;
+    let mut insns: Vec<RawInsn> = bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            RawInsn::from_bytes(b)
+        })
+        .collect();
+    let fail = |errno: Errno, msg: String| -> Result<i64, Errno> {
+        state::log_once(
+            &format!("load{name}{msg}"),
+            &format!("program {name:?}: {msg}"),
+        );
+        write_log(log_buf, log_size, log_level, &format!("{msg}\n"))?;
+        Err(errno)
+    };
+    let map_ids = match crate::bpf::resolve_maps(&mut insns, u64_at(a, 120)) {
+        Ok(ids) => ids,
+        Err((e, msg)) => return fail(e, msg),
+    };
+    let btf_fd = u32_at(a, 72) as c_int;
+    let btf_id = if btf_fd > 0 {
+        crate::bpf::btf_id_of(btf_fd)?
+    } else {
+        0
+    };
+    let store = state::store()?;
+    let def = maps::ProgramDef {
+        name: name.to_string(),
+        prog_type,
+        tag: runtime::stored::prog_tag(&insns),
+        insns: insns.iter().flat_map(|x| x.to_bytes()).collect(),
+        map_ids,
+        btf_id,
+        gpl_compatible: gpl_compatible(&license),
+        // SAFETY: getuid cannot fail.
+        uid: unsafe { libc::getuid() },
+        expected_attach_type: u32_at(a, 68),
+        prog_flags,
+    };
+    if prog_type != PROG_TYPE_XDP {
+        // Other types are checked (libbpf's feature probes load them) but
+        // cannot run here, so they are not recorded.
+        let maps = runtime::stored::bind_maps(store, &def.map_ids).map_err(|_| libc::EBADF)?;
+        let starts = runtime::stored::subprog_starts(&insns);
+        return match runtime::program::prepare(name, "probe", &insns, &starts, &maps) {
+            Ok(_) => Ok(i64::from(fds::create(Obj::LocalProg(prog_type), &[])?)),
+            Err(e) => fail(libc::EINVAL, e.to_string()),
+        };
+    }
+    match runtime::stored::register(store, &def) {
+        Ok(id) => Ok(i64::from(fds::create(Obj::Prog(id), &[])?)),
+        Err(runtime::LoadError::Object { source, .. }) => fail(source.errno(), source.to_string()),
+        Err(e) => fail(libc::EINVAL, e.to_string()),
+    }
+}

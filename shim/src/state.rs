@@ -1,0 +1,59 @@
+//! Process-wide state: the store the shim works on, logging, statistics.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use crate::user::Errno;
+
+/// Store used when `XDPSHIM_STORE` is unset (the one `xdp-runner` opens by default).
+pub const DEFAULT_STORE: &str = "xdp-runtime";
+
+static STORE: OnceLock<Result<maps::Store, String>> = OnceLock::new();
+static LOGGED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+/// Set while a BPF_ENABLE_STATS descriptor was handed out in this process.
+pub static STATS: AtomicBool = AtomicBool::new(false);
+
+/// The store's name.
+pub fn store_name() -> String {
+    std::env::var("XDPSHIM_STORE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_STORE.to_string())
+}
+
+/// The store, opened (or created) on first use. EPERM if it cannot be.
+pub fn store() -> Result<&'static maps::Store, Errno> {
+    let r = STORE.get_or_init(|| {
+        maps::Store::open_or_create(&store_name(), maps::StoreOptions::default())
+            .map_err(|e| format!("store {:?}: {e}", store_name()))
+    });
+    match r {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            log_once(e, e);
+            Err(libc::EPERM)
+        }
+    }
+}
+
+/// True when `XDPSHIM_LOG` asks for messages.
+pub fn logging() -> bool {
+    std::env::var_os("XDPSHIM_LOG").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Prints `msg` on stderr once per `key`, when logging.
+pub fn log_once(key: &str, msg: &str) {
+    if !logging() {
+        return;
+    }
+    let mut g = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+    if g.get_or_insert_with(HashSet::new).insert(key.to_string()) {
+        eprintln!("xdpshim: {msg}");
+    }
+}
+
+/// Whether runs are accounted (BPF_ENABLE_STATS).
+pub fn stats_enabled() -> bool {
+    STATS.load(Ordering::Relaxed)
+}

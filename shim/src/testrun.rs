@@ -1,0 +1,117 @@
+//! BPF_PROG_TEST_RUN in the runtime's engines: the JIT when it compiles the
+//! program, else the interpreter, with the kernel's repeat, duration,
+//! data_out and ctx rules for XDP.
+
+use std::ffi::c_int;
+
+use runtime::{LoadedObject, Packet, Vm};
+
+use crate::fds::{self, Obj};
+use crate::state;
+use crate::user::{self, put_u32, u32_at, u64_at, Errno};
+
+/// BPF_F_TEST_RUN_ON_CPU.
+const F_TEST_RUN_ON_CPU: u32 = 1;
+/// BPF_F_TEST_XDP_LIVE_FRAMES.
+const F_TEST_XDP_LIVE_FRAMES: u32 = 2;
+
+pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
+    let fd = u32_at(a, 0) as c_int;
+    let id = match fds::lookup(fd) {
+        Some(Obj::Prog(id)) => id,
+        Some(Obj::LocalProg(_)) => return Err(524),
+        Some(_) => return Err(libc::EINVAL),
+        None => return Err(libc::EBADF),
+    };
+    let (size_in, size_out) = (u32_at(a, 8) as usize, u32_at(a, 12) as usize);
+    let (data_in, data_out) = (u64_at(a, 16), u64_at(a, 24));
+    let repeat = u64::from(u32_at(a, 32)).max(1);
+    let (ctx_size_in, ctx_size_out) = (u32_at(a, 40) as usize, u32_at(a, 44) as usize);
+    let (ctx_in, ctx_out) = (u64_at(a, 48), u64_at(a, 56));
+    let flags = u32_at(a, 64);
+    let cpu = u32_at(a, 68);
+    if flags & !(F_TEST_RUN_ON_CPU | F_TEST_XDP_LIVE_FRAMES) != 0 {
+        return Err(libc::EINVAL);
+    }
+    if flags & F_TEST_XDP_LIVE_FRAMES != 0 {
+        state::log_once(
+            "live",
+            "BPF_F_TEST_XDP_LIVE_FRAMES is not supported (EINVAL)",
+        );
+        return Err(libc::EINVAL);
+    }
+    if flags & F_TEST_RUN_ON_CPU == 0 && cpu != 0 {
+        return Err(libc::EINVAL);
+    }
+    let store = state::store()?;
+    if cpu >= store.ncpus() {
+        return Err(libc::ENXIO);
+    }
+    let data = user::read(data_in, size_in)?;
+    let mut pkt = if ctx_size_in > 0 {
+        let ctx = user::read(ctx_in, ctx_size_in)?;
+        Packet::with_ctx(&data, &ctx)
+    } else {
+        Packet::new(&data)
+    }
+    .map_err(|e| match e {
+        runtime::PacketError::BadCtx { errno, .. } => errno,
+        _ => libc::EINVAL,
+    })?;
+    let loaded = LoadedObject::from_store(store, id).map_err(|e| {
+        state::log_once(&format!("run{id}"), &format!("program {id}: {e}"));
+        libc::EINVAL
+    })?;
+    let mut vm = Vm::new(cpu);
+    let jit = runtime::jit::JitObject::compile(&loaded, &Default::default());
+    let run = match &jit {
+        Ok(j) => j.run_repeat(&mut vm, 0, &mut pkt, repeat),
+        Err(e) => {
+            state::log_once(
+                &format!("jit{id}"),
+                &format!("program {id}: JIT: {e}; interpreting"),
+            );
+            loaded.run_repeat(&mut vm, 0, &mut pkt, repeat)
+        }
+    };
+    let (retval, elapsed) = run.map_err(|trap| {
+        state::log_once(
+            &format!("trap{id}"),
+            &format!("program {id} faulted: {trap}"),
+        );
+        libc::EFAULT
+    })?;
+    let ns = elapsed.as_nanos() as u64;
+    if state::stats_enabled() {
+        let _ = store.add_program_runs(id, repeat, ns);
+    }
+    let out = pkt.data_with_meta();
+    let mut result = Ok(0);
+    if data_out != 0 && size_out > 0 {
+        let n = out.len().min(size_out);
+        user::write(data_out, &out[..n])?;
+        if n < out.len() {
+            result = Err(libc::ENOSPC);
+        }
+    }
+    if ctx_out != 0 && ctx_size_out > 0 {
+        let ctx = pkt.ctx_out().to_bytes();
+        let n = ctx.len().min(ctx_size_out);
+        user::write(ctx_out, &ctx[..n])?;
+        if n < ctx.len() {
+            result = Err(libc::ENOSPC);
+        }
+    }
+    let mut back = [0u8; 8];
+    put_u32(&mut back, 0, retval as u32);
+    put_u32(&mut back, 4, out.len() as u32);
+    user::write(attr_ptr + 4, &back[..4])?;
+    user::write(attr_ptr + 12, &back[4..])?;
+    let duration = (ns / repeat).min(u64::from(u32::MAX)) as u32;
+    user::write(attr_ptr + 36, &duration.to_ne_bytes())?;
+    if ctx_size_out > 0 || ctx_out != 0 {
+        let len = runtime::XdpMd::SIZE as u32;
+        user::write(attr_ptr + 44, &len.to_ne_bytes())?;
+    }
+    result
+}

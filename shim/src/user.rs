@@ -1,0 +1,128 @@
+//! Copies to and from the application's memory that fail with EFAULT, as the
+//! kernel's copy_from_user does, instead of crashing on a bad pointer:
+//! `process_vm_readv`/`process_vm_writev` on our own process.
+
+use std::ffi::c_void;
+
+/// An errno.
+pub type Errno = i32;
+
+/// Reads `len` bytes at `addr`.
+pub fn read(addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
+    let mut out = vec![0u8; len];
+    read_into(addr, &mut out)?;
+    Ok(out)
+}
+
+/// Fills `out` from `addr`.
+pub fn read_into(addr: u64, out: &mut [u8]) -> Result<(), Errno> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    if addr == 0 {
+        return Err(libc::EFAULT);
+    }
+    let local = libc::iovec {
+        iov_base: out.as_mut_ptr() as *mut c_void,
+        iov_len: out.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut c_void,
+        iov_len: out.len(),
+    };
+    // SAFETY: the local iovec covers `out`; the kernel checks the remote one.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if n != out.len() as isize {
+        return Err(libc::EFAULT);
+    }
+    Ok(())
+}
+
+/// Writes `data` at `addr`.
+pub fn write(addr: u64, data: &[u8]) -> Result<(), Errno> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    if addr == 0 {
+        return Err(libc::EFAULT);
+    }
+    let local = libc::iovec {
+        iov_base: data.as_ptr() as *mut c_void,
+        iov_len: data.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: the local iovec covers `data` (only read); the kernel checks the remote one.
+    let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if n != data.len() as isize {
+        return Err(libc::EFAULT);
+    }
+    Ok(())
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes (E2BIG beyond, like
+/// strncpy_from_user callers), page by page so a string ending near the end
+/// of a mapping reads fine.
+pub fn read_cstr(addr: u64, max: usize) -> Result<String, Errno> {
+    if addr == 0 {
+        return Err(libc::EFAULT);
+    }
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() <= max {
+        let to_page = 4096 - (at % 4096) as usize;
+        let chunk = read(at, to_page.min(max + 1 - out.len()))?;
+        if let Some(end) = chunk.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&chunk[..end]);
+            return String::from_utf8(out).map_err(|_| libc::EINVAL);
+        }
+        out.extend_from_slice(&chunk);
+        at += chunk.len() as u64;
+    }
+    Err(libc::ENAMETOOLONG)
+}
+
+/// u32 at byte `off` of an attribute buffer.
+pub fn u32_at(b: &[u8], off: usize) -> u32 {
+    let mut x = [0u8; 4];
+    x.copy_from_slice(&b[off..off + 4]);
+    u32::from_ne_bytes(x)
+}
+
+/// u64 at byte `off` of an attribute buffer.
+pub fn u64_at(b: &[u8], off: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[off..off + 8]);
+    u64::from_ne_bytes(x)
+}
+
+/// Stores a u32 at byte `off`.
+pub fn put_u32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+/// Stores a u64 at byte `off`.
+pub fn put_u64(b: &mut [u8], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_pointers_give_efault() {
+        assert_eq!(read(0, 4), Err(libc::EFAULT));
+        assert_eq!(read(8, 4), Err(libc::EFAULT));
+        assert_eq!(write(16, &[1, 2]), Err(libc::EFAULT));
+        assert_eq!(read_cstr(0, 10), Err(libc::EFAULT));
+        let s = b"hello\0";
+        assert_eq!(read_cstr(s.as_ptr() as u64, 16).as_deref(), Ok("hello"));
+        assert_eq!(read_cstr(s.as_ptr() as u64, 3), Err(libc::ENAMETOOLONG));
+        let mut buf = [0u8; 3];
+        write(buf.as_mut_ptr() as u64, &[7, 8, 9]).expect("write");
+        assert_eq!(buf, [7, 8, 9]);
+    }
+}
