@@ -65,8 +65,8 @@ pub fn program_def(
     }
 }
 
-/// The kernel's program tag (bpf_prog_calc_tag): the first 8 bytes of the SHA-1
-/// of the instructions with both immediates of every map-referencing lddw zeroed
+/// The kernel's program tag (bpf_prog_calc_tag): the first 8 bytes of the
+/// SHA-256 (the kernel's hash since 6.18; SHA-1 before) of the instructions with both immediates of every map-referencing lddw zeroed
 /// and its src_reg as user space gave it (fd or map-value form).
 pub fn prog_tag(insns: &[RawInsn]) -> [u8; 8] {
     let mut v = insns.to_vec();
@@ -93,7 +93,7 @@ pub fn prog_tag(insns: &[RawInsn]) -> [u8; 8] {
         i += if v[i].code == LDDW { 2 } else { 1 };
     }
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_bytes()).collect();
-    let digest = sha1(&bytes);
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
     let mut tag = [0u8; 8];
     tag.copy_from_slice(&digest[..8]);
     tag
@@ -229,79 +229,10 @@ impl LoadedObject {
     }
 }
 
-/// SHA-1 (FIPS 180-4), for the kernel's program tag.
-fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
-    let mut msg = data.to_vec();
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&bit_len.to_be_bytes());
-    for block in msg.chunks_exact(64) {
-        let mut w = [0u32; 80];
-        for (t, c) in block.chunks_exact(4).enumerate() {
-            w[t] = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-        }
-        for t in 16..80 {
-            w[t] = (w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16]).rotate_left(1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = h;
-        for (t, wt) in w.iter().enumerate() {
-            let (f, k) = match t {
-                0..=19 => ((b & c) | (!b & d), 0x5A827999),
-                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
-                _ => (b ^ c ^ d, 0xCA62C1D6u32),
-            };
-            let tmp = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*wt);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = tmp;
-        }
-        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
-            *x = x.wrapping_add(y);
-        }
-    }
-    let mut out = [0u8; 20];
-    for (o, x) in out.chunks_exact_mut(4).zip(h) {
-        o.copy_from_slice(&x.to_be_bytes());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::maptable::MapTable;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
-    #[test]
-    fn sha1_matches_the_standard_vectors() {
-        // FIPS 180-2 appendix A vectors.
-        assert_eq!(
-            hex(&sha1(b"abc")),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
-        assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-        assert_eq!(
-            hex(&sha1(
-                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
-            )),
-            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
-        );
-    }
 
     fn lddw(src: u8, imm: i32) -> [RawInsn; 2] {
         [
