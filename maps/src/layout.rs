@@ -82,12 +82,13 @@ pub(crate) struct Header {
     pub alloc_cursor: AtomicU64,
     /// Next map id to hand out (from 1). Written only under `meta_lock`.
     pub next_map_id: AtomicU32,
-    /// Next program/object id (reserved; under `meta_lock`).
+    /// Next program id (from 1; under `meta_lock`).
     pub next_obj_id: AtomicU32,
     /// Pid of the creating process. Informational, immutable.
     pub creator_pid: AtomicU32,
-    /// Padding; reserved.
-    pub _pad: AtomicU32,
+    /// Next BTF object id (0 read as 1; under `meta_lock`): its own id space,
+    /// as in the kernel.
+    pub next_btf_id: AtomicU32,
     /// Reserved for later header fields (zero in version 1).
     pub reserved: [AtomicU64; 32],
 }

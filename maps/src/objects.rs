@@ -270,14 +270,14 @@ impl Store {
         Ok(out)
     }
 
-    fn next_id(h: &layout::Header) -> Result<u32, ObjectError> {
-        let next = h.next_obj_id.load(Ordering::Acquire).max(1);
+    fn next_id(counter: &std::sync::atomic::AtomicU32) -> Result<u32, ObjectError> {
+        let next = counter.load(Ordering::Acquire).max(1);
         if next == u32::MAX {
             return Err(ObjectError::TableFull {
                 capacity: OBJ_TABLE_CAP,
             });
         }
-        h.next_obj_id.store(next + 1, Ordering::Release);
+        counter.store(next + 1, Ordering::Release);
         Ok(next)
     }
 
@@ -299,7 +299,7 @@ impl Store {
         let mut id = 0;
         self.add_object(|e, h| {
             let insns_off = self.alloc_blob(h, &def.insns)?;
-            id = Store::next_id(h)?;
+            id = Store::next_id(&h.next_obj_id)?;
             e.set(0, ENTRY_CREATING, KIND_PROG);
             e.set(1, id, 0);
             e.set(2, 0, def.prog_type);
@@ -331,7 +331,7 @@ impl Store {
         let mut id = 0;
         self.add_object(|e, h| {
             let off = self.alloc_blob(h, data)?;
-            id = Store::next_id(h)?;
+            id = Store::next_id(&h.next_btf_id)?;
             e.set(0, ENTRY_CREATING, KIND_BTF);
             e.set(1, id, 0);
             e.w[22].store(off, Ordering::Relaxed);
@@ -656,7 +656,8 @@ mod tests {
         let b = vec![0x9f, 0xeb, 1, 0];
         let ia = s.register_btf(&a).expect("a");
         let ib = s.register_btf(&b).expect("b");
-        assert_ne!(ia, ib);
+        // BTF ids are their own space, from 1, as in the kernel.
+        assert_eq!((ia, ib), (1, 2));
         assert_eq!(s.btf_ids(), vec![ia, ib]);
         assert_eq!(s.btf_data(ia).expect("a"), a);
         assert_eq!(s.btf_data(ib).expect("b"), b);

@@ -120,18 +120,7 @@ pub unsafe extern "C" fn mmap(
         if off < 0 || off as u64 % 4096 != 0 || end > (size as u64).div_ceil(4096) * 4096 {
             return Err(libc::EINVAL);
         }
-        let path = std::ffi::CString::new(format!("/dev/shm/{}", state::store_name()))
-            .map_err(|_| libc::EINVAL)?;
-        let oflag = if prot & libc::PROT_WRITE != 0 {
-            libc::O_RDWR
-        } else {
-            libc::O_RDONLY
-        };
-        // SAFETY: path is a C string.
-        let sfd = unsafe { real::open(path.as_ptr(), oflag | libc::O_CLOEXEC, 0) };
-        if sfd < 0 {
-            return Err(fds::errno());
-        }
+        let sfd = std::os::fd::AsRawFd::as_raw_fd(state::store_file()?);
         // SAFETY: maps the store file at the map's page-aligned value region.
         let p = unsafe {
             real::mmap(
@@ -144,8 +133,6 @@ pub unsafe extern "C" fn mmap(
             )
         };
         let e = fds::errno();
-        // SAFETY: sfd is ours; the mapping keeps the file.
-        unsafe { libc::close(sfd) };
         if p == libc::MAP_FAILED {
             return Err(e);
         }

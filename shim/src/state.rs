@@ -9,7 +9,7 @@ use crate::user::Errno;
 /// Store used when `XDPSHIM_STORE` is unset (the one `xdp-runner` opens by default).
 pub const DEFAULT_STORE: &str = "xdp-runtime";
 
-static STORE: OnceLock<Result<maps::Store, String>> = OnceLock::new();
+static STORE: OnceLock<Result<(maps::Store, std::fs::File), String>> = OnceLock::new();
 static LOGGED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 /// Set while a BPF_ENABLE_STATS descriptor was handed out in this process.
 pub static STATS: AtomicBool = AtomicBool::new(false);
@@ -25,15 +25,33 @@ pub fn store_name() -> String {
 /// The store, opened (or created) on first use. EPERM if it cannot be.
 pub fn store() -> Result<&'static maps::Store, Errno> {
     let r = STORE.get_or_init(|| {
-        maps::Store::open_or_create(&store_name(), maps::StoreOptions::default())
-            .map_err(|e| format!("store {:?}: {e}", store_name()))
+        let name = store_name();
+        let store = maps::Store::open_or_create(&name, maps::StoreOptions::default())
+            .map_err(|e| format!("store {name:?}: {e}"))?;
+        // Kept open for mmap of map values: later unlinks or renames of the
+        // store's name do not matter.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/dev/shm/{name}"))
+            .map_err(|e| format!("store {name:?}: {e}"))?;
+        Ok((store, file))
     });
     match r {
-        Ok(s) => Ok(s),
+        Ok((s, _)) => Ok(s),
         Err(e) => {
             log_once(e, e);
             Err(libc::EPERM)
         }
+    }
+}
+
+/// The store's file, open read-write.
+pub fn store_file() -> Result<&'static std::fs::File, Errno> {
+    store()?;
+    match STORE.get() {
+        Some(Ok((_, f))) => Ok(f),
+        _ => Err(libc::EPERM),
     }
 }
 

@@ -1,0 +1,395 @@
+//! bpf(2) through the shim's entry point in this process: errnos as the
+//! kernel gives them, bad pointers, the verifier log, test runs, pins, and
+//! random attributes that must never crash.
+
+use std::ffi::c_long;
+use std::sync::Once;
+
+use xdpshim::interpose;
+
+static SETUP: Once = Once::new();
+
+/// Every test of this file shares one store, private to this process; its
+/// file is unlinked once open (the shim keeps its mapping and descriptor).
+fn setup() {
+    SETUP.call_once(|| {
+        let name = format!("xdpshim-calls-{}", std::process::id());
+        std::env::set_var("XDPSHIM_STORE", &name);
+        xdpshim::state::store().expect("store");
+        xdpshim::state::store_file().expect("store file");
+        let _ = std::fs::remove_file(format!("/dev/shm/{name}"));
+    });
+}
+
+/// bpf(cmd, attr) through the interposed `syscall`: Ok(result) or Err(errno).
+fn bpf(cmd: i32, attr: &mut [u8]) -> Result<i64, i32> {
+    setup();
+    // SAFETY: attr is a valid buffer of its length.
+    let r = unsafe {
+        interpose::syscall(
+            libc::SYS_bpf,
+            cmd as c_long,
+            attr.as_mut_ptr() as c_long,
+            attr.len() as c_long,
+            0,
+            0,
+            0,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r as i64)
+    }
+}
+
+fn put32(a: &mut [u8], off: usize, v: u32) {
+    a[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+}
+fn put64(a: &mut [u8], off: usize, v: u64) {
+    a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+}
+fn get32(a: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes(a[off..off + 4].try_into().unwrap())
+}
+
+fn map_create(map_type: u32, key: u32, value: u32, max: u32, name: &str) -> Result<i32, i32> {
+    let mut a = [0u8; 128];
+    put32(&mut a, 0, map_type);
+    put32(&mut a, 4, key);
+    put32(&mut a, 8, value);
+    put32(&mut a, 12, max);
+    a[28..28 + name.len()].copy_from_slice(name.as_bytes());
+    bpf(0, &mut a).map(|fd| fd as i32)
+}
+
+fn elem(cmd: i32, fd: i32, key: *const u8, value: *const u8, flags: u64) -> Result<i64, i32> {
+    let mut a = [0u8; 32];
+    put32(&mut a, 0, fd as u32);
+    put64(&mut a, 8, key as u64);
+    put64(&mut a, 16, value as u64);
+    put64(&mut a, 24, flags);
+    bpf(cmd, &mut a)
+}
+
+fn close(fd: i32) {
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+}
+
+#[test]
+fn map_commands_give_the_kernels_errnos() {
+    let fd = map_create(1, 4, 8, 2, "calls_hash").expect("hash");
+    let (k1, k2, k3) = (1u32.to_ne_bytes(), 2u32.to_ne_bytes(), 3u32.to_ne_bytes());
+    let v = 7u64.to_ne_bytes();
+    let mut out = [0u8; 8];
+    assert_eq!(elem(2, fd, k1.as_ptr(), v.as_ptr(), 0), Ok(0));
+    assert_eq!(elem(2, fd, k2.as_ptr(), v.as_ptr(), 0), Ok(0));
+    assert_eq!(
+        elem(2, fd, k3.as_ptr(), v.as_ptr(), 0),
+        Err(libc::E2BIG),
+        "full"
+    );
+    assert_eq!(
+        elem(2, fd, k1.as_ptr(), v.as_ptr(), 1),
+        Err(libc::EEXIST),
+        "NOEXIST"
+    );
+    assert_eq!(
+        elem(2, fd, k3.as_ptr(), v.as_ptr(), 2),
+        Err(libc::ENOENT),
+        "EXIST"
+    );
+    assert_eq!(
+        elem(1, fd, k3.as_ptr(), out.as_mut_ptr(), 0),
+        Err(libc::ENOENT)
+    );
+    assert_eq!(elem(1, fd, k1.as_ptr(), out.as_mut_ptr(), 0), Ok(0));
+    assert_eq!(out, v);
+    // Bad pointers: EFAULT, nothing written, nothing lost.
+    assert_eq!(
+        elem(1, fd, 8 as *const u8, out.as_mut_ptr(), 0),
+        Err(libc::EFAULT)
+    );
+    assert_eq!(
+        elem(1, fd, k1.as_ptr(), 16 as *const u8, 0),
+        Err(libc::EFAULT)
+    );
+    assert_eq!(
+        elem(2, fd, k1.as_ptr(), 24 as *const u8, 0),
+        Err(libc::EFAULT)
+    );
+    // get_next_key walks both keys, then ENOENT.
+    let mut next = [0u8; 4];
+    let mut seen = Vec::new();
+    let mut r = elem(4, fd, std::ptr::null(), next.as_mut_ptr(), 0);
+    while r.is_ok() {
+        seen.push(u32::from_ne_bytes(next));
+        let cur = next;
+        r = elem(4, fd, cur.as_ptr(), next.as_mut_ptr(), 0);
+    }
+    assert_eq!(r, Err(libc::ENOENT));
+    seen.sort_unstable();
+    assert_eq!(seen, vec![1, 2]);
+    // lookup-and-delete, then delete of the missing key.
+    assert_eq!(elem(21, fd, k2.as_ptr(), out.as_mut_ptr(), 0), Ok(0));
+    assert_eq!(
+        elem(3, fd, k2.as_ptr(), std::ptr::null(), 0),
+        Err(libc::ENOENT)
+    );
+    // Freeze: user-space writes fail with EPERM, reads still work.
+    let mut f = [0u8; 4];
+    put32(&mut f, 0, fd as u32);
+    assert_eq!(bpf(22, &mut f), Ok(0));
+    assert_eq!(elem(2, fd, k1.as_ptr(), v.as_ptr(), 0), Err(libc::EPERM));
+    assert_eq!(elem(1, fd, k1.as_ptr(), out.as_mut_ptr(), 0), Ok(0));
+    // Descriptors that are not maps.
+    let mut pipe = [0i32; 2];
+    // SAFETY: pipe writes two descriptors.
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+    assert_eq!(
+        elem(1, pipe[0], k1.as_ptr(), out.as_mut_ptr(), 0),
+        Err(libc::EBADF)
+    );
+    assert_eq!(
+        elem(1, 999_999, k1.as_ptr(), out.as_mut_ptr(), 0),
+        Err(libc::EBADF)
+    );
+    close(pipe[0]);
+    close(pipe[1]);
+    // dup'ed descriptors name the same map.
+    // SAFETY: fd is ours.
+    let d = unsafe { libc::dup(fd) };
+    assert_eq!(elem(1, d, k1.as_ptr(), out.as_mut_ptr(), 0), Ok(0));
+    close(d);
+    close(fd);
+}
+
+#[test]
+fn attributes_are_checked_like_the_kernels() {
+    // A NULL attribute pointer, a non-zero tail past the union, an unknown command.
+    setup();
+    // SAFETY: a NULL attr must give EFAULT, not a crash.
+    let r = unsafe { interpose::syscall(libc::SYS_bpf, 1, 0, 32, 0, 0, 0) };
+    assert_eq!(r, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EFAULT)
+    );
+    let mut big = vec![0u8; 512];
+    big[400] = 1;
+    assert_eq!(bpf(0, &mut big), Err(libc::E2BIG));
+    let mut a = [0u8; 64];
+    assert_eq!(bpf(99, &mut a), Err(libc::EINVAL));
+    // An invalid map definition: EINVAL, and a name with a bad character.
+    assert_eq!(map_create(1, 0, 8, 2, "zero_key"), Err(libc::EINVAL));
+    assert_eq!(map_create(1, 4, 8, 2, "bad-name"), Err(libc::EINVAL));
+    // Other syscalls pass through: getpid.
+    // SAFETY: plain getpid.
+    let pid = unsafe { interpose::syscall(libc::SYS_getpid, 0, 0, 0, 0, 0, 0) };
+    // SAFETY: plain getpid.
+    assert_eq!(pid, unsafe { libc::getpid() } as c_long);
+}
+
+/// An XDP program: r0 = value of the array map at key 0 (or `fallback` if
+/// the lookup fails), exit. lddw of the map descriptor as libbpf emits it.
+fn array_prog(map_fd: i32, fallback: i32) -> Vec<u8> {
+    let insn = |code: u8, regs: u8, off: i16, imm: i32| {
+        let mut b = [0u8; 8];
+        b[0] = code;
+        b[1] = regs;
+        b[2..4].copy_from_slice(&off.to_le_bytes());
+        b[4..8].copy_from_slice(&imm.to_le_bytes());
+        b
+    };
+    [
+        insn(0x62, 0x0a, -4, 0),       // *(u32 *)(r10 - 4) = 0
+        insn(0x18, 0x11, 0, map_fd),   // r1 = map fd (src_reg 1)
+        insn(0, 0, 0, 0),              //
+        insn(0xbf, 0xa2, 0, 0),        // r2 = r10
+        insn(0x07, 0x02, 0, -4),       // r2 += -4
+        insn(0x85, 0, 0, 1),           // call bpf_map_lookup_elem
+        insn(0xb7, 0x01, 0, fallback), // r1 = fallback
+        insn(0x15, 0x00, 1, 0),        // if r0 == 0 goto +1
+        insn(0x61, 0x01, 0, 0),        // r1 = *(u32 *)(r0 + 0)
+        insn(0xbf, 0x10, 0, 0),        // r0 = r1
+        insn(0x95, 0, 0, 0),           // exit
+    ]
+    .concat()
+}
+
+fn prog_load(insns: &[u8], name: &str, log: &mut [u8]) -> Result<i32, i32> {
+    let license = b"GPL\0";
+    let mut a = [0u8; 144];
+    put32(&mut a, 0, 6);
+    put32(&mut a, 4, (insns.len() / 8) as u32);
+    put64(&mut a, 8, insns.as_ptr() as u64);
+    put64(&mut a, 16, license.as_ptr() as u64);
+    if !log.is_empty() {
+        put32(&mut a, 24, 1);
+        put32(&mut a, 28, log.len() as u32);
+        put64(&mut a, 32, log.as_mut_ptr() as u64);
+    }
+    a[48..48 + name.len()].copy_from_slice(name.as_bytes());
+    bpf(5, &mut a).map(|fd| fd as i32)
+}
+
+#[test]
+fn programs_load_run_pin_and_report_like_the_kernels() {
+    let map = map_create(2, 4, 4, 1, "calls_arr").expect("array");
+    let key = 0u32.to_ne_bytes();
+    let val = 1u32.to_ne_bytes(); // XDP_DROP
+    elem(2, map, key.as_ptr(), val.as_ptr(), 0).expect("update");
+    let prog = prog_load(&array_prog(map, 2), "calls_prog", &mut []).expect("load");
+
+    // Test run: retval from the map, packet unchanged, data_size_out and duration set.
+    let pkt: Vec<u8> = (0..64u8).collect();
+    let mut out = vec![0u8; 128];
+    let mut a = [0u8; 80];
+    put32(&mut a, 0, prog as u32);
+    put32(&mut a, 8, pkt.len() as u32);
+    put32(&mut a, 12, out.len() as u32);
+    put64(&mut a, 16, pkt.as_ptr() as u64);
+    put64(&mut a, 24, out.as_mut_ptr() as u64);
+    put32(&mut a, 32, 3);
+    assert_eq!(bpf(10, &mut a), Ok(0));
+    assert_eq!(get32(&a, 4), 1, "retval");
+    assert_eq!(get32(&a, 12), 64, "data_size_out");
+    assert_eq!(&out[..64], &pkt[..]);
+    // A data_out too small: the prefix, ENOSPC, and the full size reported.
+    let mut small = [0u8; 10];
+    put32(&mut a, 12, small.len() as u32);
+    put64(&mut a, 24, small.as_mut_ptr() as u64);
+    assert_eq!(bpf(10, &mut a), Err(libc::ENOSPC));
+    assert_eq!(get32(&a, 12), 64);
+    assert_eq!(&small[..], &pkt[..10]);
+    // A packet shorter than an Ethernet header: EINVAL, as the kernel.
+    put32(&mut a, 8, 10);
+    assert_eq!(bpf(10, &mut a), Err(libc::EINVAL));
+
+    // Info: name, type, map ids, xlated size.
+    let mut ids = [0u32; 4];
+    let mut info = [0u8; 232];
+    put32(&mut info, 52, 4);
+    put64(&mut info, 56, ids.as_mut_ptr() as u64);
+    let mut g = [0u8; 16];
+    put32(&mut g, 0, prog as u32);
+    put32(&mut g, 4, info.len() as u32);
+    put64(&mut g, 8, info.as_mut_ptr() as u64);
+    assert_eq!(bpf(15, &mut g), Ok(0));
+    assert_eq!(get32(&info, 0), 6, "type");
+    assert_eq!(&info[64..74], b"calls_prog");
+    assert_eq!(get32(&info, 20), 11 * 8, "xlated_prog_len");
+    assert_eq!(get32(&info, 52), 1, "nr_map_ids");
+    let mut minfo = [0u8; 88];
+    put32(&mut g, 0, map as u32);
+    put32(&mut g, 4, minfo.len() as u32);
+    put64(&mut g, 8, minfo.as_mut_ptr() as u64);
+    assert_eq!(bpf(15, &mut g), Ok(0));
+    assert_eq!(ids[0], get32(&minfo, 4), "the program's map is the array");
+    let prog_id = get32(&info, 4);
+
+    // Pin on the virtual bpffs, get it back, and see it by id.
+    let dir = format!("/sys/fs/bpf/calls{}", std::process::id());
+    let cdir = std::ffi::CString::new(dir.clone()).unwrap();
+    // SAFETY: a C string path.
+    assert_eq!(unsafe { libc::mkdir(cdir.as_ptr(), 0o700) }, 0);
+    let pin = std::ffi::CString::new(format!("{dir}/prog")).unwrap();
+    let mut p = [0u8; 16];
+    put64(&mut p, 0, pin.as_ptr() as u64);
+    put32(&mut p, 8, prog as u32);
+    assert_eq!(bpf(6, &mut p), Ok(0));
+    assert_eq!(bpf(6, &mut p), Err(libc::EEXIST));
+    let got = bpf(7, &mut p).expect("obj_get") as i32;
+    put32(&mut g, 0, got as u32);
+    put32(&mut g, 4, info.len() as u32);
+    put64(&mut g, 8, info.as_mut_ptr() as u64);
+    put32(&mut info, 52, 0);
+    assert_eq!(bpf(15, &mut g), Ok(0));
+    assert_eq!(get32(&info, 4), prog_id);
+    // statfs says bpffs; unlink removes the pin; the directory then goes.
+    // SAFETY: statfs is plain data.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and buffer.
+    assert_eq!(unsafe { libc::statfs(cdir.as_ptr(), &mut st) }, 0);
+    assert_eq!(st.f_type as i64, 0xcafe4a11);
+    // SAFETY: valid paths.
+    unsafe {
+        assert_eq!(libc::rmdir(cdir.as_ptr()), -1);
+        assert_eq!(libc::unlink(pin.as_ptr()), 0);
+        assert_eq!(libc::rmdir(cdir.as_ptr()), 0);
+    }
+    assert_eq!(bpf(7, &mut p), Err(libc::ENOENT));
+    let mut n = [0u8; 12];
+    let mut found = false;
+    while bpf(11, &mut n).is_ok() {
+        found |= get32(&n, 4) == prog_id;
+        let next = get32(&n, 4);
+        put32(&mut n, 0, next);
+    }
+    assert!(found, "PROG_GET_NEXT_ID lists the program");
+    for fd in [got, prog, map] {
+        close(fd);
+    }
+}
+
+#[test]
+fn a_rejected_program_fills_the_log_and_loses_nothing() {
+    // A jump past the end: EINVAL and the reason in the log buffer.
+    let mut insns = vec![0u8; 16];
+    insns[0] = 0x05; // goto +5
+    insns[2] = 5;
+    insns[8] = 0x95;
+    let mut log = vec![0u8; 256];
+    assert_eq!(prog_load(&insns, "bad_jump", &mut log), Err(libc::EINVAL));
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.contains("jump"), "{text}");
+    // A map descriptor that is not a map in an lddw: EBADF.
+    assert_eq!(
+        prog_load(&array_prog(999_999, 0), "bad_map", &mut []),
+        Err(libc::EBADF)
+    );
+    // A too-small log buffer is refused as the kernel does.
+    let mut tiny = vec![0u8; 16];
+    assert_eq!(
+        prog_load(&array_prog(0, 0), "tiny_log", &mut tiny),
+        Err(libc::EINVAL)
+    );
+}
+
+#[test]
+fn random_attributes_never_crash() {
+    setup();
+    let mut scratch = vec![0u8; 4096];
+    let base = scratch.as_mut_ptr() as u64;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    // A map to aim descriptors at.
+    let map = map_create(1, 4, 8, 16, "calls_fuzz").expect("map");
+    for _ in 0..20_000 {
+        let cmd = (rnd() % 40) as i32;
+        let mut a = [0u8; 160];
+        for w in 0..20 {
+            let v = match rnd() % 6 {
+                0 => 0,
+                1 => rnd() % 64,
+                2 => base + rnd() % 2048,
+                3 => map as u64 | ((rnd() % 64) << 32),
+                4 => 0xffff_8000_0000_0000 | (rnd() % 4096),
+                _ => rnd(),
+            };
+            put64(&mut a, w * 8, v);
+        }
+        // Called without the panic guard: a panic fails the test.
+        let r = xdpshim::bpf::bpf(cmd, a.as_ptr() as u64, a.len() as u32);
+        if let (Ok(fd), 0 | 5 | 7 | 13 | 14 | 18 | 19 | 28 | 32) = (r, cmd) {
+            close(fd as i32);
+        }
+    }
+    close(map);
+}
