@@ -170,6 +170,10 @@ pub struct MapDef {
     pub btf_value_type_id: u32,
     /// Id of the store's BTF object describing key and value (0 if none).
     pub btf_id: u32,
+    /// Pid of the process that holds the map through descriptors (the shim's
+    /// maps): when it has exited and no pin, program or descriptor keeps the
+    /// map, the map may be removed. 0: the map stays until removed.
+    pub holder_pid: u32,
 }
 
 /// What a created map is: its id and definition, as `BPF_OBJ_GET_INFO_BY_FD` shows.
@@ -195,6 +199,8 @@ pub struct MapInfo {
     pub btf_value_type_id: u32,
     /// Id of the store's BTF object (0 if none).
     pub btf_id: u32,
+    /// See [`MapDef::holder_pid`].
+    pub holder_pid: u32,
 }
 
 /// Which implementation a map type uses.

@@ -121,7 +121,8 @@ pub(crate) struct MapEntry {
     pub data_len: AtomicU64,
     /// Id of the BTF object (store-wide, see objects.rs) describing key and value.
     pub btf_id: AtomicU32,
-    pub _pad2: AtomicU32,
+    /// MapDef::holder_pid.
+    pub holder_pid: AtomicU32,
     /// Reserved for later (inner map template, pin refs, generation): zero.
     pub reserved: [AtomicU64; 5],
 }
@@ -328,6 +329,7 @@ pub(crate) fn read_entry(
         btf_key_type_id: e.btf_key_type_id.load(r),
         btf_value_type_id: e.btf_value_type_id.load(r),
         btf_id: e.btf_id.load(r),
+        holder_pid: e.holder_pid.load(r),
     };
     if info.id == 0 {
         return Err(bad("id 0".into()));

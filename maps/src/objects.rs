@@ -16,7 +16,7 @@
 //! w25    uid u32                         | expected_attach_type u32
 //! w26    run_cnt   (mutable: BPF_ENABLE_STATS accounting)
 //! w27    run_time_ns (mutable)
-//! w28    prog_flags u32                  | reserved
+//! w28    prog_flags u32                  | holder_pid u32
 //! w29-30 reserved
 //! w31    length of the blob in bytes
 //! w32-63 map ids (64 x u32)
@@ -134,6 +134,8 @@ pub struct ProgramDef {
     pub expected_attach_type: u32,
     /// `prog_flags` of BPF_PROG_LOAD (BPF_F_XDP_HAS_FRAGS...).
     pub prog_flags: u32,
+    /// As [`crate::MapDef::holder_pid`]: 0 keeps the program until removed.
+    pub holder_pid: u32,
 }
 
 /// A program recorded in the store.
@@ -163,6 +165,8 @@ pub struct ProgramInfo {
     pub expected_attach_type: u32,
     /// `prog_flags` given at load.
     pub prog_flags: u32,
+    /// See [`ProgramDef::holder_pid`].
+    pub holder_pid: u32,
     /// Runs counted while statistics are enabled.
     pub run_cnt: u64,
     /// Nanoseconds spent in those runs.
@@ -311,7 +315,7 @@ impl Store {
             e.set(23, def.btf_id, u32::from(def.gpl_compatible));
             e.w[24].store(boottime_ns(), Ordering::Relaxed);
             e.set(25, def.uid, def.expected_attach_type);
-            e.set(28, def.prog_flags, 0);
+            e.set(28, def.prog_flags, def.holder_pid);
             for (i, pair) in def.map_ids.chunks(2).enumerate() {
                 e.set(32 + i, pair[0], pair.get(1).copied().unwrap_or(0));
             }
@@ -396,6 +400,7 @@ impl Store {
             uid: e.lo(25),
             expected_attach_type: e.hi(25),
             prog_flags: e.lo(28),
+            holder_pid: e.hi(28),
             run_cnt: e.w[26].load(Ordering::Relaxed),
             run_time_ns: e.w[27].load(Ordering::Relaxed),
         }

@@ -258,7 +258,7 @@ impl Store {
             e.btf_key_type_id.store(def.btf_key_type_id, r);
             e.btf_value_type_id.store(def.btf_value_type_id, r);
             e.btf_id.store(def.btf_id, r);
-            e._pad2.store(0, r);
+            e.holder_pid.store(def.holder_pid, r);
             let seed = if def.map_flags & def::BPF_F_ZERO_SEED != 0 {
                 0
             } else {
@@ -338,11 +338,58 @@ impl Store {
         ids.sort_unstable();
         ids
     }
+
+    /// Removes map `id` from the table (ENOENT if absent). Its memory is not
+    /// reused: handles other processes still hold keep working on it.
+    pub fn remove_map(&self, id: u32) -> Result<(), MapError> {
+        let corrupt = |what: String| MapError::Corrupt { id, what };
+        let h = layout::header(&self.shm).map_err(|e| corrupt(e.to_string()))?;
+        let _meta = lock::lock(&h.meta_lock);
+        let e = (0..layout::MAP_TABLE_CAP)
+            .filter_map(|s| layout::entry(&self.shm, s))
+            .find(|e| {
+                e.state.load(Ordering::Acquire) == layout::ENTRY_LIVE
+                    && e.id.load(Ordering::Relaxed) == id
+            })
+            .ok_or(MapError::NoSuchMap { id })?;
+        e.state.store(layout::ENTRY_FREE, Ordering::Release);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removed_maps_leave_the_table_and_handles_keep_working() {
+        let s = Store::anonymous(StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let m = s
+            .create_map(&MapDef {
+                map_type: def::BPF_MAP_TYPE_ARRAY,
+                key_size: 4,
+                value_size: 4,
+                max_entries: 1,
+                name: "gone".into(),
+                holder_pid: 42,
+                ..MapDef::default()
+            })
+            .expect("map");
+        assert_eq!(m.info().holder_pid, 42);
+        s.remove_map(m.id()).expect("remove");
+        assert!(s.map_ids().is_empty());
+        assert!(s.map_by_id(m.id()).is_err());
+        assert_eq!(
+            s.remove_map(m.id()).map_err(|e| e.errno()),
+            Err(libc::ENOENT)
+        );
+        m.update(&0u32.to_ne_bytes(), &[1, 2, 3, 4], 0)
+            .expect("an old handle still works");
+    }
 
     #[test]
     fn cpu_lists() {

@@ -88,6 +88,7 @@ impl LoadedObject {
                 btf_key_type_id: spec.btf_key_type_id,
                 btf_value_type_id: spec.btf_value_type_id,
                 btf_id: 0,
+                holder_pid: 0,
             };
             let map = store.create_map(&def).map_err(map_err)?;
             if let Some(data) = &spec.initial_data {

@@ -180,6 +180,8 @@ fn map_create(a: &[u8]) -> Result<i64, Errno> {
         btf_key_type_id: key_tid,
         btf_value_type_id: value_tid,
         btf_id,
+        // SAFETY: getpid cannot fail.
+        holder_pid: unsafe { libc::getpid() } as u32,
     };
     let m = state::store()?.create_map(&def).map_err(|e| {
         state::log_once(&format!("mapcreate{name}"), &format!("map {name:?}: {e}"));

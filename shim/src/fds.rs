@@ -45,7 +45,7 @@ impl Obj {
         }
     }
 
-    fn parse(name: &str) -> Option<Obj> {
+    pub(crate) fn parse(name: &str) -> Option<Obj> {
         let rest = name.strip_prefix("xdpshim:")?;
         let mut it = rest.split(':');
         let kind = it.next()?;
@@ -76,6 +76,11 @@ impl Obj {
             Obj::Stats => "bpf-stats",
         }
     }
+}
+
+/// What a memfd name (`xdpshim:map:5`) stands for.
+pub fn parse_name(name: &str) -> Option<Obj> {
+    Obj::parse(name)
 }
 
 /// A new close-on-exec descriptor for `obj` (with `contents`, if any).

@@ -20,6 +20,7 @@
 
 pub mod bpf;
 pub mod fds;
+pub mod gc;
 pub mod info;
 pub mod interpose;
 pub mod progload;

@@ -99,6 +99,8 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
         uid: unsafe { libc::getuid() },
         expected_attach_type: u32_at(a, 68),
         prog_flags,
+        // SAFETY: getpid cannot fail.
+        holder_pid: unsafe { libc::getpid() } as u32,
     };
     if prog_type != PROG_TYPE_XDP {
         // Other types are checked (libbpf's feature probes load them) but

@@ -35,6 +35,8 @@ pub fn store() -> Result<&'static maps::Store, Errno> {
             .write(true)
             .open(format!("/dev/shm/{name}"))
             .map_err(|e| format!("store {name:?}: {e}"))?;
+        // What exited processes left behind (see gc.rs).
+        crate::gc::collect(&store);
         Ok((store, file))
     });
     match r {

@@ -10,6 +10,8 @@ mod bpftool;
 mod calls;
 #[path = "shim/libbpf.rs"]
 mod libbpf;
+#[path = "shim/lifetime.rs"]
+mod lifetime;
 
 /// The cdylib cargo built with this test binary: `cargo test` leaves the fresh
 /// one in `target/<profile>/deps/` (next to the test binary), `cargo build` in

@@ -1,0 +1,159 @@
+//! Lifetime of the objects the shim creates, as in the kernel: a map or
+//! program lives while a pin, a descriptor, or (for a map) a live program or
+//! (for a program) a prog_array slot holds it. Descriptors are seen through
+//! `/proc/PID/fd` of the processes this user may inspect, and an object is
+//! held by the process that created it while that process lives. Each process
+//! collects once, when it first opens the store, what exited processes left:
+//! libbpf's probe maps, and the unpinned objects of a loader that is gone.
+//! Objects made without the shim (`xdp-runner run --store`) have no holder
+//! pid and stay until removed.
+
+use std::collections::HashSet;
+
+use maps::Pinned;
+
+use crate::fds::Obj;
+
+/// Maps and programs referenced by descriptors of the processes we can see.
+fn held_by_descriptors() -> HashSet<(bool, u32)> {
+    let mut held = HashSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return held;
+    };
+    for p in procs.flatten() {
+        let name = p.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            // The real readlink: the shim's own would name its descriptors
+            // as anon inodes.
+            let Some(t) = real_readlink(&fd.path()) else {
+                continue;
+            };
+            let Some(n) = t.strip_prefix("/memfd:") else {
+                continue;
+            };
+            let n = n.strip_suffix(" (deleted)").unwrap_or(n);
+            match crate::fds::parse_name(n) {
+                Some(Obj::Map(id)) => {
+                    held.insert((true, id));
+                }
+                Some(Obj::Prog(id)) | Some(Obj::Link(id, _)) => {
+                    held.insert((false, id));
+                }
+                _ => {}
+            }
+        }
+    }
+    held
+}
+
+fn real_readlink(path: &std::path::Path) -> Option<String> {
+    let c = std::ffi::CString::new(path.to_str()?).ok()?;
+    let mut buf = [0u8; 256];
+    // SAFETY: c is a C string; buf is writable for its length.
+    let n = unsafe { crate::real::readlink(c.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };
+    if n <= 0 {
+        return None;
+    }
+    String::from_utf8(buf[..n as usize].to_vec()).ok()
+}
+
+fn alive(pid: u32) -> bool {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks the process exists.
+    let r = unsafe { libc::kill(pid as i32, 0) };
+    r == 0 || crate::fds::errno() == libc::EPERM
+}
+
+/// Removes the shim-made maps and programs nothing holds any more; returns
+/// how many maps and programs went.
+pub fn collect(store: &maps::Store) -> (usize, usize) {
+    let held = held_by_descriptors();
+    let (mut maps_gone, mut progs_gone) = (0, 0);
+    loop {
+        let pins = store.pins();
+        let pinned = |w: Pinned| pins.iter().any(|(_, p)| *p == w);
+        let progs = store.programs();
+        let map_ids = store.map_ids();
+        // Program ids in prog_array slots, map ids in maps of maps.
+        let mut slot_progs = HashSet::new();
+        let mut slot_maps = HashSet::new();
+        for &id in &map_ids {
+            let Ok(m) = store.map_by_id(id) else { continue };
+            let t = m.info().map_type;
+            let is_prog_array = t == maps::BPF_MAP_TYPE_PROG_ARRAY;
+            let is_map_of_maps =
+                t == maps::BPF_MAP_TYPE_ARRAY_OF_MAPS || t == maps::BPF_MAP_TYPE_HASH_OF_MAPS;
+            if !is_prog_array && !is_map_of_maps {
+                continue;
+            }
+            let Ok(entries) = runtime::dump(&m) else {
+                continue;
+            };
+            for e in entries {
+                let v = e
+                    .values
+                    .first()
+                    .and_then(|v| v.get(..4))
+                    .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                if let Some(v) = v.filter(|&v| v != 0) {
+                    if is_prog_array {
+                        slot_progs.insert(v);
+                    } else {
+                        slot_maps.insert(v);
+                    }
+                }
+            }
+        }
+        let mut changed = false;
+        for p in &progs {
+            if p.holder_pid == 0
+                || pinned(Pinned::Prog(p.id))
+                || held.contains(&(false, p.id))
+                || slot_progs.contains(&p.id)
+                || alive(p.holder_pid)
+            {
+                continue;
+            }
+            if store.remove_program(p.id).is_ok() {
+                progs_gone += 1;
+                changed = true;
+            }
+        }
+        let used: HashSet<u32> = store
+            .programs()
+            .iter()
+            .flat_map(|p| p.map_ids.clone())
+            .collect();
+        for &id in &map_ids {
+            let Ok(m) = store.map_by_id(id) else { continue };
+            let holder = m.info().holder_pid;
+            if holder == 0
+                || pinned(Pinned::Map(id))
+                || held.contains(&(true, id))
+                || used.contains(&id)
+                || slot_maps.contains(&id)
+                || alive(holder)
+            {
+                continue;
+            }
+            if store.remove_map(id).is_ok() {
+                maps_gone += 1;
+                changed = true;
+            }
+        }
+        if !changed {
+            return (maps_gone, progs_gone);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Object lifetime under the shim, as in the kernel: pins keep programs and
+//! maps, a program keeps its maps, and what nothing holds goes once the
+//! process that made it has exited (libbpf's probe maps included).
+
+use crate::{run_under_shim, unprivileged_unavailable, TestStore};
+
+const T: &str = "lifetime";
+
+fn names(store: &TestStore) -> Vec<String> {
+    let out = run_under_shim(store, &["bpftool", "-j", "map", "show"]);
+    assert!(out.status.success(), "map show: {out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut n: Vec<String> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|m| m["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    n.sort();
+    n
+}
+
+#[test]
+fn what_nothing_holds_goes_when_its_process_exits() {
+    if which_bpftool().is_none() {
+        println!("SKIP: {T}: bpftool not installed");
+        return;
+    }
+    if let Some(why) = unprivileged_unavailable() {
+        println!("SKIP: {T}: {why}");
+        return;
+    }
+    let store = TestStore::new("lifetime");
+    let obj = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../bpf-progs/obj/xdp_subprog.o"
+    );
+    let dir = format!("/sys/fs/bpf/lifetime{}", std::process::id());
+    let load = run_under_shim(
+        &store,
+        &[
+            "bpftool",
+            "prog",
+            "loadall",
+            obj,
+            &dir,
+            "pinmaps",
+            &format!("{dir}/maps"),
+        ],
+    );
+    assert!(load.status.success(), "loadall: {load:?}");
+    // The next process finds the object's maps, not libbpf's feature-probe
+    // maps (unpinned, unused, their process gone).
+    let after = names(&store);
+    assert!(after.iter().any(|n| n == "sub_stats"), "{after:?}");
+    assert!(after.iter().any(|n| n.ends_with(".rodata")), "{after:?}");
+    assert!(
+        !after.iter().any(|n| n.starts_with("libbpf_")),
+        "probe maps left behind: {after:?}"
+    );
+
+    // Unpin everything (as `rm -r` of the directory would); the next process
+    // collects the program, then the maps only it used.
+    let s = maps::Store::open(&store.0).expect("open the store");
+    let before = s.map_ids().len();
+    assert!(before > 0 && !s.programs().is_empty());
+    for (path, _) in s.pins() {
+        s.unpin(&path).expect("unpin");
+    }
+    let (maps_gone, progs_gone) = xdpshim::gc::collect(&s);
+    assert_eq!((maps_gone, progs_gone), (before, 1));
+    assert!(s.programs().is_empty() && s.map_ids().is_empty());
+    assert!(names(&store).is_empty());
+}
+
+fn which_bpftool() -> Option<()> {
+    std::process::Command::new("bpftool")
+        .arg("version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| ())
+}
