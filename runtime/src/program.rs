@@ -30,7 +30,7 @@ pub struct Op {
 }
 
 /// A program ready to run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Prepared {
     pub name: String,
     pub section: String,

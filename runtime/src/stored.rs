@@ -190,42 +190,126 @@ fn raw_insns(bytes: &[u8]) -> Vec<RawInsn> {
 }
 
 impl LoadedObject {
-    /// Program `id` of the store, with its maps, ready to run as program 0.
-    /// Tail calls from it find no other program (prog_array slots name store
-    /// programs that are not bound here).
-    pub fn from_store(store: &maps::Store, id: u32) -> Result<LoadedObject, LoadError> {
-        let obj_err = |source| LoadError::Object {
-            what: format!("program {id}"),
-            source,
+    /// Program `id` of the store, with its maps, ready to run; returns the
+    /// object and the index of program `id` in it. When the program reaches
+    /// prog_arrays, every program their slots name (transitively) is loaded
+    /// too, each at index `id - 1` so the slots' store ids are the engines'
+    /// tail-call targets; indexes no slot names hold a program returning
+    /// XDP_ABORTED (a slot changed to such an id during the run would reach it).
+    pub fn from_store(store: &maps::Store, id: u32) -> Result<(LoadedObject, usize), LoadError> {
+        let obj_err = |pid: u32| {
+            move |source| LoadError::Object {
+                what: format!("program {pid}"),
+                source,
+            }
         };
-        let info = store.program_by_id(id).map_err(obj_err)?;
-        let bytes = store.program_insns(id).map_err(obj_err)?;
-        if info.prog_type != PROG_TYPE_XDP {
-            return Err(LoadError::NotXdp {
-                name: info.name,
-                section: format!("program type {}", info.prog_type),
-            });
+        // The programs to load: `id` and what prog_array slots reach from it.
+        let mut order: Vec<u32> = vec![id];
+        let mut infos = Vec::new();
+        let mut i = 0;
+        while i < order.len() {
+            let pid = order[i];
+            i += 1;
+            let info = store.program_by_id(pid).map_err(obj_err(pid))?;
+            if info.prog_type != PROG_TYPE_XDP {
+                return Err(LoadError::NotXdp {
+                    name: info.name,
+                    section: format!("program type {}", info.prog_type),
+                });
+            }
+            for &mid in &info.map_ids {
+                let m = store.map_by_id(mid).map_err(|source| LoadError::Map {
+                    name: format!("id {mid}"),
+                    source,
+                })?;
+                if m.info().map_type != types::PROG_ARRAY {
+                    continue;
+                }
+                for slot in 0..m.info().max_entries {
+                    if let Some(t) = m.prog_array_get(slot).filter(|&t| t != 0) {
+                        if !order.contains(&t) {
+                            order.push(t);
+                        }
+                    }
+                }
+            }
+            infos.push(info);
         }
-        let insns = raw_insns(&bytes);
-        let maps = bind_maps(store, &info.map_ids)?;
-        let section = if info.prog_flags & F_XDP_HAS_FRAGS != 0 {
-            "xdp.frags"
-        } else {
-            "xdp"
-        };
-        let prepared =
-            program::prepare(&info.name, section, &insns, &subprog_starts(&insns), &maps).map_err(
-                |e: VerifyError| LoadError::Rejected {
-                    name: info.name.clone(),
-                    reason: e.to_string(),
+        // One map table for all of them; each program's references renumbered into it.
+        let mut union: Vec<u32> = Vec::new();
+        for info in &infos {
+            for &m in &info.map_ids {
+                if !union.contains(&m) {
+                    union.push(m);
+                }
+            }
+        }
+        let maps = bind_maps(store, &union)?;
+        let mut prepared: Vec<(u32, crate::Prepared)> = Vec::new();
+        for info in &infos {
+            let bytes = store.program_insns(info.id).map_err(obj_err(info.id))?;
+            let mut insns = raw_insns(&bytes);
+            let mut k = 0;
+            while k < insns.len() {
+                if insns[k].code == LDDW
+                    && matches!(insns[k].src, PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE)
+                {
+                    let own = usize::try_from(insns[k].imm).ok();
+                    let mid = own.and_then(|o| info.map_ids.get(o)).copied();
+                    if let Some(pos) = mid.and_then(|m| union.iter().position(|&u| u == m)) {
+                        insns[k].imm = pos as i32;
+                    }
+                    k += 2;
+                    continue;
+                }
+                k += 1;
+            }
+            let section = if info.prog_flags & F_XDP_HAS_FRAGS != 0 {
+                "xdp.frags"
+            } else {
+                "xdp"
+            };
+            let p = program::prepare(&info.name, section, &insns, &subprog_starts(&insns), &maps)
+                .map_err(|e: VerifyError| LoadError::Rejected {
+                name: info.name.clone(),
+                reason: e.to_string(),
+            })?;
+            prepared.push((info.id, p));
+        }
+        let entry_name = infos[0].name.clone();
+        if prepared.len() == 1 {
+            let (_, p) = prepared.pop().expect("one program");
+            return Ok((
+                LoadedObject {
+                    maps,
+                    all_programs: vec![(entry_name, p.section.clone())],
+                    programs: vec![p],
+                    rejected: Vec::new(),
                 },
-            )?;
-        Ok(LoadedObject {
-            maps,
-            programs: vec![prepared],
-            rejected: Vec::new(),
-            all_programs: vec![(info.name, section.to_string())],
-        })
+                0,
+            ));
+        }
+        let top = prepared.iter().map(|(pid, _)| *pid).max().unwrap_or(id) as usize;
+        let aborted = [
+            RawInsn::from_bytes([0xb7, 0, 0, 0, 0, 0, 0, 0]),
+            RawInsn::from_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
+        ];
+        let filler = program::prepare("absent", "xdp", &aborted, &[], &maps)?;
+        let mut programs = vec![filler; top];
+        let mut all_programs = Vec::new();
+        for (pid, p) in prepared {
+            all_programs.push((p.name.clone(), p.section.clone()));
+            programs[pid as usize - 1] = p;
+        }
+        Ok((
+            LoadedObject {
+                maps,
+                programs,
+                rejected: Vec::new(),
+                all_programs,
+            },
+            id as usize - 1,
+        ))
     }
 }
 
@@ -331,7 +415,8 @@ mod tests {
         assert_eq!(def.map_ids, vec![ids.1]);
         assert_eq!(def.insns[4..8], 0i32.to_le_bytes());
         let id = register(&store, &def).expect("register");
-        let loaded = LoadedObject::from_store(&store, id).expect("from store");
+        let (loaded, entry) = LoadedObject::from_store(&store, id).expect("from store");
+        assert_eq!(entry, 0);
         assert_eq!(loaded.maps.get(0).map(|m| m.info.id), Some(ids.1));
         assert_eq!(loaded.programs.len(), 1);
     }

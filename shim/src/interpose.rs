@@ -8,6 +8,30 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::fds::{self, Obj};
 use crate::{real, set_errno, state, vfs};
 
+/// Whether the entry points answer at all: only when this code runs from the
+/// shared library (preloaded), not when the crate is linked into a program
+/// (its tests), whose own mkdir, statfs... must stay the real ones.
+fn active() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static ACTIVE: AtomicU8 = AtomicU8::new(0);
+    match ACTIVE.load(Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    // SAFETY: Dl_info is plain data; dladdr fills it for an address of ours.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: the address is a function of this object.
+    let found = unsafe { libc::dladdr(active as *const c_void, &mut info) } != 0;
+    let ours = found && !info.dli_fname.is_null() && {
+        // SAFETY: dladdr gives a C string.
+        let name = unsafe { CStr::from_ptr(info.dli_fname) }.to_bytes();
+        name.ends_with(b".so") || name.windows(4).any(|w| w == b".so.")
+    };
+    ACTIVE.store(if ours { 1 } else { 2 }, Ordering::Relaxed);
+    ours
+}
+
 /// Runs `f`, turning an Err or a panic into `-1` with errno.
 fn guard(what: &str, f: impl FnOnce() -> Result<i64, i32>) -> i64 {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -41,6 +65,9 @@ unsafe fn path_arg<'a>(p: *const c_char) -> Option<&'a str> {
 /// # Safety
 /// `p` is NULL or a C string.
 unsafe fn virtual_arg(p: *const c_char) -> Option<String> {
+    if !active() {
+        return None;
+    }
     // SAFETY: caller contract.
     let s = unsafe { path_arg(p) }?;
     if !s.starts_with("/sys/fs/bpf") && s.starts_with('/') {
@@ -51,6 +78,9 @@ unsafe fn virtual_arg(p: *const c_char) -> Option<String> {
 
 /// `/proc/self/fd/N`, `/proc/<our pid>/fd/N` (and fdinfo): N if it is ours.
 fn proc_fd(path: &str, dir: &str) -> Option<(c_int, Obj)> {
+    if !active() {
+        return None;
+    }
     let rest = path.strip_prefix("/proc/")?;
     let (who, rest) = rest.split_once('/')?;
     // SAFETY: getpid cannot fail.
@@ -79,7 +109,7 @@ pub unsafe extern "C" fn syscall(
     a5: c_long,
     a6: c_long,
 ) -> c_long {
-    if n != libc::SYS_bpf {
+    if n != libc::SYS_bpf || !active() {
         // SAFETY: forwarded unchanged.
         return unsafe { real::syscall(n, [a1, a2, a3, a4, a5, a6]) };
     }
@@ -99,7 +129,7 @@ pub unsafe extern "C" fn mmap(
     fd: c_int,
     off: libc::off_t,
 ) -> *mut c_void {
-    if fd < 0 || flags & libc::MAP_ANONYMOUS != 0 {
+    if fd < 0 || flags & libc::MAP_ANONYMOUS != 0 || !active() {
         // SAFETY: forwarded unchanged.
         return unsafe { real::mmap(addr, len, prot, flags, fd, off) };
     }

@@ -58,20 +58,20 @@ pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
         runtime::PacketError::BadCtx { errno, .. } => errno,
         _ => libc::EINVAL,
     })?;
-    let loaded = LoadedObject::from_store(store, id).map_err(|e| {
+    let (loaded, entry) = LoadedObject::from_store(store, id).map_err(|e| {
         state::log_once(&format!("run{id}"), &format!("program {id}: {e}"));
         libc::EINVAL
     })?;
     let mut vm = Vm::new(cpu);
     let jit = runtime::jit::JitObject::compile(&loaded, &Default::default());
     let run = match &jit {
-        Ok(j) => j.run_repeat(&mut vm, 0, &mut pkt, repeat),
+        Ok(j) => j.run_repeat(&mut vm, entry, &mut pkt, repeat),
         Err(e) => {
             state::log_once(
                 &format!("jit{id}"),
                 &format!("program {id}: JIT: {e}; interpreting"),
             );
-            loaded.run_repeat(&mut vm, 0, &mut pkt, repeat)
+            loaded.run_repeat(&mut vm, entry, &mut pkt, repeat)
         }
     };
     let (retval, elapsed) = run.map_err(|trap| {

@@ -99,11 +99,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
     let (loaded, prog) = match (args.id, &args.object) {
-        (Some(id), _) => (
-            LoadedObject::from_store(&store, id)
-                .with_context(|| format!("cannot prepare program {id} of the store"))?,
-            0,
-        ),
+        (Some(id), _) => LoadedObject::from_store(&store, id)
+            .with_context(|| format!("cannot prepare program {id} of the store"))?,
         (None, Some(path)) => {
             let object = args.load.load(path, true)?;
             let load_opts = runtime::LoadOptions {

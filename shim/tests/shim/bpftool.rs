@@ -254,6 +254,43 @@ fn sequence() -> Vec<Step> {
     v.extend(both(Ok, &format!("map dump pinned {lpm}")));
     v.extend(both(Ok, &format!("prog show pinned {f}/xdp_fw")));
     v.push(listing(&format!("{f}/xdp_fw")));
+
+    // xdp_tailcall.o: tc_entry tail-calls through jmp_table by protocol
+    // (0 IPv4, 1 IPv6, 2 UDP, 3 TCP); slots take programs by pin, and `hits`
+    // counts which program ran.
+    let t = "{X}_tailcall";
+    let jt = format!("{t}/maps/jmp_table");
+    v.push(step(
+        Ok,
+        &format!("prog loadall {{O}}/xdp_tailcall.o {t} pinmaps {t}/maps"),
+    ));
+    for (slot, prog) in ["tc_ipv4", "tc_ipv6", "tc_udp", "tc_tcp"]
+        .iter()
+        .enumerate()
+    {
+        v.push(step(
+            Ok,
+            &format!("map update pinned {jt} key {slot} 0 0 0 value pinned {t}/{prog}"),
+        ));
+    }
+    for (pkt, out) in [
+        ("udp.bin", "tc_udp.out"),
+        ("tcp_syn.bin", "tc_tcp.out"),
+        ("ipv6.bin", "tc_v6.out"),
+    ] {
+        v.push(prog_run(&format!("{t}/tc_entry"), pkt, out, 2, true));
+    }
+    v.extend(both(Ok, &format!("map dump pinned {t}/maps/hits")));
+    // An emptied slot: the tail call fails and the caller goes on.
+    v.push(step(Ok, &format!("map delete pinned {jt} key 2 0 0 0")));
+    v.push(prog_run(
+        &format!("{t}/tc_entry"),
+        "udp.bin",
+        "tc_empty.out",
+        1,
+        true,
+    ));
+    v.extend(both(Ok, &format!("map dump pinned {t}/maps/hits")));
     v
 }
 
@@ -716,7 +753,7 @@ fn bpftool_under_the_shim_prints_what_the_kernel_prints() {
             };
             let prefix = root.join(format!("{unique}_k"));
             let prefix = prefix.to_string_lossy().into_owned();
-            for suffix in ["_counter", "_fw"] {
+            for suffix in ["_counter", "_fw", "_tailcall"] {
                 scratch
                     .kernel_pins
                     .push(PathBuf::from(format!("{prefix}{suffix}")));
@@ -800,8 +837,8 @@ fn check_shim_store(side: &Side<'_>) {
             real.display()
         );
     }
-    // The store is private to this test: its listing holds our two programs
-    // and nothing else.
+    // The store is private to this test: its listing holds our programs and
+    // nothing else.
     let out = side.bpftool(&words("-j prog show"));
     let mut names: Vec<String> = serde_json::from_slice::<Value>(&out.stdout)
         .ok()
@@ -813,7 +850,15 @@ fn check_shim_store(side: &Side<'_>) {
     names.sort();
     assert_eq!(
         names,
-        ["xdp_counter", "xdp_fw"],
+        [
+            "tc_entry",
+            "tc_ipv4",
+            "tc_ipv6",
+            "tc_tcp",
+            "tc_udp",
+            "xdp_counter",
+            "xdp_fw"
+        ],
         "`bpftool -j prog show` under the shim: status {:?}, stdout {:?}, stderr {:?}",
         out.status.code(),
         String::from_utf8_lossy(&out.stdout),

@@ -1,11 +1,10 @@
-//! bpf(2) through the shim's entry point in this process: errnos as the
+//! bpf(2) as the shim answers it, called in this process: errnos as the
 //! kernel gives them, bad pointers, the verifier log, test runs, pins, and
-//! random attributes that must never crash.
+//! random attributes that must never crash. (The C entry points stay
+//! inactive in a program that links the crate, so this process's own mkdir
+//! and friends are the real ones; the other tests drive them preloaded.)
 
-use std::ffi::c_long;
 use std::sync::Once;
-
-use xdpshim::interpose;
 
 static SETUP: Once = Once::new();
 
@@ -21,26 +20,10 @@ fn setup() {
     });
 }
 
-/// bpf(cmd, attr) through the interposed `syscall`: Ok(result) or Err(errno).
+/// bpf(cmd, attr): Ok(result) or Err(errno).
 fn bpf(cmd: i32, attr: &mut [u8]) -> Result<i64, i32> {
     setup();
-    // SAFETY: attr is a valid buffer of its length.
-    let r = unsafe {
-        interpose::syscall(
-            libc::SYS_bpf,
-            cmd as c_long,
-            attr.as_mut_ptr() as c_long,
-            attr.len() as c_long,
-            0,
-            0,
-            0,
-        )
-    };
-    if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    } else {
-        Ok(r as i64)
-    }
+    xdpshim::bpf::bpf(cmd, attr.as_mut_ptr() as u64, attr.len() as u32)
 }
 
 fn put32(a: &mut [u8], off: usize, v: u32) {
@@ -169,13 +152,7 @@ fn map_commands_give_the_kernels_errnos() {
 fn attributes_are_checked_like_the_kernels() {
     // A NULL attribute pointer, a non-zero tail past the union, an unknown command.
     setup();
-    // SAFETY: a NULL attr must give EFAULT, not a crash.
-    let r = unsafe { interpose::syscall(libc::SYS_bpf, 1, 0, 32, 0, 0, 0) };
-    assert_eq!(r, -1);
-    assert_eq!(
-        std::io::Error::last_os_error().raw_os_error(),
-        Some(libc::EFAULT)
-    );
+    assert_eq!(xdpshim::bpf::bpf(1, 0, 32), Err(libc::EFAULT));
     let mut big = vec![0u8; 512];
     big[400] = 1;
     assert_eq!(bpf(0, &mut big), Err(libc::E2BIG));
@@ -184,11 +161,6 @@ fn attributes_are_checked_like_the_kernels() {
     // An invalid map definition: EINVAL, and a name with a bad character.
     assert_eq!(map_create(1, 0, 8, 2, "zero_key"), Err(libc::EINVAL));
     assert_eq!(map_create(1, 4, 8, 2, "bad-name"), Err(libc::EINVAL));
-    // Other syscalls pass through: getpid.
-    // SAFETY: plain getpid.
-    let pid = unsafe { interpose::syscall(libc::SYS_getpid, 0, 0, 0, 0, 0, 0) };
-    // SAFETY: plain getpid.
-    assert_eq!(pid, unsafe { libc::getpid() } as c_long);
 }
 
 /// An XDP program: r0 = value of the array map at key 0 (or `fallback` if
@@ -290,10 +262,9 @@ fn programs_load_run_pin_and_report_like_the_kernels() {
     let prog_id = get32(&info, 4);
 
     // Pin on the virtual bpffs, get it back, and see it by id.
+    let store = xdpshim::state::store().expect("store");
     let dir = format!("/sys/fs/bpf/calls{}", std::process::id());
-    let cdir = std::ffi::CString::new(dir.clone()).unwrap();
-    // SAFETY: a C string path.
-    assert_eq!(unsafe { libc::mkdir(cdir.as_ptr(), 0o700) }, 0);
+    xdpshim::vfs::mkdir(store, &dir).expect("mkdir");
     let pin = std::ffi::CString::new(format!("{dir}/prog")).unwrap();
     let mut p = [0u8; 16];
     put64(&mut p, 0, pin.as_ptr() as u64);
@@ -307,18 +278,10 @@ fn programs_load_run_pin_and_report_like_the_kernels() {
     put32(&mut info, 52, 0);
     assert_eq!(bpf(15, &mut g), Ok(0));
     assert_eq!(get32(&info, 4), prog_id);
-    // statfs says bpffs; unlink removes the pin; the directory then goes.
-    // SAFETY: statfs is plain data.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid path and buffer.
-    assert_eq!(unsafe { libc::statfs(cdir.as_ptr(), &mut st) }, 0);
-    assert_eq!(st.f_type as i64, 0xcafe4a11);
-    // SAFETY: valid paths.
-    unsafe {
-        assert_eq!(libc::rmdir(cdir.as_ptr()), -1);
-        assert_eq!(libc::unlink(pin.as_ptr()), 0);
-        assert_eq!(libc::rmdir(cdir.as_ptr()), 0);
-    }
+    // The directory cannot go while it holds the pin; unlink, then it can.
+    assert_eq!(xdpshim::vfs::rmdir(store, &dir), Err(libc::ENOTEMPTY));
+    xdpshim::vfs::unlink(store, &format!("{dir}/prog")).expect("unlink");
+    xdpshim::vfs::rmdir(store, &dir).expect("rmdir");
     assert_eq!(bpf(7, &mut p), Err(libc::ENOENT));
     let mut n = [0u8; 12];
     let mut found = false;
