@@ -161,7 +161,8 @@ fn map_create(a: &[u8]) -> Result<i64, Errno> {
     let name = std::str::from_utf8(&name_raw[..end]).map_err(|_| libc::EINVAL)?;
     let btf_fd = u32_at(a, 48) as c_int;
     let (key_tid, value_tid) = (u32_at(a, 52), u32_at(a, 56));
-    let btf_id = if key_tid != 0 || value_tid != 0 || btf_fd > 0 {
+    // As the kernel: btf_fd is read only when a type id names something in it.
+    let btf_id = if key_tid != 0 || value_tid != 0 {
         btf_id_of(btf_fd)?
     } else {
         0
