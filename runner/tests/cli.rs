@@ -977,3 +977,40 @@ fn run_by_id_runs_a_program_of_the_store_on_its_maps() {
     let missing = store_cmd(&store, &["run", "--id", "999", "--data-in", &icmp()]);
     assert!(failure_text(&missing).contains("999"), "{missing:?}");
 }
+
+#[test]
+fn run_by_id_refuses_prog_array_slots_written_by_an_object_run() {
+    let store = TestStore::new("byid-tail");
+    let obj = format!(
+        "{}/../bpf-progs/obj/xdp_tailcall.o",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let first = store_cmd(
+        &store,
+        &[
+            "run",
+            &obj,
+            "--prog",
+            "tc_entry",
+            "--data-in",
+            &icmp(),
+            "--set",
+            "jmp_table:00000000=@tc_ipv4",
+        ],
+    );
+    assert!(first.status.success(), "{first:?}");
+    let progs = json_of(&store_cmd(&store, &["prog", "list", "--json"]));
+    let id = progs
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|p| p["name"] == "tc_entry")
+        .and_then(|p| p["id"].as_u64())
+        .expect("tc_entry id")
+        .to_string();
+    // The slot holds the object's program number, not a store id: refused
+    // rather than tail-calling whatever store program has that id.
+    let again = store_cmd(&store, &["run", "--id", &id, "--data-in", &icmp()]);
+    let err = failure_text(&again);
+    assert!(err.contains("jmp_table"), "{err}");
+}

@@ -227,6 +227,17 @@ impl LoadedObject {
                 }
                 for slot in 0..m.info().max_entries {
                     if let Some(t) = m.prog_array_get(slot).filter(|&t| t != 0) {
+                        if info.holder_pid == 0 {
+                            // Recorded by `xdp-runner run --store`: its slots hold
+                            // the object's own program numbers, not store ids.
+                            return Err(LoadError::Rejected {
+                                name: info.name,
+                                reason: format!(
+                                    "prog_array {} holds the loading object's program numbers; run the object itself",
+                                    m.info().name
+                                ),
+                            });
+                        }
                         if !order.contains(&t) {
                             order.push(t);
                         }
