@@ -101,31 +101,7 @@ impl LoadedObject {
             });
         }
         // Maps of maps hand programs other maps of the store: bind those too.
-        let has_map_of_maps = bound.iter().any(|b| {
-            matches!(
-                b.info.map_type,
-                maptable::types::ARRAY_OF_MAPS | maptable::types::HASH_OF_MAPS
-            )
-        });
-        let mut inner = Vec::new();
-        if has_map_of_maps {
-            let own: Vec<u32> = bound.iter().map(|b| b.info.id).collect();
-            for id in store.map_ids() {
-                if own.contains(&id) {
-                    continue;
-                }
-                // A map removed or corrupt meanwhile is simply not bound.
-                if let Ok(map) = store.map_by_id(id) {
-                    let info = map.info();
-                    inner.push(BoundMap {
-                        name: info.name.clone(),
-                        info,
-                        map,
-                    });
-                }
-            }
-        }
-        let maps = MapTable::with_inner(bound, inner);
+        let maps = stored::with_store_maps(store, bound);
         let mut programs = Vec::new();
         let mut rejected = Vec::new();
         let mut all_programs = Vec::new();

@@ -33,25 +33,15 @@ pub fn program_def(
 ) -> maps::ProgramDef {
     let mut stored = insns.to_vec();
     let mut map_ids: Vec<u32> = Vec::new();
-    let mut i = 0;
-    while i < stored.len() {
-        let insn = stored[i];
-        if insn.code == LDDW && matches!(insn.src, PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE) {
-            if let Some(m) = usize::try_from(insn.imm).ok().and_then(|ix| maps.get(ix)) {
-                let pos = match map_ids.iter().position(|&id| id == m.info.id) {
-                    Some(p) => p,
-                    None => {
-                        map_ids.push(m.info.id);
-                        map_ids.len() - 1
-                    }
-                };
-                stored[i].imm = pos as i32;
-            }
-            i += 2;
-            continue;
+    let _ = for_each_map_load(&mut stored, |_, ld| -> Result<(), ()> {
+        if !matches!(ld[0].src, PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE) {
+            return Ok(());
         }
-        i += 1;
-    }
+        if let Some(m) = usize::try_from(ld[0].imm).ok().and_then(|ix| maps.get(ix)) {
+            ld[0].imm = index_in(&mut map_ids, m.info.id) as i32;
+        }
+        Ok(())
+    });
     maps::ProgramDef {
         name: name.to_string(),
         prog_type,
@@ -66,37 +56,70 @@ pub fn program_def(
 }
 
 /// The kernel's program tag (bpf_prog_calc_tag): the first 8 bytes of the
-/// SHA-256 (the kernel's hash since 6.18; SHA-1 before) of the instructions with both immediates of every map-referencing lddw zeroed
-/// and its src_reg as user space gave it (fd or map-value form).
+/// SHA-256 (the kernel's hash since 6.18; SHA-1 before) of the instructions
+/// with both immediates of every map-referencing lddw zeroed and its src_reg
+/// as user space gave it (fd or map-value form).
 pub fn prog_tag(insns: &[RawInsn]) -> [u8; 8] {
     let mut v = insns.to_vec();
-    let mut i = 0;
-    while i < v.len() {
-        if v[i].code == LDDW
-            && matches!(
-                v[i].src,
-                PSEUDO_MAP_FD | PSEUDO_MAP_VALUE | PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE
-            )
-        {
-            v[i].src = if matches!(v[i].src, PSEUDO_MAP_FD | PSEUDO_MAP_IDX) {
-                PSEUDO_MAP_FD
-            } else {
-                PSEUDO_MAP_VALUE
-            };
-            v[i].imm = 0;
-            if let Some(next) = v.get_mut(i + 1) {
-                next.imm = 0;
-            }
-            i += 2;
-            continue;
+    let _ = for_each_map_load(&mut v, |_, ld| -> Result<(), ()> {
+        ld[0].src = if matches!(ld[0].src, PSEUDO_MAP_FD | PSEUDO_MAP_IDX) {
+            PSEUDO_MAP_FD
+        } else {
+            PSEUDO_MAP_VALUE
+        };
+        for half in ld.iter_mut() {
+            half.imm = 0;
         }
-        i += if v[i].code == LDDW { 2 } else { 1 };
-    }
+        Ok(())
+    });
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_bytes()).collect();
     let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
     let mut tag = [0u8; 8];
     tag.copy_from_slice(&digest[..8]);
     tag
+}
+
+/// Calls `f` on every lddw that references a map (src_reg 1, 2, 5 or 6) with
+/// its pc and its slots (both, or the first alone if the program is cut short).
+pub fn for_each_map_load<E>(
+    insns: &mut [RawInsn],
+    mut f: impl FnMut(usize, &mut [RawInsn]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut i = 0;
+    while i < insns.len() {
+        let x = insns[i];
+        if x.code == LDDW
+            && matches!(
+                x.src,
+                PSEUDO_MAP_FD | PSEUDO_MAP_VALUE | PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE
+            )
+        {
+            let end = (i + 2).min(insns.len());
+            f(i, &mut insns[i..end])?;
+        }
+        i += if x.code == LDDW { 2 } else { 1 };
+    }
+    Ok(())
+}
+
+/// The position of `id` in `list`, appending it if absent.
+pub fn index_in(list: &mut Vec<u32>, id: u32) -> usize {
+    match list.iter().position(|&x| x == id) {
+        Some(p) => p,
+        None => {
+            list.push(id);
+            list.len() - 1
+        }
+    }
+}
+
+/// The section name the verifier checks a stored program as.
+fn section_of(prog_flags: u32) -> &'static str {
+    if prog_flags & F_XDP_HAS_FRAGS != 0 {
+        "xdp.frags"
+    } else {
+        "xdp"
+    }
 }
 
 /// Start slots of the subprograms of `insns`, found as the kernel finds them:
@@ -119,8 +142,7 @@ pub fn subprog_starts(insns: &[RawInsn]) -> Vec<usize> {
     starts
 }
 
-/// Binds maps by id, in order, plus every other map of the store when a map of
-/// maps is among them (its inner maps may be any).
+/// Binds maps by id, in order (see [`with_store_maps`] for maps of maps).
 pub fn bind_maps(store: &maps::Store, ids: &[u32]) -> Result<MapTable, LoadError> {
     let mut bound = Vec::with_capacity(ids.len());
     for &id in ids {
@@ -135,15 +157,22 @@ pub fn bind_maps(store: &maps::Store, ids: &[u32]) -> Result<MapTable, LoadError
             map,
         });
     }
+    Ok(with_store_maps(store, bound))
+}
+
+/// A map table of `bound`; when a map of maps is among them, every other map of
+/// the store is bound as a possible inner map.
+pub fn with_store_maps(store: &maps::Store, bound: Vec<BoundMap>) -> MapTable {
     let mut inner = Vec::new();
     if bound
         .iter()
         .any(|b| matches!(b.info.map_type, types::ARRAY_OF_MAPS | types::HASH_OF_MAPS))
     {
         for id in store.map_ids() {
-            if ids.contains(&id) {
+            if bound.iter().any(|b| b.info.id == id) {
                 continue;
             }
+            // A map removed or corrupt meanwhile is simply not bound.
             if let Ok(map) = store.map_by_id(id) {
                 let info = map.info();
                 inner.push(BoundMap {
@@ -154,31 +183,27 @@ pub fn bind_maps(store: &maps::Store, ids: &[u32]) -> Result<MapTable, LoadError
             }
         }
     }
-    Ok(MapTable::with_inner(bound, inner))
+    MapTable::with_inner(bound, inner)
 }
 
-/// Verifies `def` (map references index `def.map_ids`) and records it in the
-/// store: `BPF_PROG_LOAD`. Returns the program id.
+/// Verifies `def` (map references index `def.map_ids`; `def.tag` from
+/// [`prog_tag`]) and records it in the store: `BPF_PROG_LOAD`. Returns the
+/// program id.
 pub fn register(store: &maps::Store, def: &maps::ProgramDef) -> Result<u32, LoadError> {
     let insns = raw_insns(&def.insns);
     let maps = bind_maps(store, &def.map_ids)?;
-    let section = if def.prog_flags & F_XDP_HAS_FRAGS != 0 {
-        "xdp.frags"
-    } else {
-        "xdp"
-    };
+    let section = section_of(def.prog_flags);
     program::prepare(&def.name, section, &insns, &subprog_starts(&insns), &maps)?;
-    let mut def = def.clone();
-    def.tag = prog_tag(&insns);
     store
-        .register_program(&def)
+        .register_program(def)
         .map_err(|source| LoadError::Object {
             what: format!("program {}", def.name),
             source,
         })
 }
 
-fn raw_insns(bytes: &[u8]) -> Vec<RawInsn> {
+/// 8-byte instruction slots from their bytes (a trailing partial slot is dropped).
+pub fn raw_insns(bytes: &[u8]) -> Vec<RawInsn> {
     bytes
         .chunks_exact(8)
         .map(|c| {
@@ -250,9 +275,7 @@ impl LoadedObject {
         let mut union: Vec<u32> = Vec::new();
         for info in &infos {
             for &m in &info.map_ids {
-                if !union.contains(&m) {
-                    union.push(m);
-                }
+                index_in(&mut union, m);
             }
         }
         let maps = bind_maps(store, &union)?;
@@ -260,26 +283,15 @@ impl LoadedObject {
         for info in &infos {
             let bytes = store.program_insns(info.id).map_err(obj_err(info.id))?;
             let mut insns = raw_insns(&bytes);
-            let mut k = 0;
-            while k < insns.len() {
-                if insns[k].code == LDDW
-                    && matches!(insns[k].src, PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE)
-                {
-                    let own = usize::try_from(insns[k].imm).ok();
-                    let mid = own.and_then(|o| info.map_ids.get(o)).copied();
-                    if let Some(pos) = mid.and_then(|m| union.iter().position(|&u| u == m)) {
-                        insns[k].imm = pos as i32;
-                    }
-                    k += 2;
-                    continue;
+            let _ = for_each_map_load(&mut insns, |_, ld| -> Result<(), ()> {
+                let own = usize::try_from(ld[0].imm).ok();
+                let mid = own.and_then(|o| info.map_ids.get(o)).copied();
+                if let Some(pos) = mid.and_then(|m| union.iter().position(|&u| u == m)) {
+                    ld[0].imm = pos as i32;
                 }
-                k += 1;
-            }
-            let section = if info.prog_flags & F_XDP_HAS_FRAGS != 0 {
-                "xdp.frags"
-            } else {
-                "xdp"
-            };
+                Ok(())
+            });
+            let section = section_of(info.prog_flags);
             let p = program::prepare(&info.name, section, &insns, &subprog_starts(&insns), &maps)
                 .map_err(|e: VerifyError| LoadError::Rejected {
                 name: info.name.clone(),
@@ -287,13 +299,12 @@ impl LoadedObject {
             })?;
             prepared.push((info.id, p));
         }
-        let entry_name = infos[0].name.clone();
         if prepared.len() == 1 {
-            let (_, p) = prepared.pop().expect("one program");
+            let (_, p) = prepared.swap_remove(0);
             return Ok((
                 LoadedObject {
                     maps,
-                    all_programs: vec![(entry_name, p.section.clone())],
+                    all_programs: vec![(p.name.clone(), p.section.clone())],
                     programs: vec![p],
                     rejected: Vec::new(),
                 },
