@@ -5,10 +5,7 @@ use std::collections::HashMap;
 use std::ffi::c_int;
 use std::sync::Mutex;
 
-use isa::RawInsn;
-use runtime::stored::{
-    PROG_TYPE_XDP, PSEUDO_MAP_FD, PSEUDO_MAP_IDX, PSEUDO_MAP_IDX_VALUE, PSEUDO_MAP_VALUE,
-};
+use runtime::stored::PROG_TYPE_XDP;
 
 use crate::fds::{self, Obj};
 use crate::state;
@@ -481,57 +478,4 @@ fn link_create(a: &[u8]) -> Result<i64, Errno> {
         return Err(libc::EINVAL);
     }
     Ok(i64::from(fds::create(Obj::Link(id, ifindex), &[])?))
-}
-
-/// Rewrites the map references of `insns` (lddw with a map fd, or an index
-/// into `fd_array`) to indexes into the returned list of map ids.
-pub fn resolve_maps(insns: &mut [RawInsn], fd_array: u64) -> Result<Vec<u32>, (Errno, String)> {
-    let mut ids: Vec<u32> = Vec::new();
-    let mut i = 0;
-    while i < insns.len() {
-        let x = insns[i];
-        if x.code == 0x18 {
-            if matches!(
-                x.src,
-                PSEUDO_MAP_FD | PSEUDO_MAP_VALUE | PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE
-            ) {
-                let fd = if matches!(x.src, PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE) {
-                    if fd_array == 0 {
-                        return Err((libc::EINVAL, format!("{i}: map index without fd_array")));
-                    }
-                    let b = user::read(fd_array + 4 * x.imm as u32 as u64, 4)
-                        .map_err(|e| (e, format!("{i}: fd_array")))?;
-                    i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
-                } else {
-                    x.imm
-                };
-                let id = match fds::lookup(fd) {
-                    Some(Obj::Map(id)) => id,
-                    _ => {
-                        return Err((
-                            libc::EBADF,
-                            format!("fd {fd} is not pointing to valid bpf_map"),
-                        ))
-                    }
-                };
-                let pos = match ids.iter().position(|&m| m == id) {
-                    Some(p) => p,
-                    None => {
-                        ids.push(id);
-                        ids.len() - 1
-                    }
-                };
-                insns[i].src = if matches!(x.src, PSEUDO_MAP_FD | PSEUDO_MAP_IDX) {
-                    PSEUDO_MAP_IDX
-                } else {
-                    PSEUDO_MAP_IDX_VALUE
-                };
-                insns[i].imm = pos as i32;
-            }
-            i += 2;
-            continue;
-        }
-        i += 1;
-    }
-    Ok(ids)
 }

@@ -45,7 +45,7 @@ impl Obj {
         }
     }
 
-    pub(crate) fn parse(name: &str) -> Option<Obj> {
+    fn parse(name: &str) -> Option<Obj> {
         let rest = name.strip_prefix("xdpshim:")?;
         let mut it = rest.split(':');
         let kind = it.next()?;
@@ -76,11 +76,6 @@ impl Obj {
             Obj::Stats => "bpf-stats",
         }
     }
-}
-
-/// What a memfd name (`xdpshim:map:5`) stands for.
-pub fn parse_name(name: &str) -> Option<Obj> {
-    Obj::parse(name)
 }
 
 /// A new close-on-exec descriptor for `obj` (with `contents`, if any).
@@ -119,7 +114,13 @@ pub fn lookup(fd: c_int) -> Option<Obj> {
     if fd < 0 {
         return None;
     }
-    let path = CString::new(format!("/proc/self/fd/{fd}")).ok()?;
+    obj_of_link(&format!("/proc/self/fd/{fd}"))
+}
+
+/// What the descriptor behind a `/proc/PID/fd/N` link stands for, read with
+/// libc's readlink (the shim's own names its descriptors as anon inodes).
+pub fn obj_of_link(path: &str) -> Option<Obj> {
+    let path = CString::new(path).ok()?;
     let mut buf = [0u8; 128];
     // SAFETY: path is a C string; buf is writable for its length.
     let n = unsafe { crate::real::readlink(path.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };

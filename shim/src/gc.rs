@@ -32,16 +32,7 @@ fn held_by_descriptors() -> HashSet<(bool, u32)> {
             continue;
         };
         for fd in fds.flatten() {
-            // The real readlink: the shim's own would name its descriptors
-            // as anon inodes.
-            let Some(t) = real_readlink(&fd.path()) else {
-                continue;
-            };
-            let Some(n) = t.strip_prefix("/memfd:") else {
-                continue;
-            };
-            let n = n.strip_suffix(" (deleted)").unwrap_or(n);
-            match crate::fds::parse_name(n) {
+            match crate::fds::obj_of_link(&fd.path().to_string_lossy()) {
                 Some(Obj::Map(id)) => {
                     held.insert((true, id));
                 }
@@ -55,17 +46,6 @@ fn held_by_descriptors() -> HashSet<(bool, u32)> {
     held
 }
 
-fn real_readlink(path: &std::path::Path) -> Option<String> {
-    let c = std::ffi::CString::new(path.to_str()?).ok()?;
-    let mut buf = [0u8; 256];
-    // SAFETY: c is a C string; buf is writable for its length.
-    let n = unsafe { crate::real::readlink(c.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };
-    if n <= 0 {
-        return None;
-    }
-    String::from_utf8(buf[..n as usize].to_vec()).ok()
-}
-
 fn alive(pid: u32) -> bool {
     if pid == 0 || pid > i32::MAX as u32 {
         return false;
@@ -76,20 +56,25 @@ fn alive(pid: u32) -> bool {
 }
 
 /// Removes the shim-made maps and programs nothing holds any more; returns
-/// how many maps and programs went.
+/// how many maps and programs went. `/proc` is read only when some object
+/// is left without pin, slot, live creator or program.
 pub fn collect(store: &maps::Store) -> (usize, usize) {
-    let held = held_by_descriptors();
+    let mut held: Option<HashSet<(bool, u32)>> = None;
+    let mut held_by_fd =
+        |key: (bool, u32)| held.get_or_insert_with(held_by_descriptors).contains(&key);
     let (mut maps_gone, mut progs_gone) = (0, 0);
     loop {
         let pins = store.pins();
         let pinned = |w: Pinned| pins.iter().any(|(_, p)| *p == w);
-        let progs = store.programs();
-        let map_ids = store.map_ids();
+        let maps: Vec<maps::Map> = store
+            .map_ids()
+            .into_iter()
+            .filter_map(|id| store.map_by_id(id).ok())
+            .collect();
         // Program ids in prog_array slots, map ids in maps of maps.
         let mut slot_progs = HashSet::new();
         let mut slot_maps = HashSet::new();
-        for &id in &map_ids {
-            let Ok(m) = store.map_by_id(id) else { continue };
+        for m in &maps {
             let t = m.info().map_type;
             let is_prog_array = t == maps::BPF_MAP_TYPE_PROG_ARRAY;
             let is_map_of_maps =
@@ -97,7 +82,7 @@ pub fn collect(store: &maps::Store) -> (usize, usize) {
             if !is_prog_array && !is_map_of_maps {
                 continue;
             }
-            let Ok(entries) = runtime::dump(&m) else {
+            let Ok(entries) = runtime::dump(m) else {
                 continue;
             };
             for e in entries {
@@ -116,12 +101,12 @@ pub fn collect(store: &maps::Store) -> (usize, usize) {
             }
         }
         let mut changed = false;
-        for p in &progs {
+        for p in &store.programs() {
             if p.holder_pid == 0
                 || pinned(Pinned::Prog(p.id))
-                || held.contains(&(false, p.id))
                 || slot_progs.contains(&p.id)
                 || alive(p.holder_pid)
+                || held_by_fd((false, p.id))
             {
                 continue;
             }
@@ -135,19 +120,18 @@ pub fn collect(store: &maps::Store) -> (usize, usize) {
             .iter()
             .flat_map(|p| p.map_ids.clone())
             .collect();
-        for &id in &map_ids {
-            let Ok(m) = store.map_by_id(id) else { continue };
-            let holder = m.info().holder_pid;
-            if holder == 0
-                || pinned(Pinned::Map(id))
-                || held.contains(&(true, id))
-                || used.contains(&id)
-                || slot_maps.contains(&id)
-                || alive(holder)
+        for m in &maps {
+            let info = m.info();
+            if info.holder_pid == 0
+                || pinned(Pinned::Map(info.id))
+                || used.contains(&info.id)
+                || slot_maps.contains(&info.id)
+                || alive(info.holder_pid)
+                || held_by_fd((true, info.id))
             {
                 continue;
             }
-            if store.remove_map(id).is_ok() {
+            if store.remove_map(info.id).is_ok() {
                 maps_gone += 1;
                 changed = true;
             }

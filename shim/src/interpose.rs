@@ -287,10 +287,7 @@ macro_rules! path_fn {
             static NEXT: real::Next = real::Next::new(concat!($sym, "\0").as_bytes());
             // SAFETY: caller contract.
             if let Some($vp) = unsafe { virtual_arg(path) } {
-                return guard($sym, || {
-                    let _store = state::store()?;
-                    $ours
-                }) as c_int;
+                return guard($sym, || $ours) as c_int;
             }
             let f = NEXT.get();
             if f == 0 {
@@ -307,16 +304,8 @@ macro_rules! path_fn {
     };
 }
 
-path_fn!(statfs, "statfs", (buf: *mut libc::statfs), |p| {
-    vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
-    crate::user::write(buf as u64, struct_bytes(&vfs::statfs_buf()))?;
-    Ok(0)
-});
-path_fn!(statfs64, "statfs64", (buf: *mut libc::statfs), |p| {
-    vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
-    crate::user::write(buf as u64, struct_bytes(&vfs::statfs_buf()))?;
-    Ok(0)
-});
+path_fn!(statfs, "statfs", (buf: *mut libc::statfs), |p| virtual_statfs(&p, buf));
+path_fn!(statfs64, "statfs64", (buf: *mut libc::statfs), |p| virtual_statfs(&p, buf));
 path_fn!(mkdir, "mkdir", (_mode: libc::mode_t), |p| {
     vfs::mkdir(state::store()?, &p)?;
     Ok(0)
@@ -333,26 +322,10 @@ path_fn!(access, "access", (_mode: c_int), |p| {
     vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
     Ok(0)
 });
-path_fn!(stat, "stat", (buf: *mut libc::stat), |p| {
-    let n = vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
-    crate::user::write(buf as u64, struct_bytes(&vfs::stat_buf(&p, n)))?;
-    Ok(0)
-});
-path_fn!(stat64, "stat64", (buf: *mut libc::stat), |p| {
-    let n = vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
-    crate::user::write(buf as u64, struct_bytes(&vfs::stat_buf(&p, n)))?;
-    Ok(0)
-});
-path_fn!(lstat, "lstat", (buf: *mut libc::stat), |p| {
-    let n = vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
-    crate::user::write(buf as u64, struct_bytes(&vfs::stat_buf(&p, n)))?;
-    Ok(0)
-});
-path_fn!(lstat64, "lstat64", (buf: *mut libc::stat), |p| {
-    let n = vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
-    crate::user::write(buf as u64, struct_bytes(&vfs::stat_buf(&p, n)))?;
-    Ok(0)
-});
+path_fn!(stat, "stat", (buf: *mut libc::stat), |p| virtual_stat(&p, buf));
+path_fn!(stat64, "stat64", (buf: *mut libc::stat), |p| virtual_stat(&p, buf));
+path_fn!(lstat, "lstat", (buf: *mut libc::stat), |p| virtual_stat(&p, buf));
+path_fn!(lstat64, "lstat64", (buf: *mut libc::stat), |p| virtual_stat(&p, buf));
 
 /// faccessat of a virtual path (relative paths only with AT_FDCWD).
 ///
@@ -388,6 +361,20 @@ pub unsafe extern "C" fn faccessat(
             std::mem::transmute(f);
         f(dirfd, path, mode, flags)
     }
+}
+
+/// statfs of a virtual path: bpffs.
+fn virtual_statfs(p: &str, buf: *mut libc::statfs) -> Result<i64, i32> {
+    vfs::node(state::store()?, p).ok_or(libc::ENOENT)?;
+    crate::user::write(buf as u64, struct_bytes(&vfs::statfs_buf()))?;
+    Ok(0)
+}
+
+/// stat of a virtual path: a directory or a pin file.
+fn virtual_stat(p: &str, buf: *mut libc::stat) -> Result<i64, i32> {
+    let n = vfs::node(state::store()?, p).ok_or(libc::ENOENT)?;
+    crate::user::write(buf as u64, struct_bytes(&vfs::stat_buf(p, n)))?;
+    Ok(0)
 }
 
 /// The bytes of a plain-data libc struct.

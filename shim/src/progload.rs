@@ -4,7 +4,7 @@
 use std::ffi::c_int;
 
 use isa::RawInsn;
-use runtime::stored::PROG_TYPE_XDP;
+use runtime::stored::{PROG_TYPE_XDP, PSEUDO_MAP_FD, PSEUDO_MAP_IDX, PSEUDO_MAP_IDX_VALUE};
 
 use crate::fds::{self, Obj};
 use crate::state;
@@ -60,14 +60,7 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
         return Err(libc::EINVAL);
     }
     let bytes = user::read(u64_at(a, 8), insn_cnt as usize * 8)?;
-    let mut insns: Vec<RawInsn> = bytes
-        .chunks_exact(8)
-        .map(|c| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            RawInsn::from_bytes(b)
-        })
-        .collect();
+    let mut insns = runtime::stored::raw_insns(&bytes);
     let fail = |errno: Errno, msg: String| -> Result<i64, Errno> {
         state::log_once(
             &format!("load{name}{msg}"),
@@ -76,7 +69,7 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
         write_log(log_buf, log_size, log_level, &format!("{msg}\n"))?;
         Err(errno)
     };
-    let map_ids = match crate::bpf::resolve_maps(&mut insns, u64_at(a, 120)) {
+    let map_ids = match resolve_maps(&mut insns, u64_at(a, 120)) {
         Ok(ids) => ids,
         Err((e, msg)) => return fail(e, msg),
     };
@@ -117,4 +110,37 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
         Err(runtime::LoadError::Object { source, .. }) => fail(source.errno(), source.to_string()),
         Err(e) => fail(libc::EINVAL, e.to_string()),
     }
+}
+
+/// Rewrites the map references of `insns` (lddw with a map fd, or an index
+/// into `fd_array`) to indexes into the returned list of map ids.
+fn resolve_maps(insns: &mut [RawInsn], fd_array: u64) -> Result<Vec<u32>, (Errno, String)> {
+    let mut ids: Vec<u32> = Vec::new();
+    runtime::stored::for_each_map_load(insns, |pc, ld| {
+        let x = ld[0];
+        let fd = if matches!(x.src, PSEUDO_MAP_IDX | PSEUDO_MAP_IDX_VALUE) {
+            if fd_array == 0 {
+                return Err((libc::EINVAL, format!("{pc}: map index without fd_array")));
+            }
+            let b = user::read(fd_array + 4 * x.imm as u32 as u64, 4)
+                .map_err(|e| (e, format!("{pc}: fd_array")))?;
+            i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+        } else {
+            x.imm
+        };
+        let Some(Obj::Map(id)) = fds::lookup(fd) else {
+            return Err((
+                libc::EBADF,
+                format!("fd {fd} is not pointing to valid bpf_map"),
+            ));
+        };
+        ld[0].src = if matches!(x.src, PSEUDO_MAP_FD | PSEUDO_MAP_IDX) {
+            PSEUDO_MAP_IDX
+        } else {
+            PSEUDO_MAP_IDX_VALUE
+        };
+        ld[0].imm = runtime::stored::index_in(&mut ids, id) as i32;
+        Ok(())
+    })?;
+    Ok(ids)
 }
