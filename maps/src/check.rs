@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use crate::def::Kind;
 use crate::error::MapError;
-use crate::hash::ST_LIVE;
+use crate::hash::{nulls, ST_LIVE, TAG_ELEM, TAG_FREE};
 use crate::lock::{self, PidLockGuard};
 use crate::map::Map;
 
@@ -57,14 +57,16 @@ impl Map {
                 for idx in 0..fresh {
                     let i = idx as usize;
                     if !scan.in_chain[i] && !scan.in_free[i] {
-                        self.e_state(idx).store(0, Ordering::Relaxed);
+                        if self.kind.is_lru() {
+                            self.e_state(idx).store(0, Ordering::Relaxed);
+                        }
                         self.push_free(idx);
                         reclaimed += 1;
                     }
                 }
                 self.count().store(scan.chained, Ordering::Release);
-                for b in 0..=self.bucket_mask {
-                    let seq = self.bucket_seq(b);
+                for s in 0..=self.stripe_mask {
+                    let seq = self.stripe_seq(s);
                     let v = seq.load(Ordering::Relaxed);
                     if v & 1 == 1 {
                         seq.store(v.wrapping_add(1), Ordering::Release);
@@ -81,12 +83,12 @@ impl Map {
         }
     }
 
-    /// Every bucket lock, in order (plus the LRU lock). Holding them all stops
+    /// Every stripe lock, in order (plus the LRU lock). Holding them all stops
     /// every writer, including free-list pops and pushes.
     fn lock_all(&self) -> Vec<PidLockGuard<'_>> {
-        let mut v = Vec::with_capacity(self.bucket_mask as usize + 2);
-        for b in 0..=self.bucket_mask {
-            v.push(lock::lock(self.bucket_lock(b)));
+        let mut v = Vec::with_capacity(self.stripe_mask as usize + 2);
+        for s in 0..=self.stripe_mask {
+            v.push(lock::lock(self.stripe_lock(s)));
         }
         if self.kind.is_lru() {
             v.push(lock::lock(self.lru_lock()));
@@ -101,7 +103,7 @@ impl Map {
         let mut chained = 0u32;
         for b in 0..=self.bucket_mask {
             let mut link = self.head(b).load(Ordering::Acquire);
-            while link != 0 && link & 1 == 0 {
+            while link != 0 && link & 3 == TAG_ELEM {
                 let idx = self.link_elem(link).ok_or_else(|| {
                     self.corrupt(format!("bucket {b}: link {link:#x} out of range"))
                 })?;
@@ -110,22 +112,19 @@ impl Map {
                 }
                 in_chain[idx as usize] = true;
                 chained += 1;
-                let h = self.e_hash(idx).load(Ordering::Relaxed);
-                if h & self.bucket_mask != b {
+                let kb = self.elem_bucket(idx);
+                if kb != b {
                     return Err(self.corrupt(format!(
-                        "element {idx} in bucket {b}, hash says {}",
-                        h & self.bucket_mask
+                        "element {idx} in bucket {b}, its key hashes to {kb}"
                     )));
                 }
-                if self.e_state(idx).load(Ordering::Relaxed) & ST_LIVE == 0 {
+                if self.kind.is_lru() && self.e_state(idx).load(Ordering::Relaxed) & ST_LIVE == 0 {
                     return Err(self.corrupt(format!("chained element {idx} not marked live")));
                 }
                 link = self.e_next(idx).load(Ordering::Acquire);
             }
-            if link != 0 && link >> 1 != b {
-                return Err(
-                    self.corrupt(format!("bucket {b} ends on bucket {}'s marker", link >> 1))
-                );
+            if link != 0 && link != nulls(b) {
+                return Err(self.corrupt(format!("bucket {b} ends on link {link:#x}")));
             }
         }
         let fresh = self.fresh().load(Ordering::Relaxed);
@@ -146,7 +145,11 @@ impl Map {
             }
             in_free[idx as usize] = true;
             free += 1;
-            top = self.e_free_next(idx).load(Ordering::Relaxed);
+            let link = self.e_next(idx).load(Ordering::Relaxed);
+            if link & 3 != TAG_FREE {
+                return Err(self.corrupt(format!("free element {idx} has link {link:#x}")));
+            }
+            top = link >> 2;
         }
         Ok(HashScan {
             chained,
@@ -172,9 +175,9 @@ impl Map {
         if count > self.nelems {
             return Err(self.corrupt(format!("count {count} above capacity")));
         }
-        for b in 0..=self.bucket_mask {
-            if self.bucket_seq(b).load(Ordering::Relaxed) & 1 == 1 {
-                return Err(self.corrupt(format!("bucket {b} seq left odd")));
+        for s in 0..=self.stripe_mask {
+            if self.stripe_seq(s).load(Ordering::Relaxed) & 1 == 1 {
+                return Err(self.corrupt(format!("lock stripe {s} seq left odd")));
             }
         }
         Ok(())

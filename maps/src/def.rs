@@ -124,14 +124,23 @@ const KMALLOC_MAX_SIZE: u64 = 4 << 20;
 /// sizeof(struct htab_elem) on x86-64, used only by the kernel's size check.
 const KERNEL_HTAB_ELEM_SIZE: u64 = 48;
 
-/// Size of the per-element header in our hash maps: next link, free-list link, hash, pad.
-pub(crate) const HASH_ELEM_HDR: u64 = 16;
+/// Bytes before the key in a hash element: the next link (u32); LRU maps add a
+/// state word.
+pub(crate) const HASH_ELEM_HDR: u64 = 4;
+/// The same for LRU maps: next link, state.
+pub(crate) const LRU_ELEM_HDR: u64 = 8;
 /// Size of the hash map control block at the start of its data (free-list head etc).
 pub(crate) const HASH_CTRL_SIZE: u64 = 64;
-/// Bytes per hash bucket: head link, lock word, change sequence, pad.
-pub(crate) const HASH_BUCKET_SIZE: u64 = 16;
-/// Largest element count a 31-bit element link can name.
-pub(crate) const HASH_MAX_ELEMS: u64 = (1 << 31) - 2;
+/// Bytes per hash bucket: the head link.
+pub(crate) const HASH_BUCKET_SIZE: u64 = 4;
+/// Bytes per lock stripe of a hash map: pid lock word, change sequence.
+pub(crate) const HASH_STRIPE_SIZE: u64 = 8;
+/// Most lock stripes of one hash map (fewer when it has fewer buckets).
+pub(crate) const HASH_MAX_STRIPES: u64 = 1024;
+/// Largest element count a 30-bit element link can name.
+pub(crate) const HASH_MAX_ELEMS: u64 = (1 << 30) - 2;
+/// The LPM trie's node pool bound (31-bit links).
+pub(crate) const LPM_MAX_NODES: u64 = (1 << 31) - 2;
 /// Bytes of a slot of the "fd array" maps (devmap, cpumap, xskmap, array of
 /// maps, perf event array): value word (<= 8 bytes) then a presence word.
 pub(crate) const SLOT_SIZE: u64 = 16;
@@ -287,8 +296,16 @@ pub(crate) struct Geometry {
     pub nelems: u64,
     /// Hash: bytes per element.
     pub elem_size: u64,
-    /// Hash: round_up(key_size, 8).
+    /// LPM: round_up(key_size - 4, 8); hash: round_up(key_size, 4).
     pub key_stride: u64,
+    /// Hash: offset of the key in an element.
+    pub key_off: u64,
+    /// Hash: offset of the (first) value in an element, 8-aligned.
+    pub value_off: u64,
+    /// Hash: lock stripe count (power of two, at most n_buckets).
+    pub n_stripes: u64,
+    /// Hash: offset of the lock stripes in the data region.
+    pub stripes_off: u64,
     /// Hash: offset of the bucket array in the data region.
     pub buckets_off: u64,
     /// Hash: offset of the element array in the data region.
@@ -385,6 +402,10 @@ pub(crate) fn geometry(
         nelems: 0,
         elem_size: 0,
         key_stride: 0,
+        key_off: 0,
+        value_off: 0,
+        n_stripes: 0,
+        stripes_off: 0,
         buckets_off: 0,
         elems_off: 0,
     };
@@ -520,15 +541,19 @@ pub(crate) fn geometry(
                 (ncpus, max)
             };
             if max + spares > HASH_MAX_ELEMS {
-                return Err(too_big(name, "max_entries larger than 2^31 - 2 - ncpus"));
+                return Err(too_big(name, "max_entries larger than 2^30 - 2 - ncpus"));
             }
             g.n_buckets = max.next_power_of_two();
             g.nelems = max + spares;
-            g.key_stride = round_up(key, 8);
+            g.key_stride = round_up(key, 4);
+            g.key_off = if lru { LRU_ELEM_HDR } else { HASH_ELEM_HDR };
+            g.value_off = round_up(g.key_off + g.key_stride, 8);
             let values = if percpu { vstride * ncpus } else { vstride };
-            g.elem_size = HASH_ELEM_HDR + g.key_stride + values;
-            g.buckets_off = HASH_CTRL_SIZE;
-            g.elems_off = round_up(HASH_CTRL_SIZE + g.n_buckets * HASH_BUCKET_SIZE, 64);
+            g.elem_size = g.value_off + values;
+            g.n_stripes = g.n_buckets.min(HASH_MAX_STRIPES);
+            g.stripes_off = HASH_CTRL_SIZE;
+            g.buckets_off = round_up(g.stripes_off + g.n_stripes * HASH_STRIPE_SIZE, 64);
+            g.elems_off = round_up(g.buckets_off + g.n_buckets * HASH_BUCKET_SIZE, 64);
             g.data_len = g
                 .nelems
                 .checked_mul(g.elem_size)
@@ -555,7 +580,7 @@ pub(crate) fn geometry(
             let pool = max
                 .checked_mul(2)
                 .and_then(|x| x.checked_add(2))
-                .filter(|&x| x <= HASH_MAX_ELEMS)
+                .filter(|&x| x <= LPM_MAX_NODES)
                 .ok_or_else(|| too_big(name, "max_entries too large"))?;
             g.nelems = pool;
             g.key_stride = round_up(key - 4, 8);
@@ -754,15 +779,25 @@ mod tests {
 
     #[test]
     fn hash_geometry() {
+        // Element: next (4) | key 6 -> 8 | pad to 16 | value 4 -> 8.
         let g = geo(BPF_MAP_TYPE_HASH, 6, 4, 5, 0).expect("valid");
         assert_eq!(g.n_buckets, 8);
-        assert_eq!(g.key_stride, 8);
-        assert_eq!(g.elem_size, 16 + 8 + 8);
-        assert_eq!(g.elems_off, 64 + 8 * 16);
+        assert_eq!(g.n_stripes, 8);
+        assert_eq!((g.key_off, g.value_off), (4, 16));
+        assert_eq!(g.elem_size, 16 + 8);
+        assert_eq!(g.buckets_off, 64 + 64);
+        assert_eq!(g.elems_off, 128 + 64);
         assert_eq!(g.nelems, 5 + 2);
-        assert_eq!(g.data_len, 192 + 7 * 32);
+        assert_eq!(g.data_len, 192 + 7 * 24);
+        // u32 -> u64: 16 bytes an element.
+        let g = geo(BPF_MAP_TYPE_HASH, 4, 8, 1 << 20, 0).expect("valid");
+        assert_eq!((g.key_off, g.value_off, g.elem_size), (4, 8, 16));
+        assert_eq!(g.n_stripes, 1024);
+        // LRU: next | state | key.
+        let g = geo(BPF_MAP_TYPE_LRU_HASH, 4, 8, 3, 0).expect("valid");
+        assert_eq!((g.key_off, g.value_off, g.elem_size), (8, 16, 24));
         let g = geo(BPF_MAP_TYPE_PERCPU_HASH, 4, 12, 1, 0).expect("valid");
-        assert_eq!(g.elem_size, 16 + 8 + 2 * 16);
+        assert_eq!(g.elem_size, 8 + 2 * 16);
         assert_eq!(g.nelems, 1);
     }
 

@@ -3,49 +3,60 @@
 //!
 //! # Memory (offsets inside the map's data region)
 //! ```text
-//! 0        control block: free_head u64 | fresh u32 | count u32 | reserved
-//! 64       buckets: n_buckets x { head: u32 link, lock: u32 pid spinlock,
-//!                                 seq: u32 change count, pad }
-//! elems_off elements: nelems x { next: u32 link, free_next: u32, hash: u32, pad,
-//!                                key (round_up(key_size, 8)),
-//!                                value(s) (round_up(value_size, 8) [x ncpus]) }
+//! 0          control block: free_head u64 | fresh u32 | count u32 | LRU words | reserved
+//! 64         lock stripes: n_stripes x { lock: u32 pid spinlock, seq: u32 change count }
+//! buckets    n_buckets x { head: u32 link }
+//! elems      nelems x { next: u32 link, [state: u32, LRU only],
+//!                       key (round_up(key_size, 4)), pad to 8,
+//!                       value(s) (round_up(value_size, 8) [x ncpus]) }
 //! ```
-//! A *link* is a `u32`: `(idx + 1) << 1` names element `idx`; `(b << 1) | 1` is
-//! the "nulls" end marker of bucket `b` (as the kernel's hlist_nulls); a bucket
-//! head of `0` means the bucket is empty.
+//! A u32 -> u64 element is 16 bytes and its bucket 4, so a full map of 1M such
+//! entries takes 20 MiB (keys + values alone: 12 MiB).
+//!
+//! A *link* is a `u32` with a 2-bit tag: `(idx + 1) << 2` names element `idx`;
+//! `(b << 2) | 1` is the "nulls" end marker of bucket `b` (as the kernel's
+//! hlist_nulls); `(idx + 1) << 2 | 2` is a free-list link (`2` ends the free
+//! list); a bucket head of `0` means the bucket is empty.
+//!
+//! Bucket `b` is guarded by lock stripe `b & stripe_mask` (at most 1024
+//! stripes): its lock serialises writers, its `seq` tells lock-free readers
+//! that a chain of the stripe changed.
 //!
 //! # Concurrency (every field's rule)
-//! - `bucket.head`, `elem.next`: written only by the holder of that bucket's
-//!   `lock` (Release); read lock-free by lookups and get_next_key (Acquire).
-//! - `elem.hash`, key and value words: written (Relaxed atomics) before the
-//!   element is published by a Release store of a link; values of a live
-//!   element are updated in place only for PERCPU_HASH and when no spare
-//!   element is free (word-wise atomics, so values of <= 8 bytes never tear).
+//! - `bucket.head`, `elem.next`: written only by the holder of the bucket's
+//!   stripe lock (Release), and by the free list once the element is unlinked;
+//!   read lock-free by lookups and get_next_key (Acquire).
+//! - key and value words: written (Relaxed atomics) before the element is
+//!   published by a Release store of a link; values of a live element are
+//!   updated in place only for PERCPU_HASH and when no spare element is free
+//!   (word-wise atomics, so values of <= 8 bytes never tear).
 //! - `free_head`: a lock-free stack of free elements, `tag << 32 | (idx + 1)`,
-//!   the tag defeating ABA; `elem.free_next` is its link (so a deleted
-//!   element's `next` stays intact for readers still walking through it).
+//!   the tag defeating ABA; a free element's `next` holds the stack's link,
+//!   tagged as free, so a reader standing on a deleted element sees the tag and
+//!   restarts.
 //! - `fresh`: elements `fresh..nelems` were never used (atomic bump); this keeps
 //!   map creation from touching every element.
 //! - `count`: live keys, CAS-reserved before an insert (E2BIG at max_entries).
-//! - `bucket.seq`: a sequence count written only by the lock holder: made odd
-//!   (then a Release fence) before a change to the bucket's chain and even
-//!   (Release) after it. A lookup that misses re-reads it (after an Acquire
-//!   fence) and restarts unless it was even and unchanged: otherwise it may have
-//!   walked past a key being replaced (new element linked at the head, old one
-//!   unlinked behind the reader) or through an element deleted and reused in
-//!   the same bucket. Hits need no check. A holder dying mid-change leaves it
-//!   odd; the next holder's change makes it even again.
+//! - `stripe.seq`: a sequence count written only by the stripe lock's holder:
+//!   made odd (then a Release fence) before a change to a chain of the stripe
+//!   and even (Release) after it. A lookup that misses re-reads it (after an
+//!   Acquire fence) and restarts unless it was even and unchanged: otherwise it
+//!   may have walked past a key being replaced (new element linked at the head,
+//!   old one unlinked behind the reader) or through an element deleted and
+//!   reused in the same bucket. Hits need no check. A holder dying mid-change
+//!   leaves it odd; the next holder's change makes it even again.
 //!
 //! Lookups take no lock: they walk a chain with atomic loads and, like the
 //! kernel's lookup_nulls_elem_raw, restart when they end on the nulls marker
-//! of another bucket (the element they stood on was deleted and reused), or
-//! when they miss while the bucket's `seq` changed.
+//! of another bucket (the element they stood on was deleted and reused), reach
+//! a free-list link (it was deleted), or miss while the stripe's `seq` changed.
+//! Keys are compared word by word (no stored hash: the key is as short as one).
 //! A plain HASH replaces an existing key the kernel's way: a new element is
 //! linked at the head of the bucket, then the old one is unlinked; for that it
 //! holds `ncpus` spare elements beyond max_entries. PERCPU_HASH updates in
 //! place, as the kernel does.
 //!
-//! A writer that dies holding a bucket lock leaves at worst a leaked element
+//! A writer that dies holding a stripe lock leaves at worst a leaked element
 //! or count (every step is a single store that leaves the chains valid).
 
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
@@ -56,22 +67,32 @@ use crate::lock;
 use crate::map::Map;
 use crate::mem;
 
-/// Bytes of per-element header before the key.
-pub(crate) const ELEM_HDR: usize = 16;
-/// Element state bit: linked in a bucket chain.
+/// Element state bit (LRU maps): linked in a bucket chain.
 pub(crate) const ST_LIVE: u32 = 1;
-/// Element state bit: looked up since the eviction clock last passed (LRU).
+/// Element state bit (LRU maps): looked up since the eviction clock last passed.
 pub(crate) const ST_REF: u32 = 2;
 const MAX_RESTARTS: u32 = 1 << 12;
 
+/// Link tags (low two bits).
+pub(crate) const TAG_ELEM: u32 = 0;
+pub(crate) const TAG_NULLS: u32 = 1;
+pub(crate) const TAG_FREE: u32 = 2;
+
 #[inline]
 pub(crate) fn elem_link(idx: u32) -> u32 {
-    (idx + 1) << 1
+    (idx + 1) << 2
 }
 
 #[inline]
 pub(crate) fn nulls(b: u32) -> u32 {
-    (b << 1) | 1
+    (b << 2) | TAG_NULLS
+}
+
+/// The free-list link stored in a free element's `next`: `top` is the stack's
+/// `idx + 1` below it (0 at the bottom).
+#[inline]
+pub(crate) fn free_link(top: u32) -> u32 {
+    (top << 2) | TAG_FREE
 }
 
 /// Which link points at an element: a bucket head or another element's `next`.
@@ -109,29 +130,52 @@ impl Map {
         unsafe { self.u32_at(self.data.wrapping_add(12)) }
     }
 
-    /// Field `field` (0 head, 4 lock, 8 seq) of bucket `b`; `b <= bucket_mask`
-    /// holds for every caller (a hash masked by bucket_mask, or a loop bounded by it).
-    #[inline]
-    fn bucket_field(&self, b: u32, field: usize) -> &AtomicU32 {
-        let b = b & self.bucket_mask;
-        // SAFETY: b < n_buckets after masking; the bucket array holds n_buckets
-        // 16-byte buckets at `buckets`, 16-aligned.
-        unsafe { self.u32_at(self.buckets.wrapping_add(b as usize * 16 + field)) }
-    }
-
+    /// Head link of bucket `b` (masked into range).
     #[inline]
     pub(crate) fn head(&self, b: u32) -> &AtomicU32 {
-        self.bucket_field(b, 0)
+        let b = b & self.bucket_mask;
+        // SAFETY: b < n_buckets after masking; the bucket array holds n_buckets
+        // 4-byte heads at `buckets`, 64-aligned.
+        unsafe { self.u32_at(self.buckets.wrapping_add(b as usize * 4)) }
     }
 
+    /// The lock stripe guarding bucket `b`.
+    #[inline]
+    pub(crate) fn stripe(&self, b: u32) -> u32 {
+        b & self.stripe_mask
+    }
+
+    /// Field `field` (0 lock, 4 seq) of stripe `s` (masked into range).
+    #[inline]
+    fn stripe_field(&self, s: u32, field: usize) -> &AtomicU32 {
+        let s = s & self.stripe_mask;
+        // SAFETY: s < n_stripes after masking; the stripe array holds n_stripes
+        // 8-byte stripes at `stripes`, 64-aligned.
+        unsafe { self.u32_at(self.stripes.wrapping_add(s as usize * 8 + field)) }
+    }
+
+    /// The lock of bucket `b`'s stripe.
     #[inline]
     pub(crate) fn bucket_lock(&self, b: u32) -> &AtomicU32 {
-        self.bucket_field(b, 4)
+        self.stripe_field(self.stripe(b), 0)
     }
 
+    /// The change sequence of bucket `b`'s stripe.
     #[inline]
     pub(crate) fn bucket_seq(&self, b: u32) -> &AtomicU32 {
-        self.bucket_field(b, 8)
+        self.stripe_field(self.stripe(b), 4)
+    }
+
+    /// Lock of stripe `s` (for taking every lock in order).
+    #[inline]
+    pub(crate) fn stripe_lock(&self, s: u32) -> &AtomicU32 {
+        self.stripe_field(s, 0)
+    }
+
+    /// Change sequence of stripe `s`.
+    #[inline]
+    pub(crate) fn stripe_seq(&self, s: u32) -> &AtomicU32 {
+        self.stripe_field(s, 4)
     }
 
     /// Called by the lock holder before changing bucket `b`'s chain; returns the
@@ -180,35 +224,47 @@ impl Map {
         unsafe { self.u32_at(self.elem(idx)) }
     }
 
-    #[inline]
-    pub(crate) fn e_free_next(&self, idx: u32) -> &AtomicU32 {
-        // SAFETY: offset 4 of an in-bounds element.
-        unsafe { self.u32_at(self.elem(idx).wrapping_add(4)) }
-    }
-
-    #[inline]
-    pub(crate) fn e_hash(&self, idx: u32) -> &AtomicU32 {
-        // SAFETY: offset 8 of an in-bounds element.
-        unsafe { self.u32_at(self.elem(idx).wrapping_add(8)) }
-    }
-
-    /// Element state: `ST_LIVE` while linked in a chain, `ST_REF` set by
-    /// lookups of LRU maps (cleared by the eviction clock). Written by bucket-lock
+    /// Element state of an LRU map: `ST_LIVE` while linked in a chain, `ST_REF`
+    /// set by lookups (cleared by the eviction clock). Written by stripe-lock
     /// holders (LIVE) and lock-free by lookups (REF, fetch_or).
     #[inline]
     pub(crate) fn e_state(&self, idx: u32) -> &AtomicU32 {
-        // SAFETY: offset 12 of an in-bounds element.
-        unsafe { self.u32_at(self.elem(idx).wrapping_add(12)) }
+        debug_assert!(self.kind.is_lru());
+        // SAFETY: offset 4 of an in-bounds element; LRU elements have their state
+        // word there (key_off 8), and for other kinds offset 4 is still inside the
+        // element (key bytes), so a stray call cannot leave the element.
+        unsafe { self.u32_at(self.elem(idx).wrapping_add(4)) }
     }
 
+    /// The element's key (4-aligned, round_up(key_size, 4) bytes).
     #[inline]
     pub(crate) fn e_key(&self, idx: u32) -> *mut u8 {
-        self.elem(idx).wrapping_add(ELEM_HDR)
+        self.elem(idx).wrapping_add(self.key_off)
     }
 
+    /// The element's (first) value (8-aligned).
     #[inline]
     pub(crate) fn e_value(&self, idx: u32) -> *mut u8 {
-        self.elem(idx).wrapping_add(ELEM_HDR + self.key_stride)
+        self.elem(idx).wrapping_add(self.value_off)
+    }
+
+    /// Bucket of element `idx`, from its key (which is stable while the element
+    /// is linked; a racing reuse only yields a bucket the caller then does not
+    /// find the element in).
+    pub(crate) fn elem_bucket(&self, idx: u32) -> u32 {
+        let ks = self.key_size as usize;
+        let mut small = [0u8; 64];
+        let mut big = Vec::new();
+        let k = if ks <= small.len() {
+            &mut small[..ks]
+        } else {
+            big.resize(ks, 0);
+            &mut big[..]
+        };
+        // SAFETY: the key area of idx < nelems holds round_up(key_size, 4) bytes.
+        unsafe { mem::load_key(k, self.e_key(idx)) };
+        // SAFETY: k has key_size bytes.
+        unsafe { self.hash_of(k.as_ptr()) & self.bucket_mask }
     }
 
     #[inline]
@@ -219,13 +275,14 @@ impl Map {
         }
     }
 
-    /// Decodes an element link; None for nulls markers, 0, or out-of-range indices.
+    /// Decodes an element link; None for nulls markers, free links, 0, or
+    /// out-of-range indices.
     #[inline]
     pub(crate) fn link_elem(&self, link: u32) -> Option<u32> {
-        if link == 0 || link & 1 == 1 {
+        if link == 0 || link & 3 != TAG_ELEM {
             return None;
         }
-        let idx = (link >> 1) - 1;
+        let idx = (link >> 2) - 1;
         (idx < self.nelems).then_some(idx)
     }
 
@@ -250,7 +307,7 @@ impl Map {
     /// # Safety
     /// `key` points to key_size readable bytes.
     #[inline]
-    unsafe fn find_lockfree(&self, key: *const u8, hash: u32) -> Option<u32> {
+    pub(crate) unsafe fn find_lockfree(&self, key: *const u8, hash: u32) -> Option<u32> {
         let b = hash & self.bucket_mask;
         let mut restarts = 0;
         'restart: while restarts < MAX_RESTARTS {
@@ -259,20 +316,18 @@ impl Map {
             let mut link = self.head(b).load(Ordering::Acquire);
             let mut steps = 0u32;
             loop {
-                if link == 0 || link & 1 == 1 {
-                    if (link == 0 || link >> 1 == b) && self.unchanged_since(b, seq) {
+                if link == 0 || link & 3 != TAG_ELEM {
+                    if (link == 0 || link == nulls(b)) && self.unchanged_since(b, seq) {
                         return None;
                     }
-                    // Ended in another bucket, or the bucket changed under us: we
-                    // may have walked through a deleted and reused element.
+                    // Ended in another bucket, on a free-list link, or the bucket
+                    // changed under us: we walked through a deleted element.
                     continue 'restart;
                 }
                 let idx = self.link_elem(link)?;
-                if self.e_hash(idx).load(Ordering::Relaxed) == hash
-                    // SAFETY: the stored key is 8-aligned with key_stride bytes inside
-                    // element idx < nelems; the probe has key_size bytes.
-                    && unsafe { mem::key_eq(self.e_key(idx), key, self.key_size as usize) }
-                {
+                // SAFETY: the stored key is 4-aligned with key_stride bytes inside
+                // element idx < nelems; the probe has key_size bytes.
+                if unsafe { mem::key_eq(self.e_key(idx), key, self.key_size as usize) } {
                     return Some(idx);
                 }
                 link = self.e_next(idx).load(Ordering::Acquire);
@@ -292,20 +347,13 @@ impl Map {
     ///
     /// # Safety
     /// `key` points to key_size readable bytes; the caller holds bucket `b`'s lock.
-    pub(crate) unsafe fn find_locked(
-        &self,
-        b: u32,
-        key: *const u8,
-        hash: u32,
-    ) -> Option<(u32, Prev)> {
+    pub(crate) unsafe fn find_locked(&self, b: u32, key: *const u8) -> Option<(u32, Prev)> {
         let mut prev = Prev::Head;
         let mut link = self.head(b).load(Ordering::Acquire);
         let mut steps = 0u32;
         while let Some(idx) = self.link_elem(link) {
-            if self.e_hash(idx).load(Ordering::Relaxed) == hash
-                // SAFETY: as in find_lockfree.
-                && unsafe { mem::key_eq(self.e_key(idx), key, self.key_size as usize) }
-            {
+            // SAFETY: as in find_lockfree.
+            if unsafe { mem::key_eq(self.e_key(idx), key, self.key_size as usize) } {
                 return Some((idx, prev));
             }
             prev = Prev::Elem(idx);
@@ -330,8 +378,18 @@ impl Map {
             if idx >= self.nelems {
                 return None; // corrupt free list: behave as full
             }
-            let next = self.e_free_next(idx).load(Ordering::Relaxed);
-            let new = (((h >> 32) + 1) << 32) | u64::from(next);
+            let next = self.e_next(idx).load(Ordering::Relaxed);
+            if next & 3 != TAG_FREE {
+                // Popped and linked by another writer since we read the head (the
+                // CAS would fail), or a corrupt free list: behave as full.
+                let cur = fh.load(Ordering::Acquire);
+                if cur == h {
+                    return None;
+                }
+                h = cur;
+                continue;
+            }
+            let new = (((h >> 32) + 1) << 32) | u64::from(next >> 2);
             match fh.compare_exchange_weak(h, new, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Some(idx),
                 Err(cur) => h = cur,
@@ -354,7 +412,8 @@ impl Map {
         let fh = self.free_head();
         let mut h = fh.load(Ordering::Relaxed);
         loop {
-            self.e_free_next(idx).store(h as u32, Ordering::Relaxed);
+            self.e_next(idx)
+                .store(free_link(h as u32), Ordering::Relaxed);
             let new = (((h >> 32) + 1) << 32) | u64::from(idx + 1);
             match fh.compare_exchange_weak(h, new, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
@@ -441,21 +500,21 @@ impl Map {
         &self,
         n: u32,
         b: u32,
-        hash: u32,
         key: *const u8,
         value: *const u8,
         cpu: Option<u32>,
     ) {
-        self.e_hash(n).store(hash, Ordering::Relaxed);
-        // SAFETY: key area of n has key_stride bytes; key has key_size bytes.
-        unsafe { mem::store_words(self.e_key(n), key, self.key_size as usize) };
+        // SAFETY: key area of n has key_stride = round_up(key_size, 4) bytes, 4-aligned.
+        unsafe { mem::store_key(self.e_key(n), key, self.key_size as usize) };
         // SAFETY: forwarded.
         unsafe { self.write_values(n, value, cpu, true) };
         let head = self.head(b);
         let h = head.load(Ordering::Relaxed);
         self.e_next(n)
             .store(if h == 0 { nulls(b) } else { h }, Ordering::Release);
-        self.e_state(n).store(ST_LIVE, Ordering::Relaxed);
+        if self.kind.is_lru() {
+            self.e_state(n).store(ST_LIVE, Ordering::Relaxed);
+        }
         head.store(elem_link(n), Ordering::Release);
     }
 
@@ -493,7 +552,7 @@ impl Map {
         let b = hash & self.bucket_mask;
         let _guard = lock::lock(self.bucket_lock(b));
         // SAFETY: caller contract; we hold the lock.
-        match unsafe { self.find_locked(b, key, hash) } {
+        match unsafe { self.find_locked(b, key) } {
             Some((old, prev)) => {
                 if flags == BPF_NOEXIST {
                     return Err(MapError::Exists { id: self.id });
@@ -504,14 +563,13 @@ impl Map {
                     if let Some(n) = self.pop_free() {
                         let odd = self.seq_begin(b);
                         // SAFETY: n is ours (popped); lock held; sizes per contract.
-                        unsafe { self.init_and_link(n, b, hash, key, value, cpu) };
+                        unsafe { self.init_and_link(n, b, key, value, cpu) };
                         let prev = match prev {
                             Prev::Head => Prev::Elem(n),
                             p => p,
                         };
                         let next = self.e_next(old).load(Ordering::Relaxed);
                         self.prev_link(b, prev).store(next, Ordering::Release);
-                        self.e_state(old).store(0, Ordering::Relaxed);
                         self.seq_end(b, odd);
                         self.push_free(old);
                         return Ok(());
@@ -538,7 +596,7 @@ impl Map {
                 };
                 let odd = self.seq_begin(b);
                 // SAFETY: n is ours; lock held; sizes per contract.
-                unsafe { self.init_and_link(n, b, hash, key, value, cpu) };
+                unsafe { self.init_and_link(n, b, key, value, cpu) };
                 self.seq_end(b, odd);
                 Ok(())
             }
@@ -553,13 +611,15 @@ impl Map {
         let b = hash & self.bucket_mask;
         let _guard = lock::lock(self.bucket_lock(b));
         // SAFETY: caller contract; lock held.
-        let Some((idx, prev)) = (unsafe { self.find_locked(b, key, hash) }) else {
+        let Some((idx, prev)) = (unsafe { self.find_locked(b, key) }) else {
             return Err(MapError::NotFound { id: self.id });
         };
         let odd = self.seq_begin(b);
         let next = self.e_next(idx).load(Ordering::Relaxed);
         self.prev_link(b, prev).store(next, Ordering::Release);
-        self.e_state(idx).store(0, Ordering::Relaxed);
+        if self.kind.is_lru() {
+            self.e_state(idx).store(0, Ordering::Relaxed);
+        }
         self.seq_end(b, odd);
         self.release_count();
         self.push_free(idx);
@@ -626,8 +686,8 @@ impl Map {
             // SAFETY: as above.
             if let Some(idx) = unsafe { self.find_lockfree(k.as_ptr(), hash) } {
                 if let Some(n) = self.link_elem(self.e_next(idx).load(Ordering::Acquire)) {
-                    // SAFETY: key area of n < nelems, key_stride >= round_up(out.len(), 8).
-                    unsafe { mem::load_words(out, self.e_key(n)) };
+                    // SAFETY: key area of n < nelems, key_stride = round_up(out.len(), 4).
+                    unsafe { mem::load_key(out, self.e_key(n)) };
                     return Ok(());
                 }
                 first_bucket = (hash & self.bucket_mask) + 1;
@@ -636,7 +696,7 @@ impl Map {
         for b in first_bucket..=self.bucket_mask {
             if let Some(n) = self.link_elem(self.head(b).load(Ordering::Acquire)) {
                 // SAFETY: as above.
-                unsafe { mem::load_words(out, self.e_key(n)) };
+                unsafe { mem::load_key(out, self.e_key(n)) };
                 return Ok(());
             }
         }

@@ -21,7 +21,7 @@ use crate::shm::{SharedPod, Shm};
 /// "XDPSTORE" little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"XDPSTORE");
 /// Layout version written and read by this build.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Bytes reserved for the header.
 pub const HEADER_SIZE: usize = 4096;
 /// Map table offset.

@@ -9,12 +9,12 @@
 //! bit is clear: the least recently used one up to the clock's resolution.
 //!
 //! # Concurrency
-//! - The updater holds the bucket lock of its key for the whole update.
+//! - The updater holds the stripe lock of its key's bucket for the whole update.
 //! - `lru_lock` (control block offset 16, a pid spinlock) serialises the clock
 //!   hand (offset 20, written only under `lru_lock`).
-//! - A victim in another bucket is taken with `try_lock` on that bucket only;
-//!   a busy bucket is skipped. So no thread ever waits for a second bucket lock
-//!   while holding one, and lock order cannot deadlock (bucket -> lru -> try).
+//! - A victim under another stripe is taken with `try_lock` on that stripe
+//!   only; a busy stripe is skipped. So no thread ever waits for a second stripe
+//!   lock while holding one, and lock order cannot deadlock (stripe -> lru -> try).
 //! - Unlinking the victim follows the bucket `seq` protocol of `hash.rs`, so
 //!   lock-free lookups walking through it restart.
 //!
@@ -68,7 +68,7 @@ impl Map {
         let b = hash & self.bucket_mask;
         let _guard = lock::lock(self.bucket_lock(b));
         // SAFETY: caller contract; lock held.
-        let old = unsafe { self.find_locked(b, key, hash) };
+        let old = unsafe { self.find_locked(b, key) };
         match (&old, flags) {
             (Some(_), BPF_NOEXIST) => return Err(MapError::Exists { id: self.id }),
             (None, BPF_EXIST) => return Err(MapError::NotFound { id: self.id }),
@@ -92,10 +92,10 @@ impl Map {
         };
         // The victim may have been in our bucket, ahead of `old`: find old's link again.
         // SAFETY: caller contract; lock held.
-        let old = unsafe { self.find_locked(b, key, hash) };
+        let old = unsafe { self.find_locked(b, key) };
         let odd = self.seq_begin(b);
         // SAFETY: n is ours (popped or evicted); lock held; sizes per contract.
-        unsafe { self.init_and_link(n, b, hash, key, value, cpu) };
+        unsafe { self.init_and_link(n, b, key, value, cpu) };
         match old {
             Some((o, prev)) => {
                 self.e_state(n).fetch_or(ST_REF, Ordering::Relaxed);
@@ -145,8 +145,8 @@ impl Map {
                 st.fetch_and(!ST_REF, Ordering::Relaxed);
                 continue;
             }
-            let vb = self.e_hash(idx).load(Ordering::Relaxed) & self.bucket_mask;
-            if vb == own {
+            let vb = self.elem_bucket(idx);
+            if self.stripe(vb) == self.stripe(own) {
                 if self.unlink_elem(vb, idx) {
                     return Some(idx);
                 }

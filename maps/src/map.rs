@@ -33,6 +33,12 @@ pub struct Map {
     pub(crate) nelems: u32,
     pub(crate) elem_size: usize,
     pub(crate) key_stride: usize,
+    /// Hash: offsets of the key and the first value in an element.
+    pub(crate) key_off: usize,
+    pub(crate) value_off: usize,
+    /// Hash: lock stripes - 1 (a power of two - 1, at most bucket_mask).
+    pub(crate) stripe_mask: u32,
+    pub(crate) stripes: *mut u8,
     pub(crate) buckets: *mut u8,
     pub(crate) elems: *mut u8,
     pub(crate) seed: u32,
@@ -115,6 +121,9 @@ impl Map {
         let data = shm.base().wrapping_add(data_off);
         let conv = |x: u64| usize::try_from(x).map_err(|_| corrupt("geometry"));
         let buckets = data.wrapping_add(conv(g.buckets_off)?);
+        let stripes = data.wrapping_add(conv(g.stripes_off)?);
+        let stripe_mask =
+            u32::try_from(g.n_stripes.saturating_sub(1)).map_err(|_| corrupt("stripes"))?;
         let elems = data.wrapping_add(conv(g.elems_off)?);
         let bucket_mask =
             u32::try_from(g.n_buckets.saturating_sub(1)).map_err(|_| corrupt("buckets"))?;
@@ -133,6 +142,10 @@ impl Map {
             nelems,
             elem_size: conv(g.elem_size)?,
             key_stride: conv(g.key_stride)?,
+            key_off: conv(g.key_off)?,
+            value_off: conv(g.value_off)?,
+            stripe_mask,
+            stripes,
             buckets,
             elems,
             seed: snap.hash_seed,
@@ -528,7 +541,7 @@ impl Map {
                     base: self.elems as usize,
                     len: self.nelems as usize * self.elem_size,
                     stride: self.elem_size,
-                    value_offset: crate::hash::ELEM_HDR + self.key_stride,
+                    value_offset: self.value_off,
                     value_len,
                 }
             }
