@@ -154,8 +154,9 @@ pub fn run(
 }
 
 /// [`run`], also filling prog_array slots with programs of the same object.
-/// In the dump, a prog_array value is the target program's name (its bytes), since
-/// program ids differ between the kernel and any other runtime.
+/// In the dump, a prog_array value is the target program's name (its bytes), and an
+/// array/hash of maps value the inner map's object name (its bytes), since program
+/// and map ids differ between the kernel and any other runtime.
 pub fn run_with(
     object: &Path,
     prog: &str,
@@ -223,7 +224,16 @@ fn run_impl(
 ) -> Result<KernelRun, String> {
     let session = Session::new()?;
     session.loadall(object)?;
-    let maps = session.pinned_maps(object)?;
+    let pinned = session.pinned_maps(object)?;
+    let maps: BTreeMap<String, PathBuf> = pinned
+        .iter()
+        .map(|(name, p)| (name.clone(), p.pin.clone()))
+        .collect();
+    // Kernel map id -> the object's map name, for the values of maps of maps.
+    let map_names: BTreeMap<u32, String> = pinned
+        .iter()
+        .map(|(name, p)| (p.id, name.clone()))
+        .collect();
 
     for (name, slot, target) in prog_sets {
         let pin = maps
@@ -302,9 +312,25 @@ fn run_impl(
 
     let prog_names = session.pinned_prog_ids()?;
     let mut dumps = BTreeMap::new();
-    for (name, pin) in &maps {
+    for (name, p) in &pinned {
+        let pin = &p.pin;
         let mut entries = dump_map(pin)?;
-        if map_type(pin)? == "prog_array" {
+        if matches!(p.map_type.as_str(), "array_of_maps" | "hash_of_maps") {
+            for e in &mut entries {
+                for v in &mut e.values {
+                    let id = u32::from_le_bytes(
+                        v.as_slice()
+                            .try_into()
+                            .map_err(|_| "map-in-map value size")?,
+                    );
+                    let inner = map_names
+                        .get(&id)
+                        .ok_or_else(|| format!("{name}: unknown inner map id {id}"))?;
+                    *v = inner.as_bytes().to_vec();
+                }
+            }
+        }
+        if p.map_type == "prog_array" {
             for e in &mut entries {
                 for v in &mut e.values {
                     let id = u32::from_le_bytes(
@@ -382,6 +408,8 @@ fn bpftool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<Output, String> {
 
 #[derive(Deserialize)]
 struct MapShow {
+    #[serde(default)]
+    id: u32,
     name: String,
     #[serde(rename = "type", default)]
     map_type: String,
@@ -390,21 +418,6 @@ struct MapShow {
 #[derive(Deserialize)]
 struct ProgShow {
     id: u32,
-}
-
-/// The kernel's type name of a pinned map (`hash`, `prog_array`, ...).
-fn map_type(pin: &Path) -> Result<String, String> {
-    let out = bpftool(&[
-        "-j".as_ref(),
-        "map".as_ref(),
-        "show".as_ref(),
-        "pinned".as_ref(),
-        pin.as_os_str(),
-    ])?;
-    check(&out, &format!("bpftool map show {}", pin.display()))?;
-    let show: MapShow =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad map show JSON: {e}"))?;
-    Ok(show.map_type)
 }
 
 #[derive(Deserialize)]
@@ -502,6 +515,15 @@ pub fn normalise_map_name(obj_name: &str, pin_name: &str, kernel_name: &str) -> 
         }
     }
     pin_name.to_string()
+}
+
+/// A map the object pinned.
+struct PinnedMap {
+    pin: PathBuf,
+    /// The kernel's map id.
+    id: u32,
+    /// The kernel's type name (`hash`, `prog_array`, `array_of_maps`, ...).
+    map_type: String,
 }
 
 /// A private bpffs and file directory, removed on drop.
@@ -607,8 +629,8 @@ impl Session {
         Ok(ids)
     }
 
-    /// Object map name -> pin path, for every pinned map.
-    fn pinned_maps(&self, object: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
+    /// Object map name -> pin path, kernel id and type, for every pinned map.
+    fn pinned_maps(&self, object: &Path) -> Result<BTreeMap<String, PinnedMap>, String> {
         let obj_name = libbpf_obj_name(object);
         let dir = self.bpffs.join("maps");
         let mut maps = BTreeMap::new();
@@ -632,7 +654,14 @@ impl Session {
             check(&out, &format!("bpftool map show {}", pin.display()))?;
             let show: MapShow = serde_json::from_slice(&out.stdout)
                 .map_err(|e| format!("bad map show JSON for {pin_name}: {e}"))?;
-            maps.insert(normalise_map_name(&obj_name, &pin_name, &show.name), pin);
+            maps.insert(
+                normalise_map_name(&obj_name, &pin_name, &show.name),
+                PinnedMap {
+                    pin,
+                    id: show.id,
+                    map_type: show.map_type,
+                },
+            );
         }
         Ok(maps)
     }

@@ -48,6 +48,10 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_spinlock",
     "xdp_fib",
     "xdp_adjust_tail",
+    // Issue 3: maps of maps and a prog_array with initial slots.
+    "xdp_mim",
+    // Issue 7: the map-heavy benchmark workload (8 lookups, 2 updates per packet).
+    "xdp_map_heavy",
 ];
 
 /// Every test packet in `packets/`.
@@ -373,6 +377,57 @@ static CASES: &[Case] = &[
         prog: "xdp_redirect",
         packets: &["udp.bin", "ipv6.bin"],
         sets: &[("tx_port", "00000000", "01000000")],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        // Maps of maps filled from `.values` initialisers: an inner array per
+        // protocol (IPv6 takes the empty slot, VLAN an index past the end), an
+        // inner hash for TCP and UDP.
+        object: "xdp_mim",
+        prog: "xdp_mim",
+        packets: ALL_VALID,
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        // Repeated: existing flows in the inner hashes; a pre-set inner entry.
+        object: "xdp_mim",
+        prog: "xdp_mim",
+        packets: &["udp.bin", "tcp_syn.bin", "ipv6.bin"],
+        sets: &[("arr_udp", "00000000", "0500000000000000")],
+        prog_sets: &[],
+        repeat: 3,
+    },
+    Case {
+        // A prog_array filled from `.values`: slot 0 is xdp_mim, slot 1 empty (IPv6).
+        object: "xdp_mim",
+        prog: "xdp_mim_jump",
+        packets: &["tcp_syn.bin", "icmp.bin", "ipv6.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 2,
+    },
+    Case {
+        // 8 lookups and 2 updates in a 1M-entry hash per run; each run's first lookup
+        // (icmp.bin: keys 0xac0ea, then 0xef362) is pre-set, so stats[1] sums 100 + 5.
+        object: "xdp_map_heavy",
+        prog: "xdp_map_heavy",
+        packets: &["icmp.bin", "udp.bin", "ipv6.bin"],
+        sets: &[
+            ("big_map", "eac00a00", "6400000000000000"),
+            ("big_map", "62f30e00", "0500000000000000"),
+        ],
+        prog_sets: &[],
+        repeat: 2,
+    },
+    Case {
+        // The fill probe: key 2^20-1 holding its own number (PASS).
+        object: "xdp_map_heavy",
+        prog: "xdp_map_probe",
+        packets: &["icmp.bin"],
+        sets: &[("big_map", "ffff0f00", "ffff0f0000000000")],
         prog_sets: &[],
         repeat: 1,
     },

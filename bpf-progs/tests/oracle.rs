@@ -172,6 +172,17 @@ fn expected_maps(object: &str) -> BTreeSet<&'static str> {
         "xdp_adjust_tail" => &[],
         "xdp_maps" => &["res", "small_hash", "arr", "lru", "routes", "pcpu"],
         "xdp_redirect" => &["res", "tx_port", "tx_hash"],
+        "xdp_mim" => &[
+            "arr_icmp",
+            "arr_tcp",
+            "arr_udp",
+            "flows_tcp",
+            "flows_udp",
+            "by_proto",
+            "by_l4",
+            "mim_stats",
+            "mim_jmp",
+        ],
         other => panic!("unknown object {other}"),
     };
     names.iter().copied().collect()
@@ -831,3 +842,99 @@ fn redirect_map_follows_the_c_source() {
 // The issue-5 programs (`pending_cases`).
 #[path = "oracle/issue5.rs"]
 mod issue5;
+
+// ---------------------------------------------------------------------
+// xdp_mim: maps of maps and a prog_array filled from `.values` initialisers
+// ---------------------------------------------------------------------
+
+/// The entries of a map whose values are names (maps of maps, prog_arrays), as
+/// (u32 key, name).
+fn named_slots(run: &KernelRun, map: &str) -> BTreeSet<(u32, String)> {
+    run.maps
+        .get(map)
+        .unwrap_or_else(|| panic!("no map {map}"))
+        .iter()
+        .map(|e| {
+            let key = u32::from_le_bytes(e.key.as_slice().try_into().expect("4-byte key"));
+            (key, String::from_utf8(e.values[0].clone()).expect("a name"))
+        })
+        .collect()
+}
+
+#[test]
+fn maps_of_maps_follow_the_c_source() {
+    require_kernel!();
+    let case = cases_of("xdp_mim")
+        .find(|c| c.prog == "xdp_mim" && c.repeat == 1)
+        .expect("xdp_mim case");
+    let slots = |pairs: &[(u32, &str)]| -> BTreeSet<(u32, String)> {
+        pairs.iter().map(|(k, n)| (*k, n.to_string())).collect()
+    };
+    for pkt in case.packets {
+        let input = read_packet(pkt);
+        let run = run_case(case, pkt, Cpu::V2);
+        // libbpf filled the initial slots; the dump names the inner maps.
+        assert_eq!(
+            named_slots(&run, "by_proto"),
+            slots(&[(0, "arr_icmp"), (1, "arr_tcp"), (3, "arr_udp")]),
+            "{pkt}"
+        );
+        assert_eq!(
+            named_slots(&run, "by_l4"),
+            slots(&[(6, "flows_tcp"), (17, "flows_udp")]),
+            "{pkt}"
+        );
+        assert_eq!(named_slots(&run, "mim_jmp"), slots(&[(0, "xdp_mim")]));
+        // The C source's choice, from the frame.
+        let ethertype = u16::from_be_bytes([input[12], input[13]]);
+        let (proto, ttl) = (input[23], input[22]);
+        let inner_array = match (ethertype, proto) {
+            (0x0800, 1) => Some("arr_icmp"),
+            (0x0800, 6) => Some("arr_tcp"),
+            (0x0800, 17) => Some("arr_udp"),
+            _ => None, // slot 2 (empty) or 9 (past max_entries)
+        };
+        let inner_hash = match (inner_array, proto) {
+            (Some(_), 6) => Some("flows_tcp"),
+            (Some(_), 17) => Some("flows_udp"),
+            _ => None,
+        };
+        let verdict = match (inner_array, inner_hash) {
+            (None, _) => XDP_DROP,
+            (Some(_), None) => XDP_PASS,
+            (Some(_), Some(_)) => XDP_TX,
+        };
+        assert_eq!(run.retval, verdict, "{pkt}");
+        assert_eq!(run.data_out, input, "{pkt}");
+        let stat = |k: u32| u64_at(value(&run, "mim_stats", &k.to_le_bytes()), 0);
+        assert_eq!(stat(0), 1, "{pkt}: packets");
+        assert_eq!(stat(1), inner_array.is_none() as u64, "{pkt}: array misses");
+        assert_eq!(
+            stat(2),
+            (inner_array.is_some() && inner_hash.is_none()) as u64,
+            "{pkt}: hash misses"
+        );
+        assert_eq!(stat(3), inner_hash.is_some() as u64, "{pkt}: new flows");
+        for arr in ["arr_icmp", "arr_tcp", "arr_udp"] {
+            for key in 0..4u32 {
+                let bytes = u64_at(value(&run, arr, &key.to_le_bytes()), 0);
+                let want = if Some(arr) == inner_array && key == u32::from(ttl & 3) {
+                    input.len() as u64
+                } else {
+                    0
+                };
+                assert_eq!(bytes, want, "{pkt}: {arr}[{key}]");
+            }
+        }
+        for hash in ["flows_tcp", "flows_udp"] {
+            let entries = &run.maps[hash];
+            if Some(hash) == inner_hash {
+                assert_eq!(entries.len(), 1, "{pkt}: {hash}");
+                assert_eq!(entries[0].key, input[30..34], "{pkt}: {hash} key is daddr");
+                assert_eq!(u64_at(&entries[0].values[0], 0), 1);
+            } else {
+                assert!(entries.is_empty(), "{pkt}: {hash}");
+            }
+        }
+    }
+}

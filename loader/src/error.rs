@@ -66,6 +66,20 @@ pub enum ParseError {
     #[error("section '.maps' present but the object has no .BTF section")]
     MapsWithoutBtf,
 
+    /// A relocation of `.rel.maps` (an initial slot, `.values = { [i] = &x }`)
+    /// that libbpf would refuse.
+    #[error("section '{section}': relocation #{index} at byte offset {offset} (symbol '{symbol}'): {reason}")]
+    BadMapSlot {
+        /// The relocation section, e.g. ".rel.maps".
+        section: String,
+        /// Index of the relocation entry in it.
+        index: usize,
+        /// `r_offset`: the byte offset in `.maps`.
+        offset: u64,
+        symbol: String,
+        reason: String,
+    },
+
     #[error(transparent)]
     Reloc(#[from] RelocError),
 

@@ -48,6 +48,11 @@ pub struct Object {
     pub maps: Vec<MapSpec>,
     pub btf: Option<Btf>,
     pub btf_ext: Option<BtfExt>,
+    /// The `.BTF` section as libbpf hands it to the kernel: the file's bytes with
+    /// the DATASEC size and variable offsets of each global data map filled in and
+    /// its variables sorted by offset (libbpf's `btf_fixup_datasec`). For
+    /// `BPF_BTF_LOAD`-style registration, e.g. in a store. `None` without BTF.
+    pub btf_raw: Option<Vec<u8>>,
     /// Global variables of the global data maps (`.rodata`, `.data`, `.bss`),
     /// from the BTF DATASECs, or from ELF symbols when there is no BTF.
     pub globals: Vec<GlobalVar>,
@@ -168,9 +173,24 @@ pub struct MapSpec {
     pub pinning: u32,
     /// Inner map definition of an array/hash of maps, when given with `__array(values, ...)`.
     pub inner: Option<Box<MapSpec>>,
+    /// Initial slots of a BTF-defined array/hash of maps or prog_array, from
+    /// `.values = { [i] = &x }` (libbpf's `init_slots`): `(slot, target)`,
+    /// sorted by slot, one per slot. The slot is the key written (a hash of
+    /// maps' key); empty slots are absent.
+    pub init_slots: Vec<(u32, SlotTarget)>,
     /// ELF section of the definition, and the symbol's byte offset in it.
     pub section: String,
     pub symbol_offset: u64,
+}
+
+/// What an initial slot of a map ([`MapSpec::init_slots`]) holds once the
+/// maps and programs exist: libbpf writes the inner map's or the program's fd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotTarget {
+    /// An array/hash of maps slot: the inner map, by index in [`Object::maps`].
+    Map(usize),
+    /// A prog_array slot: the entry program (tail-call target), by function name.
+    Program(String),
 }
 
 impl Object {
@@ -209,12 +229,17 @@ impl Object {
         let (programs, core_relocations) =
             link::build_programs(&elf, &maps, &sites, btf.as_ref(), btf_ext.as_ref(), opts)?;
         let globals = global_vars(&elf, btf.as_ref(), &maps, &sites);
+        let btf_raw = match (elf.section_by_name(".BTF"), &btf) {
+            (Some(i), Some(b)) => Some(fixup_datasecs(elf.sections[i].data, b, &maps, &globals)),
+            _ => None,
+        };
         let mut obj = Object {
             license,
             programs,
             maps,
             btf,
             btf_ext,
+            btf_raw,
             globals,
             core_relocations,
         };
@@ -405,6 +430,75 @@ fn global_vars(
     out
 }
 
+/// `raw` (a `.BTF` section that parsed as `btf`) with the DATASEC of every global
+/// data map fixed as libbpf's `btf_fixup_datasec` fixes it: size = the map's value
+/// size, each variable's offset from [`Object::globals`], variables sorted by offset.
+fn fixup_datasecs(raw: &[u8], btf: &Btf, maps: &[MapSpec], globals: &[GlobalVar]) -> Vec<u8> {
+    let mut out = raw.to_vec();
+    let word = |b: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(
+            b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+        ))
+    };
+    // Byte offset of each type record (index = type id - 1), walking the type section.
+    let (Some(hdr_len), Some(type_off), Some(type_len)) =
+        (word(raw, 4), word(raw, 8), word(raw, 12))
+    else {
+        return out;
+    };
+    let start = hdr_len as usize + type_off as usize;
+    let end = start.saturating_add(type_len as usize).min(raw.len());
+    let mut records = Vec::with_capacity(btf.len());
+    let mut at = start;
+    while at + 12 <= end {
+        let Some(info) = word(raw, at + 4) else { break };
+        let vlen = (info & 0xffff) as usize;
+        let extra = match (info >> 24) & 0x1f {
+            btf::BTF_KIND_INT | btf::BTF_KIND_VAR | btf::BTF_KIND_DECL_TAG => 4,
+            btf::BTF_KIND_ARRAY => 12,
+            btf::BTF_KIND_STRUCT | btf::BTF_KIND_UNION | btf::BTF_KIND_DATASEC => 12 * vlen,
+            btf::BTF_KIND_ENUM | btf::BTF_KIND_FUNC_PROTO => 8 * vlen,
+            btf::BTF_KIND_ENUM64 => 12 * vlen,
+            _ => 0,
+        };
+        records.push(at);
+        at += 12 + extra;
+    }
+    for (i, m) in maps.iter().enumerate() {
+        if m.kind == MapKind::Regular || m.btf_value_type_id == 0 {
+            continue;
+        }
+        let Some(&rec) = records.get(m.btf_value_type_id as usize - 1) else {
+            continue;
+        };
+        let Ok(btf::BtfType {
+            kind: btf::BtfKind::Datasec { vars, .. },
+            ..
+        }) = btf.type_by_id(m.btf_value_type_id)
+        else {
+            continue;
+        };
+        let mut infos: Vec<btf::BtfVarSecinfo> = vars.clone();
+        for v in &mut infos {
+            let name = btf.type_name(v.type_id).unwrap_or("");
+            if let Some(g) = globals.iter().find(|g| g.map == i && g.name == name) {
+                v.offset = g.offset;
+            }
+        }
+        infos.sort_by_key(|v| v.offset);
+        let mut bytes = m.value_size.to_le_bytes().to_vec();
+        for v in &infos {
+            for w in [v.type_id, v.offset, v.size] {
+                bytes.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        if let Some(dst) = out.get_mut(rec + 8..rec + 12 + 12 * infos.len()) {
+            dst.copy_from_slice(&bytes);
+        }
+    }
+    out
+}
+
 /// Program type and `frags` flag of a section name, by libbpf's section table.
 pub fn program_type(section: &str) -> (ProgramType, bool) {
     let is = |base: &str| {
@@ -471,6 +565,62 @@ pub fn program_type(section: &str) -> (ProgramType, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn btf_raw_has_datasecs_fixed_like_libbpf() {
+        let obj = Object::parse(include_bytes!("../../bpf-progs/loader/globals.v2.o"))
+            .expect("globals parses");
+        let raw = obj.btf_raw.as_deref().expect("the object has BTF");
+        let fixed = Btf::parse(raw).expect("the fixed section still parses");
+        let secinfo = |name: &str| -> (u32, Vec<(String, u32, u32)>) {
+            let id = fixed
+                .find_by_name_kind(name, btf::BTF_KIND_DATASEC)
+                .expect("datasec");
+            let Ok(btf::BtfType {
+                kind: btf::BtfKind::Datasec { size, vars },
+                ..
+            }) = fixed.type_by_id(id)
+            else {
+                panic!("{name} is no DATASEC")
+            };
+            let vars = vars
+                .iter()
+                .map(|v| {
+                    (
+                        fixed.type_name(v.type_id).unwrap_or("").to_string(),
+                        v.offset,
+                        v.size,
+                    )
+                })
+                .collect();
+            (*size, vars)
+        };
+        // Sizes and offsets as llvm-readelf shows the sections and symbols
+        // (.bss: 0x2c bytes; bss_counter at 0, bss_array at 8, static_bss at 0x28).
+        let (size, vars) = secinfo(".bss");
+        assert_eq!(size, 0x2c);
+        assert_eq!(
+            vars,
+            [
+                ("bss_counter".to_string(), 0, 8),
+                ("bss_array".to_string(), 8, 32),
+                ("static_bss".to_string(), 0x28, 4)
+            ]
+        );
+        let (size, vars) = secinfo(".data");
+        assert_eq!(size, 0x18);
+        assert_eq!(
+            vars,
+            [
+                ("data_word".to_string(), 0, 4),
+                ("data_pair".to_string(), 8, 16)
+            ]
+        );
+        // Everything else is the file's section, byte for byte.
+        let original = obj.btf.as_ref().expect("btf");
+        assert_eq!(fixed.len(), original.len());
+        assert_eq!(fixed.type_by_id(1), original.type_by_id(1));
+    }
 
     #[test]
     fn program_types_by_section() {

@@ -10,7 +10,7 @@ use crate::btf::{
 };
 use crate::elf::Elf;
 use crate::error::ParseError;
-use crate::{MapKind, MapSpec};
+use crate::{MapKind, MapSpec, SlotTarget};
 
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 pub const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
@@ -35,8 +35,21 @@ pub(crate) struct MapSite {
     pub offset: u64,
 }
 
+/// Where a BTF-defined map's definition lies in `.maps`, for its initial slots.
+#[derive(Debug, Clone, Copy)]
+struct Extent {
+    /// Index of the map in the object's map list.
+    map: usize,
+    /// Byte offset and size of the definition (its DATASEC slot).
+    offset: u64,
+    size: u64,
+    /// Byte offset of the last member inside the definition, when it is `values`.
+    values_offset: Option<u64>,
+}
+
 /// All maps of the object in libbpf's order: legacy `maps`, `.maps`, then
-/// global data sections in section order.
+/// global data sections in section order; BTF-defined maps carry their
+/// initial slots (`.rel.maps`).
 pub(crate) fn collect(
     elf: &Elf,
     btf: Option<&Btf>,
@@ -47,9 +60,15 @@ pub(crate) fn collect(
             out.extend(legacy_maps(elf, idx)?);
         }
     }
-    if let Some(idx) = elf.section_by_name(".maps") {
+    let mut extents = Vec::new();
+    let maps_idx = elf.section_by_name(".maps");
+    if let Some(idx) = maps_idx {
         let btf = btf.ok_or(ParseError::MapsWithoutBtf)?;
-        out.extend(btf_maps(elf, idx, btf)?);
+        for (spec, site, mut extent) in btf_maps(elf, idx, btf)? {
+            extent.map = out.len();
+            extents.push(extent);
+            out.push((spec, site));
+        }
     }
     let mut total_data = 0u64;
     for (idx, sec) in elf.sections.iter().enumerate() {
@@ -105,6 +124,7 @@ pub(crate) fn collect(
             btf_value_type_id: datasec.unwrap_or(0),
             pinning: 0,
             inner: None,
+            init_slots: Vec::new(),
             section: sec.name.clone(),
             symbol_offset: 0,
         };
@@ -116,7 +136,122 @@ pub(crate) fn collect(
             },
         ));
     }
+    if let Some(idx) = maps_idx {
+        collect_init_slots(elf, idx, &extents, &mut out)?;
+    }
     Ok(out.into_iter().unzip())
+}
+
+/// libbpf's `bpf_object__collect_map_relos`: each relocation of `.maps`
+/// (clang emits them for `.values = { [i] = &x }`) fills slot
+/// `(r_offset - definition offset - offset of 'values') / 8` of the map
+/// whose definition covers it. The symbol must be a BTF-defined map for an
+/// array/hash of maps (whose key must then be 4 bytes for a hash), an entry
+/// program for a prog_array; any other map type is an error. A later
+/// relocation of the same slot replaces the earlier one.
+fn collect_init_slots(
+    elf: &Elf,
+    maps_idx: usize,
+    extents: &[Extent],
+    out: &mut [(MapSpec, MapSite)],
+) -> Result<(), ParseError> {
+    for (rel_idx, rel_sec) in elf.sections.iter().enumerate() {
+        if rel_sec.sh_type != elf::SHT_REL || rel_sec.info as usize != maps_idx {
+            continue;
+        }
+        for (index, rel) in elf.rels(rel_idx)?.into_iter().enumerate() {
+            let sym = elf.symbols.get(rel.symbol).filter(|_| rel.symbol != 0);
+            let bad = |reason: String| ParseError::BadMapSlot {
+                section: rel_sec.name.clone(),
+                index,
+                offset: rel.offset,
+                symbol: sym.map_or_else(|| format!("#{}", rel.symbol), |s| s.name.clone()),
+                reason,
+            };
+            let Some(sym) = sym else {
+                return Err(bad("the relocation names no symbol".into()));
+            };
+            let covers = |e: &&Extent| {
+                e.offset <= rel.offset
+                    && rel
+                        .offset
+                        .checked_add(8)
+                        .is_some_and(|end| end <= e.offset + e.size)
+            };
+            let Some(ext) = extents.iter().find(covers) else {
+                return Err(bad("no map definition in .maps covers this offset".into()));
+            };
+            let spec = &out[ext.map].0;
+            let target = match spec.map_type {
+                BPF_MAP_TYPE_ARRAY_OF_MAPS | BPF_MAP_TYPE_HASH_OF_MAPS => {
+                    if sym.shndx as usize != maps_idx {
+                        return Err(bad(format!(
+                            "slot of map '{}' names a symbol that is not a BTF-defined map",
+                            spec.name
+                        )));
+                    }
+                    if spec.map_type == BPF_MAP_TYPE_HASH_OF_MAPS && spec.key_size != 4 {
+                        return Err(bad(format!(
+                            "hash of maps '{}' has key size {}, must be 4 for initial slots",
+                            spec.name, spec.key_size
+                        )));
+                    }
+                    let found = out.iter().position(|(m, site)| {
+                        m.kind == MapKind::Regular && site.section == maps_idx && m.name == sym.name
+                    });
+                    let Some(found) = found else {
+                        return Err(bad("symbol is not a valid map reference".into()));
+                    };
+                    SlotTarget::Map(found)
+                }
+                BPF_MAP_TYPE_PROG_ARRAY => {
+                    let sec = elf.sections.get(sym.shndx as usize);
+                    let entry = sym.st_type == elf::STT_FUNC
+                        && sec.is_some_and(|s| s.is_exec() && s.name != ".text");
+                    if !entry {
+                        return Err(bad(format!(
+                            "slot of prog_array '{}' names a symbol that is not an entry-point program",
+                            spec.name
+                        )));
+                    }
+                    SlotTarget::Program(sym.name.clone())
+                }
+                other => {
+                    return Err(bad(format!(
+                        "map '{}' of type {other} is neither a map of maps nor a prog_array",
+                        spec.name
+                    )))
+                }
+            };
+            let Some(moff) = ext.values_offset else {
+                return Err(bad(format!(
+                    "map '{}' has no 'values' member as its last member",
+                    spec.name
+                )));
+            };
+            let within = rel.offset - ext.offset;
+            let Some(within) = within.checked_sub(moff) else {
+                return Err(bad(format!(
+                    "offset is before the 'values' member of map '{}'",
+                    spec.name
+                )));
+            };
+            if within % 8 != 0 {
+                return Err(bad(format!(
+                    "offset is not on an 8-byte slot of 'values' in map '{}'",
+                    spec.name
+                )));
+            }
+            // The definition's size is a u32, so the slot fits one.
+            let slot = (within / 8) as u32;
+            let slots = &mut out[ext.map].0.init_slots;
+            match slots.binary_search_by_key(&slot, |(s, _)| *s) {
+                Ok(p) => slots[p].1 = target,
+                Err(p) => slots.insert(p, (slot, target)),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Kind of a global data section, by libbpf's naming rules.
@@ -227,6 +362,7 @@ fn legacy_maps(elf: &Elf, idx: usize) -> Result<Vec<(MapSpec, MapSite)>, ParseEr
             btf_value_type_id: 0,
             pinning: if def_size >= 28 { field(24) } else { 0 },
             inner: None,
+            init_slots: Vec::new(),
             section: sec.name.clone(),
             symbol_offset: sym.value,
         };
@@ -244,7 +380,11 @@ fn legacy_maps(elf: &Elf, idx: usize) -> Result<Vec<(MapSpec, MapSite)>, ParseEr
 /// BTF-defined maps: the vars of DATASEC `.maps`, each a struct whose members
 /// are `__uint(name, N)` (pointer to an array of N), `__type(name, T)`
 /// (pointer to T) or `__array(values, ...)` (zero-sized array of pointers).
-fn btf_maps(elf: &Elf, idx: usize, btf: &Btf) -> Result<Vec<(MapSpec, MapSite)>, ParseError> {
+fn btf_maps(
+    elf: &Elf,
+    idx: usize,
+    btf: &Btf,
+) -> Result<Vec<(MapSpec, MapSite, Extent)>, ParseError> {
     let sec = &elf.sections[idx];
     let bad = |name: &str, offset: u64, reason: &str| ParseError::BadMapDefinition {
         name: name.to_string(),
@@ -302,11 +442,23 @@ fn btf_maps(elf: &Elf, idx: usize, btf: &Btf) -> Result<Vec<(MapSpec, MapSite)>,
             ));
         }
         let spec = btf_map_def(btf, name, members, false, &sec.name, offset)?;
+        let values_offset = match members.last() {
+            Some(m) if btf.string(m.name_off)? == "values" => {
+                Some(u64::from(m.bit_offset(def.kind_flag) / 8))
+            }
+            _ => None,
+        };
         out.push((
             spec,
             MapSite {
                 section: idx,
                 offset,
+            },
+            Extent {
+                map: 0,
+                offset,
+                size: u64::from(vi.size),
+                values_offset,
             },
         ));
     }
@@ -341,6 +493,7 @@ fn btf_map_def(
         btf_value_type_id: 0,
         pinning: 0,
         inner: None,
+        init_slots: Vec::new(),
         section: section.to_string(),
         symbol_offset: offset,
     };
@@ -479,6 +632,121 @@ mod tests {
         assert_eq!(global_data_kind(".bss", p, 3), None); // .bss must be NOBITS
         assert_eq!(global_data_kind(".data", n, 3), None);
         assert_eq!(global_data_kind(".data", p, 6), None); // executable
+    }
+
+    /// bpf-progs' xdp_mim: initial slots of an array of maps, a hash of maps
+    /// and a prog_array (see its C source).
+    const MIM: &[u8] = include_bytes!("../../bpf-progs/obj/xdp_mim.o");
+
+    fn slots(obj: &crate::Object, map: &str) -> Vec<(u32, SlotTarget)> {
+        let i = obj.map_index(map).expect(map);
+        obj.maps[i].init_slots.clone()
+    }
+
+    #[test]
+    fn initial_slots_follow_the_values_initialisers() {
+        let obj = crate::Object::parse(MIM).expect("xdp_mim parses");
+        let m = |name: &str| SlotTarget::Map(obj.map_index(name).expect(name));
+        // .values = { [0] = &arr_icmp, [1] = &arr_tcp, [3] = &arr_udp }
+        assert_eq!(
+            slots(&obj, "by_proto"),
+            vec![(0, m("arr_icmp")), (1, m("arr_tcp")), (3, m("arr_udp"))]
+        );
+        // .values = { [IPPROTO_TCP] = &flows_tcp, [IPPROTO_UDP] = &flows_udp }
+        assert_eq!(
+            slots(&obj, "by_l4"),
+            vec![(6, m("flows_tcp")), (17, m("flows_udp"))]
+        );
+        // .values = { [0] = (void *)&xdp_mim }
+        assert_eq!(
+            slots(&obj, "mim_jmp"),
+            vec![(0, SlotTarget::Program("xdp_mim".into()))]
+        );
+        for other in ["arr_icmp", "flows_udp", "mim_stats"] {
+            assert!(slots(&obj, other).is_empty(), "{other}");
+        }
+        let outer = &obj.maps[obj.map_index("by_proto").unwrap()];
+        assert_eq!(
+            (outer.map_type, outer.value_size),
+            (BPF_MAP_TYPE_ARRAY_OF_MAPS, 4)
+        );
+        let inner = outer.inner.as_ref().expect("inner template");
+        assert_eq!(
+            (inner.map_type, inner.max_entries, inner.value_size),
+            (2, 4, 8)
+        );
+    }
+
+    /// xdp_mim with relocation `index` of `.rel.maps` rewritten by `edit`
+    /// (given r_offset and the symbol index), parsed.
+    fn patched(index: usize, edit: impl Fn(&mut u64, &mut u64)) -> ParseError {
+        let elf = Elf::parse(MIM).expect("elf");
+        let rel = elf.section_by_name(".rel.maps").expect(".rel.maps");
+        let start = elf.sections[rel].data.as_ptr() as usize - MIM.as_ptr() as usize + 16 * index;
+        let mut bytes = MIM.to_vec();
+        let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        let mut offset = word(&bytes, start);
+        let info = word(&bytes, start + 8);
+        let mut sym = info >> 32;
+        edit(&mut offset, &mut sym);
+        bytes[start..start + 8].copy_from_slice(&offset.to_le_bytes());
+        let info = sym << 32 | (info & 0xffff_ffff);
+        bytes[start + 8..start + 16].copy_from_slice(&info.to_le_bytes());
+        crate::Object::parse(&bytes).expect_err("patched object must not parse")
+    }
+
+    fn symbol(name: &str) -> u64 {
+        let elf = Elf::parse(MIM).expect("elf");
+        elf.symbols.iter().position(|s| s.name == name).expect(name) as u64
+    }
+
+    fn reason(err: ParseError) -> String {
+        match err {
+            ParseError::BadMapSlot {
+                section, reason, ..
+            } => {
+                assert_eq!(section, ".rel.maps");
+                reason
+            }
+            other => panic!("expected BadMapSlot, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_initial_slots_are_errors() {
+        // The relocations in order: arr_icmp, arr_tcp, arr_udp (by_proto),
+        // flows_tcp, flows_udp (by_l4), xdp_mim (mim_jmp).
+        let func = symbol("xdp_mim");
+        let r = reason(patched(0, |_, s| *s = func));
+        assert!(r.contains("not a BTF-defined map"), "{r}");
+        let map = symbol("arr_icmp");
+        let r = reason(patched(5, |_, s| *s = map));
+        assert!(r.contains("not an entry-point program"), "{r}");
+        // Into mim_stats, a plain array: slots belong to maps of maps and prog_arrays.
+        let elf = Elf::parse(MIM).expect("elf");
+        let stats = elf
+            .symbols
+            .iter()
+            .find(|s| s.name == "mim_stats")
+            .expect("mim_stats")
+            .value;
+        let r = reason(patched(0, |o, _| *o = stats + 8));
+        assert!(r.contains("neither a map of maps nor a prog_array"), "{r}");
+        let r = reason(patched(1, |o, _| *o += 4));
+        assert!(r.contains("8-byte slot"), "{r}");
+        let r = reason(patched(0, |o, _| *o = 1 << 20));
+        assert!(r.contains("no map definition"), "{r}");
+        let r = reason(patched(0, |_, s| *s = 0));
+        assert!(r.contains("no symbol"), "{r}");
+        // Before `values`: the first bytes of by_proto's definition (its `type`).
+        let outer = elf
+            .symbols
+            .iter()
+            .find(|s| s.name == "by_proto")
+            .expect("by_proto")
+            .value;
+        let r = reason(patched(0, |o, _| *o = outer));
+        assert!(r.contains("before the 'values' member"), "{r}");
     }
 
     #[test]

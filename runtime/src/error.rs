@@ -108,6 +108,17 @@ pub enum LoadError {
         what: String,
         source: maps::ObjectError,
     },
+    /// An initial slot of a map of maps or prog_array (`.values = { [i] = &x }`)
+    /// could not be written, as libbpf's `init_map_in_map_slots` /
+    /// `init_prog_array_slots` would fail the load.
+    #[error("map {map}: initial slot {slot} ({target}): {reason}")]
+    InitSlot {
+        map: String,
+        slot: u32,
+        /// "map NAME" or "program NAME".
+        target: String,
+        reason: String,
+    },
 }
 
 /// A map entry that user space cannot write.

@@ -73,6 +73,9 @@ impl LoadedObject {
         opts: &LoadOptions,
     ) -> Result<LoadedObject, LoadError> {
         let mut bound = Vec::with_capacity(object.maps.len());
+        // The object's BTF, registered once for the maps that name BTF types (as
+        // libbpf loads it before creating them), so dumps can format their entries.
+        let mut btf_id = None;
         for spec in &object.maps {
             let map_err = |source| LoadError::Map {
                 name: spec.name.clone(),
@@ -87,7 +90,18 @@ impl LoadedObject {
                 name: spec.name.clone(),
                 btf_key_type_id: spec.btf_key_type_id,
                 btf_value_type_id: spec.btf_value_type_id,
-                btf_id: 0,
+                btf_id: match (&object.btf_raw, spec.btf_value_type_id) {
+                    (Some(raw), 1..) => match btf_id {
+                        Some(id) => id,
+                        None => *btf_id.insert(store.register_btf(raw).map_err(|source| {
+                            LoadError::Object {
+                                what: "the object's BTF".to_string(),
+                                source,
+                            }
+                        })?),
+                    },
+                    _ => 0,
+                },
                 holder_pid: 0,
             };
             let map = store.create_map(&def).map_err(map_err)?;
@@ -100,6 +114,7 @@ impl LoadedObject {
                 map,
             });
         }
+        fill_map_slots(object, &bound)?;
         // Maps of maps hand programs other maps of the store: bind those too.
         let maps = stored::with_store_maps(store, bound);
         let mut programs = Vec::new();
@@ -131,6 +146,7 @@ impl LoadedObject {
                 Err(e) => rejected.push((p.name.clone(), e)),
             }
         }
+        fill_prog_slots(object, &maps, &programs)?;
         if let Some(prefix) = &opts.pin_maps {
             for m in maps.iter() {
                 let path = format!("{}/{}", prefix.trim_end_matches('/'), m.name);
@@ -297,6 +313,72 @@ impl LoadedObject {
     }
 }
 
+/// Writes the initial slots of the object's maps of maps (`.values = { [i] = &inner }`):
+/// key `i` gets the inner map's store id, as libbpf's `init_map_in_map_slots` writes
+/// its fd once the maps exist. `bound` is parallel to `object.maps`.
+fn fill_map_slots(object: &loader::Object, bound: &[BoundMap]) -> Result<(), LoadError> {
+    for (spec, outer) in object.maps.iter().zip(bound) {
+        for (slot, target) in &spec.init_slots {
+            let loader::SlotTarget::Map(inner) = target else {
+                continue;
+            };
+            let fail = |target: String, reason: String| LoadError::InitSlot {
+                map: spec.name.clone(),
+                slot: *slot,
+                target,
+                reason,
+            };
+            let Some(inner) = bound.get(*inner) else {
+                return Err(fail(
+                    format!("map #{inner}"),
+                    "the object has no such map".into(),
+                ));
+            };
+            outer
+                .map
+                .update(&slot.to_ne_bytes(), &inner.info.id.to_ne_bytes(), 0)
+                .map_err(|e| fail(format!("map {}", inner.name), e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the initial slots of the object's prog_arrays (`.values = { [i] = &prog }`)
+/// once the programs are prepared, as libbpf's `init_prog_array_slots` does after
+/// loading them: slot `i` gets the program's number (see [`LoadedObject::program_id`]).
+fn fill_prog_slots(
+    object: &loader::Object,
+    maps: &MapTable,
+    programs: &[Prepared],
+) -> Result<(), LoadError> {
+    for (i, spec) in object.maps.iter().enumerate() {
+        for (slot, target) in &spec.init_slots {
+            let loader::SlotTarget::Program(name) = target else {
+                continue;
+            };
+            let fail = |reason: String| LoadError::InitSlot {
+                map: spec.name.clone(),
+                slot: *slot,
+                target: format!("program {name}"),
+                reason,
+            };
+            let Some(id) = programs.iter().position(|p| &p.name == name) else {
+                return Err(fail(
+                    "not a loaded XDP program of the object (rejected, filtered out or of another type)"
+                        .into(),
+                ));
+            };
+            let Some(m) = maps.get(i) else {
+                return Err(fail("the map is not bound".into()));
+            };
+            m.map
+                .update(&slot.to_ne_bytes(), &(id as u32 + 1).to_ne_bytes(), 0)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
 /// One entry of a map dump: the key and one value, or one per CPU for per-CPU maps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -354,4 +436,108 @@ pub fn dump(map: &maps::Map) -> Result<Vec<Entry>, maps::MapError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// bpf-progs' xdp_mim: by_proto (array of maps) slots 0, 1, 3 = arr_icmp,
+    /// arr_tcp, arr_udp; by_l4 (hash of maps) keys 6, 17 = flows_tcp, flows_udp;
+    /// mim_jmp (prog_array) slot 0 = xdp_mim.
+    const MIM: &[u8] = include_bytes!("../../bpf-progs/obj/xdp_mim.o");
+
+    fn u32_at(v: &[u8]) -> u32 {
+        u32::from_ne_bytes(v[..4].try_into().expect("4 bytes"))
+    }
+
+    #[test]
+    fn initial_slots_are_filled_at_load() {
+        let obj = loader::Object::parse(MIM).expect("parse");
+        let store = maps::Store::anonymous(maps::StoreOptions {
+            size: 4 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let loaded = LoadedObject::load(&obj, &store).expect("load");
+        let id = |name: &str| loaded.maps.by_name(name).expect(name).info.id;
+        let lookup = |map: &str, key: u32| -> Option<u32> {
+            let m = loaded.maps.by_name(map).expect(map);
+            let mut v = vec![0u8; m.map.user_value_size()];
+            m.map
+                .lookup(&key.to_ne_bytes(), &mut v)
+                .ok()
+                .map(|_| u32_at(&v))
+        };
+        assert_eq!(lookup("by_proto", 0), Some(id("arr_icmp")));
+        assert_eq!(lookup("by_proto", 1), Some(id("arr_tcp")));
+        assert_eq!(lookup("by_proto", 2), None, "slot 2 is left empty");
+        assert_eq!(lookup("by_proto", 3), Some(id("arr_udp")));
+        assert_eq!(lookup("by_l4", 6), Some(id("flows_tcp")));
+        assert_eq!(lookup("by_l4", 17), Some(id("flows_udp")));
+        assert_eq!(lookup("by_l4", 1), None);
+        assert_eq!(lookup("mim_jmp", 0), loaded.program_id("xdp_mim"));
+        assert_eq!(lookup("mim_jmp", 1), None);
+
+        // A TCP frame (TTL 64, 74 bytes, to 10.0.0.2) through the tail call: the
+        // inner array of slot 1 counts its bytes at key 64 & 3 = 0, the inner hash
+        // of key 6 its destination; both found: XDP_TX.
+        let frame = [
+            "020000000002020000000001", // MACs
+            "0800",                     // IPv4
+            "4500003c1234400040061486", // ... TTL 64, TCP
+            "0a0000010a000002",         // 10.0.0.1 -> 10.0.0.2
+        ]
+        .concat();
+        let mut frame: Vec<u8> = (0..frame.len() / 2)
+            .map(|i| u8::from_str_radix(&frame[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect();
+        frame.resize(74, 0);
+        let jump = loaded.program_index(Some("xdp_mim_jump")).expect("jump");
+        let mut pkt = Packet::new(&frame).expect("packet");
+        let ret = loaded.run(&mut Vm::new(0), jump, &mut pkt).expect("run");
+        assert_eq!(ret, u64::from(action::TX));
+        let read = |map: &str, key: u32| -> u64 {
+            let m = loaded.maps.by_name(map).expect(map);
+            let mut v = [0u8; 8];
+            m.map.lookup(&key.to_ne_bytes(), &mut v).expect("entry");
+            u64::from_ne_bytes(v)
+        };
+        assert_eq!(read("arr_tcp", 0), 74);
+        assert_eq!(read("arr_udp", 0), 0);
+        assert_eq!(read("flows_tcp", u32::from_ne_bytes([10, 0, 0, 2])), 1);
+        assert_eq!(read("mim_stats", 0), 1, "one packet");
+        assert_eq!(read("mim_stats", 3), 1, "one new flow");
+    }
+
+    #[test]
+    fn a_slot_past_max_entries_fails_the_load() {
+        let mut obj = loader::Object::parse(MIM).expect("parse");
+        let outer = obj.map_index("by_proto").expect("by_proto");
+        let inner = obj.map_index("arr_icmp").expect("arr_icmp");
+        // by_proto has 4 entries: the kernel refuses key 4 with E2BIG, and libbpf
+        // fails the load.
+        obj.maps[outer]
+            .init_slots
+            .push((4, loader::SlotTarget::Map(inner)));
+        let store = maps::Store::anonymous(maps::StoreOptions {
+            size: 4 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let err = LoadedObject::load(&obj, &store).expect_err("slot 4 of 4");
+        assert!(
+            matches!(&err, LoadError::InitSlot { map, slot: 4, .. } if map == "by_proto"),
+            "{err}"
+        );
+        // A prog_array slot naming no XDP program of the object.
+        let mut obj = loader::Object::parse(MIM).expect("parse");
+        let jmp = obj.map_index("mim_jmp").expect("mim_jmp");
+        obj.maps[jmp].init_slots = vec![(1, loader::SlotTarget::Program("nope".into()))];
+        let err = LoadedObject::load(&obj, &store).expect_err("no program nope");
+        assert!(
+            matches!(&err, LoadError::InitSlot { target, .. } if target == "program nope"),
+            "{err}"
+        );
+    }
 }

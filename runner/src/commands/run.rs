@@ -218,6 +218,14 @@ fn maps_json(loaded: &LoadedObject) -> Result<Value> {
                     let id = e.values[0].as_slice().try_into().map(u32::from_ne_bytes).unwrap_or(0);
                     let prog = id.checked_sub(1).and_then(|i| loaded.programs.get(i as usize)).map(|p| p.name.as_str());
                     json!({"key": hex::encode(&e.key), "value": hex::encode(&e.values[0]), "prog": prog})
+                } else if matches!(
+                    m.info.map_type,
+                    runtime::maptable::types::ARRAY_OF_MAPS | runtime::maptable::types::HASH_OF_MAPS
+                ) {
+                    // The value is an inner map's store id; name the map too.
+                    let id = e.values[0].as_slice().try_into().map(u32::from_ne_bytes).unwrap_or(0);
+                    let inner = loaded.maps.by_id(id).map(|m| m.name.as_str());
+                    json!({"key": hex::encode(&e.key), "value": hex::encode(&e.values[0]), "map": inner})
                 } else {
                     json!({"key": hex::encode(&e.key), "value": hex::encode(&e.values[0])})
                 }

@@ -27,8 +27,8 @@ impl Engine {
 }
 
 /// Loads `object` fresh, writes the case's entries, runs `prog` `repeat` times in
-/// `engine`, and dumps every map (prog_array values as program names, entries sorted
-/// by key, as the kernel oracle reports them).
+/// `engine`, and dumps every map (prog_array values as program names, map-in-map values
+/// as inner map names, entries sorted by key, as the kernel oracle reports them).
 pub(super) fn run_engine(
     engine: Engine,
     object: &Path,
@@ -81,6 +81,19 @@ pub(super) fn run_engine(
                 for v in values.iter_mut() {
                     let id = u32::from_ne_bytes(v.as_slice().try_into().unwrap());
                     *v = loaded.programs[id as usize - 1].name.as_bytes().to_vec();
+                }
+            }
+        }
+        if matches!(
+            m.info.map_type,
+            runtime::maptable::types::ARRAY_OF_MAPS | runtime::maptable::types::HASH_OF_MAPS
+        ) {
+            // As the oracle reports them: the inner map's name, not its (store) id.
+            for (_, values) in &mut entries {
+                for v in values.iter_mut() {
+                    let id = u32::from_ne_bytes(v.as_slice().try_into().unwrap());
+                    let inner = loaded.maps.by_id(id).ok_or(format!("no map id {id}"))?;
+                    *v = inner.name.as_bytes().to_vec();
                 }
             }
         }
