@@ -1,6 +1,7 @@
 //! `xdp-runner`: runs unmodified XDP objects in user space.
 #![forbid(unsafe_code)]
 
+mod btf_format;
 mod commands;
 mod hex;
 

@@ -183,14 +183,16 @@ fn matches_the_kernel_on_every_case() {
                     .unwrap_or_else(|| panic!("{label}: map {name} missing in {ours}"))
                     .iter()
                     .map(|e| {
-                        let values = match (e.get("values"), e.get("prog")) {
+                        let named = e.get("prog").or(e.get("map"));
+                        let values = match (e.get("values"), named) {
                             (Some(vs), _) => vs
                                 .as_array()
                                 .unwrap()
                                 .iter()
                                 .map(|v| v.as_str().unwrap().to_string())
                                 .collect(),
-                            // The kernel oracle names prog_array targets by their program name.
+                            // The kernel oracle names prog_array targets by their program
+                            // name, maps of maps their inner maps by the map name.
                             (None, Some(p)) => {
                                 vec![bpf_progs::hex_encode(p.as_str().unwrap().as_bytes())]
                             }
@@ -1013,4 +1015,376 @@ fn run_by_id_refuses_prog_array_slots_written_by_an_object_run() {
     let again = store_cmd(&store, &["run", "--id", &id, "--data-in", &icmp()]);
     let err = failure_text(&again);
     assert!(err.contains("jmp_table"), "{err}");
+}
+
+// ---- BTF-formatted map entries (`map dump|lookup|getnext` with BTF) ----
+
+/// The packets `xdp_btf_types` runs on, in order, in both runtimes.
+const BTF_PACKETS: &[&str] = &["udp", "tcp_syn", "icmp", "ipv6", "ipip", "bad_ihl", "udp"];
+
+/// Runs `xdp_btf_types` on every packet of [`BTF_PACKETS`] with `--store`.
+fn btf_types_in_store(store: &TestStore) {
+    let obj = path_str(&bpf_progs::object("xdp_btf_types"));
+    let first = path_str(&bpf_progs::packet(BTF_PACKETS[0]));
+    json_of(&store_cmd(
+        store,
+        &["run", &obj, "--data-in", &first, "--json"],
+    ));
+    let progs = json_of(&store_cmd(store, &["prog", "list", "--json"]));
+    let id = progs[0]["id"].as_u64().expect("program id").to_string();
+    for p in &BTF_PACKETS[1..] {
+        let pkt = path_str(&bpf_progs::packet(p));
+        json_of(&store_cmd(
+            store,
+            &["run", "--id", &id, "--data-in", &pkt, "--json"],
+        ));
+    }
+}
+
+/// `"formatted"` of every entry of a `map dump --json` array, by the key bytes.
+fn formatted_by_key(dump: &Value) -> std::collections::BTreeMap<String, Value> {
+    dump.as_array()
+        .expect("a JSON array of entries")
+        .iter()
+        .map(|e| (e["key"].to_string(), e["formatted"].clone()))
+        .collect()
+}
+
+#[test]
+fn map_commands_format_entries_by_btf() {
+    let store = TestStore::new("btf");
+    btf_types_in_store(&store);
+    let udp = std::fs::read(bpf_progs::packet("udp")).expect("udp.bin");
+    // IPv4 after a 14-byte Ethernet header: protocol 17 at 14 + 9.
+    assert_eq!(udp[14 + 9], 17, "udp.bin is IPv4/UDP");
+
+    let show = json_of(&store_cmd(
+        &store,
+        &["map", "show", "name", "info", "--json"],
+    ));
+    assert!(show["btf_id"].as_u64().is_some_and(|id| id > 0), "{show}");
+    let text = store_cmd(&store, &["map", "show", "name", "info"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("\tbtf_id "));
+
+    // info[2] is the UDP slot, written by the two runs on udp.bin.
+    let look = json_of(&store_cmd(
+        &store,
+        &[
+            "map", "lookup", "name", "info", "key", "2", "0", "0", "0", "--json",
+        ],
+    ));
+    let f = &look["formatted"];
+    assert_eq!(f["key"], 2, "{look}");
+    let v = &f["value"];
+    assert_eq!(v["cnt"]["packets"], 2, "{v}");
+    assert_eq!(v["cnt"]["bytes"], 2 * udp.len() as u64, "{v}");
+    assert_eq!(v["deltas"][1], -(udp.len() as i64), "signed: {v}");
+    assert_eq!(v["neg_ttl"], -i64::from(udp[14 + 8]), "{v}");
+    assert_eq!(v["label"], "p17", "a NUL-terminated char array is a string");
+    assert_eq!(v["raw"][1], 17, "non-printable char array: numbers: {v}");
+    assert_eq!(v["seen"], true);
+    assert_eq!(v["cls"], "PC_UDP", "enums by name");
+    assert_eq!(
+        v[""]["id"],
+        u16::from_be_bytes([udp[18], udp[19]]),
+        "anonymous member"
+    );
+    // The bytes are still there.
+    assert_eq!(look["value"].as_array().map(Vec::len), Some(72));
+
+    // Bitfields as hex strings, in the hash key.
+    let flows = json_of(&store_cmd(
+        &store,
+        &["map", "dump", "name", "flows", "--json"],
+    ));
+    let keys: Vec<&Value> = flows
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| &e["formatted"]["key"])
+        .collect();
+    assert!(keys.iter().all(|k| k["version"] == "0x4"), "{flows}");
+    assert!(
+        keys.iter().any(|k| k["cls"] == 4),
+        "IPIP: no enumerator: {flows}"
+    );
+
+    // Per-CPU values and the .bss DATASEC.
+    let pcpu = json_of(&store_cmd(
+        &store,
+        &["map", "dump", "name", "pcpu", "--json"],
+    ));
+    let per_cpu = &pcpu[0]["formatted"]["values"];
+    assert_eq!(per_cpu[0]["cpu"], 0);
+    assert_eq!(per_cpu[0]["value"]["packets"], BTF_PACKETS.len() as u64);
+    let bss = json_of(&store_cmd(
+        &store,
+        &["map", "dump", "name", ".bss", "--json"],
+    ));
+    assert_eq!(
+        bss[0]["formatted"]["value"][".bss"][0]["last_len"],
+        udp.len() as u64,
+        "{bss}"
+    );
+    assert!(bss[0]["formatted"].get("key").is_none(), "no BTF key type");
+
+    // Text: the bytes, then bpftool's block.
+    let out = store_cmd(
+        &store,
+        &["map", "lookup", "name", "info", "key", "2", "0", "0", "0"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("key:\n02 00 00 00\nvalue:\n"), "{text}");
+    assert!(
+        text.contains("\n{\n    \"key\": 2,\n    \"value\": {\n"),
+        "{text}"
+    );
+    assert!(text.contains("\"label\": \"p17\""), "{text}");
+    let out = store_cmd(&store, &["map", "dump", "name", "flows"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"version\": 0x4,"),
+        "bare hex in text: {text}"
+    );
+    assert!(text.ends_with("Found 5 elements\n"), "{text}");
+
+    // getnext: both keys formatted.
+    let next = json_of(&store_cmd(
+        &store,
+        &[
+            "map", "getnext", "name", "info", "key", "1", "0", "0", "0", "--json",
+        ],
+    ));
+    assert_eq!(
+        next["formatted"],
+        serde_json::json!({"key": 1, "next_key": 2})
+    );
+}
+
+/// bpftool's `-j map dump` of one pinned map.
+fn bpftool_json(args: &[&str]) -> Result<Value, String> {
+    let out = Command::new("bpftool")
+        .arg("-j")
+        .args(args)
+        .output()
+        .map_err(|e| format!("bpftool: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "bpftool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("bpftool {args:?} JSON: {e}"))
+}
+
+/// A pin directory in /sys/fs/bpf, removed on drop.
+struct BtfPins(PathBuf);
+
+impl Drop for BtfPins {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn map_dump_formats_btf_like_bpftool() {
+    if let Err(why) = kernel::available() {
+        println!("SKIP: kernel comparison of BTF-formatted map dumps: {why}");
+        return;
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if !mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
+    {
+        println!("SKIP: kernel comparison of BTF-formatted map dumps: /sys/fs/bpf is no bpffs");
+        return;
+    }
+    let obj = bpf_progs::object("xdp_btf_types");
+    let pins = BtfPins(PathBuf::from(format!(
+        "/sys/fs/bpf/xdp-runner-test-{}-btf",
+        std::process::id()
+    )));
+    let _ = std::fs::remove_dir_all(&pins.0);
+    std::fs::create_dir_all(&pins.0).expect("pin dir");
+    let (progs, maps) = (pins.0.join("p"), pins.0.join("m"));
+    let out = Command::new("bpftool")
+        .args(["prog", "loadall"])
+        .arg(&obj)
+        .arg(&progs)
+        .arg("pinmaps")
+        .arg(&maps)
+        .output()
+        .expect("bpftool runs");
+    assert!(out.status.success(), "loadall: {out:?}");
+    for p in BTF_PACKETS {
+        let out = Command::new("taskset")
+            .args(["-c", "0", "bpftool", "prog", "run", "pinned"])
+            .arg(progs.join("xdp_btf_types"))
+            .arg("data_in")
+            .arg(bpf_progs::packet(p))
+            .output()
+            .expect("taskset/bpftool run");
+        assert!(out.status.success(), "prog run {p}: {out:?}");
+    }
+
+    let store = TestStore::new("btf-kernel");
+    btf_types_in_store(&store);
+
+    let mut compared = Vec::new();
+    for entry in std::fs::read_dir(&maps).expect("pinned maps") {
+        let pin = entry.expect("dir entry").path();
+        let pin_s = path_str(&pin);
+        let show = bpftool_json(&["map", "show", "pinned", &pin_s]).expect("map show");
+        let kname = show["name"].as_str().unwrap_or_default();
+        let pin_name = pin.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+        let name = kernel::normalise_map_name("xdp_btf_types", pin_name, kname);
+        let theirs = bpftool_json(&["map", "dump", "pinned", &pin_s]).expect("map dump");
+        let ours = json_of(&store_cmd(
+            &store,
+            &["map", "dump", "name", &name, "--json"],
+        ));
+        let (theirs, ours) = (formatted_by_key(&theirs), formatted_by_key(&ours));
+        assert!(!theirs.is_empty(), "{name}: the kernel's map is empty");
+        assert!(
+            theirs.values().all(|f| !f.is_null()),
+            "{name}: bpftool formatted no entry: {theirs:?}"
+        );
+        assert_eq!(
+            ours, theirs,
+            "{name}: formatted entries differ from bpftool's"
+        );
+
+        // Text: our lookup of the first key ends with bpftool's block for it.
+        let key_json: Value = serde_json::from_str(theirs.keys().next().expect("a key")).unwrap();
+        let key_hex: Vec<String> = key_json
+            .as_array()
+            .expect("key bytes")
+            .iter()
+            .map(|b| {
+                b.as_str()
+                    .expect("0x..")
+                    .trim_start_matches("0x")
+                    .to_string()
+            })
+            .collect();
+        let mut args = vec!["map", "lookup", "pinned", &pin_s, "key", "hex"];
+        args.extend(key_hex.iter().map(String::as_str));
+        let out = Command::new("bpftool")
+            .args(&args)
+            .output()
+            .expect("bpftool");
+        assert!(out.status.success(), "{out:?}");
+        let theirs_text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut args = vec!["map", "lookup", "name", &name, "key", "hex"];
+        args.extend(key_hex.iter().map(String::as_str));
+        let out = store_cmd(&store, &args);
+        let ours_text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            ours_text.ends_with(&theirs_text),
+            "{name}: text differs\nours:\n{ours_text}\nbpftool:\n{theirs_text}"
+        );
+        compared.push(name);
+    }
+    compared.sort();
+    assert_eq!(compared, [".bss", "flows", "info", "pcpu"]);
+}
+
+// ---- `bench --fill` ----
+
+fn map_heavy() -> String {
+    path_str(&bpf_progs::object("xdp_map_heavy"))
+}
+
+/// `bench` of xdp_map_probe (XDP_PASS once key 2^20-1 holds its own number, XDP_DROP
+/// while it is absent) with `extra` arguments: every engine's (name, retval).
+fn probe_bench(extra: &[&str]) -> (Value, Vec<(String, u64)>) {
+    let (obj, pkt) = (map_heavy(), icmp());
+    let mut args = vec![
+        "bench",
+        &obj,
+        "--data-in",
+        &pkt,
+        "--prog",
+        "xdp_map_probe",
+        "--repeat",
+        "10",
+        "--rounds",
+        "1",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let v = json_of(&run(&args));
+    let rows = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["engine"].as_str().unwrap().to_string(),
+                r["retval"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (v, rows)
+}
+
+#[test]
+fn bench_fill_writes_the_maps_of_every_engine() {
+    let expect_engines: &[&str] = match kernel::available() {
+        Ok(()) => &["interpreter", "jit", "kernel"],
+        Err(why) => {
+            println!("SKIP: bench --fill kernel column: {why}");
+            &["interpreter", "jit"]
+        }
+    };
+    // Filled: key 2^20-1 holds 2^20-1 in every engine's map.
+    let (v, rows) = probe_bench(&["--fill", "big_map=1048576"]);
+    let engines: Vec<&str> = rows.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(engines, expect_engines);
+    for (engine, retval) in &rows {
+        assert_eq!(*retval, 2, "{engine}: XDP_PASS after the fill");
+    }
+    assert_eq!(v["prog"], "xdp_map_probe");
+    assert_eq!(v["repeat"], 10);
+    assert_eq!(v["rounds"], 1);
+    assert_eq!(v["fill"]["big_map"], 1_048_576);
+    assert_eq!(
+        v["packet_bytes"].as_u64().unwrap() as usize,
+        std::fs::read(bpf_progs::packet("icmp")).unwrap().len()
+    );
+    // Not filled: the key is absent everywhere.
+    let (v, rows) = probe_bench(&[]);
+    assert_eq!(rows.len(), expect_engines.len());
+    for (engine, retval) in &rows {
+        assert_eq!(*retval, 1, "{engine}: XDP_DROP without the fill");
+    }
+    assert_eq!(v["fill"], serde_json::json!({}));
+}
+
+#[test]
+fn bench_fill_refuses_what_the_map_cannot_hold() {
+    for (fill, needle) in [
+        ("stats=3", "at most 2 entries"),
+        ("big_map=1048577", "at most 1048576 entries"),
+        ("no_such_map=1", "big_map"),
+        ("big_map", "MAP=N"),
+        ("big_map=many", "bad number"),
+    ] {
+        let out = run(&[
+            "bench",
+            &map_heavy(),
+            "--data-in",
+            &icmp(),
+            "--repeat",
+            "1",
+            "--rounds",
+            "1",
+            "--fill",
+            fill,
+        ]);
+        assert!(!out.status.success(), "--fill {fill} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "--fill {fill}: {err}");
+    }
 }

@@ -7,13 +7,19 @@
 //! Output is bpftool's plain text, or JSON with `--json` (keys and values as arrays of
 //! `"0x0a"` strings like bpftool's, plus the same bytes as one hex string).
 //!
-//! BTF is not kept in the store, so values are shown as bytes only.
+//! Where the map has BTF (its object's `.BTF`, registered in the store by `xdp-runner
+//! run --store` or by a libbpf loader through the shim), `dump`, `lookup` and
+//! `getnext` also show keys and values formatted by type, as bpftool's `btf_dumper`
+//! does ([`crate::btf_format`]): `"formatted"` in JSON, exactly as `bpftool -j map
+//! dump` writes it, and in text, after each entry's bytes, the block bpftool prints
+//! for a map with BTF. `show` prints `btf_id N`.
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use maps::{Map, MapError, MapInfo, Pinned, Store};
 use serde_json::{json, Value};
 
+use crate::btf_format::{self, Node, Values};
 use crate::hex;
 
 /// The store `--store` names by default: `/dev/shm/xdp-runtime`.
@@ -76,14 +82,14 @@ pub fn run(args: MapArgs) -> Result<()> {
         MapOp::Dump { map } => {
             let (m, rest) = select(&store, &map)?;
             no_more(rest)?;
-            dump(&m, json)
+            dump(&m, map_btf(&store, &m).as_ref(), json)
         }
         MapOp::Lookup { args } => {
             let (m, rest) = select(&store, &args)?;
             let (key, rest) = take_bytes(rest, "key")?;
             let key = key.ok_or_else(|| anyhow!("expected `key BYTES`"))?;
             no_more(rest)?;
-            lookup(&m, &key, json)
+            lookup(&m, map_btf(&store, &m).as_ref(), &key, json)
         }
         MapOp::Update { args } => {
             let (m, rest) = select(&store, &args)?;
@@ -118,7 +124,7 @@ pub fn run(args: MapArgs) -> Result<()> {
             let (m, rest) = select(&store, &args)?;
             let (key, rest) = take_bytes(rest, "key")?;
             no_more(rest)?;
-            getnext(&m, key.as_deref(), json)
+            getnext(&m, map_btf(&store, &m).as_ref(), key.as_deref(), json)
         }
     }
 }
@@ -297,6 +303,9 @@ fn show(store: &Store, sel: &[String], json: bool) -> Result<()> {
             if !pins.is_empty() {
                 d["pinned"] = json!(pins);
             }
+            if info.btf_id != 0 {
+                d["btf_id"] = json!(info.btf_id);
+            }
             docs.push(d);
         } else {
             println!(
@@ -316,6 +325,9 @@ fn show(store: &Store, sel: &[String], json: bool) -> Result<()> {
             println!();
             for p in pins {
                 println!("\tpinned {p}");
+            }
+            if info.btf_id != 0 {
+                println!("\tbtf_id {}", info.btf_id);
             }
         }
     }
@@ -344,7 +356,88 @@ fn split_values(m: &Map, value: &[u8]) -> Option<Vec<Vec<u8>>> {
     )
 }
 
-fn entry_json(m: &Map, key: &[u8], value: &[u8]) -> Value {
+/// The BTF describing a map's key and value: the store's BTF object `btf_id`, when
+/// the map has one and a value type. A BTF that cannot be read or parsed is reported
+/// on stderr and the map is shown as bytes only.
+fn map_btf(store: &Store, m: &Map) -> Option<loader::Btf> {
+    let info = m.info();
+    if info.btf_id == 0 || info.btf_value_type_id == 0 {
+        return None;
+    }
+    let parsed = store
+        .btf_data(info.btf_id)
+        .map_err(|e| e.to_string())
+        .and_then(|data| loader::Btf::parse(&data).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(btf) => Some(btf),
+        Err(e) => {
+            eprintln!(
+                "Warning: BTF {} of map {}: {e}; showing bytes only",
+                info.btf_id, info.id
+            );
+            None
+        }
+    }
+}
+
+/// One entry formatted by the map's BTF (`None` without BTF; a value its BTF cannot
+/// describe is reported on stderr).
+fn formatted(m: &Map, btf: Option<&loader::Btf>, key: &[u8], value: &[u8]) -> Option<Node> {
+    let btf = btf?;
+    let info = m.info();
+    let per_cpu = split_values(m, value);
+    let values = match &per_cpu {
+        Some(v) => Values::PerCpu(v),
+        None => Values::One(value),
+    };
+    let r = btf_format::format_entry(
+        btf,
+        info.btf_key_type_id,
+        info.btf_value_type_id,
+        key,
+        values,
+    );
+    match r {
+        Ok(n) => Some(n),
+        Err(e) => {
+            eprintln!(
+                "Warning: map {}: cannot format an entry by its BTF: {e:#}",
+                info.id
+            );
+            None
+        }
+    }
+}
+
+/// A key alone formatted by the map's BTF key type.
+fn formatted_key(m: &Map, btf: Option<&loader::Btf>, key: &[u8]) -> Option<Node> {
+    let info = m.info();
+    if info.btf_key_type_id == 0 {
+        return None;
+    }
+    btf_format::format_type(btf?, info.btf_key_type_id, key).ok()
+}
+
+fn entry_json(m: &Map, btf: Option<&loader::Btf>, key: &[u8], value: &[u8]) -> Value {
+    let mut doc = entry_json_bytes(m, key, value);
+    if let Some(n) = formatted(m, btf, key, value) {
+        doc["formatted"] = n.to_json();
+    }
+    doc
+}
+
+/// The entry in text: bytes as bpftool prints them without BTF, then (with BTF) the
+/// block bpftool prints with it.
+fn entry_text(m: &Map, btf: Option<&loader::Btf>, key: &[u8], value: &[u8]) -> String {
+    let mut s = entry_text_bytes(m, key, value);
+    if let Some(n) = formatted(m, btf, key, value) {
+        s.push('\n');
+        s.push_str(&n.plain());
+    }
+    s
+}
+
+fn entry_json_bytes(m: &Map, key: &[u8], value: &[u8]) -> Value {
     match split_values(m, value) {
         Some(per_cpu) => json!({
             "key": json_bytes(key),
@@ -364,7 +457,7 @@ fn entry_json(m: &Map, key: &[u8], value: &[u8]) -> Value {
     }
 }
 
-fn entry_text(m: &Map, key: &[u8], value: &[u8]) -> String {
+fn entry_text_bytes(m: &Map, key: &[u8], value: &[u8]) -> String {
     match split_values(m, value) {
         Some(per_cpu) => {
             let mut s = format!("key:\n{}", spaced(key));
@@ -380,7 +473,7 @@ fn entry_text(m: &Map, key: &[u8], value: &[u8]) -> String {
     }
 }
 
-fn dump(m: &Map, json: bool) -> Result<()> {
+fn dump(m: &Map, btf: Option<&loader::Btf>, json: bool) -> Result<()> {
     use std::io::Write;
     let info = m.info();
     let mut value = vec![0u8; m.user_value_size()];
@@ -397,9 +490,9 @@ fn dump(m: &Map, json: bool) -> Result<()> {
         }
         n += 1;
         if json {
-            docs.push(entry_json(m, &key, &value));
+            docs.push(entry_json(m, btf, &key, &value));
         } else {
-            writeln!(out, "{}", entry_text(m, &key, &value))?;
+            writeln!(out, "{}", entry_text(m, btf, &key, &value))?;
         }
         if n > info.max_entries as usize {
             break;
@@ -416,34 +509,51 @@ fn dump(m: &Map, json: bool) -> Result<()> {
 /// errno ENOENT (runner has no libc dependency).
 const ENOENT: i32 = 2;
 
-fn lookup(m: &Map, key: &[u8], json: bool) -> Result<()> {
+fn lookup(m: &Map, btf: Option<&loader::Btf>, key: &[u8], json: bool) -> Result<()> {
     let mut value = vec![0u8; m.user_value_size()];
     m.lookup(key, &mut value)
         .map_err(|e| op_error("lookup", &e))?;
     if json {
-        println!("{}", entry_json(m, key, &value));
+        println!("{}", entry_json(m, btf, key, &value));
     } else {
-        println!("{}", entry_text(m, key, &value));
+        println!("{}", entry_text(m, btf, key, &value));
     }
     Ok(())
 }
 
-fn getnext(m: &Map, key: Option<&[u8]>, json: bool) -> Result<()> {
+fn getnext(m: &Map, btf: Option<&loader::Btf>, key: Option<&[u8]>, json: bool) -> Result<()> {
     let mut next = vec![0u8; m.info().key_size as usize];
     m.get_next_key(key, &mut next)
         .map_err(|e| op_error("getnext", &e))?;
+    // With a BTF key type: {"key": KEY or null, "next_key": NEXT}, formatted.
+    let fmt = formatted_key(m, btf, &next).map(|n| {
+        let k = key.and_then(|k| formatted_key(m, btf, k));
+        Node::Object(vec![
+            ("key".to_string(), k.unwrap_or(Node::Raw("null"))),
+            ("next_key".to_string(), n),
+        ])
+    });
     if json {
         let k = key.map_or(Value::Null, json_bytes);
-        println!(
-            "{}",
-            json!({"key": k, "next_key": json_bytes(&next), "next_key_hex": hex::encode(&next)})
-        );
+        let mut doc =
+            json!({"key": k, "next_key": json_bytes(&next), "next_key_hex": hex::encode(&next)});
+        if let Some(f) = &fmt {
+            let mut f = f.to_json();
+            if key.is_none() {
+                f["key"] = Value::Null;
+            }
+            doc["formatted"] = f;
+        }
+        println!("{doc}");
     } else {
         match key {
             Some(k) => println!("key:\n{}", spaced(k)),
             None => println!("key: None"),
         }
         println!("next key:\n{}", spaced(&next));
+        if let Some(f) = &fmt {
+            println!("{}", f.plain());
+        }
     }
     Ok(())
 }
