@@ -43,7 +43,7 @@ pub mod cmd {
 /// sizeof(union bpf_attr) of the kernel this follows.
 const ATTR_SIZE: usize = 160;
 const BPF_XDP: u32 = 37;
-const ENOTSUPP: Errno = 524;
+pub const ENOTSUPP: Errno = 524;
 
 /// Local BTF objects already recorded in the store, by memfd inode.
 static BTF_IDS: Mutex<Option<HashMap<(u64, u64), u32>>> = Mutex::new(None);
@@ -168,8 +168,29 @@ fn map_create(a: &[u8]) -> Result<i64, Errno> {
         // btf_vmlinux_value_type_id: struct_ops maps.
         return Err(libc::EINVAL);
     }
+    let map_type = u32_at(a, 0);
+    if matches!(
+        map_type,
+        maps::BPF_MAP_TYPE_ARRAY_OF_MAPS | maps::BPF_MAP_TYPE_HASH_OF_MAPS
+    ) {
+        // bpf_map_meta_alloc: the inner map template must be a map, and not a
+        // map of maps itself.
+        match fds::lookup(u32_at(a, 20) as c_int) {
+            Some(Obj::Map(id)) => {
+                let inner = state::store()?.map_by_id(id).map_err(|e| e.errno())?;
+                if matches!(
+                    inner.info().map_type,
+                    maps::BPF_MAP_TYPE_ARRAY_OF_MAPS | maps::BPF_MAP_TYPE_HASH_OF_MAPS
+                ) {
+                    return Err(libc::EINVAL);
+                }
+            }
+            Some(_) => return Err(libc::EINVAL),
+            None => return Err(libc::EBADF),
+        }
+    }
     let def = maps::MapDef {
-        map_type: u32_at(a, 0),
+        map_type,
         key_size: u32_at(a, 4),
         value_size: u32_at(a, 8),
         max_entries: u32_at(a, 12),
@@ -181,6 +202,10 @@ fn map_create(a: &[u8]) -> Result<i64, Errno> {
         // SAFETY: getpid cannot fail.
         holder_pid: unsafe { libc::getpid() } as u32,
     };
+    if btf_id != 0 {
+        let data = state::store()?.btf_data(btf_id).map_err(|e| e.errno())?;
+        crate::mapbtf::check(&def, &data)?;
+    }
     let m = state::store()?.create_map(&def).map_err(|e| {
         state::log_once(&format!("mapcreate{name}"), &format!("map {name:?}: {e}"));
         e.errno()
@@ -218,19 +243,30 @@ fn map_lookup(a: &[u8], delete: bool) -> Result<i64, Errno> {
 fn map_update(a: &[u8]) -> Result<i64, Errno> {
     let m = map_of(u32_at(a, 0) as c_int)?;
     let key = user::read(u64_at(a, 8), m.info().key_size as usize)?;
-    let mut value = user::read(u64_at(a, 16), m.user_value_size())?;
-    if m.info().map_type == maps::BPF_MAP_TYPE_PROG_ARRAY {
-        // User space gives a program descriptor; the slot holds its id.
-        let fd = i32::from_ne_bytes([value[0], value[1], value[2], value[3]]);
-        match fds::lookup(fd) {
-            Some(Obj::Prog(id)) => value = id.to_ne_bytes().to_vec(),
-            Some(_) => return Err(libc::EINVAL),
-            None => return Err(libc::EBADF),
-        }
-    }
+    let value = stored_value(&m, user::read(u64_at(a, 16), m.user_value_size())?)?;
     m.update(&key, &value, u64_at(a, 24))
         .map_err(|e| e.errno())?;
     Ok(0)
+}
+
+/// What an update from user space stores: for a prog_array the value is a
+/// program descriptor and the slot holds the program's id; for a map of maps a
+/// map descriptor, stored as the inner map's id (as the kernel's fd maps do).
+fn stored_value(m: &maps::Map, value: Vec<u8>) -> Result<Vec<u8>, Errno> {
+    let map_type = m.info().map_type;
+    let is_outer = matches!(
+        map_type,
+        maps::BPF_MAP_TYPE_ARRAY_OF_MAPS | maps::BPF_MAP_TYPE_HASH_OF_MAPS
+    );
+    if map_type != maps::BPF_MAP_TYPE_PROG_ARRAY && !is_outer {
+        return Ok(value);
+    }
+    let fd = i32::from_ne_bytes([value[0], value[1], value[2], value[3]]);
+    match (fds::lookup(fd), is_outer) {
+        (Some(Obj::Prog(id)), false) | (Some(Obj::Map(id)), true) => Ok(id.to_ne_bytes().to_vec()),
+        (Some(_), _) => Err(libc::EINVAL),
+        (None, _) => Err(libc::EBADF),
+    }
 }
 
 fn map_delete(a: &[u8]) -> Result<i64, Errno> {
@@ -339,7 +375,7 @@ fn map_batch_write(a: &[u8], attr_ptr: u64, command: i32) -> Result<i64, Errno> 
         let r = (|| {
             let k = user::read(keys + (i * ks) as u64, ks)?;
             if command == cmd::MAP_UPDATE_BATCH {
-                let v = user::read(values + (i * vs) as u64, vs)?;
+                let v = stored_value(&m, user::read(values + (i * vs) as u64, vs)?)?;
                 m.update(&k, &v, elem_flags).map_err(|e| e.errno())
             } else {
                 m.delete(&k).map_err(|e| e.errno())

@@ -23,6 +23,7 @@ pub mod fds;
 pub mod gc;
 pub mod info;
 pub mod interpose;
+pub mod mapbtf;
 pub mod progload;
 pub mod real;
 pub mod state;

@@ -5,7 +5,8 @@
 //! (see [`Side::normalise_show_json`] and [`Side::normalise_show_text`]:
 //! ids, tags, times, uid, the kernel's JIT and memory accounting).
 //!
-//! Two objects are exercised:
+//! Four objects are exercised (the tail-call and map-of-maps ones are
+//! described where their steps are); the first two:
 //! - `xdp_counter.o`: a plain `__u32 -> __u32` hash, updated by the program;
 //! - `xdp_fw.o`: an LPM trie keyed by a struct (`{prefixlen, addr[4]}`, so
 //!   bpftool's BTF formatting of keys is exercised, as are longest-prefix
@@ -291,6 +292,33 @@ fn sequence() -> Vec<Step> {
         true,
     ));
     v.extend(both(Ok, &format!("map dump pinned {t}/maps/hits")));
+
+    // xdp_mim.o: libbpf fills an array of maps, a hash of maps and a
+    // prog_array from `.values` initialisers (map descriptors in outer-map
+    // updates, an inner map template at creation); the program picks the inner
+    // maps by protocol (IPv6: an empty slot).
+    let m = "{X}_mim";
+    v.push(step(
+        Ok,
+        &format!("prog loadall {{O}}/xdp_mim.o {m} pinmaps {m}/maps"),
+    ));
+    for (pkt, out) in [
+        ("tcp_syn.bin", "mim_tcp.out"),
+        ("udp.bin", "mim_udp.out"),
+        ("ipv6.bin", "mim_v6.out"),
+    ] {
+        v.push(prog_run(&format!("{m}/xdp_mim"), pkt, out, 2, true));
+    }
+    v.push(prog_run(
+        &format!("{m}/xdp_mim_jump"),
+        "tcp_syn.bin",
+        "mim_jump.out",
+        1,
+        true,
+    ));
+    for inner in ["arr_tcp", "arr_udp", "flows_tcp", "flows_udp"] {
+        v.extend(both(Ok, &format!("map dump pinned {m}/maps/{inner}")));
+    }
     v
 }
 
@@ -829,7 +857,7 @@ fn bpftool_under_the_shim_prints_what_the_kernel_prints() {
 /// private to this test.
 fn check_shim_store(side: &Side<'_>) {
     // The shim's bpffs is virtual: nothing reached the real /sys/fs/bpf.
-    for suffix in ["_counter", "_fw"] {
+    for suffix in ["_counter", "_fw", "_tailcall", "_mim"] {
         let real = PathBuf::from(format!("{}{suffix}", side.prefix));
         assert!(
             !real.exists(),
@@ -857,7 +885,9 @@ fn check_shim_store(side: &Side<'_>) {
             "tc_tcp",
             "tc_udp",
             "xdp_counter",
-            "xdp_fw"
+            "xdp_fw",
+            "xdp_mim",
+            "xdp_mim_jump",
         ],
         "`bpftool -j prog show` under the shim: status {:?}, stdout {:?}, stderr {:?}",
         out.status.code(),
