@@ -1022,6 +1022,68 @@ fn run_by_id_refuses_prog_array_slots_written_by_an_object_run() {
 /// The packets `xdp_btf_types` runs on, in order, in both runtimes.
 const BTF_PACKETS: &[&str] = &["udp", "tcp_syn", "icmp", "ipv6", "ipip", "bad_ihl", "udp"];
 
+#[test]
+fn stats_count_runs_in_the_store_for_prog_show() {
+    let store = TestStore::new("stats");
+    let first = json_of(&store_cmd(
+        &store,
+        &[
+            "run",
+            &counter(),
+            "--data-in",
+            &icmp(),
+            "--repeat",
+            "3",
+            "--stats",
+            "--json",
+        ],
+    ));
+    assert_eq!(first["run_cnt"], 3, "{first}");
+    let t1 = first["run_time_ns"].as_u64().expect("run_time_ns");
+    assert!(t1 > 0, "{first}");
+    let id = json_of(&store_cmd(&store, &["prog", "list", "--json"]))[0]["id"]
+        .as_u64()
+        .expect("program id")
+        .to_string();
+    // Another process adds its runs to the same program's statistics.
+    let again = store_cmd(
+        &store,
+        &[
+            "run",
+            "--id",
+            &id,
+            "--data-in",
+            &icmp(),
+            "--repeat",
+            "2",
+            "--engine",
+            "jit",
+            "--stats",
+        ],
+    );
+    let text = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(again.status.success(), "{again:?}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("run_time_ns "))
+        .unwrap_or_else(|| panic!("no statistics line in {text:?}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!((words[2], words[3]), ("run_cnt", "5"), "{line}");
+    let t2: u64 = words[1].parse().expect("run_time_ns");
+    assert!(t2 > t1, "{line} after {t1}");
+    let show = json_of(&store_cmd(&store, &["prog", "show", "id", &id, "--json"]));
+    assert_eq!(show["run_cnt"], 5, "{show}");
+    assert_eq!(show["run_time_ns"], t2, "{show}");
+    // Without --stats, runs are not counted and no statistics are printed.
+    let quiet = json_of(&store_cmd(
+        &store,
+        &["run", "--id", &id, "--data-in", &icmp(), "--json"],
+    ));
+    assert!(quiet.get("run_cnt").is_none(), "{quiet}");
+    let show = json_of(&store_cmd(&store, &["prog", "show", "id", &id, "--json"]));
+    assert_eq!(show["run_cnt"], 5, "{show}");
+}
+
 /// Runs `xdp_btf_types` on every packet of [`BTF_PACKETS`] with `--store`.
 fn btf_types_in_store(store: &TestStore) {
     let obj = path_str(&bpf_progs::object("xdp_btf_types"));

@@ -127,7 +127,7 @@ impl LoadedObject {
             }
             let starts: Vec<usize> = p.subprogs.iter().map(|s| s.start).collect();
             match program::prepare(&p.name, &p.section, &p.insns, &starts, &maps) {
-                Ok(prepared) => {
+                Ok(mut prepared) => {
                     let def = stored::program_def(&p.name, 6, &p.insns, &maps);
                     let id = store
                         .register_program(&def)
@@ -141,6 +141,7 @@ impl LoadedObject {
                             .pin(&path, maps::Pinned::Prog(id))
                             .map_err(|source| LoadError::Object { what: path, source })?;
                     }
+                    prepared.store_id = id;
                     programs.push(prepared)
                 }
                 Err(e) => rejected.push((p.name.clone(), e)),

@@ -38,6 +38,9 @@ pub struct Prepared {
     pub ops: Box<[Op]>,
     /// Start slots of the entry function and of every subprogram.
     pub functions: Vec<usize>,
+    /// The program's id in the store it was registered in (0: none), where its
+    /// run statistics go.
+    pub store_id: u32,
 }
 
 /// Verifies `insns` and turns them into [`Op`]s, resolving map references through `maps`.
@@ -177,6 +180,7 @@ pub fn prepare(
         section: section.to_string(),
         ops: ops.into(),
         functions,
+        store_id: 0,
     })
 }
 

@@ -297,7 +297,13 @@ impl LoadedObject {
                 name: info.name.clone(),
                 reason: e.to_string(),
             })?;
-            prepared.push((info.id, p));
+            prepared.push((
+                info.id,
+                crate::Prepared {
+                    store_id: info.id,
+                    ..p
+                },
+            ));
         }
         if prepared.len() == 1 {
             let (_, p) = prepared.swap_remove(0);

@@ -65,6 +65,11 @@ pub struct RunArgs {
     /// program is registered there, for `xdp-runner map`/`prog` and other processes.
     #[arg(long, value_name = "NAME")]
     pub store: Option<String>,
+    /// Count the runs and their time in the program's statistics (run_cnt,
+    /// run_time_ns, as the kernel's bpf_stats_enabled), print them, and keep them
+    /// in the store for `xdp-runner prog show` (with --store or --id).
+    #[arg(long)]
+    pub stats: bool,
     /// With --store: pin every map of the object as PREFIX/<map name>.
     #[arg(long, value_name = "PREFIX", requires = "store")]
     pub pin_maps: Option<String>,
@@ -153,6 +158,21 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     };
     let ns = elapsed.as_nanos() as f64 / repeat as f64;
+    // The entry program's statistics (tail-called programs count none, as in the
+    // kernel): the sum of the runs' durations is the loop's time.
+    let stats = if args.stats {
+        let id = loaded.programs[prog].store_id;
+        let run_ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        store
+            .add_program_runs(id, repeat, run_ns)
+            .with_context(|| format!("cannot add run statistics to program {id}"))?;
+        let info = store
+            .program_by_id(id)
+            .with_context(|| format!("cannot read program {id}"))?;
+        Some((info.run_cnt, info.run_time_ns))
+    } else {
+        None
+    };
     let out = pkt.data_with_meta();
     if let Some(path) = &args.data_out {
         std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))?;
@@ -163,13 +183,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     let retval = retval as u32;
     if args.json {
-        let doc = json!({
+        let mut doc = json!({
             "retval": retval,
             "duration_ns": (ns * 10.0).round() / 10.0,
             "repeat": repeat,
             "data_out": hex::encode(out),
             "maps": maps_json(&loaded)?,
         });
+        if let Some((cnt, ns)) = stats {
+            doc["run_cnt"] = json!(cnt);
+            doc["run_time_ns"] = json!(ns);
+        }
         println!("{doc}");
     } else {
         let avg = if repeat > 1 { " (average)" } else { "" };
@@ -177,6 +201,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             "Return value: {retval}, duration{avg}: {}ns",
             ns.round() as u64
         );
+        if let Some((cnt, ns)) = stats {
+            println!("run_time_ns {ns} run_cnt {cnt}");
+        }
     }
     Ok(())
 }
