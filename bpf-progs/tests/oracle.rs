@@ -139,6 +139,7 @@ fn packets_are_what_gen_py_documents() {
 fn expected_maps(object: &str) -> BTreeSet<&'static str> {
     let names: &[&'static str] = match object {
         "xdp_counter" => &["counter_map"],
+        "xdp_map_heavy" => &["big_map", "stats"],
         "xdp_parser" => &["stats_map", "port_blocklist"],
         "xdp_subprog" => &["sub_stats", ".bss", ".data", ".rodata", ".rodata.str1.1"],
         "xdp_encap" => &["encap_stats"],

@@ -14,14 +14,18 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_MAP_FREEZE: libc::c_long = 22;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 const BPF_F_MMAPABLE: u32 = 1 << 10;
 const BPF_OBJ_NAME_LEN: usize = 16;
+/// Entries per BPF_MAP_UPDATE_BATCH call in [`KernelObject::fill`].
+const FILL_BATCH: usize = 1 << 16;
 
 /// Why the kernel refused.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,31 @@ pub enum KernelError {
     TestRun {
         prog: String,
         source: std::io::Error,
+    },
+    #[error("no map named {name} was created in the kernel (maps: {available})")]
+    NoSuchMap { name: String, available: String },
+    #[error("writing key {key} of map {map} in the kernel: {source}")]
+    MapUpdate {
+        map: String,
+        /// The key, as hex bytes in memory order.
+        key: String,
+        source: std::io::Error,
+    },
+    #[error("reading map {map} in the kernel: {source}")]
+    MapLookup { map: String, source: std::io::Error },
+    #[error("map {map}: {len}-byte {what}, the map's is {expected} bytes")]
+    EntrySize {
+        map: String,
+        what: &'static str,
+        len: usize,
+        expected: usize,
+    },
+    #[error("map {map} holds at most {max_entries} entries (with {key_size}-byte keys); cannot fill {n}")]
+    FillTooLarge {
+        map: String,
+        n: u64,
+        max_entries: u32,
+        key_size: u32,
     },
 }
 
@@ -71,6 +100,20 @@ struct MapElemAttr {
     _pad: u32,
     key: u64,
     value: u64,
+    flags: u64,
+}
+
+/// `union bpf_attr`'s `batch` member (the BPF_MAP_*_BATCH commands).
+#[repr(C)]
+#[derive(Default)]
+struct MapBatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
     flags: u64,
 }
 
@@ -155,11 +198,61 @@ fn obj_name(name: &str) -> [u8; BPF_OBJ_NAME_LEN] {
     out
 }
 
+/// One map of a [`KernelObject`].
+#[derive(Debug)]
+struct KernelMap {
+    name: String,
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    fd: OwnedFd,
+}
+
+impl KernelMap {
+    /// Bytes of a value as user space passes it: per-CPU maps take one 8-byte aligned
+    /// slot per possible CPU.
+    fn user_value_size(&self) -> usize {
+        if is_percpu_type(self.map_type) {
+            (self.value_size as usize).div_ceil(8) * 8 * maps::possible_cpus() as usize
+        } else {
+            self.value_size as usize
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// BPF_MAP_TYPE_PERCPU_HASH, _PERCPU_ARRAY, _LRU_PERCPU_HASH.
+fn is_percpu_type(t: u32) -> bool {
+    matches!(t, 5 | 6 | 10)
+}
+
+/// The bytes of `index` as a little-endian integer, zero-padded or truncated to `size`:
+/// the key and the value of entry `index` that [`KernelObject::fill`] writes (and
+/// `xdp-runner bench --fill` writes in the runtime's maps).
+pub fn fill_bytes(index: u64, size: usize) -> Vec<u8> {
+    let mut out = vec![0u8; size];
+    let le = index.to_le_bytes();
+    let n = size.min(le.len());
+    out[..n].copy_from_slice(&le[..n]);
+    out
+}
+
+/// Whether `n` entries `0..n` fit a map: at most `max_entries`, and distinct keys
+/// (a key narrower than 8 bytes holds at most 2^(8*key_size) values).
+pub fn fill_fits(n: u64, key_size: u32, max_entries: u32) -> bool {
+    let distinct = key_size >= 8 || n <= 1u64 << (8 * key_size);
+    distinct && n <= max_entries as u64
+}
+
 /// An object's maps and XDP programs, loaded into the kernel. Dropping it closes the
 /// descriptors, which unloads everything.
 #[derive(Debug)]
 pub struct KernelObject {
-    _maps: Vec<OwnedFd>,
+    maps: Vec<KernelMap>,
     progs: Vec<(String, OwnedFd)>,
 }
 
@@ -223,9 +316,16 @@ impl KernelObject {
                     })?;
                 }
             }
-            maps.push(fd);
+            maps.push(KernelMap {
+                name: spec.name.clone(),
+                map_type: spec.map_type,
+                key_size: spec.key_size,
+                value_size: spec.value_size,
+                max_entries: spec.max_entries,
+                fd,
+            });
         }
-        let fd_array: Vec<i32> = maps.iter().map(|fd| fd.as_raw_fd()).collect();
+        let fd_array: Vec<i32> = maps.iter().map(|m| m.fd.as_raw_fd()).collect();
         let license = std::ffi::CString::new(object.license.as_bytes()).unwrap_or_default();
         let mut progs = Vec::new();
         for p in object
@@ -238,7 +338,168 @@ impl KernelObject {
                 prog_load(&p.name, &p.insns, &license, &fd_array)?,
             ));
         }
-        Ok(KernelObject { _maps: maps, progs })
+        Ok(KernelObject { maps, progs })
+    }
+
+    /// The object's maps, by name, in the object's order.
+    pub fn map_names(&self) -> impl Iterator<Item = &str> {
+        self.maps.iter().map(|m| m.name.as_str())
+    }
+
+    fn map(&self, name: &str) -> Result<&KernelMap, KernelError> {
+        self.maps
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| KernelError::NoSuchMap {
+                name: name.to_string(),
+                available: self
+                    .maps
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    fn check_sizes(m: &KernelMap, key: &[u8], value: Option<&[u8]>) -> Result<(), KernelError> {
+        let size_err = |what, len, expected| KernelError::EntrySize {
+            map: m.name.clone(),
+            what,
+            len,
+            expected,
+        };
+        if key.len() != m.key_size as usize {
+            return Err(size_err("key", key.len(), m.key_size as usize));
+        }
+        match value {
+            Some(v) if v.len() != m.user_value_size() => {
+                Err(size_err("value", v.len(), m.user_value_size()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// BPF_MAP_UPDATE_ELEM on map `name`. For a per-CPU map `value` holds one 8-byte
+    /// aligned slot per possible CPU, as the kernel takes it.
+    pub fn update_elem(
+        &self,
+        name: &str,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), KernelError> {
+        let m = self.map(name)?;
+        KernelObject::check_sizes(m, key, Some(value))?;
+        let mut attr = MapElemAttr {
+            map_fd: m.fd.as_raw_fd() as u32,
+            key: key.as_ptr() as u64,
+            value: value.as_ptr() as u64,
+            flags,
+            ..Default::default()
+        };
+        sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr)
+            .map(|_| ())
+            .map_err(|source| KernelError::MapUpdate {
+                map: name.to_string(),
+                key: hex(key),
+                source,
+            })
+    }
+
+    /// BPF_MAP_LOOKUP_ELEM on map `name`: the value (every CPU's slot for a per-CPU
+    /// map), or `None` when the key is absent.
+    pub fn lookup_elem(&self, name: &str, key: &[u8]) -> Result<Option<Vec<u8>>, KernelError> {
+        let m = self.map(name)?;
+        KernelObject::check_sizes(m, key, None)?;
+        let mut value = vec![0u8; m.user_value_size()];
+        let mut attr = MapElemAttr {
+            map_fd: m.fd.as_raw_fd() as u32,
+            key: key.as_ptr() as u64,
+            value: value.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        match sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) {
+            Ok(_) => Ok(Some(value)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(source) => Err(KernelError::MapLookup {
+                map: name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Writes entries `0..n` of map `name`: key [`fill_bytes`]`(i, key_size)`, value
+    /// `fill_bytes(i, value_size)` (in every CPU's slot of a per-CPU map), with
+    /// BPF_MAP_UPDATE_BATCH in chunks, and BPF_MAP_UPDATE_ELEM from where a batch
+    /// stopped (kernels or map types without batch updates).
+    pub fn fill(&self, name: &str, n: u64) -> Result<(), KernelError> {
+        let m = self.map(name)?;
+        if !fill_fits(n, m.key_size, m.max_entries) {
+            return Err(KernelError::FillTooLarge {
+                map: name.to_string(),
+                n,
+                max_entries: m.max_entries,
+                key_size: m.key_size,
+            });
+        }
+        let (ks, vs) = (m.key_size as usize, m.user_value_size());
+        let slot = if is_percpu_type(m.map_type) {
+            (m.value_size as usize).div_ceil(8) * 8
+        } else {
+            vs
+        };
+        let mut keys = Vec::with_capacity(FILL_BATCH * ks);
+        let mut values = Vec::with_capacity(FILL_BATCH * vs);
+        let mut start = 0u64;
+        let mut batch_ok = true;
+        while start < n {
+            let count = (n - start).min(FILL_BATCH as u64) as usize;
+            keys.clear();
+            values.clear();
+            for i in start..start + count as u64 {
+                keys.extend_from_slice(&fill_bytes(i, ks));
+                let v = fill_bytes(i, m.value_size as usize);
+                for _ in 0..vs / slot {
+                    values.extend_from_slice(&v);
+                    values.resize(values.len() + slot - v.len(), 0);
+                }
+            }
+            let mut done = 0usize;
+            if batch_ok {
+                let mut attr = MapBatchAttr {
+                    keys: keys.as_ptr() as u64,
+                    values: values.as_ptr() as u64,
+                    count: count as u32,
+                    map_fd: m.fd.as_raw_fd() as u32,
+                    ..Default::default()
+                };
+                match sys_bpf(BPF_MAP_UPDATE_BATCH, &mut attr) {
+                    Ok(_) => done = count,
+                    Err(_) => {
+                        // The kernel reports how many it wrote; go on one by one.
+                        done = (attr.count as usize).min(count);
+                        batch_ok = false;
+                    }
+                }
+            }
+            for j in done..count {
+                let mut attr = MapElemAttr {
+                    map_fd: m.fd.as_raw_fd() as u32,
+                    key: keys[j * ks..].as_ptr() as u64,
+                    value: values[j * vs..].as_ptr() as u64,
+                    ..Default::default()
+                };
+                sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map_err(|source| {
+                    KernelError::MapUpdate {
+                        map: name.to_string(),
+                        key: hex(&keys[j * ks..(j + 1) * ks]),
+                        source,
+                    }
+                })?;
+            }
+            start += count as u64;
+        }
+        Ok(())
     }
 
     /// The loaded XDP programs, by name.
@@ -376,6 +637,110 @@ mod tests {
         assert_eq!(std::mem::offset_of!(TestRunAttr, ctx_in), 48);
         assert_eq!(std::mem::offset_of!(MapCreateAttr, map_name), 28);
         assert_eq!(std::mem::offset_of!(MapCreateAttr, map_extra), 64);
+        assert_eq!(std::mem::offset_of!(MapBatchAttr, count), 32);
+        assert_eq!(std::mem::offset_of!(MapBatchAttr, map_fd), 36);
+        assert_eq!(std::mem::offset_of!(MapBatchAttr, flags), 48);
+    }
+
+    #[test]
+    fn fill_entries_are_little_endian_indices() {
+        assert_eq!(fill_bytes(0x0102, 4), vec![2, 1, 0, 0]);
+        assert_eq!(fill_bytes(0x0102, 8), vec![2, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(fill_bytes(0x0102, 1), vec![2]);
+        assert_eq!(fill_bytes(7, 10), vec![7, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(fill_fits(1 << 20, 4, 1 << 20));
+        assert!(!fill_fits((1 << 20) + 1, 4, 1 << 20));
+        assert!(fill_fits(256, 1, 1000));
+        assert!(!fill_fits(257, 1, 1000), "1-byte keys repeat after 256");
+        assert!(fill_fits(0, 4, 0));
+    }
+
+    fn load_prog(name: &str) -> KernelObject {
+        let bytes = std::fs::read(format!(
+            "{}/../bpf-progs/obj/{name}.o",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let object = loader::Object::parse(&bytes).unwrap();
+        KernelObject::load(&object).unwrap()
+    }
+
+    #[test]
+    fn fill_writes_every_key_in_the_kernel() {
+        if let Err(why) = available() {
+            println!("SKIP: kernel map fill: {why}");
+            return;
+        }
+        // 150,000 entries: two full batches and a partial one.
+        let k = load_prog("xdp_map_heavy");
+        assert!(k.map_names().any(|m| m == "big_map"));
+        let n = 150_000u64;
+        k.fill("big_map", n).unwrap();
+        for i in [0u64, 1, 65_535, 65_536, 149_999] {
+            let key = (i as u32).to_le_bytes();
+            let v = k.lookup_elem("big_map", &key).unwrap();
+            assert_eq!(v, Some(i.to_le_bytes().to_vec()), "key {i}");
+        }
+        let absent = (n as u32).to_le_bytes();
+        assert_eq!(k.lookup_elem("big_map", &absent).unwrap(), None);
+        // The probe program sees key 2^20 - 1 only once it is filled with its number.
+        let frame = std::fs::read(format!(
+            "{}/../bpf-progs/packets/icmp.bin",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        assert_eq!(k.test_run("xdp_map_probe", &frame, 1).unwrap().retval, 1);
+        k.fill("big_map", 1 << 20).unwrap();
+        assert_eq!(k.test_run("xdp_map_probe", &frame, 1).unwrap().retval, 2);
+        assert!(matches!(
+            k.fill("big_map", (1 << 20) + 1),
+            Err(KernelError::FillTooLarge { .. })
+        ));
+        assert!(matches!(
+            k.fill("stats", 3),
+            Err(KernelError::FillTooLarge { max_entries: 2, .. })
+        ));
+        assert!(matches!(
+            k.fill("nope", 1),
+            Err(KernelError::NoSuchMap { .. })
+        ));
+        k.update_elem("big_map", &absent, &[9, 0, 0, 0, 0, 0, 0, 0], 0)
+            .unwrap();
+        assert!(matches!(
+            k.update_elem("big_map", &absent, &[9], 0),
+            Err(KernelError::EntrySize { what: "value", .. })
+        ));
+    }
+
+    #[test]
+    fn fill_spreads_per_cpu_values() {
+        if let Err(why) = available() {
+            println!("SKIP: kernel per-CPU map fill: {why}");
+            return;
+        }
+        let k = load_prog("xdp_stats");
+        // proto_stats: PERCPU_HASH, u32 -> 16-byte struct datarec.
+        k.fill("proto_stats", 10).unwrap();
+        let v = k
+            .lookup_elem("proto_stats", &9u32.to_le_bytes())
+            .unwrap()
+            .unwrap();
+        let ncpus = maps::possible_cpus() as usize;
+        assert_eq!(v.len(), 16 * ncpus);
+        for slot in v.chunks(16) {
+            assert_eq!(slot, &fill_bytes(9, 16)[..]);
+        }
+        // action_stats: PERCPU_ARRAY of 5; every slot is present, filled ones hold i.
+        k.fill("action_stats", 5).unwrap();
+        let v = k
+            .lookup_elem("action_stats", &4u32.to_le_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(&v[..16], &fill_bytes(4, 16)[..]);
+        assert!(matches!(
+            k.fill("action_stats", 6),
+            Err(KernelError::FillTooLarge { .. })
+        ));
     }
 
     #[test]

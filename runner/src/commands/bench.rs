@@ -29,7 +29,14 @@ pub struct BenchArgs {
     /// Engines to run, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Engine::Interpreter, Engine::Jit, Engine::Kernel])]
     pub engines: Vec<Engine>,
-    /// Print `{"results": [{"engine", "ns_per_run", "min", "max", "ratio_to_kernel"}]}`.
+    /// Fill a map before measuring: MAP=N writes entries 0..N-1 (key = the index as a
+    /// little-endian integer of the key's size, value = the index as a little-endian
+    /// u64, zero-padded or cut to the value's size; every CPU's slot of a per-CPU map),
+    /// in the runtime's maps and the kernel's. Repeatable.
+    #[arg(long = "fill", value_name = "MAP=N")]
+    pub fills: Vec<String>,
+    /// Print `{"prog", "packet_bytes", "repeat", "rounds", "fill", "results": [{"engine",
+    /// "ns_per_run", "min", "max", "ratio_to_kernel", "retval"}]}`.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -97,22 +104,96 @@ pub fn summarise(samples: &[(Engine, Vec<f64>)]) -> Vec<Summary> {
         .collect()
 }
 
+/// Parses one `--fill MAP=N`.
+pub fn parse_fill(fill: &str) -> Result<(String, u64)> {
+    let (name, n) = fill
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--fill {fill:?}: expected MAP=N"))?;
+    let n: u64 = n
+        .trim()
+        .parse()
+        .with_context(|| format!("--fill {fill:?}: bad number"))?;
+    if name.is_empty() {
+        bail!("--fill {fill:?}: expected MAP=N");
+    }
+    Ok((name.to_string(), n))
+}
+
+/// A store size that holds the object's maps, at any size: the default plus a
+/// generous estimate of every map's memory (the store's file is sparse, so what the
+/// maps do not use costs nothing).
+fn store_size(object: &loader::Object) -> usize {
+    let ncpus = maps::possible_cpus() as u64;
+    let extra: u64 = object
+        .maps
+        .iter()
+        .map(|m| {
+            let value = (m.value_size as u64).div_ceil(8) * 8;
+            let value = if runtime::is_percpu(m.map_type) {
+                value * ncpus
+            } else {
+                value
+            };
+            m.max_entries as u64 * ((m.key_size as u64).div_ceil(8) * 8 + value + 64)
+        })
+        .sum();
+    let size = maps::DEFAULT_STORE_SIZE as u64 + 2 * extra;
+    usize::try_from(size).unwrap_or(usize::MAX)
+}
+
+/// Writes entries `0..n` of map `name` in the runtime's store, as
+/// [`runtime::kernel::KernelObject::fill`] does in the kernel's.
+pub fn fill_runtime(loaded: &LoadedObject, name: &str, n: u64) -> Result<()> {
+    let m = loaded.maps.by_name(name).ok_or_else(|| {
+        let names: Vec<&str> = loaded.maps.iter().map(|m| m.name.as_str()).collect();
+        anyhow!(
+            "--fill {name}={n}: no map named {name:?} (maps: {})",
+            names.join(", ")
+        )
+    })?;
+    let (ks, vs, max) = (m.info.key_size, m.info.value_size, m.info.max_entries);
+    if !runtime::kernel::fill_fits(n, ks, max) {
+        bail!("--fill {name}={n}: map {name} holds at most {max} entries (with {ks}-byte keys)");
+    }
+    for i in 0..n {
+        let key = runtime::kernel::fill_bytes(i, ks as usize);
+        let value = runtime::kernel::fill_bytes(i, vs as usize);
+        loaded
+            .update_entry(name, &key, &value, 0)
+            .with_context(|| format!("--fill {name}={n}: entry {i}"))?;
+    }
+    Ok(())
+}
+
 pub fn run(args: BenchArgs) -> Result<()> {
     if args.rounds == 0 || args.repeat == 0 {
         bail!("--rounds and --repeat must be at least 1");
     }
     let mut engines = args.engines.clone();
     engines.dedup();
+    let fills = args
+        .fills
+        .iter()
+        .map(|f| parse_fill(f))
+        .collect::<Result<Vec<_>>>()?;
     let object = args.load.load(&args.object, true)?;
     let data = std::fs::read(&args.data_in)
         .with_context(|| format!("cannot read {}", args.data_in.display()))?;
-    let store = maps::Store::anonymous(maps::StoreOptions::default())
-        .context("cannot create the map store")?;
+    let store = maps::Store::anonymous(maps::StoreOptions {
+        size: store_size(&object),
+        ..Default::default()
+    })
+    .context("cannot create the map store")?;
     let loaded = LoadedObject::load(&object, &store)
         .with_context(|| format!("cannot load {}", args.object.display()))?;
     let prog = loaded.program_index(args.prog.as_deref())?;
     let prog_name = loaded.programs[prog].name.clone();
     Packet::new(&data)?;
+    if engines.iter().any(|e| *e != Engine::Kernel) {
+        for (name, n) in &fills {
+            fill_runtime(&loaded, name, *n)?;
+        }
+    }
     let jit = if engines.contains(&Engine::Jit) {
         Some(
             runtime::jit::JitObject::compile(&loaded, &Default::default())
@@ -127,7 +208,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         match runtime::kernel::available()
             .and_then(|()| KernelObject::load(&object).map_err(|e| e.to_string()))
         {
-            Ok(k) => kernel = Some(k),
+            Ok(k) => {
+                for (name, n) in &fills {
+                    k.fill(name, *n)
+                        .with_context(|| format!("--fill {name}={n} in the kernel"))?;
+                }
+                kernel = Some(k)
+            }
             Err(why) => {
                 eprintln!("kernel: not available ({why}); the kernel column is left out");
                 engines.retain(|e| *e != Engine::Kernel);
@@ -199,12 +286,25 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.json {
         let results: Vec<_> = summary
             .iter()
-            .map(|s| {
+            .zip(&retvals)
+            .map(|(s, (_, retval))| {
                 json!({"engine": s.engine, "ns_per_run": s.median, "min": s.min, "max": s.max,
-                       "ratio_to_kernel": s.ratio_to_kernel})
+                       "ratio_to_kernel": s.ratio_to_kernel, "retval": retval})
             })
             .collect();
-        println!("{}", json!({ "results": results }));
+        let fill: serde_json::Map<String, serde_json::Value> =
+            fills.iter().map(|(m, n)| (m.clone(), json!(n))).collect();
+        println!(
+            "{}",
+            json!({
+                "prog": prog_name,
+                "packet_bytes": data.len(),
+                "repeat": args.repeat,
+                "rounds": args.rounds,
+                "fill": fill,
+                "results": results,
+            })
+        );
     } else {
         println!(
             "{} on {} bytes, {} rounds of {} runs",
@@ -213,6 +313,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             args.rounds,
             args.repeat
         );
+        for (name, n) in &fills {
+            println!("{name} filled with {n} entries");
+        }
         println!(
             "{:<12} {:>12} {:>10} {:>10} {:>10}",
             "engine", "ns/run", "min", "max", "vs kernel"
@@ -252,5 +355,59 @@ mod tests {
         assert_eq!(s[1].ratio_to_kernel, Some(1.0));
         let s = summarise(&[(Engine::Interpreter, vec![1.0])]);
         assert_eq!(s[0].ratio_to_kernel, None);
+    }
+
+    #[test]
+    fn fill_arguments() {
+        assert_eq!(
+            parse_fill("big_map=1048576").unwrap(),
+            ("big_map".into(), 1 << 20)
+        );
+        assert_eq!(parse_fill("a.b=0").unwrap(), ("a.b".into(), 0));
+        assert!(parse_fill("big_map").is_err());
+        assert!(parse_fill("=3").is_err());
+        assert!(parse_fill("m=-1").is_err());
+        assert!(parse_fill("m=x").is_err());
+    }
+
+    fn map_heavy() -> LoadedObject {
+        let object = super::super::read_object(&bpf_progs::object("xdp_map_heavy")).unwrap();
+        let store = maps::Store::anonymous(maps::StoreOptions {
+            size: store_size(&object),
+            ..Default::default()
+        })
+        .unwrap();
+        LoadedObject::load(&object, &store).unwrap()
+    }
+
+    #[test]
+    fn fill_writes_index_keys_and_values_in_the_runtime() {
+        let loaded = map_heavy();
+        fill_runtime(&loaded, "big_map", 1000).unwrap();
+        let m = loaded.maps.by_name("big_map").unwrap();
+        let entries = runtime::dump(&m.map).unwrap();
+        assert_eq!(entries.len(), 1000);
+        for e in &entries {
+            let k = u32::from_le_bytes(e.key[..].try_into().unwrap());
+            assert!(k < 1000);
+            assert_eq!(e.values, vec![(k as u64).to_le_bytes().to_vec()]);
+        }
+        // stats is an array of 2: 2 fits, 3 does not.
+        fill_runtime(&loaded, "stats", 2).unwrap();
+        let err = fill_runtime(&loaded, "stats", 3).unwrap_err().to_string();
+        assert!(err.contains("at most 2 entries"), "{err}");
+        let err = fill_runtime(&loaded, "nope", 1).unwrap_err().to_string();
+        assert!(err.contains("big_map") && err.contains("stats"), "{err}");
+    }
+
+    #[test]
+    fn a_million_entry_map_fits_the_bench_store() {
+        let loaded = map_heavy();
+        fill_runtime(&loaded, "big_map", 1 << 20).unwrap();
+        let prog = loaded.program_index(Some("xdp_map_probe")).unwrap();
+        let data = std::fs::read(bpf_progs::packet("icmp")).unwrap();
+        let mut pkt = Packet::new(&data).unwrap();
+        let mut vm = Vm::new(0);
+        assert_eq!(loaded.run(&mut vm, prog, &mut pkt).unwrap(), 2, "XDP_PASS");
     }
 }
