@@ -1017,11 +1017,6 @@ fn run_by_id_refuses_prog_array_slots_written_by_an_object_run() {
     assert!(err.contains("jmp_table"), "{err}");
 }
 
-// ---- BTF-formatted map entries (`map dump|lookup|getnext` with BTF) ----
-
-/// The packets `xdp_btf_types` runs on, in order, in both runtimes.
-const BTF_PACKETS: &[&str] = &["udp", "tcp_syn", "icmp", "ipv6", "ipip", "bad_ihl", "udp"];
-
 #[test]
 fn stats_count_runs_in_the_store_for_prog_show() {
     let store = TestStore::new("stats");
@@ -1083,6 +1078,11 @@ fn stats_count_runs_in_the_store_for_prog_show() {
     let show = json_of(&store_cmd(&store, &["prog", "show", "id", &id, "--json"]));
     assert_eq!(show["run_cnt"], 5, "{show}");
 }
+
+// ---- BTF-formatted map entries (`map dump|lookup|getnext` with BTF) ----
+
+/// The packets `xdp_btf_types` runs on, in order, in both runtimes.
+const BTF_PACKETS: &[&str] = &["udp", "tcp_syn", "icmp", "ipv6", "ipip", "bad_ihl", "udp"];
 
 /// Runs `xdp_btf_types` on every packet of [`BTF_PACKETS`] with `--store`.
 fn btf_types_in_store(store: &TestStore) {
