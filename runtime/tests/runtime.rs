@@ -12,6 +12,8 @@ use runtime::{LoadedObject, Packet, TrapKind, Vm};
 mod fuzz;
 #[path = "runtime/fuzz_gen.rs"]
 mod fuzz_gen;
+#[path = "runtime/fuzz_regress.rs"]
+mod fuzz_regress;
 #[path = "runtime/jit.rs"]
 mod jit;
 

@@ -327,7 +327,31 @@ impl FnGen<'_> {
         if op == 0xf1 && self.locked & 1 != 0 {
             return;
         }
-        self.emit(raw(if wide { 0xdb } else { 0xc3 }, base, src, off, op));
+        let code = if wide { 0xdb } else { 0xc3 };
+        if op & 1 == 1 {
+            // Not a valid comparison otherwise: the kernel's verifier (6.18) does not
+            // carry the precision of a register an atomic fetch loads from a stack slot
+            // back to that slot. When the slot holds a spilled constant, the fetched
+            // register is that constant, a later path with another value in the slot is
+            // pruned as "safe", and code only that path reaches is removed as dead: the
+            // kernel then computes something else than the program says (fuzz_regress.rs
+            // keeps the ten programs that showed it). A non-fetching atomic on the same
+            // bytes first turns the slot into unknown bytes (STACK_MISC), so the fetched
+            // value is unknown to the verifier and nothing is pruned on it.
+            let src2 = self.scalar();
+            let op2 = self.rng.pick(&[0x00, 0x40, 0x50, 0xa0]);
+            self.emit(raw(code, base, src2, off, op2));
+        }
+        if op == 0xf1 && !wide {
+            // Not a valid comparison otherwise: a 32-bit cmpxchg zero-extends r0, which
+            // x86's `lock cmpxchg` leaves alone when it succeeds, so the kernel adds an
+            // explicit zero-extension, but only where the verifier saw a 64-bit use of
+            // r0; a use reached only on a path it pruned goes without, and the upper
+            // half of the old r0 survives (fuzz_regress.rs, seeds 1592602027 and
+            // 1593070445). Zero-extending r0 first makes both readings agree.
+            self.emit(raw(0xbc, 0, 0, 0, 0));
+        }
+        self.emit(raw(code, base, src, off, op));
         if op == 0xf1 {
             self.regs[0] = K::Scalar;
         }
