@@ -781,7 +781,7 @@ fn bpftool_under_the_shim_prints_what_the_kernel_prints() {
             };
             let prefix = root.join(format!("{unique}_k"));
             let prefix = prefix.to_string_lossy().into_owned();
-            for suffix in ["_counter", "_fw", "_tailcall"] {
+            for suffix in ["_counter", "_fw", "_tailcall", "_mim"] {
                 scratch
                     .kernel_pins
                     .push(PathBuf::from(format!("{prefix}{suffix}")));
