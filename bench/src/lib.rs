@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use isa::{AluOp, CallTarget, Insn, JmpCond, Operand, RawInsn, Size, Width};
 use runtime::{LoadedObject, Packet};
 
@@ -311,21 +311,7 @@ impl Workload {
     /// Writes entries `0..n` of `map` as `xdp-runner bench --fill MAP=N` does: key and
     /// value are the index as little-endian integers of the key's and value's size.
     pub fn fill(&self, map: &str, n: u64) -> Result<()> {
-        let m = self
-            .loaded
-            .maps
-            .by_name(map)
-            .ok_or_else(|| anyhow!("no map named {map}"))?;
-        let (ks, vs, max) = (m.info.key_size, m.info.value_size, m.info.max_entries);
-        if !runtime::kernel::fill_fits(n, ks, max) {
-            bail!("map {map} cannot hold {n} entries (max_entries {max}, {ks}-byte keys)");
-        }
-        for i in 0..n {
-            let key = runtime::kernel::fill_bytes(i, ks as usize);
-            let value = runtime::kernel::fill_bytes(i, vs as usize);
-            self.set(map, &key, &value)?;
-        }
-        Ok(())
+        Ok(self.loaded.fill(map, n)?)
     }
 
     /// The kernel's copy of this workload, with the same entries `fills` writes, or why

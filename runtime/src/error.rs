@@ -140,6 +140,13 @@ pub enum EntryError {
     },
     #[error("map {map}: {source}")]
     Map { map: String, source: maps::MapError },
+    #[error("map {map}: cannot take entries 0..{n}: it holds at most {max_entries} entries (with {key_size}-byte keys)")]
+    FillTooLarge {
+        map: String,
+        n: u64,
+        max_entries: u32,
+        key_size: u32,
+    },
 }
 
 /// A packet that cannot be placed in a frame.

@@ -215,6 +215,43 @@ impl LoadedObject {
         })
     }
 
+    /// The object's map `name`, or an error listing the maps it has.
+    fn map_named(&self, name: &str) -> Result<&BoundMap, EntryError> {
+        self.maps
+            .by_name(name)
+            .ok_or_else(|| EntryError::NoSuchMap {
+                name: name.to_string(),
+                available: self
+                    .maps
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Writes entries `0..n` of map `name` as `xdp-runner bench --fill` does (and
+    /// [`kernel::KernelObject::fill`] in the kernel): key and value are the index as
+    /// little-endian integers of the key's and value's size ([`kernel::fill_bytes`]).
+    pub fn fill(&self, name: &str, n: u64) -> Result<(), EntryError> {
+        let info = &self.map_named(name)?.info;
+        let (ks, vs, max) = (info.key_size, info.value_size, info.max_entries);
+        if !kernel::fill_fits(n, ks, max) {
+            return Err(EntryError::FillTooLarge {
+                map: name.to_string(),
+                n,
+                max_entries: max,
+                key_size: ks,
+            });
+        }
+        for i in 0..n {
+            let key = kernel::fill_bytes(i, ks as usize);
+            let value = kernel::fill_bytes(i, vs as usize);
+            self.update_entry(name, &key, &value, 0)?;
+        }
+        Ok(())
+    }
+
     /// Writes one map entry from user space, by the object's map name. For a per-CPU
     /// map, a value of `value_size` bytes is written to every CPU; a value of
     /// `ncpus * round_up(value_size, 8)` bytes gives each CPU its own.
@@ -225,18 +262,7 @@ impl LoadedObject {
         value: &[u8],
         flags: u64,
     ) -> Result<(), EntryError> {
-        let m = self
-            .maps
-            .by_name(map)
-            .ok_or_else(|| EntryError::NoSuchMap {
-                name: map.to_string(),
-                available: self
-                    .maps
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+        let m = self.map_named(map)?;
         let info = &m.info;
         if key.len() != info.key_size as usize {
             return Err(EntryError::KeySize {

@@ -144,25 +144,9 @@ fn store_size(object: &loader::Object) -> usize {
 /// Writes entries `0..n` of map `name` in the runtime's store, as
 /// [`runtime::kernel::KernelObject::fill`] does in the kernel's.
 pub fn fill_runtime(loaded: &LoadedObject, name: &str, n: u64) -> Result<()> {
-    let m = loaded.maps.by_name(name).ok_or_else(|| {
-        let names: Vec<&str> = loaded.maps.iter().map(|m| m.name.as_str()).collect();
-        anyhow!(
-            "--fill {name}={n}: no map named {name:?} (maps: {})",
-            names.join(", ")
-        )
-    })?;
-    let (ks, vs, max) = (m.info.key_size, m.info.value_size, m.info.max_entries);
-    if !runtime::kernel::fill_fits(n, ks, max) {
-        bail!("--fill {name}={n}: map {name} holds at most {max} entries (with {ks}-byte keys)");
-    }
-    for i in 0..n {
-        let key = runtime::kernel::fill_bytes(i, ks as usize);
-        let value = runtime::kernel::fill_bytes(i, vs as usize);
-        loaded
-            .update_entry(name, &key, &value, 0)
-            .with_context(|| format!("--fill {name}={n}: entry {i}"))?;
-    }
-    Ok(())
+    loaded
+        .fill(name, n)
+        .map_err(|e| anyhow!("--fill {name}={n}: {e}"))
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
