@@ -75,7 +75,7 @@ const MAX_RESTARTS: u32 = 1 << 12;
 
 /// Link tags (low two bits).
 pub(crate) const TAG_ELEM: u32 = 0;
-pub(crate) const TAG_NULLS: u32 = 1;
+const TAG_NULLS: u32 = 1;
 pub(crate) const TAG_FREE: u32 = 2;
 
 #[inline]
@@ -91,7 +91,7 @@ pub(crate) fn nulls(b: u32) -> u32 {
 /// The free-list link stored in a free element's `next`: `top` is the stack's
 /// `idx + 1` below it (0 at the bottom).
 #[inline]
-pub(crate) fn free_link(top: u32) -> u32 {
+fn free_link(top: u32) -> u32 {
     (top << 2) | TAG_FREE
 }
 
@@ -307,7 +307,7 @@ impl Map {
     /// # Safety
     /// `key` points to key_size readable bytes.
     #[inline]
-    pub(crate) unsafe fn find_lockfree(&self, key: *const u8, hash: u32) -> Option<u32> {
+    unsafe fn find_lockfree(&self, key: *const u8, hash: u32) -> Option<u32> {
         let b = hash & self.bucket_mask;
         let mut restarts = 0;
         'restart: while restarts < MAX_RESTARTS {
