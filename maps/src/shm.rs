@@ -71,6 +71,9 @@ unsafe impl SharedPod for std::sync::atomic::AtomicU64 {}
 #[derive(Debug)]
 pub(crate) struct Shm {
     raw: MmapRaw,
+    /// Device and inode of the mapped file: which store this is, whatever
+    /// name it is opened by (a store removed and made again is another).
+    ident: (u64, u64),
 }
 
 // SAFETY: the mapping is plain shared memory; all access from this crate goes
@@ -82,11 +85,23 @@ unsafe impl Sync for Shm {}
 
 impl Shm {
     fn map(file: &File, len: usize, what: &str) -> Result<Shm, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file
+            .metadata()
+            .map_err(|e| StoreError::io(format!("fstat {what}"), e))?;
         let raw = MmapOptions::new()
             .len(len)
             .map_raw(file)
             .map_err(|e| StoreError::io(format!("mmap {what}"), e))?;
-        Ok(Shm { raw })
+        Ok(Shm {
+            raw,
+            ident: (meta.dev(), meta.ino()),
+        })
+    }
+
+    /// Device and inode of the store's file.
+    pub(crate) fn ident(&self) -> (u64, u64) {
+        self.ident
     }
 
     /// Creates `/dev/shm/<name>` of `size` bytes (sparse), runs `init` on the mapping,

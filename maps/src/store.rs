@@ -157,6 +157,13 @@ impl Store {
         shm::unlink(name)
     }
 
+    /// What tells this store from every other one on the system while it
+    /// exists: the device and inode of its file (a store removed and created
+    /// again under the same name is another store).
+    pub fn identity(&self) -> (u64, u64) {
+        self.shm.ident()
+    }
+
     /// The store's per-CPU slot count.
     pub fn ncpus(&self) -> u32 {
         self.ncpus

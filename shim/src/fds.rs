@@ -1,7 +1,9 @@
-//! The descriptors the shim hands out: memfds whose name says what they stand
-//! for (`xdpshim:map:5`). Being real descriptors, they survive dup, fork and
-//! SCM_RIGHTS, close normally, and need no table: the shim reads the name back
-//! from `/proc/self/fd/N` when the application passes one in.
+//! The descriptors the shim hands out: memfds whose name says which store and
+//! what they stand for (`xdpshim:2d.1f3a:map:5`, the store's device and inode
+//! in hex, then the object). Being real descriptors, they survive dup, fork
+//! and SCM_RIGHTS, close normally, and need no table: the shim reads the name
+//! back from `/proc/self/fd/N` when the application passes one in. A
+//! descriptor of another store is not ours (EBADF), and holds nothing here.
 //!
 //! A BTF object is kept in its memfd's contents until a map or program refers
 //! to it or it is pinned or queried (then it is recorded in the store), so the
@@ -32,21 +34,29 @@ pub enum Obj {
     Stats,
 }
 
+/// The part of a descriptor's name that says which store it belongs to.
+pub fn store_tag(store: &maps::Store) -> String {
+    let (dev, ino) = store.identity();
+    format!("{dev:x}.{ino:x}")
+}
+
 impl Obj {
-    fn name(self) -> String {
-        match self {
-            Obj::Map(id) => format!("xdpshim:map:{id}"),
-            Obj::Prog(id) => format!("xdpshim:prog:{id}"),
-            Obj::LocalProg(t) => format!("xdpshim:lprog:{t}"),
-            Obj::Btf(id) => format!("xdpshim:btf:{id}"),
-            Obj::LocalBtf => "xdpshim:lbtf".to_string(),
-            Obj::Link(p, i) => format!("xdpshim:link:{p}:{i}"),
-            Obj::Stats => "xdpshim:stats".to_string(),
-        }
+    fn name(self, tag: &str) -> String {
+        let what = match self {
+            Obj::Map(id) => format!("map:{id}"),
+            Obj::Prog(id) => format!("prog:{id}"),
+            Obj::LocalProg(t) => format!("lprog:{t}"),
+            Obj::Btf(id) => format!("btf:{id}"),
+            Obj::LocalBtf => "lbtf".to_string(),
+            Obj::Link(p, i) => format!("link:{p}:{i}"),
+            Obj::Stats => "stats".to_string(),
+        };
+        format!("xdpshim:{tag}:{what}")
     }
 
-    fn parse(name: &str) -> Option<Obj> {
-        let rest = name.strip_prefix("xdpshim:")?;
+    fn parse(name: &str, tag: &str) -> Option<Obj> {
+        let rest = name.strip_prefix("xdpshim:")?.strip_prefix(tag)?;
+        let rest = rest.strip_prefix(':')?;
         let mut it = rest.split(':');
         let kind = it.next()?;
         let mut num = || it.next().and_then(|s| s.parse::<u32>().ok());
@@ -78,9 +88,23 @@ impl Obj {
     }
 }
 
+/// The tag of the store this process works on.
+fn own_tag() -> Result<&'static str, Errno> {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(t) = TAG.get() {
+        return Ok(t);
+    }
+    let tag = store_tag(crate::state::store()?);
+    Ok(TAG.get_or_init(|| tag))
+}
+
 /// A new close-on-exec descriptor for `obj` (with `contents`, if any).
 pub fn create(obj: Obj, contents: &[u8]) -> Result<c_int, Errno> {
-    let name = CString::new(obj.name()).map_err(|_| libc::EINVAL)?;
+    create_tagged(obj, contents, own_tag()?)
+}
+
+fn create_tagged(obj: Obj, contents: &[u8], tag: &str) -> Result<c_int, Errno> {
+    let name = CString::new(obj.name(tag)).map_err(|_| libc::EINVAL)?;
     // SAFETY: name is a valid C string.
     let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -109,19 +133,35 @@ pub fn create(obj: Obj, contents: &[u8]) -> Result<c_int, Errno> {
     Ok(fd)
 }
 
-/// What descriptor `fd` stands for: None if it is not one of ours.
+/// What descriptor `fd` stands for: None if it is not one of ours (or the
+/// store cannot be opened). The store is asked for only when the descriptor
+/// is a shim memfd, so looking at the store's own file while opening it
+/// (the shim's `mmap`) does not come back here.
 pub fn lookup(fd: c_int) -> Option<Obj> {
     if fd < 0 {
         return None;
     }
-    obj_of_link(&format!("/proc/self/fd/{fd}"))
+    let name = shim_name(&format!("/proc/self/fd/{fd}"))?;
+    Obj::parse(&name, own_tag().ok()?)
 }
 
-/// What the descriptor behind a `/proc/PID/fd/N` link stands for, read with
-/// libc's readlink (the shim's own names its descriptors as anon inodes).
-pub fn obj_of_link(path: &str) -> Option<Obj> {
+#[cfg(test)]
+fn lookup_tagged(fd: c_int, tag: &str) -> Option<Obj> {
+    obj_of_link(&format!("/proc/self/fd/{fd}"), tag)
+}
+
+/// What the descriptor behind a `/proc/PID/fd/N` link stands for in the
+/// store tagged `tag`.
+pub fn obj_of_link(path: &str, tag: &str) -> Option<Obj> {
+    Obj::parse(&shim_name(path)?, tag)
+}
+
+/// The memfd name behind a `/proc/PID/fd/N` link if it is a shim
+/// descriptor's, read with libc's readlink (the shim's own names its
+/// descriptors as anon inodes).
+fn shim_name(path: &str) -> Option<String> {
     let path = CString::new(path).ok()?;
-    let mut buf = [0u8; 128];
+    let mut buf = [0u8; 256];
     // SAFETY: path is a C string; buf is writable for its length.
     let n = unsafe { crate::real::readlink(path.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };
     if n <= 0 {
@@ -130,7 +170,7 @@ pub fn obj_of_link(path: &str) -> Option<Obj> {
     let target = std::str::from_utf8(&buf[..n as usize]).ok()?;
     let name = target.strip_prefix("/memfd:")?;
     let name = name.strip_suffix(" (deleted)").unwrap_or(name);
-    Obj::parse(name)
+    name.starts_with("xdpshim:").then(|| name.to_string())
 }
 
 /// The contents of a shim descriptor (a local BTF object's data).
@@ -179,11 +219,14 @@ mod tests {
             Obj::Link(7, 2),
             Obj::Stats,
         ] {
-            let fd = create(obj, b"data").expect("memfd");
-            assert_eq!(lookup(fd), Some(obj));
+            let fd = create_tagged(obj, b"data", "2d.1f").expect("memfd");
+            assert_eq!(lookup_tagged(fd, "2d.1f"), Some(obj));
+            // Another store's descriptor is not ours.
+            assert_eq!(lookup_tagged(fd, "2d.1"), None);
+            assert_eq!(lookup_tagged(fd, "2d.1f0"), None);
             // SAFETY: fd is ours.
             let d = unsafe { libc::dup(fd) };
-            assert_eq!(lookup(d), Some(obj));
+            assert_eq!(lookup_tagged(d, "2d.1f"), Some(obj));
             assert_eq!(contents(d).expect("read"), b"data");
             // SAFETY: both are ours.
             unsafe {
@@ -191,9 +234,10 @@ mod tests {
                 libc::close(d);
             }
         }
-        assert_eq!(lookup(0).filter(|_| false), None);
+        assert_eq!(lookup_tagged(0, "2d.1f"), None);
         assert_eq!(lookup(-1), None);
-        assert_eq!(Obj::parse("xdpshim:map:x"), None);
-        assert_eq!(Obj::parse("other:map:1"), None);
+        assert_eq!(Obj::parse("xdpshim:2d.1f:map:x", "2d.1f"), None);
+        assert_eq!(Obj::parse("xdpshim:map:1", "2d.1f"), None);
+        assert_eq!(Obj::parse("other:2d.1f:map:1", "2d.1f"), None);
     }
 }

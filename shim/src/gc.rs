@@ -14,8 +14,9 @@ use maps::Pinned;
 
 use crate::fds::Obj;
 
-/// Maps and programs referenced by descriptors of the processes we can see.
-fn held_by_descriptors() -> HashSet<(bool, u32)> {
+/// Maps and programs of the store tagged `tag` referenced by descriptors of
+/// the processes we can see (descriptors of other stores hold nothing here).
+fn held_by_descriptors(tag: &str) -> HashSet<(bool, u32)> {
     let mut held = HashSet::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return held;
@@ -32,7 +33,7 @@ fn held_by_descriptors() -> HashSet<(bool, u32)> {
             continue;
         };
         for fd in fds.flatten() {
-            match crate::fds::obj_of_link(&fd.path().to_string_lossy()) {
+            match crate::fds::obj_of_link(&fd.path().to_string_lossy(), tag) {
                 Some(Obj::Map(id)) => {
                     held.insert((true, id));
                 }
@@ -59,9 +60,12 @@ fn alive(pid: u32) -> bool {
 /// how many maps and programs went. `/proc` is read only when some object
 /// is left without pin, slot, live creator or program.
 pub fn collect(store: &maps::Store) -> (usize, usize) {
+    let tag = crate::fds::store_tag(store);
     let mut held: Option<HashSet<(bool, u32)>> = None;
-    let mut held_by_fd =
-        |key: (bool, u32)| held.get_or_insert_with(held_by_descriptors).contains(&key);
+    let mut held_by_fd = |key: (bool, u32)| {
+        held.get_or_insert_with(|| held_by_descriptors(&tag))
+            .contains(&key)
+    };
     let (mut maps_gone, mut progs_gone) = (0, 0);
     loop {
         let pins = store.pins();

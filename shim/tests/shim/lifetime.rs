@@ -64,6 +64,32 @@ fn what_nothing_holds_goes_when_its_process_exits() {
     let s = maps::Store::open(&store.0).expect("open the store");
     let before = s.map_ids().len();
     assert!(before > 0 && !s.programs().is_empty());
+    // Descriptors of another store's objects with the same ids (as another
+    // loader in this process or elsewhere holds) keep nothing of this one.
+    let other_store = TestStore::new("lifetime-other");
+    let other =
+        maps::Store::create(&other_store.0, maps::StoreOptions::default()).expect("another store");
+    let other_tag = xdpshim::fds::store_tag(&other);
+    assert_ne!(other_tag, xdpshim::fds::store_tag(&s));
+    let names_held = s
+        .map_ids()
+        .into_iter()
+        .map(|id| format!("xdpshim:{other_tag}:map:{id}"))
+        .chain(
+            s.programs()
+                .into_iter()
+                .map(|p| format!("xdpshim:{other_tag}:prog:{}", p.id)),
+        );
+    let held: Vec<std::fs::File> = names_held
+        .map(|n| {
+            let c = std::ffi::CString::new(n).expect("name");
+            // SAFETY: c is a valid C string; the descriptor is owned below.
+            let fd = unsafe { libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC) };
+            assert!(fd >= 0, "memfd_create");
+            // SAFETY: fd was just created and is owned by nobody else.
+            unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+        })
+        .collect();
     for (path, _) in s.pins() {
         s.unpin(&path).expect("unpin");
     }
@@ -71,6 +97,7 @@ fn what_nothing_holds_goes_when_its_process_exits() {
     assert_eq!((maps_gone, progs_gone), (before, 1));
     assert!(s.programs().is_empty() && s.map_ids().is_empty());
     assert!(names(&store).is_empty());
+    drop(held);
 }
 
 fn which_bpftool() -> Option<()> {
