@@ -512,9 +512,16 @@ impl Vm {
     }
 
     /// bpf_loop(nr_loops, callback, callback_ctx, flags): calls `callback(i, ctx)` for
-    /// i = 0.. until it returns 1 or nr_loops calls were made; returns the number of
-    /// calls, or -EINVAL (flags) / -E2BIG (more than 1 << 23 loops), as the kernel does.
-    /// The callback runs in a frame of its own below the caller's.
+    /// i = 0.. until it returns non-zero or nr_loops calls were made; returns the number
+    /// of calls, or -EINVAL (flags) / -E2BIG (more than 1 << 23 loops), as the kernel
+    /// does. The callback runs in a frame of its own below the caller's.
+    ///
+    /// With flags 0 the kernel's verifier inlines the call (`inline_bpf_loop`, whenever
+    /// flags is a known 0, as clang emits it), and the inlined loop compares all 64
+    /// bits of nr_loops with 1 << 23 and sets -E2BIG with a 32-bit move (r0 =
+    /// 0xfffffff9); the helper itself, reached with flags != 0, returns -EINVAL first.
+    /// Both are followed here: the flags value at run time stands for the verifier's
+    /// knowledge of it. The JIT (`jit/compile.rs`) does the same.
     fn bpf_loop(
         &mut self,
         env: &Env<'_>,
@@ -527,9 +534,8 @@ impl Vm {
         if flags != 0 {
             return Ok((-(libc::EINVAL as i64)) as u64);
         }
-        let nr_loops = nr_loops as u32;
         if nr_loops > 1 << 23 {
-            return Ok((-(libc::E2BIG as i64)) as u64);
+            return Ok((-libc::E2BIG) as u32 as u64);
         }
         let cb = callback as usize;
         if cb == 0 || prog.functions.binary_search(&cb).is_err() {
@@ -548,15 +554,15 @@ impl Vm {
         for i in 0..nr_loops {
             let start = Start {
                 pc: cb,
-                args: [i as u64, ctx],
+                args: [i, ctx],
                 fp: fp - STACK_FRAME as u64,
                 depth: depth + 1,
             };
-            if self.exec(env, prog, regions, pkt, start)? == 1 {
-                return Ok(i as u64 + 1);
+            if self.exec(env, prog, regions, pkt, start)? != 0 {
+                return Ok(i + 1);
             }
         }
-        Ok(nr_loops as u64)
+        Ok(nr_loops)
     }
 
     fn tail_call_target<'e>(

@@ -155,8 +155,12 @@ pub fn prepare(
             } => {
                 op.imm = resolve_ldimm64(name, pc, src, imm, next_imm, maps)?;
                 if src == BPF_PSEUDO_FUNC {
+                    // A callback (bpf_loop) is a function even when no symbol names it.
                     let t = target_ok(pc, imm as i64)?;
                     op.imm = t as i64;
+                    if !functions.contains(&t) {
+                        functions.push(t);
+                    }
                 }
             }
             _ => {}
@@ -263,19 +267,21 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("9999"), "{e}");
-        // bpf_fib_lookup (69) exists in the kernel but not here yet.
+        // bpf_sk_lookup_tcp (84) exists in the kernel (also for XDP) but not here.
         let e = check(&[
             mov(1, 1),
             mov(2, 0),
-            Insn::Call(CallTarget::Helper(69)),
+            Insn::Call(CallTarget::Helper(84)),
             Insn::Exit,
         ])
         .unwrap_err();
         assert!(
-            matches!(e, VerifyError::UnsupportedHelper { id: 69, pc: 2, .. }),
+            matches!(e, VerifyError::UnsupportedHelper { id: 84, pc: 2, .. }),
             "{e}"
         );
-        assert!(e.to_string().contains("fib_lookup"), "{e}");
+        assert!(e.to_string().contains("sk_lookup_tcp"), "{e}");
+        // bpf_fib_lookup (69) is supported.
+        assert!(check(&[Insn::Call(CallTarget::Helper(69)), Insn::Exit]).is_ok());
         assert!(check(&[Insn::Call(CallTarget::Helper(1)), Insn::Exit]).is_ok());
     }
 

@@ -19,7 +19,7 @@ use cranelift_codegen::ir::{
     Type, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
-use cranelift_frontend::{FunctionBuilder, Variable};
+use cranelift_frontend::{FunctionBuilder, Switch, Variable};
 use cranelift_module::FuncId;
 use isa::opcode::*;
 
@@ -27,6 +27,7 @@ use super::error::JitError;
 use super::trampoline::{self as tr, status};
 use crate::helpers;
 use crate::interp::{STACK_FRAME, STACK_SIZE};
+use crate::maptable::MapTable;
 use crate::program::{Op, Prepared};
 use crate::xdp::XdpMd;
 
@@ -36,6 +37,7 @@ pub(super) struct Sigs {
     pub helper: Signature,
     pub check: Signature,
     pub tail: Signature,
+    pub update: Signature,
     pub trampoline: Signature,
 }
 
@@ -52,7 +54,8 @@ impl Sigs {
             helper: sig(7, 1),
             check: sig(3, 1),
             tail: sig(4, 1),
-            trampoline: sig(4, 1),
+            update: sig(5, 1),
+            trampoline: sig(5, 1),
         }
     }
 }
@@ -68,6 +71,8 @@ pub(super) struct FuncSpec<'a> {
     pub memory_checks: bool,
     /// The program's entry function (r1 holds the context on entry).
     pub is_entry: bool,
+    /// The object's maps: a constant map handle in r1 is resolved at compile time.
+    pub maps: &'a MapTable,
 }
 
 /// The length in slots of the instruction at `pc`.
@@ -95,6 +100,9 @@ fn jump_target(pc: usize, op: &Op) -> Option<i64> {
         _ => Some(pc as i64 + 1 + op.off as i64),
     }
 }
+
+/// The most iterations `bpf_loop` accepts (`BPF_MAX_LOOPS`).
+const BPF_MAX_LOOPS: i64 = 1 << 23;
 
 fn mflags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
@@ -185,6 +193,9 @@ pub(super) fn translate(
 
     let mut open = false;
     for &pc in &insns {
+        if leader[pc - start] {
+            tx.known = [None; 16];
+        }
         if let Some(blk) = blocks[pc - start] {
             if open {
                 tx.b.ins().jump(blk, &[]);
@@ -199,6 +210,7 @@ pub(super) fn translate(
             tx.enter(blk);
         }
         open = tx.insn(pc, &ops[pc], &block_at)?;
+        tx.track(&ops[pc]);
     }
     debug_assert!(!open, "the last instruction ends control flow");
     tx.finish_shared();
@@ -218,11 +230,14 @@ struct Tx<'a, 'b> {
     helper_sig: SigRef,
     check_sig: SigRef,
     tail_sig: SigRef,
+    update_sig: SigRef,
     trap_blk: Option<Block>,
     prop_blk: Option<Block>,
     frefs: Vec<FuncRef>,
     /// Per slot of the function: the access is proven safe (see `analysis.rs`).
     safe: Vec<bool>,
+    /// Registers holding an `ld_imm64` constant set earlier in the current block.
+    known: [Option<i64>; 16],
 }
 
 impl<'a, 'b> Tx<'a, 'b> {
@@ -232,6 +247,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         let helper_sig = b.import_signature(sigs.helper.clone());
         let check_sig = b.import_signature(sigs.check.clone());
         let tail_sig = b.import_signature(sigs.tail.clone());
+        let update_sig = b.import_signature(sigs.update.clone());
         Tx {
             b,
             spec,
@@ -243,10 +259,12 @@ impl<'a, 'b> Tx<'a, 'b> {
             helper_sig,
             check_sig,
             tail_sig,
+            update_sig,
             trap_blk: None,
             prop_blk: None,
             frefs: Vec::new(),
             safe: Vec::new(),
+            known: [None; 16],
         }
     }
 
@@ -664,18 +682,65 @@ impl<'a, 'b> Tx<'a, 'b> {
         Ok(())
     }
 
-    /// A helper call: r0 = helper(r1..r5); a helper's trap stops the run at `pc`.
-    fn helper_call(&mut self, pc: usize, id: i64) {
-        let idv = self.b.ins().iconst(I64, id);
-        let mut args = vec![self.ctx, idv];
-        for r in 1..=5 {
-            args.push(self.r(r));
+    /// Follows which registers hold an `ld_imm64` constant after `op` (conservatively:
+    /// any other write forgets it).
+    fn track(&mut self, op: &Op) {
+        let dst = (op.dst & 15) as usize;
+        match op.code {
+            LDDW => self.known[dst] = Some(op.imm),
+            0x85 => self.known[..=5].fill(None),
+            0xc3 | 0xdb => {
+                self.known[0] = None;
+                self.known[(op.src & 15) as usize] = None;
+            }
+            code if matches!(code & 0x07, 0x00 | 0x01 | 0x04 | 0x07) => self.known[dst] = None,
+            _ => {}
         }
-        let f = self
-            .b
-            .ins()
-            .iconst(I64, tr::helper_shim as *const () as usize as i64);
-        let call = self.b.ins().call_indirect(self.helper_sig, f, &args);
+    }
+
+    /// A helper call: r0 = helper(r1..r5); a helper's trap stops the run at `pc`.
+    /// Map lookups and updates on a constant map (r1 loaded by `ld_imm64` in this
+    /// block) of a plain type call their own shim with the map resolved now.
+    fn helper_call(&mut self, pc: usize, id: i64) {
+        let map = self.known[1]
+            .and_then(|v| self.spec.maps.resolve(v as u64))
+            .filter(|m| tr::direct_map_helpers(m.info.map_type));
+        let call = match (id, map) {
+            (1, Some(m)) => {
+                let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
+                let key = self.r(2);
+                let f = self
+                    .b
+                    .ins()
+                    .iconst(I64, tr::map_lookup_shim as *const () as usize as i64);
+                self.b
+                    .ins()
+                    .call_indirect(self.check_sig, f, &[self.ctx, mv, key])
+            }
+            (2, Some(m)) if !m.read_only() => {
+                let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
+                let (key, value, flags) = (self.r(2), self.r(3), self.r(4));
+                let f = self
+                    .b
+                    .ins()
+                    .iconst(I64, tr::map_update_shim as *const () as usize as i64);
+                self.b
+                    .ins()
+                    .call_indirect(self.update_sig, f, &[self.ctx, mv, key, value, flags])
+            }
+            _ => {
+                let idv = self.b.ins().iconst(I64, id);
+                let mut args = vec![self.ctx, idv];
+                for r in 1..=5 {
+                    args.push(self.r(r));
+                }
+                let f = self
+                    .b
+                    .ins()
+                    .iconst(I64, tr::helper_shim as *const () as usize as i64);
+                self.b.ins().call_indirect(self.helper_sig, f, &args)
+            }
+        };
         let r0 = self.b.inst_results(call)[0];
         let trapped = self
             .b
@@ -683,6 +748,130 @@ impl<'a, 'b> Tx<'a, 'b> {
             .load(I64, MemFlagsData::trusted(), self.ctx, tr::OFF_TRAPPED);
         let zero = self.b.ins().iconst(I64, 0);
         self.trap_if(trapped, status::HELPER, pc, zero, zero);
+        self.set(0, r0);
+    }
+
+    /// `bpf_loop(nr_loops, callback, callback_ctx, flags)` as the interpreter runs it
+    /// (the kernel's inlined loop, see `Vm::bpf_loop`): -EINVAL for flags != 0,
+    /// 0xfffffff9 (-E2BIG in 32 bits) for nr_loops above 1 << 23 (64-bit compare), a
+    /// trap for a callback that is not one of the program's subprograms or a call chain
+    /// already 8 frames deep; then `callback(i, callback_ctx)` for i = 0.. in a frame
+    /// below this one until it returns non-zero (r0 = the number of calls) or
+    /// `nr_loops` calls were made. The loop is generated code calling the compiled
+    /// callback directly. Each callback invocation counts its own tail calls and leaves
+    /// this function's count alone, as the interpreter's (the kernel's verifier refuses
+    /// tail calls in callbacks anyway).
+    fn bpf_loop(&mut self, pc: usize) {
+        let nr = self.r(1);
+        let cb = self.r(2);
+        let cb_ctx = self.r(3);
+        let flags = self.r(4);
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+
+        let einval = self.b.ins().iconst(I64, -(libc::EINVAL as i64));
+        let flags_ok = self.b.create_block();
+        self.b
+            .ins()
+            .brif(flags, done, &[BlockArg::Value(einval)], flags_ok, &[]);
+        self.enter(flags_ok);
+        // As the kernel's inlined loop: all 64 bits compared, -E2BIG as a 32-bit move.
+        let n = nr;
+        let big = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedGreaterThan, n, BPF_MAX_LOOPS);
+        let e2big = self.b.ins().iconst(I64, (-libc::E2BIG) as u32 as i64);
+        let n_ok = self.b.create_block();
+        self.b
+            .ins()
+            .brif(big, done, &[BlockArg::Value(e2big)], n_ok, &[]);
+        self.enter(n_ok);
+
+        // The callback: one of the program's subprograms (a slot index, as the
+        // pseudo-func `ld_imm64` left it), resolved to its compiled function.
+        let found = self.b.create_block();
+        self.b.append_block_param(found, I64);
+        let bad = self.b.create_block();
+        self.b.set_cold_block(bad);
+        let mut sw = Switch::new();
+        let mut arms = Vec::new();
+        for (fi, &start) in self.spec.prog.functions.iter().enumerate().skip(1) {
+            let blk = self.b.create_block();
+            sw.set_entry(start as u128, blk);
+            arms.push((blk, fi));
+        }
+        sw.emit(&mut self.b, cb, bad);
+        for (blk, fi) in arms {
+            self.enter(blk);
+            let addr = self.b.ins().func_addr(I64, self.frefs[fi]);
+            self.b.ins().jump(found, &[BlockArg::Value(addr)]);
+        }
+        self.enter(bad);
+        let trap = self.trap_block();
+        let st = self.b.ins().iconst(I64, status::BAD_CALLBACK);
+        let pcv = self.b.ins().iconst(I64, pc as i64);
+        let zero = self.b.ins().iconst(I64, 0);
+        let args = [
+            BlockArg::Value(st),
+            BlockArg::Value(pcv),
+            BlockArg::Value(cb),
+            BlockArg::Value(zero),
+        ];
+        self.b.ins().jump(trap, &args);
+        self.enter(found);
+        let addr = self.b.block_params(found)[0];
+
+        // Depth: the callback's frame must fit, as for a bpf-to-bpf call.
+        let fp = self.r(FRAME_POINTER);
+        let limit = self.b.ins().iadd_imm_s(self.stack_lo, STACK_FRAME as i64);
+        let too_deep = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, fp, limit);
+        let zero = self.b.ins().iconst(I64, 0);
+        self.trap_if(too_deep, status::CALL_DEPTH, pc, zero, zero);
+        let nfp = self.b.ins().iadd_imm_s(fp, -(STACK_FRAME as i64));
+        let f = MemFlagsData::trusted();
+        let saved = self.b.ins().load(I32, f, self.ctx, tr::OFF_TAIL_CALLS);
+
+        // for i in 0..n { if callback(i, cb_ctx) == 1 { break i + 1 } } else n
+        let head = self.b.create_block();
+        self.b.append_block_param(head, I64);
+        let body = self.b.create_block();
+        let next = self.b.create_block();
+        let out = self.b.create_block();
+        self.b.append_block_param(out, I64);
+        self.b.ins().jump(head, &[BlockArg::Value(zero)]);
+        self.b.switch_to_block(head);
+        let i = self.b.block_params(head)[0];
+        let fin = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, i, n);
+        self.b
+            .ins()
+            .brif(fin, out, &[BlockArg::Value(n)], body, &[]);
+        self.enter(body);
+        let zero32 = self.b.ins().iconst(I32, 0);
+        self.b.ins().store(f, zero32, self.ctx, tr::OFF_TAIL_CALLS);
+        let args = [self.ctx, i, cb_ctx, zero, zero, zero, nfp];
+        let call = self.b.ins().call_indirect(self.func_sig, addr, &args);
+        let res = self.b.inst_results(call).to_vec();
+        let prop = self.prop_block();
+        self.b
+            .ins()
+            .brif(res[1], prop, &[BlockArg::Value(res[1])], next, &[]);
+        self.enter(next);
+        let i1 = self.b.ins().iadd_imm_s(i, 1);
+        self.b.ins().brif(
+            res[0],
+            out,
+            &[BlockArg::Value(i1)],
+            head,
+            &[BlockArg::Value(i1)],
+        );
+        self.b.seal_block(head);
+        self.enter(out);
+        let calls = self.b.block_params(out)[0];
+        self.b.ins().store(f, saved, self.ctx, tr::OFF_TAIL_CALLS);
+        self.b.ins().jump(done, &[BlockArg::Value(calls)]);
+        self.enter(done);
+        let r0 = self.b.block_params(done)[0];
         self.set(0, r0);
     }
 
@@ -839,6 +1028,8 @@ impl<'a, 'b> Tx<'a, 'b> {
                     self.local_call(pc, pc as i64 + 1 + op.off as i64)?;
                 } else if op.imm == helpers::TAIL_CALL {
                     self.tail_call();
+                } else if op.imm == helpers::BPF_LOOP {
+                    self.bpf_loop(pc);
                 } else {
                     self.helper_call(pc, op.imm);
                 }
@@ -896,22 +1087,48 @@ fn store_size(code: u8) -> u32 {
     }
 }
 
-/// Builds the trampoline `(ctx, entry, r1, r10) -> status` that Rust calls: it calls the
-/// entry function and stores r0 in the context.
+/// Builds the trampoline `(ctx, entry, r1, r10, repeat) -> status` that Rust calls: it
+/// calls the entry function `repeat` times (at least once), resetting the tail-call
+/// count before each run and storing r0 in the context after it, and returns the first
+/// non-zero status (a trap) at once.
 pub(super) fn trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: TargetFrontendConfig) {
     let sig = b.import_signature(sigs.func.clone());
     let blk = b.create_block();
+    let head = b.create_block();
+    let next = b.create_block();
+    let done = b.create_block();
+    b.append_block_param(head, I64);
+    b.append_block_param(done, I64);
     b.append_block_params_for_function_params(blk);
     b.switch_to_block(blk);
     let p = b.block_params(blk).to_vec();
+    let (ctx, entry, r1, r10, repeat) = (p[0], p[1], p[2], p[3], p[4]);
     let zero = b.ins().iconst(I64, 0);
+    let zero32 = b.ins().iconst(I32, 0);
+    b.ins().jump(head, &[BlockArg::Value(repeat)]);
+    b.switch_to_block(head);
+    let left = b.block_params(head)[0];
+    let f = MemFlagsData::trusted();
+    b.ins().store(f, zero32, ctx, tr::OFF_TAIL_CALLS);
     let call = b
         .ins()
-        .call_indirect(sig, p[1], &[p[0], p[2], zero, zero, zero, zero, p[3]]);
+        .call_indirect(sig, entry, &[ctx, r1, zero, zero, zero, zero, r10]);
     let res = b.inst_results(call).to_vec();
+    b.ins().store(f, res[0], ctx, tr::OFF_R0);
     b.ins()
-        .store(MemFlagsData::trusted(), res[0], p[0], tr::OFF_R0);
-    b.ins().return_(&[res[1]]);
+        .brif(res[1], done, &[BlockArg::Value(res[1])], next, &[]);
+    b.switch_to_block(next);
+    let left = b.ins().iadd_imm_s(left, -1);
+    b.ins().brif(
+        left,
+        head,
+        &[BlockArg::Value(left)],
+        done,
+        &[BlockArg::Value(zero)],
+    );
+    b.switch_to_block(done);
+    let st = b.block_params(done)[0];
+    b.ins().return_(&[st]);
     b.seal_all_blocks();
     b.finalize(cfg);
 }

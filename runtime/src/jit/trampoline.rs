@@ -12,7 +12,7 @@ use std::mem::offset_of;
 use crate::error::{Trap, TrapKind};
 use crate::helpers::{self, HelperCtx};
 use crate::interp::MAX_TAIL_CALLS;
-use crate::maptable::{types, MapTable};
+use crate::maptable::{types, BoundMap, MapTable};
 use crate::memory::Regions;
 use crate::xdp::Packet;
 
@@ -27,6 +27,9 @@ pub(crate) mod status {
     pub const HELPER: i64 = 4;
     /// `trap_info` holds the opcode.
     pub const ILLEGAL: i64 = 5;
+    /// `bpf_loop` was given a callback that is not a function of the program:
+    /// `trap_addr` holds the value.
+    pub const BAD_CALLBACK: i64 = 6;
 }
 
 /// The state of one run, shared by Rust and compiled code. Compiled code reads and
@@ -53,6 +56,8 @@ pub(crate) struct JitCtx {
     pub entries: *const u64,
     pub n_entries: usize,
     pub cpu: u32,
+    /// Tail calls made so far in this run; a `bpf_loop` callback invocation counts its
+    /// own (as the interpreter does) and the caller's count is restored after the loop.
     pub tail_calls: u32,
 }
 
@@ -63,6 +68,7 @@ pub(crate) const OFF_TRAP_PC: i32 = offset_of!(JitCtx, trap_pc) as i32;
 pub(crate) const OFF_TRAP_ADDR: i32 = offset_of!(JitCtx, trap_addr) as i32;
 pub(crate) const OFF_TRAP_INFO: i32 = offset_of!(JitCtx, trap_info) as i32;
 pub(crate) const OFF_R0: i32 = offset_of!(JitCtx, r0) as i32;
+pub(crate) const OFF_TAIL_CALLS: i32 = offset_of!(JitCtx, tail_calls) as i32;
 
 impl JitCtx {
     /// The trap a run that returned `status` (non-zero) stopped with.
@@ -80,6 +86,10 @@ impl JitCtx {
                 len: info as u8,
             },
             status::CALL_DEPTH => TrapKind::CallDepth,
+            status::BAD_CALLBACK => TrapKind::HelperBadCallback {
+                helper: helpers::BPF_LOOP as i32,
+                value: self.trap_addr,
+            },
             status::HELPER => self.helper_trap.unwrap_or(TrapKind::IllegalInstruction {
                 code: isa::opcode::CALL,
             }),
@@ -90,8 +100,10 @@ impl JitCtx {
 }
 
 /// Signature of the trampoline compiled code enters through:
-/// `(ctx, entry function, r1, r10) -> status`; r0 lands in `ctx.r0`.
-pub(crate) type Trampoline = unsafe extern "C" fn(*mut JitCtx, u64, u64, u64) -> i64;
+/// `(ctx, entry function, r1, r10, repeat) -> status`: it runs the entry function
+/// `repeat` times (at least once; `tail_calls` reset before each) and stops at the first
+/// trap; the last r0 lands in `ctx.r0`.
+pub(crate) type Trampoline = unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64) -> i64;
 
 /// Calls helper `id` with r1..r5, as the interpreter does. A helper's trap is stored in
 /// the context (`trapped`, `helper_trap`); compiled code checks `trapped` after the call.
@@ -131,6 +143,91 @@ pub(crate) unsafe extern "C" fn helper_shim(
         }
     }
 }
+
+/// Map types whose `bpf_map_lookup_elem` and `bpf_map_update_elem` are exactly
+/// `prog_lookup` / `prog_update` after the helper's argument checks (`helpers/map.rs`),
+/// so compiled code may call [`map_lookup_shim`] and [`map_update_shim`] for them when
+/// r1 is a constant map handle.
+pub(crate) fn direct_map_helpers(map_type: u32) -> bool {
+    matches!(
+        map_type,
+        types::HASH
+            | types::ARRAY
+            | types::PERCPU_HASH
+            | types::PERCPU_ARRAY
+            | types::LRU_HASH
+            | types::LRU_PERCPU_HASH
+    )
+}
+
+/// Whether the program may read (`write` false) or write `len` bytes at `addr`, as
+/// `HelperCtx::bytes` checks a helper's memory argument; otherwise records the trap
+/// `HelperBadPointer` for helper `helper` in the context.
+#[inline(always)]
+fn helper_arg_ok(c: &mut JitCtx, helper: i32, addr: u64, len: u64, write: bool) -> bool {
+    if len == 0 {
+        return true;
+    }
+    // SAFETY: the callers' contract: `regions` and `pkt` are valid for this run.
+    let (regions, pkt) = unsafe { (&*c.regions, &*c.pkt) };
+    if len <= u32::MAX as u64 && regions.check(pkt.md(), addr, len as usize, write) {
+        return true;
+    }
+    c.helper_trap = Some(TrapKind::HelperBadPointer { helper, addr, len });
+    c.trapped = 1;
+    false
+}
+
+/// `bpf_map_lookup_elem(map, key)` for a map the compiler resolved from a constant r1,
+/// of a type [`direct_map_helpers`] accepts: the helper without the dispatch and the
+/// map-handle lookup. A bad key pointer traps as in the helper.
+///
+/// # Safety
+/// `ctx` must be the live context of the current run; `map` a map of its object.
+pub(crate) unsafe extern "C" fn map_lookup_shim(
+    ctx: *mut JitCtx,
+    map: *const BoundMap,
+    key: u64,
+) -> u64 {
+    // SAFETY: the caller guarantees `ctx` and `map` are valid for this run.
+    let (c, m) = unsafe { (&mut *ctx, &*map) };
+    if !helper_arg_ok(c, LOOKUP, key, m.info.key_size as u64, false) {
+        return 0;
+    }
+    // SAFETY: `key` holds key_size readable bytes (just checked).
+    unsafe { m.map.prog_lookup(key as usize as *const u8, c.cpu) as u64 }
+}
+
+/// `bpf_map_update_elem(map, key, value, flags)` for a map the compiler resolved from a
+/// constant r1, of a type [`direct_map_helpers`] accepts and not read-only for
+/// programs. Bad pointers trap; map errors are negative errno values, as in the helper.
+///
+/// # Safety
+/// `ctx` must be the live context of the current run; `map` a map of its object.
+pub(crate) unsafe extern "C" fn map_update_shim(
+    ctx: *mut JitCtx,
+    map: *const BoundMap,
+    key: u64,
+    value: u64,
+    flags: u64,
+) -> u64 {
+    // SAFETY: the caller guarantees `ctx` and `map` are valid for this run.
+    let (c, m) = unsafe { (&mut *ctx, &*map) };
+    if !helper_arg_ok(c, UPDATE, key, m.info.key_size as u64, false)
+        || !helper_arg_ok(c, UPDATE, value, m.info.value_size as u64, false)
+    {
+        return 0;
+    }
+    let (key, value) = (key as usize as *const u8, value as usize as *const u8);
+    // SAFETY: `key` and `value` hold key_size and value_size readable bytes.
+    match unsafe { m.map.prog_update(key, value, flags, c.cpu) } {
+        Ok(()) => 0,
+        Err(e) => (-(e.errno() as i64)) as u64,
+    }
+}
+
+const LOOKUP: i32 = 1;
+const UPDATE: i32 = 2;
 
 /// The full region check (`Regions::check`) for accesses the inline checks did not
 /// accept: map values, the context, and everything that is out of bounds. `info` is
@@ -229,6 +326,13 @@ mod tests {
             }
         );
         assert_eq!(c.trap(status::CALL_DEPTH).kind, TrapKind::CallDepth);
+        assert_eq!(
+            c.trap(status::BAD_CALLBACK).kind,
+            TrapKind::HelperBadCallback {
+                helper: 181,
+                value: 0x1234
+            }
+        );
         c.helper_trap = Some(TrapKind::HelperBadMap {
             helper: 1,
             value: 9,
