@@ -201,6 +201,25 @@ impl Packet {
     /// refused). With `ingress_ifindex` 0 the program sees the loopback device (1), as in
     /// the kernel.
     pub fn with_ctx(data_in: &[u8], ctx_in: &[u8]) -> Result<Packet, PacketError> {
+        Packet::with_ctx_queues(data_in, ctx_in, host_rx_queues)
+    }
+
+    /// [`Packet::with_ctx`] in the namespace `net` (the one `bpf_fib_lookup` sees):
+    /// `ingress_ifindex` must name one of its interfaces, each with one receive
+    /// queue (as veth and lo have by default).
+    pub fn with_ctx_in(
+        data_in: &[u8],
+        ctx_in: &[u8],
+        net: &crate::net::Net,
+    ) -> Result<Packet, PacketError> {
+        Packet::with_ctx_queues(data_in, ctx_in, |i| net.iface(i).map(|_| 1))
+    }
+
+    fn with_ctx_queues(
+        data_in: &[u8],
+        ctx_in: &[u8],
+        rx_queues: impl Fn(u32) -> Option<u32>,
+    ) -> Result<Packet, PacketError> {
         let invalid = |reason: &'static str| PacketError::BadCtx {
             reason,
             errno: libc::EINVAL,
@@ -251,7 +270,7 @@ impl Packet {
             return Err(invalid("rx_queue_index needs an ingress_ifindex"));
         }
         if ingress != 0 {
-            match host_rx_queues(ingress) {
+            match rx_queues(ingress) {
                 None => {
                     return Err(PacketError::BadCtx {
                         reason: "no interface with that ingress_ifindex",

@@ -70,6 +70,13 @@ pub struct RunArgs {
     /// in the store for `xdp-runner prog show` (with --store or --id).
     #[arg(long)]
     pub stats: bool,
+    /// The network bpf_fib_lookup sees: a script of `ip link|addr|neigh|route add`,
+    /// `ip link set` and `sysctl -w net.ipv4.ip_forward=1`-style lines, as one would
+    /// run in a fresh network namespace (lines: see runtime::net). Without it,
+    /// lookups see a fresh namespace: only lo, down, forwarding off. With it,
+    /// --ctx-in's ingress_ifindex names one of the script's interfaces.
+    #[arg(long, value_name = "FILE")]
+    pub net: Option<PathBuf>,
     /// With --store: pin every map of the object as PREFIX/<map name>.
     #[arg(long, value_name = "PREFIX", requires = "store")]
     pub pin_maps: Option<String>,
@@ -103,7 +110,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             store.ncpus()
         );
     }
-    let (loaded, prog) = match (args.id, &args.object) {
+    let (mut loaded, prog) = match (args.id, &args.object) {
         (Some(id), _) => LoadedObject::from_store(&store, id)
             .with_context(|| format!("cannot prepare program {id} of the store"))?,
         (None, Some(path)) => {
@@ -122,13 +129,27 @@ pub fn run(args: RunArgs) -> Result<()> {
     for set in &args.sets {
         apply_set(&loaded, set)?;
     }
-    let mut pkt = match &args.ctx_in {
-        Some(path) => {
+    let mut net = None;
+    if let Some(path) = &args.net {
+        let script = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let parsed = runtime::Net::parse(&script)
+            .with_context(|| format!("bad network script {}", path.display()))?;
+        let parsed = std::sync::Arc::new(parsed);
+        loaded.set_net(parsed.clone());
+        net = Some(parsed);
+    }
+    let mut pkt = match (&args.ctx_in, &net) {
+        (Some(path), net) => {
             let ctx =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Packet::with_ctx(&data, &ctx)?
+            match net {
+                // ingress_ifindex names an interface of the given network.
+                Some(net) => Packet::with_ctx_in(&data, &ctx, net)?,
+                None => Packet::with_ctx(&data, &ctx)?,
+            }
         }
-        None => Packet::new(&data)?,
+        (None, _) => Packet::new(&data)?,
     };
     let mut vm = Vm::new(args.cpu);
     let repeat = args.repeat.max(1);
