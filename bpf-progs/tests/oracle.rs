@@ -31,14 +31,21 @@ fn read_packet(name: &str) -> Vec<u8> {
 fn run_case(case: &Case, pkt: &str, cpu: Cpu) -> KernelRun {
     let obj = object_for(case.object, cpu).unwrap_or_else(|| panic!("no {cpu:?} object"));
     let sets = case.sets_bytes().expect("case hex");
-    kernel::run_with(
-        &obj,
-        case.prog,
-        &read_packet(pkt),
-        case.repeat,
-        &sets,
-        &case.prog_sets_owned(),
-    )
+    let data = read_packet(pkt);
+    let prog_sets = case.prog_sets_owned();
+    match bpf_progs::netns_setup(case.object) {
+        Some(setup) => kernel::run_in_netns(
+            &obj,
+            case.prog,
+            &data,
+            case.repeat,
+            &sets,
+            &prog_sets,
+            None,
+            setup,
+        ),
+        None => kernel::run_with(&obj, case.prog, &data, case.repeat, &sets, &prog_sets),
+    }
     .unwrap_or_else(|e| panic!("{} ({cpu:?}): {e}", case.label(pkt)))
 }
 
@@ -140,6 +147,10 @@ fn expected_maps(object: &str) -> BTreeSet<&'static str> {
     let names: &[&'static str] = match object {
         "xdp_counter" => &["counter_map"],
         "xdp_map_heavy" => &["big_map", "stats"],
+        "xdp_events" => &["perf_events", "rb_events", "ev_rets", "ev_ok", "ev_seq"],
+        "xdp_loop" => &["tcpopt_seen"],
+        "xdp_fib" => &["fib_last"],
+        "xdp_fib_probe" => &["fib_probe_out"],
         "xdp_parser" => &["stats_map", "port_blocklist"],
         "xdp_subprog" => &["sub_stats", ".bss", ".data", ".rodata", ".rodata.str1.1"],
         "xdp_encap" => &["encap_stats"],
@@ -840,7 +851,7 @@ fn redirect_map_follows_the_c_source() {
     assert!(run.maps["tx_hash"].is_empty());
 }
 
-// The issue-5 programs (`pending_cases`).
+// The issue-5 programs (`real_world_cases`).
 #[path = "oracle/issue5.rs"]
 mod issue5;
 
@@ -936,6 +947,50 @@ fn maps_of_maps_follow_the_c_source() {
             } else {
                 assert!(entries.is_empty(), "{pkt}: {hash}");
             }
+        }
+    }
+}
+
+/// xdp_events in BPF_PROG_TEST_RUN: no perf event in perf_events (-ENOENT), the
+/// error cases of bpf_xdp_event_output and bpf_ringbuf_output, and a 4096-byte ring
+/// that 120 bytes per run (24 + 72 + 24) fill after 34 runs.
+#[test]
+fn events_fill_the_ring_and_find_no_perf_event() {
+    require_kernel!();
+    for case in cases_of("xdp_events") {
+        for pkt in case.packets {
+            let run = run_case(case, pkt, Cpu::V2);
+            assert_eq!(run.retval, 2, "XDP_PASS");
+            assert_eq!(run.data_out, read_packet(pkt), "unchanged");
+            let at = |map: &str, i: u32| u64_at(value(&run, map, &i.to_le_bytes()), 0);
+            let rets: Vec<i64> = (0..16).map(|i| at("ev_rets", i) as i64).collect();
+            let runs = u64::from(case.repeat);
+            let fit = runs.min(4095 / 120);
+            let full = runs > fit;
+            let used = (fit * 120) as i64;
+            let want: Vec<i64> = vec![
+                -2,
+                -2,
+                -7,
+                -22,
+                -14,
+                if full { -11 } else { 0 },
+                -22,
+                i64::from(!full),
+                i64::from(!full),
+                0,
+                used,
+                4096,
+                0,
+                used,
+                0,
+                runs as i64,
+            ];
+            assert_eq!(rets, want, "{}", case.label(pkt));
+            for (i, n) in [(0, 0), (5, fit), (7, fit), (8, fit), (9, 0), (15, runs)] {
+                assert_eq!(at("ev_ok", i), n, "{}: ev_ok[{i}]", case.label(pkt));
+            }
+            assert!(run.maps["perf_events"].is_empty() && run.maps["rb_events"].is_empty());
         }
     }
 }

@@ -40,6 +40,109 @@ fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("xdp-runner-test-{}-{name}", std::process::id()))
 }
 
+/// The IPv4 header checksum (RFC 1071) of `hdr` with its checksum field zeroed.
+fn ipv4_checksum(hdr: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for (i, pair) in hdr.chunks(2).enumerate() {
+        if i != 5 {
+            sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[test]
+fn run_with_a_network_forwards_through_fib_lookup() {
+    // FIB_NETNS_SETUP: 10.2.0.0/16 via 10.1.0.2 (02:00:00:00:01:fe) on v0 (ifindex 10,
+    // 02:00:00:00:01:01), forwarding on. fib_fwd.bin goes to 10.2.0.5.
+    let net = temp_path("fib.net");
+    std::fs::write(&net, bpf_progs::FIB_NETNS_SETUP).unwrap();
+    let fib = path_str(&bpf_progs::object("xdp_fib"));
+    let pkt = path_str(&bpf_progs::packet("fib_fwd"));
+    let input = std::fs::read(bpf_progs::packet("fib_fwd")).unwrap();
+    assert_eq!(&input[30..34], &[10, 2, 0, 5]);
+    let mut expected = input.clone();
+    expected[0..6].copy_from_slice(&[2, 0, 0, 0, 1, 0xfe]);
+    expected[6..12].copy_from_slice(&[2, 0, 0, 0, 1, 1]);
+    expected[22] -= 1;
+    let check = ipv4_checksum(&expected[14..34]);
+    expected[24..26].copy_from_slice(&check.to_be_bytes());
+    for engine in ["interpreter", "jit"] {
+        let v = json_of(&run(&[
+            "run",
+            &fib,
+            "--data-in",
+            &pkt,
+            "--net",
+            &path_str(&net),
+            "--engine",
+            engine,
+            "--json",
+        ]));
+        assert_eq!(v["retval"], 4, "{engine}: XDP_REDIRECT");
+        assert_eq!(
+            v["data_out"],
+            bpf_progs::hex_encode(&expected),
+            "{engine}: MACs from the neighbour table, TTL - 1"
+        );
+        // fib_last = { rc SUCCESS, ifindex 10, verdict XDP_REDIRECT, 1 lookup }.
+        assert_eq!(
+            v["maps"]["fib_last"][0]["value"],
+            "00000000".to_owned() + "0a000000" + "04000000" + "01000000",
+            "{engine}"
+        );
+    }
+    // With --net, --ctx-in's ingress_ifindex names the script's interfaces: from v1
+    // (11) the route still leads out of v0 (10); ifindex 42 is no interface there.
+    let ctx = temp_path("fib-ctx");
+    for (ingress, ok) in [(11u32, true), (42, false)] {
+        std::fs::write(&ctx, xdp_md(0, input.len() as u32, 0, ingress, 0, 0)).unwrap();
+        let out = run(&[
+            "run",
+            &fib,
+            "--data-in",
+            &pkt,
+            "--net",
+            &path_str(&net),
+            "--ctx-in",
+            &path_str(&ctx),
+            "--json",
+        ]);
+        if ok {
+            let v = json_of(&out);
+            assert_eq!(v["retval"], 4, "from ifindex {ingress}");
+            assert_eq!(v["data_out"], bpf_progs::hex_encode(&expected));
+        } else {
+            assert!(!out.status.success());
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("ingress_ifindex"), "{err}");
+        }
+    }
+    let _ = std::fs::remove_file(&ctx);
+    // Without a network: lo down, forwarding off -> FWD_DISABLED (5), XDP_PASS.
+    let v = json_of(&run(&["run", &fib, "--data-in", &pkt, "--json"]));
+    assert_eq!(v["retval"], 2);
+    assert_eq!(v["data_out"], bpf_progs::hex_encode(&input));
+    assert_eq!(
+        &v["maps"]["fib_last"][0]["value"].as_str().unwrap()[..8],
+        "05000000"
+    );
+    // A script error names its line.
+    std::fs::write(
+        &net,
+        "ip link set lo up\nip route add 10.0.0.0/8 via 10.9.9.9\n",
+    )
+    .unwrap();
+    let out = run(&["run", &fib, "--data-in", &pkt, "--net", &path_str(&net)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("gateway"), "{err}");
+    let _ = std::fs::remove_file(&net);
+}
+
 #[test]
 fn json_output_has_the_documented_shape() {
     let out = run(&["run", &counter(), "--data-in", &icmp(), "--json"]);
@@ -149,17 +252,38 @@ fn matches_the_kernel_on_every_case() {
                     bpf_progs::hex_encode(&slot.to_ne_bytes())
                 ));
             }
+            // Cases whose kernel runs happen in a prepared namespace: the same script.
+            let setup = bpf_progs::netns_setup(case.object);
+            let net_file = temp_path(&format!("{}.net", case.object));
+            if let Some(setup) = setup {
+                std::fs::write(&net_file, setup).unwrap();
+                args.push("--net".into());
+                args.push(path_str(&net_file));
+            }
             let out = runner().args(&args).output().unwrap();
             let ours = json_of(&out);
-            let theirs = kernel::run_with(
-                &object,
-                case.prog,
-                &data,
-                case.repeat,
-                &sets,
-                &case.prog_sets_owned(),
-            )
+            let theirs = match setup {
+                Some(setup) => kernel::run_in_netns(
+                    &object,
+                    case.prog,
+                    &data,
+                    case.repeat,
+                    &sets,
+                    &case.prog_sets_owned(),
+                    None,
+                    setup,
+                ),
+                None => kernel::run_with(
+                    &object,
+                    case.prog,
+                    &data,
+                    case.repeat,
+                    &sets,
+                    &case.prog_sets_owned(),
+                ),
+            }
             .expect("kernel run");
+            let _ = std::fs::remove_file(&net_file);
             let label = case.label(packet);
             assert_eq!(ours["retval"], theirs.retval, "{label}");
             assert_eq!(
@@ -1449,4 +1573,222 @@ fn bench_fill_refuses_what_the_map_cannot_hold() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "--fill {fill}: {err}");
     }
+}
+
+// ---- `map events`: perf and ring buffer records read by another process ----
+
+fn events_obj() -> String {
+    path_str(&bpf_progs::object("xdp_events"))
+}
+
+/// The JSON objects `map events --json` printed, one per line.
+fn event_lines(out: &Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+/// xdp_events' perf record for run `seq` of `packet`: its header (magic "EVNT",
+/// length, captured length, sequence number, ingress ifindex 1) and 64 packet bytes.
+fn expected_perf_record(packet: &[u8], seq: u32) -> String {
+    let mut r = 0x4556_4e54u32.to_le_bytes().to_vec();
+    r.extend((packet.len() as u16).to_le_bytes());
+    r.extend(64u16.to_le_bytes());
+    r.extend(seq.to_le_bytes());
+    r.extend(1u32.to_le_bytes());
+    r.extend(&packet[..64]);
+    bpf_progs::hex_encode(&r)
+}
+
+#[test]
+fn map_events_reads_perf_and_ring_records_of_a_run() {
+    let store = TestStore::new("events");
+    let packet = std::fs::read(bpf_progs::packet("icmp")).unwrap();
+    let ran = json_of(&store_cmd(
+        &store,
+        &[
+            "run",
+            &events_obj(),
+            "--data-in",
+            &icmp(),
+            "--repeat",
+            "3",
+            "--set",
+            "perf_events:00000000=01000000",
+            "--set",
+            "perf_events:01000000=01000000",
+            "--json",
+        ],
+    ));
+    assert_eq!(ran["retval"], 2);
+    // Another process reads the perf slots: 3 records each, round-robin.
+    let perf = event_lines(&store_cmd(
+        &store,
+        &["map", "events", "name", "perf_events", "--json"],
+    ));
+    assert_eq!(perf.len(), 6, "{perf:?}");
+    for (i, e) in perf.iter().enumerate() {
+        assert_eq!(e["index"], (i % 2) as u64);
+        assert_eq!(e["size"], 80);
+        let seq = (i / 2) as u32 + 1;
+        assert_eq!(
+            e["data_hex"],
+            expected_perf_record(&packet, seq),
+            "record {i}"
+        );
+    }
+    // Consumed: nothing is left.
+    let again = store_cmd(&store, &["map", "events", "name", "perf_events"]);
+    assert!(event_lines(&again).is_empty());
+    // The ring buffer, under bpftool's name for the command, two records at a time:
+    // per run the 16-byte header, then the 64-byte sample (header + 48 packet bytes).
+    let first = event_lines(&store_cmd(
+        &store,
+        &[
+            "map",
+            "event_pipe",
+            "name",
+            "rb_events",
+            "--count",
+            "2",
+            "--json",
+        ],
+    ));
+    let rest = event_lines(&store_cmd(
+        &store,
+        &["map", "events", "name", "rb_events", "--json"],
+    ));
+    let ring: Vec<&Value> = first.iter().chain(&rest).collect();
+    assert_eq!((first.len(), ring.len()), (2, 6));
+    for (i, e) in ring.iter().enumerate() {
+        let header = &expected_perf_record(&packet, (i / 2) as u32 + 1)[..32];
+        let want = if i % 2 == 0 {
+            header.to_string()
+        } else {
+            format!("{header}{}", bpf_progs::hex_encode(&packet[..48]))
+        };
+        assert_eq!(e["data_hex"], want, "ring record {i}");
+        assert!(e.get("index").is_none());
+    }
+    // Text: bpftool's event_pipe layout, after a run of the stored program (on the
+    // same maps, whose slots stay live).
+    let progs = json_of(&store_cmd(&store, &["prog", "list", "--json"]));
+    let id = progs[0]["id"].as_u64().expect("program id").to_string();
+    let again = store_cmd(&store, &["run", "--id", &id, "--data-in", &icmp()]);
+    assert!(again.status.success());
+    let text = store_cmd(&store, &["map", "events", "name", "perf_events"]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.starts_with("== CPU: 0 index: 0 size: 80 ==\n0000: 54 4e 56 45"),
+        "{text}"
+    );
+}
+
+#[test]
+fn map_events_waits_for_records_of_a_concurrent_run() {
+    let store = TestStore::new("events-wait");
+    json_of(&store_cmd(
+        &store,
+        &["run", &events_obj(), "--data-in", &icmp(), "--json"],
+    ));
+    let progs = json_of(&store_cmd(&store, &["prog", "list", "--json"]));
+    let id = progs[0]["id"].as_u64().expect("program id").to_string();
+    // The reader makes the slots live itself (--attach) and waits for two records.
+    let mut reader = runner()
+        .args([
+            "map",
+            "events",
+            "name",
+            "perf_events",
+            "--attach",
+            "--count",
+            "2",
+        ])
+        .args(["--timeout", "20000", "--json", "--store", &store.0])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("reader starts");
+    // Run the stored program until the reader has its records (runs before it
+    // attached get -ENOENT and write nothing).
+    let mut runs = 0;
+    while reader.try_wait().expect("wait").is_none() && runs < 200 {
+        let out = store_cmd(&store, &["run", "--id", &id, "--data-in", &icmp()]);
+        assert!(out.status.success());
+        runs += 1;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = reader.wait_with_output().expect("reader ends");
+    let lines = event_lines(&out);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    // One run wrote both: BPF_F_CURRENT_CPU (worker 0) and slot 1.
+    assert_eq!(
+        (lines[0]["index"].as_u64(), lines[1]["index"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(lines[0]["data_hex"], lines[1]["data_hex"]);
+    // The reader cleared the slots it attached: later runs get -ENOENT again.
+    let after = json_of(&store_cmd(
+        &store,
+        &["run", "--id", &id, "--data-in", &icmp(), "--json"],
+    ));
+    assert_eq!(&after["maps"]["ev_rets"][0]["value"], "feffffffffffffff");
+}
+
+#[test]
+fn map_events_reports_lost_records_of_a_full_perf_ring() {
+    let store = TestStore::new("events-lost");
+    // 88 bytes per record in a 32 KiB ring: 372 fit, the last 8 of 380 are lost.
+    json_of(&store_cmd(
+        &store,
+        &[
+            "run",
+            &events_obj(),
+            "--data-in",
+            &icmp(),
+            "--repeat",
+            "380",
+            "--set",
+            "perf_events:00000000=01000000",
+            "--json",
+        ],
+    ));
+    let lines = event_lines(&store_cmd(
+        &store,
+        &[
+            "map",
+            "events",
+            "name",
+            "perf_events",
+            "--index",
+            "0",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"cpu": 0, "index": 0, "lost": 8})
+    );
+    assert_eq!(lines.len(), 1 + 372);
+    assert!(lines[1..].iter().all(|l| l["size"] == 80));
+    let text = store_cmd(
+        &store,
+        &["map", "events", "name", "perf_events", "--cpu", "0"],
+    );
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("lost 8 events"), "{text}");
+    // Not an event map; a slot past the end.
+    let bad = store_cmd(&store, &["map", "events", "name", "ev_rets"]);
+    assert!(failure_text(&bad).contains("not a perf_event_array or a ringbuf"));
+    let bad = store_cmd(
+        &store,
+        &["map", "events", "name", "perf_events", "--index", "4"],
+    );
+    assert!(failure_text(&bad).contains("out of range"));
 }

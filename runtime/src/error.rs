@@ -149,6 +149,23 @@ pub enum EntryError {
     },
 }
 
+/// A network script line (`ip`/`sysctl`) that [`crate::net::Net::parse`] cannot apply.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("line {line}: {command:?}: {reason}")]
+    Command {
+        line: usize,
+        command: String,
+        reason: String,
+    },
+    #[error("line {line}: {command:?}: no device {name:?}")]
+    NoDevice {
+        line: usize,
+        command: String,
+        name: String,
+    },
+}
+
 /// A packet that cannot be placed in a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum PacketError {

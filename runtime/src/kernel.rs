@@ -346,6 +346,12 @@ impl KernelObject {
         self.maps.iter().map(|m| m.name.as_str())
     }
 
+    /// The descriptor of map `name`, e.g. to mmap a ring buffer's records.
+    pub fn map_fd(&self, name: &str) -> Result<std::os::fd::BorrowedFd<'_>, KernelError> {
+        use std::os::fd::AsFd;
+        Ok(self.map(name)?.fd.as_fd())
+    }
+
     fn map(&self, name: &str) -> Result<&KernelMap, KernelError> {
         self.maps
             .iter()

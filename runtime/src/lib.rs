@@ -24,15 +24,17 @@ pub mod jit;
 pub mod kernel;
 pub mod maptable;
 pub mod memory;
+pub mod net;
 pub mod program;
 pub mod stored;
 pub mod xdp;
 
 use std::time::{Duration, Instant};
 
-pub use error::{EntryError, LoadError, PacketError, Trap, TrapKind, VerifyError};
+pub use error::{EntryError, LoadError, NetError, PacketError, Trap, TrapKind, VerifyError};
 pub use interp::{Env, Vm};
 pub use maptable::{BoundMap, MapTable};
+pub use net::Net;
 pub use program::Prepared;
 pub use xdp::{action, Packet, XdpMd};
 
@@ -309,6 +311,18 @@ impl LoadedObject {
             .map(|i| i as u32 + 1)
     }
 
+    /// Sets the network (interfaces, routes, neighbours) that `bpf_fib_lookup` sees in
+    /// this object's runs, in both engines; without one it sees a fresh namespace
+    /// ([`Net::new`]). A JIT compiled from this object before the call sees the old one.
+    pub fn set_net(&mut self, net: std::sync::Arc<Net>) {
+        self.maps.set_net(net);
+    }
+
+    /// The network `bpf_fib_lookup` sees.
+    pub fn net(&self) -> &Net {
+        self.maps.net()
+    }
+
     pub fn env(&self) -> Env<'_> {
         Env {
             maps: &self.maps,
@@ -443,6 +457,9 @@ pub fn dump(map: &maps::Map) -> Result<Vec<Entry>, maps::MapError> {
         match map.lookup(&key, &mut value) {
             Ok(()) => {}
             Err(e) if e.errno() == libc::ENOENT => continue,
+            // A perf slot cannot be read back (ENOTSUPP, as in the kernel, whose dump
+            // lists only the error): no entry.
+            Err(_) if info.map_type == maptable::types::PERF_EVENT_ARRAY => continue,
             Err(e) => return Err(e),
         }
         let values = if is_percpu(info.map_type) {

@@ -4,9 +4,14 @@
 //! get it back with [`MapTable::resolve`], which accepts only exact element addresses of
 //! this table, so a forged value is an error, never a wild pointer.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use maps::{Map, MapInfo};
 
+use std::sync::{Arc, OnceLock};
+
 use crate::memory::ValueArea;
+use crate::net::Net;
 
 /// Map types with program-visible values that the interpreter knows how to address.
 pub mod types {
@@ -19,6 +24,30 @@ pub mod types {
     pub const LRU_PERCPU_HASH: u32 = 10;
     pub const ARRAY_OF_MAPS: u32 = 12;
     pub const HASH_OF_MAPS: u32 = 13;
+    pub const PERF_EVENT_ARRAY: u32 = 4;
+    pub const RINGBUF: u32 = 27;
+}
+
+/// Where a RINGBUF map keeps its positions and records, relative to the start of
+/// its data region (`maps::Map::value_region().base`), as `maps/src/ring.rs`
+/// lays them out: `consumer_pos` at 0, `producer_pos` at 4096, the records at 8192.
+mod ring_layout {
+    pub const CONS_POS: usize = 0;
+    pub const PROD_POS: usize = 4096;
+    pub const DATA: usize = 8192;
+}
+
+/// One RINGBUF map of the table: the program may read and write its record area
+/// (records it reserved with `bpf_ringbuf_reserve`).
+#[derive(Clone, Copy, Debug)]
+pub struct RingArea {
+    /// Start of the map's data region (positions at fixed offsets from it).
+    base: usize,
+    /// Start and length of the record area.
+    pub data: usize,
+    pub size: usize,
+    /// Index of the map in the table.
+    index: usize,
 }
 
 /// `BPF_F_RDONLY_PROG`: the program may read but not write the map's values.
@@ -70,6 +99,10 @@ pub struct MapTable {
     /// (map id, index in `maps`), sorted by id.
     by_id: Box<[(u32, usize)]>,
     areas: Box<[ValueArea]>,
+    /// The RINGBUF maps (object and inner), usually none.
+    rings: Box<[RingArea]>,
+    /// The network `bpf_fib_lookup` sees (`None`: a fresh namespace, [`Net::new`]).
+    net: Option<Arc<Net>>,
 }
 
 impl MapTable {
@@ -106,13 +139,54 @@ impl MapTable {
                     writable: !m.read_only(),
                 }
             })
-            .filter(|a| a.len > 0 && a.stride > 0)
+            .filter(|a| a.len > 0 && a.stride > 0);
+        let rings: Vec<RingArea> = maps
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.info.map_type == types::RINGBUF)
+            .map(|(index, m)| {
+                let base = m.map.value_region().base;
+                RingArea {
+                    base,
+                    data: base + ring_layout::DATA,
+                    size: m.info.max_entries as usize,
+                    index,
+                }
+            })
             .collect();
+        // A ring's record area is one value the program may read and write: the
+        // records bpf_ringbuf_reserve hands out lie in it. Maps without rings add
+        // nothing, so other programs' checks stay as they were.
+        let ring_areas = rings.iter().map(|r| ValueArea {
+            base: r.data,
+            len: r.size,
+            stride: r.size,
+            value_offset: 0,
+            value_len: r.size,
+            writable: true,
+        });
+        let areas = areas.chain(ring_areas).collect();
         MapTable {
             maps: maps.into(),
             nobj,
             by_id: by_id.into(),
             areas,
+            rings: rings.into(),
+            net: None,
+        }
+    }
+
+    /// Sets the network that `bpf_fib_lookup` sees in runs on this table.
+    pub fn set_net(&mut self, net: Arc<Net>) {
+        self.net = Some(net);
+    }
+
+    /// The network `bpf_fib_lookup` sees: the one set, else a fresh namespace (only
+    /// `lo`, down).
+    pub fn net(&self) -> &Net {
+        match &self.net {
+            Some(n) => n,
+            None => default_net(),
         }
     }
 
@@ -172,6 +246,39 @@ impl MapTable {
     pub fn value_areas(&self) -> &[ValueArea] {
         &self.areas
     }
+
+    /// The RINGBUF map whose record area holds `addr` (a record that
+    /// `bpf_ringbuf_reserve` returned, for `bpf_ringbuf_submit`/`_discard`).
+    pub fn ring_of_record(&self, addr: u64) -> Option<&BoundMap> {
+        let a = usize::try_from(addr).ok()?;
+        let r = self
+            .rings
+            .iter()
+            .find(|r| a >= r.data && a - r.data < r.size)?;
+        self.maps.get(r.index)
+    }
+
+    /// `(consumer_pos, producer_pos)` of a RINGBUF map of this table, as
+    /// `bpf_ringbuf_query` reports them; `None` for other maps.
+    pub fn ring_positions(&self, map: &BoundMap) -> Option<(u64, u64)> {
+        let r = self
+            .rings
+            .iter()
+            .find(|r| std::ptr::eq(&self.maps[r.index], map))?;
+        let load = |off: usize| {
+            // SAFETY: `base + off` is an 8-aligned position word inside the ring
+            // map's data region (ring_layout), which the map keeps mapped while
+            // this table (holding the map) lives; producers and consumers in
+            // every process update it atomically.
+            unsafe { AtomicU64::from_ptr((r.base + off) as *mut u64) }.load(Ordering::Acquire)
+        };
+        Some((load(ring_layout::CONS_POS), load(ring_layout::PROD_POS)))
+    }
+}
+
+fn default_net() -> &'static Net {
+    static NET: OnceLock<Net> = OnceLock::new();
+    NET.get_or_init(Net::new)
 }
 
 #[cfg(test)]

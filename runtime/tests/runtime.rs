@@ -8,6 +8,12 @@ use std::path::Path;
 use bpf_progs::{kernel, Cpu};
 use runtime::{LoadedObject, Packet, TrapKind, Vm};
 
+#[path = "runtime/bpf_loop.rs"]
+mod bpf_loop;
+#[path = "runtime/events.rs"]
+mod events;
+#[path = "runtime/fib.rs"]
+mod fib;
 #[path = "runtime/fuzz.rs"]
 mod fuzz;
 #[path = "runtime/fuzz_gen.rs"]
@@ -16,6 +22,8 @@ mod fuzz_gen;
 mod fuzz_regress;
 #[path = "runtime/jit.rs"]
 mod jit;
+#[path = "runtime/jit_maps.rs"]
+mod jit_maps;
 
 use jit::Engine;
 
@@ -158,14 +166,26 @@ fn compare_cases(cases: &[bpf_progs::Case], cpu: Cpu, engines: &[Engine]) -> Vec
             if kernel_ok.is_err() {
                 continue;
             }
-            let theirs =
-                match kernel::run_with(&object, case.prog, &data, case.repeat, &sets, &prog_sets) {
-                    Ok(r) => kernel_outcome(r),
-                    Err(e) => {
-                        failures.push(format!("{label}: kernel run failed: {e}"));
-                        continue;
-                    }
-                };
+            let run = match bpf_progs::netns_setup(case.object) {
+                Some(setup) => kernel::run_in_netns(
+                    &object,
+                    case.prog,
+                    &data,
+                    case.repeat,
+                    &sets,
+                    &prog_sets,
+                    None,
+                    setup,
+                ),
+                None => kernel::run_with(&object, case.prog, &data, case.repeat, &sets, &prog_sets),
+            };
+            let theirs = match run {
+                Ok(r) => kernel_outcome(r),
+                Err(e) => {
+                    failures.push(format!("{label}: kernel run failed: {e}"));
+                    continue;
+                }
+            };
             compared += 1;
             for (name, ours) in &outcomes {
                 failures.extend(diff(&label, (name, ours), ("kernel", &theirs)));
@@ -177,26 +197,6 @@ fn compare_cases(cases: &[bpf_progs::Case], cpu: Cpu, engines: &[Engine]) -> Vec
         cpu.as_str()
     );
     failures
-}
-
-/// Which pending cases (programs whose helpers or maps were not all supported when
-/// they were written) already match the kernel: a report, not an assertion.
-#[test]
-#[ignore = "a report for moving cases from pending_cases() to cases()"]
-fn pending_cases_report() {
-    for case in bpf_progs::pending_cases() {
-        let failures = compare_cases(std::slice::from_ref(case), Cpu::V2, &[Engine::Interp]);
-        let first = failures
-            .first()
-            .map(|f| f.lines().next().unwrap_or("").to_string());
-        println!(
-            "PENDING {} {} {:?}: {}",
-            case.object,
-            case.prog,
-            case.packets,
-            first.as_deref().unwrap_or("MATCHES")
-        );
-    }
 }
 
 #[test]
@@ -366,21 +366,5 @@ fn co_re_relocated_programs_match_the_kernel() {
                 kernel_outcome(kernel::run(&object, prog, &data, 1, &[]).expect("kernel run"));
             assert_eq!(ours, theirs, "{label}");
         }
-    }
-}
-
-/// bpf_loop runs in the interpreter; its cases are kept out of `cases()` (which the JIT
-/// runs too) until every engine calls back into programs.
-#[test]
-fn bpf_loop_programs_match_the_kernel() {
-    let loop_cases: Vec<bpf_progs::Case> = bpf_progs::pending_cases()
-        .iter()
-        .filter(|c| c.object == "xdp_loop")
-        .copied()
-        .collect();
-    assert!(!loop_cases.is_empty());
-    for cpu in Cpu::ALL {
-        let failures = compare_cases(&loop_cases, cpu, &[Engine::Interp]);
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }

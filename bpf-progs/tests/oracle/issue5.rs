@@ -1,4 +1,4 @@
-//! The issue-5 programs (`bpf_progs::pending_cases`) in the kernel, for the
+//! The issue-5 programs (`bpf_progs::real_world_cases`) in the kernel, for the
 //! -mcpu=v1, v2 and v3 builds, against facts derived here from the C sources
 //! and the packets: verdicts, rewritten frames (checksums recomputed here
 //! from scratch), and counters. None of these programs depends on time or
@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use bpf_progs::kernel::{self, KernelRun};
-use bpf_progs::{hex_decode, object_for, pending_cases, Case, Cpu, FIB_NETNS_SETUP};
+use bpf_progs::{hex_decode, object_for, real_world_cases, Case, Cpu, FIB_NETNS_SETUP};
 
 use super::{
     inet_csum, read_packet, u32_at, u64_at, value, XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX,
@@ -31,7 +31,7 @@ fn cpus(object: &str) -> Vec<Cpu> {
 }
 
 fn pending_of(object: &str) -> impl Iterator<Item = &'static Case> + '_ {
-    pending_cases().iter().filter(move |c| c.object == object)
+    real_world_cases().iter().filter(move |c| c.object == object)
 }
 
 fn run_pending(case: &Case, pkt: &str, cpu: Cpu) -> KernelRun {

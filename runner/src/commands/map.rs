@@ -71,6 +71,10 @@ pub enum MapOp {
         #[arg(value_name = "ARGS", num_args = 1..)]
         args: Vec<String>,
     },
+    /// Read (consume) the records programs sent to a perf_event_array or ringbuf:
+    /// MAP [--count N] [--timeout MS] [--index N] [--attach].
+    #[command(visible_alias = "event_pipe")]
+    Events(super::events::EventsArgs),
 }
 
 pub fn run(args: MapArgs) -> Result<()> {
@@ -126,6 +130,7 @@ pub fn run(args: MapArgs) -> Result<()> {
             no_more(rest)?;
             getnext(&m, map_btf(&store, &m).as_ref(), key.as_deref(), json)
         }
+        MapOp::Events(ev) => super::events::run(&store, ev, json),
     }
 }
 
@@ -134,14 +139,14 @@ pub fn open_store(name: &str) -> Result<Store> {
     Store::open(name).with_context(|| format!("cannot open the store {name:?}"))
 }
 
-fn op_error(op: &str, e: &MapError) -> anyhow::Error {
+pub(crate) fn op_error(op: &str, e: &MapError) -> anyhow::Error {
     anyhow!(
         "{op} failed: {} ({e})",
         std::io::Error::from_raw_os_error(e.errno())
     )
 }
 
-fn no_more<S: AsRef<str>>(rest: &[S]) -> Result<()> {
+pub(crate) fn no_more<S: AsRef<str>>(rest: &[S]) -> Result<()> {
     if rest.is_empty() {
         Ok(())
     } else {
@@ -486,6 +491,18 @@ fn dump(m: &Map, btf: Option<&loader::Btf>, json: bool) -> Result<()> {
             Ok(()) => {}
             // Deleted meanwhile.
             Err(e) if e.errno() == ENOENT => continue,
+            // A perf slot cannot be read back: bpftool lists each key with the
+            // lookup's error and counts no element.
+            Err(e) if info.map_type == PERF_EVENT_ARRAY => {
+                let err = std::io::Error::from_raw_os_error(e.errno()).to_string();
+                let err = err.split(" (os error").next().unwrap_or_default();
+                if json {
+                    docs.push(json!({"key": json_bytes(&key), "value": {"error": err}}));
+                } else {
+                    writeln!(out, "key:\n{}\nvalue:\n{err}", spaced(&key))?;
+                }
+                continue;
+            }
             Err(e) => return Err(op_error("lookup", &e)),
         }
         n += 1;
@@ -508,6 +525,8 @@ fn dump(m: &Map, btf: Option<&loader::Btf>, json: bool) -> Result<()> {
 
 /// errno ENOENT (runner has no libc dependency).
 const ENOENT: i32 = 2;
+/// BPF_MAP_TYPE_PERF_EVENT_ARRAY.
+const PERF_EVENT_ARRAY: u32 = 4;
 
 fn lookup(m: &Map, btf: Option<&loader::Btf>, key: &[u8], json: bool) -> Result<()> {
     let mut value = vec![0u8; m.user_value_size()];

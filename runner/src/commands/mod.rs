@@ -1,6 +1,7 @@
 //! One module per subcommand.
 pub mod bench;
 pub mod disasm;
+pub mod events;
 pub mod map;
 pub mod prog;
 pub mod run;

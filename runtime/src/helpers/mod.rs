@@ -5,6 +5,8 @@
 //! not touch. Errors a program can handle (a full map, a bad offset) are negative errno
 //! values in r0, exactly as the kernel returns them; nothing here touches `errno`.
 
+mod event;
+pub mod fib;
 mod map;
 mod misc;
 mod redirect;
@@ -83,15 +85,22 @@ const TABLE: &[(i32, HelperFn)] = &[
     (7, misc::get_prandom_u32),
     (8, misc::get_smp_processor_id),
     (23, redirect::redirect),
+    (25, event::perf_event_output),
     (28, misc::csum_diff),
     (44, xdp::adjust_head),
     (51, redirect::redirect_map),
     (54, xdp::adjust_meta),
     (65, xdp::adjust_tail),
+    (69, fib::fib_lookup),
     (93, misc::spin_lock),
     (94, misc::spin_unlock),
     (113, misc::probe_read_kernel),
     (125, misc::ktime_get_boot_ns),
+    (130, event::ringbuf_output),
+    (131, event::ringbuf_reserve),
+    (132, event::ringbuf_submit),
+    (133, event::ringbuf_discard),
+    (134, event::ringbuf_query),
     (160, misc::ktime_get_coarse_ns),
     (188, xdp::get_buff_len),
     (189, xdp::load_bytes),

@@ -41,7 +41,13 @@ pub(super) fn run_engine(
     let bytes = std::fs::read(object).map_err(|e| e.to_string())?;
     let obj = loader::Object::parse(&bytes).map_err(|e| e.to_string())?;
     let store = maps::Store::anonymous(maps::StoreOptions::default()).map_err(|e| e.to_string())?;
-    let loaded = LoadedObject::load(&obj, &store).map_err(|e| e.to_string())?;
+    let mut loaded = LoadedObject::load(&obj, &store).map_err(|e| e.to_string())?;
+    // Programs whose kernel runs happen in a prepared namespace see the same table.
+    let stem = object.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if let Some(setup) = bpf_progs::netns_setup(stem) {
+        let net = runtime::Net::parse(setup).map_err(|e| e.to_string())?;
+        loaded.set_net(std::sync::Arc::new(net));
+    }
     let index = loaded
         .program_index(Some(prog))
         .map_err(|e| e.to_string())?;
