@@ -58,6 +58,29 @@
 //!
 //! A writer that dies holding a stripe lock leaves at worst a leaked element
 //! or count (every step is a single store that leaves the chains valid).
+//!
+//! # Hot paths
+//! Every operation reads the caller's key once into a [`Probe`]: `Key4` and
+//! `Key8` hold 4- and 8-byte keys as native-endian words (hashed by
+//! `jhash_1word` / `jhash_2words`, the kernel's own shortcuts for jhash2, and
+//! compared with one or two word loads), `DevKey` is a DEVMAP_HASH index, and
+//! `KeyBytes` covers other sizes with the byte-slice jhash and `mem::key_eq`.
+//! The walk, update and delete code is generic over the probe, and takes the
+//! map kind as a parameter so that `Map::prog_lookup` / `prog_update` on a
+//! BPF_MAP_TYPE_HASH (the kind a constant) compile without the per-CPU, LRU
+//! and DEVMAP_HASH branches. A lookup restart (the seq protocol above) leaves
+//! the inline path for the outlined `find_lockfree_slow`.
+//!
+//! Checks the hot paths do not repeat, and why that is sound:
+//! - `elem_at` / `next_at` do not clamp the index into range as `elem` does:
+//!   each index they get was compared with `nelems` where it was decoded from
+//!   shared memory (the walks, `pop_free`), and `elems + nelems * elem_size`
+//!   lies inside the data region because the geometry is recomputed from the
+//!   map's definition whenever a store is opened (`layout::read_entry`), never
+//!   read from the store.
+//! - Key and value sizes are not re-checked: the `prog_*` callers guarantee
+//!   key_size / value_size readable bytes (their `# Safety`), and `Map::lookup`
+//!   / `update` check the user-space slices.
 
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
@@ -95,6 +118,13 @@ fn free_link(top: u32) -> u32 {
     (top << 2) | TAG_FREE
 }
 
+/// How one lock-free walk of a bucket ended.
+enum Walk {
+    Found(u32),
+    Missed,
+    Restart,
+}
+
 /// Which link points at an element: a bucket head or another element's `next`.
 #[derive(Clone, Copy)]
 pub(crate) enum Prev {
@@ -102,6 +132,171 @@ pub(crate) enum Prev {
     Elem(u32),
 }
 
+/// A key as the hot paths see it: read once from the caller's bytes, then hashed,
+/// compared with stored keys and stored, without slices or length loops for the
+/// common 4- and 8-byte keys. Every operation that takes a key pointer builds
+/// one with `with_probe!` and runs a body generic over it.
+pub(crate) trait Probe: Copy {
+    /// Bucket hash: the kernel's htab_map_hash (jhash2 / jhash) with `seed`, or
+    /// the index itself for DEVMAP_HASH.
+    fn hash(self, seed: u32) -> u32;
+
+    /// True when the stored key at `stored` equals this one.
+    ///
+    /// # Safety
+    /// `stored` is 4-aligned and valid for reads of round_up(key_size, 4) bytes
+    /// of store memory (only ever accessed atomically).
+    unsafe fn eq(self, stored: *const u8) -> bool;
+
+    /// Writes this key (zero-padded to a multiple of 4) at `dst`.
+    ///
+    /// # Safety
+    /// `dst` is 4-aligned and valid for writes of round_up(key_size, 4) bytes of
+    /// store memory.
+    unsafe fn store(self, dst: *mut u8);
+}
+
+/// # Safety
+/// `p` is 4-aligned and valid for 4 bytes of store memory.
+#[inline(always)]
+unsafe fn load_u32(p: *const u8) -> u32 {
+    // SAFETY: caller contract; store memory is only accessed atomically.
+    unsafe { AtomicU32::from_ptr(p as *mut u32) }.load(Ordering::Relaxed)
+}
+
+/// # Safety
+/// `p` is 4-aligned and valid for 4 bytes of store memory.
+#[inline(always)]
+unsafe fn store_u32(p: *mut u8, v: u32) {
+    // SAFETY: caller contract; store memory is only accessed atomically.
+    unsafe { AtomicU32::from_ptr(p as *mut u32) }.store(v, Ordering::Relaxed)
+}
+
+/// A 4-byte key of a map hashed with jhash (jhash2 of one word).
+#[derive(Clone, Copy)]
+pub(crate) struct Key4(pub(crate) u32);
+
+impl Probe for Key4 {
+    #[inline(always)]
+    fn hash(self, seed: u32) -> u32 {
+        jhash_1word(self.0, seed)
+    }
+    #[inline(always)]
+    unsafe fn eq(self, stored: *const u8) -> bool {
+        // SAFETY: caller contract (4 bytes).
+        unsafe { load_u32(stored) == self.0 }
+    }
+    #[inline(always)]
+    unsafe fn store(self, dst: *mut u8) {
+        // SAFETY: caller contract (4 bytes).
+        unsafe { store_u32(dst, self.0) }
+    }
+}
+
+/// A DEVMAP_HASH key: 4 bytes, its own hash (dev_map_index_hash).
+#[derive(Clone, Copy)]
+pub(crate) struct DevKey(pub(crate) u32);
+
+impl Probe for DevKey {
+    #[inline(always)]
+    fn hash(self, _seed: u32) -> u32 {
+        self.0
+    }
+    #[inline(always)]
+    unsafe fn eq(self, stored: *const u8) -> bool {
+        // SAFETY: caller contract (4 bytes).
+        unsafe { Key4(self.0).eq(stored) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, dst: *mut u8) {
+        // SAFETY: caller contract (4 bytes).
+        unsafe { Key4(self.0).store(dst) }
+    }
+}
+
+/// An 8-byte key as two native-endian words (stored keys are only 4-aligned).
+#[derive(Clone, Copy)]
+pub(crate) struct Key8(pub(crate) u32, pub(crate) u32);
+
+impl Probe for Key8 {
+    #[inline(always)]
+    fn hash(self, seed: u32) -> u32 {
+        jhash_2words(self.0, self.1, seed)
+    }
+    #[inline(always)]
+    unsafe fn eq(self, stored: *const u8) -> bool {
+        // SAFETY: caller contract (8 bytes, 4-aligned: two words).
+        unsafe { load_u32(stored) == self.0 && load_u32(stored.wrapping_add(4)) == self.1 }
+    }
+    #[inline(always)]
+    unsafe fn store(self, dst: *mut u8) {
+        // SAFETY: caller contract (8 bytes, 4-aligned: two words).
+        unsafe {
+            store_u32(dst, self.0);
+            store_u32(dst.wrapping_add(4), self.1);
+        }
+    }
+}
+
+/// Any other key: its bytes in the caller's memory.
+#[derive(Clone, Copy)]
+pub(crate) struct KeyBytes {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl Probe for KeyBytes {
+    #[inline]
+    fn hash(self, seed: u32) -> u32 {
+        // SAFETY: built by with_probe! from key_size readable bytes.
+        let k = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
+        htab_hash(k, seed)
+    }
+    #[inline]
+    unsafe fn eq(self, stored: *const u8) -> bool {
+        // SAFETY: caller contract for stored; ptr has len readable bytes.
+        unsafe { mem::key_eq(stored, self.ptr, self.len) }
+    }
+    #[inline]
+    unsafe fn store(self, dst: *mut u8) {
+        // SAFETY: caller contract for dst; ptr has len readable bytes.
+        unsafe { mem::store_key(dst, self.ptr, self.len) }
+    }
+}
+
+/// Binds `$p` to the probe for the key at `$key` (a `*const u8` with the map's
+/// key_size readable bytes: the expansion's contract, so it must sit in an
+/// unsafe block whose SAFETY comment says why) and evaluates `$body`, once per
+/// kind of probe. `$kind` is the map's kind (a constant on the fast paths).
+macro_rules! with_probe {
+    ($m:expr, $kind:expr, $key:expr, $p:ident => $body:expr) => {{
+        let key: *const u8 = $key;
+        match ($m.key_size, $kind == Kind::DevMapHash) {
+            (4, false) => {
+                let $p = Key4(std::ptr::read_unaligned(key as *const u32));
+                $body
+            }
+            (4, true) => {
+                let $p = DevKey(std::ptr::read_unaligned(key as *const u32));
+                $body
+            }
+            (8, _) => {
+                let $p = Key8(
+                    std::ptr::read_unaligned(key as *const u32),
+                    std::ptr::read_unaligned(key.wrapping_add(4) as *const u32),
+                );
+                $body
+            }
+            (len, _) => {
+                let $p = KeyBytes {
+                    ptr: key,
+                    len: len as usize,
+                };
+                $body
+            }
+        }
+    }};
+}
 impl Map {
     /// # Safety
     /// `p` is 4-aligned and lies, with 4 bytes, inside this map's data region.
@@ -275,6 +470,31 @@ impl Map {
         }
     }
 
+    /// `next` of element `idx`, without `elem`'s clamp.
+    ///
+    /// # Safety
+    /// idx < nelems (an index `find_locked`, `find_lockfree` or `pop_free`
+    /// returned: each compares what it decodes from shared memory with nelems).
+    #[inline(always)]
+    unsafe fn next_at(&self, idx: u32) -> &AtomicU32 {
+        // SAFETY: offset 0 of element idx < nelems (caller contract), 8-aligned
+        // and inside the element array (geometry recomputed at open).
+        unsafe { self.u32_at(self.elem_at(idx)) }
+    }
+
+    /// `prev_link` without `elem`'s clamp.
+    ///
+    /// # Safety
+    /// A `Prev::Elem` index is < nelems (as `find_locked` returns them).
+    #[inline(always)]
+    unsafe fn prev_link_at(&self, b: u32, p: Prev) -> &AtomicU32 {
+        match p {
+            Prev::Head => self.head(b),
+            // SAFETY: caller contract.
+            Prev::Elem(i) => unsafe { self.next_at(i) },
+        }
+    }
+
     /// Decodes an element link; None for nulls markers, free links, 0, or
     /// out-of-range indices.
     #[inline]
@@ -302,62 +522,123 @@ impl Map {
         htab_hash(k, self.seed)
     }
 
-    /// Lock-free chain walk.
+    /// Element base for an index the caller has checked against `nelems`.
+    ///
+    /// Unlike [`Map::elem`] there is no clamp: the hot paths compare every index
+    /// decoded from shared memory with `nelems` right before calling this, and
+    /// `elems + nelems * elem_size` lies inside the data region because the
+    /// geometry is recomputed from the map's definition when the store is opened
+    /// (`layout::read_entry`), never read from the store.
+    #[inline(always)]
+    fn elem_at(&self, idx: u32) -> *mut u8 {
+        debug_assert!(idx < self.nelems);
+        self.elems.wrapping_add(idx as usize * self.elem_size)
+    }
+
+    /// Lock-free chain walk of bucket `b` (masked) for the key `p`.
+    ///
+    /// Per element: one tag test, one bounds test of the index against `nelems`
+    /// (links come from shared memory), the key compare, one load of `next`. The
+    /// stripe's `seq` is read once before the walk and checked only on a miss.
+    /// The first walk is inline; restarts (rare: a writer changed the chain under
+    /// us) continue in the outlined `find_lockfree_slow`.
     ///
     /// # Safety
-    /// `key` points to key_size readable bytes.
-    #[inline]
-    unsafe fn find_lockfree(&self, key: *const u8, hash: u32) -> Option<u32> {
-        let b = hash & self.bucket_mask;
-        let mut restarts = 0;
-        'restart: while restarts < MAX_RESTARTS {
-            restarts += 1;
-            let seq = self.bucket_seq(b).load(Ordering::Acquire);
-            let mut link = self.head(b).load(Ordering::Acquire);
-            let mut steps = 0u32;
-            loop {
-                if link == 0 || link & 3 != TAG_ELEM {
-                    if (link == 0 || link == nulls(b)) && self.unchanged_since(b, seq) {
-                        return None;
-                    }
-                    // Ended in another bucket, on a free-list link, or the bucket
-                    // changed under us: we walked through a deleted element.
-                    continue 'restart;
-                }
-                let idx = self.link_elem(link)?;
-                // SAFETY: the stored key is 4-aligned with key_stride bytes inside
-                // element idx < nelems; the probe has key_size bytes.
-                if unsafe { mem::key_eq(self.e_key(idx), key, self.key_size as usize) } {
-                    return Some(idx);
-                }
-                link = self.e_next(idx).load(Ordering::Acquire);
-                steps += 1;
-                if steps > self.nelems {
-                    if self.unchanged_since(b, seq) {
-                        return None; // a cycle in a quiet bucket: the store is corrupt
-                    }
-                    continue 'restart;
-                }
+    /// `p` is a probe built from key_size readable bytes (see [`Probe`]).
+    #[inline(always)]
+    unsafe fn find_lockfree<P: Probe>(&self, p: P, b: u32) -> Option<u32> {
+        let b = b & self.bucket_mask;
+        // SAFETY: forwarded caller contract.
+        match unsafe { self.walk_once(p, b) } {
+            Walk::Found(idx) => Some(idx),
+            Walk::Missed => None,
+            // SAFETY: forwarded caller contract.
+            Walk::Restart => unsafe { self.find_lockfree_slow(p, b) },
+        }
+    }
+
+    /// `find_lockfree` after a first walk that must restart.
+    ///
+    /// # Safety
+    /// As `find_lockfree`; b <= bucket_mask.
+    #[cold]
+    #[inline(never)]
+    unsafe fn find_lockfree_slow<P: Probe>(&self, p: P, b: u32) -> Option<u32> {
+        for _ in 1..MAX_RESTARTS {
+            // SAFETY: forwarded caller contract.
+            match unsafe { self.walk_once(p, b) } {
+                Walk::Found(idx) => return Some(idx),
+                Walk::Missed => return None,
+                Walk::Restart => {}
             }
         }
         None
     }
 
+    /// One lock-free walk of bucket `b` (the seq protocol in the module doc).
+    ///
+    /// # Safety
+    /// As `find_lockfree`; b <= bucket_mask.
+    #[inline(always)]
+    unsafe fn walk_once<P: Probe>(&self, p: P, b: u32) -> Walk {
+        let seq = self.bucket_seq(b).load(Ordering::Acquire);
+        let mut link = self.head(b).load(Ordering::Acquire);
+        let mut steps = 0u32;
+        loop {
+            if link & 3 != TAG_ELEM || link == 0 {
+                break;
+            }
+            let idx = (link >> 2) - 1;
+            if idx >= self.nelems {
+                return Walk::Missed; // a corrupt link: no element to find
+            }
+            let e = self.elem_at(idx);
+            // SAFETY: e is element idx < nelems; its key area at key_off holds
+            // key_stride = round_up(key_size, 4) bytes, 4-aligned.
+            if unsafe { p.eq(e.wrapping_add(self.key_off)) } {
+                return Walk::Found(idx);
+            }
+            // SAFETY: offset 0 of an in-bounds, 8-aligned element.
+            link = unsafe { self.u32_at(e) }.load(Ordering::Acquire);
+            steps += 1;
+            if steps > self.nelems {
+                // A cycle: the chain changed under us, or (in a quiet bucket)
+                // the store is corrupt and the key is not found.
+                link = 0;
+                break;
+            }
+        }
+        if (link == 0 || link == nulls(b)) && self.unchanged_since(b, seq) {
+            return Walk::Missed; // the bucket was quiet: a true miss
+        }
+        // Ended in another bucket, on a free-list link, or the bucket changed
+        // under us: we walked through a deleted element.
+        Walk::Restart
+    }
+
     /// Chain walk under the bucket lock: also returns the link pointing at the element.
     ///
     /// # Safety
-    /// `key` points to key_size readable bytes; the caller holds bucket `b`'s lock.
-    pub(crate) unsafe fn find_locked(&self, b: u32, key: *const u8) -> Option<(u32, Prev)> {
+    /// `p` is a probe built from key_size readable bytes; the caller holds bucket
+    /// `b`'s lock.
+    #[inline(always)]
+    pub(crate) unsafe fn find_locked<P: Probe>(&self, b: u32, p: P) -> Option<(u32, Prev)> {
         let mut prev = Prev::Head;
         let mut link = self.head(b).load(Ordering::Acquire);
         let mut steps = 0u32;
-        while let Some(idx) = self.link_elem(link) {
+        while link & 3 == TAG_ELEM && link != 0 {
+            let idx = (link >> 2) - 1;
+            if idx >= self.nelems {
+                return None;
+            }
+            let e = self.elem_at(idx);
             // SAFETY: as in find_lockfree.
-            if unsafe { mem::key_eq(self.e_key(idx), key, self.key_size as usize) } {
+            if unsafe { p.eq(e.wrapping_add(self.key_off)) } {
                 return Some((idx, prev));
             }
             prev = Prev::Elem(idx);
-            link = self.e_next(idx).load(Ordering::Acquire);
+            // SAFETY: offset 0 of an in-bounds, 8-aligned element.
+            link = unsafe { self.u32_at(e) }.load(Ordering::Acquire);
             steps += 1;
             if steps > self.nelems {
                 return None;
@@ -365,7 +646,7 @@ impl Map {
         }
         None
     }
-
+    #[inline]
     pub(crate) fn pop_free(&self) -> Option<u32> {
         let fh = self.free_head();
         let mut h = fh.load(Ordering::Acquire);
@@ -408,6 +689,7 @@ impl Map {
         }
     }
 
+    #[inline]
     pub(crate) fn push_free(&self, idx: u32) {
         let fh = self.free_head();
         let mut h = fh.load(Ordering::Relaxed);
@@ -460,6 +742,7 @@ impl Map {
     ///
     /// # Safety
     /// idx < nelems; `value` readable for the sizes above; c < ncpus.
+    #[inline]
     pub(crate) unsafe fn write_values(
         &self,
         idx: u32,
@@ -483,11 +766,27 @@ impl Map {
                 let slot = base.wrapping_add(c as usize * self.vstride);
                 // SAFETY: c < ncpus (caller contract), so the slot is in the value
                 // area; value holds value_size bytes.
-                unsafe { mem::store_words(slot, value, self.value_size as usize) };
+                unsafe { self.store_value(slot, value) };
             }
             _ => {
                 // SAFETY: value holds value_size bytes; the area has vstride.
-                unsafe { mem::store_words(base, value, self.value_size as usize) }
+                unsafe { self.store_value(base, value) }
+            }
+        }
+    }
+
+    /// Stores one value of value_size bytes; 4- and 8-byte values as one word.
+    ///
+    /// # Safety
+    /// As `mem::store_words(dst, value, value_size)`.
+    #[inline(always)]
+    unsafe fn store_value(&self, dst: *mut u8, value: *const u8) {
+        // SAFETY: caller contract; the constant lengths let the copy inline.
+        unsafe {
+            match self.value_size {
+                8 => mem::store_words(dst, value, 8),
+                4 => mem::store_words(dst, value, 4),
+                n => mem::store_words(dst, value, n as usize),
             }
         }
     }
@@ -495,24 +794,36 @@ impl Map {
     /// Fills a free element and links it at the head of bucket `b`.
     ///
     /// # Safety
-    /// Caller holds bucket b's lock; `key`/`value` as for `write_values`.
-    pub(crate) unsafe fn init_and_link(
+    /// Caller holds bucket b's lock; n < nelems is the caller's (popped or
+    /// evicted); `p` a probe of key_size bytes; `value` as for `write_values`;
+    /// `kind` is `self.kind`.
+    #[inline(always)]
+    pub(crate) unsafe fn init_and_link<P: Probe>(
         &self,
+        kind: Kind,
         n: u32,
         b: u32,
-        key: *const u8,
+        p: P,
         value: *const u8,
         cpu: Option<u32>,
     ) {
+        let e = self.elem_at(n);
         // SAFETY: key area of n has key_stride = round_up(key_size, 4) bytes, 4-aligned.
-        unsafe { mem::store_key(self.e_key(n), key, self.key_size as usize) };
-        // SAFETY: forwarded.
-        unsafe { self.write_values(n, value, cpu, true) };
+        unsafe { p.store(e.wrapping_add(self.key_off)) };
+        if kind.is_percpu() {
+            // SAFETY: forwarded.
+            unsafe { self.write_values(n, value, cpu, true) };
+        } else {
+            // SAFETY: the value area of n (8-aligned, vstride bytes); value has
+            // value_size readable bytes (a non-per-CPU map's user and program
+            // layouts are the same).
+            unsafe { self.store_value(e.wrapping_add(self.value_off), value) };
+        }
         let head = self.head(b);
         let h = head.load(Ordering::Relaxed);
-        self.e_next(n)
-            .store(if h == 0 { nulls(b) } else { h }, Ordering::Release);
-        if self.kind.is_lru() {
+        // SAFETY: offset 0 of the in-bounds, 8-aligned element n.
+        unsafe { self.u32_at(e) }.store(if h == 0 { nulls(b) } else { h }, Ordering::Release);
+        if kind.is_lru() {
             self.e_state(n).store(ST_LIVE, Ordering::Relaxed);
         }
         head.store(elem_link(n), Ordering::Release);
@@ -523,9 +834,51 @@ impl Map {
     /// # Safety
     /// `key` has key_size readable bytes; `value` has user_value_size (cpu None) or
     /// value_size (cpu Some) readable bytes.
+    #[inline]
     pub(crate) unsafe fn hash_update(
         &self,
         key: *const u8,
+        value: *const u8,
+        flags: u64,
+        cpu: Option<u32>,
+    ) -> Result<(), MapError> {
+        // SAFETY: forwarded caller contract (key_size readable bytes at key).
+        unsafe {
+            with_probe!(self, self.kind, key, p => self.hash_update_p(self.kind, p, value, flags, cpu))
+        }
+    }
+
+    /// `hash_update` of a BPF_MAP_TYPE_HASH (the kind a constant, so its
+    /// per-CPU, LRU and DEVMAP_HASH branches fold away).
+    ///
+    /// # Safety
+    /// As `hash_update`; the map is a plain hash.
+    #[inline]
+    pub(crate) unsafe fn plain_hash_update(
+        &self,
+        key: *const u8,
+        value: *const u8,
+        flags: u64,
+        cpu: u32,
+    ) -> Result<(), MapError> {
+        debug_assert!(self.kind == Kind::Hash);
+        // SAFETY: forwarded caller contract (key_size readable bytes at key).
+        unsafe {
+            with_probe!(self, Kind::Hash, key, p => {
+                self.hash_update_p(Kind::Hash, p, value, flags, Some(cpu))
+            })
+        }
+    }
+
+    /// `hash_update` for one kind of probe; `kind` is `self.kind`.
+    ///
+    /// # Safety
+    /// As `hash_update`, with `p` built from the key.
+    #[inline(always)]
+    unsafe fn hash_update_p<P: Probe>(
+        &self,
+        kind: Kind,
+        p: P,
         value: *const u8,
         flags: u64,
         cpu: Option<u32>,
@@ -534,11 +887,11 @@ impl Map {
         if (flags & !BPF_F_LOCK) > BPF_EXIST || flags & BPF_F_LOCK != 0 {
             return Err(MapError::InvalidFlags { id: self.id, flags });
         }
-        if self.kind.is_lru() {
+        if kind.is_lru() {
             // SAFETY: forwarded caller contract.
-            return unsafe { self.lru_update(key, value, flags, cpu) };
+            return unsafe { self.lru_update(p, value, flags, cpu) };
         }
-        let percpu = self.kind.is_percpu();
+        let percpu = kind.is_percpu();
         if let Some(c) = cpu {
             if percpu && c >= self.ncpus {
                 return Err(MapError::InvalidValue {
@@ -547,12 +900,10 @@ impl Map {
                 });
             }
         }
-        // SAFETY: caller contract.
-        let hash = unsafe { self.hash_of(key) };
-        let b = hash & self.bucket_mask;
+        let b = p.hash(self.seed) & self.bucket_mask;
         let _guard = lock::lock(self.bucket_lock(b));
         // SAFETY: caller contract; we hold the lock.
-        match unsafe { self.find_locked(b, key) } {
+        match unsafe { self.find_locked(b, p) } {
             Some((old, prev)) => {
                 if flags == BPF_NOEXIST {
                     return Err(MapError::Exists { id: self.id });
@@ -563,13 +914,17 @@ impl Map {
                     if let Some(n) = self.pop_free() {
                         let odd = self.seq_begin(b);
                         // SAFETY: n is ours (popped); lock held; sizes per contract.
-                        unsafe { self.init_and_link(n, b, key, value, cpu) };
+                        unsafe { self.init_and_link(kind, n, b, p, value, cpu) };
                         let prev = match prev {
                             Prev::Head => Prev::Elem(n),
                             p => p,
                         };
-                        let next = self.e_next(old).load(Ordering::Relaxed);
-                        self.prev_link(b, prev).store(next, Ordering::Release);
+                        // SAFETY: old and prev's index come from find_locked, n from
+                        // pop_free: all < nelems.
+                        unsafe {
+                            let next = self.next_at(old).load(Ordering::Relaxed);
+                            self.prev_link_at(b, prev).store(next, Ordering::Release);
+                        }
                         self.seq_end(b, odd);
                         self.push_free(old);
                         return Ok(());
@@ -580,43 +935,56 @@ impl Map {
                 Ok(())
             }
             None => {
-                if flags == BPF_EXIST && self.kind != Kind::DevMapHash {
+                if flags == BPF_EXIST && kind != Kind::DevMapHash {
                     return Err(MapError::NotFound { id: self.id });
                 }
-                let full = MapError::TooBig {
-                    id: self.id,
-                    max_entries: self.max_entries,
-                };
                 if !self.reserve_count() {
-                    return Err(full);
+                    return Err(self.too_big());
                 }
                 let Some(n) = self.pop_free() else {
                     self.release_count();
-                    return Err(full);
+                    return Err(self.too_big());
                 };
                 let odd = self.seq_begin(b);
                 // SAFETY: n is ours; lock held; sizes per contract.
-                unsafe { self.init_and_link(n, b, key, value, cpu) };
+                unsafe { self.init_and_link(kind, n, b, p, value, cpu) };
                 self.seq_end(b, odd);
                 Ok(())
             }
         }
     }
 
+    #[cold]
+    fn too_big(&self) -> MapError {
+        MapError::TooBig {
+            id: self.id,
+            max_entries: self.max_entries,
+        }
+    }
+
     /// # Safety
     /// `key` has key_size readable bytes.
+    #[inline]
     pub(crate) unsafe fn hash_delete(&self, key: *const u8) -> Result<(), MapError> {
-        // SAFETY: caller contract.
-        let hash = unsafe { self.hash_of(key) };
-        let b = hash & self.bucket_mask;
+        // SAFETY: forwarded caller contract.
+        unsafe { with_probe!(self, self.kind, key, p => self.hash_delete_p(p)) }
+    }
+
+    /// # Safety
+    /// `p` is built from key_size readable bytes.
+    unsafe fn hash_delete_p<P: Probe>(&self, p: P) -> Result<(), MapError> {
+        let b = p.hash(self.seed) & self.bucket_mask;
         let _guard = lock::lock(self.bucket_lock(b));
         // SAFETY: caller contract; lock held.
-        let Some((idx, prev)) = (unsafe { self.find_locked(b, key) }) else {
+        let Some((idx, prev)) = (unsafe { self.find_locked(b, p) }) else {
             return Err(MapError::NotFound { id: self.id });
         };
         let odd = self.seq_begin(b);
-        let next = self.e_next(idx).load(Ordering::Relaxed);
-        self.prev_link(b, prev).store(next, Ordering::Release);
+        // SAFETY: idx and prev's index come from find_locked: < nelems.
+        unsafe {
+            let next = self.next_at(idx).load(Ordering::Relaxed);
+            self.prev_link_at(b, prev).store(next, Ordering::Release);
+        }
         if self.kind.is_lru() {
             self.e_state(idx).store(0, Ordering::Relaxed);
         }
@@ -630,33 +998,90 @@ impl Map {
     ///
     /// # Safety
     /// `key` has key_size readable bytes.
-    #[inline]
+    #[inline(never)]
     pub(crate) unsafe fn hash_lookup_ptr(&self, key: *const u8, cpu: u32) -> *mut u8 {
-        let percpu = self.kind.is_percpu();
+        // SAFETY: forwarded caller contract.
+        unsafe { with_probe!(self, self.kind, key, p => self.hash_lookup_ptr_p(self.kind, p, cpu)) }
+    }
+
+    /// `hash_lookup_ptr` of a BPF_MAP_TYPE_HASH: the kind a constant, so this is
+    /// the hash, the walk and the value address, with no per-CPU or LRU branches.
+    ///
+    /// # Safety
+    /// `key` has key_size readable bytes; the map is a plain hash.
+    #[inline(always)]
+    pub(crate) unsafe fn plain_hash_lookup_ptr(&self, key: *const u8) -> *mut u8 {
+        debug_assert!(self.kind == Kind::Hash);
+        match self.key_size {
+            4 => {
+                // SAFETY: the caller's key has key_size = 4 readable bytes.
+                let p = Key4(unsafe { std::ptr::read_unaligned(key as *const u32) });
+                // SAFETY: p is built from the key.
+                unsafe { self.hash_lookup_ptr_p(Kind::Hash, p, 0) }
+            }
+            8 => {
+                // SAFETY: the caller's key has key_size = 8 readable bytes.
+                let (w0, w1) = unsafe {
+                    (
+                        std::ptr::read_unaligned(key as *const u32),
+                        std::ptr::read_unaligned(key.wrapping_add(4) as *const u32),
+                    )
+                };
+                // SAFETY: the probe is built from the key.
+                unsafe { self.hash_lookup_ptr_p(Kind::Hash, Key8(w0, w1), 0) }
+            }
+            // Longer keys pay a call, keeping the common case's frame small.
+            // SAFETY: forwarded caller contract.
+            _ => unsafe { self.hash_lookup_ptr(key, 0) },
+        }
+    }
+
+    /// # Safety
+    /// `p` is built from key_size readable bytes; `kind` is `self.kind`.
+    #[inline(always)]
+    unsafe fn hash_lookup_ptr_p<P: Probe>(&self, kind: Kind, p: P, cpu: u32) -> *mut u8 {
+        let percpu = kind.is_percpu();
         if percpu && cpu >= self.ncpus {
             return std::ptr::null_mut();
         }
         // SAFETY: caller contract.
-        let hash = unsafe { self.hash_of(key) };
-        // SAFETY: caller contract.
-        let found = unsafe { self.find_lockfree(key, hash) };
-        if let (Some(idx), true) = (found, self.kind.is_lru()) {
+        let Some(idx) = (unsafe { self.find_lockfree(p, p.hash(self.seed)) }) else {
+            return std::ptr::null_mut();
+        };
+        if kind.is_lru() {
             // bpf_lru_node_set_ref: write only when not yet set.
             let st = self.e_state(idx);
             if st.load(Ordering::Relaxed) & ST_REF == 0 {
                 st.fetch_or(ST_REF, Ordering::Relaxed);
             }
         }
-        match found {
-            Some(idx) if percpu => self.e_value(idx).wrapping_add(cpu as usize * self.vstride),
-            Some(idx) => self.e_value(idx),
-            None => std::ptr::null_mut(),
+        // idx < nelems (find_lockfree checked it).
+        let v = self.elem_at(idx).wrapping_add(self.value_off);
+        if percpu {
+            v.wrapping_add(cpu as usize * self.vstride)
+        } else {
+            v
+        }
+    }
+
+    /// Index of the element holding the key at `key`, lock-free, and its bucket.
+    ///
+    /// # Safety
+    /// `key` has key_size readable bytes.
+    unsafe fn find_key(&self, key: *const u8) -> (Option<u32>, u32) {
+        // SAFETY: forwarded caller contract.
+        unsafe {
+            with_probe!(self, self.kind, key, p => {
+                let b = p.hash(self.seed) & self.bucket_mask;
+                (self.find_lockfree(p, b), b)
+            })
         }
     }
 
     pub(crate) fn hash_user_lookup(&self, key: &[u8], out: &mut [u8]) -> Result<(), MapError> {
         // SAFETY: key is key_size bytes (checked by Map::lookup).
-        let idx = unsafe { self.find_lockfree(key.as_ptr(), self.hash_of(key.as_ptr())) }
+        let idx = unsafe { self.find_key(key.as_ptr()) }
+            .0
             .ok_or(MapError::NotFound { id: self.id })?;
         // SAFETY: out is user_value_size bytes, which fits the element's value area
         // (value_size, or ncpus contiguous slots of vstride).
@@ -682,15 +1107,13 @@ impl Map {
         let mut first_bucket = 0u32;
         if let Some(k) = key {
             // SAFETY: k has key_size bytes (checked by Map::get_next_key).
-            let hash = unsafe { self.hash_of(k.as_ptr()) };
-            // SAFETY: as above.
-            if let Some(idx) = unsafe { self.find_lockfree(k.as_ptr(), hash) } {
+            if let (Some(idx), b) = unsafe { self.find_key(k.as_ptr()) } {
                 if let Some(n) = self.link_elem(self.e_next(idx).load(Ordering::Acquire)) {
                     // SAFETY: key area of n < nelems, key_stride = round_up(out.len(), 4).
                     unsafe { mem::load_key(out, self.e_key(n)) };
                     return Ok(());
                 }
-                first_bucket = (hash & self.bucket_mask) + 1;
+                first_bucket = b + 1;
             }
         }
         for b in first_bucket..=self.bucket_mask {
@@ -750,6 +1173,24 @@ fn jhash_final(a: &mut u32, b: &mut u32, c: &mut u32) {
 }
 
 const JHASH_INITVAL: u32 = 0xdeadbeef;
+
+/// The kernel's jhash_1word: jhash2 of one word, without the slice.
+#[inline(always)]
+pub(crate) fn jhash_1word(w: u32, initval: u32) -> u32 {
+    let init = JHASH_INITVAL.wrapping_add(4).wrapping_add(initval);
+    let (mut a, mut b, mut c) = (init.wrapping_add(w), init, init);
+    jhash_final(&mut a, &mut b, &mut c);
+    c
+}
+
+/// The kernel's jhash_2words: jhash2 of two words, without the slice.
+#[inline(always)]
+pub(crate) fn jhash_2words(w0: u32, w1: u32, initval: u32) -> u32 {
+    let init = JHASH_INITVAL.wrapping_add(8).wrapping_add(initval);
+    let (mut a, mut b, mut c) = (init.wrapping_add(w0), init.wrapping_add(w1), init);
+    jhash_final(&mut a, &mut b, &mut c);
+    c
+}
 
 #[inline]
 fn word(k: &[u8], i: usize) -> u32 {
@@ -1210,5 +1651,246 @@ mod tests {
         }
         assert_eq!(get(&m, stable), Some(42));
         assert!(m.len() <= 16);
+    }
+
+    /// A small deterministic generator (xorshift64*), for test inputs.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+
+    #[test]
+    fn word_hashes_equal_jhash2_and_jhash() {
+        let mut r = Rng(0x1234_5678_9abc_def1);
+        for _ in 0..10_000 {
+            let x = r.next();
+            let seed = r.next() as u32;
+            let b = x.to_ne_bytes();
+            let (w0, w1) = (word(&b, 0), word(&b, 1));
+            assert_eq!(jhash_1word(w0, seed), jhash2(&b[..4], seed));
+            assert_eq!(jhash_2words(w0, w1, seed), jhash2(&b, seed));
+            // The probes hash as htab_map_hash does, which is what bucket order
+            // (get_next_key) and the kernel differential rely on.
+            assert_eq!(Key4(w0).hash(seed), htab_hash(&b[..4], seed));
+            assert_eq!(Key8(w0, w1).hash(seed), htab_hash(&b, seed));
+            let kb = KeyBytes {
+                ptr: b.as_ptr(),
+                len: 6,
+            };
+            assert_eq!(kb.hash(seed), jhash(&b[..6], seed));
+            assert_eq!(DevKey(w0).hash(seed), w0);
+        }
+        // Zero seed, zero key: the same value through both routes.
+        assert_eq!(jhash_1word(0, 0), jhash2(&[0; 4], 0));
+        assert_eq!(jhash_2words(0, 0, 0), jhash2(&[0; 8], 0));
+    }
+
+    #[test]
+    fn probes_compare_and_store_whole_keys() {
+        #[repr(align(8))]
+        struct Buf([u8; 24]);
+        let mut buf = Buf([0xAA; 24]);
+        let at = buf.0[4..].as_mut_ptr();
+        // SAFETY: `at` is 4-aligned with 20 bytes behind it.
+        unsafe {
+            Key8(0x0403_0201, 0x0807_0605).store(at);
+            assert!(Key8(0x0403_0201, 0x0807_0605).eq(at));
+            // Either word differing is a different key.
+            assert!(!Key8(0x0403_0201, 0x0807_0606).eq(at));
+            assert!(!Key8(0x0403_0200, 0x0807_0605).eq(at));
+            assert!(Key4(0x0403_0201).eq(at));
+            assert!(!Key4(0x0807_0605).eq(at));
+        }
+        assert_eq!(buf.0[..4], [0xAA; 4]);
+        assert_eq!(buf.0[12], 0xAA);
+        let key = [9u8, 8, 7, 6, 5];
+        let kb = KeyBytes {
+            ptr: key.as_ptr(),
+            len: 5,
+        };
+        // SAFETY: as above (round_up(5, 4) = 8 bytes).
+        unsafe {
+            kb.store(at);
+            assert!(kb.eq(at));
+        }
+        assert_eq!(&buf.0[4..12], &[9, 8, 7, 6, 5, 0, 0, 0]);
+    }
+
+    /// `n` keys of `ks` bytes landing in one bucket of `m`. For 8-byte keys they
+    /// share their first word, so only the second word tells them apart.
+    fn colliding_keys(m: &Map, ks: usize, n: usize) -> Vec<Vec<u8>> {
+        let key = |i: u64| -> Vec<u8> {
+            let mut kb = vec![0u8; ks];
+            let v = if ks == 8 { (i << 32) | 7 } else { i };
+            let bytes = v.to_ne_bytes();
+            for (j, b) in kb.iter_mut().enumerate() {
+                *b = bytes.get(j).copied().unwrap_or(j as u8);
+            }
+            kb
+        };
+        let bucket = |kb: &[u8]| htab_hash(kb, m.seed) & m.bucket_mask;
+        let b0 = bucket(&key(1000));
+        (1000..)
+            .map(key)
+            .filter(|kb| bucket(kb) == b0)
+            .take(n)
+            .collect()
+    }
+
+    #[test]
+    fn word_keys_in_one_bucket_across_kinds() {
+        for t in [
+            BPF_MAP_TYPE_HASH,
+            BPF_MAP_TYPE_PERCPU_HASH,
+            BPF_MAP_TYPE_LRU_HASH,
+            BPF_MAP_TYPE_LRU_PERCPU_HASH,
+        ] {
+            for ks in [4u32, 8, 12, 5] {
+                let s = store(2);
+                let m = s
+                    .create_map(&MapDef {
+                        key_size: ks,
+                        ..hdef(t, 64, BPF_F_ZERO_SEED)
+                    })
+                    .expect("map");
+                let keys = colliding_keys(&m, ks as usize, 6);
+                let uvs = m.user_value_size();
+                let val =
+                    |i: usize| -> Vec<u8> { (0..uvs / 8).flat_map(|_| v(i as u64 + 1)).collect() };
+                for (i, kb) in keys.iter().enumerate() {
+                    m.update(kb, &val(i), BPF_NOEXIST).expect("insert");
+                }
+                let what = format!("type {t} key {ks}");
+                // Every key is found, by programs and by user space, with its value.
+                let check = |present: &[usize]| {
+                    for (i, kb) in keys.iter().enumerate() {
+                        // SAFETY: kb has key_size bytes.
+                        let p = unsafe { m.prog_lookup(kb.as_ptr(), 1) };
+                        let mut out = vec![0u8; uvs];
+                        let r = m.lookup(kb, &mut out);
+                        if present.contains(&i) {
+                            assert!(!p.is_null(), "{what}: key {i} missing");
+                            // SAFETY: a hit points at an 8-byte slot.
+                            let got = unsafe { std::ptr::read(p as *const u64) };
+                            assert_eq!(got, i as u64 + 1, "{what}: key {i}");
+                            assert!(r.is_ok(), "{what}: key {i}");
+                            assert_eq!(out, val(i), "{what}: key {i}");
+                        } else {
+                            assert!(p.is_null(), "{what}: key {i} still found");
+                            assert_eq!(errno(r), libc::ENOENT, "{what}: key {i}");
+                        }
+                    }
+                };
+                check(&[0, 1, 2, 3, 4, 5]);
+                // A key of the bucket that was never inserted is not found.
+                let mut absent = keys[0].clone();
+                absent[ks as usize - 1] ^= 0x80;
+                // SAFETY: absent has key_size bytes.
+                let p = unsafe { m.prog_lookup(absent.as_ptr(), 0) };
+                assert!(p.is_null(), "{what}");
+                // Head insertion: the bucket lists the newest first.
+                let order: Vec<Vec<u8>> = m.iter().collect();
+                let rev: Vec<Vec<u8>> = keys.iter().rev().cloned().collect();
+                assert_eq!(order, rev, "{what}");
+                // Delete the tail (oldest), a middle one and the head (newest).
+                for del in [0, 3, 5] {
+                    // SAFETY: key_size bytes.
+                    unsafe { m.prog_delete(keys[del].as_ptr()) }.expect("delete");
+                }
+                check(&[1, 2, 4]);
+                // Program updates of existing and new keys through the fast paths.
+                for (i, kb) in keys.iter().enumerate() {
+                    let nv = v(100 + i as u64);
+                    // SAFETY: key_size and value_size (8) bytes.
+                    unsafe { m.prog_update(kb.as_ptr(), nv.as_ptr(), BPF_ANY, 1) }.expect("update");
+                    // SAFETY: as above.
+                    let p = unsafe { m.prog_lookup(kb.as_ptr(), 1) };
+                    assert!(!p.is_null(), "{what}");
+                    // SAFETY: a hit points at an 8-byte slot.
+                    assert_eq!(unsafe { std::ptr::read(p as *const u64) }, 100 + i as u64);
+                }
+                assert_eq!(m.len(), 6, "{what}");
+                m.check().expect("consistent");
+            }
+        }
+    }
+
+    #[test]
+    fn u64_keys_iterate_in_kernel_bucket_order() {
+        let s = store(1);
+        let m = s
+            .create_map(&MapDef {
+                key_size: 8,
+                ..hdef(BPF_MAP_TYPE_HASH, 256, BPF_F_ZERO_SEED)
+            })
+            .expect("map");
+        let mut r = Rng(99);
+        for _ in 0..200 {
+            let key = r.next().to_ne_bytes();
+            m.update(&key, &v(1), BPF_ANY).expect("insert");
+        }
+        let buckets: Vec<u32> = m.iter().map(|kb| jhash2(&kb, 0) & m.bucket_mask).collect();
+        assert_eq!(buckets.len(), m.len() as usize);
+        assert!(buckets.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn word_key_lookups_survive_deletes_in_their_bucket() {
+        // Readers look up a stable key and a never-inserted key of one bucket
+        // while writers insert, replace and delete the bucket's other keys.
+        for ks in [4usize, 8] {
+            let s = store(2);
+            let m = s
+                .create_map(&MapDef {
+                    key_size: ks as u32,
+                    ..hdef(BPF_MAP_TYPE_HASH, 16, 0)
+                })
+                .expect("map");
+            let keys = colliding_keys(&m, ks, 7);
+            let (stable, ghost) = (keys[0].clone(), keys[6].clone());
+            m.update(&stable, &v(42), BPF_ANY).expect("insert");
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let rounds = std::sync::Arc::new(AtomicU64::new(0));
+            let writers: Vec<_> = (0..2)
+                .map(|w| {
+                    let (m, stop, rounds) = (m.clone(), stop.clone(), rounds.clone());
+                    let mine: Vec<Vec<u8>> = keys[1 + w * 2..3 + w * 2].to_vec();
+                    std::thread::spawn(move || {
+                        let mut n = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            for kb in &mine {
+                                let _ = m.update(kb, &v(n), BPF_ANY);
+                                let _ = m.update(kb, &v(n + 1), BPF_ANY);
+                                let _ = m.delete(kb);
+                                n += 1;
+                            }
+                            rounds.fetch_add(1, Ordering::Relaxed);
+                        }
+                    })
+                })
+                .collect();
+            let mut lookups = 0u64;
+            while lookups < 100_000 || rounds.load(Ordering::Relaxed) < 20_000 {
+                // SAFETY: key_size bytes; pointers are not dereferenced.
+                unsafe {
+                    assert!(!m.prog_lookup(stable.as_ptr(), 0).is_null(), "key {ks}");
+                    assert!(m.prog_lookup(ghost.as_ptr(), 0).is_null(), "key {ks}");
+                }
+                lookups += 1;
+            }
+            stop.store(true, Ordering::Relaxed);
+            for w in writers {
+                w.join().expect("writer");
+            }
+            let mut out = [0u8; 8];
+            m.lookup(&stable, &mut out).expect("stable");
+            assert_eq!(out, v(42));
+            m.check().expect("consistent");
+        }
     }
 }

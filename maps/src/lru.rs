@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::def::{BPF_EXIST, BPF_NOEXIST};
 use crate::error::MapError;
-use crate::hash::{Prev, ST_LIVE, ST_REF};
+use crate::hash::{Prev, Probe, ST_LIVE, ST_REF};
 use crate::lock;
 use crate::map::Map;
 
@@ -46,10 +46,10 @@ impl Map {
     /// htab_lru_map_update_elem / __htab_lru_percpu_map_update_elem.
     ///
     /// # Safety
-    /// As `hash_update`.
-    pub(crate) unsafe fn lru_update(
+    /// As `hash_update`, with `p` built from the key.
+    pub(crate) unsafe fn lru_update<P: Probe>(
         &self,
-        key: *const u8,
+        p: P,
         value: *const u8,
         flags: u64,
         cpu: Option<u32>,
@@ -63,12 +63,10 @@ impl Map {
                 });
             }
         }
-        // SAFETY: caller contract.
-        let hash = unsafe { self.hash_of(key) };
-        let b = hash & self.bucket_mask;
+        let b = p.hash(self.seed) & self.bucket_mask;
         let _guard = lock::lock(self.bucket_lock(b));
         // SAFETY: caller contract; lock held.
-        let old = unsafe { self.find_locked(b, key) };
+        let old = unsafe { self.find_locked(b, p) };
         match (&old, flags) {
             (Some(_), BPF_NOEXIST) => return Err(MapError::Exists { id: self.id }),
             (None, BPF_EXIST) => return Err(MapError::NotFound { id: self.id }),
@@ -92,10 +90,10 @@ impl Map {
         };
         // The victim may have been in our bucket, ahead of `old`: find old's link again.
         // SAFETY: caller contract; lock held.
-        let old = unsafe { self.find_locked(b, key) };
+        let old = unsafe { self.find_locked(b, p) };
         let odd = self.seq_begin(b);
         // SAFETY: n is ours (popped or evicted); lock held; sizes per contract.
-        unsafe { self.init_and_link(n, b, key, value, cpu) };
+        unsafe { self.init_and_link(self.kind, n, b, p, value, cpu) };
         match old {
             Some((o, prev)) => {
                 self.e_state(n).fetch_or(ST_REF, Ordering::Relaxed);

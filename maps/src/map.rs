@@ -402,6 +402,25 @@ impl Map {
     /// `key` points to `key_size` readable bytes.
     #[inline]
     pub unsafe fn prog_lookup(&self, key: *const u8, cpu: u32) -> *mut u8 {
+        // The most used kinds inline; the others go through one outlined call.
+        match self.kind {
+            // SAFETY: forwarded caller contract.
+            Kind::Hash => unsafe { self.plain_hash_lookup_ptr(key) },
+            // SAFETY: forwarded caller contract.
+            Kind::Array => unsafe { self.array_lookup_ptr(key) },
+            // SAFETY: forwarded caller contract.
+            Kind::PercpuArray => unsafe { self.percpu_array_lookup_ptr(key, cpu) },
+            // SAFETY: forwarded caller contract.
+            _ => unsafe { self.prog_lookup_other(key, cpu) },
+        }
+    }
+
+    /// `prog_lookup` of the kinds other than HASH, ARRAY and PERCPU_ARRAY.
+    ///
+    /// # Safety
+    /// As `prog_lookup`.
+    #[inline(never)]
+    unsafe fn prog_lookup_other(&self, key: *const u8, cpu: u32) -> *mut u8 {
         match self.kind {
             // SAFETY: forwarded caller contract.
             Kind::Array => unsafe { self.array_lookup_ptr(key) },
@@ -443,11 +462,13 @@ impl Map {
         }
         match self.kind {
             // SAFETY: forwarded caller contract.
+            Kind::Hash => unsafe { self.plain_hash_update(key, value, flags, cpu) },
+            // SAFETY: forwarded caller contract.
             Kind::Array | Kind::PercpuArray => unsafe {
                 self.array_prog_update(key, value, flags, cpu)
             },
             // SAFETY: forwarded caller contract.
-            Kind::Hash | Kind::PercpuHash | Kind::LruHash | Kind::LruPercpuHash => unsafe {
+            Kind::PercpuHash | Kind::LruHash | Kind::LruPercpuHash => unsafe {
                 self.hash_update(key, value, flags, Some(cpu))
             },
             // SAFETY: forwarded caller contract.

@@ -43,6 +43,44 @@ pub const BPF_F_INDEX_MASK: u64 = 0xffff_ffff;
 /// `bpf_perf_event_output` index meaning "the running worker's slot".
 pub const BPF_F_CURRENT_CPU: u64 = BPF_F_INDEX_MASK;
 
+/// Copies the concatenation of `parts` into store memory at `dst`, word by word
+/// and without allocating; the last word's bytes past the end are written as zero.
+///
+/// # Safety
+/// As [`mem::store_words`] for the parts' total length.
+unsafe fn store_parts(dst: *mut u8, parts: &[&[u8]]) {
+    let mut word = [0u8; 8];
+    let mut fill = 0;
+    let mut off = 0;
+    for part in parts {
+        let mut p: &[u8] = part;
+        while !p.is_empty() {
+            if fill == 0 && p.len() >= 8 {
+                let n = p.len() / 8 * 8;
+                // SAFETY: [off, off + n) is inside the destination, off is 8-aligned.
+                unsafe { mem::store_words(dst.add(off), p.as_ptr(), n) };
+                off += n;
+                p = &p[n..];
+                continue;
+            }
+            let take = (8 - fill).min(p.len());
+            word[fill..fill + take].copy_from_slice(&p[..take]);
+            fill += take;
+            p = &p[take..];
+            if fill == 8 {
+                // SAFETY: as above, one whole word.
+                unsafe { mem::store_words(dst.add(off), word.as_ptr(), 8) };
+                off += 8;
+                fill = 0;
+            }
+        }
+    }
+    if fill > 0 {
+        // SAFETY: the last, partly used word; store_words zero-fills past `fill`.
+        unsafe { mem::store_words(dst.add(off), word.as_ptr(), fill) };
+    }
+}
+
 /// Where one ring lives: its positions, lock and data.
 #[derive(Clone, Copy)]
 struct Ring {
@@ -90,7 +128,9 @@ impl Ring {
         let mut prod = self.prod().load(Ordering::Relaxed);
         let room_to_end = self.size - (prod & (self.size - 1));
         let pad = if total > room_to_end { room_to_end } else { 0 };
-        if prod + pad + total - cons > self.size {
+        // As the kernel: the producer may run at most size - 1 bytes ahead of the
+        // consumer, so a ring is full one record before its bytes are all used.
+        if prod + pad + total - cons >= self.size {
             return None;
         }
         if pad > 0 {
@@ -132,20 +172,9 @@ impl Ring {
             let _g = lock::lock(self.lock());
             self.reserve_locked(len32).ok_or(len as u64)?
         };
-        let mut off = BPF_RINGBUF_HDR_SZ as usize;
-        let mut buf = Vec::new();
-        if parts.len() > 1 {
-            buf.reserve_exact(len);
-            for p in parts {
-                buf.extend_from_slice(p);
-            }
-        }
-        let bytes: &[u8] = if parts.len() == 1 { parts[0] } else { &buf };
         // SAFETY: the record [pos, pos + 8 + len) lies inside the data area (no
         // wrap, see reserve_locked) and is ours until committed.
-        unsafe { mem::store_words(self.at(pos).add(off), bytes.as_ptr(), bytes.len()) };
-        off += len;
-        let _ = off;
+        unsafe { store_parts(self.at(pos).add(BPF_RINGBUF_HDR_SZ as usize), parts) };
         self.commit(pos, len32, false);
         Ok(())
     }
@@ -335,6 +364,38 @@ mod tests {
             ncpus: Some(2),
         })
         .expect("store")
+    }
+
+    #[test]
+    fn a_ring_is_full_one_byte_before_its_size_and_parts_are_gathered() {
+        let s = store();
+        let m = s
+            .create_map(&MapDef {
+                map_type: BPF_MAP_TYPE_RINGBUF,
+                max_entries: 4096,
+                name: "rb".into(),
+                ..MapDef::default()
+            })
+            .expect("ringbuf");
+        // Records of 1016 + 8 bytes: the kernel takes three (the producer may not
+        // get 4096 bytes ahead of the consumer) and refuses the fourth.
+        let rec = [7u8; 1016];
+        for i in 0..3 {
+            m.ringbuf_output(&[&rec])
+                .unwrap_or_else(|e| panic!("{i}: {e}"));
+        }
+        assert_eq!(
+            m.ringbuf_output(&[&rec]).map_err(|e| e.errno()),
+            Err(libc::EAGAIN)
+        );
+        assert_eq!(m.ringbuf_consume(usize::MAX, |_| {}), 3);
+        // A record of several parts of odd lengths arrives as their concatenation.
+        let parts: [&[u8]; 4] = [&[1, 2, 3], &[4; 13], &[], &[5, 6, 7, 8, 9, 10, 11, 12, 13]];
+        let want: Vec<u8> = parts.concat();
+        m.ringbuf_output(&parts).expect("room");
+        let mut got = Vec::new();
+        m.ringbuf_consume(1, |r| got = r.to_vec());
+        assert_eq!(got, want);
     }
 
     #[test]
