@@ -31,7 +31,9 @@ fn cpus(object: &str) -> Vec<Cpu> {
 }
 
 fn pending_of(object: &str) -> impl Iterator<Item = &'static Case> + '_ {
-    real_world_cases().iter().filter(move |c| c.object == object)
+    real_world_cases()
+        .iter()
+        .filter(move |c| c.object == object)
 }
 
 fn run_pending(case: &Case, pkt: &str, cpu: Cpu) -> KernelRun {
