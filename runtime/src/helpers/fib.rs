@@ -22,7 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{neg_errno, HelperCtx};
 use crate::error::TrapKind;
-use crate::net::{table, LookupMiss, Net, RouteType, SCOPE_LINK};
+use crate::net::{table, Iface, LookupMiss, Net, Route, RouteType, SCOPE_LINK};
 
 /// `bpf_fib_lookup`'s helper id.
 pub const ID: i32 = 69;
@@ -148,6 +148,32 @@ fn miss_code(m: LookupMiss) -> u64 {
     }
 }
 
+/// The step both families share after the table lookup: a unicast route with a
+/// device, and the MTU check (`dev_mtu` gives the device's MTU as the family sees
+/// it; a locked route MTU wins). FRAG_NEEDED writes `mtu_result` over `tot_len`.
+fn forward<'n>(
+    net: &'n Net,
+    p: &mut [u8; PARAMS_LEN],
+    lookup: Result<&'n Route, LookupMiss>,
+    dev_mtu: impl Fn(u32) -> u32,
+) -> Result<(&'n Route, &'n Iface, u32), u64> {
+    let route = lookup.map_err(miss_code)?;
+    if route.rtype != RouteType::Unicast {
+        return Err(ret::NOT_FWDED);
+    }
+    let out = route.dev.and_then(|d| net.iface(d)).ok_or(ret::NOT_FWDED)?;
+    let mtu = if route.mtu_lock && route.mtu != 0 {
+        route.mtu
+    } else {
+        dev_mtu(out.mtu)
+    };
+    if u32::from(u16_at(p, off::TOT_LEN)) > mtu {
+        p[off::TOT_LEN..off::TOT_LEN + 2].copy_from_slice(&(mtu as u16).to_ne_bytes());
+        return Err(ret::FRAG_NEEDED);
+    }
+    Ok((route, out, mtu))
+}
+
 /// The common tail: neighbour, MACs, VLAN fields, `mtu_result`.
 fn finish(
     net: &Net,
@@ -184,26 +210,12 @@ fn lookup4(net: &Net, p: &mut [u8; PARAMS_LEN], fl: u32) -> u64 {
     let oif = if fl & flags::OUTPUT != 0 { ifindex } else { 0 };
     let dst = ip4_at(p, off::DST);
     let tbl = direct_table(p, fl);
-    let route = match net.lookup4(tbl, dst, oif) {
-        Ok(r) => r,
-        Err(m) => return miss_code(m),
-    };
-    if route.rtype != RouteType::Unicast {
-        return ret::NOT_FWDED;
-    }
-    let Some(out) = route.dev.and_then(|d| net.iface(d)) else {
-        return ret::NOT_FWDED;
-    };
     // ip_mtu_from_fib_result: a locked route MTU, else the device's (at most IP_MAX_MTU).
-    let mtu = if route.mtu_lock && route.mtu != 0 {
-        route.mtu
-    } else {
-        out.mtu.min(0xffff)
+    let (route, out, mtu) = match forward(net, p, net.lookup4(tbl, dst, oif), |dev| dev.min(0xffff))
+    {
+        Ok(f) => f,
+        Err(code) => return code,
     };
-    if u32::from(u16_at(p, off::TOT_LEN)) > mtu {
-        p[off::TOT_LEN..off::TOT_LEN + 2].copy_from_slice(&(mtu as u16).to_ne_bytes());
-        return ret::FRAG_NEEDED;
-    }
     put_u32(p, off::RT_METRIC, route.metric);
     put_u32(p, off::IFINDEX, out.ifindex);
     let gw = match route.gateway {
@@ -249,27 +261,14 @@ fn lookup6(net: &Net, p: &mut [u8; PARAMS_LEN], fl: u32) -> u64 {
     }
     let tbl = direct_table(p, fl);
     // Both modes pass the device as the preferred output device.
-    let route = match net.lookup6(tbl, dst, ifindex) {
-        Ok(r) => r,
-        Err(m) => return miss_code(m),
+    // ip6_mtu_from_fib6: a locked route MTU, else the device's IPv6 MTU (at least
+    // 1280), at most IPV6_MAXPLEN + the header.
+    let lookup = net.lookup6(tbl, dst, ifindex);
+    let (route, out, mtu) = match forward(net, p, lookup, |dev| dev.max(1280)) {
+        Ok(f) => f,
+        Err(code) => return code,
     };
-    if route.rtype != RouteType::Unicast {
-        return ret::NOT_FWDED;
-    }
-    let Some(out) = route.dev.and_then(|d| net.iface(d)) else {
-        return ret::NOT_FWDED;
-    };
-    // ip6_mtu_from_fib6: a locked route MTU, else the device's IPv6 MTU (at least 1280).
-    let mtu = if route.mtu_lock && route.mtu != 0 {
-        route.mtu
-    } else {
-        out.mtu.max(1280)
-    }
-    .min(65535 + 40);
-    if u32::from(u16_at(p, off::TOT_LEN)) > mtu {
-        p[off::TOT_LEN..off::TOT_LEN + 2].copy_from_slice(&(mtu as u16).to_ne_bytes());
-        return ret::FRAG_NEEDED;
-    }
+    let mtu = mtu.min(65535 + 40);
     if let Some(IpAddr::V6(g)) = route.gateway {
         p[off::DST..off::DST + 16].copy_from_slice(&g.octets());
     }
@@ -313,15 +312,7 @@ mod tests {
         p
     }
 
-    const SETUP: &str = "ip link set lo up
-ip link add v0 index 10 address 02:00:00:00:01:01 type veth peer name v1 index 11 address 02:00:00:00:01:02
-ip addr add 10.1.0.1/24 dev v0
-ip link set v0 up
-ip link set v1 up
-ip neigh add 10.1.0.2 lladdr 02:00:00:00:01:fe dev v0 nud permanent
-ip route add 10.2.0.0/16 via 10.1.0.2
-ip route add blackhole 10.3.0.0/16
-sysctl -qw net.ipv4.ip_forward=1";
+    use crate::net::tests::SETUP;
 
     /// The bytes the kernel (6.18) returned for this lookup through xdp_fib_probe in
     /// the SETUP namespace: ifindex 1, tot_len 100, 10.9.9.9 -> 10.2.3.4, tos word

@@ -628,11 +628,13 @@ fn label6(a: Ipv6Addr) -> u8 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::NetError;
 
-    const SETUP: &str = "ip link set lo up
+    /// The test namespace of the fib cases (bpf_progs::FIB_NETNS_SETUP's text), shared
+    /// with the helper's unit tests.
+    pub(crate) const SETUP: &str = "ip link set lo up
 ip link add v0 index 10 address 02:00:00:00:01:01 type veth peer name v1 index 11 address 02:00:00:00:01:02
 ip addr add 10.1.0.1/24 dev v0
 ip link set v0 up
