@@ -42,14 +42,54 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", error_text(&e));
             std::process::ExitCode::FAILURE
         }
     }
 }
 
+/// The error and its causes joined by ": ", as anyhow's `{:#}`, except that a cause
+/// whose text the message already ends with is left out: many errors (the runtime's
+/// `map NAME: {source}`, the store's `{op}: {source}`) print their source in their own
+/// message and also return it from `source()`.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("no space in store: need 8 bytes")]
+        struct Full;
+        #[derive(Debug, thiserror::Error)]
+        #[error("map m: {source}")]
+        struct Wrapped {
+            source: Full,
+        }
+        let e = anyhow::Error::new(Wrapped { source: Full }).context("cannot load x.o");
+        assert_eq!(
+            super::error_text(&e),
+            "cannot load x.o: map m: no space in store: need 8 bytes"
+        );
+        let plain = anyhow::Error::new(Full).context("cannot create the map store");
+        assert_eq!(
+            super::error_text(&plain),
+            "cannot create the map store: no space in store: need 8 bytes"
+        );
+    }
+
     #[test]
     fn cli_is_well_formed() {
         use clap::CommandFactory;

@@ -464,6 +464,58 @@ fn bad_inputs_give_clear_errors() {
 }
 
 #[test]
+fn errors_do_not_repeat_their_causes() {
+    // A map too large for the store: the store's error is also the load error's source.
+    let out = run(&[
+        "run",
+        &counter(),
+        "--data-in",
+        &icmp(),
+        "--map-size",
+        "counter_map=100000000",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("no space in store").count(), 1, "{err}");
+    assert!(err.contains("counter_map"), "{err}");
+}
+
+#[test]
+fn a_capture_given_as_a_frame_is_refused() {
+    // Two ICMP frames in a classic pcap file, as tcpdump -w writes them.
+    let frame = std::fs::read(bpf_progs::packet("icmp")).unwrap();
+    let mut pcap: Vec<u8> = Vec::new();
+    for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 0xffff, 1] {
+        pcap.extend(w.to_le_bytes());
+    }
+    for ts in 0..2u32 {
+        for w in [ts, 0, frame.len() as u32, frame.len() as u32] {
+            pcap.extend(w.to_le_bytes());
+        }
+        pcap.extend(&frame);
+    }
+    let path = temp_path("two-frames.pcap");
+    std::fs::write(&path, &pcap).unwrap();
+    for cmd in ["run", "bench"] {
+        let out = run(&[
+            cmd,
+            &counter(),
+            "--data-in",
+            &path_str(&path),
+            "--repeat",
+            "1",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("is a pcap capture, not a frame"),
+            "{cmd}: {err}"
+        );
+    }
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn disasm_prints_llvm_objdump_syntax() {
     let out = run(&["disasm", &counter()]);
     assert!(out.status.success());
@@ -935,6 +987,7 @@ fn map_and_prog_commands_report_errors() {
     let missing = TestStore::new("missing");
     let e = failure_text(&store_cmd(&missing, &["map", "list"]));
     assert!(e.contains("not found") && e.contains(&missing.0), "{e}");
+    assert_eq!(e.matches(&missing.0).count(), 1, "{e}");
     let e = failure_text(&store_cmd(&missing, &["prog", "list"]));
     assert!(e.contains("not found"), "{e}");
     assert!(!missing.path().exists(), "map/prog never create a store");
@@ -946,14 +999,20 @@ fn map_and_prog_commands_report_errors() {
             .success()
     );
     let e = failure_text(&store_cmd(&store, &["map", "dump", "id", "999"]));
-    assert!(e.contains("no map with id 999"), "{e}");
+    assert_eq!(e.matches("no map with id 999").count(), 1, "{e}");
+    let e = failure_text(&store_cmd(&store, &["prog", "show", "id", "7"]));
+    assert_eq!(e.matches("no program with id 7").count(), 1, "{e}");
     let e = failure_text(&store_cmd(&store, &["map", "show", "name", "nope"]));
     assert!(e.contains("no map named \"nope\""), "{e}");
     let e = failure_text(&store_cmd(
         &store,
         &["map", "dump", "pinned", "/sys/fs/bpf/none"],
     ));
-    assert!(e.contains("no map pinned"), "{e}");
+    assert_eq!(
+        e.matches("no pin at \"/sys/fs/bpf/none\"").count(),
+        1,
+        "{e}"
+    );
     let e = failure_text(&store_cmd(
         &store,
         &["map", "lookup", "id", "1", "key", "hex", "01", "02"],

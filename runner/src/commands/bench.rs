@@ -161,8 +161,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .map(|f| parse_fill(f))
         .collect::<Result<Vec<_>>>()?;
     let object = args.load.load(&args.object, true)?;
-    let data = std::fs::read(&args.data_in)
-        .with_context(|| format!("cannot read {}", args.data_in.display()))?;
+    let data = super::read_packet(&args.data_in)?;
     let store = maps::Store::anonymous(maps::StoreOptions {
         size: store_size(&object),
         ..Default::default()

@@ -136,7 +136,7 @@ pub fn run(args: MapArgs) -> Result<()> {
 
 /// Opens a store that must exist.
 pub fn open_store(name: &str) -> Result<Store> {
-    Store::open(name).with_context(|| format!("cannot open the store {name:?}"))
+    Store::open(name).context("cannot open the store")
 }
 
 pub(crate) fn op_error(op: &str, e: &MapError) -> anyhow::Error {
@@ -175,13 +175,9 @@ pub fn select<'a>(store: &Store, args: &'a [String]) -> Result<(Map, &'a [String
             let id: u32 = what
                 .parse()
                 .with_context(|| format!("{what:?} is not a map id"))?;
-            store
-                .map_by_id(id)
-                .map_err(|e| anyhow!("no map with id {id} in the store ({e})"))?
+            store.map_by_id(id)?
         }
-        "pinned" => store
-            .map_by_pin(what)
-            .map_err(|e| anyhow!("no map pinned at {what:?} ({e})"))?,
+        "pinned" => store.map_by_pin(what)?,
         "name" => {
             let found = store
                 .map_ids()

@@ -16,6 +16,47 @@ pub fn read_object(path: &Path) -> Result<loader::Object> {
     ObjectArgs::default().load(path, false)
 }
 
+/// Reads the one raw frame `--data-in` names. A pcap or pcapng capture is refused with
+/// a message saying so: its file header would otherwise run as the start of one large
+/// packet, silently.
+pub fn read_packet(path: &Path) -> Result<Vec<u8>> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if let Some(kind) = capture_kind(&data) {
+        anyhow::bail!(
+            "{} is a {kind} capture, not a frame: --data-in takes the raw bytes of one \
+             frame, from its Ethernet header on (extract one frame's bytes from the capture)",
+            path.display()
+        );
+    }
+    Ok(data)
+}
+
+/// "pcap" or "pcapng" when `data` starts with that format's file header: the magic
+/// number and a version (pcap 2.x) or byte-order magic (pcapng) in the same byte order,
+/// which a real frame (a destination MAC and a source MAC) is most unlikely to carry.
+fn capture_kind(data: &[u8]) -> Option<&'static str> {
+    let word = |at: usize| -> Option<[u8; 4]> { data.get(at..at + 4)?.try_into().ok() };
+    let magic = word(0)?;
+    let pcap_le = [[0xd4, 0xc3, 0xb2, 0xa1], [0x4d, 0x3c, 0xb2, 0xa1]];
+    let pcap_be = [[0xa1, 0xb2, 0xc3, 0xd4], [0xa1, 0xb2, 0x3c, 0x4d]];
+    if data.len() >= 24 {
+        let major = word(4)?;
+        if pcap_le.contains(&magic) && major[..2] == [2, 0] {
+            return Some("pcap");
+        }
+        if pcap_be.contains(&magic) && major[..2] == [0, 2] {
+            return Some("pcap");
+        }
+    }
+    if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
+        let bom = word(8)?;
+        if bom == [0x4d, 0x3c, 0x2b, 0x1a] || bom == [0x1a, 0x2b, 0x3c, 0x4d] {
+            return Some("pcapng");
+        }
+    }
+    None
+}
+
 /// How to load an object, as libbpf loaders and skeletons set it before load.
 #[derive(Args, Debug, Default, Clone)]
 pub struct ObjectArgs {
@@ -79,5 +120,34 @@ impl ObjectArgs {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         loader::Object::parse_with(&bytes, &opts)
             .with_context(|| format!("cannot load {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capture_kind;
+
+    #[test]
+    fn captures_are_told_from_frames() {
+        // A classic pcap header (microseconds, little-endian) as tcpdump writes it.
+        let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        pcap.extend([0; 8]);
+        pcap.extend([0xff, 0xff, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(capture_kind(&pcap), Some("pcap"));
+        // Big-endian, nanoseconds.
+        let mut be = vec![0xa1, 0xb2, 0x3c, 0x4d, 0, 2, 0, 4];
+        be.extend([0; 16]);
+        assert_eq!(capture_kind(&be), Some("pcap"));
+        // pcapng: a section header block with its byte-order magic.
+        let ng = [
+            0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0,
+        ];
+        assert_eq!(capture_kind(&ng), Some("pcapng"));
+        // A frame whose destination MAC happens to start like the magic, but whose
+        // next bytes are a MAC rather than a version, is a frame.
+        let mut frame = vec![0xd4, 0xc3, 0xb2, 0xa1, 0x00, 0x01, 0x02, 0x03];
+        frame.extend([0u8; 60]);
+        assert_eq!(capture_kind(&frame), None);
+        assert_eq!(capture_kind(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0]), None);
     }
 }

@@ -1,7 +1,7 @@
 //! `xdp-runner prog`: the programs registered in a shared-memory store, like
 //! `bpftool prog list|show`.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use maps::{Pinned, ProgramInfo, Store};
 use serde_json::{json, Value};
@@ -70,14 +70,9 @@ fn select(store: &Store, sel: &[String]) -> Result<Vec<ProgramInfo>> {
             let id: u32 = what
                 .parse()
                 .with_context(|| format!("{what:?} is not a program id"))?;
-            vec![store
-                .program_by_id(id)
-                .map_err(|e| anyhow!("no program with id {id} in the store ({e})"))?]
+            vec![store.program_by_id(id)?]
         }
-        "pinned" => match store
-            .pinned(what)
-            .map_err(|e| anyhow!("nothing pinned at {what:?} ({e})"))?
-        {
+        "pinned" => match store.pinned(what)? {
             Pinned::Prog(id) => vec![store.program_by_id(id)?],
             Pinned::Map(_) => bail!("{what:?} is a map, not a program"),
             Pinned::Dir => bail!("{what:?} is a directory, not a program"),

@@ -91,12 +91,11 @@ pub enum Engine {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let data = std::fs::read(&args.data_in)
-        .with_context(|| format!("cannot read {}", args.data_in.display()))?;
+    let data = super::read_packet(&args.data_in)?;
     let store = match (&args.store, args.id) {
         (name, Some(_)) => {
             let name = name.as_deref().unwrap_or(super::map::DEFAULT_STORE);
-            maps::Store::open(name).with_context(|| format!("cannot open the store {name:?}"))?
+            maps::Store::open(name).context("cannot open the store")?
         }
         (Some(name), None) => maps::Store::open_or_create(name, maps::StoreOptions::default())
             .with_context(|| format!("cannot open or create the store {name:?}"))?,
