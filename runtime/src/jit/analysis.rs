@@ -2,8 +2,10 @@
 //! forward data-flow analysis over the function's control-flow graph.
 //!
 //! Each register is abstracted as one of:
-//! - `Ctx`: the address of `struct xdp_md` (r1 on entry to a program's entry function:
-//!   `run` passes the context, and a tail call happens only with r1 = the context);
+//! - `Ctx`: the address of `struct xdp_md` (r1 on entry to a program's entry function
+//!   as `run` and tail calls enter it: `run` passes the context, and a tail call happens
+//!   only with r1 = the context; a bpf-to-bpf call to pc 0 goes to a copy compiled
+//!   without this assumption, see `JitObject::compile`);
 //! - `Fp(c)`: r10 + c (r10 is read-only);
 //! - `Pkt(k)`: `ctx->data + k`, as loaded from the context since the last call;
 //! - `End`: `ctx->data_end`, likewise;

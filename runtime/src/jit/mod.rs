@@ -42,7 +42,8 @@
 //!
 //! perf: with `JitOptions::perf_map` or `XDP_RUNTIME_PERF_MAP=1`, every compiled
 //! function is appended to `/tmp/perf-<pid>.map` as `bpf_prog_<program>` (entry) or
-//! `bpf_prog_<program>_<first insn>` (subprogram), so
+//! `bpf_prog_<program>_<first insn>` (subprogram; `bpf_prog_<program>_0` is the copy of
+//! the entry function that bpf-to-bpf calls to pc 0 reach), so
 //! `XDP_RUNTIME_PERF_MAP=1 perf record -g xdp-runner run --engine jit ...` then
 //! `perf report` shows program names instead of bare addresses.
 //!
@@ -176,6 +177,17 @@ impl<'a> JitObject<'a> {
                 pids.push(id);
                 pnames.push(name);
             }
+            // A bpf-to-bpf call may target pc 0 with any r1: such calls go to a copy of
+            // the entry function compiled without the entry's assumption (r1 = the
+            // context), appended after the program's functions.
+            if calls_entry(prog) {
+                let name = format!("bpf_prog_{}_0", prog.name);
+                let id = module
+                    .declare_function(&format!("{pi}_{name}"), Linkage::Local, &sigs.func)
+                    .map_err(merr)?;
+                pids.push(id);
+                pnames.push(name);
+            }
             ids.push(pids);
             names.push(pnames);
         }
@@ -188,17 +200,26 @@ impl<'a> JitObject<'a> {
         let mut fctx = FunctionBuilderContext::new();
         let mut sizes: Vec<(FuncId, String, u64)> = Vec::new();
         for (pi, prog) in loaded.programs.iter().enumerate() {
-            for (fi, &start) in prog.functions.iter().enumerate() {
+            let n = prog.functions.len();
+            // The functions that calls and bpf_loop reach: the copy of the entry, if any,
+            // in place of the entry itself.
+            let mut callees = ids[pi][..n].to_vec();
+            if let Some(&copy) = ids[pi].get(n) {
+                callees[0] = copy;
+            }
+            for fi in 0..ids[pi].len() {
+                // Slot `n` is the entry's copy: the entry's code, no entry assumption.
+                let start = prog.functions[fi % n];
                 let end = prog
                     .functions
-                    .get(fi + 1)
+                    .get(fi % n + 1)
                     .copied()
                     .unwrap_or(prog.ops.len());
                 let spec = compile::FuncSpec {
                     prog,
                     start,
                     end,
-                    ids: &ids[pi],
+                    ids: &callees,
                     memory_checks: opts.memory_checks,
                     is_entry: fi == 0,
                     maps: &loaded.maps,
@@ -391,6 +412,15 @@ impl std::fmt::Debug for JitObject<'_> {
             .field("compile_time", &self.compile_time)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether a bpf-to-bpf call in `prog` targets its entry function (pc 0).
+fn calls_entry(prog: &crate::program::Prepared) -> bool {
+    prog.ops.iter().enumerate().any(|(pc, op)| {
+        op.code == isa::opcode::CALL
+            && op.src == isa::opcode::BPF_PSEUDO_CALL
+            && pc as i64 + 1 + op.off as i64 == 0
+    })
 }
 
 fn code_size(ctx: &Context) -> u64 {
