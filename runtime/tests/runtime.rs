@@ -22,10 +22,10 @@ mod fuzz_gen;
 mod fuzz_regress;
 #[path = "runtime/jit.rs"]
 mod jit;
-#[path = "runtime/jit_entry.rs"]
-mod jit_entry;
 #[path = "runtime/jit_maps.rs"]
 mod jit_maps;
+#[path = "runtime/jit_safety.rs"]
+mod jit_safety;
 
 use jit::Engine;
 

@@ -132,9 +132,11 @@ fn step(st: &mut St, op: &Op) {
             } else {
                 op.imm.wrapping_neg()
             };
+            // Exact sums only (|c|, |imm| < 2^32: no overflow); a sum outside the
+            // tracked range is forgotten, never clamped into it.
             let v = match st.get(dst) {
-                V::Fp(c) => bounded(c + imm.clamp(-LIMIT, LIMIT), V::Fp),
-                V::Pkt(k) => bounded(k + imm.clamp(-LIMIT, LIMIT), V::Pkt),
+                V::Fp(c) => bounded(c + imm, V::Fp),
+                V::Pkt(k) => bounded(k + imm, V::Pkt),
                 _ => V::Other,
             };
             st.set(dst, v);

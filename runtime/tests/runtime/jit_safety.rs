@@ -174,3 +174,25 @@ fn the_entry_called_with_the_real_context_runs_in_its_copy() {
     assert!(names(&p).contains(&"bpf_prog_p_0".to_string()));
     assert!(!names(&p[4..]).contains(&"bpf_prog_p_0".to_string()));
 }
+
+/// Offsets the analysis follows are exact or forgotten: a large constant added to a
+/// stack pointer and mostly taken back leaves it far outside the frame, and an access
+/// through it stays checked.
+#[test]
+fn a_stack_pointer_moved_by_large_constants_stays_checked() {
+    for (code, addend) in [(0x07u8, 0x7fff_ffffi32), (0x17, -0x7fff_ffff)] {
+        let back = if code == 0x07 { -(1 << 20) } else { 1 << 20 };
+        let p = [
+            raw(0xbf, 2, 10, 0, 0),     // r2 = r10
+            raw(0x07, 2, 0, 0, -16),    // r2 += -16
+            raw(code, 2, 0, 0, addend), // r2 += 0x7fffffff (or -= -0x7fffffff)
+            raw(code, 2, 0, 0, back),   // r2 -= 1 << 20
+            raw(0x7a, 2, 0, 0, 1),      // *(u64 *)(r2 + 0) = 1
+            raw(0xb7, 0, 0, 0, 0),
+            raw(0x95, 0, 0, 0, 0),
+        ];
+        let (j, i) = both(&p);
+        assert_oob(j, 4, "jit");
+        assert_oob(i, 4, "interpreter");
+    }
+}
