@@ -80,9 +80,10 @@ pub struct JitOptions {
     /// Write `/tmp/perf-<pid>.map` lines for every compiled function. Also on when the
     /// environment has `XDP_RUNTIME_PERF_MAP=1`.
     pub perf_map: bool,
-    /// Emit the memory checks (default). `false` only to measure their cost: programs
-    /// then run unchecked and may crash the host.
-    pub memory_checks: bool,
+    /// Emit the memory checks ([`MemoryChecks::On`], the default). Turning them off
+    /// takes an `unsafe` call ([`MemoryChecks::off`]): programs then run unchecked and
+    /// may read and write any host memory. Only to measure the checks' cost.
+    pub memory_checks: MemoryChecks,
     /// Compile about twice as fast for code that runs 10–15% slower (Cranelift's
     /// single-pass register allocator instead of the backtracking one).
     pub fast_compile: bool,
@@ -92,9 +93,45 @@ impl Default for JitOptions {
     fn default() -> Self {
         JitOptions {
             perf_map: false,
-            memory_checks: true,
+            memory_checks: MemoryChecks::On,
             fast_compile: false,
         }
+    }
+}
+
+/// Whether compiled code checks its memory accesses (see [`JitOptions::memory_checks`]).
+/// Only `unsafe` code turns them off:
+///
+/// ```compile_fail
+/// let _ = runtime::jit::MemoryChecks::Off(runtime::jit::Unchecked(()));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MemoryChecks {
+    /// Every access is proven safe or checked, as in the interpreter.
+    #[default]
+    On,
+    /// Built only by [`MemoryChecks::off`].
+    #[doc(hidden)]
+    Off(Unchecked),
+}
+
+/// The proof that someone called the `unsafe` [`MemoryChecks::off`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unchecked(());
+
+impl MemoryChecks {
+    /// No memory checks in compiled code.
+    ///
+    /// # Safety
+    /// Every program compiled with this must access only memory it may touch (its
+    /// stack, the packet, the context, map values) on every run: nothing checks it,
+    /// and any other access reads or writes host memory.
+    pub unsafe fn off() -> MemoryChecks {
+        MemoryChecks::Off(Unchecked(()))
+    }
+
+    fn on(self) -> bool {
+        self == MemoryChecks::On
     }
 }
 
@@ -220,7 +257,7 @@ impl<'a> JitObject<'a> {
                     start,
                     end,
                     ids: &callees,
-                    memory_checks: opts.memory_checks,
+                    memory_checks: opts.memory_checks.on(),
                     is_entry: fi == 0,
                     maps: &loaded.maps,
                 };
