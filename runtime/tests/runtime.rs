@@ -26,6 +26,8 @@ mod jit;
 mod jit_maps;
 #[path = "runtime/jit_safety.rs"]
 mod jit_safety;
+#[path = "runtime/jit_size.rs"]
+mod jit_size;
 
 use jit::Engine;
 

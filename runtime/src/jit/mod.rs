@@ -145,6 +145,7 @@ pub struct JitObject<'a> {
     /// Address of each program's entry function, by program index.
     entries: Box<[u64]>,
     symbols: Vec<Symbol>,
+    single_pass: Vec<String>,
     compile_time: Duration,
 }
 
@@ -152,18 +153,11 @@ impl<'a> JitObject<'a> {
     /// Compiles every program of `loaded.programs`.
     pub fn compile(loaded: &'a LoadedObject, opts: &JitOptions) -> Result<JitObject<'a>, JitError> {
         let t0 = Instant::now();
-        let mut flags = settings::builder();
-        let set = |f: &mut settings::Builder, k: &str, v: &str| {
-            f.set(k, v).map_err(|e| JitError::Isa {
-                message: format!("{k}={v}: {e}"),
-            })
-        };
         // Measured (callgrind, host instructions): "speed" costs 15–25% more compile
         // time than "none" and makes the code at most 2% faster; the single-pass
         // register allocator halves what is left and costs 10–15% run time. The
         // environment variables override both, for such measurements.
         let opt = std::env::var("XDP_JIT_OPT_LEVEL").unwrap_or_else(|_| "none".into());
-        set(&mut flags, "opt_level", &opt)?;
         let alg = std::env::var("XDP_JIT_REGALLOC").unwrap_or_else(|_| {
             if opts.fast_compile {
                 "single_pass".into()
@@ -171,25 +165,11 @@ impl<'a> JitObject<'a> {
                 "backtracking".into()
             }
         });
-        set(&mut flags, "regalloc_algorithm", &alg)?;
-        set(&mut flags, "is_pic", "false")?;
-        set(
-            &mut flags,
-            "enable_verifier",
-            if cfg!(debug_assertions) {
-                "true"
-            } else {
-                "false"
-            },
-        )?;
-        let isa = cranelift_native::builder()
-            .map_err(|m| JitError::Isa {
-                message: m.to_string(),
-            })?
-            .finish(settings::Flags::new(flags))
-            .map_err(|e| JitError::Isa {
-                message: e.to_string(),
-            })?;
+        let isa = make_isa(&opt, &alg)?;
+        // The backtracking allocator's time grows with the square of a function's size
+        // (0.6 s at 10k instructions, 18.7 s at 50k); the single-pass one stays linear.
+        // Functions above `SINGLE_PASS_ABOVE` slots are compiled with it.
+        let big_isa = make_isa(&opt, "single_pass")?;
         let sigs = compile::Sigs::new(isa.default_call_conv());
         let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         let merr = |e: cranelift_module::ModuleError| JitError::Module {
@@ -236,6 +216,7 @@ impl<'a> JitObject<'a> {
         let mut ctx = module.make_context();
         let mut fctx = FunctionBuilderContext::new();
         let mut sizes: Vec<(FuncId, String, u64)> = Vec::new();
+        let mut single_pass = Vec::new();
         for (pi, prog) in loaded.programs.iter().enumerate() {
             let n = prog.functions.len();
             // The functions that calls and bpf_loop reach: the copy of the entry, if any,
@@ -271,13 +252,19 @@ impl<'a> JitObject<'a> {
                     };
                     compile::translate(b, &spec, &mut declare, &sigs, cfg)?;
                 }
-                module
-                    .define_function(id, &mut ctx)
-                    .map_err(|e| JitError::Codegen {
-                        prog: prog.name.clone(),
-                        start,
-                        message: format!("{e:?}"),
-                    })?;
+                let cerr = |message: String| JitError::Codegen {
+                    prog: prog.name.clone(),
+                    start,
+                    message,
+                };
+                if end - start > SINGLE_PASS_ABOVE {
+                    define_with(&mut module, &*big_isa, id, &mut ctx).map_err(cerr)?;
+                    single_pass.push(names[pi][fi].clone());
+                } else {
+                    module
+                        .define_function(id, &mut ctx)
+                        .map_err(|e| cerr(format!("{e:?}")))?;
+                }
                 sizes.push((id, names[pi][fi].clone(), code_size(&ctx)));
                 module.clear_context(&mut ctx);
             }
@@ -327,8 +314,15 @@ impl<'a> JitObject<'a> {
             trampoline,
             entries,
             symbols,
+            single_pass,
             compile_time,
         })
+    }
+
+    /// The functions compiled with Cranelift's single-pass register allocator because
+    /// they are longer than [`SINGLE_PASS_ABOVE`] slots (names as in [`Self::symbols`]).
+    pub fn single_pass_functions(&self) -> &[String] {
+        &self.single_pass
     }
 
     /// How long [`JitObject::compile`] took.
@@ -449,6 +443,71 @@ impl std::fmt::Debug for JitObject<'_> {
             .field("compile_time", &self.compile_time)
             .finish_non_exhaustive()
     }
+}
+
+/// Functions longer than this many slots get Cranelift's single-pass register
+/// allocator: the backtracking one takes time quadratic in a function's size, measured
+/// (`cargo run --release -p runtime --example jit_compile_time`) at 0.06 s for 2k
+/// instructions, 0.6 s for 10k, 2.8 s for 20k and 18.7 s for 50k; single-pass stays near
+/// 20 us per instruction, for code 10–15% slower.
+pub const SINGLE_PASS_ABOVE: usize = 8192;
+
+/// The target ISA with optimisation level `opt` and register allocator `alg`.
+fn make_isa(
+    opt: &str,
+    alg: &str,
+) -> Result<std::sync::Arc<dyn cranelift_codegen::isa::TargetIsa>, JitError> {
+    let mut flags = settings::builder();
+    let set = |f: &mut settings::Builder, k: &str, v: &str| {
+        f.set(k, v).map_err(|e| JitError::Isa {
+            message: format!("{k}={v}: {e}"),
+        })
+    };
+    set(&mut flags, "opt_level", opt)?;
+    set(&mut flags, "regalloc_algorithm", alg)?;
+    set(&mut flags, "is_pic", "false")?;
+    let verify = if cfg!(debug_assertions) {
+        "true"
+    } else {
+        "false"
+    };
+    set(&mut flags, "enable_verifier", verify)?;
+    cranelift_native::builder()
+        .map_err(|m| JitError::Isa {
+            message: m.to_string(),
+        })?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| JitError::Isa {
+            message: e.to_string(),
+        })
+}
+
+/// Compiles the function in `ctx` with `isa` (the module's settings but for the
+/// register allocator) and defines it in `module` as `id`, as `define_function` does
+/// with the module's own ISA.
+fn define_with(
+    module: &mut JITModule,
+    isa: &dyn cranelift_codegen::isa::TargetIsa,
+    id: FuncId,
+    ctx: &mut Context,
+) -> Result<(), String> {
+    let mut plane = cranelift_codegen::control::ControlPlane::default();
+    let align = ctx
+        .compile(isa, &mut plane)
+        .map_err(|e| format!("{:?}", e.inner))?
+        .buffer
+        .alignment as u64;
+    let code = ctx.compiled_code().ok_or("no compiled code")?;
+    let relocs: Vec<cranelift_module::ModuleReloc> = code
+        .buffer
+        .relocs()
+        .iter()
+        .map(|r| cranelift_module::ModuleReloc::from_mach_reloc(r, &ctx.func, id))
+        .collect();
+    let bytes = code.code_buffer();
+    module
+        .define_function_bytes(id, align, bytes, &relocs)
+        .map_err(|e| format!("{e:?}"))
 }
 
 /// Whether a bpf-to-bpf call in `prog` targets its entry function (pc 0).
