@@ -1321,10 +1321,12 @@ impl Scalar {
         let rel = Rel::of(cond, true);
         let ((a, _), (b, _)) = (dst.view(width), src.view(width));
         let r = outcome_b(rel, &a, &b);
-        if r.is_none() && width == Width::W64 && matches!(rel, Rel::Eq | Rel::Ne) {
-            if outcome_b(Rel::Eq, &dst.lo(), &src.lo()) == Some(false) {
-                return Some(rel == Rel::Ne);
-            }
+        if r.is_none()
+            && width == Width::W64
+            && matches!(rel, Rel::Eq | Rel::Ne)
+            && outcome_b(Rel::Eq, &dst.lo(), &src.lo()) == Some(false)
+        {
+            return Some(rel == Rel::Ne);
         }
         r
     }
