@@ -569,65 +569,59 @@ fn binop(op: AluOp, a: B, b: B, bits: u32) -> B {
                 r.meet_int(lo, hi, bits);
             }
         }
-        // x & y <= x, y unsigned; non-negative when one is; below both when both are
-        // negative (kernel scalar_min_max_and, plus the sign cases).
-        AluOp::And => {
-            r.t = a.t.and(b.t);
-            let (smin, smax) = if a.smin >= 0 && b.smin >= 0 {
-                (0, a.smax.min(b.smax))
-            } else if a.smin >= 0 {
-                (0, a.smax)
-            } else if b.smin >= 0 {
-                (0, b.smax)
-            } else if a.smax < 0 && b.smax < 0 {
-                (smin_of(bits), a.smax.min(b.smax))
-            } else {
-                (smin_of(bits), a.smax.max(b.smax))
+        // Unsigned: x & y <= x, y; x | y >= x, y; x | y and x ^ y below the next
+        // power of two of the larger. Signed: by the sign pieces of each operand
+        // (`bitwise_signed`), joined.
+        AluOp::And | AluOp::Or | AluOp::Xor => {
+            let fill = fill_below(a.umax.max(b.umax));
+            let (t, umin, umax) = match op {
+                AluOp::And => (a.t.and(b.t), 0, a.umax.min(b.umax)),
+                AluOp::Or => (a.t.or(b.t), a.umin.max(b.umin), fill),
+                _ => (a.t.xor(b.t), 0, fill),
             };
-            r.meet(0, a.umax.min(b.umax), smin, smax);
-        }
-        // x | y >= x, y unsigned and below the next power of two; negative when one
-        // is, and then at least that one.
-        AluOp::Or => {
-            r.t = a.t.or(b.t);
-            let umax = fill_below(a.umax.max(b.umax));
-            let (smin, smax) = if a.smin >= 0 && b.smin >= 0 {
-                (
-                    a.smin.max(b.smin),
-                    fill_below(a.smax.max(b.smax) as u64) as i64,
-                )
-            } else if a.smax < 0 && b.smax < 0 {
-                (a.smin.max(b.smin), -1)
-            } else if a.smax < 0 {
-                (a.smin, -1)
-            } else if b.smax < 0 {
-                (b.smin, -1)
-            } else {
-                (smin_of(bits), smax_of(bits))
+            r.t = t;
+            let pieces = |x: &B| {
+                [
+                    (x.smin < 0).then_some((x.smin, x.smax.min(-1))),
+                    (x.smax >= 0).then_some((x.smin.max(0), x.smax)),
+                ]
             };
-            r.meet(a.umin.max(b.umin), umax, smin, smax);
-        }
-        // x ^ y below the next power of two; its sign is the xor of the signs
-        // (x ^ y = !x ^ !y, and !x = -1 - x is non-negative for negative x).
-        AluOp::Xor => {
-            r.t = a.t.xor(b.t);
-            let umax = fill_below(a.umax.max(b.umax));
-            let (smin, smax) = if a.smin >= 0 && b.smin >= 0 {
-                (0, fill_below(a.smax.max(b.smax) as u64) as i64)
-            } else if a.smax < 0 && b.smax < 0 {
-                (0, fill_below((-1 - a.smin).max(-1 - b.smin) as u64) as i64)
-            } else if a.smin >= 0 && b.smax < 0 {
-                (-1 - fill_below(a.smax.max(-1 - b.smin) as u64) as i64, -1)
-            } else if a.smax < 0 && b.smin >= 0 {
-                (-1 - fill_below(b.smax.max(-1 - a.smin) as u64) as i64, -1)
-            } else {
-                (smin_of(bits), smax_of(bits))
-            };
-            r.meet(0, umax, smin, smax);
+            let (mut smin, mut smax) = (i64::MAX, i64::MIN);
+            for pa in pieces(&a).into_iter().flatten() {
+                for pb in pieces(&b).into_iter().flatten() {
+                    let (lo, hi) = bitwise_signed(op, pa, pb);
+                    (smin, smax) = (smin.min(lo), smax.max(hi));
+                }
+            }
+            r.meet(umin, umax, smin, smax);
         }
         _ => {}
     }
     r
+}
+
+/// Signed bounds of `x op y` (and, or, xor) for `x` in `a` and `y` in `b`, each
+/// range of one sign: x & y is non-negative and at most the non-negative one when one
+/// is, negative and at most both when both are; x | y is negative and at least the
+/// negative one when one is; x ^ y has the xor of the signs. For negative x,
+/// !x = -1 - x is non-negative: x ^ y = !x ^ !y, x & y = !(!x | !y).
+fn bitwise_signed(op: AluOp, a: (i64, i64), b: (i64, i64)) -> (i64, i64) {
+    let ((a0, a1), (b0, b1)) = (a, b);
+    let fill = |x: i64| fill_below(x as u64) as i64;
+    match (op, a0 >= 0, b0 >= 0) {
+        (AluOp::And, true, true) => (0, a1.min(b1)),
+        (AluOp::And, true, false) => (0, a1),
+        (AluOp::And, false, true) => (0, b1),
+        (AluOp::And, false, false) => (-1 - fill((-1 - a0).max(-1 - b0)), a1.min(b1)),
+        (AluOp::Or, true, true) => (a0.max(b0), fill(a1.max(b1))),
+        (AluOp::Or, true, false) => (b0, -1),
+        (AluOp::Or, false, true) => (a0, -1),
+        (AluOp::Or, false, false) => (a0.max(b0), -1),
+        (_, true, true) => (0, fill(a1.max(b1))),
+        (_, false, false) => (0, fill((-1 - a0).max(-1 - b0))),
+        (_, true, false) => (-1 - fill(a1.max(-1 - b0)), -1),
+        (_, false, true) => (-1 - fill(b1.max(-1 - a0)), -1),
+    }
 }
 
 /// Division and modulo in `bits` bits, by the pieces of the divisor: zero (the ISA's
@@ -1194,13 +1188,22 @@ impl Scalar {
         Some(r)
     }
 
-    /// The low `b` bits zero-extended to 64 bits.
+    /// The low `b` bits (16 or 32) zero-extended to 64 bits; with 32, the low
+    /// half keeps its signed bounds too.
     fn zext_low(&self, b: u32) -> Option<Scalar> {
         let low = self.low_bits(b)?;
         let mut hi = B::full(64);
         hi.t = low.t;
         hi.meet(low.umin, low.umax, 0, i64::MAX);
-        Scalar::from_parts(hi, B::full(32))
+        let lo = if b == 32 {
+            low
+        } else {
+            let mut lo = B::full(32);
+            lo.t = low.t;
+            lo.meet(low.umin, low.umax, 0, i32::MAX as i64);
+            lo
+        };
+        Scalar::from_parts(hi, lo)
     }
 
     /// Shifts: the count is the source's low 6 (5) bits; each count the source

@@ -356,7 +356,7 @@ fn members(s: &Scalar, rng: &mut Rng) -> Vec<u64> {
 fn every_concrete_result_is_kept() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut cases = 0u64;
-    for iter in 0..4000 {
+    for iter in 0..3500 {
         let (a, va) = gen(&mut rng);
         let (b, vb) = gen(&mut rng);
         let ctx = || format!("iteration {iter}: a = {a:x?} ({va:x?}), b = {b:x?} ({vb:x?})");
@@ -459,7 +459,8 @@ fn every_concrete_result_is_kept() {
             }
         }
     }
-    assert!(cases > 400_000, "{cases} cases");
+    println!("{cases} concrete cases checked");
+    assert!(cases > 300_000, "{cases} cases");
 }
 
 /// The bounds the tnum gives are the exact least/greatest members, by brute force over
@@ -577,6 +578,10 @@ fn as_precise_as_the_kernel() {
     // A 32-bit comparison bounds the 64-bit value only in its low half.
     let (r, _) = Scalar::refine(JmpCond::Lt, Width::W32, true, U, k(100)).unwrap();
     assert_eq!((r.u32_max, r.umax), (99, u64::MAX - (0xffff_ffff - 99)));
+    // ... and a 32-bit lower bound raises the 64-bit one (the least value with such
+    // low bits).
+    let (r, _) = Scalar::refine(JmpCond::Gt, Width::W32, true, U, k(5)).unwrap();
+    assert_eq!((r.u32_min, r.umin), (6, 6));
     // r <<= 32; r s>>= 32 after w = ...: the sign-extension idiom.
     let (w, _) = Scalar::refine(JmpCond::Slt, Width::W32, true, U, k(5)).unwrap();
     let w = alu(AluOp::Mov, Width::W32, U, w);
@@ -656,6 +661,22 @@ fn beyond_the_kernel() {
     let cnt = alu(AluOp::And, Width::W64, U, k(3));
     let r = alu(AluOp::Lsh, Width::W64, k(1), cnt);
     assert_eq!((r.umin, r.umax, r.var_off.mask), (1, 8, 0xf));
+    // A 32-bit truncation (le32) keeps the low half's signed bounds, which decide a
+    // later 32-bit comparison.
+    let r = Scalar::endian(Endian::ToLe, 32, alu(AluOp::MovSx(8), Width::W64, U, U));
+    assert_eq!((r.s32_min, r.s32_max, r.umax), (-128, 127, 0xffff_ffff));
+    assert_eq!(
+        Scalar::branch_outcome(JmpCond::Ne, Width::W64, r, k(0x3854_5022)),
+        Some(true)
+    );
+    // Bitwise operations on a signed range crossing zero, by sign pieces:
+    // r s>>= 63 is -1 or 0; r | 52 is -1 or 52, within [-1, 63].
+    let r = alu(AluOp::Arsh, Width::W64, U, k(63));
+    assert_eq!((r.smin, r.smax), (-1, 0));
+    let o = alu(AluOp::Or, Width::W64, r, k(52));
+    assert_eq!((o.smin, o.smax, o.umin), (-1, 63, 52));
+    let a = alu(AluOp::And, Width::W64, r, k(-4i64 as u64));
+    assert_eq!((a.smin, a.smax), (-4, 0));
     // Byte swap of a known-bits value moves the bits.
     let r = Scalar::endian(Endian::ToBe, 16, byte);
     assert_eq!(
@@ -753,11 +774,14 @@ mod kernel {
         Some(if neg { -v } else { v })
     }
 
-    /// The state `R3=...` printed on the log line of instruction `pc`.
-    fn parse_state(log: &str, pc: usize) -> Option<Scalar> {
-        let prefix = format!("{pc}: (bf) r3 = r1");
+    /// The state of `r{reg}` printed on the log line of instruction `pc`, a move
+    /// `r{reg} = r{from}`.
+    fn parse_state(log: &str, pc: usize, reg: u8, from: u8) -> Option<Scalar> {
+        let prefix = format!("{pc}: (bf) r{reg} = r{from}");
         let line = log.lines().find(|l| l.starts_with(&prefix))?;
-        let at = line.find(" R3_w=").or_else(|| line.find(" R3="))?;
+        let at = line
+            .find(&format!(" R{reg}_w="))
+            .or_else(|| line.find(&format!(" R{reg}=")))?;
         let rest = &line[at..];
         let rest = &rest[rest.find('=')? + 1..];
         if let Some(inner) = rest.strip_prefix("scalar(") {
@@ -803,14 +827,19 @@ mod kernel {
         }
     }
 
-    /// One step of a random program: its instruction and its effect here (`None`: the
-    /// path ends).
-    fn step(rng: &mut Rng, r: Scalar, exit_at: i16) -> ([u8; 8], Option<Scalar>) {
+    /// One step of a random program on r6 and r7 (`regs[0]`, `regs[1]`): its
+    /// instruction, and the registers after it here (`None`: the fall-through path
+    /// cannot happen).
+    fn step(rng: &mut Rng, regs: [Scalar; 2], exit_at: i16) -> ([u8; 8], Option<[Scalar; 2]>) {
         let w = WIDTHS[rng.below(2) as usize];
         let (class, bits) = match w {
-            Width::W64 => (0x07u8, 64u64),
-            Width::W32 => (0x04u8, 32u64),
+            Width::W64 => (0x07u8, 64i32),
+            Width::W32 => (0x04u8, 32i32),
         };
+        let di = rng.below(2) as usize;
+        let (dreg, sreg) = (6 + di as u8, 7 - di as u8);
+        let (d, other) = (regs[di], regs[1 - di]);
+        let by_reg = rng.below(3) == 0;
         let imm: i32 = match rng.below(6) {
             0 => rng.below(64) as i32,
             1 => -(rng.below(64) as i32),
@@ -818,9 +847,10 @@ mod kernel {
             3 => [0xff, 0xffff, 0x7fff_ffff, -1, 0xf0, 0xff00, i32::MIN][rng.below(7) as usize],
             _ => rng.next() as i32,
         };
-        let ik = |w: Width| match w {
-            Width::W64 => Scalar::constant(imm as i64 as u64),
-            Width::W32 => Scalar::constant(imm as u32 as u64),
+        let with = |v: Scalar| {
+            let mut r = regs;
+            r[di] = v;
+            r
         };
         match rng.below(10) {
             0..=4 => {
@@ -841,8 +871,13 @@ mod kernel {
                     (0xc0, 0, AluOp::Arsh),
                 ];
                 let (code, off, op) = ops[rng.below(ops.len() as u64) as usize];
+                if by_reg && op != AluOp::Neg {
+                    let r = Scalar::alu(op, w, d, other);
+                    return (insn(code | class | 0x08, dreg, sreg, off, 0), Some(with(r)));
+                }
+                // The kernel refuses constant shifts out of range and division by 0.
                 let imm = match op {
-                    AluOp::Lsh | AluOp::Rsh | AluOp::Arsh => imm.rem_euclid(bits as i32),
+                    AluOp::Lsh | AluOp::Rsh | AluOp::Arsh => imm.rem_euclid(bits),
                     AluOp::Div | AluOp::SDiv | AluOp::Mod | AluOp::SMod if imm == 0 => 3,
                     AluOp::Neg => 0,
                     _ => imm,
@@ -851,10 +886,8 @@ mod kernel {
                     Width::W64 => Scalar::constant(imm as i64 as u64),
                     Width::W32 => Scalar::constant(imm as u32 as u64),
                 };
-                (
-                    insn(code | class, 1, 0, off, imm),
-                    Some(Scalar::alu(op, w, r, k)),
-                )
+                let r = Scalar::alu(op, w, d, k);
+                (insn(code | class, dreg, 0, off, imm), Some(with(r)))
             }
             5 => {
                 let (b, code) = [
@@ -870,10 +903,8 @@ mod kernel {
                     (_, 0) => (Width::W32, AluOp::Mov),
                     _ => (Width::W32, AluOp::MovSx(b)),
                 };
-                (
-                    insn(code, 1, 1, b as i16, 0),
-                    Some(Scalar::alu(op, w, Scalar::unknown(), r)),
-                )
+                let r = Scalar::alu(op, w, Scalar::unknown(), d);
+                (insn(code, dreg, dreg, b as i16, 0), Some(with(r)))
             }
             6 => {
                 let (code, kind) = [
@@ -882,10 +913,8 @@ mod kernel {
                     (0xd7, Endian::Swap),
                 ][rng.below(3) as usize];
                 let b = [16u8, 32, 64][rng.below(3) as usize];
-                (
-                    insn(code, 1, 0, 0, b as i32),
-                    Some(Scalar::endian(kind, b, r)),
-                )
+                let r = Scalar::endian(kind, b, d);
+                (insn(code, dreg, 0, 0, b as i32), Some(with(r)))
             }
             _ => {
                 let conds = [
@@ -904,8 +933,20 @@ mod kernel {
                 let (code, cond) = conds[rng.below(conds.len() as u64) as usize];
                 let jclass = if w == Width::W64 { 0x05 } else { 0x06 };
                 // Fall through on the not-taken side.
-                let next = Scalar::refine(cond, w, false, r, ik(w)).map(|(d, _)| d);
-                (insn(code | jclass, 1, 0, exit_at, imm), next)
+                if by_reg {
+                    let next = Scalar::refine(cond, w, false, d, other).map(|(a, b)| {
+                        let mut r = regs;
+                        (r[di], r[1 - di]) = (a, b);
+                        r
+                    });
+                    return (insn(code | jclass | 0x08, dreg, sreg, exit_at, 0), next);
+                }
+                let k = match w {
+                    Width::W64 => Scalar::constant(imm as i64 as u64),
+                    Width::W32 => Scalar::constant(imm as u32 as u64),
+                };
+                let next = Scalar::refine(cond, w, false, d, k).map(|(a, _)| with(a));
+                (insn(code | jclass, dreg, 0, exit_at, imm), next)
             }
         }
     }
@@ -918,55 +959,69 @@ mod kernel {
             return;
         }
         let mut rng = Rng(0x1234_5678_9abc_def1);
-        let (mut compared, mut equal) = (0, 0);
-        for _ in 0..300 {
-            let n = 1 + rng.below(6) as usize;
-            // 0: call bpf_get_prandom_u32; 1: r1 = r0; ops at 2 .. 2 + n;
-            // 2 + n: r3 = r1; then r0 = 0; exit.
-            let mut prog = vec![insn(0x85, 0, 0, 0, 7), insn(0xbf, 1, 0, 0, 0)];
-            let mut r = Some(Scalar::unknown());
+        let (mut compared, mut equal, mut pruned, mut forked) = (0, 0, 0, 0);
+        for _ in 0..1000 {
+            let n = 1 + rng.below(8) as usize;
+            // r6, r7 = two random numbers; ops at 4 .. 4 + n; then r3 = r6; r4 = r7;
+            // r0 = 0; exit (where every branch's taken side goes).
+            let mut prog = vec![
+                insn(0x85, 0, 0, 0, 7),
+                insn(0xbf, 6, 0, 0, 0),
+                insn(0x85, 0, 0, 0, 7),
+                insn(0xbf, 7, 0, 0, 0),
+            ];
+            let mut regs = Some([Scalar::unknown(); 2]);
+            let exit = 4 + n as i16 + 2;
             for i in 0..n {
-                let pc = 2 + i as i16;
-                let exit_at = (2 + n as i16 + 1) - (pc + 1);
-                let (ins, next) = step(&mut rng, r.unwrap_or(Scalar::unknown()), exit_at);
+                let pc = 4 + i as i16;
+                let (ins, next) = step(
+                    &mut rng,
+                    regs.unwrap_or([Scalar::unknown(); 2]),
+                    exit - (pc + 1),
+                );
                 prog.push(ins);
-                r = r.and(next);
+                regs = regs.and(next);
             }
             let marker = prog.len();
-            prog.push(insn(0xbf, 3, 1, 0, 0));
+            prog.push(insn(0xbf, 3, 6, 0, 0));
+            prog.push(insn(0xbf, 4, 7, 0, 0));
             prog.push(insn(0xb7, 0, 0, 0, 0));
             prog.push(insn(0x95, 0, 0, 0, 0));
             let (log, loaded) = load(&prog).expect("bpf(2) worked for the probe");
             assert!(loaded, "the kernel refused a program:\n{log}");
-            let kernel = parse_state(&log, marker);
-            match (kernel, r) {
+            // The kernel forks a register in [-1, 0] into two states before some
+            // and/or operations (path exploration, not this domain): skip those.
+            let prefix = format!("{marker}: (bf) r3 = r6");
+            if log.lines().filter(|l| l.starts_with(&prefix)).count() > 1 {
+                forked += 1;
+                continue;
+            }
+            let kernel = parse_state(&log, marker, 3, 6).zip(parse_state(&log, marker + 1, 4, 7));
+            match (kernel, regs) {
                 (Some(k), Some(ours)) => {
-                    compared += 1;
-                    equal += usize::from(k == ours);
-                    if k != ours && std::env::var("SHOWDIFF").is_ok() {
-                        let l: Vec<&str> = log
-                            .lines()
-                            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
-                            .collect();
-                        println!("kernel {k:x?}\nours   {ours:x?}\n{}\n", l.join("\n"));
+                    for (k, ours) in [(k.0, ours[0]), (k.1, ours[1])] {
+                        compared += 1;
+                        equal += usize::from(k == ours);
+                        assert!(
+                            k.includes(&ours),
+                            "kernel {k:x?}\nours   {ours:x?}\nlog:\n{log}"
+                        );
                     }
-                    assert!(
-                        k.includes(&ours),
-                        "kernel {k:x?}\nours   {ours:x?}\nlog:\n{log}"
-                    );
                 }
-                (Some(k), None) => {
-                    // We proved the path impossible; then the kernel's state there must
-                    // hold no value we could produce... it explored it anyway.
-                    let _ = k;
-                }
+                // We proved the end unreachable where the kernel did not (the property
+                // test checks such proofs are sound).
+                (Some(_), None) => pruned += 1,
                 (None, Some(ours)) => panic!(
                     "the kernel proved the path impossible, we did not: {ours:x?}\nlog:\n{log}"
                 ),
                 (None, None) => {}
             }
         }
-        println!("compared {compared} states with the kernel's, {equal} identical");
-        assert!(compared > 100);
+        println!(
+            "compared {compared} register states with the kernel's: {equal} identical, the \
+             others more precise here; {pruned} paths only this domain proved impossible; \
+             {forked} programs skipped (the kernel forked a state)"
+        );
+        assert!(compared > 1000);
     }
 }
