@@ -258,8 +258,42 @@ impl Tnum {
         }
     }
 
-    /// Kernel `tnum_mul` (sum of partial products, known part multiplied exactly).
+    /// `self * b`: the intersection of the kernel's `tnum_mul` (long multiplication,
+    /// a union of both cases for an unknown bit), the same with the operands swapped,
+    /// and its earlier form (known part multiplied exactly): each is sound, and none
+    /// is always the most precise.
     pub const fn mul(self, b: Tnum) -> Tnum {
+        let r = self.mul_long(b);
+        let r = match r.intersect(b.mul_long(self)) {
+            Some(t) => t,
+            None => r,
+        };
+        match r.intersect(self.mul_split(b)) {
+            Some(t) => t,
+            None => r,
+        }
+    }
+
+    /// Kernel `tnum_mul` (6.18): add `b` for a known 1 bit of `self`, take the union
+    /// of adding it and not for an unknown bit.
+    const fn mul_long(self, b: Tnum) -> Tnum {
+        let (mut a, mut b) = (self, b);
+        let mut acc = Tnum::constant(0);
+        while a.value != 0 || a.mask != 0 {
+            if a.value & 1 != 0 {
+                acc = acc.add(b);
+            } else if a.mask & 1 != 0 {
+                acc = acc.union(acc.add(b));
+            }
+            a = a.rshift(1);
+            b = b.lshift(1);
+        }
+        acc
+    }
+
+    /// The kernel's earlier `tnum_mul`: the known parts' product plus the sum of the
+    /// partial products' unknown parts.
+    const fn mul_split(self, b: Tnum) -> Tnum {
         let (mut a, mut b) = (self, b);
         let acc_v = a.value.wrapping_mul(b.value);
         let mut acc_m = Tnum::constant(0);
@@ -477,6 +511,23 @@ impl B {
         }
     }
 
+    /// The values both ranges allow, as up to two unsigned intervals in increasing
+    /// order: the signed range as unsigned patterns is one interval, or two when it
+    /// holds both -1 and 0.
+    fn pieces(&self, bits: u32) -> [Option<(u64, u64)>; 2] {
+        let (smin_u, smax_u) = (to_u(self.smin, bits), to_u(self.smax, bits));
+        let spieces = if self.smin >= 0 || self.smax < 0 {
+            [Some((smin_u, smax_u)), None]
+        } else {
+            [Some((0, smax_u)), Some((smin_u, umask(bits)))]
+        };
+        spieces.map(|p| {
+            let (a, b) = p?;
+            let (lo, hi) = (a.max(self.umin), b.min(self.umax));
+            (lo <= hi).then_some((lo, hi))
+        })
+    }
+
     /// Make the tnum and the two ranges agree (each is intersected with what the
     /// others allow, bounds moved to the nearest value the tnum allows); `None` when
     /// no value is left.
@@ -498,21 +549,11 @@ impl B {
         }
         // Unsigned range against signed range: the signed range as unsigned patterns
         // is one interval, or two when it holds both -1 and 0.
-        let m = umask(bits);
-        let (smin_u, smax_u) = (to_u(self.smin, bits), to_u(self.smax, bits));
-        let spieces: [Option<(u64, u64)>; 2] = if self.smin >= 0 || self.smax < 0 {
-            [Some((smin_u, smax_u)), None]
-        } else {
-            [Some((0, smax_u)), Some((smin_u, m))]
-        };
         let mut pieces = [(0u64, 0u64); 2];
         let mut n = 0;
-        for (a, b) in spieces.into_iter().flatten() {
-            let (lo, hi) = (a.max(self.umin), b.min(self.umax));
-            if lo <= hi {
-                pieces[n] = (lo, hi);
-                n += 1;
-            }
+        for p in self.pieces(bits).into_iter().flatten() {
+            pieces[n] = p;
+            n += 1;
         }
         if n == 0 {
             return None;
@@ -1175,6 +1216,22 @@ impl Scalar {
         r.meet_int(hi.smin as i128, hi.smax as i128, b);
         r.meet_int(lo.umin as i128, lo.umax as i128, b);
         r.meet_int(lo.smin as i128, lo.smax as i128, b);
+        // Tighter: the low bits of each interval of values the ranges allow, joined.
+        for (v, bits) in [(hi, 64), (lo, 32)] {
+            let mut img: Option<B> = None;
+            for (p0, p1) in v.pieces(bits).into_iter().flatten() {
+                if p1 - p0 > umask(b) {
+                    img = None;
+                    break;
+                }
+                let mut q = B::full(b);
+                q.meet_circ(p0, p1, b);
+                img = Some(img.map_or(q, |i| B::join(i, q)));
+            }
+            if let Some(i) = img {
+                r.meet(i.umin, i.umax, i.smin, i.smax);
+            }
+        }
         r.tighten(b)?;
         Some(r)
     }
@@ -1184,7 +1241,14 @@ impl Scalar {
         let low = self.low_bits(b)?;
         let mut r = B::full(bits);
         r.t = low.t.lshift(64 - b).arshift(64 - b, 64).truncate(bits);
-        r.meet(0, umask(bits), low.smin, low.smax);
+        // The non-negative low values stay, the negative ones go to the top.
+        let half = sign_bit(b);
+        let ext = |x: u64| to_u(to_s(x, b), bits);
+        let nonneg = (low.umin < half).then(|| (low.umin, low.umax.min(half - 1)));
+        let neg = (low.umax >= half).then(|| (ext(low.umin.max(half)), ext(low.umax)));
+        let umin = nonneg.or(neg).map_or(0, |p| p.0);
+        let umax = neg.or(nonneg).map_or(umask(bits), |p| p.1);
+        r.meet(umin, umax, low.smin, low.smax);
         Some(r)
     }
 

@@ -621,6 +621,26 @@ fn as_precise_as_the_kernel() {
     // Refinement to a constant.
     let (r, _) = Scalar::refine(JmpCond::Eq, Width::W64, true, U, k(42)).unwrap();
     assert_eq!(r, k(42));
+    // Multiplication's known bits as kernel 6.18's tnum_mul finds them (from its log:
+    // r &= 0x100000; r += 17; r *= 2038553858).
+    let r = alu(AluOp::And, Width::W64, U, k(0x10_0000));
+    let r = alu(AluOp::Add, Width::W64, r, k(17));
+    let r = alu(AluOp::Mul, Width::W64, r, k(2_038_553_858));
+    assert_eq!(
+        r.var_off,
+        Tnum {
+            value: 0x19f_ad22,
+            mask: 0x7_982d_f020_0000
+        }
+    );
+    assert_eq!((r.umin, r.umax), (0x8_119f_ad22, 0x7_9825_e1bf_ad22));
+    assert_eq!((r.u32_min, r.u32_max), (0x19f_ad22, 0xf1bf_ad22));
+    // movsx of a value whose low half is in [24, 127] or negative as s32 (kernel:
+    // w7 = (s8)w7; if r7 > 23; r7 = (s8)r7 gives smin=-128,smax=127,umin=24).
+    let w = alu(AluOp::MovSx(8), Width::W32, U, U);
+    let (w, _) = Scalar::refine(JmpCond::Gt, Width::W64, true, w, k(23)).unwrap();
+    let r = alu(AluOp::MovSx(8), Width::W64, U, w);
+    assert_eq!((r.smin, r.smax, r.umin, r.u32_min), (-128, 127, 24, 24));
     // Impossible paths.
     let a = alu(AluOp::And, Width::W64, U, k(0xff));
     assert_eq!(
@@ -991,8 +1011,15 @@ mod kernel {
             assert!(loaded, "the kernel refused a program:\n{log}");
             // The kernel forks a register in [-1, 0] into two states before some
             // and/or operations (path exploration, not this domain): skip those.
-            let prefix = format!("{marker}: (bf) r3 = r6");
-            if log.lines().filter(|l| l.starts_with(&prefix)).count() > 1 {
+            // Taken branches skip to the end, so an instruction before it seen twice
+            // means a fork.
+            let mut seen = std::collections::HashSet::new();
+            let forks = log.lines().filter_map(|l| {
+                let (pc, rest) = l.split_once(": (")?;
+                let pc: usize = pc.parse().ok()?;
+                (pc <= marker + 1 && !rest.is_empty()).then_some(pc)
+            });
+            if forks.into_iter().any(|pc| !seen.insert(pc)) {
                 forked += 1;
                 continue;
             }
