@@ -1115,8 +1115,10 @@ impl Scalar {
     /// fewer than 2^32 values bounds the low 32 bits (the kernel's
     /// __reg32_deduce_bounds); the 32-bit ranges move the 64-bit bounds to the
     /// nearest values with allowed low bits (__reg_deduce_mixed_bounds). Repeated
-    /// until nothing changes. `None`: no value is left.
-    fn sync(self) -> Option<Scalar> {
+    /// until nothing changes (at most 64 rounds). `None`: no value is left. Every
+    /// value this module returns is already normalized; this is for values built
+    /// field by field.
+    pub fn sync(self) -> Option<Scalar> {
         let (mut hi, mut lo) = (self.hi(), self.lo());
         let bias = |x: i64| x as u64 ^ SIGN64;
         let unbias = |x: u64| (x ^ SIGN64) as i64;
