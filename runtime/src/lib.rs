@@ -27,6 +27,7 @@ pub mod memory;
 pub mod net;
 pub mod program;
 pub mod stored;
+pub mod verifier;
 pub mod xdp;
 
 use std::time::{Duration, Instant};
