@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use crate::def::Kind;
 use crate::error::MapError;
 use crate::hash::{nulls, ST_LIVE, TAG_ELEM, TAG_FREE};
-use crate::lock::{self, PidLockGuard};
+use crate::lock::PidLockGuard;
 use crate::map::Map;
 
 /// What a walk of a hash map found.
@@ -31,11 +31,11 @@ impl Map {
     pub fn check(&self) -> Result<(), MapError> {
         match self.kind {
             k if k.is_hash() => {
-                let _locks = self.lock_all();
+                let _locks = self.lock_all()?;
                 self.check_hash_locked()
             }
             Kind::LpmTrie => {
-                let _g = lock::lock(self.lpm_lock());
+                let _g = self.take_lock(self.lpm_lock(), || "trie lock".into())?;
                 self.check_lpm_locked(false).map(|_| ())
             }
             _ => Ok(()),
@@ -50,7 +50,7 @@ impl Map {
     pub fn repair(&self) -> Result<u32, MapError> {
         match self.kind {
             k if k.is_hash() => {
-                let _locks = self.lock_all();
+                let _locks = self.lock_all()?;
                 let scan = self.scan_hash()?;
                 let mut reclaimed = 0;
                 let fresh = self.fresh().load(Ordering::Relaxed).min(self.nelems);
@@ -73,11 +73,14 @@ impl Map {
                     }
                 }
                 self.check_hash_locked()?;
+                self.clear_dirty();
                 Ok(reclaimed)
             }
             Kind::LpmTrie => {
-                let _g = lock::lock(self.lpm_lock());
-                self.check_lpm_locked(true)
+                let _g = self.take_lock(self.lpm_lock(), || "trie lock".into())?;
+                let reclaimed = self.check_lpm_locked(true)?;
+                self.clear_dirty();
+                Ok(reclaimed)
             }
             _ => Ok(0),
         }
@@ -85,15 +88,23 @@ impl Map {
 
     /// Every stripe lock, in order (plus the LRU lock). Holding them all stops
     /// every writer, including free-list pops and pushes.
-    fn lock_all(&self) -> Vec<PidLockGuard<'_>> {
+    fn lock_all(&self) -> Result<Vec<PidLockGuard<'_>>, MapError> {
         let mut v = Vec::with_capacity(self.stripe_mask as usize + 2);
         for s in 0..=self.stripe_mask {
-            v.push(lock::lock(self.stripe_lock(s)));
+            v.push(self.take_lock(self.stripe_lock(s), || format!("stripe lock {s}"))?);
         }
         if self.kind.is_lru() {
-            v.push(lock::lock(self.lru_lock()));
+            v.push(self.take_lock(self.lru_lock(), || "LRU lock".into())?);
         }
-        v
+        Ok(v)
+    }
+
+    /// Clears the repair mark (the caller holds every lock of the map and has
+    /// just repaired it).
+    fn clear_dirty(&self) {
+        if let Some(w) = self.dirty_word() {
+            w.store(0, Ordering::Release);
+        }
     }
 
     fn scan_hash(&self) -> Result<HashScan, MapError> {
@@ -225,6 +236,29 @@ impl Map {
             }
             self.lpm_n_entries().store(entries, Ordering::Relaxed);
         }
+        let seq = self.lpm_seq().load(Ordering::Relaxed);
+        if seq & 1 == 1 {
+            if !fix {
+                return Err(self.corrupt("lpm seq left odd".into()));
+            }
+            self.lpm_seq().store(seq.wrapping_add(1), Ordering::Release);
+        }
         Ok(reclaimed)
+    }
+}
+
+impl crate::Store {
+    /// Repairs every map a writer may have died inside ([`Map::needs_repair`]:
+    /// a lock taken over from a dead owner since the last repair, or a lock
+    /// word naming a dead process). Runs when a store is opened; cheap when no
+    /// writer died (a look at each map's lock words). Returns the elements
+    /// reclaimed; a map whose repair fails (corrupt, or a lock held past the
+    /// wait bound) is left as it is: its operations report the problem.
+    pub fn recover(&self) -> u32 {
+        self.map_ids()
+            .into_iter()
+            .filter_map(|id| self.map_by_id(id).ok())
+            .filter_map(|m| m.recover().ok())
+            .sum()
     }
 }

@@ -86,7 +86,6 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use crate::def::{Kind, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
 use crate::error::MapError;
-use crate::lock;
 use crate::map::Map;
 use crate::mem;
 
@@ -901,7 +900,9 @@ impl Map {
             }
         }
         let b = p.hash(self.seed) & self.bucket_mask;
-        let _guard = lock::lock(self.bucket_lock(b));
+        let _guard = self.take_lock(self.bucket_lock(b), || {
+            format!("stripe lock {}", self.stripe(b))
+        })?;
         // SAFETY: caller contract; we hold the lock.
         match unsafe { self.find_locked(b, p) } {
             Some((old, prev)) => {
@@ -974,7 +975,9 @@ impl Map {
     /// `p` is built from key_size readable bytes.
     unsafe fn hash_delete_p<P: Probe>(&self, p: P) -> Result<(), MapError> {
         let b = p.hash(self.seed) & self.bucket_mask;
-        let _guard = lock::lock(self.bucket_lock(b));
+        let _guard = self.take_lock(self.bucket_lock(b), || {
+            format!("stripe lock {}", self.stripe(b))
+        })?;
         // SAFETY: caller contract; lock held.
         let Some((idx, prev)) = (unsafe { self.find_locked(b, p) }) else {
             return Err(MapError::NotFound { id: self.id });
@@ -1892,5 +1895,33 @@ mod tests {
             assert_eq!(out, v(42));
             m.check().expect("consistent");
         }
+    }
+
+    #[test]
+    fn a_stripe_lock_held_by_a_live_process_is_a_bounded_error_naming_it() {
+        let s = store(1);
+        let m = s.create_map(&hdef(BPF_MAP_TYPE_HASH, 8, 0)).expect("map");
+        // SAFETY: k(1) has key_size bytes.
+        let b = unsafe { m.hash_of(k(1).as_ptr()) } & m.bucket_mask;
+        // This process holds the stripe and never releases it (as a thread stuck
+        // in its critical section would).
+        let me = crate::lock::my_pid();
+        m.bucket_lock(b).store(me, Ordering::Relaxed);
+        let e = m.update(&k(1), &[0; 8], BPF_ANY).expect_err("bounded wait");
+        let MapError::LockHeld {
+            id, ref lock, pid, ..
+        } = e
+        else {
+            panic!("{e}");
+        };
+        assert_eq!((id, pid), (m.id, me));
+        let s = m.stripe(b);
+        assert!(
+            lock.contains(&format!("stripe lock {s}")) && lock.contains("\"h\""),
+            "{lock}"
+        );
+        assert!(e.to_string().contains(&format!("pid {me}")), "{e}");
+        m.bucket_lock(b).store(0, Ordering::Relaxed);
+        m.update(&k(1), &[0; 8], BPF_ANY).expect("free again");
     }
 }

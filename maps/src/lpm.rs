@@ -27,7 +27,6 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use crate::def::{BPF_EXIST, BPF_NOEXIST};
 use crate::error::MapError;
-use crate::lock;
 use crate::map::Map;
 use crate::mem;
 
@@ -56,7 +55,7 @@ impl Map {
     pub(crate) fn lpm_lock(&self) -> &AtomicU32 {
         self.lpm_ctrl(4)
     }
-    fn lpm_seq(&self) -> &AtomicU32 {
+    pub(crate) fn lpm_seq(&self) -> &AtomicU32 {
         self.lpm_ctrl(8)
     }
     pub(crate) fn lpm_n_entries(&self) -> &AtomicU32 {
@@ -228,7 +227,7 @@ impl Map {
     }
 
     /// Longest-prefix lookup, lock-free with retries, then under the lock.
-    fn lpm_find(&self, key_data: &[u8], key_prefixlen: u32) -> Option<u32> {
+    fn lpm_find(&self, key_data: &[u8], key_prefixlen: u32) -> Result<Option<u32>, MapError> {
         for _ in 0..OPTIMISTIC_TRIES {
             let s = self.lpm_seq().load(Ordering::Acquire);
             if s & 1 == 1 {
@@ -238,11 +237,11 @@ impl Map {
             let r = self.lpm_walk(key_data, key_prefixlen);
             fence(Ordering::Acquire);
             if self.lpm_seq().load(Ordering::Relaxed) == s {
-                return r;
+                return Ok(r);
             }
         }
-        let _g = lock::lock(self.lpm_lock());
-        self.lpm_walk(key_data, key_prefixlen)
+        let _g = self.take_lock(self.lpm_lock(), || "trie lock".into())?;
+        Ok(self.lpm_walk(key_data, key_prefixlen))
     }
 
     /// Program lookup: a pointer to the value of the longest matching prefix.
@@ -253,16 +252,17 @@ impl Map {
         // SAFETY: caller contract.
         let k = unsafe { std::slice::from_raw_parts(key, self.key_size as usize) };
         let (plen, data) = split_key(k);
+        // A trie lock held past the wait bound reads as a miss (programs get no error).
         match self.lpm_find(data, plen) {
-            Some(n) => self.n_value(n),
-            None => std::ptr::null_mut(),
+            Ok(Some(n)) => self.n_value(n),
+            Ok(None) | Err(_) => std::ptr::null_mut(),
         }
     }
 
     pub(crate) fn lpm_user_lookup(&self, key: &[u8], out: &mut [u8]) -> Result<(), MapError> {
         let (plen, data) = split_key(key);
         let n = self
-            .lpm_find(data, plen)
+            .lpm_find(data, plen)?
             .ok_or(MapError::NotFound { id: self.id })?;
         // SAFETY: out has value_size bytes; the node's value area has vstride.
         unsafe { mem::load_words(out, self.n_value(n)) };
@@ -293,11 +293,14 @@ impl Map {
                 what: "prefixlen above the key's bits",
             });
         }
-        let _g = lock::lock(self.lpm_lock());
-        let nospace = || MapError::NoSpace {
-            name: self.meta.info.name.clone(),
-            needed: 1,
-            available: 0,
+        let _g = self.take_lock(self.lpm_lock(), || "trie lock".into())?;
+        // The pool holds 2 * max_entries + 2 nodes, more than any trie of
+        // max_entries prefixes needs: only nodes leaked by a writer that died (before
+        // repair) or a corrupt free list can exhaust it.
+        let nospace = || MapError::NoFreeElement {
+            id: self.id,
+            what: "trie node",
+            why: "nodes leaked by a writer that died, or a corrupt free list",
         };
         let new = self.lpm_alloc().ok_or_else(nospace)?;
         self.n_prefixlen(new).store(plen, Ordering::Relaxed);
@@ -430,7 +433,7 @@ impl Map {
                 what: "prefixlen above the key's bits",
             });
         }
-        let _g = lock::lock(self.lpm_lock());
+        let _g = self.take_lock(self.lpm_lock(), || "trie lock".into())?;
         let mut trim = Slot::Root;
         let mut trim2 = trim;
         let mut parent: Option<u32> = None;
@@ -509,7 +512,7 @@ impl Map {
         key: Option<&[u8]>,
         out: &mut [u8],
     ) -> Result<(), MapError> {
-        let _g = lock::lock(self.lpm_lock());
+        let _g = self.take_lock(self.lpm_lock(), || "trie lock".into())?;
         let max = self.max_prefixlen();
         let not_found = Err(MapError::NotFound { id: self.id });
         let Some(root) = self.lpm_link(self.lpm_root().load(Ordering::Acquire)) else {

@@ -64,7 +64,9 @@ impl Map {
             }
         }
         let b = p.hash(self.seed) & self.bucket_mask;
-        let _guard = lock::lock(self.bucket_lock(b));
+        let _guard = self.take_lock(self.bucket_lock(b), || {
+            format!("stripe lock {}", self.stripe(b))
+        })?;
         // SAFETY: caller contract; lock held.
         let old = unsafe { self.find_locked(b, p) };
         match (&old, flags) {
@@ -82,10 +84,10 @@ impl Map {
         let skip = old.map(|(o, _)| o);
         let Some(n) = self.pop_free().or_else(|| self.lru_evict(b, skip)) else {
             // prealloc_lru_pop failed: only when every element is busy elsewhere.
-            return Err(MapError::NoSpace {
-                name: self.meta.info.name.clone(),
-                needed: 1,
-                available: 0,
+            return Err(MapError::NoFreeElement {
+                id: self.id,
+                what: "element",
+                why: "every element is being replaced by another update",
             });
         };
         // The victim may have been in our bucket, ahead of `old`: find old's link again.
@@ -118,7 +120,7 @@ impl Map {
     /// Runs the clock until it evicts an element; returns it, unlinked and owned
     /// by the caller. The caller holds bucket `own`'s lock; `skip` is never evicted.
     fn lru_evict(&self, own: u32, skip: Option<u32>) -> Option<u32> {
-        let _lru = lock::lock(self.lru_lock());
+        let _lru = self.take_lock(self.lru_lock(), || "LRU lock".into()).ok()?;
         // Someone may have freed an element while we waited.
         if let Some(n) = self.pop_free() {
             return Some(n);

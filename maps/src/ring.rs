@@ -81,6 +81,14 @@ unsafe fn store_parts(dst: *mut u8, parts: &[&[u8]]) {
     }
 }
 
+/// Why a record was not written.
+enum RingErr {
+    /// No room for a record of this many bytes.
+    Full(u64),
+    /// The producer lock stayed held.
+    Lock(lock::LockHeld),
+}
+
 /// Where one ring lives: its positions, lock and data.
 #[derive(Clone, Copy)]
 struct Ring {
@@ -160,17 +168,18 @@ impl Ring {
         self.hdr(pos).store(v, Ordering::Release);
     }
 
-    fn output(&self, parts: &[&[u8]]) -> Result<(), u64> {
+    fn output(&self, parts: &[&[u8]]) -> Result<(), RingErr> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let Ok(len32) = u32::try_from(len) else {
-            return Err(len as u64);
+            return Err(RingErr::Full(len as u64));
         };
         if len32 >= BPF_RINGBUF_DISCARD_BIT {
-            return Err(len as u64);
+            return Err(RingErr::Full(len as u64));
         }
         let pos = {
-            let _g = lock::lock(self.lock());
-            self.reserve_locked(len32).ok_or(len as u64)?
+            let _g = lock::lock(self.lock()).map_err(RingErr::Lock)?;
+            self.reserve_locked(len32)
+                .ok_or(RingErr::Full(len as u64))?
         };
         // SAFETY: the record [pos, pos + 8 + len) lies inside the data area (no
         // wrap, see reserve_locked) and is ours until committed.
@@ -252,8 +261,10 @@ impl Map {
         let r = self
             .ringbuf()
             .ok_or_else(|| self.not_supported("ringbuf output"))?;
-        r.output(parts)
-            .map_err(|need| MapError::RingFull { id: self.id, need })
+        r.output(parts).map_err(|e| match e {
+            RingErr::Full(need) => MapError::RingFull { id: self.id, need },
+            RingErr::Lock(h) => h.to_map_error(self.id, self.lock_name("producer lock".into())),
+        })
     }
 
     /// `bpf_ringbuf_reserve`: reserves `len` bytes and returns a pointer to them
@@ -266,7 +277,10 @@ impl Map {
         if len >= BPF_RINGBUF_DISCARD_BIT {
             return std::ptr::null_mut();
         }
-        let _g = lock::lock(r.lock());
+        // A producer lock held past the wait bound reads as a full ring.
+        let Ok(_g) = lock::lock(r.lock()) else {
+            return std::ptr::null_mut();
+        };
         match r.reserve_locked(len) {
             Some(pos) => r.at(pos).wrapping_add(BPF_RINGBUF_HDR_SZ as usize),
             None => std::ptr::null_mut(),
@@ -328,11 +342,16 @@ impl Map {
         let r = self
             .perf_ring(idx)
             .ok_or(MapError::NotFound { id: self.id })?;
-        r.output(parts).map_err(|need| {
-            if let Some(l) = r.lost {
-                Ring::a64(l).fetch_add(1, Ordering::Relaxed);
+        r.output(parts).map_err(|e| match e {
+            RingErr::Full(need) => {
+                if let Some(l) = r.lost {
+                    Ring::a64(l).fetch_add(1, Ordering::Relaxed);
+                }
+                MapError::RingFull { id: self.id, need }
             }
-            MapError::RingFull { id: self.id, need }
+            RingErr::Lock(h) => {
+                h.to_map_error(self.id, self.lock_name(format!("perf slot {idx} lock")))
+            }
         })
     }
 
