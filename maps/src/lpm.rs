@@ -740,6 +740,7 @@ mod tests {
         put(&m, 24, [192, 168, 1, 0], 4, BPF_ANY).expect("1/24");
         let order: Vec<(u32, [u8; 4])> = m
             .iter()
+            .map(|k| k.expect("walk"))
             .map(|k| {
                 (
                     u32::from_ne_bytes([k[0], k[1], k[2], k[3]]),

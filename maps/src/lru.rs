@@ -68,7 +68,7 @@ impl Map {
             format!("stripe lock {}", self.stripe(b))
         })?;
         // SAFETY: caller contract; lock held.
-        let old = unsafe { self.find_locked(b, p) };
+        let old = unsafe { self.find_locked(b, p) }?;
         match (&old, flags) {
             (Some(_), BPF_NOEXIST) => return Err(MapError::Exists { id: self.id }),
             (None, BPF_EXIST) => return Err(MapError::NotFound { id: self.id }),
@@ -92,7 +92,7 @@ impl Map {
         };
         // The victim may have been in our bucket, ahead of `old`: find old's link again.
         // SAFETY: caller contract; lock held.
-        let old = unsafe { self.find_locked(b, p) };
+        let old = unsafe { self.find_locked(b, p) }?;
         let odd = self.seq_begin(b);
         // SAFETY: n is ours (popped or evicted); lock held; sizes per contract.
         unsafe { self.init_and_link(self.kind, n, b, p, value, cpu) };
@@ -250,7 +250,7 @@ mod tests {
                 put(&m, k, 1).expect("insert");
                 assert!(has(&m, k));
                 assert!(m.len() <= 4);
-                assert!(m.iter().count() <= 4);
+                assert!(m.iter().map(|k| k.expect("walk")).count() <= 4);
             }
             // Flags on a full map.
             assert_eq!(

@@ -469,11 +469,14 @@ impl Map {
         }
     }
 
-    /// All keys, in get_next_key order (control plane; allocates).
+    /// All keys, in get_next_key order (control plane; allocates). Yields at
+    /// most max_entries distinct keys; a walk that would give more, or does not
+    /// end, yields a `MapError::Corrupt` and stops (see [`MapKeys`]).
     pub fn iter(&self) -> MapKeys {
         MapKeys {
             map: self.clone(),
             prev: None,
+            seen: std::collections::HashSet::new(),
             steps: 0,
             done: false,
         }
@@ -665,32 +668,75 @@ impl Map {
     }
 }
 
-/// Iterator over a map's keys, in get_next_key order. Stops after
-/// `2 * max_entries + 16` keys so that concurrent churn cannot make it endless.
+/// Iterator over a map's keys, in get_next_key order.
+///
+/// A key is yielded once: a key seen again (get_next_key restarts from the
+/// first key when the one it was given was deleted meanwhile, as the kernel's
+/// does) is stepped over. The walk is bounded by the map's definition: more
+/// than max_entries distinct keys, or more than `2 * max_entries + 16`
+/// get_next_key steps, end it with a `MapError::Corrupt` item. Any other
+/// error of get_next_key ends it with that error.
 pub struct MapKeys {
     map: Map,
     prev: Option<Vec<u8>>,
+    seen: std::collections::HashSet<Vec<u8>>,
     steps: u64,
     done: bool,
 }
 
-impl Iterator for MapKeys {
-    type Item = Vec<u8>;
+impl MapKeys {
+    fn fail(&mut self, e: MapError) -> Option<Result<Vec<u8>, MapError>> {
+        self.done = true;
+        Some(Err(e))
+    }
+}
 
-    fn next(&mut self) -> Option<Vec<u8>> {
-        if self.done || self.steps > 2 * u64::from(self.map.max_entries) + 16 {
-            return None;
-        }
-        self.steps += 1;
-        let mut out = vec![0u8; self.map.key_size as usize];
-        match self.map.get_next_key(self.prev.as_deref(), &mut out) {
-            Ok(()) => {
-                self.prev = Some(out.clone());
-                Some(out)
+impl Iterator for MapKeys {
+    type Item = Result<Vec<u8>, MapError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let max = self.map.max_entries;
+        loop {
+            if self.done {
+                return None;
             }
-            Err(_) => {
-                self.done = true;
-                None
+            self.steps += 1;
+            if self.steps > 2 * u64::from(max) + 16 {
+                let what = format!(
+                    "{:?}: get_next_key walk did not end after {} steps (max_entries {max})",
+                    self.map.meta.info.name,
+                    self.steps - 1
+                );
+                return self.fail(MapError::Corrupt {
+                    id: self.map.id,
+                    what,
+                });
+            }
+            let mut out = vec![0u8; self.map.key_size as usize];
+            match self.map.get_next_key(self.prev.as_deref(), &mut out) {
+                Ok(()) => {
+                    self.prev = Some(out.clone());
+                    if self.seen.contains(&out) {
+                        continue;
+                    }
+                    if self.seen.len() >= max as usize {
+                        let what = format!(
+                            "{:?}: get_next_key yields more than max_entries ({max}) keys",
+                            self.map.meta.info.name
+                        );
+                        return self.fail(MapError::Corrupt {
+                            id: self.map.id,
+                            what,
+                        });
+                    }
+                    self.seen.insert(out.clone());
+                    return Some(Ok(out));
+                }
+                Err(MapError::NotFound { .. }) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => return self.fail(e),
             }
         }
     }
