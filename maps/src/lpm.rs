@@ -151,9 +151,59 @@ impl Map {
         bits.min(limit)
     }
 
+    /// Bit `index` of node `idx`'s data (0 past the data area: a prefix length
+    /// read from a corrupt store never makes this read outside the node).
     fn node_bit(&self, idx: u32, index: u32) -> u32 {
-        let w = self.data_word(idx, index as usize / 64);
+        let w = index as usize / 64;
+        if w >= self.key_stride / 8 {
+            return 0;
+        }
+        let w = self.data_word(idx, w);
         ((w >> (63 - index % 64)) & 1) as u32
+    }
+
+    /// The link in slot `bit` of `parent`, checked as an edge of a well-formed
+    /// trie: `Ok(None)` for no child, `Ok(Some(child))` when the child has a
+    /// longer prefix (within the key), extends the parent's prefix and has
+    /// `bit` at the parent's length, so that a lookup of its key reaches it
+    /// through `parent`. Walks that follow only checked edges cannot loop.
+    fn lpm_child_checked(&self, parent: u32, bit: u32) -> Result<Option<u32>, MapError> {
+        let link = self.n_child(parent, bit).load(Ordering::Acquire);
+        if link == 0 {
+            return Ok(None);
+        }
+        let bad = |what: String| MapError::Corrupt {
+            id: self.id,
+            what: format!(
+                "{:?}: lpm trie: child {bit} of node {parent}: {what}",
+                self.meta.info.name
+            ),
+        };
+        let child = self
+            .lpm_link(link)
+            .ok_or_else(|| bad(format!("link {link} out of range")))?;
+        let pp = self.n_prefixlen(parent).load(Ordering::Relaxed);
+        let cp = self.n_prefixlen(child).load(Ordering::Relaxed);
+        if cp <= pp || cp > self.max_prefixlen() {
+            return Err(bad(format!(
+                "node {child} has prefix length {cp} under a parent of {pp} (a cycle or a bad node)"
+            )));
+        }
+        let mut common = 0u32;
+        for w in 0..(pp as usize).div_ceil(64) {
+            let x = self.data_word(parent, w) ^ self.data_word(child, w);
+            if x != 0 {
+                common += x.leading_zeros();
+                break;
+            }
+            common += 64;
+        }
+        if common < pp || self.node_bit(child, pp) != bit {
+            return Err(bad(format!(
+                "node {child} is not under its parent's prefix"
+            )));
+        }
+        Ok(Some(child))
     }
 
     /// Allocates a node (under the lock): free list, then never-used nodes.
@@ -518,6 +568,18 @@ impl Map {
         let Some(root) = self.lpm_link(self.lpm_root().load(Ordering::Acquire)) else {
             return not_found;
         };
+        if self.n_prefixlen(root).load(Ordering::Relaxed) > max {
+            return Err(MapError::Corrupt {
+                id: self.id,
+                what: format!(
+                    "{:?}: lpm trie: root node {root} has a prefix longer than the key",
+                    self.meta.info.name
+                ),
+            });
+        }
+        // Every edge followed below is checked (lpm_child_checked), so each
+        // answer sits where a lookup of its key finds it and successive calls
+        // move forward in postorder: a walk ends after at most max_entries keys.
         let mut search_root = Some(root);
         let mut next_node = None;
         'exact: {
@@ -538,7 +600,7 @@ impl Map {
                 if np != m || np == plen {
                     break;
                 }
-                cur = self.lpm_link(self.n_child(n, key_bit(data, np)).load(Ordering::Acquire));
+                cur = self.lpm_child_checked(n, key_bit(data, np))?;
             }
             let Some(n) = cur else { break 'exact };
             if self.n_prefixlen(n).load(Ordering::Relaxed) != plen
@@ -551,7 +613,7 @@ impl Map {
             while sp > 0 {
                 let parent = stack[sp - 1];
                 if self.n_child(parent, 0).load(Ordering::Acquire) == node + 1 {
-                    let right = self.lpm_link(self.n_child(parent, 1).load(Ordering::Acquire));
+                    let right = self.lpm_child_checked(parent, 1)?;
                     if right.is_some() {
                         search_root = right;
                         break 'exact;
@@ -575,13 +637,15 @@ impl Map {
                 if steps > 2 * (max + 2) {
                     break;
                 }
-                let left = self.lpm_link(self.n_child(n, 0).load(Ordering::Acquire));
+                let left = self.lpm_child_checked(n, 0)?;
                 if self.n_flags(n).load(Ordering::Relaxed) & NODE_IM != 0 {
                     cur = left;
                 } else {
                     next_node = Some(n);
-                    cur =
-                        left.or_else(|| self.lpm_link(self.n_child(n, 1).load(Ordering::Acquire)));
+                    cur = match left {
+                        Some(l) => Some(l),
+                        None => self.lpm_child_checked(n, 1)?,
+                    };
                 }
             }
         }
@@ -646,8 +710,10 @@ fn key_bit(data: &[u8], index: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use super::NODE_USED;
     use crate::def::*;
     use crate::{Map, MapDef, Store, StoreOptions};
+    use std::sync::atomic::AtomicU64;
 
     fn trie(max: u32) -> Map {
         let s = Store::anonymous(StoreOptions {
@@ -791,5 +857,61 @@ mod tests {
             s.create_map(&d2).map_err(|e| e.errno()).err(),
             Some(libc::EINVAL)
         );
+    }
+
+    fn walk(m: &Map) -> (usize, Option<crate::MapError>) {
+        let mut n = 0;
+        for r in m.iter() {
+            match r {
+                Ok(_) => n += 1,
+                Err(e) => return (n, Some(e)),
+            }
+        }
+        (n, None)
+    }
+
+    #[test]
+    fn corrupt_tries_end_walks_with_corrupt() {
+        use std::sync::atomic::Ordering;
+        let m = trie(16);
+        put(&m, 8, [10, 0, 0, 0], 1, BPF_ANY).expect("8");
+        put(&m, 16, [10, 1, 0, 0], 2, BPF_ANY).expect("16");
+        put(&m, 24, [10, 1, 1, 0], 3, BPF_ANY).expect("24");
+        put(&m, 24, [10, 1, 128, 0], 4, BPF_ANY).expect("24b");
+        assert_eq!(walk(&m), (4, None));
+        let root = m
+            .lpm_link(m.lpm_root().load(Ordering::Relaxed))
+            .expect("root");
+        // A leaf whose child links back to the root: a cycle.
+        let leaf = (0..m.nelems)
+            .find(|&n| {
+                m.n_flags(n).load(Ordering::Relaxed) & NODE_USED != 0
+                    && m.n_prefixlen(n).load(Ordering::Relaxed) == 24
+                    && m.n_child(n, 0).load(Ordering::Relaxed) == 0
+            })
+            .expect("a /24 leaf");
+        m.n_child(leaf, 0).store(root + 1, Ordering::Relaxed);
+        let (n, e) = walk(&m);
+        assert!(n <= 4);
+        let e = e.expect("an error");
+        assert!(e.to_string().contains("cycle"), "{e}");
+        assert!(matches!(m.check(), Err(crate::MapError::Corrupt { .. })));
+        m.n_child(leaf, 0).store(0, Ordering::Relaxed);
+        assert_eq!(walk(&m), (4, None));
+        // A node whose prefix does not extend its parent's.
+        m.n_prefixlen(leaf).store(30, Ordering::Relaxed);
+        let old = m.data_word(leaf, 0);
+        // SAFETY: test: word 0 of the leaf's data area (8-aligned, in the node).
+        unsafe {
+            AtomicU64::from_ptr(m.n_data(leaf) as *mut u64)
+                .store(u64::from_ne_bytes((!old).to_be_bytes()), Ordering::Relaxed)
+        };
+        let (_, e) = walk(&m);
+        assert!(e.is_some_and(|e| e.to_string().contains("not under")));
+        // A root prefix longer than the key.
+        m.n_prefixlen(root).store(1000, Ordering::Relaxed);
+        let (n, e) = walk(&m);
+        assert_eq!(n, 0);
+        assert!(e.is_some());
     }
 }
