@@ -5,9 +5,10 @@ use std::sync::atomic::Ordering;
 
 use crate::def::Kind;
 use crate::error::MapError;
-use crate::hash::{nulls, ST_LIVE, TAG_ELEM, TAG_FREE};
+use crate::hash::{nulls, Prev, ST_LIVE, TAG_ELEM, TAG_FREE};
 use crate::lock::PidLockGuard;
 use crate::map::Map;
+use crate::mem;
 
 /// What a walk of a hash map found.
 struct HashScan {
@@ -51,7 +52,7 @@ impl Map {
         match self.kind {
             k if k.is_hash() => {
                 let _locks = self.lock_all()?;
-                let scan = self.scan_hash()?;
+                let scan = self.scan_hash(true)?;
                 let mut reclaimed = 0;
                 let fresh = self.fresh().load(Ordering::Relaxed).min(self.nelems);
                 for idx in 0..fresh {
@@ -107,12 +108,21 @@ impl Map {
         }
     }
 
-    fn scan_hash(&self) -> Result<HashScan, MapError> {
+    /// Walks every chain and the free list. With `fix` (the caller holds every
+    /// lock), an element whose key an earlier element of its chain already
+    /// holds is unlinked: a replacement links the new element at the head
+    /// before it unlinks the old one, and a writer killed in between leaves
+    /// both (the stale copy would come back when the new one is deleted).
+    fn scan_hash(&self, fix: bool) -> Result<HashScan, MapError> {
         let n = self.nelems as usize;
         let mut in_chain = vec![false; n];
         let mut in_free = vec![false; n];
         let mut chained = 0u32;
+        let mut keys = std::collections::HashSet::new();
+        let mut key = vec![0u8; self.key_size as usize];
         for b in 0..=self.bucket_mask {
+            keys.clear();
+            let mut prev = Prev::Head;
             let mut link = self.head(b).load(Ordering::Acquire);
             while link != 0 && link & 3 == TAG_ELEM {
                 let idx = self.link_elem(link).ok_or_else(|| {
@@ -121,8 +131,24 @@ impl Map {
                 if in_chain[idx as usize] {
                     return Err(self.corrupt(format!("element {idx} chained twice (or a cycle)")));
                 }
+                // SAFETY: the key area of idx < nelems holds round_up(key_size, 4) bytes.
+                unsafe { mem::load_key(&mut key, self.e_key(idx)) };
+                if !keys.insert(key.clone()) {
+                    if !fix {
+                        return Err(self.corrupt(format!(
+                            "bucket {b}: element {idx} repeats a key of its chain"
+                        )));
+                    }
+                    let next = self.e_next(idx).load(Ordering::Acquire);
+                    let odd = self.seq_begin(b);
+                    self.prev_link(b, prev).store(next, Ordering::Release);
+                    self.seq_end(b, odd);
+                    link = next;
+                    continue; // now leaked: returned to the free list by repair
+                }
                 in_chain[idx as usize] = true;
                 chained += 1;
+                prev = Prev::Elem(idx);
                 let kb = self.elem_bucket(idx);
                 if kb != b {
                     return Err(self.corrupt(format!(
@@ -171,7 +197,7 @@ impl Map {
     }
 
     fn check_hash_locked(&self) -> Result<(), MapError> {
-        let scan = self.scan_hash()?;
+        let scan = self.scan_hash(false)?;
         let fresh = self.fresh().load(Ordering::Relaxed);
         if scan.chained + scan.free != fresh {
             return Err(self.corrupt(format!(

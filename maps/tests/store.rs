@@ -12,6 +12,8 @@ use maps::*;
 
 #[path = "store/kernel.rs"]
 mod kernel;
+#[path = "store/recovery.rs"]
+mod recovery;
 
 // ---- a counting allocator: counts allocations made by threads that opted in ----
 
