@@ -914,4 +914,29 @@ mod tests {
         assert_eq!(n, 0);
         assert!(e.is_some());
     }
+
+    #[test]
+    fn leaked_nodes_are_recovered_and_never_reported_as_store_space() {
+        use std::sync::atomic::Ordering;
+        let m = trie(4);
+        // Every node handed out and none linked or free: what writers killed
+        // between allocating and linking leave.
+        m.lpm_fresh().store(m.nelems, Ordering::Relaxed);
+        let e = put(&m, 8, [10, 0, 0, 0], 1, BPF_ANY);
+        let mut out = [0u8; 4];
+        let err = m
+            .update(&key(8, [10, 0, 0, 0]), &1u32.to_ne_bytes(), BPF_ANY)
+            .expect_err("no node");
+        assert_eq!(e, Err(libc::ENOMEM));
+        let text = err.to_string();
+        assert!(!text.contains("no space in store") && text.contains("no free trie node"), "{text}");
+        // Marked by a lock takeover (a writer died): the update repairs and succeeds.
+        m.mark_dirty();
+        put(&m, 8, [10, 0, 0, 0], 1, BPF_ANY).expect("after repair");
+        for i in 1..4u8 {
+            put(&m, 16, [10, i, 0, 0], 1, BPF_ANY).expect("room for max_entries");
+        }
+        assert_eq!(m.lookup(&key(16, [10, 3, 0, 0]), &mut out), Ok(()));
+        m.check().expect("consistent");
+    }
 }
