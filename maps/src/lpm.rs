@@ -929,7 +929,10 @@ mod tests {
             .expect_err("no node");
         assert_eq!(e, Err(libc::ENOMEM));
         let text = err.to_string();
-        assert!(!text.contains("no space in store") && text.contains("no free trie node"), "{text}");
+        assert!(
+            !text.contains("no space in store") && text.contains("no free trie node"),
+            "{text}"
+        );
         // Marked by a lock takeover (a writer died): the update repairs and succeeds.
         m.mark_dirty();
         put(&m, 8, [10, 0, 0, 0], 1, BPF_ANY).expect("after repair");
