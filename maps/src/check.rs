@@ -8,7 +8,6 @@ use crate::error::MapError;
 use crate::hash::{nulls, Prev, ST_LIVE, TAG_ELEM, TAG_FREE};
 use crate::lock::PidLockGuard;
 use crate::map::Map;
-use crate::mem;
 
 /// What a walk of a hash map found.
 struct HashScan {
@@ -131,8 +130,7 @@ impl Map {
                 if in_chain[idx as usize] {
                     return Err(self.corrupt(format!("element {idx} chained twice (or a cycle)")));
                 }
-                // SAFETY: the key area of idx < nelems holds round_up(key_size, 4) bytes.
-                unsafe { mem::load_key(&mut key, self.e_key(idx)) };
+                self.load_elem_key(idx, &mut key);
                 if !keys.insert(key.clone()) {
                     if !fix {
                         return Err(self.corrupt(format!(

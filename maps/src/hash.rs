@@ -442,6 +442,14 @@ impl Map {
         self.elem(idx).wrapping_add(self.value_off)
     }
 
+    /// Copies element `idx`'s key (key_size bytes) into `out`.
+    pub(crate) fn load_elem_key(&self, idx: u32, out: &mut [u8]) {
+        let n = out.len().min(self.key_size as usize);
+        // SAFETY: the key area of idx (clamped below nelems by `elem`) holds
+        // round_up(key_size, 4) bytes, 4-aligned; n <= key_size.
+        unsafe { mem::load_key(&mut out[..n], self.e_key(idx)) };
+    }
+
     /// Bucket of element `idx`, from its key (which is stable while the element
     /// is linked; a racing reuse only yields a bucket the caller then does not
     /// find the element in).
@@ -1603,7 +1611,10 @@ mod tests {
         for &key in &keys {
             assert!(get(&m, key).is_some(), "key {key}");
         }
-        assert_eq!(m.iter().collect::<Result<Vec<_>, _>>().expect("walk").len(), 5);
+        assert_eq!(
+            m.iter().collect::<Result<Vec<_>, _>>().expect("walk").len(),
+            5
+        );
     }
 
     #[test]
