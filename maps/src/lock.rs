@@ -468,7 +468,7 @@ mod tests {
         let w = word_of(&m);
         w.store(pid, Ordering::Relaxed);
         assert_eq!(holder_maps(pid, w), Some(false));
-        let r = lock_within(w, Duration::from_secs(60)).map(|g| g.took_over());
+        let r = lock_within(w, Duration::from_secs(5)).map(|g| g.took_over());
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(r, Ok(true));
