@@ -3,7 +3,8 @@
 //!
 //! # Memory (offsets inside the map's data region)
 //! ```text
-//! 0          control block: free_head u64 | fresh u32 | count u32 | LRU words | reserved
+//! 0          control block: free_head u64 | fresh u32 | count u32 | LRU words |
+//!            repair mark u32 (offset 24, see `Map::dirty_word`) | reserved
 //! 64         lock stripes: n_stripes x { lock: u32 pid spinlock, seq: u32 change count }
 //! buckets    n_buckets x { head: u32 link }
 //! elems      nelems x { next: u32 link, [state: u32, LRU only],

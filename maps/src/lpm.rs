@@ -3,7 +3,7 @@
 //! # Memory (offsets inside the map's data region)
 //! ```text
 //! 0   control block: root u32 | lock u32 | seq u32 | n_entries u32 |
-//!                    free_head u32 | fresh u32 | reserved
+//!                    free_head u32 | fresh u32 | repair mark u32 | reserved
 //! 64  nodes: (2 * max_entries + 2) x { child[0] u32, child[1] u32,
 //!            prefixlen u32, flags u32, data (round_up(data_size, 8)),
 //!            value (round_up(value_size, 8)) }
