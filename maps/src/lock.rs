@@ -170,13 +170,13 @@ impl Drop for PidLockGuard<'_> {
 
 /// Takes the lock in `word`, waiting at most [`STORE_LOCK_WAIT`]; takes it over
 /// if its owner died.
-#[inline]
+#[inline(always)]
 pub(crate) fn lock(word: &AtomicU32) -> Result<PidLockGuard<'_>, LockHeld> {
     lock_within(word, STORE_LOCK_WAIT)
 }
 
 /// [`lock`] with an explicit wait bound.
-#[inline]
+#[inline(always)]
 pub(crate) fn lock_within(word: &AtomicU32, limit: Duration) -> Result<PidLockGuard<'_>, LockHeld> {
     let me = my_pid();
     if word

@@ -287,17 +287,27 @@ impl Map {
     /// Takes one of this map's store locks (bounded, see `lock.rs`); `which`
     /// names it for the error (e.g. "stripe lock 3"). A takeover from a dead
     /// owner marks the map for repair.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take_lock<'a>(
         &'a self,
         word: &'a AtomicU32,
         which: impl FnOnce() -> String,
     ) -> Result<PidLockGuard<'a>, MapError> {
-        let g = lock::lock(word).map_err(|h| h.to_map_error(self.id, self.lock_name(which())))?;
-        if g.took_over() {
-            self.mark_dirty();
+        match lock::lock(word) {
+            Ok(g) => {
+                if g.took_over() {
+                    self.mark_dirty();
+                }
+                Ok(g)
+            }
+            Err(h) => Err(self.lock_error(h, which)),
         }
-        Ok(g)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_error(&self, h: lock::LockHeld, which: impl FnOnce() -> String) -> MapError {
+        h.to_map_error(self.id, self.lock_name(which()))
     }
 
     /// `map 3 "flows" <which>`.
@@ -320,6 +330,7 @@ impl Map {
         Some(unsafe { AtomicU32::from_ptr(self.data.wrapping_add(24) as *mut u32) })
     }
 
+    #[cold]
     pub(crate) fn mark_dirty(&self) {
         if let Some(w) = self.dirty_word() {
             w.store(1, Ordering::Release);
