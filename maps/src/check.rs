@@ -286,3 +286,90 @@ impl crate::Store {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use crate::def::*;
+    use crate::{MapDef, MapError, Store, StoreOptions};
+
+    /// A pid no process has: a child that exited and was reaped.
+    fn dead_pid() -> Option<u32> {
+        let mut c = std::process::Command::new("true").spawn().ok()?;
+        let pid = c.id();
+        c.wait().ok()?;
+        Some(pid)
+    }
+
+    #[test]
+    fn opening_a_store_repairs_what_a_dead_writer_left() {
+        let Some(dead) = dead_pid() else {
+            println!("SKIP: cannot spawn `true`");
+            return;
+        };
+        let name = format!("maps-check-recover-{}", std::process::id());
+        let s = Store::create(
+            &name,
+            StoreOptions {
+                size: 4 << 20,
+                ncpus: Some(2),
+            },
+        )
+        .expect("create");
+        let def = |map_type, key_size, map_flags| MapDef {
+            map_type,
+            key_size,
+            value_size: 8,
+            max_entries: 8,
+            map_flags,
+            name: "m".into(),
+            ..MapDef::default()
+        };
+        let h = s.create_map(&def(BPF_MAP_TYPE_HASH, 4, 0)).expect("hash");
+        let t = s
+            .create_map(&def(BPF_MAP_TYPE_LPM_TRIE, 8, BPF_F_NO_PREALLOC))
+            .expect("lpm");
+        // A writer killed inside an insert into each: an element counted and
+        // popped but never linked, a trie node allocated and counted but never
+        // linked, and the locks still naming the dead writer.
+        h.count().fetch_add(1, Ordering::Relaxed);
+        assert!(h.pop_free().is_some());
+        h.bucket_lock(3).store(dead, Ordering::Relaxed);
+        t.lpm_fresh().fetch_add(1, Ordering::Relaxed);
+        t.lpm_n_entries().fetch_add(1, Ordering::Relaxed);
+        t.lpm_lock().store(dead, Ordering::Relaxed);
+        assert!(h.needs_repair() && t.needs_repair());
+        drop((h, t, s));
+
+        let s = Store::open(&name).expect("open");
+        let _ = Store::unlink(&name);
+        s.check().expect("repaired on open");
+        let ids = s.map_ids();
+        let (h, t) = (
+            s.map_by_id(ids[0]).expect("h"),
+            s.map_by_id(ids[1]).expect("t"),
+        );
+        assert!(!h.needs_repair() && !t.needs_repair());
+        for i in 0..8u32 {
+            h.update(&i.to_ne_bytes(), &[0; 8], BPF_NOEXIST)
+                .unwrap_or_else(|e| panic!("hash entry {}: {e}", i + 1));
+            let mut k = [0u8; 8];
+            k[..4].copy_from_slice(&32u32.to_ne_bytes());
+            k[4..].copy_from_slice(&i.to_be_bytes());
+            t.update(&k, &[0; 8], BPF_NOEXIST)
+                .unwrap_or_else(|e| panic!("lpm entry {}: {e}", i + 1));
+        }
+        assert!(matches!(
+            h.update(&9u32.to_ne_bytes(), &[0; 8], BPF_NOEXIST),
+            Err(MapError::TooBig { .. })
+        ));
+        let mut k = [0u8; 8];
+        k[..4].copy_from_slice(&32u32.to_ne_bytes());
+        k[4..].copy_from_slice(&99u32.to_be_bytes());
+        assert!(matches!(
+            t.update(&k, &[0; 8], BPF_NOEXIST),
+            Err(MapError::NoSpaceLeft { .. })
+        ));
+    }
+}
