@@ -494,7 +494,15 @@ impl Map {
             node = Some(n);
             steps += 1;
             if steps > max + 2 {
-                break;
+                // Under the lock the trie cannot change: a path longer than the
+                // key's bits is a cycle, and nothing may be deleted from it.
+                return Err(MapError::Corrupt {
+                    id: self.id,
+                    what: format!(
+                        "{:?}: lpm trie deeper than its prefix length",
+                        self.meta.info.name
+                    ),
+                });
             }
             matchlen = self.match_len(n, data, plen);
             let np = self.n_prefixlen(n).load(Ordering::Relaxed);
@@ -896,6 +904,16 @@ mod tests {
         let e = e.expect("an error");
         assert!(e.to_string().contains("cycle"), "{e}");
         assert!(matches!(m.check(), Err(crate::MapError::Corrupt { .. })));
+        // A key under the cycle: updates and deletes see a path longer than the key.
+        let deep = key(32, [10, 1, 1, 7]);
+        for _ in 0..2 {
+            let e = m.delete(&deep).expect_err("cycle");
+            assert!(matches!(e, crate::MapError::Corrupt { .. }), "{e}");
+        }
+        assert!(matches!(
+            m.update(&deep, &1u32.to_ne_bytes(), BPF_ANY),
+            Err(crate::MapError::Corrupt { .. })
+        ));
         m.n_child(leaf, 0).store(0, Ordering::Relaxed);
         assert_eq!(walk(&m), (4, None));
         // A node whose prefix does not extend its parent's.
