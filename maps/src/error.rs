@@ -360,6 +360,30 @@ pub enum MapError {
         /// The map id.
         id: u32,
     },
+    /// A lock in the store stayed held by a live process for the whole wait
+    /// bound (`lock::STORE_LOCK_WAIT`): the holder is stopped or stuck (EDEADLK).
+    #[error("{lock} held by live pid {pid} for {waited_ms} ms (no operation holds it that long: is pid {pid} stopped or stuck?)")]
+    LockHeld {
+        /// The map id (0 for a store-wide lock).
+        id: u32,
+        /// Which lock, e.g. `map 3 "flows" stripe lock 7` or `store meta_lock`.
+        lock: String,
+        /// The pid in the lock word.
+        pid: u32,
+        /// How long the caller waited.
+        waited_ms: u64,
+    },
+    /// A map has no free element or node left although it holds fewer than
+    /// max_entries entries (ENOMEM, the kernel's allocation failure).
+    #[error("map {id}: no free {what} left ({why})")]
+    NoFreeElement {
+        /// The map id.
+        id: u32,
+        /// "element" or "node".
+        what: &'static str,
+        /// Why none is free.
+        why: &'static str,
+    },
     /// A value argument is invalid for this map (EINVAL), e.g. program id 0 in a PROG_ARRAY.
     #[error("map {id}: invalid value: {what}")]
     InvalidValue {
@@ -398,6 +422,8 @@ impl MapError {
             MapError::RingFull { .. } => libc::EAGAIN,
             MapError::Unsupported { errno, .. } => *errno,
             MapError::NoDevice { .. } => libc::ENODEV,
+            MapError::LockHeld { .. } => libc::EDEADLK,
+            MapError::NoFreeElement { .. } => libc::ENOMEM,
         }
     }
 }

@@ -194,7 +194,9 @@ impl Store {
         let h = layout::header(shm).map_err(|e| ObjectError::Store {
             what: e.to_string(),
         })?;
-        let _meta = lock::lock(&h.meta_lock);
+        let _meta = lock::lock(&h.meta_lock).map_err(|e| ObjectError::Store {
+            what: e.to_map_error(0, "store meta_lock".into()).to_string(),
+        })?;
         let slot = (0..OBJ_TABLE_CAP)
             .find(|&s| obj(shm, s).is_some_and(|e| e.state() != ENTRY_LIVE))
             .ok_or(ObjectError::TableFull {
@@ -445,7 +447,9 @@ impl Store {
         let Ok(h) = layout::header(self.shm()) else {
             return false;
         };
-        let _meta = lock::lock(&h.meta_lock);
+        let Ok(_meta) = lock::lock(&h.meta_lock) else {
+            return false;
+        };
         match self.live_objects().find(|e| f(e)) {
             Some(e) => {
                 e.w[0].store(u64::from(ENTRY_FREE), Ordering::Release);

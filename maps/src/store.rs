@@ -125,7 +125,10 @@ impl Store {
     /// Opens an existing store, validating everything it will trust.
     pub fn open(name: &str) -> Result<Store, StoreError> {
         let shm = Shm::open_named(name)?;
-        Store::from_shm(shm, Some(name.to_owned()))
+        let store = Store::from_shm(shm, Some(name.to_owned()))?;
+        // What writers killed inside a map left behind (see `lock.rs`).
+        store.recover();
+        Ok(store)
     }
 
     /// Opens the store, creating it with `opts` if it does not exist.
@@ -218,7 +221,8 @@ impl Store {
         let corrupt = |what: String| MapError::Corrupt { id: 0, what };
         let h = layout::header(&self.shm).map_err(|e| corrupt(e.to_string()))?;
         let snap = {
-            let _meta = lock::lock(&h.meta_lock);
+            let _meta = lock::lock(&h.meta_lock)
+                .map_err(|e| e.to_map_error(0, "store meta_lock".into()))?;
             // Under meta_lock, a CREATING entry was abandoned by a holder that died.
             let slot = (0..layout::MAP_TABLE_CAP)
                 .find(|&s| {
@@ -351,7 +355,8 @@ impl Store {
     pub fn remove_map(&self, id: u32) -> Result<(), MapError> {
         let corrupt = |what: String| MapError::Corrupt { id, what };
         let h = layout::header(&self.shm).map_err(|e| corrupt(e.to_string()))?;
-        let _meta = lock::lock(&h.meta_lock);
+        let _meta =
+            lock::lock(&h.meta_lock).map_err(|e| e.to_map_error(0, "store meta_lock".into()))?;
         let e = (0..layout::MAP_TABLE_CAP)
             .filter_map(|s| layout::entry(&self.shm, s))
             .find(|e| {

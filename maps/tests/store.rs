@@ -12,6 +12,8 @@ use maps::*;
 
 #[path = "store/kernel.rs"]
 mod kernel;
+#[path = "store/recovery.rs"]
+mod recovery;
 
 // ---- a counting allocator: counts allocations made by threads that opted in ----
 
@@ -591,7 +593,7 @@ fn sigkill_mid_update_leaves_a_usable_store() {
         };
         // Room for a new key: drop one if full (the kernel's hash would say E2BIG).
         if m.update(&key, &value, BPF_ANY).is_err() {
-            let first = m.iter().next().expect("a key");
+            let first = m.iter().next().expect("a key").expect("walk");
             m.delete(&first).expect("delete");
             m.update(&key, &value, BPF_ANY)
                 .expect("update after recovery");

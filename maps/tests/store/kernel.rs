@@ -171,7 +171,7 @@ fn run_differential(d: &MapDef, ops: usize, key_space: u32, seed: u64) {
         }
     }
     // Same keys in the same order, same values.
-    let ours: Vec<Vec<u8>> = m.iter().collect();
+    let ours: Vec<Vec<u8>> = m.iter().collect::<Result<_, _>>().expect("walk");
     let theirs = km.keys();
     assert!(ours.len() >= 2, "{d:?}: the run should leave several keys");
     assert_eq!(ours, theirs, "{d:?}: get_next_key order");

@@ -482,7 +482,10 @@ fn dump(m: &Map, btf: Option<&loader::Btf>, json: bool) -> Result<()> {
     let mut n = 0usize;
     // Written, not printed: a closed pipe (`| head`) ends the dump with an error.
     let mut out = std::io::stdout().lock();
+    // The walk yields at most max_entries keys and ends with an error on a
+    // corrupt map (maps::MapKeys).
     for key in m.iter() {
+        let key = key.map_err(|e| op_error("get_next_key", &e))?;
         match m.lookup(&key, &mut value) {
             Ok(()) => {}
             // Deleted meanwhile.
@@ -506,9 +509,6 @@ fn dump(m: &Map, btf: Option<&loader::Btf>, json: bool) -> Result<()> {
             docs.push(entry_json(m, btf, &key, &value));
         } else {
             writeln!(out, "{}", entry_text(m, btf, &key, &value))?;
-        }
-        if n > info.max_entries as usize {
-            break;
         }
     }
     if json {
