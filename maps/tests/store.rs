@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use maps::*;
 
+#[path = "store/access.rs"]
+mod access;
 #[path = "store/kernel.rs"]
 mod kernel;
 
