@@ -74,7 +74,7 @@ pub enum StoreError {
     /// The filesystem holding the store has no room to reserve its memory
     /// (creating it, or backing a sparse store found at open). Nothing is left
     /// behind by a failed create.
-    #[error("no room for store {path}: {size} bytes could not be reserved ({source}); free space there or choose a smaller store size")]
+    #[error("no room for store {path}: its {size} bytes could not be reserved")]
     NoRoom {
         /// The store's path.
         path: String,
