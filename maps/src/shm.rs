@@ -573,6 +573,77 @@ mod tests {
     }
 
     #[test]
+    fn trust_specs_parse() {
+        let t = Trust::parse("uid:1000, gid:100,uid:7").expect("valid");
+        assert_eq!((t.uids, t.gids), (vec![1000, 7], vec![100]));
+        for bad in [
+            "",
+            ",",
+            "1000",
+            "uid:",
+            "uid:-1",
+            "user:1000",
+            "uid:1000,gid:x",
+        ] {
+            assert!(
+                matches!(Trust::parse(bad), Err(StoreError::InvalidTrust { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn owners_modes_and_trust() {
+        let none = Trust::default();
+        let ok = |owner, group, mode, uid, t: &Trust| check_owner("/s", owner, group, mode, uid, t);
+        assert!(ok(0, 0, 0o100600, 0, &none).is_ok());
+        assert!(ok(1000, 1000, 0o600, 1000, &none).is_ok());
+        assert!(ok(0, 0, 0o640, 0, &none).is_ok(), "group-readable is fine");
+        assert!(matches!(
+            ok(1000, 1000, 0o600, 0, &none),
+            Err(StoreError::NotOwner {
+                owner: 1000,
+                uid: 0,
+                ..
+            })
+        ));
+        assert!(matches!(
+            ok(0, 0, 0o620, 0, &none),
+            Err(StoreError::Writable { .. })
+        ));
+        assert!(matches!(
+            ok(0, 0, 0o602, 0, &none),
+            Err(StoreError::Writable { .. })
+        ));
+        let uid = Trust::parse("uid:1000").expect("trust");
+        let gid = Trust::parse("gid:50").expect("trust");
+        assert!(ok(1000, 1000, 0o600, 0, &uid).is_ok());
+        assert!(matches!(
+            ok(1000, 50, 0o660, 0, &uid),
+            Err(StoreError::Writable { .. })
+        ));
+        assert!(ok(1000, 50, 0o660, 0, &gid).is_ok());
+        assert!(ok(1000, 50, 0o600, 0, &gid).is_ok());
+        assert!(matches!(
+            ok(1000, 51, 0o660, 0, &gid),
+            Err(StoreError::NotOwner { .. })
+        ));
+        let all = Trust::parse("uid:1000,gid:50").expect("trust");
+        assert!(matches!(
+            ok(1000, 50, 0o666, 0, &all),
+            Err(StoreError::Writable { .. })
+        ));
+    }
+
+    #[test]
+    fn anonymous_stores_cannot_be_resized() {
+        let shm = Shm::anonymous(8192, |_| Ok(())).expect("memfd");
+        assert!(shm.file().set_len(4096).is_err(), "shrinking is sealed");
+        assert!(shm.file().set_len(16384).is_err(), "growing is sealed");
+        shm.check_len().expect("whole");
+    }
+
+    #[test]
     fn view_is_bounds_and_alignment_checked() {
         let shm = Shm::anonymous(8192, |_| Ok(())).expect("memfd");
         use std::sync::atomic::AtomicU64;
