@@ -1832,7 +1832,7 @@ fn stores_of_other_users_need_store_trust() {
         .expect("chown");
     assert!(status.success());
     std::fs::set_permissions(
-        &store.path(),
+        store.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .expect("chmod");
