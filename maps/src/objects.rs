@@ -235,13 +235,23 @@ impl Store {
             return Ok(0);
         }
         let cursor = h.alloc_cursor.load(Ordering::Acquire);
+        // The cursor is shared memory: checked before any arithmetic on it.
+        if cursor < layout::DATA_START as u64 || cursor > self.size() {
+            return Err(ObjectError::Store {
+                what: format!("alloc_cursor {cursor} outside the store"),
+            });
+        }
         let off = crate::def::round_up(cursor, 8);
-        let end = off + data.len().div_ceil(8) as u64 * 8;
-        if cursor < layout::DATA_START as u64 || end > self.size() {
+        let end = (data.len() as u64)
+            .div_ceil(8)
+            .checked_mul(8)
+            .and_then(|n| off.checked_add(n))
+            .filter(|&end| end <= self.size());
+        let Some(end) = end else {
             return Err(ObjectError::Store {
                 what: format!("no space for {} bytes", data.len()),
             });
-        }
+        };
         // Advance first: a death after this leaks the space, never reuses it.
         h.alloc_cursor.store(end, Ordering::Release);
         let base = self.shm().base().wrapping_add(off as usize);

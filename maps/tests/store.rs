@@ -604,3 +604,41 @@ fn sigkill_mid_update_leaves_a_usable_store() {
     }
     s2.check().expect("still consistent");
 }
+
+/// The allocation cursor is shared memory another process may have damaged
+/// after this one opened the store: every allocation checks it before any
+/// arithmetic (no overflow panic, no write outside the store).
+#[test]
+fn a_damaged_alloc_cursor_is_an_error_for_every_allocation() {
+    let n = Named::new("cursor");
+    let s = Store::create(&n.0, opts(MIN_STORE_SIZE + (64 << 10))).expect("create");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(n.path())
+        .expect("file");
+    // Header: alloc_cursor at byte 64 (after magic, version, header_size,
+    // total_size, ncpus, map_table_cap, map_table_off, obj_table_off,
+    // obj_table_cap, meta_lock, data_start).
+    let mut cur = [0u8; 8];
+    f.read_exact_at(&mut cur, 64).expect("read cursor");
+    assert_eq!(u64::from_ne_bytes(cur), (MIN_STORE_SIZE - 4096) as u64);
+    for bad in [u64::MAX - 3, u64::MAX, 1, s.size() + 1] {
+        f.write_all_at(&bad.to_ne_bytes(), 64).expect("damage");
+        let e = s
+            .register_btf(&[1, 2, 3])
+            .expect_err("btf with a bad cursor");
+        assert!(e.to_string().contains("alloc_cursor"), "{e}");
+        assert!(s
+            .register_program(&ProgramDef {
+                name: "p".into(),
+                insns: vec![0; 16],
+                ..ProgramDef::default()
+            })
+            .is_err());
+        assert!(s.create_map(&array_def(1)).is_err());
+    }
+    f.write_all_at(&cur, 64).expect("restore");
+    s.register_btf(&[1, 2, 3])
+        .expect("btf with the cursor restored");
+}
