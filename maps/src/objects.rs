@@ -441,7 +441,18 @@ impl Store {
             .live_objects()
             .find(|e| e.hi(0) == KIND_PROG && e.lo(1) == id)
             .ok_or(ObjectError::NoSuchProgram { id })?;
-        self.blob(e, &format!("program {id}"))
+        let insns = self.blob(e, &format!("program {id}"))?;
+        // The count the listing shows and the instructions must agree.
+        let cnt = u64::from(e.lo(3));
+        if insns.len() as u64 != cnt * 8 {
+            return Err(ObjectError::Store {
+                what: format!(
+                    "program {id}: {} bytes of instructions for insn_cnt {cnt}",
+                    insns.len()
+                ),
+            });
+        }
+        Ok(insns)
     }
 
     /// Removes program `id` from the table (its instruction space is not reused).

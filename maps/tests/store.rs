@@ -642,3 +642,34 @@ fn a_damaged_alloc_cursor_is_an_error_for_every_allocation() {
     s.register_btf(&[1, 2, 3])
         .expect("btf with the cursor restored");
 }
+
+/// A program's recorded instruction count and its instructions must agree:
+/// listings show the count, runs use the instructions.
+#[test]
+fn program_instructions_must_match_their_count() {
+    let n = Named::new("insncnt");
+    let s = Store::create(&n.0, opts(MIN_STORE_SIZE + (64 << 10))).expect("create");
+    let id = s
+        .register_program(&ProgramDef {
+            name: "p".into(),
+            insns: vec![0; 16],
+            ..ProgramDef::default()
+        })
+        .expect("program");
+    assert_eq!(s.program_insns(id).expect("insns").len(), 16);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(n.path())
+        .expect("file");
+    // Object table at 4096 + 1024 * 128; slot 0; insn_cnt is the low half of word 3.
+    let at = (4096 + 1024 * 128 + 3 * 8) as u64;
+    let mut cnt = [0u8; 4];
+    f.read_exact_at(&mut cnt, at).expect("read");
+    assert_eq!(u32::from_ne_bytes(cnt), 2);
+    f.write_all_at(&100u32.to_ne_bytes(), at).expect("damage");
+    let e = s
+        .program_insns(id)
+        .expect_err("count and instructions disagree");
+    assert!(e.to_string().contains("insn_cnt 100"), "{e}");
+}
