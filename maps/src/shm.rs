@@ -450,7 +450,11 @@ impl Shm {
         precheck_header(&file, len)?;
         let len_us = usize::try_from(len)
             .map_err(|_| StoreError::corrupt("file larger than the address space"))?;
-        reserve(&file, len, &shown, false)?;
+        // Only a file with holes needs blocks (a store this build created has
+        // them all); walking a reserved store would cost milliseconds per open.
+        if meta.blocks().saturating_mul(512) < len {
+            reserve(&file, len, &shown, false)?;
+        }
         Shm::map(file, len_us, &shown)
     }
 
