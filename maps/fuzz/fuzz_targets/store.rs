@@ -256,6 +256,19 @@ fn exercise(s: &Store, seed: &[u8]) {
         let _ = s.pinned(&path);
         let _ = s.map_by_pin(&path);
     }
+    // The allocation paths (the shared cursor, id counters, free slots).
+    let _ = s.create_map(&def(BPF_MAP_TYPE_HASH, 4, 8, 4, 0));
+    let _ = s.register_btf(&[0x9f, 0xeb, 1, 0, 24, 0, 0, 0]);
+    let _ = s.register_program(&ProgramDef {
+        name: "q".into(),
+        prog_type: 6,
+        insns: vec![0x95, 0, 0, 0, 0, 0, 0, 0],
+        ..ProgramDef::default()
+    });
+    let _ = s.pin("/sys/fs/bpf/new", Pinned::Map(word(0) % 20));
+    let _ = s.unpin("/sys/fs/bpf/m2");
+    let _ = s.remove_program(word(1) % 4);
+    let _ = s.remove_map(word(2) % 20);
     let _ = s.repair();
     let _ = s.check();
 }
