@@ -71,6 +71,62 @@ pub enum StoreError {
         /// What ran out.
         what: String,
     },
+    /// The filesystem holding the store has no room to reserve its memory
+    /// (creating it, or backing a sparse store found at open). Nothing is left
+    /// behind by a failed create.
+    #[error("no room for store {path}: its {size} bytes could not be reserved")]
+    NoRoom {
+        /// The store's path.
+        path: String,
+        /// The bytes that had to be reserved.
+        size: u64,
+        /// The OS error (ENOSPC, ENOMEM).
+        #[source]
+        source: io::Error,
+    },
+    /// The store path is a symbolic link (never followed).
+    #[error("store {path} is a symbolic link; stores are never opened through links")]
+    Symlink {
+        /// The store's path.
+        path: String,
+    },
+    /// The store path is not a regular file.
+    #[error("store {path} is not a regular file")]
+    NotRegular {
+        /// The store's path.
+        path: String,
+    },
+    /// The store belongs to another user (or group) the caller did not trust.
+    #[error("store {path} is owned by uid {owner} (gid {group}), not you (uid {uid}); trust it explicitly to open it (StoreAccess::trust, xdp-runner --store-trust uid:{owner} or gid:{group}, XDPSHIM_STORE_TRUST=uid:{owner})")]
+    NotOwner {
+        /// The store's path.
+        path: String,
+        /// Owner uid of the file.
+        owner: u32,
+        /// Group of the file.
+        group: u32,
+        /// The caller's effective uid.
+        uid: u32,
+    },
+    /// The store's mode lets others write it: anyone could have changed what the
+    /// opener would trust.
+    #[error("store {path} has mode {mode:04o}: writable by {who}; {hint}")]
+    Writable {
+        /// The store's path.
+        path: String,
+        /// The file's permission bits.
+        mode: u32,
+        /// "every user" or "group N".
+        who: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// A trust specification that cannot be parsed.
+    #[error("invalid store trust {spec:?}: expected a comma-separated list of uid:N and gid:N")]
+    InvalidTrust {
+        /// The specification given.
+        spec: String,
+    },
     /// An operating-system call failed.
     #[error("{op}: {source}")]
     Io {
