@@ -152,10 +152,11 @@ fn json_output_has_the_documented_shape() {
     keys.sort();
     assert_eq!(
         keys,
-        ["data_out", "duration_ns", "maps", "repeat", "retval"]
+        ["data_out", "duration_ns", "maps", "repeat", "retval", "runs"]
     );
     assert_eq!(v["retval"], 3, "XDP_TX");
     assert_eq!(v["repeat"], 1);
+    assert_eq!(v["runs"], 1);
     assert!(v["duration_ns"].as_f64().unwrap() >= 0.0);
     // The counter swaps the Ethernet addresses: derive the expected frame from the input.
     let mut expected = std::fs::read(bpf_progs::packet("icmp")).unwrap();

@@ -32,7 +32,10 @@
 //! the map resolved at compile time (same checks, traps and errors). `bpf_loop` is a
 //! loop in generated code calling the compiled callback directly, each call in a frame
 //! of its own (as in the interpreter's `Vm::bpf_loop`, the kernel's inlined loop).
-//! `run_repeat` enters compiled code once: the trampoline loops over the repeats.
+//! `run_repeat` enters compiled code once: the trampoline loops over the repeats,
+//! resetting the step budget (`JitCtx::steps_left`, counted down at backward jumps,
+//! calls, `bpf_loop` iterations and tail calls as in the interpreter) before each and
+//! reading the interruption flag after each.
 //!
 //! Differences from the interpreter, for programs the kernel's verifier refuses only:
 //! after a bpf-to-bpf call r1..r5 keep the caller's values (the interpreter shows the
