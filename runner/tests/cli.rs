@@ -152,7 +152,14 @@ fn json_output_has_the_documented_shape() {
     keys.sort();
     assert_eq!(
         keys,
-        ["data_out", "duration_ns", "maps", "repeat", "retval", "runs"]
+        [
+            "data_out",
+            "duration_ns",
+            "maps",
+            "repeat",
+            "retval",
+            "runs"
+        ]
     );
     assert_eq!(v["retval"], 3, "XDP_TX");
     assert_eq!(v["repeat"], 1);
