@@ -10,6 +10,8 @@ use runtime::{LoadedObject, Packet, TrapKind, Vm};
 
 #[path = "runtime/bpf_loop.rs"]
 mod bpf_loop;
+#[path = "runtime/budget.rs"]
+mod budget;
 #[path = "runtime/events.rs"]
 mod events;
 #[path = "runtime/fib.rs"]
