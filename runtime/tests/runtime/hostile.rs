@@ -45,7 +45,15 @@ struct Loaded {
 }
 
 /// Creates the maps and registers the program: the load error's text if it fails.
+/// Another program is registered first, so that the case's program id is not 1 (as in
+/// a store that already holds programs).
 fn register(store: &maps::Store, case: &Hostile) -> Result<Loaded, String> {
+    register_insns(
+        store,
+        &[0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0],
+        &[],
+    )
+    .expect("the first program");
     let mut made = Vec::new();
     for m in &case.maps {
         let def = maps::MapDef {
@@ -63,13 +71,21 @@ fn register(store: &maps::Store, case: &Hostile) -> Result<Loaded, String> {
                 .unwrap_or_else(|e| panic!("{}: map {}: {e}", case.name, m.name)),
         );
     }
-    let insns = raw(&case.insns);
+    let insns: Vec<u8> = raw(&case.insns).iter().flat_map(|x| x.to_bytes()).collect();
+    let map_ids: Vec<u32> = made.iter().map(|m| m.id()).collect();
+    let id = register_insns(store, &insns, &map_ids)?;
+    Ok(Loaded { maps: made, id })
+}
+
+/// PROG_LOAD of `insns` (bytes) with `map_ids` as its map list: the id, or the error.
+fn register_insns(store: &maps::Store, insns: &[u8], map_ids: &[u32]) -> Result<u32, String> {
+    let insns = runtime::stored::raw_insns(insns);
     let def = maps::ProgramDef {
         name: "hostile".to_string(),
         prog_type: 6,
         tag: runtime::stored::prog_tag(&insns),
         insns: insns.iter().flat_map(|x| x.to_bytes()).collect(),
-        map_ids: made.iter().map(|m| m.id()).collect(),
+        map_ids: map_ids.to_vec(),
         btf_id: 0,
         gpl_compatible: true,
         // SAFETY: getuid cannot fail.
@@ -78,8 +94,7 @@ fn register(store: &maps::Store, case: &Hostile) -> Result<Loaded, String> {
         prog_flags: 0,
         holder_pid: std::process::id(),
     };
-    let id = runtime::stored::register(store, &def).map_err(|e| e.to_string())?;
-    Ok(Loaded { maps: made, id })
+    runtime::stored::register(store, &def).map_err(|e| e.to_string())
 }
 
 fn apply_setup(case: &Hostile, l: &Loaded) {
@@ -207,6 +222,7 @@ fn run_plain(insns: &[hostile::Insn]) -> (Result<u64, Trap>, Result<u64, Trap>) 
         packet: hostile::default_packet(),
         expect: Expect::Ret(0),
         needs: None,
+        shim_expect: None,
     };
     let store = maps::Store::anonymous(maps::StoreOptions::default()).expect("store");
     let loaded = register(&store, &case).expect("register");
