@@ -1790,7 +1790,7 @@ fn calls(s: &mut Suite) {
     })
     .needs = Some(ITEM1);
     // Fake contexts on the entry's stack: (data, data_end) as given.
-    let fake_ctx = |a: &mut Asm, data: &dyn Fn(&mut Asm), end: &dyn Fn(&mut Asm)| {
+    let fake_ctx = |a: &mut Asm, data: &dyn Fn(&mut Asm), end: &dyn Fn(&mut Asm), n: i32| {
         // r5 = data, r4 = data_end (the real ctx in r1), fake ctx at fp-24.
         a.ldx(LDXW, 9, 1, 20);
         let j = a.jump(JNE, 9, 0, 0);
@@ -1812,7 +1812,7 @@ fn calls(s: &mut Suite) {
         a.ldx(LDXW, 2, 1, DATA);
         a.ldx(LDXW, 3, 1, DATA_END);
         a.movr(4, 2);
-        a.add(4, 8);
+        a.add(4, n);
         a.jump(JGTR, 4, 3, 0)
     };
     s.add(
@@ -1826,6 +1826,7 @@ fn calls(s: &mut Suite) {
                 &|a| {
                     a.mov(4, 0x2000);
                 },
+                8,
             );
             let pc = a.ldx(LDXDW, 0, 2, 0);
             a.exit();
@@ -1847,6 +1848,7 @@ fn calls(s: &mut Suite) {
                 &|a| {
                     a.movr(4, 3);
                 },
+                8,
             );
             let pc = a.raw(STDW, 2, 0, 0, 0x41);
             a.ret(2);
@@ -1866,6 +1868,7 @@ fn calls(s: &mut Suite) {
                 a.movr(4, 2);
                 a.add(4, 0x10000);
             },
+            0x4008,
         );
         let pc = a.ldx(LDXDW, 0, 2, 0x4000);
         a.exit();
