@@ -253,3 +253,63 @@ fn hostile_program_of_one_million_branch_instructions() {
     assert_eq!(interp, Ok(r0));
     assert_eq!(jit, Ok(r0));
 }
+
+/// The kernel as the oracle where it accepts a program: every case without maps that
+/// must return a value is loaded with a raw BPF_PROG_LOAD; those the verifier accepts
+/// run with BPF_PROG_TEST_RUN, and the kernel's retval and packet must be the
+/// expectation's and the interpreter's.
+#[test]
+fn hostile_programs_the_kernel_accepts_match_it() {
+    use super::fuzz::kernel;
+    if let Err(why) = kernel::available() {
+        println!("SKIP: hostile programs in the kernel: {why}");
+        return;
+    }
+    let (mut accepted, mut refused) = (Vec::new(), 0);
+    let mut failures = Vec::new();
+    for case in selected() {
+        let Expect::Ret(want) = case.expect else {
+            continue;
+        };
+        // Cases that need a fix are asked too: the kernel says what the fix must give.
+        if !case.maps.is_empty() {
+            continue;
+        }
+        let insns = raw(&case.insns);
+        let Ok(fd) = kernel::load(&insns, false) else {
+            refused += 1;
+            continue;
+        };
+        accepted.push(case.name);
+        let (retval, data_out) = match kernel::run(&fd, &case.packet) {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!("{}: kernel run: {e}", case.name));
+                continue;
+            }
+        };
+        if retval != want as u32 {
+            failures.push(format!(
+                "{}: the kernel returns {retval:#x}, the case expects {want:#x}",
+                case.name
+            ));
+        }
+        let store = maps::Store::anonymous(maps::StoreOptions::default()).expect("store");
+        let loaded = register(&store, &case).expect("register");
+        let (object, entry) = LoadedObject::from_store(&store, loaded.id).expect("from_store");
+        let mut pkt = Packet::new(&case.packet).unwrap();
+        let _ = object.run(&mut Vm::new(0), entry, &mut pkt);
+        if pkt.data_with_meta() != data_out.as_slice() {
+            failures.push(format!(
+                "{}: the packet differs from the kernel's",
+                case.name
+            ));
+        }
+    }
+    println!(
+        "hostile programs in the kernel: {} accepted and compared ({}), {refused} refused",
+        accepted.len(),
+        accepted.join(", ")
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
