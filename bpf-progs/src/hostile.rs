@@ -430,6 +430,29 @@ pub fn suite() -> Vec<Hostile> {
     s.0
 }
 
+/// The suite as the tests run it: `XDP_HOSTILE=name1,name2` keeps only the named
+/// cases, `XDP_HOSTILE_SKIP=name1,...` drops those (to find the case that kills a
+/// process).
+pub fn selected() -> Vec<Hostile> {
+    let list = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
+    };
+    let (only, skip) = (list("XDP_HOSTILE"), list("XDP_HOSTILE_SKIP"));
+    suite()
+        .into_iter()
+        .filter(|c| {
+            only.as_ref()
+                .map_or(true, |o| o.iter().any(|n| n == c.name))
+        })
+        .filter(|c| {
+            skip.as_ref()
+                .map_or(true, |s| !s.iter().any(|n| n == c.name))
+        })
+        .collect()
+}
+
 fn wild_pointers(s: &mut Suite) {
     for (name, addr, write) in [
         ("wild_read_null", 0u64, false),

@@ -180,23 +180,9 @@ fn check(case: &Hostile) -> Result<(), String> {
     }
 }
 
-fn selected() -> Vec<Hostile> {
-    let list = |var: &str| {
-        std::env::var(var)
-            .ok()
-            .map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
-    };
-    let (only, skip) = (list("XDP_HOSTILE"), list("XDP_HOSTILE_SKIP"));
-    hostile::suite()
-        .into_iter()
-        .filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|n| n == c.name)))
-        .filter(|c| skip.as_ref().is_none_or(|s| !s.iter().any(|n| n == c.name)))
-        .collect()
-}
-
 #[test]
 fn hostile_programs_end_as_expected_in_both_engines() {
-    let cases = selected();
+    let cases = hostile::selected();
     let mut failures = Vec::new();
     for case in &cases {
         println!("hostile: {}", case.name);
@@ -267,7 +253,7 @@ fn hostile_programs_the_kernel_accepts_match_it() {
     }
     let (mut accepted, mut refused) = (Vec::new(), 0);
     let mut failures = Vec::new();
-    for case in selected() {
+    for case in hostile::selected() {
         let Expect::Ret(want) = case.expect else {
             continue;
         };

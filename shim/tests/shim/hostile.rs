@@ -179,17 +179,7 @@ fn check(case: &Hostile) -> Result<(), String> {
 
 #[test]
 fn hostile_programs_end_as_expected_through_the_shim() {
-    let list = |var: &str| {
-        std::env::var(var)
-            .ok()
-            .map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
-    };
-    let (only, skip) = (list("XDP_HOSTILE"), list("XDP_HOSTILE_SKIP"));
-    let cases: Vec<Hostile> = hostile::suite()
-        .into_iter()
-        .filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|n| n == c.name)))
-        .filter(|c| skip.as_ref().is_none_or(|s| !s.iter().any(|n| n == c.name)))
-        .collect();
+    let cases = hostile::selected();
     let mut failures = Vec::new();
     for case in &cases {
         println!("hostile: {}", case.name);
