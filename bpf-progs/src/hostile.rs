@@ -159,6 +159,7 @@ const BAD_CALLBACK: &str = "HelperBadCallback";
 // The fixes some cases need.
 const ITEM1: &str = "item 1: the JIT's entry function reached by a call with a forged r1";
 const ITEM6: &str = "item 6: a step budget per run";
+const ITEM8: &str = "item 8: bounded waits (a lock never released spins about 40 s first)";
 /// Found by this suite: the stack region is the whole 4 KiB stack of the `Vm`
 /// (`memory.rs` `Regions::check`), not the frames of the current call chain that
 /// `memory.rs` and ARCHITECTURE.md promise: a program reads and writes below its
@@ -1377,6 +1378,18 @@ fn helpers(s: &mut Suite) {
         a.exit();
         trap(BAD_POINTER, pc)
     });
+    s.add("spin_lock_taken_twice", |a| {
+        a.raw(STDW, 10, 0, -8, 0);
+        a.movr(1, 10);
+        a.add(1, -8);
+        a.call(SPIN_LOCK);
+        a.movr(1, 10);
+        a.add(1, -8);
+        let pc = a.call(SPIN_LOCK);
+        a.exit();
+        trap("SpinLockHeld", pc)
+    })
+    .needs = Some(ITEM8);
     s.add("spin_unlock_never_locked", |a| {
         a.raw(STDW, 10, 0, -8, 0);
         a.movr(1, 10);
