@@ -22,6 +22,8 @@ mod fuzz;
 mod fuzz_gen;
 #[path = "runtime/fuzz_regress.rs"]
 mod fuzz_regress;
+#[path = "runtime/hostile.rs"]
+mod hostile;
 #[path = "runtime/jit.rs"]
 mod jit;
 #[path = "runtime/jit_maps.rs"]
