@@ -19,6 +19,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod bpf;
+pub mod checked;
+pub mod error;
 pub mod fds;
 pub mod gc;
 pub mod info;

@@ -122,7 +122,7 @@ fn resolve_maps(insns: &mut [RawInsn], fd_array: u64) -> Result<Vec<u32>, (Errno
             if fd_array == 0 {
                 return Err((libc::EINVAL, format!("{pc}: map index without fd_array")));
             }
-            let b = user::read(fd_array + 4 * x.imm as u32 as u64, 4)
+            let b = user::read(fd_array.wrapping_add(4 * u64::from(x.imm as u32)), 4)
                 .map_err(|e| (e, format!("{pc}: fd_array")))?;
             i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
         } else {

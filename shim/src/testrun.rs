@@ -105,13 +105,13 @@ pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
     let mut back = [0u8; 8];
     put_u32(&mut back, 0, retval as u32);
     put_u32(&mut back, 4, out.len() as u32);
-    user::write(attr_ptr + 4, &back[..4])?;
-    user::write(attr_ptr + 12, &back[4..])?;
+    user::write(attr_ptr.wrapping_add(4), &back[..4])?;
+    user::write(attr_ptr.wrapping_add(12), &back[4..])?;
     let duration = (ns / repeat).min(u64::from(u32::MAX)) as u32;
-    user::write(attr_ptr + 36, &duration.to_ne_bytes())?;
+    user::write(attr_ptr.wrapping_add(36), &duration.to_ne_bytes())?;
     if ctx_size_out > 0 || ctx_out != 0 {
         let len = runtime::XdpMd::SIZE as u32;
-        user::write(attr_ptr + 44, &len.to_ne_bytes())?;
+        user::write(attr_ptr.wrapping_add(44), &len.to_ne_bytes())?;
     }
     result
 }

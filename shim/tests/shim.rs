@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 mod bpftool;
 #[path = "shim/calls.rs"]
 mod calls;
+#[path = "shim/corrupt.rs"]
+mod corrupt;
 #[path = "shim/hostile.rs"]
 mod hostile;
 #[path = "shim/libbpf.rs"]
