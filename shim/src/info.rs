@@ -48,10 +48,7 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
     };
     let ulen = info_len as usize;
     if ulen > size {
-        let tail = user::read(info_ptr.wrapping_add(size as u64), ulen - size)?;
-        if tail.iter().any(|&b| b != 0) {
-            return Err(libc::E2BIG);
-        }
+        user::check_zero(info_ptr.wrapping_add(size as u64), ulen - size)?;
     }
     let n = ulen.min(size);
     let mut uinfo = vec![0u8; size];

@@ -84,6 +84,26 @@ pub fn read_cstr(addr: u64, max: usize) -> Result<String, Errno> {
     Err(libc::ENAMETOOLONG)
 }
 
+/// The kernel's check_zeroed_user for the tail of a struct the application
+/// sized larger than the kernel's: Ok when all `len` bytes at `addr` are zero,
+/// E2BIG at the first non-zero one, EFAULT where unreadable. Read a page at a
+/// time, so a huge length costs no huge buffer.
+pub fn check_zero(addr: u64, len: usize) -> Result<(), Errno> {
+    let mut at = addr;
+    let mut left = len;
+    let mut chunk = [0u8; 4096];
+    while left > 0 {
+        let n = left.min(4096 - (at % 4096) as usize);
+        read_into(at, &mut chunk[..n])?;
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Err(libc::E2BIG);
+        }
+        at = at.wrapping_add(n as u64);
+        left -= n;
+    }
+    Ok(())
+}
+
 /// u32 at byte `off` of an attribute buffer.
 pub fn u32_at(b: &[u8], off: usize) -> u32 {
     let mut x = [0u8; 4];
@@ -124,5 +144,19 @@ mod tests {
         let mut buf = [0u8; 3];
         write(buf.as_mut_ptr() as u64, &[7, 8, 9]).expect("write");
         assert_eq!(buf, [7, 8, 9]);
+        let zeros = vec![0u8; 10_000];
+        assert_eq!(check_zero(zeros.as_ptr() as u64, zeros.len()), Ok(()));
+        let mut tail = zeros.clone();
+        tail[9_999] = 1;
+        assert_eq!(
+            check_zero(tail.as_ptr() as u64, tail.len()),
+            Err(libc::E2BIG)
+        );
+        // Non-zero before an unreadable part: E2BIG first, as the kernel.
+        assert_eq!(
+            check_zero(tail.as_ptr() as u64 + 9_999, usize::MAX / 2),
+            Err(libc::E2BIG)
+        );
+        assert_eq!(check_zero(8, 1 << 40), Err(libc::EFAULT));
     }
 }
