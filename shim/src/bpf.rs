@@ -400,10 +400,12 @@ fn btf_load(a: &[u8]) -> Result<i64, Errno> {
         return Err(libc::E2BIG);
     }
     let data = user::read(u64_at(a, 0), size)?;
-    if let Err(e) = loader::btf::Btf::parse(&data) {
+    // As the kernel's BTF verifier: type ids, names and loops are checked
+    // here, so the store never records BTF that tools could not follow.
+    if let Err((errno, e)) = crate::checked::check_btf(&data) {
         let msg = format!("{e}\n");
         crate::progload::write_log(u64_at(a, 8), u32_at(a, 20), u32_at(a, 24), &msg)?;
-        return Err(libc::EINVAL);
+        return Err(errno);
     }
     Ok(i64::from(fds::create(Obj::LocalBtf, &data)?))
 }

@@ -26,12 +26,25 @@ fn refuse(e: StoreDataError) -> Errno {
 /// contains itself by value (a loop a formatter would follow forever).
 pub fn btf_data(store: &maps::Store, id: u32) -> Result<Vec<u8>, Errno> {
     let data = store.btf_data(id).map_err(|e| e.errno())?;
-    check_btf(&data).map_err(|what| refuse(StoreDataError::Btf { id, what }))?;
+    check_btf(&data).map_err(|(_, what)| refuse(StoreDataError::Btf { id, what }))?;
     Ok(data)
 }
 
-/// [`btf_data`]'s checks on raw BTF bytes.
-pub fn check_btf(data: &[u8]) -> Result<Btf, String> {
+/// [`btf_data`]'s checks on raw BTF bytes. The error carries the errno the
+/// kernel's BPF_BTF_LOAD gives for the same fault (EEXIST for a loop, as its
+/// "Loop detected", else EINVAL) and the reason.
+pub fn check_btf(data: &[u8]) -> Result<Btf, (Errno, String)> {
+    check_btf_inner(data).map_err(|what| {
+        let errno = if what.contains("contains itself") {
+            libc::EEXIST
+        } else {
+            libc::EINVAL
+        };
+        (errno, what)
+    })
+}
+
+fn check_btf_inner(data: &[u8]) -> Result<Btf, String> {
     if data.is_empty() || data.len() > maps::MAX_BTF_SIZE {
         return Err(format!("{} bytes", data.len()));
     }
@@ -156,7 +169,7 @@ pub fn map(store: &maps::Store, id: u32) -> Result<maps::Map, Errno> {
         return Ok(m);
     }
     let data = btf_data(store, i.btf_id)?;
-    let btf = check_btf(&data).map_err(|what| bad(format!("BTF {}: {what}", i.btf_id)))?;
+    let btf = check_btf(&data).map_err(|(_, what)| bad(format!("BTF {}: {what}", i.btf_id)))?;
     for (what, tid, size) in [
         ("key", i.btf_key_type_id, i.key_size),
         ("value", i.btf_value_type_id, i.value_size),
@@ -233,23 +246,25 @@ mod tests {
     #[test]
     fn btf_references_are_checked() {
         // [1] int, [2] typedef a -> 1
-        assert!(check_btf(&btf(&[INT, &[1, 8 << 24, 1]])).is_ok());
+        assert!(check_btf_inner(&btf(&[INT, &[1, 8 << 24, 1]])).is_ok());
         // typedef -> 7: out of range.
-        let e = check_btf(&btf(&[INT, &[1, 8 << 24, 7]])).unwrap_err();
+        let e = check_btf_inner(&btf(&[INT, &[1, 8 << 24, 7]])).unwrap_err();
         assert!(e.contains("refers to type 7"), "{e}");
         // struct a { int a; } with a member of type 9.
-        let e = check_btf(&btf(&[INT, &[1, (4 << 24) | 1, 4, 1, 9, 0]])).unwrap_err();
+        let e = check_btf_inner(&btf(&[INT, &[1, (4 << 24) | 1, 4, 1, 9, 0]])).unwrap_err();
         assert!(e.contains("type 9"), "{e}");
         // Member name offset outside the strings.
-        let e = check_btf(&btf(&[INT, &[1, (4 << 24) | 1, 4, 99, 1, 0]])).unwrap_err();
+        let e = check_btf_inner(&btf(&[INT, &[1, (4 << 24) | 1, 4, 99, 1, 0]])).unwrap_err();
         assert!(e.contains("name offset 99"), "{e}");
         // typedef 2 -> 3, typedef 3 -> 2: a loop.
-        let e = check_btf(&btf(&[INT, &[1, 8 << 24, 3], &[1, 8 << 24, 2]])).unwrap_err();
+        let e = check_btf_inner(&btf(&[INT, &[1, 8 << 24, 3], &[1, 8 << 24, 2]])).unwrap_err();
         assert!(e.contains("contains itself"), "{e}");
         // A struct holding a pointer to itself is fine: struct a { a *a; }.
-        assert!(check_btf(&btf(&[&[1, (4 << 24) | 1, 8, 1, 2, 0], &[0, 2 << 24, 1]])).is_ok());
+        assert!(
+            check_btf_inner(&btf(&[&[1, (4 << 24) | 1, 8, 1, 2, 0], &[0, 2 << 24, 1]])).is_ok()
+        );
         // FUNC naming an INT.
-        let e = check_btf(&btf(&[INT, &[1, 12 << 24, 1]])).unwrap_err();
+        let e = check_btf_inner(&btf(&[INT, &[1, 12 << 24, 1]])).unwrap_err();
         assert!(e.contains("not a FUNC_PROTO"), "{e}");
     }
 }

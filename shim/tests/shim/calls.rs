@@ -478,3 +478,70 @@ fn oversized_lengths_are_checked_before_copying() {
     }
     assert_eq!(answers(kernel_bpf), expected, "kernel");
 }
+
+/// BPF_BTF_LOAD of `types` (u32 words) with strings "\0a\0".
+fn btf_load_with(call: fn(i32, &mut [u8]) -> Result<i64, i32>, types: &[u32]) -> Result<i64, i32> {
+    let tlen = (types.len() * 4) as u32;
+    let mut b = Vec::new();
+    for w in [0x0001_eb9fu32, 24, 0, tlen, tlen, 3] {
+        b.extend_from_slice(&w.to_ne_bytes());
+    }
+    for w in types {
+        b.extend_from_slice(&w.to_ne_bytes());
+    }
+    b.extend_from_slice(b"\0a\0");
+    let mut a = [0u8; 160];
+    put64(&mut a, 0, b.as_ptr() as u64);
+    put32(&mut a, 16, b.len() as u32);
+    let r = call(18, &mut a);
+    if let Ok(fd) = r {
+        close(fd as i32);
+    }
+    r
+}
+
+/// BTF the kernel's verifier refuses (a type id beyond the last type, a name
+/// outside the strings, a typedef loop, a FUNC of an INT) is refused by the
+/// shim's BPF_BTF_LOAD too, so no such BTF reaches the store and the tools
+/// that follow its ids.
+#[test]
+fn btf_the_kernel_refuses_is_refused() {
+    setup();
+    const INT: [u32; 4] = [1, 1 << 24, 4, 32];
+    let cases: Vec<(&str, Vec<u32>)> = vec![
+        ("valid", [&INT[..], &[1, 8 << 24, 1]].concat()),
+        ("typedef to type 77", [&INT[..], &[1, 8 << 24, 77]].concat()),
+        (
+            "member of type 9",
+            [&INT[..], &[1, (4 << 24) | 1, 4, 1, 9, 0]].concat(),
+        ),
+        (
+            "member name at 99",
+            [&INT[..], &[1, (4 << 24) | 1, 4, 99, 1, 0]].concat(),
+        ),
+        (
+            "typedef loop",
+            [&INT[..], &[1, 8 << 24, 3, 1, 8 << 24, 2]].concat(),
+        ),
+        ("FUNC of an INT", [&INT[..], &[1, 12 << 24, 1]].concat()),
+    ];
+    // SAFETY: geteuid cannot fail.
+    let kernel = unsafe { libc::geteuid() } == 0;
+    for (what, types) in &cases {
+        let shim = btf_load_with(bpf, types).map(|_| ());
+        let want = match *what {
+            "valid" => Ok(()),
+            // The kernel's "Loop detected".
+            "typedef loop" => Err(libc::EEXIST),
+            _ => Err(libc::EINVAL),
+        };
+        assert_eq!(shim, want, "shim: {what}");
+        if kernel {
+            let k = btf_load_with(kernel_bpf, types).map(|_| ());
+            assert_eq!(k, want, "kernel: {what}");
+        }
+    }
+    if !kernel {
+        println!("SKIP: BTF refusals against the kernel: not root");
+    }
+}
