@@ -545,3 +545,37 @@ fn btf_the_kernel_refuses_is_refused() {
         println!("SKIP: BTF refusals against the kernel: not root");
     }
 }
+
+/// PROG_LOAD with a NULL or unmapped license pointer: EFAULT, as the kernel
+/// (strncpy_from_user of the license fails), never a load.
+#[test]
+fn an_unreadable_license_is_efault() {
+    setup();
+    type Call = fn(i32, &mut [u8]) -> Result<i64, i32>;
+    let xdp_pass: Vec<u8> = [[0xb7u8, 0, 0, 0, 2, 0, 0, 0], [0x95, 0, 0, 0, 0, 0, 0, 0]].concat();
+    let edge = Edge::new();
+    let load = |call: Call, license: u64| {
+        let mut a = [0u8; 160];
+        put32(&mut a, 0, 6);
+        put32(&mut a, 4, 2);
+        put64(&mut a, 8, xdp_pass.as_ptr() as u64);
+        put64(&mut a, 16, license);
+        let r = call(5, &mut a);
+        if let Ok(fd) = r {
+            close(fd as i32);
+        }
+        r.map(|_| ())
+    };
+    let unmapped = edge.before_end(0);
+    // SAFETY: geteuid cannot fail.
+    let kernel = unsafe { libc::geteuid() } == 0;
+    for (what, ptr) in [("NULL", 0), ("unmapped", unmapped)] {
+        assert_eq!(load(bpf, ptr), Err(libc::EFAULT), "shim: {what}");
+        if kernel {
+            assert_eq!(load(kernel_bpf, ptr), Err(libc::EFAULT), "kernel: {what}");
+        }
+    }
+    if !kernel {
+        println!("SKIP: license pointers against the kernel: not root");
+    }
+}
