@@ -106,6 +106,7 @@ int main(void)
 	snprintf(link, sizeof(link), "/proc/self/fd/%ld", fd);
 	report("readlink_fd_ro_buf", readlink(link, ro, 64));
 	report("readlink_fd_unmapped_buf", readlink(link, none, 64));
+	report("readlink_fd_zero", readlink(link, buf, 0));
 	report("readlink_fd_ok", readlink(link, buf, sizeof(buf)));
 	printf("done\n");
 	return 0;
