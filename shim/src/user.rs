@@ -84,6 +84,28 @@ pub fn read_cstr(addr: u64, max: usize) -> Result<String, Errno> {
     Err(libc::ENAMETOOLONG)
 }
 
+/// Reads a NUL-terminated string into `out` without allocating (for the
+/// interposed libc calls, which may run where allocating is not safe), page
+/// by page; returns its length without the NUL. ENAMETOOLONG when `out` fills
+/// before a NUL.
+pub fn read_cstr_into(addr: u64, out: &mut [u8]) -> Result<usize, Errno> {
+    if addr == 0 {
+        return Err(libc::EFAULT);
+    }
+    let mut len = 0;
+    while len < out.len() {
+        let at = addr.wrapping_add(len as u64);
+        let n = (4096 - (at % 4096) as usize).min(out.len() - len);
+        let chunk = &mut out[len..len + n];
+        read_into(at, chunk)?;
+        if let Some(end) = chunk.iter().position(|&b| b == 0) {
+            return Ok(len + end);
+        }
+        len += n;
+    }
+    Err(libc::ENAMETOOLONG)
+}
+
 /// The kernel's check_zeroed_user for the tail of a struct the application
 /// sized larger than the kernel's: Ok when all `len` bytes at `addr` are zero,
 /// E2BIG at the first non-zero one, EFAULT where unreadable. Read a page at a
@@ -141,6 +163,14 @@ mod tests {
         let s = b"hello\0";
         assert_eq!(read_cstr(s.as_ptr() as u64, 16).as_deref(), Ok("hello"));
         assert_eq!(read_cstr(s.as_ptr() as u64, 3), Err(libc::ENAMETOOLONG));
+        let mut out = [0xffu8; 8];
+        assert_eq!(read_cstr_into(s.as_ptr() as u64, &mut out), Ok(5));
+        assert_eq!(&out[..6], b"hello\0");
+        assert_eq!(
+            read_cstr_into(s.as_ptr() as u64, &mut out[..5]),
+            Err(libc::ENAMETOOLONG)
+        );
+        assert_eq!(read_cstr_into(8, &mut out), Err(libc::EFAULT));
         let mut buf = [0u8; 3];
         write(buf.as_mut_ptr() as u64, &[7, 8, 9]).expect("write");
         assert_eq!(buf, [7, 8, 9]);
