@@ -108,7 +108,8 @@ fn bpftool(store: &TestStore, args: &[String]) -> Output {
 }
 
 /// Runs every listing and dump of the built objects; each must end without
-/// a signal, and at least one must name the corruption (`expect`) on stderr.
+/// a signal, and at least one must name the corruption (`expect`, the shim's
+/// log line) on stderr.
 fn run_all(what: &str, store: &TestStore, b: &Built, expect: &str) {
     let cmds = [
         "map show".to_string(),
