@@ -85,17 +85,21 @@ pub fn read_cstr(addr: u64, max: usize) -> Result<String, Errno> {
 }
 
 /// Reads a NUL-terminated string into `out` without allocating (for the
-/// interposed libc calls, which may run where allocating is not safe), page
-/// by page; returns its length without the NUL. ENAMETOOLONG when `out` fills
+/// interposed libc calls, which may run where allocating is not safe), a
+/// short first read, then page by page; returns its length without the NUL. ENAMETOOLONG when `out` fills
 /// before a NUL.
 pub fn read_cstr_into(addr: u64, out: &mut [u8]) -> Result<usize, Errno> {
     if addr == 0 {
         return Err(libc::EFAULT);
     }
     let mut len = 0;
+    // Most paths are short: start with a small read, growing to whole pages
+    // (never across a page boundary, which may end the mapping).
+    let mut want = 128;
     while len < out.len() {
         let at = addr.wrapping_add(len as u64);
-        let n = (4096 - (at % 4096) as usize).min(out.len() - len);
+        let n = (4096 - (at % 4096) as usize).min(out.len() - len).min(want);
+        want = 4096;
         let chunk = &mut out[len..len + n];
         read_into(at, chunk)?;
         if let Some(end) = chunk.iter().position(|&b| b == 0) {
