@@ -175,6 +175,12 @@ mod tests {
             Err(libc::ENAMETOOLONG)
         );
         assert_eq!(read_cstr_into(8, &mut out), Err(libc::EFAULT));
+        // Longer than the first read.
+        let mut long = vec![b'x'; 300];
+        long.push(0);
+        let mut big = [0u8; 512];
+        assert_eq!(read_cstr_into(long.as_ptr() as u64, &mut big), Ok(300));
+        assert_eq!(&big[..300], &long[..300]);
         let mut buf = [0u8; 3];
         write(buf.as_mut_ptr() as u64, &[7, 8, 9]).expect("write");
         assert_eq!(buf, [7, 8, 9]);
