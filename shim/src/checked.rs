@@ -200,7 +200,14 @@ pub fn program(store: &maps::Store, id: u32) -> Result<(maps::ProgramInfo, Vec<u
     if p.insn_cnt == 0 || p.insn_cnt > MAX_INSNS {
         return Err(bad(format!("{} instructions", p.insn_cnt)));
     }
-    let insns = store.program_insns(id).map_err(|e| e.errno())?;
+    let insns = match store.program_insns(id) {
+        Ok(insns) => insns,
+        // The store's own check of the count against the stored instructions.
+        Err(maps::ObjectError::Corrupt { .. }) => {
+            return Err(bad(format!("{} instructions recorded", p.insn_cnt)))
+        }
+        Err(e) => return Err(e.errno()),
+    };
     if insns.len() as u64 != u64::from(p.insn_cnt) * 8 {
         return Err(bad(format!(
             "{} instructions recorded, {} bytes stored",
