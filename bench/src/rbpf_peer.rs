@@ -544,15 +544,19 @@ fn unsupported(insn: &Insn, raw: RawInsn, pc: usize) -> Option<(String, &'static
                     "call {}",
                     isa::helper_name(id).map_or_else(|| format!("helper {id}"), str::to_string)
                 ),
-                "the peer provides map_lookup/update/delete_elem and get_smp_processor_id only (rbpf's helper ABI passes no run context)",
+                "no peer helper: the peer provides map_lookup/update/delete_elem and get_smp_processor_id (rbpf's helpers receive r1-r5 only, no run context)",
             ));
         }
+        Insn::LdImm64 {
+            src: isa::opcode::BPF_PSEUDO_FUNC,
+            ..
+        } => "the address of a function (a callback, as bpf_loop takes): rbpf has none",
         Insn::LdImm64 { src, .. }
             if src != 0
                 && src != isa::opcode::BPF_PSEUDO_MAP_IDX
                 && src != isa::opcode::BPF_PSEUDO_MAP_IDX_VALUE =>
         {
-            "lddw of a pseudo source the loader does not emit for maps"
+            "lddw of a pseudo source other than a map or a map value"
         }
         _ => return None,
     };
