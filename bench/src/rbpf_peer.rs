@@ -585,6 +585,8 @@ impl RbpfProgram {
         let program = || name.to_string();
         let mut insns = prog.insns.clone();
         let mut maps: Vec<Option<Box<PeerMap>>> = object.maps.iter().map(|_| None).collect();
+        // Instructions first (what rbpf cannot run), then the maps they refer to.
+        let mut decoded = Vec::with_capacity(insns.len());
         let mut pc = 0;
         while pc < insns.len() {
             let insn = isa::decode(&insns, pc).map_err(|e| RbpfError::Decode {
@@ -600,6 +602,14 @@ impl RbpfProgram {
                     why,
                 });
             }
+            decoded.push((pc, insn));
+            pc += if matches!(insn, Insn::LdImm64 { .. }) {
+                2
+            } else {
+                1
+            };
+        }
+        for (pc, insn) in decoded {
             if let Insn::LdImm64 {
                 src, imm, next_imm, ..
             } = insn
@@ -644,9 +654,6 @@ impl RbpfProgram {
                     insns[pc].imm = addr as u32 as i32;
                     insns[pc + 1].imm = (addr >> 32) as u32 as i32;
                 }
-                pc += 2;
-            } else {
-                pc += 1;
             }
         }
         let code: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
@@ -1024,5 +1031,189 @@ mod peer_tests {
                 assert_eq!(got, expected[0], "{label}: rbpf {}", vm.engine());
             }
         }
+    }
+
+    /// Every engine's r0 for the pure parser on one packet (one run each).
+    fn pure_parser_verdicts(packet: &str) -> Vec<(&'static str, u64)> {
+        let w = crate::pure_parser::workload(packet).unwrap();
+        let [interp, jit] = runtime_runs(&w);
+        let program = RbpfProgram::link(&w.object, crate::pure_parser::NAME).unwrap();
+        let rbpf_interp = program.interpreter(&w.packet).unwrap().run().unwrap();
+        let rbpf_jit = program.jit(&w.packet).unwrap().run().unwrap();
+        let mut out = vec![
+            ("runtime interpreter", interp.0),
+            ("runtime JIT", jit.0),
+            ("rbpf interpreter", rbpf_interp),
+            ("rbpf JIT", rbpf_jit),
+        ];
+        match w.kernel(&[]) {
+            Ok(k) => out.push((
+                "kernel",
+                k.test_run(crate::pure_parser::NAME, &w.packet, 1)
+                    .unwrap()
+                    .retval as u64,
+            )),
+            Err(why) => println!("SKIP: pure parser in the kernel: {why}"),
+        }
+        out
+    }
+
+    #[test]
+    fn the_pure_parser_parses_as_its_packets_say() {
+        // gen.py: UDP to port 53 (dropped), TCP to port 80, IPv6, two VLAN tags before
+        // IPv4, IHL 15 in a 54-byte frame (truncated), IHL 6 with TCP.
+        for (packet, action) in [
+            ("udp", 1),
+            ("tcp_syn", 2),
+            ("icmp", 2),
+            ("ipv6", 2),
+            ("vlan_udp", 2),
+            ("bad_ihl", 0),
+            ("ipv4_opts", 2),
+        ] {
+            for (engine, r0) in pure_parser_verdicts(packet) {
+                assert_eq!(r0, action, "{packet} in the {engine}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_counter_map_counts_in_the_peer_table_as_in_the_runtime() {
+        let w = compare::workload("xdp_counter", "icmp").unwrap();
+        let len = (w.packet.len() as u32).to_ne_bytes();
+        runtime_runs(&w);
+        let bound = w.loaded.maps.by_name("counter_map").unwrap();
+        let entries = runtime::dump(&bound.map).unwrap();
+        let runtime_value = &entries.iter().find(|e| e.key == len).unwrap().values[0];
+        // Two engines ran RUNS times each: first store 0, then old + 1.
+        assert_eq!(runtime_value, &((2 * RUNS - 1) as u32).to_ne_bytes());
+        for jit in [false, true] {
+            let program = RbpfProgram::link(&w.object, "xdp_counter").unwrap();
+            let mut vm = if jit {
+                program.jit(&w.packet)
+            } else {
+                program.interpreter(&w.packet)
+            }
+            .unwrap();
+            for _ in 0..RUNS {
+                assert_eq!(vm.run().unwrap(), 3, "XDP_TX");
+            }
+            let value = program.map("counter_map").unwrap().lookup_copy(&len);
+            assert_eq!(
+                value,
+                Some(((RUNS - 1) as u32).to_ne_bytes().to_vec()),
+                "{}",
+                vm.engine()
+            );
+        }
+    }
+
+    fn refusal(insns: Vec<Insn>, maps: &[crate::MapDecl]) -> RbpfError {
+        let object = crate::object_from_insns(maps, &[("p", insns)]).unwrap();
+        match RbpfProgram::link(&object, "p") {
+            Ok(_) => panic!("linked"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn programs_rbpf_cannot_run_are_refused_with_the_reason() {
+        use crate::asm::*;
+        let ret = [mov(0, 2), exit()];
+        let atomic = Insn::Atomic {
+            size: isa::Size::DW,
+            op: isa::AtomicOp::Add,
+            fetch: false,
+            dst: 10,
+            src: 1,
+            off: -8,
+        };
+        let e = refusal(
+            vec![
+                store_imm(isa::Size::DW, 10, -8, 0),
+                mov(1, 1),
+                atomic,
+                ret[0],
+                ret[1],
+            ],
+            &[],
+        );
+        assert!(
+            matches!(e, RbpfError::Unsupported { pc: 2, why, .. } if why.contains("atomic")),
+            "{e}"
+        );
+        let sdiv = Insn::Alu {
+            width: isa::Width::W64,
+            op: AluOp::SDiv,
+            dst: 0,
+            src: isa::Operand::Imm(-2),
+        };
+        let e = refusal(vec![mov(0, 7), sdiv, exit()], &[]);
+        assert!(
+            matches!(e, RbpfError::Unsupported { pc: 1, why, .. } if why.contains("unsigned")),
+            "{e}"
+        );
+        let jmp_map = crate::MapDecl {
+            name: "jmp",
+            map_type: 3,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 1,
+        };
+        let e = refusal(
+            vec![ld_map(2, 0), mov(3, 0), call(TAIL_CALL), ret[0], ret[1]],
+            std::slice::from_ref(&jmp_map),
+        );
+        assert!(
+            matches!(e, RbpfError::Unsupported { pc: 3, why, .. } if why.contains("tail call")),
+            "{e}"
+        );
+        // The map comes first: a prog_array has no peer map.
+        let e = refusal(vec![ld_map(1, 0), ret[0], ret[1]], &[jmp_map]);
+        assert!(
+            matches!(e, RbpfError::UnsupportedMap { map_type: 3, .. }),
+            "{e}"
+        );
+        let e = refusal(
+            vec![call(crate::helper::XDP_ADJUST_HEAD), ret[0], ret[1]],
+            &[],
+        );
+        assert!(e.to_string().contains("bpf_xdp_adjust_head"), "{e}");
+        // rbpf's own verifier: a jump to itself.
+        let e = refusal(
+            vec![mov(0, 2), jmp(isa::JmpCond::Eq, 0, 1, -1), exit()],
+            &[],
+        );
+        assert!(matches!(e, RbpfError::Rejected { .. }), "{e}");
+    }
+
+    #[test]
+    fn the_jit_runs_only_vouched_programs() {
+        use crate::asm::*;
+        // Reads 8 bytes far outside every region: rbpf's interpreter refuses the access,
+        // and its JIT (no checks) is not offered.
+        let wild = vec![mov(1, 0x1000), load(isa::Size::DW, 0, 1, 0), exit()];
+        let object = crate::object_from_insns(&[], &[("wild", wild)]).unwrap();
+        let program = RbpfProgram::link(&object, "wild").unwrap();
+        let packet = std::fs::read(crate::bpf_packet("udp")).unwrap();
+        assert!(matches!(
+            program.jit(&packet),
+            Err(RbpfError::NotVouched { .. })
+        ));
+        let err = program.interpreter(&packet).unwrap().run().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RbpfError::Run {
+                    engine: "interpreter",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // The benchmark programs are vouched for.
+        let w = compare::workload("xdp_fw", "tcp_syn").unwrap();
+        assert!(kernel_accepted(&w.object.programs[w.prog].insns));
+        assert!(!kernel_accepted(&object.programs[0].insns));
     }
 }
