@@ -414,6 +414,7 @@ const HELPERS: &[(i32, rbpf::Helper)] = &[
 // into the program), so a Rust function that keeps 16-byte values on its stack faults.
 // Its JIT therefore calls these stubs, which realign the stack and call the same
 // helpers through the C ABI (argument registers untouched, r0 in rax).
+#[cfg(target_arch = "x86_64")]
 macro_rules! c_helper {
     ($c:ident, $f:ident) => {
         extern "C" fn $c(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
@@ -421,11 +422,16 @@ macro_rules! c_helper {
         }
     };
 }
+#[cfg(target_arch = "x86_64")]
 c_helper!(c_lookup, helper_lookup);
+#[cfg(target_arch = "x86_64")]
 c_helper!(c_update, helper_update);
+#[cfg(target_arch = "x86_64")]
 c_helper!(c_delete, helper_delete);
+#[cfg(target_arch = "x86_64")]
 c_helper!(c_cpu, helper_cpu);
 
+#[cfg(target_arch = "x86_64")]
 std::arch::global_asm!(
     ".text",
     ".p2align 4",
@@ -471,6 +477,7 @@ std::arch::global_asm!(
 );
 
 /// The address of a stub above.
+#[cfg(target_arch = "x86_64")]
 macro_rules! stub_addr {
     ($name:literal) => {{
         let addr: usize;
@@ -487,9 +494,21 @@ macro_rules! stub_addr {
     }};
 }
 
+#[cfg(not(target_arch = "x86_64"))]
+fn jit_helpers() -> [(i32, rbpf::Helper); 4] {
+    // Never used: `jit_compile` refuses before (rbpf's JIT emits x86-64 code only).
+    [
+        (MAP_LOOKUP_ELEM, helper_lookup),
+        (MAP_UPDATE_ELEM, helper_update),
+        (MAP_DELETE_ELEM, helper_delete),
+        (GET_SMP_PROCESSOR_ID, helper_cpu),
+    ]
+}
+
 /// The helpers for rbpf's JIT: the stubs, as `rbpf::Helper` values (the JIT takes
 /// only their addresses and calls them with the C ABI; nothing calls them as Rust
 /// functions).
+#[cfg(target_arch = "x86_64")]
 fn jit_helpers() -> [(i32, rbpf::Helper); 4] {
     let stubs = [
         (MAP_LOOKUP_ELEM, stub_addr!("bench_rbpf_peer_lookup_stub")),
@@ -715,6 +734,12 @@ impl RbpfProgram {
     }
 
     fn jit_compile(&self, vm: &mut rbpf::EbpfVmMbuff<'_>) -> Result<(), RbpfError> {
+        if cfg!(not(target_arch = "x86_64")) {
+            return Err(RbpfError::JitFailed {
+                program: self.name.clone(),
+                message: "rbpf's JIT emits x86-64 code only".into(),
+            });
+        }
         // rbpf's JIT asserts when the code outgrows its one-page buffer: a panic here
         // is its refusal, reported as an error.
         match catch_unwind(AssertUnwindSafe(|| vm.jit_compile())) {

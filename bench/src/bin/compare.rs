@@ -73,11 +73,11 @@ impl Engine {
 enum Runner<'w> {
     Kernel(KernelObject),
     Runtime {
-        jit: Option<JitObject<'w>>,
-        vm: Vm,
+        jit: Option<Box<JitObject<'w>>>,
+        vm: Box<Vm>,
         pkt: Packet,
     },
-    Rbpf(RbpfVm<'w>),
+    Rbpf(Box<RbpfVm<'w>>),
 }
 
 impl Runner<'_> {
@@ -160,13 +160,15 @@ fn main() -> Result<()> {
                 Engine::Kernel => Some(Runner::Kernel(w.kernel(&[])?)),
                 Engine::Jit | Engine::Interpreter => Some(Runner::Runtime {
                     jit: (e == Engine::Jit)
-                        .then(|| JitObject::compile(&w.loaded, &Default::default()))
+                        .then(|| JitObject::compile(&w.loaded, &Default::default()).map(Box::new))
                         .transpose()?,
-                    vm: Vm::new(0),
+                    vm: Box::new(Vm::new(0)),
                     pkt: w.fresh_packet()?,
                 }),
-                Engine::RbpfJit => Some(Runner::Rbpf(program.jit(&w.packet)?)),
-                Engine::RbpfInterpreter => Some(Runner::Rbpf(program.interpreter(&w.packet)?)),
+                Engine::RbpfJit => Some(Runner::Rbpf(Box::new(program.jit(&w.packet)?))),
+                Engine::RbpfInterpreter => {
+                    Some(Runner::Rbpf(Box::new(program.interpreter(&w.packet)?)))
+                }
             };
             row.push(runner);
         }
