@@ -204,10 +204,8 @@ impl PeerMap {
         let want = u32::from_ne_bytes(key[..4].try_into().ok()?) as usize;
         let data = &key[4..];
         let mut best: Option<(usize, usize)> = None;
-        for slot in 0..self.slots {
-            if self.state(slot) != USED {
-                continue;
-            }
+        // LPM entries are packed in slots 0..len (see `update` and `delete`).
+        for slot in 0..self.len.get() {
             let entry = self.bytes(slot * self.stride + self.key_off, self.key_size);
             let len = u32::from_ne_bytes(entry[..4].try_into().ok()?) as usize;
             let matches = if exact {
@@ -284,7 +282,8 @@ impl PeerMap {
         }
         let (mask, start) = match self.kind {
             Kind::Hash => (self.slots - 1, Self::hash(key) & (self.slots - 1)),
-            _ => (usize::MAX, 0),
+            // LPM: the next packed slot.
+            _ => (usize::MAX, self.len.get()),
         };
         let mut slot = start;
         for _ in 0..self.slots {
@@ -312,8 +311,18 @@ impl PeerMap {
             Kind::Lpm => self.lpm_match(key, true),
         }
         .ok_or(ENOENT)?;
-        self.set_state(slot, DELETED);
-        self.len.set(self.len.get() - 1);
+        let last = self.len.get() - 1;
+        if self.kind == Kind::Lpm {
+            // Keep the entries packed: the last one moves into the hole.
+            if slot != last {
+                let entry = self.bytes(last * self.stride, self.stride).to_vec();
+                self.write(slot * self.stride, &entry);
+            }
+            self.set_state(last, EMPTY);
+        } else {
+            self.set_state(slot, DELETED);
+        }
+        self.len.set(last);
         Ok(())
     }
 }
@@ -369,16 +378,32 @@ fn helper_update(map: u64, key: u64, value: u64, flags: u64, _: u64) -> u64 {
     let Some(map) = (unsafe { map_of(map) }) else {
         return -(EINVAL as i64) as u64;
     };
-    // SAFETY: as above. The key and value are copied before the map is written.
-    let key = unsafe { program_bytes(key, map.key_size) }.map(<[u8]>::to_vec);
-    // SAFETY: as above.
-    let value = unsafe { program_bytes(value, map.value_size) }.map(<[u8]>::to_vec);
-    let (Some(key), Some(value)) = (key, value) else {
+    // The key and value may point into map memory the update writes, so they are
+    // copied first: on the stack when small (no allocation on the hot path).
+    let (mut kbuf, mut vbuf) = ([0u8; 64], [0u8; 256]);
+    let (mut kvec, mut vvec) = (Vec::new(), Vec::new());
+    // SAFETY: as above; the slices end before the map is written.
+    let (Some(k), Some(v)) = (unsafe { program_bytes(key, map.key_size) }, unsafe {
+        program_bytes(value, map.value_size)
+    }) else {
         return -(EINVAL as i64) as u64;
     };
-    match map.update(&key, &value, flags) {
+    let key = copy_into(k, &mut kbuf, &mut kvec);
+    let value = copy_into(v, &mut vbuf, &mut vvec);
+    match map.update(key, value, flags) {
         Ok(()) => 0,
         Err(e) => -(e as i64) as u64,
+    }
+}
+
+/// `src` copied into `buf` when it fits, else into `spill`.
+fn copy_into<'b>(src: &[u8], buf: &'b mut [u8], spill: &'b mut Vec<u8>) -> &'b [u8] {
+    if let Some(dst) = buf.get_mut(..src.len()) {
+        dst.copy_from_slice(src);
+        dst
+    } else {
+        spill.extend_from_slice(src);
+        spill
     }
 }
 
@@ -994,6 +1019,11 @@ mod tests {
         assert_eq!(hit([10, 1, 15, 3]), Some(3), "10.1.0.0/20 holds 10.1.15.x");
         assert_eq!(hit([10, 1, 16, 3]), Some(1), "but not 10.1.16.x");
         assert_eq!(hit([11, 1, 2, 3]), None);
+        assert_eq!(m.delete(&key(24, [10, 1, 2, 0])), Ok(()));
+        assert_eq!(hit([10, 1, 2, 3]), Some(3), "the /20 after the /24 is gone");
+        assert_eq!(m.delete(&key(8, [10, 0, 0, 0])), Ok(()));
+        assert_eq!(hit([10, 1, 15, 3]), Some(3), "the /20 moved into the hole");
+        assert_eq!(hit([10, 1, 16, 3]), None);
         assert_eq!(
             m.update(&key(33, [0; 4]), &0u32.to_ne_bytes(), 0),
             Err(EINVAL)
