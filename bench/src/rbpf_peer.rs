@@ -186,11 +186,24 @@ impl PeerMap {
     fn find(&self, key: &[u8]) -> Option<usize> {
         let mask = self.slots - 1;
         let mut slot = Self::hash(key) & mask;
+        // Keys of at most 8 bytes compare as one word (stored keys are zero-padded).
+        let word = (key.len() <= 8).then(|| {
+            let mut w = [0u8; 8];
+            w[..key.len()].copy_from_slice(key);
+            u64::from_ne_bytes(w)
+        });
         for _ in 0..self.slots {
-            match self.state(slot) {
+            let base = slot * self.stride;
+            match self.mem[base / 8].get() {
                 EMPTY => return None,
-                USED if self.bytes(slot * self.stride + self.key_off, self.key_size) == key => {
-                    return Some(slot)
+                USED => {
+                    let found = match word {
+                        Some(w) => self.mem[(base + self.key_off) / 8].get() == w,
+                        None => self.bytes(base + self.key_off, self.key_size) == key,
+                    };
+                    if found {
+                        return Some(slot);
+                    }
                 }
                 _ => {}
             }
@@ -380,7 +393,7 @@ fn helper_update(map: u64, key: u64, value: u64, flags: u64, _: u64) -> u64 {
     };
     // The key and value may point into map memory the update writes, so they are
     // copied first: on the stack when small (no allocation on the hot path).
-    let (mut kbuf, mut vbuf) = ([0u8; 64], [0u8; 256]);
+    let (mut kbuf, mut vbuf) = ([0u8; 32], [0u8; 128]);
     let (mut kvec, mut vvec) = (Vec::new(), Vec::new());
     // SAFETY: as above; the slices end before the map is written.
     let (Some(k), Some(v)) = (unsafe { program_bytes(key, map.key_size) }, unsafe {
