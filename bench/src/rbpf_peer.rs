@@ -10,7 +10,9 @@
 //!   not at all, are refused with the reason ([`RbpfError::Unsupported`]).
 //! - **Helpers**, with rbpf's ABI (`fn(u64, u64, u64, u64, u64) -> u64`, the five
 //!   argument registers in, r0 out): map_lookup_elem, map_update_elem,
-//!   map_delete_elem, get_smp_processor_id (0).
+//!   map_delete_elem, get_smp_processor_id (0). rbpf's JIT calls them with the stack
+//!   8 bytes off the ABI's alignment, so it gets `global_asm!` stubs that realign it
+//!   and call them through the C ABI; its interpreter calls them as Rust functions.
 //! - **Memory layout.** rbpf's `EbpfVmMbuff` hands the program a metadata buffer in r1.
 //!   Here it is a copy of the runtime's `struct xdp_md` for a [`runtime::Packet`]: the
 //!   frame lies below 4 GiB, so `ldxw` of `ctx->data` and `ctx->data_end` yields the
@@ -19,7 +21,8 @@
 //!   JIT checks nothing.
 //!
 //! The one module of the crate with unsafe code: helpers read keys and values through
-//! the pointers a program passes, and the JIT's entry point is `unsafe`. The JIT runs
+//! the pointers a program passes, the JIT's entry point is `unsafe`, and the helper
+//! stubs are assembly. The JIT runs
 //! only programs vouched for by [`kernel_accepted`].
 #![allow(unsafe_code)]
 
