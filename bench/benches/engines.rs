@@ -118,7 +118,7 @@ fn rbpf_engines(c: &mut Criterion, group: &str, label: &str, w: &Workload) {
 fn peers(c: &mut Criterion) {
     for &(label, object, packet) in compare::WORKLOADS {
         let w = compare::workload(object, packet).expect("compared workload");
-        let label = label.replace('/', "_");
+        let label = label.replace(['/', ' '], "_");
         both_engines(c, "peers", &label, &w);
         rbpf_engines(c, "peers", &label, &w);
         kernel_engine(c, "peers", &label, &w, &[]);
