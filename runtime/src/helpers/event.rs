@@ -117,21 +117,29 @@ pub(super) fn ringbuf_output(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result
 /// or there is no room.
 pub(super) fn ringbuf_reserve(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     let m = ring(ctx, RINGBUF_RESERVE, a[0])?;
-    if a[2] != 0 || a[1] > RINGBUF_MAX_RECORD_SZ {
+    // A run holds at most MAX_RING_RECORDS records: past them the ring reads as full.
+    if a[2] != 0 || a[1] > RINGBUF_MAX_RECORD_SZ || !ctx.regions.records.has_room() {
         return Ok(0);
     }
-    Ok(m.map.ringbuf_reserve(a[1] as u32) as u64)
+    let rec = m.map.ringbuf_reserve(a[1] as u32) as u64;
+    if rec != 0 && !ctx.regions.records.hold(m, rec, a[1]) {
+        // Not a ring of this run's table (cannot happen: `ring` resolved it there).
+        m.map.ringbuf_commit(rec as usize as *mut u8, true);
+        return Ok(0);
+    }
+    Ok(rec)
 }
 
 fn commit(ctx: &HelperCtx<'_, '_>, helper: i32, rec: u64, discard: bool) -> Result<u64, TrapKind> {
-    // The kernel's verifier lets only a reserved, not yet released record through;
-    // anything else stops the run here.
+    // The kernel's verifier lets only a record this program reserved and has not yet
+    // released through; anything else (a record of another run or process, one
+    // already submitted, an address inside a record) stops the run here.
     let bad = TrapKind::HelperBadPointer {
         helper,
         addr: rec,
         len: 0,
     };
-    let m = ctx.maps.ring_of_record(rec).ok_or(bad)?;
+    let m = ctx.regions.records.release(rec).ok_or(bad)?;
     if !m.map.ringbuf_commit(rec as usize as *mut u8, discard) {
         return Err(bad);
     }
@@ -213,11 +221,13 @@ mod tests {
             *b = 0xa0 + i as u8;
         }
         let lo = stack.as_mut_ptr() as usize;
+        let records = crate::maptable::RingRecords::new(table);
         let regions = Regions {
             stack_lo: lo,
             stack_hi: lo + stack.len(),
             ctx: pkt.md_addr() as usize,
             values: table.value_areas(),
+            records: &records,
         };
         let mut rng = 1;
         let mut ctx = HelperCtx {

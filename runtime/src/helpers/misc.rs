@@ -496,11 +496,13 @@ mod tests {
         let mut pkt = crate::xdp::Packet::new(&[0u8; 64]).expect("packet");
         let mut stack = [0u64; 8];
         let lo = stack.as_mut_ptr() as usize;
+        let records = crate::maptable::RingRecords::new(&table);
         let regions = crate::memory::Regions {
             stack_lo: lo,
             stack_hi: lo + 64,
             ctx: pkt.md_addr() as usize,
             values: table.value_areas(),
+            records: &records,
         };
         let mut rng = 1;
         let mut ctx = HelperCtx {

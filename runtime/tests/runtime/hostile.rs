@@ -133,8 +133,9 @@ fn check(case: &Hostile) -> Result<(), String> {
         .map_err(|e| format!("{name}: from_store: {e}"))?;
     let jit = JitObject::compile(&object, &JitOptions::default())
         .map_err(|e| format!("{name}: JIT compile: {e}"))?;
-    // One Vm and one frame for both engines, so that trap addresses match.
-    let mut vm = Vm::new(0);
+    // One Vm and one frame for both engines, so that trap addresses match; the
+    // suite's small budget keeps the endless cases fast (budget.rs tests the default).
+    let mut vm = Vm::new(0).with_max_steps(hostile::SUITE_MAX_STEPS);
     let mut pkt = Packet::new(&case.packet).map_err(|e| format!("{name}: packet: {e}"))?;
     apply_setup(case, &loaded);
     let interp = object.run(&mut vm, entry, &mut pkt);
