@@ -370,4 +370,61 @@ mod tests {
             vec![vec![0xa0, 0xa1, 0xa2, 0xa3, 0xa4], vec![0x5a; 24]]
         );
     }
+
+    /// A record is program memory only between its reserve and its submit or discard,
+    /// only for its reserved size, and only in the run that reserved it; what a run
+    /// still holds when it ends is discarded, so consumers are not stopped by it.
+    #[test]
+    fn ring_records_are_program_memory_only_while_held() {
+        let store = maps::Store::anonymous(maps::StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let t = table(&store);
+        let ring = handle(&t, 1);
+        with_ctx(&t, |ctx, _| {
+            let md = *ctx.pkt.md();
+            let rec = ringbuf_reserve(ctx, [ring, 20, 0, 0, 0]).expect("reserve");
+            assert_ne!(rec, 0);
+            assert!(ctx.regions.check(&md, rec, 20, true));
+            assert!(ctx.regions.check(&md, rec + 16, 4, false));
+            assert!(!ctx.regions.check(&md, rec, 21, false), "past its end");
+            assert!(!ctx.regions.check(&md, rec + 20, 1, false), "past its end");
+            assert!(!ctx.regions.check(&md, rec - 8, 8, false), "its header");
+            // Another run (another thread or process) cannot release it.
+            with_ctx(&t, |other, _| {
+                assert!(ringbuf_submit(other, [rec, 0, 0, 0, 0]).is_err());
+                assert!(!other.regions.check(&md, rec, 1, false));
+            });
+            assert_eq!(ringbuf_submit(ctx, [rec, 0, 0, 0, 0]), Ok(0));
+            assert!(!ctx.regions.check(&md, rec, 8, true), "submitted");
+            assert!(!ctx.regions.check(&md, rec, 1, false), "submitted");
+            let gone = ringbuf_reserve(ctx, [ring, 8, 0, 0, 0]).expect("reserve");
+            assert_eq!(ringbuf_discard(ctx, [gone, 0, 0, 0, 0]), Ok(0));
+            assert!(!ctx.regions.check(&md, gone, 8, true), "discarded");
+            // At most MAX_RING_RECORDS held at once: then the ring reads as full.
+            let held: Vec<u64> = (0..crate::maptable::MAX_RING_RECORDS)
+                .map(|_| ringbuf_reserve(ctx, [ring, 8, 0, 0, 0]).expect("reserve"))
+                .collect();
+            assert!(held.iter().all(|&r| r != 0));
+            assert_eq!(ringbuf_reserve(ctx, [ring, 8, 0, 0, 0]), Ok(0));
+            assert_eq!(ringbuf_submit(ctx, [held[3], 0, 0, 0, 0]), Ok(0));
+            assert!(held
+                .iter()
+                .enumerate()
+                .all(|(i, &r)| ctx.regions.check(&md, r, 8, true) == (i != 3)));
+            // The run ends holding the others.
+        });
+        with_ctx(&t, |ctx, stack| {
+            assert_eq!(ringbuf_output(ctx, [ring, stack, 4, 0, 0]), Ok(0));
+        });
+        let mut got = Vec::new();
+        t.get(1)
+            .unwrap()
+            .map
+            .ringbuf_consume(100, |r| got.push(r.len()))
+            .expect("consume");
+        assert_eq!(got, vec![20, 8, 4], "the held records were discarded");
+    }
 }
