@@ -1151,7 +1151,10 @@ fn helpers(s: &mut Suite) {
     // runtime does not map is -EFAULT (not asked of the kernel, where it may be mapped).
     for (name, addr) in [
         ("probe_read_kernel_from_non_canonical", 1u64 << 63),
-        ("probe_read_kernel_from_the_vsyscall_page", 0xffff_ffff_ff60_0000),
+        (
+            "probe_read_kernel_from_the_vsyscall_page",
+            0xffff_ffff_ff60_0000,
+        ),
     ] {
         s.add(name, |a| {
             a.raw(STDW, 10, 0, -8, -1);

@@ -354,7 +354,10 @@ impl<'t> RingRecords<'t> {
 
 impl std::fmt::Debug for RingRecords<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let held: Vec<Record> = self.live[..self.count.get()].iter().map(Cell::get).collect();
+        let held: Vec<Record> = self.live[..self.count.get()]
+            .iter()
+            .map(Cell::get)
+            .collect();
         f.debug_struct("RingRecords").field("held", &held).finish()
     }
 }
