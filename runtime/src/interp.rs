@@ -26,7 +26,7 @@ use isa::AtomicOp;
 
 use crate::error::{Trap, TrapKind};
 use crate::helpers::{self, HelperCtx};
-use crate::maptable::{types, MapTable};
+use crate::maptable::{types, MapTable, RingRecords};
 use crate::memory::{self, Regions};
 use crate::program::{Op, Prepared};
 use crate::xdp::Packet;
@@ -160,11 +160,13 @@ impl Vm {
     pub fn run(&mut self, env: &Env<'_>, entry: usize, pkt: &mut Packet) -> Result<u64, Trap> {
         let stack_lo = self.stack.as_ptr() as usize;
         let stack_hi = stack_lo + STACK_SIZE;
+        let records = RingRecords::new(env.maps);
         let regions = Regions {
             stack_lo,
             stack_hi,
             ctx: pkt.md_addr() as usize,
             values: env.maps.value_areas(),
+            records: &records,
         };
         let Some(first) = env.programs.get(entry) else {
             return Err(Trap {

@@ -4,6 +4,7 @@
 //! get it back with [`MapTable::resolve`], which accepts only exact element addresses of
 //! this table, so a forged value is an error, never a wild pointer.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use maps::{Map, MapInfo};
@@ -154,18 +155,10 @@ impl MapTable {
                 }
             })
             .collect();
-        // A ring's record area is one value the program may read and write: the
-        // records bpf_ringbuf_reserve hands out lie in it. Maps without rings add
-        // nothing, so other programs' checks stay as they were.
-        let ring_areas = rings.iter().map(|r| ValueArea {
-            base: r.data,
-            len: r.size,
-            stride: r.size,
-            value_offset: 0,
-            value_len: r.size,
-            writable: true,
-        });
-        let areas = areas.chain(ring_areas).collect();
+        // A ring's record area is not a value area: the program may touch only the
+        // records it reserved in this run and has not yet submitted or discarded
+        // (`RingRecords`, one per run).
+        let areas = areas.collect();
         MapTable {
             maps: maps.into(),
             nobj,
@@ -247,17 +240,6 @@ impl MapTable {
         &self.areas
     }
 
-    /// The RINGBUF map whose record area holds `addr` (a record that
-    /// `bpf_ringbuf_reserve` returned, for `bpf_ringbuf_submit`/`_discard`).
-    pub fn ring_of_record(&self, addr: u64) -> Option<&BoundMap> {
-        let a = usize::try_from(addr).ok()?;
-        let r = self
-            .rings
-            .iter()
-            .find(|r| a >= r.data && a - r.data < r.size)?;
-        self.maps.get(r.index)
-    }
-
     /// `(consumer_pos, producer_pos)` of a RINGBUF map of this table, as
     /// `bpf_ringbuf_query` reports them; `None` for other maps.
     pub fn ring_positions(&self, map: &BoundMap) -> Option<(u64, u64)> {
@@ -279,6 +261,116 @@ impl MapTable {
 fn default_net() -> &'static Net {
     static NET: OnceLock<Net> = OnceLock::new();
     NET.get_or_init(Net::new)
+}
+
+/// How many ring buffer records one run may hold reserved at once; a
+/// `bpf_ringbuf_reserve` beyond them returns NULL, as for a full ring.
+pub const MAX_RING_RECORDS: usize = 32;
+
+/// One reserved record: its address, length and the index of its ring in the table.
+#[derive(Clone, Copy, Debug, Default)]
+struct Record {
+    addr: usize,
+    len: usize,
+    ring: usize,
+}
+
+/// The ring buffer records a run holds: reserved by `bpf_ringbuf_reserve`, not yet
+/// submitted or discarded. Exactly these bytes are program memory in a ring
+/// (`memory::Regions::check`), and only these addresses may be submitted or
+/// discarded. Fixed capacity on the run's own stack: a run allocates nothing.
+/// Dropping it (the run ended, by `exit` or a trap) discards what is still held, so a
+/// program the kernel's verifier would refuse for an unreleased record leaves no
+/// busy record behind to stop the ring's consumers.
+pub struct RingRecords<'t> {
+    table: &'t MapTable,
+    live: [Cell<Record>; MAX_RING_RECORDS],
+    count: Cell<usize>,
+}
+
+impl<'t> RingRecords<'t> {
+    /// No records yet, for a run over `table`.
+    pub fn new(table: &'t MapTable) -> RingRecords<'t> {
+        RingRecords {
+            table,
+            live: Default::default(),
+            count: Cell::new(0),
+        }
+    }
+
+    /// Whether another record can be held.
+    pub fn has_room(&self) -> bool {
+        self.count.get() < MAX_RING_RECORDS
+    }
+
+    /// Holds the record of `len` bytes at `addr` in the ring `map` (a map of this
+    /// table); false (and nothing held) when it is not a ring of the table or
+    /// there is no room.
+    pub fn hold(&self, map: &BoundMap, addr: u64, len: u64) -> bool {
+        let n = self.count.get();
+        let ring = self
+            .table
+            .rings
+            .iter()
+            .find(|r| std::ptr::eq(&self.table.maps[r.index], map));
+        let (Some(r), Ok(addr), Ok(len)) = (ring, usize::try_from(addr), usize::try_from(len))
+        else {
+            return false;
+        };
+        if n >= MAX_RING_RECORDS {
+            return false;
+        }
+        self.live[n].set(Record {
+            addr,
+            len,
+            ring: r.index,
+        });
+        self.count.set(n + 1);
+        true
+    }
+
+    /// Stops holding the record that starts at `addr`: its ring, or `None` when no
+    /// held record starts there.
+    pub fn release(&self, addr: u64) -> Option<&'t BoundMap> {
+        let n = self.count.get();
+        let i = self.live[..n]
+            .iter()
+            .position(|r| r.get().addr as u64 == addr)?;
+        let rec = self.live[i].get();
+        self.live[i].set(self.live[n - 1].get());
+        self.count.set(n - 1);
+        self.table.maps.get(rec.ring)
+    }
+
+    /// Whether `[addr, addr + len)` lies in one held record.
+    #[inline]
+    pub fn contains(&self, addr: usize, len: usize) -> bool {
+        self.live[..self.count.get()].iter().any(|r| {
+            let r = r.get();
+            addr >= r.addr && addr - r.addr <= r.len && r.len - (addr - r.addr) >= len
+        })
+    }
+}
+
+impl std::fmt::Debug for RingRecords<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held: Vec<Record> = self.live[..self.count.get()]
+            .iter()
+            .map(Cell::get)
+            .collect();
+        f.debug_struct("RingRecords").field("held", &held).finish()
+    }
+}
+
+impl Drop for RingRecords<'_> {
+    fn drop(&mut self) {
+        while self.count.get() > 0 {
+            let addr = self.live[self.count.get() - 1].get().addr;
+            if let Some(m) = self.release(addr as u64) {
+                m.map.ringbuf_commit(addr as *mut u8, true);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //!   are read-only.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use crate::maptable::RingRecords;
 use crate::xdp::XdpMd;
 
 /// Where one map's values live.
@@ -56,6 +57,9 @@ pub struct Regions<'a> {
     pub stack_hi: usize,
     pub ctx: usize,
     pub values: &'a [ValueArea],
+    /// The ring buffer records the run holds (reserved, not yet submitted or
+    /// discarded): program memory for exactly their reserved bytes.
+    pub records: &'a RingRecords<'a>,
 }
 
 impl Regions<'_> {
@@ -80,6 +84,9 @@ impl Regions<'_> {
             if v.contains(a, len) {
                 return v.writable || !write;
             }
+        }
+        if self.records.contains(a, len) {
+            return true;
         }
         // The context is read-only.
         !write
@@ -201,7 +208,14 @@ mod tests {
             stack_hi: 1512,
             ctx: 5000,
             values,
+            records: no_records(),
         }
+    }
+
+    /// A run's records over an empty table, for the lifetime of the test process.
+    fn no_records() -> &'static RingRecords<'static> {
+        let table = Box::leak(Box::new(crate::maptable::MapTable::new(Vec::new())));
+        Box::leak(Box::new(RingRecords::new(table)))
     }
 
     fn md() -> XdpMd {

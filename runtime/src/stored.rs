@@ -230,6 +230,10 @@ impl LoadedObject {
         };
         // The programs to load: `id` and what prog_array slots reach from it.
         let mut order: Vec<u32> = vec![id];
+        // Whether the programs use a prog_array: then store ids are tail-call targets
+        // (slots may be filled after this load, the program itself included), and
+        // every program sits at `id - 1`.
+        let mut tail_calls = false;
         let mut infos = Vec::new();
         let mut i = 0;
         while i < order.len() {
@@ -250,6 +254,7 @@ impl LoadedObject {
                 if m.info().map_type != types::PROG_ARRAY {
                     continue;
                 }
+                tail_calls = true;
                 for slot in 0..m.info().max_entries {
                     if let Some(t) = m.prog_array_get(slot).filter(|&t| t != 0) {
                         if info.holder_pid == 0 {
@@ -305,7 +310,7 @@ impl LoadedObject {
                 },
             ));
         }
-        if prepared.len() == 1 {
+        if !tail_calls {
             let (_, p) = prepared.swap_remove(0);
             return Ok((
                 LoadedObject {

@@ -117,21 +117,29 @@ pub(super) fn ringbuf_output(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result
 /// or there is no room.
 pub(super) fn ringbuf_reserve(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     let m = ring(ctx, RINGBUF_RESERVE, a[0])?;
-    if a[2] != 0 || a[1] > RINGBUF_MAX_RECORD_SZ {
+    // A run holds at most MAX_RING_RECORDS records: past them the ring reads as full.
+    if a[2] != 0 || a[1] > RINGBUF_MAX_RECORD_SZ || !ctx.regions.records.has_room() {
         return Ok(0);
     }
-    Ok(m.map.ringbuf_reserve(a[1] as u32) as u64)
+    let rec = m.map.ringbuf_reserve(a[1] as u32) as u64;
+    if rec != 0 && !ctx.regions.records.hold(m, rec, a[1]) {
+        // Not a ring of this run's table (cannot happen: `ring` resolved it there).
+        m.map.ringbuf_commit(rec as usize as *mut u8, true);
+        return Ok(0);
+    }
+    Ok(rec)
 }
 
 fn commit(ctx: &HelperCtx<'_, '_>, helper: i32, rec: u64, discard: bool) -> Result<u64, TrapKind> {
-    // The kernel's verifier lets only a reserved, not yet released record through;
-    // anything else stops the run here.
+    // The kernel's verifier lets only a record this program reserved and has not yet
+    // released through; anything else (a record of another run or process, one
+    // already submitted, an address inside a record) stops the run here.
     let bad = TrapKind::HelperBadPointer {
         helper,
         addr: rec,
         len: 0,
     };
-    let m = ctx.maps.ring_of_record(rec).ok_or(bad)?;
+    let m = ctx.regions.records.release(rec).ok_or(bad)?;
     if !m.map.ringbuf_commit(rec as usize as *mut u8, discard) {
         return Err(bad);
     }
@@ -213,11 +221,13 @@ mod tests {
             *b = 0xa0 + i as u8;
         }
         let lo = stack.as_mut_ptr() as usize;
+        let records = crate::maptable::RingRecords::new(table);
         let regions = Regions {
             stack_lo: lo,
             stack_hi: lo + stack.len(),
             ctx: pkt.md_addr() as usize,
             values: table.value_areas(),
+            records: &records,
         };
         let mut rng = 1;
         let mut ctx = HelperCtx {
@@ -359,5 +369,62 @@ mod tests {
             got,
             vec![vec![0xa0, 0xa1, 0xa2, 0xa3, 0xa4], vec![0x5a; 24]]
         );
+    }
+
+    /// A record is program memory only between its reserve and its submit or discard,
+    /// only for its reserved size, and only in the run that reserved it; what a run
+    /// still holds when it ends is discarded, so consumers are not stopped by it.
+    #[test]
+    fn ring_records_are_program_memory_only_while_held() {
+        let store = maps::Store::anonymous(maps::StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let t = table(&store);
+        let ring = handle(&t, 1);
+        with_ctx(&t, |ctx, _| {
+            let md = *ctx.pkt.md();
+            let rec = ringbuf_reserve(ctx, [ring, 20, 0, 0, 0]).expect("reserve");
+            assert_ne!(rec, 0);
+            assert!(ctx.regions.check(&md, rec, 20, true));
+            assert!(ctx.regions.check(&md, rec + 16, 4, false));
+            assert!(!ctx.regions.check(&md, rec, 21, false), "past its end");
+            assert!(!ctx.regions.check(&md, rec + 20, 1, false), "past its end");
+            assert!(!ctx.regions.check(&md, rec - 8, 8, false), "its header");
+            // Another run (another thread or process) cannot release it.
+            with_ctx(&t, |other, _| {
+                assert!(ringbuf_submit(other, [rec, 0, 0, 0, 0]).is_err());
+                assert!(!other.regions.check(&md, rec, 1, false));
+            });
+            assert_eq!(ringbuf_submit(ctx, [rec, 0, 0, 0, 0]), Ok(0));
+            assert!(!ctx.regions.check(&md, rec, 8, true), "submitted");
+            assert!(!ctx.regions.check(&md, rec, 1, false), "submitted");
+            let gone = ringbuf_reserve(ctx, [ring, 8, 0, 0, 0]).expect("reserve");
+            assert_eq!(ringbuf_discard(ctx, [gone, 0, 0, 0, 0]), Ok(0));
+            assert!(!ctx.regions.check(&md, gone, 8, true), "discarded");
+            // At most MAX_RING_RECORDS held at once: then the ring reads as full.
+            let held: Vec<u64> = (0..crate::maptable::MAX_RING_RECORDS)
+                .map(|_| ringbuf_reserve(ctx, [ring, 8, 0, 0, 0]).expect("reserve"))
+                .collect();
+            assert!(held.iter().all(|&r| r != 0));
+            assert_eq!(ringbuf_reserve(ctx, [ring, 8, 0, 0, 0]), Ok(0));
+            assert_eq!(ringbuf_submit(ctx, [held[3], 0, 0, 0, 0]), Ok(0));
+            assert!(held
+                .iter()
+                .enumerate()
+                .all(|(i, &r)| ctx.regions.check(&md, r, 8, true) == (i != 3)));
+            // The run ends holding the others.
+        });
+        with_ctx(&t, |ctx, stack| {
+            assert_eq!(ringbuf_output(ctx, [ring, stack, 4, 0, 0]), Ok(0));
+        });
+        let mut got = Vec::new();
+        t.get(1)
+            .unwrap()
+            .map
+            .ringbuf_consume(100, |r| got.push(r.len()))
+            .expect("consume");
+        assert_eq!(got, vec![20, 8, 4], "the held records were discarded");
     }
 }

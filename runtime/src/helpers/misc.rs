@@ -47,32 +47,39 @@ pub(super) fn get_smp_processor_id(
     Ok(ctx.cpu as u64)
 }
 
-/// The 32-bit one's-complement sum of `bytes` (a multiple of 4 long) plus `seed`, as
-/// x86-64's `csum_partial` computes it.
+/// The 32-bit one's-complement sum of `bytes` plus `seed`, as x86-64's `csum_partial`
+/// computes it (arch/x86/lib/csum-partial_64.c): little-endian words, a tail shorter
+/// than a word padded with zero bytes, carries added back in. Its value is 0 only
+/// when `seed` and every byte are 0, else the one in `1..=u32::MAX` that the sum
+/// modulo 2^32 - 1 names, whatever the word size of the accumulation.
 pub(crate) fn csum_partial(bytes: &[u8], seed: u32) -> u32 {
     let mut sum = seed as u64;
-    for w in bytes.chunks_exact(4) {
-        sum += u32::from_ne_bytes([w[0], w[1], w[2], w[3]]) as u64;
+    let words = bytes.chunks_exact(4);
+    let tail = words.remainder();
+    for w in words {
+        sum += u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as u64;
     }
+    let mut last = [0u8; 4];
+    last[..tail.len()].copy_from_slice(tail);
+    sum += u32::from_le_bytes(last) as u64;
     sum = (sum & 0xffff_ffff) + (sum >> 32);
     sum = (sum & 0xffff_ffff) + (sum >> 32);
     sum as u32
 }
 
 /// bpf_csum_diff(from, from_size, to, to_size, seed): the checksum of `to` minus that of
-/// `from`, on top of `seed`. Sizes must be multiples of 4 and add up to at most 512.
+/// `from`, on top of `seed`, for any sizes the program may read (0 included).
 ///
-/// The kernel's formula since 6.13 (net/core/filter.c), kept exactly because the
-/// one's-complement results differ in their representation of zero (0 vs 0xffff):
+/// The kernel's formula since 6.13 (net/core/filter.c; no scratch buffer, so no
+/// size checks: no -EINVAL for sizes over 512 or not multiples of 4), kept exactly
+/// because the one's-complement results differ in their representation of zero
+/// (0 vs 0xffff):
 /// both sizes: `csum_sub(csum_partial(to, seed), csum_partial(from, 0))`; only `to`:
 /// `csum_partial(to, seed)`; only `from`: `~csum_partial(from, ~seed)`; neither: `seed`;
 /// the result folded to 16 bits (`csum_from32to16`). Older x86 kernels returned the
 /// unfolded 32-bit sum of `~from ++ to`.
 pub(super) fn csum_diff(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     let (from_size, to_size) = (a[1] as u32, a[3] as u32);
-    if (from_size | to_size) & 3 != 0 || from_size as u64 + to_size as u64 > 512 {
-        return Ok(neg_errno(libc::EINVAL));
-    }
     let from = ctx.bytes(CSUM_DIFF, a[0], from_size as u64)?;
     let to = ctx.bytes(CSUM_DIFF, a[2], to_size as u64)?;
     let seed = a[4] as u32;
@@ -453,9 +460,25 @@ pub(super) fn spin_unlock(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u6
     Ok(0)
 }
 
+/// Where x86-64's `copy_from_kernel_nofault` refuses a source with -ERANGE
+/// (`copy_from_kernel_nofault_allowed`, 4-level paging): user-space addresses (below
+/// `TASK_SIZE_MAX` plus a page, so NULL too), non-canonical ones, and the vsyscall
+/// page. What it allows and cannot read is -EFAULT.
+fn kernel_refuses(addr: u64) -> bool {
+    // User space ends at 1 << 47; from there up to the kernel half's start the
+    // addresses are not canonical.
+    const KERNEL_START: u64 = 0xffff_8000_0000_0000;
+    const VSYSCALL_PAGE: u64 = 0xffff_ffff_ff60_0000;
+    addr < KERNEL_START || addr & !0xfff == VSYSCALL_PAGE
+}
+
 /// bpf_probe_read_kernel(dst, size, src): copies `size` bytes from `src` when they lie
-/// in the program's memory; otherwise zeroes `dst` and returns -EFAULT, as the kernel
-/// does for an address it cannot read.
+/// in the program's memory (its stack, packet, context and map values, all kernel
+/// memory to a program in the kernel); otherwise zeroes `dst` and returns what the
+/// kernel returns for memory it does not let the program read: -ERANGE for an
+/// address no kernel address can be (every other address of this process, such as a
+/// map handle, is user space: the kernel refuses those), -EFAULT for a kernel-half
+/// address, which nothing here maps.
 pub(super) fn probe_read_kernel(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     let size = a[1] as u32 as u64;
     let readable = size == 0 || ctx.regions.check(ctx.pkt.md(), a[2], size as usize, false);
@@ -463,7 +486,12 @@ pub(super) fn probe_read_kernel(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Res
     let dst = ctx.bytes_mut(PROBE_READ_KERNEL, a[0], size)?;
     if !readable {
         dst.fill(0);
-        return Ok(neg_errno(libc::EFAULT));
+        let errno = if kernel_refuses(a[2]) {
+            libc::ERANGE
+        } else {
+            libc::EFAULT
+        };
+        return Ok(neg_errno(errno));
     }
     // SAFETY: `src` was checked readable for `size` bytes; `copy` tolerates overlap.
     unsafe { std::ptr::copy(src, dst.as_mut_ptr(), size as usize) };
@@ -496,11 +524,13 @@ mod tests {
         let mut pkt = crate::xdp::Packet::new(&[0u8; 64]).expect("packet");
         let mut stack = [0u64; 8];
         let lo = stack.as_mut_ptr() as usize;
+        let records = crate::maptable::RingRecords::new(&table);
         let regions = crate::memory::Regions {
             stack_lo: lo,
             stack_hi: lo + 64,
             ctx: pkt.md_addr() as usize,
             values: table.value_areas(),
+            records: &records,
         };
         let mut rng = 1;
         let mut ctx = HelperCtx {

@@ -73,6 +73,7 @@ pub use error::JitError;
 pub use perfmap::Symbol;
 
 use crate::error::{Trap, TrapKind};
+use crate::maptable::RingRecords;
 use crate::memory::Regions;
 use crate::xdp::Packet;
 use crate::{LoadedObject, Repeated, Vm};
@@ -375,11 +376,13 @@ impl<'a> JitObject<'a> {
             });
         };
         let (stack_lo, stack_hi) = vm.stack_bounds();
+        let records = RingRecords::new(&self.loaded.maps);
         let regions = Regions {
             stack_lo,
             stack_hi,
             ctx: pkt.md_addr() as usize,
             values: self.loaded.maps.value_areas(),
+            records: &records,
         };
         let flag = vm.interrupt_flag().cloned();
         let mut ctx = self.context(vm, pkt, &regions, stack_lo);

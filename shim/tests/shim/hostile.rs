@@ -20,6 +20,12 @@ fn setup() {
         if std::env::var("XDPSHIM_STORE").ok().as_deref() != Some(name.as_str()) {
             std::env::set_var("XDPSHIM_STORE", &name);
         }
+        // The suite's small step budget for this process's test runs (read at each
+        // run), so that the endless cases end fast; no other test of this binary
+        // runs a program near it.
+        if std::env::var_os("XDPSHIM_MAX_STEPS").is_none() {
+            std::env::set_var("XDPSHIM_MAX_STEPS", hostile::SUITE_MAX_STEPS.to_string());
+        }
         xdpshim::state::store().expect("store");
         xdpshim::state::store_file().expect("store file");
         let _ = std::fs::remove_file(format!("/dev/shm/{name}"));
