@@ -160,11 +160,6 @@ const BAD_CALLBACK: &str = "HelperBadCallback";
 const ITEM1: &str = "item 1: the JIT's entry function reached by a call with a forged r1";
 const ITEM6: &str = "item 6: a step budget per run";
 const ITEM8: &str = "item 8: bounded waits (a lock never released spins about 40 s first)";
-/// Found by this suite: the stack region is the whole 4 KiB stack of the `Vm`
-/// (`memory.rs` `Regions::check`), not the frames of the current call chain that
-/// `memory.rs` and ARCHITECTURE.md promise: a program reads and writes below its
-/// frame, into frames of returned callees and of earlier runs.
-const STACK_CHAIN: &str = "the stack region limited to the frames of the current call chain";
 /// Found by this suite: a ring buffer's whole record area stays writable to the
 /// program, so a record is written after it was submitted (the consumer may be
 /// reading it) or past its end.
@@ -556,7 +551,6 @@ fn stack(s: &mut Suite) {
         ("stack_read_straddling_the_bottom", LDXDW, -516),
         ("stack_read_straddling_the_top", LDXDW, -4),
     ] {
-        let below = off < -512;
         s.add(name, |a| {
             let pc = if code == STDW {
                 a.raw(STDW, 10, 0, off, 1)
@@ -565,8 +559,7 @@ fn stack(s: &mut Suite) {
             };
             a.exit();
             trap(OOB, pc)
-        })
-        .needs = below.then_some(STACK_CHAIN);
+        });
     }
     s.add("stack_bottom_slot_is_usable", |a| {
         a.raw(STDW, 10, 0, -512, 7);
@@ -580,8 +573,7 @@ fn stack(s: &mut Suite) {
         let pc = a.raw(STDW, 1, 0, 0, 1);
         a.exit();
         trap(OOB, pc)
-    })
-    .needs = Some(STACK_CHAIN);
+    });
     s.add("stack_copy_4k_above", |a| {
         a.movr(1, 10);
         a.add(1, 4096);
@@ -620,8 +612,7 @@ fn stack(s: &mut Suite) {
         let pc = a.raw(STDW, 1, 0, 0, 1);
         a.exit();
         trap(OOB, pc)
-    })
-    .needs = Some(STACK_CHAIN);
+    });
     s.add("callee_writes_above_through_the_callers_fp", |a| {
         a.movr(1, 10);
         a.call_local(3);
@@ -639,8 +630,7 @@ fn stack(s: &mut Suite) {
         a.add(0, -8);
         a.exit();
         trap(OOB, pc)
-    })
-    .needs = Some(STACK_CHAIN);
+    });
 }
 
 fn packet(s: &mut Suite) {

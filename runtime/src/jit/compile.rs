@@ -4,9 +4,12 @@
 //! Every compiled function has the signature
 //! `(ctx, r1, r2, r3, r4, r5, r10) -> (r0, status)`. BPF registers are Cranelift
 //! variables; a bpf-to-bpf call is a native call with `r10 - 512` as the callee's frame
-//! pointer, so each call gets its own 512-byte frame in the `Vm`'s stack, and the depth
-//! limit follows from the frame pointer (`r10 <= stack_lo + 512` means 8 frames are in
-//! use). A non-zero status means a trap: the faulting function wrote the pc and details
+//! pointer, so each call gets its own 512-byte frame in the `Vm`'s stack. The live stack
+//! of a function is `[r10 - 512, stack_lo + STACK_SIZE)`, its frame and its callers'
+//! (computed once at entry): the inline stack check accepts only that, and the depth
+//! limit follows from its size (8 frames of 512 bytes leave no room for a callee). The
+//! shims learn the current frame from `JitCtx::frame_lo`, stored before each call to
+//! them. A non-zero status means a trap: the faulting function wrote the pc and details
 //! into the context, and every caller returns the status unchanged.
 //!
 //! The semantics mirror `interp.rs` opcode by opcode (the match below lists the same
@@ -187,9 +190,13 @@ pub(super) fn translate(
     for r in [0, 6, 7, 8, 9] {
         tx.b.def_var(tx.regs[r], zero);
     }
-    tx.stack_lo =
+    // The live stack is [r10 - 512, stack_lo + STACK_SIZE): this frame and its callers'.
+    let stack_lo =
         tx.b.ins()
             .load(I64, MemFlagsData::trusted(), tx.ctx, tr::OFF_STACK_LO);
+    tx.frame_lo = tx.b.ins().iadd_imm_s(params[6], -(STACK_FRAME as i64));
+    let stack_hi = tx.b.ins().iadd_imm_s(stack_lo, STACK_SIZE as i64);
+    tx.live = tx.b.ins().isub(stack_hi, tx.frame_lo);
     tx.md =
         tx.b.ins()
             .load(I64, MemFlagsData::trusted(), tx.ctx, tr::OFF_MD);
@@ -228,7 +235,10 @@ struct Tx<'a, 'b> {
     spec: &'a FuncSpec<'a>,
     regs: [Variable; 16],
     ctx: Value,
-    stack_lo: Value,
+    /// Bottom of this function's frame: r10 - 512.
+    frame_lo: Value,
+    /// Bytes of live stack from `frame_lo` up (512 per frame of the call chain).
+    live: Value,
     md: Value,
     func_sig: SigRef,
     helper_sig: SigRef,
@@ -257,7 +267,8 @@ impl<'a, 'b> Tx<'a, 'b> {
             spec,
             regs,
             ctx: Value::from_u32(0),
-            stack_lo: Value::from_u32(0),
+            frame_lo: Value::from_u32(0),
+            live: Value::from_u32(0),
             md: Value::from_u32(0),
             func_sig,
             helper_sig,
@@ -410,14 +421,11 @@ impl<'a, 'b> Tx<'a, 'b> {
         let ok = self.b.create_block();
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
-        // Inline: the stack (every frame: stack_lo <= addr <= stack_hi - size), or the
-        // packet (data_meta .. data_end as the context says now).
-        let rel = self.b.ins().isub(addr, self.stack_lo);
-        let in_stack = self.b.ins().icmp_imm_s(
-            IntCC::UnsignedLessThanOrEqual,
-            rel,
-            (STACK_SIZE - size as usize) as i64,
-        );
+        // Inline: the live stack (this frame and its callers': frame_lo <= addr <=
+        // stack_hi - size), or the packet (data_meta .. data_end as the context says now).
+        let rel = self.b.ins().isub(addr, self.frame_lo);
+        let lim = self.b.ins().iadd_imm_s(self.live, -(size as i64));
+        let in_stack = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, rel, lim);
         let meta = self.b.ins().uload32(
             mflags(),
             self.md,
@@ -439,6 +447,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.b.ins().brif(inline_ok, ok, &[], slow, &[]);
         self.enter(slow);
         // The context, map values and everything else: the full check in Rust.
+        self.store_frame_lo();
         let info = self.b.ins().iconst(I64, size as i64 | (write as i64) << 8);
         let f = self
             .b
@@ -684,10 +693,9 @@ impl<'a, 'b> Tx<'a, 'b> {
                 target,
             })?;
         let fref = self.frefs[idx];
-        // Depth: the frame pointer tells how many frames are in use.
+        // Depth: the live stack tells how many frames are in use.
         let fp = self.r(FRAME_POINTER);
-        let limit = self.b.ins().iadd_imm_s(self.stack_lo, STACK_FRAME as i64);
-        let too_deep = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, fp, limit);
+        let too_deep = self.too_deep();
         let zero = self.b.ins().iconst(I64, 0);
         self.trap_if(too_deep, status::CALL_DEPTH, pc, zero, zero);
         self.step(pc);
@@ -725,6 +733,26 @@ impl<'a, 'b> Tx<'a, 'b> {
         }
     }
 
+    /// Whether the call chain is 8 frames deep already (no room for a callee's frame).
+    fn too_deep(&mut self) -> Value {
+        self.b.ins().icmp_imm_s(
+            IntCC::UnsignedGreaterThanOrEqual,
+            self.live,
+            STACK_SIZE as i64,
+        )
+    }
+
+    /// Tells the shims this function's frame (`JitCtx::frame_lo`): the live stack they
+    /// accept in pointer arguments and region checks starts there.
+    fn store_frame_lo(&mut self) {
+        self.b.ins().store(
+            MemFlagsData::trusted(),
+            self.frame_lo,
+            self.ctx,
+            tr::OFF_FRAME_LO,
+        );
+    }
+
     /// A helper call: r0 = helper(r1..r5); a helper's trap stops the run at `pc`.
     /// Map lookups and updates on a constant map (r1 loaded by `ld_imm64` in this
     /// block) of a plain type call their own shim with the map resolved now.
@@ -732,6 +760,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         let map = self.known[1]
             .and_then(|v| self.spec.maps.resolve(v as u64))
             .filter(|m| tr::direct_map_helpers(m.info.map_type));
+        self.store_frame_lo();
         let call = match (id, map) {
             (1, Some(m)) => {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
@@ -851,8 +880,7 @@ impl<'a, 'b> Tx<'a, 'b> {
 
         // Depth: the callback's frame must fit, as for a bpf-to-bpf call.
         let fp = self.r(FRAME_POINTER);
-        let limit = self.b.ins().iadd_imm_s(self.stack_lo, STACK_FRAME as i64);
-        let too_deep = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, fp, limit);
+        let too_deep = self.too_deep();
         let zero = self.b.ins().iconst(I64, 0);
         self.trap_if(too_deep, status::CALL_DEPTH, pc, zero, zero);
         let nfp = self.b.ins().iadd_imm_s(fp, -(STACK_FRAME as i64));

@@ -73,6 +73,7 @@ pub use error::JitError;
 pub use perfmap::Symbol;
 
 use crate::error::{Trap, TrapKind};
+use crate::interp::STACK_FRAME;
 use crate::memory::Regions;
 use crate::xdp::Packet;
 use crate::{LoadedObject, Repeated, Vm};
@@ -409,6 +410,7 @@ impl<'a> JitObject<'a> {
     ) -> JitCtx {
         JitCtx {
             stack_lo: stack_lo as u64,
+            frame_lo: (regions.stack_hi - STACK_FRAME) as u64,
             md: pkt.md_addr(),
             trapped: 0,
             trap_pc: 0,

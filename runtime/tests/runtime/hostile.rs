@@ -110,7 +110,7 @@ fn apply_setup(case: &Hostile, l: &Loaded) {
 }
 
 /// Runs one case in both engines and checks it; a failure is described in the error.
-fn check(case: &Hostile) -> Result<(), String> {
+pub(crate) fn check(case: &Hostile) -> Result<(), String> {
     let name = case.name;
     let store = maps::Store::anonymous(maps::StoreOptions::default()).expect("store");
     let loaded = match register(&store, case) {
