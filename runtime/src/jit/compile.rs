@@ -196,7 +196,8 @@ pub(super) fn translate(
             .load(I64, MemFlagsData::trusted(), tx.ctx, tr::OFF_STACK_LO);
     tx.frame_lo = tx.b.ins().iadd_imm_s(params[6], -(STACK_FRAME as i64));
     let stack_hi = tx.b.ins().iadd_imm_s(stack_lo, STACK_SIZE as i64);
-    tx.live = tx.b.ins().isub(stack_hi, tx.frame_lo);
+    let live = tx.b.ins().isub(stack_hi, tx.frame_lo);
+    tx.live8 = tx.b.ins().iadd_imm_s(live, -8);
     tx.md =
         tx.b.ins()
             .load(I64, MemFlagsData::trusted(), tx.ctx, tr::OFF_MD);
@@ -237,8 +238,10 @@ struct Tx<'a, 'b> {
     ctx: Value,
     /// Bottom of this function's frame: r10 - 512.
     frame_lo: Value,
-    /// Bytes of live stack from `frame_lo` up (512 per frame of the call chain).
-    live: Value,
+    /// Bytes of live stack from `frame_lo` up (512 per frame of the call chain), less
+    /// 8: the highest offset from `frame_lo` at which any access (of at most 8 bytes)
+    /// is surely inside.
+    live8: Value,
     md: Value,
     func_sig: SigRef,
     helper_sig: SigRef,
@@ -268,7 +271,7 @@ impl<'a, 'b> Tx<'a, 'b> {
             regs,
             ctx: Value::from_u32(0),
             frame_lo: Value::from_u32(0),
-            live: Value::from_u32(0),
+            live8: Value::from_u32(0),
             md: Value::from_u32(0),
             func_sig,
             helper_sig,
@@ -422,10 +425,14 @@ impl<'a, 'b> Tx<'a, 'b> {
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
         // Inline: the live stack (this frame and its callers': frame_lo <= addr <=
-        // stack_hi - size), or the packet (data_meta .. data_end as the context says now).
+        // stack_hi - 8; the few accesses of fewer bytes in the last 8 bytes of the
+        // outermost frame go to the full check, which accepts them), or the packet
+        // (data_meta .. data_end as the context says now).
         let rel = self.b.ins().isub(addr, self.frame_lo);
-        let lim = self.b.ins().iadd_imm_s(self.live, -(size as i64));
-        let in_stack = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, rel, lim);
+        let in_stack = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedLessThanOrEqual, rel, self.live8);
         let meta = self.b.ins().uload32(
             mflags(),
             self.md,
@@ -737,8 +744,8 @@ impl<'a, 'b> Tx<'a, 'b> {
     fn too_deep(&mut self) -> Value {
         self.b.ins().icmp_imm_s(
             IntCC::UnsignedGreaterThanOrEqual,
-            self.live,
-            STACK_SIZE as i64,
+            self.live8,
+            STACK_SIZE as i64 - 8,
         )
     }
 
