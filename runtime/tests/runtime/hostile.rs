@@ -221,6 +221,24 @@ fn run_plain(insns: &[hostile::Insn]) -> (Result<u64, Trap>, Result<u64, Trap>) 
     (interp, jit.run(&mut vm, entry, &mut pkt))
 }
 
+/// A program of `insns` (no maps) registered in a store and loaded back.
+pub(crate) fn load_plain(insns: &[hostile::Insn]) -> (maps::Store, LoadedObject, usize) {
+    let case = Hostile {
+        name: "plain",
+        maps: vec![],
+        setup: vec![],
+        insns: insns.to_vec(),
+        packet: hostile::default_packet(),
+        expect: Expect::Ret(0),
+        needs: None,
+        shim_expect: None,
+    };
+    let store = maps::Store::anonymous(maps::StoreOptions::default()).expect("store");
+    let loaded = register(&store, &case).expect("register");
+    let (object, entry) = LoadedObject::from_store(&store, loaded.id).expect("from_store");
+    (store, object, entry)
+}
+
 /// The kernel's limit: 1M instructions, straight-line. Both engines run it.
 #[test]
 fn hostile_program_of_one_million_instructions() {

@@ -5,7 +5,9 @@
 //! usable. Each case runs through the hostile suite's checker (both engines, which
 //! must agree).
 
-use bpf_progs::hostile::{Asm, Expect, Hostile, MapSpec};
+use bpf_progs::hostile::{default_packet, Asm, Expect, Hostile, MapSpec};
+use runtime::jit::{JitObject, JitOptions};
+use runtime::{Packet, Vm};
 
 use crate::hostile::check;
 
@@ -13,6 +15,8 @@ const STDW: u8 = 0x7a;
 const STW: u8 = 0x62;
 const STXDW: u8 = 0x7b;
 const LDXDW: u8 = 0x79;
+const LDXW: u8 = 0x61;
+const LDXB: u8 = 0x71;
 const JA: u8 = 0x05;
 const JNE: u8 = 0x55;
 const MAP_LOOKUP: i32 = 1;
@@ -33,7 +37,7 @@ fn case(name: &'static str, build: impl FnOnce(&mut Asm) -> Expect) -> Hostile {
         }],
         setup: vec![],
         insns: a.insns,
-        packet: bpf_progs::hostile::default_packet(),
+        packet: default_packet(),
         expect,
         needs: None,
         shim_expect: None,
@@ -213,6 +217,23 @@ fn cases() -> Vec<Hostile> {
             a.ret(1);
             trap("OutOfBounds", pc)
         }),
+        // Accesses of fewer than 8 bytes at the very top of the outermost frame,
+        // through a pointer (not proven at compile time), from it and from a callee.
+        case("short_accesses_at_the_top_of_the_stack", |a| {
+            a.movr(1, 10);
+            a.add(1, -4);
+            a.raw(STW, 1, 0, 0, 5);
+            let call = a.call_local(0);
+            a.ldx(LDXW, 0, 1, 0);
+            a.exit();
+            aim_call(a, call);
+            a.raw(STW, 1, 0, 0, 6);
+            a.movr(2, 1);
+            a.add(2, 3);
+            a.ldx(LDXB, 0, 2, 0);
+            a.exit();
+            Expect::Ret(6)
+        }),
         // Eight frames deep, the deepest callee still reaches the outermost frame.
         case("deepest_callee_reads_the_outermost_frame", |a| {
             a.raw(STDW, 10, 0, -8, 42);
@@ -241,4 +262,33 @@ fn the_stack_is_the_live_call_chain_in_both_engines() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A compiled function's frame can be far larger than a page (the spill slots of a
+/// huge function): a run on a thread with less stack than the compiled code needs must
+/// still end normally, never step over the thread's guard page into other memory.
+#[test]
+fn a_huge_frame_runs_on_a_thread_with_a_small_stack() {
+    const SMALL: usize = 256 << 10;
+    let (insns, r0) = bpf_progs::hostile::enormous_branch_pairs(60_000);
+    // Loaded, compiled and run on a thread with a small stack (compiled code is used
+    // by the thread that compiled it).
+    let (need, result) = std::thread::Builder::new()
+        .stack_size(SMALL)
+        .spawn(move || {
+            let (_store, object, entry) = crate::hostile::load_plain(&insns);
+            let jit = JitObject::compile(&object, &JitOptions::default()).expect("JIT compile");
+            let mut vm = Vm::new(0);
+            let mut pkt = Packet::new(&default_packet()).expect("packet");
+            (jit.host_stack_need(), jit.run(&mut vm, entry, &mut pkt))
+        })
+        .expect("spawn")
+        .join()
+        .expect("join");
+    println!("host stack needed: {need} bytes");
+    assert!(
+        need > SMALL,
+        "the frame is not large enough to test: {need}"
+    );
+    assert_eq!(result, Ok(r0));
 }
