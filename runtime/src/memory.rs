@@ -66,9 +66,23 @@ impl Regions<'_> {
     /// Whether `[addr, addr + len)` lies in one region the program may access this way.
     #[inline(always)]
     pub fn check(&self, md: &XdpMd, addr: u64, len: usize, write: bool) -> bool {
+        self.check_from(self.stack_lo, md, addr, len, write)
+    }
+
+    /// [`Regions::check`] with the live stack starting at `stack_lo` instead (the
+    /// bottom of the current frame, as compiled code reports it).
+    #[inline(always)]
+    pub fn check_from(
+        &self,
+        stack_lo: usize,
+        md: &XdpMd,
+        addr: u64,
+        len: usize,
+        write: bool,
+    ) -> bool {
         let a = addr as usize;
         // Stack first: the most frequent target.
-        if a >= self.stack_lo && a <= self.stack_hi.wrapping_sub(len) && self.stack_hi >= len {
+        if a >= stack_lo && a <= self.stack_hi.wrapping_sub(len) && self.stack_hi >= len {
             return true;
         }
         // Packet: data_meta .. data_end, as the context says now.

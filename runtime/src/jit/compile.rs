@@ -8,8 +8,8 @@
 //! of a function is `[r10 - 512, stack_lo + STACK_SIZE)`, its frame and its callers'
 //! (computed once at entry): the inline stack check accepts only that, and the depth
 //! limit follows from its size (8 frames of 512 bytes leave no room for a callee). The
-//! shims learn the current frame from `JitCtx::frame_lo`, stored before each call to
-//! them. A non-zero status means a trap: the faulting function wrote the pc and details
+//! shims learn the current frame from `JitCtx::frame_lo`, stored on entry and after
+//! each call that entered another compiled function. A non-zero status means a trap: the faulting function wrote the pc and details
 //! into the context, and every caller returns the status unchanged.
 //!
 //! The semantics mirror `interp.rs` opcode by opcode (the match below lists the same
@@ -198,6 +198,7 @@ pub(super) fn translate(
     let stack_hi = tx.b.ins().iadd_imm_s(stack_lo, STACK_SIZE as i64);
     let live = tx.b.ins().isub(stack_hi, tx.frame_lo);
     tx.live8 = tx.b.ins().iadd_imm_s(live, -8);
+    tx.store_frame_lo();
     tx.md =
         tx.b.ins()
             .load(I64, MemFlagsData::trusted(), tx.ctx, tr::OFF_MD);
@@ -454,7 +455,6 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.b.ins().brif(inline_ok, ok, &[], slow, &[]);
         self.enter(slow);
         // The context, map values and everything else: the full check in Rust.
-        self.store_frame_lo();
         let info = self.b.ins().iconst(I64, size as i64 | (write as i64) << 8);
         let f = self
             .b
@@ -720,6 +720,8 @@ impl<'a, 'b> Tx<'a, 'b> {
             .ins()
             .brif(res[1], prop, &[BlockArg::Value(res[1])], cont, &[]);
         self.enter(cont);
+        // The callee told the shims its frame: this one is current again.
+        self.store_frame_lo();
         self.set(0, res[0]);
         Ok(())
     }
@@ -750,7 +752,9 @@ impl<'a, 'b> Tx<'a, 'b> {
     }
 
     /// Tells the shims this function's frame (`JitCtx::frame_lo`): the live stack they
-    /// accept in pointer arguments and region checks starts there.
+    /// accept in pointer arguments and region checks starts there. Stored on entry and
+    /// again after each bpf-to-bpf call and `bpf_loop` (whose callees stored theirs);
+    /// a tail call's target has the same frame.
     fn store_frame_lo(&mut self) {
         self.b.ins().store(
             MemFlagsData::trusted(),
@@ -767,7 +771,6 @@ impl<'a, 'b> Tx<'a, 'b> {
         let map = self.known[1]
             .and_then(|v| self.spec.maps.resolve(v as u64))
             .filter(|m| tr::direct_map_helpers(m.info.map_type));
-        self.store_frame_lo();
         let call = match (id, map) {
             (1, Some(m)) => {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
@@ -931,6 +934,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.b.seal_block(head);
         self.enter(out);
         let calls = self.b.block_params(out)[0];
+        self.store_frame_lo();
         self.b.ins().store(f, saved, self.ctx, tr::OFF_TAIL_CALLS);
         self.b.ins().jump(done, &[BlockArg::Value(calls)]);
         self.enter(done);

@@ -44,8 +44,9 @@ pub(crate) mod status {
 pub(crate) struct JitCtx {
     /// Lowest address of the stack (all frames).
     pub stack_lo: u64,
-    /// Bottom of the current frame (its r10 - 512), stored by compiled code before it
-    /// calls a shim: the live stack the shims accept is `[frame_lo, regions.stack_hi)`.
+    /// Bottom of the current frame (its r10 - 512), stored by compiled code on entry
+    /// to each function and after each call that entered another: the live stack the
+    /// shims accept is `[frame_lo, regions.stack_hi)`.
     pub frame_lo: u64,
     /// Address of the run's `struct xdp_md`.
     pub md: u64,
@@ -213,8 +214,9 @@ fn helper_arg_ok(c: &mut JitCtx, helper: i32, addr: u64, len: u64, write: bool) 
         return true;
     }
     // SAFETY: the callers' contract: `regions` and `pkt` are valid for this run.
-    let (regions, pkt) = unsafe { (c.live_regions(), &*c.pkt) };
-    if len <= u32::MAX as u64 && regions.check(pkt.md(), addr, len as usize, write) {
+    let (regions, pkt) = unsafe { (&*c.regions, &*c.pkt) };
+    let stack_lo = c.frame_lo as usize;
+    if len <= u32::MAX as u64 && regions.check_from(stack_lo, pkt.md(), addr, len as usize, write) {
         return true;
     }
     c.helper_trap = Some(TrapKind::HelperBadPointer { helper, addr, len });
@@ -283,8 +285,9 @@ pub(crate) unsafe extern "C" fn check_shim(ctx: *mut JitCtx, addr: u64, info: u6
     // SAFETY: the caller guarantees `ctx`, its regions and its packet are valid.
     let c = unsafe { &*ctx };
     // SAFETY: as above.
-    let (regions, pkt) = unsafe { (c.live_regions(), &*c.pkt) };
-    regions.check(pkt.md(), addr, (info & 0xff) as usize, info & 0x100 != 0) as u64
+    let (regions, pkt) = unsafe { (&*c.regions, &*c.pkt) };
+    let (len, write) = ((info & 0xff) as usize, info & 0x100 != 0);
+    regions.check_from(c.frame_lo as usize, pkt.md(), addr, len, write) as u64
 }
 
 /// `bpf_tail_call(ctx, map, index)`: the entry point of the target program, or 0 when

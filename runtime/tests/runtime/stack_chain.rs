@@ -217,6 +217,22 @@ fn cases() -> Vec<Hostile> {
             a.ret(1);
             trap("OutOfBounds", pc)
         }),
+        case("helper_key_in_a_finished_callbacks_frame", |a| {
+            a.mov(1, 1);
+            let f = a.ld_func(2, 0);
+            a.mov(3, 0);
+            a.mov(4, 0);
+            a.call(BPF_LOOP);
+            a.movr(2, 10);
+            a.add(2, -516);
+            a.ld_map(1, 0);
+            let pc = a.call(MAP_LOOKUP);
+            a.exit();
+            a.aim_func(f);
+            a.raw(STW, 10, 0, -4, 0);
+            a.ret(1);
+            trap("HelperBadPointer", pc)
+        }),
         // Accesses of fewer than 8 bytes at the very top of the outermost frame,
         // through a pointer (not proven at compile time), from it and from a callee.
         case("short_accesses_at_the_top_of_the_stack", |a| {
