@@ -79,9 +79,6 @@ pub struct Hostile {
     /// The packet it runs on.
     pub packet: Vec<u8>,
     pub expect: Expect,
-    /// The hardening item whose fix this case needs to pass (it may crash or hang
-    /// the process without it), if any.
-    pub needs: Option<&'static str>,
     /// Where the shim's bpf(2) ends differently (map references go through the
     /// application's `fd_array`), what it must end in there.
     pub shim_expect: Option<Expect>,
@@ -162,14 +159,6 @@ const BAD_POINTER: &str = "HelperBadPointer";
 const BAD_MAP: &str = "HelperBadMap";
 const MAP_TYPE: &str = "HelperMapType";
 const BAD_CALLBACK: &str = "HelperBadCallback";
-
-// The fixes some cases need.
-const ITEM1: &str = "item 1: the JIT's entry function reached by a call with a forged r1";
-/// Found by this suite: the stack region is the whole 4 KiB stack of the `Vm`
-/// (`memory.rs` `Regions::check`), not the frames of the current call chain that
-/// `memory.rs` and ARCHITECTURE.md promise: a program reads and writes below its
-/// frame, into frames of returned callees and of earlier runs.
-const STACK_CHAIN: &str = "the stack region limited to the frames of the current call chain";
 
 /// r0 of a helper returning `-errno`.
 pub const fn neg(errno: i64) -> u64 {
@@ -391,7 +380,6 @@ impl Suite {
             insns: a.insns,
             packet: default_packet(),
             expect,
-            needs: None,
             shim_expect: None,
         });
         self.0.last_mut().expect("just pushed")
@@ -544,7 +532,6 @@ fn stack(s: &mut Suite) {
         ("stack_read_straddling_the_bottom", LDXDW, -516),
         ("stack_read_straddling_the_top", LDXDW, -4),
     ] {
-        let below = off < -512;
         s.add(name, |a| {
             let pc = if code == STDW {
                 a.raw(STDW, 10, 0, off, 1)
@@ -553,8 +540,7 @@ fn stack(s: &mut Suite) {
             };
             a.exit();
             trap(OOB, pc)
-        })
-        .needs = below.then_some(STACK_CHAIN);
+        });
     }
     s.add("stack_bottom_slot_is_usable", |a| {
         a.raw(STDW, 10, 0, -512, 7);
@@ -568,8 +554,7 @@ fn stack(s: &mut Suite) {
         let pc = a.raw(STDW, 1, 0, 0, 1);
         a.exit();
         trap(OOB, pc)
-    })
-    .needs = Some(STACK_CHAIN);
+    });
     s.add("stack_copy_4k_above", |a| {
         a.movr(1, 10);
         a.add(1, 4096);
@@ -608,8 +593,7 @@ fn stack(s: &mut Suite) {
         let pc = a.raw(STDW, 1, 0, 0, 1);
         a.exit();
         trap(OOB, pc)
-    })
-    .needs = Some(STACK_CHAIN);
+    });
     s.add("callee_writes_above_through_the_callers_fp", |a| {
         a.movr(1, 10);
         a.call_local(3);
@@ -627,8 +611,7 @@ fn stack(s: &mut Suite) {
         a.add(0, -8);
         a.exit();
         trap(OOB, pc)
-    })
-    .needs = Some(STACK_CHAIN);
+    });
 }
 
 fn packet(s: &mut Suite) {
@@ -1845,8 +1828,7 @@ fn calls(s: &mut Suite) {
         a.call_local(0);
         a.exit();
         trap(OOB, pc)
-    })
-    .needs = Some(ITEM1);
+    });
     // Fake contexts on the entry's stack: (data, data_end) as given.
     let fake_ctx = |a: &mut Asm, data: &dyn Fn(&mut Asm), end: &dyn Fn(&mut Asm), n: i32| {
         // r5 = data, r4 = data_end (the real ctx in r1), fake ctx at fp-24.
@@ -1892,8 +1874,7 @@ fn calls(s: &mut Suite) {
             a.ret(1);
             trap(OOB, pc)
         },
-    )
-    .needs = Some(ITEM1);
+    );
     s.add(
         "entry_called_with_a_fake_ctx_writing_below_the_packet",
         |a| {
@@ -1914,8 +1895,7 @@ fn calls(s: &mut Suite) {
             a.ret(1);
             trap(OOB, pc)
         },
-    )
-    .needs = Some(ITEM1);
+    );
     s.add("entry_called_with_a_fake_ctx_reading_past_the_frame", |a| {
         let k = fake_ctx(
             a,
@@ -1933,8 +1913,7 @@ fn calls(s: &mut Suite) {
         a.here(k);
         a.ret(1);
         trap(OOB, pc)
-    })
-    .needs = Some(ITEM1);
+    });
     s.add("bpf_loop_callback_is_the_entry_function", |a| {
         a.mov(1, 4);
         a.ld_func(2, 0);

@@ -230,6 +230,10 @@ pub enum TrapKind {
     /// taken, bpf-to-bpf calls, `bpf_loop` callback invocations and tail calls, all
     /// counted together; the pc is the instruction that would have taken one more.
     StepBudget { limit: u64 },
+    /// The JIT's compiled code needs `need` bytes of host stack for its deepest call
+    /// chain, more than the calling thread has left, and no thread with that much
+    /// stack could be started to run it.
+    HostStack { need: u64 },
 }
 
 /// A fault inside a running program: what happened and at which instruction.
@@ -288,6 +292,10 @@ impl fmt::Display for Trap {
             TrapKind::StepBudget { limit } => write!(
                 f,
                 "step budget of {limit} exhausted (backward jumps, calls, bpf_loop iterations and tail calls; an endless loop?)"
+            )?,
+            TrapKind::HostStack { need } => write!(
+                f,
+                "the compiled program needs {need} bytes of host stack, more than this thread has, and no thread with that stack could be started"
             )?,
         }
         write!(f, " at insn {}", self.pc)

@@ -6,6 +6,9 @@
 //! - every 32-bit operation zero-extends into the 64-bit register;
 //! - jump immediates are sign-extended (JMP) or compared as 32 bits (JMP32);
 //! - each bpf-to-bpf call gets its own 512-byte stack frame, at most 8 frames deep;
+//!   the stack a run may touch is the live call chain, `[r10 - 512, top of the
+//!   outermost frame)`: the current frame and its callers' (never the memory below the
+//!   current frame, where returned callees' frames were);
 //! - every load and store is checked against the run's regions (`memory.rs`); an access
 //!   outside them stops the run with a [`Trap`];
 //! - every run ends: a step budget ([`Vm::max_steps`]) is counted down at each backward
@@ -162,7 +165,7 @@ impl Vm {
         let stack_hi = stack_lo + STACK_SIZE;
         let records = RingRecords::new(env.maps);
         let regions = Regions {
-            stack_lo,
+            stack_lo: stack_hi - STACK_FRAME,
             stack_hi,
             ctx: pkt.md_addr() as usize,
             values: env.maps.value_areas(),
@@ -195,6 +198,11 @@ impl Vm {
         pkt: &mut Packet,
         start: Start,
     ) -> Result<u64, Trap> {
+        // The live stack follows the current frame: `[r10 - 512, stack_hi)`.
+        let mut regions = Regions {
+            stack_lo: (start.fp as usize).wrapping_sub(STACK_FRAME),
+            ..*regions
+        };
         let mut prog: *const Prepared = first;
         let mut ops: &[Op] = &first.ops;
         let mut reg = [0u64; 16];
@@ -515,6 +523,7 @@ impl Vm {
                         };
                         depth += 1;
                         reg[10] -= STACK_FRAME as u64;
+                        regions.stack_lo = reg[10] as usize - STACK_FRAME;
                         pc = (pc as i64 + op.off as i64) as usize;
                     } else if op.imm == helpers::BPF_LOOP {
                         // SAFETY: `prog` points into `env.programs` (or `first`), which
@@ -524,7 +533,7 @@ impl Vm {
                         reg[0] = self.bpf_loop(
                             env,
                             current,
-                            regions,
+                            &regions,
                             pkt,
                             args,
                             (reg[10], depth, pc - 1),
@@ -540,7 +549,7 @@ impl Vm {
                         }
                     } else {
                         let mut ctx = HelperCtx {
-                            regions,
+                            regions: &regions,
                             pkt: &mut *pkt,
                             maps: env.maps,
                             cpu: self.cpu,
@@ -565,6 +574,7 @@ impl Vm {
                     pc = f.ret_pc;
                     [reg[6], reg[7], reg[8], reg[9]] = f.saved;
                     reg[10] = f.fp;
+                    regions.stack_lo = f.fp as usize - STACK_FRAME;
                     if f.prog != prog {
                         prog = f.prog;
                         // SAFETY: frame programs point into `env.programs` (or `first`),

@@ -5,8 +5,9 @@
 //! with unaligned reads and writes (atomics must be aligned, as the kernel requires).
 //!
 //! The regions (DESIGN.md §4):
-//! - the stack: every frame of the current call chain (a callee may use a pointer into
-//!   its caller's frame);
+//! - the stack: every frame of the current call chain, `[r10 - 512, top of the outermost
+//!   frame)` (a callee may use a pointer into its caller's frame; nothing may touch the
+//!   memory below the current frame, where frames of returned callees were);
 //! - the context (`struct xdp_md`): read-only, as for the kernel's XDP programs;
 //! - the packet: `data_meta .. data_end`, read from the context at each check, so it
 //!   follows `xdp_adjust_head`, `_tail` and `_meta`;
@@ -51,8 +52,11 @@ impl ValueArea {
 }
 
 /// The regions of one run. Built once per program run set-up; no allocation per run.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Regions<'a> {
+    /// The live stack is `[stack_lo, stack_hi)`: `stack_lo` is the bottom of the
+    /// current frame (its r10 - 512), `stack_hi` the top of the outermost frame. Memory
+    /// below the current frame (frames of returned callees) is not the program's.
     pub stack_lo: usize,
     pub stack_hi: usize,
     pub ctx: usize,
@@ -66,9 +70,23 @@ impl Regions<'_> {
     /// Whether `[addr, addr + len)` lies in one region the program may access this way.
     #[inline(always)]
     pub fn check(&self, md: &XdpMd, addr: u64, len: usize, write: bool) -> bool {
+        self.check_from(self.stack_lo, md, addr, len, write)
+    }
+
+    /// [`Regions::check`] with the live stack starting at `stack_lo` instead (the
+    /// bottom of the current frame, as compiled code reports it).
+    #[inline(always)]
+    pub fn check_from(
+        &self,
+        stack_lo: usize,
+        md: &XdpMd,
+        addr: u64,
+        len: usize,
+        write: bool,
+    ) -> bool {
         let a = addr as usize;
         // Stack first: the most frequent target.
-        if a >= self.stack_lo && a <= self.stack_hi.wrapping_sub(len) && self.stack_hi >= len {
+        if a >= stack_lo && a <= self.stack_hi.wrapping_sub(len) && self.stack_hi >= len {
             return true;
         }
         // Packet: data_meta .. data_end, as the context says now.

@@ -32,6 +32,8 @@ mod jit_maps;
 mod jit_safety;
 #[path = "runtime/jit_size.rs"]
 mod jit_size;
+#[path = "runtime/stack_chain.rs"]
+mod stack_chain;
 
 use jit::Engine;
 

@@ -4,9 +4,12 @@
 //! Every compiled function has the signature
 //! `(ctx, r1, r2, r3, r4, r5, r10) -> (r0, status)`. BPF registers are Cranelift
 //! variables; a bpf-to-bpf call is a native call with `r10 - 512` as the callee's frame
-//! pointer, so each call gets its own 512-byte frame in the `Vm`'s stack, and the depth
-//! limit follows from the frame pointer (`r10 <= stack_lo + 512` means 8 frames are in
-//! use). A non-zero status means a trap: the faulting function wrote the pc and details
+//! pointer, so each call gets its own 512-byte frame in the `Vm`'s stack. The live stack
+//! of a function is `[r10 - 512, stack_lo + STACK_SIZE)`, its frame and its callers'
+//! (computed once at entry): the inline stack check accepts only that, and the depth
+//! limit follows from its size (8 frames of 512 bytes leave no room for a callee). The
+//! shims learn the current frame from `JitCtx::frame_lo`, stored on entry and after
+//! each call that entered another compiled function. A non-zero status means a trap: the faulting function wrote the pc and details
 //! into the context, and every caller returns the status unchanged.
 //!
 //! The semantics mirror `interp.rs` opcode by opcode (the match below lists the same
@@ -187,9 +190,15 @@ pub(super) fn translate(
     for r in [0, 6, 7, 8, 9] {
         tx.b.def_var(tx.regs[r], zero);
     }
-    tx.stack_lo =
+    // The live stack is [r10 - 512, stack_lo + STACK_SIZE): this frame and its callers'.
+    let stack_lo =
         tx.b.ins()
             .load(I64, MemFlagsData::trusted(), tx.ctx, tr::OFF_STACK_LO);
+    tx.frame_lo = tx.b.ins().iadd_imm_s(params[6], -(STACK_FRAME as i64));
+    let stack_hi = tx.b.ins().iadd_imm_s(stack_lo, STACK_SIZE as i64);
+    let live = tx.b.ins().isub(stack_hi, tx.frame_lo);
+    tx.live8 = tx.b.ins().iadd_imm_s(live, -8);
+    tx.store_frame_lo();
     tx.md =
         tx.b.ins()
             .load(I64, MemFlagsData::trusted(), tx.ctx, tr::OFF_MD);
@@ -228,7 +237,12 @@ struct Tx<'a, 'b> {
     spec: &'a FuncSpec<'a>,
     regs: [Variable; 16],
     ctx: Value,
-    stack_lo: Value,
+    /// Bottom of this function's frame: r10 - 512.
+    frame_lo: Value,
+    /// Bytes of live stack from `frame_lo` up (512 per frame of the call chain), less
+    /// 8: the highest offset from `frame_lo` at which any access (of at most 8 bytes)
+    /// is surely inside.
+    live8: Value,
     md: Value,
     func_sig: SigRef,
     helper_sig: SigRef,
@@ -257,7 +271,8 @@ impl<'a, 'b> Tx<'a, 'b> {
             spec,
             regs,
             ctx: Value::from_u32(0),
-            stack_lo: Value::from_u32(0),
+            frame_lo: Value::from_u32(0),
+            live8: Value::from_u32(0),
             md: Value::from_u32(0),
             func_sig,
             helper_sig,
@@ -410,14 +425,15 @@ impl<'a, 'b> Tx<'a, 'b> {
         let ok = self.b.create_block();
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
-        // Inline: the stack (every frame: stack_lo <= addr <= stack_hi - size), or the
-        // packet (data_meta .. data_end as the context says now).
-        let rel = self.b.ins().isub(addr, self.stack_lo);
-        let in_stack = self.b.ins().icmp_imm_s(
-            IntCC::UnsignedLessThanOrEqual,
-            rel,
-            (STACK_SIZE - size as usize) as i64,
-        );
+        // Inline: the live stack (this frame and its callers': frame_lo <= addr <=
+        // stack_hi - 8; the few accesses of fewer bytes in the last 8 bytes of the
+        // outermost frame go to the full check, which accepts them), or the packet
+        // (data_meta .. data_end as the context says now).
+        let rel = self.b.ins().isub(addr, self.frame_lo);
+        let in_stack = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedLessThanOrEqual, rel, self.live8);
         let meta = self.b.ins().uload32(
             mflags(),
             self.md,
@@ -684,10 +700,9 @@ impl<'a, 'b> Tx<'a, 'b> {
                 target,
             })?;
         let fref = self.frefs[idx];
-        // Depth: the frame pointer tells how many frames are in use.
+        // Depth: the live stack tells how many frames are in use.
         let fp = self.r(FRAME_POINTER);
-        let limit = self.b.ins().iadd_imm_s(self.stack_lo, STACK_FRAME as i64);
-        let too_deep = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, fp, limit);
+        let too_deep = self.too_deep();
         let zero = self.b.ins().iconst(I64, 0);
         self.trap_if(too_deep, status::CALL_DEPTH, pc, zero, zero);
         self.step(pc);
@@ -705,6 +720,8 @@ impl<'a, 'b> Tx<'a, 'b> {
             .ins()
             .brif(res[1], prop, &[BlockArg::Value(res[1])], cont, &[]);
         self.enter(cont);
+        // The callee told the shims its frame: this one is current again.
+        self.store_frame_lo();
         self.set(0, res[0]);
         Ok(())
     }
@@ -723,6 +740,28 @@ impl<'a, 'b> Tx<'a, 'b> {
             code if matches!(code & 0x07, 0x00 | 0x01 | 0x04 | 0x07) => self.known[dst] = None,
             _ => {}
         }
+    }
+
+    /// Whether the call chain is 8 frames deep already (no room for a callee's frame).
+    fn too_deep(&mut self) -> Value {
+        self.b.ins().icmp_imm_s(
+            IntCC::UnsignedGreaterThanOrEqual,
+            self.live8,
+            STACK_SIZE as i64 - 8,
+        )
+    }
+
+    /// Tells the shims this function's frame (`JitCtx::frame_lo`): the live stack they
+    /// accept in pointer arguments and region checks starts there. Stored on entry and
+    /// again after each bpf-to-bpf call and `bpf_loop` (whose callees stored theirs);
+    /// a tail call's target has the same frame.
+    fn store_frame_lo(&mut self) {
+        self.b.ins().store(
+            MemFlagsData::trusted(),
+            self.frame_lo,
+            self.ctx,
+            tr::OFF_FRAME_LO,
+        );
     }
 
     /// A helper call: r0 = helper(r1..r5); a helper's trap stops the run at `pc`.
@@ -851,8 +890,7 @@ impl<'a, 'b> Tx<'a, 'b> {
 
         // Depth: the callback's frame must fit, as for a bpf-to-bpf call.
         let fp = self.r(FRAME_POINTER);
-        let limit = self.b.ins().iadd_imm_s(self.stack_lo, STACK_FRAME as i64);
-        let too_deep = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, fp, limit);
+        let too_deep = self.too_deep();
         let zero = self.b.ins().iconst(I64, 0);
         self.trap_if(too_deep, status::CALL_DEPTH, pc, zero, zero);
         let nfp = self.b.ins().iadd_imm_s(fp, -(STACK_FRAME as i64));
@@ -896,6 +934,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.b.seal_block(head);
         self.enter(out);
         let calls = self.b.block_params(out)[0];
+        self.store_frame_lo();
         self.b.ins().store(f, saved, self.ctx, tr::OFF_TAIL_CALLS);
         self.b.ins().jump(done, &[BlockArg::Value(calls)]);
         self.enter(done);

@@ -73,6 +73,7 @@ pub use error::JitError;
 pub use perfmap::Symbol;
 
 use crate::error::{Trap, TrapKind};
+use crate::interp::STACK_FRAME;
 use crate::maptable::RingRecords;
 use crate::memory::Regions;
 use crate::xdp::Packet;
@@ -152,6 +153,8 @@ pub struct JitObject<'a> {
     symbols: Vec<Symbol>,
     single_pass: Vec<String>,
     compile_time: Duration,
+    /// Bytes of host stack a run may need at most (see [`host_stack_need`]).
+    host_stack: usize,
 }
 
 impl<'a> JitObject<'a> {
@@ -222,6 +225,7 @@ impl<'a> JitObject<'a> {
         let mut fctx = FunctionBuilderContext::new();
         let mut sizes: Vec<(FuncId, String, u64)> = Vec::new();
         let mut single_pass = Vec::new();
+        let mut max_frame = 0usize;
         for (pi, prog) in loaded.programs.iter().enumerate() {
             let n = prog.functions.len();
             // The functions that calls and bpf_loop reach: the copy of the entry, if any,
@@ -271,6 +275,7 @@ impl<'a> JitObject<'a> {
                         .map_err(|e| cerr(format!("{e:?}")))?;
                 }
                 sizes.push((id, names[pi][fi].clone(), code_size(&ctx)));
+                max_frame = max_frame.max(frame_size(&ctx));
                 module.clear_context(&mut ctx);
             }
         }
@@ -287,6 +292,7 @@ impl<'a> JitObject<'a> {
                 message: format!("trampoline: {e:?}"),
             })?;
         sizes.push((tramp_id, "bpf_trampoline".into(), code_size(&ctx)));
+        let host_stack = host_stack_need(&loaded.programs, max_frame, frame_size(&ctx));
         module.clear_context(&mut ctx);
         module.finalize_definitions().map_err(merr)?;
 
@@ -321,7 +327,16 @@ impl<'a> JitObject<'a> {
             symbols,
             single_pass,
             compile_time,
+            host_stack,
         })
+    }
+
+    /// Bytes of host stack a run of this object may need at most: its deepest chain of
+    /// compiled frames (bpf-to-bpf calls, `bpf_loop` callbacks and tail calls) plus a
+    /// margin for helpers. A run on a thread with less stack left runs on a thread of
+    /// its own with enough.
+    pub fn host_stack_need(&self) -> usize {
+        self.host_stack
     }
 
     /// The functions compiled with Cranelift's single-pass register allocator because
@@ -391,10 +406,15 @@ impl<'a> JitObject<'a> {
         }
         let repeat = repeat.max(1);
         let start = Instant::now();
-        // SAFETY: the context was just built for this run from live objects that stay
-        // borrowed (and otherwise unused) until `enter` returns; `flag` keeps the
-        // interruption flag alive.
-        let (retval, runs) = unsafe { self.enter(&mut ctx, entry, stack_hi, repeat) }?;
+        let here = &ctx as *const JitCtx as usize;
+        let (retval, runs) = if stack_left(here) >= self.host_stack {
+            // SAFETY: the context was just built for this run from live objects that
+            // stay borrowed (and otherwise unused) until `enter` returns; `flag` keeps
+            // the interruption flag alive.
+            unsafe { self.enter(&mut ctx, entry, stack_hi, repeat) }?
+        } else {
+            self.enter_on_big_stack(&mut ctx, entry, stack_hi, repeat)?
+        };
         Ok(Repeated {
             retval,
             elapsed: start.elapsed(),
@@ -412,6 +432,7 @@ impl<'a> JitObject<'a> {
     ) -> JitCtx {
         JitCtx {
             stack_lo: stack_lo as u64,
+            frame_lo: (regions.stack_hi - STACK_FRAME) as u64,
             md: pkt.md_addr(),
             trapped: 0,
             trap_pc: 0,
@@ -438,6 +459,50 @@ impl<'a> JitObject<'a> {
     /// `stack_hi`, stopping at the first trap or when interrupted; returns the last r0
     /// and the number of runs done.
     ///
+    /// Runs as `enter` does, on a thread of its own with the host stack the compiled
+    /// code may need (more than the calling thread has left); the caller waits.
+    fn enter_on_big_stack(
+        &self,
+        ctx: &mut JitCtx,
+        entry: u64,
+        stack_hi: usize,
+        repeat: u64,
+    ) -> Result<(u64, u64), Trap> {
+        /// The run's context, moved to the thread that runs it.
+        struct Sendable<'c>(&'c mut JitCtx);
+        // SAFETY: the context and the objects it points to are used only by the
+        // spawned thread until it is joined (the caller waits in the scope), and
+        // nothing in them is tied to the calling thread.
+        unsafe impl Send for Sendable<'_> {}
+        struct Code<'j, 'a>(&'j JitObject<'a>);
+        // SAFETY: the compiled code and the object are only read during a run.
+        unsafe impl Send for Code<'_, '_> {}
+        let need = self.host_stack;
+        let boxed = Sendable(ctx);
+        let code = Code(self);
+        std::thread::scope(|s| {
+            let spawned = std::thread::Builder::new()
+                .name("xdp-jit-run".into())
+                .stack_size(need + (64 << 10))
+                .spawn_scoped(s, move || {
+                    let (c, code) = (boxed, code);
+                    // SAFETY: as for `enter`: the caller built the context for this
+                    // run, and the thread has the stack the code needs.
+                    unsafe { code.0.enter(c.0, entry, stack_hi, repeat) }
+                });
+            match spawned {
+                Ok(h) => h.join().unwrap_or(Err(Trap {
+                    kind: TrapKind::HostStack { need: need as u64 },
+                    pc: 0,
+                })),
+                Err(_) => Err(Trap {
+                    kind: TrapKind::HostStack { need: need as u64 },
+                    pc: 0,
+                }),
+            }
+        })
+    }
+
     /// # Safety
     /// `ctx` must have been built by `context` for this run: its regions, packet, maps,
     /// rng and stack pointers valid and not otherwise used until this returns.
@@ -506,6 +571,11 @@ fn make_isa(
     set(&mut flags, "opt_level", opt)?;
     set(&mut flags, "regalloc_algorithm", alg)?;
     set(&mut flags, "is_pic", "false")?;
+    // A function's frame larger than a page (spill slots of a huge function) is probed
+    // page by page on entry, so it can never step over the thread's guard page into
+    // other memory; `host_stack` makes sure a run has the room in the first place.
+    set(&mut flags, "enable_probestack", "true")?;
+    set(&mut flags, "probestack_strategy", "inline")?;
     let verify = if cfg!(debug_assertions) {
         "true"
     } else {
@@ -557,6 +627,84 @@ fn calls_entry(prog: &crate::program::Prepared) -> bool {
             && op.src == isa::opcode::BPF_PSEUDO_CALL
             && pc as i64 + 1 + op.off as i64 == 0
     })
+}
+
+/// Bytes of host stack the frame of the function just compiled in `ctx` takes: its
+/// frame below the frame pointer, plus the saved frame pointer and return address.
+fn frame_size(ctx: &Context) -> usize {
+    ctx.compiled_code()
+        .and_then(|c| c.buffer.frame_layout())
+        .map_or(0, |l| l.frame_to_fp_offset as usize)
+        + 16
+}
+
+/// Host stack a run of `programs` may need: compiled functions nest one native frame
+/// per bpf-to-bpf call or `bpf_loop` callback (at most 8 deep, when some program makes
+/// such calls) and one per tail call (at most 33 in each frame's run, when some program
+/// makes them), below the trampoline; helpers and shims get a fixed margin.
+fn host_stack_need(
+    programs: &[crate::program::Prepared],
+    max_frame: usize,
+    trampoline: usize,
+) -> usize {
+    use isa::opcode::{BPF_PSEUDO_CALL, CALL};
+    let calls = |f: &dyn Fn(&crate::program::Op) -> bool| {
+        programs
+            .iter()
+            .any(|p| p.ops.iter().any(|op| op.code == CALL && f(op)))
+    };
+    let nested = calls(&|op| op.src == BPF_PSEUDO_CALL || op.imm == crate::helpers::BPF_LOOP);
+    let tail = calls(&|op| op.src != BPF_PSEUDO_CALL && op.imm == crate::helpers::TAIL_CALL);
+    let depth = if nested {
+        crate::interp::MAX_CALL_FRAMES
+    } else {
+        1
+    };
+    let per_frame = if tail {
+        crate::interp::MAX_TAIL_CALLS as usize + 1
+    } else {
+        1
+    };
+    trampoline + depth * per_frame * max_frame + HOST_STACK_MARGIN
+}
+
+/// Host stack kept for helpers, shims and the Rust code around a run.
+const HOST_STACK_MARGIN: usize = 128 << 10;
+
+/// Bytes of stack the calling thread has left below `here` (an address on its stack),
+/// from its stack bounds (cached per thread); 0 when they cannot be found.
+fn stack_left(here: usize) -> usize {
+    use std::cell::Cell;
+    thread_local! {
+        static STACK_LO: Cell<usize> = const { Cell::new(0) };
+    }
+    let lo = STACK_LO.with(|c| {
+        if c.get() == 0 {
+            c.set(thread_stack_lo().unwrap_or(usize::MAX));
+        }
+        c.get()
+    });
+    here.saturating_sub(lo)
+}
+
+/// The lowest usable address of the calling thread's stack.
+fn thread_stack_lo() -> Option<usize> {
+    // SAFETY: `attr` is initialised by pthread_getattr_np before it is read and
+    // destroyed once; the out-pointers point to live locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let mut guard: libc::size_t = 0;
+        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0
+            && libc::pthread_attr_getguardsize(&attr, &mut guard) == 0;
+        libc::pthread_attr_destroy(&mut attr);
+        // The guard area lies inside the reported stack for threads glibc created.
+        ok.then(|| addr as usize + guard)
+    }
 }
 
 fn code_size(ctx: &Context) -> u64 {

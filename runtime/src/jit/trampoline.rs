@@ -44,6 +44,10 @@ pub(crate) mod status {
 pub(crate) struct JitCtx {
     /// Lowest address of the stack (all frames).
     pub stack_lo: u64,
+    /// Bottom of the current frame (its r10 - 512), stored by compiled code on entry
+    /// to each function and after each call that entered another: the live stack the
+    /// shims accept is `[frame_lo, regions.stack_hi)`.
+    pub frame_lo: u64,
     /// Address of the run's `struct xdp_md`.
     pub md: u64,
     /// Set non-zero by the helper shim when a helper trapped.
@@ -80,6 +84,7 @@ pub(crate) struct JitCtx {
 pub(crate) static NEVER_INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) const OFF_STACK_LO: i32 = offset_of!(JitCtx, stack_lo) as i32;
+pub(crate) const OFF_FRAME_LO: i32 = offset_of!(JitCtx, frame_lo) as i32;
 pub(crate) const OFF_MD: i32 = offset_of!(JitCtx, md) as i32;
 pub(crate) const OFF_TRAPPED: i32 = offset_of!(JitCtx, trapped) as i32;
 pub(crate) const OFF_TRAP_PC: i32 = offset_of!(JitCtx, trap_pc) as i32;
@@ -93,6 +98,19 @@ pub(crate) const OFF_INTERRUPT: i32 = offset_of!(JitCtx, interrupt) as i32;
 pub(crate) const OFF_RUNS_LEFT: i32 = offset_of!(JitCtx, runs_left) as i32;
 
 impl JitCtx {
+    /// The run's regions with the live stack of the calling frame (`frame_lo`).
+    ///
+    /// # Safety
+    /// `regions` must point to the live regions of the current run.
+    #[inline(always)]
+    unsafe fn live_regions(&self) -> Regions<'static> {
+        Regions {
+            stack_lo: self.frame_lo as usize,
+            // SAFETY: the caller's contract.
+            ..unsafe { *self.regions }
+        }
+    }
+
     /// The trap a run that returned `status` (non-zero) stopped with.
     pub(crate) fn trap(&self, status: i64) -> Trap {
         let pc = self.trap_pc as usize;
@@ -149,9 +167,10 @@ pub(crate) unsafe extern "C" fn helper_shim(
     // SAFETY: the caller guarantees `ctx` and its pointers are valid for this run and
     // unaliased while the helper runs (compiled code is suspended in this call).
     let c = unsafe { &mut *ctx };
+    // SAFETY: as above.
+    let regions = unsafe { c.live_regions() };
     let mut hctx = HelperCtx {
-        // SAFETY: as above.
-        regions: unsafe { &*c.regions },
+        regions: &regions,
         // SAFETY: as above.
         pkt: unsafe { &mut *c.pkt },
         // SAFETY: as above.
@@ -196,7 +215,8 @@ fn helper_arg_ok(c: &mut JitCtx, helper: i32, addr: u64, len: u64, write: bool) 
     }
     // SAFETY: the callers' contract: `regions` and `pkt` are valid for this run.
     let (regions, pkt) = unsafe { (&*c.regions, &*c.pkt) };
-    if len <= u32::MAX as u64 && regions.check(pkt.md(), addr, len as usize, write) {
+    let stack_lo = c.frame_lo as usize;
+    if len <= u32::MAX as u64 && regions.check_from(stack_lo, pkt.md(), addr, len as usize, write) {
         return true;
     }
     c.helper_trap = Some(TrapKind::HelperBadPointer { helper, addr, len });
@@ -266,7 +286,8 @@ pub(crate) unsafe extern "C" fn check_shim(ctx: *mut JitCtx, addr: u64, info: u6
     let c = unsafe { &*ctx };
     // SAFETY: as above.
     let (regions, pkt) = unsafe { (&*c.regions, &*c.pkt) };
-    regions.check(pkt.md(), addr, (info & 0xff) as usize, info & 0x100 != 0) as u64
+    let (len, write) = ((info & 0xff) as usize, info & 0x100 != 0);
+    regions.check_from(c.frame_lo as usize, pkt.md(), addr, len, write) as u64
 }
 
 /// `bpf_tail_call(ctx, map, index)`: the entry point of the target program, or 0 when
@@ -316,6 +337,7 @@ mod tests {
     fn statuses_become_traps() {
         let mut c = JitCtx {
             stack_lo: 0,
+            frame_lo: 0,
             md: 0,
             trapped: 0,
             trap_pc: 7,

@@ -110,7 +110,7 @@ fn apply_setup(case: &Hostile, l: &Loaded) {
 }
 
 /// Runs one case in both engines and checks it; a failure is described in the error.
-fn check(case: &Hostile) -> Result<(), String> {
+pub(crate) fn check(case: &Hostile) -> Result<(), String> {
     let name = case.name;
     let store = maps::Store::anonymous(maps::StoreOptions::default()).expect("store");
     let loaded = match register(&store, case) {
@@ -208,7 +208,6 @@ fn run_plain(insns: &[hostile::Insn]) -> (Result<u64, Trap>, Result<u64, Trap>) 
         insns: insns.to_vec(),
         packet: hostile::default_packet(),
         expect: Expect::Ret(0),
-        needs: None,
         shim_expect: None,
     };
     let store = maps::Store::anonymous(maps::StoreOptions::default()).expect("store");
@@ -220,6 +219,23 @@ fn run_plain(insns: &[hostile::Insn]) -> (Result<u64, Trap>, Result<u64, Trap>) 
     let jit = JitObject::compile(&object, &JitOptions::default()).expect("JIT compile");
     pkt.reset(&case.packet).unwrap();
     (interp, jit.run(&mut vm, entry, &mut pkt))
+}
+
+/// A program of `insns` (no maps) registered in a store and loaded back.
+pub(crate) fn load_plain(insns: &[hostile::Insn]) -> (maps::Store, LoadedObject, usize) {
+    let case = Hostile {
+        name: "plain",
+        maps: vec![],
+        setup: vec![],
+        insns: insns.to_vec(),
+        packet: hostile::default_packet(),
+        expect: Expect::Ret(0),
+        shim_expect: None,
+    };
+    let store = maps::Store::anonymous(maps::StoreOptions::default()).expect("store");
+    let loaded = register(&store, &case).expect("register");
+    let (object, entry) = LoadedObject::from_store(&store, loaded.id).expect("from_store");
+    (store, object, entry)
 }
 
 /// The kernel's limit: 1M instructions, straight-line. Both engines run it.
@@ -387,7 +403,6 @@ fn csum_diff_matches_the_kernel() {
             insns: a.insns,
             packet: packet.clone(),
             expect: Expect::Ret(0),
-            needs: None,
             shim_expect: None,
         };
         let store = maps::Store::anonymous(maps::StoreOptions::default()).expect("store");
