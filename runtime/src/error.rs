@@ -223,6 +223,9 @@ pub enum TrapKind {
     IllegalInstruction { code: u8 },
     /// A program ran more instructions than its budget allows.
     InstructionLimit { limit: u64 },
+    /// An access (or a helper's pointer argument) the analysis proved safe trapped:
+    /// the proof was wrong. Only the trap path looks for this, so it costs nothing.
+    ProofViolated { pc: usize },
 }
 
 /// A fault inside a running program: what happened and at which instruction.
@@ -276,6 +279,10 @@ impl fmt::Display for Trap {
             TrapKind::InstructionLimit { limit } => {
                 write!(f, "instruction limit of {limit} reached")?
             }
+            TrapKind::ProofViolated { pc } => write!(
+                f,
+                "the access at {pc} was proven safe by the analysis but trapped (unsound proof)"
+            )?,
         }
         write!(f, " at insn {}", self.pc)
     }

@@ -147,6 +147,17 @@ impl Vm {
                 })
             };
         }
+        // A trap where the analysis proved the access safe ends the run with
+        // ProofViolated (the audit): only this trap path looks at the facts.
+        macro_rules! mem_trap {
+            ($kind:expr) => {{
+                // SAFETY: `prog` points into `env.programs` (or `first`), which outlive
+                // this run.
+                let facts = unsafe { &(*prog).analysis };
+                let kind = audit(facts, pc - 1, $kind, &reg);
+                trap!(kind)
+            }};
+        }
         macro_rules! r {
             ($i:expr) => {
                 reg[($i as usize) & 15]
@@ -161,7 +172,7 @@ impl Vm {
             ($op:expr, $size:expr) => {{
                 let a = addr!($op.src, $op);
                 if !regions.check(pkt.md(), a, $size, false) {
-                    trap!(TrapKind::OutOfBounds {
+                    mem_trap!(TrapKind::OutOfBounds {
                         addr: a,
                         len: $size as u8,
                         write: false
@@ -176,7 +187,7 @@ impl Vm {
                 let a = addr!($op.dst, $op);
                 let v = $val;
                 if !regions.check(pkt.md(), a, $size, true) {
-                    trap!(TrapKind::OutOfBounds {
+                    mem_trap!(TrapKind::OutOfBounds {
                         addr: a,
                         len: $size as u8,
                         write: true
@@ -190,7 +201,7 @@ impl Vm {
             ($op:expr, $size:expr) => {{
                 let a = addr!($op.dst, $op);
                 if !regions.check(pkt.md(), a, $size, true) {
-                    trap!(TrapKind::OutOfBounds {
+                    mem_trap!(TrapKind::OutOfBounds {
                         addr: a,
                         len: $size as u8,
                         write: true
@@ -463,7 +474,7 @@ impl Vm {
                             [reg[1], reg[2], reg[3], reg[4], reg[5]],
                         ) {
                             Ok(v) => reg[0] = v,
-                            Err(kind) => trap!(kind),
+                            Err(kind) => mem_trap!(kind),
                         }
                     }
                 }
@@ -580,6 +591,34 @@ impl Vm {
         let target = env.programs.get(id.checked_sub(1)? as usize)?;
         *count += 1;
         Some(target)
+    }
+}
+
+/// The trap to report for `kind` at `pc`: `ProofViolated` when the analysis proved
+/// the access, or the helper argument that was refused, safe.
+#[cold]
+#[inline(never)]
+fn audit(
+    analysis: &crate::verifier::Analysis,
+    pc: usize,
+    kind: TrapKind,
+    reg: &[u64; 16],
+) -> TrapKind {
+    let fact = analysis.fact(pc);
+    let violated = match kind {
+        TrapKind::OutOfBounds { .. } => fact.proven,
+        TrapKind::HelperBadPointer { addr, .. } => {
+            (0..5).any(|i| fact.proven_args & (1 << i) != 0 && reg[i + 1] == addr)
+        }
+        TrapKind::HelperBadMap { value, .. } => {
+            (0..5).any(|i| fact.proven_args & (1 << i) != 0 && reg[i + 1] == value)
+        }
+        _ => false,
+    };
+    if violated {
+        TrapKind::ProofViolated { pc }
+    } else {
+        kind
     }
 }
 

@@ -11,6 +11,8 @@ use isa::{CallTarget, Insn, RawInsn};
 use crate::error::VerifyError;
 use crate::helpers;
 use crate::maptable::MapTable;
+use crate::verifier::{Analysis, MapDesc};
+use std::sync::Arc;
 
 /// One pre-decoded instruction slot.
 ///
@@ -41,6 +43,8 @@ pub struct Prepared {
     /// The program's id in the store it was registered in (0: none), where its
     /// run statistics go.
     pub store_id: u32,
+    /// What the analysis proved about each slot (`verifier`).
+    pub analysis: Arc<Analysis>,
 }
 
 /// Verifies `insns` and turns them into [`Op`]s, resolving map references through `maps`.
@@ -179,12 +183,14 @@ pub fn prepare(
     }
     functions.sort_unstable();
     functions.dedup();
+    let analysis = Analysis::run(&decoded, len, &MapDesc::of_table(maps), true);
     Ok(Prepared {
         name: name.to_string(),
         section: section.to_string(),
         ops: ops.into(),
         functions,
         store_id: 0,
+        analysis: Arc::new(analysis),
     })
 }
 

@@ -24,6 +24,8 @@ mod fuzz_regress;
 mod jit;
 #[path = "runtime/jit_maps.rs"]
 mod jit_maps;
+#[path = "runtime/verifier.rs"]
+mod verifier;
 
 use jit::Engine;
 

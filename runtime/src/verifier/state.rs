@@ -1,0 +1,527 @@
+//! Abstract states: registers and stack slots of every frame of the call chain, with
+//! types, as the kernel's `struct bpf_reg_state` / `bpf_func_state` keep them.
+
+use std::fmt;
+
+use super::bounds;
+use super::scalar::Scalar;
+
+/// Bytes of stack per frame, and 8-byte slots per frame.
+pub const FRAME_BYTES: i64 = 512;
+pub const SLOTS: usize = 64;
+/// Frames in a call chain, the entry function included (`MAX_CALL_FRAMES`).
+pub const MAX_FRAMES: usize = 8;
+
+/// The abstract value of one register (or of a spilled register in a stack slot).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reg {
+    /// Never written on this path: any value at run time.
+    Uninit,
+    Scalar(Scalar),
+    /// The context (`struct xdp_md`) plus a fixed offset.
+    Ctx {
+        off: i64,
+    },
+    /// The frame pointer of `frame` (an index into the state's frames) plus `off`.
+    Stack {
+        frame: u8,
+        off: Scalar,
+    },
+    /// `data + var + fixed` (or `data_meta + ..` for `meta`), where `data + var +
+    /// range <= data_end` (or `<= data` for `meta`) has been proven. Pointers with the
+    /// same `id` share the same `var`; id 0 means `var` is 0.
+    Packet {
+        meta: bool,
+        id: u32,
+        fixed: i64,
+        var: Scalar,
+        range: u64,
+    },
+    PacketEnd,
+    /// A map handle: the map's index in the program's map table.
+    MapHandle {
+        map: u32,
+    },
+    /// A pointer into one value of map `map`, at `off` from its start.
+    MapValue {
+        map: u32,
+        off: Scalar,
+    },
+    /// What a lookup returned: a value pointer (`off` from its start) or NULL; a null
+    /// test on one copy decides every copy with the same `id`.
+    MapValueOrNull {
+        map: u32,
+        id: u32,
+        off: Scalar,
+    },
+    /// A reserved ring buffer record of `size` bytes, at `off` from its start.
+    Ring {
+        id: u32,
+        size: u32,
+        off: Scalar,
+    },
+    RingOrNull {
+        id: u32,
+        size: u32,
+    },
+    /// The address of a function of the program (a callback), by its start slot.
+    Func {
+        pc: u32,
+    },
+}
+
+impl Reg {
+    pub fn unknown() -> Reg {
+        Reg::Scalar(Scalar::unknown())
+    }
+
+    pub fn konst(v: u64) -> Reg {
+        Reg::Scalar(Scalar::constant(v))
+    }
+
+    /// The scalar this register holds when used as a number: a pointer's bits are
+    /// unknown to the analysis.
+    pub fn as_scalar(&self) -> Scalar {
+        match self {
+            Reg::Scalar(s) => *s,
+            _ => Scalar::unknown(),
+        }
+    }
+
+    pub fn is_pointer(&self) -> bool {
+        !matches!(self, Reg::Uninit | Reg::Scalar(_))
+    }
+}
+
+/// One 8-byte stack slot: a spilled register (stored whole by an aligned 8-byte store),
+/// or bytes the analysis does not follow.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Slot {
+    Misc,
+    Spill(Reg),
+}
+
+/// One function's frame: its registers, stack slots and where it returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Frame {
+    pub regs: [Reg; 11],
+    /// Slot `i` covers bytes `fp - 512 + 8i .. fp - 512 + 8i + 8`.
+    pub stack: Vec<Slot>,
+    /// Where the caller continues: the slot after the call, or for a callback the
+    /// `bpf_loop` call itself (it is evaluated again: one more iteration or the end).
+    pub ret_pc: usize,
+    pub callback: bool,
+}
+
+impl Frame {
+    pub fn new(index: usize, ret_pc: usize, callback: bool) -> Frame {
+        let mut regs: [Reg; 11] = std::array::from_fn(|_| Reg::Uninit);
+        regs[10] = Reg::Stack {
+            frame: index as u8,
+            off: Scalar::constant(0),
+        };
+        Frame {
+            regs,
+            stack: vec![Slot::Misc; SLOTS],
+            ret_pc,
+            callback,
+        }
+    }
+}
+
+/// The state of one path: the frames of the call chain, the entry function's first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct State {
+    pub frames: Vec<Frame>,
+}
+
+impl State {
+    pub fn cur(&self) -> &Frame {
+        self.frames.last().expect("a state has a frame")
+    }
+
+    pub fn cur_mut(&mut self) -> &mut Frame {
+        self.frames.last_mut().expect("a state has a frame")
+    }
+
+    pub fn reg(&self, r: u8) -> &Reg {
+        &self.cur().regs[r as usize]
+    }
+
+    pub fn set(&mut self, r: u8, v: Reg) {
+        self.cur_mut().regs[r as usize] = v;
+    }
+
+    /// Every register and spilled register of every frame.
+    pub fn for_each_reg(&mut self, mut f: impl FnMut(&mut Reg)) {
+        for fr in &mut self.frames {
+            for r in fr.regs.iter_mut() {
+                f(r);
+            }
+            for s in fr.stack.iter_mut() {
+                if let Slot::Spill(r) = s {
+                    f(r);
+                }
+            }
+        }
+    }
+
+    /// Forgets every spilled register of every frame (memory the analysis cannot
+    /// place may have been written).
+    pub fn clobber_all_stacks(&mut self) {
+        for fr in &mut self.frames {
+            for s in fr.stack.iter_mut() {
+                *s = Slot::Misc;
+            }
+        }
+    }
+}
+
+/// Whether `old` holds every concrete state `new` does, for the registers in `live`
+/// (one mask per frame): the pruning test (the kernel's `states_equal`/`regsafe`).
+pub fn includes(old: &State, new: &State, live: &[u16]) -> bool {
+    if old.frames.len() != new.frames.len() {
+        return false;
+    }
+    let mut ids: Vec<(u32, u32)> = Vec::new();
+    for (i, (fo, fnew)) in old.frames.iter().zip(&new.frames).enumerate() {
+        if fo.ret_pc != fnew.ret_pc || fo.callback != fnew.callback {
+            return false;
+        }
+        let mask = live.get(i).copied().unwrap_or(u16::MAX);
+        for r in 0..11 {
+            if mask & (1 << r) == 0 {
+                continue;
+            }
+            if !reg_includes(&fo.regs[r], &fnew.regs[r], &mut ids) {
+                return false;
+            }
+        }
+        for (so, sn) in fo.stack.iter().zip(&fnew.stack) {
+            match (so, sn) {
+                (Slot::Misc, _) => {}
+                (Slot::Spill(a), Slot::Spill(b)) => {
+                    if !reg_includes(a, b, &mut ids) {
+                        return false;
+                    }
+                }
+                (Slot::Spill(a), Slot::Misc) => {
+                    if !matches!(a, Reg::Uninit) && a != &Reg::unknown() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Ids must correspond one way: copies that share an id in `old` share one in `new`.
+fn same_id(ids: &mut Vec<(u32, u32)>, a: u32, b: u32) -> bool {
+    if a == 0 || b == 0 {
+        return a == b;
+    }
+    match ids.iter().find(|(x, _)| *x == a) {
+        Some(&(_, y)) => y == b,
+        None => {
+            ids.push((a, b));
+            true
+        }
+    }
+}
+
+fn reg_includes(old: &Reg, new: &Reg, ids: &mut Vec<(u32, u32)>) -> bool {
+    use Reg::*;
+    match (old, new) {
+        (Uninit, _) => true,
+        (Scalar(a), Scalar(b)) => bounds::includes(a, b),
+        (Scalar(a), _) => *a == super::scalar::Scalar::unknown(),
+        (Ctx { off: a }, Ctx { off: b }) => a == b,
+        (Stack { frame: fa, off: a }, Stack { frame: fb, off: b }) => {
+            fa == fb && bounds::includes(a, b)
+        }
+        (
+            Packet {
+                meta: ma,
+                id: ia,
+                fixed: fa,
+                var: va,
+                range: ra,
+            },
+            Packet {
+                meta: mb,
+                id: ib,
+                fixed: fb,
+                var: vb,
+                range: rb,
+            },
+        ) => ma == mb && fa == fb && ra <= rb && bounds::includes(va, vb) && same_id(ids, *ia, *ib),
+        (PacketEnd, PacketEnd) => true,
+        (MapHandle { map: a }, MapHandle { map: b }) => a == b,
+        (MapValue { map: ma, off: a }, MapValue { map: mb, off: b }) => {
+            ma == mb && bounds::includes(a, b)
+        }
+        (
+            MapValueOrNull {
+                map: ma,
+                id: ia,
+                off: a,
+            },
+            MapValueOrNull {
+                map: mb,
+                id: ib,
+                off: b,
+            },
+        ) => ma == mb && bounds::includes(a, b) && same_id(ids, *ia, *ib),
+        (
+            Ring {
+                id: ia,
+                size: sa,
+                off: a,
+            },
+            Ring {
+                id: ib,
+                size: sb,
+                off: b,
+            },
+        ) => sa == sb && bounds::includes(a, b) && same_id(ids, *ia, *ib),
+        (RingOrNull { id: ia, size: sa }, RingOrNull { id: ib, size: sb }) => {
+            sa == sb && same_id(ids, *ia, *ib)
+        }
+        (Func { pc: a }, Func { pc: b }) => a == b,
+        _ => false,
+    }
+}
+
+/// `old` widened so that it holds `new` too (used where one slot is reached by many
+/// states, so that loops converge): registers of different kinds become unknown
+/// scalars, offsets and values not held become unknown.
+pub fn widen(old: &State, new: &State, next_id: &mut u32, hard: bool) -> Option<State> {
+    if old.frames.len() != new.frames.len() {
+        return None;
+    }
+    let mut out = old.clone();
+    let mut ids: Vec<((u32, u32), u32)> = Vec::new();
+    let mut fresh = |a: u32, b: u32| -> u32 {
+        if a == 0 && b == 0 {
+            return 0;
+        }
+        if let Some(&(_, n)) = ids.iter().find(|(k, _)| *k == (a, b)) {
+            return n;
+        }
+        *next_id += 1;
+        ids.push(((a, b), *next_id));
+        *next_id
+    };
+    for (fo, (fa, fb)) in out
+        .frames
+        .iter_mut()
+        .zip(old.frames.iter().zip(&new.frames))
+    {
+        if fa.ret_pc != fb.ret_pc || fa.callback != fb.callback {
+            return None;
+        }
+        for r in 0..11 {
+            fo.regs[r] = widen_reg(&fa.regs[r], &fb.regs[r], &mut fresh, hard);
+        }
+        for s in 0..SLOTS {
+            fo.stack[s] = match (&fa.stack[s], &fb.stack[s]) {
+                (Slot::Spill(a), Slot::Spill(b)) => Slot::Spill(widen_reg(a, b, &mut fresh, hard)),
+                _ => Slot::Misc,
+            };
+        }
+    }
+    Some(out)
+}
+
+fn widen_reg(a: &Reg, b: &Reg, fresh: &mut impl FnMut(u32, u32) -> u32, hard: bool) -> Reg {
+    use Reg::*;
+    let w = |x: &super::scalar::Scalar, y: &super::scalar::Scalar| {
+        if hard {
+            bounds::widen(x, y)
+        } else {
+            bounds::join(x, y)
+        }
+    };
+    match (a, b) {
+        (Uninit, _) | (_, Uninit) => Uninit,
+        (Scalar(x), Scalar(y)) => Scalar(w(x, y)),
+        (Ctx { off: x }, Ctx { off: y }) if x == y => a.clone(),
+        (Stack { frame: f, off: x }, Stack { frame: g, off: y }) if f == g => Stack {
+            frame: *f,
+            off: w(x, y),
+        },
+        (
+            Packet {
+                meta: ma,
+                id: ia,
+                fixed: fa,
+                var: va,
+                range: ra,
+            },
+            Packet {
+                meta: mb,
+                id: ib,
+                fixed: fb,
+                var: vb,
+                range: rb,
+            },
+        ) if ma == mb && fa == fb && (ia == ib || (*ia != 0 && *ib != 0)) => Packet {
+            meta: *ma,
+            id: if ia == ib { *ia } else { fresh(*ia, *ib) },
+            fixed: *fa,
+            var: w(va, vb),
+            range: if ia == ib { (*ra).min(*rb) } else { 0 },
+        },
+        (PacketEnd, PacketEnd) => PacketEnd,
+        (MapHandle { map: x }, MapHandle { map: y }) if x == y => a.clone(),
+        (MapValue { map: m, off: x }, MapValue { map: n, off: y }) if m == n => MapValue {
+            map: *m,
+            off: w(x, y),
+        },
+        (
+            MapValueOrNull {
+                map: m,
+                id: ia,
+                off: x,
+            },
+            MapValueOrNull {
+                map: n,
+                id: ib,
+                off: y,
+            },
+        ) if m == n => MapValueOrNull {
+            map: *m,
+            id: fresh(*ia, *ib),
+            off: w(x, y),
+        },
+        (
+            Ring {
+                id: ia,
+                size: sa,
+                off: x,
+            },
+            Ring {
+                id: ib,
+                size: sb,
+                off: y,
+            },
+        ) if sa == sb => Ring {
+            id: fresh(*ia, *ib),
+            size: *sa,
+            off: w(x, y),
+        },
+        (RingOrNull { id: ia, size: sa }, RingOrNull { id: ib, size: sb }) if sa == sb => {
+            RingOrNull {
+                id: fresh(*ia, *ib),
+                size: *sa,
+            }
+        }
+        (Func { pc: x }, Func { pc: y }) if x == y => a.clone(),
+        _ => Reg::unknown(),
+    }
+}
+
+fn fmt_scalar(f: &mut fmt::Formatter<'_>, s: &Scalar) -> fmt::Result {
+    if let Some(v) = s.as_const() {
+        return write!(f, "{}", v as i64);
+    }
+    write!(f, "(")?;
+    let mut sep = "";
+    if s.smin != i64::MIN || s.smax != i64::MAX {
+        write!(f, "smin={},smax={}", s.smin, s.smax)?;
+        sep = ",";
+    }
+    if s.umin != 0 || s.umax != u64::MAX {
+        write!(f, "{sep}umin={},umax={}", s.umin, s.umax)?;
+        sep = ",";
+    }
+    if s.var_off.mask != u64::MAX {
+        write!(
+            f,
+            "{sep}var_off=({:#x}; {:#x})",
+            s.var_off.value, s.var_off.mask
+        )?;
+    }
+    write!(f, ")")
+}
+
+struct ScalarFmt<'a>(&'a Scalar);
+
+impl fmt::Display for ScalarFmt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_scalar(f, self.0)
+    }
+}
+
+impl fmt::Display for Reg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reg::Uninit => write!(f, "?"),
+            Reg::Scalar(s) => {
+                if s.as_const().is_some() {
+                    write!(f, "{}", ScalarFmt(s))
+                } else {
+                    write!(f, "scalar{}", ScalarFmt(s))
+                }
+            }
+            Reg::Ctx { off } => write!(f, "ctx(off={off})"),
+            Reg::Stack { frame, off } => write!(f, "fp{frame}{}", ScalarFmt(off)),
+            Reg::Packet {
+                meta,
+                id,
+                fixed,
+                var,
+                range,
+            } => write!(
+                f,
+                "{}(id={id},off={fixed},r={range},var={})",
+                if *meta { "pkt_meta" } else { "pkt" },
+                ScalarFmt(var)
+            ),
+            Reg::PacketEnd => write!(f, "pkt_end"),
+            Reg::MapHandle { map } => write!(f, "map_ptr(map={map})"),
+            Reg::MapValue { map, off } => write!(f, "map_value(map={map},off={})", ScalarFmt(off)),
+            Reg::MapValueOrNull { map, id, off } => write!(
+                f,
+                "map_value_or_null(id={id},map={map},off={})",
+                ScalarFmt(off)
+            ),
+            Reg::Ring { id, size, off } => {
+                write!(f, "ringbuf_mem(id={id},size={size},off={})", ScalarFmt(off))
+            }
+            Reg::RingOrNull { id, size } => write!(f, "ringbuf_mem_or_null(id={id},size={size})"),
+            Reg::Func { pc } => write!(f, "func(pc={pc})"),
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, fr) in self.frames.iter().enumerate() {
+            if self.frames.len() > 1 {
+                write!(f, "frame{i}: ")?;
+            }
+            let mut first = true;
+            for (r, v) in fr.regs.iter().enumerate() {
+                if matches!(v, Reg::Uninit) {
+                    continue;
+                }
+                if !first {
+                    write!(f, " ")?;
+                }
+                first = false;
+                write!(f, "R{r}={v}")?;
+            }
+            for (s, slot) in fr.stack.iter().enumerate() {
+                if let Slot::Spill(v) = slot {
+                    write!(f, " fp{}={v}", (s as i64) * 8 - FRAME_BYTES)?;
+                }
+            }
+            if i + 1 < self.frames.len() {
+                writeln!(f)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! The analysis (`runtime::verifier`): its proofs are audited by running programs with
+//! every check on (a trap at a proven slot ends with `ProofViolated`), and its coverage
+//! of the bpf-progs programs is measured.
+
+use std::collections::BTreeSet;
+
+use bpf_progs::Cpu;
+use isa::RawInsn;
+use runtime::maptable::MapTable;
+use runtime::{LoadedObject, Packet, TrapKind, Vm};
+
+use super::fuzz_gen;
+
+fn load(path: &std::path::Path) -> LoadedObject {
+    let bytes = std::fs::read(path).expect("object");
+    let obj = loader::Object::parse(&bytes).expect("parses");
+    let store = maps::Store::anonymous(maps::StoreOptions::default()).expect("store");
+    // The store's maps live as long as the loaded object needs them (leaked on purpose
+    // in tests: the anonymous store is small).
+    let store = Box::leak(Box::new(store));
+    LoadedObject::load(&obj, store).expect("loads")
+}
+
+/// For every bpf-progs program: accesses proven / total; at least 99% overall.
+#[test]
+fn coverage_of_bpf_progs() {
+    let mut seen = BTreeSet::new();
+    let (mut proven, mut total) = (0usize, 0usize);
+    let mut lines = Vec::new();
+    for cpu in Cpu::ALL {
+        for case in bpf_progs::cases() {
+            if !seen.insert((case.object, case.prog, cpu.as_str())) {
+                continue;
+            }
+            let Some(path) = bpf_progs::object_for(case.object, cpu) else {
+                println!("SKIP: {} not built for -mcpu={}", case.object, cpu.as_str());
+                continue;
+            };
+            let loaded = load(&path);
+            let index = loaded.program_index(Some(case.prog)).expect("program");
+            let a = &loaded.programs[index].analysis;
+            let (p, t) = a.coverage();
+            proven += p;
+            total += t;
+            lines.push(format!(
+                "{:>4}/{:<4} {}:{} -mcpu={} ({} insns processed{})",
+                p,
+                t,
+                case.object,
+                case.prog,
+                cpu.as_str(),
+                a.processed,
+                if a.gave_up { ", gave up" } else { "" }
+            ));
+            for (_, text) in a.unproven().iter().take(3) {
+                lines.push(format!("    {}", text.replace('\n', "\n    ")));
+            }
+        }
+    }
+    for l in &lines {
+        println!("{l}");
+    }
+    println!(
+        "coverage: {proven}/{total} accesses proven ({:.2}%)",
+        100.0 * proven as f64 / total.max(1) as f64
+    );
+    assert!(total > 0);
+    assert!(
+        proven * 100 >= total * 99,
+        "only {proven} of {total} accesses proven"
+    );
+}
+
+/// Every bpf-progs case in the interpreter, which audits every trap against the
+/// proofs: none may end with ProofViolated.
+#[test]
+fn bpf_progs_never_violate_a_proof() {
+    let mut runs = 0;
+    for cpu in Cpu::ALL {
+        for case in bpf_progs::cases() {
+            let Some(path) = bpf_progs::object_for(case.object, cpu) else {
+                continue;
+            };
+            let sets = case.sets_bytes().expect("hex");
+            for packet in case.packets {
+                let data = std::fs::read(bpf_progs::packet(packet)).expect("packet");
+                let r = super::jit::run_engine(
+                    super::jit::Engine::Interp,
+                    &path,
+                    case.prog,
+                    &data,
+                    case.repeat,
+                    &sets,
+                    &case.prog_sets_owned(),
+                );
+                if let Err(e) = &r {
+                    assert!(
+                        !e.contains("unsound proof"),
+                        "{} [-mcpu={}]: {e}",
+                        case.label(packet),
+                        cpu.as_str()
+                    );
+                }
+                runs += 1;
+            }
+        }
+    }
+    println!("audited {runs} runs");
+    assert!(runs > 0);
+}
+
+fn fuzz_count(default: u64) -> u64 {
+    std::env::var("XDP_VERIFIER_FUZZ")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The differential fuzzer's programs in the interpreter: none may end with
+/// ProofViolated. XDP_VERIFIER_FUZZ=N runs N programs (default a few thousand).
+#[test]
+fn fuzz_programs_never_violate_a_proof() {
+    let count = fuzz_count(if cfg!(debug_assertions) { 3000 } else { 50_000 });
+    let mut vm = Vm::new(0);
+    let mut pkt = Packet::new(&[0u8; fuzz_gen::PACKET_LEN]).unwrap();
+    let (mut traps, mut proven, mut total, mut ran) = (0u64, 0usize, 0usize, 0u64);
+    for seed in 0..count {
+        let p = fuzz_gen::generate(0xa0d1_0000 + seed);
+        let maps = MapTable::new(Vec::new());
+        let Ok(prepared) =
+            runtime::program::prepare("fuzz", "xdp", &p.insns, &p.subprog_starts, &maps)
+        else {
+            continue;
+        };
+        let (a, b) = prepared.analysis.coverage();
+        proven += a;
+        total += b;
+        let loaded = LoadedObject {
+            maps,
+            programs: vec![prepared],
+            rejected: Vec::new(),
+            all_programs: Vec::new(),
+        };
+        pkt.reset(&p.packet).unwrap();
+        ran += 1;
+        if let Err(t) = loaded.run(&mut vm, 0, &mut pkt) {
+            traps += 1;
+            assert!(
+                !matches!(t.kind, TrapKind::ProofViolated { .. }),
+                "seed {}: {t}\n{}",
+                0xa0d1_0000 + seed,
+                listing(&p.insns)
+            );
+        }
+    }
+    println!(
+        "verifier fuzz: {ran} programs run ({traps} trapped), {proven}/{total} accesses proven"
+    );
+    assert!(ran > count / 2);
+}
+
+fn listing(insns: &[RawInsn]) -> String {
+    isa::disassemble(insns).unwrap_or_default()
+}
