@@ -335,7 +335,7 @@ mod tests {
             m.get_next_key(Some(&k(2)), &mut out).map_err(|e| e.errno()),
             Err(libc::ENOENT)
         );
-        let keys: Vec<_> = m.iter().collect();
+        let keys: Vec<_> = m.iter().collect::<Result<_, _>>().expect("walk");
         assert_eq!(keys, vec![k(0).to_vec(), k(1).to_vec(), k(2).to_vec()]);
     }
 

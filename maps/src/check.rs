@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 
 use crate::def::Kind;
 use crate::error::MapError;
-use crate::hash::{nulls, ST_LIVE, TAG_ELEM, TAG_FREE};
-use crate::lock::{self, PidLockGuard};
+use crate::hash::{nulls, Prev, ST_LIVE, TAG_ELEM, TAG_FREE};
+use crate::lock::PidLockGuard;
 use crate::map::Map;
 
 /// What a walk of a hash map found.
@@ -31,11 +31,11 @@ impl Map {
     pub fn check(&self) -> Result<(), MapError> {
         match self.kind {
             k if k.is_hash() => {
-                let _locks = self.lock_all();
+                let _locks = self.lock_all()?;
                 self.check_hash_locked()
             }
             Kind::LpmTrie => {
-                let _g = lock::lock(self.lpm_lock());
+                let _g = self.take_lock(self.lpm_lock(), || "trie lock".into())?;
                 self.check_lpm_locked(false).map(|_| ())
             }
             _ => Ok(()),
@@ -50,8 +50,8 @@ impl Map {
     pub fn repair(&self) -> Result<u32, MapError> {
         match self.kind {
             k if k.is_hash() => {
-                let _locks = self.lock_all();
-                let scan = self.scan_hash()?;
+                let _locks = self.lock_all()?;
+                let scan = self.scan_hash(true)?;
                 let mut reclaimed = 0;
                 let fresh = self.fresh().load(Ordering::Relaxed).min(self.nelems);
                 for idx in 0..fresh {
@@ -73,11 +73,14 @@ impl Map {
                     }
                 }
                 self.check_hash_locked()?;
+                self.clear_dirty();
                 Ok(reclaimed)
             }
             Kind::LpmTrie => {
-                let _g = lock::lock(self.lpm_lock());
-                self.check_lpm_locked(true)
+                let _g = self.take_lock(self.lpm_lock(), || "trie lock".into())?;
+                let reclaimed = self.check_lpm_locked(true)?;
+                self.clear_dirty();
+                Ok(reclaimed)
             }
             _ => Ok(0),
         }
@@ -85,23 +88,40 @@ impl Map {
 
     /// Every stripe lock, in order (plus the LRU lock). Holding them all stops
     /// every writer, including free-list pops and pushes.
-    fn lock_all(&self) -> Vec<PidLockGuard<'_>> {
+    fn lock_all(&self) -> Result<Vec<PidLockGuard<'_>>, MapError> {
         let mut v = Vec::with_capacity(self.stripe_mask as usize + 2);
         for s in 0..=self.stripe_mask {
-            v.push(lock::lock(self.stripe_lock(s)));
+            v.push(self.take_lock(self.stripe_lock(s), || format!("stripe lock {s}"))?);
         }
         if self.kind.is_lru() {
-            v.push(lock::lock(self.lru_lock()));
+            v.push(self.take_lock(self.lru_lock(), || "LRU lock".into())?);
         }
-        v
+        Ok(v)
     }
 
-    fn scan_hash(&self) -> Result<HashScan, MapError> {
+    /// Clears the repair mark (the caller holds every lock of the map and has
+    /// just repaired it).
+    fn clear_dirty(&self) {
+        if let Some(w) = self.dirty_word() {
+            w.store(0, Ordering::Release);
+        }
+    }
+
+    /// Walks every chain and the free list. With `fix` (the caller holds every
+    /// lock), an element whose key an earlier element of its chain already
+    /// holds is unlinked: a replacement links the new element at the head
+    /// before it unlinks the old one, and a writer killed in between leaves
+    /// both (the stale copy would come back when the new one is deleted).
+    fn scan_hash(&self, fix: bool) -> Result<HashScan, MapError> {
         let n = self.nelems as usize;
         let mut in_chain = vec![false; n];
         let mut in_free = vec![false; n];
         let mut chained = 0u32;
+        let mut keys = std::collections::HashSet::new();
+        let mut key = vec![0u8; self.key_size as usize];
         for b in 0..=self.bucket_mask {
+            keys.clear();
+            let mut prev = Prev::Head;
             let mut link = self.head(b).load(Ordering::Acquire);
             while link != 0 && link & 3 == TAG_ELEM {
                 let idx = self.link_elem(link).ok_or_else(|| {
@@ -110,8 +130,23 @@ impl Map {
                 if in_chain[idx as usize] {
                     return Err(self.corrupt(format!("element {idx} chained twice (or a cycle)")));
                 }
+                self.load_elem_key(idx, &mut key);
+                if !keys.insert(key.clone()) {
+                    if !fix {
+                        return Err(self.corrupt(format!(
+                            "bucket {b}: element {idx} repeats a key of its chain"
+                        )));
+                    }
+                    let next = self.e_next(idx).load(Ordering::Acquire);
+                    let odd = self.seq_begin(b);
+                    self.prev_link(b, prev).store(next, Ordering::Release);
+                    self.seq_end(b, odd);
+                    link = next;
+                    continue; // now leaked: returned to the free list by repair
+                }
                 in_chain[idx as usize] = true;
                 chained += 1;
+                prev = Prev::Elem(idx);
                 let kb = self.elem_bucket(idx);
                 if kb != b {
                     return Err(self.corrupt(format!(
@@ -160,7 +195,7 @@ impl Map {
     }
 
     fn check_hash_locked(&self) -> Result<(), MapError> {
-        let scan = self.scan_hash()?;
+        let scan = self.scan_hash(false)?;
         let fresh = self.fresh().load(Ordering::Relaxed);
         if scan.chained + scan.free != fresh {
             return Err(self.corrupt(format!(
@@ -225,6 +260,116 @@ impl Map {
             }
             self.lpm_n_entries().store(entries, Ordering::Relaxed);
         }
+        let seq = self.lpm_seq().load(Ordering::Relaxed);
+        if seq & 1 == 1 {
+            if !fix {
+                return Err(self.corrupt("lpm seq left odd".into()));
+            }
+            self.lpm_seq().store(seq.wrapping_add(1), Ordering::Release);
+        }
         Ok(reclaimed)
+    }
+}
+
+impl crate::Store {
+    /// Repairs every map a writer may have died inside ([`Map::needs_repair`]:
+    /// a lock taken over from a dead owner since the last repair, or a lock
+    /// word naming a dead process). Runs when a store is opened; cheap when no
+    /// writer died (a look at each map's lock words). Returns the elements
+    /// reclaimed; a map whose repair fails (corrupt, or a lock held past the
+    /// wait bound) is left as it is: its operations report the problem.
+    pub fn recover(&self) -> u32 {
+        self.map_ids()
+            .into_iter()
+            .filter_map(|id| self.map_by_id(id).ok())
+            .filter_map(|m| m.recover().ok())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use crate::def::*;
+    use crate::{MapDef, MapError, Store, StoreOptions};
+
+    /// A pid no process has: a child that exited and was reaped.
+    fn dead_pid() -> Option<u32> {
+        let mut c = std::process::Command::new("true").spawn().ok()?;
+        let pid = c.id();
+        c.wait().ok()?;
+        Some(pid)
+    }
+
+    #[test]
+    fn opening_a_store_repairs_what_a_dead_writer_left() {
+        let Some(dead) = dead_pid() else {
+            println!("SKIP: cannot spawn `true`");
+            return;
+        };
+        let name = format!("maps-check-recover-{}", std::process::id());
+        let s = Store::create(
+            &name,
+            StoreOptions {
+                size: 4 << 20,
+                ncpus: Some(2),
+            },
+        )
+        .expect("create");
+        let def = |map_type, key_size, map_flags| MapDef {
+            map_type,
+            key_size,
+            value_size: 8,
+            max_entries: 8,
+            map_flags,
+            name: "m".into(),
+            ..MapDef::default()
+        };
+        let h = s.create_map(&def(BPF_MAP_TYPE_HASH, 4, 0)).expect("hash");
+        let t = s
+            .create_map(&def(BPF_MAP_TYPE_LPM_TRIE, 8, BPF_F_NO_PREALLOC))
+            .expect("lpm");
+        // A writer killed inside an insert into each: an element counted and
+        // popped but never linked, a trie node allocated and counted but never
+        // linked, and the locks still naming the dead writer.
+        h.count().fetch_add(1, Ordering::Relaxed);
+        assert!(h.pop_free().is_some());
+        h.bucket_lock(3).store(dead, Ordering::Relaxed);
+        t.lpm_fresh().fetch_add(1, Ordering::Relaxed);
+        t.lpm_n_entries().fetch_add(1, Ordering::Relaxed);
+        t.lpm_lock().store(dead, Ordering::Relaxed);
+        assert!(h.needs_repair() && t.needs_repair());
+        drop((h, t, s));
+
+        let s = Store::open(&name).expect("open");
+        let _ = Store::unlink(&name);
+        s.check().expect("repaired on open");
+        let ids = s.map_ids();
+        let (h, t) = (
+            s.map_by_id(ids[0]).expect("h"),
+            s.map_by_id(ids[1]).expect("t"),
+        );
+        assert!(!h.needs_repair() && !t.needs_repair());
+        for i in 0..8u32 {
+            h.update(&i.to_ne_bytes(), &[0; 8], BPF_NOEXIST)
+                .unwrap_or_else(|e| panic!("hash entry {}: {e}", i + 1));
+            let mut k = [0u8; 8];
+            k[..4].copy_from_slice(&32u32.to_ne_bytes());
+            k[4..].copy_from_slice(&i.to_be_bytes());
+            t.update(&k, &[0; 8], BPF_NOEXIST)
+                .unwrap_or_else(|e| panic!("lpm entry {}: {e}", i + 1));
+        }
+        assert!(matches!(
+            h.update(&9u32.to_ne_bytes(), &[0; 8], BPF_NOEXIST),
+            Err(MapError::TooBig { .. })
+        ));
+        let mut k = [0u8; 8];
+        k[..4].copy_from_slice(&32u32.to_ne_bytes());
+        k[4..].copy_from_slice(&99u32.to_be_bytes());
+        assert!(matches!(
+            t.update(&k, &[0; 8], BPF_NOEXIST),
+            Err(MapError::NoSpaceLeft { .. })
+        ));
     }
 }

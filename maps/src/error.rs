@@ -71,6 +71,62 @@ pub enum StoreError {
         /// What ran out.
         what: String,
     },
+    /// The filesystem holding the store has no room to reserve its memory
+    /// (creating it, or backing a sparse store found at open). Nothing is left
+    /// behind by a failed create.
+    #[error("no room for store {path}: its {size} bytes could not be reserved")]
+    NoRoom {
+        /// The store's path.
+        path: String,
+        /// The bytes that had to be reserved.
+        size: u64,
+        /// The OS error (ENOSPC, ENOMEM).
+        #[source]
+        source: io::Error,
+    },
+    /// The store path is a symbolic link (never followed).
+    #[error("store {path} is a symbolic link; stores are never opened through links")]
+    Symlink {
+        /// The store's path.
+        path: String,
+    },
+    /// The store path is not a regular file.
+    #[error("store {path} is not a regular file")]
+    NotRegular {
+        /// The store's path.
+        path: String,
+    },
+    /// The store belongs to another user (or group) the caller did not trust.
+    #[error("store {path} is owned by uid {owner} (gid {group}), not you (uid {uid}); trust it explicitly to open it (StoreAccess::trust, xdp-runner --store-trust uid:{owner} or gid:{group}, XDPSHIM_STORE_TRUST=uid:{owner})")]
+    NotOwner {
+        /// The store's path.
+        path: String,
+        /// Owner uid of the file.
+        owner: u32,
+        /// Group of the file.
+        group: u32,
+        /// The caller's effective uid.
+        uid: u32,
+    },
+    /// The store's mode lets others write it: anyone could have changed what the
+    /// opener would trust.
+    #[error("store {path} has mode {mode:04o}: writable by {who}; {hint}")]
+    Writable {
+        /// The store's path.
+        path: String,
+        /// The file's permission bits.
+        mode: u32,
+        /// "every user" or "group N".
+        who: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// A trust specification that cannot be parsed.
+    #[error("invalid store trust {spec:?}: expected a comma-separated list of uid:N and gid:N")]
+    InvalidTrust {
+        /// The specification given.
+        spec: String,
+    },
     /// An operating-system call failed.
     #[error("{op}: {source}")]
     Io {
@@ -360,6 +416,30 @@ pub enum MapError {
         /// The map id.
         id: u32,
     },
+    /// A lock in the store stayed held by a live process for the whole wait
+    /// bound (`lock::STORE_LOCK_WAIT`): the holder is stopped or stuck (EDEADLK).
+    #[error("{lock} held by live pid {pid} for {waited_ms} ms (no operation holds it that long: is pid {pid} stopped or stuck?)")]
+    LockHeld {
+        /// The map id (0 for a store-wide lock).
+        id: u32,
+        /// Which lock, e.g. `map 3 "flows" stripe lock 7` or `store meta_lock`.
+        lock: String,
+        /// The pid in the lock word.
+        pid: u32,
+        /// How long the caller waited.
+        waited_ms: u64,
+    },
+    /// A map has no free element or node left although it holds fewer than
+    /// max_entries entries (ENOMEM, the kernel's allocation failure).
+    #[error("map {id}: no free {what} left ({why})")]
+    NoFreeElement {
+        /// The map id.
+        id: u32,
+        /// "element" or "node".
+        what: &'static str,
+        /// Why none is free.
+        why: &'static str,
+    },
     /// A value argument is invalid for this map (EINVAL), e.g. program id 0 in a PROG_ARRAY.
     #[error("map {id}: invalid value: {what}")]
     InvalidValue {
@@ -398,6 +478,8 @@ impl MapError {
             MapError::RingFull { .. } => libc::EAGAIN,
             MapError::Unsupported { errno, .. } => *errno,
             MapError::NoDevice { .. } => libc::ENODEV,
+            MapError::LockHeld { .. } => libc::EDEADLK,
+            MapError::NoFreeElement { .. } => libc::ENOMEM,
         }
     }
 }

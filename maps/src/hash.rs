@@ -3,7 +3,8 @@
 //!
 //! # Memory (offsets inside the map's data region)
 //! ```text
-//! 0          control block: free_head u64 | fresh u32 | count u32 | LRU words | reserved
+//! 0          control block: free_head u64 | fresh u32 | count u32 | LRU words |
+//!            repair mark u32 (offset 24, see `Map::dirty_word`) | reserved
 //! 64         lock stripes: n_stripes x { lock: u32 pid spinlock, seq: u32 change count }
 //! buckets    n_buckets x { head: u32 link }
 //! elems      nelems x { next: u32 link, [state: u32, LRU only],
@@ -86,7 +87,6 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use crate::def::{Kind, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
 use crate::error::MapError;
-use crate::lock;
 use crate::map::Map;
 use crate::mem;
 
@@ -443,6 +443,14 @@ impl Map {
         self.elem(idx).wrapping_add(self.value_off)
     }
 
+    /// Copies element `idx`'s key (key_size bytes) into `out`.
+    pub(crate) fn load_elem_key(&self, idx: u32, out: &mut [u8]) {
+        let n = out.len().min(self.key_size as usize);
+        // SAFETY: the key area of idx (clamped below nelems by `elem`) holds
+        // round_up(key_size, 4) bytes, 4-aligned; n <= key_size.
+        unsafe { mem::load_key(&mut out[..n], self.e_key(idx)) };
+    }
+
     /// Bucket of element `idx`, from its key (which is stable while the element
     /// is linked; a racing reuse only yields a bucket the caller then does not
     /// find the element in).
@@ -616,35 +624,114 @@ impl Map {
         Walk::Restart
     }
 
-    /// Chain walk under the bucket lock: also returns the link pointing at the element.
+    /// Chain walk under the bucket lock: also returns the link pointing at the
+    /// element. Under the lock the chain cannot change, so a link out of range or
+    /// a chain longer than the element count (a cycle) is corruption.
     ///
     /// # Safety
     /// `p` is a probe built from key_size readable bytes; the caller holds bucket
     /// `b`'s lock.
     #[inline(always)]
-    pub(crate) unsafe fn find_locked<P: Probe>(&self, b: u32, p: P) -> Option<(u32, Prev)> {
+    pub(crate) unsafe fn find_locked<P: Probe>(
+        &self,
+        b: u32,
+        p: P,
+    ) -> Result<Option<(u32, Prev)>, MapError> {
         let mut prev = Prev::Head;
         let mut link = self.head(b).load(Ordering::Acquire);
         let mut steps = 0u32;
         while link & 3 == TAG_ELEM && link != 0 {
             let idx = (link >> 2) - 1;
             if idx >= self.nelems {
-                return None;
+                return Err(self.chain_corrupt(b, "a link out of range"));
             }
             let e = self.elem_at(idx);
             // SAFETY: as in find_lockfree.
             if unsafe { p.eq(e.wrapping_add(self.key_off)) } {
-                return Some((idx, prev));
+                return Ok(Some((idx, prev)));
             }
             prev = Prev::Elem(idx);
             // SAFETY: offset 0 of an in-bounds, 8-aligned element.
             link = unsafe { self.u32_at(e) }.load(Ordering::Acquire);
             steps += 1;
             if steps > self.nelems {
-                return None;
+                return Err(self.chain_corrupt(b, "a cycle (longer than the element count)"));
             }
         }
-        None
+        Ok(None)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn chain_corrupt(&self, b: u32, what: &str) -> MapError {
+        MapError::Corrupt {
+            id: self.id,
+            what: format!(
+                "{:?}: hash chain of bucket {b}: {what}",
+                self.meta.info.name
+            ),
+        }
+    }
+
+    /// Walks bucket `b`'s chain and checks it: every link in range, no more
+    /// elements than the map has (else a cycle), each element's key hashing to
+    /// `b`, the chain ending on `b`'s nulls marker, and `key` (if given) held by
+    /// at most one element. Returns the first element and, when `key` is in the
+    /// chain, `Some` of the element after it. The caller holds bucket `b`'s
+    /// lock, so any failure is corruption. Allocates nothing.
+    fn chain_checked(
+        &self,
+        b: u32,
+        key: Option<&[u8]>,
+    ) -> Result<(Option<u32>, Option<Option<u32>>), MapError> {
+        let mut first = None;
+        let mut after_key: Option<Option<u32>> = None;
+        let mut just_matched = false;
+        let mut link = self.head(b).load(Ordering::Acquire);
+        if link == 0 {
+            return Ok((None, None));
+        }
+        let mut len = 0u32;
+        while link & 3 == TAG_ELEM && link != 0 {
+            let Some(idx) = self.link_elem(link) else {
+                return Err(self.chain_corrupt(b, &format!("link {link:#x} out of range")));
+            };
+            if len >= self.nelems {
+                return Err(self.chain_corrupt(b, "a cycle (longer than the element count)"));
+            }
+            len += 1;
+            let kb = self.elem_bucket(idx);
+            if kb != b {
+                return Err(
+                    self.chain_corrupt(b, &format!("element {idx} holds a key of bucket {kb}"))
+                );
+            }
+            first.get_or_insert(idx);
+            if just_matched {
+                after_key = Some(Some(idx));
+                just_matched = false;
+            }
+            if let Some(k) = key {
+                // SAFETY: the key area of idx < nelems has round_up(key_size, 4)
+                // bytes; k has key_size bytes.
+                if unsafe { mem::key_eq(self.e_key(idx), k.as_ptr(), k.len()) } {
+                    if after_key.is_some() || just_matched {
+                        return Err(
+                            self.chain_corrupt(b, &format!("key repeated in element {idx}"))
+                        );
+                    }
+                    just_matched = true;
+                }
+            }
+            link = self.e_next(idx).load(Ordering::Acquire);
+        }
+        if link != nulls(b) {
+            return Err(self.chain_corrupt(b, &format!("ends on link {link:#x}")));
+        }
+        if just_matched {
+            after_key = Some(None);
+        }
+        Ok((first, after_key))
     }
     #[inline]
     pub(crate) fn pop_free(&self) -> Option<u32> {
@@ -901,9 +988,11 @@ impl Map {
             }
         }
         let b = p.hash(self.seed) & self.bucket_mask;
-        let _guard = lock::lock(self.bucket_lock(b));
+        let _guard = self.take_lock(self.bucket_lock(b), || {
+            format!("stripe lock {}", self.stripe(b))
+        })?;
         // SAFETY: caller contract; we hold the lock.
-        match unsafe { self.find_locked(b, p) } {
+        match unsafe { self.find_locked(b, p) }? {
             Some((old, prev)) => {
                 if flags == BPF_NOEXIST {
                     return Err(MapError::Exists { id: self.id });
@@ -974,9 +1063,11 @@ impl Map {
     /// `p` is built from key_size readable bytes.
     unsafe fn hash_delete_p<P: Probe>(&self, p: P) -> Result<(), MapError> {
         let b = p.hash(self.seed) & self.bucket_mask;
-        let _guard = lock::lock(self.bucket_lock(b));
+        let _guard = self.take_lock(self.bucket_lock(b), || {
+            format!("stripe lock {}", self.stripe(b))
+        })?;
         // SAFETY: caller contract; lock held.
-        let Some((idx, prev)) = (unsafe { self.find_locked(b, p) }) else {
+        let Some((idx, prev)) = (unsafe { self.find_locked(b, p) })? else {
             return Err(MapError::NotFound { id: self.id });
         };
         let odd = self.seq_begin(b);
@@ -1104,20 +1195,37 @@ impl Map {
         key: Option<&[u8]>,
         out: &mut [u8],
     ) -> Result<(), MapError> {
+        // Each answer comes from a chain checked under its stripe lock (in range,
+        // acyclic, every key of that bucket, ending on its marker) in which the
+        // key asked for appears at most once. Then every step moves forward (to a
+        // later element of the bucket, or a later bucket), so a walk ends after at
+        // most nelems keys whatever the store holds; a corrupt chain is an error.
         let mut first_bucket = 0u32;
         if let Some(k) = key {
             // SAFETY: k has key_size bytes (checked by Map::get_next_key).
-            if let (Some(idx), b) = unsafe { self.find_key(k.as_ptr()) } {
-                if let Some(n) = self.link_elem(self.e_next(idx).load(Ordering::Acquire)) {
+            let b = unsafe { self.hash_of(k.as_ptr()) } & self.bucket_mask;
+            let _g = self.take_lock(self.bucket_lock(b), || {
+                format!("stripe lock {}", self.stripe(b))
+            })?;
+            match self.chain_checked(b, Some(k))?.1 {
+                Some(Some(n)) => {
                     // SAFETY: key area of n < nelems, key_stride = round_up(out.len(), 4).
                     unsafe { mem::load_key(out, self.e_key(n)) };
                     return Ok(());
                 }
-                first_bucket = b + 1;
+                Some(None) => first_bucket = b + 1,
+                // Not in the map (deleted meanwhile): the first key, as the kernel.
+                None => {}
             }
         }
         for b in first_bucket..=self.bucket_mask {
-            if let Some(n) = self.link_elem(self.head(b).load(Ordering::Acquire)) {
+            if self.head(b).load(Ordering::Acquire) == 0 {
+                continue;
+            }
+            let _g = self.take_lock(self.bucket_lock(b), || {
+                format!("stripe lock {}", self.stripe(b))
+            })?;
+            if let (Some(n), _) = self.chain_checked(b, None)? {
                 // SAFETY: as above.
                 unsafe { mem::load_key(out, self.e_key(n)) };
                 return Ok(());
@@ -1504,7 +1612,10 @@ mod tests {
         for &key in &keys {
             assert!(get(&m, key).is_some(), "key {key}");
         }
-        assert_eq!(m.iter().count(), 5);
+        assert_eq!(
+            m.iter().collect::<Result<Vec<_>, _>>().expect("walk").len(),
+            5
+        );
     }
 
     #[test]
@@ -1519,6 +1630,7 @@ mod tests {
         }
         let bucket_order = |m: &Map| -> Vec<u32> {
             m.iter()
+                .map(|kb| kb.expect("walk"))
                 .map(|kb| u32::from_ne_bytes([kb[0], kb[1], kb[2], kb[3]]))
                 .filter(|x| c.contains(x))
                 .collect()
@@ -1534,7 +1646,7 @@ mod tests {
         for key in 0..20u32 {
             m.update(&k(key), &v(3), BPF_ANY).expect("insert");
         }
-        let mut all: Vec<Vec<u8>> = m.iter().collect();
+        let mut all: Vec<Vec<u8>> = m.iter().collect::<Result<_, _>>().expect("walk");
         assert_eq!(all.len(), 23);
         all.sort();
         all.dedup();
@@ -1542,6 +1654,7 @@ mod tests {
         // Keys come in bucket order.
         let buckets: Vec<u32> = m
             .iter()
+            .map(|kb| kb.expect("walk"))
             .map(|kb| htab_hash(&kb, 0) & m.bucket_mask)
             .collect();
         assert!(buckets.windows(2).all(|w| w[0] <= w[1]));
@@ -1553,7 +1666,7 @@ mod tests {
             .expect("restart");
         assert_eq!(out, first);
         // After the last key: ENOENT. Empty map: ENOENT.
-        let last = m.iter().last().expect("last");
+        let last = m.iter().map(|k| k.expect("walk")).last().expect("last");
         assert_eq!(errno(m.get_next_key(Some(&last), &mut out)), libc::ENOENT);
         let e = s.create_map(&hdef(BPF_MAP_TYPE_HASH, 4, 0)).expect("map");
         assert_eq!(errno(e.get_next_key(None, &mut out)), libc::ENOENT);
@@ -1571,7 +1684,7 @@ mod tests {
         m.update(&k(c[1]), &val, BPF_ANY).expect("insert");
         m.update(&k(c[0]), &[2u8; 16], BPF_ANY)
             .expect("replace in place");
-        let order: Vec<Vec<u8>> = m.iter().collect();
+        let order: Vec<Vec<u8>> = m.iter().collect::<Result<_, _>>().expect("walk");
         assert_eq!(order, vec![k(c[1]).to_vec(), k(c[0]).to_vec()]);
     }
 
@@ -1597,7 +1710,7 @@ mod tests {
         assert_eq!(&out, b"one");
         m.lookup(&key2, &mut out).expect("k2");
         assert_eq!(&out, b"two");
-        let mut keys: Vec<Vec<u8>> = m.iter().collect();
+        let mut keys: Vec<Vec<u8>> = m.iter().collect::<Result<_, _>>().expect("walk");
         keys.sort();
         assert_eq!(keys, vec![key1.to_vec(), key2.to_vec()]);
     }
@@ -1794,7 +1907,7 @@ mod tests {
                 let p = unsafe { m.prog_lookup(absent.as_ptr(), 0) };
                 assert!(p.is_null(), "{what}");
                 // Head insertion: the bucket lists the newest first.
-                let order: Vec<Vec<u8>> = m.iter().collect();
+                let order: Vec<Vec<u8>> = m.iter().collect::<Result<_, _>>().expect("walk");
                 let rev: Vec<Vec<u8>> = keys.iter().rev().cloned().collect();
                 assert_eq!(order, rev, "{what}");
                 // Delete the tail (oldest), a middle one and the head (newest).
@@ -1834,7 +1947,11 @@ mod tests {
             let key = r.next().to_ne_bytes();
             m.update(&key, &v(1), BPF_ANY).expect("insert");
         }
-        let buckets: Vec<u32> = m.iter().map(|kb| jhash2(&kb, 0) & m.bucket_mask).collect();
+        let buckets: Vec<u32> = m
+            .iter()
+            .map(|kb| kb.expect("walk"))
+            .map(|kb| jhash2(&kb, 0) & m.bucket_mask)
+            .collect();
         assert_eq!(buckets.len(), m.len() as usize);
         assert!(buckets.windows(2).all(|w| w[0] <= w[1]));
     }
@@ -1892,5 +2009,137 @@ mod tests {
             assert_eq!(out, v(42));
             m.check().expect("consistent");
         }
+    }
+
+    #[test]
+    fn a_stripe_lock_held_by_a_live_process_is_a_bounded_error_naming_it() {
+        let s = store(1);
+        let m = s.create_map(&hdef(BPF_MAP_TYPE_HASH, 8, 0)).expect("map");
+        // SAFETY: k(1) has key_size bytes.
+        let b = unsafe { m.hash_of(k(1).as_ptr()) } & m.bucket_mask;
+        // This process holds the stripe and never releases it (as a thread stuck
+        // in its critical section would).
+        let me = crate::lock::my_pid();
+        m.bucket_lock(b).store(me, Ordering::Relaxed);
+        let e = m.update(&k(1), &[0; 8], BPF_ANY).expect_err("bounded wait");
+        let MapError::LockHeld {
+            id, ref lock, pid, ..
+        } = e
+        else {
+            panic!("{e}");
+        };
+        assert_eq!((id, pid), (m.id, me));
+        let s = m.stripe(b);
+        assert!(
+            lock.contains(&format!("stripe lock {s}")) && lock.contains("\"h\""),
+            "{lock}"
+        );
+        assert!(e.to_string().contains(&format!("pid {me}")), "{e}");
+        m.bucket_lock(b).store(0, Ordering::Relaxed);
+        m.update(&k(1), &[0; 8], BPF_ANY).expect("free again");
+    }
+
+    /// The bucket of key `i` and the elements of its chain, in order.
+    fn chain_of(m: &Map, i: u32) -> (u32, Vec<u32>) {
+        // SAFETY: k(i) has key_size bytes.
+        let b = unsafe { m.hash_of(k(i).as_ptr()) } & m.bucket_mask;
+        let mut out = Vec::new();
+        let mut link = m.head(b).load(Ordering::Relaxed);
+        while let Some(idx) = m.link_elem(link) {
+            out.push(idx);
+            link = m.e_next(idx).load(Ordering::Relaxed);
+        }
+        (b, out)
+    }
+
+    /// A key >= `from` hashing to bucket `b`.
+    fn key_in_bucket(m: &Map, b: u32, from: u32) -> u32 {
+        (from..)
+            // SAFETY: k(j) has key_size bytes.
+            .find(|&j| unsafe { m.hash_of(k(j).as_ptr()) } & m.bucket_mask == b)
+            .expect("a key")
+    }
+
+    fn walk(m: &Map) -> (Vec<Vec<u8>>, Option<MapError>) {
+        let mut keys = Vec::new();
+        for r in m.iter() {
+            match r {
+                Ok(key) => keys.push(key),
+                Err(e) => return (keys, Some(e)),
+            }
+        }
+        (keys, None)
+    }
+
+    #[test]
+    fn a_cycle_in_a_chain_ends_dumps_and_updates_with_corrupt() {
+        let s = store(1);
+        let m = s
+            .create_map(&hdef(BPF_MAP_TYPE_HASH, 1024, 0))
+            .expect("map");
+        for i in 0..42 {
+            m.update(&k(i), &v(u64::from(i)), BPF_ANY).expect("insert");
+        }
+        // Two keys in one bucket, then the tail links back to the head.
+        let (b, _) = chain_of(&m, 0);
+        let j = key_in_bucket(&m, b, 1000);
+        m.update(&k(j), &v(1), BPF_ANY).expect("insert");
+        let (_, chain) = chain_of(&m, 0);
+        assert!(chain.len() >= 2);
+        let (head, tail) = (chain[0], chain[chain.len() - 1]);
+        m.e_next(tail).store(elem_link(head), Ordering::Relaxed);
+
+        let (keys, err) = walk(&m);
+        assert!(keys.len() <= 43, "{} keys", keys.len());
+        let Some(MapError::Corrupt { id, what }) = err else {
+            panic!("walk ended with {err:?}");
+        };
+        assert_eq!(id, m.id);
+        assert!(
+            what.contains(&format!("bucket {b}")) && what.contains("cycle"),
+            "{what}"
+        );
+        // A new key of that bucket: the locked walk finds the cycle too.
+        let n = key_in_bucket(&m, b, j + 1);
+        let e = m.update(&k(n), &v(1), BPF_ANY).expect_err("corrupt");
+        assert!(matches!(e, MapError::Corrupt { .. }), "{e}");
+        assert!(matches!(m.delete(&k(n)), Err(MapError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn cross_linked_and_repeated_keys_end_walks_with_corrupt() {
+        let s = store(1);
+        let m = s.create_map(&hdef(BPF_MAP_TYPE_HASH, 64, 0)).expect("map");
+        for i in 0..20 {
+            m.update(&k(i), &v(1), BPF_ANY).expect("insert");
+        }
+        // An empty bucket whose head names an element of another bucket.
+        let (b0, chain0) = chain_of(&m, 0);
+        let empty = (0..=m.bucket_mask)
+            .find(|&b| m.head(b).load(Ordering::Relaxed) == 0)
+            .expect("an empty bucket");
+        m.head(empty).store(elem_link(chain0[0]), Ordering::Relaxed);
+        let (_, err) = walk(&m);
+        assert!(matches!(err, Some(MapError::Corrupt { .. })), "{err:?}");
+        m.head(empty).store(0, Ordering::Relaxed);
+        assert!(walk(&m).1.is_none(), "sound again");
+
+        // The same key in two elements of one chain (a walk would go round).
+        let j = key_in_bucket(&m, b0, 1000);
+        m.update(&k(j), &v(1), BPF_ANY).expect("insert");
+        let (_, chain) = chain_of(&m, 0);
+        let other = *chain.iter().find(|&&e| e != chain0[0]).expect("two");
+        // SAFETY: test: both key areas hold 4 bytes (key_size 4).
+        unsafe {
+            let mut key = [0u8; 4];
+            mem::load_key(&mut key, m.e_key(chain0[0]));
+            mem::store_key(m.e_key(other), key.as_ptr(), 4);
+        }
+        let (keys, err) = walk(&m);
+        assert!(keys.len() <= 21);
+        let Some(MapError::Corrupt { what, .. }) = err else {
+            panic!("{err:?}");
+        };
+        assert!(what.contains("repeated"), "{what}");
     }
 }

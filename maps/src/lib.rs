@@ -11,7 +11,8 @@
 //! kernel's jhash), per-CPU layouts.
 //!
 //! # Modules holding unsafe code
-//! - `shm.rs`: creating/mapping the store files, checked typed views of the mapping.
+//! - `shm.rs`: creating/mapping the store files (reservation, owner checks,
+//!   memfd seals), checked typed views of the mapping.
 //! - `layout.rs`: the header and map-table structs (`SharedPod` impls only).
 //! - `lock.rs`: pid spinlocks (`kill(pid, 0)`, `pthread_atfork`).
 //! - `mem.rs`: word-wise atomic copies into and out of map memory.
@@ -54,6 +55,6 @@ pub use ring::{
     BPF_F_CURRENT_CPU, BPF_F_INDEX_MASK, BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT,
     BPF_RINGBUF_HDR_SZ,
 };
-pub use shm::MAX_STORE_NAME;
+pub use shm::{StoreAccess, Trust, MAX_STORE_NAME};
 pub use store::{parse_cpu_list, possible_cpus, Store, StoreOptions, DEFAULT_STORE_SIZE};
 pub use typed::{Pod, TypedMap};

@@ -12,10 +12,32 @@
 //! therefore be consistent (or at worst leak memory) after any single store
 //! its holder makes: a holder may die between any two stores.
 //!
+//! # Every wait is bounded
+//! A waiter gives up after [`STORE_LOCK_WAIT`] with [`LockHeld`] naming the
+//! holder's pid (the callers turn it into `MapError::LockHeld`, which names the
+//! lock). Store locks guard bounded operations: a hash or LPM update touches
+//! one chain or one trie path (microseconds); the longest holds are
+//! `Map::repair` / `Map::check`, which walk a whole map (about 10 ms per
+//! million elements), and map creation under `meta_lock`. Five seconds is
+//! hundreds of times the longest legitimate hold, so a holder still there after
+//! it is stopped (SIGSTOP, a debugger) or stuck, and the caller gets an error
+//! instead of a hang. Waiting costs no CPU after the first millisecond (the
+//! waiter sleeps between checks).
+//!
+//! A pid can be reused: the lock word may name a live process that is not the
+//! one that took the lock. A holder must have the store mapped, so after the
+//! owner has been alive for [`REUSE_CHECK_AFTER`] the waiter looks for the
+//! store's file (device and inode of the mapping holding the lock word) in
+//! `/proc/<pid>/maps`; a live process that does not map it cannot hold the
+//! lock, and the waiter takes it over as from a dead owner. (When the maps
+//! cannot be read, the owner is assumed to be a real holder.)
+//!
 //! # Crash recovery: the rule
-//! 1. **Locks.** A lock whose owner died is taken over by the next process
-//!    that wants it (after ~1024 spins, `kill(owner, 0)` says ESRCH). No lock
-//!    is ever held forever by a dead process.
+//! 1. **Locks.** A lock whose owner died (or whose pid now names a process
+//!    that does not map the store) is taken over by the next process that
+//!    wants it. No lock is ever held forever by a dead process. A takeover is
+//!    reported to the caller ([`PidLockGuard::took_over`]), which marks the
+//!    map for repair.
 //! 2. **Structures.** Every writer orders its stores so that a death between
 //!    any two of them leaves every chain, tree and list *valid*: lookups and
 //!    updates keep working and return correct answers. What a death can leave
@@ -29,17 +51,50 @@
 //!    chains, returns leaked elements to the free list and evens every `seq`.
 //!    After it, [`Map::check`](crate::Map::check) holds exactly. Repair is
 //!    safe to run while other processes use the map: it holds the locks that
-//!    every free-list pop and push happens under.
+//!    every free-list pop and push happens under. It runs by itself: when a
+//!    store is opened, for every map marked by a takeover or with a lock word
+//!    naming a dead process, and when a user-space update finds a marked map
+//!    full. It is bounded by the map's size (one walk of the chains and the
+//!    free list, each capped by the element count).
 //!
-//! Caveats: all processes sharing a store must share a pid namespace, and a
-//! dead owner whose pid was reused by a live process keeps the lock held until
-//! that process exits.
+//! Caveat: all processes sharing a store must share a pid namespace.
 //!
 //! The pid is cached per process (no syscall on the uncontended path) and the
 //! cache is reset in the child by a `pthread_atfork` handler.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// How long a waiter waits for a store lock held by a live process (see the
+/// module documentation for why this bound).
+pub const STORE_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the owner must have been seen alive before the waiter checks
+/// whether its pid was reused by a process that does not map the store.
+pub(crate) const REUSE_CHECK_AFTER: Duration = Duration::from_millis(20);
+
+/// A lock stayed held by a live process for the whole wait bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LockHeld {
+    /// The pid in the lock word.
+    pub pid: u32,
+    /// How long the waiter waited.
+    pub waited: Duration,
+}
+
+impl LockHeld {
+    /// The map error naming the lock: `lock` says which one (e.g. `map 3
+    /// "flows" stripe lock 7`), `id` is the map id (0 for store-wide locks).
+    pub(crate) fn to_map_error(self, id: u32, lock: String) -> crate::error::MapError {
+        crate::error::MapError::LockHeld {
+            id,
+            lock,
+            pid: self.pid,
+            waited_ms: u64::try_from(self.waited.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
 
 static PID: AtomicU32 = AtomicU32::new(0);
 static ATFORK: Once = Once::new();
@@ -92,6 +147,15 @@ fn owner_is_dead(pid: u32) -> bool {
 pub(crate) struct PidLockGuard<'a> {
     word: &'a AtomicU32,
     me: u32,
+    took_over: bool,
+}
+
+impl PidLockGuard<'_> {
+    /// True when the lock was taken over from a dead (or reused) owner: the
+    /// structure it guards may hold a dead writer's slack (see the rule above).
+    pub(crate) fn took_over(&self) -> bool {
+        self.took_over
+    }
 }
 
 impl Drop for PidLockGuard<'_> {
@@ -104,17 +168,28 @@ impl Drop for PidLockGuard<'_> {
     }
 }
 
-/// Takes the lock in `word`, spinning; takes it over if its owner died.
-#[inline]
-pub(crate) fn lock(word: &AtomicU32) -> PidLockGuard<'_> {
+/// Takes the lock in `word`, waiting at most [`STORE_LOCK_WAIT`]; takes it over
+/// if its owner died.
+#[inline(always)]
+pub(crate) fn lock(word: &AtomicU32) -> Result<PidLockGuard<'_>, LockHeld> {
+    lock_within(word, STORE_LOCK_WAIT)
+}
+
+/// [`lock`] with an explicit wait bound.
+#[inline(always)]
+pub(crate) fn lock_within(word: &AtomicU32, limit: Duration) -> Result<PidLockGuard<'_>, LockHeld> {
     let me = my_pid();
     if word
         .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
         .is_ok()
     {
-        return PidLockGuard { word, me };
+        return Ok(PidLockGuard {
+            word,
+            me,
+            took_over: false,
+        });
     }
-    lock_slow(word, me)
+    lock_slow(word, me, limit)
 }
 
 /// Takes the lock in `word` if it is free or its owner is dead; never waits.
@@ -122,7 +197,11 @@ pub(crate) fn lock(word: &AtomicU32) -> PidLockGuard<'_> {
 pub(crate) fn try_lock(word: &AtomicU32) -> Option<PidLockGuard<'_>> {
     let me = my_pid();
     match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
-        Ok(_) => Some(PidLockGuard { word, me }),
+        Ok(_) => Some(PidLockGuard {
+            word,
+            me,
+            took_over: false,
+        }),
         Err(cur)
             if cur != me
                 && owner_is_dead(cur)
@@ -130,15 +209,30 @@ pub(crate) fn try_lock(word: &AtomicU32) -> Option<PidLockGuard<'_>> {
                     .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok() =>
         {
-            Some(PidLockGuard { word, me })
+            Some(PidLockGuard {
+                word,
+                me,
+                took_over: true,
+            })
         }
         Err(_) => None,
     }
 }
 
+/// True when the lock word `word` names a dead owner (or one that cannot hold
+/// it: see [`holder_maps`]). Used to find a dead writer's traces when a store
+/// is opened.
+pub(crate) fn held_by_dead(word: &AtomicU32) -> bool {
+    let cur = word.load(Ordering::Relaxed);
+    cur != 0 && cur != my_pid() && owner_is_dead(cur)
+}
+
 #[cold]
-fn lock_slow(word: &AtomicU32, me: u32) -> PidLockGuard<'_> {
+fn lock_slow(word: &AtomicU32, me: u32, limit: Duration) -> Result<PidLockGuard<'_>, LockHeld> {
     let mut spins: u32 = 0;
+    let mut start: Option<Instant> = None;
+    // The owner whose /proc maps were already read (once per owner).
+    let mut maps_checked: u32 = 0;
     loop {
         let cur = word.load(Ordering::Relaxed);
         if cur == 0 {
@@ -146,23 +240,94 @@ fn lock_slow(word: &AtomicU32, me: u32) -> PidLockGuard<'_> {
                 .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                return PidLockGuard { word, me };
+                return Ok(PidLockGuard {
+                    word,
+                    me,
+                    took_over: false,
+                });
             }
-        } else if cur != me
-            && spins % 1024 == 1023
-            && owner_is_dead(cur)
-            && word
-                .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            return PidLockGuard { word, me };
+        } else if spins % 64 == 63 {
+            let take_over = |cur: u32| {
+                word.compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            };
+            if cur != me && owner_is_dead(cur) && take_over(cur) {
+                return Ok(PidLockGuard {
+                    word,
+                    me,
+                    took_over: true,
+                });
+            }
+            let now = Instant::now();
+            let waited = now - *start.get_or_insert(now);
+            if cur != me && maps_checked != cur && waited >= REUSE_CHECK_AFTER.min(limit) {
+                maps_checked = cur;
+                if holder_maps(cur, word) == Some(false) && take_over(cur) {
+                    return Ok(PidLockGuard {
+                        word,
+                        me,
+                        took_over: true,
+                    });
+                }
+            }
+            if waited >= limit {
+                return Err(LockHeld { pid: cur, waited });
+            }
         }
         spins = spins.wrapping_add(1);
         if spins < 128 {
             std::hint::spin_loop();
-        } else {
+        } else if spins < 2048 {
             std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(100));
         }
+    }
+}
+
+/// Whether process `pid` maps the file (or shared memory object) that holds
+/// `word` in this process: `Some(false)` when it surely does not, `None` when
+/// this cannot be told (no /proc, maps unreadable, an anonymous private mapping).
+pub(crate) fn holder_maps(pid: u32, word: &AtomicU32) -> Option<bool> {
+    let addr = word as *const AtomicU32 as usize;
+    let own = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let (dev, ino) = own.lines().find_map(|l| {
+        let m = MapsLine::parse(l)?;
+        (m.start <= addr && addr < m.end).then_some((m.dev, m.ino))
+    })?;
+    if ino == 0 {
+        return None;
+    }
+    let theirs = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    Some(
+        theirs
+            .lines()
+            .any(|l| MapsLine::parse(l).is_some_and(|m| m.dev == dev && m.ino == ino)),
+    )
+}
+
+/// One line of /proc/PID/maps: `start-end perms offset dev inode [path]`.
+struct MapsLine<'a> {
+    start: usize,
+    end: usize,
+    dev: &'a str,
+    ino: u64,
+}
+
+impl<'a> MapsLine<'a> {
+    fn parse(line: &'a str) -> Option<Self> {
+        let mut f = line.split_ascii_whitespace();
+        let (s, e) = f.next()?.split_once('-')?;
+        let _perms = f.next()?;
+        let _off = f.next()?;
+        let dev = f.next()?;
+        let ino = f.next()?.parse().ok()?;
+        Some(MapsLine {
+            start: usize::from_str_radix(s, 16).ok()?,
+            end: usize::from_str_radix(e, 16).ok()?,
+            dev,
+            ino,
+        })
     }
 }
 
@@ -175,7 +340,7 @@ mod tests {
     fn lock_excludes_and_releases() {
         let w = AtomicU32::new(0);
         {
-            let _g = lock(&w);
+            let _g = lock(&w).expect("free lock");
             assert_eq!(w.load(Ordering::Relaxed), std::process::id());
         }
         assert_eq!(w.load(Ordering::Relaxed), 0);
@@ -189,7 +354,7 @@ mod tests {
                 let w = Arc::clone(&w);
                 std::thread::spawn(move || {
                     for _ in 0..20_000 {
-                        let _g = lock(&w.0);
+                        let _g = lock(&w.0).expect("lock");
                         // Non-atomic read-modify-write made safe by the lock.
                         let v = w.1.load(Ordering::Relaxed);
                         w.1.store(v + 1, Ordering::Relaxed);
@@ -215,7 +380,8 @@ mod tests {
         let _ = child.wait();
         assert!(owner_is_dead(pid) || pid == 0);
         let w = AtomicU32::new(pid);
-        let g = lock(&w);
+        let g = lock(&w).expect("dead owner taken over");
+        assert!(g.took_over());
         assert_eq!(w.load(Ordering::Relaxed), my_pid());
         drop(g);
         assert_eq!(w.load(Ordering::Relaxed), 0);
@@ -225,5 +391,88 @@ mod tests {
     fn live_or_bogus_owner_checks() {
         assert!(!owner_is_dead(std::process::id()));
         assert!(owner_is_dead(u32::MAX));
+    }
+
+    /// A word inside a shared mapping of a store (memfd), as store locks are.
+    fn store_word() -> (crate::Store, crate::Map) {
+        let s = crate::Store::anonymous(crate::StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let m = s
+            .create_map(&crate::MapDef {
+                map_type: crate::def::BPF_MAP_TYPE_ARRAY,
+                key_size: 4,
+                value_size: 4,
+                max_entries: 1,
+                ..Default::default()
+            })
+            .expect("map");
+        (s, m)
+    }
+
+    fn word_of(m: &crate::Map) -> &AtomicU32 {
+        // SAFETY: the first 4 bytes of the array's value area, 8-aligned, inside
+        // the mapping the Map keeps alive; only accessed atomically.
+        unsafe { AtomicU32::from_ptr(m.data as *mut u32) }
+    }
+
+    #[test]
+    fn a_live_holder_makes_the_wait_end_with_its_pid() {
+        // The holder is this process (as another thread of it would be).
+        let w = AtomicU32::new(my_pid());
+        let e = lock_within(&w, Duration::from_millis(50))
+            .err()
+            .expect("bounded");
+        assert_eq!(e.pid, my_pid());
+        assert!(e.waited >= Duration::from_millis(50));
+        assert_eq!(w.load(Ordering::Relaxed), my_pid(), "not taken");
+    }
+
+    #[test]
+    fn a_live_child_mapping_the_store_is_a_holder_and_the_wait_is_bounded() {
+        let (_s, m) = store_word();
+        // SAFETY: the child only sleeps and exits (async-signal-safe calls).
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork");
+        if child == 0 {
+            // SAFETY: as above.
+            unsafe {
+                libc::sleep(30);
+                libc::_exit(0);
+            }
+        }
+        let w = word_of(&m);
+        w.store(child as u32, Ordering::Relaxed);
+        let r = lock_within(w, Duration::from_millis(300)).map(|g| g.took_over());
+        // SAFETY: our own child.
+        unsafe {
+            libc::kill(child, libc::SIGKILL);
+            libc::waitpid(child, std::ptr::null_mut(), 0);
+        }
+        assert_eq!(r.err().map(|e| e.pid), Some(child as u32));
+        w.store(0, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_reused_pid_that_does_not_map_the_store_is_taken_over() {
+        let (_s, m) = store_word();
+        // A live process that never mapped the store: the lock word names it as
+        // a dead owner's pid reused by an unrelated process would.
+        let Ok(mut child) = std::process::Command::new("sleep").arg("30").spawn() else {
+            println!("SKIP: cannot spawn `sleep`");
+            return;
+        };
+        let pid = child.id();
+        let w = word_of(&m);
+        w.store(pid, Ordering::Relaxed);
+        assert_eq!(holder_maps(pid, w), Some(false));
+        let r = lock_within(w, Duration::from_secs(5)).map(|g| g.took_over());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(r, Ok(true));
+        assert_eq!(w.load(Ordering::Relaxed), 0, "released");
+        assert_eq!(holder_maps(my_pid(), w), Some(true));
     }
 }

@@ -3,7 +3,7 @@
 //! # Memory (offsets inside the map's data region)
 //! ```text
 //! 0   control block: root u32 | lock u32 | seq u32 | n_entries u32 |
-//!                    free_head u32 | fresh u32 | reserved
+//!                    free_head u32 | fresh u32 | repair mark u32 | reserved
 //! 64  nodes: (2 * max_entries + 2) x { child[0] u32, child[1] u32,
 //!            prefixlen u32, flags u32, data (round_up(data_size, 8)),
 //!            value (round_up(value_size, 8)) }
@@ -27,7 +27,6 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use crate::def::{BPF_EXIST, BPF_NOEXIST};
 use crate::error::MapError;
-use crate::lock;
 use crate::map::Map;
 use crate::mem;
 
@@ -56,7 +55,7 @@ impl Map {
     pub(crate) fn lpm_lock(&self) -> &AtomicU32 {
         self.lpm_ctrl(4)
     }
-    fn lpm_seq(&self) -> &AtomicU32 {
+    pub(crate) fn lpm_seq(&self) -> &AtomicU32 {
         self.lpm_ctrl(8)
     }
     pub(crate) fn lpm_n_entries(&self) -> &AtomicU32 {
@@ -152,9 +151,59 @@ impl Map {
         bits.min(limit)
     }
 
+    /// Bit `index` of node `idx`'s data (0 past the data area: a prefix length
+    /// read from a corrupt store never makes this read outside the node).
     fn node_bit(&self, idx: u32, index: u32) -> u32 {
-        let w = self.data_word(idx, index as usize / 64);
+        let w = index as usize / 64;
+        if w >= self.key_stride / 8 {
+            return 0;
+        }
+        let w = self.data_word(idx, w);
         ((w >> (63 - index % 64)) & 1) as u32
+    }
+
+    /// The link in slot `bit` of `parent`, checked as an edge of a well-formed
+    /// trie: `Ok(None)` for no child, `Ok(Some(child))` when the child has a
+    /// longer prefix (within the key), extends the parent's prefix and has
+    /// `bit` at the parent's length, so that a lookup of its key reaches it
+    /// through `parent`. Walks that follow only checked edges cannot loop.
+    fn lpm_child_checked(&self, parent: u32, bit: u32) -> Result<Option<u32>, MapError> {
+        let link = self.n_child(parent, bit).load(Ordering::Acquire);
+        if link == 0 {
+            return Ok(None);
+        }
+        let bad = |what: String| MapError::Corrupt {
+            id: self.id,
+            what: format!(
+                "{:?}: lpm trie: child {bit} of node {parent}: {what}",
+                self.meta.info.name
+            ),
+        };
+        let child = self
+            .lpm_link(link)
+            .ok_or_else(|| bad(format!("link {link} out of range")))?;
+        let pp = self.n_prefixlen(parent).load(Ordering::Relaxed);
+        let cp = self.n_prefixlen(child).load(Ordering::Relaxed);
+        if cp <= pp || cp > self.max_prefixlen() {
+            return Err(bad(format!(
+                "node {child} has prefix length {cp} under a parent of {pp} (a cycle or a bad node)"
+            )));
+        }
+        let mut common = 0u32;
+        for w in 0..(pp as usize).div_ceil(64) {
+            let x = self.data_word(parent, w) ^ self.data_word(child, w);
+            if x != 0 {
+                common += x.leading_zeros();
+                break;
+            }
+            common += 64;
+        }
+        if common < pp || self.node_bit(child, pp) != bit {
+            return Err(bad(format!(
+                "node {child} is not under its parent's prefix"
+            )));
+        }
+        Ok(Some(child))
     }
 
     /// Allocates a node (under the lock): free list, then never-used nodes.
@@ -228,7 +277,7 @@ impl Map {
     }
 
     /// Longest-prefix lookup, lock-free with retries, then under the lock.
-    fn lpm_find(&self, key_data: &[u8], key_prefixlen: u32) -> Option<u32> {
+    fn lpm_find(&self, key_data: &[u8], key_prefixlen: u32) -> Result<Option<u32>, MapError> {
         for _ in 0..OPTIMISTIC_TRIES {
             let s = self.lpm_seq().load(Ordering::Acquire);
             if s & 1 == 1 {
@@ -238,11 +287,11 @@ impl Map {
             let r = self.lpm_walk(key_data, key_prefixlen);
             fence(Ordering::Acquire);
             if self.lpm_seq().load(Ordering::Relaxed) == s {
-                return r;
+                return Ok(r);
             }
         }
-        let _g = lock::lock(self.lpm_lock());
-        self.lpm_walk(key_data, key_prefixlen)
+        let _g = self.take_lock(self.lpm_lock(), || "trie lock".into())?;
+        Ok(self.lpm_walk(key_data, key_prefixlen))
     }
 
     /// Program lookup: a pointer to the value of the longest matching prefix.
@@ -253,16 +302,17 @@ impl Map {
         // SAFETY: caller contract.
         let k = unsafe { std::slice::from_raw_parts(key, self.key_size as usize) };
         let (plen, data) = split_key(k);
+        // A trie lock held past the wait bound reads as a miss (programs get no error).
         match self.lpm_find(data, plen) {
-            Some(n) => self.n_value(n),
-            None => std::ptr::null_mut(),
+            Ok(Some(n)) => self.n_value(n),
+            Ok(None) | Err(_) => std::ptr::null_mut(),
         }
     }
 
     pub(crate) fn lpm_user_lookup(&self, key: &[u8], out: &mut [u8]) -> Result<(), MapError> {
         let (plen, data) = split_key(key);
         let n = self
-            .lpm_find(data, plen)
+            .lpm_find(data, plen)?
             .ok_or(MapError::NotFound { id: self.id })?;
         // SAFETY: out has value_size bytes; the node's value area has vstride.
         unsafe { mem::load_words(out, self.n_value(n)) };
@@ -293,11 +343,14 @@ impl Map {
                 what: "prefixlen above the key's bits",
             });
         }
-        let _g = lock::lock(self.lpm_lock());
-        let nospace = || MapError::NoSpace {
-            name: self.meta.info.name.clone(),
-            needed: 1,
-            available: 0,
+        let _g = self.take_lock(self.lpm_lock(), || "trie lock".into())?;
+        // The pool holds 2 * max_entries + 2 nodes, more than any trie of
+        // max_entries prefixes needs: only nodes leaked by a writer that died (before
+        // repair) or a corrupt free list can exhaust it.
+        let nospace = || MapError::NoFreeElement {
+            id: self.id,
+            what: "trie node",
+            why: "nodes leaked by a writer that died, or a corrupt free list",
         };
         let new = self.lpm_alloc().ok_or_else(nospace)?;
         self.n_prefixlen(new).store(plen, Ordering::Relaxed);
@@ -430,7 +483,7 @@ impl Map {
                 what: "prefixlen above the key's bits",
             });
         }
-        let _g = lock::lock(self.lpm_lock());
+        let _g = self.take_lock(self.lpm_lock(), || "trie lock".into())?;
         let mut trim = Slot::Root;
         let mut trim2 = trim;
         let mut parent: Option<u32> = None;
@@ -441,7 +494,15 @@ impl Map {
             node = Some(n);
             steps += 1;
             if steps > max + 2 {
-                break;
+                // Under the lock the trie cannot change: a path longer than the
+                // key's bits is a cycle, and nothing may be deleted from it.
+                return Err(MapError::Corrupt {
+                    id: self.id,
+                    what: format!(
+                        "{:?}: lpm trie deeper than its prefix length",
+                        self.meta.info.name
+                    ),
+                });
             }
             matchlen = self.match_len(n, data, plen);
             let np = self.n_prefixlen(n).load(Ordering::Relaxed);
@@ -509,12 +570,24 @@ impl Map {
         key: Option<&[u8]>,
         out: &mut [u8],
     ) -> Result<(), MapError> {
-        let _g = lock::lock(self.lpm_lock());
+        let _g = self.take_lock(self.lpm_lock(), || "trie lock".into())?;
         let max = self.max_prefixlen();
         let not_found = Err(MapError::NotFound { id: self.id });
         let Some(root) = self.lpm_link(self.lpm_root().load(Ordering::Acquire)) else {
             return not_found;
         };
+        if self.n_prefixlen(root).load(Ordering::Relaxed) > max {
+            return Err(MapError::Corrupt {
+                id: self.id,
+                what: format!(
+                    "{:?}: lpm trie: root node {root} has a prefix longer than the key",
+                    self.meta.info.name
+                ),
+            });
+        }
+        // Every edge followed below is checked (lpm_child_checked), so each
+        // answer sits where a lookup of its key finds it and successive calls
+        // move forward in postorder: a walk ends after at most max_entries keys.
         let mut search_root = Some(root);
         let mut next_node = None;
         'exact: {
@@ -535,7 +608,7 @@ impl Map {
                 if np != m || np == plen {
                     break;
                 }
-                cur = self.lpm_link(self.n_child(n, key_bit(data, np)).load(Ordering::Acquire));
+                cur = self.lpm_child_checked(n, key_bit(data, np))?;
             }
             let Some(n) = cur else { break 'exact };
             if self.n_prefixlen(n).load(Ordering::Relaxed) != plen
@@ -548,7 +621,7 @@ impl Map {
             while sp > 0 {
                 let parent = stack[sp - 1];
                 if self.n_child(parent, 0).load(Ordering::Acquire) == node + 1 {
-                    let right = self.lpm_link(self.n_child(parent, 1).load(Ordering::Acquire));
+                    let right = self.lpm_child_checked(parent, 1)?;
                     if right.is_some() {
                         search_root = right;
                         break 'exact;
@@ -572,13 +645,15 @@ impl Map {
                 if steps > 2 * (max + 2) {
                     break;
                 }
-                let left = self.lpm_link(self.n_child(n, 0).load(Ordering::Acquire));
+                let left = self.lpm_child_checked(n, 0)?;
                 if self.n_flags(n).load(Ordering::Relaxed) & NODE_IM != 0 {
                     cur = left;
                 } else {
                     next_node = Some(n);
-                    cur =
-                        left.or_else(|| self.lpm_link(self.n_child(n, 1).load(Ordering::Acquire)));
+                    cur = match left {
+                        Some(l) => Some(l),
+                        None => self.lpm_child_checked(n, 1)?,
+                    };
                 }
             }
         }
@@ -643,8 +718,10 @@ fn key_bit(data: &[u8], index: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use super::NODE_USED;
     use crate::def::*;
     use crate::{Map, MapDef, Store, StoreOptions};
+    use std::sync::atomic::AtomicU64;
 
     fn trie(max: u32) -> Map {
         let s = Store::anonymous(StoreOptions {
@@ -737,6 +814,7 @@ mod tests {
         put(&m, 24, [192, 168, 1, 0], 4, BPF_ANY).expect("1/24");
         let order: Vec<(u32, [u8; 4])> = m
             .iter()
+            .map(|k| k.expect("walk"))
             .map(|k| {
                 (
                     u32::from_ne_bytes([k[0], k[1], k[2], k[3]]),
@@ -787,5 +865,99 @@ mod tests {
             s.create_map(&d2).map_err(|e| e.errno()).err(),
             Some(libc::EINVAL)
         );
+    }
+
+    fn walk(m: &Map) -> (usize, Option<crate::MapError>) {
+        let mut n = 0;
+        for r in m.iter() {
+            match r {
+                Ok(_) => n += 1,
+                Err(e) => return (n, Some(e)),
+            }
+        }
+        (n, None)
+    }
+
+    #[test]
+    fn corrupt_tries_end_walks_with_corrupt() {
+        use std::sync::atomic::Ordering;
+        let m = trie(16);
+        put(&m, 8, [10, 0, 0, 0], 1, BPF_ANY).expect("8");
+        put(&m, 16, [10, 1, 0, 0], 2, BPF_ANY).expect("16");
+        put(&m, 24, [10, 1, 1, 0], 3, BPF_ANY).expect("24");
+        put(&m, 24, [10, 1, 128, 0], 4, BPF_ANY).expect("24b");
+        assert_eq!(walk(&m), (4, None));
+        let root = m
+            .lpm_link(m.lpm_root().load(Ordering::Relaxed))
+            .expect("root");
+        // A leaf whose child links back to the root: a cycle.
+        let leaf = (0..m.nelems)
+            .find(|&n| {
+                m.n_flags(n).load(Ordering::Relaxed) & NODE_USED != 0
+                    && m.n_prefixlen(n).load(Ordering::Relaxed) == 24
+                    && m.n_child(n, 0).load(Ordering::Relaxed) == 0
+            })
+            .expect("a /24 leaf");
+        m.n_child(leaf, 0).store(root + 1, Ordering::Relaxed);
+        let (n, e) = walk(&m);
+        assert!(n <= 4);
+        let e = e.expect("an error");
+        assert!(e.to_string().contains("cycle"), "{e}");
+        assert!(matches!(m.check(), Err(crate::MapError::Corrupt { .. })));
+        // A key under the cycle: updates and deletes see a path longer than the key.
+        let deep = key(32, [10, 1, 1, 7]);
+        for _ in 0..2 {
+            let e = m.delete(&deep).expect_err("cycle");
+            assert!(matches!(e, crate::MapError::Corrupt { .. }), "{e}");
+        }
+        assert!(matches!(
+            m.update(&deep, &1u32.to_ne_bytes(), BPF_ANY),
+            Err(crate::MapError::Corrupt { .. })
+        ));
+        m.n_child(leaf, 0).store(0, Ordering::Relaxed);
+        assert_eq!(walk(&m), (4, None));
+        // A node whose prefix does not extend its parent's.
+        m.n_prefixlen(leaf).store(30, Ordering::Relaxed);
+        let old = m.data_word(leaf, 0);
+        // SAFETY: test: word 0 of the leaf's data area (8-aligned, in the node).
+        unsafe {
+            AtomicU64::from_ptr(m.n_data(leaf) as *mut u64)
+                .store(u64::from_ne_bytes((!old).to_be_bytes()), Ordering::Relaxed)
+        };
+        let (_, e) = walk(&m);
+        assert!(e.is_some_and(|e| e.to_string().contains("not under")));
+        // A root prefix longer than the key.
+        m.n_prefixlen(root).store(1000, Ordering::Relaxed);
+        let (n, e) = walk(&m);
+        assert_eq!(n, 0);
+        assert!(e.is_some());
+    }
+
+    #[test]
+    fn leaked_nodes_are_recovered_and_never_reported_as_store_space() {
+        use std::sync::atomic::Ordering;
+        let m = trie(4);
+        // Every node handed out and none linked or free: what writers killed
+        // between allocating and linking leave.
+        m.lpm_fresh().store(m.nelems, Ordering::Relaxed);
+        let e = put(&m, 8, [10, 0, 0, 0], 1, BPF_ANY);
+        let mut out = [0u8; 4];
+        let err = m
+            .update(&key(8, [10, 0, 0, 0]), &1u32.to_ne_bytes(), BPF_ANY)
+            .expect_err("no node");
+        assert_eq!(e, Err(libc::ENOMEM));
+        let text = err.to_string();
+        assert!(
+            !text.contains("no space in store") && text.contains("no free trie node"),
+            "{text}"
+        );
+        // Marked by a lock takeover (a writer died): the update repairs and succeeds.
+        m.mark_dirty();
+        put(&m, 8, [10, 0, 0, 0], 1, BPF_ANY).expect("after repair");
+        for i in 1..4u8 {
+            put(&m, 16, [10, i, 0, 0], 1, BPF_ANY).expect("room for max_entries");
+        }
+        assert_eq!(m.lookup(&key(16, [10, 3, 0, 0]), &mut out), Ok(()));
+        m.check().expect("consistent");
     }
 }

@@ -64,9 +64,11 @@ impl Map {
             }
         }
         let b = p.hash(self.seed) & self.bucket_mask;
-        let _guard = lock::lock(self.bucket_lock(b));
+        let _guard = self.take_lock(self.bucket_lock(b), || {
+            format!("stripe lock {}", self.stripe(b))
+        })?;
         // SAFETY: caller contract; lock held.
-        let old = unsafe { self.find_locked(b, p) };
+        let old = unsafe { self.find_locked(b, p) }?;
         match (&old, flags) {
             (Some(_), BPF_NOEXIST) => return Err(MapError::Exists { id: self.id }),
             (None, BPF_EXIST) => return Err(MapError::NotFound { id: self.id }),
@@ -82,15 +84,15 @@ impl Map {
         let skip = old.map(|(o, _)| o);
         let Some(n) = self.pop_free().or_else(|| self.lru_evict(b, skip)) else {
             // prealloc_lru_pop failed: only when every element is busy elsewhere.
-            return Err(MapError::NoSpace {
-                name: self.meta.info.name.clone(),
-                needed: 1,
-                available: 0,
+            return Err(MapError::NoFreeElement {
+                id: self.id,
+                what: "element",
+                why: "every element is being replaced by another update",
             });
         };
         // The victim may have been in our bucket, ahead of `old`: find old's link again.
         // SAFETY: caller contract; lock held.
-        let old = unsafe { self.find_locked(b, p) };
+        let old = unsafe { self.find_locked(b, p) }?;
         let odd = self.seq_begin(b);
         // SAFETY: n is ours (popped or evicted); lock held; sizes per contract.
         unsafe { self.init_and_link(self.kind, n, b, p, value, cpu) };
@@ -118,7 +120,7 @@ impl Map {
     /// Runs the clock until it evicts an element; returns it, unlinked and owned
     /// by the caller. The caller holds bucket `own`'s lock; `skip` is never evicted.
     fn lru_evict(&self, own: u32, skip: Option<u32>) -> Option<u32> {
-        let _lru = lock::lock(self.lru_lock());
+        let _lru = self.take_lock(self.lru_lock(), || "LRU lock".into()).ok()?;
         // Someone may have freed an element while we waited.
         if let Some(n) = self.pop_free() {
             return Some(n);
@@ -248,7 +250,7 @@ mod tests {
                 put(&m, k, 1).expect("insert");
                 assert!(has(&m, k));
                 assert!(m.len() <= 4);
-                assert!(m.iter().count() <= 4);
+                assert!(m.iter().collect::<Result<Vec<_>, _>>().expect("walk").len() <= 4);
             }
             // Flags on a full map.
             assert_eq!(

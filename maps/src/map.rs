@@ -3,12 +3,13 @@
 //!
 //! The per-type operations are in `array.rs` and `hash.rs`.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::def::{self, Kind, MapInfo};
 use crate::error::MapError;
 use crate::layout::{self, EntrySnapshot};
+use crate::lock::{self, PidLockGuard};
 use crate::shm::Shm;
 
 /// A handle on one map in a store. Cheap to clone; `Send + Sync`. Keeps the
@@ -281,6 +282,86 @@ impl Map {
         }
     }
 
+    // ---- locks and crash recovery ----
+
+    /// Takes one of this map's store locks (bounded, see `lock.rs`); `which`
+    /// names it for the error (e.g. "stripe lock 3"). A takeover from a dead
+    /// owner marks the map for repair.
+    #[inline(always)]
+    pub(crate) fn take_lock<'a>(
+        &'a self,
+        word: &'a AtomicU32,
+        which: impl FnOnce() -> String,
+    ) -> Result<PidLockGuard<'a>, MapError> {
+        match lock::lock(word) {
+            Ok(g) => {
+                if g.took_over() {
+                    self.mark_dirty();
+                }
+                Ok(g)
+            }
+            Err(h) => Err(self.lock_error(h, which)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_error(&self, h: lock::LockHeld, which: impl FnOnce() -> String) -> MapError {
+        h.to_map_error(self.id, self.lock_name(which()))
+    }
+
+    /// `map 3 "flows" <which>`.
+    pub(crate) fn lock_name(&self, which: String) -> String {
+        format!("map {} {:?} {which}", self.id, self.meta.info.name)
+    }
+
+    /// The word (offset 24 of the control block of hash maps and LPM tries,
+    /// reserved and zero at creation) that says a writer died holding one of
+    /// the map's locks, so the map may hold slack until repaired. Set by a
+    /// takeover, cleared by [`Map::repair`]. None for kinds with nothing to repair.
+    pub(crate) fn dirty_word(&self) -> Option<&AtomicU32> {
+        if !(self.kind.is_hash() || self.kind == Kind::LpmTrie) {
+            return None;
+        }
+        // SAFETY: offset 24 of the 64-byte control block at the start of the data
+        // region of hash maps (after free_head, fresh, count, the LRU lock and
+        // hand) and LPM tries (after root, lock, seq, n_entries, free_head,
+        // fresh), 4-aligned; store memory is only accessed atomically.
+        Some(unsafe { AtomicU32::from_ptr(self.data.wrapping_add(24) as *mut u32) })
+    }
+
+    #[cold]
+    pub(crate) fn mark_dirty(&self) {
+        if let Some(w) = self.dirty_word() {
+            w.store(1, Ordering::Release);
+        }
+    }
+
+    /// True when a writer may have died inside this map: marked by a takeover,
+    /// or a lock word still names a dead process.
+    pub fn needs_repair(&self) -> bool {
+        let Some(w) = self.dirty_word() else {
+            return false;
+        };
+        if w.load(Ordering::Acquire) != 0 {
+            return true;
+        }
+        if self.kind == Kind::LpmTrie {
+            return lock::held_by_dead(self.lpm_lock());
+        }
+        (0..=self.stripe_mask).any(|s| lock::held_by_dead(self.stripe_lock(s)))
+            || (self.kind.is_lru() && lock::held_by_dead(self.lru_lock()))
+    }
+
+    /// Repairs the map if [`Map::needs_repair`]; returns the elements reclaimed.
+    pub fn recover(&self) -> Result<u32, MapError> {
+        if self.needs_repair() {
+            self.repair()
+        } else {
+            Ok(0)
+        }
+    }
+
     // ---- user-space API ----
 
     /// BPF_MAP_LOOKUP_ELEM. `value_out` is `user_value_size()` bytes.
@@ -301,7 +382,24 @@ impl Map {
 
     /// BPF_MAP_UPDATE_ELEM with `flags` (BPF_ANY, BPF_NOEXIST, BPF_EXIST).
     /// `value` is `user_value_size()` bytes.
+    ///
+    /// A map that looks full while a writer that died inside it may have left
+    /// slack (see `lock.rs`) is repaired and the update tried once more.
     pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<(), MapError> {
+        match self.update_once(key, value, flags) {
+            Err(
+                MapError::TooBig { .. }
+                | MapError::NoSpaceLeft { .. }
+                | MapError::NoFreeElement { .. },
+            ) if self.needs_repair() => {
+                self.repair()?;
+                self.update_once(key, value, flags)
+            }
+            r => r,
+        }
+    }
+
+    fn update_once(&self, key: &[u8], value: &[u8], flags: u64) -> Result<(), MapError> {
         self.check_writable("update")?;
         self.check_key(key)?;
         self.check_value(value.len())?;
@@ -382,11 +480,14 @@ impl Map {
         }
     }
 
-    /// All keys, in get_next_key order (control plane; allocates).
+    /// All keys, in get_next_key order (control plane; allocates). Yields at
+    /// most max_entries distinct keys; a walk that would give more, or does not
+    /// end, yields a `MapError::Corrupt` and stops (see [`MapKeys`]).
     pub fn iter(&self) -> MapKeys {
         MapKeys {
             map: self.clone(),
             prev: None,
+            seen: std::collections::HashSet::new(),
             steps: 0,
             done: false,
         }
@@ -578,32 +679,75 @@ impl Map {
     }
 }
 
-/// Iterator over a map's keys, in get_next_key order. Stops after
-/// `2 * max_entries + 16` keys so that concurrent churn cannot make it endless.
+/// Iterator over a map's keys, in get_next_key order.
+///
+/// A key is yielded once: a key seen again (get_next_key restarts from the
+/// first key when the one it was given was deleted meanwhile, as the kernel's
+/// does) is stepped over. The walk is bounded by the map's definition: more
+/// than max_entries distinct keys, or more than `2 * max_entries + 16`
+/// get_next_key steps, end it with a `MapError::Corrupt` item. Any other
+/// error of get_next_key ends it with that error.
 pub struct MapKeys {
     map: Map,
     prev: Option<Vec<u8>>,
+    seen: std::collections::HashSet<Vec<u8>>,
     steps: u64,
     done: bool,
 }
 
-impl Iterator for MapKeys {
-    type Item = Vec<u8>;
+impl MapKeys {
+    fn fail(&mut self, e: MapError) -> Option<Result<Vec<u8>, MapError>> {
+        self.done = true;
+        Some(Err(e))
+    }
+}
 
-    fn next(&mut self) -> Option<Vec<u8>> {
-        if self.done || self.steps > 2 * u64::from(self.map.max_entries) + 16 {
-            return None;
-        }
-        self.steps += 1;
-        let mut out = vec![0u8; self.map.key_size as usize];
-        match self.map.get_next_key(self.prev.as_deref(), &mut out) {
-            Ok(()) => {
-                self.prev = Some(out.clone());
-                Some(out)
+impl Iterator for MapKeys {
+    type Item = Result<Vec<u8>, MapError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let max = self.map.max_entries;
+        loop {
+            if self.done {
+                return None;
             }
-            Err(_) => {
-                self.done = true;
-                None
+            self.steps += 1;
+            if self.steps > 2 * u64::from(max) + 16 {
+                let what = format!(
+                    "{:?}: get_next_key walk did not end after {} steps (max_entries {max})",
+                    self.map.meta.info.name,
+                    self.steps - 1
+                );
+                return self.fail(MapError::Corrupt {
+                    id: self.map.id,
+                    what,
+                });
+            }
+            let mut out = vec![0u8; self.map.key_size as usize];
+            match self.map.get_next_key(self.prev.as_deref(), &mut out) {
+                Ok(()) => {
+                    self.prev = Some(out.clone());
+                    if self.seen.contains(&out) {
+                        continue;
+                    }
+                    if self.seen.len() >= max as usize {
+                        let what = format!(
+                            "{:?}: get_next_key yields more than max_entries ({max}) keys",
+                            self.map.meta.info.name
+                        );
+                        return self.fail(MapError::Corrupt {
+                            id: self.map.id,
+                            what,
+                        });
+                    }
+                    self.seen.insert(out.clone());
+                    return Some(Ok(out));
+                }
+                Err(MapError::NotFound { .. }) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => return self.fail(e),
             }
         }
     }

@@ -194,7 +194,9 @@ impl Store {
         let h = layout::header(shm).map_err(|e| ObjectError::Store {
             what: e.to_string(),
         })?;
-        let _meta = lock::lock(&h.meta_lock);
+        let _meta = lock::lock(&h.meta_lock).map_err(|e| ObjectError::Store {
+            what: e.to_map_error(0, "store meta_lock".into()).to_string(),
+        })?;
         let slot = (0..OBJ_TABLE_CAP)
             .find(|&s| obj(shm, s).is_some_and(|e| e.state() != ENTRY_LIVE))
             .ok_or(ObjectError::TableFull {
@@ -235,13 +237,23 @@ impl Store {
             return Ok(0);
         }
         let cursor = h.alloc_cursor.load(Ordering::Acquire);
+        // The cursor is shared memory: checked before any arithmetic on it.
+        if cursor < layout::DATA_START as u64 || cursor > self.size() {
+            return Err(ObjectError::Store {
+                what: format!("alloc_cursor {cursor} outside the store"),
+            });
+        }
         let off = crate::def::round_up(cursor, 8);
-        let end = off + data.len().div_ceil(8) as u64 * 8;
-        if cursor < layout::DATA_START as u64 || end > self.size() {
+        let end = (data.len() as u64)
+            .div_ceil(8)
+            .checked_mul(8)
+            .and_then(|n| off.checked_add(n))
+            .filter(|&end| end <= self.size());
+        let Some(end) = end else {
             return Err(ObjectError::Store {
                 what: format!("no space for {} bytes", data.len()),
             });
-        }
+        };
         // Advance first: a death after this leaks the space, never reuses it.
         h.alloc_cursor.store(end, Ordering::Release);
         let base = self.shm().base().wrapping_add(off as usize);
@@ -431,7 +443,18 @@ impl Store {
             .live_objects()
             .find(|e| e.hi(0) == KIND_PROG && e.lo(1) == id)
             .ok_or(ObjectError::NoSuchProgram { id })?;
-        self.blob(e, &format!("program {id}"))
+        let insns = self.blob(e, &format!("program {id}"))?;
+        // The count the listing shows and the instructions must agree.
+        let cnt = u64::from(e.lo(3));
+        if insns.len() as u64 != cnt * 8 {
+            return Err(ObjectError::Store {
+                what: format!(
+                    "program {id}: {} bytes of instructions for insn_cnt {cnt}",
+                    insns.len()
+                ),
+            });
+        }
+        Ok(insns)
     }
 
     /// Removes program `id` from the table (its instruction space is not reused).
@@ -445,7 +468,9 @@ impl Store {
         let Ok(h) = layout::header(self.shm()) else {
             return false;
         };
-        let _meta = lock::lock(&h.meta_lock);
+        let Ok(_meta) = lock::lock(&h.meta_lock) else {
+            return false;
+        };
         match self.live_objects().find(|e| f(e)) {
             Some(e) => {
                 e.w[0].store(u64::from(ENTRY_FREE), Ordering::Release);

@@ -81,6 +81,14 @@ unsafe fn store_parts(dst: *mut u8, parts: &[&[u8]]) {
     }
 }
 
+/// Why a record was not written.
+enum RingErr {
+    /// No room for a record of this many bytes.
+    Full(u64),
+    /// The producer lock stayed held.
+    Lock(lock::LockHeld),
+}
+
 /// Where one ring lives: its positions, lock and data.
 #[derive(Clone, Copy)]
 struct Ring {
@@ -130,8 +138,14 @@ impl Ring {
         let pad = if total > room_to_end { room_to_end } else { 0 };
         // As the kernel: the producer may run at most size - 1 bytes ahead of the
         // consumer, so a ring is full one record before its bytes are all used.
-        if prod + pad + total - cons >= self.size {
-            return None;
+        // Positions from the store are checked: a consumer ahead of the producer
+        // (or positions near the end of u64) read as a full ring, never overflow.
+        match prod
+            .checked_add(pad + total)
+            .and_then(|end| end.checked_sub(cons))
+        {
+            Some(used) if used < self.size => {}
+            _ => return None,
         }
         if pad > 0 {
             // A discarded filler up to the end, so the record does not wrap.
@@ -160,17 +174,18 @@ impl Ring {
         self.hdr(pos).store(v, Ordering::Release);
     }
 
-    fn output(&self, parts: &[&[u8]]) -> Result<(), u64> {
+    fn output(&self, parts: &[&[u8]]) -> Result<(), RingErr> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let Ok(len32) = u32::try_from(len) else {
-            return Err(len as u64);
+            return Err(RingErr::Full(len as u64));
         };
         if len32 >= BPF_RINGBUF_DISCARD_BIT {
-            return Err(len as u64);
+            return Err(RingErr::Full(len as u64));
         }
         let pos = {
-            let _g = lock::lock(self.lock());
-            self.reserve_locked(len32).ok_or(len as u64)?
+            let _g = lock::lock(self.lock()).map_err(RingErr::Lock)?;
+            self.reserve_locked(len32)
+                .ok_or(RingErr::Full(len as u64))?
         };
         // SAFETY: the record [pos, pos + 8 + len) lies inside the data area (no
         // wrap, see reserve_locked) and is ours until committed.
@@ -179,10 +194,24 @@ impl Ring {
         Ok(())
     }
 
-    /// Consumes committed records in order, up to the first busy one.
-    fn consume(&self, f: &mut dyn FnMut(&[u8]), max: usize) -> usize {
+    /// Consumes committed records in order, up to the first busy one. The
+    /// walk is bounded by the ring: the producer can never be a whole ring
+    /// ahead of the consumer, nor behind it, and a record never runs past the
+    /// producer; positions or a header that say otherwise are corruption (an
+    /// error, not a stream of garbage records).
+    fn consume(&self, f: &mut dyn FnMut(&[u8]), max: usize) -> Result<usize, String> {
         let mut cons = self.cons().load(Ordering::Relaxed);
         let prod = self.prod().load(Ordering::Acquire);
+        match prod.checked_sub(cons) {
+            Some(ahead) if ahead < self.size => {}
+            _ => {
+                return Err(format!(
+                    "producer position {prod} and consumer position {cons} are not within \
+                     the ring's {} bytes",
+                    self.size
+                ))
+            }
+        }
         let mut n = 0;
         let mut buf = Vec::new();
         while cons < prod && n < max {
@@ -192,8 +221,10 @@ impl Ring {
             }
             let len = h & !(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
             let total = def::round_up(u64::from(len) + BPF_RINGBUF_HDR_SZ, 8);
-            if total > self.size || cons + total > prod {
-                break; // corrupt header: stop rather than read garbage
+            if total > prod - cons {
+                return Err(format!(
+                    "record at position {cons} of {len} bytes runs past the producer position {prod}"
+                ));
             }
             if h & BPF_RINGBUF_DISCARD_BIT == 0 {
                 buf.clear();
@@ -206,7 +237,7 @@ impl Ring {
             cons += total;
             self.cons().store(cons, Ordering::Release);
         }
-        n
+        Ok(n)
     }
 
     fn pending(&self) -> u64 {
@@ -252,8 +283,10 @@ impl Map {
         let r = self
             .ringbuf()
             .ok_or_else(|| self.not_supported("ringbuf output"))?;
-        r.output(parts)
-            .map_err(|need| MapError::RingFull { id: self.id, need })
+        r.output(parts).map_err(|e| match e {
+            RingErr::Full(need) => MapError::RingFull { id: self.id, need },
+            RingErr::Lock(h) => h.to_map_error(self.id, self.lock_name("producer lock".into())),
+        })
     }
 
     /// `bpf_ringbuf_reserve`: reserves `len` bytes and returns a pointer to them
@@ -266,7 +299,10 @@ impl Map {
         if len >= BPF_RINGBUF_DISCARD_BIT {
             return std::ptr::null_mut();
         }
-        let _g = lock::lock(r.lock());
+        // A producer lock held past the wait bound reads as a full ring.
+        let Ok(_g) = lock::lock(r.lock()) else {
+            return std::ptr::null_mut();
+        };
         match r.reserve_locked(len) {
             Some(pos) => r.at(pos).wrapping_add(BPF_RINGBUF_HDR_SZ as usize),
             None => std::ptr::null_mut(),
@@ -294,8 +330,22 @@ impl Map {
     /// Consumes up to `max` committed ringbuf records in order, calling `f` with
     /// each one's bytes; returns how many. Any process that opened the store may
     /// consume (one consumer at a time, as with the kernel's ring buffer).
-    pub fn ringbuf_consume(&self, max: usize, mut f: impl FnMut(&[u8])) -> usize {
-        self.ringbuf().map(|r| r.consume(&mut f, max)).unwrap_or(0)
+    /// Corrupt positions or records are a `MapError::Corrupt`.
+    pub fn ringbuf_consume(&self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize, MapError> {
+        match self.ringbuf() {
+            Some(r) => r
+                .consume(&mut f, max)
+                .map_err(|w| self.ring_corrupt("ring buffer", w)),
+            None => Ok(0),
+        }
+    }
+
+    #[cold]
+    fn ring_corrupt(&self, which: &str, what: String) -> MapError {
+        MapError::Corrupt {
+            id: self.id,
+            what: format!("{:?}: {which}: {what}", self.meta.info.name),
+        }
     }
 
     /// Bytes produced and not yet consumed (`BPF_RB_AVAIL_DATA`).
@@ -328,19 +378,33 @@ impl Map {
         let r = self
             .perf_ring(idx)
             .ok_or(MapError::NotFound { id: self.id })?;
-        r.output(parts).map_err(|need| {
-            if let Some(l) = r.lost {
-                Ring::a64(l).fetch_add(1, Ordering::Relaxed);
+        r.output(parts).map_err(|e| match e {
+            RingErr::Full(need) => {
+                if let Some(l) = r.lost {
+                    Ring::a64(l).fetch_add(1, Ordering::Relaxed);
+                }
+                MapError::RingFull { id: self.id, need }
             }
-            MapError::RingFull { id: self.id, need }
+            RingErr::Lock(h) => {
+                h.to_map_error(self.id, self.lock_name(format!("perf slot {idx} lock")))
+            }
         })
     }
 
     /// Consumes up to `max` records of perf slot `index`; returns how many.
-    pub fn perf_consume(&self, index: u32, max: usize, mut f: impl FnMut(&[u8])) -> usize {
-        self.perf_ring(index)
-            .map(|r| r.consume(&mut f, max))
-            .unwrap_or(0)
+    /// Corrupt positions or records are a `MapError::Corrupt`.
+    pub fn perf_consume(
+        &self,
+        index: u32,
+        max: usize,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, MapError> {
+        match self.perf_ring(index) {
+            Some(r) => r
+                .consume(&mut f, max)
+                .map_err(|w| self.ring_corrupt(&format!("perf slot {index}"), w)),
+            None => Ok(0),
+        }
     }
 
     /// Records dropped because perf slot `index`'s ring was full.
@@ -388,13 +452,13 @@ mod tests {
             m.ringbuf_output(&[&rec]).map_err(|e| e.errno()),
             Err(libc::EAGAIN)
         );
-        assert_eq!(m.ringbuf_consume(usize::MAX, |_| {}), 3);
+        assert_eq!(m.ringbuf_consume(usize::MAX, |_| {}), Ok(3));
         // A record of several parts of odd lengths arrives as their concatenation.
         let parts: [&[u8]; 4] = [&[1, 2, 3], &[4; 13], &[], &[5, 6, 7, 8, 9, 10, 11, 12, 13]];
         let want: Vec<u8> = parts.concat();
         m.ringbuf_output(&parts).expect("room");
         let mut got = Vec::new();
-        m.ringbuf_consume(1, |r| got = r.to_vec());
+        m.ringbuf_consume(1, |r| got = r.to_vec()).expect("consume");
         assert_eq!(got, want);
     }
 
@@ -429,7 +493,8 @@ mod tests {
             assert_eq!(p as usize % 8, 0);
             assert!(m.ringbuf_commit(p, true), "discard");
             assert!(!m.ringbuf_commit(p, false), "not twice");
-            m.ringbuf_consume(usize::MAX, |r| got.push((r.len(), r[0])));
+            m.ringbuf_consume(usize::MAX, |r| got.push((r.len(), r[0])))
+                .expect("consume");
         }
         assert_eq!(got.len(), 150);
         for (i, (len, b)) in got.iter().enumerate() {
@@ -443,7 +508,7 @@ mod tests {
             m.ringbuf_output(&[&big]).map_err(|e| e.errno()),
             Err(libc::EAGAIN)
         );
-        assert_eq!(m.ringbuf_consume(usize::MAX, |_| {}), 2);
+        assert_eq!(m.ringbuf_consume(usize::MAX, |_| {}), Ok(2));
         assert_eq!(m.ringbuf_avail(), 0);
     }
 
@@ -477,8 +542,10 @@ mod tests {
             Err(libc::E2BIG)
         );
         let mut got = Vec::new();
-        m.perf_consume(1, 10, |r| got.push(r.to_vec()));
-        m.perf_consume(0, 10, |r| got.push(r.to_vec()));
+        m.perf_consume(1, 10, |r| got.push(r.to_vec()))
+            .expect("consume");
+        m.perf_consume(0, 10, |r| got.push(r.to_vec()))
+            .expect("consume");
         assert_eq!(got, vec![b"hello world".to_vec(), b"zero".to_vec()]);
         let rec = vec![0u8; 4000];
         let mut ok = 0;
@@ -487,5 +554,71 @@ mod tests {
         }
         assert_eq!(ok, (PERF_RING_SIZE / 4008) as usize);
         assert_eq!(m.perf_lost(0), 1);
+    }
+
+    #[test]
+    fn corrupt_ring_positions_are_an_error_not_endless_records() {
+        let s = store();
+        let m = s
+            .create_map(&MapDef {
+                map_type: BPF_MAP_TYPE_RINGBUF,
+                max_entries: 4096,
+                name: "rb".into(),
+                ..MapDef::default()
+            })
+            .expect("ringbuf");
+        m.ringbuf_output(&[b"one"]).expect("room");
+        let r = m.ringbuf().expect("ring");
+        // The producer 2^40 bytes ahead of the consumer: zeroed headers would read
+        // as 2^37 empty records.
+        r.prod().store(1 << 40, Ordering::Release);
+        let mut n = 0u64;
+        let e = m
+            .ringbuf_consume(usize::MAX, |_| n += 1)
+            .expect_err("corrupt");
+        assert_eq!(n, 0);
+        assert!(
+            matches!(e, MapError::Corrupt { .. }) && e.to_string().contains("\"rb\""),
+            "{e}"
+        );
+        // A consumer ahead of the producer: no record, no overflow in producers.
+        r.prod().store(64, Ordering::Release);
+        r.cons().store(u64::MAX - 8, Ordering::Release);
+        assert!(m.ringbuf_consume(usize::MAX, |_| {}).is_err());
+        assert_eq!(
+            m.ringbuf_output(&[b"x"]).map_err(|e| e.errno()),
+            Err(libc::EAGAIN)
+        );
+        // A header longer than what was produced.
+        r.prod().store(16, Ordering::Release);
+        r.cons().store(0, Ordering::Release);
+        r.hdr(0).store(4000, Ordering::Release);
+        let e = m.ringbuf_consume(usize::MAX, |_| {}).expect_err("corrupt");
+        assert!(e.to_string().contains("runs past"), "{e}");
+    }
+
+    #[test]
+    fn corrupt_perf_slot_positions_are_an_error() {
+        let s = store();
+        let m = s
+            .create_map(&MapDef {
+                map_type: BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+                key_size: 4,
+                value_size: 4,
+                max_entries: 2,
+                name: "events".into(),
+                ..MapDef::default()
+            })
+            .expect("perf");
+        m.update(&0u32.to_ne_bytes(), &1u32.to_ne_bytes(), BPF_ANY)
+            .expect("attach");
+        let r = m.perf_ring(0).expect("ring");
+        r.prod().store(1 << 40, Ordering::Release);
+        let mut n = 0u64;
+        let e = m
+            .perf_consume(0, usize::MAX, |_| n += 1)
+            .expect_err("corrupt");
+        assert_eq!(n, 0);
+        assert!(e.to_string().contains("perf slot 0"), "{e}");
     }
 }

@@ -8,12 +8,14 @@ use crate::error::{MapError, StoreError};
 use crate::layout::{self, HeaderFacts};
 use crate::lock;
 use crate::map::Map;
-use crate::shm::{self, Shm};
+use crate::shm::{self, Shm, StoreAccess};
 
 /// Options for a new store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// Total bytes. The file is sparse: unused space costs nothing.
+    /// Total bytes. A named store reserves them all when created (a full
+    /// filesystem is an error then, never a fault later); an anonymous one
+    /// pays only for what it uses.
     pub size: usize,
     /// Per-CPU slots of per-CPU maps; default: the number of possible CPUs
     /// (/sys/devices/system/cpu/possible), so dumps line up with the kernel's.
@@ -117,25 +119,54 @@ impl Store {
 
     /// Creates `/dev/shm/<name>` (mode 0600). Fails with `AlreadyExists` if it exists.
     pub fn create(name: &str, opts: StoreOptions) -> Result<Store, StoreError> {
+        Store::create_with(name, opts, &StoreAccess::default())
+    }
+
+    /// Creates `<dir>/<name>` as `access` says (directory, group sharing),
+    /// with all of its memory reserved: a filesystem without room for it is a
+    /// [`StoreError::NoRoom`] here, and nothing is left behind.
+    pub fn create_with(
+        name: &str,
+        opts: StoreOptions,
+        access: &StoreAccess,
+    ) -> Result<Store, StoreError> {
         let ncpus = check_options(&opts)?;
-        let shm = Shm::create_named(name, opts.size, |s| layout::init_header(s, ncpus))?;
+        let shm = Shm::create_named(name, opts.size, access, |s| layout::init_header(s, ncpus))?;
         Store::from_shm(shm, Some(name.to_owned()))
     }
 
-    /// Opens an existing store, validating everything it will trust.
+    /// Opens an existing store of the caller's, validating everything it will trust.
     pub fn open(name: &str) -> Result<Store, StoreError> {
-        let shm = Shm::open_named(name)?;
-        Store::from_shm(shm, Some(name.to_owned()))
+        Store::open_with(name, &StoreAccess::default())
+    }
+
+    /// Opens an existing store in `access`'s directory, accepting the owners it
+    /// trusts besides the caller (see [`Trust`](crate::Trust)).
+    pub fn open_with(name: &str, access: &StoreAccess) -> Result<Store, StoreError> {
+        let shm = Shm::open_named(name, access)?;
+        let store = Store::from_shm(shm, Some(name.to_owned()))?;
+        // What writers killed inside a map left behind (see `lock.rs`).
+        store.recover();
+        Ok(store)
     }
 
     /// Opens the store, creating it with `opts` if it does not exist.
     pub fn open_or_create(name: &str, opts: StoreOptions) -> Result<Store, StoreError> {
+        Store::open_or_create_with(name, opts, &StoreAccess::default())
+    }
+
+    /// [`Store::open_or_create`] with an explicit [`StoreAccess`].
+    pub fn open_or_create_with(
+        name: &str,
+        opts: StoreOptions,
+        access: &StoreAccess,
+    ) -> Result<Store, StoreError> {
         for _ in 0..16 {
-            match Store::open(name) {
+            match Store::open_with(name, access) {
                 Err(StoreError::NotFound { .. }) => {}
                 other => return other,
             }
-            match Store::create(name, opts.clone()) {
+            match Store::create_with(name, opts.clone(), access) {
                 Err(StoreError::AlreadyExists { .. }) => {} // lost a race: open it
                 other => return other,
             }
@@ -154,7 +185,32 @@ impl Store {
 
     /// Removes `/dev/shm/<name>`. Open handles keep working.
     pub fn unlink(name: &str) -> Result<(), StoreError> {
-        shm::unlink(name)
+        shm::unlink(name, &StoreAccess::default())
+    }
+
+    /// Removes `<dir>/<name>` of `access`'s directory.
+    pub fn unlink_with(name: &str, access: &StoreAccess) -> Result<(), StoreError> {
+        shm::unlink(name, access)
+    }
+
+    /// The store's file (the memfd of an anonymous store), open read-write:
+    /// map parts of the store again through it, never through its name.
+    pub fn file(&self) -> &std::fs::File {
+        self.shm.file()
+    }
+
+    /// Checks that the store's file still covers the whole mapping.
+    ///
+    /// A process allowed to write the store (its owner, a trusted group
+    /// member, root) can `ftruncate` it while others have it mapped; their
+    /// next access past the new end faults with SIGBUS. Named stores cannot be
+    /// sealed against this (seals are for memfds; anonymous stores are sealed),
+    /// so the length is checked where it is cheap: on open, here, and before
+    /// each map is handed out by id. The window between a check and an access
+    /// remains; only processes already trusted with the store's contents can
+    /// open it.
+    pub fn check_size(&self) -> Result<(), StoreError> {
+        self.shm.check_len()
     }
 
     /// What tells this store from every other one on the system while it
@@ -218,7 +274,8 @@ impl Store {
         let corrupt = |what: String| MapError::Corrupt { id: 0, what };
         let h = layout::header(&self.shm).map_err(|e| corrupt(e.to_string()))?;
         let snap = {
-            let _meta = lock::lock(&h.meta_lock);
+            let _meta = lock::lock(&h.meta_lock)
+                .map_err(|e| e.to_map_error(0, "store meta_lock".into()))?;
             // Under meta_lock, a CREATING entry was abandoned by a holder that died.
             let slot = (0..layout::MAP_TABLE_CAP)
                 .find(|&s| {
@@ -296,6 +353,10 @@ impl Store {
         if id == 0 {
             return Err(MapError::NoSuchMap { id });
         }
+        self.check_size().map_err(|e| MapError::Corrupt {
+            id,
+            what: e.to_string(),
+        })?;
         let facts = self.facts();
         for slot in 0..layout::MAP_TABLE_CAP {
             let Some(e) = layout::entry(&self.shm, slot) else {
@@ -329,6 +390,10 @@ impl Store {
 
     /// Runs [`Map::check`] on every map.
     pub fn check(&self) -> Result<(), MapError> {
+        self.check_size().map_err(|e| MapError::Corrupt {
+            id: 0,
+            what: e.to_string(),
+        })?;
         for id in self.map_ids() {
             self.map_by_id(id)?.check()?;
         }
@@ -351,7 +416,8 @@ impl Store {
     pub fn remove_map(&self, id: u32) -> Result<(), MapError> {
         let corrupt = |what: String| MapError::Corrupt { id, what };
         let h = layout::header(&self.shm).map_err(|e| corrupt(e.to_string()))?;
-        let _meta = lock::lock(&h.meta_lock);
+        let _meta =
+            lock::lock(&h.meta_lock).map_err(|e| e.to_map_error(0, "store meta_lock".into()))?;
         let e = (0..layout::MAP_TABLE_CAP)
             .filter_map(|s| layout::entry(&self.shm, s))
             .find(|e| {

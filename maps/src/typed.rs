@@ -161,9 +161,13 @@ impl<K: Pod, V: Pod> TypedMap<K, V> {
         }
     }
 
-    /// Keys in get_next_key order.
+    /// Keys in get_next_key order; a corrupt map ends the walk early (use
+    /// [`Map::iter`] to see the error).
     pub fn keys(&self) -> impl Iterator<Item = K> + '_ {
-        self.map.iter().map(|k| from_bytes(&k))
+        self.map
+            .iter()
+            .map_while(Result::ok)
+            .map(|k| from_bytes(&k))
     }
 
     /// `(key, value)` pairs in get_next_key order (worker 0's value for per-CPU

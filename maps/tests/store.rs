@@ -10,8 +10,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use maps::*;
 
+#[path = "store/access.rs"]
+mod access;
 #[path = "store/kernel.rs"]
 mod kernel;
+#[path = "store/recovery.rs"]
+mod recovery;
 
 // ---- a counting allocator: counts allocations made by threads that opted in ----
 
@@ -591,7 +595,7 @@ fn sigkill_mid_update_leaves_a_usable_store() {
         };
         // Room for a new key: drop one if full (the kernel's hash would say E2BIG).
         if m.update(&key, &value, BPF_ANY).is_err() {
-            let first = m.iter().next().expect("a key");
+            let first = m.iter().next().expect("a key").expect("walk");
             m.delete(&first).expect("delete");
             m.update(&key, &value, BPF_ANY)
                 .expect("update after recovery");
@@ -601,4 +605,73 @@ fn sigkill_mid_update_leaves_a_usable_store() {
         assert_eq!(u64::from_ne_bytes(out), 9);
     }
     s2.check().expect("still consistent");
+}
+
+/// The allocation cursor is shared memory another process may have damaged
+/// after this one opened the store: every allocation checks it before any
+/// arithmetic (no overflow panic, no write outside the store).
+#[test]
+fn a_damaged_alloc_cursor_is_an_error_for_every_allocation() {
+    let n = Named::new("cursor");
+    let s = Store::create(&n.0, opts(MIN_STORE_SIZE + (64 << 10))).expect("create");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(n.path())
+        .expect("file");
+    // Header: alloc_cursor at byte 64 (after magic, version, header_size,
+    // total_size, ncpus, map_table_cap, map_table_off, obj_table_off,
+    // obj_table_cap, meta_lock, data_start).
+    let mut cur = [0u8; 8];
+    f.read_exact_at(&mut cur, 64).expect("read cursor");
+    assert_eq!(u64::from_ne_bytes(cur), (MIN_STORE_SIZE - 4096) as u64);
+    for bad in [u64::MAX - 3, u64::MAX, 1, s.size() + 1] {
+        f.write_all_at(&bad.to_ne_bytes(), 64).expect("damage");
+        let e = s
+            .register_btf(&[1, 2, 3])
+            .expect_err("btf with a bad cursor");
+        assert!(e.to_string().contains("alloc_cursor"), "{e}");
+        assert!(s
+            .register_program(&ProgramDef {
+                name: "p".into(),
+                insns: vec![0; 16],
+                ..ProgramDef::default()
+            })
+            .is_err());
+        assert!(s.create_map(&array_def(1)).is_err());
+    }
+    f.write_all_at(&cur, 64).expect("restore");
+    s.register_btf(&[1, 2, 3])
+        .expect("btf with the cursor restored");
+}
+
+/// A program's recorded instruction count and its instructions must agree:
+/// listings show the count, runs use the instructions.
+#[test]
+fn program_instructions_must_match_their_count() {
+    let n = Named::new("insncnt");
+    let s = Store::create(&n.0, opts(MIN_STORE_SIZE + (64 << 10))).expect("create");
+    let id = s
+        .register_program(&ProgramDef {
+            name: "p".into(),
+            insns: vec![0; 16],
+            ..ProgramDef::default()
+        })
+        .expect("program");
+    assert_eq!(s.program_insns(id).expect("insns").len(), 16);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(n.path())
+        .expect("file");
+    // Object table at 4096 + 1024 * 128; slot 0; insn_cnt is the low half of word 3.
+    let at = (4096 + 1024 * 128 + 3 * 8) as u64;
+    let mut cnt = [0u8; 4];
+    f.read_exact_at(&mut cnt, at).expect("read");
+    assert_eq!(u32::from_ne_bytes(cnt), 2);
+    f.write_all_at(&100u32.to_ne_bytes(), at).expect("damage");
+    let e = s
+        .program_insns(id)
+        .expect_err("count and instructions disagree");
+    assert!(e.to_string().contains("insn_cnt 100"), "{e}");
 }

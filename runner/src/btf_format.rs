@@ -37,6 +37,16 @@ const INT_BOOL: u8 = 4;
 /// How deep types may nest (typedef chains, nested structs and arrays).
 const MAX_DEPTH: usize = 64;
 
+/// Formatted fields a value may produce per byte (a byte holds at most eight
+/// one-bit bitfields), plus a constant allowance for members that take no bytes
+/// (empty structs, zero-length arrays, typedef hops, DATASEC wrappers).
+const FIELDS_PER_BYTE: usize = 8;
+const FIELDS_BASE: usize = 256;
+/// Bytes of names and strings (member and enumerator names, char arrays) a
+/// value may produce per field allowed: names from crafted BTF cannot make the
+/// output large either.
+const TEXT_PER_FIELD: usize = 128;
+
 /// A formatted value: what bpftool's dumper writes, before it becomes JSON or text.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Node {
@@ -194,8 +204,24 @@ fn quote(s: &str) -> String {
 }
 
 /// Formats `data` as type `type_id` of `btf` (bpftool's `btf_dumper_type`).
+///
+/// The work and the output are bounded by the value's size, whatever the BTF
+/// says: at most `8 * len + 256` fields (nodes, including look-through hops)
+/// and 128 bytes of names and strings per field allowed, and types nested at
+/// most 64 deep. BTF that would format into more (a struct of billions of
+/// zero-size elements, unions fanning out at every level) is an error.
 pub fn format_type(btf: &Btf, type_id: u32, data: &[u8]) -> Result<Node> {
-    Dumper { btf }.do_type(type_id, 0, data, 0)
+    let fields = data
+        .len()
+        .saturating_mul(FIELDS_PER_BYTE)
+        .saturating_add(FIELDS_BASE);
+    Dumper {
+        btf,
+        value_len: data.len(),
+        fields_left: std::cell::Cell::new(fields),
+        text_left: std::cell::Cell::new(fields.saturating_mul(TEXT_PER_FIELD)),
+    }
+    .do_type(type_id, 0, data, 0)
 }
 
 /// Where a map's values are: one, or one per CPU (per-CPU maps).
@@ -235,6 +261,12 @@ pub fn format_entry(
 
 struct Dumper<'a> {
     btf: &'a Btf,
+    /// The size of the value being formatted (for errors).
+    value_len: usize,
+    /// Fields that may still be produced (see `format_type`).
+    fields_left: std::cell::Cell<usize>,
+    /// Bytes of names and strings that may still be produced.
+    text_left: std::cell::Cell<usize>,
 }
 
 /// `n` bytes of `data` from `at`, or an error naming what was being read.
@@ -280,10 +312,39 @@ impl Dumper<'_> {
             .map_err(|e| anyhow!("BTF type {id}: {e}"))
     }
 
+    /// Takes one field and `text` bytes of names or strings from the budget.
+    fn spend(&self, id: u32, text: usize) -> Result<()> {
+        let (f, t) = (self.fields_left.get(), self.text_left.get());
+        if f == 0 || t < text {
+            return Err(self.over_budget(id));
+        }
+        self.fields_left.set(f - 1);
+        self.text_left.set(t - text);
+        Ok(())
+    }
+
+    fn over_budget(&self, id: u32) -> anyhow::Error {
+        anyhow!(
+            "BTF type {id} formats into more fields or text than a {}-byte value can \
+             hold (at most {} fields): crafted or corrupt BTF",
+            self.value_len,
+            self.value_len
+                .saturating_mul(FIELDS_PER_BYTE)
+                .saturating_add(FIELDS_BASE)
+        )
+    }
+
+    /// A name or string from the BTF (or the value), counted against the budget.
+    fn text(&self, id: u32, s: &str) -> Result<String> {
+        self.spend(id, s.len())?;
+        Ok(s.to_string())
+    }
+
     fn do_type(&self, id: u32, bit_offset: u32, data: &[u8], depth: usize) -> Result<Node> {
         if depth > MAX_DEPTH {
             bail!("BTF type {id} nests more than {MAX_DEPTH} levels");
         }
+        self.spend(id, 0)?;
         let t = self.ty(id)?;
         match &t.kind {
             BtfKind::Int {
@@ -301,7 +362,7 @@ impl Dumper<'_> {
             BtfKind::Struct { members, .. } | BtfKind::Union { members, .. } => {
                 let mut out = Vec::with_capacity(members.len());
                 for m in members {
-                    let name = self.btf.string(m.name_off).unwrap_or("").to_string();
+                    let name = self.text(id, self.btf.string(m.name_off).unwrap_or(""))?;
                     let off = m.bit_offset(t.kind_flag);
                     let size = m.bitfield_size(t.kind_flag);
                     let at = (off / 8) as usize;
@@ -312,6 +373,7 @@ impl Dumper<'_> {
                         )
                     })?;
                     let v = if size != 0 {
+                        self.spend(id, 0)?;
                         bitfield(size, off % 8, sub)?
                     } else {
                         self.do_type(m.type_id, off % 8, sub, depth + 1)?
@@ -333,7 +395,7 @@ impl Dumper<'_> {
                     other => bail!("enum of {other} bytes"),
                 };
                 Ok(match values.iter().find(|e| i64::from(e.val) == v) {
-                    Some(e) => Node::Str(self.btf.string(e.name_off).unwrap_or("").to_string()),
+                    Some(e) => Node::Str(self.text(id, self.btf.string(e.name_off).unwrap_or(""))?),
                     None => Node::SInt(v),
                 })
             }
@@ -343,7 +405,7 @@ impl Dumper<'_> {
                 }
                 let v = le(bytes(data, 0, 8)?) as u64;
                 Ok(match values.iter().find(|e| e.val == v) {
-                    Some(e) => Node::Str(self.btf.string(e.name_off).unwrap_or("").to_string()),
+                    Some(e) => Node::Str(self.text(id, self.btf.string(e.name_off).unwrap_or(""))?),
                     None => Node::SInt(v as i64),
                 })
             }
@@ -355,12 +417,12 @@ impl Dumper<'_> {
             | BtfKind::Restrict { type_id }
             | BtfKind::TypeTag { type_id } => self.do_type(*type_id, bit_offset, data, depth + 1),
             BtfKind::Var { type_id, .. } => {
-                let name = self.btf.string(t.name_off).unwrap_or("").to_string();
+                let name = self.text(id, self.btf.string(t.name_off).unwrap_or(""))?;
                 let v = self.do_type(*type_id, bit_offset, data, depth + 1)?;
                 Ok(Node::Object(vec![(name, v)]))
             }
             BtfKind::Datasec { vars, .. } => {
-                let name = self.btf.string(t.name_off).unwrap_or("").to_string();
+                let name = self.text(id, self.btf.string(t.name_off).unwrap_or(""))?;
                 let mut out = Vec::with_capacity(vars.len());
                 for v in vars {
                     let sub = data.get(v.offset as usize..).ok_or_else(|| {
@@ -430,7 +492,12 @@ impl Dumper<'_> {
 
     fn array(&self, elem: u32, nelems: u32, data: &[u8], depth: usize) -> Result<Node> {
         if let Some(s) = self.char_string(elem, nelems, data) {
-            return Ok(Node::Str(s));
+            return Ok(Node::Str(self.text(elem, &s)?));
+        }
+        // Each element takes at least one field: refuse at once what cannot fit
+        // (rather than looping through billions of zero-size elements first).
+        if nelems as usize > self.fields_left.get() {
+            return Err(self.over_budget(elem));
         }
         let size = self
             .btf
@@ -763,5 +830,47 @@ mod tests {
             "[{\n        \"key\": 1,\n        \"value\": {\n            \"arr\": [-1,2\n            ]\n        }\n    }\n]"
         );
         assert_eq!(Node::Object(vec![]).plain(), "{}");
+    }
+
+    #[test]
+    fn crafted_btf_cannot_make_formatting_unbounded() {
+        // 1 struct e {} (0 bytes); 2 e[4e9]; 3 struct s { e many[4e9]; } (8 bytes).
+        let strings = b"\0e\0s\0many\0u32\0m\0";
+        let types = vec![
+            1,
+            info(4, 0, false),
+            0,
+            0,
+            info(3, 0, false),
+            0,
+            1,
+            1,
+            4_000_000_000,
+            3,
+            info(4, 1, false),
+            8,
+            5,
+            2,
+            0,
+        ];
+        let btf = Btf::parse(&blob(&types, strings)).expect("parses");
+        let e = format_type(&btf, 3, &[0; 8]).expect_err("bounded");
+        assert!(e.to_string().contains("8-byte value"), "{e}");
+
+        // 1 u32; 2..=21 unions of 4 bytes, each with four members of the one
+        // below: 4^20 leaves for a 4-byte value.
+        let mut types = vec![12, info(1, 0, false), 4, 32];
+        for level in 2..=21u32 {
+            types.extend([0, info(5, 4, false), 4]);
+            for _ in 0..4 {
+                types.extend([14, level - 1, 0]);
+            }
+        }
+        let btf = Btf::parse(&blob(&types, strings)).expect("parses");
+        let e = format_type(&btf, 21, &[1, 0, 0, 0]).expect_err("bounded");
+        assert!(e.to_string().contains("crafted or corrupt BTF"), "{e}");
+        // The same shape, three levels deep, fits the budget of a 4-byte value.
+        let n = format_type(&btf, 4, &[1, 0, 0, 0]).expect("64 leaves fit");
+        assert_eq!(n.to_json()["m"]["m"]["m"], json!(1));
     }
 }

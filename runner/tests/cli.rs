@@ -1851,3 +1851,72 @@ fn map_events_reports_lost_records_of_a_full_perf_ring() {
     );
     assert!(failure_text(&bad).contains("out of range"));
 }
+
+/// A store of another user is refused with the reason and the way out, and
+/// opened with `--store-trust`; a store shared with a group at creation is 0660.
+#[test]
+fn stores_of_other_users_need_store_trust() {
+    use std::os::unix::fs::MetadataExt;
+    let store = TestStore::new("trust");
+    json_of(&store_cmd(
+        &store,
+        &[
+            "run",
+            &counter(),
+            "--data-in",
+            &icmp(),
+            "--json",
+            "--store-group",
+            "65534",
+        ],
+    ));
+    let meta = std::fs::metadata(store.path()).expect("store file");
+    assert_eq!(meta.mode() & 0o777, 0o660, "shared with the group");
+    // Group-writable: refused until the group is trusted.
+    let text = failure_text(&store_cmd(&store, &["map", "list"]));
+    assert!(text.contains("writable by group"), "{text}");
+    json_of(&store_cmd(
+        &store,
+        &["map", "list", "--json", "--store-trust", "gid:65534"],
+    ));
+    // The store was created by this user.
+    if meta.uid() != 0 {
+        println!("SKIP: not root; a store owned by another uid not tested");
+        return;
+    }
+    let status = Command::new("chown")
+        .arg("65534:65534")
+        .arg(store.path())
+        .status()
+        .expect("chown");
+    assert!(status.success());
+    std::fs::set_permissions(
+        store.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    for args in [
+        &["map", "list"][..],
+        &["prog", "list"][..],
+        &["run", &counter(), "--data-in", &icmp()][..],
+    ] {
+        let text = failure_text(&store_cmd(&store, args));
+        assert!(
+            text.contains("owned by uid 65534") && text.contains("--store-trust uid:65534"),
+            "{args:?}: {text}"
+        );
+    }
+    json_of(&store_cmd(
+        &store,
+        &["map", "list", "--json", "--store-trust", "uid:65534"],
+    ));
+    json_of(&store_cmd(
+        &store,
+        &["prog", "list", "--json", "--store-trust", "uid:65534"],
+    ));
+    let text = failure_text(&store_cmd(
+        &store,
+        &["map", "list", "--store-trust", "uid:x"],
+    ));
+    assert!(text.contains("invalid store trust"), "{text}");
+}

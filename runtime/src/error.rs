@@ -214,8 +214,13 @@ pub enum TrapKind {
     /// A callback helper (bpf_loop) was given something that is not a function of the
     /// program, or the engine does not run callbacks.
     HelperBadCallback { helper: i32, value: u64 },
-    /// bpf_spin_lock found the lock still taken after spinning for a long time.
-    SpinLockHeld { addr: u64 },
+    /// bpf_spin_lock found the lock held by another live thread (`holder`, its
+    /// thread id) for longer than any critical section takes.
+    SpinLockHeld { addr: u64, holder: u32 },
+    /// bpf_spin_lock on a lock this thread already holds: taken twice, or left
+    /// held by an earlier run that exited without bpf_spin_unlock (the kernel's
+    /// verifier refuses both). The lock is released.
+    SpinLockRelocked { addr: u64 },
     /// The program reached an instruction whose CO-RE relocation could not be
     /// satisfied (libbpf's poison call, helper id 0xbad2310).
     PoisonedCoreRelocation,
@@ -269,9 +274,14 @@ impl fmt::Display for Trap {
                 "helper {helper} ({}) cannot call back {value:#x}: not a function of the program, or not supported by this engine",
                 isa::helpers::helper_name(helper).unwrap_or("unknown")
             )?,
-            TrapKind::SpinLockHeld { addr } => {
-                write!(f, "bpf_spin_lock at {addr:#x} stayed taken (never unlocked?)")?
-            }
+            TrapKind::SpinLockHeld { addr, holder } => write!(
+                f,
+                "bpf_spin_lock at {addr:#x} held by thread {holder} for over 100 ms (a run that exited without bpf_spin_unlock?)"
+            )?,
+            TrapKind::SpinLockRelocked { addr } => write!(
+                f,
+                "bpf_spin_lock at {addr:#x} is already held by this thread: taken twice, or an earlier run exited without bpf_spin_unlock (the kernel's verifier refuses both); released"
+            )?,
             TrapKind::PoisonedCoreRelocation => {
                 write!(f, "reached an instruction whose CO-RE relocation failed")?
             }

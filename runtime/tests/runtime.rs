@@ -24,6 +24,10 @@ mod fuzz_regress;
 mod jit;
 #[path = "runtime/jit_maps.rs"]
 mod jit_maps;
+#[path = "runtime/jit_safety.rs"]
+mod jit_safety;
+#[path = "runtime/jit_size.rs"]
+mod jit_size;
 #[path = "runtime/verifier.rs"]
 mod verifier;
 

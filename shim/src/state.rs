@@ -22,18 +22,55 @@ pub fn store_name() -> String {
         .unwrap_or_else(|| DEFAULT_STORE.to_string())
 }
 
-/// The store, opened (or created) on first use. EPERM if it cannot be.
+/// What `XDPSHIM_STORE_TRUST` (`uid:N,gid:N`) trusts besides the caller's own
+/// stores, and the group `XDPSHIM_STORE_GROUP` shares a created store with.
+fn store_access() -> Result<maps::StoreAccess, String> {
+    let trust = match std::env::var("XDPSHIM_STORE_TRUST") {
+        Ok(spec) if !spec.is_empty() => {
+            maps::Trust::parse(&spec).map_err(|e| format!("XDPSHIM_STORE_TRUST: {e}"))?
+        }
+        _ => maps::Trust::default(),
+    };
+    let group = match std::env::var("XDPSHIM_STORE_GROUP") {
+        Ok(g) if !g.is_empty() => Some(
+            g.parse::<u32>()
+                .map_err(|_| format!("XDPSHIM_STORE_GROUP {g:?} is not a gid"))?,
+        ),
+        _ => None,
+    };
+    Ok(maps::StoreAccess {
+        trust,
+        group,
+        ..maps::StoreAccess::default()
+    })
+}
+
+/// An error and its sources, "a: b: c".
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The store, opened (or created) on first use. EPERM if it cannot be; why is
+/// said once on stderr (a full /dev/shm, a store of another user), since every
+/// later bpf(2) call fails for the same reason.
 pub fn store() -> Result<&'static maps::Store, Errno> {
     let r = STORE.get_or_init(|| {
         let name = store_name();
-        let store = maps::Store::open_or_create(&name, maps::StoreOptions::default())
-            .map_err(|e| format!("store {name:?}: {e}"))?;
-        // Kept open for mmap of map values: later unlinks or renames of the
-        // store's name do not matter.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(format!("/dev/shm/{name}"))
+        let access = store_access()?;
+        let store = maps::Store::open_or_create_with(&name, maps::StoreOptions::default(), &access)
+            .map_err(|e| format!("store {name:?}: {}", with_sources(&e)))?;
+        // Kept open for mmap of map values: the very file mapped, whatever
+        // later happens to the store's name.
+        let file = store
+            .file()
+            .try_clone()
             .map_err(|e| format!("store {name:?}: {e}"))?;
         // What exited processes left behind (see gc.rs).
         crate::gc::collect(&store);
@@ -42,7 +79,8 @@ pub fn store() -> Result<&'static maps::Store, Errno> {
     match r {
         Ok((s, _)) => Ok(s),
         Err(e) => {
-            log_once(e, e);
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| eprintln!("xdpshim: {e}"));
             Err(libc::EPERM)
         }
     }

@@ -171,7 +171,7 @@ fn run_differential(d: &MapDef, ops: usize, key_space: u32, seed: u64) {
         }
     }
     // Same keys in the same order, same values.
-    let ours: Vec<Vec<u8>> = m.iter().collect();
+    let ours: Vec<Vec<u8>> = m.iter().collect::<Result<_, _>>().expect("walk");
     let theirs = km.keys();
     assert!(ours.len() >= 2, "{d:?}: the run should leave several keys");
     assert_eq!(ours, theirs, "{d:?}: get_next_key order");
@@ -279,4 +279,157 @@ fn same_results_as_the_kernel() {
         let ours = store.create_map(&d).map(|_| ()).map_err(|e| e.errno());
         assert_eq!(ours, theirs, "create {d:?}");
     }
+}
+
+/// BPF_MAP_CREATE with an inner map descriptor (maps of maps).
+fn kernel_create_errno(d: &MapDef, inner_fd: i32) -> i32 {
+    let mut a = [0u64; 16];
+    put32(&mut a, 0, d.map_type);
+    put32(&mut a, 4, d.key_size);
+    put32(&mut a, 8, d.value_size);
+    put32(&mut a, 12, d.max_entries);
+    put32(&mut a, 16, d.map_flags);
+    put32(&mut a, 20, inner_fd as u32);
+    match sys_bpf(BPF_MAP_CREATE, &mut a) {
+        Ok(fd) => {
+            // SAFETY: closes the map descriptor just created.
+            unsafe { libc::close(fd as i32) };
+            0
+        }
+        Err(e) => e,
+    }
+}
+
+/// Key and value size limits of every map type at their boundaries: the store
+/// must refuse what the kernel refuses, with the same errno, and accept the rest.
+#[test]
+fn size_limits_are_the_kernels() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !kernel_available() {
+        println!("SKIP: bpf(2) BPF_MAP_CREATE not permitted here; size limit test not run");
+        return;
+    }
+    let inner = KMap::create(&MapDef {
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+        ..MapDef::default()
+    })
+    .expect("inner map");
+    const K: u32 = 1 << 10;
+    const M: u32 = 1 << 20;
+    let big = [
+        1,
+        8,
+        256,
+        512,
+        513,
+        4 * K,
+        32 * K,
+        32 * K + 1,
+        64 * K,
+        M,
+        4 * M - 64,
+        4 * M - 48,
+        4 * M - 40,
+        4 * M,
+        4 * M + 1,
+        8 * M,
+        i32::MAX as u32,
+        i32::MAX as u32 + 1,
+        u32::MAX,
+    ];
+    let mut cases: Vec<(u32, u32, u32, u32, u32)> = Vec::new();
+    for t in [
+        BPF_MAP_TYPE_HASH,
+        BPF_MAP_TYPE_PERCPU_HASH,
+        BPF_MAP_TYPE_LRU_HASH,
+        BPF_MAP_TYPE_LRU_PERCPU_HASH,
+        BPF_MAP_TYPE_HASH_OF_MAPS,
+    ] {
+        for &n in &big {
+            cases.push((t, n, 4, 1, 0));
+            if t != BPF_MAP_TYPE_HASH_OF_MAPS {
+                cases.push((t, 4, n, 1, 0));
+                cases.push((t, n, n, 1, 0));
+                cases.push((t, 2 * M, n, 1, 0));
+            }
+        }
+    }
+    for t in [
+        BPF_MAP_TYPE_ARRAY,
+        BPF_MAP_TYPE_PERCPU_ARRAY,
+        BPF_MAP_TYPE_PROG_ARRAY,
+        BPF_MAP_TYPE_ARRAY_OF_MAPS,
+        BPF_MAP_TYPE_DEVMAP,
+        BPF_MAP_TYPE_DEVMAP_HASH,
+        BPF_MAP_TYPE_CPUMAP,
+        BPF_MAP_TYPE_XSKMAP,
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+    ] {
+        for &n in &big {
+            cases.push((t, 4, n, 1, 0));
+            cases.push((t, n, 4, 1, 0));
+        }
+        for v in [0, 2, 4, 8, 12, 16] {
+            cases.push((t, 4, v, 1, 0));
+        }
+    }
+    for &n in &big {
+        cases.push((BPF_MAP_TYPE_LPM_TRIE, n, 4, 1, BPF_F_NO_PREALLOC));
+        cases.push((BPF_MAP_TYPE_LPM_TRIE, 8, n, 1, BPF_F_NO_PREALLOC));
+        cases.push((BPF_MAP_TYPE_RINGBUF, n, 0, 4096, 0));
+        cases.push((BPF_MAP_TYPE_RINGBUF, 0, n, 4096, 0));
+    }
+    for k in [4, 5, 260, 261] {
+        cases.push((BPF_MAP_TYPE_LPM_TRIE, k, 4, 1, BPF_F_NO_PREALLOC));
+    }
+    let mut wrong = Vec::new();
+    let (mut compared, mut refused, mut skipped) = (0, 0, Vec::new());
+    for (map_type, key_size, value_size, max_entries, map_flags) in cases {
+        let d = MapDef {
+            map_type,
+            key_size,
+            value_size,
+            max_entries,
+            map_flags,
+            ..MapDef::default()
+        };
+        let kernel = kernel_create_errno(&d, inner.fd);
+        // The kernel may fail to find memory for what it accepts; the store's
+        // own ENOMEM is its size. Neither says anything about the limits.
+        // A fresh sparse store per case (removed maps keep their memory).
+        let store = Store::anonymous(StoreOptions {
+            size: 64 << 20,
+            ncpus: Some(2),
+        })
+        .expect("store");
+        let ours = store.create_map(&d).err().map_or(0, |e| e.errno());
+        if kernel == libc::ENOMEM || ours == libc::ENOMEM {
+            skipped.push(format!(
+                "{map_type}/{key_size}/{value_size}: {kernel} {ours}"
+            ));
+            continue;
+        }
+        compared += 1;
+        if kernel != 0 {
+            refused += 1;
+        }
+        if kernel != ours {
+            wrong.push(format!(
+                "{} key {key_size} value {value_size}: kernel errno {kernel}, store {ours}",
+                map_type_name(map_type).unwrap_or("?")
+            ));
+        }
+    }
+    println!(
+        "{compared} cases compared, {refused} refused by the kernel; not comparable (ENOMEM): {skipped:?}"
+    );
+    assert!(compared > 300 && refused > 100, "too few cases compared");
+    assert!(
+        wrong.is_empty(),
+        "size limits differ from the kernel's:\n{}",
+        wrong.join("\n")
+    );
 }

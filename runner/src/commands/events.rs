@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use maps::{Map, Store};
+use maps::{Map, MapError, Store};
 use serde_json::{json, Value};
 
 use super::map::{no_more, op_error, select};
@@ -173,13 +173,17 @@ impl Reader {
     }
 
     /// Takes up to `max` records (and lost counts that grew); calls `f` on each.
-    fn poll(&mut self, max: u64, f: &mut dyn FnMut(Event)) -> u64 {
+    /// A corrupt ring is an error.
+    fn poll(&mut self, max: u64, f: &mut dyn FnMut(Event)) -> Result<u64, MapError> {
         let mut n = 0u64;
         if self.map.info().map_type == RINGBUF {
             let take = usize::try_from(max).unwrap_or(usize::MAX);
-            return self.map.ringbuf_consume(take, |d| {
-                f(Event::Ring { data: d.to_vec() });
-            }) as u64;
+            return self
+                .map
+                .ringbuf_consume(take, |d| {
+                    f(Event::Ring { data: d.to_vec() });
+                })
+                .map(|n| n as u64);
         }
         // Round-robin, one record per slot per pass, so no slot starves the others.
         loop {
@@ -198,14 +202,14 @@ impl Reader {
                         index,
                         data: d.to_vec(),
                     })
-                });
+                })?;
                 if got > 0 {
                     n += got as u64;
                     progress = true;
                 }
             }
             if !progress || n >= max {
-                return n;
+                return Ok(n);
             }
         }
     }
@@ -246,6 +250,7 @@ pub fn run(store: &Store, args: EventsArgs, json: bool) -> Result<()> {
                 }
             }
         });
+        let n = n.map_err(|e| op_error("read events", &e))?;
         got += n;
         if let Some(e) = failed.take() {
             return Err(e.into());
@@ -295,7 +300,7 @@ mod tests {
         m.perf_output(0, 0, &[b"a1"]).expect("slot 0");
         m.perf_output(1, 0, &[b"b0", b"!"]).expect("slot 1");
         let mut got = Vec::new();
-        assert_eq!(r.poll(u64::MAX, &mut |e| got.push(e)), 3);
+        assert_eq!(r.poll(u64::MAX, &mut |e| got.push(e)), Ok(3));
         let perf = |index, d: &[u8]| Event::Perf {
             index,
             data: d.to_vec(),
@@ -309,7 +314,7 @@ mod tests {
         let big = vec![7u8; 4000];
         while m.perf_output(1, 0, &[&big]).is_ok() {}
         let mut got = Vec::new();
-        let n = r.poll(2, &mut |e| got.push(e));
+        let n = r.poll(2, &mut |e| got.push(e)).expect("poll");
         assert_eq!(n, 2);
         assert_eq!(got[0], Event::Lost { index: 1, lost: 1 });
         assert!(matches!(&got[1], Event::Perf { index: 1, data } if data.len() == 4000));
@@ -339,7 +344,7 @@ mod tests {
         rb.ringbuf_output(&[b"world"]).expect("output");
         let mut r = Reader::new(rb.clone(), None, false).expect("reader");
         let mut got = Vec::new();
-        assert_eq!(r.poll(u64::MAX, &mut |e| got.push(e)), 2);
+        assert_eq!(r.poll(u64::MAX, &mut |e| got.push(e)), Ok(2));
         assert_eq!(
             got,
             vec![

@@ -30,6 +30,10 @@ pub struct MapArgs {
     /// The shared-memory store (/dev/shm/NAME) holding the maps.
     #[arg(long, global = true, value_name = "NAME", default_value = DEFAULT_STORE)]
     pub store: String,
+    /// Also open a store owned by these users or groups (`uid:N`, `gid:N`,
+    /// comma-separated): by default only one's own private store is opened.
+    #[arg(long, global = true, value_name = "uid:N,gid:N")]
+    pub store_trust: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, short = 'j', global = true)]
     pub json: bool,
@@ -78,7 +82,7 @@ pub enum MapOp {
 }
 
 pub fn run(args: MapArgs) -> Result<()> {
-    let store = open_store(&args.store)?;
+    let store = open_store(&args.store, args.store_trust.as_deref())?;
     let json = args.json;
     match args.op {
         MapOp::List => show(&store, &[], json),
@@ -134,9 +138,23 @@ pub fn run(args: MapArgs) -> Result<()> {
     }
 }
 
-/// Opens a store that must exist.
-pub fn open_store(name: &str) -> Result<Store> {
-    Store::open(name).context("cannot open the store")
+/// Opens a store that must exist, trusting its owner only if it is the caller
+/// or named by `trust` (`--store-trust`).
+pub fn open_store(name: &str, trust: Option<&str>) -> Result<Store> {
+    let access = store_access(trust, None)?;
+    Store::open_with(name, &access).context("cannot open the store")
+}
+
+/// The access `--store-trust` and `--store-group` ask for.
+pub fn store_access(trust: Option<&str>, group: Option<u32>) -> Result<maps::StoreAccess> {
+    Ok(maps::StoreAccess {
+        trust: match trust {
+            Some(spec) => maps::Trust::parse(spec)?,
+            None => maps::Trust::default(),
+        },
+        group,
+        ..maps::StoreAccess::default()
+    })
 }
 
 pub(crate) fn op_error(op: &str, e: &MapError) -> anyhow::Error {
@@ -482,7 +500,10 @@ fn dump(m: &Map, btf: Option<&loader::Btf>, json: bool) -> Result<()> {
     let mut n = 0usize;
     // Written, not printed: a closed pipe (`| head`) ends the dump with an error.
     let mut out = std::io::stdout().lock();
+    // The walk yields at most max_entries keys and ends with an error on a
+    // corrupt map (maps::MapKeys).
     for key in m.iter() {
+        let key = key.map_err(|e| op_error("get_next_key", &e))?;
         match m.lookup(&key, &mut value) {
             Ok(()) => {}
             // Deleted meanwhile.
@@ -506,9 +527,6 @@ fn dump(m: &Map, btf: Option<&loader::Btf>, json: bool) -> Result<()> {
             docs.push(entry_json(m, btf, &key, &value));
         } else {
             writeln!(out, "{}", entry_text(m, btf, &key, &value))?;
-        }
-        if n > info.max_entries as usize {
-            break;
         }
     }
     if json {

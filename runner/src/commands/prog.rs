@@ -15,6 +15,10 @@ pub struct ProgArgs {
     /// The shared-memory store (/dev/shm/NAME) holding the programs.
     #[arg(long, global = true, value_name = "NAME", default_value = DEFAULT_STORE)]
     pub store: String,
+    /// Also open a store owned by these users or groups (`uid:N`, `gid:N`,
+    /// comma-separated): by default only one's own private store is opened.
+    #[arg(long, global = true, value_name = "uid:N,gid:N")]
+    pub store_trust: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, short = 'j', global = true)]
     pub json: bool,
@@ -34,7 +38,7 @@ pub enum ProgOp {
 }
 
 pub fn run(args: ProgArgs) -> Result<()> {
-    let store = open_store(&args.store)?;
+    let store = open_store(&args.store, args.store_trust.as_deref())?;
     match args.op {
         ProgOp::List => show(&store, &[], args.json),
         ProgOp::Show { prog } => show(&store, &prog, args.json),

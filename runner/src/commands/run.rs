@@ -65,6 +65,15 @@ pub struct RunArgs {
     /// program is registered there, for `xdp-runner map`/`prog` and other processes.
     #[arg(long, value_name = "NAME")]
     pub store: Option<String>,
+    /// Also open a store owned by these users or groups (`uid:N`, `gid:N`,
+    /// comma-separated): by default only one's own private store is opened.
+    #[arg(long, value_name = "uid:N,gid:N")]
+    pub store_trust: Option<String>,
+    /// Create the --store shared with this group (mode 0660), for a control
+    /// plane running as another member of it (which opens it with
+    /// `--store-trust gid:N`).
+    #[arg(long, value_name = "GID", requires = "store")]
+    pub store_group: Option<u32>,
     /// Count the runs and their time in the program's statistics (run_cnt,
     /// run_time_ns, as the kernel's bpf_stats_enabled), print them, and keep them
     /// in the store for `xdp-runner prog show` (with --store or --id).
@@ -92,13 +101,16 @@ pub enum Engine {
 
 pub fn run(args: RunArgs) -> Result<()> {
     let data = super::read_packet(&args.data_in)?;
+    let access = super::map::store_access(args.store_trust.as_deref(), args.store_group)?;
     let store = match (&args.store, args.id) {
         (name, Some(_)) => {
             let name = name.as_deref().unwrap_or(super::map::DEFAULT_STORE);
-            maps::Store::open(name).context("cannot open the store")?
+            maps::Store::open_with(name, &access).context("cannot open the store")?
         }
-        (Some(name), None) => maps::Store::open_or_create(name, maps::StoreOptions::default())
-            .with_context(|| format!("cannot open or create the store {name:?}"))?,
+        (Some(name), None) => {
+            maps::Store::open_or_create_with(name, maps::StoreOptions::default(), &access)
+                .with_context(|| format!("cannot open or create the store {name:?}"))?
+        }
         (None, None) => maps::Store::anonymous(maps::StoreOptions::default())
             .context("cannot create the map store")?,
     };

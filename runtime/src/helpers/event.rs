@@ -275,12 +275,14 @@ mod tests {
         });
         let m = &t.get(0).unwrap().map;
         let mut got = Vec::new();
-        m.perf_consume(1, 10, |r| got.push(r.to_vec()));
+        m.perf_consume(1, 10, |r| got.push(r.to_vec()))
+            .expect("consume");
         let mut want = vec![0xa0, 0xa1, 0xa2, 0xa3];
         want.extend(0..100u8);
         assert_eq!(got, vec![want]);
         got.clear();
-        m.perf_consume(0, 10, |r| got.push(r.to_vec()));
+        m.perf_consume(0, 10, |r| got.push(r.to_vec()))
+            .expect("consume");
         assert_eq!(got, vec![Vec::<u8>::new()]);
     }
 
@@ -351,7 +353,8 @@ mod tests {
         t.get(1)
             .unwrap()
             .map
-            .ringbuf_consume(10, |r| got.push(r.to_vec()));
+            .ringbuf_consume(10, |r| got.push(r.to_vec()))
+            .expect("consume");
         assert_eq!(
             got,
             vec![vec![0xa0, 0xa1, 0xa2, 0xa3, 0xa4], vec![0x5a; 24]]

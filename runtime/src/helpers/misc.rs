@@ -329,10 +329,62 @@ pub(super) fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u
 const SPIN_LOCK: i32 = 93;
 const PROBE_READ_KERNEL: i32 = 113;
 
-/// How long bpf_spin_lock spins before it gives up with a trap: a lock that stays
-/// taken this long was left held (a program that does not unlock, which the kernel's
-/// verifier would refuse, or a process that died inside its critical section).
-const SPIN_LIMIT: u64 = 1 << 28;
+/// How long bpf_spin_lock waits for a lock another live thread holds before it
+/// traps. The kernel's verifier keeps these critical sections to a few
+/// instructions (no calls, no loops, no exit while held), which take
+/// microseconds here; a holder preempted by the host scheduler is off the CPU for
+/// a time slice or a few. A lock still held after 100 ms was left held: a
+/// program that exited without bpf_spin_unlock (the kernel refuses those; this
+/// runtime runs what it cannot prove) on a thread that has not run since.
+const SPIN_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Bumped in a fork's child so that threads re-read their thread id.
+static FORK_GEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+static ATFORK: std::sync::Once = std::sync::Once::new();
+
+extern "C" fn bump_fork_gen() {
+    // Only an atomic add: async-signal-safe, as fork's child handlers must be.
+    FORK_GEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+thread_local! {
+    /// (fork generation, thread id) of this thread.
+    static TID: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// The calling thread's id (what a program's lock word holds while it is
+/// taken), cached per thread and re-read after fork.
+fn my_tid() -> u32 {
+    ATFORK.call_once(|| {
+        // SAFETY: registers a plain extern "C" fn with no captured state; on
+        // failure the cache is only not refreshed in children (see below).
+        unsafe {
+            libc::pthread_atfork(None, None, Some(bump_fork_gen));
+        }
+    });
+    let gen = FORK_GEN.load(std::sync::atomic::Ordering::Relaxed);
+    TID.with(|c| {
+        let (g, t) = c.get();
+        if g == gen && t != 0 {
+            return t;
+        }
+        // SAFETY: gettid has no arguments and cannot fail.
+        let t = unsafe { libc::gettid() } as u32;
+        c.set((gen, t));
+        t
+    })
+}
+
+/// True when no thread has id `tid` any more (the holder of a lock word died).
+fn thread_is_gone(tid: u32) -> bool {
+    let Ok(t) = libc::pid_t::try_from(tid) else {
+        return true;
+    };
+    // SAFETY: signal 0 sends nothing; Linux resolves a thread id here too.
+    t > 0
+        && unsafe { libc::kill(t, 0) } == -1
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
 
 /// The lock word a program passed: 4 writable, aligned bytes inside its memory.
 fn lock_word<'a>(
@@ -349,20 +401,49 @@ fn lock_word<'a>(
     Ok(unsafe { std::sync::atomic::AtomicU32::from_ptr(bytes.as_mut_ptr().cast()) })
 }
 
-/// bpf_spin_lock(lock): takes the `struct bpf_spin_lock` in a map value (0 free, 1
-/// taken), shared with every thread and process using the store.
+/// bpf_spin_lock(lock): takes the `struct bpf_spin_lock` in a map value (0 free,
+/// else the id of the thread holding it), shared with every thread and process
+/// using the store.
+///
+/// Every wait is bounded: a lock this thread already holds (taken twice, or left
+/// held by an earlier run on this thread: both refused by the kernel's verifier)
+/// traps at once and is released, so later runs find it free; a lock whose
+/// holder thread is gone is taken over; a lock another live thread holds for
+/// more than [`SPIN_WAIT`] traps naming that thread.
 pub(super) fn spin_lock(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
-    use std::sync::atomic::Ordering::{Acquire, Relaxed};
+    use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
     let lock = lock_word(ctx, SPIN_LOCK, a[0])?;
-    let mut spins = 0u64;
-    while lock.compare_exchange_weak(0, 1, Acquire, Relaxed).is_err() {
-        spins += 1;
-        if spins >= SPIN_LIMIT {
-            return Err(TrapKind::SpinLockHeld { addr: a[0] });
+    let me = my_tid();
+    let mut spins = 0u32;
+    let mut start = None;
+    loop {
+        let cur = match lock.compare_exchange_weak(0, me, Acquire, Relaxed) {
+            Ok(_) => return Ok(0),
+            Err(cur) => cur,
+        };
+        if cur == me {
+            lock.store(0, Release);
+            return Err(TrapKind::SpinLockRelocked { addr: a[0] });
         }
-        std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if cur != 0 && spins % 256 == 0 {
+            if thread_is_gone(cur) && lock.compare_exchange(cur, me, Acquire, Relaxed).is_ok() {
+                return Ok(0);
+            }
+            let now = std::time::Instant::now();
+            if now - *start.get_or_insert(now) >= SPIN_WAIT {
+                return Err(TrapKind::SpinLockHeld {
+                    addr: a[0],
+                    holder: cur,
+                });
+            }
+        }
+        if spins < 1024 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
     }
-    Ok(0)
 }
 
 /// bpf_spin_unlock(lock).
@@ -406,5 +487,91 @@ mod tests {
         assert_eq!(u16::from_be(folded), 0xddf2);
         assert_eq!(csum_from32to16(0xffff_ffff), 0xffff);
         assert_eq!(csum_from32to16(0x0001_ffff), 0x0001);
+    }
+
+    /// Runs `f` with a helper context whose stack (64 bytes, its address passed
+    /// to `f`) holds lock words.
+    fn with_stack<R>(f: impl FnOnce(&mut HelperCtx<'_, '_>, u64) -> R) -> R {
+        let table = crate::maptable::MapTable::new(Vec::new());
+        let mut pkt = crate::xdp::Packet::new(&[0u8; 64]).expect("packet");
+        let mut stack = [0u64; 8];
+        let lo = stack.as_mut_ptr() as usize;
+        let regions = crate::memory::Regions {
+            stack_lo: lo,
+            stack_hi: lo + 64,
+            ctx: pkt.md_addr() as usize,
+            values: table.value_areas(),
+        };
+        let mut rng = 1;
+        let mut ctx = HelperCtx {
+            regions: &regions,
+            pkt: &mut pkt,
+            maps: &table,
+            cpu: 0,
+            rng: &mut rng,
+        };
+        f(&mut ctx, lo as u64)
+    }
+
+    fn word(addr: u64) -> &'static std::sync::atomic::AtomicU32 {
+        // SAFETY: test: a 4-aligned word of the live stack array of with_stack.
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(addr as *mut u32) }
+    }
+
+    #[test]
+    fn a_lock_left_held_by_this_thread_traps_at_once_and_is_released() {
+        with_stack(|ctx, lock| {
+            assert_eq!(spin_lock(ctx, [lock, 0, 0, 0, 0]), Ok(0));
+            // A run that exits here leaves the lock held; the next run on this
+            // thread traps at once instead of spinning, and frees it.
+            assert_eq!(
+                spin_lock(ctx, [lock, 0, 0, 0, 0]),
+                Err(TrapKind::SpinLockRelocked { addr: lock })
+            );
+            assert_eq!(word(lock).load(std::sync::atomic::Ordering::Relaxed), 0);
+            assert_eq!(spin_lock(ctx, [lock, 0, 0, 0, 0]), Ok(0));
+            assert_eq!(spin_unlock(ctx, [lock, 0, 0, 0, 0]), Ok(0));
+        });
+    }
+
+    #[test]
+    fn a_lock_held_by_another_live_thread_traps_naming_it() {
+        let (tx, rx) = std::sync::mpsc::channel::<u32>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            tx.send(my_tid()).expect("send");
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().expect("tid");
+        with_stack(|ctx, lock| {
+            word(lock).store(tid, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(
+                spin_lock(ctx, [lock, 0, 0, 0, 0]),
+                Err(TrapKind::SpinLockHeld {
+                    addr: lock,
+                    holder: tid
+                })
+            );
+        });
+        let _ = done_tx.send(());
+        holder.join().expect("join");
+    }
+
+    #[test]
+    fn a_lock_whose_holder_is_gone_is_taken_over() {
+        let Ok(mut child) = std::process::Command::new("true").spawn() else {
+            println!("SKIP: cannot spawn `true`");
+            return;
+        };
+        let pid = child.id();
+        let _ = child.wait();
+        with_stack(|ctx, lock| {
+            word(lock).store(pid, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(spin_lock(ctx, [lock, 0, 0, 0, 0]), Ok(0));
+            assert_eq!(
+                word(lock).load(std::sync::atomic::Ordering::Relaxed),
+                my_tid()
+            );
+        });
     }
 }

@@ -2,8 +2,10 @@
 //! forward data-flow analysis over the function's control-flow graph.
 //!
 //! Each register is abstracted as one of:
-//! - `Ctx`: the address of `struct xdp_md` (r1 on entry to a program's entry function:
-//!   `run` passes the context, and a tail call happens only with r1 = the context);
+//! - `Ctx`: the address of `struct xdp_md` (r1 on entry to a program's entry function
+//!   as `run` and tail calls enter it: `run` passes the context, and a tail call happens
+//!   only with r1 = the context; a bpf-to-bpf call to pc 0 goes to a copy compiled
+//!   without this assumption, see `JitObject::compile`);
 //! - `Fp(c)`: r10 + c (r10 is read-only);
 //! - `Pkt(k)`: `ctx->data + k`, as loaded from the context since the last call;
 //! - `End`: `ctx->data_end`, likewise;
@@ -130,9 +132,11 @@ fn step(st: &mut St, op: &Op) {
             } else {
                 op.imm.wrapping_neg()
             };
+            // Exact sums only (|c|, |imm| < 2^32: no overflow); a sum outside the
+            // tracked range is forgotten, never clamped into it.
             let v = match st.get(dst) {
-                V::Fp(c) => bounded(c + imm.clamp(-LIMIT, LIMIT), V::Fp),
-                V::Pkt(k) => bounded(k + imm.clamp(-LIMIT, LIMIT), V::Pkt),
+                V::Fp(c) => bounded(c + imm, V::Fp),
+                V::Pkt(k) => bounded(k + imm, V::Pkt),
                 _ => V::Other,
             };
             st.set(dst, v);

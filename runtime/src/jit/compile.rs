@@ -66,10 +66,14 @@ pub(super) struct FuncSpec<'a> {
     /// First slot and one past the last slot of this function.
     pub start: usize,
     pub end: usize,
-    /// The program's functions' compiled ids, in the order of `prog.functions`.
+    /// The compiled ids that calls and `bpf_loop` reach, in the order of
+    /// `prog.functions`; at index 0 the copy of the entry function compiled without
+    /// `is_entry` when a call targets pc 0.
     pub ids: &'a [FuncId],
     pub memory_checks: bool,
-    /// The program's entry function (r1 holds the context on entry).
+    /// The program's entry function as `run` and tail calls enter it, always with r1 =
+    /// the context (the trampoline passes it; `tail_call_shim` refuses any other r1).
+    /// Never set for code a bpf-to-bpf call can reach.
     pub is_entry: bool,
     /// The object's maps: a constant map handle in r1 is resolved at compile time.
     pub maps: &'a MapTable,

@@ -42,7 +42,8 @@
 //!
 //! perf: with `JitOptions::perf_map` or `XDP_RUNTIME_PERF_MAP=1`, every compiled
 //! function is appended to `/tmp/perf-<pid>.map` as `bpf_prog_<program>` (entry) or
-//! `bpf_prog_<program>_<first insn>` (subprogram), so
+//! `bpf_prog_<program>_<first insn>` (subprogram; `bpf_prog_<program>_0` is the copy of
+//! the entry function that bpf-to-bpf calls to pc 0 reach), so
 //! `XDP_RUNTIME_PERF_MAP=1 perf record -g xdp-runner run --engine jit ...` then
 //! `perf report` shows program names instead of bare addresses.
 //!
@@ -79,9 +80,10 @@ pub struct JitOptions {
     /// Write `/tmp/perf-<pid>.map` lines for every compiled function. Also on when the
     /// environment has `XDP_RUNTIME_PERF_MAP=1`.
     pub perf_map: bool,
-    /// Emit the memory checks (default). `false` only to measure their cost: programs
-    /// then run unchecked and may crash the host.
-    pub memory_checks: bool,
+    /// Emit the memory checks ([`MemoryChecks::On`], the default). Turning them off
+    /// takes an `unsafe` call ([`MemoryChecks::off`]): programs then run unchecked and
+    /// may read and write any host memory. Only to measure the checks' cost.
+    pub memory_checks: MemoryChecks,
     /// Compile about twice as fast for code that runs 10–15% slower (Cranelift's
     /// single-pass register allocator instead of the backtracking one).
     pub fast_compile: bool,
@@ -91,9 +93,45 @@ impl Default for JitOptions {
     fn default() -> Self {
         JitOptions {
             perf_map: false,
-            memory_checks: true,
+            memory_checks: MemoryChecks::On,
             fast_compile: false,
         }
+    }
+}
+
+/// Whether compiled code checks its memory accesses (see [`JitOptions::memory_checks`]).
+/// Only `unsafe` code turns them off:
+///
+/// ```compile_fail
+/// let _ = runtime::jit::MemoryChecks::Off(runtime::jit::Unchecked(()));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MemoryChecks {
+    /// Every access is proven safe or checked, as in the interpreter.
+    #[default]
+    On,
+    /// Built only by [`MemoryChecks::off`].
+    #[doc(hidden)]
+    Off(Unchecked),
+}
+
+/// The proof that someone called the `unsafe` [`MemoryChecks::off`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unchecked(());
+
+impl MemoryChecks {
+    /// No memory checks in compiled code.
+    ///
+    /// # Safety
+    /// Every program compiled with this must access only memory it may touch (its
+    /// stack, the packet, the context, map values) on every run: nothing checks it,
+    /// and any other access reads or writes host memory.
+    pub unsafe fn off() -> MemoryChecks {
+        MemoryChecks::Off(Unchecked(()))
+    }
+
+    fn on(self) -> bool {
+        self == MemoryChecks::On
     }
 }
 
@@ -107,6 +145,7 @@ pub struct JitObject<'a> {
     /// Address of each program's entry function, by program index.
     entries: Box<[u64]>,
     symbols: Vec<Symbol>,
+    single_pass: Vec<String>,
     compile_time: Duration,
 }
 
@@ -114,18 +153,11 @@ impl<'a> JitObject<'a> {
     /// Compiles every program of `loaded.programs`.
     pub fn compile(loaded: &'a LoadedObject, opts: &JitOptions) -> Result<JitObject<'a>, JitError> {
         let t0 = Instant::now();
-        let mut flags = settings::builder();
-        let set = |f: &mut settings::Builder, k: &str, v: &str| {
-            f.set(k, v).map_err(|e| JitError::Isa {
-                message: format!("{k}={v}: {e}"),
-            })
-        };
         // Measured (callgrind, host instructions): "speed" costs 15–25% more compile
         // time than "none" and makes the code at most 2% faster; the single-pass
         // register allocator halves what is left and costs 10–15% run time. The
         // environment variables override both, for such measurements.
         let opt = std::env::var("XDP_JIT_OPT_LEVEL").unwrap_or_else(|_| "none".into());
-        set(&mut flags, "opt_level", &opt)?;
         let alg = std::env::var("XDP_JIT_REGALLOC").unwrap_or_else(|_| {
             if opts.fast_compile {
                 "single_pass".into()
@@ -133,25 +165,11 @@ impl<'a> JitObject<'a> {
                 "backtracking".into()
             }
         });
-        set(&mut flags, "regalloc_algorithm", &alg)?;
-        set(&mut flags, "is_pic", "false")?;
-        set(
-            &mut flags,
-            "enable_verifier",
-            if cfg!(debug_assertions) {
-                "true"
-            } else {
-                "false"
-            },
-        )?;
-        let isa = cranelift_native::builder()
-            .map_err(|m| JitError::Isa {
-                message: m.to_string(),
-            })?
-            .finish(settings::Flags::new(flags))
-            .map_err(|e| JitError::Isa {
-                message: e.to_string(),
-            })?;
+        let isa = make_isa(&opt, &alg)?;
+        // The backtracking allocator's time grows with the square of a function's size
+        // (0.6 s at 10k instructions, 18.7 s at 50k); the single-pass one stays linear.
+        // Functions above `SINGLE_PASS_ABOVE` slots are compiled with it.
+        let big_isa = make_isa(&opt, "single_pass")?;
         let sigs = compile::Sigs::new(isa.default_call_conv());
         let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         let merr = |e: cranelift_module::ModuleError| JitError::Module {
@@ -176,6 +194,17 @@ impl<'a> JitObject<'a> {
                 pids.push(id);
                 pnames.push(name);
             }
+            // A bpf-to-bpf call may target pc 0 with any r1: such calls go to a copy of
+            // the entry function compiled without the entry's assumption (r1 = the
+            // context), appended after the program's functions.
+            if calls_entry(prog) {
+                let name = format!("bpf_prog_{}_0", prog.name);
+                let id = module
+                    .declare_function(&format!("{pi}_{name}"), Linkage::Local, &sigs.func)
+                    .map_err(merr)?;
+                pids.push(id);
+                pnames.push(name);
+            }
             ids.push(pids);
             names.push(pnames);
         }
@@ -187,19 +216,29 @@ impl<'a> JitObject<'a> {
         let mut ctx = module.make_context();
         let mut fctx = FunctionBuilderContext::new();
         let mut sizes: Vec<(FuncId, String, u64)> = Vec::new();
+        let mut single_pass = Vec::new();
         for (pi, prog) in loaded.programs.iter().enumerate() {
-            for (fi, &start) in prog.functions.iter().enumerate() {
+            let n = prog.functions.len();
+            // The functions that calls and bpf_loop reach: the copy of the entry, if any,
+            // in place of the entry itself.
+            let mut callees = ids[pi][..n].to_vec();
+            if let Some(&copy) = ids[pi].get(n) {
+                callees[0] = copy;
+            }
+            for fi in 0..ids[pi].len() {
+                // Slot `n` is the entry's copy: the entry's code, no entry assumption.
+                let start = prog.functions[fi % n];
                 let end = prog
                     .functions
-                    .get(fi + 1)
+                    .get(fi % n + 1)
                     .copied()
                     .unwrap_or(prog.ops.len());
                 let spec = compile::FuncSpec {
                     prog,
                     start,
                     end,
-                    ids: &ids[pi],
-                    memory_checks: opts.memory_checks,
+                    ids: &callees,
+                    memory_checks: opts.memory_checks.on(),
                     is_entry: fi == 0,
                     maps: &loaded.maps,
                 };
@@ -213,13 +252,19 @@ impl<'a> JitObject<'a> {
                     };
                     compile::translate(b, &spec, &mut declare, &sigs, cfg)?;
                 }
-                module
-                    .define_function(id, &mut ctx)
-                    .map_err(|e| JitError::Codegen {
-                        prog: prog.name.clone(),
-                        start,
-                        message: format!("{e:?}"),
-                    })?;
+                let cerr = |message: String| JitError::Codegen {
+                    prog: prog.name.clone(),
+                    start,
+                    message,
+                };
+                if end - start > SINGLE_PASS_ABOVE {
+                    define_with(&mut module, &*big_isa, id, &mut ctx).map_err(cerr)?;
+                    single_pass.push(names[pi][fi].clone());
+                } else {
+                    module
+                        .define_function(id, &mut ctx)
+                        .map_err(|e| cerr(format!("{e:?}")))?;
+                }
                 sizes.push((id, names[pi][fi].clone(), code_size(&ctx)));
                 module.clear_context(&mut ctx);
             }
@@ -269,8 +314,15 @@ impl<'a> JitObject<'a> {
             trampoline,
             entries,
             symbols,
+            single_pass,
             compile_time,
         })
+    }
+
+    /// The functions compiled with Cranelift's single-pass register allocator because
+    /// they are longer than [`SINGLE_PASS_ABOVE`] slots (names as in [`Self::symbols`]).
+    pub fn single_pass_functions(&self) -> &[String] {
+        &self.single_pass
     }
 
     /// How long [`JitObject::compile`] took.
@@ -391,6 +443,80 @@ impl std::fmt::Debug for JitObject<'_> {
             .field("compile_time", &self.compile_time)
             .finish_non_exhaustive()
     }
+}
+
+/// Functions longer than this many slots get Cranelift's single-pass register
+/// allocator: the backtracking one takes time quadratic in a function's size, measured
+/// (`cargo run --release -p runtime --example jit_compile_time`) at 0.06 s for 2k
+/// instructions, 0.6 s for 10k, 2.8 s for 20k and 18.7 s for 50k; single-pass stays near
+/// 20 us per instruction, for code 10–15% slower.
+pub const SINGLE_PASS_ABOVE: usize = 8192;
+
+/// The target ISA with optimisation level `opt` and register allocator `alg`.
+fn make_isa(
+    opt: &str,
+    alg: &str,
+) -> Result<std::sync::Arc<dyn cranelift_codegen::isa::TargetIsa>, JitError> {
+    let mut flags = settings::builder();
+    let set = |f: &mut settings::Builder, k: &str, v: &str| {
+        f.set(k, v).map_err(|e| JitError::Isa {
+            message: format!("{k}={v}: {e}"),
+        })
+    };
+    set(&mut flags, "opt_level", opt)?;
+    set(&mut flags, "regalloc_algorithm", alg)?;
+    set(&mut flags, "is_pic", "false")?;
+    let verify = if cfg!(debug_assertions) {
+        "true"
+    } else {
+        "false"
+    };
+    set(&mut flags, "enable_verifier", verify)?;
+    cranelift_native::builder()
+        .map_err(|m| JitError::Isa {
+            message: m.to_string(),
+        })?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| JitError::Isa {
+            message: e.to_string(),
+        })
+}
+
+/// Compiles the function in `ctx` with `isa` (the module's settings but for the
+/// register allocator) and defines it in `module` as `id`, as `define_function` does
+/// with the module's own ISA.
+fn define_with(
+    module: &mut JITModule,
+    isa: &dyn cranelift_codegen::isa::TargetIsa,
+    id: FuncId,
+    ctx: &mut Context,
+) -> Result<(), String> {
+    let mut plane = cranelift_codegen::control::ControlPlane::default();
+    let align = ctx
+        .compile(isa, &mut plane)
+        .map_err(|e| format!("{:?}", e.inner))?
+        .buffer
+        .alignment as u64;
+    let code = ctx.compiled_code().ok_or("no compiled code")?;
+    let relocs: Vec<cranelift_module::ModuleReloc> = code
+        .buffer
+        .relocs()
+        .iter()
+        .map(|r| cranelift_module::ModuleReloc::from_mach_reloc(r, &ctx.func, id))
+        .collect();
+    let bytes = code.code_buffer();
+    module
+        .define_function_bytes(id, align, bytes, &relocs)
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Whether a bpf-to-bpf call in `prog` targets its entry function (pc 0).
+fn calls_entry(prog: &crate::program::Prepared) -> bool {
+    prog.ops.iter().enumerate().any(|(pc, op)| {
+        op.code == isa::opcode::CALL
+            && op.src == isa::opcode::BPF_PSEUDO_CALL
+            && pc as i64 + 1 + op.off as i64 == 0
+    })
 }
 
 fn code_size(ctx: &Context) -> u64 {

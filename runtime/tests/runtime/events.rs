@@ -57,11 +57,13 @@ fn runtime_records(packet: &[u8], jit: bool) -> Records {
     let perf = &loaded.maps.by_name("perf_events").expect("perf map").map;
     let mut slots = [Vec::new(), Vec::new()];
     for (i, s) in slots.iter_mut().enumerate() {
-        perf.perf_consume(i as u32, usize::MAX, |r| s.push(r.to_vec()));
+        perf.perf_consume(i as u32, usize::MAX, |r| s.push(r.to_vec()))
+            .expect("consume");
     }
     let rb = &loaded.maps.by_name("rb_events").expect("ringbuf").map;
     let mut ring = Vec::new();
-    rb.ringbuf_consume(usize::MAX, |r| ring.push(r.to_vec()));
+    rb.ringbuf_consume(usize::MAX, |r| ring.push(r.to_vec()))
+        .expect("consume");
     let ev = runtime::dump(&loaded.maps.by_name("ev_rets").expect("ev_rets").map).expect("dump");
     let values: Vec<Vec<u8>> = ev.into_iter().map(|e| e.values[0].clone()).collect();
     let [s0, s1] = slots;
@@ -128,7 +130,7 @@ fn a_full_perf_ring_loses_records_with_enospc() {
     let ev = runtime::dump(&loaded.maps.by_name("ev_rets").unwrap().map).unwrap();
     let values: Vec<Vec<u8>> = ev.into_iter().map(|e| e.values[0].clone()).collect();
     assert_eq!(rets(&values)[0], -(libc::ENOSPC as i64));
-    assert_eq!(perf.perf_consume(0, usize::MAX, |_| {}), fit as usize);
+    assert_eq!(perf.perf_consume(0, usize::MAX, |_| {}), Ok(fit as usize));
 }
 
 /// A perf_event_attr (PERF_ATTR_SIZE_VER5 = 112 bytes) for a BPF output event.

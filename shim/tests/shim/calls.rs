@@ -356,3 +356,85 @@ fn random_attributes_never_crash() {
     }
     close(map);
 }
+
+/// One instruction as bpf(2) takes it.
+fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[0] = code;
+    b[1] = dst | src << 4;
+    b[2..4].copy_from_slice(&off.to_le_bytes());
+    b[4..8].copy_from_slice(&imm.to_le_bytes());
+    b
+}
+
+/// The entry function, entered with r2 != 0, takes r1 as the context and stores 8
+/// bytes at its `data` when `data + 8 <= data_end` (r0 = 1).
+fn entry_body() -> Vec<[u8; 8]> {
+    vec![
+        insn(0x61, 3, 1, 0, 0), // r3 = *(u32 *)(r1 + 0)
+        insn(0x61, 4, 1, 4, 0), // r4 = *(u32 *)(r1 + 4)
+        insn(0xbf, 5, 3, 0, 0), // r5 = r3
+        insn(0x07, 5, 0, 0, 8), // r5 += 8
+        insn(0xb7, 0, 0, 0, 0), // r0 = 0
+        insn(0x2d, 5, 4, 2, 0), // if r5 > r4 goto exit
+        insn(0x7b, 3, 5, 0, 0), // *(u64 *)(r3 + 0) = r5
+        insn(0xb7, 0, 0, 0, 1), // r0 = 1
+        insn(0x95, 0, 0, 0, 0), // exit
+    ]
+}
+
+/// TEST_RUN of `prog` on a 64-byte packet: Ok(retval) or Err(errno).
+fn test_run(prog: i32) -> Result<u32, i32> {
+    let pkt = [9u8; 64];
+    let mut a = [0u8; 80];
+    put32(&mut a, 0, prog as u32);
+    put32(&mut a, 8, pkt.len() as u32);
+    put64(&mut a, 16, pkt.as_ptr() as u64);
+    put32(&mut a, 32, 1);
+    bpf(10, &mut a).map(|_| get32(&a, 4))
+}
+
+#[test]
+fn a_call_to_the_entry_with_a_forged_context_faults() {
+    // Another packet's frame (below 4 GiB, as every frame) is the target of the writes.
+    let victim_data = [0x33u8; 64];
+    let victim = runtime::Packet::new(&victim_data).expect("packet");
+    let va = victim.data().as_ptr() as u64;
+    assert!(va < 1 << 32);
+    // (a) r1 = host memory holding { data, data_end } around the other packet, and an
+    // unmapped r1; (b) a fake context on the stack with data_end = 0xffffffff. Each
+    // program calls pc 0 with the forged r1 (r2 = 1 marks the inner entry).
+    let host: Box<[u32; 6]> = Box::new([va as u32, va as u32 + 64, 0, 0, 0, 0]);
+    let mut programs = Vec::new();
+    for addr in [host.as_ptr() as u64, 0x10] {
+        let mut p = vec![
+            insn(0x55, 2, 0, 5, 0), // if r2 != 0 goto 6
+            insn(0x18, 1, 0, 0, addr as u32 as i32),
+            insn(0, 0, 0, 0, (addr >> 32) as u32 as i32),
+            insn(0xb7, 2, 0, 0, 1),
+            insn(0x85, 0, 1, 0, -5), // call pc 0
+            insn(0x95, 0, 0, 0, 0),
+        ];
+        p.extend(entry_body());
+        programs.push(p);
+    }
+    let mut p = vec![
+        insn(0x55, 2, 0, 7, 0),                  // if r2 != 0 goto 8
+        insn(0x62, 10, 0, -8, va as u32 as i32), // *(u32 *)(r10 - 8) = other packet
+        insn(0x62, 10, 0, -4, -1),               // *(u32 *)(r10 - 4) = 0xffffffff
+        insn(0xbf, 1, 10, 0, 0),                 // r1 = r10
+        insn(0x07, 1, 0, 0, -8),                 // r1 += -8
+        insn(0xb7, 2, 0, 0, 1),                  // r2 = 1
+        insn(0x85, 0, 1, 0, -7),                 // call pc 0
+        insn(0x95, 0, 0, 0, 0),
+    ];
+    p.extend(entry_body());
+    programs.push(p);
+    for (i, p) in programs.iter().enumerate() {
+        let fd = prog_load(&p.concat(), &format!("forged_ctx{i}"), &mut []).expect("load");
+        // The run faults (a trap at the load or the store: EFAULT), nothing is written.
+        assert_eq!(test_run(fd), Err(libc::EFAULT), "program {i}");
+        assert_eq!(victim.data(), &victim_data[..], "program {i}");
+        close(fd);
+    }
+}

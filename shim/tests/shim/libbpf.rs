@@ -488,10 +488,19 @@ fn pins_outlive_the_loader_and_another_process_uses_them() {
         assert_same("use-pins", &kernel, &second);
     }
 
-    // A third process, outside the shim, reads the store by the pin.
+    // A third process, outside the shim, reads the store by the pin (root
+    // reading the store of uid 65534: it must trust it explicitly).
     let pin = format!("{dir}/counter_map");
     let out = Command::new(xdp_runner())
-        .args(["map", "dump", "--store", &store.0, "--json", "pinned", &pin])
+        .args([
+            "map",
+            "dump",
+            "--store",
+            &store.0,
+            "--store-trust",
+            "uid:65534",
+        ])
+        .args(["--json", "pinned", &pin])
         .output()
         .expect("run xdp-runner");
     assert!(
