@@ -156,3 +156,232 @@ impl Analysis {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use isa::opcode::{BPF_PSEUDO_CALL, BPF_PSEUDO_MAP_IDX};
+    use isa::RawInsn;
+
+    use super::*;
+    use crate::error::TrapKind;
+    use crate::interp::{Env, Vm};
+    use crate::maptable::MapTable;
+    use crate::program::prepare;
+    use crate::xdp::Packet;
+
+    const fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> RawInsn {
+        RawInsn {
+            code,
+            dst,
+            src,
+            off,
+            imm,
+        }
+    }
+    const EXIT: RawInsn = ins(0x95, 0, 0, 0, 0);
+    const R0_0: RawInsn = ins(0xb7, 0, 0, 0, 0);
+
+    /// A hash map with 4-byte keys and 16-byte values, index 0.
+    const MAPS: &[MapDesc] = &[MapDesc {
+        map_type: types::HASH,
+        key_size: 4,
+        value_size: 16,
+        read_only: false,
+        ring_size: 0,
+    }];
+
+    fn analyse(raw: &[RawInsn]) -> Analysis {
+        let decoded = isa::decode_all(raw).expect("decodes");
+        Analysis::run(&decoded, raw.len(), MAPS, true)
+    }
+
+    /// r2 = data, r3 = data_end (slots 0 and 1).
+    const PKT: [RawInsn; 2] = [ins(0x61, 2, 1, 0, 0), ins(0x61, 3, 1, 4, 0)];
+
+    #[test]
+    fn packet_accesses_need_a_range_test() {
+        // No test: the load at 2 is not proven.
+        let a = analyse(&[PKT[0], PKT[1], ins(0x71, 0, 2, 0, 0), EXIT]);
+        assert!(a.proven(0) && a.proven(1));
+        assert!(!a.proven(2));
+        assert!(
+            a.unproven()[0].1.contains("r0 = *(u8 *)(r2 + 0)"),
+            "{:?}",
+            a.unproven()
+        );
+        // data + 14 > data_end -> exit; then bytes 0..14 are proven, byte 14 is not.
+        let prog = [
+            PKT[0],
+            PKT[1],
+            ins(0xbf, 4, 2, 0, 0),
+            ins(0x07, 4, 0, 0, 14),
+            R0_0,
+            ins(0x2d, 4, 3, 3, 0), // if r4 > r3 goto exit
+            ins(0x69, 0, 2, 12, 0),
+            ins(0x71, 5, 2, 13, 0),
+            ins(0x71, 5, 2, 14, 0),
+            EXIT,
+        ];
+        let a = analyse(&prog);
+        assert!(a.proven(6) && a.proven(7));
+        assert!(!a.proven(8));
+        assert_eq!(a.fact(6).region, Some(Region::Packet));
+    }
+
+    #[test]
+    fn map_values_need_bounded_offsets() {
+        // key on the stack, lookup, null test, then r0 + (scalar & mask).
+        let with_mask = |mask: i32| {
+            vec![
+                ins(0x62, 10, 0, -4, 0), // *(u32 *)(r10 - 4) = 0
+                ins(0xbf, 2, 10, 0, 0),
+                ins(0x07, 2, 0, 0, -4),
+                ins(0x18, 1, BPF_PSEUDO_MAP_IDX, 0, 0),
+                ins(0, 0, 0, 0, 0),
+                ins(0x85, 0, 0, 0, 1), // lookup
+                ins(0x15, 0, 0, 5, 0), // if r0 == 0 goto exit
+                ins(0x79, 1, 0, 0, 0), // r1 = *(u64 *)(r0 + 0): a scalar
+                ins(0x57, 1, 0, 0, mask),
+                ins(0x0f, 0, 1, 0, 0), // r0 += r1
+                ins(0x71, 3, 0, 0, 0), // r3 = *(u8 *)(r0 + 0)
+                R0_0,
+                EXIT,
+            ]
+        };
+        let a = analyse(&with_mask(15));
+        assert!(
+            a.proven(0) && a.proven(7) && a.proven(10),
+            "{:?}",
+            a.unproven()
+        );
+        assert_eq!(a.fact(5).call_map, Some(0));
+        assert_eq!(a.fact(5).proven_args, 0b11);
+        assert_eq!(a.fact(10).region, Some(Region::MapValue { map: 0 }));
+        let a = analyse(&with_mask(16));
+        assert!(!a.proven(10));
+        // Without the null test the value is not proven either.
+        let mut p = with_mask(15);
+        p[6] = ins(0xb7, 4, 0, 0, 0);
+        assert!(!analyse(&p).proven(7));
+    }
+
+    #[test]
+    fn the_stack_is_one_frame() {
+        let a = analyse(&[
+            ins(0x7a, 10, 0, -512, 1),
+            ins(0x7a, 10, 0, -520, 1),
+            ins(0x7a, 10, 0, 0, 1),
+            ins(0x79, 0, 10, -8, 0),
+            EXIT,
+        ]);
+        assert!(a.proven(0) && a.proven(3));
+        assert!(!a.proven(1) && !a.proven(2));
+    }
+
+    #[test]
+    fn spilled_pointers_survive_only_intact_slots() {
+        // Spill data, data_end; test; overwrite one byte of the data spill; reload.
+        let prog = [
+            PKT[0],
+            PKT[1],
+            ins(0x7b, 10, 2, -8, 0),
+            ins(0xbf, 4, 2, 0, 0),
+            ins(0x07, 4, 0, 0, 8),
+            R0_0,
+            ins(0x2d, 4, 3, 4, 0),
+            ins(0x79, 5, 10, -8, 0),
+            ins(0x71, 0, 5, 0, 0), // proven: the spill is intact
+            ins(0x72, 10, 0, -7, 1),
+            ins(0x79, 5, 10, -8, 0),
+            ins(0x71, 0, 5, 0, 0), // not: byte 1 of the spill was overwritten
+            EXIT,
+        ];
+        let a = analyse(&prog);
+        assert!(a.proven(8), "{:?}", a.unproven());
+        assert!(!a.proven(11));
+    }
+
+    #[test]
+    fn calls_into_the_entry_function_assume_nothing_of_r1() {
+        // 0: r2 = *(u32 *)(r1 + 0); if r1 == 0x1234 exit; r1 = 0x1234; call 0.
+        let prog = [
+            ins(0x61, 2, 1, 0, 0),
+            R0_0,
+            ins(0x15, 1, 0, 2, 0x1234),
+            ins(0xb7, 1, 0, 0, 0x1234),
+            ins(0x85, 0, BPF_PSEUDO_CALL, 0, -5),
+            EXIT,
+        ];
+        let a = analyse(&prog);
+        assert!(!a.proven(0));
+        // And the interpreter ends with the ordinary trap at slot 0.
+        let maps = MapTable::new(Vec::new());
+        let p = prepare("t", "xdp", &prog, &[], &maps).unwrap();
+        let t = run(&maps, p).unwrap_err();
+        assert_eq!(t.pc, 0);
+        assert!(matches!(t.kind, TrapKind::OutOfBounds { .. }), "{t}");
+    }
+
+    fn run(maps: &MapTable, p: crate::program::Prepared) -> Result<u64, crate::error::Trap> {
+        let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+        let programs = [p];
+        Vm::new(0).run(
+            &Env {
+                maps,
+                programs: &programs,
+            },
+            0,
+            &mut pkt,
+        )
+    }
+
+    #[test]
+    fn the_audit_catches_a_forged_proof() {
+        // r1 = 0x1234; r0 = *(u64 *)(r1 + 0): a wild read, not proven.
+        let prog = [ins(0xb7, 1, 0, 0, 0x1234), ins(0x79, 0, 1, 0, 0), EXIT];
+        let maps = MapTable::new(Vec::new());
+        let mut p = prepare("t", "xdp", &prog, &[], &maps).unwrap();
+        assert!(!p.analysis.proven(1));
+        let t = run(&maps, p.clone()).unwrap_err();
+        assert!(matches!(t.kind, TrapKind::OutOfBounds { .. }), "{t}");
+        let mut forged = (*p.analysis).clone();
+        forged.forge_proven(1);
+        p.analysis = std::sync::Arc::new(forged);
+        let t = run(&maps, p).unwrap_err();
+        assert_eq!(t.kind, TrapKind::ProofViolated { pc: 1 });
+        assert_eq!(t.pc, 1);
+    }
+
+    #[test]
+    fn packet_pointers_die_when_the_packet_moves() {
+        let prog = [
+            ins(0xbf, 6, 1, 0, 0),
+            PKT[0],
+            PKT[1],
+            ins(0xbf, 4, 2, 0, 0),
+            ins(0x07, 4, 0, 0, 8),
+            R0_0,
+            ins(0x2d, 4, 3, 6, 0),
+            ins(0xbf, 7, 2, 0, 0),
+            ins(0xbf, 1, 6, 0, 0),
+            ins(0xb7, 2, 0, 0, 4),
+            ins(0x85, 0, 0, 0, 44), // bpf_xdp_adjust_head(ctx, 4)
+            ins(0x71, 0, 7, 0, 0),  // stale packet pointer
+            R0_0,
+            EXIT,
+        ];
+        let a = analyse(&prog);
+        assert!(!a.proven(11));
+        assert!(a.fact(10).proven);
+    }
+
+    #[test]
+    fn the_complexity_limit_proves_nothing() {
+        let prog = [ins(0x7a, 10, 0, -8, 1), R0_0, EXIT];
+        let decoded = isa::decode_all(&prog).unwrap();
+        let a = Analysis::run_with_limit(&decoded, prog.len(), MAPS, true, 2);
+        assert!(a.gave_up);
+        assert!(!a.proven(0));
+        assert!(analyse(&prog).proven(0));
+    }
+}
