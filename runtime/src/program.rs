@@ -194,6 +194,20 @@ pub fn prepare(
     })
 }
 
+/// A tail call keeps r1 as the caller left it: when some program of `programs` may
+/// tail-call with something other than the context in r1, none of them may be
+/// analysed assuming r1 is the context at its entry (prog_array slots name programs of
+/// the same object).
+pub fn forget_entry_ctx_if_tail_calls_forge_it(programs: &mut [Prepared]) {
+    if programs.iter().any(|p| p.analysis.tail_call_unproven_ctx) {
+        for p in programs.iter_mut() {
+            if p.analysis.entry_ctx {
+                p.analysis = Arc::new(p.analysis.without_entry_ctx());
+            }
+        }
+    }
+}
+
 fn resolve_ldimm64(
     prog: &str,
     pc: usize,

@@ -306,7 +306,8 @@ impl LoadedObject {
             ));
         }
         if prepared.len() == 1 {
-            let (_, p) = prepared.swap_remove(0);
+            let (_, mut p) = prepared.swap_remove(0);
+            program::forget_entry_ctx_if_tail_calls_forge_it(std::slice::from_mut(&mut p));
             return Ok((
                 LoadedObject {
                     maps,
@@ -329,6 +330,7 @@ impl LoadedObject {
             all_programs.push((p.name.clone(), p.section.clone()));
             programs[pid as usize - 1] = p;
         }
+        program::forget_entry_ctx_if_tail_calls_forge_it(&mut programs);
         Ok((
             LoadedObject {
                 maps,

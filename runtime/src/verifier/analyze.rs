@@ -157,6 +157,9 @@ pub fn analyze(insns: &[Option<Insn>], maps: &[MapDesc], opts: &Options) -> Anal
         processed: a.processed.min(opts.limit),
         gave_up,
         tail_call_unproven_ctx: a.tail_ctx_unproven,
+        entry_ctx: opts.entry_ctx,
+        insns: Default::default(),
+        maps: Default::default(),
     }
 }
 

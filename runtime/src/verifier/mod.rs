@@ -97,6 +97,11 @@ pub struct Analysis {
     /// Some `bpf_tail_call` may pass something other than the context in r1: the
     /// programs it reaches must not assume r1 is the context.
     pub tail_call_unproven_ctx: bool,
+    /// Whether the analysis assumed r1 holds the context at the entry.
+    pub entry_ctx: bool,
+    /// What it ran on, to run it again without that assumption.
+    insns: std::sync::Arc<[Option<Insn>]>,
+    maps: std::sync::Arc<[MapDesc]>,
 }
 
 impl Analysis {
@@ -119,7 +124,30 @@ impl Analysis {
                 at[*pc] = Some(*insn);
             }
         }
-        analyze::analyze(&at, maps, &analyze::Options { entry_ctx, limit })
+        let mut a = analyze::analyze(&at, maps, &analyze::Options { entry_ctx, limit });
+        a.entry_ctx = entry_ctx;
+        a.insns = at.into();
+        a.maps = maps.into();
+        a
+    }
+
+    /// The same program analysed with nothing assumed about r1 at the entry (it may be
+    /// reached by a tail call that passes something else).
+    pub fn without_entry_ctx(&self) -> Analysis {
+        if !self.entry_ctx {
+            return self.clone();
+        }
+        let mut a = analyze::analyze(
+            &self.insns,
+            &self.maps,
+            &analyze::Options {
+                entry_ctx: false,
+                limit: analyze::COMPLEXITY_LIMIT,
+            },
+        );
+        a.insns = self.insns.clone();
+        a.maps = self.maps.clone();
+        a
     }
 
     /// The fact of slot `pc` (the default, nothing proven, outside the program).
@@ -383,5 +411,35 @@ mod tests {
         assert!(a.gave_up);
         assert!(!a.proven(0));
         assert!(analyse(&prog).proven(0));
+    }
+
+    #[test]
+    fn a_tail_call_with_a_forged_ctx_drops_the_entry_assumption() {
+        // 0: r2 = *(u32 *)(r1 + 0); r1 = r6 (not the ctx); tail call; exit.
+        let prog = |forged: bool| {
+            let mut v = vec![
+                ins(0x61, 2, 1, 0, 0),
+                ins(0xb7, 2, 0, 0, 0),
+                ins(0xb7, 3, 0, 0, 0),
+                ins(0x85, 0, 0, 0, 12),
+                R0_0,
+                EXIT,
+            ];
+            if forged {
+                v.insert(1, ins(0xb7, 1, 0, 0, 0x1234));
+            }
+            v
+        };
+        let maps = MapTable::new(Vec::new());
+        let prepared = |forged| prepare("t", "xdp", &prog(forged), &[], &maps).unwrap();
+        let mut honest = [prepared(false)];
+        crate::program::forget_entry_ctx_if_tail_calls_forge_it(&mut honest);
+        assert!(!honest[0].analysis.tail_call_unproven_ctx);
+        assert!(honest[0].analysis.proven(0));
+        let mut forged = [prepared(false), prepared(true)];
+        assert!(forged[0].analysis.proven(0) && forged[1].analysis.proven(0));
+        crate::program::forget_entry_ctx_if_tail_calls_forge_it(&mut forged);
+        assert!(!forged[0].analysis.proven(0));
+        assert!(!forged[1].analysis.proven(0));
     }
 }
