@@ -11,6 +11,7 @@
 //!   decapsulator, LPM firewall, ICMP echo, VLAN, SYN cookies, statistics,
 //!   redirects, CO-RE, bpf_loop, spin locks, fib_lookup, adjust_tail), a
 //!   part of [`cases`].
+//! - [`hostile`]: the hostile-program suite (raw programs and how each must end).
 //! - [`kernel`]: runs an object in the kernel through bpftool (libbpf), the
 //!   oracle for differential tests.
 //!
@@ -18,6 +19,7 @@
 //! load, write `sets`, run `repeat` times on the packet (the kernel does not
 //! reset the packet between repetitions), dump every map.
 
+pub mod hostile;
 pub mod kernel;
 
 use std::path::PathBuf;

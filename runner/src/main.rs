@@ -43,7 +43,11 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {}", error_text(&e));
-            std::process::ExitCode::FAILURE
+            match e.downcast_ref::<commands::Interrupted>() {
+                // 128 + the signal number, as a shell reports a process the signal ended.
+                Some(i) => std::process::ExitCode::from(128 + i.signal.number as u8),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

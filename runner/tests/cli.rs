@@ -152,10 +152,18 @@ fn json_output_has_the_documented_shape() {
     keys.sort();
     assert_eq!(
         keys,
-        ["data_out", "duration_ns", "maps", "repeat", "retval"]
+        [
+            "data_out",
+            "duration_ns",
+            "maps",
+            "repeat",
+            "retval",
+            "runs"
+        ]
     );
     assert_eq!(v["retval"], 3, "XDP_TX");
     assert_eq!(v["repeat"], 1);
+    assert_eq!(v["runs"], 1);
     assert!(v["duration_ns"].as_f64().unwrap() >= 0.0);
     // The counter swaps the Ethernet addresses: derive the expected frame from the input.
     let mut expected = std::fs::read(bpf_progs::packet("icmp")).unwrap();
@@ -1919,4 +1927,122 @@ fn stores_of_other_users_need_store_trust() {
         &["map", "list", "--store-trust", "uid:x"],
     ));
     assert!(text.contains("invalid store trust"), "{text}");
+}
+
+/// The slot of the first `call bpf_loop` of program `prog` in bpf-progs object `obj`.
+fn bpf_loop_slot(obj: &str, prog: &str) -> usize {
+    let bytes = std::fs::read(bpf_progs::object(obj)).unwrap();
+    let object = loader::Object::parse(&bytes).unwrap();
+    let p = object.programs.iter().find(|p| p.name == prog).unwrap();
+    p.insns
+        .iter()
+        .position(|i| i.code == 0x85 && i.src == 0 && i.imm == 181)
+        .expect("a bpf_loop call")
+}
+
+#[test]
+fn a_run_over_its_step_budget_exits_with_status_1_and_names_the_pc() {
+    // xdp_loop walks tcp_syn's 5 TCP options with bpf_loop: 6 callback calls, one
+    // step each, plus the backward jumps the callback takes. A budget of 2 stops the
+    // run at the bpf_loop call.
+    let obj = path_str(&bpf_progs::object("xdp_loop"));
+    let syn = path_str(&bpf_progs::packet("tcp_syn"));
+    let slot = bpf_loop_slot("xdp_loop", "xdp_loop");
+    for engine in ["interpreter", "jit"] {
+        let base = ["run", &obj, "--data-in", &syn, "--engine", engine];
+        let out = run(&[&base[..], &["--max-steps", "2"]].concat());
+        assert_eq!(out.status.code(), Some(1), "{engine}: exit status");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("step budget of 2 exhausted"),
+            "{engine}: {err}"
+        );
+        assert!(
+            err.contains(&format!(" at insn {slot}\n")),
+            "{engine}: {err}"
+        );
+        assert!(out.stdout.is_empty());
+        // The default budget and a sufficient one: the program's verdict, XDP_PASS.
+        for extra in [&[][..], &["--max-steps", "1000"][..]] {
+            let out = run(&[&base[..], extra, &["--json"]].concat());
+            assert_eq!(json_of(&out)["retval"], 2, "{engine} {extra:?}");
+        }
+    }
+}
+
+/// Starts `xdp-runner run --repeat <huge>` on xdp_counter, waits until it says the
+/// runs started, sends `signal`, and returns its exit status, JSON output and stderr.
+fn interrupt_a_long_repeat(engine: &str, signal: &str) -> (Option<i32>, Value, String) {
+    use std::io::{BufRead, Read};
+    let repeat = "1000000000000000";
+    let mut child = runner()
+        .args(["run", &counter(), "--data-in", &icmp(), "--repeat", repeat])
+        .args(["--engine", engine, "--verbose", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("xdp-runner starts");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(n > 0, "{engine}: exited before the runs started: {seen}");
+        seen.push_str(&line);
+        if line.starts_with("run: ") {
+            break;
+        }
+    }
+    let kill = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    // A guard against a hang only: the runs stop right after the signal.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("{engine}: {signal} did not stop the runs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    stderr.read_to_string(&mut seen).unwrap();
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let doc: Value = serde_json::from_slice(&out).expect("one JSON object on stdout");
+    (status.code(), doc, seen)
+}
+
+#[test]
+fn sigint_and_sigterm_end_a_long_repeat_with_the_runs_done() {
+    for (engine, signal, name, code) in [
+        ("interpreter", "-INT", "SIGINT", 130),
+        ("jit", "-INT", "SIGINT", 130),
+        ("jit", "-TERM", "SIGTERM", 143),
+    ] {
+        let (status, doc, err) = interrupt_a_long_repeat(engine, signal);
+        assert_eq!(status, Some(code), "{engine} {name}: {err}");
+        let runs = doc["runs"].as_u64().expect("runs");
+        assert!(runs >= 1, "{engine}: {doc}");
+        assert_eq!(doc["repeat"], 1_000_000_000_000_000u64);
+        assert_eq!(doc["interrupted"], name);
+        assert!(
+            err.contains(&format!(
+                "interrupted by {name} after {runs} of 1000000000000000 runs"
+            )),
+            "{engine}: {err}"
+        );
+        // xdp_counter inserts 0 on the first run and adds 1 on every later one: the
+        // map holds exactly the runs done.
+        let entry = &doc["maps"]["counter_map"][0];
+        let value = u32::from_str_radix(entry["value"].as_str().unwrap(), 16)
+            .unwrap()
+            .swap_bytes();
+        assert_eq!(u64::from(value), runs - 1, "{engine}: {doc}");
+        assert_eq!(doc["retval"], 3, "XDP_TX");
+    }
 }

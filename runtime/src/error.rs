@@ -226,8 +226,10 @@ pub enum TrapKind {
     PoisonedCoreRelocation,
     /// An opcode the interpreter does not execute.
     IllegalInstruction { code: u8 },
-    /// A program ran more instructions than its budget allows.
-    InstructionLimit { limit: u64 },
+    /// The run used up its step budget (`Vm::max_steps`): `limit` backward jumps
+    /// taken, bpf-to-bpf calls, `bpf_loop` callback invocations and tail calls, all
+    /// counted together; the pc is the instruction that would have taken one more.
+    StepBudget { limit: u64 },
     /// An access (or a helper's pointer argument) the analysis proved safe trapped:
     /// the proof was wrong. Only the trap path looks for this, so it costs nothing.
     ProofViolated { pc: usize },
@@ -286,9 +288,10 @@ impl fmt::Display for Trap {
                 write!(f, "reached an instruction whose CO-RE relocation failed")?
             }
             TrapKind::IllegalInstruction { code } => write!(f, "illegal instruction {code:#04x}")?,
-            TrapKind::InstructionLimit { limit } => {
-                write!(f, "instruction limit of {limit} reached")?
-            }
+            TrapKind::StepBudget { limit } => write!(
+                f,
+                "step budget of {limit} exhausted (backward jumps, calls, bpf_loop iterations and tail calls; an endless loop?)"
+            )?,
             TrapKind::ProofViolated { pc } => write!(
                 f,
                 "the access at {pc} was proven safe by the analysis but trapped (unsound proof)"

@@ -7,10 +7,19 @@
 //! - jump immediates are sign-extended (JMP) or compared as 32 bits (JMP32);
 //! - each bpf-to-bpf call gets its own 512-byte stack frame, at most 8 frames deep;
 //! - every load and store is checked against the run's regions (`memory.rs`); an access
-//!   outside them stops the run with a [`Trap`].
+//!   outside them stops the run with a [`Trap`];
+//! - every run ends: a step budget ([`Vm::max_steps`]) is counted down at each backward
+//!   jump taken, bpf-to-bpf call, `bpf_loop` callback invocation and tail call (the
+//!   only ways a run can repeat code, so straight-line code pays nothing); when it runs
+//!   out the run stops with [`TrapKind::StepBudget`] at the instruction that would
+//!   have taken the next step. Repeated runs stop between two runs when the flag set
+//!   with [`Vm::set_interrupt`] is raised.
 //!
 //! A run allocates nothing: the stack lives in the [`Vm`], the registers on the host stack.
 #![deny(unsafe_op_in_unsafe_fn)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use isa::opcode::*;
 use isa::AtomicOp;
@@ -29,6 +38,22 @@ pub const MAX_CALL_FRAMES: usize = 8;
 /// Most tail calls in one run (`MAX_TAIL_CALL_CNT`).
 pub const MAX_TAIL_CALLS: u32 = 33;
 pub(crate) const STACK_SIZE: usize = STACK_FRAME * MAX_CALL_FRAMES;
+/// The most iterations one `bpf_loop` call makes (`BPF_MAX_LOOPS`, 8M).
+pub const BPF_MAX_LOOPS: u64 = 1 << 23;
+/// The default step budget of one run ([`Vm::max_steps`]): 2^30 = 128 × BPF_MAX_LOOPS.
+///
+/// The kernel bounds what a verified program may do: a loop it unrolls costs at least
+/// one of the verifier's 1M processed instructions per iteration (at most 1M back-edges
+/// in a run of a program without callbacks), one `bpf_loop` call makes at most
+/// BPF_MAX_LOOPS (8M) callback invocations, and `may_goto` starts with a budget of
+/// BPF_MAX_LOOPS too. 2^30 covers a full 8M-iteration `bpf_loop` whose callback takes
+/// up to 127 steps (back-edges and calls) per iteration, or 128 such loops one after the
+/// other, or a thousand times the back-edges an unrolled loop can verify. The kernel
+/// also accepts nested `bpf_loop` calls at full counts (8M × 8M callbacks), which no
+/// budget that ends in reasonable time can cover: such programs need a larger
+/// `max_steps`. At the runtime's speed 2^30 steps take about a second in the JIT and a
+/// few seconds in the interpreter, so a program that never ends stops quickly.
+pub const DEFAULT_MAX_STEPS: u64 = 1 << 30;
 
 /// What a run may use besides its packet: the object's maps and programs.
 #[derive(Clone, Copy)]
@@ -63,6 +88,16 @@ pub struct Vm {
     /// The worker index: `bpf_get_smp_processor_id()` and the per-CPU slot. Fixed for a run.
     pub cpu: u32,
     pub(crate) rng: u64,
+    /// The step budget of each run (each repeat of a repeated run): backward jumps
+    /// taken, bpf-to-bpf calls, `bpf_loop` callback invocations and tail calls, counted
+    /// together. A run that would take step `max_steps + 1` stops with
+    /// [`TrapKind::StepBudget`]. [`DEFAULT_MAX_STEPS`] unless set; both engines.
+    pub max_steps: u64,
+    /// Steps left in the current run (the interpreter's count; the JIT keeps its own).
+    steps_left: u64,
+    /// Raised (by a signal handler, another thread) to stop repeated runs between two
+    /// runs.
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Vm {
@@ -83,7 +118,35 @@ impl Vm {
             }; MAX_CALL_FRAMES - 1],
             cpu,
             rng: seed | 1,
+            max_steps: DEFAULT_MAX_STEPS,
+            steps_left: DEFAULT_MAX_STEPS,
+            interrupt: None,
         }
+    }
+
+    /// Sets the step budget of each run (see [`Vm::max_steps`]).
+    pub fn with_max_steps(mut self, max_steps: u64) -> Vm {
+        self.max_steps = max_steps;
+        self
+    }
+
+    /// Repeated runs ([`crate::LoadedObject::run_repeated`], its JIT twin) check `flag`
+    /// after each run and stop when it is set, reporting the runs done. Checked between
+    /// runs only: a run in progress ends by itself (or by its step budget).
+    pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
+    }
+
+    /// The flag [`Vm::set_interrupt`] set, if any.
+    pub(crate) fn interrupt_flag(&self) -> Option<&Arc<AtomicBool>> {
+        self.interrupt.as_ref()
+    }
+
+    /// Whether the interruption flag is raised.
+    pub fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
     /// The stack memory as `(lowest address, one past the highest)`, for the JIT,
@@ -115,6 +178,7 @@ impl Vm {
             fp: stack_hi as u64,
             depth: 0,
         };
+        self.steps_left = self.max_steps;
         self.exec(env, first, &regions, pkt, start)
     }
 
@@ -157,6 +221,17 @@ impl Vm {
                 let kind = audit(facts, pc - 1, $kind, &reg);
                 trap!(kind)
             }};
+        }
+        // One step of the budget, taken by the instruction at `pc - 1`.
+        macro_rules! step {
+            () => {
+                if self.steps_left == 0 {
+                    trap!(TrapKind::StepBudget {
+                        limit: self.max_steps
+                    });
+                }
+                self.steps_left -= 1;
+            };
         }
         macro_rules! r {
             ($i:expr) => {
@@ -263,6 +338,9 @@ impl Vm {
                     $op.imm as u64
                 };
                 if $f(r!($op.dst), s) {
+                    if $op.off < 0 {
+                        step!();
+                    }
                     pc = (pc as i64 + $op.off as i64) as usize;
                 }
             }};
@@ -275,6 +353,9 @@ impl Vm {
                     $op.imm as u32
                 };
                 if $f(r!($op.dst) as u32, s) {
+                    if $op.off < 0 {
+                        step!();
+                    }
                     pc = (pc as i64 + $op.off as i64) as usize;
                 }
             }};
@@ -399,7 +480,12 @@ impl Vm {
                     }
                 }
                 // JMP
-                0x05 => pc = (pc as i64 + op.off as i64) as usize,
+                0x05 | 0x06 => {
+                    if op.off < 0 {
+                        step!();
+                    }
+                    pc = (pc as i64 + op.off as i64) as usize
+                }
                 0x15 | 0x1d => jmp64!(op, |d: u64, s: u64| d == s),
                 0x25 | 0x2d => jmp64!(op, |d: u64, s: u64| d > s),
                 0x35 | 0x3d => jmp64!(op, |d: u64, s: u64| d >= s),
@@ -412,7 +498,6 @@ impl Vm {
                 0xc5 | 0xcd => jmp64!(op, |d: u64, s: u64| (d as i64) < (s as i64)),
                 0xd5 | 0xdd => jmp64!(op, |d: u64, s: u64| (d as i64) <= (s as i64)),
                 // JMP32
-                0x06 => pc = (pc as i64 + op.off as i64) as usize,
                 0x16 | 0x1e => jmp32!(op, |d: u32, s: u32| d == s),
                 0x26 | 0x2e => jmp32!(op, |d: u32, s: u32| d > s),
                 0x36 | 0x3e => jmp32!(op, |d: u32, s: u32| d >= s),
@@ -430,6 +515,7 @@ impl Vm {
                         if depth >= MAX_CALL_FRAMES - 1 {
                             trap!(TrapKind::CallDepth);
                         }
+                        step!();
                         self.frames[depth] = CallFrame {
                             ret_pc: pc,
                             prog,
@@ -456,6 +542,7 @@ impl Vm {
                         if let Some(target) =
                             self.tail_call_target(env, reg[2], reg[3], &mut tail_calls)
                         {
+                            step!();
                             prog = target;
                             ops = &target.ops;
                             pc = 0;
@@ -525,7 +612,8 @@ impl Vm {
     /// bpf_loop(nr_loops, callback, callback_ctx, flags): calls `callback(i, ctx)` for
     /// i = 0.. until it returns non-zero or nr_loops calls were made; returns the number
     /// of calls, or -EINVAL (flags) / -E2BIG (more than 1 << 23 loops), as the kernel
-    /// does. The callback runs in a frame of its own below the caller's.
+    /// does. The callback runs in a frame of its own below the caller's. Each
+    /// invocation takes a step of the run's budget, charged to the call instruction.
     ///
     /// With flags 0 the kernel's verifier inlines the call (`inline_bpf_loop`, whenever
     /// flags is a known 0, as clang emits it), and the inlined loop compares all 64
@@ -545,7 +633,7 @@ impl Vm {
         if flags != 0 {
             return Ok((-(libc::EINVAL as i64)) as u64);
         }
-        if nr_loops > 1 << 23 {
+        if nr_loops > BPF_MAX_LOOPS {
             return Ok((-libc::E2BIG) as u32 as u64);
         }
         let cb = callback as usize;
@@ -563,6 +651,15 @@ impl Vm {
             });
         }
         for i in 0..nr_loops {
+            if self.steps_left == 0 {
+                return Err(Trap {
+                    kind: TrapKind::StepBudget {
+                        limit: self.max_steps,
+                    },
+                    pc: call_pc,
+                });
+            }
+            self.steps_left -= 1;
             let start = Start {
                 pc: cb,
                 args: [i, ctx],

@@ -33,7 +33,7 @@ pub mod xdp;
 use std::time::{Duration, Instant};
 
 pub use error::{EntryError, LoadError, NetError, PacketError, Trap, TrapKind, VerifyError};
-pub use interp::{Env, Vm};
+pub use interp::{Env, Vm, DEFAULT_MAX_STEPS};
 pub use maptable::{BoundMap, MapTable};
 pub use net::Net;
 pub use program::Prepared;
@@ -49,6 +49,19 @@ pub struct LoadedObject {
     pub rejected: Vec<(String, VerifyError)>,
     /// Every program of the object, XDP or not, with its section.
     pub all_programs: Vec<(String, String)>,
+}
+
+/// What a repeated run did ([`LoadedObject::run_repeated`], `JitObject::run_repeated`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Repeated {
+    /// r0 of the last run.
+    pub retval: u64,
+    /// The time of the runs done.
+    pub elapsed: Duration,
+    /// How many runs were done: the repeat asked for, or fewer when interrupted.
+    pub runs: u64,
+    /// The interruption flag ([`Vm::set_interrupt`]) stopped the runs before `repeat`.
+    pub interrupted: bool,
 }
 
 /// What [`LoadedObject::load_with`] records in the store besides the maps.
@@ -338,7 +351,9 @@ impl LoadedObject {
     }
 
     /// Runs program `prog` `repeat` times on the same packet without resetting it, as
-    /// the kernel's test run does, and returns the last r0 and the total time.
+    /// the kernel's test run does, and returns the last r0 and the total time. Each run
+    /// has the step budget `vm.max_steps`; see [`LoadedObject::run_repeated`] for runs
+    /// that an interruption may stop early.
     pub fn run_repeat(
         &self,
         vm: &mut Vm,
@@ -346,13 +361,43 @@ impl LoadedObject {
         pkt: &mut Packet,
         repeat: u64,
     ) -> Result<(u64, Duration), Trap> {
+        self.run_repeated(vm, prog, pkt, repeat)
+            .map(|r| (r.retval, r.elapsed))
+    }
+
+    /// [`LoadedObject::run_repeat`] that also reports how many runs were done: at
+    /// least one, and fewer than `repeat` when the flag of [`Vm::set_interrupt`] was
+    /// raised (checked after each run).
+    pub fn run_repeated(
+        &self,
+        vm: &mut Vm,
+        prog: usize,
+        pkt: &mut Packet,
+        repeat: u64,
+    ) -> Result<Repeated, Trap> {
         let env = self.env();
+        let repeat = repeat.max(1);
+        let flag = vm.interrupt_flag().cloned();
         let start = Instant::now();
-        let mut ret = 0;
-        for _ in 0..repeat.max(1) {
-            ret = vm.run(&env, prog, pkt)?;
+        let mut retval = 0;
+        let mut runs = 0;
+        while runs < repeat {
+            retval = vm.run(&env, prog, pkt)?;
+            runs += 1;
+            if runs < repeat
+                && flag
+                    .as_ref()
+                    .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+            {
+                break;
+            }
         }
-        Ok((ret, start.elapsed()))
+        Ok(Repeated {
+            retval,
+            elapsed: start.elapsed(),
+            runs,
+            interrupted: runs < repeat,
+        })
     }
 }
 

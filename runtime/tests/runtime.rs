@@ -10,6 +10,8 @@ use runtime::{LoadedObject, Packet, TrapKind, Vm};
 
 #[path = "runtime/bpf_loop.rs"]
 mod bpf_loop;
+#[path = "runtime/budget.rs"]
+mod budget;
 #[path = "runtime/events.rs"]
 mod events;
 #[path = "runtime/fib.rs"]
@@ -20,6 +22,8 @@ mod fuzz;
 mod fuzz_gen;
 #[path = "runtime/fuzz_regress.rs"]
 mod fuzz_regress;
+#[path = "runtime/hostile.rs"]
+mod hostile;
 #[path = "runtime/jit.rs"]
 mod jit;
 #[path = "runtime/jit_maps.rs"]

@@ -14,6 +14,21 @@ static LOGGED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 /// Set while a BPF_ENABLE_STATS descriptor was handed out in this process.
 pub static STATS: AtomicBool = AtomicBool::new(false);
 
+/// The step budget of each test run: `XDPSHIM_MAX_STEPS` (a decimal number),
+/// else the runtime's default.
+pub fn max_steps() -> u64 {
+    match std::env::var("XDPSHIM_MAX_STEPS") {
+        Ok(v) if !v.is_empty() => v.trim().parse().unwrap_or_else(|_| {
+            log_once(
+                "max_steps",
+                &format!("XDPSHIM_MAX_STEPS={v:?} is not a number: using the default"),
+            );
+            runtime::DEFAULT_MAX_STEPS
+        }),
+        _ => runtime::DEFAULT_MAX_STEPS,
+    }
+}
+
 /// The store's name.
 pub fn store_name() -> String {
     std::env::var("XDPSHIM_STORE")

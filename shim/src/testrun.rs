@@ -1,6 +1,15 @@
 //! BPF_PROG_TEST_RUN in the runtime's engines: the JIT when it compiles the
 //! program, else the interpreter, with the kernel's repeat, duration,
 //! data_out and ctx rules for XDP.
+//!
+//! Every run has the runtime's step budget (`XDPSHIM_MAX_STEPS`, default
+//! `runtime::DEFAULT_MAX_STEPS`). A run that uses it up (a program that never
+//! ends, which the kernel's verifier would have refused) fails with E2BIG, the
+//! kernel's errno for going over its own bounds on program work (the verifier's
+//! "BPF program is too large" at its 1M-instruction limit, bpf_loop beyond
+//! BPF_MAX_LOOPS); not EINTR, which the kernel keeps for a test run a signal
+//! interrupted and which callers may retry. Other faults give EFAULT. As in the
+//! kernel, a failed run writes nothing back.
 
 use std::ffi::c_int;
 
@@ -62,7 +71,7 @@ pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
         state::log_once(&format!("run{id}"), &format!("program {id}: {e}"));
         libc::EINVAL
     })?;
-    let mut vm = Vm::new(cpu);
+    let mut vm = Vm::new(cpu).with_max_steps(state::max_steps());
     let jit = runtime::jit::JitObject::compile(&loaded, &Default::default());
     let run = match &jit {
         Ok(j) => j.run_repeat(&mut vm, entry, &mut pkt, repeat),
@@ -79,7 +88,10 @@ pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
             &format!("trap{id}"),
             &format!("program {id} faulted: {trap}"),
         );
-        libc::EFAULT
+        match trap.kind {
+            runtime::TrapKind::StepBudget { .. } => libc::E2BIG,
+            _ => libc::EFAULT,
+        }
     })?;
     let ns = elapsed.as_nanos() as u64;
     if state::stats_enabled() {

@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 mod bpftool;
 #[path = "shim/calls.rs"]
 mod calls;
+#[path = "shim/hostile.rs"]
+mod hostile;
 #[path = "shim/libbpf.rs"]
 mod libbpf;
 #[path = "shim/lifetime.rs"]

@@ -39,6 +39,9 @@ pub struct BenchArgs {
     /// "ns_per_run", "min", "max", "ratio_to_kernel", "retval"}]}`.
     #[arg(long)]
     pub json: bool,
+    /// The step budget of each run, as `xdp-runner run --max-steps`.
+    #[arg(long, default_value_t = runtime::DEFAULT_MAX_STEPS, value_name = "N")]
+    pub max_steps: u64,
     #[command(flatten)]
     pub load: super::ObjectArgs,
 }
@@ -209,7 +212,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
 
     let progress = std::io::stderr().is_terminal();
-    let mut vm = Vm::new(0);
+    let mut vm = Vm::new(0).with_max_steps(args.max_steps);
     let mut samples: Vec<(Engine, Vec<f64>)> = engines.iter().map(|e| (*e, Vec::new())).collect();
     let mut retvals: Vec<(Engine, u32)> = Vec::new();
     for round in 0..args.rounds {

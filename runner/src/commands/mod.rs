@@ -123,6 +123,82 @@ impl ObjectArgs {
     }
 }
 
+/// SIGINT and SIGTERM, caught while programs run so that long `--repeat`s end cleanly.
+///
+/// signal-hook's `flag` handlers only store to atomics (async-signal-safe, no thread,
+/// no unsafe code here); the engines read the flag between two runs. A second signal
+/// while the first is pending ends the process at once with 128 + its number, for a
+/// single run that takes long (its step budget ends it anyway).
+pub struct Interruption {
+    /// Raised by either signal.
+    pub flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The number of the last signal caught.
+    caught: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A signal that stopped the runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signal {
+    pub number: i32,
+    pub name: &'static str,
+}
+
+impl Interruption {
+    /// Installs the handlers for SIGINT and SIGTERM.
+    pub fn install() -> Result<Interruption> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::flag;
+        let stop = Interruption {
+            flag: Default::default(),
+            caught: Default::default(),
+        };
+        for sig in [SIGINT, SIGTERM] {
+            let failed = || format!("cannot catch signal {sig}");
+            flag::register_conditional_shutdown(sig, 128 + sig, stop.flag.clone())
+                .with_context(failed)?;
+            flag::register(sig, stop.flag.clone()).with_context(failed)?;
+            flag::register_usize(sig, stop.caught.clone(), sig as usize).with_context(failed)?;
+        }
+        Ok(stop)
+    }
+
+    /// The signal caught (SIGINT unless SIGTERM was).
+    pub fn signal(&self) -> Signal {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        match self.caught.load(std::sync::atomic::Ordering::Relaxed) as i32 {
+            SIGTERM => Signal {
+                number: SIGTERM,
+                name: "SIGTERM",
+            },
+            _ => Signal {
+                number: SIGINT,
+                name: "SIGINT",
+            },
+        }
+    }
+}
+
+/// `xdp-runner run` stopped by a signal before all its runs: the error that makes
+/// the exit status 128 + the signal number.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub signal: Signal,
+    pub runs: u64,
+    pub repeat: u64,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "interrupted by {} after {} of {} runs",
+            self.signal.name, self.runs, self.repeat
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 #[cfg(test)]
 mod tests {
     use super::capture_kind;

@@ -29,8 +29,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub data_out: Option<PathBuf>,
     /// Run the program N times on the same buffer without resetting it, as the kernel does.
+    /// SIGINT or SIGTERM stops the runs after the current one: the result of the runs
+    /// done is printed with their count, and the exit status is 130 (SIGINT) or 143
+    /// (SIGTERM).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub repeat: u64,
+    /// The step budget of each run: backward jumps taken, bpf-to-bpf calls, bpf_loop
+    /// callback invocations and tail calls, counted together. A run that needs more
+    /// stops with an error naming the instruction (a program that never ends).
+    #[arg(long, default_value_t = runtime::DEFAULT_MAX_STEPS, value_name = "N")]
+    pub max_steps: u64,
     /// Execution engine.
     #[arg(long, value_enum, default_value_t = Engine::Interpreter)]
     pub engine: Engine,
@@ -162,14 +170,25 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         (None, _) => Packet::new(&data)?,
     };
-    let mut vm = Vm::new(args.cpu);
+    let mut vm = Vm::new(args.cpu).with_max_steps(args.max_steps);
     let repeat = args.repeat.max(1);
     let fault =
         |trap: runtime::Trap| anyhow!("program {} faulted: {trap}", loaded.programs[prog].name);
-    let (retval, elapsed) = match args.engine {
-        Engine::Interpreter => loaded
-            .run_repeat(&mut vm, prog, &mut pkt, repeat)
-            .map_err(fault)?,
+    let stop = super::Interruption::install()?;
+    vm.set_interrupt(stop.flag.clone());
+    let name = &loaded.programs[prog].name;
+    let runs_started = |engine: &str| {
+        if args.verbose {
+            eprintln!("run: {repeat} runs of {name} ({engine}); SIGINT or SIGTERM stops them");
+        }
+    };
+    let done = match args.engine {
+        Engine::Interpreter => {
+            runs_started("interpreter");
+            loaded
+                .run_repeated(&mut vm, prog, &mut pkt, repeat)
+                .map_err(fault)?
+        }
         Engine::Jit => {
             let opts = runtime::jit::JitOptions {
                 perf_map: args.perf_map,
@@ -185,18 +204,21 @@ pub fn run(args: RunArgs) -> Result<()> {
                     jit.compile_time()
                 );
             }
-            jit.run_repeat(&mut vm, prog, &mut pkt, repeat)
+            runs_started("jit");
+            jit.run_repeated(&mut vm, prog, &mut pkt, repeat)
                 .map_err(fault)?
         }
     };
-    let ns = elapsed.as_nanos() as f64 / repeat as f64;
+    let (retval, elapsed, runs) = (done.retval, done.elapsed, done.runs);
+    let interrupted = done.interrupted.then(|| stop.signal());
+    let ns = elapsed.as_nanos() as f64 / runs as f64;
     // The entry program's statistics (tail-called programs count none, as in the
     // kernel): the sum of the runs' durations is the loop's time.
     let stats = if args.stats {
         let id = loaded.programs[prog].store_id;
         let run_ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         store
-            .add_program_runs(id, repeat, run_ns)
+            .add_program_runs(id, runs, run_ns)
             .with_context(|| format!("cannot add run statistics to program {id}"))?;
         let info = store
             .program_by_id(id)
@@ -219,16 +241,20 @@ pub fn run(args: RunArgs) -> Result<()> {
             "retval": retval,
             "duration_ns": (ns * 10.0).round() / 10.0,
             "repeat": repeat,
+            "runs": runs,
             "data_out": hex::encode(out),
             "maps": maps_json(&loaded)?,
         });
+        if let Some(sig) = &interrupted {
+            doc["interrupted"] = json!(sig.name);
+        }
         if let Some((cnt, ns)) = stats {
             doc["run_cnt"] = json!(cnt);
             doc["run_time_ns"] = json!(ns);
         }
         println!("{doc}");
     } else {
-        let avg = if repeat > 1 { " (average)" } else { "" };
+        let avg = if runs > 1 { " (average)" } else { "" };
         println!(
             "Return value: {retval}, duration{avg}: {}ns",
             ns.round() as u64
@@ -237,7 +263,15 @@ pub fn run(args: RunArgs) -> Result<()> {
             println!("run_time_ns {ns} run_cnt {cnt}");
         }
     }
-    Ok(())
+    match interrupted {
+        Some(sig) => Err(super::Interrupted {
+            signal: sig,
+            runs,
+            repeat,
+        }
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// Applies one `--set MAP:KEY=VALUE`.

@@ -371,6 +371,20 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.b.ins().jump(trap, &args);
     }
 
+    /// One step of the run's budget (`JitCtx::steps_left`), taken by the instruction
+    /// at `pc`: traps with `STEP_BUDGET` when none is left, as the interpreter's
+    /// `step!`. Emitted only at backward jumps, calls, `bpf_loop` iterations and tail
+    /// calls.
+    fn step(&mut self, pc: usize) {
+        let f = MemFlagsData::trusted();
+        let left = self.b.ins().load(I64, f, self.ctx, tr::OFF_STEPS_LEFT);
+        let out = self.b.ins().icmp_imm_s(IntCC::Equal, left, 0);
+        let zero = self.b.ins().iconst(I64, 0);
+        self.trap_if(out, status::STEP_BUDGET, pc, zero, zero);
+        let left = self.b.ins().iadd_imm_s(left, -1);
+        self.b.ins().store(f, left, self.ctx, tr::OFF_STEPS_LEFT);
+    }
+
     /// The address `reg + off` of an access of `size` bytes, after the region checks
     /// (`Regions::check`) have accepted it; otherwise the run traps with `pc`.
     fn checked_addr(&mut self, pc: usize, base: u8, off: i32, size: u32, write: bool) -> Value {
@@ -628,7 +642,6 @@ impl<'a, 'b> Tx<'a, 'b> {
         } else {
             (self.b.ins().ireduce(I32, d), self.b.ins().ireduce(I32, s))
         };
-        let _ = pc;
         let cc = match op.code & 0xf0 {
             0x10 => IntCC::Equal,
             0x20 => IntCC::UnsignedGreaterThan,
@@ -647,7 +660,16 @@ impl<'a, 'b> Tx<'a, 'b> {
         } else {
             self.b.ins().icmp(cc, d, s)
         };
-        self.b.ins().brif(c, target, &[], fall, &[]);
+        if op.off < 0 {
+            // A backward jump: the taken edge takes a step.
+            let edge = self.b.create_block();
+            self.b.ins().brif(c, edge, &[], fall, &[]);
+            self.enter(edge);
+            self.step(pc);
+            self.b.ins().jump(target, &[]);
+        } else {
+            self.b.ins().brif(c, target, &[], fall, &[]);
+        }
     }
 
     /// A bpf-to-bpf call to the function at slot `target`.
@@ -668,6 +690,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         let too_deep = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, fp, limit);
         let zero = self.b.ins().iconst(I64, 0);
         self.trap_if(too_deep, status::CALL_DEPTH, pc, zero, zero);
+        self.step(pc);
         let nfp = self.b.ins().iadd_imm_s(fp, -(STACK_FRAME as i64));
         let mut args = vec![self.ctx];
         for r in 1..=5 {
@@ -851,6 +874,7 @@ impl<'a, 'b> Tx<'a, 'b> {
             .ins()
             .brif(fin, out, &[BlockArg::Value(n)], body, &[]);
         self.enter(body);
+        self.step(pc);
         let zero32 = self.b.ins().iconst(I32, 0);
         self.b.ins().store(f, zero32, self.ctx, tr::OFF_TAIL_CALLS);
         let args = [self.ctx, i, cb_ctx, zero, zero, zero, nfp];
@@ -880,8 +904,9 @@ impl<'a, 'b> Tx<'a, 'b> {
     }
 
     /// `bpf_tail_call(ctx, map, index)`: on success the target program runs in this
-    /// frame and its result is this function's; otherwise execution goes on.
-    fn tail_call(&mut self) {
+    /// frame and its result is this function's (a step of the budget, taken at `pc`);
+    /// otherwise execution goes on.
+    fn tail_call(&mut self, pc: usize) {
         let r1 = self.r(1);
         let r2 = self.r(2);
         let r3 = self.r(3);
@@ -899,6 +924,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.b.set_cold_block(go);
         self.b.ins().brif(target, go, &[], cont, &[]);
         self.enter(go);
+        self.step(pc);
         let mut args = vec![self.ctx];
         for r in 1..=5 {
             args.push(self.r(r));
@@ -1010,6 +1036,9 @@ impl<'a, 'b> Tx<'a, 'b> {
             // Jumps.
             0x05 | 0x06 => {
                 let t = block_at((pc as i64 + 1 + op.off as i64) as usize);
+                if op.off < 0 {
+                    self.step(pc);
+                }
                 self.b.ins().jump(t, &[]);
                 return Ok(false);
             }
@@ -1031,7 +1060,7 @@ impl<'a, 'b> Tx<'a, 'b> {
                 if op.src == BPF_PSEUDO_CALL {
                     self.local_call(pc, pc as i64 + 1 + op.off as i64)?;
                 } else if op.imm == helpers::TAIL_CALL {
-                    self.tail_call();
+                    self.tail_call(pc);
                 } else if op.imm == helpers::BPF_LOOP {
                     self.bpf_loop(pc);
                 } else {
@@ -1093,8 +1122,10 @@ fn store_size(code: u8) -> u32 {
 
 /// Builds the trampoline `(ctx, entry, r1, r10, repeat) -> status` that Rust calls: it
 /// calls the entry function `repeat` times (at least once), resetting the tail-call
-/// count before each run and storing r0 in the context after it, and returns the first
-/// non-zero status (a trap) at once.
+/// count and the step budget before each run and storing r0 in the context after it,
+/// and returns the first non-zero status (a trap) at once. Between two runs it reads
+/// the interruption flag (`JitCtx::interrupt`, one byte): when raised it stores the
+/// runs not done in `runs_left` and returns `INTERRUPTED`.
 pub(super) fn trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: TargetFrontendConfig) {
     let sig = b.import_signature(sigs.func.clone());
     let blk = b.create_block();
@@ -1114,6 +1145,8 @@ pub(super) fn trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: TargetFro
     let left = b.block_params(head)[0];
     let f = MemFlagsData::trusted();
     b.ins().store(f, zero32, ctx, tr::OFF_TAIL_CALLS);
+    let budget = b.ins().load(I64, f, ctx, tr::OFF_MAX_STEPS);
+    b.ins().store(f, budget, ctx, tr::OFF_STEPS_LEFT);
     let call = b
         .ins()
         .call_indirect(sig, entry, &[ctx, r1, zero, zero, zero, zero, r10]);
@@ -1123,13 +1156,21 @@ pub(super) fn trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: TargetFro
         .brif(res[1], done, &[BlockArg::Value(res[1])], next, &[]);
     b.switch_to_block(next);
     let left = b.ins().iadd_imm_s(left, -1);
-    b.ins().brif(
-        left,
-        head,
-        &[BlockArg::Value(left)],
-        done,
-        &[BlockArg::Value(zero)],
-    );
+    let more = b.create_block();
+    b.ins()
+        .brif(left, more, &[], done, &[BlockArg::Value(zero)]);
+    b.switch_to_block(more);
+    // The interruption flag, between two runs: an AtomicBool read as one byte (a
+    // relaxed load on the architectures Cranelift targets).
+    let flag = b.ins().load(I64, f, ctx, tr::OFF_INTERRUPT);
+    let raised = b.ins().uload8(I32, MemFlagsData::trusted(), flag, 0);
+    let stop = b.create_block();
+    b.ins()
+        .brif(raised, stop, &[], head, &[BlockArg::Value(left)]);
+    b.switch_to_block(stop);
+    b.ins().store(f, left, ctx, tr::OFF_RUNS_LEFT);
+    let interrupted = b.ins().iconst(I64, status::INTERRUPTED);
+    b.ins().jump(done, &[BlockArg::Value(interrupted)]);
     b.switch_to_block(done);
     let st = b.block_params(done)[0];
     b.ins().return_(&[st]);

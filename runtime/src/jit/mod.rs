@@ -32,7 +32,10 @@
 //! the map resolved at compile time (same checks, traps and errors). `bpf_loop` is a
 //! loop in generated code calling the compiled callback directly, each call in a frame
 //! of its own (as in the interpreter's `Vm::bpf_loop`, the kernel's inlined loop).
-//! `run_repeat` enters compiled code once: the trampoline loops over the repeats.
+//! `run_repeat` enters compiled code once: the trampoline loops over the repeats,
+//! resetting the step budget (`JitCtx::steps_left`, counted down at backward jumps,
+//! calls, `bpf_loop` iterations and tail calls as in the interpreter) before each and
+//! reading the interruption flag after each.
 //!
 //! Differences from the interpreter, for programs the kernel's verifier refuses only:
 //! after a bpf-to-bpf call r1..r5 keep the caller's values (the interpreter shows the
@@ -56,6 +59,7 @@ mod error;
 pub mod perfmap;
 mod trampoline;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cranelift_codegen::ir::UserFuncName;
@@ -71,7 +75,7 @@ pub use perfmap::Symbol;
 use crate::error::{Trap, TrapKind};
 use crate::memory::Regions;
 use crate::xdp::Packet;
-use crate::{LoadedObject, Vm};
+use crate::{LoadedObject, Repeated, Vm};
 use trampoline::{JitCtx, Trampoline};
 
 /// How to compile.
@@ -341,7 +345,8 @@ impl<'a> JitObject<'a> {
     }
 
     /// Runs program `prog` `repeat` times on the same packet without resetting it, as
-    /// the kernel's test run does, and returns the last r0 and the total time.
+    /// the kernel's test run does, and returns the last r0 and the total time. Each run
+    /// has the step budget `vm.max_steps`.
     pub fn run_repeat(
         &self,
         vm: &mut Vm,
@@ -349,6 +354,20 @@ impl<'a> JitObject<'a> {
         pkt: &mut Packet,
         repeat: u64,
     ) -> Result<(u64, Duration), Trap> {
+        self.run_repeated(vm, prog, pkt, repeat)
+            .map(|r| (r.retval, r.elapsed))
+    }
+
+    /// [`JitObject::run_repeat`] that also reports how many runs were done, as
+    /// [`LoadedObject::run_repeated`]: the trampoline checks the flag of
+    /// [`Vm::set_interrupt`] after each run.
+    pub fn run_repeated(
+        &self,
+        vm: &mut Vm,
+        prog: usize,
+        pkt: &mut Packet,
+        repeat: u64,
+    ) -> Result<Repeated, Trap> {
         let Some(&entry) = self.entries.get(prog) else {
             return Err(Trap {
                 kind: TrapKind::NoSuchProgram { index: prog },
@@ -362,12 +381,23 @@ impl<'a> JitObject<'a> {
             ctx: pkt.md_addr() as usize,
             values: self.loaded.maps.value_areas(),
         };
+        let flag = vm.interrupt_flag().cloned();
         let mut ctx = self.context(vm, pkt, &regions, stack_lo);
+        if let Some(f) = &flag {
+            ctx.interrupt = Arc::as_ptr(f);
+        }
+        let repeat = repeat.max(1);
         let start = Instant::now();
         // SAFETY: the context was just built for this run from live objects that stay
-        // borrowed (and otherwise unused) until `enter` returns.
-        let ret = unsafe { self.enter(&mut ctx, entry, stack_hi, repeat.max(1)) }?;
-        Ok((ret, start.elapsed()))
+        // borrowed (and otherwise unused) until `enter` returns; `flag` keeps the
+        // interruption flag alive.
+        let (retval, runs) = unsafe { self.enter(&mut ctx, entry, stack_hi, repeat) }?;
+        Ok(Repeated {
+            retval,
+            elapsed: start.elapsed(),
+            runs,
+            interrupted: runs < repeat,
+        })
     }
 
     fn context(
@@ -394,11 +424,16 @@ impl<'a> JitObject<'a> {
             n_entries: self.entries.len(),
             cpu: vm.cpu,
             tail_calls: 0,
+            steps_left: vm.max_steps,
+            max_steps: vm.max_steps,
+            interrupt: &trampoline::NEVER_INTERRUPTED,
+            runs_left: 0,
         }
     }
 
     /// Runs the compiled program at `entry` `repeat` times with r1 = ctx and r10 =
-    /// `stack_hi`, stopping at the first trap; returns the last r0.
+    /// `stack_hi`, stopping at the first trap or when interrupted; returns the last r0
+    /// and the number of runs done.
     ///
     /// # Safety
     /// `ctx` must have been built by `context` for this run: its regions, packet, maps,
@@ -409,14 +444,16 @@ impl<'a> JitObject<'a> {
         entry: u64,
         stack_hi: usize,
         repeat: u64,
-    ) -> Result<u64, Trap> {
+    ) -> Result<(u64, u64), Trap> {
         let md = ctx.md;
         // SAFETY: `trampoline` and `entry` are compiled code owned by `self.module`, alive
         // as long as `self`; compiled code touches only memory the region checks allow
         // (or the current stack frame), and returns normally on every path.
         let status = unsafe { (self.trampoline)(ctx, entry, md, stack_hi as u64, repeat) };
         if status == 0 {
-            Ok(ctx.r0)
+            Ok((ctx.r0, repeat))
+        } else if status == trampoline::status::INTERRUPTED {
+            Ok((ctx.r0, repeat - ctx.runs_left))
         } else {
             let t = ctx.trap(status);
             ctx.trapped = 0;

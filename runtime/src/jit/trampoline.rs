@@ -8,6 +8,7 @@
 //! and every frame returns a non-zero status up to the trampoline.
 
 use std::mem::offset_of;
+use std::sync::atomic::AtomicBool;
 
 use crate::error::{Trap, TrapKind};
 use crate::helpers::{self, HelperCtx};
@@ -30,6 +31,11 @@ pub(crate) mod status {
     /// `bpf_loop` was given a callback that is not a function of the program:
     /// `trap_addr` holds the value.
     pub const BAD_CALLBACK: i64 = 6;
+    /// The run's step budget (`steps_left`) ran out.
+    pub const STEP_BUDGET: i64 = 7;
+    /// Not a trap: the trampoline saw the interruption flag raised after a run and
+    /// stopped with `runs_left` runs not done.
+    pub const INTERRUPTED: i64 = 8;
 }
 
 /// The state of one run, shared by Rust and compiled code. Compiled code reads and
@@ -59,7 +65,19 @@ pub(crate) struct JitCtx {
     /// Tail calls made so far in this run; a `bpf_loop` callback invocation counts its
     /// own (as the interpreter does) and the caller's count is restored after the loop.
     pub tail_calls: u32,
+    /// Steps left in the current run: counted down by compiled code at backward jumps,
+    /// bpf-to-bpf calls, `bpf_loop` iterations and tail calls; reset to `max_steps` by
+    /// the trampoline before each run.
+    pub steps_left: u64,
+    pub max_steps: u64,
+    /// The interruption flag the trampoline reads after each run (never null).
+    pub interrupt: *const AtomicBool,
+    /// Runs not done when the trampoline stopped on the interruption flag.
+    pub runs_left: u64,
 }
+
+/// The interruption flag of runs that have none.
+pub(crate) static NEVER_INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) const OFF_STACK_LO: i32 = offset_of!(JitCtx, stack_lo) as i32;
 pub(crate) const OFF_MD: i32 = offset_of!(JitCtx, md) as i32;
@@ -69,6 +87,10 @@ pub(crate) const OFF_TRAP_ADDR: i32 = offset_of!(JitCtx, trap_addr) as i32;
 pub(crate) const OFF_TRAP_INFO: i32 = offset_of!(JitCtx, trap_info) as i32;
 pub(crate) const OFF_R0: i32 = offset_of!(JitCtx, r0) as i32;
 pub(crate) const OFF_TAIL_CALLS: i32 = offset_of!(JitCtx, tail_calls) as i32;
+pub(crate) const OFF_STEPS_LEFT: i32 = offset_of!(JitCtx, steps_left) as i32;
+pub(crate) const OFF_MAX_STEPS: i32 = offset_of!(JitCtx, max_steps) as i32;
+pub(crate) const OFF_INTERRUPT: i32 = offset_of!(JitCtx, interrupt) as i32;
+pub(crate) const OFF_RUNS_LEFT: i32 = offset_of!(JitCtx, runs_left) as i32;
 
 impl JitCtx {
     /// The trap a run that returned `status` (non-zero) stopped with.
@@ -86,6 +108,9 @@ impl JitCtx {
                 len: info as u8,
             },
             status::CALL_DEPTH => TrapKind::CallDepth,
+            status::STEP_BUDGET => TrapKind::StepBudget {
+                limit: self.max_steps,
+            },
             status::BAD_CALLBACK => TrapKind::HelperBadCallback {
                 helper: helpers::BPF_LOOP as i32,
                 value: self.trap_addr,
@@ -101,8 +126,9 @@ impl JitCtx {
 
 /// Signature of the trampoline compiled code enters through:
 /// `(ctx, entry function, r1, r10, repeat) -> status`: it runs the entry function
-/// `repeat` times (at least once; `tail_calls` reset before each) and stops at the first
-/// trap; the last r0 lands in `ctx.r0`.
+/// `repeat` times (at least once; `tail_calls` and `steps_left` reset before each) and
+/// stops at the first trap, or after a run that left the interruption flag raised
+/// (`INTERRUPTED`, with `runs_left`); the last r0 lands in `ctx.r0`.
 pub(crate) type Trampoline = unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64) -> i64;
 
 /// Calls helper `id` with r1..r5, as the interpreter does. A helper's trap is stored in
@@ -305,6 +331,10 @@ mod tests {
             n_entries: 0,
             cpu: 0,
             tail_calls: 0,
+            steps_left: 0,
+            max_steps: 99,
+            interrupt: &NEVER_INTERRUPTED,
+            runs_left: 0,
         };
         assert_eq!(
             c.trap(status::OUT_OF_BOUNDS),
@@ -326,6 +356,10 @@ mod tests {
             }
         );
         assert_eq!(c.trap(status::CALL_DEPTH).kind, TrapKind::CallDepth);
+        assert_eq!(
+            c.trap(status::STEP_BUDGET).kind,
+            TrapKind::StepBudget { limit: 99 }
+        );
         assert_eq!(
             c.trap(status::BAD_CALLBACK).kind,
             TrapKind::HelperBadCallback {

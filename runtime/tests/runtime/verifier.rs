@@ -162,3 +162,34 @@ fn fuzz_programs_never_violate_a_proof() {
 fn listing(insns: &[RawInsn]) -> String {
     isa::disassemble(insns).unwrap_or_default()
 }
+
+/// Prints how long `prepare` (decoding, structural checks and the analysis) takes for
+/// xdp_parser (the budget: analysis plus JIT within 2 ms); measure in release.
+#[test]
+fn analysis_time_of_xdp_parser() {
+    let path = bpf_progs::object("xdp_parser");
+    let bytes = std::fs::read(&path).expect("object");
+    let obj = loader::Object::parse(&bytes).expect("parses");
+    let loaded = load(&path);
+    let p = obj
+        .programs
+        .iter()
+        .find(|p| p.name == "xdp_parser")
+        .expect("xdp_parser");
+    let starts: Vec<usize> = p.subprogs.iter().map(|s| s.start).collect();
+    let mut times = Vec::new();
+    for _ in 0..25 {
+        let t = std::time::Instant::now();
+        let prepared =
+            runtime::program::prepare(&p.name, &p.section, &p.insns, &starts, &loaded.maps)
+                .expect("prepares");
+        times.push(t.elapsed());
+        assert!(prepared.analysis.processed > 0);
+    }
+    times.sort();
+    println!(
+        "xdp_parser: prepare with analysis {:?} (median of 25, {} slots)",
+        times[12],
+        p.insns.len()
+    );
+}

@@ -367,6 +367,11 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
     b
 }
 
+/// One instruction with its registers as one byte: `regs` is dst | src << 4.
+fn insn_r(code: u8, regs: u8, off: i16, imm: i32) -> [u8; 8] {
+    insn(code, regs & 0x0f, regs >> 4, off, imm)
+}
+
 /// The entry function, entered with r2 != 0, takes r1 as the context and stores 8
 /// bytes at its `data` when `data + 8 <= data_end` (r0 = 1).
 fn entry_body() -> Vec<[u8; 8]> {
@@ -435,6 +440,163 @@ fn a_call_to_the_entry_with_a_forged_context_faults() {
         // The run faults (a trap at the load or the store: EFAULT), nothing is written.
         assert_eq!(test_run(fd), Err(libc::EFAULT), "program {i}");
         assert_eq!(victim.data(), &victim_data[..], "program {i}");
+        close(fd);
+    }
+}
+
+const EXIT: [u8; 8] = [0x95, 0, 0, 0, 0, 0, 0, 0];
+
+/// TEST_RUN of `prog` once on a 64-byte packet: the retval, or the errno. The
+/// retval field starts as 0xdead, so a failed run that wrote it back shows.
+fn test_run_once(prog: i32) -> Result<u32, i32> {
+    let pkt = [0u8; 64];
+    let mut a = [0u8; 80];
+    put32(&mut a, 0, prog as u32);
+    put32(&mut a, 4, 0xdead);
+    put32(&mut a, 8, pkt.len() as u32);
+    put64(&mut a, 16, pkt.as_ptr() as u64);
+    put32(&mut a, 32, 1);
+    match bpf(10, &mut a) {
+        Ok(_) => Ok(get32(&a, 4)),
+        Err(e) => {
+            assert_eq!(get32(&a, 4), 0xdead, "a failed run writes nothing back");
+            Err(e)
+        }
+    }
+}
+
+/// The mutually recursive A (slot `at`) and B (`at + 7`): `if r1 == 0 return;
+/// r1 -= 1; call other(r1) twice`.
+fn call_tree_at(at: usize) -> Vec<[u8; 8]> {
+    let f = |me: usize, other: usize| {
+        let call = |pc: usize| insn_r(0x85, 0x10, 0, other as i32 - pc as i32 - 1);
+        vec![
+            insn_r(0x15, 0x01, 5, 0),
+            insn_r(0x07, 0x01, 0, -1),
+            insn_r(0xbf, 0x16, 0, 0),
+            call(me + 3),
+            insn_r(0xbf, 0x61, 0, 0),
+            call(me + 5),
+            EXIT,
+        ]
+    };
+    let mut p = f(at, at + 7);
+    p.extend(f(at + 7, at));
+    p
+}
+
+#[test]
+fn test_runs_that_never_end_fail_with_e2big() {
+    let load = |insns: Vec<[u8; 8]>, name: &str| {
+        let mut log = vec![0u8; 4096];
+        prog_load(&insns.concat(), name, &mut log)
+            .unwrap_or_else(|e| panic!("{name}: errno {e}: {}", String::from_utf8_lossy(&log)))
+    };
+    // ja -1.
+    let ja = load(
+        vec![insn_r(0xb7, 0, 0, 0), insn_r(0x05, 0, -1, 0), EXIT],
+        "budget_ja",
+    );
+    // A loop through a call: 0: call f; 1: if r0 != 0 goto 0; 2: exit; f: r0 = 1.
+    let through_call = load(
+        vec![
+            insn_r(0x85, 0x10, 0, 2),
+            insn_r(0x55, 0, -2, 0),
+            EXIT,
+            insn_r(0xb7, 0, 0, 1),
+            EXIT,
+        ],
+        "budget_call",
+    );
+    // Mutual recursion, 127 calls deep-first: it ends by itself...
+    let mut tree = vec![insn_r(0xb7, 0x01, 0, 6), insn_r(0x85, 0x10, 0, 1), EXIT];
+    tree.extend(call_tree_at(3));
+    let tree = load(tree, "budget_tree");
+    // ... but not in a loop: 0: r1 = 6; 1: call A; 2: goto 0.
+    let mut tree_loop = vec![
+        insn_r(0xb7, 0x01, 0, 6),
+        insn_r(0x85, 0x10, 0, 1),
+        insn_r(0x05, 0, -3, 0),
+    ];
+    tree_loop.extend(call_tree_at(3));
+    let tree_loop = load(tree_loop, "budget_treeloop");
+    // Without a base case the call depth stops it: a fault, EFAULT.
+    let endless = load(
+        vec![
+            insn_r(0x85, 0x10, 0, 1),
+            EXIT,
+            insn_r(0x85, 0x10, 0, 1),
+            EXIT,
+            insn_r(0x85, 0x10, 0, -3),
+            EXIT,
+        ],
+        "budget_deep",
+    );
+    // Nested bpf_loop: main: bpf_loop(1 << 23, outer); outer (slot 8):
+    // bpf_loop(1 << 23, inner); inner (slot 16): return 0.
+    let lp = |at: i32, target: i32| {
+        vec![
+            insn_r(0xb7, 0x01, 0, 1 << 23),
+            insn_r(0x18, 0x42, 0, target - at - 2),
+            insn_r(0, 0, 0, 0),
+            insn_r(0xb7, 0x03, 0, 0),
+            insn_r(0xb7, 0x04, 0, 0),
+            insn_r(0x85, 0, 0, 181),
+        ]
+    };
+    let mut nested = lp(0, 8);
+    nested.extend([insn_r(0xb7, 0, 0, 2), EXIT]);
+    nested.extend(lp(8, 16));
+    nested.extend([insn_r(0xb7, 0, 0, 0), EXIT]);
+    nested.extend([insn_r(0xb7, 0, 0, 0), EXIT]);
+    let nested = load(nested, "budget_nested");
+
+    assert_eq!(test_run_once(ja), Err(libc::E2BIG));
+    assert_eq!(test_run_once(through_call), Err(libc::E2BIG));
+    assert_eq!(test_run_once(tree), Ok(0));
+    assert_eq!(test_run_once(tree_loop), Err(libc::E2BIG));
+    assert_eq!(test_run_once(endless), Err(libc::EFAULT));
+    assert_eq!(test_run_once(nested), Err(libc::E2BIG));
+    for fd in [ja, through_call, tree, tree_loop, endless, nested] {
+        close(fd);
+    }
+}
+
+#[test]
+fn tail_call_loops_end_under_test_run() {
+    let jmp = map_create(3, 4, 4, 1, "budget_jmp").expect("prog_array");
+    // 0: r6 = r1; 1: r1 = r6; 2: r2 = jmp; 4: r3 = 0; 5: tail call slot 0; then
+    // 6: r0 = 7; exit (`again` false) or 6: goto 6 (the runtime's tests also loop
+    // back to the tail call, with small budgets: here each of the default budget's
+    // 2^30 steps would call the unoptimised debug build's tail-call entry).
+    let prog = |again: bool, name: &str| {
+        let mut p = vec![
+            insn_r(0xbf, 0x16, 0, 0),
+            insn_r(0xbf, 0x61, 0, 0),
+            insn_r(0x18, 0x12, 0, jmp),
+            insn_r(0, 0, 0, 0),
+            insn_r(0xb7, 0x03, 0, 0),
+            insn_r(0x85, 0, 0, 12),
+        ];
+        if again {
+            p.push(insn_r(0x05, 0, -1, 0));
+        } else {
+            p.extend([insn_r(0xb7, 0, 0, 7), EXIT]);
+        }
+        prog_load(&p.concat(), name, &mut []).expect(name)
+    };
+    let key = 0u32.to_ne_bytes();
+    // Tail-calling itself: 33 tail calls, then the call falls through.
+    let once = prog(false, "budget_tail");
+    let fd = (once as u32).to_ne_bytes();
+    elem(2, jmp, key.as_ptr(), fd.as_ptr(), 0).expect("update");
+    assert_eq!(test_run_once(once), Ok(7));
+    // An endless loop once the tail calls are spent: the budget ends it.
+    let again = prog(true, "budget_tailloop");
+    let fd = (again as u32).to_ne_bytes();
+    elem(2, jmp, key.as_ptr(), fd.as_ptr(), 0).expect("update");
+    assert_eq!(test_run_once(again), Err(libc::E2BIG));
+    for fd in [once, again, jmp] {
         close(fd);
     }
 }
