@@ -218,7 +218,7 @@ impl Vm {
                 // SAFETY: `prog` points into `env.programs` (or `first`), which outlive
                 // this run.
                 let facts = unsafe { &(*prog).analysis };
-                let kind = audit(facts, pc - 1, $kind, &reg);
+                let kind = audit(facts, pc - 1, $kind, &reg, pkt.md_addr());
                 trap!(kind)
             }};
         }
@@ -700,13 +700,18 @@ fn audit(
     pc: usize,
     kind: TrapKind,
     reg: &[u64; 16],
+    ctx: u64,
 ) -> TrapKind {
     let fact = analysis.fact(pc);
     let violated = match kind {
         TrapKind::OutOfBounds { .. } => fact.proven,
-        TrapKind::HelperBadPointer { addr, .. } => {
-            (0..5).any(|i| fact.proven_args & (1 << i) != 0 && reg[i + 1] == addr)
-        }
+        // The refused pointer is a proven argument's; a proven context argument is
+        // refused only when it is not the context.
+        TrapKind::HelperBadPointer { addr, .. } => (0..5).any(|i| {
+            fact.proven_args & (1 << i) != 0
+                && reg[i + 1] == addr
+                && (fact.ctx_args & (1 << i) == 0 || addr != ctx)
+        }),
         TrapKind::HelperBadMap { value, .. } => {
             (0..5).any(|i| fact.proven_args & (1 << i) != 0 && reg[i + 1] == value)
         }

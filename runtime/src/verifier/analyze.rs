@@ -131,6 +131,15 @@ pub fn analyze(insns: &[Option<Insn>], maps: &[MapDesc], opts: &Options) -> Anal
             f.call_map = acc.map.flatten();
             f.proven_args = acc.args_ok & acc.args_ptr;
             f.ptr_args = acc.args_ptr;
+            if let Insn::Call(CallTarget::Helper(id)) = insn {
+                if let Some(p) = protos::proto(*id) {
+                    for (i, a) in p.args.iter().enumerate() {
+                        if *a == Arg::Ctx {
+                            f.ctx_args |= 1 << i;
+                        }
+                    }
+                }
+            }
         }
         if is_access && !proven {
             let text = if gave_up {

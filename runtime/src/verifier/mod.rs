@@ -51,6 +51,8 @@ pub struct Fact {
     pub proven_args: u8,
     /// A helper call: bit i set when argument register r(i+1) is checked as a pointer.
     pub ptr_args: u8,
+    /// A helper call: bit i set when argument register r(i+1) must be the context.
+    pub ctx_args: u8,
 }
 
 /// What the analysis needs to know of a map.

@@ -193,3 +193,48 @@ fn analysis_time_of_xdp_parser() {
         p.insns.len()
     );
 }
+
+/// The hostile programs: where one must end with a memory trap at a pc, that access
+/// (or helper call) is not proven; and none ends with ProofViolated in the
+/// interpreter (the suite itself checks each ends as expected).
+#[test]
+fn hostile_memory_traps_are_not_proven() {
+    use bpf_progs::hostile::{self, Expect};
+    let mut checked = 0;
+    for case in hostile::selected() {
+        let Expect::Trap { kind, pc } = &case.expect else {
+            continue;
+        };
+        if !matches!(*kind, "OutOfBounds" | "HelperBadPointer" | "HelperBadMap") {
+            continue;
+        }
+        let store = maps::Store::anonymous(maps::StoreOptions::default()).expect("store");
+        let Ok(loaded) = super::hostile::register(&store, &case) else {
+            continue;
+        };
+        let (object, entry) = LoadedObject::from_store(&store, loaded.id).expect("from_store");
+        let fact = object.programs[entry].analysis.fact(*pc);
+        let proven = if *kind == "OutOfBounds" {
+            fact.proven
+        } else {
+            fact.ptr_args != 0 && fact.proven_args == fact.ptr_args
+        };
+        assert!(
+            !proven,
+            "{}: the {kind} at {pc} is proven: {fact:?}",
+            case.name
+        );
+        let mut vm = Vm::new(0);
+        let mut pkt = Packet::new(&case.packet).expect("packet");
+        if let Err(t) = object.run(&mut vm, entry, &mut pkt) {
+            assert!(
+                !matches!(t.kind, TrapKind::ProofViolated { .. }),
+                "{}: {t}",
+                case.name
+            );
+        }
+        checked += 1;
+    }
+    println!("{checked} hostile memory traps checked unproven");
+    assert!(checked > 0);
+}
