@@ -183,7 +183,7 @@ pub fn includes(old: &State, new: &State, live: &[u16]) -> bool {
     if old.frames.len() != new.frames.len() {
         return false;
     }
-    let mut ids: Vec<(u32, u32)> = Vec::new();
+    let mut ids: Vec<(u32, (u32, i64))> = Vec::new();
     for (i, (fo, fnew)) in old.frames.iter().zip(&new.frames).enumerate() {
         if fo.ret_pc != fnew.ret_pc || fo.callback != fnew.callback {
             return false;
@@ -216,21 +216,20 @@ pub fn includes(old: &State, new: &State, live: &[u16]) -> bool {
     true
 }
 
-/// Ids must correspond one way: copies that share an id in `old` share one in `new`.
-fn same_id(ids: &mut Vec<(u32, u32)>, a: u32, b: u32) -> bool {
-    if a == 0 || b == 0 {
-        return a == b;
-    }
+/// Ids must correspond one way: registers that share an id in `old` (one variable
+/// part) share one in `new`, and for packet pointers the same difference `d` of their
+/// fixed offsets (new fixed - old fixed), by which the variable parts differ.
+fn same_id(ids: &mut Vec<(u32, (u32, i64))>, a: u32, b: u32, d: i64) -> bool {
     match ids.iter().find(|(x, _)| *x == a) {
-        Some(&(_, y)) => y == b,
+        Some(&(_, y)) => y == (b, d),
         None => {
-            ids.push((a, b));
+            ids.push((a, (b, d)));
             true
         }
     }
 }
 
-fn reg_includes(old: &Reg, new: &Reg, ids: &mut Vec<(u32, u32)>) -> bool {
+fn reg_includes(old: &Reg, new: &Reg, ids: &mut Vec<(u32, (u32, i64))>) -> bool {
     use Reg::*;
     match (old, new) {
         (Uninit, _) => true,
@@ -255,7 +254,32 @@ fn reg_includes(old: &Reg, new: &Reg, ids: &mut Vec<(u32, u32)>) -> bool {
                 var: vb,
                 range: rb,
             },
-        ) => ma == mb && fa == fb && ra <= rb && bounds::includes(va, vb) && same_id(ids, *ia, *ib),
+        ) => {
+            // old: data + va + fa, new: data + vb + fb: the same address when
+            // va = vb + d with d = fb - fa. What old proved (data + va + ra <= end)
+            // must follow from new's (data + vb + rb <= end): ra + d <= rb.
+            let d = fb.wrapping_sub(*fa);
+            if ma != mb || d.abs() > 1 << 30 || (*ra as i128 + d as i128) > *rb as i128 {
+                return false;
+            }
+            let shifted = if d == 0 {
+                *vb
+            } else if vb.umin.checked_add_signed(d).is_some()
+                && vb.umax.checked_add_signed(d).is_some()
+                && vb.smin >= 0
+            {
+                bounds::alu(
+                    isa::AluOp::Add,
+                    isa::Width::W64,
+                    vb,
+                    &super::scalar::Scalar::constant(d as u64),
+                )
+            } else {
+                return false;
+            };
+            // A known variable part needs no id: equal values are the link.
+            bounds::includes(va, &shifted) && (va.as_const().is_some() || same_id(ids, *ia, *ib, d))
+        }
         (PacketEnd, PacketEnd) => true,
         (MapHandle { map: a }, MapHandle { map: b }) => a == b,
         (MapValue { map: ma, off: a }, MapValue { map: mb, off: b }) => {
@@ -272,7 +296,7 @@ fn reg_includes(old: &Reg, new: &Reg, ids: &mut Vec<(u32, u32)>) -> bool {
                 id: ib,
                 off: b,
             },
-        ) => ma == mb && bounds::includes(a, b) && same_id(ids, *ia, *ib),
+        ) => ma == mb && bounds::includes(a, b) && same_id(ids, *ia, *ib, 0),
         (
             Ring {
                 id: ia,
@@ -284,9 +308,9 @@ fn reg_includes(old: &Reg, new: &Reg, ids: &mut Vec<(u32, u32)>) -> bool {
                 size: sb,
                 off: b,
             },
-        ) => sa == sb && bounds::includes(a, b) && same_id(ids, *ia, *ib),
+        ) => sa == sb && bounds::includes(a, b) && same_id(ids, *ia, *ib, 0),
         (RingOrNull { id: ia, size: sa }, RingOrNull { id: ib, size: sb }) => {
-            sa == sb && same_id(ids, *ia, *ib)
+            sa == sb && same_id(ids, *ia, *ib, 0)
         }
         (Func { pc: a }, Func { pc: b }) => a == b,
         _ => false,
@@ -301,16 +325,15 @@ pub fn widen(old: &State, new: &State, next_id: &mut u32, hard: bool) -> Option<
         return None;
     }
     let mut out = old.clone();
-    let mut ids: Vec<((u32, u32), u32)> = Vec::new();
-    let mut fresh = |a: u32, b: u32| -> u32 {
-        if a == 0 && b == 0 {
-            return 0;
-        }
-        if let Some(&(_, n)) = ids.iter().find(|(k, _)| *k == (a, b)) {
+    // Registers that shared an id (and, for packet pointers, the difference of their
+    // fixed offsets) in both states share the new one.
+    let mut ids: Vec<((u32, u32, i64), u32)> = Vec::new();
+    let mut fresh = |a: u32, b: u32, d: i64| -> u32 {
+        if let Some(&(_, n)) = ids.iter().find(|(k, _)| *k == (a, b, d)) {
             return n;
         }
         *next_id += 1;
-        ids.push(((a, b), *next_id));
+        ids.push(((a, b, d), *next_id));
         *next_id
     };
     for (fo, (fa, fb)) in out
@@ -334,7 +357,7 @@ pub fn widen(old: &State, new: &State, next_id: &mut u32, hard: bool) -> Option<
     Some(out)
 }
 
-fn widen_reg(a: &Reg, b: &Reg, fresh: &mut impl FnMut(u32, u32) -> u32, hard: bool) -> Reg {
+fn widen_reg(a: &Reg, b: &Reg, fresh: &mut impl FnMut(u32, u32, i64) -> u32, hard: bool) -> Reg {
     use Reg::*;
     let w = |x: &super::scalar::Scalar, y: &super::scalar::Scalar| {
         if hard {
@@ -366,13 +389,39 @@ fn widen_reg(a: &Reg, b: &Reg, fresh: &mut impl FnMut(u32, u32) -> u32, hard: bo
                 var: vb,
                 range: rb,
             },
-        ) if ma == mb && fa == fb && (ia == ib || (*ia != 0 && *ib != 0)) => Packet {
-            meta: *ma,
-            id: if ia == ib { *ia } else { fresh(*ia, *ib) },
-            fixed: *fa,
-            var: w(va, vb),
-            range: if ia == ib { (*ra).min(*rb) } else { 0 },
-        },
+        ) if ma == mb => {
+            if ia == ib && fa == fb {
+                return Packet {
+                    meta: *ma,
+                    id: *ia,
+                    fixed: *fa,
+                    var: w(va, vb),
+                    range: (*ra).min(*rb),
+                };
+            }
+            // data + v + f in both, with different variable parts or fixed offsets:
+            // one pointer data + v' + min(f) with a new id for v' = v + (f - min(f)),
+            // and what each range proved, relative to the new base.
+            let fmin = (*fa).min(*fb);
+            let (da, db) = ((fa - fmin) as u64, (fb - fmin) as u64);
+            let shift = |v: &super::scalar::Scalar, d: u64| {
+                bounds::alu(
+                    isa::AluOp::Add,
+                    isa::Width::W64,
+                    v,
+                    &super::scalar::Scalar::constant(d),
+                )
+            };
+            let var = w(&shift(va, da), &shift(vb, db));
+            let range = (*ra as i64 - da as i64).min(*rb as i64 - db as i64).max(0) as u64;
+            Packet {
+                meta: *ma,
+                id: fresh(*ia, *ib, *fb - *fa),
+                fixed: fmin,
+                var,
+                range,
+            }
+        }
         (PacketEnd, PacketEnd) => PacketEnd,
         (MapHandle { map: x }, MapHandle { map: y }) if x == y => a.clone(),
         (MapValue { map: m, off: x }, MapValue { map: n, off: y }) if m == n => MapValue {
@@ -392,7 +441,7 @@ fn widen_reg(a: &Reg, b: &Reg, fresh: &mut impl FnMut(u32, u32) -> u32, hard: bo
             },
         ) if m == n => MapValueOrNull {
             map: *m,
-            id: fresh(*ia, *ib),
+            id: fresh(*ia, *ib, 0),
             off: w(x, y),
         },
         (
@@ -407,13 +456,13 @@ fn widen_reg(a: &Reg, b: &Reg, fresh: &mut impl FnMut(u32, u32) -> u32, hard: bo
                 off: y,
             },
         ) if sa == sb => Ring {
-            id: fresh(*ia, *ib),
+            id: fresh(*ia, *ib, 0),
             size: *sa,
             off: w(x, y),
         },
         (RingOrNull { id: ia, size: sa }, RingOrNull { id: ib, size: sb }) if sa == sb => {
             RingOrNull {
-                id: fresh(*ia, *ib),
+                id: fresh(*ia, *ib, 0),
                 size: *sa,
             }
         }
@@ -523,5 +572,60 @@ impl fmt::Display for State {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(id: u32, fixed: i64, range: u64) -> Reg {
+        Reg::Packet {
+            meta: false,
+            id,
+            fixed,
+            var: Scalar::constant(0),
+            range,
+        }
+    }
+
+    fn with(regs: &[(usize, Reg)]) -> State {
+        let mut s = State {
+            frames: vec![Frame::new(0, usize::MAX, false)],
+        };
+        for (r, v) in regs {
+            s.frames[0].regs[*r] = v.clone();
+        }
+        s
+    }
+
+    #[test]
+    fn joined_packet_cursors_keep_what_their_ranges_proved() {
+        // A cursor at data+14 (range 18) and at data+18 (range 22), e.g. after an
+        // optional VLAN tag; r7 moved with it (4 bytes further), r8 did not.
+        let a = with(&[(6, pkt(0, 14, 18)), (7, pkt(0, 18, 18)), (8, pkt(0, 0, 18))]);
+        let b = with(&[(6, pkt(0, 18, 22)), (7, pkt(0, 22, 22)), (8, pkt(0, 0, 22))]);
+        let mut id = 100;
+        let j = widen(&a, &b, &mut id, false).unwrap();
+        let Reg::Packet {
+            id: i6,
+            fixed,
+            var,
+            range,
+            ..
+        } = &j.frames[0].regs[6]
+        else {
+            panic!("{:?}", j.frames[0].regs[6]);
+        };
+        assert_eq!((*fixed, *range), (14, 18));
+        assert!(var.contains(0) && var.contains(4) && !var.contains(5));
+        let Reg::Packet { id: i7, fixed, .. } = &j.frames[0].regs[7] else {
+            panic!()
+        };
+        assert_eq!((*i7, *fixed), (*i6, 18));
+        // r8 is the same pointer in both: it keeps id 0 and the smaller range.
+        assert_eq!(j.frames[0].regs[8], pkt(0, 0, 18));
+        assert!(includes(&j, &a, &[u16::MAX]) && includes(&j, &b, &[u16::MAX]));
+        assert!(!includes(&a, &j, &[u16::MAX]));
     }
 }
