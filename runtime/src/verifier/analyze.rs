@@ -141,7 +141,14 @@ pub fn analyze(insns: &[Option<Insn>], maps: &[MapDesc], opts: &Options) -> Anal
                 }
             }
         }
-        if is_access && !proven {
+        // Helper calls with pointer arguments not all proven are listed too.
+        let checked_call = match insn {
+            Insn::Call(CallTarget::Helper(id)) => {
+                protos::proto(*id).is_some_and(|p| p.args.iter().any(|a| *a != Arg::Any))
+            }
+            _ => false,
+        };
+        if (is_access && !proven) || (checked_call && !proven) {
             let text = if gave_up {
                 format!(
                     "{pc}: {}\n; not proven: the analysis gave up after {} instructions",

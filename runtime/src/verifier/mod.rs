@@ -444,4 +444,32 @@ mod tests {
         assert!(!forged[0].analysis.proven(0));
         assert!(!forged[1].analysis.proven(0));
     }
+
+    #[test]
+    fn helper_arguments_are_proven_or_listed() {
+        // bpf_map_lookup_elem(map, r10 - 2): a 4-byte key that crosses the frame top.
+        let prog = |key_off: i32| {
+            [
+                ins(0x18, 1, BPF_PSEUDO_MAP_IDX, 0, 0),
+                ins(0, 0, 0, 0, 0),
+                ins(0xbf, 2, 10, 0, 0),
+                ins(0x07, 2, 0, 0, key_off),
+                ins(0x85, 0, 0, 0, 1),
+                R0_0,
+                EXIT,
+            ]
+        };
+        let a = analyse(&prog(-2));
+        let f = a.fact(4);
+        assert_eq!(
+            (f.ptr_args, f.proven_args, f.call_map),
+            (0b11, 0b01, Some(0))
+        );
+        assert!(!f.proven);
+        let (pc, text) = &a.unproven()[0];
+        assert_eq!(*pc, 4);
+        assert!(text.contains("call") && text.contains("R2=fp0-2"), "{text}");
+        let a = analyse(&prog(-4));
+        assert!(a.fact(4).proven && a.unproven().is_empty());
+    }
 }
