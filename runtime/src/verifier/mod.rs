@@ -472,4 +472,38 @@ mod tests {
         let a = analyse(&prog(-4));
         assert!(a.fact(4).proven && a.unproven().is_empty());
     }
+
+    #[test]
+    fn helper_writes_clobber_spilled_pointers() {
+        // Spill r10 - 16 (a stack pointer) at fp-8; bpf_probe_read_kernel(r10 - 8, 8,
+        // r6) may overwrite it with anything; then store through the reloaded value.
+        let prog = |helper_dst: i32| {
+            [
+                ins(0xbf, 6, 10, 0, 0),
+                ins(0x07, 6, 0, 0, -16),
+                ins(0x7b, 10, 6, -8, 0),
+                ins(0xbf, 1, 10, 0, 0),
+                ins(0x07, 1, 0, 0, helper_dst),
+                ins(0xb7, 2, 0, 0, 8),
+                ins(0xbf, 3, 6, 0, 0),
+                ins(0x85, 0, 0, 0, 113),
+                ins(0x79, 7, 10, -8, 0),
+                ins(0x7a, 7, 0, 0, 1),
+                R0_0,
+                EXIT,
+            ]
+        };
+        // The helper writes fp-24..-16: the spill at fp-8 stays.
+        let a = analyse(&prog(-24));
+        assert!(a.fact(7).proven && a.proven(9), "{:?}", a.unproven());
+        // It writes fp-8..0, over the spill.
+        let a = analyse(&prog(-8));
+        assert!(a.fact(7).proven);
+        assert!(!a.proven(9));
+        // It writes where the analysis cannot place (an unproven pointer): every spill
+        // may be gone.
+        let mut p = prog(-24);
+        p[3] = ins(0xbf, 1, 7, 0, 0);
+        assert!(!analyse(&p).proven(9));
+    }
 }
