@@ -7,7 +7,7 @@ use isa::{AluOp, CallTarget, Insn, JmpCond, Operand, Width};
 use super::bounds;
 use super::protos::{self, Arg, Ret, Size};
 use super::scalar::Scalar;
-use super::state::{self, Frame, Reg, Slot, State, FRAME_BYTES, MAX_FRAMES, SLOTS};
+use super::state::{self, Frame, Reg, State, FRAME_BYTES, MAX_FRAMES, SLOTS};
 use super::{Analysis, Fact, MapDesc, Region};
 use crate::maptable::types;
 use crate::xdp::XdpMd;
@@ -477,10 +477,7 @@ impl Analyzer<'_> {
                 let lo = (o.smin as i128 + off as i128 + FRAME_BYTES as i128) as usize;
                 let hi =
                     (o.smax as i128 + off as i128 + size as i128 + FRAME_BYTES as i128) as usize;
-                let fr = &mut st.frames[*frame as usize];
-                for s in lo / 8..hi.div_ceil(8).min(SLOTS) {
-                    fr.stack[s] = Slot::Misc;
-                }
+                st.frames[*frame as usize].clear_slots(lo / 8, hi.div_ceil(8).min(SLOTS));
             }
             (_, Ok(Region::Stack)) => st.clobber_all_stacks(),
             (_, Ok(_)) => {}
@@ -629,7 +626,7 @@ impl Analyzer<'_> {
                                 Reg::Uninit => Reg::unknown(),
                                 v => v,
                             };
-                            st.frames[*frame as usize].stack[slot] = Slot::Spill(v);
+                            st.frames[*frame as usize].set_spill(slot, v);
                         }
                     }
                 }
@@ -692,9 +689,9 @@ impl Analyzer<'_> {
         if within + n > 8 || slot >= SLOTS {
             return fallback;
         }
-        match &st.frames[frame as usize].stack[slot] {
-            Slot::Spill(r) if n == 8 && within == 0 => r.clone(),
-            Slot::Spill(Reg::Scalar(s)) => match s.as_const() {
+        match st.frames[frame as usize].spill(slot) {
+            Some(r) if n == 8 && within == 0 => r.clone(),
+            Some(Reg::Scalar(s)) => match s.as_const() {
                 Some(v) => {
                     let bits = v >> (8 * within);
                     let v = match (n, signed) {

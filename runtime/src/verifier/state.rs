@@ -93,20 +93,14 @@ impl Reg {
     }
 }
 
-/// One 8-byte stack slot: a spilled register (stored whole by an aligned 8-byte store),
-/// or bytes the analysis does not follow.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Slot {
-    Misc,
-    Spill(Reg),
-}
-
 /// One function's frame: its registers, stack slots and where it returns.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frame {
     pub regs: [Reg; 11],
-    /// Slot `i` covers bytes `fp - 512 + 8i .. fp - 512 + 8i + 8`.
-    pub stack: Vec<Slot>,
+    /// The 8-byte stack slots holding a spilled register (stored whole by an aligned
+    /// 8-byte store), by slot index, sorted; slot `i` covers bytes `fp - 512 + 8i ..
+    /// fp - 512 + 8i + 8`. Other slots hold bytes the analysis does not follow.
+    pub spills: Vec<(u8, Reg)>,
     /// Where the caller continues: the slot after the call, or for a callback the
     /// `bpf_loop` call itself (it is evaluated again: one more iteration or the end).
     pub ret_pc: usize,
@@ -122,10 +116,35 @@ impl Frame {
         };
         Frame {
             regs,
-            stack: vec![Slot::Misc; SLOTS],
+            spills: Vec::new(),
             ret_pc,
             callback,
         }
+    }
+
+    /// The register spilled in slot `slot`, if any.
+    pub fn spill(&self, slot: usize) -> Option<&Reg> {
+        self.spills
+            .binary_search_by_key(&slot, |(s, _)| *s as usize)
+            .ok()
+            .map(|i| &self.spills[i].1)
+    }
+
+    pub fn set_spill(&mut self, slot: usize, r: Reg) {
+        debug_assert!(slot < SLOTS);
+        match self
+            .spills
+            .binary_search_by_key(&slot, |(s, _)| *s as usize)
+        {
+            Ok(i) => self.spills[i].1 = r,
+            Err(i) => self.spills.insert(i, (slot as u8, r)),
+        }
+    }
+
+    /// Forgets the spills in slots `lo..hi`.
+    pub fn clear_slots(&mut self, lo: usize, hi: usize) {
+        self.spills
+            .retain(|(s, _)| (*s as usize) < lo || (*s as usize) >= hi);
     }
 }
 
@@ -158,10 +177,8 @@ impl State {
             for r in fr.regs.iter_mut() {
                 f(r);
             }
-            for s in fr.stack.iter_mut() {
-                if let Slot::Spill(r) = s {
-                    f(r);
-                }
+            for (_, r) in fr.spills.iter_mut() {
+                f(r);
             }
         }
     }
@@ -170,9 +187,7 @@ impl State {
     /// place may have been written).
     pub fn clobber_all_stacks(&mut self) {
         for fr in &mut self.frames {
-            for s in fr.stack.iter_mut() {
-                *s = Slot::Misc;
-            }
+            fr.spills.clear();
         }
     }
 }
@@ -197,15 +212,15 @@ pub fn includes(old: &State, new: &State, live: &[u16]) -> bool {
                 return false;
             }
         }
-        for (so, sn) in fo.stack.iter().zip(&fnew.stack) {
-            match (so, sn) {
-                (Slot::Misc, _) => {}
-                (Slot::Spill(a), Slot::Spill(b)) => {
+        // Slots old does not follow hold anything; a spill in old needs one in new.
+        for (slot, a) in &fo.spills {
+            match fnew.spill(*slot as usize) {
+                Some(b) => {
                     if !reg_includes(a, b, &mut ids) {
                         return false;
                     }
                 }
-                (Slot::Spill(a), Slot::Misc) => {
+                None => {
                     if !matches!(a, Reg::Uninit) && a != &Reg::unknown() {
                         return false;
                     }
@@ -347,12 +362,14 @@ pub fn widen(old: &State, new: &State, next_id: &mut u32, hard: bool) -> Option<
         for r in 0..11 {
             fo.regs[r] = widen_reg(&fa.regs[r], &fb.regs[r], &mut fresh, hard);
         }
-        for s in 0..SLOTS {
-            fo.stack[s] = match (&fa.stack[s], &fb.stack[s]) {
-                (Slot::Spill(a), Slot::Spill(b)) => Slot::Spill(widen_reg(a, b, &mut fresh, hard)),
-                _ => Slot::Misc,
-            };
-        }
+        fo.spills = fa
+            .spills
+            .iter()
+            .filter_map(|(s, a)| {
+                let b = fb.spill(*s as usize)?;
+                Some((*s, widen_reg(a, b, &mut fresh, hard)))
+            })
+            .collect();
     }
     Some(out)
 }
@@ -562,10 +579,8 @@ impl fmt::Display for State {
                 first = false;
                 write!(f, "R{r}={v}")?;
             }
-            for (s, slot) in fr.stack.iter().enumerate() {
-                if let Slot::Spill(v) = slot {
-                    write!(f, " fp{}={v}", (s as i64) * 8 - FRAME_BYTES)?;
-                }
+            for (s, v) in &fr.spills {
+                write!(f, " fp{}={v}", (*s as i64) * 8 - FRAME_BYTES)?;
             }
             if i + 1 < self.frames.len() {
                 writeln!(f)?;
