@@ -16,7 +16,7 @@ use crate::xdp::XdpMd;
 pub const COMPLEXITY_LIMIT: u64 = 1_000_000;
 /// States kept at one slot before new ones are joined into the last, and before
 /// joins widen (so that loops the kernel would walk to their end converge).
-const JOIN_AFTER: usize = 32;
+const JOIN_AFTER: usize = 8;
 const WIDEN_AFTER: usize = 96;
 /// The largest variable part a packet pointer may carry (`MAX_PACKET_OFF`).
 const MAX_PACKET_OFF: u64 = 0xffff;

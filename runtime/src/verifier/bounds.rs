@@ -200,8 +200,12 @@ fn fold(op: AluOp, width: Width, d: u64, s: u64) -> Option<u64> {
 /// `dst op src` in `width`: the domain's transfer function, met with exact constant
 /// folding and simple interval rules.
 pub fn alu(op: AluOp, width: Width, dst: &Scalar, src: &Scalar) -> Scalar {
-    let base = Scalar::alu(op, width, *dst, *src);
     let own = own_alu(op, width, dst, src);
+    // A folded constant is as precise as it gets.
+    if let Some(o) = own.filter(|o| o.as_const().is_some()) {
+        return o;
+    }
+    let base = Scalar::alu(op, width, *dst, *src);
     match own {
         Some(o) => meet(&base, &o).unwrap_or(o),
         None => base,
@@ -307,8 +311,20 @@ fn own_alu(op: AluOp, width: Width, d: &Scalar, s: &Scalar) -> Option<Scalar> {
 
 /// A byte-order conversion, folded when the value is known.
 pub fn endian(kind: Endian, bits: u8, dst: &Scalar) -> Scalar {
+    if cfg!(target_endian = "little") && dst.as_const().is_some() {
+        return endian_own(kind, bits, dst);
+    }
     let base = Scalar::endian(kind, bits, *dst);
-    let own = match dst.as_const() {
+    let own = endian_own(kind, bits, dst);
+    if cfg!(target_endian = "big") {
+        return base;
+    }
+    meet(&base, &own).unwrap_or(own)
+}
+
+/// A byte-order conversion as this (little-endian) host does it.
+fn endian_own(kind: Endian, bits: u8, dst: &Scalar) -> Scalar {
+    match dst.as_const() {
         Some(v) => {
             let r = match (kind, bits) {
                 (Endian::ToLe, 16) => v as u16 as u64,
@@ -325,15 +341,17 @@ pub fn endian(kind: Endian, bits: u8, dst: &Scalar) -> Scalar {
             32 => urange(0, u32::MAX as u64),
             _ => Scalar::unknown(),
         },
-    };
-    if cfg!(target_endian = "big") {
-        return base;
     }
-    meet(&base, &own).unwrap_or(own)
 }
 
 /// Whether `d cond s` (in `width`) is known: `Some(true)` always, `Some(false)` never.
 pub fn outcome(cond: JmpCond, width: Width, d: &Scalar, s: &Scalar) -> Option<bool> {
+    if let (Some(a), Some(b)) = (d.as_const(), s.as_const()) {
+        return Some(match width {
+            Width::W64 => concrete(cond, a, b, false),
+            Width::W32 => concrete(cond, a as u32 as u64, b as u32 as u64, true),
+        });
+    }
     if let Some(o) = Scalar::branch_outcome(cond, width, *d, *s) {
         return Some(o);
     }
