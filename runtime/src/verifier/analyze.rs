@@ -735,7 +735,7 @@ impl Analyzer<'_> {
         const LIMIT: i64 = 1 << 29;
         match p {
             Reg::Ctx { off } => match x.as_const() {
-                Some(c) if (c as i64).abs() < LIMIT => Reg::Ctx {
+                Some(c) if (c as i64).unsigned_abs() < LIMIT as u64 => Reg::Ctx {
                     off: off + c as i64,
                 },
                 _ => Reg::unknown(),
@@ -762,7 +762,7 @@ impl Analyzer<'_> {
             } => {
                 if let Some(c) = x.as_const() {
                     let f = fixed.wrapping_add(c as i64);
-                    if f.abs() < LIMIT {
+                    if f.unsigned_abs() < LIMIT as u64 {
                         return Reg::Packet {
                             meta: *meta,
                             id: *id,

@@ -507,9 +507,9 @@ fn exclude(a: &Scalar, k: u64) -> Option<Scalar> {
     }
     let mut r = *a;
     if a.umin == k {
-        r = meet(&r, &urange(k + 1, u64::MAX))?;
+        r = meet(&r, &urange(k.checked_add(1)?, u64::MAX))?;
     } else if a.umax == k {
-        r = meet(&r, &urange(0, k - 1))?;
+        r = meet(&r, &urange(0, k.checked_sub(1)?))?;
     }
     Some(r)
 }

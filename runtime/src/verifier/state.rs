@@ -274,7 +274,7 @@ fn reg_includes(old: &Reg, new: &Reg, ids: &mut Vec<(u32, (u32, i64))>) -> bool 
             // va = vb + d with d = fb - fa. What old proved (data + va + ra <= end)
             // must follow from new's (data + vb + rb <= end): ra + d <= rb.
             let d = fb.wrapping_sub(*fa);
-            if ma != mb || d.abs() > 1 << 30 || (*ra as i128 + d as i128) > *rb as i128 {
+            if ma != mb || d.unsigned_abs() > 1 << 30 || (*ra as i128 + d as i128) > *rb as i128 {
                 return false;
             }
             let shifted = if d == 0 {

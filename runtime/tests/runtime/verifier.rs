@@ -238,3 +238,115 @@ fn hostile_memory_traps_are_not_proven() {
     println!("{checked} hostile memory traps checked unproven");
     assert!(checked > 0);
 }
+
+/// Random instruction sequences (forward jumps only, so every run ends): the analysis
+/// never panics, and no run ends with ProofViolated. XDP_VERIFIER_RANDOM=N sets how
+/// many.
+#[test]
+fn random_programs_never_violate_a_proof() {
+    let count: u64 = std::env::var("XDP_VERIFIER_RANDOM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) {
+            20_000
+        } else {
+            200_000
+        });
+    // Opcodes: ALU64/ALU32 imm and reg, loads, stores, atomics, jumps, helper calls.
+    const CODES: &[u8] = &[
+        0x07, 0x0f, 0x17, 0x1f, 0x27, 0x57, 0x5f, 0x77, 0xb7, 0xbf, 0xbf, 0xbf, 0x04, 0xb4, 0x54,
+        0x61, 0x69, 0x71, 0x79, 0x81, 0x62, 0x6a, 0x72, 0x7a, 0x63, 0x6b, 0x73, 0x7b, 0xc3, 0xdb,
+        0x05, 0x15, 0x1d, 0x25, 0x2d, 0x3d, 0xa5, 0xad, 0x55, 0x85, 0xdc,
+    ];
+    const HELPERS: &[i32] = &[5, 7, 28, 44, 54, 65, 113, 188, 189, 190];
+    let mut rng = fuzz_gen::Rng::new(0x7e57);
+    let mut vm = Vm::new(0);
+    let mut pkt = Packet::new(&[0x5au8; 80]).unwrap();
+    let (mut ran, mut proven, mut total) = (0u64, 0usize, 0usize);
+    for _ in 0..count {
+        let n = 4 + rng.below(24) as usize;
+        let mut insns = Vec::with_capacity(n + 1);
+        // Start with data/data_end in r2/r3 most of the time, so packet code happens.
+        if rng.chance(70) {
+            insns.push(RawInsn::new(0x61, 2, 1, 0, 0));
+            insns.push(RawInsn::new(0x61, 3, 1, 4, 0));
+        }
+        while insns.len() < n {
+            let code = CODES[rng.below(CODES.len() as u64) as usize];
+            let dst = rng.below(10) as u8;
+            let src = rng.below(11) as u8;
+            let left = (n - insns.len()) as i16;
+            let (off, imm) = match code {
+                0x05 | 0x15 | 0x1d | 0x25 | 0x2d | 0x3d | 0xa5 | 0xad | 0x55 => {
+                    (rng.below(left as u64) as i16, rng.below(64) as i32)
+                }
+                0x85 => (0, HELPERS[rng.below(HELPERS.len() as u64) as usize]),
+                0xc3 | 0xdb => (-8 * (1 + rng.below(8) as i16), 0),
+                0xdc => (0, [16, 32, 64][rng.below(3) as usize]),
+                _ if code & 7 >= 1 && code & 7 <= 3 => {
+                    let base = if rng.chance(50) { -64 } else { 0 };
+                    (base + rng.below(80) as i16, rng.below(256) as i32 - 128)
+                }
+                _ => (0, rng.below(128) as i32 - 32),
+            };
+            // Reserved fields zero, as the decoder requires.
+            let class = code & 7;
+            let reg_form = code & 8 != 0;
+            let (dst, src, off, imm) = match class {
+                // ALU64 / ALU32 (and the byte swap)
+                4 | 7 if code == 0xdc => (dst, 0, 0, imm),
+                4 | 7 => {
+                    let imm = match code & 0xf0 {
+                        0x60 | 0x70 | 0xc0 => imm.rem_euclid(32),
+                        _ => imm,
+                    };
+                    if reg_form {
+                        (dst, src, 0, 0)
+                    } else {
+                        (dst, 0, 0, imm)
+                    }
+                }
+                1 => (dst, src, off, 0),
+                2 => (dst, 0, off, imm),
+                3 if code == 0xc3 || code == 0xdb => (
+                    dst,
+                    src,
+                    off,
+                    [0x00, 0x40, 0x50, 0xa0][rng.below(4) as usize],
+                ),
+                3 => (dst, src, off, 0),
+                _ if code == 0x85 => (0, 0, 0, imm),
+                _ if code == 0x05 => (0, 0, off, 0),
+                _ if reg_form => (dst, src, off, 0),
+                _ => (dst, 0, off, imm),
+            };
+            insns.push(RawInsn::new(code, dst, src, off, imm));
+        }
+        insns.push(RawInsn::new(0xb7, 0, 0, 0, 2));
+        insns.push(RawInsn::new(0x95, 0, 0, 0, 0));
+        let maps = MapTable::new(Vec::new());
+        let Ok(prepared) = runtime::program::prepare("rnd", "xdp", &insns, &[], &maps) else {
+            continue;
+        };
+        let (a, b) = prepared.analysis.coverage();
+        proven += a;
+        total += b;
+        let loaded = LoadedObject {
+            maps,
+            programs: vec![prepared],
+            rejected: Vec::new(),
+            all_programs: Vec::new(),
+        };
+        pkt.reset(&[0x5au8; 80]).unwrap();
+        ran += 1;
+        if let Err(t) = loaded.run(&mut vm, 0, &mut pkt) {
+            assert!(
+                !matches!(t.kind, TrapKind::ProofViolated { .. }),
+                "{t}\n{}",
+                listing(&insns)
+            );
+        }
+    }
+    println!("random programs: {ran} run, {proven}/{total} accesses proven");
+    assert!(ran > count / 4);
+}
