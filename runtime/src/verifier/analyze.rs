@@ -148,7 +148,7 @@ pub fn analyze(insns: &[Option<Insn>], maps: &[MapDesc], opts: &Options) -> Anal
             }
             _ => false,
         };
-        if (is_access && !proven) || (checked_call && !proven) {
+        if (is_access || checked_call) && !proven {
             let text = if gave_up {
                 format!(
                     "{pc}: {}\n; not proven: the analysis gave up after {} instructions",
