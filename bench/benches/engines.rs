@@ -1,13 +1,15 @@
 //! The engines side by side: interpreter dispatch on assembled programs, the seed
 //! workload (xdp_counter, MAC swap, ICMP frame) and the map-heavy workload (8 lookups
 //! and 2 updates per run in a 1M-entry hash) in the interpreter, the JIT and, where
-//! bpf(2) is permitted, the kernel's BPF_PROG_TEST_RUN.
+//! bpf(2) is permitted, the kernel's BPF_PROG_TEST_RUN. The `peers` group puts rbpf's
+//! JIT and interpreter beside them on the compared workloads (`bench::compare`).
 //!
 //! `cargo bench -p bench --bench engines`; one time per run of the program.
 
 use std::time::Duration;
 
-use bench::{dispatch, Workload};
+use bench::rbpf_peer::RbpfProgram;
+use bench::{compare, dispatch, Workload};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use runtime::jit::JitObject;
 use runtime::Vm;
@@ -86,12 +88,49 @@ fn map_heavy(c: &mut Criterion) {
     );
 }
 
+/// rbpf's JIT and interpreter on one workload, one run per iteration on one frame.
+fn rbpf_engines(c: &mut Criterion, group: &str, label: &str, w: &Workload) {
+    let program = match RbpfProgram::link(&w.object, w.prog_name()) {
+        Ok(p) => p,
+        Err(why) => {
+            println!("SKIP: {group}/rbpf/{label}: {why}");
+            return;
+        }
+    };
+    let mut g = c.benchmark_group(group);
+    match program.jit(&w.packet) {
+        Ok(mut vm) => {
+            g.bench_function(BenchmarkId::new("rbpf_jit", label), |b| {
+                b.iter(|| black_box(vm.run()))
+            });
+        }
+        Err(why) => println!("SKIP: {group}/rbpf_jit/{label}: {why}"),
+    }
+    let mut vm = program.interpreter(&w.packet).expect("rbpf interpreter");
+    g.bench_function(BenchmarkId::new("rbpf_interpreter", label), |b| {
+        b.iter(|| black_box(vm.run()))
+    });
+    g.finish();
+}
+
+/// Every engine on the compared workloads: the pure parser, xdp_counter, xdp_parser,
+/// xdp_fw and xdp_stats (`src/bin/compare.rs` prints them as one table).
+fn peers(c: &mut Criterion) {
+    for &(label, object, packet) in compare::WORKLOADS {
+        let w = compare::workload(object, packet).expect("compared workload");
+        let label = label.replace(['/', ' '], "_");
+        both_engines(c, "peers", &label, &w);
+        rbpf_engines(c, "peers", &label, &w);
+        kernel_engine(c, "peers", &label, &w, &[]);
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
-    targets = dispatch_benches, seed_workload, map_heavy
+    targets = dispatch_benches, seed_workload, map_heavy, peers
 }
 criterion_main!(benches);

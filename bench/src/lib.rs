@@ -10,10 +10,19 @@
 //!   tail_call), each from a program that does little else, in both engines.
 //! - `perf-table.sh`: regenerates README.md's performance table with `xdp-runner bench`
 //!   and callgrind.
+//! - `rbpf_peer`: rbpf (crates.io), interpreter and x86-64 JIT, as a peer engine on the
+//!   same linked programs, with a minimal preallocated map table; `src/bin/compare.rs`
+//!   prints every engine side by side on the [`compare`] workloads.
 //!
 //! Nothing here measures time: the benches do, and the tests only check that every
 //! workload runs and does what its name says.
-#![forbid(unsafe_code)]
+//!
+//! No unsafe code outside `rbpf_peer` (rbpf's JIT entry point and its helper ABI).
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod error;
+pub mod rbpf_peer;
 
 use std::path::{Path, PathBuf};
 
@@ -112,6 +121,17 @@ pub mod asm {
             cond,
             dst,
             src: Operand::Imm(imm),
+            off,
+        }
+    }
+
+    /// `if dst cond src goto +off`.
+    pub fn jmp_reg(cond: JmpCond, dst: u8, src: u8, off: i16) -> Insn {
+        Insn::Jmp {
+            width: Width::W64,
+            cond,
+            dst,
+            src: Operand::Reg(src),
             off,
         }
     }
@@ -389,6 +409,86 @@ pub mod dispatch {
         let object = object_from_insns(&[], &[(name, insns)])?;
         let data = std::fs::read(bpf_packet("icmp"))?;
         Workload::new(object, Some(name), &data)
+    }
+}
+
+/// A parser with no maps and no helpers: Ethernet, IPv4 (honouring IHL), then the
+/// TCP or UDP destination port. XDP_ABORTED when a header is truncated or IHL < 5,
+/// XDP_DROP for destination port 53, XDP_PASS otherwise (also for non-IPv4 frames and
+/// other L4 protocols). The "pure parser" column of the engine comparison.
+pub mod pure_parser {
+    use super::asm::*;
+    use super::*;
+
+    pub const NAME: &str = "pure_parser";
+
+    pub fn insns() -> Vec<Insn> {
+        const OUT: usize = 28;
+        const PASS: usize = 27;
+        const PORTS: usize = 24;
+        // The offset of a jump at `pc` to `target`.
+        let to = |pc: usize, target: usize| (target - pc - 1) as i16;
+        vec![
+            load(Size::W, 2, 1, 0), // data
+            load(Size::W, 3, 1, 4), // data_end
+            mov(0, 0),              // XDP_ABORTED
+            mov_reg(4, 2),
+            alu(AluOp::Add, 4, 14),
+            jmp_reg(JmpCond::Gt, 4, 3, to(5, OUT)),
+            load(Size::H, 5, 2, 12),                  // h_proto
+            jmp(JmpCond::Ne, 5, 0x0008, to(7, PASS)), // ETH_P_IP, network order
+            mov_reg(4, 2),
+            alu(AluOp::Add, 4, 34),
+            jmp_reg(JmpCond::Gt, 4, 3, to(10, OUT)),
+            load(Size::B, 5, 2, 14), // version, IHL
+            alu(AluOp::And, 5, 0xf),
+            jmp(JmpCond::Lt, 5, 5, to(13, OUT)),
+            alu(AluOp::Lsh, 5, 2),
+            load(Size::B, 6, 2, 23), // protocol
+            mov_reg(4, 2),
+            alu(AluOp::Add, 4, 14),
+            alu_reg(AluOp::Add, 4, 5), // the L4 header
+            mov_reg(7, 4),
+            alu(AluOp::Add, 7, 8),
+            jmp_reg(JmpCond::Gt, 7, 3, to(21, OUT)),
+            jmp(JmpCond::Eq, 6, 17, to(22, PORTS)),   // UDP
+            jmp(JmpCond::Ne, 6, 6, to(23, PASS)),     // TCP
+            load(Size::H, 5, 4, 2),                   // PORTS: destination port
+            mov(0, 1),                                // XDP_DROP
+            jmp(JmpCond::Eq, 5, 0x3500, to(26, OUT)), // port 53, network order
+            mov(0, 2),                                // PASS: XDP_PASS
+            exit(),                                   // OUT
+        ]
+    }
+
+    /// The pure parser on packet `packet` (a bpf-progs packet name).
+    pub fn workload(packet: &str) -> Result<Workload> {
+        let object = object_from_insns(&[], &[(NAME, insns())])?;
+        let data = std::fs::read(bpf_packet(packet))?;
+        Workload::new(object, Some(NAME), &data)
+    }
+}
+
+/// The workloads every engine runs side by side (`src/bin/compare.rs`, the criterion
+/// groups, the peer tests): `(label, object or pure parser, packet)`.
+pub mod compare {
+    use super::*;
+
+    pub const WORKLOADS: &[(&str, &str, &str)] = &[
+        ("pure parser/udp", pure_parser::NAME, "udp"),
+        ("xdp_counter/icmp", "xdp_counter", "icmp"),
+        ("xdp_parser/udp", "xdp_parser", "udp"),
+        ("xdp_fw/tcp_syn", "xdp_fw", "tcp_syn"),
+        ("xdp_stats/udp", "xdp_stats", "udp"),
+    ];
+
+    /// The workload of one entry of [`WORKLOADS`].
+    pub fn workload(object: &str, packet: &str) -> Result<Workload> {
+        if object == pure_parser::NAME {
+            pure_parser::workload(packet)
+        } else {
+            Workload::from_bpf_progs(object, None, packet)
+        }
     }
 }
 

@@ -208,10 +208,17 @@ pub enum ObjectError {
         /// What is wrong.
         what: String,
     },
-    /// The store is full or damaged.
+    /// The store is full, or a lock of it could not be taken.
     #[error("store: {what}")]
     Store {
         /// What went wrong.
+        what: String,
+    },
+    /// A record of the object table or its data is inconsistent (written by a
+    /// process that was not this runtime, or damaged).
+    #[error("store corrupt: {what}")]
+    Corrupt {
+        /// The inconsistency.
         what: String,
     },
 }
@@ -221,6 +228,7 @@ impl ObjectError {
     pub fn errno(&self) -> i32 {
         match self {
             ObjectError::TableFull { .. } | ObjectError::Store { .. } => libc::ENOSPC,
+            ObjectError::Corrupt { .. } => libc::EUCLEAN,
             ObjectError::NoSuchPin { .. }
             | ObjectError::NoSuchMap { .. }
             | ObjectError::NoSuchProgram { .. }

@@ -239,7 +239,7 @@ impl Store {
         let cursor = h.alloc_cursor.load(Ordering::Acquire);
         // The cursor is shared memory: checked before any arithmetic on it.
         if cursor < layout::DATA_START as u64 || cursor > self.size() {
-            return Err(ObjectError::Store {
+            return Err(ObjectError::Corrupt {
                 what: format!("alloc_cursor {cursor} outside the store"),
             });
         }
@@ -274,7 +274,7 @@ impl Store {
             Some(end) if off >= layout::DATA_START as u64 && off % 8 == 0 && end <= self.size() => {
             }
             _ => {
-                return Err(ObjectError::Store {
+                return Err(ObjectError::Corrupt {
                     what: format!("{what}: data outside the store"),
                 })
             }
@@ -447,7 +447,7 @@ impl Store {
         // The count the listing shows and the instructions must agree.
         let cnt = u64::from(e.lo(3));
         if insns.len() as u64 != cnt * 8 {
-            return Err(ObjectError::Store {
+            return Err(ObjectError::Corrupt {
                 what: format!(
                     "program {id}: {} bytes of instructions for insn_cnt {cnt}",
                     insns.len()

@@ -94,7 +94,7 @@ pub fn bpf(command: i32, attr_ptr: u64, size: u32) -> Result<i64, Errno> {
                 o => o,
             };
             let len = crate::info::get_info(obj, u64_at(a, 8), u32_at(a, 4))?;
-            user::write(attr_ptr + 4, &len.to_ne_bytes())?;
+            user::write(attr_ptr.wrapping_add(4), &len.to_ne_bytes())?;
             Ok(0)
         }
         cmd::PROG_TEST_RUN => crate::testrun::test_run(a, attr_ptr),
@@ -261,7 +261,10 @@ fn stored_value(m: &maps::Map, value: Vec<u8>) -> Result<Vec<u8>, Errno> {
     if map_type != maps::BPF_MAP_TYPE_PROG_ARRAY && !is_outer {
         return Ok(value);
     }
-    let fd = i32::from_ne_bytes([value[0], value[1], value[2], value[3]]);
+    let fd = match value.get(..4) {
+        Some(b) => i32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+        None => return Err(libc::EINVAL),
+    };
     match (fds::lookup(fd), is_outer) {
         (Some(Obj::Prog(id)), false) | (Some(Obj::Map(id)), true) => Ok(id.to_ne_bytes().to_vec()),
         (Some(_), _) => Err(libc::EINVAL),
@@ -344,15 +347,15 @@ fn map_batch_lookup(a: &[u8], attr_ptr: u64, delete: bool) -> Result<i64, Errno>
         }
     }
     for (i, (k, v)) in got.iter().enumerate() {
-        user::write(keys + (i * ks) as u64, k)?;
-        user::write(values + (i * vs) as u64, v)?;
+        user::write(keys.wrapping_add((i * ks) as u64), k)?;
+        user::write(values.wrapping_add((i * vs) as u64), v)?;
         if delete {
             m.delete(k).map_err(|e| e.errno())?;
         }
     }
     let token = if delete { 0 } else { (skip + got.len()) as u32 };
     user::write(out_b, &token.to_ne_bytes())?;
-    user::write(attr_ptr + 32, &(got.len() as u32).to_ne_bytes())?;
+    user::write(attr_ptr.wrapping_add(32), &(got.len() as u32).to_ne_bytes())?;
     if end {
         return Err(libc::ENOENT);
     }
@@ -373,9 +376,9 @@ fn map_batch_write(a: &[u8], attr_ptr: u64, command: i32) -> Result<i64, Errno> 
     let mut result = Ok(0);
     for i in 0..count {
         let r = (|| {
-            let k = user::read(keys + (i * ks) as u64, ks)?;
+            let k = user::read(keys.wrapping_add((i * ks) as u64), ks)?;
             if command == cmd::MAP_UPDATE_BATCH {
-                let v = stored_value(&m, user::read(values + (i * vs) as u64, vs)?)?;
+                let v = stored_value(&m, user::read(values.wrapping_add((i * vs) as u64), vs)?)?;
                 m.update(&k, &v, elem_flags).map_err(|e| e.errno())
             } else {
                 m.delete(&k).map_err(|e| e.errno())
@@ -387,7 +390,7 @@ fn map_batch_write(a: &[u8], attr_ptr: u64, command: i32) -> Result<i64, Errno> 
         }
         done += 1;
     }
-    user::write(attr_ptr + 32, &done.to_ne_bytes())?;
+    user::write(attr_ptr.wrapping_add(32), &done.to_ne_bytes())?;
     result
 }
 
@@ -397,10 +400,12 @@ fn btf_load(a: &[u8]) -> Result<i64, Errno> {
         return Err(libc::E2BIG);
     }
     let data = user::read(u64_at(a, 0), size)?;
-    if let Err(e) = loader::btf::Btf::parse(&data) {
+    // As the kernel's BTF verifier: type ids, names and loops are checked
+    // here, so the store never records BTF that tools could not follow.
+    if let Err((errno, e)) = crate::checked::check_btf(&data) {
         let msg = format!("{e}\n");
         crate::progload::write_log(u64_at(a, 8), u32_at(a, 20), u32_at(a, 24), &msg)?;
-        return Err(libc::EINVAL);
+        return Err(errno);
     }
     Ok(i64::from(fds::create(Obj::LocalBtf, &data)?))
 }
@@ -470,7 +475,7 @@ fn get_next_id(a: &[u8], attr_ptr: u64, command: i32) -> Result<i64, Errno> {
         .filter(|&id| id > start)
         .min()
         .ok_or(libc::ENOENT)?;
-    user::write(attr_ptr + 4, &next.to_ne_bytes())?;
+    user::write(attr_ptr.wrapping_add(4), &next.to_ne_bytes())?;
     Ok(0)
 }
 
@@ -479,15 +484,15 @@ fn get_fd_by_id(a: &[u8], command: i32) -> Result<i64, Errno> {
     let store = state::store()?;
     let obj = match command {
         cmd::PROG_GET_FD_BY_ID => {
-            store.program_by_id(id).map_err(|e| e.errno())?;
+            crate::checked::program(store, id)?;
             Obj::Prog(id)
         }
         cmd::MAP_GET_FD_BY_ID => {
-            store.map_by_id(id).map_err(|e| e.errno())?;
+            crate::checked::map(store, id)?;
             Obj::Map(id)
         }
         _ => {
-            store.btf_data(id).map_err(|e| e.errno())?;
+            crate::checked::btf_data(store, id)?;
             Obj::Btf(id)
         }
     };

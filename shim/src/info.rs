@@ -48,10 +48,7 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
     };
     let ulen = info_len as usize;
     if ulen > size {
-        let tail = user::read(info_ptr + size as u64, ulen - size)?;
-        if tail.iter().any(|&b| b != 0) {
-            return Err(libc::E2BIG);
-        }
+        user::check_zero(info_ptr.wrapping_add(size as u64), ulen - size)?;
     }
     let n = ulen.min(size);
     let mut uinfo = vec![0u8; size];
@@ -59,7 +56,7 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
     let mut out = vec![0u8; size];
     match obj {
         Obj::Map(id) => {
-            let m = store.map_by_id(id).map_err(|e| e.errno())?;
+            let m = crate::checked::map(store, id)?;
             let i = m.info();
             put_u32(&mut out, 0, i.map_type);
             put_u32(&mut out, 4, i.id);
@@ -73,7 +70,7 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
             put_u32(&mut out, 72, i.btf_value_type_id);
         }
         Obj::Prog(id) => {
-            let p = store.program_by_id(id).map_err(|e| e.errno())?;
+            let (p, insns) = crate::checked::program(store, id)?;
             put_u32(&mut out, 0, p.prog_type);
             put_u32(&mut out, 4, p.id);
             out[8..16].copy_from_slice(&p.tag);
@@ -105,7 +102,6 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
                 let xlen = u32_at(&uinfo, 20) as usize;
                 let xptr = u64_at(&uinfo, 32);
                 if xlen > 0 && xptr != 0 {
-                    let insns = store.program_insns(id).map_err(|e| e.errno())?;
                     user::write(xptr, &insns[..xlen.min(insns.len())])?;
                 }
                 put_u64(&mut out, 32, xptr);
@@ -116,7 +112,7 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
         }
         Obj::Btf(_) | Obj::LocalBtf => {
             let (id, data) = match obj {
-                Obj::Btf(id) => (id, store.btf_data(id).map_err(|e| e.errno())?),
+                Obj::Btf(id) => (id, crate::checked::btf_data(store, id)?),
                 _ => return Err(libc::EINVAL),
             };
             let ptr = u64_at(&uinfo, 0);
@@ -154,7 +150,7 @@ pub fn fdinfo(obj: Obj) -> Result<String, Errno> {
     let mut s = String::from("pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1\n");
     match obj {
         Obj::Map(id) => {
-            let m = store.map_by_id(id).map_err(|e| e.errno())?;
+            let m = crate::checked::map(store, id)?;
             let i = m.info();
             s += &format!(
                 "map_type:\t{}\nkey_size:\t{}\nvalue_size:\t{}\nmax_entries:\t{}\nmap_flags:\t{:#x}\nmap_extra:\t0x0\nmemlock:\t{}\nmap_id:\t{}\nfrozen:\t{}\n",
@@ -169,7 +165,7 @@ pub fn fdinfo(obj: Obj) -> Result<String, Errno> {
             );
         }
         Obj::Prog(id) => {
-            let p = store.program_by_id(id).map_err(|e| e.errno())?;
+            let (p, _) = crate::checked::program(store, id)?;
             let tag: String = p.tag.iter().map(|b| format!("{b:02x}")).collect();
             s += &format!(
                 "prog_type:\t{}\nprog_jited:\t0\nprog_tag:\t{tag}\nmemlock:\t{}\nprog_id:\t{}\nrun_time_ns:\t{}\nrun_cnt:\t{}\nrecursion_misses:\t0\nverified_insns:\t{}\n",

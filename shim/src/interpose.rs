@@ -48,28 +48,46 @@ fn guard(what: &str, f: impl FnOnce() -> Result<i64, i32>) -> i64 {
     }
 }
 
-/// The path argument as a str (None for NULL or non-UTF-8: not ours).
-///
-/// # Safety
-/// `p` is NULL or a C string.
-unsafe fn path_arg<'a>(p: *const c_char) -> Option<&'a str> {
-    if p.is_null() {
+/// Longest path the kernel takes (PATH_MAX, with its NUL).
+const PATH_MAX: usize = 4096;
+
+/// The path argument of an interposed call, copied with the checked copy
+/// (never dereferenced directly) into a stack buffer, and returned only when
+/// `wanted` says it may be ours (no allocation for the others). None when the
+/// shim is not answering, or the pointer is NULL or unreadable, or the path
+/// is too long or not UTF-8: then the call is not ours, and the next
+/// definition passes it to the kernel, which answers EFAULT or ENAMETOOLONG
+/// as it does for any path.
+fn path_arg(p: *const c_char, wanted: fn(&[u8]) -> bool) -> Option<String> {
+    if p.is_null() || !active() {
         return None;
     }
-    // SAFETY: caller contract.
-    unsafe { CStr::from_ptr(p) }.to_str().ok()
+    let mut buf = [0u8; PATH_MAX];
+    let n = crate::user::read_cstr_into(p as u64, &mut buf).ok()?;
+    let path = &buf[..n];
+    if !wanted(path) {
+        return None;
+    }
+    String::from_utf8(path.to_vec()).ok()
+}
+
+/// Paths `proc_fd` may take.
+fn proc_path(p: &[u8]) -> bool {
+    p.starts_with(b"/proc/")
+}
+
+/// Paths that may lie on the virtual bpffs (relative ones depend on the cwd).
+fn bpffs_path(p: &[u8]) -> bool {
+    p.starts_with(b"/sys/fs/bpf") || !p.starts_with(b"/")
 }
 
 /// The virtual bpffs path `p` names, if it does.
-///
-/// # Safety
-/// `p` is NULL or a C string.
-unsafe fn virtual_arg(p: *const c_char) -> Option<String> {
-    if !active() {
-        return None;
-    }
-    // SAFETY: caller contract.
-    let s = unsafe { path_arg(p) }?;
+fn virtual_arg(p: *const c_char) -> Option<String> {
+    virtual_of(&path_arg(p, bpffs_path)?)
+}
+
+/// The virtual bpffs path `s` names, if it does.
+fn virtual_of(s: &str) -> Option<String> {
     if !s.starts_with("/sys/fs/bpf") && s.starts_with('/') {
         return None;
     }
@@ -196,13 +214,17 @@ pub unsafe extern "C" fn mmap64(
 /// As libc's `readlink`.
 #[no_mangle]
 pub unsafe extern "C" fn readlink(path: *const c_char, buf: *mut c_char, size: usize) -> isize {
-    // SAFETY: caller contract.
-    if let Some((_, obj)) = unsafe { path_arg(path) }.and_then(|p| proc_fd(p, "fd")) {
-        let s = format!("anon_inode:{}", obj.anon_name());
-        let n = s.len().min(size);
-        // SAFETY: buf is writable for size bytes (caller contract).
-        unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), buf as *mut u8, n) };
-        return n as isize;
+    if let Some((_, obj)) = path_arg(path, proc_path).and_then(|p| proc_fd(&p, "fd")) {
+        return guard("readlink", || {
+            // As the kernel: no room is EINVAL, an unwritable buffer EFAULT.
+            if size == 0 || size > isize::MAX as usize {
+                return Err(libc::EINVAL);
+            }
+            let s = format!("anon_inode:{}", obj.anon_name());
+            let n = s.len().min(size);
+            crate::user::write(buf as u64, &s.as_bytes()[..n])?;
+            Ok(n as i64)
+        }) as isize;
     }
     // SAFETY: forwarded unchanged.
     unsafe { real::readlink(path, buf, size) }
@@ -221,8 +243,7 @@ fn fdinfo_fd(obj: Obj) -> Result<c_int, i32> {
 /// As libc's `open`.
 #[no_mangle]
 pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: libc::mode_t) -> c_int {
-    // SAFETY: caller contract.
-    if let Some((_, obj)) = unsafe { path_arg(path) }.and_then(|p| proc_fd(p, "fdinfo")) {
+    if let Some((_, obj)) = path_arg(path, proc_path).and_then(|p| proc_fd(&p, "fdinfo")) {
         return guard("fdinfo", || fdinfo_fd(obj).map(i64::from)) as c_int;
     }
     // SAFETY: forwarded unchanged.
@@ -246,8 +267,7 @@ static FOPEN: real::Next = real::Next::new(b"fopen\0");
 /// As libc's `fopen`.
 #[no_mangle]
 pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
-    // SAFETY: caller contract.
-    if let Some((_, obj)) = unsafe { path_arg(path) }.and_then(|p| proc_fd(p, "fdinfo")) {
+    if let Some((_, obj)) = path_arg(path, proc_path).and_then(|p| proc_fd(&p, "fdinfo")) {
         let fd = guard("fdinfo", || fdinfo_fd(obj).map(i64::from));
         if fd < 0 {
             return std::ptr::null_mut();
@@ -285,8 +305,7 @@ macro_rules! path_fn {
         #[no_mangle]
         pub unsafe extern "C" fn $name(path: *const c_char, $($arg: $ty),*) -> c_int {
             static NEXT: real::Next = real::Next::new(concat!($sym, "\0").as_bytes());
-            // SAFETY: caller contract.
-            if let Some($vp) = unsafe { virtual_arg(path) } {
+            if let Some($vp) = virtual_arg(path) {
                 return guard($sym, || $ours) as c_int;
             }
             let f = NEXT.get();
@@ -339,16 +358,14 @@ pub unsafe extern "C" fn faccessat(
     flags: c_int,
 ) -> c_int {
     static NEXT: real::Next = real::Next::new(b"faccessat\0");
-    // SAFETY: caller contract.
-    let s = unsafe { path_arg(path) };
-    if s.is_some_and(|s| s.starts_with('/') || dirfd == libc::AT_FDCWD) {
-        // SAFETY: caller contract.
-        if let Some(p) = unsafe { virtual_arg(path) } {
-            return guard("faccessat", || {
-                vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
-                Ok(0)
-            }) as c_int;
-        }
+    let ours = path_arg(path, bpffs_path)
+        .filter(|s| s.starts_with('/') || dirfd == libc::AT_FDCWD)
+        .and_then(|s| virtual_of(&s));
+    if let Some(p) = ours {
+        return guard("faccessat", || {
+            vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
+            Ok(0)
+        }) as c_int;
     }
     let f = NEXT.get();
     if f == 0 {

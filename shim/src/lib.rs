@@ -8,7 +8,10 @@
 //! `open`/`open64`/`openat`/`fopen`/`fopen64` of `/proc/self/fdinfo/N`, and
 //! `statfs`/`statfs64`/`mkdir`/`rmdir`/`unlink`/`access`/`faccessat`/`stat`/
 //! `lstat` of `/sys/fs/bpf/...` (the virtual bpffs, see [`vfs`]). Every entry
-//! point catches panics and fails with an errno instead.
+//! point catches panics and fails with an errno instead. Pointers from the
+//! application are only ever used through [`user`]'s checked copies (EFAULT,
+//! as the kernel, never a signal), and records read from the store are
+//! checked by [`checked`] before they are answered (EUCLEAN if corrupt).
 //!
 //! Environment: `XDPSHIM_STORE` names the store (default `xdp-runtime`),
 //! `XDPSHIM_LOG=1` logs unsupported requests once each on stderr.
@@ -19,6 +22,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod bpf;
+pub mod checked;
+pub mod error;
 pub mod fds;
 pub mod gc;
 pub mod info;

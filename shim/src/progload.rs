@@ -49,7 +49,6 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
     if log_buf != 0 && (log_size < 128 || log_level == 0) || (log_buf == 0 && log_level != 0) {
         return Err(libc::EINVAL);
     }
-    let license = user::read_cstr(u64_at(a, 16), 127).unwrap_or_default();
     let name_raw = &a[48..64];
     let end = name_raw.iter().position(|&b| b == 0).ok_or(libc::EINVAL)?;
     let name = std::str::from_utf8(&name_raw[..end]).map_err(|_| libc::EINVAL)?;
@@ -60,6 +59,14 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
         return Err(libc::EINVAL);
     }
     let bytes = user::read(u64_at(a, 8), insn_cnt as usize * 8)?;
+    // The kernel copies at most 127 bytes of the license, after the
+    // instructions: unreadable is EFAULT (NULL too); a longer or non-UTF-8
+    // one is no GPL-compatible name.
+    let license = match user::read_cstr(u64_at(a, 16), 126) {
+        Ok(l) => l,
+        Err(libc::EFAULT) => return Err(libc::EFAULT),
+        Err(_) => String::new(),
+    };
     let mut insns = runtime::stored::raw_insns(&bytes);
     let fail = |errno: Errno, msg: String| -> Result<i64, Errno> {
         state::log_once(
@@ -122,7 +129,7 @@ fn resolve_maps(insns: &mut [RawInsn], fd_array: u64) -> Result<Vec<u32>, (Errno
             if fd_array == 0 {
                 return Err((libc::EINVAL, format!("{pc}: map index without fd_array")));
             }
-            let b = user::read(fd_array + 4 * x.imm as u32 as u64, 4)
+            let b = user::read(fd_array.wrapping_add(4 * u64::from(x.imm as u32)), 4)
                 .map_err(|e| (e, format!("{pc}: fd_array")))?;
             i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
         } else {

@@ -56,12 +56,27 @@ pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
     if cpu >= store.ncpus() {
         return Err(libc::ENXIO);
     }
-    let data = user::read(data_in, size_in)?;
-    let mut pkt = if ctx_size_in > 0 {
-        let ctx = user::read(ctx_in, ctx_size_in)?;
-        Packet::with_ctx(&data, &ctx)
+    // Sizes are checked as the kernel checks them, in its order (the context
+    // first), so a huge size costs no huge buffer: a context beyond xdp_md
+    // needs a zero tail.
+    let ctx = if ctx_size_in > 0 {
+        let size = runtime::XdpMd::SIZE;
+        if ctx_size_in > size {
+            user::check_zero(ctx_in.wrapping_add(size as u64), ctx_size_in - size)?;
+        }
+        Some(user::read(ctx_in, ctx_size_in.min(size))?)
     } else {
-        Packet::new(&data)
+        None
+    };
+    // The kernel copies at most one frame's worth, then refuses the rest
+    // (EINVAL: no multi-buffer frames here).
+    let data = user::read(data_in, size_in.min(runtime::xdp::MAX_PACKET))?;
+    if size_in > runtime::xdp::MAX_PACKET {
+        return Err(libc::EINVAL);
+    }
+    let mut pkt = match &ctx {
+        Some(ctx) => Packet::with_ctx(&data, ctx),
+        None => Packet::new(&data),
     }
     .map_err(|e| match e {
         runtime::PacketError::BadCtx { errno, .. } => errno,
@@ -117,13 +132,13 @@ pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
     let mut back = [0u8; 8];
     put_u32(&mut back, 0, retval as u32);
     put_u32(&mut back, 4, out.len() as u32);
-    user::write(attr_ptr + 4, &back[..4])?;
-    user::write(attr_ptr + 12, &back[4..])?;
+    user::write(attr_ptr.wrapping_add(4), &back[..4])?;
+    user::write(attr_ptr.wrapping_add(12), &back[4..])?;
     let duration = (ns / repeat).min(u64::from(u32::MAX)) as u32;
-    user::write(attr_ptr + 36, &duration.to_ne_bytes())?;
+    user::write(attr_ptr.wrapping_add(36), &duration.to_ne_bytes())?;
     if ctx_size_out > 0 || ctx_out != 0 {
         let len = runtime::XdpMd::SIZE as u32;
-        user::write(attr_ptr + 44, &len.to_ne_bytes())?;
+        user::write(attr_ptr.wrapping_add(44), &len.to_ne_bytes())?;
     }
     result
 }

@@ -8,8 +8,12 @@ use std::process::{Command, Output};
 mod bpftool;
 #[path = "shim/calls.rs"]
 mod calls;
+#[path = "shim/corrupt.rs"]
+mod corrupt;
 #[path = "shim/hostile.rs"]
 mod hostile;
+#[path = "shim/hostile_pointers.rs"]
+mod hostile_pointers;
 #[path = "shim/libbpf.rs"]
 mod libbpf;
 #[path = "shim/lifetime.rs"]

@@ -181,12 +181,14 @@ fn exercise(s: &Store, seed: &[u8]) {
         // The dump, as `xdp-runner map dump` and bpftool walk it.
         let mut n = 0u64;
         for key in m.iter() {
+            // A corrupt map ends the walk with an error, as dumps report it.
+            let Ok(key) = key else { break };
             let _ = m.lookup(&key, &mut value);
             n += 1;
         }
         assert!(
-            n <= 2 * u64::from(info.max_entries) + 17,
-            "the key walk is bounded"
+            n <= u64::from(info.max_entries),
+            "the key walk yields at most max_entries keys"
         );
         let region = m.value_region();
         for i in 0..4 {

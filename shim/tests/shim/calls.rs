@@ -600,3 +600,226 @@ fn tail_call_loops_end_under_test_run() {
         close(fd);
     }
 }
+
+/// Two pages: the first read-write, the second PROT_NONE. Unmapped on drop.
+struct Edge(*mut u8);
+
+impl Edge {
+    fn new() -> Edge {
+        // SAFETY: a fresh private anonymous mapping of two pages.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        // SAFETY: the second page of the mapping made above.
+        assert_eq!(
+            unsafe { libc::mprotect(p.cast::<u8>().add(4096).cast(), 4096, 0) },
+            0
+        );
+        Edge(p.cast())
+    }
+    /// Address `back` bytes before the unmapped page.
+    fn before_end(&self, back: usize) -> u64 {
+        self.0 as u64 + 4096 - back as u64
+    }
+    fn set(&self, addr: u64, v: u8) {
+        // SAFETY: callers pass addresses inside the read-write page.
+        unsafe { *(addr as *mut u8) = v };
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in new().
+        unsafe { libc::munmap(self.0.cast(), 8192) };
+    }
+}
+
+/// The kernel's answer to the same call, when this process may use bpf(2).
+fn kernel_bpf(cmd: i32, attr: &mut [u8]) -> Result<i64, i32> {
+    // SAFETY: attr is a live buffer of attr.len() bytes.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r)
+    }
+}
+
+/// Sizes far beyond what the memory behind a pointer holds: the kernel checks
+/// the zero tail of an oversized struct page by page (E2BIG at a non-zero
+/// tail byte even if an unmapped page follows) and copies at most one frame
+/// of a test run's packet (EFAULT here: less than a frame is mapped); so must
+/// the shim, without buffers of the sizes given.
+#[test]
+fn oversized_lengths_are_checked_before_copying() {
+    type Call = fn(i32, &mut [u8]) -> Result<i64, i32>;
+    let xdp_pass: Vec<u8> = [[0xb7u8, 0, 0, 0, 2, 0, 0, 0], [0x95, 0, 0, 0, 0, 0, 0, 0]].concat();
+    let load = |call: Call| {
+        let mut a = [0u8; 160];
+        put32(&mut a, 0, 2);
+        put32(&mut a, 4, 4);
+        put32(&mut a, 8, 4);
+        put32(&mut a, 12, 1);
+        let map = call(0, &mut a).expect("map") as i32;
+        let license = b"GPL\0";
+        let mut a = [0u8; 160];
+        put32(&mut a, 0, 6);
+        put32(&mut a, 4, 2);
+        put64(&mut a, 8, xdp_pass.as_ptr() as u64);
+        put64(&mut a, 16, license.as_ptr() as u64);
+        let prog = call(5, &mut a).expect("prog") as i32;
+        (map, prog)
+    };
+    let answers = |call: Call| -> Vec<Result<i64, i32>> {
+        let (map, prog) = load(call);
+        let edge = Edge::new();
+        let mut out = Vec::new();
+        // bpf_map_info with a 4096-byte tail: a non-zero byte 4000 bytes past
+        // the struct, then the unmapped page.
+        let info = edge.before_end(88 + 4008);
+        edge.set(info + 88 + 4000, 1);
+        let mut a = [0u8; 160];
+        put32(&mut a, 0, map as u32);
+        put32(&mut a, 4, 88 + 4008 + 4096);
+        put64(&mut a, 8, info);
+        out.push(call(15, &mut a));
+        edge.set(info + 88 + 4000, 0);
+        // A test run of a 1 MiB packet of which 64 bytes are mapped.
+        let pkt = edge.before_end(64);
+        let mut a = [0u8; 160];
+        put32(&mut a, 0, prog as u32);
+        put32(&mut a, 8, 1 << 20);
+        put64(&mut a, 16, pkt);
+        out.push(call(10, &mut a));
+        // The same with a 64-byte packet and an oversized xdp_md whose tail
+        // holds a non-zero byte before the unmapped page.
+        let data = [0u8; 64];
+        let ctx = edge.before_end(24 + 4008);
+        edge.set(ctx + 24 + 4000, 1);
+        put32(&mut a, 8, 64);
+        put64(&mut a, 16, data.as_ptr() as u64);
+        put32(&mut a, 40, 24 + 4008 + 4096);
+        put64(&mut a, 48, ctx);
+        out.push(call(10, &mut a));
+        close(prog);
+        close(map);
+        out
+    };
+    let expected = vec![Err(libc::E2BIG), Err(libc::EFAULT), Err(libc::E2BIG)];
+    assert_eq!(answers(bpf), expected, "shim");
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIP: oversized lengths against the kernel: not root");
+        return;
+    }
+    assert_eq!(answers(kernel_bpf), expected, "kernel");
+}
+
+/// BPF_BTF_LOAD of `types` (u32 words) with strings "\0a\0".
+fn btf_load_with(call: fn(i32, &mut [u8]) -> Result<i64, i32>, types: &[u32]) -> Result<i64, i32> {
+    let tlen = (types.len() * 4) as u32;
+    let mut b = Vec::new();
+    for w in [0x0001_eb9fu32, 24, 0, tlen, tlen, 3] {
+        b.extend_from_slice(&w.to_ne_bytes());
+    }
+    for w in types {
+        b.extend_from_slice(&w.to_ne_bytes());
+    }
+    b.extend_from_slice(b"\0a\0");
+    let mut a = [0u8; 160];
+    put64(&mut a, 0, b.as_ptr() as u64);
+    put32(&mut a, 16, b.len() as u32);
+    let r = call(18, &mut a);
+    if let Ok(fd) = r {
+        close(fd as i32);
+    }
+    r
+}
+
+/// BTF the kernel's verifier refuses (a type id beyond the last type, a name
+/// outside the strings, a typedef loop, a FUNC of an INT) is refused by the
+/// shim's BPF_BTF_LOAD too, so no such BTF reaches the store and the tools
+/// that follow its ids.
+#[test]
+fn btf_the_kernel_refuses_is_refused() {
+    setup();
+    const INT: [u32; 4] = [1, 1 << 24, 4, 32];
+    let cases: Vec<(&str, Vec<u32>)> = vec![
+        ("valid", [&INT[..], &[1, 8 << 24, 1]].concat()),
+        ("typedef to type 77", [&INT[..], &[1, 8 << 24, 77]].concat()),
+        (
+            "member of type 9",
+            [&INT[..], &[1, (4 << 24) | 1, 4, 1, 9, 0]].concat(),
+        ),
+        (
+            "member name at 99",
+            [&INT[..], &[1, (4 << 24) | 1, 4, 99, 1, 0]].concat(),
+        ),
+        (
+            "typedef loop",
+            [&INT[..], &[1, 8 << 24, 3, 1, 8 << 24, 2]].concat(),
+        ),
+        ("FUNC of an INT", [&INT[..], &[1, 12 << 24, 1]].concat()),
+    ];
+    // SAFETY: geteuid cannot fail.
+    let kernel = unsafe { libc::geteuid() } == 0;
+    for (what, types) in &cases {
+        let shim = btf_load_with(bpf, types).map(|_| ());
+        let want = match *what {
+            "valid" => Ok(()),
+            // The kernel's "Loop detected".
+            "typedef loop" => Err(libc::EEXIST),
+            _ => Err(libc::EINVAL),
+        };
+        assert_eq!(shim, want, "shim: {what}");
+        if kernel {
+            let k = btf_load_with(kernel_bpf, types).map(|_| ());
+            assert_eq!(k, want, "kernel: {what}");
+        }
+    }
+    if !kernel {
+        println!("SKIP: BTF refusals against the kernel: not root");
+    }
+}
+
+/// PROG_LOAD with a NULL or unmapped license pointer: EFAULT, as the kernel
+/// (strncpy_from_user of the license fails), never a load.
+#[test]
+fn an_unreadable_license_is_efault() {
+    setup();
+    type Call = fn(i32, &mut [u8]) -> Result<i64, i32>;
+    let xdp_pass: Vec<u8> = [[0xb7u8, 0, 0, 0, 2, 0, 0, 0], [0x95, 0, 0, 0, 0, 0, 0, 0]].concat();
+    let edge = Edge::new();
+    let load = |call: Call, license: u64| {
+        let mut a = [0u8; 160];
+        put32(&mut a, 0, 6);
+        put32(&mut a, 4, 2);
+        put64(&mut a, 8, xdp_pass.as_ptr() as u64);
+        put64(&mut a, 16, license);
+        let r = call(5, &mut a);
+        if let Ok(fd) = r {
+            close(fd as i32);
+        }
+        r.map(|_| ())
+    };
+    let unmapped = edge.before_end(0);
+    // SAFETY: geteuid cannot fail.
+    let kernel = unsafe { libc::geteuid() } == 0;
+    for (what, ptr) in [("NULL", 0), ("unmapped", unmapped)] {
+        assert_eq!(load(bpf, ptr), Err(libc::EFAULT), "shim: {what}");
+        if kernel {
+            assert_eq!(load(kernel_bpf, ptr), Err(libc::EFAULT), "kernel: {what}");
+        }
+    }
+    if !kernel {
+        println!("SKIP: license pointers against the kernel: not root");
+    }
+}

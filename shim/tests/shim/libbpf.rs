@@ -70,7 +70,7 @@ fn build_tools() -> Result<Tools, String> {
 
 /// `cc -O1 -Wall SRC -o DST LIBS`, written to a temporary name and renamed so
 /// that concurrent test binaries never run a half-written file.
-fn compile(src: &Path, dst: &Path, libs: &[&str]) -> Result<PathBuf, String> {
+pub(super) fn compile(src: &Path, dst: &Path, libs: &[&str]) -> Result<PathBuf, String> {
     let tmp = dst.with_extension(format!("tmp{}", std::process::id()));
     let out = Command::new("cc")
         .args(["-O1", "-Wall"])
