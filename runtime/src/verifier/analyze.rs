@@ -18,6 +18,12 @@ pub const COMPLEXITY_LIMIT: u64 = 1_000_000;
 /// joins widen (so that loops the kernel would walk to their end converge).
 const JOIN_AFTER: usize = 8;
 const WIDEN_AFTER: usize = 96;
+/// Outside loop heads, a path stores its state for pruning at most every this many
+/// instructions (as the kernel's `is_state_visited` does), and no more than
+/// `MAX_STORED` states are kept in all: pruning is an optimisation, and these bound
+/// the memory a long program takes.
+const STORE_EVERY: u64 = 8;
+const MAX_STORED: usize = 1 << 15;
 /// The largest variable part a packet pointer may carry (`MAX_PACKET_OFF`).
 const MAX_PACKET_OFF: u64 = 0xffff;
 
@@ -47,6 +53,9 @@ struct Analyzer<'a> {
     maps: &'a [MapDesc],
     acc: Vec<Acc>,
     prune: Vec<bool>,
+    /// Targets of backward jumps and bpf_loop calls: states are always stored there.
+    loop_head: Vec<bool>,
+    stored: usize,
     live: Vec<u16>,
     visited: Vec<Vec<State>>,
     work: Vec<(usize, State)>,
@@ -64,6 +73,8 @@ pub fn analyze(insns: &[Option<Insn>], maps: &[MapDesc], opts: &Options) -> Anal
         maps,
         acc: vec![Acc::default(); n],
         prune: prune_points(insns),
+        loop_head: loop_heads(insns),
+        stored: 0,
         live: liveness(insns),
         visited: vec![Vec::new(); n],
         work: Vec::new(),
@@ -80,6 +91,8 @@ pub fn analyze(insns: &[Option<Insn>], maps: &[MapDesc], opts: &Options) -> Anal
     a.work.push((0, entry));
     let mut gave_up = false;
     'paths: while let Some((mut pc, mut st)) = a.work.pop() {
+        // Instructions since this path last stored a state (a new path stores at once).
+        let mut since = STORE_EVERY;
         loop {
             a.processed += 1;
             if a.processed > opts.limit {
@@ -90,11 +103,16 @@ pub fn analyze(insns: &[Option<Insn>], maps: &[MapDesc], opts: &Options) -> Anal
                 continue 'paths;
             }
             if a.prune[pc] {
-                match a.visit(pc, st) {
+                let store = a.loop_head[pc] || since >= STORE_EVERY;
+                match a.visit(pc, st, store) {
                     Some(s) => st = s,
                     None => continue 'paths,
                 }
+                if store {
+                    since = 0;
+                }
             }
+            since += 1;
             match a.step(pc, &mut st) {
                 Some(next) => pc = next,
                 None => continue 'paths,
@@ -209,6 +227,41 @@ fn prune_points(insns: &[Option<Insn>]) -> Vec<bool> {
         }
     }
     p
+}
+
+/// Where states are always stored: targets of backward jumps, bpf_loop calls
+/// (callbacks return there), and slots more than one path reaches (merge points).
+fn loop_heads(insns: &[Option<Insn>]) -> Vec<bool> {
+    let n = insns.len();
+    let mut preds = vec![0u8; n];
+    let mut h = vec![false; n];
+    for (pc, insn) in insns.iter().enumerate() {
+        let Some(insn) = insn else { continue };
+        let next = pc + insn.slots();
+        if !matches!(insn, Insn::Ja { .. } | Insn::Exit) && next < n {
+            preds[next] = preds[next].saturating_add(1);
+        }
+        if insn.is_branch() {
+            if let Some(t) = insn.jump_target(pc) {
+                if (0..n as i64).contains(&t) {
+                    let t = t as usize;
+                    preds[t] = preds[t].saturating_add(1);
+                    if t <= pc {
+                        h[t] = true;
+                    }
+                }
+            }
+        }
+        if *insn == Insn::Call(CallTarget::Helper(crate::helpers::BPF_LOOP as i32)) {
+            h[pc] = true;
+        }
+    }
+    for (pc, p) in preds.iter().enumerate() {
+        if *p >= 2 {
+            h[pc] = true;
+        }
+    }
+    h
 }
 
 /// Registers live at the start of each slot (bit r), within each function: a dead
@@ -330,7 +383,7 @@ impl Analyzer<'_> {
     }
 
     /// Pruning at `pc`: `None` when a state seen before holds `st`.
-    fn visit(&mut self, pc: usize, st: State) -> Option<State> {
+    fn visit(&mut self, pc: usize, st: State, store: bool) -> Option<State> {
         let live = self.live_masks(pc, &st);
         if self.visited[pc]
             .iter()
@@ -338,6 +391,10 @@ impl Analyzer<'_> {
         {
             return None;
         }
+        if !store || self.stored >= MAX_STORED {
+            return Some(st);
+        }
+        self.stored += 1;
         let seen = &mut self.visited[pc];
         if seen.len() >= JOIN_AFTER {
             // Join into the last state of the same call chain and explore the join.

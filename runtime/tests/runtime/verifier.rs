@@ -350,3 +350,26 @@ fn random_programs_never_violate_a_proof() {
     println!("random programs: {ran} run, {proven}/{total} accesses proven");
     assert!(ran > count / 4);
 }
+
+/// A program of a million instructions (branches whose outcome is known, so one path
+/// of 750k instructions): the analysis walks it within the complexity limit (the
+/// time it takes is printed; memory is bounded by the states it keeps).
+#[test]
+fn a_million_instructions_are_walked_once() {
+    let (insns, _) = bpf_progs::hostile::enormous_branch_pairs(1_000_000);
+    let raw: Vec<RawInsn> = insns
+        .iter()
+        .map(|i| RawInsn::new(i.code, i.dst, i.src, i.off, i.imm))
+        .collect();
+    let t = std::time::Instant::now();
+    let p = runtime::program::prepare("big", "xdp", &raw, &[], &MapTable::new(Vec::new()))
+        .expect("prepares");
+    println!(
+        "1M instructions: prepare {:?}, {} processed, gave up: {}",
+        t.elapsed(),
+        p.analysis.processed,
+        p.analysis.gave_up
+    );
+    assert!(!p.analysis.gave_up);
+    assert_eq!(p.analysis.processed, 750_001);
+}
