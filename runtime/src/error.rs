@@ -234,6 +234,9 @@ pub enum TrapKind {
     /// chain, more than the calling thread has left, and no thread with that much
     /// stack could be started to run it.
     HostStack { need: u64 },
+    /// An access (or a helper's pointer argument) the analysis proved safe trapped:
+    /// the proof was wrong. Only the trap path looks for this, so it costs nothing.
+    ProofViolated { pc: usize },
 }
 
 /// A fault inside a running program: what happened and at which instruction.
@@ -296,6 +299,10 @@ impl fmt::Display for Trap {
             TrapKind::HostStack { need } => write!(
                 f,
                 "the compiled program needs {need} bytes of host stack, more than this thread has, and no thread with that stack could be started"
+            )?,
+            TrapKind::ProofViolated { pc } => write!(
+                f,
+                "the access at {pc} was proven safe by the analysis but trapped (unsound proof)"
             )?,
         }
         write!(f, " at insn {}", self.pc)

@@ -221,6 +221,17 @@ impl Vm {
                 })
             };
         }
+        // A trap where the analysis proved the access safe ends the run with
+        // ProofViolated (the audit): only this trap path looks at the facts.
+        macro_rules! mem_trap {
+            ($kind:expr) => {{
+                // SAFETY: `prog` points into `env.programs` (or `first`), which outlive
+                // this run.
+                let facts = unsafe { &(*prog).analysis };
+                let kind = audit(facts, pc - 1, $kind, &reg, pkt.md_addr());
+                trap!(kind)
+            }};
+        }
         // One step of the budget, taken by the instruction at `pc - 1`.
         macro_rules! step {
             () => {
@@ -246,7 +257,7 @@ impl Vm {
             ($op:expr, $size:expr) => {{
                 let a = addr!($op.src, $op);
                 if !regions.check(pkt.md(), a, $size, false) {
-                    trap!(TrapKind::OutOfBounds {
+                    mem_trap!(TrapKind::OutOfBounds {
                         addr: a,
                         len: $size as u8,
                         write: false
@@ -261,7 +272,7 @@ impl Vm {
                 let a = addr!($op.dst, $op);
                 let v = $val;
                 if !regions.check(pkt.md(), a, $size, true) {
-                    trap!(TrapKind::OutOfBounds {
+                    mem_trap!(TrapKind::OutOfBounds {
                         addr: a,
                         len: $size as u8,
                         write: true
@@ -275,7 +286,7 @@ impl Vm {
             ($op:expr, $size:expr) => {{
                 let a = addr!($op.dst, $op);
                 if !regions.check(pkt.md(), a, $size, true) {
-                    trap!(TrapKind::OutOfBounds {
+                    mem_trap!(TrapKind::OutOfBounds {
                         addr: a,
                         len: $size as u8,
                         write: true
@@ -561,7 +572,7 @@ impl Vm {
                             [reg[1], reg[2], reg[3], reg[4], reg[5]],
                         ) {
                             Ok(v) => reg[0] = v,
-                            Err(kind) => trap!(kind),
+                            Err(kind) => mem_trap!(kind),
                         }
                     }
                 }
@@ -689,6 +700,39 @@ impl Vm {
         let target = env.programs.get(id.checked_sub(1)? as usize)?;
         *count += 1;
         Some(target)
+    }
+}
+
+/// The trap to report for `kind` at `pc`: `ProofViolated` when the analysis proved
+/// the access, or the helper argument that was refused, safe.
+#[cold]
+#[inline(never)]
+fn audit(
+    analysis: &crate::verifier::Analysis,
+    pc: usize,
+    kind: TrapKind,
+    reg: &[u64; 16],
+    ctx: u64,
+) -> TrapKind {
+    let fact = analysis.fact(pc);
+    let violated = match kind {
+        TrapKind::OutOfBounds { .. } => fact.proven,
+        // The refused pointer is a proven argument's; a proven context argument is
+        // refused only when it is not the context.
+        TrapKind::HelperBadPointer { addr, .. } => (0..5).any(|i| {
+            fact.proven_args & (1 << i) != 0
+                && reg[i + 1] == addr
+                && (fact.ctx_args & (1 << i) == 0 || addr != ctx)
+        }),
+        TrapKind::HelperBadMap { value, .. } => {
+            (0..5).any(|i| fact.proven_args & (1 << i) != 0 && reg[i + 1] == value)
+        }
+        _ => false,
+    };
+    if violated {
+        TrapKind::ProofViolated { pc }
+    } else {
+        kind
     }
 }
 

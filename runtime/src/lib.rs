@@ -163,6 +163,7 @@ impl LoadedObject {
                 Err(e) => rejected.push((p.name.clone(), e)),
             }
         }
+        program::forget_entry_ctx_if_tail_calls_forge_it(&mut programs);
         fill_prog_slots(object, &maps, &programs)?;
         if let Some(prefix) = &opts.pin_maps {
             for m in maps.iter() {

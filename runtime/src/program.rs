@@ -11,6 +11,8 @@ use isa::{CallTarget, Insn, RawInsn};
 use crate::error::VerifyError;
 use crate::helpers;
 use crate::maptable::MapTable;
+use crate::verifier::{Analysis, MapDesc};
+use std::sync::Arc;
 
 /// One pre-decoded instruction slot.
 ///
@@ -41,6 +43,8 @@ pub struct Prepared {
     /// The program's id in the store it was registered in (0: none), where its
     /// run statistics go.
     pub store_id: u32,
+    /// What the analysis proved about each slot (`verifier`).
+    pub analysis: Arc<Analysis>,
 }
 
 /// Verifies `insns` and turns them into [`Op`]s, resolving map references through `maps`.
@@ -179,13 +183,29 @@ pub fn prepare(
     }
     functions.sort_unstable();
     functions.dedup();
+    let analysis = Analysis::run(&decoded, len, &MapDesc::of_table(maps), true);
     Ok(Prepared {
         name: name.to_string(),
         section: section.to_string(),
         ops: ops.into(),
         functions,
         store_id: 0,
+        analysis: Arc::new(analysis),
     })
+}
+
+/// A tail call keeps r1 as the caller left it: when some program of `programs` may
+/// tail-call with something other than the context in r1, none of them may be
+/// analysed assuming r1 is the context at its entry (prog_array slots name programs of
+/// the same object).
+pub fn forget_entry_ctx_if_tail_calls_forge_it(programs: &mut [Prepared]) {
+    if programs.iter().any(|p| p.analysis.tail_call_unproven_ctx) {
+        for p in programs.iter_mut() {
+            if p.analysis.entry_ctx {
+                p.analysis = Arc::new(p.analysis.without_entry_ctx());
+            }
+        }
+    }
 }
 
 fn resolve_ldimm64(

@@ -311,7 +311,8 @@ impl LoadedObject {
             ));
         }
         if !tail_calls {
-            let (_, p) = prepared.swap_remove(0);
+            let (_, mut p) = prepared.swap_remove(0);
+            program::forget_entry_ctx_if_tail_calls_forge_it(std::slice::from_mut(&mut p));
             return Ok((
                 LoadedObject {
                     maps,
@@ -334,6 +335,7 @@ impl LoadedObject {
             all_programs.push((p.name.clone(), p.section.clone()));
             programs[pid as usize - 1] = p;
         }
+        program::forget_entry_ctx_if_tail_calls_forge_it(&mut programs);
         Ok((
             LoadedObject {
                 maps,

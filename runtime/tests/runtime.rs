@@ -34,6 +34,8 @@ mod jit_safety;
 mod jit_size;
 #[path = "runtime/stack_chain.rs"]
 mod stack_chain;
+#[path = "runtime/verifier.rs"]
+mod verifier;
 
 use jit::Engine;
 

@@ -39,15 +39,15 @@ fn kind_name(t: &Trap) -> String {
 }
 
 /// A case's maps in `store` and its program registered there.
-struct Loaded {
+pub(super) struct Loaded {
     maps: Vec<maps::Map>,
-    id: u32,
+    pub(super) id: u32,
 }
 
 /// Creates the maps and registers the program: the load error's text if it fails.
 /// Another program is registered first, so that the case's program id is not 1 (as in
 /// a store that already holds programs).
-fn register(store: &maps::Store, case: &Hostile) -> Result<Loaded, String> {
+pub(super) fn register(store: &maps::Store, case: &Hostile) -> Result<Loaded, String> {
     register_insns(
         store,
         &[0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0],
