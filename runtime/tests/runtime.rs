@@ -8,6 +8,11 @@ use std::path::Path;
 use bpf_progs::{kernel, Cpu};
 use runtime::{LoadedObject, Packet, TrapKind, Vm};
 
+/// One instruction slot from its fields (for hand-written programs).
+fn raw(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> isa::RawInsn {
+    isa::RawInsn::new(code, dst, src, off, imm)
+}
+
 #[path = "runtime/bpf_loop.rs"]
 mod bpf_loop;
 #[path = "runtime/budget.rs"]

@@ -9,16 +9,7 @@ use runtime::jit::{JitObject, JitOptions};
 use runtime::{LoadedObject, Packet, Trap, TrapKind, Vm};
 
 use super::jit::Engine;
-
-fn raw(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> isa::RawInsn {
-    isa::RawInsn {
-        code,
-        dst,
-        src,
-        off,
-        imm,
-    }
-}
+use super::raw;
 
 /// The two slots of `ld_imm64 dst, v` (plain constant).
 fn ld64(dst: u8, v: u64) -> [isa::RawInsn; 2] {

@@ -7,18 +7,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::raw;
 use runtime::jit::{JitObject, JitOptions};
 use runtime::{BoundMap, LoadedObject, Packet, Trap, TrapKind, Vm};
-
-fn raw(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> isa::RawInsn {
-    isa::RawInsn {
-        code,
-        dst,
-        src,
-        off,
-        imm,
-    }
-}
 
 fn ops(list: &[(u8, u8, u8, i16, i32)]) -> Vec<isa::RawInsn> {
     list.iter()

@@ -9,6 +9,7 @@ use bpf_progs::kernel;
 use runtime::jit::{JitObject, JitOptions, MemoryChecks};
 use runtime::{LoadedObject, Packet, TrapKind, Vm};
 
+use super::raw;
 use super::{counting, Outcome};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -316,18 +317,8 @@ fn seed_workload_speed() {
     }
 }
 
-fn raw(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> isa::RawInsn {
-    isa::RawInsn {
-        code,
-        dst,
-        src,
-        off,
-        imm,
-    }
-}
-
 /// A hand-written program, loaded for both engines.
-fn loaded_from(insns: &[isa::RawInsn]) -> LoadedObject {
+pub(super) fn loaded_from(insns: &[isa::RawInsn]) -> LoadedObject {
     let maps = runtime::maptable::MapTable::new(Vec::new());
     let prepared = runtime::program::prepare("p", "xdp", insns, &[], &maps).unwrap();
     LoadedObject {

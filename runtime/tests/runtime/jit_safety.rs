@@ -6,29 +6,10 @@
 //! these programs read host memory unchecked and wrote into another packet's frame
 //! (or died with SIGSEGV for an unmapped r1).
 
+use super::jit::loaded_from;
+use super::raw;
 use runtime::jit::{JitObject, JitOptions};
-use runtime::{LoadedObject, Packet, Trap, TrapKind, Vm};
-
-fn raw(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> isa::RawInsn {
-    isa::RawInsn {
-        code,
-        dst,
-        src,
-        off,
-        imm,
-    }
-}
-
-fn loaded_from(insns: &[isa::RawInsn]) -> LoadedObject {
-    let maps = runtime::maptable::MapTable::new(Vec::new());
-    let prepared = runtime::program::prepare("p", "xdp", insns, &[], &maps).unwrap();
-    LoadedObject {
-        maps,
-        programs: vec![prepared],
-        rejected: Vec::new(),
-        all_programs: Vec::new(),
-    }
-}
+use runtime::{Packet, Trap, TrapKind, Vm};
 
 /// The body the entry function runs when entered with r2 != 0 (a call from itself):
 /// `data = *(u32 *)(r1 + 0); data_end = *(u32 *)(r1 + 4); if data + 8 <= data_end
