@@ -8,9 +8,9 @@ use std::sync::Once;
 
 static SETUP: Once = Once::new();
 
-/// Every test of this file shares one store, private to this process; its
-/// file is unlinked once open (the shim keeps its mapping and descriptor).
-fn setup() {
+/// Every test of this file and of hostile.rs shares one store, private to this
+/// process; its file is unlinked once open (the shim keeps its mapping and descriptor).
+pub(super) fn setup() {
     SETUP.call_once(|| {
         let name = format!("xdpshim-calls-{}", std::process::id());
         std::env::set_var("XDPSHIM_STORE", &name);
@@ -21,18 +21,18 @@ fn setup() {
 }
 
 /// bpf(cmd, attr): Ok(result) or Err(errno).
-fn bpf(cmd: i32, attr: &mut [u8]) -> Result<i64, i32> {
+pub(super) fn bpf(cmd: i32, attr: &mut [u8]) -> Result<i64, i32> {
     setup();
     xdpshim::bpf::bpf(cmd, attr.as_mut_ptr() as u64, attr.len() as u32)
 }
 
-fn put32(a: &mut [u8], off: usize, v: u32) {
+pub(super) fn put32(a: &mut [u8], off: usize, v: u32) {
     a[off..off + 4].copy_from_slice(&v.to_ne_bytes());
 }
-fn put64(a: &mut [u8], off: usize, v: u64) {
+pub(super) fn put64(a: &mut [u8], off: usize, v: u64) {
     a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
 }
-fn get32(a: &[u8], off: usize) -> u32 {
+pub(super) fn get32(a: &[u8], off: usize) -> u32 {
     u32::from_ne_bytes(a[off..off + 4].try_into().unwrap())
 }
 
@@ -55,7 +55,7 @@ fn elem(cmd: i32, fd: i32, key: *const u8, value: *const u8, flags: u64) -> Resu
     bpf(cmd, &mut a)
 }
 
-fn close(fd: i32) {
+pub(super) fn close(fd: i32) {
     // SAFETY: fd is ours.
     unsafe { libc::close(fd) };
 }

@@ -10,48 +10,20 @@
 
 use bpf_progs::hostile::{self, Expect, Hostile, Setup, BUDGET_TRAP};
 
-static SETUP: std::sync::Once = std::sync::Once::new();
+use super::calls::{close, get32, put32, put64};
 
-/// The process's store, as calls.rs sets it up (same name: whichever module comes
-/// first creates it, and the shim keeps one store per process).
-fn setup() {
-    SETUP.call_once(|| {
-        let name = format!("xdpshim-calls-{}", std::process::id());
-        if std::env::var("XDPSHIM_STORE").ok().as_deref() != Some(name.as_str()) {
-            std::env::set_var("XDPSHIM_STORE", &name);
-        }
-        // The suite's small step budget for this process's test runs (read at each
-        // run), so that the endless cases end fast; no other test of this binary
-        // runs a program near it.
+static BUDGET: std::sync::Once = std::sync::Once::new();
+
+/// bpf(cmd, attr) on the process's store (calls.rs sets it up), with the suite's
+/// small step budget for this process's test runs (read at each run), so that the
+/// endless cases end fast; no other test of this binary runs a program near it.
+fn bpf(cmd: i32, attr: &mut [u8]) -> Result<i64, i32> {
+    BUDGET.call_once(|| {
         if std::env::var_os("XDPSHIM_MAX_STEPS").is_none() {
             std::env::set_var("XDPSHIM_MAX_STEPS", hostile::SUITE_MAX_STEPS.to_string());
         }
-        xdpshim::state::store().expect("store");
-        xdpshim::state::store_file().expect("store file");
-        let _ = std::fs::remove_file(format!("/dev/shm/{name}"));
     });
-}
-
-/// bpf(cmd, attr): Ok(result) or Err(errno).
-fn bpf(cmd: i32, attr: &mut [u8]) -> Result<i64, i32> {
-    setup();
-    xdpshim::bpf::bpf(cmd, attr.as_mut_ptr() as u64, attr.len() as u32)
-}
-
-fn put32(a: &mut [u8], off: usize, v: u32) {
-    a[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-}
-fn put64(a: &mut [u8], off: usize, v: u64) {
-    a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-}
-
-fn close(fd: i32) {
-    // SAFETY: fd is a descriptor this test opened.
-    unsafe { libc::close(fd) };
-}
-
-fn get32(a: &[u8], off: usize) -> u32 {
-    u32::from_ne_bytes(a[off..off + 4].try_into().unwrap())
+    super::calls::bpf(cmd, attr)
 }
 
 fn map_create(m: &hostile::MapSpec) -> Result<i32, i32> {
