@@ -1123,7 +1123,7 @@ fn has_values(t: u32) -> bool {
             | types::PERCPU_ARRAY
             | types::LRU_HASH
             | types::LRU_PERCPU_HASH
-            | 11 // BPF_MAP_TYPE_LPM_TRIE
+            | types::LPM_TRIE
     )
 }
 

@@ -200,13 +200,7 @@ mod tests {
     use crate::xdp::Packet;
 
     const fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> RawInsn {
-        RawInsn {
-            code,
-            dst,
-            src,
-            off,
-            imm,
-        }
+        RawInsn::new(code, dst, src, off, imm)
     }
     const EXIT: RawInsn = ins(0x95, 0, 0, 0, 0);
     const R0_0: RawInsn = ins(0xb7, 0, 0, 0, 0);
