@@ -32,6 +32,7 @@ use crate::helpers;
 use crate::interp::{STACK_FRAME, STACK_SIZE};
 use crate::maptable::MapTable;
 use crate::program::{Op, Prepared};
+use crate::verifier::Analysis;
 use crate::xdp::XdpMd;
 
 /// The signatures compiled code uses.
@@ -70,16 +71,18 @@ pub(super) struct FuncSpec<'a> {
     pub start: usize,
     pub end: usize,
     /// The compiled ids that calls and `bpf_loop` reach, in the order of
-    /// `prog.functions`; at index 0 the copy of the entry function compiled without
-    /// `is_entry` when a call targets pc 0.
+    /// `prog.functions`; at index 0 the copy of the entry function (compiled with the
+    /// facts of the analysis that assumes nothing about r1) when a call targets pc 0.
     pub ids: &'a [FuncId],
     pub memory_checks: bool,
-    /// The program's entry function as `run` and tail calls enter it, always with r1 =
-    /// the context (the trampoline passes it; `tail_call_shim` refuses any other r1).
-    /// Never set for code a bpf-to-bpf call can reach.
-    pub is_entry: bool,
     /// The object's maps: a constant map handle in r1 is resolved at compile time.
     pub maps: &'a MapTable,
+    /// What the analysis proved of each slot, for the states this function is entered
+    /// with (for the copy of the entry function: nothing assumed about r1).
+    pub facts: &'a Analysis,
+    /// Keep the checks of proven accesses, trapping with `ProofViolated` when one
+    /// fails (`JitOptions::audit`).
+    pub audit: bool,
 }
 
 /// The length in slots of the instruction at `pc`.
@@ -168,7 +171,6 @@ pub(super) fn translate(
 
     let mut tx = Tx::new(b, spec, sigs);
     tx.frefs = spec.ids.iter().map(|&id| callee(id, tx.b.func)).collect();
-    tx.safe = super::analysis::safe_accesses(ops, &insns, &leader, start, spec.is_entry);
     let blocks: Vec<Option<Block>> = leader
         .iter()
         .map(|&l| l.then(|| tx.b.create_block()))
@@ -252,8 +254,6 @@ struct Tx<'a, 'b> {
     trap_blk: Option<Block>,
     prop_blk: Option<Block>,
     frefs: Vec<FuncRef>,
-    /// Per slot of the function: the access is proven safe (see `analysis.rs`).
-    safe: Vec<bool>,
     /// Registers holding an `ld_imm64` constant set earlier in the current block.
     known: [Option<i64>; 16],
 }
@@ -282,7 +282,6 @@ impl<'a, 'b> Tx<'a, 'b> {
             trap_blk: None,
             prop_blk: None,
             frefs: Vec::new(),
-            safe: Vec::new(),
             known: [None; 16],
         }
     }
@@ -401,7 +400,9 @@ impl<'a, 'b> Tx<'a, 'b> {
     }
 
     /// The address `reg + off` of an access of `size` bytes, after the region checks
-    /// (`Regions::check`) have accepted it; otherwise the run traps with `pc`.
+    /// (`Regions::check`) have accepted it; otherwise the run traps with `pc`. An
+    /// access the analysis proved (`Fact::proven`) has no check; in audit mode it keeps
+    /// the check and a failure traps with `PROOF_VIOLATED` instead.
     fn checked_addr(&mut self, pc: usize, base: u8, off: i32, size: u32, write: bool) -> Value {
         let basev = self.r(base);
         let addr = self.b.ins().iadd_imm_s(basev, off as i64);
@@ -410,18 +411,18 @@ impl<'a, 'b> Tx<'a, 'b> {
         if base == FRAME_POINTER && off >= -(STACK_FRAME as i32) && off <= -(size as i32) {
             return addr;
         }
-        // Proven inside the frame, the context or the tested packet range.
-        if self
-            .safe
-            .get(pc - self.spec.start)
-            .copied()
-            .unwrap_or(false)
-        {
+        let proven = self.spec.facts.proven(pc);
+        if proven && !self.spec.audit {
             return addr;
         }
         if !self.spec.memory_checks {
             return addr;
         }
+        let fail = if proven {
+            status::PROOF_VIOLATED
+        } else {
+            status::OUT_OF_BOUNDS
+        };
         let ok = self.b.create_block();
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
@@ -466,7 +467,7 @@ impl<'a, 'b> Tx<'a, 'b> {
             .call_indirect(self.check_sig, f, &[self.ctx, addr, info]);
         let allowed = self.b.inst_results(call)[0];
         let bad = self.b.ins().icmp_imm_s(IntCC::Equal, allowed, 0);
-        self.trap_if(bad, status::OUT_OF_BOUNDS, pc, addr, info);
+        self.trap_if(bad, fail, pc, addr, info);
         self.b.ins().jump(ok, &[]);
         self.enter(ok);
         addr

@@ -53,7 +53,6 @@
 //! This module holds unsafe code: entering compiled code, and the shims.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod analysis;
 mod compile;
 mod error;
 pub mod perfmap;
@@ -93,6 +92,9 @@ pub struct JitOptions {
     /// Compile about twice as fast for code that runs 10–15% slower (Cranelift's
     /// single-pass register allocator instead of the backtracking one).
     pub fast_compile: bool,
+    /// Check proven accesses too, and trap with `TrapKind::ProofViolated` when one of
+    /// them fails: the audit of the analysis's proofs (off by default).
+    pub audit: bool,
 }
 
 impl Default for JitOptions {
@@ -101,6 +103,7 @@ impl Default for JitOptions {
             perf_map: false,
             memory_checks: MemoryChecks::On,
             fast_compile: false,
+            audit: false,
         }
     }
 }
@@ -228,6 +231,9 @@ impl<'a> JitObject<'a> {
         let mut max_frame = 0usize;
         for (pi, prog) in loaded.programs.iter().enumerate() {
             let n = prog.functions.len();
+            // The copy of the entry function (slot `n`) may be entered with any r1: its
+            // facts come from the analysis that assumes nothing about r1.
+            let copy_facts = (ids[pi].len() > n).then(|| prog.analysis.without_entry_ctx());
             // The functions that calls and bpf_loop reach: the copy of the entry, if any,
             // in place of the entry itself.
             let mut callees = ids[pi][..n].to_vec();
@@ -248,8 +254,13 @@ impl<'a> JitObject<'a> {
                     end,
                     ids: &callees,
                     memory_checks: opts.memory_checks.on(),
-                    is_entry: fi == 0,
                     maps: &loaded.maps,
+                    facts: if fi < n {
+                        &prog.analysis
+                    } else {
+                        copy_facts.as_ref().unwrap_or(&prog.analysis)
+                    },
+                    audit: opts.audit,
                 };
                 let id = ids[pi][fi];
                 ctx.func.signature = sigs.func.clone();
@@ -711,4 +722,54 @@ fn code_size(ctx: &Context) -> u64 {
     ctx.compiled_code()
         .map(|c| c.code_buffer().len() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use isa::RawInsn;
+
+    use super::*;
+    use crate::maptable::MapTable;
+    use crate::program::prepare;
+
+    /// A wild read (r1 = 0x1234; r0 = *(u64 *)(r1 + 0)) whose proof is forged: in audit
+    /// mode the JIT keeps the check and reports the unsound proof.
+    #[test]
+    fn the_audit_catches_a_forged_proof() {
+        let prog = [
+            RawInsn::new(0xb7, 1, 0, 0, 0x1234),
+            RawInsn::new(0x79, 0, 1, 0, 0),
+            RawInsn::new(0x95, 0, 0, 0, 0),
+        ];
+        let loaded = |forge: bool| {
+            let maps = MapTable::new(Vec::new());
+            let mut p = prepare("t", "xdp", &prog, &[], &maps).unwrap();
+            assert!(!p.analysis.proven(1));
+            if forge {
+                let mut forged = (*p.analysis).clone();
+                forged.forge_proven(1);
+                p.analysis = Arc::new(forged);
+            }
+            LoadedObject {
+                maps,
+                programs: vec![p],
+                rejected: Vec::new(),
+                all_programs: Vec::new(),
+            }
+        };
+        let run = |l: &LoadedObject| {
+            let opts = JitOptions {
+                audit: true,
+                ..JitOptions::default()
+            };
+            let jit = JitObject::compile(l, &opts).unwrap();
+            let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+            jit.run(&mut Vm::new(0), 0, &mut pkt).unwrap_err()
+        };
+        let t = run(&loaded(false));
+        assert!(matches!(t.kind, TrapKind::OutOfBounds { .. }), "{t}");
+        let t = run(&loaded(true));
+        assert_eq!(t.kind, TrapKind::ProofViolated { pc: 1 });
+        assert_eq!(t.pc, 1);
+    }
 }

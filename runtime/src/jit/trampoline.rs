@@ -36,6 +36,8 @@ pub(crate) mod status {
     /// Not a trap: the trampoline saw the interruption flag raised after a run and
     /// stopped with `runs_left` runs not done.
     pub const INTERRUPTED: i64 = 8;
+    /// An access the analysis proved trapped in audit mode (`JitOptions::audit`).
+    pub const PROOF_VIOLATED: i64 = 9;
 }
 
 /// The state of one run, shared by Rust and compiled code. Compiled code reads and
@@ -126,6 +128,7 @@ impl JitCtx {
                 len: info as u8,
             },
             status::CALL_DEPTH => TrapKind::CallDepth,
+            status::PROOF_VIOLATED => TrapKind::ProofViolated { pc },
             status::STEP_BUDGET => TrapKind::StepBudget {
                 limit: self.max_steps,
             },

@@ -16,6 +16,8 @@ use super::{counting, Outcome};
 pub(super) enum Engine {
     Interp,
     Jit,
+    /// The JIT with the checks of proven accesses kept (`JitOptions::audit`).
+    JitAudit,
 }
 
 impl Engine {
@@ -23,6 +25,7 @@ impl Engine {
         match self {
             Engine::Interp => "interpreter",
             Engine::Jit => "jit",
+            Engine::JitAudit => "jit (audit)",
         }
     }
 }
@@ -69,9 +72,12 @@ pub(super) fn run_engine(
     let mut vm = Vm::new(0);
     let (ret, _) = match engine {
         Engine::Interp => loaded.run_repeat(&mut vm, index, &mut pkt, repeat as u64),
-        Engine::Jit => {
-            let jit =
-                JitObject::compile(&loaded, &JitOptions::default()).map_err(|e| e.to_string())?;
+        Engine::Jit | Engine::JitAudit => {
+            let opts = JitOptions {
+                audit: engine == Engine::JitAudit,
+                ..JitOptions::default()
+            };
+            let jit = JitObject::compile(&loaded, &opts).map_err(|e| e.to_string())?;
             jit.run_repeat(&mut vm, index, &mut pkt, repeat as u64)
         }
     }

@@ -72,7 +72,8 @@ fn coverage_of_bpf_progs() {
 }
 
 /// Every bpf-progs case in the interpreter, which audits every trap against the
-/// proofs: none may end with ProofViolated.
+/// proofs, and in the JIT in audit mode (the checks of proven accesses kept): none may
+/// end with ProofViolated.
 #[test]
 fn bpf_progs_never_violate_a_proof() {
     let mut runs = 0;
@@ -84,24 +85,27 @@ fn bpf_progs_never_violate_a_proof() {
             let sets = case.sets_bytes().expect("hex");
             for packet in case.packets {
                 let data = std::fs::read(bpf_progs::packet(packet)).expect("packet");
-                let r = super::jit::run_engine(
-                    super::jit::Engine::Interp,
-                    &path,
-                    case.prog,
-                    &data,
-                    case.repeat,
-                    &sets,
-                    &case.prog_sets_owned(),
-                );
-                if let Err(e) = &r {
-                    assert!(
-                        !e.contains("unsound proof"),
-                        "{} [-mcpu={}]: {e}",
-                        case.label(packet),
-                        cpu.as_str()
+                for engine in [super::jit::Engine::Interp, super::jit::Engine::JitAudit] {
+                    let r = super::jit::run_engine(
+                        engine,
+                        &path,
+                        case.prog,
+                        &data,
+                        case.repeat,
+                        &sets,
+                        &case.prog_sets_owned(),
                     );
+                    if let Err(e) = &r {
+                        assert!(
+                            !e.contains("unsound proof"),
+                            "{} [-mcpu={}] {}: {e}",
+                            case.label(packet),
+                            cpu.as_str(),
+                            engine.name()
+                        );
+                    }
+                    runs += 1;
                 }
-                runs += 1;
             }
         }
     }
