@@ -14,6 +14,22 @@ use crate::error::MapError;
 use crate::map::Map;
 use crate::mem;
 
+/// Where an ARRAY or PERCPU_ARRAY map keeps its values, for code generators that
+/// inline lookups: the value of index `i < max_entries` is at `data + i * vstride`
+/// (ARRAY), or worker `cpu < ncpus`'s at `data + (cpu * max_entries + i) * vstride`
+/// (PERCPU_ARRAY). The addresses stay valid as long as the `Map`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArrayLayout {
+    /// The first value.
+    pub data: *mut u8,
+    /// Bytes from one value to the next: round_up(value_size, 8).
+    pub vstride: usize,
+    /// Values per CPU.
+    pub max_entries: u32,
+    /// Per-CPU slots (0 for a plain ARRAY).
+    pub ncpus: u32,
+}
+
 impl Map {
     /// The kernel's flag check for array updates. BPF_F_LOCK needs a bpf_spin_lock
     /// in the value, which this store does not track yet, so it is refused (EINVAL)
@@ -31,6 +47,21 @@ impl Map {
         let mut b = [0u8; 4];
         b.copy_from_slice(&key[..4]);
         u32::from_ne_bytes(b)
+    }
+
+    /// The layout of an ARRAY or PERCPU_ARRAY map's values (None for other kinds).
+    pub fn array_layout(&self) -> Option<ArrayLayout> {
+        let ncpus = match self.kind {
+            Kind::Array => 0,
+            Kind::PercpuArray => self.ncpus,
+            _ => return None,
+        };
+        Some(ArrayLayout {
+            data: self.data,
+            vstride: self.vstride,
+            max_entries: self.max_entries,
+            ncpus,
+        })
     }
 
     /// ARRAY lookup: bounds check plus a multiply-add.

@@ -44,6 +44,7 @@ mod slots;
 mod store;
 mod typed;
 
+pub use array::ArrayLayout;
 pub use def::*;
 pub use error::{MapError, ObjectError, StoreError, ENOTSUPP};
 pub use layout::{LAYOUT_VERSION, MAGIC, MAP_TABLE_CAP, MIN_STORE_SIZE};

@@ -714,21 +714,8 @@ fn audit(
     reg: &[u64; 16],
     ctx: u64,
 ) -> TrapKind {
-    let fact = analysis.fact(pc);
-    let violated = match kind {
-        TrapKind::OutOfBounds { .. } => fact.proven,
-        // The refused pointer is a proven argument's; a proven context argument is
-        // refused only when it is not the context.
-        TrapKind::HelperBadPointer { addr, .. } => (0..5).any(|i| {
-            fact.proven_args & (1 << i) != 0
-                && reg[i + 1] == addr
-                && (fact.ctx_args & (1 << i) == 0 || addr != ctx)
-        }),
-        TrapKind::HelperBadMap { value, .. } => {
-            (0..5).any(|i| fact.proven_args & (1 << i) != 0 && reg[i + 1] == value)
-        }
-        _ => false,
-    };
+    let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+    let violated = analysis.fact(pc).helper_trap_violates(&kind, &args, ctx);
     if violated {
         TrapKind::ProofViolated { pc }
     } else {

@@ -19,6 +19,9 @@ use crate::maptable::{BoundMap, MapTable};
 use crate::memory::{self, Regions};
 use crate::xdp::Packet;
 
+/// `bpf_map_lookup_elem` and `bpf_map_update_elem`, which the JIT specialises.
+pub const MAP_LOOKUP_ELEM: i64 = 1;
+pub const MAP_UPDATE_ELEM: i64 = 2;
 /// `bpf_tail_call`: executed by the interpreter itself, since it replaces the program.
 pub const TAIL_CALL: i64 = 12;
 /// `bpf_loop`: executed by the interpreter itself, since it calls back into the program.

@@ -766,14 +766,74 @@ impl<'a, 'b> Tx<'a, 'b> {
     }
 
     /// A helper call: r0 = helper(r1..r5); a helper's trap stops the run at `pc`.
-    /// Map lookups and updates on a constant map (r1 loaded by `ld_imm64` in this
-    /// block) of a plain type call their own shim with the map resolved now.
+    ///
+    /// Map lookups and updates on a known map (the analysis proved the same map in r1
+    /// on every path, or r1 was loaded by `ld_imm64` in this block) of a plain type call
+    /// their own shim with the map resolved now; with the key (and value) proven too,
+    /// the shim checks nothing and cannot trap, and ARRAY / PERCPU_ARRAY lookups are
+    /// inlined (the kernel's `map_gen_lookup`). In audit mode every call takes the
+    /// checked path, with its facts and arguments stored for the trap's audit.
     fn helper_call(&mut self, pc: usize, id: i64) {
-        let map = self.known[1]
-            .and_then(|v| self.spec.maps.resolve(v as u64))
+        let fact = self.spec.facts.fact(pc);
+        let audit = self.spec.audit;
+        let proven_map = fact
+            .call_map
+            .filter(|_| fact.proven_args & 1 != 0 && !audit)
+            .and_then(|i| self.spec.maps.get(i as usize));
+        let map = proven_map
+            .or_else(|| self.known[1].and_then(|v| self.spec.maps.resolve(v as u64)))
             .filter(|m| tr::direct_map_helpers(m.info.map_type));
+        // Bits of r1..r5 proven for this map (none in audit mode or without the map).
+        let proven = if proven_map.is_some() && map.is_some() {
+            fact.proven_args
+        } else {
+            0
+        };
+        if audit {
+            let f = MemFlagsData::trusted();
+            let facts = self.spec.facts as *const Analysis as usize as i64;
+            let fv = self.b.ins().iconst(I64, facts);
+            self.b.ins().store(f, fv, self.ctx, tr::OFF_AUDIT_FACTS);
+            for r in 1..=5u8 {
+                let v = self.r(r);
+                let off = tr::OFF_AUDIT_ARGS + 8 * (r as i32 - 1);
+                self.b.ins().store(f, v, self.ctx, off);
+            }
+        }
         let call = match (id, map) {
-            (1, Some(m)) => {
+            (helpers::MAP_LOOKUP_ELEM, Some(m)) if proven & 0b10 != 0 => {
+                if let Some(l) = m.map.array_layout() {
+                    let r0 = self.inline_array_lookup(l);
+                    self.set(0, r0);
+                    return;
+                }
+                let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
+                let key = self.r(2);
+                let f = tr::map_lookup_proven_shim as *const () as usize as i64;
+                let f = self.b.ins().iconst(I64, f);
+                let call = self
+                    .b
+                    .ins()
+                    .call_indirect(self.check_sig, f, &[self.ctx, mv, key]);
+                let r0 = self.b.inst_results(call)[0];
+                self.set(0, r0);
+                return;
+            }
+            (helpers::MAP_UPDATE_ELEM, Some(m)) if proven & 0b110 == 0b110 && !m.read_only() => {
+                let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
+                let (key, value, flags) = (self.r(2), self.r(3), self.r(4));
+                let f = tr::map_update_proven_shim as *const () as usize as i64;
+                let f = self.b.ins().iconst(I64, f);
+                let call = self.b.ins().call_indirect(
+                    self.update_sig,
+                    f,
+                    &[self.ctx, mv, key, value, flags],
+                );
+                let r0 = self.b.inst_results(call)[0];
+                self.set(0, r0);
+                return;
+            }
+            (helpers::MAP_LOOKUP_ELEM, Some(m)) => {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
                 let key = self.r(2);
                 let f = self
@@ -784,7 +844,7 @@ impl<'a, 'b> Tx<'a, 'b> {
                     .ins()
                     .call_indirect(self.check_sig, f, &[self.ctx, mv, key])
             }
-            (2, Some(m)) if !m.read_only() => {
+            (helpers::MAP_UPDATE_ELEM, Some(m)) if !m.read_only() => {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
                 let (key, value, flags) = (self.r(2), self.r(3), self.r(4));
                 let f = self
@@ -816,6 +876,37 @@ impl<'a, 'b> Tx<'a, 'b> {
         let zero = self.b.ins().iconst(I64, 0);
         self.trap_if(trapped, status::HELPER, pc, zero, zero);
         self.set(0, r0);
+    }
+
+    /// `bpf_map_lookup_elem` of an ARRAY or PERCPU_ARRAY map with a proven 4-byte key
+    /// in r2, inline: the value's address when the index is below max_entries (and,
+    /// per-CPU, the run's worker below the map's slots), else NULL.
+    fn inline_array_lookup(&mut self, l: maps::ArrayLayout) -> Value {
+        let key = self.r(2);
+        let idx = self.b.ins().uload32(mflags(), key, 0);
+        let mut ok = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThan, idx, l.max_entries as i64);
+        let slot = if l.ncpus > 0 {
+            let cpu = self
+                .b
+                .ins()
+                .uload32(MemFlagsData::trusted(), self.ctx, tr::OFF_CPU);
+            let cpu_ok = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::UnsignedLessThan, cpu, l.ncpus as i64);
+            ok = self.b.ins().band(ok, cpu_ok);
+            let row = self.b.ins().imul_imm_s(cpu, l.max_entries as i64);
+            self.b.ins().iadd(row, idx)
+        } else {
+            idx
+        };
+        let off = self.b.ins().imul_imm_s(slot, l.vstride as i64);
+        let addr = self.b.ins().iadd_imm_s(off, l.data as usize as i64);
+        let zero = self.b.ins().iconst(I64, 0);
+        self.b.ins().select(ok, addr, zero)
     }
 
     /// `bpf_loop(nr_loops, callback, callback_ctx, flags)` as the interpreter runs it

@@ -158,6 +158,8 @@ pub struct JitObject<'a> {
     compile_time: Duration,
     /// Bytes of host stack a run may need at most (see [`host_stack_need`]).
     host_stack: usize,
+    /// The facts of entry-function copies, which audit-mode code refers to.
+    _facts: Vec<Arc<crate::verifier::Analysis>>,
 }
 
 impl<'a> JitObject<'a> {
@@ -229,11 +231,14 @@ impl<'a> JitObject<'a> {
         let mut sizes: Vec<(FuncId, String, u64)> = Vec::new();
         let mut single_pass = Vec::new();
         let mut max_frame = 0usize;
+        // Facts compiled code may point to in audit mode, beyond the programs' own.
+        let mut kept_facts: Vec<Arc<crate::verifier::Analysis>> = Vec::new();
         for (pi, prog) in loaded.programs.iter().enumerate() {
             let n = prog.functions.len();
             // The copy of the entry function (slot `n`) may be entered with any r1: its
             // facts come from the analysis that assumes nothing about r1.
-            let copy_facts = (ids[pi].len() > n).then(|| prog.analysis.without_entry_ctx());
+            let copy_facts =
+                (ids[pi].len() > n).then(|| Arc::new(prog.analysis.without_entry_ctx()));
             // The functions that calls and bpf_loop reach: the copy of the entry, if any,
             // in place of the entry itself.
             let mut callees = ids[pi][..n].to_vec();
@@ -258,7 +263,7 @@ impl<'a> JitObject<'a> {
                     facts: if fi < n {
                         &prog.analysis
                     } else {
-                        copy_facts.as_ref().unwrap_or(&prog.analysis)
+                        copy_facts.as_deref().unwrap_or(&prog.analysis)
                     },
                     audit: opts.audit,
                 };
@@ -289,6 +294,7 @@ impl<'a> JitObject<'a> {
                 max_frame = max_frame.max(frame_size(&ctx));
                 module.clear_context(&mut ctx);
             }
+            kept_facts.extend(copy_facts);
         }
         ctx.func.signature = sigs.trampoline.clone();
         ctx.func.name = UserFuncName::user(0, tramp_id.as_u32());
@@ -339,6 +345,7 @@ impl<'a> JitObject<'a> {
             single_pass,
             compile_time,
             host_stack,
+            _facts: kept_facts,
         })
     }
 
@@ -463,6 +470,8 @@ impl<'a> JitObject<'a> {
             max_steps: vm.max_steps,
             interrupt: &trampoline::NEVER_INTERRUPTED,
             runs_left: 0,
+            audit_facts: std::ptr::null(),
+            audit_args: [0; 5],
         }
     }
 

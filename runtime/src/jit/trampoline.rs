@@ -15,6 +15,7 @@ use crate::helpers::{self, HelperCtx};
 use crate::interp::MAX_TAIL_CALLS;
 use crate::maptable::{types, BoundMap, MapTable};
 use crate::memory::Regions;
+use crate::verifier::Analysis;
 use crate::xdp::Packet;
 
 /// Status a compiled function returns beside r0.
@@ -80,6 +81,11 @@ pub(crate) struct JitCtx {
     pub interrupt: *const AtomicBool,
     /// Runs not done when the trampoline stopped on the interruption flag.
     pub runs_left: u64,
+    /// Audit mode: the facts of the function that made the last helper call, and
+    /// that call's r1..r5, stored by compiled code before each helper call (null
+    /// otherwise), so a helper trap that contradicts a proof becomes `ProofViolated`.
+    pub audit_facts: *const Analysis,
+    pub audit_args: [u64; 5],
 }
 
 /// The interruption flag of runs that have none.
@@ -98,6 +104,9 @@ pub(crate) const OFF_STEPS_LEFT: i32 = offset_of!(JitCtx, steps_left) as i32;
 pub(crate) const OFF_MAX_STEPS: i32 = offset_of!(JitCtx, max_steps) as i32;
 pub(crate) const OFF_INTERRUPT: i32 = offset_of!(JitCtx, interrupt) as i32;
 pub(crate) const OFF_RUNS_LEFT: i32 = offset_of!(JitCtx, runs_left) as i32;
+pub(crate) const OFF_CPU: i32 = offset_of!(JitCtx, cpu) as i32;
+pub(crate) const OFF_AUDIT_FACTS: i32 = offset_of!(JitCtx, audit_facts) as i32;
+pub(crate) const OFF_AUDIT_ARGS: i32 = offset_of!(JitCtx, audit_args) as i32;
 
 impl JitCtx {
     /// The run's regions with the live stack of the calling frame (`frame_lo`).
@@ -136,9 +145,25 @@ impl JitCtx {
                 helper: helpers::BPF_LOOP as i32,
                 value: self.trap_addr,
             },
-            status::HELPER => self.helper_trap.unwrap_or(TrapKind::IllegalInstruction {
-                code: isa::opcode::CALL,
-            }),
+            status::HELPER => {
+                let kind = self.helper_trap.unwrap_or(TrapKind::IllegalInstruction {
+                    code: isa::opcode::CALL,
+                });
+                // SAFETY: compiled code stores only the address of a function's facts,
+                // which the JitObject keeps alive while its code runs.
+                match unsafe { self.audit_facts.as_ref() } {
+                    Some(facts)
+                        if facts.fact(pc).helper_trap_violates(
+                            &kind,
+                            &self.audit_args,
+                            self.md,
+                        ) =>
+                    {
+                        TrapKind::ProofViolated { pc }
+                    }
+                    _ => kind,
+                }
+            }
             _ => TrapKind::IllegalInstruction { code: info as u8 },
         };
         Trap { kind, pc }
@@ -200,6 +225,7 @@ pub(crate) fn direct_map_helpers(map_type: u32) -> bool {
     matches!(
         map_type,
         types::HASH
+            | types::LPM_TRIE
             | types::ARRAY
             | types::PERCPU_HASH
             | types::PERCPU_ARRAY
@@ -270,6 +296,46 @@ pub(crate) unsafe extern "C" fn map_update_shim(
     let (key, value) = (key as usize as *const u8, value as usize as *const u8);
     // SAFETY: `key` and `value` hold key_size and value_size readable bytes.
     match unsafe { m.map.prog_update(key, value, flags, c.cpu) } {
+        Ok(()) => 0,
+        Err(e) => (-(e.errno() as i64)) as u64,
+    }
+}
+
+/// `bpf_map_lookup_elem(map, key)` for a map the analysis proved in r1, with a key
+/// pointer it proved readable for the map's key size: no checks left.
+///
+/// # Safety
+/// `ctx` must be the live context of the current run; `map` a map of its object;
+/// `key` must point to `key_size` readable bytes.
+pub(crate) unsafe extern "C" fn map_lookup_proven_shim(
+    ctx: *mut JitCtx,
+    map: *const BoundMap,
+    key: u64,
+) -> u64 {
+    // SAFETY: the caller guarantees `ctx` and `map` are valid for this run, and the
+    // key's bytes.
+    unsafe {
+        (*map)
+            .map
+            .prog_lookup(key as usize as *const u8, (*ctx).cpu) as u64
+    }
+}
+
+/// `bpf_map_update_elem(map, key, value, flags)` for a map the analysis proved in r1,
+/// not read-only for programs, with key and value pointers it proved readable.
+///
+/// # Safety
+/// As [`map_lookup_proven_shim`], and `value` points to `value_size` readable bytes.
+pub(crate) unsafe extern "C" fn map_update_proven_shim(
+    ctx: *mut JitCtx,
+    map: *const BoundMap,
+    key: u64,
+    value: u64,
+    flags: u64,
+) -> u64 {
+    let (key, value) = (key as usize as *const u8, value as usize as *const u8);
+    // SAFETY: the caller guarantees `ctx`, `map` and the key's and value's bytes.
+    match unsafe { (*map).map.prog_update(key, value, flags, (*ctx).cpu) } {
         Ok(()) => 0,
         Err(e) => (-(e.errno() as i64)) as u64,
     }
@@ -360,6 +426,8 @@ mod tests {
             max_steps: 99,
             interrupt: &NEVER_INTERRUPTED,
             runs_left: 0,
+            audit_facts: std::ptr::null(),
+            audit_args: [0; 5],
         };
         assert_eq!(
             c.trap(status::OUT_OF_BOUNDS),

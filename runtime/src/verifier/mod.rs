@@ -24,6 +24,8 @@ pub mod state;
 
 use isa::Insn;
 
+use crate::error::TrapKind;
+
 use crate::maptable::{types, MapTable};
 
 /// The region a proven access lies in.
@@ -53,6 +55,24 @@ pub struct Fact {
     pub ptr_args: u8,
     /// A helper call: bit i set when argument register r(i+1) must be the context.
     pub ctx_args: u8,
+}
+
+impl Fact {
+    /// Whether the trap `kind` of a helper called at this slot contradicts the proof:
+    /// the pointer or map it refused is a proven argument's (`args` are r1..r5 at the
+    /// call, `ctx` the context's address; a proven context argument is refused only when
+    /// it is not the context). The audit of both engines.
+    pub fn helper_trap_violates(&self, kind: &TrapKind, args: &[u64; 5], ctx: u64) -> bool {
+        let proven = |i: usize| self.proven_args & (1 << i) != 0;
+        match *kind {
+            TrapKind::OutOfBounds { .. } => self.proven,
+            TrapKind::HelperBadPointer { addr, .. } => (0..5).any(|i| {
+                proven(i) && args[i] == addr && (self.ctx_args & (1 << i) == 0 || addr != ctx)
+            }),
+            TrapKind::HelperBadMap { value, .. } => (0..5).any(|i| proven(i) && args[i] == value),
+            _ => false,
+        }
+    }
 }
 
 /// What the analysis needs to know of a map.

@@ -169,14 +169,25 @@ fn both(loaded: &LoadedObject) -> Result<u64, Trap> {
         let mut vm = Vm::new(0);
         match engine {
             Engine::Interp => loaded.run_repeat(&mut vm, 0, &mut pkt, 1).map(|r| r.0),
-            Engine::Jit => JitObject::compile(loaded, &JitOptions::default())
-                .unwrap()
-                .run(&mut vm, 0, &mut pkt),
+            Engine::Jit | Engine::JitAudit => {
+                let opts = JitOptions {
+                    audit: engine == Engine::JitAudit,
+                    ..JitOptions::default()
+                };
+                JitObject::compile(loaded, &opts)
+                    .unwrap()
+                    .run(&mut vm, 0, &mut pkt)
+            }
         }
     };
     let interp = run(Engine::Interp);
     let jit = run(Engine::Jit);
     assert_eq!(jit, interp, "the JIT differs from the interpreter");
+    let audited = run(Engine::JitAudit);
+    assert_eq!(
+        audited, interp,
+        "the JIT in audit mode differs from the interpreter"
+    );
     interp
 }
 
