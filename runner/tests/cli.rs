@@ -2046,3 +2046,31 @@ fn sigint_and_sigterm_end_a_long_repeat_with_the_runs_done() {
         assert_eq!(doc["retval"], 3, "XDP_TX");
     }
 }
+
+/// `run --strict` refuses a program with unproven accesses (exit status 1, the log of
+/// each unproven instruction with its register states) and runs a proven one.
+#[test]
+fn strict_run_refuses_unproven_programs() {
+    let mim = path_str(&bpf_progs::root().join("obj/xdp_mim.o"));
+    let out = run(&["run", &mim, "--data-in", &icmp(), "--strict"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("strict mode refuses the program"), "{err}");
+    assert!(
+        err.contains("; not proven:") && err.contains("R10=fp"),
+        "{err}"
+    );
+    // Without --strict it runs.
+    let out = run(&["run", &mim, "--data-in", &icmp()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["run", &counter(), "--data-in", &icmp(), "--strict"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -14,6 +14,17 @@ pub enum VerifyError {
     },
     #[error("program {prog}: empty program")]
     Empty { prog: String },
+    /// Strict mode: the analysis did not prove every memory access and helper
+    /// argument of the program safe. `log` names each unproven instruction with the
+    /// register states, in the spirit of the kernel's verifier log.
+    #[error(
+        "program {prog}: {unproven} memory accesses or helper calls are not proven safe (strict mode refuses the program)\n{log}"
+    )]
+    Unproven {
+        prog: String,
+        unproven: usize,
+        log: String,
+    },
     #[error(
         "program {prog}: insn {pc}: jump to {target} is out of range (program has {len} slots)"
     )]

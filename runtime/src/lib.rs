@@ -72,6 +72,11 @@ pub struct LoadOptions {
     pub pin_maps: Option<String>,
     /// Pin every registered XDP program as `<prefix>/<program name>`.
     pub pin_programs: Option<String>,
+    /// Strict mode: refuse the object (`VerifyError::Unproven`) when the analysis did
+    /// not prove every memory access and helper argument of one of its XDP programs
+    /// safe, as the kernel's verifier refuses it; the error carries the log. Otherwise
+    /// unproven accesses run checked.
+    pub strict: bool,
 }
 
 impl LoadedObject {
@@ -164,6 +169,11 @@ impl LoadedObject {
             }
         }
         program::forget_entry_ctx_if_tail_calls_forge_it(&mut programs);
+        if opts.strict {
+            for p in &programs {
+                p.analysis.strict(&p.name)?;
+            }
+        }
         fill_prog_slots(object, &maps, &programs)?;
         if let Some(prefix) = &opts.pin_maps {
             for m in maps.iter() {

@@ -189,11 +189,21 @@ pub fn with_store_maps(store: &maps::Store, bound: Vec<BoundMap>) -> MapTable {
 /// Verifies `def` (map references index `def.map_ids`; `def.tag` from
 /// [`prog_tag`]) and records it in the store: `BPF_PROG_LOAD`. Returns the
 /// program id.
-pub fn register(store: &maps::Store, def: &maps::ProgramDef) -> Result<u32, LoadError> {
+///
+/// `strict`: also refuse a program whose accesses the analysis did not all prove safe
+/// (`VerifyError::Unproven`, see `LoadOptions::strict`).
+pub fn register(
+    store: &maps::Store,
+    def: &maps::ProgramDef,
+    strict: bool,
+) -> Result<u32, LoadError> {
     let insns = raw_insns(&def.insns);
     let maps = bind_maps(store, &def.map_ids)?;
     let section = section_of(def.prog_flags);
-    program::prepare(&def.name, section, &insns, &subprog_starts(&insns), &maps)?;
+    let p = program::prepare(&def.name, section, &insns, &subprog_starts(&insns), &maps)?;
+    if strict {
+        p.analysis.strict(&def.name)?;
+    }
     store
         .register_program(def)
         .map_err(|source| LoadError::Object {

@@ -112,8 +112,12 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
             Err(e) => fail(libc::EINVAL, e.to_string()),
         };
     }
-    match runtime::stored::register(store, &def) {
+    match runtime::stored::register(store, &def, state::strict()) {
         Ok(id) => Ok(i64::from(fds::create(Obj::Prog(id), &[])?)),
+        // As the kernel's verifier refuses an access it cannot prove: EACCES.
+        Err(runtime::LoadError::Verify(e @ runtime::VerifyError::Unproven { .. })) => {
+            fail(libc::EACCES, e.to_string())
+        }
         Err(runtime::LoadError::Object { source, .. }) => fail(source.errno(), source.to_string()),
         Err(e) => fail(libc::EINVAL, e.to_string()),
     }

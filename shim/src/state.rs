@@ -29,6 +29,14 @@ pub fn max_steps() -> u64 {
     }
 }
 
+/// Strict mode for BPF_PROG_LOAD: `XDPSHIM_STRICT=1` refuses XDP programs whose
+/// memory accesses and helper arguments the runtime's analysis did not all prove safe
+/// (EACCES, the log in the verifier log buffer), as the kernel's verifier would;
+/// otherwise they load and their unproven accesses run checked.
+pub fn strict() -> bool {
+    std::env::var("XDPSHIM_STRICT").is_ok_and(|v| v == "1")
+}
+
 /// The store's name.
 pub fn store_name() -> String {
     std::env::var("XDPSHIM_STORE")

@@ -18,6 +18,8 @@ mod hostile_pointers;
 mod libbpf;
 #[path = "shim/lifetime.rs"]
 mod lifetime;
+#[path = "shim/strict.rs"]
+mod strict;
 
 /// The cdylib cargo built with this test binary: `cargo test` leaves the fresh
 /// one in `target/<profile>/deps/` (next to the test binary), `cargo build` in

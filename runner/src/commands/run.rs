@@ -97,6 +97,12 @@ pub struct RunArgs {
     /// With --store: pin every map of the object as PREFIX/<map name>.
     #[arg(long, value_name = "PREFIX", requires = "store")]
     pub pin_maps: Option<String>,
+    /// Refuse programs whose memory accesses and helper arguments the analysis does
+    /// not all prove safe, printing the unproven instructions with their register
+    /// states (as the kernel's verifier would refuse them); without it they run with
+    /// run-time checks.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub load: super::ObjectArgs,
 }
@@ -130,12 +136,20 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
     let (mut loaded, prog) = match (args.id, &args.object) {
-        (Some(id), _) => LoadedObject::from_store(&store, id)
-            .with_context(|| format!("cannot prepare program {id} of the store"))?,
+        (Some(id), _) => {
+            let (loaded, prog) = LoadedObject::from_store(&store, id)
+                .with_context(|| format!("cannot prepare program {id} of the store"))?;
+            if args.strict {
+                let p = &loaded.programs[prog];
+                p.analysis.strict(&p.name)?;
+            }
+            (loaded, prog)
+        }
         (None, Some(path)) => {
             let object = args.load.load(path, true)?;
             let load_opts = runtime::LoadOptions {
                 pin_maps: args.pin_maps.clone(),
+                strict: args.strict,
                 ..Default::default()
             };
             let loaded = LoadedObject::load_with(&object, &store, &load_opts)

@@ -197,6 +197,29 @@ impl Analysis {
         &self.unproven
     }
 
+    /// Strict mode: `Ok` when every memory access and pointer-taking helper call of
+    /// the program is proven, else `VerifyError::Unproven` with the log of the
+    /// unproven ones (at most 20 entries, then a count).
+    pub fn strict(&self, prog: &str) -> Result<(), crate::error::VerifyError> {
+        if self.unproven.is_empty() && !self.gave_up {
+            return Ok(());
+        }
+        const SHOWN: usize = 20;
+        let mut log = String::new();
+        for (_, text) in self.unproven.iter().take(SHOWN) {
+            log.push_str(text);
+            log.push('\n');
+        }
+        if self.unproven.len() > SHOWN {
+            log.push_str(&format!("... and {} more\n", self.unproven.len() - SHOWN));
+        }
+        Err(crate::error::VerifyError::Unproven {
+            prog: prog.to_string(),
+            unproven: self.unproven.len().max(1),
+            log,
+        })
+    }
+
     /// Marks the access at `pc` proven whatever the analysis found: for tests of the
     /// audit, which must then catch the forged proof. Test builds only.
     #[cfg(test)]

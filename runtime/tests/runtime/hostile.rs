@@ -94,7 +94,7 @@ fn register_insns(store: &maps::Store, insns: &[u8], map_ids: &[u32]) -> Result<
         prog_flags: 0,
         holder_pid: std::process::id(),
     };
-    runtime::stored::register(store, &def).map_err(|e| e.to_string())
+    runtime::stored::register(store, &def, false).map_err(|e| e.to_string())
 }
 
 fn apply_setup(case: &Hostile, l: &Loaded) {

@@ -377,3 +377,51 @@ fn a_million_instructions_are_walked_once() {
     assert!(!p.analysis.gave_up);
     assert_eq!(p.analysis.processed, 750_001);
 }
+
+/// Strict mode (`LoadOptions::strict`): every bpf-progs object whose programs the
+/// analysis proves entirely loads; xdp_mim, whose inner-map accesses it does not
+/// follow, is refused with a log naming each unproven instruction and its registers.
+#[test]
+fn strict_mode_refuses_exactly_the_unproven_programs() {
+    let strict = runtime::LoadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let mut seen = BTreeSet::new();
+    let mut refused = Vec::new();
+    for case in bpf_progs::cases() {
+        if !seen.insert(case.object) {
+            continue;
+        }
+        let path = bpf_progs::root()
+            .join("obj")
+            .join(format!("{}.o", case.object));
+        let bytes = std::fs::read(&path).expect("object");
+        let obj = loader::Object::parse(&bytes).expect("parses");
+        let store = maps::Store::anonymous(maps::StoreOptions::default()).expect("store");
+        let all_proven = LoadedObject::load(&obj, &store)
+            .expect("loads")
+            .programs
+            .iter()
+            .all(|p| p.analysis.unproven().is_empty() && !p.analysis.gave_up);
+        match LoadedObject::load_with(&obj, &store, &strict) {
+            Ok(_) => assert!(
+                all_proven,
+                "{}: strict mode let unproven code in",
+                case.object
+            ),
+            Err(e) => {
+                assert!(!all_proven, "{}: strict mode refused it: {e}", case.object);
+                let text = e.to_string();
+                assert!(text.contains("strict mode refuses"), "{text}");
+                assert!(
+                    text.contains("not proven") && text.contains("R10=fp"),
+                    "{text}"
+                );
+                refused.push(case.object);
+            }
+        }
+    }
+    println!("strict mode refused: {refused:?}");
+    assert_eq!(refused, ["xdp_mim"]);
+}
