@@ -459,7 +459,7 @@ mod tests {
         let def = program_def("p", PROG_TYPE_XDP, &insns, &table);
         assert_eq!(def.map_ids, vec![ids.1]);
         assert_eq!(def.insns[4..8], 0i32.to_le_bytes());
-        let id = register(&store, &def).expect("register");
+        let id = register(&store, &def, false).expect("register");
         let (loaded, entry) = LoadedObject::from_store(&store, id).expect("from store");
         assert_eq!(entry, 0);
         assert_eq!(loaded.maps.get(0).map(|m| m.info.id), Some(ids.1));

@@ -505,7 +505,7 @@ mod tests {
         assert!(!f.proven);
         let (pc, text) = &a.unproven()[0];
         assert_eq!(*pc, 4);
-        assert!(text.contains("call") && text.contains("R2=fp0-2"), "{text}");
+        assert!(text.contains("call") && text.contains("R2=fp-2"), "{text}");
         let a = analyse(&prog(-4));
         assert!(a.fact(4).proven && a.unproven().is_empty());
     }

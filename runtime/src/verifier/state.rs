@@ -532,7 +532,12 @@ impl fmt::Display for Reg {
                 }
             }
             Reg::Ctx { off } => write!(f, "ctx(off={off})"),
-            Reg::Stack { frame, off } => write!(f, "fp{frame}{}", ScalarFmt(off)),
+            // As the kernel: fp-16 (fp0 for r10 itself); a caller's frame says which.
+            Reg::Stack { frame, off } => match (off.as_const(), frame) {
+                (Some(c), 0) => write!(f, "fp{}", c as i64),
+                (Some(c), _) => write!(f, "fp{}(frame={frame})", c as i64),
+                (None, _) => write!(f, "fp(frame={frame},off={})", ScalarFmt(off)),
+            },
             Reg::Packet {
                 meta,
                 id,
