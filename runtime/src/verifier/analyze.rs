@@ -40,6 +40,9 @@ struct Acc {
     map: Option<Option<u32>>,
     args_ok: u8,
     args_ptr: u8,
+    /// `bpf_map_update_elem`: in some state a pointer into the map's values survives
+    /// the call (in r6..r9 or a spill of any frame).
+    value_ptr_kept: bool,
 }
 
 pub struct Options {
@@ -62,6 +65,9 @@ struct Analyzer<'a> {
     processed: u64,
     next_id: u32,
     tail_ctx_unproven: bool,
+    /// Per map: a pointer to one of its values left the registers and spills the
+    /// analysis follows (stored elsewhere, or copied by a helper from the stack).
+    value_ptr_escaped: Vec<bool>,
 }
 
 /// Analyses a program: `insns[pc]` is the instruction starting at slot `pc` (None for
@@ -81,6 +87,7 @@ pub fn analyze(insns: &[Option<Insn>], maps: &[MapDesc], opts: &Options) -> Anal
         processed: 0,
         next_id: 0,
         tail_ctx_unproven: false,
+        value_ptr_escaped: vec![false; maps.len()],
     };
     let mut entry = State {
         frames: vec![Frame::new(0, usize::MAX, false)],
@@ -147,6 +154,11 @@ pub fn analyze(insns: &[Option<Insn>], maps: &[MapDesc], opts: &Options) -> Anal
         } else if !gave_up && acc.reached {
             f.proven = acc.ok;
             f.call_map = acc.map.flatten();
+            f.update_in_place = matches!(insn, Insn::Call(CallTarget::Helper(2)))
+                && f.call_map.is_some_and(|m| {
+                    !acc.value_ptr_kept
+                        && !a.value_ptr_escaped.get(m as usize).copied().unwrap_or(true)
+                });
             f.proven_args = acc.args_ok & acc.args_ptr;
             f.ptr_args = acc.args_ptr;
             if let Insn::Call(CallTarget::Helper(id)) = insn {
@@ -674,6 +686,14 @@ impl Analyzer<'_> {
                 let r = self.check(st, &base, off as i64, n as u64, true);
                 self.record_access(pc, st, &r);
                 Self::clobber(st, &base, off as i64, n as u64, &r);
+                let spilled = matches!(
+                    (&base, &r, n),
+                    (Reg::Stack { off: o, .. }, Ok(_), 8)
+                        if o.as_const().is_some_and(|c| (c as i64 + off as i64) % 8 == 0)
+                );
+                if !spilled {
+                    self.escape(&value);
+                }
                 if let (Reg::Stack { frame, off: o }, Ok(_), 8) = (&base, &r, n) {
                     if let Some(c) = o.as_const() {
                         let at = c as i64 + off as i64;
@@ -702,6 +722,8 @@ impl Analyzer<'_> {
                 let r = self.check(st, &base, off as i64, n as u64, true);
                 self.record_access(pc, st, &r);
                 Self::clobber(st, &base, off as i64, n as u64, &r);
+                let stored = st.reg(src).clone();
+                self.escape(&stored);
                 let v = Reg::Scalar(bounds::loaded(n, false));
                 if op == isa::AtomicOp::CmpXchg {
                     st.set(0, v);
@@ -968,6 +990,19 @@ impl Analyzer<'_> {
                 },
                 Arg::Read(size) | Arg::Write(size) => {
                     let write = matches!(arg, Arg::Write(_));
+                    if !write {
+                        // The helper may copy spilled value pointers out of this frame.
+                        if let Reg::Stack { frame, .. } = &v {
+                            let spills: Vec<Reg> = st.frames[*frame as usize]
+                                .spills
+                                .iter()
+                                .map(|(_, r)| r.clone())
+                                .collect();
+                            for r in &spills {
+                                self.escape(r);
+                            }
+                        }
+                    }
                     let res = match self.arg_size(st, *size, map) {
                         Some(0) => Ok(Region::Stack),
                         Some(n) => self.check(st, &v, 0, n, write),
@@ -994,6 +1029,15 @@ impl Analyzer<'_> {
             }
         }
         self.record_call(pc, st, map, ok, ptr, why);
+        if id as i64 == crate::helpers::MAP_UPDATE_ELEM {
+            if let Some(m) = map {
+                let kept = st.frames.iter().any(|f| {
+                    f.regs[6..=9].iter().any(|r| r.points_into_map(m))
+                        || f.spills.iter().any(|(_, r)| r.points_into_map(m))
+                });
+                self.acc[pc].value_ptr_kept |= kept;
+            }
+        }
         if id as i64 == crate::helpers::TAIL_CALL && ok & 1 == 0 {
             self.tail_ctx_unproven = true;
         }
@@ -1073,6 +1117,16 @@ impl Analyzer<'_> {
                 } else {
                     None
                 }
+            }
+        }
+    }
+
+    /// `v` was stored where the analysis does not follow it: if it points into a map's
+    /// values, that map's updates may no longer write in place.
+    fn escape(&mut self, v: &Reg) {
+        if let Reg::MapValue { map, .. } | Reg::MapValueOrNull { map, .. } = v {
+            if let Some(e) = self.value_ptr_escaped.get_mut(*map as usize) {
+                *e = true;
             }
         }
     }

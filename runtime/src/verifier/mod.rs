@@ -55,6 +55,11 @@ pub struct Fact {
     pub ptr_args: u8,
     /// A helper call: bit i set when argument register r(i+1) must be the context.
     pub ctx_args: u8,
+    /// `bpf_map_update_elem` on `call_map`: no pointer into that map's values can be
+    /// read after the call (none is in r6..r9 or a spill of any frame in any state,
+    /// and none was ever stored where the analysis does not follow it), so writing an
+    /// existing element in place is indistinguishable from the kernel's replacement.
+    pub update_in_place: bool,
 }
 
 impl Fact {
@@ -417,6 +422,68 @@ mod tests {
         let t = run(&maps, p).unwrap_err();
         assert_eq!(t.kind, TrapKind::ProofViolated { pc: 1 });
         assert_eq!(t.pc, 1);
+    }
+
+    /// key at fp-4 = 0, value at fp-24; r0 = lookup(map 0, &key); `between` runs with
+    /// r0 checked non-null; then update(map 0, &key, &value, 0) at the returned slot.
+    fn lookup_then_update(between: &[RawInsn]) -> (Vec<RawInsn>, usize) {
+        let mut p = vec![
+            ins(0x62, 10, 0, -4, 0),  // *(u32 *)(r10 - 4) = 0
+            ins(0x7a, 10, 0, -24, 0), // *(u64 *)(r10 - 24) = 0
+            ins(0x7a, 10, 0, -16, 0), // *(u64 *)(r10 - 16) = 0
+            ins(0xbf, 2, 10, 0, 0),
+            ins(0x07, 2, 0, 0, -4),
+            ins(0x18, 1, BPF_PSEUDO_MAP_IDX, 0, 0),
+            ins(0, 0, 0, 0, 0),
+            ins(0x85, 0, 0, 0, 1), // lookup
+        ];
+        // if r0 == 0 skip `between` and a read of the value.
+        p.push(ins(0x15, 0, 0, between.len() as i16 + 1, 0));
+        p.extend_from_slice(between);
+        p.push(ins(0x79, 1, 0, 0, 0)); // r1 = *(u64 *)(r0 + 0)
+        p.extend_from_slice(&[
+            ins(0xbf, 2, 10, 0, 0),
+            ins(0x07, 2, 0, 0, -4),
+            ins(0xbf, 3, 10, 0, 0),
+            ins(0x07, 3, 0, 0, -24),
+            ins(0xb7, 4, 0, 0, 0),
+            ins(0x18, 1, BPF_PSEUDO_MAP_IDX, 0, 0),
+            ins(0, 0, 0, 0, 0),
+        ]);
+        let call = p.len();
+        p.push(ins(0x85, 0, 0, 0, 2)); // update
+        p.push(ins(0xbf, 0, 6, 0, 0)); // r0 = r6
+        p.push(ins(0x15, 0, 0, 1, 0)); // if r0 == 0 goto exit
+        p.push(ins(0x79, 0, 0, 0, 0)); // r0 = *(u64 *)(r0 + 0): reads through r6
+        p.push(R0_0);
+        p.push(EXIT);
+        (p, call)
+    }
+
+    #[test]
+    fn updates_write_in_place_only_when_no_value_pointer_survives() {
+        // r6 = 0 before: nothing survives the update.
+        let (mut p, call) = lookup_then_update(&[]);
+        p.insert(0, ins(0xb7, 6, 0, 0, 0));
+        let a = analyse(&p);
+        let f = a.fact(call + 1);
+        assert_eq!(f.call_map, Some(0), "{:?}", a.unproven());
+        assert!(f.update_in_place);
+        // r6 = r0 (the value pointer) survives the update and is read after it.
+        let (mut p, call) = lookup_then_update(&[ins(0xbf, 6, 0, 0, 0)]);
+        p.insert(0, ins(0xb7, 6, 0, 0, 0));
+        let a = analyse(&p);
+        assert_eq!(a.fact(call + 1).call_map, Some(0));
+        assert!(!a.fact(call + 1).update_in_place);
+        // The pointer spilled to the stack survives too.
+        let (mut p, call) = lookup_then_update(&[ins(0x7b, 10, 0, -32, 0)]);
+        p.insert(0, ins(0xb7, 6, 0, 0, 0));
+        assert!(!analyse(&p).fact(call + 1).update_in_place);
+        // Stored where the analysis does not follow it (4 bytes of it, unaligned):
+        // it escaped, so no update of that map writes in place.
+        let (mut p, call) = lookup_then_update(&[ins(0x63, 10, 0, -36, 0)]);
+        p.insert(0, ins(0xb7, 6, 0, 0, 0));
+        assert!(!analyse(&p).fact(call + 1).update_in_place);
     }
 
     #[test]

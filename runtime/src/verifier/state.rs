@@ -107,6 +107,13 @@ pub struct Frame {
     pub callback: bool,
 }
 
+impl Reg {
+    /// A pointer (or pointer-or-null) into the values of map `m`.
+    pub fn points_into_map(&self, m: u32) -> bool {
+        matches!(self, Reg::MapValue { map, .. } | Reg::MapValueOrNull { map, .. } if *map == m)
+    }
+}
+
 impl Frame {
     pub fn new(index: usize, ret_pc: usize, callback: bool) -> Frame {
         let mut regs: [Reg; 11] = std::array::from_fn(|_| Reg::Uninit);
