@@ -18,7 +18,9 @@
 //! - `op_update_existing`: `prog_update` BPF_ANY of a present key (the value
 //!   changes each call);
 //! - `op_update_new`: `prog_update` BPF_ANY of an absent key (hash kinds, lpm);
-//! - `op_delete`: `prog_delete` of the key `op_update_new` just added.
+//! - `op_delete`: `prog_delete` of the key `op_update_new` just added;
+//! - `op_ops_lookup`, `op_ops_update_existing`, `op_in_place_update_existing`:
+//!   the same through `Map::prog_ops` (`lookup`, `update`, `update_in_place`).
 //!
 //! Collecting only inside `op_*` counts the map's instructions plus one call
 //! frame; callgrind's inclusive cost of each `op_*` divided by ITERS is its cost
@@ -27,7 +29,7 @@
 
 use std::hint::black_box;
 
-use maps::{Map, MapDef, Store, StoreOptions, BPF_ANY};
+use maps::{Map, MapDef, ProgOps, Store, StoreOptions, BPF_ANY};
 
 const LIVE: usize = 1024;
 const MAX: u32 = 4096;
@@ -62,6 +64,24 @@ fn op_update_new(map: &Map, key: &[u8], val: &[u8; 8]) -> bool {
 fn op_delete(map: &Map, key: &[u8]) -> bool {
     // SAFETY: key has key_size bytes.
     unsafe { map.prog_delete(key.as_ptr()) }.is_ok()
+}
+
+#[inline(never)]
+fn op_ops_lookup(ops: &ProgOps, map: &Map, key: &[u8]) -> usize {
+    // SAFETY: the entry point is this map's; key has key_size bytes.
+    unsafe { (ops.lookup)(map, key.as_ptr(), 1) as usize }
+}
+
+#[inline(never)]
+fn op_ops_update_existing(ops: &ProgOps, map: &Map, key: &[u8], val: &[u8; 8]) -> i64 {
+    // SAFETY: the entry point is this map's; key and val have key_size and 8 bytes.
+    unsafe { (ops.update)(map, key.as_ptr(), val.as_ptr(), BPF_ANY, 1) }
+}
+
+#[inline(never)]
+fn op_in_place_update_existing(ops: &ProgOps, map: &Map, key: &[u8], val: &[u8; 8]) -> i32 {
+    // SAFETY: the entry point is this map's; key and val have key_size and 8 bytes.
+    unsafe { (ops.update_in_place)(map, key.as_ptr(), val.as_ptr(), BPF_ANY, 1) as i32 }
 }
 
 /// Key number `i` as `ks` bytes (distinct for i < 2^16 at every size); for lpm,
@@ -149,20 +169,25 @@ fn main() {
         map.update(k, &uv, BPF_ANY).expect("fill");
     }
     // ok[op]: calls that found / stored what they should.
-    let mut ok = [0u64; 5];
+    let mut ok = [0u64; 8];
+    let ops = map.prog_ops();
     for it in 0..iters {
         let i = (it as usize) % LIVE;
         let val = black_box(it.to_ne_bytes());
         ok[0] += !op_lookup(&map, black_box(&present[i])).is_null() as u64;
         ok[1] += op_lookup_miss(&map, black_box(&absent[i])) as u64;
         ok[2] += !op_update_existing(&map, black_box(&present[i]), &val) as u64;
+        ok[5] += (op_ops_lookup(&ops, &map, black_box(&present[i])) != 0) as u64;
+        ok[6] += (op_ops_update_existing(&ops, &map, black_box(&present[i]), &val) == 0) as u64;
+        ok[7] +=
+            (op_in_place_update_existing(&ops, &map, black_box(&present[i]), &val) == 0) as u64;
         if !array {
             ok[3] += op_update_new(&map, black_box(&absent[i]), &val) as u64;
             ok[4] += op_delete(&map, black_box(&absent[i])) as u64;
         }
     }
-    let want = if array { 3 } else { 5 };
-    if ok[..want].iter().any(|&n| n != iters) {
+    let skip = if array { 3..5 } else { 0..0 };
+    if (0..8).any(|i| !skip.contains(&i) && ok[i] != iters) {
         eprintln!("unexpected results: {ok:?} of {iters}");
         std::process::exit(1);
     }

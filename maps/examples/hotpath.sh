@@ -9,7 +9,9 @@
 # Environment: CARGO_TARGET_DIR, KEYS (key sizes, default "2 4 8 16"),
 #   LO / HI (the two iteration counts, default 2000 / 22000).
 # Prints one table row per type and key size: instructions per call of lookup
-# (hit), lookup (miss), update of an existing key, update of a new key, delete.
+# (hit), lookup (miss), update of an existing key, update of a new key, delete
+# (Map::prog_lookup / prog_update / prog_delete), then a lookup (hit), an update
+# of an existing key, and the same with update_in_place, through Map::prog_ops.
 set -eu
 T=${CARGO_TARGET_DIR:-target}
 KEYS=${KEYS:-"2 4 8 16"}
@@ -30,14 +32,16 @@ costs() {
     sed -n 's/^ *\([0-9,]*\) ([^)]*) *[^ ]*hotpath::\(op_[a-z_]*\).*/\2 \1/p' | tr -d ,
 }
 
-printf '%-16s %4s %8s %8s %8s %8s %8s\n' type key lookup miss upd_old upd_new delete
+printf '%-16s %4s %8s %8s %8s %8s %8s %8s %8s %8s\n' type key lookup miss upd_old upd_new delete \
+  ops_lkp ops_upd inplace
 for t in $TYPES; do
   case $t in array|percpu_array) ks_list=4 ;; *) ks_list=$KEYS ;; esac
   for ks in $ks_list; do
     costs "$t" "$ks" "$LO" >"$OUT/lo"
     costs "$t" "$ks" "$HI" >"$OUT/hi"
     row=""
-    for op in op_lookup op_lookup_miss op_update_existing op_update_new op_delete; do
+    for op in op_lookup op_lookup_miss op_update_existing op_update_new op_delete \
+      op_ops_lookup op_ops_update_existing op_in_place_update_existing; do
       lo=$(awk -v o=$op '$1 == o {print $2}' "$OUT/lo")
       hi=$(awk -v o=$op '$1 == o {print $2}' "$OUT/hi")
       if [ -n "$lo" ] && [ -n "$hi" ]; then

@@ -125,6 +125,32 @@ enum Walk {
     Restart,
 }
 
+/// A chain found corrupt under its lock: the bucket and what is wrong (kept
+/// small so that the walk returns in registers; `Map::chain_error` makes the
+/// `MapError`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChainCorrupt(pub(crate) u32, pub(crate) &'static str);
+
+/// Why a program update failed, small and `Copy` so that the hot path returns it
+/// in registers; `Map::upd_error` makes the `MapError` (and its errno).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum UpdFail {
+    /// Flags other than BPF_ANY, BPF_NOEXIST, BPF_EXIST (EINVAL).
+    Flags(u64),
+    /// The worker index is not below the store's ncpus (EINVAL).
+    Cpu,
+    /// BPF_NOEXIST on a present key (EEXIST).
+    Exists,
+    /// BPF_EXIST on a missing key (ENOENT).
+    NotFound,
+    /// The map is full (E2BIG).
+    TooBig,
+    /// The bucket's chain is corrupt (EUCLEAN).
+    Corrupt(ChainCorrupt),
+    /// The bucket's stripe lock stayed held (the bucket).
+    Lock(crate::lock::LockHeld, u32),
+}
+
 /// Which link points at an element: a bucket head or another element's `next`.
 #[derive(Clone, Copy)]
 pub(crate) enum Prev {
@@ -238,11 +264,141 @@ impl Probe for Key8 {
     }
 }
 
+/// A key of 1 to 3 bytes, zero-padded to one word (as stored). The kernel hashes
+/// it with jhash over its bytes: the padded little-endian word plus the final mix.
+#[derive(Clone, Copy)]
+pub(crate) struct KeySmall {
+    /// The key's bytes, zero-padded.
+    bytes: [u8; 4],
+    /// key_size (1..=3).
+    len: u32,
+}
+
+impl KeySmall {
+    /// # Safety
+    /// `key` points to `len` (1..=3) readable bytes.
+    #[inline(always)]
+    pub(crate) unsafe fn read(key: *const u8, len: u32) -> KeySmall {
+        let mut bytes = [0u8; 4];
+        // SAFETY: caller contract; len <= 3 < 4.
+        unsafe {
+            match len {
+                1 => bytes[0] = *key,
+                2 => std::ptr::copy_nonoverlapping(key, bytes.as_mut_ptr(), 2),
+                _ => std::ptr::copy_nonoverlapping(key, bytes.as_mut_ptr(), 3),
+            }
+        }
+        KeySmall { bytes, len }
+    }
+}
+
+impl Probe for KeySmall {
+    #[inline(always)]
+    fn hash(self, seed: u32) -> u32 {
+        // jhash: `case 3: a += k[2] << 16; case 2: a += k[1] << 8; case 1: a += k[0];`
+        let init = JHASH_INITVAL.wrapping_add(self.len).wrapping_add(seed);
+        let (mut a, mut b, mut c) = (
+            init.wrapping_add(u32::from_le_bytes(self.bytes)),
+            init,
+            init,
+        );
+        jhash_final(&mut a, &mut b, &mut c);
+        c
+    }
+    #[inline(always)]
+    unsafe fn eq(self, stored: *const u8) -> bool {
+        // SAFETY: caller contract (one 4-byte word: key and zero padding).
+        unsafe { load_u32(stored) == u32::from_ne_bytes(self.bytes) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, dst: *mut u8) {
+        // SAFETY: caller contract (one 4-byte word).
+        unsafe { store_u32(dst, u32::from_ne_bytes(self.bytes)) }
+    }
+}
+
+/// A key of `N` whole words (12 or 16 bytes: IPv6 addresses, flow tuples), hashed
+/// with jhash2 unrolled for `N`.
+#[derive(Clone, Copy)]
+pub(crate) struct KeyWords<const N: usize>(pub(crate) [u32; N]);
+
+impl<const N: usize> KeyWords<N> {
+    /// # Safety
+    /// `key` points to `4 * N` readable bytes.
+    #[inline(always)]
+    pub(crate) unsafe fn read(key: *const u8) -> Self {
+        let mut w = [0u32; N];
+        for (i, x) in w.iter_mut().enumerate() {
+            // SAFETY: caller contract: word i is inside the key.
+            *x = unsafe { std::ptr::read_unaligned(key.wrapping_add(i * 4) as *const u32) };
+        }
+        KeyWords(w)
+    }
+}
+
+impl<const N: usize> Probe for KeyWords<N> {
+    #[inline(always)]
+    fn hash(self, seed: u32) -> u32 {
+        let w = self.0;
+        let init = JHASH_INITVAL
+            .wrapping_add((N as u32) << 2)
+            .wrapping_add(seed);
+        let (mut a, mut b, mut c) = (init, init, init);
+        let mut i = 0;
+        let mut len = N;
+        while len > 3 {
+            a = a.wrapping_add(w[i]);
+            b = b.wrapping_add(w[i + 1]);
+            c = c.wrapping_add(w[i + 2]);
+            jhash_mix(&mut a, &mut b, &mut c);
+            len -= 3;
+            i += 3;
+        }
+        if len == 0 {
+            return c;
+        }
+        if len >= 3 {
+            c = c.wrapping_add(w[i + 2]);
+        }
+        if len >= 2 {
+            b = b.wrapping_add(w[i + 1]);
+        }
+        a = a.wrapping_add(w[i]);
+        jhash_final(&mut a, &mut b, &mut c);
+        c
+    }
+    #[inline(always)]
+    unsafe fn eq(self, stored: *const u8) -> bool {
+        let mut diff = 0;
+        for (i, &x) in self.0.iter().enumerate() {
+            // SAFETY: caller contract (N words, 4-aligned).
+            diff |= unsafe { load_u32(stored.wrapping_add(i * 4)) } ^ x;
+        }
+        diff == 0
+    }
+    #[inline(always)]
+    unsafe fn store(self, dst: *mut u8) {
+        for (i, &x) in self.0.iter().enumerate() {
+            // SAFETY: caller contract (N words, 4-aligned).
+            unsafe { store_u32(dst.wrapping_add(i * 4), x) };
+        }
+    }
+}
+
 /// Any other key: its bytes in the caller's memory.
 #[derive(Clone, Copy)]
 pub(crate) struct KeyBytes {
     ptr: *const u8,
     len: usize,
+}
+
+impl KeyBytes {
+    /// The probe of the `len` bytes at `ptr` (which must stay readable while the
+    /// probe is used: its users' `# Safety` say so).
+    #[inline(always)]
+    pub(crate) fn new(ptr: *const u8, len: usize) -> KeyBytes {
+        KeyBytes { ptr, len }
+    }
 }
 
 impl Probe for KeyBytes {
@@ -285,6 +441,18 @@ macro_rules! with_probe {
                     std::ptr::read_unaligned(key as *const u32),
                     std::ptr::read_unaligned(key.wrapping_add(4) as *const u32),
                 );
+                $body
+            }
+            (1..=3, _) => {
+                let $p = KeySmall::read(key, $m.key_size);
+                $body
+            }
+            (12, _) => {
+                let $p = KeyWords::<3>::read(key);
+                $body
+            }
+            (16, _) => {
+                let $p = KeyWords::<4>::read(key);
                 $body
             }
             (len, _) => {
@@ -636,14 +804,14 @@ impl Map {
         &self,
         b: u32,
         p: P,
-    ) -> Result<Option<(u32, Prev)>, MapError> {
+    ) -> Result<Option<(u32, Prev)>, ChainCorrupt> {
         let mut prev = Prev::Head;
         let mut link = self.head(b).load(Ordering::Acquire);
         let mut steps = 0u32;
         while link & 3 == TAG_ELEM && link != 0 {
             let idx = (link >> 2) - 1;
             if idx >= self.nelems {
-                return Err(self.chain_corrupt(b, "a link out of range"));
+                return Err(ChainCorrupt(b, "a link out of range"));
             }
             let e = self.elem_at(idx);
             // SAFETY: as in find_lockfree.
@@ -655,10 +823,17 @@ impl Map {
             link = unsafe { self.u32_at(e) }.load(Ordering::Acquire);
             steps += 1;
             if steps > self.nelems {
-                return Err(self.chain_corrupt(b, "a cycle (longer than the element count)"));
+                return Err(ChainCorrupt(b, "a cycle (longer than the element count)"));
             }
         }
         Ok(None)
+    }
+
+    /// The error of a `find_locked` that found a corrupt chain.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn chain_error(&self, c: ChainCorrupt) -> MapError {
+        self.chain_corrupt(c.0, c.1)
     }
 
     #[cold]
@@ -935,26 +1110,28 @@ impl Map {
         }
     }
 
-    /// `hash_update` of a BPF_MAP_TYPE_HASH (the kind a constant, so its
-    /// per-CPU, LRU and DEVMAP_HASH branches fold away).
+    /// `Map::prog_update` of a HASH or PERCPU_HASH (`kind`, a constant in the
+    /// caller, so the other kind's branches fold away).
     ///
     /// # Safety
-    /// As `hash_update`; the map is a plain hash.
-    #[inline]
-    pub(crate) unsafe fn plain_hash_update(
+    /// `key` and `value` have key_size and value_size readable bytes; `kind` is
+    /// `self.kind`, a HASH or PERCPU_HASH.
+    #[inline(always)]
+    pub(crate) unsafe fn hash_prog_update(
         &self,
+        kind: Kind,
         key: *const u8,
         value: *const u8,
         flags: u64,
         cpu: u32,
     ) -> Result<(), MapError> {
-        debug_assert!(self.kind == Kind::Hash);
         // SAFETY: forwarded caller contract (key_size readable bytes at key).
-        unsafe {
-            with_probe!(self, Kind::Hash, key, p => {
-                self.hash_update_p(Kind::Hash, p, value, flags, Some(cpu))
+        let r = unsafe {
+            with_probe!(self, kind, key, p => {
+                self.hash_prog_update_p(kind, p, value, flags, cpu, false)
             })
-        }
+        };
+        r.map_err(|f| self.upd_error(f))
     }
 
     /// `hash_update` for one kind of probe; `kind` is `self.kind`.
@@ -992,7 +1169,7 @@ impl Map {
             format!("stripe lock {}", self.stripe(b))
         })?;
         // SAFETY: caller contract; we hold the lock.
-        match unsafe { self.find_locked(b, p) }? {
+        match unsafe { self.find_locked(b, p) }.map_err(|c| self.chain_error(c))? {
             Some((old, prev)) => {
                 if flags == BPF_NOEXIST {
                     return Err(MapError::Exists { id: self.id });
@@ -1043,6 +1220,138 @@ impl Map {
         }
     }
 
+    /// The program update of a HASH or PERCPU_HASH for one kind of probe, as the
+    /// kernel's htab_map_update_elem / __htab_percpu_map_update_elem: `kind` is
+    /// `self.kind` (a constant in every caller, so the other kind's branches fold
+    /// away), errors come back as a small `UpdFail` (no `MapError` on the hot
+    /// path).
+    ///
+    /// An existing key's value is replaced the kernel's way (a new element linked
+    /// at the head, the old one unlinked) for a plain HASH, and written in place
+    /// for a PERCPU_HASH (this worker's slot), as the kernel does. With
+    /// `in_place`, a plain HASH whose values are at most 8 bytes is also written
+    /// in place (see `Map::prog_ops`, `update_in_place`, for when that is allowed).
+    ///
+    /// # Safety
+    /// `p` is built from key_size readable bytes; `value` has value_size readable
+    /// bytes; the map is a HASH or PERCPU_HASH (`kind`).
+    #[inline(always)]
+    pub(crate) unsafe fn hash_prog_update_p<P: Probe>(
+        &self,
+        kind: Kind,
+        p: P,
+        value: *const u8,
+        flags: u64,
+        cpu: u32,
+        in_place: bool,
+    ) -> Result<(), UpdFail> {
+        debug_assert!(kind == self.kind && matches!(kind, Kind::Hash | Kind::PercpuHash));
+        // BPF_F_LOCK (4) needs a bpf_spin_lock in the value, not tracked yet: EINVAL.
+        if flags > BPF_EXIST {
+            return Err(UpdFail::Flags(flags));
+        }
+        let percpu = kind.is_percpu();
+        if percpu && cpu >= self.ncpus {
+            return Err(UpdFail::Cpu);
+        }
+        let b = p.hash(self.seed) & self.bucket_mask;
+        let guard = match crate::lock::lock(self.bucket_lock(b)) {
+            Ok(g) => g,
+            Err(h) => return Err(UpdFail::Lock(h, b)),
+        };
+        if guard.took_over() {
+            self.mark_dirty();
+        }
+        // SAFETY: caller contract; we hold the lock.
+        match unsafe { self.find_locked(b, p) } {
+            Err(c) => Err(UpdFail::Corrupt(c)),
+            Ok(Some((old, prev))) => {
+                if flags == BPF_NOEXIST {
+                    return Err(UpdFail::Exists);
+                }
+                if percpu {
+                    let slot = self
+                        .elem_at(old)
+                        .wrapping_add(self.value_off + cpu as usize * self.vstride);
+                    // SAFETY: old < nelems (find_locked), cpu < ncpus: the slot is
+                    // inside the element's value area; value has value_size bytes.
+                    unsafe { self.store_value(slot, value) };
+                    return Ok(());
+                }
+                if !(in_place && self.value_size <= 8) {
+                    if let Some(n) = self.pop_free() {
+                        let odd = self.seq_begin(b);
+                        // SAFETY: n is ours (popped); lock held; sizes per contract.
+                        unsafe { self.init_and_link(kind, n, b, p, value, Some(cpu)) };
+                        let prev = match prev {
+                            Prev::Head => Prev::Elem(n),
+                            p => p,
+                        };
+                        // SAFETY: old and prev's index come from find_locked, n from
+                        // pop_free: all < nelems.
+                        unsafe {
+                            let next = self.next_at(old).load(Ordering::Relaxed);
+                            self.prev_link_at(b, prev).store(next, Ordering::Release);
+                        }
+                        self.seq_end(b, odd);
+                        self.push_free(old);
+                        return Ok(());
+                    }
+                }
+                // In place: allowed, or no spare element (as hash_update_p).
+                let v = self.elem_at(old).wrapping_add(self.value_off);
+                // SAFETY: the value area of old < nelems; value has value_size bytes.
+                unsafe { self.store_value(v, value) };
+                Ok(())
+            }
+            Ok(None) => {
+                if flags == BPF_EXIST {
+                    return Err(UpdFail::NotFound);
+                }
+                if !self.reserve_count() {
+                    return Err(UpdFail::TooBig);
+                }
+                let Some(n) = self.pop_free() else {
+                    self.release_count();
+                    return Err(UpdFail::TooBig);
+                };
+                let odd = self.seq_begin(b);
+                // SAFETY: n is ours; lock held; sizes per contract.
+                unsafe { self.init_and_link(kind, n, b, p, value, Some(cpu)) };
+                self.seq_end(b, odd);
+                Ok(())
+            }
+        }
+    }
+
+    /// The `MapError` of a failed `hash_prog_update_p` (cold: only on errors).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn upd_error(&self, f: UpdFail) -> MapError {
+        match f {
+            UpdFail::Flags(flags) => MapError::InvalidFlags { id: self.id, flags },
+            UpdFail::Cpu => MapError::InvalidValue {
+                id: self.id,
+                what: "worker index >= ncpus",
+            },
+            UpdFail::Exists => MapError::Exists { id: self.id },
+            UpdFail::NotFound => MapError::NotFound { id: self.id },
+            UpdFail::TooBig => self.too_big(),
+            UpdFail::Corrupt(c) => self.chain_error(c),
+            UpdFail::Lock(h, b) => h.to_map_error(
+                self.id,
+                self.lock_name(format!("stripe lock {}", self.stripe(b))),
+            ),
+        }
+    }
+
+    /// `-errno` of a failed `hash_prog_update_p`, as `upd_error(f).errno()`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn upd_errno(&self, f: UpdFail) -> i64 {
+        -i64::from(self.upd_error(f).errno())
+    }
+
     #[cold]
     fn too_big(&self) -> MapError {
         MapError::TooBig {
@@ -1061,13 +1370,15 @@ impl Map {
 
     /// # Safety
     /// `p` is built from key_size readable bytes.
-    unsafe fn hash_delete_p<P: Probe>(&self, p: P) -> Result<(), MapError> {
+    #[inline(always)]
+    pub(crate) unsafe fn hash_delete_p<P: Probe>(&self, p: P) -> Result<(), MapError> {
         let b = p.hash(self.seed) & self.bucket_mask;
         let _guard = self.take_lock(self.bucket_lock(b), || {
             format!("stripe lock {}", self.stripe(b))
         })?;
         // SAFETY: caller contract; lock held.
-        let Some((idx, prev)) = (unsafe { self.find_locked(b, p) })? else {
+        let found = unsafe { self.find_locked(b, p) }.map_err(|c| self.chain_error(c))?;
+        let Some((idx, prev)) = found else {
             return Err(MapError::NotFound { id: self.id });
         };
         let odd = self.seq_begin(b);
@@ -1095,42 +1406,10 @@ impl Map {
         unsafe { with_probe!(self, self.kind, key, p => self.hash_lookup_ptr_p(self.kind, p, cpu)) }
     }
 
-    /// `hash_lookup_ptr` of a BPF_MAP_TYPE_HASH: the kind a constant, so this is
-    /// the hash, the walk and the value address, with no per-CPU or LRU branches.
-    ///
-    /// # Safety
-    /// `key` has key_size readable bytes; the map is a plain hash.
-    #[inline(always)]
-    pub(crate) unsafe fn plain_hash_lookup_ptr(&self, key: *const u8) -> *mut u8 {
-        debug_assert!(self.kind == Kind::Hash);
-        match self.key_size {
-            4 => {
-                // SAFETY: the caller's key has key_size = 4 readable bytes.
-                let p = Key4(unsafe { std::ptr::read_unaligned(key as *const u32) });
-                // SAFETY: p is built from the key.
-                unsafe { self.hash_lookup_ptr_p(Kind::Hash, p, 0) }
-            }
-            8 => {
-                // SAFETY: the caller's key has key_size = 8 readable bytes.
-                let (w0, w1) = unsafe {
-                    (
-                        std::ptr::read_unaligned(key as *const u32),
-                        std::ptr::read_unaligned(key.wrapping_add(4) as *const u32),
-                    )
-                };
-                // SAFETY: the probe is built from the key.
-                unsafe { self.hash_lookup_ptr_p(Kind::Hash, Key8(w0, w1), 0) }
-            }
-            // Longer keys pay a call, keeping the common case's frame small.
-            // SAFETY: forwarded caller contract.
-            _ => unsafe { self.hash_lookup_ptr(key, 0) },
-        }
-    }
-
     /// # Safety
     /// `p` is built from key_size readable bytes; `kind` is `self.kind`.
     #[inline(always)]
-    unsafe fn hash_lookup_ptr_p<P: Probe>(&self, kind: Kind, p: P, cpu: u32) -> *mut u8 {
+    pub(crate) unsafe fn hash_lookup_ptr_p<P: Probe>(&self, kind: Kind, p: P, cpu: u32) -> *mut u8 {
         let percpu = kind.is_percpu();
         if percpu && cpu >= self.ncpus {
             return std::ptr::null_mut();
@@ -1240,7 +1519,7 @@ fn rol(x: u32, k: u32) -> u32 {
     x.rotate_left(k)
 }
 
-#[inline]
+#[inline(always)]
 fn jhash_mix(a: &mut u32, b: &mut u32, c: &mut u32) {
     *a = a.wrapping_sub(*c);
     *a ^= rol(*c, 4);
@@ -1262,7 +1541,7 @@ fn jhash_mix(a: &mut u32, b: &mut u32, c: &mut u32) {
     *b = b.wrapping_add(*a);
 }
 
-#[inline]
+#[inline(always)]
 fn jhash_final(a: &mut u32, b: &mut u32, c: &mut u32) {
     *c ^= *b;
     *c = c.wrapping_sub(rol(*b, 14));
