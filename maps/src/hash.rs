@@ -167,6 +167,10 @@ pub(crate) trait Probe: Copy {
     /// the index itself for DEVMAP_HASH.
     fn hash(self, seed: u32) -> u32;
 
+    /// The store's own bucket hash (`fast_hash` of the key's bytes), used by
+    /// maps without BPF_F_ZERO_SEED; DEVMAP_HASH keeps its index.
+    fn fast(self, seed: u32) -> u32;
+
     /// True when the stored key at `stored` equals this one.
     ///
     /// # Safety
@@ -208,6 +212,10 @@ impl Probe for Key4 {
         jhash_1word(self.0, seed)
     }
     #[inline(always)]
+    fn fast(self, seed: u32) -> u32 {
+        fast_final(fast_word(fast_init(4, seed), self.0))
+    }
+    #[inline(always)]
     unsafe fn eq(self, stored: *const u8) -> bool {
         // SAFETY: caller contract (4 bytes).
         unsafe { load_u32(stored) == self.0 }
@@ -226,6 +234,10 @@ pub(crate) struct DevKey(pub(crate) u32);
 impl Probe for DevKey {
     #[inline(always)]
     fn hash(self, _seed: u32) -> u32 {
+        self.0
+    }
+    #[inline(always)]
+    fn fast(self, _seed: u32) -> u32 {
         self.0
     }
     #[inline(always)]
@@ -248,6 +260,10 @@ impl Probe for Key8 {
     #[inline(always)]
     fn hash(self, seed: u32) -> u32 {
         jhash_2words(self.0, self.1, seed)
+    }
+    #[inline(always)]
+    fn fast(self, seed: u32) -> u32 {
+        fast_final(fast_word(fast_word(fast_init(8, seed), self.0), self.1))
     }
     #[inline(always)]
     unsafe fn eq(self, stored: *const u8) -> bool {
@@ -304,6 +320,13 @@ impl Probe for KeySmall {
         );
         jhash_final(&mut a, &mut b, &mut c);
         c
+    }
+    #[inline(always)]
+    fn fast(self, seed: u32) -> u32 {
+        fast_final(fast_word(
+            fast_init(self.len, seed),
+            u32::from_ne_bytes(self.bytes),
+        ))
     }
     #[inline(always)]
     unsafe fn eq(self, stored: *const u8) -> bool {
@@ -368,6 +391,14 @@ impl<const N: usize> Probe for KeyWords<N> {
         c
     }
     #[inline(always)]
+    fn fast(self, seed: u32) -> u32 {
+        let mut h = fast_init((N * 4) as u32, seed);
+        for &w in &self.0 {
+            h = fast_word(h, w);
+        }
+        fast_final(h)
+    }
+    #[inline(always)]
     unsafe fn eq(self, stored: *const u8) -> bool {
         let mut diff = 0;
         for (i, &x) in self.0.iter().enumerate() {
@@ -407,6 +438,12 @@ impl Probe for KeyBytes {
         // SAFETY: built by with_probe! from key_size readable bytes.
         let k = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
         htab_hash(k, seed)
+    }
+    #[inline]
+    fn fast(self, seed: u32) -> u32 {
+        // SAFETY: built from key_size readable bytes (KeyBytes::new's users).
+        let k = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
+        fast_hash(k, seed)
     }
     #[inline]
     unsafe fn eq(self, stored: *const u8) -> bool {
@@ -682,7 +719,9 @@ impl Map {
         (idx < self.nelems).then_some(idx)
     }
 
-    /// The kernel's htab_map_hash: jhash2 for keys of whole u32 words, else jhash.
+    /// The bucket hash of the key at `key`: the kernel's htab_map_hash (jhash2
+    /// for keys of whole u32 words, else jhash) for BPF_F_ZERO_SEED maps, the
+    /// store's `fast_hash` for the others, the index itself for DEVMAP_HASH.
     ///
     /// # Safety
     /// `key` points to key_size readable bytes.
@@ -695,7 +734,23 @@ impl Map {
         }
         // SAFETY: caller contract.
         let k = unsafe { std::slice::from_raw_parts(key, self.key_size as usize) };
-        htab_hash(k, self.seed)
+        if self.jhash {
+            htab_hash(k, self.seed)
+        } else {
+            fast_hash(k, self.seed)
+        }
+    }
+
+    /// Bucket of the key probe `p`: the kernel's jhash for BPF_F_ZERO_SEED maps
+    /// (whose bucket order is the kernel's), the store's `fast_hash` otherwise.
+    #[inline(always)]
+    pub(crate) fn bucket<P: Probe>(&self, p: P) -> u32 {
+        let h = if self.jhash {
+            p.hash(self.seed)
+        } else {
+            p.fast(self.seed)
+        };
+        h & self.bucket_mask
     }
 
     /// Element base for an index the caller has checked against `nelems`.
@@ -1164,7 +1219,7 @@ impl Map {
                 });
             }
         }
-        let b = p.hash(self.seed) & self.bucket_mask;
+        let b = self.bucket(p);
         let _guard = self.take_lock(self.bucket_lock(b), || {
             format!("stripe lock {}", self.stripe(b))
         })?;
@@ -1254,7 +1309,7 @@ impl Map {
         if percpu && cpu >= self.ncpus {
             return Err(UpdFail::Cpu);
         }
-        let b = p.hash(self.seed) & self.bucket_mask;
+        let b = self.bucket(p);
         let guard = match crate::lock::lock(self.bucket_lock(b)) {
             Ok(g) => g,
             Err(h) => return Err(UpdFail::Lock(h, b)),
@@ -1263,22 +1318,60 @@ impl Map {
             self.mark_dirty();
         }
         // SAFETY: caller contract; we hold the lock.
-        match unsafe { self.find_locked(b, p) } {
+        let found = unsafe { self.find_locked(b, p) };
+        // The in-place cases stay in this (small) function; inserts and the
+        // replacement of an element continue in the outlined `update_locked`.
+        if let Ok(Some((old, _))) = found {
+            if flags != BPF_NOEXIST && (percpu || (in_place && self.value_size <= 8)) {
+                let slot = if percpu {
+                    cpu as usize * self.vstride
+                } else {
+                    0
+                };
+                let v = self
+                    .elem_at(old)
+                    .wrapping_add(self.value_off)
+                    .wrapping_add(slot);
+                // SAFETY: old < nelems (find_locked); cpu < ncpus for per-CPU maps:
+                // the slot is inside the element's value area; value has value_size
+                // readable bytes.
+                unsafe { self.store_value(v, value) };
+                return Ok(());
+            }
+        }
+        // SAFETY: forwarded caller contract; the lock is held (guard lives on).
+        let r = unsafe { self.update_locked(kind, b, p, found, value, flags, cpu) };
+        drop(guard);
+        r
+    }
+
+    /// The rest of `hash_prog_update_p` under bucket `b`'s lock, given what
+    /// `find_locked` found: the kernel's replacement of an existing key (a new
+    /// element linked at the head, then the old one unlinked; in place when no
+    /// spare element is free) and the insert of a new key.
+    ///
+    /// # Safety
+    /// As `hash_prog_update_p`; the caller holds bucket `b`'s lock and `found` is
+    /// `find_locked(b, p)` under it.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn update_locked<P: Probe>(
+        &self,
+        kind: Kind,
+        b: u32,
+        p: P,
+        found: Result<Option<(u32, Prev)>, ChainCorrupt>,
+        value: *const u8,
+        flags: u64,
+        cpu: u32,
+    ) -> Result<(), UpdFail> {
+        match found {
             Err(c) => Err(UpdFail::Corrupt(c)),
             Ok(Some((old, prev))) => {
                 if flags == BPF_NOEXIST {
                     return Err(UpdFail::Exists);
                 }
-                if percpu {
-                    let slot = self
-                        .elem_at(old)
-                        .wrapping_add(self.value_off + cpu as usize * self.vstride);
-                    // SAFETY: old < nelems (find_locked), cpu < ncpus: the slot is
-                    // inside the element's value area; value has value_size bytes.
-                    unsafe { self.store_value(slot, value) };
-                    return Ok(());
-                }
-                if !(in_place && self.value_size <= 8) {
+                if !kind.is_percpu() {
                     if let Some(n) = self.pop_free() {
                         let odd = self.seq_begin(b);
                         // SAFETY: n is ours (popped); lock held; sizes per contract.
@@ -1298,10 +1391,10 @@ impl Map {
                         return Ok(());
                     }
                 }
-                // In place: allowed, or no spare element (as hash_update_p).
-                let v = self.elem_at(old).wrapping_add(self.value_off);
-                // SAFETY: the value area of old < nelems; value has value_size bytes.
-                unsafe { self.store_value(v, value) };
+                // In place: per-CPU (this worker's slot), or no spare element.
+                // SAFETY: old < nelems (from find_locked); cpu < ncpus was checked
+                // for per-CPU maps; value has value_size bytes.
+                unsafe { self.write_values(old, value, Some(cpu), false) };
                 Ok(())
             }
             Ok(None) => {
@@ -1372,7 +1465,7 @@ impl Map {
     /// `p` is built from key_size readable bytes.
     #[inline(always)]
     pub(crate) unsafe fn hash_delete_p<P: Probe>(&self, p: P) -> Result<(), MapError> {
-        let b = p.hash(self.seed) & self.bucket_mask;
+        let b = self.bucket(p);
         let _guard = self.take_lock(self.bucket_lock(b), || {
             format!("stripe lock {}", self.stripe(b))
         })?;
@@ -1415,7 +1508,7 @@ impl Map {
             return std::ptr::null_mut();
         }
         // SAFETY: caller contract.
-        let Some(idx) = (unsafe { self.find_lockfree(p, p.hash(self.seed)) }) else {
+        let Some(idx) = (unsafe { self.find_lockfree(p, self.bucket(p)) }) else {
             return std::ptr::null_mut();
         };
         if kind.is_lru() {
@@ -1442,7 +1535,7 @@ impl Map {
         // SAFETY: forwarded caller contract.
         unsafe {
             with_probe!(self, self.kind, key, p => {
-                let b = p.hash(self.seed) & self.bucket_mask;
+                let b = self.bucket(p);
                 (self.find_lockfree(p, b), b)
             })
         }
@@ -1674,6 +1767,51 @@ pub(crate) fn jhash(k: &[u8], initval: u32) -> u32 {
     c
 }
 
+// ---- the store's bucket hash (maps without BPF_F_ZERO_SEED) ----
+//
+// The kernel hashes with jhash and a random seed, so its bucket order is only
+// observable with BPF_F_ZERO_SEED; those maps keep jhash (`htab_hash`) and the
+// kernel's order. Every other map hashes its key with `fast_hash`: the key's
+// bytes zero-padded to 4-byte native-endian words (as the store holds keys),
+// each folded in with a multiply and a rotate, then a full-avalanche 32-bit
+// finaliser (the "lowbias32" mix), so that the masked low bits are well mixed.
+// A 4-byte key costs 10 operations where jhash takes about 30. Stores are only
+// shared between processes on one machine, so native-endian words are the same
+// for every reader; the layout version (4) says which hash a store's maps use.
+
+/// `fast_hash` state before the first word: the seed and the key length.
+#[inline(always)]
+pub(crate) fn fast_init(len: u32, seed: u32) -> u32 {
+    seed ^ len.wrapping_mul(0x9e37_79b9)
+}
+
+/// `fast_hash`: folds one key word into the state.
+#[inline(always)]
+pub(crate) fn fast_word(h: u32, w: u32) -> u32 {
+    (h ^ w).wrapping_mul(0xcc9e_2d51).rotate_left(15)
+}
+
+/// `fast_hash`: the final avalanche.
+#[inline(always)]
+pub(crate) fn fast_final(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x7feb_352d);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x846c_a68b);
+    h ^ (h >> 16)
+}
+
+/// The store's bucket hash of a key (see above).
+pub(crate) fn fast_hash(key: &[u8], seed: u32) -> u32 {
+    let mut h = fast_init(key.len() as u32, seed);
+    for chunk in key.chunks(4) {
+        let mut w = [0u8; 4];
+        w[..chunk.len()].copy_from_slice(chunk);
+        h = fast_word(h, u32::from_ne_bytes(w));
+    }
+    fast_final(h)
+}
+
 /// The kernel's htab_map_hash.
 #[inline]
 pub(crate) fn htab_hash(key: &[u8], seed: u32) -> u32 {
@@ -1729,11 +1867,18 @@ mod tests {
             .map(|()| u64::from_ne_bytes(out))
     }
 
+    /// The bucket of `key` (key_size bytes) in `m`, as the map computes it.
+    fn key_bucket(m: &Map, key: &[u8]) -> u32 {
+        assert_eq!(key.len(), m.key_size as usize);
+        // SAFETY: key has key_size bytes.
+        unsafe { m.hash_of(key.as_ptr()) & m.bucket_mask }
+    }
+
     /// Keys 0.. that land in the same bucket as `k(first)`, for a map of `nb` buckets.
     fn colliding(m: &Map, n: usize) -> Vec<u32> {
-        let b0 = htab_hash(&k(1000), m.seed) & m.bucket_mask;
+        let b0 = key_bucket(m, &k(1000));
         (1000..)
-            .filter(|&i| htab_hash(&k(i), m.seed) & m.bucket_mask == b0)
+            .filter(|&i| key_bucket(m, &k(i)) == b0)
             .take(n)
             .collect()
     }
@@ -2082,6 +2227,99 @@ mod tests {
         assert_eq!(jhash_2words(0, 0, 0), jhash2(&[0; 8], 0));
     }
 
+    /// Every probe's `fast` is `fast_hash` of the key's bytes, and its `hash` the
+    /// kernel's htab_map_hash, at every key size with a probe of its own, so
+    /// that every path (program, user space, get_next_key, check) finds a key in
+    /// the same bucket.
+    #[test]
+    fn probes_hash_as_the_byte_functions() {
+        let mut r = Rng(0x0bad_cafe_f00d_1234);
+        for _ in 0..5_000 {
+            let seed = r.next() as u32;
+            let mut b = [0u8; 20];
+            for c in b.chunks_mut(8) {
+                let x = r.next().to_ne_bytes();
+                c.copy_from_slice(&x[..c.len()]);
+            }
+            for len in 1..=20usize {
+                let key = &b[..len];
+                let bytes = KeyBytes::new(key.as_ptr(), len);
+                assert_eq!(bytes.fast(seed), fast_hash(key, seed), "len {len}");
+                assert_eq!(bytes.hash(seed), htab_hash(key, seed), "len {len}");
+                // SAFETY: key has len readable bytes (and 4 * N for the word probes).
+                let (fast, kernel) = unsafe {
+                    match len {
+                        1..=3 => {
+                            let p = KeySmall::read(key.as_ptr(), len as u32);
+                            (p.fast(seed), p.hash(seed))
+                        }
+                        4 => {
+                            let p = Key4(word(key, 0));
+                            (p.fast(seed), p.hash(seed))
+                        }
+                        8 => {
+                            let p = Key8(word(key, 0), word(key, 1));
+                            (p.fast(seed), p.hash(seed))
+                        }
+                        12 => {
+                            let p = KeyWords::<3>::read(key.as_ptr());
+                            (p.fast(seed), p.hash(seed))
+                        }
+                        16 => {
+                            let p = KeyWords::<4>::read(key.as_ptr());
+                            (p.fast(seed), p.hash(seed))
+                        }
+                        _ => continue,
+                    }
+                };
+                assert_eq!(fast, fast_hash(key, seed), "len {len}");
+                assert_eq!(kernel, htab_hash(key, seed), "len {len}");
+            }
+        }
+        // Keys differing in one byte, or only in length (zero padding), differ.
+        assert_ne!(fast_hash(&[1, 0], 7), fast_hash(&[1, 0, 0], 7));
+        assert_ne!(fast_hash(&[1, 2, 3, 4], 7), fast_hash(&[1, 2, 3, 5], 7));
+    }
+
+    /// The fast hash spreads keys over buckets: sequential 4-byte keys (ports,
+    /// indices) and 8-byte keys differing only in their high word fill a
+    /// power-of-two table with chains no longer than a random hash would give.
+    #[test]
+    fn fast_hash_spreads_sequential_keys() {
+        let nb = 1u32 << 12;
+        for (what, keys) in [
+            (
+                "u32 0..n",
+                (0..nb)
+                    .map(|i| i.to_ne_bytes().to_vec())
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "u64 high word",
+                (0..nb)
+                    .map(|i| (u64::from(i) << 32).to_ne_bytes().to_vec())
+                    .collect(),
+            ),
+            (
+                "u16 0..n",
+                (0..nb).map(|i| (i as u16).to_ne_bytes().to_vec()).collect(),
+            ),
+        ] {
+            let mut count = vec![0u32; nb as usize];
+            for kb in &keys {
+                count[(fast_hash(kb, 0x5eed) & (nb - 1)) as usize] += 1;
+            }
+            let longest = count.iter().copied().max().unwrap_or(0);
+            let empty = count.iter().filter(|&&c| c == 0).count() as f64 / f64::from(nb);
+            // A random hash: about 1/e of the buckets empty, longest chain ~ 7-8.
+            assert!(longest <= 10, "{what}: a chain of {longest}");
+            assert!(
+                (0.30..0.45).contains(&empty),
+                "{what}: {empty} of buckets empty"
+            );
+        }
+    }
+
     #[test]
     fn probes_compare_and_store_whole_keys() {
         #[repr(align(8))]
@@ -2125,7 +2363,7 @@ mod tests {
             }
             kb
         };
-        let bucket = |kb: &[u8]| htab_hash(kb, m.seed) & m.bucket_mask;
+        let bucket = |kb: &[u8]| key_bucket(m, kb);
         let b0 = bucket(&key(1000));
         (1000..)
             .map(key)

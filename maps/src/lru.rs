@@ -84,7 +84,7 @@ impl Map {
                 });
             }
         }
-        let b = p.hash(self.seed) & self.bucket_mask;
+        let b = self.bucket(p);
         let _guard = self.take_lock(self.bucket_lock(b), || {
             format!("stripe lock {}", self.stripe(b))
         })?;

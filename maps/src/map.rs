@@ -43,6 +43,9 @@ pub struct Map {
     pub(crate) buckets: *mut u8,
     pub(crate) elems: *mut u8,
     pub(crate) seed: u32,
+    /// Hash maps: bucket by the kernel's jhash (BPF_F_ZERO_SEED maps, whose
+    /// bucket order is the kernel's) rather than the store's `fast_hash`.
+    pub(crate) jhash: bool,
     /// The program entry points for this kind and key size (`prog_ops`).
     pub(crate) ops: crate::progops::ProgOps,
     /// `prog_update` for this kind and key size.
@@ -156,6 +159,7 @@ impl Map {
             buckets,
             elems,
             seed: snap.hash_seed,
+            jhash: snap.info.map_flags & def::BPF_F_ZERO_SEED != 0,
             ops,
             update_res,
             meta: Arc::new(MapMeta {
