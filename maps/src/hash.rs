@@ -55,22 +55,31 @@
 //! A plain HASH replaces an existing key the kernel's way: a new element is
 //! linked at the head of the bucket, then the old one is unlinked; for that it
 //! holds `ncpus` spare elements beyond max_entries. PERCPU_HASH updates in
-//! place, as the kernel does.
+//! place, as the kernel does. (`ProgOps::update_in_place` writes a plain HASH's
+//! values of up to 8 bytes in place too, under the bucket lock: one atomic word,
+//! so no reader sees a torn value.)
 //!
 //! A writer that dies holding a stripe lock leaves at worst a leaked element
 //! or count (every step is a single store that leaves the chains valid).
 //!
 //! # Hot paths
-//! Every operation reads the caller's key once into a [`Probe`]: `Key4` and
-//! `Key8` hold 4- and 8-byte keys as native-endian words (hashed by
-//! `jhash_1word` / `jhash_2words`, the kernel's own shortcuts for jhash2, and
-//! compared with one or two word loads), `DevKey` is a DEVMAP_HASH index, and
-//! `KeyBytes` covers other sizes with the byte-slice jhash and `mem::key_eq`.
-//! The walk, update and delete code is generic over the probe, and takes the
-//! map kind as a parameter so that `Map::prog_lookup` / `prog_update` on a
-//! BPF_MAP_TYPE_HASH (the kind a constant) compile without the per-CPU, LRU
-//! and DEVMAP_HASH branches. A lookup restart (the seq protocol above) leaves
-//! the inline path for the outlined `find_lockfree_slow`.
+//! Every operation reads the caller's key once into a [`Probe`]: `KeySmall`
+//! (1-3 bytes, one zero-padded word), `Key4` and `Key8` (one or two
+//! native-endian words), `KeyWords<3>` / `KeyWords<4>` (12 and 16 bytes) are
+//! hashed and compared word by word with no length loop, `DevKey` is a
+//! DEVMAP_HASH index, and `KeyBytes` covers other sizes with the byte-slice
+//! functions and `mem::key_eq`. Each probe has both bucket hashes: the kernel's
+//! (`hash`: `jhash_1word` / `jhash_2words`, jhash2 unrolled, jhash for 1-3
+//! bytes), used by BPF_F_ZERO_SEED maps, and the store's `fast_hash` (`fast`),
+//! used by the others (see "the store's bucket hash" below; `Map::bucket`
+//! chooses). The walk, update and delete code is generic over the probe, and
+//! takes the map kind as a parameter; `progops.rs` instantiates it once per
+//! kind and key-size class, so that a map's entry points (`Map::prog_ops`, and
+//! `prog_lookup` / `prog_update` through them) run with the kind and key size
+//! constant. A lookup restart (the seq protocol above) leaves the inline path
+//! for the outlined `find_lockfree_slow`; a program update keeps its in-place
+//! cases inline and continues in the outlined `update_locked` for inserts and
+//! replacements.
 //!
 //! Checks the hot paths do not repeat, and why that is sound:
 //! - `elem_at` / `next_at` do not clamp the index into range as `elem` does:

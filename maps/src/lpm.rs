@@ -276,10 +276,11 @@ impl Map {
             // n < nelems (lpm_link): the node lies inside the pool, so `node`
             // needs no clamp here.
             let node = self.elems.wrapping_add(n as usize * self.elem_size);
-            // SAFETY (all four blocks): offsets 0..16 are the 4-aligned header
+            // The four blocks below: offsets 0..16 are the 4-aligned header
             // words of the 8-aligned node n; its data area at NODE_HDR holds
             // key_stride >= B::BYTES bytes, 8-aligned (data sizes up to 8 bytes
             // have an 8-byte area, up to 16 a 16-byte one).
+            // SAFETY: as said above.
             let plen = unsafe { hdr(node, 8) }.load(Ordering::Relaxed);
             // SAFETY: as above.
             let data = unsafe { B::load(node.wrapping_add(NODE_HDR)) };

@@ -502,10 +502,9 @@ fn kernel_run_xdp(insns: &[u64]) -> Result<u32, i32> {
     put32(&mut a, 24, 1); // log_level
     put32(&mut a, 28, log.len() as u32);
     a[4] = log.as_mut_ptr() as u64;
-    let fd = sys_bpf(BPF_PROG_LOAD, &mut a).map_err(|e| {
+    let fd = sys_bpf(BPF_PROG_LOAD, &mut a).inspect_err(|_| {
         let end = log.iter().position(|&b| b == 0).unwrap_or(0);
         eprintln!("{}", String::from_utf8_lossy(&log[..end]));
-        e
     })? as i32;
     let data = [0u8; 64];
     let mut t = [0u64; 16];
