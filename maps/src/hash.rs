@@ -825,12 +825,14 @@ impl Map {
         let mut link = self.head(b).load(Ordering::Acquire);
         let mut steps = 0u32;
         loop {
-            if link & 3 != TAG_ELEM || link == 0 {
+            // One test for "not an element link" and "out of range": link 0
+            // decodes to u32::MAX, never below nelems.
+            let idx = (link >> 2).wrapping_sub(1);
+            if link & 3 != TAG_ELEM || idx >= self.nelems {
+                if link & 3 == TAG_ELEM && link != 0 {
+                    return Walk::Missed; // a corrupt link: no element to find
+                }
                 break;
-            }
-            let idx = (link >> 2) - 1;
-            if idx >= self.nelems {
-                return Walk::Missed; // a corrupt link: no element to find
             }
             let e = self.elem_at(idx);
             // SAFETY: e is element idx < nelems; its key area at key_off holds
@@ -872,10 +874,14 @@ impl Map {
         let mut prev = Prev::Head;
         let mut link = self.head(b).load(Ordering::Acquire);
         let mut steps = 0u32;
-        while link & 3 == TAG_ELEM && link != 0 {
-            let idx = (link >> 2) - 1;
-            if idx >= self.nelems {
-                return Err(ChainCorrupt(b, "a link out of range"));
+        loop {
+            // As in walk_once: link 0 decodes to u32::MAX.
+            let idx = (link >> 2).wrapping_sub(1);
+            if link & 3 != TAG_ELEM || idx >= self.nelems {
+                if link & 3 == TAG_ELEM && link != 0 {
+                    return Err(ChainCorrupt(b, "a link out of range"));
+                }
+                break;
             }
             let e = self.elem_at(idx);
             // SAFETY: as in find_lockfree.
