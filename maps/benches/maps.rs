@@ -1,5 +1,12 @@
 //! Hash-map benchmarks: the store's hash map next to `std::collections::HashMap`,
-//! single-threaded and from two threads, on 1K and 1M entries of u32 -> u64.
+//! single-threaded and from two threads, on 1K and 1M entries of u32 -> u64; and
+//! the program hot paths of each map type (`prog_paths`: `Map::prog_lookup` /
+//! `prog_update` of hash, per-CPU hash, LRU, 2-byte keys, array, per-CPU array,
+//! LPM; `prog_ops`: the same through `Map::prog_ops`, with `update_in_place`).
+//! `maps/examples/hotpath.sh` counts the host instructions of the same calls.
+//!
+//! Building with `RUSTFLAGS="--cfg maps_baseline"` leaves out the `prog_ops` group,
+//! so that the same file builds against an older tree for a before/after run.
 //!
 //! `cargo bench -p maps --bench maps` runs them. Before criterion starts, the binary
 //! prints two facts it measures itself: the allocations per update (a counting global
@@ -256,13 +263,133 @@ fn facts() {
     drop(store);
 }
 
+/// A store with one map of `map_type` (value u64, 1024 entries) holding keys
+/// 0..512 of `ks` bytes (LPM: /32 prefixes of 4-byte data), and the keys.
+fn prog_map(map_type: u32, ks: usize) -> (Store, Map, Vec<Vec<u8>>) {
+    let lpm = map_type == maps::BPF_MAP_TYPE_LPM_TRIE;
+    let store = Store::anonymous(StoreOptions {
+        size: 16 << 20,
+        ncpus: Some(2),
+    })
+    .expect("store");
+    let map = store
+        .create_map(&MapDef {
+            map_type,
+            key_size: ks as u32,
+            value_size: 8,
+            max_entries: 1024,
+            map_flags: if lpm { maps::BPF_F_NO_PREALLOC } else { 0 },
+            name: "prog".into(),
+            ..MapDef::default()
+        })
+        .expect("map");
+    let keys: Vec<Vec<u8>> = (0..512u32)
+        .map(|i| {
+            let x = i.wrapping_mul(2_654_435_761);
+            if lpm {
+                let mut k = 32u32.to_ne_bytes().to_vec();
+                k.extend_from_slice(&x.to_be_bytes());
+                k
+            } else if ks == 2 {
+                (i as u16).to_ne_bytes().to_vec()
+            } else {
+                i.to_ne_bytes()[..ks].to_vec()
+            }
+        })
+        .collect();
+    let v = vec![1u8; map.user_value_size()];
+    for k in &keys {
+        map.update(k, &v, BPF_ANY).expect("fill");
+    }
+    (store, map, keys)
+}
+
+const PROG_MAPS: [(&str, u32, usize); 7] = [
+    ("hash_u32", BPF_MAP_TYPE_HASH, 4),
+    ("hash_u16", BPF_MAP_TYPE_HASH, 2),
+    ("percpu_hash_u32", maps::BPF_MAP_TYPE_PERCPU_HASH, 4),
+    ("lru_hash_u32", maps::BPF_MAP_TYPE_LRU_HASH, 4),
+    ("array", maps::BPF_MAP_TYPE_ARRAY, 4),
+    ("percpu_array", maps::BPF_MAP_TYPE_PERCPU_ARRAY, 4),
+    ("lpm_v4", maps::BPF_MAP_TYPE_LPM_TRIE, 8),
+];
+
+fn prog_paths(c: &mut Criterion) {
+    let mut g = c.benchmark_group("prog_paths");
+    for (name, t, ks) in PROG_MAPS {
+        let (_store, map, keys) = prog_map(t, ks);
+        let mask = keys.len() - 1;
+        g.bench_function(BenchmarkId::new("lookup", name), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                i = (i + 1) & mask;
+                // SAFETY: keys have key_size bytes.
+                black_box(unsafe { map.prog_lookup(keys[i].as_ptr(), 1) })
+            })
+        });
+        g.bench_function(BenchmarkId::new("update_existing", name), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                i = (i + 1) & mask;
+                let v = (i as u64).to_ne_bytes();
+                // SAFETY: keys have key_size bytes, v value_size.
+                black_box(unsafe { map.prog_update(keys[i].as_ptr(), v.as_ptr(), BPF_ANY, 1) })
+                    .ok();
+            })
+        });
+    }
+    g.finish();
+}
+
+#[cfg(not(maps_baseline))]
+fn prog_ops(c: &mut Criterion) {
+    let mut g = c.benchmark_group("prog_ops");
+    for (name, t, ks) in PROG_MAPS {
+        let (_store, map, keys) = prog_map(t, ks);
+        let ops = map.prog_ops();
+        let mask = keys.len() - 1;
+        g.bench_function(BenchmarkId::new("lookup", name), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                i = (i + 1) & mask;
+                // SAFETY: this map's entry point; keys have key_size bytes.
+                black_box(unsafe { (ops.lookup)(&map, keys[i].as_ptr(), 1) })
+            })
+        });
+        g.bench_function(BenchmarkId::new("update_existing", name), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                i = (i + 1) & mask;
+                let v = (i as u64).to_ne_bytes();
+                // SAFETY: this map's entry point; keys have key_size bytes, v value_size.
+                black_box(unsafe { (ops.update)(&map, keys[i].as_ptr(), v.as_ptr(), BPF_ANY, 1) })
+            })
+        });
+        g.bench_function(BenchmarkId::new("update_in_place", name), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                i = (i + 1) & mask;
+                let v = (i as u64).to_ne_bytes();
+                // SAFETY: as above.
+                black_box(unsafe {
+                    (ops.update_in_place)(&map, keys[i].as_ptr(), v.as_ptr(), BPF_ANY, 1)
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+#[cfg(maps_baseline)]
+fn prog_ops(_: &mut Criterion) {}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
-    targets = single_thread, two_thread
+    targets = single_thread, two_thread, prog_paths, prog_ops
 }
 
 fn main() {

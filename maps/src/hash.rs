@@ -55,22 +55,31 @@
 //! A plain HASH replaces an existing key the kernel's way: a new element is
 //! linked at the head of the bucket, then the old one is unlinked; for that it
 //! holds `ncpus` spare elements beyond max_entries. PERCPU_HASH updates in
-//! place, as the kernel does.
+//! place, as the kernel does. (`ProgOps::update_in_place` writes a plain HASH's
+//! values of up to 8 bytes in place too, under the bucket lock: one atomic word,
+//! so no reader sees a torn value.)
 //!
 //! A writer that dies holding a stripe lock leaves at worst a leaked element
 //! or count (every step is a single store that leaves the chains valid).
 //!
 //! # Hot paths
-//! Every operation reads the caller's key once into a [`Probe`]: `Key4` and
-//! `Key8` hold 4- and 8-byte keys as native-endian words (hashed by
-//! `jhash_1word` / `jhash_2words`, the kernel's own shortcuts for jhash2, and
-//! compared with one or two word loads), `DevKey` is a DEVMAP_HASH index, and
-//! `KeyBytes` covers other sizes with the byte-slice jhash and `mem::key_eq`.
-//! The walk, update and delete code is generic over the probe, and takes the
-//! map kind as a parameter so that `Map::prog_lookup` / `prog_update` on a
-//! BPF_MAP_TYPE_HASH (the kind a constant) compile without the per-CPU, LRU
-//! and DEVMAP_HASH branches. A lookup restart (the seq protocol above) leaves
-//! the inline path for the outlined `find_lockfree_slow`.
+//! Every operation reads the caller's key once into a [`Probe`]: `KeySmall`
+//! (1-3 bytes, one zero-padded word), `Key4` and `Key8` (one or two
+//! native-endian words), `KeyWords<3>` / `KeyWords<4>` (12 and 16 bytes) are
+//! hashed and compared word by word with no length loop, `DevKey` is a
+//! DEVMAP_HASH index, and `KeyBytes` covers other sizes with the byte-slice
+//! functions and `mem::key_eq`. Each probe has both bucket hashes: the kernel's
+//! (`hash`: `jhash_1word` / `jhash_2words`, jhash2 unrolled, jhash for 1-3
+//! bytes), used by BPF_F_ZERO_SEED maps, and the store's `fast_hash` (`fast`),
+//! used by the others (see "the store's bucket hash" below; `Map::bucket`
+//! chooses). The walk, update and delete code is generic over the probe, and
+//! takes the map kind as a parameter; `progops.rs` instantiates it once per
+//! kind and key-size class, so that a map's entry points (`Map::prog_ops`, and
+//! `prog_lookup` / `prog_update` through them) run with the kind and key size
+//! constant. A lookup restart (the seq protocol above) leaves the inline path
+//! for the outlined `find_lockfree_slow`; a program update keeps its in-place
+//! cases inline and continues in the outlined `update_locked` for inserts and
+//! replacements.
 //!
 //! Checks the hot paths do not repeat, and why that is sound:
 //! - `elem_at` / `next_at` do not clamp the index into range as `elem` does:
@@ -125,6 +134,32 @@ enum Walk {
     Restart,
 }
 
+/// A chain found corrupt under its lock: the bucket and what is wrong (kept
+/// small so that the walk returns in registers; `Map::chain_error` makes the
+/// `MapError`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChainCorrupt(pub(crate) u32, pub(crate) &'static str);
+
+/// Why a program update failed, small and `Copy` so that the hot path returns it
+/// in registers; `Map::upd_error` makes the `MapError` (and its errno).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum UpdFail {
+    /// Flags other than BPF_ANY, BPF_NOEXIST, BPF_EXIST (EINVAL).
+    Flags(u64),
+    /// The worker index is not below the store's ncpus (EINVAL).
+    Cpu,
+    /// BPF_NOEXIST on a present key (EEXIST).
+    Exists,
+    /// BPF_EXIST on a missing key (ENOENT).
+    NotFound,
+    /// The map is full (E2BIG).
+    TooBig,
+    /// The bucket's chain is corrupt (EUCLEAN).
+    Corrupt(ChainCorrupt),
+    /// The bucket's stripe lock stayed held (the bucket).
+    Lock(crate::lock::LockHeld, u32),
+}
+
 /// Which link points at an element: a bucket head or another element's `next`.
 #[derive(Clone, Copy)]
 pub(crate) enum Prev {
@@ -140,6 +175,10 @@ pub(crate) trait Probe: Copy {
     /// Bucket hash: the kernel's htab_map_hash (jhash2 / jhash) with `seed`, or
     /// the index itself for DEVMAP_HASH.
     fn hash(self, seed: u32) -> u32;
+
+    /// The store's own bucket hash (`fast_hash` of the key's bytes), used by
+    /// maps without BPF_F_ZERO_SEED; DEVMAP_HASH keeps its index.
+    fn fast(self, seed: u32) -> u32;
 
     /// True when the stored key at `stored` equals this one.
     ///
@@ -182,6 +221,10 @@ impl Probe for Key4 {
         jhash_1word(self.0, seed)
     }
     #[inline(always)]
+    fn fast(self, seed: u32) -> u32 {
+        fast_final(fast_word(fast_init(4, seed), self.0))
+    }
+    #[inline(always)]
     unsafe fn eq(self, stored: *const u8) -> bool {
         // SAFETY: caller contract (4 bytes).
         unsafe { load_u32(stored) == self.0 }
@@ -200,6 +243,10 @@ pub(crate) struct DevKey(pub(crate) u32);
 impl Probe for DevKey {
     #[inline(always)]
     fn hash(self, _seed: u32) -> u32 {
+        self.0
+    }
+    #[inline(always)]
+    fn fast(self, _seed: u32) -> u32 {
         self.0
     }
     #[inline(always)]
@@ -224,6 +271,10 @@ impl Probe for Key8 {
         jhash_2words(self.0, self.1, seed)
     }
     #[inline(always)]
+    fn fast(self, seed: u32) -> u32 {
+        fast_final(fast_word(fast_word(fast_init(8, seed), self.0), self.1))
+    }
+    #[inline(always)]
     unsafe fn eq(self, stored: *const u8) -> bool {
         // SAFETY: caller contract (8 bytes, 4-aligned: two words).
         unsafe { load_u32(stored) == self.0 && load_u32(stored.wrapping_add(4)) == self.1 }
@@ -238,11 +289,156 @@ impl Probe for Key8 {
     }
 }
 
+/// A key of 1 to 3 bytes, zero-padded to one word (as stored). The kernel hashes
+/// it with jhash over its bytes: the padded little-endian word plus the final mix.
+#[derive(Clone, Copy)]
+pub(crate) struct KeySmall {
+    /// The key's bytes, zero-padded.
+    bytes: [u8; 4],
+    /// key_size (1..=3).
+    len: u32,
+}
+
+impl KeySmall {
+    /// # Safety
+    /// `key` points to `len` (1..=3) readable bytes.
+    #[inline(always)]
+    pub(crate) unsafe fn read(key: *const u8, len: u32) -> KeySmall {
+        let mut bytes = [0u8; 4];
+        // SAFETY: caller contract; len <= 3 < 4.
+        unsafe {
+            match len {
+                1 => bytes[0] = *key,
+                2 => std::ptr::copy_nonoverlapping(key, bytes.as_mut_ptr(), 2),
+                _ => std::ptr::copy_nonoverlapping(key, bytes.as_mut_ptr(), 3),
+            }
+        }
+        KeySmall { bytes, len }
+    }
+}
+
+impl Probe for KeySmall {
+    #[inline(always)]
+    fn hash(self, seed: u32) -> u32 {
+        // jhash: `case 3: a += k[2] << 16; case 2: a += k[1] << 8; case 1: a += k[0];`
+        let init = JHASH_INITVAL.wrapping_add(self.len).wrapping_add(seed);
+        let (mut a, mut b, mut c) = (
+            init.wrapping_add(u32::from_le_bytes(self.bytes)),
+            init,
+            init,
+        );
+        jhash_final(&mut a, &mut b, &mut c);
+        c
+    }
+    #[inline(always)]
+    fn fast(self, seed: u32) -> u32 {
+        fast_final(fast_word(
+            fast_init(self.len, seed),
+            u32::from_ne_bytes(self.bytes),
+        ))
+    }
+    #[inline(always)]
+    unsafe fn eq(self, stored: *const u8) -> bool {
+        // SAFETY: caller contract (one 4-byte word: key and zero padding).
+        unsafe { load_u32(stored) == u32::from_ne_bytes(self.bytes) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, dst: *mut u8) {
+        // SAFETY: caller contract (one 4-byte word).
+        unsafe { store_u32(dst, u32::from_ne_bytes(self.bytes)) }
+    }
+}
+
+/// A key of `N` whole words (12 or 16 bytes: IPv6 addresses, flow tuples), hashed
+/// with jhash2 unrolled for `N`.
+#[derive(Clone, Copy)]
+pub(crate) struct KeyWords<const N: usize>(pub(crate) [u32; N]);
+
+impl<const N: usize> KeyWords<N> {
+    /// # Safety
+    /// `key` points to `4 * N` readable bytes.
+    #[inline(always)]
+    pub(crate) unsafe fn read(key: *const u8) -> Self {
+        let mut w = [0u32; N];
+        for (i, x) in w.iter_mut().enumerate() {
+            // SAFETY: caller contract: word i is inside the key.
+            *x = unsafe { std::ptr::read_unaligned(key.wrapping_add(i * 4) as *const u32) };
+        }
+        KeyWords(w)
+    }
+}
+
+impl<const N: usize> Probe for KeyWords<N> {
+    #[inline(always)]
+    fn hash(self, seed: u32) -> u32 {
+        let w = self.0;
+        let init = JHASH_INITVAL
+            .wrapping_add((N as u32) << 2)
+            .wrapping_add(seed);
+        let (mut a, mut b, mut c) = (init, init, init);
+        let mut i = 0;
+        let mut len = N;
+        while len > 3 {
+            a = a.wrapping_add(w[i]);
+            b = b.wrapping_add(w[i + 1]);
+            c = c.wrapping_add(w[i + 2]);
+            jhash_mix(&mut a, &mut b, &mut c);
+            len -= 3;
+            i += 3;
+        }
+        if len == 0 {
+            return c;
+        }
+        if len >= 3 {
+            c = c.wrapping_add(w[i + 2]);
+        }
+        if len >= 2 {
+            b = b.wrapping_add(w[i + 1]);
+        }
+        a = a.wrapping_add(w[i]);
+        jhash_final(&mut a, &mut b, &mut c);
+        c
+    }
+    #[inline(always)]
+    fn fast(self, seed: u32) -> u32 {
+        let mut h = fast_init((N * 4) as u32, seed);
+        for &w in &self.0 {
+            h = fast_word(h, w);
+        }
+        fast_final(h)
+    }
+    #[inline(always)]
+    unsafe fn eq(self, stored: *const u8) -> bool {
+        let mut diff = 0;
+        for (i, &x) in self.0.iter().enumerate() {
+            // SAFETY: caller contract (N words, 4-aligned).
+            diff |= unsafe { load_u32(stored.wrapping_add(i * 4)) } ^ x;
+        }
+        diff == 0
+    }
+    #[inline(always)]
+    unsafe fn store(self, dst: *mut u8) {
+        for (i, &x) in self.0.iter().enumerate() {
+            // SAFETY: caller contract (N words, 4-aligned).
+            unsafe { store_u32(dst.wrapping_add(i * 4), x) };
+        }
+    }
+}
+
 /// Any other key: its bytes in the caller's memory.
 #[derive(Clone, Copy)]
 pub(crate) struct KeyBytes {
     ptr: *const u8,
     len: usize,
+}
+
+impl KeyBytes {
+    /// The probe of the `len` bytes at `ptr` (which must stay readable while the
+    /// probe is used: its users' `# Safety` say so).
+    #[inline(always)]
+    pub(crate) fn new(ptr: *const u8, len: usize) -> KeyBytes {
+        KeyBytes { ptr, len }
+    }
 }
 
 impl Probe for KeyBytes {
@@ -251,6 +447,12 @@ impl Probe for KeyBytes {
         // SAFETY: built by with_probe! from key_size readable bytes.
         let k = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
         htab_hash(k, seed)
+    }
+    #[inline]
+    fn fast(self, seed: u32) -> u32 {
+        // SAFETY: built from key_size readable bytes (KeyBytes::new's users).
+        let k = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
+        fast_hash(k, seed)
     }
     #[inline]
     unsafe fn eq(self, stored: *const u8) -> bool {
@@ -285,6 +487,18 @@ macro_rules! with_probe {
                     std::ptr::read_unaligned(key as *const u32),
                     std::ptr::read_unaligned(key.wrapping_add(4) as *const u32),
                 );
+                $body
+            }
+            (1..=3, _) => {
+                let $p = KeySmall::read(key, $m.key_size);
+                $body
+            }
+            (12, _) => {
+                let $p = KeyWords::<3>::read(key);
+                $body
+            }
+            (16, _) => {
+                let $p = KeyWords::<4>::read(key);
                 $body
             }
             (len, _) => {
@@ -514,7 +728,9 @@ impl Map {
         (idx < self.nelems).then_some(idx)
     }
 
-    /// The kernel's htab_map_hash: jhash2 for keys of whole u32 words, else jhash.
+    /// The bucket hash of the key at `key`: the kernel's htab_map_hash (jhash2
+    /// for keys of whole u32 words, else jhash) for BPF_F_ZERO_SEED maps, the
+    /// store's `fast_hash` for the others, the index itself for DEVMAP_HASH.
     ///
     /// # Safety
     /// `key` points to key_size readable bytes.
@@ -527,7 +743,23 @@ impl Map {
         }
         // SAFETY: caller contract.
         let k = unsafe { std::slice::from_raw_parts(key, self.key_size as usize) };
-        htab_hash(k, self.seed)
+        if self.jhash {
+            htab_hash(k, self.seed)
+        } else {
+            fast_hash(k, self.seed)
+        }
+    }
+
+    /// Bucket of the key probe `p`: the kernel's jhash for BPF_F_ZERO_SEED maps
+    /// (whose bucket order is the kernel's), the store's `fast_hash` otherwise.
+    #[inline(always)]
+    pub(crate) fn bucket<P: Probe>(&self, p: P) -> u32 {
+        let h = if self.jhash {
+            p.hash(self.seed)
+        } else {
+            p.fast(self.seed)
+        };
+        h & self.bucket_mask
     }
 
     /// Element base for an index the caller has checked against `nelems`.
@@ -593,12 +825,14 @@ impl Map {
         let mut link = self.head(b).load(Ordering::Acquire);
         let mut steps = 0u32;
         loop {
-            if link & 3 != TAG_ELEM || link == 0 {
+            // One test for "not an element link" and "out of range": link 0
+            // decodes to u32::MAX, never below nelems.
+            let idx = (link >> 2).wrapping_sub(1);
+            if link & 3 != TAG_ELEM || idx >= self.nelems {
+                if link & 3 == TAG_ELEM && link != 0 {
+                    return Walk::Missed; // a corrupt link: no element to find
+                }
                 break;
-            }
-            let idx = (link >> 2) - 1;
-            if idx >= self.nelems {
-                return Walk::Missed; // a corrupt link: no element to find
             }
             let e = self.elem_at(idx);
             // SAFETY: e is element idx < nelems; its key area at key_off holds
@@ -636,14 +870,18 @@ impl Map {
         &self,
         b: u32,
         p: P,
-    ) -> Result<Option<(u32, Prev)>, MapError> {
+    ) -> Result<Option<(u32, Prev)>, ChainCorrupt> {
         let mut prev = Prev::Head;
         let mut link = self.head(b).load(Ordering::Acquire);
         let mut steps = 0u32;
-        while link & 3 == TAG_ELEM && link != 0 {
-            let idx = (link >> 2) - 1;
-            if idx >= self.nelems {
-                return Err(self.chain_corrupt(b, "a link out of range"));
+        loop {
+            // As in walk_once: link 0 decodes to u32::MAX.
+            let idx = (link >> 2).wrapping_sub(1);
+            if link & 3 != TAG_ELEM || idx >= self.nelems {
+                if link & 3 == TAG_ELEM && link != 0 {
+                    return Err(ChainCorrupt(b, "a link out of range"));
+                }
+                break;
             }
             let e = self.elem_at(idx);
             // SAFETY: as in find_lockfree.
@@ -655,10 +893,17 @@ impl Map {
             link = unsafe { self.u32_at(e) }.load(Ordering::Acquire);
             steps += 1;
             if steps > self.nelems {
-                return Err(self.chain_corrupt(b, "a cycle (longer than the element count)"));
+                return Err(ChainCorrupt(b, "a cycle (longer than the element count)"));
             }
         }
         Ok(None)
+    }
+
+    /// The error of a `find_locked` that found a corrupt chain.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn chain_error(&self, c: ChainCorrupt) -> MapError {
+        self.chain_corrupt(c.0, c.1)
     }
 
     #[cold]
@@ -935,26 +1180,28 @@ impl Map {
         }
     }
 
-    /// `hash_update` of a BPF_MAP_TYPE_HASH (the kind a constant, so its
-    /// per-CPU, LRU and DEVMAP_HASH branches fold away).
+    /// `Map::prog_update` of a HASH or PERCPU_HASH (`kind`, a constant in the
+    /// caller, so the other kind's branches fold away).
     ///
     /// # Safety
-    /// As `hash_update`; the map is a plain hash.
-    #[inline]
-    pub(crate) unsafe fn plain_hash_update(
+    /// `key` and `value` have key_size and value_size readable bytes; `kind` is
+    /// `self.kind`, a HASH or PERCPU_HASH.
+    #[inline(always)]
+    pub(crate) unsafe fn hash_prog_update(
         &self,
+        kind: Kind,
         key: *const u8,
         value: *const u8,
         flags: u64,
         cpu: u32,
     ) -> Result<(), MapError> {
-        debug_assert!(self.kind == Kind::Hash);
         // SAFETY: forwarded caller contract (key_size readable bytes at key).
-        unsafe {
-            with_probe!(self, Kind::Hash, key, p => {
-                self.hash_update_p(Kind::Hash, p, value, flags, Some(cpu))
+        let r = unsafe {
+            with_probe!(self, kind, key, p => {
+                self.hash_prog_update_p(kind, p, value, flags, cpu, false)
             })
-        }
+        };
+        r.map_err(|f| self.upd_error(f))
     }
 
     /// `hash_update` for one kind of probe; `kind` is `self.kind`.
@@ -987,12 +1234,12 @@ impl Map {
                 });
             }
         }
-        let b = p.hash(self.seed) & self.bucket_mask;
+        let b = self.bucket(p);
         let _guard = self.take_lock(self.bucket_lock(b), || {
             format!("stripe lock {}", self.stripe(b))
         })?;
         // SAFETY: caller contract; we hold the lock.
-        match unsafe { self.find_locked(b, p) }? {
+        match unsafe { self.find_locked(b, p) }.map_err(|c| self.chain_error(c))? {
             Some((old, prev)) => {
                 if flags == BPF_NOEXIST {
                     return Err(MapError::Exists { id: self.id });
@@ -1043,6 +1290,176 @@ impl Map {
         }
     }
 
+    /// The program update of a HASH or PERCPU_HASH for one kind of probe, as the
+    /// kernel's htab_map_update_elem / __htab_percpu_map_update_elem: `kind` is
+    /// `self.kind` (a constant in every caller, so the other kind's branches fold
+    /// away), errors come back as a small `UpdFail` (no `MapError` on the hot
+    /// path).
+    ///
+    /// An existing key's value is replaced the kernel's way (a new element linked
+    /// at the head, the old one unlinked) for a plain HASH, and written in place
+    /// for a PERCPU_HASH (this worker's slot), as the kernel does. With
+    /// `in_place`, a plain HASH whose values are at most 8 bytes is also written
+    /// in place (see `Map::prog_ops`, `update_in_place`, for when that is allowed).
+    ///
+    /// # Safety
+    /// `p` is built from key_size readable bytes; `value` has value_size readable
+    /// bytes; the map is a HASH or PERCPU_HASH (`kind`).
+    #[inline(always)]
+    pub(crate) unsafe fn hash_prog_update_p<P: Probe>(
+        &self,
+        kind: Kind,
+        p: P,
+        value: *const u8,
+        flags: u64,
+        cpu: u32,
+        in_place: bool,
+    ) -> Result<(), UpdFail> {
+        debug_assert!(kind == self.kind && matches!(kind, Kind::Hash | Kind::PercpuHash));
+        // BPF_F_LOCK (4) needs a bpf_spin_lock in the value, not tracked yet: EINVAL.
+        if flags > BPF_EXIST {
+            return Err(UpdFail::Flags(flags));
+        }
+        let percpu = kind.is_percpu();
+        if percpu && cpu >= self.ncpus {
+            return Err(UpdFail::Cpu);
+        }
+        let b = self.bucket(p);
+        let guard = match crate::lock::lock(self.bucket_lock(b)) {
+            Ok(g) => g,
+            Err(h) => return Err(UpdFail::Lock(h, b)),
+        };
+        if guard.took_over() {
+            self.mark_dirty();
+        }
+        // SAFETY: caller contract; we hold the lock.
+        let found = unsafe { self.find_locked(b, p) };
+        // The in-place cases stay in this (small) function; inserts and the
+        // replacement of an element continue in the outlined `update_locked`.
+        if let Ok(Some((old, _))) = found {
+            if flags != BPF_NOEXIST && (percpu || (in_place && self.value_size <= 8)) {
+                let slot = if percpu {
+                    cpu as usize * self.vstride
+                } else {
+                    0
+                };
+                let v = self
+                    .elem_at(old)
+                    .wrapping_add(self.value_off)
+                    .wrapping_add(slot);
+                // SAFETY: old < nelems (find_locked); cpu < ncpus for per-CPU maps:
+                // the slot is inside the element's value area; value has value_size
+                // readable bytes.
+                unsafe { self.store_value(v, value) };
+                return Ok(());
+            }
+        }
+        // SAFETY: forwarded caller contract; the lock is held (guard lives on).
+        let r = unsafe { self.update_locked(kind, b, p, found, value, flags, cpu) };
+        drop(guard);
+        r
+    }
+
+    /// The rest of `hash_prog_update_p` under bucket `b`'s lock, given what
+    /// `find_locked` found: the kernel's replacement of an existing key (a new
+    /// element linked at the head, then the old one unlinked; in place when no
+    /// spare element is free) and the insert of a new key.
+    ///
+    /// # Safety
+    /// As `hash_prog_update_p`; the caller holds bucket `b`'s lock and `found` is
+    /// `find_locked(b, p)` under it.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn update_locked<P: Probe>(
+        &self,
+        kind: Kind,
+        b: u32,
+        p: P,
+        found: Result<Option<(u32, Prev)>, ChainCorrupt>,
+        value: *const u8,
+        flags: u64,
+        cpu: u32,
+    ) -> Result<(), UpdFail> {
+        match found {
+            Err(c) => Err(UpdFail::Corrupt(c)),
+            Ok(Some((old, prev))) => {
+                if flags == BPF_NOEXIST {
+                    return Err(UpdFail::Exists);
+                }
+                if !kind.is_percpu() {
+                    if let Some(n) = self.pop_free() {
+                        let odd = self.seq_begin(b);
+                        // SAFETY: n is ours (popped); lock held; sizes per contract.
+                        unsafe { self.init_and_link(kind, n, b, p, value, Some(cpu)) };
+                        let prev = match prev {
+                            Prev::Head => Prev::Elem(n),
+                            p => p,
+                        };
+                        // SAFETY: old and prev's index come from find_locked, n from
+                        // pop_free: all < nelems.
+                        unsafe {
+                            let next = self.next_at(old).load(Ordering::Relaxed);
+                            self.prev_link_at(b, prev).store(next, Ordering::Release);
+                        }
+                        self.seq_end(b, odd);
+                        self.push_free(old);
+                        return Ok(());
+                    }
+                }
+                // In place: per-CPU (this worker's slot), or no spare element.
+                // SAFETY: old < nelems (from find_locked); cpu < ncpus was checked
+                // for per-CPU maps; value has value_size bytes.
+                unsafe { self.write_values(old, value, Some(cpu), false) };
+                Ok(())
+            }
+            Ok(None) => {
+                if flags == BPF_EXIST {
+                    return Err(UpdFail::NotFound);
+                }
+                if !self.reserve_count() {
+                    return Err(UpdFail::TooBig);
+                }
+                let Some(n) = self.pop_free() else {
+                    self.release_count();
+                    return Err(UpdFail::TooBig);
+                };
+                let odd = self.seq_begin(b);
+                // SAFETY: n is ours; lock held; sizes per contract.
+                unsafe { self.init_and_link(kind, n, b, p, value, Some(cpu)) };
+                self.seq_end(b, odd);
+                Ok(())
+            }
+        }
+    }
+
+    /// The `MapError` of a failed `hash_prog_update_p` (cold: only on errors).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn upd_error(&self, f: UpdFail) -> MapError {
+        match f {
+            UpdFail::Flags(flags) => MapError::InvalidFlags { id: self.id, flags },
+            UpdFail::Cpu => MapError::InvalidValue {
+                id: self.id,
+                what: "worker index >= ncpus",
+            },
+            UpdFail::Exists => MapError::Exists { id: self.id },
+            UpdFail::NotFound => MapError::NotFound { id: self.id },
+            UpdFail::TooBig => self.too_big(),
+            UpdFail::Corrupt(c) => self.chain_error(c),
+            UpdFail::Lock(h, b) => h.to_map_error(
+                self.id,
+                self.lock_name(format!("stripe lock {}", self.stripe(b))),
+            ),
+        }
+    }
+
+    /// `-errno` of a failed `hash_prog_update_p`, as `upd_error(f).errno()`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn upd_errno(&self, f: UpdFail) -> i64 {
+        -i64::from(self.upd_error(f).errno())
+    }
+
     #[cold]
     fn too_big(&self) -> MapError {
         MapError::TooBig {
@@ -1061,13 +1478,15 @@ impl Map {
 
     /// # Safety
     /// `p` is built from key_size readable bytes.
-    unsafe fn hash_delete_p<P: Probe>(&self, p: P) -> Result<(), MapError> {
-        let b = p.hash(self.seed) & self.bucket_mask;
+    #[inline(always)]
+    pub(crate) unsafe fn hash_delete_p<P: Probe>(&self, p: P) -> Result<(), MapError> {
+        let b = self.bucket(p);
         let _guard = self.take_lock(self.bucket_lock(b), || {
             format!("stripe lock {}", self.stripe(b))
         })?;
         // SAFETY: caller contract; lock held.
-        let Some((idx, prev)) = (unsafe { self.find_locked(b, p) })? else {
+        let found = unsafe { self.find_locked(b, p) }.map_err(|c| self.chain_error(c))?;
+        let Some((idx, prev)) = found else {
             return Err(MapError::NotFound { id: self.id });
         };
         let odd = self.seq_begin(b);
@@ -1095,48 +1514,16 @@ impl Map {
         unsafe { with_probe!(self, self.kind, key, p => self.hash_lookup_ptr_p(self.kind, p, cpu)) }
     }
 
-    /// `hash_lookup_ptr` of a BPF_MAP_TYPE_HASH: the kind a constant, so this is
-    /// the hash, the walk and the value address, with no per-CPU or LRU branches.
-    ///
-    /// # Safety
-    /// `key` has key_size readable bytes; the map is a plain hash.
-    #[inline(always)]
-    pub(crate) unsafe fn plain_hash_lookup_ptr(&self, key: *const u8) -> *mut u8 {
-        debug_assert!(self.kind == Kind::Hash);
-        match self.key_size {
-            4 => {
-                // SAFETY: the caller's key has key_size = 4 readable bytes.
-                let p = Key4(unsafe { std::ptr::read_unaligned(key as *const u32) });
-                // SAFETY: p is built from the key.
-                unsafe { self.hash_lookup_ptr_p(Kind::Hash, p, 0) }
-            }
-            8 => {
-                // SAFETY: the caller's key has key_size = 8 readable bytes.
-                let (w0, w1) = unsafe {
-                    (
-                        std::ptr::read_unaligned(key as *const u32),
-                        std::ptr::read_unaligned(key.wrapping_add(4) as *const u32),
-                    )
-                };
-                // SAFETY: the probe is built from the key.
-                unsafe { self.hash_lookup_ptr_p(Kind::Hash, Key8(w0, w1), 0) }
-            }
-            // Longer keys pay a call, keeping the common case's frame small.
-            // SAFETY: forwarded caller contract.
-            _ => unsafe { self.hash_lookup_ptr(key, 0) },
-        }
-    }
-
     /// # Safety
     /// `p` is built from key_size readable bytes; `kind` is `self.kind`.
     #[inline(always)]
-    unsafe fn hash_lookup_ptr_p<P: Probe>(&self, kind: Kind, p: P, cpu: u32) -> *mut u8 {
+    pub(crate) unsafe fn hash_lookup_ptr_p<P: Probe>(&self, kind: Kind, p: P, cpu: u32) -> *mut u8 {
         let percpu = kind.is_percpu();
         if percpu && cpu >= self.ncpus {
             return std::ptr::null_mut();
         }
         // SAFETY: caller contract.
-        let Some(idx) = (unsafe { self.find_lockfree(p, p.hash(self.seed)) }) else {
+        let Some(idx) = (unsafe { self.find_lockfree(p, self.bucket(p)) }) else {
             return std::ptr::null_mut();
         };
         if kind.is_lru() {
@@ -1163,7 +1550,7 @@ impl Map {
         // SAFETY: forwarded caller contract.
         unsafe {
             with_probe!(self, self.kind, key, p => {
-                let b = p.hash(self.seed) & self.bucket_mask;
+                let b = self.bucket(p);
                 (self.find_lockfree(p, b), b)
             })
         }
@@ -1240,7 +1627,7 @@ fn rol(x: u32, k: u32) -> u32 {
     x.rotate_left(k)
 }
 
-#[inline]
+#[inline(always)]
 fn jhash_mix(a: &mut u32, b: &mut u32, c: &mut u32) {
     *a = a.wrapping_sub(*c);
     *a ^= rol(*c, 4);
@@ -1262,7 +1649,7 @@ fn jhash_mix(a: &mut u32, b: &mut u32, c: &mut u32) {
     *b = b.wrapping_add(*a);
 }
 
-#[inline]
+#[inline(always)]
 fn jhash_final(a: &mut u32, b: &mut u32, c: &mut u32) {
     *c ^= *b;
     *c = c.wrapping_sub(rol(*b, 14));
@@ -1395,6 +1782,51 @@ pub(crate) fn jhash(k: &[u8], initval: u32) -> u32 {
     c
 }
 
+// ---- the store's bucket hash (maps without BPF_F_ZERO_SEED) ----
+//
+// The kernel hashes with jhash and a random seed, so its bucket order is only
+// observable with BPF_F_ZERO_SEED; those maps keep jhash (`htab_hash`) and the
+// kernel's order. Every other map hashes its key with `fast_hash`: the key's
+// bytes zero-padded to 4-byte native-endian words (as the store holds keys),
+// each folded in with a multiply and a rotate, then a full-avalanche 32-bit
+// finaliser (the "lowbias32" mix), so that the masked low bits are well mixed.
+// A 4-byte key costs 10 operations where jhash takes about 30. Stores are only
+// shared between processes on one machine, so native-endian words are the same
+// for every reader; the layout version (4) says which hash a store's maps use.
+
+/// `fast_hash` state before the first word: the seed and the key length.
+#[inline(always)]
+pub(crate) fn fast_init(len: u32, seed: u32) -> u32 {
+    seed ^ len.wrapping_mul(0x9e37_79b9)
+}
+
+/// `fast_hash`: folds one key word into the state.
+#[inline(always)]
+pub(crate) fn fast_word(h: u32, w: u32) -> u32 {
+    (h ^ w).wrapping_mul(0xcc9e_2d51).rotate_left(15)
+}
+
+/// `fast_hash`: the final avalanche.
+#[inline(always)]
+pub(crate) fn fast_final(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x7feb_352d);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x846c_a68b);
+    h ^ (h >> 16)
+}
+
+/// The store's bucket hash of a key (see above).
+pub(crate) fn fast_hash(key: &[u8], seed: u32) -> u32 {
+    let mut h = fast_init(key.len() as u32, seed);
+    for chunk in key.chunks(4) {
+        let mut w = [0u8; 4];
+        w[..chunk.len()].copy_from_slice(chunk);
+        h = fast_word(h, u32::from_ne_bytes(w));
+    }
+    fast_final(h)
+}
+
 /// The kernel's htab_map_hash.
 #[inline]
 pub(crate) fn htab_hash(key: &[u8], seed: u32) -> u32 {
@@ -1450,11 +1882,18 @@ mod tests {
             .map(|()| u64::from_ne_bytes(out))
     }
 
+    /// The bucket of `key` (key_size bytes) in `m`, as the map computes it.
+    fn key_bucket(m: &Map, key: &[u8]) -> u32 {
+        assert_eq!(key.len(), m.key_size as usize);
+        // SAFETY: key has key_size bytes.
+        unsafe { m.hash_of(key.as_ptr()) & m.bucket_mask }
+    }
+
     /// Keys 0.. that land in the same bucket as `k(first)`, for a map of `nb` buckets.
     fn colliding(m: &Map, n: usize) -> Vec<u32> {
-        let b0 = htab_hash(&k(1000), m.seed) & m.bucket_mask;
+        let b0 = key_bucket(m, &k(1000));
         (1000..)
-            .filter(|&i| htab_hash(&k(i), m.seed) & m.bucket_mask == b0)
+            .filter(|&i| key_bucket(m, &k(i)) == b0)
             .take(n)
             .collect()
     }
@@ -1803,6 +2242,99 @@ mod tests {
         assert_eq!(jhash_2words(0, 0, 0), jhash2(&[0; 8], 0));
     }
 
+    /// Every probe's `fast` is `fast_hash` of the key's bytes, and its `hash` the
+    /// kernel's htab_map_hash, at every key size with a probe of its own, so
+    /// that every path (program, user space, get_next_key, check) finds a key in
+    /// the same bucket.
+    #[test]
+    fn probes_hash_as_the_byte_functions() {
+        let mut r = Rng(0x0bad_cafe_f00d_1234);
+        for _ in 0..5_000 {
+            let seed = r.next() as u32;
+            let mut b = [0u8; 20];
+            for c in b.chunks_mut(8) {
+                let x = r.next().to_ne_bytes();
+                c.copy_from_slice(&x[..c.len()]);
+            }
+            for len in 1..=20usize {
+                let key = &b[..len];
+                let bytes = KeyBytes::new(key.as_ptr(), len);
+                assert_eq!(bytes.fast(seed), fast_hash(key, seed), "len {len}");
+                assert_eq!(bytes.hash(seed), htab_hash(key, seed), "len {len}");
+                // SAFETY: key has len readable bytes (and 4 * N for the word probes).
+                let (fast, kernel) = unsafe {
+                    match len {
+                        1..=3 => {
+                            let p = KeySmall::read(key.as_ptr(), len as u32);
+                            (p.fast(seed), p.hash(seed))
+                        }
+                        4 => {
+                            let p = Key4(word(key, 0));
+                            (p.fast(seed), p.hash(seed))
+                        }
+                        8 => {
+                            let p = Key8(word(key, 0), word(key, 1));
+                            (p.fast(seed), p.hash(seed))
+                        }
+                        12 => {
+                            let p = KeyWords::<3>::read(key.as_ptr());
+                            (p.fast(seed), p.hash(seed))
+                        }
+                        16 => {
+                            let p = KeyWords::<4>::read(key.as_ptr());
+                            (p.fast(seed), p.hash(seed))
+                        }
+                        _ => continue,
+                    }
+                };
+                assert_eq!(fast, fast_hash(key, seed), "len {len}");
+                assert_eq!(kernel, htab_hash(key, seed), "len {len}");
+            }
+        }
+        // Keys differing in one byte, or only in length (zero padding), differ.
+        assert_ne!(fast_hash(&[1, 0], 7), fast_hash(&[1, 0, 0], 7));
+        assert_ne!(fast_hash(&[1, 2, 3, 4], 7), fast_hash(&[1, 2, 3, 5], 7));
+    }
+
+    /// The fast hash spreads keys over buckets: sequential 4-byte keys (ports,
+    /// indices) and 8-byte keys differing only in their high word fill a
+    /// power-of-two table with chains no longer than a random hash would give.
+    #[test]
+    fn fast_hash_spreads_sequential_keys() {
+        let nb = 1u32 << 12;
+        for (what, keys) in [
+            (
+                "u32 0..n",
+                (0..nb)
+                    .map(|i| i.to_ne_bytes().to_vec())
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "u64 high word",
+                (0..nb)
+                    .map(|i| (u64::from(i) << 32).to_ne_bytes().to_vec())
+                    .collect(),
+            ),
+            (
+                "u16 0..n",
+                (0..nb).map(|i| (i as u16).to_ne_bytes().to_vec()).collect(),
+            ),
+        ] {
+            let mut count = vec![0u32; nb as usize];
+            for kb in &keys {
+                count[(fast_hash(kb, 0x5eed) & (nb - 1)) as usize] += 1;
+            }
+            let longest = count.iter().copied().max().unwrap_or(0);
+            let empty = count.iter().filter(|&&c| c == 0).count() as f64 / f64::from(nb);
+            // A random hash: about 1/e of the buckets empty, longest chain ~ 7-8.
+            assert!(longest <= 10, "{what}: a chain of {longest}");
+            assert!(
+                (0.30..0.45).contains(&empty),
+                "{what}: {empty} of buckets empty"
+            );
+        }
+    }
+
     #[test]
     fn probes_compare_and_store_whole_keys() {
         #[repr(align(8))]
@@ -1846,7 +2378,7 @@ mod tests {
             }
             kb
         };
-        let bucket = |kb: &[u8]| htab_hash(kb, m.seed) & m.bucket_mask;
+        let bucket = |kb: &[u8]| key_bucket(m, kb);
         let b0 = bucket(&key(1000));
         (1000..)
             .map(key)

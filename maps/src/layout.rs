@@ -20,8 +20,10 @@ use crate::shm::{SharedPod, Shm};
 
 /// "XDPSTORE" little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"XDPSTORE");
-/// Layout version written and read by this build.
-pub const LAYOUT_VERSION: u32 = 3;
+/// Layout version written and read by this build. 4: hash maps without
+/// BPF_F_ZERO_SEED bucket their keys with the store's `fast_hash` (hash.rs),
+/// no longer jhash, so a reader of version 3 would look in the wrong buckets.
+pub const LAYOUT_VERSION: u32 = 4;
 /// Bytes reserved for the header.
 pub const HEADER_SIZE: usize = 4096;
 /// Map table offset.

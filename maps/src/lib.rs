@@ -18,6 +18,8 @@
 //! - `mem.rs`: word-wise atomic copies into and out of map memory.
 //! - `array.rs`, `hash.rs`, `lru.rs`, `lpm.rs`, `slots.rs`, `ring.rs`, `map.rs`:
 //!   raw pointers into map memory at validated offsets.
+//! - `progops.rs`: the per-map program entry points (`Map::prog_ops`), unsafe
+//!   functions forwarding their callers' key and value pointers.
 //! - `objects.rs`: program instructions copied into and out of the store.
 //! - `typed.rs`: the `Pod` byte views.
 //!
@@ -38,6 +40,7 @@ mod lru;
 mod map;
 mod mem;
 mod objects;
+mod progops;
 mod ring;
 mod shm;
 mod slots;
@@ -52,6 +55,7 @@ pub use map::{Map, MapKeys, ValueRegion};
 pub use objects::{
     boottime_ns, Pinned, ProgramDef, ProgramInfo, MAX_BTF_SIZE, MAX_PIN_PATH, MAX_PROG_MAPS,
 };
+pub use progops::{DeleteFn, LookupFn, ProgOps, UpdateFn};
 pub use ring::{
     BPF_F_CURRENT_CPU, BPF_F_INDEX_MASK, BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT,
     BPF_RINGBUF_HDR_SZ,

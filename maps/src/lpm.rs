@@ -247,8 +247,64 @@ impl Map {
         self.lpm_seq().store(odd.wrapping_add(1), Ordering::Release);
     }
 
-    /// trie_lookup_elem's walk; returns the matching node.
+    /// trie_lookup_elem's walk; returns the matching node. Keys of up to 16
+    /// data bytes (IPv4, IPv6, MAC-sized keys) walk with the key in one or two
+    /// machine words (`lpm_walk_bits`); longer ones byte-slice by byte-slice.
     fn lpm_walk(&self, key_data: &[u8], key_prefixlen: u32) -> Option<u32> {
+        match key_data.len() {
+            0..=8 => self.lpm_walk_bits(u64::from_key(key_data), key_prefixlen),
+            9..=16 => self.lpm_walk_bits(u128::from_key(key_data), key_prefixlen),
+            _ => self.lpm_walk_slices(key_data, key_prefixlen),
+        }
+    }
+
+    /// `lpm_walk_slices` with the key data as one big-endian number `B` (zero
+    /// past the data, as the nodes' data areas are): each node costs one or two
+    /// word loads, an xor and a leading-zero count.
+    #[inline(always)]
+    fn lpm_walk_bits<B: LpmBits>(&self, key: B, key_prefixlen: u32) -> Option<u32> {
+        debug_assert!(self.key_stride >= B::BYTES);
+        let max = self.max_prefixlen();
+        let mut found = None;
+        let mut link = self.lpm_root().load(Ordering::Acquire);
+        let mut steps = 0;
+        while let Some(n) = self.lpm_link(link) {
+            steps += 1;
+            if steps > max + 2 {
+                return None; // a loop: only while a writer reuses nodes under us
+            }
+            // n < nelems (lpm_link): the node lies inside the pool, so `node`
+            // needs no clamp here.
+            let node = self.elems.wrapping_add(n as usize * self.elem_size);
+            // The four blocks below: offsets 0..16 are the 4-aligned header
+            // words of the 8-aligned node n; its data area at NODE_HDR holds
+            // key_stride >= B::BYTES bytes, 8-aligned (data sizes up to 8 bytes
+            // have an 8-byte area, up to 16 a 16-byte one).
+            // SAFETY: as said above.
+            let plen = unsafe { hdr(node, 8) }.load(Ordering::Relaxed);
+            // SAFETY: as above.
+            let data = unsafe { B::load(node.wrapping_add(NODE_HDR)) };
+            // longest_prefix_match: at most min(node prefixlen, key prefixlen).
+            let m = data.lz_xor(key).min(plen).min(key_prefixlen);
+            if m == max {
+                found = Some(n);
+                break;
+            }
+            if m < plen {
+                break;
+            }
+            // SAFETY: as above.
+            if unsafe { hdr(node, 12) }.load(Ordering::Relaxed) & NODE_IM == 0 {
+                found = Some(n);
+            }
+            // SAFETY: as above (child[0] at 0, child[1] at 4).
+            link = unsafe { hdr(node, 4 * key.bit(plen) as usize) }.load(Ordering::Acquire);
+        }
+        found
+    }
+
+    /// trie_lookup_elem's walk over key data of any length.
+    fn lpm_walk_slices(&self, key_data: &[u8], key_prefixlen: u32) -> Option<u32> {
         let max = self.max_prefixlen();
         let mut found = None;
         let mut link = self.lpm_root().load(Ordering::Acquire);
@@ -709,6 +765,91 @@ fn split_key(k: &[u8]) -> (u32, &[u8]) {
     (u32::from_ne_bytes(p), &k[4..])
 }
 
+/// Header word at `off` (0 child[0], 4 child[1], 8 prefixlen, 12 flags) of the
+/// node at `node`.
+///
+/// # Safety
+/// `node` is the base of a node of the pool (8-aligned); `off` is one of those.
+#[inline(always)]
+unsafe fn hdr<'a>(node: *mut u8, off: usize) -> &'a AtomicU32 {
+    // SAFETY: caller contract; store memory is only accessed atomically.
+    unsafe { AtomicU32::from_ptr(node.wrapping_add(off) as *mut u32) }
+}
+
+/// LPM key data of up to 8 (`u64`) or 16 (`u128`) bytes as one big-endian
+/// number, zero past the data (bit 0 of the key is the number's top bit).
+trait LpmBits: Copy {
+    /// Bytes of the number (and of the node data area it is loaded from).
+    const BYTES: usize;
+    /// The key data, zero-padded.
+    fn from_key(data: &[u8]) -> Self;
+    /// A node's data area.
+    ///
+    /// # Safety
+    /// `p` is 8-aligned and valid for `BYTES` bytes of store memory.
+    unsafe fn load(p: *const u8) -> Self;
+    /// Leading bits equal in `self` and `other`.
+    fn lz_xor(self, other: Self) -> u32;
+    /// The kernel's extract_bit: bit `index` (0 past the number).
+    fn bit(self, index: u32) -> u32;
+}
+
+/// # Safety
+/// `p` is 8-aligned and valid for 8 bytes of store memory.
+#[inline(always)]
+unsafe fn load_be64(p: *const u8) -> u64 {
+    // SAFETY: caller contract; store memory is only accessed atomically.
+    let v = unsafe { AtomicU64::from_ptr(p as *mut u64) }.load(Ordering::Relaxed);
+    u64::from_be_bytes(v.to_ne_bytes())
+}
+
+impl LpmBits for u64 {
+    const BYTES: usize = 8;
+    #[inline(always)]
+    fn from_key(data: &[u8]) -> u64 {
+        let mut b = [0u8; 8];
+        b[..data.len()].copy_from_slice(data);
+        u64::from_be_bytes(b)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const u8) -> u64 {
+        // SAFETY: caller contract.
+        unsafe { load_be64(p) }
+    }
+    #[inline(always)]
+    fn lz_xor(self, other: u64) -> u32 {
+        (self ^ other).leading_zeros()
+    }
+    #[inline(always)]
+    fn bit(self, index: u32) -> u32 {
+        self.checked_shl(index).map_or(0, |x| (x >> 63) as u32)
+    }
+}
+
+impl LpmBits for u128 {
+    const BYTES: usize = 16;
+    #[inline(always)]
+    fn from_key(data: &[u8]) -> u128 {
+        let mut b = [0u8; 16];
+        b[..data.len()].copy_from_slice(data);
+        u128::from_be_bytes(b)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const u8) -> u128 {
+        // SAFETY: caller contract: two 8-aligned words.
+        let (hi, lo) = unsafe { (load_be64(p), load_be64(p.wrapping_add(8))) };
+        (u128::from(hi) << 64) | u128::from(lo)
+    }
+    #[inline(always)]
+    fn lz_xor(self, other: u128) -> u32 {
+        (self ^ other).leading_zeros()
+    }
+    #[inline(always)]
+    fn bit(self, index: u32) -> u32 {
+        self.checked_shl(index).map_or(0, |x| (x >> 127) as u32)
+    }
+}
+
 /// The kernel's extract_bit on key data (0 past the end).
 fn key_bit(data: &[u8], index: u32) -> u32 {
     data.get(index as usize / 8)
@@ -757,6 +898,74 @@ mod tests {
     fn put(m: &Map, plen: u32, ip: [u8; 4], v: u32, flags: u64) -> Result<(), i32> {
         m.update(&key(plen, ip), &v.to_ne_bytes(), flags)
             .map_err(|e| e.errno())
+    }
+
+    /// The word walk (`lpm_walk_bits`, data up to 16 bytes) finds what the
+    /// byte-slice walk finds, on random tries of every data size up to 16 bytes
+    /// and lookups of random keys and prefix lengths (including keys on and
+    /// near the stored prefixes, and prefix lengths above the key's bits).
+    #[test]
+    fn word_walk_equals_slice_walk() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for data in 1..=16usize {
+            let s = Store::anonymous(StoreOptions {
+                size: 4 << 20,
+                ncpus: Some(1),
+            })
+            .expect("store");
+            let m = s
+                .create_map(&MapDef {
+                    map_type: BPF_MAP_TYPE_LPM_TRIE,
+                    key_size: 4 + data as u32,
+                    value_size: 4,
+                    max_entries: 256,
+                    map_flags: BPF_F_NO_PREALLOC,
+                    name: "lpm".into(),
+                    ..MapDef::default()
+                })
+                .expect("map");
+            let bits = 8 * data as u32;
+            let key = |plen: u32, d: &[u8]| {
+                let mut k = plen.to_ne_bytes().to_vec();
+                k.extend_from_slice(d);
+                k
+            };
+            // A few short bytes so that prefixes share and branch.
+            let mut stored = Vec::new();
+            for i in 0..200u32 {
+                let d: Vec<u8> = (0..data).map(|_| (rnd() % 4) as u8 * 0x41).collect();
+                let plen = (rnd() % u64::from(bits + 1)) as u32;
+                m.update(&key(plen, &d), &i.to_ne_bytes(), BPF_ANY)
+                    .expect("insert");
+                stored.push(d);
+            }
+            for t in 0..2000 {
+                let mut d: Vec<u8> = if t % 2 == 0 {
+                    stored[t % stored.len()].clone()
+                } else {
+                    (0..data).map(|_| (rnd() % 4) as u8 * 0x41).collect()
+                };
+                if t % 3 == 0 {
+                    let b = (rnd() % data as u64) as usize;
+                    d[b] ^= 1 << (rnd() % 8);
+                }
+                let plen = match t % 4 {
+                    0 => bits,
+                    1 => (rnd() % u64::from(bits + 1)) as u32,
+                    2 => bits + 1 + (rnd() % 64) as u32,
+                    _ => u32::MAX,
+                };
+                let slices = m.lpm_walk_slices(&d, plen);
+                assert_eq!(m.lpm_walk(&d, plen), slices, "data {data} key {d:?}/{plen}");
+            }
+            m.check().expect("consistent");
+        }
     }
 
     #[test]

@@ -43,6 +43,27 @@ impl Map {
         unsafe { AtomicU32::from_ptr(self.data.wrapping_add(20) as *mut u32) }
     }
 
+    /// `lru_update` from a program on worker `cpu`, with the flag check that
+    /// `hash_update` does first.
+    ///
+    /// # Safety
+    /// As `lru_update`.
+    #[inline(always)]
+    pub(crate) unsafe fn lru_prog_update<P: Probe>(
+        &self,
+        p: P,
+        value: *const u8,
+        flags: u64,
+        cpu: u32,
+    ) -> Result<(), MapError> {
+        // BPF_F_LOCK (4) needs a bpf_spin_lock in the value, not tracked yet: EINVAL.
+        if flags > BPF_EXIST {
+            return Err(MapError::InvalidFlags { id: self.id, flags });
+        }
+        // SAFETY: forwarded caller contract.
+        unsafe { self.lru_update(p, value, flags, Some(cpu)) }
+    }
+
     /// htab_lru_map_update_elem / __htab_lru_percpu_map_update_elem.
     ///
     /// # Safety
@@ -63,12 +84,12 @@ impl Map {
                 });
             }
         }
-        let b = p.hash(self.seed) & self.bucket_mask;
+        let b = self.bucket(p);
         let _guard = self.take_lock(self.bucket_lock(b), || {
             format!("stripe lock {}", self.stripe(b))
         })?;
         // SAFETY: caller contract; lock held.
-        let old = unsafe { self.find_locked(b, p) }?;
+        let old = unsafe { self.find_locked(b, p) }.map_err(|c| self.chain_error(c))?;
         match (&old, flags) {
             (Some(_), BPF_NOEXIST) => return Err(MapError::Exists { id: self.id }),
             (None, BPF_EXIST) => return Err(MapError::NotFound { id: self.id }),
@@ -92,7 +113,7 @@ impl Map {
         };
         // The victim may have been in our bucket, ahead of `old`: find old's link again.
         // SAFETY: caller contract; lock held.
-        let old = unsafe { self.find_locked(b, p) }?;
+        let old = unsafe { self.find_locked(b, p) }.map_err(|c| self.chain_error(c))?;
         let odd = self.seq_begin(b);
         // SAFETY: n is ours (popped or evicted); lock held; sizes per contract.
         unsafe { self.init_and_link(self.kind, n, b, p, value, cpu) };

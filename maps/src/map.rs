@@ -43,6 +43,13 @@ pub struct Map {
     pub(crate) buckets: *mut u8,
     pub(crate) elems: *mut u8,
     pub(crate) seed: u32,
+    /// Hash maps: bucket by the kernel's jhash (BPF_F_ZERO_SEED maps, whose
+    /// bucket order is the kernel's) rather than the store's `fast_hash`.
+    pub(crate) jhash: bool,
+    /// The program entry points for this kind and key size (`prog_ops`).
+    pub(crate) ops: crate::progops::ProgOps,
+    /// `prog_update` for this kind and key size.
+    pub(crate) update_res: crate::progops::UpdateResFn,
 }
 
 // SAFETY: the raw pointers point into the shared mapping owned by `shm` (kept
@@ -129,6 +136,8 @@ impl Map {
         let bucket_mask =
             u32::try_from(g.n_buckets.saturating_sub(1)).map_err(|_| corrupt("buckets"))?;
         let nelems = u32::try_from(g.nelems).map_err(|_| corrupt("elements"))?;
+        let (ops, update_res) =
+            crate::progops::select(g.kind, snap.info.key_size, snap.info.map_flags);
         Ok(Map {
             kind: g.kind,
             data,
@@ -150,6 +159,9 @@ impl Map {
             buckets,
             elems,
             seed: snap.hash_seed,
+            jhash: snap.info.map_flags & def::BPF_F_ZERO_SEED != 0,
+            ops,
+            update_res,
             meta: Arc::new(MapMeta {
                 info: snap.info,
                 slot: snap.slot,
@@ -503,25 +515,36 @@ impl Map {
     /// `key` points to `key_size` readable bytes.
     #[inline]
     pub unsafe fn prog_lookup(&self, key: *const u8, cpu: u32) -> *mut u8 {
-        // The most used kinds inline; the others go through one outlined call.
+        // Arrays inline; every other kind calls its entry point, chosen for its
+        // kind and key size when the handle was made (`prog_ops`).
         match self.kind {
-            // SAFETY: forwarded caller contract.
-            Kind::Hash => unsafe { self.plain_hash_lookup_ptr(key) },
             // SAFETY: forwarded caller contract.
             Kind::Array => unsafe { self.array_lookup_ptr(key) },
             // SAFETY: forwarded caller contract.
             Kind::PercpuArray => unsafe { self.percpu_array_lookup_ptr(key, cpu) },
-            // SAFETY: forwarded caller contract.
-            _ => unsafe { self.prog_lookup_other(key, cpu) },
+            // SAFETY: forwarded caller contract; `ops` was chosen for this map.
+            _ => unsafe { (self.ops.lookup)(self, key, cpu) },
         }
     }
 
-    /// `prog_lookup` of the kinds other than HASH, ARRAY and PERCPU_ARRAY.
+    /// The program entry points of this map: its lookup, update and delete as
+    /// plain functions chosen for its type and key size, returning what the
+    /// helpers return (a pointer or null; `0` or `-errno`). A compiled program
+    /// that resolved the map when it was compiled calls them with no dispatch.
+    /// See [`ProgOps`](crate::ProgOps) for `update_in_place` and the safety
+    /// contract (the functions are only to be called with this map or a clone of
+    /// its handle).
+    pub fn prog_ops(&self) -> crate::progops::ProgOps {
+        self.ops
+    }
+
+    /// `prog_lookup` of any kind, by a match on the kind (the fallback entry
+    /// point of the kinds `prog_ops` has no specialised function for).
     ///
     /// # Safety
     /// As `prog_lookup`.
     #[inline(never)]
-    unsafe fn prog_lookup_other(&self, key: *const u8, cpu: u32) -> *mut u8 {
+    pub(crate) unsafe fn prog_lookup_slow(&self, key: *const u8, cpu: u32) -> *mut u8 {
         match self.kind {
             // SAFETY: forwarded caller contract.
             Kind::Array => unsafe { self.array_lookup_ptr(key) },
@@ -561,15 +584,36 @@ impl Map {
                 why: "BPF_F_RDONLY_PROG",
             });
         }
+        // SAFETY: forwarded caller contract; `update_res` was chosen for this map.
+        unsafe { (self.update_res)(self, key, value, flags, cpu) }
+    }
+
+    /// `prog_update` by a match on the kind (the fallback of the kinds with no
+    /// specialised update); the caller checked BPF_F_RDONLY_PROG.
+    ///
+    /// # Safety
+    /// As `prog_update`.
+    #[inline(never)]
+    pub(crate) unsafe fn prog_update_slow(
+        &self,
+        key: *const u8,
+        value: *const u8,
+        flags: u64,
+        cpu: u32,
+    ) -> Result<(), MapError> {
         match self.kind {
             // SAFETY: forwarded caller contract.
-            Kind::Hash => unsafe { self.plain_hash_update(key, value, flags, cpu) },
+            Kind::Hash => unsafe { self.hash_prog_update(Kind::Hash, key, value, flags, cpu) },
+            // SAFETY: forwarded caller contract.
+            Kind::PercpuHash => unsafe {
+                self.hash_prog_update(Kind::PercpuHash, key, value, flags, cpu)
+            },
             // SAFETY: forwarded caller contract.
             Kind::Array | Kind::PercpuArray => unsafe {
                 self.array_prog_update(key, value, flags, cpu)
             },
             // SAFETY: forwarded caller contract.
-            Kind::PercpuHash | Kind::LruHash | Kind::LruPercpuHash => unsafe {
+            Kind::LruHash | Kind::LruPercpuHash => unsafe {
                 self.hash_update(key, value, flags, Some(cpu))
             },
             // SAFETY: forwarded caller contract.

@@ -1,0 +1,758 @@
+//! Per-map entry points for compiled programs: `Map::prog_ops` gives, for the
+//! map's type and key size, plain function pointers to its lookup, update and
+//! delete, chosen once when the handle is made, so that a caller that resolved
+//! the map at compile time does no dispatch on the map type, no dispatch on the
+//! key size, and gets `0` or `-errno` back (the helper's return value) instead
+//! of a `Result`.
+//!
+//! Each function is the same code as `Map::prog_lookup` / `prog_update` /
+//! `prog_delete` for that type, monomorphised: hash kinds for 1-3, 4, 8, 12 and
+//! 16-byte keys read the key into registers once (see `hash.rs`, "Hot paths"),
+//! other sizes use the byte-slice probe; arrays are a bounds check and a
+//! multiply-add; every other type falls back to the generic `prog_*` call.
+
+use crate::def::{self, Kind};
+use crate::hash::{Key4, Key8, KeyBytes, KeySmall, KeyWords, Probe};
+use crate::map::Map;
+
+/// `bpf_map_lookup_elem` of one map: `(map, key, cpu)` gives the value pointer
+/// (worker `cpu`'s slot of a per-CPU map) or null.
+///
+/// # Safety
+/// `map` is the map the function was taken from (`Map::prog_ops` of it or of a
+/// clone), `key` points to key_size readable bytes.
+pub type LookupFn = unsafe fn(map: &Map, key: *const u8, cpu: u32) -> *mut u8;
+
+/// `bpf_map_update_elem` of one map: `(map, key, value, flags, cpu)` gives `0` or
+/// `-errno`, as the helper returns it.
+///
+/// # Safety
+/// `map` is the map the function was taken from, `key` and `value` point to
+/// key_size and value_size readable bytes.
+pub type UpdateFn =
+    unsafe fn(map: &Map, key: *const u8, value: *const u8, flags: u64, cpu: u32) -> i64;
+
+/// `bpf_map_delete_elem` of one map: `0` or `-errno`.
+///
+/// # Safety
+/// `map` is the map the function was taken from, `key` points to key_size
+/// readable bytes.
+pub type DeleteFn = unsafe fn(map: &Map, key: *const u8) -> i64;
+
+/// `Map::prog_update` of one map (the `Result` form of [`UpdateFn`]).
+///
+/// # Safety
+/// As [`UpdateFn`].
+pub(crate) type UpdateResFn = unsafe fn(
+    map: &Map,
+    key: *const u8,
+    value: *const u8,
+    flags: u64,
+    cpu: u32,
+) -> Result<(), crate::MapError>;
+
+/// The program entry points of one map (see [`Map::prog_ops`]).
+#[derive(Clone, Copy)]
+pub struct ProgOps {
+    /// As [`Map::prog_lookup`].
+    pub lookup: LookupFn,
+    /// As [`Map::prog_update`], with the kernel's semantics for every type: a
+    /// plain HASH or LRU_HASH replaces an existing key's element (a pointer from
+    /// an earlier lookup keeps seeing the old value), per-CPU maps and arrays
+    /// write in place.
+    pub update: UpdateFn,
+    /// As `update`, except that a plain HASH with values of at most 8 bytes
+    /// writes an existing key's value in place (one atomic word store under the
+    /// bucket lock), which skips the spare element, the relinking and two
+    /// free-list operations.
+    ///
+    /// The one observable difference from `update`: a value pointer the same
+    /// run got from an earlier lookup of the same key reads the new value after
+    /// the update, where the kernel's program reads the old one (it holds the
+    /// replaced element). Use it only when the program is known not to read,
+    /// after the update, through a pointer into this map obtained before it.
+    /// Other processes and workers cannot tell the two apart: a value of at most
+    /// 8 bytes is one atomic word either way, and the kernel's readers holding
+    /// an old element may see it reused (and rewritten) by a later update, so a
+    /// concurrent reader seeing the new value is a behaviour the kernel has too.
+    /// For every other map `update_in_place` is `update`.
+    pub update_in_place: UpdateFn,
+    /// As [`Map::prog_delete`].
+    pub delete: DeleteFn,
+}
+
+impl std::fmt::Debug for ProgOps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgOps").finish_non_exhaustive()
+    }
+}
+
+/// A probe read from a key pointer (one per hash key size class).
+pub(crate) trait ReadProbe: Probe {
+    /// # Safety
+    /// `key` points to `key_size` readable bytes, and `key_size` is one this
+    /// probe is chosen for (see `hash_ops`).
+    unsafe fn read(key: *const u8, key_size: u32) -> Self;
+}
+
+impl ReadProbe for Key4 {
+    #[inline(always)]
+    unsafe fn read(key: *const u8, _: u32) -> Self {
+        // SAFETY: caller contract: 4 bytes.
+        Key4(unsafe { std::ptr::read_unaligned(key as *const u32) })
+    }
+}
+
+impl ReadProbe for Key8 {
+    #[inline(always)]
+    unsafe fn read(key: *const u8, _: u32) -> Self {
+        // SAFETY: caller contract: 8 bytes.
+        unsafe {
+            Key8(
+                std::ptr::read_unaligned(key as *const u32),
+                std::ptr::read_unaligned(key.wrapping_add(4) as *const u32),
+            )
+        }
+    }
+}
+
+impl ReadProbe for KeySmall {
+    #[inline(always)]
+    unsafe fn read(key: *const u8, key_size: u32) -> Self {
+        // SAFETY: caller contract: 1..=3 bytes.
+        unsafe { KeySmall::read(key, key_size) }
+    }
+}
+
+impl<const N: usize> ReadProbe for KeyWords<N> {
+    #[inline(always)]
+    unsafe fn read(key: *const u8, _: u32) -> Self {
+        // SAFETY: caller contract: 4 * N bytes.
+        unsafe { KeyWords::<N>::read(key) }
+    }
+}
+
+impl ReadProbe for KeyBytes {
+    #[inline(always)]
+    unsafe fn read(key: *const u8, key_size: u32) -> Self {
+        KeyBytes::new(key, key_size as usize)
+    }
+}
+
+/// Hash kinds as constants (`Kind` cannot be a const generic parameter).
+const HASH: u8 = 0;
+const PERCPU_HASH: u8 = 1;
+const LRU_HASH: u8 = 2;
+const LRU_PERCPU_HASH: u8 = 3;
+
+#[inline(always)]
+const fn kind_of(k: u8) -> Kind {
+    match k {
+        HASH => Kind::Hash,
+        PERCPU_HASH => Kind::PercpuHash,
+        LRU_HASH => Kind::LruHash,
+        _ => Kind::LruPercpuHash,
+    }
+}
+
+/// # Safety
+/// As [`LookupFn`]; the map's kind is `K` and its key size one `P` is for.
+unsafe fn hash_lookup<const K: u8, P: ReadProbe>(m: &Map, key: *const u8, cpu: u32) -> *mut u8 {
+    debug_assert!(m.kind == kind_of(K));
+    // SAFETY: caller contract.
+    unsafe { m.hash_lookup_ptr_p(kind_of(K), P::read(key, m.key_size), cpu) }
+}
+
+/// # Safety
+/// As [`UpdateFn`]; the map is a HASH or PERCPU_HASH (`K`) with a key size `P`
+/// is for.
+unsafe fn hash_update<const K: u8, P: ReadProbe, const IN_PLACE: bool>(
+    m: &Map,
+    key: *const u8,
+    value: *const u8,
+    flags: u64,
+    cpu: u32,
+) -> i64 {
+    debug_assert!(m.kind == kind_of(K));
+    // SAFETY: caller contract.
+    let r = unsafe {
+        m.hash_prog_update_p(
+            kind_of(K),
+            P::read(key, m.key_size),
+            value,
+            flags,
+            cpu,
+            IN_PLACE,
+        )
+    };
+    match r {
+        Ok(()) => 0,
+        Err(f) => m.upd_errno(f),
+    }
+}
+
+/// # Safety
+/// As [`UpdateFn`]; the map is a HASH or PERCPU_HASH (`K`) with a key size `P`
+/// is for.
+unsafe fn hash_update_res<const K: u8, P: ReadProbe>(
+    m: &Map,
+    key: *const u8,
+    value: *const u8,
+    flags: u64,
+    cpu: u32,
+) -> Result<(), crate::MapError> {
+    debug_assert!(m.kind == kind_of(K));
+    // SAFETY: caller contract.
+    let r = unsafe {
+        m.hash_prog_update_p(
+            kind_of(K),
+            P::read(key, m.key_size),
+            value,
+            flags,
+            cpu,
+            false,
+        )
+    };
+    r.map_err(|f| m.upd_error(f))
+}
+
+/// # Safety
+/// As [`UpdateFn`]; the map is an LRU kind with a key size `P` is for.
+unsafe fn lru_update_res<P: ReadProbe>(
+    m: &Map,
+    key: *const u8,
+    value: *const u8,
+    flags: u64,
+    cpu: u32,
+) -> Result<(), crate::MapError> {
+    // SAFETY: caller contract.
+    unsafe { m.lru_prog_update(P::read(key, m.key_size), value, flags, cpu) }
+}
+
+/// # Safety
+/// As [`UpdateFn`]; the map is an LRU kind with a key size `P` is for.
+unsafe fn lru_update<P: ReadProbe>(
+    m: &Map,
+    key: *const u8,
+    value: *const u8,
+    flags: u64,
+    cpu: u32,
+) -> i64 {
+    // SAFETY: caller contract.
+    let r = unsafe { m.lru_prog_update(P::read(key, m.key_size), value, flags, cpu) };
+    match r {
+        Ok(()) => 0,
+        Err(e) => -i64::from(e.errno()),
+    }
+}
+
+/// # Safety
+/// As [`DeleteFn`]; the map is a hash kind with a key size `P` is for.
+unsafe fn hash_delete<P: ReadProbe>(m: &Map, key: *const u8) -> i64 {
+    // SAFETY: caller contract.
+    match unsafe { m.hash_delete_p(P::read(key, m.key_size)) } {
+        Ok(()) => 0,
+        Err(e) => -i64::from(e.errno()),
+    }
+}
+
+/// # Safety
+/// As [`LookupFn`]; the map is an ARRAY.
+unsafe fn array_lookup(m: &Map, key: *const u8, _cpu: u32) -> *mut u8 {
+    // SAFETY: caller contract.
+    unsafe { m.array_lookup_ptr(key) }
+}
+
+/// # Safety
+/// As [`LookupFn`]; the map is a PERCPU_ARRAY.
+unsafe fn percpu_array_lookup(m: &Map, key: *const u8, cpu: u32) -> *mut u8 {
+    // SAFETY: caller contract.
+    unsafe { m.percpu_array_lookup_ptr(key, cpu) }
+}
+
+/// # Safety
+/// As [`UpdateFn`]; the map is an ARRAY or PERCPU_ARRAY.
+unsafe fn array_update(m: &Map, key: *const u8, value: *const u8, flags: u64, cpu: u32) -> i64 {
+    // SAFETY: caller contract.
+    match unsafe { m.array_prog_update(key, value, flags, cpu) } {
+        Ok(()) => 0,
+        Err(e) => -i64::from(e.errno()),
+    }
+}
+
+/// # Safety
+/// As [`LookupFn`].
+unsafe fn generic_lookup(m: &Map, key: *const u8, cpu: u32) -> *mut u8 {
+    // SAFETY: caller contract.
+    unsafe { m.prog_lookup_slow(key, cpu) }
+}
+
+/// # Safety
+/// As [`UpdateFn`].
+unsafe fn generic_update(m: &Map, key: *const u8, value: *const u8, flags: u64, cpu: u32) -> i64 {
+    // SAFETY: caller contract.
+    match unsafe { m.prog_update(key, value, flags, cpu) } {
+        Ok(()) => 0,
+        Err(e) => -i64::from(e.errno()),
+    }
+}
+
+/// # Safety
+/// As [`DeleteFn`].
+unsafe fn generic_delete(m: &Map, key: *const u8) -> i64 {
+    // SAFETY: caller contract.
+    match unsafe { m.prog_delete(key) } {
+        Ok(()) => 0,
+        Err(e) => -i64::from(e.errno()),
+    }
+}
+
+/// Update of a map programs may not write (BPF_F_RDONLY_PROG): EPERM, as
+/// `Map::prog_update`.
+///
+/// # Safety
+/// None needed (nothing is read); unsafe to fit [`UpdateFn`].
+unsafe fn read_only_update(_: &Map, _: *const u8, _: *const u8, _: u64, _: u32) -> i64 {
+    -i64::from(libc::EPERM)
+}
+
+/// # Safety
+/// As `read_only_update`, for [`DeleteFn`].
+unsafe fn read_only_delete(_: &Map, _: *const u8) -> i64 {
+    -i64::from(libc::EPERM)
+}
+
+/// The hash kind `K`'s entry points for probe `P`.
+fn hash_ops<const K: u8, P: ReadProbe>() -> (ProgOps, UpdateResFn) {
+    let (update, update_in_place, res): (UpdateFn, UpdateFn, UpdateResFn) = match K {
+        HASH => (
+            hash_update::<K, P, false>,
+            hash_update::<K, P, true>,
+            hash_update_res::<K, P>,
+        ),
+        PERCPU_HASH => (
+            hash_update::<K, P, false>,
+            hash_update::<K, P, false>,
+            hash_update_res::<K, P>,
+        ),
+        _ => (lru_update::<P>, lru_update::<P>, lru_update_res::<P>),
+    };
+    let ops = ProgOps {
+        lookup: hash_lookup::<K, P>,
+        update,
+        update_in_place,
+        delete: hash_delete::<P>,
+    };
+    (ops, res)
+}
+
+/// The hash kind `K`'s entry points for a key of `key_size` bytes.
+fn hash_ops_sized<const K: u8>(key_size: u32) -> (ProgOps, UpdateResFn) {
+    match key_size {
+        1..=3 => hash_ops::<K, KeySmall>(),
+        4 => hash_ops::<K, Key4>(),
+        8 => hash_ops::<K, Key8>(),
+        12 => hash_ops::<K, KeyWords<3>>(),
+        16 => hash_ops::<K, KeyWords<4>>(),
+        _ => hash_ops::<K, KeyBytes>(),
+    }
+}
+
+/// # Safety
+/// As [`UpdateFn`].
+unsafe fn generic_update_res(
+    m: &Map,
+    key: *const u8,
+    value: *const u8,
+    flags: u64,
+    cpu: u32,
+) -> Result<(), crate::MapError> {
+    // SAFETY: caller contract.
+    unsafe { m.prog_update_slow(key, value, flags, cpu) }
+}
+
+/// The entry points of a map of kind `kind`, key size `key_size` and flags
+/// `map_flags` (called once per handle), and its `Map::prog_update`.
+pub(crate) fn select(kind: Kind, key_size: u32, map_flags: u32) -> (ProgOps, UpdateResFn) {
+    let (mut ops, res) = match kind {
+        Kind::Hash => hash_ops_sized::<HASH>(key_size),
+        Kind::PercpuHash => hash_ops_sized::<PERCPU_HASH>(key_size),
+        Kind::LruHash => hash_ops_sized::<LRU_HASH>(key_size),
+        Kind::LruPercpuHash => hash_ops_sized::<LRU_PERCPU_HASH>(key_size),
+        Kind::Array => (
+            ProgOps {
+                lookup: array_lookup,
+                update: array_update,
+                update_in_place: array_update,
+                delete: generic_delete,
+            },
+            generic_update_res as UpdateResFn,
+        ),
+        Kind::PercpuArray => (
+            ProgOps {
+                lookup: percpu_array_lookup,
+                update: array_update,
+                update_in_place: array_update,
+                delete: generic_delete,
+            },
+            generic_update_res as UpdateResFn,
+        ),
+        _ => (
+            ProgOps {
+                lookup: generic_lookup,
+                update: generic_update,
+                update_in_place: generic_update,
+                delete: generic_delete,
+            },
+            generic_update_res as UpdateResFn,
+        ),
+    };
+    if map_flags & def::BPF_F_RDONLY_PROG != 0 {
+        ops.update = read_only_update;
+        ops.update_in_place = read_only_update;
+        ops.delete = read_only_delete;
+    }
+    (ops, res)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::def::*;
+    use crate::{Map, MapDef, Store, StoreOptions};
+
+    const NCPUS: u32 = 3;
+
+    fn store() -> Store {
+        Store::anonymous(StoreOptions {
+            size: 16 << 20,
+            ncpus: Some(NCPUS),
+        })
+        .expect("store")
+    }
+
+    fn map(s: &Store, t: u32, ks: u32, max: u32, flags: u32) -> Map {
+        s.create_map(&MapDef {
+            map_type: t,
+            key_size: ks,
+            value_size: 8,
+            max_entries: max,
+            map_flags: flags,
+            name: "ops".into(),
+            ..MapDef::default()
+        })
+        .expect("map")
+    }
+
+    /// Key `i` of `ks` bytes (distinct for i < 2^(8 ks)).
+    fn key(i: u32, ks: u32) -> Vec<u8> {
+        let mut k: Vec<u8> = (0..ks).map(|j| (j as u8).wrapping_mul(37)).collect();
+        for (j, b) in i.to_le_bytes().iter().enumerate().take(ks as usize) {
+            k[j] = *b;
+        }
+        k
+    }
+
+    fn ops_update(m: &Map, k: &[u8], v: u64, flags: u64, cpu: u32) -> i64 {
+        let val = v.to_ne_bytes();
+        // SAFETY: this map's entry point; k has key_size bytes, val value_size.
+        unsafe { (m.prog_ops().update)(m, k.as_ptr(), val.as_ptr(), flags, cpu) }
+    }
+
+    fn ops_lookup(m: &Map, k: &[u8], cpu: u32) -> Option<u64> {
+        // SAFETY: this map's entry point; k has key_size bytes.
+        let p = unsafe { (m.prog_ops().lookup)(m, k.as_ptr(), cpu) };
+        // SAFETY: a non-null result points at an 8-byte, 8-aligned value.
+        (!p.is_null()).then(|| unsafe { std::ptr::read_volatile(p as *const u64) })
+    }
+
+    fn ops_delete(m: &Map, k: &[u8]) -> i64 {
+        // SAFETY: this map's entry point; k has key_size bytes.
+        unsafe { (m.prog_ops().delete)(m, k.as_ptr()) }
+    }
+
+    /// What `Map::update` (the user-space path, checked separately against the
+    /// kernel) answers, as a helper's return value.
+    fn user_errno(r: Result<(), crate::MapError>) -> i64 {
+        r.map_or_else(|e| -i64::from(e.errno()), |()| 0)
+    }
+
+    /// Per kind and key size (every size with a probe of its own, and two
+    /// without), the entry points store and find what the user-space API sees,
+    /// return the user-space API's errnos for flags, missing and present keys,
+    /// a full map and a bad worker index, and leave a map `check` accepts.
+    #[test]
+    fn entry_points_agree_with_the_user_api() {
+        let s = store();
+        for t in [
+            BPF_MAP_TYPE_HASH,
+            BPF_MAP_TYPE_PERCPU_HASH,
+            BPF_MAP_TYPE_LRU_HASH,
+            BPF_MAP_TYPE_LRU_PERCPU_HASH,
+        ] {
+            for ks in [1, 2, 3, 4, 6, 8, 12, 16, 20] {
+                for flags in [0, BPF_F_ZERO_SEED] {
+                    let m = map(&s, t, ks, 8, flags);
+                    let percpu = m.kind.is_percpu();
+                    let lru = m.kind.is_lru();
+                    let what = format!("type {t} key {ks} flags {flags:#x}");
+                    for i in 0..8 {
+                        let k = key(i, ks);
+                        assert_eq!(ops_lookup(&m, &k, 1), None, "{what}");
+                        assert_eq!(
+                            ops_update(&m, &k, 0, BPF_EXIST, 1),
+                            -i64::from(libc::ENOENT)
+                        );
+                        assert_eq!(ops_update(&m, &k, 100 + u64::from(i), BPF_NOEXIST, 1), 0);
+                        assert_eq!(
+                            ops_update(&m, &k, 0, BPF_NOEXIST, 1),
+                            -i64::from(libc::EEXIST)
+                        );
+                        assert_eq!(ops_update(&m, &k, 0, 4, 1), -i64::from(libc::EINVAL));
+                        assert_eq!(ops_lookup(&m, &k, 1), Some(100 + u64::from(i)), "{what}");
+                        // The user-space view: only worker 1's slot of a new per-CPU
+                        // element is set.
+                        let mut out = vec![0u8; m.user_value_size()];
+                        m.lookup(&k, &mut out).expect("user lookup");
+                        let slots: Vec<u64> = out
+                            .chunks(8)
+                            .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+                            .collect();
+                        if percpu {
+                            assert_eq!(slots, vec![0, 100 + u64::from(i), 0], "{what}");
+                            assert_eq!(ops_lookup(&m, &k, 0), Some(0));
+                        } else {
+                            assert_eq!(slots, vec![100 + u64::from(i)], "{what}");
+                        }
+                    }
+                    // Full: a new key is E2BIG (LRU evicts instead), as user space.
+                    let new = key(8, ks);
+                    let uv = vec![0u8; m.user_value_size()];
+                    let want = if lru {
+                        0
+                    } else {
+                        user_errno(m.update(&new, &uv, BPF_ANY))
+                    };
+                    assert_eq!(ops_update(&m, &new, 1, BPF_ANY, 1), want, "{what}");
+                    if !lru {
+                        assert_eq!(want, -i64::from(libc::E2BIG));
+                        // Existing keys still update when full.
+                        assert_eq!(ops_update(&m, &key(3, ks), 7, BPF_ANY, 2), 0);
+                        assert_eq!(ops_lookup(&m, &key(3, ks), 2), Some(7), "{what}");
+                    }
+                    if percpu {
+                        assert_eq!(
+                            ops_update(&m, &key(3, ks), 7, BPF_ANY, NCPUS),
+                            -i64::from(libc::EINVAL)
+                        );
+                        assert_eq!(ops_lookup(&m, &key(3, ks), NCPUS), None);
+                    }
+                    // Delete through the entry point; user space agrees.
+                    let k = key(2, ks);
+                    let present = m.lookup(&k, &mut vec![0u8; m.user_value_size()]).is_ok();
+                    let want = if present { 0 } else { -i64::from(libc::ENOENT) };
+                    assert_eq!(ops_delete(&m, &k), want, "{what}");
+                    assert_eq!(ops_delete(&m, &k), -i64::from(libc::ENOENT), "{what}");
+                    assert!(m.lookup(&k, &mut vec![0u8; m.user_value_size()]).is_err());
+                    assert_eq!(ops_lookup(&m, &k, 1), None);
+                    m.check().unwrap_or_else(|e| panic!("{what}: {e}"));
+                }
+            }
+        }
+    }
+
+    /// LRU maps evict through the entry points as through user space: the least
+    /// recently looked-up key goes, the newest stays.
+    #[test]
+    fn lru_eviction_through_the_entry_points() {
+        let s = store();
+        for t in [BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH] {
+            let m = map(&s, t, 4, 4, 0);
+            for i in 1..=4 {
+                assert_eq!(ops_update(&m, &key(i, 4), u64::from(i), BPF_ANY, 0), 0);
+            }
+            for i in [1, 3, 4] {
+                assert!(ops_lookup(&m, &key(i, 4), 0).is_some());
+            }
+            assert_eq!(ops_update(&m, &key(5, 4), 5, BPF_ANY, 0), 0);
+            assert_eq!(m.len(), 4);
+            assert_eq!(
+                ops_lookup(&m, &key(2, 4), 0),
+                None,
+                "type {t}: LRU key evicted"
+            );
+            for i in [1, 3, 4, 5] {
+                assert!(ops_lookup(&m, &key(i, 4), 0).is_some(), "type {t} key {i}");
+            }
+            m.check().expect("consistent");
+        }
+    }
+
+    /// Arrays, LPM tries and read-only maps: the entry points answer as
+    /// `prog_lookup` / `prog_update` / `prog_delete`.
+    #[test]
+    fn other_kinds_and_read_only_maps() {
+        let s = store();
+        let a = map(&s, BPF_MAP_TYPE_PERCPU_ARRAY, 4, 4, 0);
+        assert_eq!(ops_update(&a, &key(2, 4), 9, BPF_ANY, 2), 0);
+        assert_eq!(ops_lookup(&a, &key(2, 4), 2), Some(9));
+        assert_eq!(ops_lookup(&a, &key(2, 4), 1), Some(0));
+        assert_eq!(ops_lookup(&a, &key(4, 4), 2), None);
+        assert_eq!(
+            ops_update(&a, &key(4, 4), 9, BPF_ANY, 2),
+            -i64::from(libc::E2BIG)
+        );
+        assert_eq!(
+            ops_update(&a, &key(1, 4), 9, BPF_NOEXIST, 2),
+            -i64::from(libc::EEXIST)
+        );
+        assert_eq!(ops_delete(&a, &key(1, 4)), -i64::from(libc::EINVAL));
+        let t = s
+            .create_map(&MapDef {
+                map_type: BPF_MAP_TYPE_LPM_TRIE,
+                key_size: 8,
+                value_size: 8,
+                max_entries: 4,
+                map_flags: BPF_F_NO_PREALLOC,
+                ..MapDef::default()
+            })
+            .expect("trie");
+        let pfx = |plen: u32, ip: [u8; 4]| [plen.to_ne_bytes(), ip].concat();
+        assert_eq!(ops_update(&t, &pfx(8, [10, 0, 0, 0]), 8, BPF_ANY, 0), 0);
+        assert_eq!(ops_lookup(&t, &pfx(32, [10, 1, 2, 3]), 0), Some(8));
+        assert_eq!(ops_lookup(&t, &pfx(32, [11, 1, 2, 3]), 0), None);
+        assert_eq!(ops_delete(&t, &pfx(8, [10, 0, 0, 0])), 0);
+        assert_eq!(ops_lookup(&t, &pfx(32, [10, 1, 2, 3]), 0), None);
+        let r = map(&s, BPF_MAP_TYPE_HASH, 4, 4, BPF_F_RDONLY_PROG);
+        r.update(&key(1, 4), &5u64.to_ne_bytes(), BPF_ANY)
+            .expect("user update");
+        assert_eq!(ops_lookup(&r, &key(1, 4), 0), Some(5));
+        assert_eq!(
+            ops_update(&r, &key(1, 4), 6, BPF_ANY, 0),
+            -i64::from(libc::EPERM)
+        );
+        // SAFETY: this map's entry point; 4-byte key, 8-byte value.
+        let in_place = unsafe {
+            (r.prog_ops().update_in_place)(&r, key(1, 4).as_ptr(), [0u8; 8].as_ptr(), BPF_ANY, 0)
+        };
+        assert_eq!(in_place, -i64::from(libc::EPERM));
+        assert_eq!(ops_delete(&r, &key(1, 4)), -i64::from(libc::EPERM));
+        assert_eq!(ops_lookup(&r, &key(1, 4), 0), Some(5));
+    }
+
+    /// `update_in_place` on a plain hash: the element stays (a pointer from an
+    /// earlier lookup reads the new value, `update` would leave it the old one),
+    /// flags and a full map answer as `update`, values over 8 bytes are replaced
+    /// as by `update`, and the map stays consistent.
+    #[test]
+    fn in_place_update_of_a_plain_hash() {
+        let s = store();
+        let m = map(&s, BPF_MAP_TYPE_HASH, 4, 2, 0);
+        let ops = m.prog_ops();
+        let k = key(1, 4);
+        assert_eq!(ops_update(&m, &k, 5, BPF_ANY, 0), 0);
+        // SAFETY: this map's entry points; 4-byte key, 8-byte values; p points at
+        // the 8-byte value of a live element while `s` lives.
+        unsafe {
+            let p = (ops.lookup)(&m, k.as_ptr(), 0) as *const u64;
+            let v = 6u64.to_ne_bytes();
+            assert_eq!(
+                (ops.update_in_place)(&m, k.as_ptr(), v.as_ptr(), BPF_ANY, 0),
+                0
+            );
+            assert_eq!(std::ptr::read_volatile(p), 6, "written in place");
+            assert_eq!((ops.lookup)(&m, k.as_ptr(), 0) as *const u64, p);
+            let v = 7u64.to_ne_bytes();
+            assert_eq!((ops.update)(&m, k.as_ptr(), v.as_ptr(), BPF_ANY, 0), 0);
+            assert_eq!(std::ptr::read_volatile(p), 6, "update replaces the element");
+            assert_ne!((ops.lookup)(&m, k.as_ptr(), 0) as *const u64, p);
+            let upd = |k: &[u8], x: u64, f: u64| {
+                let v = x.to_ne_bytes();
+                (ops.update_in_place)(&m, k.as_ptr(), v.as_ptr(), f, 0)
+            };
+            assert_eq!(upd(&k, 8, BPF_NOEXIST), -i64::from(libc::EEXIST));
+            assert_eq!(upd(&key(2, 4), 8, BPF_EXIST), -i64::from(libc::ENOENT));
+            assert_eq!(upd(&key(2, 4), 8, BPF_ANY), 0);
+            assert_eq!(upd(&key(3, 4), 8, BPF_ANY), -i64::from(libc::E2BIG));
+            assert_eq!(upd(&k, 9, BPF_ANY), 0);
+        }
+        assert_eq!(ops_lookup(&m, &k, 0), Some(9));
+        m.check().expect("consistent");
+        // 16-byte values: in place would let a reader see half of each; replaced.
+        let big = s
+            .create_map(&MapDef {
+                map_type: BPF_MAP_TYPE_HASH,
+                key_size: 4,
+                value_size: 16,
+                max_entries: 2,
+                ..MapDef::default()
+            })
+            .expect("map");
+        big.update(&k, &[1u8; 16], BPF_ANY).expect("insert");
+        let ops = big.prog_ops();
+        // SAFETY: as above, with 16-byte values.
+        unsafe {
+            let p = (ops.lookup)(&big, k.as_ptr(), 0) as *const u64;
+            let v = [2u8; 16];
+            assert_eq!(
+                (ops.update_in_place)(&big, k.as_ptr(), v.as_ptr(), BPF_ANY, 0),
+                0
+            );
+            assert_eq!(std::ptr::read_volatile(p), u64::from_ne_bytes([1; 8]));
+        }
+        let mut out = [0u8; 16];
+        big.lookup(&k, &mut out).expect("lookup");
+        assert_eq!(out, [2u8; 16]);
+    }
+
+    /// Readers on other threads, through a held pointer and through user-space
+    /// lookups, see in-place values whole (both halves of the word from one
+    /// update) and never a missing key.
+    #[test]
+    fn concurrent_readers_see_whole_in_place_values() {
+        let s = store();
+        let m = map(&s, BPF_MAP_TYPE_HASH, 4, 16, 0);
+        let k = key(1, 4);
+        assert_eq!(ops_update(&m, &k, 0, BPF_ANY, 0), 0);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|sc| {
+            let readers: Vec<_> = (0..2)
+                .map(|r| {
+                    let (m, k, stop) = (&m, &k, &stop);
+                    sc.spawn(move || {
+                        let mut seen = 0u64;
+                        // SAFETY: this map's entry point; 4-byte key.
+                        let p = unsafe { (m.prog_ops().lookup)(m, k.as_ptr(), 0) } as *const u64;
+                        assert!(!p.is_null());
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            let v = if r == 0 {
+                                // SAFETY: p points at the 8-byte value of the live element.
+                                unsafe { std::ptr::read_volatile(p) }
+                            } else {
+                                let mut out = [0u8; 8];
+                                m.lookup(k, &mut out).expect("never missing");
+                                u64::from_ne_bytes(out)
+                            };
+                            assert_eq!(v >> 32, v & 0xffff_ffff, "torn value {v:#x}");
+                            assert!(v >= seen, "went back from {seen:#x} to {v:#x}");
+                            seen = v;
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            for x in 1..200_000u64 {
+                let v = (x << 32 | x).to_ne_bytes();
+                // SAFETY: this map's entry point; 4-byte key, 8-byte value.
+                let r = unsafe {
+                    (m.prog_ops().update_in_place)(&m, k.as_ptr(), v.as_ptr(), BPF_ANY, 0)
+                };
+                assert_eq!(r, 0);
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for r in readers {
+                r.join().expect("reader");
+            }
+        });
+        assert_eq!(ops_lookup(&m, &k, 0), Some(199_999 << 32 | 199_999));
+    }
+}
