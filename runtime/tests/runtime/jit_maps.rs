@@ -179,3 +179,49 @@ fn direct_map_helpers_trap_on_bad_pointers_like_the_helpers() {
         })
     );
 }
+
+/// An update of an existing key replaces its element, as the kernel's does: a value
+/// pointer the program kept from an earlier lookup still reads the old value (the
+/// analysis lets the JIT write in place only where no such pointer survives), and a
+/// new lookup reads the new one. r0 = old read through the kept pointer | new << 8.
+#[test]
+fn a_value_pointer_kept_across_an_update_reads_the_old_value() {
+    let build = |direct: bool| {
+        let mut p = prologue();
+        p.push(raw(0x62, 10, 0, -4, 7)); // key 7
+        p.push(raw(0x62, 10, 0, -8, 5)); // value 5
+        let update = |p: &mut Vec<RawInsn>| {
+            p.extend(r1_map(direct));
+            p.push(raw(0xbf, 2, 10, 0, 0));
+            p.push(raw(0x07, 2, 0, 0, -4));
+            p.push(raw(0xbf, 3, 10, 0, 0));
+            p.push(raw(0x07, 3, 0, 0, -8));
+            p.push(raw(0xb7, 4, 0, 0, 0));
+            p.push(raw(0x85, 0, 0, 0, 2));
+        };
+        let lookup = |p: &mut Vec<RawInsn>| {
+            p.extend(r1_map(direct));
+            p.push(raw(0xbf, 2, 10, 0, 0));
+            p.push(raw(0x07, 2, 0, 0, -4));
+            p.push(raw(0x85, 0, 0, 0, 1));
+        };
+        update(&mut p);
+        lookup(&mut p);
+        p.push(raw(0xbf, 6, 0, 0, 0)); // r6 = the value pointer
+        p.push(raw(0x62, 10, 0, -8, 6)); // value 6
+        update(&mut p);
+        lookup(&mut p);
+        p.push(raw(0x15, 6, 0, 6, 0)); // if r6 == 0 goto missing
+        p.push(raw(0x15, 0, 0, 5, 0)); // if r0 == 0 goto missing
+        p.push(raw(0x61, 1, 6, 0, 0)); // r1 = *r6: the old value
+        p.push(raw(0x61, 0, 0, 0, 0)); // r0 = *r0: the new value
+        p.push(raw(0x67, 0, 0, 0, 8));
+        p.push(raw(0x4f, 0, 1, 0, 0));
+        p.push(raw(0x95, 0, 0, 0, 0));
+        // missing:
+        p.push(raw(0xb7, 0, 0, 0, 0xdead));
+        p.push(raw(0x95, 0, 0, 0, 0));
+        p
+    };
+    assert_eq!(all_paths(&build), Ok(5 | 6 << 8));
+}
