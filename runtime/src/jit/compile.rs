@@ -18,8 +18,8 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I16, I32, I64, I8};
 use cranelift_codegen::ir::{
-    AbiParam, AtomicRmwOp, Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, SigRef, Signature,
-    Type, Value,
+    AbiParam, AtomicRmwOp, Block, BlockArg, FuncRef, Inst, InstBuilder, MemFlagsData, SigRef,
+    Signature, Type, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, Switch, Variable};
@@ -193,17 +193,16 @@ pub(super) fn translate(
         tx.b.def_var(tx.regs[r], zero);
     }
     // The live stack is [r10 - 512, stack_lo + STACK_SIZE): this frame and its callers'.
-    let stack_lo =
-        tx.b.ins()
-            .load(I64, MemFlagsData::trusted(), tx.ctx, tr::OFF_STACK_LO);
+    // The run's constants are read-only loads, which code generation drops when
+    // nothing uses them (every access of the function proven).
+    let constant = MemFlagsData::trusted().with_readonly();
+    let stack_lo = tx.b.ins().load(I64, constant, tx.ctx, tr::OFF_STACK_LO);
     tx.frame_lo = tx.b.ins().iadd_imm_s(params[6], -(STACK_FRAME as i64));
     let stack_hi = tx.b.ins().iadd_imm_s(stack_lo, STACK_SIZE as i64);
     let live = tx.b.ins().isub(stack_hi, tx.frame_lo);
     tx.live8 = tx.b.ins().iadd_imm_s(live, -8);
-    tx.store_frame_lo();
-    tx.md =
-        tx.b.ins()
-            .load(I64, MemFlagsData::trusted(), tx.ctx, tr::OFF_MD);
+    let entry_store = tx.store_frame_lo();
+    tx.md = tx.b.ins().load(I64, constant, tx.ctx, tr::OFF_MD);
     tx.b.ins().jump(block_at(start), &[]);
 
     let mut open = false;
@@ -228,6 +227,10 @@ pub(super) fn translate(
         tx.track(&ops[pc]);
     }
     debug_assert!(!open, "the last instruction ends control flow");
+    if !tx.frame_lo_used {
+        // No shim of this function reads `JitCtx::frame_lo`: its entry store goes.
+        tx.b.func.layout.remove_inst(entry_store);
+    }
     tx.finish_shared();
     tx.b.seal_all_blocks();
     tx.b.finalize(cfg);
@@ -256,6 +259,9 @@ struct Tx<'a, 'b> {
     frefs: Vec<FuncRef>,
     /// Registers holding an `ld_imm64` constant set earlier in the current block.
     known: [Option<i64>; 16],
+    /// Code that reads `JitCtx::frame_lo` was emitted (a checked access's slow path,
+    /// a shim checking pointers, a call, `bpf_loop`, a tail call).
+    frame_lo_used: bool,
 }
 
 impl<'a, 'b> Tx<'a, 'b> {
@@ -283,6 +289,7 @@ impl<'a, 'b> Tx<'a, 'b> {
             prop_blk: None,
             frefs: Vec::new(),
             known: [None; 16],
+            frame_lo_used: false,
         }
     }
 
@@ -457,6 +464,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.enter(slow);
         // The context, map values and everything else: the full check in Rust.
         let info = self.b.ins().iconst(I64, size as i64 | (write as i64) << 8);
+        self.frame_lo_used = true;
         let f = self
             .b
             .ins()
@@ -691,6 +699,7 @@ impl<'a, 'b> Tx<'a, 'b> {
 
     /// A bpf-to-bpf call to the function at slot `target`.
     fn local_call(&mut self, pc: usize, target: i64) -> Result<(), JitError> {
+        self.frame_lo_used = true;
         let prog = self.spec.prog;
         let idx = usize::try_from(target)
             .ok()
@@ -756,13 +765,13 @@ impl<'a, 'b> Tx<'a, 'b> {
     /// accept in pointer arguments and region checks starts there. Stored on entry and
     /// again after each bpf-to-bpf call and `bpf_loop` (whose callees stored theirs);
     /// a tail call's target has the same frame.
-    fn store_frame_lo(&mut self) {
+    fn store_frame_lo(&mut self) -> Inst {
         self.b.ins().store(
             MemFlagsData::trusted(),
             self.frame_lo,
             self.ctx,
             tr::OFF_FRAME_LO,
-        );
+        )
     }
 
     /// A helper call: r0 = helper(r1..r5); a helper's trap stops the run at `pc`.
@@ -840,6 +849,7 @@ impl<'a, 'b> Tx<'a, 'b> {
             (helpers::MAP_LOOKUP_ELEM, Some(m)) => {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
                 let key = self.r(2);
+                self.frame_lo_used = true;
                 let f = self
                     .b
                     .ins()
@@ -851,6 +861,7 @@ impl<'a, 'b> Tx<'a, 'b> {
             (helpers::MAP_UPDATE_ELEM, Some(m)) if !m.read_only() => {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
                 let (key, value, flags) = (self.r(2), self.r(3), self.r(4));
+                self.frame_lo_used = true;
                 let f = self
                     .b
                     .ins()
@@ -865,6 +876,7 @@ impl<'a, 'b> Tx<'a, 'b> {
                 for r in 1..=5 {
                     args.push(self.r(r));
                 }
+                self.frame_lo_used = true;
                 let f = self
                     .b
                     .ins()
@@ -924,6 +936,7 @@ impl<'a, 'b> Tx<'a, 'b> {
     /// this function's count alone, as the interpreter's (the kernel's verifier refuses
     /// tail calls in callbacks anyway).
     fn bpf_loop(&mut self, pc: usize) {
+        self.frame_lo_used = true;
         let nr = self.r(1);
         let cb = self.r(2);
         let cb_ctx = self.r(3);
@@ -1045,6 +1058,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         let r1 = self.r(1);
         let r2 = self.r(2);
         let r3 = self.r(3);
+        self.frame_lo_used = true;
         let f = self
             .b
             .ins()
