@@ -41,6 +41,20 @@ const PACKET_LOOPBACK: u8 = 5;
 /// fragments of one datagram reach the same socket.
 const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
 
+/// Where `struct sockaddr_ll` follows `struct tpacket3_hdr` in a ring frame.
+const SLL_OFFSET: usize =
+    (std::mem::size_of::<libc::tpacket3_hdr>() + TPACKET_ALIGNMENT - 1) & !(TPACKET_ALIGNMENT - 1);
+
+fn read_u32(b: &[u8], off: usize) -> Option<u32> {
+    b.get(off..off + 4)
+        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn read_u16(b: &[u8], off: usize) -> Option<u16> {
+    b.get(off..off + 2)
+        .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+}
+
 /// The geometry of a receive ring.
 #[derive(Debug, Clone, Copy)]
 pub struct RingConfig {
@@ -235,9 +249,13 @@ pub struct RxRing {
     ring: NonNull<u8>,
     block_size: usize,
     block_count: usize,
+    /// The block being read (or waited for).
     next_block: usize,
-    /// A frame with its VLAN tag put back is assembled here.
-    scratch: Vec<u8>,
+    /// Whether `next_block` is ours (handed over and not yet given back).
+    in_block: bool,
+    /// Frames of the block not read yet, and where the next one starts.
+    left: u32,
+    offset: usize,
 }
 
 // SAFETY: the ring mapping is owned by this value alone; the kernel is the only
@@ -320,7 +338,9 @@ impl RxRing {
             block_size: cfg.block_size as usize,
             block_count: cfg.block_count as usize,
             next_block: 0,
-            scratch: Vec::with_capacity(cfg.block_size as usize),
+            in_block: false,
+            left: 0,
+            offset: 0,
         };
         if let Some(group) = fanout {
             let arg: u32 =
@@ -357,10 +377,13 @@ impl RxRing {
         }
     }
 
-    /// Waits up to `timeout_ms` for the next block to be handed over. Returns
-    /// whether one is ready (false on timeout or a signal).
+    /// Waits up to `timeout_ms` for the next block to be handed over (call it when
+    /// [`RxRing::next_frame`] returned `None`). Returns whether one is ready (false
+    /// on timeout or a signal).
     pub fn wait(&self, timeout_ms: i32) -> Result<bool, LiveError> {
-        if self.block_status(self.next_block).load(Ordering::Acquire) & TP_STATUS_USER != 0 {
+        if self.in_block
+            || self.block_status(self.next_block).load(Ordering::Acquire) & TP_STATUS_USER != 0
+        {
             return Ok(true);
         }
         let mut pfd = libc::pollfd {
@@ -406,103 +429,103 @@ impl RxRing {
         Ok(self.block_status(self.next_block).load(Ordering::Acquire) & TP_STATUS_USER != 0)
     }
 
-    /// Hands every frame of the next ready block to `f` (bytes from the Ethernet
-    /// header), skipping outgoing and looped-back frames, then returns the block to
-    /// the kernel. Returns the number of frames given to `f` (0 if no block is ready).
-    pub fn for_each_frame(&mut self, mut f: impl FnMut(&[u8], RxInfo)) -> usize {
-        let i = self.next_block;
-        let status = self.block_status(i).load(Ordering::Acquire);
-        if status & TP_STATUS_USER == 0 {
-            return 0;
-        }
-        let base = i * self.block_size;
-        // SAFETY: the block is ours until its status is set back to TP_STATUS_KERNEL
-        // (the Acquire load above pairs with the kernel's release); the block header
-        // lies at the block's start, inside the mapping.
-        let block =
-            unsafe { std::slice::from_raw_parts(self.ring.as_ptr().add(base), self.block_size) };
-        let read_u32 = |off: usize| -> Option<u32> {
-            block
-                .get(off..off + 4)
-                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-        };
-        let read_u16 = |off: usize| -> Option<u16> {
-            block
-                .get(off..off + 2)
-                .map(|b| u16::from_ne_bytes([b[0], b[1]]))
-        };
-        // tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1
-        // { block_status, num_pkts, offset_to_first_pkt, blk_len, ... }.
-        let num_pkts = read_u32(12).unwrap_or(0);
-        let mut off = read_u32(16).unwrap_or(0) as usize;
-        let mut given = 0;
-        let sll_off = (std::mem::size_of::<libc::tpacket3_hdr>() + TPACKET_ALIGNMENT - 1)
-            & !(TPACKET_ALIGNMENT - 1);
-        for _ in 0..num_pkts {
+    /// Copies the next received frame (from its Ethernet header) into `buf`,
+    /// skipping outgoing and looped-back frames, and returns what the ring says
+    /// about it; `None` when no frame is ready (see [`RxRing::wait`]). A block is
+    /// handed back to the kernel once its last frame was read.
+    pub fn next_frame(&mut self, buf: &mut Vec<u8>) -> Option<RxInfo> {
+        loop {
+            if self.left == 0 {
+                if self.in_block {
+                    // Every frame of the block was read: hand it back.
+                    fence(Ordering::Release);
+                    self.block_status(self.next_block)
+                        .store(TP_STATUS_KERNEL, Ordering::Release);
+                    self.next_block = (self.next_block + 1) % self.block_count;
+                    self.in_block = false;
+                }
+                let status = self.block_status(self.next_block).load(Ordering::Acquire);
+                if status & TP_STATUS_USER == 0 {
+                    return None;
+                }
+                let block = self.block();
+                // tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1
+                // { block_status, num_pkts, offset_to_first_pkt, blk_len, ... }.
+                let (left, first) = (read_u32(block, 12), read_u32(block, 16));
+                self.left = left.unwrap_or(0);
+                self.offset = first.unwrap_or(0) as usize;
+                self.in_block = true;
+                continue;
+            }
+            self.left -= 1;
+            let off = self.offset;
+            let block = self.block();
             // tpacket3_hdr: next_offset 0, sec 4, nsec 8, snaplen 12, len 16,
             // status 20, mac 24 (u16), net 26, hv1 { rxhash 28, vlan_tci 32,
-            // vlan_tpid 36 }; sockaddr_ll at `sll_off`, its sll_pkttype at +10.
-            let (Some(next), Some(snaplen), Some(len), Some(st), Some(mac)) = (
-                read_u32(off),
-                read_u32(off + 12),
-                read_u32(off + 16),
-                read_u32(off + 20),
-                read_u16(off + 24),
-            ) else {
-                break;
+            // vlan_tpid 36 }; sockaddr_ll at SLL_OFFSET, its sll_pkttype at +10.
+            let header = (
+                read_u32(block, off),
+                read_u32(block, off + 12),
+                read_u32(block, off + 16),
+                read_u32(block, off + 20),
+                read_u16(block, off + 24),
+            );
+            let rxhash = read_u32(block, off + 28).unwrap_or(0);
+            let tci = read_u32(block, off + 32).unwrap_or(0) as u16;
+            let tpid = read_u16(block, off + 36).unwrap_or(0);
+            let pkttype = block.get(off + SLL_OFFSET + 10).copied().unwrap_or(0);
+            let (Some(next), Some(snaplen), Some(len), Some(st), Some(mac)) = header else {
+                // A header outside the block: stop reading this block.
+                self.left = 0;
+                continue;
             };
-            let rxhash = read_u32(off + 28).unwrap_or(0);
-            let tci = read_u32(off + 32).unwrap_or(0) as u16;
-            let tpid = read_u16(off + 36).unwrap_or(0);
-            let pkttype = block.get(off + sll_off + 10).copied().unwrap_or(0);
-            let start = off + mac as usize;
-            let data = block.get(start..start + snaplen as usize);
-            if let Some(data) = data {
-                if pkttype != PACKET_OUTGOING && pkttype != PACKET_LOOPBACK {
-                    let truncated = snaplen < len;
-                    if st & TP_STATUS_VLAN_VALID != 0 && data.len() >= 12 {
-                        let tpid = if st & TP_STATUS_VLAN_TPID_VALID != 0 && tpid != 0 {
-                            tpid
-                        } else {
-                            ETH_P_8021Q
-                        };
-                        self.scratch.clear();
-                        self.scratch.extend_from_slice(&data[..12]);
-                        self.scratch.extend_from_slice(&tpid.to_be_bytes());
-                        self.scratch.extend_from_slice(&tci.to_be_bytes());
-                        self.scratch.extend_from_slice(&data[12..]);
-                        f(
-                            &self.scratch,
-                            RxInfo {
-                                wire_len: len + 4,
-                                truncated,
-                                rxhash,
-                            },
-                        );
-                    } else {
-                        f(
-                            data,
-                            RxInfo {
-                                wire_len: len,
-                                truncated,
-                                rxhash,
-                            },
-                        );
-                    }
-                    given += 1;
-                }
-            }
             if next == 0 {
-                break;
+                self.left = 0;
+            } else {
+                self.offset = off + next as usize;
             }
-            off += next as usize;
+            let block = self.block();
+            let start = off + mac as usize;
+            let Some(data) = block.get(start..start + snaplen as usize) else {
+                continue;
+            };
+            if pkttype == PACKET_OUTGOING || pkttype == PACKET_LOOPBACK {
+                continue;
+            }
+            let truncated = snaplen < len;
+            buf.clear();
+            if st & TP_STATUS_VLAN_VALID != 0 && data.len() >= 12 {
+                let tpid = if st & TP_STATUS_VLAN_TPID_VALID != 0 && tpid != 0 {
+                    tpid
+                } else {
+                    ETH_P_8021Q
+                };
+                buf.extend_from_slice(&data[..12]);
+                buf.extend_from_slice(&tpid.to_be_bytes());
+                buf.extend_from_slice(&tci.to_be_bytes());
+                buf.extend_from_slice(&data[12..]);
+                return Some(RxInfo {
+                    wire_len: len + 4,
+                    truncated,
+                    rxhash,
+                });
+            }
+            buf.extend_from_slice(data);
+            return Some(RxInfo {
+                wire_len: len,
+                truncated,
+                rxhash,
+            });
         }
-        // The frames were read; hand the block back.
-        fence(Ordering::Release);
-        self.block_status(i)
-            .store(TP_STATUS_KERNEL, Ordering::Release);
-        self.next_block = (i + 1) % self.block_count;
-        given
+    }
+
+    /// The block being read, while the kernel has handed it over.
+    fn block(&self) -> &[u8] {
+        let base = self.next_block * self.block_size;
+        // SAFETY: the block lies inside the mapping, and it is ours until its status
+        // is set back to TP_STATUS_KERNEL (the Acquire load of TP_STATUS_USER pairs
+        // with the kernel's release); the kernel does not write it meanwhile.
+        unsafe { std::slice::from_raw_parts(self.ring.as_ptr().add(base), self.block_size) }
     }
 
     /// Frames the kernel received for this socket and frames it dropped for want of
@@ -590,18 +613,16 @@ mod tests {
         frame[22..26].copy_from_slice(&marker);
         tx.send(&frame).unwrap();
         let mut seen = 0;
-        for _ in 0..200 {
-            if rx.wait(20).unwrap() {
-                rx.for_each_frame(|d, info| {
-                    if d.len() >= 26 && d[14..22] == *b"afpacket" && d[22..26] == marker {
-                        assert_eq!(d, &frame[..]);
-                        assert_eq!(info.wire_len, 60);
-                        seen += 1;
-                    }
-                });
-            }
-            if seen > 0 {
-                break;
+        let mut buf = Vec::new();
+        for _ in 0..50 {
+            rx.wait(20).unwrap();
+            while let Some(info) = rx.next_frame(&mut buf) {
+                if buf.len() >= 26 && buf[14..22] == *b"afpacket" && buf[22..26] == marker {
+                    assert_eq!(buf, frame);
+                    assert_eq!(info.wire_len, 60);
+                    assert!(!info.truncated);
+                    seen += 1;
+                }
             }
         }
         // lo shows the frame once as outgoing (skipped) and once as incoming.
