@@ -192,14 +192,25 @@ pub struct TxSocket {
 impl TxSocket {
     /// A transmit-only socket on `ifindex`; frames skip the qdisc layer where the
     /// kernel allows it (`PACKET_QDISC_BYPASS`), as XDP_TX and XDP_REDIRECT do.
+    /// Such frames are not seen by packet taps (tcpdump) on the interface, as
+    /// XDP_TX frames are not.
     pub fn open(ifindex: u32) -> Result<TxSocket, LiveError> {
+        TxSocket::open_with(ifindex, true)
+    }
+
+    /// A transmit-only socket on `ifindex`; with `bypass_qdisc` false its frames go
+    /// through the qdisc layer and packet taps see them as the host's outgoing
+    /// frames.
+    pub fn open_with(ifindex: u32, bypass_qdisc: bool) -> Result<TxSocket, LiveError> {
         let fd = bound_socket(ifindex, 0)?;
-        let _ = setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_QDISC_BYPASS,
-            &1i32,
-        );
+        if bypass_qdisc {
+            let _ = setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_QDISC_BYPASS,
+                &1i32,
+            );
+        }
         Ok(TxSocket { fd, ifindex })
     }
 

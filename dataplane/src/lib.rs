@@ -2,4 +2,5 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod afpacket;
+pub mod afxdp;
 pub mod live_error;

@@ -19,6 +19,12 @@ pub enum LiveError {
         iface: String,
         source: io::Error,
     },
+    #[error("the kernel refused the AF_XDP redirect program for {iface}: {source}\n{log}")]
+    KernelProgram {
+        iface: String,
+        source: io::Error,
+        log: String,
+    },
     #[error("receive ring of {block_count} blocks of {block_size} bytes: blocks must be a power of two of at least 4096 bytes, 1 to 65536 of them")]
     BadRing { block_size: u32, block_count: u32 },
 }
