@@ -62,6 +62,8 @@ pub enum DataplaneError {
     ProgramStats { id: u32, source: maps::ObjectError },
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Live(#[from] crate::live_error::LiveError),
     #[error("packet source: {reason}")]
     Source { reason: String },
     #[error("packet sink {name}: {reason}")]

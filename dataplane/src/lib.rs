@@ -24,14 +24,17 @@
 //! ```
 //!
 //! - Live interfaces: [`afpacket`] (TPACKET_V3 rings with hash fanout), [`afxdp`]
-//!   (AF_XDP sockets and the kernel program that feeds them).
+//!   (AF_XDP sockets and the kernel program that feeds them), [`tap`]; [`attach()`]
+//!   runs the workers on an interface.
 //!
 //! Modules holding unsafe code: `counters` (atomic stores to the worker's slots),
-//! `afpacket` and `afxdp` (sockets, rings and UMEM shared with the kernel).
+//! `afpacket` and `afxdp` (sockets, rings and UMEM shared with the kernel), `tap`
+//! (TAP device ioctls).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod afpacket;
 pub mod afxdp;
+pub mod attach;
 pub mod capture;
 pub mod counters;
 pub mod error;
@@ -39,8 +42,10 @@ pub mod flow;
 pub mod io;
 pub mod live_error;
 pub mod replay;
+pub mod tap;
 pub mod worker;
 
+pub use attach::{attach, AttachOptions, AttachSummary, LiveCounts, Mode, Ready};
 pub use counters::{Counter, Counts, SharedCounters};
 pub use error::{CaptureError, DataplaneError};
 pub use io::{FrameMeta, OutFrame, Recv, Sink, Source};

@@ -25,6 +25,12 @@ pub enum LiveError {
         source: io::Error,
         log: String,
     },
+    #[error("{iface} has {queues} receive queues: AF_XDP mode feeds each worker from queues of its own, so at most {queues} workers (not {workers})")]
+    TooFewQueues {
+        iface: String,
+        queues: u32,
+        workers: u32,
+    },
     #[error("receive ring of {block_count} blocks of {block_size} bytes: blocks must be a power of two of at least 4096 bytes, 1 to 65536 of them")]
     BadRing { block_size: u32, block_count: u32 },
 }

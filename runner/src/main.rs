@@ -28,6 +28,9 @@ enum Command {
     Map(commands::map::MapArgs),
     /// List the programs registered in a shared-memory store, like `bpftool prog`.
     Prog(commands::prog::ProgArgs),
+    /// Run a program on every frame arriving on a live interface (AF_PACKET or
+    /// AF_XDP), on worker threads, until SIGINT/SIGTERM or --duration.
+    Attach(commands::attach::AttachArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Map(args) => commands::map::run(args),
         Command::Prog(args) => commands::prog::run(args),
+        Command::Attach(args) => commands::attach::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
 //! One module per subcommand.
+pub mod attach;
 pub mod bench;
 pub mod disasm;
 pub mod events;

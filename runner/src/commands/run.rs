@@ -275,7 +275,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 }
 
 /// Applies one `--set MAP:KEY=VALUE`.
-fn apply_set(loaded: &LoadedObject, set: &str) -> Result<()> {
+pub(super) fn apply_set(loaded: &LoadedObject, set: &str) -> Result<()> {
     let bad = || anyhow!("--set {set:?}: expected MAP:KEYHEX=VALUEHEX");
     let (name, rest) = set.split_once(':').ok_or_else(bad)?;
     let (key, value) = rest.split_once('=').ok_or_else(bad)?;
