@@ -7,6 +7,9 @@ use std::process::{Command, Output};
 use bpf_progs::kernel;
 use serde_json::Value;
 
+#[path = "cli/attach.rs"]
+mod attach;
+
 fn runner() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xdp-runner"))
 }
