@@ -10,8 +10,10 @@
 //! - [`Mode::AfXdp`]: the kernel program of [`crate::afxdp`] redirects every
 //!   receive queue to an AF_XDP socket; worker `w` serves the queues `q` with
 //!   `q % workers == w`. The frames are the data plane's alone: XDP_PASS hands
-//!   them to the host's stack through a TAP device ([`crate::tap`]), XDP_DROP drops
-//!   them. Needs CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF (or root).
+//!   them to the host's stack through a TAP device ([`crate::tap`]) that stands in
+//!   for the interface (the host's addresses for the link go on it; what the host
+//!   sends out of it is sent out of the interface), XDP_DROP drops them. Needs
+//!   CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF (or root).
 //!
 //! In both modes XDP_TX sends the frame back out of the interface, XDP_REDIRECT
 //! through a devmap or devmap_hash entry or `bpf_redirect(ifindex)` sends it out of
@@ -162,6 +164,10 @@ pub struct AttachSummary {
     pub native: Option<bool>,
     /// AF_XDP mode: the TAP device XDP_PASS frames went to.
     pub tap: Option<String>,
+    /// AF_XDP mode: frames the host sent out of the TAP device, sent out of the
+    /// interface, and those the interface refused.
+    pub host_sent: u64,
+    pub host_failed: u64,
 }
 
 impl AttachSummary {
@@ -459,7 +465,30 @@ pub fn attach(
             || opts.stop.is_some_and(|s| s.load(Ordering::Relaxed))
             || deadline.is_some_and(|d| Instant::now() >= d)
     };
+    let host_tx = match &tap {
+        Some(_) => Some(TxSocket::open(ifindex)?),
+        None => None,
+    };
+    let mut host = (0u64, 0u64);
     let results = std::thread::scope(|s| {
+        if let (Some(tap), Some(tx)) = (&tap, &host_tx) {
+            let (should_stop, host) = (&should_stop, &mut host);
+            let poll_ms = opts.poll_ms.max(1);
+            // The host's frames out of the TAP device go out of the interface.
+            s.spawn(move || {
+                let mut buf = Vec::with_capacity(65536);
+                while !should_stop() {
+                    match tap.recv(&mut buf, poll_ms) {
+                        Ok(true) => match tx.send(&buf) {
+                            Ok(()) => host.0 += 1,
+                            Err(_) => host.1 += 1,
+                        },
+                        Ok(false) => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
         let handles: Vec<_> = ports
             .into_iter()
             .enumerate()
@@ -512,6 +541,8 @@ pub fn attach(
         live,
         native: program.as_ref().map(XskProgram::native),
         tap: tap.map(|t| t.name().to_string()),
+        host_sent: host.0,
+        host_failed: host.1,
     })
 }
 

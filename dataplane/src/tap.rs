@@ -2,14 +2,17 @@
 //! longer sees a frame the socket received, so XDP_PASS writes it to a TAP device,
 //! where the stack receives it as arriving on that device.
 //!
-//! The TAP device takes the MAC address of the interface it stands in for, so frames
-//! addressed to that interface are the host's on the TAP device too; its IPv6 is
-//! disabled so the host sends nothing into it. It exists while this value lives.
+//! The TAP device stands in for the interface on the host's side: it takes the
+//! interface's MAC address, and the host's addresses for that link belong on it
+//! (not on the interface, whose frames the host no longer receives). What the host
+//! sends out of the TAP device goes out of the interface ([`crate::attach`] reads
+//! it), so ARP, neighbour discovery and replies work as on the interface itself. It
+//! exists while this value lives.
 //!
 //! This module holds unsafe code: the /dev/net/tun and interface ioctls.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::live_error::LiveError;
@@ -118,7 +121,6 @@ impl Tap {
         let real = String::from_utf8_lossy(&ifr.name)
             .trim_end_matches('\0')
             .to_string();
-        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{real}/disable_ipv6"), "1");
         let s = ctl_socket().map_err(err("socket(AF_INET)"))?;
         let mut ifr = IfReq::new(&real);
         ifr.data[..2].copy_from_slice(&ARPHRD_ETHER.to_ne_bytes());
@@ -135,6 +137,44 @@ impl Tap {
     /// The device's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Waits up to `timeout_ms` for a frame the host sent out of the TAP device and
+    /// reads it into `buf`; `Ok(false)` on timeout.
+    pub fn recv(&self, buf: &mut Vec<u8>, timeout_ms: i32) -> io::Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::EINTR) {
+                Ok(false)
+            } else {
+                Err(e)
+            };
+        }
+        if r == 0 {
+            return Ok(false);
+        }
+        buf.resize(65536, 0);
+        match (&self.file).read(buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(n > 0)
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                buf.clear();
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Hands one frame (from its Ethernet header) to the host's stack.

@@ -24,7 +24,9 @@ pub struct AttachArgs {
     /// host's stack still receives every frame, so XDP_DROP cannot hide one from it).
     /// afxdp: the frames themselves, through AF_XDP sockets fed by a small kernel
     /// program (CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF, or root); XDP_PASS hands a
-    /// frame to the host through a TAP device named xdppass<ifindex>.
+    /// frame to the host through a TAP device named xdppass<ifindex>, which stands in
+    /// for IFACE on the host's side (give it IFACE's addresses; what the host sends
+    /// out of it goes out of IFACE).
     #[arg(long, value_enum, default_value_t = AttachMode::Afpacket)]
     pub mode: AttachMode,
     /// Worker threads, each with a fixed worker index (bpf_get_smp_processor_id()
@@ -194,6 +196,11 @@ pub fn run(args: AttachArgs) -> Result<()> {
         for (k, v) in live.fields() {
             doc.insert(k.into(), json!(v));
         }
+        if let Some(tap) = &done.tap {
+            doc.insert("tap".into(), json!(tap));
+            doc.insert("host_sent".into(), json!(done.host_sent));
+            doc.insert("host_failed".into(), json!(done.host_failed));
+        }
         let per: Vec<Value> = done
             .summary
             .per_worker
@@ -247,6 +254,12 @@ pub fn run(args: AttachArgs) -> Result<()> {
             .collect();
         if !sockets.is_empty() {
             println!("{}", sockets.join(", "));
+        }
+        if let Some(tap) = &done.tap {
+            println!(
+                "host frames from {tap} sent out of {}: {} ({} refused)",
+                args.iface, done.host_sent, done.host_failed
+            );
         }
         if done.summary.per_worker.len() > 1 {
             for (i, c) in &done.summary.per_worker {

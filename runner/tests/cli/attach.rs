@@ -390,3 +390,42 @@ fn attach_refuses_an_unknown_interface_and_zero_workers() {
     let out = crate::run(&["attach", &object, "--iface", "lo", "--duration", "-1"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn attach_afxdp_passes_frames_to_the_host_through_the_tap() {
+    if let Some(why) = unavailable() {
+        return println!("SKIP: attach afxdp: {why}");
+    }
+    let a = Netns::new("pa").unwrap();
+    let b = Netns::new("pb").unwrap();
+    a.ip(&[
+        "link", "add", "name", "pa0", "type", "veth", "peer", "name", "pb0", "netns", &b.0,
+    ])
+    .unwrap();
+    a.ip(&["link", "set", "pa0", "up"]).unwrap();
+    b.ip(&["link", "set", "pb0", "up"]).unwrap();
+    b.ip(&["addr", "add", "10.79.0.2/24", "dev", "pb0"])
+        .unwrap();
+    // xdp_parser passes every frame. No static neighbour: ARP goes through the
+    // program and the TAP device both ways.
+    let object = crate::path_str(&bpf_progs::object("xdp_parser"));
+    let run = match attach(&a, "pa0", "afxdp", &object, &[]) {
+        Start::Running(r) => r,
+        Start::NotPermitted(why) => return println!("SKIP: attach --mode afxdp: {why}"),
+    };
+    let tap = format!("xdppass{}", a.ifindex("pa0"));
+    a.ip(&["addr", "add", "10.79.0.1/24", "dev", &tap]).unwrap();
+    let replies = b.ping("10.79.0.1", 5);
+    let summary = run.stop();
+    assert_eq!(replies, 5, "{summary}");
+    assert_eq!(summary["tap"], tap.as_str());
+    // The requests (and ARP) reached the host only through the TAP device, and its
+    // replies left only through it.
+    assert!(n(&summary, "pass") >= 6, "{summary}");
+    assert_eq!(
+        n(&summary, "pass_injected"),
+        n(&summary, "pass"),
+        "{summary}"
+    );
+    assert!(n(&summary, "host_sent") >= 6, "{summary}");
+}
