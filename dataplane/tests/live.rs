@@ -143,6 +143,10 @@ fn afpacket_fanout_keeps_a_flow_on_one_socket_and_skips_outgoing_frames() {
     assert!(!got[0].is_empty() && !got[1].is_empty(), "{got:?}");
 }
 
+/// Frames the AF_XDP socket received, those sent back (by sequence number), and
+/// whether the kernel program ran in native mode.
+type XskResult = (Vec<Vec<u8>>, Vec<u32>, bool);
+
 #[test]
 fn afxdp_socket_receives_the_queue_and_sends_back() {
     let ns = match Netns::new("xsk") {
@@ -151,7 +155,7 @@ fn afxdp_socket_receives_the_queue_and_sends_back() {
     };
     ns.veth("xa0", "xa1", 1).unwrap();
     let r = ns
-        .run(|| -> Result<(Vec<Vec<u8>>, Vec<u32>, bool), LiveError> {
+        .run(|| -> Result<XskResult, LiveError> {
             let a = ifindex("xa0")?;
             let b = ifindex("xa1")?;
             let prog = XskProgram::attach(a, 1)?;
@@ -209,4 +213,123 @@ fn afxdp_socket_receives_the_queue_and_sends_back() {
         .collect();
     assert_eq!(got, want);
     assert_eq!(back, (0..20).collect::<Vec<u32>>());
+}
+
+/// An IPv6/UDP frame of flow `flow`.
+fn udp6_frame(flow: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 40 + 8 + 16];
+    f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0xaa]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0xbb]);
+    f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    let ip = &mut f[14..54];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&24u16.to_be_bytes());
+    ip[6] = 17;
+    ip[7] = 64;
+    ip[8] = 0xfd;
+    ip[23] = 2;
+    ip[24] = 0xfd;
+    ip[39] = 1;
+    f[54..56].copy_from_slice(&(20000 + flow).to_be_bytes());
+    f[56..58].copy_from_slice(&9999u16.to_be_bytes());
+    f[58..60].copy_from_slice(&24u16.to_be_bytes());
+    f
+}
+
+#[test]
+fn attach_hands_cpumap_frames_to_the_worker_of_the_entry() {
+    use dataplane::{Config, Counter, Dataplane, Mode};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let ns = match Netns::new("cpu") {
+        Ok(ns) => ns,
+        Err(e) => return println!("SKIP: no network namespace: {e}"),
+    };
+    ns.no_ipv6().unwrap();
+    ns.veth("ca0", "ca1", 1).unwrap();
+    let (per_worker, live) = ns
+        .run(|| {
+            let bytes = std::fs::read(bpf_progs::object("xdp_redirector")).unwrap();
+            let object = loader::Object::parse(&bytes).unwrap();
+            let store = maps::Store::anonymous(maps::StoreOptions {
+                ncpus: Some(2),
+                ..Default::default()
+            })
+            .unwrap();
+            let loaded = runtime::LoadedObject::load(&object, &store).unwrap();
+            for cpu in 0u32..2 {
+                loaded
+                    .update_entry("cpu_map", &cpu.to_le_bytes(), &192u32.to_le_bytes(), 0)
+                    .unwrap();
+            }
+            let prog = loaded.program_index(Some("xdp_redir_cpumap")).unwrap();
+            let config = Config {
+                workers: 2,
+                ..Default::default()
+            };
+            let dp = Dataplane::new(&store, &loaded, prog, config).unwrap();
+            let a = ifindex("ca0").unwrap();
+            let b = ifindex("ca1").unwrap();
+            let stop = AtomicBool::new(false);
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let ready = move |_: &dataplane::Ready| {
+                let _ = ready_tx.send(());
+            };
+            let ready_fn: &(dyn Fn(&dataplane::Ready) + Sync) = &ready;
+            let mut opts = dataplane::AttachOptions::new(a, Mode::AfPacket);
+            opts.stop = Some(&stop);
+            opts.ready = Some(ready_fn);
+            std::thread::scope(|s| {
+                let (dp, stop) = (&dp, &stop);
+                s.spawn(move || {
+                    // A bound against a data plane that never starts.
+                    let started = ready_rx.recv_timeout(std::time::Duration::from_secs(30));
+                    if started.is_ok() {
+                        let tx = TxSocket::open(b).unwrap();
+                        for seq in 0..24u32 {
+                            tx.send(&udp_frame(seq, (seq % 12) as u16, 0)).unwrap();
+                        }
+                        for flow in 0..8u16 {
+                            tx.send(&udp6_frame(flow)).unwrap();
+                        }
+                        // Until the workers have taken all 32 frames (bounded).
+                        for _ in 0..1000 {
+                            let seen: u64 = dp
+                                .counters()
+                                .read()
+                                .unwrap()
+                                .iter()
+                                .map(|(_, c)| c.get(Counter::Packets))
+                                .sum();
+                            if seen >= 32 {
+                                break;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                        }
+                    }
+                    stop.store(true, Ordering::Relaxed);
+                });
+                let done = dataplane::attach(dp, &opts).unwrap();
+                (done.summary.per_worker.clone(), done.live.clone())
+            })
+        })
+        .join()
+        .unwrap();
+    let packets: Vec<u64> = per_worker
+        .iter()
+        .map(|(_, c)| c.get(Counter::Packets))
+        .collect();
+    let redirects: u64 = per_worker
+        .iter()
+        .map(|(_, c)| c.get(Counter::Redirect))
+        .sum();
+    assert_eq!(packets.iter().sum::<u64>(), 32, "{per_worker:?}");
+    assert_eq!(redirects, 32, "{per_worker:?}");
+    let cpumap_in: Vec<u64> = live.iter().map(|(_, l)| l.cpumap_in).collect();
+    let cpumap_out: u64 = live.iter().map(|(_, l)| l.cpumap_out).sum();
+    assert_eq!(cpumap_out, 32, "{live:?}");
+    // IPv4 frames to cpu_map[0] (worker 0), IPv6 frames to cpu_map[1] (worker 1),
+    // whichever worker the fanout gave them to.
+    assert_eq!(cpumap_in, vec![24, 8], "{live:?} {per_worker:?}");
+    assert!(live.iter().all(|(_, l)| l.redirect_failed == 0), "{live:?}");
 }

@@ -46,6 +46,23 @@ impl Netns {
         ip(&a)
     }
 
+    /// Turns IPv6 off in the namespace (no router solicitations or MLD reports on
+    /// the test's links). Call before creating interfaces.
+    pub fn no_ipv6(&self) -> Result<(), String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sysctl", "-qw"])
+            .args([
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ])
+            .output()
+            .map_err(|e| format!("sysctl: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(())
+    }
+
     /// A veth pair `a`/`b` inside the namespace, both up, with `queues` queues each.
     pub fn veth(&self, a: &str, b: &str, queues: u32) -> Result<(), String> {
         let q = queues.to_string();
