@@ -37,9 +37,23 @@ const TP_STATUS_USER: u32 = 1;
 const TPACKET_ALIGNMENT: usize = 16;
 const PACKET_OUTGOING: u8 = 4;
 const PACKET_LOOPBACK: u8 = 5;
-/// `PACKET_FANOUT_FLAG_ROLLOVER`-free hash fanout with defragmentation, so the
-/// fragments of one datagram reach the same socket.
+/// Hash fanout with defragmentation, so the fragments of one datagram reach the
+/// same socket.
 const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
+/// The kernel picks a group id no other group uses (Linux 4.18 and later).
+const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
+
+/// Which hash fanout group a ring joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fanout {
+    /// None: the socket receives every frame of the interface.
+    None,
+    /// A new group with an id the kernel picks, unused by any other process
+    /// ([`RxRing::fanout_group`] tells it, for the next sockets to join).
+    New,
+    /// The group of this id.
+    Join(u16),
+}
 
 /// Where `struct sockaddr_ll` follows `struct tpacket3_hdr` in a ring frame.
 const SLL_OFFSET: usize =
@@ -275,9 +289,9 @@ unsafe impl Send for RxRing {}
 
 impl RxRing {
     /// A ring receiving every frame arriving on `ifindex` (not the host's outgoing
-    /// ones). With `fanout = Some(group)`, the socket joins hash fanout group `group`:
-    /// each frame goes to one socket of the group, chosen by its flow hash.
-    pub fn open(ifindex: u32, cfg: RingConfig, fanout: Option<u16>) -> Result<RxRing, LiveError> {
+    /// ones). In a hash fanout group ([`Fanout`]), each frame goes to one socket of
+    /// the group, chosen by its flow hash.
+    pub fn open(ifindex: u32, cfg: RingConfig, fanout: Fanout) -> Result<RxRing, LiveError> {
         let page = 4096u32;
         if cfg.block_size < page
             || !cfg.block_size.is_power_of_two()
@@ -353,9 +367,13 @@ impl RxRing {
             left: 0,
             offset: 0,
         };
-        if let Some(group) = fanout {
-            let arg: u32 =
-                u32::from(group) | ((libc::PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+        let mode = (libc::PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16;
+        let arg = match fanout {
+            Fanout::None => None,
+            Fanout::New => Some(mode | (PACKET_FANOUT_FLAG_UNIQUEID << 16)),
+            Fanout::Join(group) => Some(mode | u32::from(group)),
+        };
+        if let Some(arg) = arg {
             setsockopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)
                 .map_err(|_| sys_err("setsockopt(PACKET_FANOUT)", ifindex))?;
         }
@@ -365,6 +383,24 @@ impl RxRing {
     /// The interface this ring receives from.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
+    }
+
+    /// The id of the fanout group the socket is in, if any.
+    pub fn fanout_group(&self) -> Option<u16> {
+        let mut v: u32 = 0;
+        let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+        // SAFETY: `v` and `len` are valid for getsockopt's output.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_FANOUT,
+                (&mut v as *mut u32).cast(),
+                &mut len,
+            )
+        };
+        // The kernel answers 0 for a socket in no group.
+        (r == 0 && v != 0).then_some(v as u16)
     }
 
     /// Sends one frame out of the ring's interface (XDP_TX).
@@ -592,7 +628,7 @@ mod tests {
             block_count: 4,
             retire_ms: 1,
         };
-        match RxRing::open(1, cfg, None) {
+        match RxRing::open(1, cfg, Fanout::None) {
             Err(LiveError::BadRing {
                 block_size: 1000, ..
             }) => {}
@@ -609,7 +645,7 @@ mod tests {
             Ok(i) => i,
             Err(e) => return println!("SKIP: no lo: {e}"),
         };
-        let mut rx = match RxRing::open(lo, RingConfig::default(), None) {
+        let mut rx = match RxRing::open(lo, RingConfig::default(), Fanout::None) {
             Ok(r) => r,
             Err(LiveError::NotPermitted { .. }) => {
                 return println!("SKIP: AF_PACKET needs CAP_NET_RAW")

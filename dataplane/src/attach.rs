@@ -28,7 +28,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::afpacket::{ifname, RingConfig, RxRing, TxSocket};
+use crate::afpacket::{ifname, Fanout, RingConfig, RxRing, TxSocket};
 use crate::afxdp::{rx_queues, XskProgram, XskSocket};
 use crate::error::DataplaneError;
 use crate::io::{FrameMeta, OutFrame, Recv, Sink, Source};
@@ -386,9 +386,21 @@ pub fn attach(
     let mut tap = None;
     match opts.mode {
         Mode::AfPacket => {
-            let group = ((std::process::id() ^ ifindex.rotate_left(8)) & 0xffff) as u16;
+            // The first ring makes a group of its own; the others join it.
+            let mut fanout = Fanout::New;
             for _ in 0..n {
-                rxs.push(Rx::Packet(RxRing::open(ifindex, opts.ring, Some(group))?));
+                let ring = RxRing::open(ifindex, opts.ring, fanout)?;
+                if fanout == Fanout::New {
+                    fanout =
+                        ring.fanout_group()
+                            .map(Fanout::Join)
+                            .ok_or_else(|| LiveError::Socket {
+                                op: "getsockopt(PACKET_FANOUT)",
+                                iface: name.clone(),
+                                source: std::io::Error::from_raw_os_error(libc::EINVAL),
+                            })?;
+                }
+                rxs.push(Rx::Packet(ring));
                 txs.push(Some(TxSocket::open(ifindex)?));
             }
         }

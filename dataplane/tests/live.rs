@@ -5,7 +5,7 @@
 #[path = "live/netns.rs"]
 mod netns;
 
-use dataplane::afpacket::{ifindex, RingConfig, RxRing, TxSocket};
+use dataplane::afpacket::{ifindex, Fanout, RingConfig, RxRing, TxSocket};
 use dataplane::afxdp::{XskProgram, XskSocket};
 use dataplane::live_error::LiveError;
 use netns::Netns;
@@ -83,10 +83,10 @@ fn afpacket_fanout_keeps_a_flow_on_one_socket_and_skips_outgoing_frames() {
         .run(|| {
             let a = ifindex("fa0").unwrap();
             let b = ifindex("fa1").unwrap();
-            let group = (std::process::id() & 0xffff) as u16;
-            let mut rings: Vec<RxRing> = (0..2)
-                .map(|_| RxRing::open(a, RingConfig::default(), Some(group)).unwrap())
-                .collect();
+            let first = RxRing::open(a, RingConfig::default(), Fanout::New).unwrap();
+            let group = first.fanout_group().expect("a fanout group");
+            let second = RxRing::open(a, RingConfig::default(), Fanout::Join(group)).unwrap();
+            let mut rings = [first, second];
             let tx_b = TxSocket::open(b).unwrap();
             // Through the qdisc layer, as the host's own frames go: the rings' taps
             // see them as outgoing frames.
@@ -162,7 +162,7 @@ fn afxdp_socket_receives_the_queue_and_sends_back() {
             let mut xsk = XskSocket::open(a, 0)?;
             prog.register(0, &xsk)?;
             let tx_b = TxSocket::open(b)?;
-            let mut rx_b = RxRing::open(b, RingConfig::default(), None)?;
+            let mut rx_b = RxRing::open(b, RingConfig::default(), Fanout::None)?;
             for seq in 0..20u32 {
                 tx_b.send(&frame(seq, 64 + seq as usize * 50, 1)).unwrap();
             }
