@@ -20,7 +20,7 @@ pub enum Engine {
 }
 
 /// What became of a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verdict {
     /// XDP_ABORTED, a return value that is no XDP action, or a run that trapped.
     Aborted,
