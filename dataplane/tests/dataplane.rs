@@ -19,10 +19,10 @@ use dataplane::{
 use runtime::LoadedObject;
 
 /// The programs of the issue, with the control-plane entries their cases write.
-fn programs() -> Vec<(
-    &'static str,
-    &'static [(&'static str, &'static str, &'static str)],
-)> {
+/// Control-plane entries: (map, key hex, value hex).
+type Sets = &'static [(&'static str, &'static str, &'static str)];
+
+fn programs() -> Vec<(&'static str, Sets)> {
     vec![
         ("xdp_counter", &[]),
         // Port 6666 blocked (as the bpf-progs cases set it).
@@ -123,7 +123,10 @@ fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
 
 /// Every frame a replay sent, in the order sent, whatever its verdict.
 #[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<(Verdict, Vec<u8>)>>>);
+struct Collect(Arc<Mutex<Vec<Frame>>>);
+
+/// A frame out of a replay: its verdict and bytes (metadata included).
+type Frame = (Verdict, Vec<u8>);
 
 impl Sink for Collect {
     fn send(&mut self, frame: &OutFrame<'_>) -> Result<(), DataplaneError> {
