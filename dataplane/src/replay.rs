@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Barrier, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::capture::VerdictSinks;
@@ -230,7 +230,9 @@ fn replay_many(
     let batch_len = opts.batch.max(1);
     let sinks = sinks.map(Mutex::new);
     let sinks = sinks.as_ref();
-    let ready = Barrier::new(n as usize + 1);
+    // Each worker says when it is set up (compiled, with its buffer), so that the
+    // clock starts with the first frame rather than with the JIT's compilation.
+    let (ready_tx, ready_rx) = mpsc::channel::<()>();
     let failed = AtomicBool::new(false);
     let (free_tx, free_rx) = mpsc::channel::<Batch>();
     let mut summary = Summary {
@@ -245,12 +247,12 @@ fn replay_many(
             let (tx, rx) = mpsc::sync_channel::<Batch>(4);
             to_worker.push(tx);
             let free_tx = free_tx.clone();
-            let (ready, failed) = (&ready, &failed);
+            let (ready_tx, failed) = (ready_tx.clone(), &failed);
             let spawned = std::thread::Builder::new()
                 .name(format!("xdp-worker-{index}"))
                 .spawn_scoped(s, move || {
                     let worker = dp.worker(index);
-                    ready.wait();
+                    let _ = ready_tx.send(());
                     let mut worker = match worker {
                         Ok(w) => w,
                         Err(e) => {
@@ -305,13 +307,12 @@ fn replay_many(
             match spawned {
                 Ok(h) => handles.push(h),
                 Err(e) => {
-                    // The threads started wait at the barrier: release them.
+                    // The threads started end when their queues close.
                     failed.store(true, Ordering::Relaxed);
                     drop(to_worker);
-                    for _ in handles.len()..n as usize {
-                        ready.wait();
+                    for h in handles {
+                        let _ = h.join();
                     }
-                    let _ = handles.into_iter().map(|h| h.join()).count();
                     return Err(DataplaneError::WorkerFailed {
                         worker: index,
                         reason: format!("cannot start its thread: {e}"),
@@ -319,7 +320,10 @@ fn replay_many(
                 }
             }
         }
-        ready.wait();
+        drop(ready_tx);
+        for _ in 0..n {
+            let _ = ready_rx.recv();
+        }
         let start = Instant::now();
         let mut ticker = Ticker {
             start,

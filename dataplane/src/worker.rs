@@ -2,8 +2,6 @@
 //! `bpf_get_smp_processor_id()` and per-CPU map slot), one frame buffer in the
 //! kernel's geometry, and its counters; it runs one program on one frame at a time.
 
-use std::time::Instant;
-
 use runtime::jit::{JitObject, JitOptions};
 use runtime::{action, LoadedObject, Packet, Trap, Vm};
 
@@ -20,7 +18,7 @@ pub enum Engine {
 }
 
 /// What became of a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verdict {
     /// XDP_ABORTED, a return value that is no XDP action, or a run that trapped.
     Aborted,
@@ -317,13 +315,19 @@ impl<'d> Worker<'d> {
             md.ingress_ifindex = meta.ingress_ifindex;
             md.rx_queue_index = meta.rx_queue_index;
         }
-        let env = self.dp.loaded.env();
-        let start = Instant::now();
+        // One run, timed by the engine (two clock reads, as the kernel's bpf_stats).
         let result = match &self.exec {
-            Exec::Interpreter => self.vm.run(&env, self.dp.prog, &mut self.pkt),
-            Exec::Jit(jit) => jit.run(&mut self.vm, self.dp.prog, &mut self.pkt),
+            Exec::Interpreter => {
+                self.dp
+                    .loaded
+                    .run_repeated(&mut self.vm, self.dp.prog, &mut self.pkt, 1)
+            }
+            Exec::Jit(jit) => jit.run_repeated(&mut self.vm, self.dp.prog, &mut self.pkt, 1),
         };
-        let ns = start.elapsed().as_nanos() as u64;
+        let ns = result.as_ref().map_or(0, |r| {
+            u64::try_from(r.elapsed.as_nanos()).unwrap_or(u64::MAX)
+        });
+        let result = result.map(|r| r.retval);
         self.counters.add(Counter::RunNs, ns);
         self.pending_runs += 1;
         self.pending_ns += ns;

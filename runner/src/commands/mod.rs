@@ -5,7 +5,9 @@ pub mod disasm;
 pub mod events;
 pub mod map;
 pub mod prog;
+pub mod replay;
 pub mod run;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 

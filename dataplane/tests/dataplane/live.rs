@@ -2,13 +2,13 @@
 //! AF_XDP sockets and the kernel redirect program. They need root (or CAP_NET_ADMIN,
 //! CAP_NET_RAW and CAP_BPF); each prints `SKIP:` with the reason where it cannot run.
 
-#[path = "live/netns.rs"]
+#[path = "netns.rs"]
 mod netns;
 
+use self::netns::Netns;
 use dataplane::afpacket::{ifindex, Fanout, RingConfig, RxRing, TxSocket};
 use dataplane::afxdp::{XskProgram, XskSocket};
 use dataplane::live_error::LiveError;
-use netns::Netns;
 
 const ETHERTYPE: u16 = 0x88b5; // IEEE local experimental
 
