@@ -108,6 +108,16 @@ pub fn ifindex(name: &str) -> Result<u32, LiveError> {
     Ok(index)
 }
 
+/// Whether interface `ifindex` exists (in the calling thread's network namespace).
+pub fn ifindex_exists(ifindex: u32) -> bool {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has room for IF_NAMESIZE bytes, as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    // Only ENXIO says the interface is not there; another failure (no socket for
+    // the ioctl, say) does not.
+    !p.is_null() || io::Error::last_os_error().raw_os_error() != Some(libc::ENXIO)
+}
+
 /// The name of interface `ifindex` (for messages), or `if<N>`.
 pub fn ifname(ifindex: u32) -> String {
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
@@ -452,7 +462,10 @@ impl RxRing {
             });
         }
         if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-            // The interface went away or down-and-gone: report it.
+            // The kernel reports ENETDOWN once when the interface goes down (reading
+            // SO_ERROR clears it); the socket stays bound and receives again once the
+            // interface is up, so that is no reason to stop. ENODEV: the interface is
+            // gone.
             let mut err: i32 = 0;
             let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
             // SAFETY: `err` and `len` are valid for getsockopt's output.
@@ -465,7 +478,7 @@ impl RxRing {
                     &mut len,
                 )
             };
-            if err != 0 {
+            if err != 0 && err != libc::ENETDOWN {
                 return Err(LiveError::Socket {
                     op: "poll",
                     iface: ifname(self.ifindex),

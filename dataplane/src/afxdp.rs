@@ -551,14 +551,37 @@ impl XskSocket {
         };
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        let fail = |source| LiveError::Socket {
+            op: "poll(AF_XDP)",
+            iface: format!("{} queue {}", ifname(self.ifindex), self.queue),
+            source,
+        };
         if r < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(LiveError::Socket {
-                    op: "poll(AF_XDP)",
-                    iface: format!("{} queue {}", ifname(self.ifindex), self.queue),
-                    source: e,
-                });
+                return Err(fail(e));
+            }
+        }
+        if r > 0 && pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+            // The kernel unbinds the socket when its interface goes away (ENETDOWN).
+            let mut err: i32 = 0;
+            let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+            // SAFETY: `err` and `len` are valid for getsockopt's output.
+            unsafe {
+                libc::getsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    (&mut err as *mut i32).cast(),
+                    &mut len,
+                )
+            };
+            if err != 0 || pfd.revents & libc::POLLNVAL != 0 {
+                return Err(fail(io::Error::from_raw_os_error(if err != 0 {
+                    err
+                } else {
+                    libc::EBADF
+                })));
             }
         }
         Ok(ready(&self.rx))

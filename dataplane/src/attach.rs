@@ -28,7 +28,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::afpacket::{ifname, Fanout, RingConfig, RxRing, TxSocket};
+use crate::afpacket::{ifindex_exists, ifname, Fanout, RingConfig, RxRing, TxSocket};
 use crate::afxdp::{rx_queues, XskProgram, XskSocket};
 use crate::error::DataplaneError;
 use crate::io::{FrameMeta, OutFrame, Recv, Sink, Source};
@@ -209,6 +209,9 @@ pub struct LivePort {
     poll_ms: i32,
     counts: LiveCounts,
     index: u32,
+    /// The interface's name, and the idle polls since its existence was checked.
+    iface: String,
+    idle: u32,
 }
 
 impl LivePort {
@@ -301,6 +304,29 @@ impl LivePort {
 
 impl Source for LivePort {
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<Recv, DataplaneError> {
+        let r = self.recv_frame(buf)?;
+        if r == Recv::Idle {
+            // A deleted interface is not always reported to its sockets (an AF_XDP
+            // socket just receives nothing more): check about once a second.
+            self.idle += 1;
+            if self.idle as i64 * self.poll_ms as i64 >= 1000 {
+                self.idle = 0;
+                if !ifindex_exists(self.ifindex) {
+                    return Err(LiveError::InterfaceGone {
+                        iface: self.iface.clone(),
+                    }
+                    .into());
+                }
+            }
+        } else {
+            self.idle = 0;
+        }
+        Ok(r)
+    }
+}
+
+impl LivePort {
+    fn recv_frame(&mut self, buf: &mut Vec<u8>) -> Result<Recv, DataplaneError> {
         self.drain_inbox();
         let now = || {
             SystemTime::now()
@@ -456,6 +482,8 @@ pub fn attach(
             poll_ms: opts.poll_ms.max(1),
             counts: LiveCounts::default(),
             index: index as u32,
+            iface: name.clone(),
+            idle: 0,
         });
     }
     drop(peers);

@@ -31,6 +31,8 @@ pub enum LiveError {
         queues: u32,
         workers: u32,
     },
+    #[error("interface {iface} is gone")]
+    InterfaceGone { iface: String },
     #[error("receive ring of {block_count} blocks of {block_size} bytes: blocks must be a power of two of at least 4096 bytes, 1 to 65536 of them")]
     BadRing { block_size: u32, block_count: u32 },
 }

@@ -247,6 +247,9 @@ fn echo_ping(mode: &str) {
         Start::Running(r) => r,
         Start::NotPermitted(why) => return println!("SKIP: attach --mode {mode}: {why}"),
     };
+    // The link going down and up again does not end the data plane.
+    a.ip(&["link", "set", "ea0", "down"]).unwrap();
+    a.ip(&["link", "set", "ea0", "up"]).unwrap();
     let replies = b.ping("10.77.0.1", 5);
     let summary = run.stop();
     assert_eq!(replies, 5, "{summary}");
@@ -428,4 +431,47 @@ fn attach_afxdp_passes_frames_to_the_host_through_the_tap() {
         "{summary}"
     );
     assert!(n(&summary, "host_sent") >= 6, "{summary}");
+}
+
+fn interface_gone(mode: &str) {
+    if let Some(why) = unavailable() {
+        return println!("SKIP: attach {mode}: {why}");
+    }
+    let a = Netns::new(&format!("ga{}", &mode[3..5])).unwrap();
+    a.ip(&[
+        "link", "add", "name", "ga0", "type", "veth", "peer", "name", "gb0",
+    ])
+    .unwrap();
+    a.ip(&["link", "set", "ga0", "up"]).unwrap();
+    a.ip(&["link", "set", "gb0", "up"]).unwrap();
+    let object = crate::path_str(&bpf_progs::object("xdp_icmp_echo"));
+    let mut run = match attach(&a, "ga0", mode, &object, &[]) {
+        Start::Running(r) => r,
+        Start::NotPermitted(why) => return println!("SKIP: attach --mode {mode}: {why}"),
+    };
+    a.ip(&["link", "del", "ga0"]).unwrap();
+    // It ends by itself (bounded wait; --duration is 120 s), with an error.
+    let mut status = None;
+    for _ in 0..300 {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = status.expect("attach still running after its interface was deleted");
+    assert!(!status.success(), "{status}");
+    let err: Vec<String> = run.stderr.try_iter().collect();
+    let err = err.join("\n");
+    assert!(err.contains("cannot attach to ga0"), "{err}");
+}
+
+#[test]
+fn attach_afpacket_ends_when_the_interface_goes_away() {
+    interface_gone("afpacket");
+}
+
+#[test]
+fn attach_afxdp_ends_when_the_interface_goes_away() {
+    interface_gone("afxdp");
 }
