@@ -214,8 +214,28 @@ fn echo_ping(mode: &str) {
     }
     let a = Netns::new(&format!("ea{}", &mode[3..5])).unwrap();
     let b = Netns::new(&format!("eb{}", &mode[3..5])).unwrap();
+    // Two queues and two workers: a fanout group of two rings, or two AF_XDP
+    // sockets.
     a.ip(&[
-        "link", "add", "name", "ea0", "type", "veth", "peer", "name", "eb0", "netns", &b.0,
+        "link",
+        "add",
+        "name",
+        "ea0",
+        "numtxqueues",
+        "2",
+        "numrxqueues",
+        "2",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eb0",
+        "netns",
+        &b.0,
+        "numtxqueues",
+        "2",
+        "numrxqueues",
+        "2",
     ])
     .unwrap();
     a.ip(&["link", "set", "ea0", "up"]).unwrap();
@@ -243,7 +263,8 @@ fn echo_ping(mode: &str) {
     );
 
     let object = crate::path_str(&bpf_progs::object("xdp_icmp_echo"));
-    let run = match attach(&a, "ea0", mode, &object, &[]) {
+    let workers = ["--workers".to_string(), "2".to_string()];
+    let run = match attach(&a, "ea0", mode, &object, &workers) {
         Start::Running(r) => r,
         Start::NotPermitted(why) => return println!("SKIP: attach --mode {mode}: {why}"),
     };
@@ -258,6 +279,9 @@ fn echo_ping(mode: &str) {
     assert_eq!(n(&summary, "tx_sent"), 5, "{summary}");
     assert_eq!(n(&summary, "aborted"), 0, "{summary}");
     assert_eq!(summary["mode"], mode);
+    let per = summary["per_worker"].as_array().expect("per_worker");
+    assert_eq!(per.len(), 2, "{summary}");
+    assert_eq!(per.iter().map(|w| n(w, "tx")).sum::<u64>(), 5, "{summary}");
 }
 
 #[test]
