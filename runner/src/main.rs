@@ -28,6 +28,13 @@ enum Command {
     Map(commands::map::MapArgs),
     /// List the programs registered in a shared-memory store, like `bpftool prog`.
     Prog(commands::prog::ProgArgs),
+    /// Run a program on every frame of a pcap or pcapng capture, on N workers.
+    Replay(commands::replay::ReplayArgs),
+    /// Per-worker packet and verdict counts of the data planes using a store.
+    Stats(commands::stats::StatsArgs),
+    /// Run a program on every frame arriving on a live interface (AF_PACKET or
+    /// AF_XDP), on worker threads, until SIGINT/SIGTERM or --duration.
+    Attach(commands::attach::AttachArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,14 +45,24 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Map(args) => commands::map::run(args),
         Command::Prog(args) => commands::prog::run(args),
+        Command::Replay(args) => commands::replay::run(args),
+        Command::Stats(args) => commands::stats::run(args),
+        Command::Attach(args) => commands::attach::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {}", error_text(&e));
-            match e.downcast_ref::<commands::Interrupted>() {
-                // 128 + the signal number, as a shell reports a process the signal ended.
-                Some(i) => std::process::ExitCode::from(128 + i.signal.number as u8),
+            // 128 + the signal number, as a shell reports a process the signal ended.
+            let signal = e
+                .downcast_ref::<commands::Interrupted>()
+                .map(|i| i.signal)
+                .or_else(|| {
+                    e.downcast_ref::<commands::replay::ReplayInterrupted>()
+                        .map(|i| i.signal)
+                });
+            match signal {
+                Some(s) => std::process::ExitCode::from(128 + s.number as u8),
                 None => std::process::ExitCode::FAILURE,
             }
         }

@@ -7,6 +7,9 @@ use std::process::{Command, Output};
 use bpf_progs::kernel;
 use serde_json::Value;
 
+#[path = "cli/attach.rs"]
+mod attach;
+
 fn runner() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xdp-runner"))
 }
@@ -2073,4 +2076,131 @@ fn strict_run_refuses_unproven_programs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+// ---- `replay` and `stats` ----
+
+fn example_pcap() -> String {
+    path_str(&bpf_progs::root().join("packets").join("example.pcap"))
+}
+
+/// Frames in a classic pcap file (the files `replay --out` writes).
+fn pcap_frames(path: &Path) -> usize {
+    let data = std::fs::read(path).expect("pcap");
+    let mut at = 24;
+    let mut n = 0;
+    while at + 16 <= data.len() {
+        let incl = u32::from_ne_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + incl;
+        n += 1;
+    }
+    assert_eq!(at, data.len(), "{} ends at a record", path.display());
+    n
+}
+
+#[test]
+fn replay_prints_the_issue_keys_and_stats_reads_the_store() {
+    let store = TestStore::new("replay");
+    let workers = if maps::possible_cpus() >= 2 { "2" } else { "1" };
+    let out_dir = temp_path("replay-out");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let doc = json_of(&store_cmd(
+        &store,
+        &[
+            "replay",
+            &counter(),
+            "--pcap",
+            &example_pcap(),
+            "--workers",
+            workers,
+            "--engine",
+            "jit",
+            "--out",
+            &path_str(&out_dir),
+            "--json",
+        ],
+    ));
+    for key in [
+        "packets",
+        "pass",
+        "tx",
+        "drop",
+        "aborted",
+        "redirect",
+        "ns_per_packet",
+        "pps",
+        "workers",
+    ] {
+        assert!(doc.get(key).is_some(), "missing {key}: {doc}");
+    }
+    let n = |k: &str| doc[k].as_u64().unwrap_or_else(|| panic!("{k}: {doc}"));
+    // example.pcap: 48 frames, one runt and one of 4000 bytes; xdp_counter bounces
+    // every frame it runs (XDP_TX).
+    assert_eq!(n("packets"), 48);
+    assert_eq!((n("tx"), n("runt"), n("oversize")), (46, 1, 1), "{doc}");
+    let verdicts: u64 = [
+        "pass", "tx", "drop", "aborted", "redirect", "runt", "oversize",
+    ]
+    .iter()
+    .map(|k| n(k))
+    .sum();
+    assert_eq!(verdicts, 48);
+    assert_eq!(n("workers"), workers.parse::<u64>().unwrap());
+    assert_eq!(n("run_cnt"), 46);
+    assert!(doc["ns_per_packet"].as_f64().unwrap() > 0.0, "{doc}");
+    assert_eq!(pcap_frames(&out_dir.join("tx.pcap")), 46);
+    assert_eq!(pcap_frames(&out_dir.join("skipped.pcap")), 2);
+    for f in ["pass", "drop", "aborted", "redirect"] {
+        assert_eq!(pcap_frames(&out_dir.join(format!("{f}.pcap"))), 0, "{f}");
+    }
+    // The counter's map and the workers' counters stay in the store for others.
+    let stats = json_of(&store_cmd(&store, &["stats", "--json"]));
+    let planes = stats["dataplanes"].as_array().expect("dataplanes");
+    assert_eq!(planes.len(), 1, "{stats}");
+    assert_eq!(planes[0]["prog"], "xdp_counter");
+    assert_eq!(planes[0]["total"]["packets"], 48);
+    assert_eq!(planes[0]["total"]["tx"], 46);
+    assert_eq!(planes[0]["run_cnt"], 46);
+    let per = planes[0]["workers"].as_array().expect("workers");
+    assert_eq!(per.len() as u64, n("workers"));
+    assert_eq!(
+        per.iter()
+            .map(|w| w["packets"].as_u64().unwrap())
+            .sum::<u64>(),
+        48
+    );
+    let text = store_cmd(&store, &["stats"]);
+    assert!(text.status.success());
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("xdp_counter") && text.lines().any(|l| l.trim_start().starts_with("all")),
+        "{text}"
+    );
+    let text = String::from_utf8(store_cmd(&store, &["map", "dump", "name", "counter_map"]).stdout)
+        .unwrap();
+    assert!(!text.trim().is_empty(), "counter_map is in the store");
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+#[test]
+fn replay_errors_are_clear() {
+    let slots = maps::possible_cpus();
+    let too_many = (slots + 1).to_string();
+    let err = failure_text(&run(&[
+        "replay",
+        &counter(),
+        "--pcap",
+        &example_pcap(),
+        "--workers",
+        &too_many,
+    ]));
+    assert!(err.contains("per-CPU slots"), "{err}");
+    let err = failure_text(&run(&["replay", &counter(), "--pcap", &icmp()]));
+    assert!(err.contains("neither a pcap nor a pcapng"), "{err}");
+    let err = failure_text(&run(&["replay", &counter(), "--pcap", "/nonexistent.pcap"]));
+    assert!(err.contains("cannot open /nonexistent.pcap"), "{err}");
+    let store = TestStore::new("nostats");
+    let _ = store_cmd(&store, &["run", &counter(), "--data-in", &icmp()]);
+    let err = failure_text(&store_cmd(&store, &["stats"]));
+    assert!(err.contains("no data plane"), "{err}");
 }

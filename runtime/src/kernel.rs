@@ -16,6 +16,7 @@ use std::time::Duration;
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_MAP_FREEZE: libc::c_long = 22;
@@ -432,6 +433,33 @@ impl KernelObject {
                 source,
             }),
         }
+    }
+
+    /// Every key of map `name`, in the kernel's order (BPF_MAP_GET_NEXT_KEY from no
+    /// key on), at most `max_entries` of them.
+    pub fn keys(&self, name: &str) -> Result<Vec<Vec<u8>>, KernelError> {
+        let m = self.map(name)?;
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut next = vec![0u8; m.key_size as usize];
+        while out.len() < m.max_entries as usize {
+            let mut attr = MapElemAttr {
+                map_fd: m.fd.as_raw_fd() as u32,
+                key: out.last().map_or(0, |k| k.as_ptr() as u64),
+                value: next.as_mut_ptr() as u64,
+                ..Default::default()
+            };
+            match sys_bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) {
+                Ok(_) => out.push(next.clone()),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
+                Err(source) => {
+                    return Err(KernelError::MapLookup {
+                        map: name.to_string(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Writes entries `0..n` of map `name`: key [`fill_bytes`]`(i, key_size)`, value

@@ -1,10 +1,13 @@
 //! One module per subcommand.
+pub mod attach;
 pub mod bench;
 pub mod disasm;
 pub mod events;
 pub mod map;
 pub mod prog;
+pub mod replay;
 pub mod run;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 

@@ -289,7 +289,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 }
 
 /// Applies one `--set MAP:KEY=VALUE`.
-fn apply_set(loaded: &LoadedObject, set: &str) -> Result<()> {
+pub(crate) fn apply_set(loaded: &LoadedObject, set: &str) -> Result<()> {
     let bad = || anyhow!("--set {set:?}: expected MAP:KEYHEX=VALUEHEX");
     let (name, rest) = set.split_once(':').ok_or_else(bad)?;
     let (key, value) = rest.split_once('=').ok_or_else(bad)?;
@@ -309,7 +309,7 @@ fn apply_set(loaded: &LoadedObject, set: &str) -> Result<()> {
 }
 
 /// Every map of the object as `{"name": [{"key": hex, "value": hex} | {"key", "values"}]}`.
-fn maps_json(loaded: &LoadedObject) -> Result<Value> {
+pub(crate) fn maps_json(loaded: &LoadedObject) -> Result<Value> {
     let mut out = JsonMap::new();
     for m in loaded.maps.iter() {
         let entries =
