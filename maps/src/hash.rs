@@ -1189,7 +1189,7 @@ impl Map {
     /// # Safety
     /// As `mem::store_words(dst, value, value_size)`.
     #[inline(always)]
-    unsafe fn store_value(&self, dst: *mut u8, value: *const u8) {
+    pub(crate) unsafe fn store_value(&self, dst: *mut u8, value: *const u8) {
         // SAFETY: caller contract; the constant lengths let the copy inline.
         unsafe {
             match self.value_size {
