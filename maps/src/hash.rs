@@ -68,10 +68,12 @@
 //! is parked in the stripe's `parked` word (`idx + 1`, 0 for none) instead of
 //! going back to the free list, and the next replacement under the same stripe
 //! takes it back, so the replacement touches neither end of the shared free
-//! list. Only a stripe-lock holder parks (a store into an empty slot); anyone
-//! may take (a swap to 0): `take_for_replace` under the lock, and `pop_free`
-//! when the free list and the never-used elements are exhausted
-//! (`steal_parked`), so a parked element is never lost to capacity. A parked
+//! list. Only a stripe-lock holder parks (a store into an empty slot), and only
+//! while the free list or the never-used elements still hold one (so a full
+//! map does not park); anyone may take (a swap to 0): `take_for_replace` under
+//! the lock, and `pop_free` when the free list and the never-used elements are
+//! exhausted (`steal_parked`, a scan of the stripes), so a parked element is
+//! never lost to capacity. A parked
 //! element is unlinked but its `next` is not tagged free: a lock-free reader
 //! standing on it walks on into its old chain, and the `seq` protocol above
 //! restarts it on a miss, as for an element between unlink and free. It keeps
@@ -607,11 +609,16 @@ impl Map {
 
     /// Parks element `old`, just unlinked from bucket `b` (whose stripe lock the
     /// caller holds), in the stripe's slot for the next replacement; to the free
-    /// list when the slot is taken.
+    /// list when the slot is taken or no other element is free.
     #[inline(always)]
     fn park(&self, b: u32, old: u32) {
         let slot = self.stripe_parked(self.stripe(b));
-        if slot.load(Ordering::Relaxed) == 0 {
+        // Park only while other elements are to be had (free or never used), so
+        // that parking never leaves inserts and replacements to `steal_parked`
+        // (a scan of the stripes) on a full map.
+        let spare = self.free_head().load(Ordering::Relaxed) as u32 != 0
+            || self.fresh().load(Ordering::Relaxed) < self.nelems;
+        if spare && slot.load(Ordering::Relaxed) == 0 {
             // Only stripe-lock holders park, so the slot stays empty until this
             // store (others may only take from it).
             slot.store(old + 1, Ordering::Release);
@@ -1985,13 +1992,12 @@ mod tests {
     fn replacements_park_old_elements() {
         let s = store(2);
         let m = s.create_map(&hdef(BPF_MAP_TYPE_HASH, 64, 0)).expect("map");
-        for i in 0..64 {
+        for i in 0..32 {
             m.update(&k(i), &v(u64::from(i)), BPF_ANY).expect("fill");
         }
         assert!(m.stripe_mask >= 16);
-        let mut stripes = std::collections::HashSet::new();
         for round in 0..3u64 {
-            for i in 0..64u32 {
+            for i in 0..32u32 {
                 let key = k(i);
                 // SAFETY: 4-byte key, 8-byte values; p points at a value of the store.
                 unsafe {
@@ -2003,36 +2009,38 @@ mod tests {
                     assert_eq!(std::ptr::read_volatile(p), old, "key {i} round {round}");
                 }
                 assert_eq!(get(&m, i), Some(1000 * (round + 1) + u64::from(i)));
-                stripes.insert(m.stripe(key_bucket(&m, &k(i))));
             }
         }
-        assert!(
-            stripes.len() > 2,
-            "replacements in more stripes than spares"
-        );
+        let parked = (0..=m.stripe_mask)
+            .filter(|&s| m.stripe_parked(s).load(Ordering::Relaxed) != 0)
+            .count();
+        assert!(parked > 2, "{parked} parked: more than the spare elements");
         m.check().expect("parked elements are accounted for");
-        // Full map: deletes and inserts still reach max_entries.
-        for i in 0..10 {
-            m.delete(&k(i)).expect("delete");
-        }
-        for i in 100..110 {
+        // Inserts reach max_entries: the last ones take parked elements.
+        for i in 100..132 {
             m.update(&k(i), &v(1), BPF_NOEXIST).expect("insert");
         }
         assert_eq!(errno(m.update(&k(200), &v(1), BPF_ANY)), libc::E2BIG);
         assert_eq!(m.len(), 64);
         m.check().expect("consistent");
-        // A replacement that dies after taking the parked element of its stripe
-        // leaks it; repair reclaims it and returns the other parked ones.
+        // Full: replacements no longer park (the free list holds the spares).
+        for i in 100..132u32 {
+            // SAFETY: 4-byte key, 8-byte value.
+            unsafe { m.prog_update(k(i).as_ptr(), v(2).as_ptr(), BPF_ANY, 0) }.expect("replace");
+        }
+        m.delete(&k(100)).expect("delete");
+        // A replacement that dies after taking an element leaks it; repair
+        // reclaims it and returns the parked ones to the free list.
         let b = key_bucket(&m, &k(20));
-        let taken = m.take_for_replace(b).expect("an element");
+        let _taken = m.take_for_replace(b).expect("an element");
         assert!(m.check().is_err(), "a leak is reported");
         assert!(m.repair().expect("repair") >= 1);
         m.check().expect("repaired");
         assert!((0..=m.stripe_mask).all(|s| m.stripe_parked(s).load(Ordering::Relaxed) == 0));
-        let _ = taken;
-        for i in 10..64 {
+        for i in (0..32).chain(101..132) {
             assert!(get(&m, i).is_some(), "key {i}");
         }
+        m.update(&k(100), &v(1), BPF_NOEXIST).expect("room again");
     }
 
     #[test]
