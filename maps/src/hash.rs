@@ -98,9 +98,7 @@
 //! kind and key-size class, so that a map's entry points (`Map::prog_ops`, and
 //! `prog_lookup` / `prog_update` through them) run with the kind and key size
 //! constant. A lookup restart (the seq protocol above) leaves the inline path
-//! for the outlined `find_lockfree_slow`; a program update keeps its in-place
-//! cases inline and continues in the outlined `update_locked` for inserts and
-//! replacements.
+//! for the outlined `find_lockfree_slow`.
 //!
 //! Checks the hot paths do not repeat, and why that is sound:
 //! - `elem_at` / `next_at` do not clamp the index into range as `elem` does:
@@ -1418,8 +1416,9 @@ impl Map {
         }
         // SAFETY: caller contract; we hold the lock.
         let found = unsafe { self.find_locked(b, p) };
-        // The in-place cases stay in this (small) function; inserts and the
-        // replacement of an element continue in the outlined `update_locked`.
+        // The in-place cases first; inserts and the replacement of an element
+        // continue in `update_locked` (inlined: outlining it cost the
+        // replacement more than it saved the in-place path).
         if let Ok(Some((old, _))) = found {
             if flags != BPF_NOEXIST && (percpu || (in_place && self.value_size <= 8)) {
                 let slot = if percpu {
@@ -1452,7 +1451,7 @@ impl Map {
     /// # Safety
     /// As `hash_prog_update_p`; the caller holds bucket `b`'s lock and `found` is
     /// `find_locked(b, p)` under it.
-    #[inline(never)]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     unsafe fn update_locked<P: Probe>(
         &self,
