@@ -13,6 +13,8 @@ use crate::map::Map;
 struct HashScan {
     chained: u32,
     free: u32,
+    /// Elements parked in a stripe's slot (see hash.rs, "Parked elements").
+    parked: u32,
     in_chain: Vec<bool>,
     in_free: Vec<bool>,
 }
@@ -52,6 +54,15 @@ impl Map {
             k if k.is_hash() => {
                 let _locks = self.lock_all()?;
                 let scan = self.scan_hash(true)?;
+                // Parked elements go back to the free list (a writer may have
+                // died between taking one and linking it: then the slot is
+                // empty and the element is a leak, reclaimed below).
+                for s in 0..=self.stripe_mask {
+                    let link = self.stripe_parked(s).swap(0, Ordering::AcqRel);
+                    if link != 0 && link <= self.fresh().load(Ordering::Relaxed) {
+                        self.push_free(link - 1);
+                    }
+                }
                 let mut reclaimed = 0;
                 let fresh = self.fresh().load(Ordering::Relaxed).min(self.nelems);
                 for idx in 0..fresh {
@@ -186,9 +197,31 @@ impl Map {
             }
             top = link >> 2;
         }
+        let mut parked = 0u32;
+        for s in 0..=self.stripe_mask {
+            let link = self.stripe_parked(s).load(Ordering::Relaxed);
+            if link == 0 {
+                continue;
+            }
+            let idx = link - 1;
+            if idx >= fresh {
+                return Err(self.corrupt(format!(
+                    "stripe {s}: parked element {idx} beyond fresh {fresh}"
+                )));
+            }
+            if in_free[idx as usize] || in_chain[idx as usize] {
+                return Err(self.corrupt(format!(
+                    "stripe {s}: parked element {idx} is also chained, free or parked"
+                )));
+            }
+            // Marked as free for the caller's "accounted for" test; counted apart.
+            in_free[idx as usize] = true;
+            parked += 1;
+        }
         Ok(HashScan {
             chained,
             free,
+            parked,
             in_chain,
             in_free,
         })
@@ -197,10 +230,10 @@ impl Map {
     fn check_hash_locked(&self) -> Result<(), MapError> {
         let scan = self.scan_hash(false)?;
         let fresh = self.fresh().load(Ordering::Relaxed);
-        if scan.chained + scan.free != fresh {
+        if scan.chained + scan.free + scan.parked != fresh {
             return Err(self.corrupt(format!(
-                "{} chained + {} free != {fresh} used elements (leak)",
-                scan.chained, scan.free
+                "{} chained + {} free + {} parked != {fresh} used elements (leak)",
+                scan.chained, scan.free, scan.parked
             )));
         }
         let count = self.count().load(Ordering::Relaxed);

@@ -133,8 +133,9 @@ pub(crate) const LRU_ELEM_HDR: u64 = 8;
 pub(crate) const HASH_CTRL_SIZE: u64 = 64;
 /// Bytes per hash bucket: the head link.
 pub(crate) const HASH_BUCKET_SIZE: u64 = 4;
-/// Bytes per lock stripe of a hash map: pid lock word, change sequence.
-pub(crate) const HASH_STRIPE_SIZE: u64 = 8;
+/// Bytes per lock stripe of a hash map: pid lock word, change sequence, parked
+/// element, reserved.
+pub(crate) const HASH_STRIPE_SIZE: u64 = 16;
 /// Most lock stripes of one hash map (fewer when it has fewer buckets).
 pub(crate) const HASH_MAX_STRIPES: u64 = 1024;
 /// Largest element count a 30-bit element link can name.
@@ -785,10 +786,11 @@ mod tests {
         assert_eq!(g.n_stripes, 8);
         assert_eq!((g.key_off, g.value_off), (4, 16));
         assert_eq!(g.elem_size, 16 + 8);
-        assert_eq!(g.buckets_off, 64 + 64);
-        assert_eq!(g.elems_off, 128 + 64);
+        // Control block 64, then 8 stripes of 16 bytes.
+        assert_eq!(g.buckets_off, 64 + 128);
+        assert_eq!(g.elems_off, 192 + 64);
         assert_eq!(g.nelems, 5 + 2);
-        assert_eq!(g.data_len, 192 + 7 * 24);
+        assert_eq!(g.data_len, 256 + 7 * 24);
         // u32 -> u64: 16 bytes an element.
         let g = geo(BPF_MAP_TYPE_HASH, 4, 8, 1 << 20, 0).expect("valid");
         assert_eq!((g.key_off, g.value_off, g.elem_size), (4, 8, 16));

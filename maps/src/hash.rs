@@ -62,6 +62,27 @@
 //! A writer that dies holding a stripe lock leaves at worst a leaked element
 //! or count (every step is a single store that leaves the chains valid).
 //!
+//! # Parked elements
+//! A program's replacement of a key in a plain HASH (`update_locked`) does
+//! what the kernel does with its per-CPU `extra_elems`: the element it unlinks
+//! is parked in the stripe's `parked` word (`idx + 1`, 0 for none) instead of
+//! going back to the free list, and the next replacement under the same stripe
+//! takes it back, so the replacement touches neither end of the shared free
+//! list. Only a stripe-lock holder parks (a store into an empty slot), and only
+//! while the free list or the never-used elements still hold one (so a full
+//! map does not park); anyone may take (a swap to 0): `take_for_replace` under
+//! the lock, and `pop_free` when the free list and the never-used elements are
+//! exhausted (`steal_parked`, a scan of the stripes), so a parked element is
+//! never lost to capacity. A parked
+//! element is unlinked but its `next` is not tagged free: a lock-free reader
+//! standing on it walks on into its old chain, and the `seq` protocol above
+//! restarts it on a miss, as for an element between unlink and free. It keeps
+//! its key and value until reused, so a program's pointer from an earlier
+//! lookup still reads the old value, as with the kernel. `check` counts parked
+//! elements as accounted for; `repair` returns them to the free list. A writer
+//! that dies between taking and linking, or unlinking and parking, leaks the
+//! element (repair reclaims it).
+//!
 //! # Hot paths
 //! Every operation reads the caller's key once into a [`Probe`]: `KeySmall`
 //! (1-3 bytes, one zero-padded word), `Key4` and `Key8` (one or two
@@ -77,9 +98,7 @@
 //! kind and key-size class, so that a map's entry points (`Map::prog_ops`, and
 //! `prog_lookup` / `prog_update` through them) run with the kind and key size
 //! constant. A lookup restart (the seq protocol above) leaves the inline path
-//! for the outlined `find_lockfree_slow`; a program update keeps its in-place
-//! cases inline and continues in the outlined `update_locked` for inserts and
-//! replacements.
+//! for the outlined `find_lockfree_slow`.
 //!
 //! Checks the hot paths do not repeat, and why that is sound:
 //! - `elem_at` / `next_at` do not clamp the index into range as `elem` does:
@@ -554,13 +573,76 @@ impl Map {
         b & self.stripe_mask
     }
 
-    /// Field `field` (0 lock, 4 seq) of stripe `s` (masked into range).
+    /// Field `field` (0 lock, 4 seq, 8 parked element) of stripe `s` (masked
+    /// into range).
     #[inline]
     fn stripe_field(&self, s: u32, field: usize) -> &AtomicU32 {
         let s = s & self.stripe_mask;
         // SAFETY: s < n_stripes after masking; the stripe array holds n_stripes
-        // 8-byte stripes at `stripes`, 64-aligned.
-        unsafe { self.u32_at(self.stripes.wrapping_add(s as usize * 8 + field)) }
+        // 16-byte stripes at `stripes`, 64-aligned.
+        unsafe { self.u32_at(self.stripes.wrapping_add(s as usize * 16 + field)) }
+    }
+
+    /// The parked element of stripe `s`: `idx + 1`, or 0 for none (see
+    /// "Parked elements" in the module documentation).
+    #[inline]
+    pub(crate) fn stripe_parked(&self, s: u32) -> &AtomicU32 {
+        self.stripe_field(s, 8)
+    }
+
+    /// An element for the replacement of a key in bucket `b` (whose stripe lock
+    /// the caller holds): the stripe's parked element, else one from the free
+    /// list. None when neither has one.
+    #[inline(always)]
+    fn take_for_replace(&self, b: u32) -> Option<u32> {
+        let slot = self.stripe_parked(self.stripe(b));
+        if slot.load(Ordering::Relaxed) != 0 {
+            let link = slot.swap(0, Ordering::Acquire);
+            if link != 0 && link <= self.nelems {
+                return Some(link - 1);
+            }
+        }
+        self.pop_free()
+    }
+
+    /// Parks element `old`, just unlinked from bucket `b` (whose stripe lock the
+    /// caller holds), in the stripe's slot for the next replacement; to the free
+    /// list when the slot is taken or no other element is free.
+    #[inline(always)]
+    fn park(&self, b: u32, old: u32) {
+        let slot = self.stripe_parked(self.stripe(b));
+        // Park only while other elements are to be had (free or never used), so
+        // that parking never leaves inserts and replacements to `steal_parked`
+        // (a scan of the stripes) on a full map.
+        let spare = self.free_head().load(Ordering::Relaxed) as u32 != 0
+            || self.fresh().load(Ordering::Relaxed) < self.nelems;
+        if spare && slot.load(Ordering::Relaxed) == 0 {
+            // Only stripe-lock holders park, so the slot stays empty until this
+            // store (others may only take from it).
+            slot.store(old + 1, Ordering::Release);
+        } else {
+            self.push_free(old);
+        }
+    }
+
+    /// Takes an element parked in any stripe (when the free list is empty). Only
+    /// plain hash maps park elements.
+    #[cold]
+    #[inline(never)]
+    fn steal_parked(&self) -> Option<u32> {
+        if self.kind != Kind::Hash {
+            return None;
+        }
+        for s in 0..=self.stripe_mask {
+            let slot = self.stripe_parked(s);
+            if slot.load(Ordering::Relaxed) != 0 {
+                let link = slot.swap(0, Ordering::Acquire);
+                if link != 0 && link <= self.nelems {
+                    return Some(link - 1);
+                }
+            }
+        }
+        None
     }
 
     /// The lock of bucket `b`'s stripe.
@@ -1012,7 +1094,7 @@ impl Map {
         let mut f = fresh.load(Ordering::Relaxed);
         loop {
             if f >= self.nelems {
-                return None;
+                return self.steal_parked();
             }
             match fresh.compare_exchange_weak(f, f + 1, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => return Some(f),
@@ -1112,7 +1194,7 @@ impl Map {
     /// # Safety
     /// As `mem::store_words(dst, value, value_size)`.
     #[inline(always)]
-    unsafe fn store_value(&self, dst: *mut u8, value: *const u8) {
+    pub(crate) unsafe fn store_value(&self, dst: *mut u8, value: *const u8) {
         // SAFETY: caller contract; the constant lengths let the copy inline.
         unsafe {
             match self.value_size {
@@ -1334,8 +1416,9 @@ impl Map {
         }
         // SAFETY: caller contract; we hold the lock.
         let found = unsafe { self.find_locked(b, p) };
-        // The in-place cases stay in this (small) function; inserts and the
-        // replacement of an element continue in the outlined `update_locked`.
+        // The in-place cases first; inserts and the replacement of an element
+        // continue in `update_locked` (inlined: outlining it cost the
+        // replacement more than it saved the in-place path).
         if let Ok(Some((old, _))) = found {
             if flags != BPF_NOEXIST && (percpu || (in_place && self.value_size <= 8)) {
                 let slot = if percpu {
@@ -1368,7 +1451,7 @@ impl Map {
     /// # Safety
     /// As `hash_prog_update_p`; the caller holds bucket `b`'s lock and `found` is
     /// `find_locked(b, p)` under it.
-    #[inline(never)]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     unsafe fn update_locked<P: Probe>(
         &self,
@@ -1387,22 +1470,22 @@ impl Map {
                     return Err(UpdFail::Exists);
                 }
                 if !kind.is_percpu() {
-                    if let Some(n) = self.pop_free() {
+                    if let Some(n) = self.take_for_replace(b) {
                         let odd = self.seq_begin(b);
-                        // SAFETY: n is ours (popped); lock held; sizes per contract.
+                        // SAFETY: n is ours (taken); lock held; sizes per contract.
                         unsafe { self.init_and_link(kind, n, b, p, value, Some(cpu)) };
                         let prev = match prev {
                             Prev::Head => Prev::Elem(n),
                             p => p,
                         };
                         // SAFETY: old and prev's index come from find_locked, n from
-                        // pop_free: all < nelems.
+                        // take_for_replace: all < nelems.
                         unsafe {
                             let next = self.next_at(old).load(Ordering::Relaxed);
                             self.prev_link_at(b, prev).store(next, Ordering::Release);
                         }
                         self.seq_end(b, odd);
-                        self.push_free(old);
+                        self.park(b, old);
                         return Ok(());
                     }
                 }
@@ -1896,6 +1979,67 @@ mod tests {
             .filter(|&i| key_bucket(m, &k(i)) == b0)
             .take(n)
             .collect()
+    }
+
+    /// A program's replacement parks the old element in its stripe (the kernel's
+    /// extra element): a pointer from an earlier lookup keeps reading the old
+    /// value on every stripe, also once the spare elements are all parked in
+    /// other stripes (then a parked one is taken from another stripe), inserts
+    /// still fill the map to max_entries, and check / repair account for
+    /// parked elements.
+    #[test]
+    fn replacements_park_old_elements() {
+        let s = store(2);
+        let m = s.create_map(&hdef(BPF_MAP_TYPE_HASH, 64, 0)).expect("map");
+        for i in 0..32 {
+            m.update(&k(i), &v(u64::from(i)), BPF_ANY).expect("fill");
+        }
+        assert!(m.stripe_mask >= 16);
+        for round in 0..3u64 {
+            for i in 0..32u32 {
+                let key = k(i);
+                // SAFETY: 4-byte key, 8-byte values; p points at a value of the store.
+                unsafe {
+                    let p = m.prog_lookup(key.as_ptr(), 0) as *const u64;
+                    let old = std::ptr::read_volatile(p);
+                    let new = v(1000 * (round + 1) + u64::from(i));
+                    m.prog_update(key.as_ptr(), new.as_ptr(), BPF_ANY, 0)
+                        .expect("replace");
+                    assert_eq!(std::ptr::read_volatile(p), old, "key {i} round {round}");
+                }
+                assert_eq!(get(&m, i), Some(1000 * (round + 1) + u64::from(i)));
+            }
+        }
+        let parked = (0..=m.stripe_mask)
+            .filter(|&s| m.stripe_parked(s).load(Ordering::Relaxed) != 0)
+            .count();
+        assert!(parked > 2, "{parked} parked: more than the spare elements");
+        m.check().expect("parked elements are accounted for");
+        // Inserts reach max_entries: the last ones take parked elements.
+        for i in 100..132 {
+            m.update(&k(i), &v(1), BPF_NOEXIST).expect("insert");
+        }
+        assert_eq!(errno(m.update(&k(200), &v(1), BPF_ANY)), libc::E2BIG);
+        assert_eq!(m.len(), 64);
+        m.check().expect("consistent");
+        // Full: replacements no longer park (the free list holds the spares).
+        for i in 100..132u32 {
+            // SAFETY: 4-byte key, 8-byte value.
+            unsafe { m.prog_update(k(i).as_ptr(), v(2).as_ptr(), BPF_ANY, 0) }.expect("replace");
+        }
+        m.delete(&k(100)).expect("delete");
+        // A replacement that dies after taking an element leaks it; repair
+        // reclaims it and returns the parked ones to the free list.
+        let b = key_bucket(&m, &k(20));
+        let _taken = m.take_for_replace(b).expect("an element");
+        assert!(m.check().is_err(), "a leak is reported");
+        assert!(m.repair().expect("repair") >= 1);
+        m.check().expect("repaired");
+        assert!((0..=m.stripe_mask).all(|s| m.stripe_parked(s).load(Ordering::Relaxed) == 0));
+        for i in (0..32).chain(101..132) {
+            assert!(get(&m, i).is_some(), "key {i}");
+        }
+        m.update(&k(100), &v(1), BPF_NOEXIST).expect("room again");
     }
 
     #[test]

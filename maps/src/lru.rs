@@ -103,17 +103,25 @@ impl Map {
             return Ok(());
         }
         let skip = old.map(|(o, _)| o);
-        let Some(n) = self.pop_free().or_else(|| self.lru_evict(b, skip)) else {
-            // prealloc_lru_pop failed: only when every element is busy elsewhere.
-            return Err(MapError::NoFreeElement {
-                id: self.id,
-                what: "element",
-                why: "every element is being replaced by another update",
-            });
+        let (n, old) = match self.pop_free() {
+            // Nothing was evicted: the chain is as find_locked saw it.
+            Some(n) => (n, old),
+            None => {
+                let Some(n) = self.lru_evict(b, skip) else {
+                    // prealloc_lru_pop failed: only when every element is busy elsewhere.
+                    return Err(MapError::NoFreeElement {
+                        id: self.id,
+                        what: "element",
+                        why: "every element is being replaced by another update",
+                    });
+                };
+                // The victim may have been in our bucket, ahead of `old`: find
+                // old's link again.
+                // SAFETY: caller contract; lock held.
+                let old = unsafe { self.find_locked(b, p) }.map_err(|c| self.chain_error(c))?;
+                (n, old)
+            }
         };
-        // The victim may have been in our bucket, ahead of `old`: find old's link again.
-        // SAFETY: caller contract; lock held.
-        let old = unsafe { self.find_locked(b, p) }.map_err(|c| self.chain_error(c))?;
         let odd = self.seq_begin(b);
         // SAFETY: n is ours (popped or evicted); lock held; sizes per contract.
         unsafe { self.init_and_link(self.kind, n, b, p, value, cpu) };

@@ -584,8 +584,14 @@ impl Map {
                 why: "BPF_F_RDONLY_PROG",
             });
         }
-        // SAFETY: forwarded caller contract; `update_res` was chosen for this map.
-        unsafe { (self.update_res)(self, key, value, flags, cpu) }
+        match self.kind {
+            // SAFETY: forwarded caller contract.
+            Kind::Array | Kind::PercpuArray => unsafe {
+                self.array_prog_update(key, value, flags, cpu)
+            },
+            // SAFETY: forwarded caller contract; `update_res` was chosen for this map.
+            _ => unsafe { (self.update_res)(self, key, value, flags, cpu) },
+        }
     }
 
     /// `prog_update` by a match on the kind (the fallback of the kinds with no

@@ -116,11 +116,36 @@ impl ReadProbe for Key8 {
     }
 }
 
-impl ReadProbe for KeySmall {
+/// A key of `L` (1..=3) bytes: the `KeySmall` probe with its length a constant.
+#[derive(Clone, Copy)]
+pub(crate) struct SmallKey<const L: u32>(KeySmall);
+
+impl<const L: u32> Probe for SmallKey<L> {
     #[inline(always)]
-    unsafe fn read(key: *const u8, key_size: u32) -> Self {
-        // SAFETY: caller contract: 1..=3 bytes.
-        unsafe { KeySmall::read(key, key_size) }
+    fn hash(self, seed: u32) -> u32 {
+        self.0.hash(seed)
+    }
+    #[inline(always)]
+    fn fast(self, seed: u32) -> u32 {
+        self.0.fast(seed)
+    }
+    #[inline(always)]
+    unsafe fn eq(self, stored: *const u8) -> bool {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.0.eq(stored) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, dst: *mut u8) {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.0.store(dst) }
+    }
+}
+
+impl<const L: u32> ReadProbe for SmallKey<L> {
+    #[inline(always)]
+    unsafe fn read(key: *const u8, _: u32) -> Self {
+        // SAFETY: caller contract: L (1..=3) bytes.
+        SmallKey(unsafe { KeySmall::read(key, L) })
     }
 }
 
@@ -349,7 +374,9 @@ fn hash_ops<const K: u8, P: ReadProbe>() -> (ProgOps, UpdateResFn) {
 /// The hash kind `K`'s entry points for a key of `key_size` bytes.
 fn hash_ops_sized<const K: u8>(key_size: u32) -> (ProgOps, UpdateResFn) {
     match key_size {
-        1..=3 => hash_ops::<K, KeySmall>(),
+        1 => hash_ops::<K, SmallKey<1>>(),
+        2 => hash_ops::<K, SmallKey<2>>(),
+        3 => hash_ops::<K, SmallKey<3>>(),
         4 => hash_ops::<K, Key4>(),
         8 => hash_ops::<K, Key8>(),
         12 => hash_ops::<K, KeyWords<3>>(),
