@@ -190,7 +190,9 @@ impl<'a> Dataplane<'a> {
 
     /// Worker `index` (below [`Dataplane::workers`]): with the JIT, the object is
     /// compiled for it. Create each worker once; two workers of one index would
-    /// share per-CPU slots.
+    /// share per-CPU slots. A `Worker` is not `Send` (the engines keep raw pointers
+    /// to the programs): create it on the thread that runs it, e.g. inside
+    /// `std::thread::scope` (the `Dataplane` is `Sync`).
     pub fn worker(&self, index: u32) -> Result<Worker<'_>, DataplaneError> {
         if index >= self.config.workers {
             return Err(DataplaneError::NoSuchWorker {

@@ -705,3 +705,57 @@ fn pcapng_replays_as_pcap() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A source that raises the stop flag as it hands out its `after`-th frame.
+struct StopAfter<'a> {
+    inner: CaptureSource,
+    after: u64,
+    read: u64,
+    stop: &'a std::sync::atomic::AtomicBool,
+}
+
+impl dataplane::Source for StopAfter<'_> {
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<dataplane::Recv, DataplaneError> {
+        let r = self.inner.recv(buf)?;
+        self.read += 1;
+        if self.read == self.after {
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(r)
+    }
+}
+
+#[test]
+fn the_stop_flag_ends_a_replay_after_the_frames_read() {
+    let dir = temp_dir("stop");
+    let frames = mixed_frames();
+    let pcap = dir.join("mixed.pcap");
+    write_pcap(&pcap, &frames);
+    let object =
+        loader::Object::parse(&std::fs::read(bpf_progs::object("xdp_counter")).unwrap()).unwrap();
+    for workers in 1..=maps::possible_cpus().min(2) {
+        let ours = load_ours(&object, &[]);
+        let config = Config {
+            workers,
+            ..Default::default()
+        };
+        let dp = Dataplane::new(&ours.store, &ours.loaded, 0, config).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut src = StopAfter {
+            inner: CaptureSource::open(&pcap).unwrap(),
+            after: 100,
+            read: 0,
+            stop: &stop,
+        };
+        let opts = ReplayOptions {
+            stop: Some(&stop),
+            ..Default::default()
+        };
+        let s = dataplane::replay(&dp, &mut src, None, &opts).unwrap();
+        assert!(s.interrupted, "{workers} workers");
+        // Every frame read ran (or was counted as not run), and no more were read.
+        assert_eq!(s.packets(), 100, "{workers} workers");
+        assert_eq!(src.read, 100);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

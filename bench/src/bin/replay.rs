@@ -42,10 +42,19 @@ struct Args {
     /// Worker counts to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1u32, 2])]
     workers: Vec<u32>,
+    /// Programs to measure (xdp_counter, xdp_parser, xdp_lb), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ["xdp_counter".to_string(), "xdp_parser".to_string(), "xdp_lb".to_string()])]
+    programs: Vec<String>,
+    /// Engines to measure (jit, interpreter), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ["jit".to_string(), "interpreter".to_string()])]
+    engines: Vec<String>,
     /// Print one JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
 }
+
+/// Control-plane entries written before a program runs: (map, key hex, value hex).
+type Sets = &'static [(&'static str, &'static str, &'static str)];
 
 /// 1024 frames of the bpf-progs packets, with TCP/UDP source ports varied over 64
 /// flows per packet kind.
@@ -131,8 +140,11 @@ fn workers_pps(dp: &Dataplane<'_>, frames: &[Vec<u8>], total: u64) -> Result<Rat
             .map(|i| {
                 let (mine, ready) = (&share[i as usize], &ready);
                 s.spawn(move || -> Result<f64> {
-                    let mut w = dp.worker(i)?;
+                    // Wait at the barrier even when the worker cannot be made, so
+                    // that the others and the caller go on; report it after.
+                    let w = dp.worker(i);
                     ready.wait();
+                    let mut w = w?;
                     let cpu0 = thread_cpu_ns();
                     for _ in 0..per_round {
                         for f in mine {
@@ -161,7 +173,7 @@ fn workers_pps(dp: &Dataplane<'_>, frames: &[Vec<u8>], total: u64) -> Result<Rat
 fn main() -> Result<()> {
     let args = Args::parse();
     let frames = frames()?;
-    let programs: [(&str, &[(&str, &str, &str)]); 3] = [
+    let programs: [(&str, Sets); 3] = [
         ("xdp_counter", &[]),
         ("xdp_parser", &[("port_blocklist", "1a0a", "01")]),
         ("xdp_lb", bpf_progs::LB_SETS),
@@ -180,9 +192,20 @@ fn main() -> Result<()> {
         );
     }
     for (name, sets) in programs {
+        if !args.programs.iter().any(|p| p == name) {
+            continue;
+        }
         let bytes = std::fs::read(bpf_progs::object(name))?;
         let object = loader::Object::parse(&bytes)?;
         for engine in [Engine::Jit, Engine::Interpreter] {
+            let engine_name = if engine == Engine::Jit {
+                "jit"
+            } else {
+                "interpreter"
+            };
+            if !args.engines.iter().any(|e| e == engine_name) {
+                continue;
+            }
             // Frames per measurement, from a short calibration with one worker.
             let mut total = 0u64;
             for &workers in &args.workers {
