@@ -87,6 +87,9 @@ impl BoundMap {
     }
 }
 
+/// The next [`MapTable::id`].
+static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
+
 /// The maps of one object, at stable addresses for as long as the table lives.
 ///
 /// After the object's own maps come the *inner* maps: other maps of the store that
@@ -105,6 +108,8 @@ pub struct MapTable {
     rings: Box<[RingArea]>,
     /// The network `bpf_fib_lookup` sees (`None`: a fresh namespace, [`Net::new`]).
     net: Option<Arc<Net>>,
+    /// Unique in the process ([`MapTable::id`]).
+    id: u64,
 }
 
 impl MapTable {
@@ -167,7 +172,15 @@ impl MapTable {
             areas,
             rings: rings.into(),
             net: None,
+            id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// This table's identity, unique in the process: programs prepared with it
+    /// (`program::prepare`) hold addresses of its maps and proofs about them, and run
+    /// only with it.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Sets the network that `bpf_fib_lookup` sees in runs on this table.
@@ -237,7 +250,7 @@ impl MapTable {
     }
 
     /// The value areas of every map, for the memory checks.
-    pub fn value_areas(&self) -> &[ValueArea] {
+    pub(crate) fn value_areas(&self) -> &[ValueArea] {
         &self.areas
     }
 
@@ -283,7 +296,7 @@ struct Record {
 /// Dropping it (the run ended, by `exit` or a trap) discards what is still held, so a
 /// program the kernel's verifier would refuse for an unreleased record leaves no
 /// busy record behind to stop the ring's consumers.
-pub struct RingRecords<'t> {
+pub(crate) struct RingRecords<'t> {
     table: &'t MapTable,
     live: [Cell<Record>; MAX_RING_RECORDS],
     count: Cell<usize>,
@@ -291,7 +304,7 @@ pub struct RingRecords<'t> {
 
 impl<'t> RingRecords<'t> {
     /// No records yet, for a run over `table`.
-    pub fn new(table: &'t MapTable) -> RingRecords<'t> {
+    pub(crate) fn new(table: &'t MapTable) -> RingRecords<'t> {
         RingRecords {
             table,
             live: Default::default(),
@@ -300,14 +313,14 @@ impl<'t> RingRecords<'t> {
     }
 
     /// Whether another record can be held.
-    pub fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&self) -> bool {
         self.count.get() < MAX_RING_RECORDS
     }
 
     /// Holds the record of `len` bytes at `addr` in the ring `map` (a map of this
     /// table); false (and nothing held) when it is not a ring of the table or
     /// there is no room.
-    pub fn hold(&self, map: &BoundMap, addr: u64, len: u64) -> bool {
+    pub(crate) fn hold(&self, map: &BoundMap, addr: u64, len: u64) -> bool {
         let n = self.count.get();
         let ring = self
             .table
@@ -332,7 +345,7 @@ impl<'t> RingRecords<'t> {
 
     /// Stops holding the record that starts at `addr`: its ring, or `None` when no
     /// held record starts there.
-    pub fn release(&self, addr: u64) -> Option<&'t BoundMap> {
+    pub(crate) fn release(&self, addr: u64) -> Option<&'t BoundMap> {
         let n = self.count.get();
         let i = self.live[..n]
             .iter()
@@ -345,7 +358,7 @@ impl<'t> RingRecords<'t> {
 
     /// Whether `[addr, addr + len)` lies in one held record.
     #[inline]
-    pub fn contains(&self, addr: usize, len: usize) -> bool {
+    pub(crate) fn contains(&self, addr: usize, len: usize) -> bool {
         self.live[..self.count.get()].iter().any(|r| {
             let r = r.get();
             addr >= r.addr && addr - r.addr <= r.len && r.len - (addr - r.addr) >= len

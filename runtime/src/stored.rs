@@ -302,13 +302,9 @@ impl LoadedObject {
                 name: info.name.clone(),
                 reason: e.to_string(),
             })?;
-            prepared.push((
-                info.id,
-                crate::Prepared {
-                    store_id: info.id,
-                    ..p
-                },
-            ));
+            let mut p = p;
+            p.store_id = info.id;
+            prepared.push((info.id, p));
         }
         if !tail_calls {
             let (_, mut p) = prepared.swap_remove(0);

@@ -314,7 +314,14 @@ impl Packet {
         &self.md
     }
 
-    pub fn md_mut(&mut self) -> &mut XdpMd {
+    /// The context, writable: only the runtime moves the packet's bounds (the proofs
+    /// of packet accesses rely on them lying inside the frame).
+    ///
+    /// ```compile_fail
+    /// let mut pkt = runtime::Packet::new(&[0u8; 64]).unwrap();
+    /// pkt.md_mut().data_end = u32::MAX;
+    /// ```
+    pub(crate) fn md_mut(&mut self) -> &mut XdpMd {
         &mut self.md
     }
 

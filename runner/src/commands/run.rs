@@ -197,7 +197,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             let jit = runtime::jit::JitObject::compile(&loaded, &opts)
                 .context("JIT compilation failed")?;
             if args.verbose {
-                let insns: usize = loaded.programs.iter().map(|p| p.ops.len()).sum();
+                let insns: usize = loaded.programs.iter().map(|p| p.ops().len()).sum();
                 eprintln!(
                     "jit: compiled {} programs ({insns} instructions) in {:?}",
                     loaded.programs.len(),

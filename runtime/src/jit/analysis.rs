@@ -18,6 +18,8 @@
 //! context for a read (`Ctx`), or inside `data .. data + proven` (`Pkt`); these are
 //! exactly accesses `Regions::check` accepts, so dropping their checks changes nothing.
 
+use isa::{AluOp, AtomicOp, CallTarget, Insn, JmpCond, Operand, Size, Width};
+
 use crate::interp::STACK_FRAME;
 use crate::program::Op;
 use crate::xdp::XdpMd;
@@ -89,20 +91,19 @@ fn bounded(v: i64, f: fn(i64) -> V) -> V {
 
 /// The access an instruction makes: (base register, offset, size, write).
 pub(super) fn access(op: &Op) -> Option<(u8, i64, i64, bool)> {
-    let size = match op.code & 0x18 {
-        0x00 => 4,
-        0x08 => 2,
-        0x10 => 1,
-        _ => 8,
-    };
-    match op.code {
-        0x61 | 0x69 | 0x71 | 0x79 | 0x81 | 0x89 | 0x91 => {
-            Some((op.src, op.off as i64, size, false))
+    match op.insn()? {
+        Insn::Load { size, src, off, .. } => Some((src, off as i64, size.bytes() as i64, false)),
+        Insn::Store { size, dst, off, .. } | Insn::Atomic { size, dst, off, .. } => {
+            Some((dst, off as i64, size.bytes() as i64, true))
         }
-        0x62 | 0x6a | 0x72 | 0x7a | 0x63 | 0x6b | 0x73 | 0x7b | 0xc3 | 0xdb => {
-            Some((op.dst, op.off as i64, size, true))
-        }
-        _ => None,
+        Insn::Alu { .. }
+        | Insn::End { .. }
+        | Insn::Ja { .. }
+        | Insn::Jmp { .. }
+        | Insn::Call(_)
+        | Insn::Exit
+        | Insn::LdImm64 { .. }
+        | Insn::LdPacket { .. } => None,
     }
 }
 
@@ -120,17 +121,29 @@ fn safe(st: &St, op: &Op) -> bool {
 
 /// The state after the non-branching instruction `op`.
 fn step(st: &mut St, op: &Op) {
-    let dst = op.dst;
-    match op.code {
-        0xbf if op.off == 0 => {
-            let v = st.get(op.src);
+    let Some(insn) = op.insn() else {
+        return;
+    };
+    match insn {
+        Insn::Alu {
+            width: Width::W64,
+            op: AluOp::Mov,
+            dst,
+            src: Operand::Reg(src),
+        } => {
+            let v = st.get(src);
             st.set(dst, v);
         }
-        0x07 | 0x17 => {
-            let imm = if op.code == 0x07 {
-                op.imm
+        Insn::Alu {
+            width: Width::W64,
+            op: op @ (AluOp::Add | AluOp::Sub),
+            dst,
+            src: Operand::Imm(imm),
+        } => {
+            let imm = if op == AluOp::Add {
+                imm as i64
             } else {
-                op.imm.wrapping_neg()
+                (imm as i64).wrapping_neg()
             };
             // Exact sums only (|c|, |imm| < 2^32: no overflow); a sum outside the
             // tracked range is forgotten, never clamped into it.
@@ -141,52 +154,65 @@ fn step(st: &mut St, op: &Op) {
             };
             st.set(dst, v);
         }
-        0x61 if st.get(op.src) == V::Ctx && op.off == 0 => st.set(dst, V::Pkt(0)),
-        0x61 if st.get(op.src) == V::Ctx && op.off == 4 => st.set(dst, V::End),
-        0x85 => {
+        Insn::Load {
+            size: Size::W,
+            sign_extend: false,
+            dst,
+            src,
+            off,
+        } if st.get(src) == V::Ctx && (off == 0 || off == 4) => {
+            st.set(dst, if off == 0 { V::Pkt(0) } else { V::End })
+        }
+        Insn::Call(target) => {
             for r in 0..=5 {
                 st.set(r, V::Other);
             }
             // Helpers known not to move data, data_end or data_meta keep the packet
             // facts; bpf-to-bpf calls, tail calls and every other helper forget them.
-            let keeps = op.src == 0 && PACKET_STILL.contains(&op.imm);
+            let keeps =
+                matches!(target, CallTarget::Helper(id) if PACKET_STILL.contains(&(id as i64)));
             if !keeps {
                 st.forget_packet();
             }
         }
-        0xc3 | 0xdb => {
-            let imm = op.imm as i32;
-            if imm == isa::opcode::BPF_CMPXCHG {
+        Insn::Atomic { op, fetch, src, .. } => {
+            if op == AtomicOp::CmpXchg {
                 st.set(0, V::Other);
-            } else if imm & isa::opcode::BPF_FETCH != 0 {
-                st.set(op.src, V::Other);
+            } else if fetch || op == AtomicOp::Xchg {
+                st.set(src, V::Other);
             }
         }
-        code => {
-            // Every other instruction that writes dst makes it unknown.
-            let class = code & 0x07;
-            let writes_dst = matches!(class, 0x04 | 0x07 | 0x01) || code == 0x18;
-            if writes_dst {
-                st.set(dst, V::Other);
-            }
-        }
+        // Every other instruction that writes dst makes it unknown.
+        Insn::Alu { dst, .. }
+        | Insn::End { dst, .. }
+        | Insn::Load { dst, .. }
+        | Insn::LdImm64 { dst, .. } => st.set(dst, V::Other),
+        Insn::LdPacket { .. } => st.set(0, V::Other),
+        Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit | Insn::Store { .. } => {}
     }
 }
 
 /// `Some((taken, fallthrough))` refinements of a conditional jump on packet bounds.
 fn refine(st: &St, op: &Op) -> (St, St) {
     let (mut taken, mut fall) = (*st, *st);
-    if op.code & 0x0f != 0x0d {
-        // Only 64-bit register compares.
+    // Only 64-bit register compares.
+    let Some(Insn::Jmp {
+        width: Width::W64,
+        cond,
+        dst,
+        src: Operand::Reg(src),
+        ..
+    }) = op.insn()
+    else {
         return (taken, fall);
-    }
-    let (a, b) = (st.get(op.dst), st.get(op.src));
+    };
+    let (a, b) = (st.get(dst), st.get(src));
     // (edge where "pkt(k) <= end" holds, k)
-    let fact = match (op.code & 0xf0, a, b) {
-        (0x20, V::Pkt(k), V::End) | (0x30, V::Pkt(k), V::End) => Some((false, k)), // a > b / a >= b: fallthrough
-        (0xa0, V::End, V::Pkt(k)) | (0xb0, V::End, V::Pkt(k)) => Some((false, k)), // end < a / end <= a
-        (0xb0, V::Pkt(k), V::End) | (0xa0, V::Pkt(k), V::End) => Some((true, k)), // a <= end / a < end
-        (0x30, V::End, V::Pkt(k)) | (0x20, V::End, V::Pkt(k)) => Some((true, k)), // end >= a / end > a
+    let fact = match (cond, a, b) {
+        (JmpCond::Gt | JmpCond::Ge, V::Pkt(k), V::End) => Some((false, k)), // a > b / a >= b: fallthrough
+        (JmpCond::Lt | JmpCond::Le, V::End, V::Pkt(k)) => Some((false, k)), // end < a / end <= a
+        (JmpCond::Le | JmpCond::Lt, V::Pkt(k), V::End) => Some((true, k)),  // a <= end / a < end
+        (JmpCond::Ge | JmpCond::Gt, V::End, V::Pkt(k)) => Some((true, k)),  // end >= a / end > a
         _ => None,
     };
     if let Some((on_taken, k)) = fact {
@@ -252,19 +278,17 @@ pub(super) fn safe_accesses(
             if let Some(o) = out.as_deref_mut() {
                 o[pc - start] = safe(&st, op);
             }
-            let next = pc + if op.code == 0x18 { 2 } else { 1 };
-            let class = op.code & 0x07;
-            let is_jmp = class == 0x05 || class == 0x06;
-            match op.code {
-                0x95 => return succ,
-                0x05 | 0x06 => {
-                    let t = (pc as i64 + 1 + op.off as i64) as usize;
+            let insn = op.insn();
+            let next = pc + insn.map_or(1, |i| i.slots());
+            match insn {
+                Some(Insn::Exit) => return succ,
+                Some(Insn::Ja { off }) => {
+                    let t = (pc as i64 + 1 + off as i64) as usize;
                     succ.push((t - start, st));
                     return succ;
                 }
-                0x85 => step(&mut st, op),
-                _ if is_jmp => {
-                    let t = (pc as i64 + 1 + op.off as i64) as usize;
+                Some(Insn::Jmp { off, .. }) => {
+                    let t = (pc as i64 + 1 + off as i64) as usize;
                     let (taken, fall) = refine(&st, op);
                     succ.push((t - start, taken));
                     succ.push((next - start, fall));
@@ -338,16 +362,19 @@ mod tests {
         let starts: Vec<usize> = (0..insns.len()).collect();
         let mut leader = vec![false; insns.len()];
         leader[0] = true;
-        for (pc, op) in p.ops.iter().enumerate() {
-            let class = op.code & 7;
-            if (class == 5 || class == 6) && !matches!(op.code, 0x85 | 0x95) {
-                leader[(pc as i64 + 1 + op.off as i64) as usize] = true;
+        for (pc, op) in p.ops().iter().enumerate() {
+            if let Some(t) = op
+                .insn()
+                .filter(Insn::is_branch)
+                .and_then(|i| i.jump_target(pc))
+            {
+                leader[t as usize] = true;
                 if pc + 1 < insns.len() {
                     leader[pc + 1] = true;
                 }
             }
         }
-        safe_accesses(&p.ops, &starts, &leader, 0, entry_ctx)
+        safe_accesses(p.ops(), &starts, &leader, 0, entry_ctx)
     }
 
     #[test]

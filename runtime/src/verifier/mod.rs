@@ -347,9 +347,19 @@ mod tests {
     }
 
     fn run(maps: &MapTable, p: crate::program::Prepared) -> Result<u64, crate::error::Trap> {
+        run_audited(maps, p, false)
+    }
+
+    fn run_audited(
+        maps: &MapTable,
+        p: crate::program::Prepared,
+        audit: bool,
+    ) -> Result<u64, crate::error::Trap> {
         let mut pkt = Packet::new(&[0u8; 64]).unwrap();
         let programs = [p];
-        Vm::new(0).run(
+        let mut vm = Vm::new(0);
+        vm.set_audit(audit);
+        vm.run(
             &Env {
                 maps,
                 programs: &programs,
@@ -365,13 +375,18 @@ mod tests {
         let prog = [ins(0xb7, 1, 0, 0, 0x1234), ins(0x79, 0, 1, 0, 0), EXIT];
         let maps = MapTable::new(Vec::new());
         let mut p = prepare("t", "xdp", &prog, &[], &maps).unwrap();
-        assert!(!p.analysis.proven(1));
-        let t = run(&maps, p.clone()).unwrap_err();
-        assert!(matches!(t.kind, TrapKind::OutOfBounds { .. }), "{t}");
-        let mut forged = (*p.analysis).clone();
-        forged.forge_proven(1);
-        p.analysis = std::sync::Arc::new(forged);
-        let t = run(&maps, p).unwrap_err();
+        assert!(!p.analysis().proven(1));
+        assert!(!p.ops()[1].is_proven());
+        for audit in [false, true] {
+            let t = run_audited(&maps, p.clone(), audit).unwrap_err();
+            assert!(matches!(t.kind, TrapKind::OutOfBounds { .. }), "{t}");
+        }
+        // The forged proof makes the load unchecked; the audit checks it anyway and
+        // reports the broken proof instead of reading 0x1234. (Without the audit the
+        // read would go to that address: only the audit may run a forged proof.)
+        p.forge_proven(1);
+        assert!(p.ops()[1].is_proven());
+        let t = run_audited(&maps, p, true).unwrap_err();
         assert_eq!(t.kind, TrapKind::ProofViolated { pc: 1 });
         assert_eq!(t.pc, 1);
     }
@@ -430,13 +445,13 @@ mod tests {
         let prepared = |forged| prepare("t", "xdp", &prog(forged), &[], &maps).unwrap();
         let mut honest = [prepared(false)];
         crate::program::forget_entry_ctx_if_tail_calls_forge_it(&mut honest);
-        assert!(!honest[0].analysis.tail_call_unproven_ctx);
-        assert!(honest[0].analysis.proven(0));
+        assert!(!honest[0].analysis().tail_call_unproven_ctx);
+        assert!(honest[0].analysis().proven(0));
         let mut forged = [prepared(false), prepared(true)];
-        assert!(forged[0].analysis.proven(0) && forged[1].analysis.proven(0));
+        assert!(forged[0].analysis().proven(0) && forged[1].analysis().proven(0));
         crate::program::forget_entry_ctx_if_tail_calls_forge_it(&mut forged);
-        assert!(!forged[0].analysis.proven(0));
-        assert!(!forged[1].analysis.proven(0));
+        assert!(!forged[0].analysis().proven(0));
+        assert!(!forged[1].analysis().proven(0));
     }
 
     #[test]

@@ -38,7 +38,7 @@ fn coverage_of_bpf_progs() {
             };
             let loaded = load(&path);
             let index = loaded.program_index(Some(case.prog)).expect("program");
-            let a = &loaded.programs[index].analysis;
+            let a = loaded.programs[index].analysis();
             let (p, t) = a.coverage();
             proven += p;
             total += t;
@@ -85,7 +85,7 @@ fn bpf_progs_never_violate_a_proof() {
             for packet in case.packets {
                 let data = std::fs::read(bpf_progs::packet(packet)).expect("packet");
                 let r = super::jit::run_engine(
-                    super::jit::Engine::Interp,
+                    super::jit::Engine::Audit,
                     &path,
                     case.prog,
                     &data,
@@ -122,6 +122,7 @@ fn fuzz_count(default: u64) -> u64 {
 fn fuzz_programs_never_violate_a_proof() {
     let count = fuzz_count(if cfg!(debug_assertions) { 3000 } else { 50_000 });
     let mut vm = Vm::new(0);
+    vm.set_audit(true);
     let mut pkt = Packet::new(&[0u8; fuzz_gen::PACKET_LEN]).unwrap();
     let (mut traps, mut proven, mut total, mut ran) = (0u64, 0usize, 0usize, 0u64);
     for seed in 0..count {
@@ -132,7 +133,7 @@ fn fuzz_programs_never_violate_a_proof() {
         else {
             continue;
         };
-        let (a, b) = prepared.analysis.coverage();
+        let (a, b) = prepared.analysis().coverage();
         proven += a;
         total += b;
         let loaded = LoadedObject {
@@ -184,7 +185,7 @@ fn analysis_time_of_xdp_parser() {
             runtime::program::prepare(&p.name, &p.section, &p.insns, &starts, &loaded.maps)
                 .expect("prepares");
         times.push(t.elapsed());
-        assert!(prepared.analysis.processed > 0);
+        assert!(prepared.analysis().processed > 0);
     }
     times.sort();
     println!(
@@ -213,7 +214,7 @@ fn hostile_memory_traps_are_not_proven() {
             continue;
         };
         let (object, entry) = LoadedObject::from_store(&store, loaded.id).expect("from_store");
-        let fact = object.programs[entry].analysis.fact(*pc);
+        let fact = object.programs[entry].analysis().fact(*pc);
         let proven = if *kind == "OutOfBounds" {
             fact.proven
         } else {
@@ -225,6 +226,7 @@ fn hostile_memory_traps_are_not_proven() {
             case.name
         );
         let mut vm = Vm::new(0);
+        vm.set_audit(true);
         let mut pkt = Packet::new(&case.packet).expect("packet");
         if let Err(t) = object.run(&mut vm, entry, &mut pkt) {
             assert!(
@@ -261,6 +263,7 @@ fn random_programs_never_violate_a_proof() {
     const HELPERS: &[i32] = &[5, 7, 28, 44, 54, 65, 113, 188, 189, 190];
     let mut rng = fuzz_gen::Rng::new(0x7e57);
     let mut vm = Vm::new(0);
+    vm.set_audit(true);
     let mut pkt = Packet::new(&[0x5au8; 80]).unwrap();
     let (mut ran, mut proven, mut total) = (0u64, 0usize, 0usize);
     for _ in 0..count {
@@ -328,7 +331,7 @@ fn random_programs_never_violate_a_proof() {
         let Ok(prepared) = runtime::program::prepare("rnd", "xdp", &insns, &[], &maps) else {
             continue;
         };
-        let (a, b) = prepared.analysis.coverage();
+        let (a, b) = prepared.analysis().coverage();
         proven += a;
         total += b;
         let loaded = LoadedObject {
@@ -367,9 +370,9 @@ fn a_million_instructions_are_walked_once() {
     println!(
         "1M instructions: prepare {:?}, {} processed, gave up: {}",
         t.elapsed(),
-        p.analysis.processed,
-        p.analysis.gave_up
+        p.analysis().processed,
+        p.analysis().gave_up
     );
-    assert!(!p.analysis.gave_up);
-    assert_eq!(p.analysis.processed, 750_001);
+    assert!(!p.analysis().gave_up);
+    assert_eq!(p.analysis().processed, 750_001);
 }
