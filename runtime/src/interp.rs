@@ -1409,6 +1409,32 @@ mod tests {
     }
 
     #[test]
+    fn programs_run_only_with_their_map_table() {
+        // The program's lddw addresses and proofs are about the table it was prepared
+        // with; a run with another table is refused before the first instruction.
+        let raw = isa::encode::encode_all(&[mov(0, 7), Insn::Exit]);
+        let (mine, other) = (MapTable::new(Vec::new()), MapTable::new(Vec::new()));
+        assert_ne!(mine.id(), other.id());
+        let programs = [prepare("t", "xdp", &raw, &[], &mine).unwrap()];
+        let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+        let run = |maps, pkt: &mut Packet| {
+            let env = Env {
+                maps,
+                programs: &programs,
+            };
+            Vm::new(0).run(&env, 0, pkt)
+        };
+        assert_eq!(run(&mine, &mut pkt), Ok(7));
+        assert_eq!(
+            run(&other, &mut pkt),
+            Err(Trap {
+                kind: TrapKind::OtherMapTable { index: 0 },
+                pc: 0
+            })
+        );
+    }
+
+    #[test]
     fn recursion_deeper_than_eight_frames_traps() {
         let r = exec(&[Insn::Call(CallTarget::Local(-1)), Insn::Exit]);
         assert_eq!(r.unwrap_err().kind, TrapKind::CallDepth);

@@ -376,3 +376,75 @@ fn a_million_instructions_are_walked_once() {
     assert!(!p.analysis().gave_up);
     assert_eq!(p.analysis().processed, 750_001);
 }
+
+/// A tail call passes r1 on: a target whose analysis assumed the context in r1 (its
+/// context reads proven, so unchecked) must never be entered with anything else. Two
+/// programs put together by hand (so the object's loader never dropped that
+/// assumption): the first tail-calls the second with r1 = 0x1234. Both engines refuse
+/// the tail call and go on, as the kernel's verifier refuses such a program.
+#[test]
+fn tail_calls_with_a_forged_ctx_are_refused() {
+    let store = maps::Store::anonymous(maps::StoreOptions {
+        size: 1 << 20,
+        ncpus: Some(1),
+    })
+    .unwrap();
+    let def = maps::MapDef {
+        map_type: runtime::maptable::types::PROG_ARRAY,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+        map_flags: 0,
+        name: "jmp".into(),
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+        btf_id: 0,
+        holder_pid: 0,
+    };
+    let map = store.create_map(&def).unwrap();
+    // Slot 0 names programs[1].
+    map.update(&0u32.to_ne_bytes(), &2u32.to_ne_bytes(), 0)
+        .unwrap();
+    let bound = runtime::BoundMap {
+        name: "jmp".into(),
+        info: map.info(),
+        map,
+    };
+    let maps = MapTable::new(vec![bound]);
+    let caller = [
+        RawInsn::new(0xb7, 1, 0, 0, 0x1234), // r1 = 0x1234
+        RawInsn::new(0x18, 2, isa::opcode::BPF_PSEUDO_MAP_IDX, 0, 0), // r2 = jmp
+        RawInsn::new(0, 0, 0, 0, 0),
+        RawInsn::new(0xb7, 3, 0, 0, 0),  // r3 = 0
+        RawInsn::new(0x85, 0, 0, 0, 12), // tail call
+        RawInsn::new(0xb7, 0, 0, 0, 1),  // r0 = 1
+        RawInsn::new(0x95, 0, 0, 0, 0),
+    ];
+    let target = [
+        RawInsn::new(0x61, 0, 1, 0, 0), // r0 = ctx->data
+        RawInsn::new(0x95, 0, 0, 0, 0),
+    ];
+    let prepare = |name, insns: &[RawInsn]| {
+        runtime::program::prepare(name, "xdp", insns, &[], &maps).expect("prepares")
+    };
+    let programs = vec![prepare("caller", &caller), prepare("target", &target)];
+    assert!(
+        programs[1].analysis().proven(0),
+        "the context read is proven"
+    );
+    let loaded = LoadedObject {
+        maps,
+        programs,
+        rejected: Vec::new(),
+        all_programs: Vec::new(),
+    };
+    for audit in [false, true] {
+        let mut vm = Vm::new(0);
+        vm.set_audit(audit);
+        let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+        assert_eq!(loaded.run(&mut vm, 0, &mut pkt), Ok(1), "audit {audit}");
+    }
+    let jit = runtime::jit::JitObject::compile(&loaded, &Default::default()).expect("compiles");
+    let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+    assert_eq!(jit.run(&mut Vm::new(0), 0, &mut pkt), Ok(1));
+}
