@@ -18,13 +18,13 @@
 //! Regions, their checks and the raw accesses are crate-private: a `Regions` forged by
 //! safe code outside the runtime would let helpers touch any memory.
 //!
-//! ```compile_fail
+//! ```compile_fail,E0603
 //! fn forge(r: &mut runtime::memory::Regions<'_>) {
 //!     r.stack_hi = usize::MAX;
 //! }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0603
 //! let _ = unsafe { runtime::memory::load(0x1000, 8) };
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]

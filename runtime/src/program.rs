@@ -1275,14 +1275,14 @@ impl Op {
 /// `prepare`'s proofs (control flow stays inside it) and the analysis' (a `Proven`
 /// access lies in a region), which the interpreter relies on to run without checks.
 ///
-/// ```compile_fail
+/// ```compile_fail,E0616
 /// // The instructions and the analysis cannot be set from outside.
 /// fn forge(p: &mut runtime::Prepared) {
 ///     p.ops = Vec::new().into_boxed_slice();
 /// }
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0616
 /// fn forge(p: &mut runtime::Prepared, a: runtime::verifier::Analysis) {
 ///     p.analysis = std::sync::Arc::new(a);
 /// }

@@ -317,7 +317,7 @@ impl Packet {
     /// The context, writable: only the runtime moves the packet's bounds (the proofs
     /// of packet accesses rely on them lying inside the frame).
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0624
     /// let mut pkt = runtime::Packet::new(&[0u8; 64]).unwrap();
     /// pkt.md_mut().data_end = u32::MAX;
     /// ```

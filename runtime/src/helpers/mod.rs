@@ -8,7 +8,7 @@
 //! Only the engines call helpers: [`HelperCtx`] and `call` are crate-private, since a
 //! helper trusts the context's regions.
 //!
-//! ```compile_fail
+//! ```compile_fail,E0603
 //! fn forge(ctx: &mut runtime::helpers::HelperCtx<'_, '_>) {
 //!     let _ = runtime::helpers::call(1, ctx, [0; 5]);
 //! }
