@@ -40,6 +40,13 @@ fn coverage_of_bpf_progs() {
             let index = loaded.program_index(Some(case.prog)).expect("program");
             let a = loaded.programs[index].analysis();
             let (p, t) = a.coverage();
+            // Exactly the proven accesses run unchecked in the interpreter.
+            let unchecked = loaded.programs[index]
+                .ops()
+                .iter()
+                .filter(|op| op.is_proven())
+                .count();
+            assert_eq!(unchecked, p, "{}:{}", case.object, case.prog);
             proven += p;
             total += t;
             lines.push(format!(
