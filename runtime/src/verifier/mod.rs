@@ -389,6 +389,21 @@ mod tests {
         let t = run_audited(&maps, p, true).unwrap_err();
         assert_eq!(t.kind, TrapKind::ProofViolated { pc: 1 });
         assert_eq!(t.pc, 1);
+        // The same for a store of an immediate, a store of a register and an atomic.
+        for access in [
+            ins(0x7a, 1, 0, 0, 7),    // *(u64 *)(r1 + 0) = 7
+            ins(0x63, 1, 0, 0, 0),    // *(u32 *)(r1 + 0) = w0
+            ins(0xdb, 1, 0, 0, 0),    // lock *(u64 *)(r1 + 0) += r0
+            ins(0xc3, 1, 0, 0, 0xe1), // w0 = xchg(r1 + 0, w0)
+        ] {
+            let prog = [ins(0xb7, 1, 0, 0, 0x1238), R0_0, access, EXIT];
+            let mut p = prepare("t", "xdp", &prog, &[], &maps).unwrap();
+            assert!(!p.ops()[2].is_proven());
+            p.forge_proven(2);
+            assert!(p.ops()[2].is_proven(), "{:?}", p.ops()[2]);
+            let t = run_audited(&maps, p, true).unwrap_err();
+            assert_eq!(t.kind, TrapKind::ProofViolated { pc: 2 }, "{access:?}");
+        }
     }
 
     #[test]
