@@ -31,716 +31,183 @@ use std::sync::Arc;
 /// access against the run's regions, the `Proven` one does not, because the analysis
 /// proved it inside a region in every state that reaches it. Only [`prepare`] chooses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[rustfmt::skip]
 pub enum Op {
     // 64-bit ALU: dst op= imm (sign-extended) or dst op= src.
-    Add64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Add64Reg {
-        dst: u8,
-        src: u8,
-    },
-    Sub64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Sub64Reg {
-        dst: u8,
-        src: u8,
-    },
-    Mul64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Mul64Reg {
-        dst: u8,
-        src: u8,
-    },
-    Div64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Div64Reg {
-        dst: u8,
-        src: u8,
-    },
-    SDiv64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    SDiv64Reg {
-        dst: u8,
-        src: u8,
-    },
-    Or64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Or64Reg {
-        dst: u8,
-        src: u8,
-    },
-    And64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    And64Reg {
-        dst: u8,
-        src: u8,
-    },
-    Lsh64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Lsh64Reg {
-        dst: u8,
-        src: u8,
-    },
-    Rsh64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Rsh64Reg {
-        dst: u8,
-        src: u8,
-    },
-    Mod64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Mod64Reg {
-        dst: u8,
-        src: u8,
-    },
-    SMod64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    SMod64Reg {
-        dst: u8,
-        src: u8,
-    },
-    Xor64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Xor64Reg {
-        dst: u8,
-        src: u8,
-    },
-    Arsh64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Arsh64Reg {
-        dst: u8,
-        src: u8,
-    },
-    Mov64Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Mov64Reg {
-        dst: u8,
-        src: u8,
-    },
+    Add64Imm { dst: u8, imm: i32 },
+    Add64Reg { dst: u8, src: u8 },
+    Sub64Imm { dst: u8, imm: i32 },
+    Sub64Reg { dst: u8, src: u8 },
+    Mul64Imm { dst: u8, imm: i32 },
+    Mul64Reg { dst: u8, src: u8 },
+    Div64Imm { dst: u8, imm: i32 },
+    Div64Reg { dst: u8, src: u8 },
+    SDiv64Imm { dst: u8, imm: i32 },
+    SDiv64Reg { dst: u8, src: u8 },
+    Or64Imm { dst: u8, imm: i32 },
+    Or64Reg { dst: u8, src: u8 },
+    And64Imm { dst: u8, imm: i32 },
+    And64Reg { dst: u8, src: u8 },
+    Lsh64Imm { dst: u8, imm: i32 },
+    Lsh64Reg { dst: u8, src: u8 },
+    Rsh64Imm { dst: u8, imm: i32 },
+    Rsh64Reg { dst: u8, src: u8 },
+    Mod64Imm { dst: u8, imm: i32 },
+    Mod64Reg { dst: u8, src: u8 },
+    SMod64Imm { dst: u8, imm: i32 },
+    SMod64Reg { dst: u8, src: u8 },
+    Xor64Imm { dst: u8, imm: i32 },
+    Xor64Reg { dst: u8, src: u8 },
+    Arsh64Imm { dst: u8, imm: i32 },
+    Arsh64Reg { dst: u8, src: u8 },
+    Mov64Imm { dst: u8, imm: i32 },
+    Mov64Reg { dst: u8, src: u8 },
     /// dst = (i64) (i8/i16/i32) src.
-    MovSx64B {
-        dst: u8,
-        src: u8,
-    },
-    MovSx64H {
-        dst: u8,
-        src: u8,
-    },
-    MovSx64W {
-        dst: u8,
-        src: u8,
-    },
-    Neg64 {
-        dst: u8,
-    },
+    MovSx64B { dst: u8, src: u8 },
+    MovSx64H { dst: u8, src: u8 },
+    MovSx64W { dst: u8, src: u8 },
+    Neg64 { dst: u8 },
     // 32-bit ALU: the same on the low 32 bits, zero-extended into dst.
-    Add32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Add32Reg {
-        dst: u8,
-        src: u8,
-    },
-    Sub32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Sub32Reg {
-        dst: u8,
-        src: u8,
-    },
-    Mul32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Mul32Reg {
-        dst: u8,
-        src: u8,
-    },
-    Div32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Div32Reg {
-        dst: u8,
-        src: u8,
-    },
-    SDiv32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    SDiv32Reg {
-        dst: u8,
-        src: u8,
-    },
-    Or32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Or32Reg {
-        dst: u8,
-        src: u8,
-    },
-    And32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    And32Reg {
-        dst: u8,
-        src: u8,
-    },
-    Lsh32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Lsh32Reg {
-        dst: u8,
-        src: u8,
-    },
-    Rsh32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Rsh32Reg {
-        dst: u8,
-        src: u8,
-    },
-    Mod32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Mod32Reg {
-        dst: u8,
-        src: u8,
-    },
-    SMod32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    SMod32Reg {
-        dst: u8,
-        src: u8,
-    },
-    Xor32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Xor32Reg {
-        dst: u8,
-        src: u8,
-    },
-    Arsh32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Arsh32Reg {
-        dst: u8,
-        src: u8,
-    },
-    Mov32Imm {
-        dst: u8,
-        imm: i32,
-    },
-    Mov32Reg {
-        dst: u8,
-        src: u8,
-    },
+    Add32Imm { dst: u8, imm: i32 },
+    Add32Reg { dst: u8, src: u8 },
+    Sub32Imm { dst: u8, imm: i32 },
+    Sub32Reg { dst: u8, src: u8 },
+    Mul32Imm { dst: u8, imm: i32 },
+    Mul32Reg { dst: u8, src: u8 },
+    Div32Imm { dst: u8, imm: i32 },
+    Div32Reg { dst: u8, src: u8 },
+    SDiv32Imm { dst: u8, imm: i32 },
+    SDiv32Reg { dst: u8, src: u8 },
+    Or32Imm { dst: u8, imm: i32 },
+    Or32Reg { dst: u8, src: u8 },
+    And32Imm { dst: u8, imm: i32 },
+    And32Reg { dst: u8, src: u8 },
+    Lsh32Imm { dst: u8, imm: i32 },
+    Lsh32Reg { dst: u8, src: u8 },
+    Rsh32Imm { dst: u8, imm: i32 },
+    Rsh32Reg { dst: u8, src: u8 },
+    Mod32Imm { dst: u8, imm: i32 },
+    Mod32Reg { dst: u8, src: u8 },
+    SMod32Imm { dst: u8, imm: i32 },
+    SMod32Reg { dst: u8, src: u8 },
+    Xor32Imm { dst: u8, imm: i32 },
+    Xor32Reg { dst: u8, src: u8 },
+    Arsh32Imm { dst: u8, imm: i32 },
+    Arsh32Reg { dst: u8, src: u8 },
+    Mov32Imm { dst: u8, imm: i32 },
+    Mov32Reg { dst: u8, src: u8 },
     /// dst = (u32) (i32) (i8/i16) src.
-    MovSx32B {
-        dst: u8,
-        src: u8,
-    },
-    MovSx32H {
-        dst: u8,
-        src: u8,
-    },
-    Neg32 {
-        dst: u8,
-    },
+    MovSx32B { dst: u8, src: u8 },
+    MovSx32H { dst: u8, src: u8 },
+    Neg32 { dst: u8 },
     // Byte order: to little-endian (a truncation on little-endian hosts), to
     // big-endian, and the unconditional swap, of the low 16, 32 or 64 bits.
-    Le16 {
-        dst: u8,
-    },
-    Le32 {
-        dst: u8,
-    },
-    Le64 {
-        dst: u8,
-    },
-    Be16 {
-        dst: u8,
-    },
-    Be32 {
-        dst: u8,
-    },
-    Be64 {
-        dst: u8,
-    },
-    Swap16 {
-        dst: u8,
-    },
-    Swap32 {
-        dst: u8,
-    },
-    Swap64 {
-        dst: u8,
-    },
+    Le16 { dst: u8 },
+    Le32 { dst: u8 },
+    Le64 { dst: u8 },
+    Be16 { dst: u8 },
+    Be32 { dst: u8 },
+    Be64 { dst: u8 },
+    Swap16 { dst: u8 },
+    Swap32 { dst: u8 },
+    Swap64 { dst: u8 },
     // Jumps: to the next slot + off.
-    Ja {
-        off: i32,
-    },
-    Jeq64Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jeq64Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jgt64Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jgt64Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jge64Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jge64Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jset64Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jset64Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jne64Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jne64Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jsgt64Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jsgt64Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jsge64Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jsge64Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jlt64Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jlt64Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jle64Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jle64Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jslt64Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jslt64Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jsle64Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jsle64Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jeq32Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jeq32Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jgt32Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jgt32Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jge32Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jge32Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jset32Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jset32Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jne32Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jne32Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jsgt32Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jsgt32Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jsge32Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jsge32Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jlt32Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jlt32Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jle32Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jle32Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jslt32Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jslt32Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    Jsle32Imm {
-        dst: u8,
-        imm: i32,
-        off: i16,
-    },
-    Jsle32Reg {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
+    Ja { off: i32 },
+    Jeq64Imm { dst: u8, imm: i32, off: i16 },
+    Jeq64Reg { dst: u8, src: u8, off: i16 },
+    Jgt64Imm { dst: u8, imm: i32, off: i16 },
+    Jgt64Reg { dst: u8, src: u8, off: i16 },
+    Jge64Imm { dst: u8, imm: i32, off: i16 },
+    Jge64Reg { dst: u8, src: u8, off: i16 },
+    Jset64Imm { dst: u8, imm: i32, off: i16 },
+    Jset64Reg { dst: u8, src: u8, off: i16 },
+    Jne64Imm { dst: u8, imm: i32, off: i16 },
+    Jne64Reg { dst: u8, src: u8, off: i16 },
+    Jsgt64Imm { dst: u8, imm: i32, off: i16 },
+    Jsgt64Reg { dst: u8, src: u8, off: i16 },
+    Jsge64Imm { dst: u8, imm: i32, off: i16 },
+    Jsge64Reg { dst: u8, src: u8, off: i16 },
+    Jlt64Imm { dst: u8, imm: i32, off: i16 },
+    Jlt64Reg { dst: u8, src: u8, off: i16 },
+    Jle64Imm { dst: u8, imm: i32, off: i16 },
+    Jle64Reg { dst: u8, src: u8, off: i16 },
+    Jslt64Imm { dst: u8, imm: i32, off: i16 },
+    Jslt64Reg { dst: u8, src: u8, off: i16 },
+    Jsle64Imm { dst: u8, imm: i32, off: i16 },
+    Jsle64Reg { dst: u8, src: u8, off: i16 },
+    Jeq32Imm { dst: u8, imm: i32, off: i16 },
+    Jeq32Reg { dst: u8, src: u8, off: i16 },
+    Jgt32Imm { dst: u8, imm: i32, off: i16 },
+    Jgt32Reg { dst: u8, src: u8, off: i16 },
+    Jge32Imm { dst: u8, imm: i32, off: i16 },
+    Jge32Reg { dst: u8, src: u8, off: i16 },
+    Jset32Imm { dst: u8, imm: i32, off: i16 },
+    Jset32Reg { dst: u8, src: u8, off: i16 },
+    Jne32Imm { dst: u8, imm: i32, off: i16 },
+    Jne32Reg { dst: u8, src: u8, off: i16 },
+    Jsgt32Imm { dst: u8, imm: i32, off: i16 },
+    Jsgt32Reg { dst: u8, src: u8, off: i16 },
+    Jsge32Imm { dst: u8, imm: i32, off: i16 },
+    Jsge32Reg { dst: u8, src: u8, off: i16 },
+    Jlt32Imm { dst: u8, imm: i32, off: i16 },
+    Jlt32Reg { dst: u8, src: u8, off: i16 },
+    Jle32Imm { dst: u8, imm: i32, off: i16 },
+    Jle32Reg { dst: u8, src: u8, off: i16 },
+    Jslt32Imm { dst: u8, imm: i32, off: i16 },
+    Jslt32Reg { dst: u8, src: u8, off: i16 },
+    Jsle32Imm { dst: u8, imm: i32, off: i16 },
+    Jsle32Reg { dst: u8, src: u8, off: i16 },
     // Calls and exit.
     /// A helper other than the two below, by id.
-    Call {
-        id: i32,
-    },
+    Call { id: i32 },
     /// `bpf_tail_call`.
     TailCall,
     /// `bpf_loop`.
     Loop,
     /// A bpf-to-bpf call of the function at the next slot + off.
-    CallLocal {
-        off: i32,
-    },
+    CallLocal { off: i32 },
     Exit,
     /// `lddw`, resolved; the next slot is a `Hole`.
-    LdImm64 {
-        dst: u8,
-        imm: i64,
-    },
+    LdImm64 { dst: u8, imm: i64 },
     /// The second slot of an `lddw`: never executed (no jump lands there).
     Hole,
     // Loads: dst = *(size *)(src + off), zero- or sign-extended.
-    LdxB {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    LdxH {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    LdxW {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    LdxDW {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    LdxSB {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    LdxSH {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    LdxSW {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenLdxB {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenLdxH {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenLdxW {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenLdxDW {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenLdxSB {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenLdxSH {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenLdxSW {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
+    LdxB { dst: u8, src: u8, off: i16 },
+    LdxH { dst: u8, src: u8, off: i16 },
+    LdxW { dst: u8, src: u8, off: i16 },
+    LdxDW { dst: u8, src: u8, off: i16 },
+    LdxSB { dst: u8, src: u8, off: i16 },
+    LdxSH { dst: u8, src: u8, off: i16 },
+    LdxSW { dst: u8, src: u8, off: i16 },
+    ProvenLdxB { dst: u8, src: u8, off: i16 },
+    ProvenLdxH { dst: u8, src: u8, off: i16 },
+    ProvenLdxW { dst: u8, src: u8, off: i16 },
+    ProvenLdxDW { dst: u8, src: u8, off: i16 },
+    ProvenLdxSB { dst: u8, src: u8, off: i16 },
+    ProvenLdxSH { dst: u8, src: u8, off: i16 },
+    ProvenLdxSW { dst: u8, src: u8, off: i16 },
     // Stores: *(size *)(dst + off) = imm (sign-extended) or src.
-    StB {
-        dst: u8,
-        off: i16,
-        imm: i32,
-    },
-    StH {
-        dst: u8,
-        off: i16,
-        imm: i32,
-    },
-    StW {
-        dst: u8,
-        off: i16,
-        imm: i32,
-    },
-    StDW {
-        dst: u8,
-        off: i16,
-        imm: i32,
-    },
-    StxB {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    StxH {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    StxW {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    StxDW {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenStB {
-        dst: u8,
-        off: i16,
-        imm: i32,
-    },
-    ProvenStH {
-        dst: u8,
-        off: i16,
-        imm: i32,
-    },
-    ProvenStW {
-        dst: u8,
-        off: i16,
-        imm: i32,
-    },
-    ProvenStDW {
-        dst: u8,
-        off: i16,
-        imm: i32,
-    },
-    ProvenStxB {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenStxH {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenStxW {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenStxDW {
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
+    StB { dst: u8, off: i16, imm: i32 },
+    StH { dst: u8, off: i16, imm: i32 },
+    StW { dst: u8, off: i16, imm: i32 },
+    StDW { dst: u8, off: i16, imm: i32 },
+    StxB { dst: u8, src: u8, off: i16 },
+    StxH { dst: u8, src: u8, off: i16 },
+    StxW { dst: u8, src: u8, off: i16 },
+    StxDW { dst: u8, src: u8, off: i16 },
+    ProvenStB { dst: u8, off: i16, imm: i32 },
+    ProvenStH { dst: u8, off: i16, imm: i32 },
+    ProvenStW { dst: u8, off: i16, imm: i32 },
+    ProvenStDW { dst: u8, off: i16, imm: i32 },
+    ProvenStxB { dst: u8, src: u8, off: i16 },
+    ProvenStxH { dst: u8, src: u8, off: i16 },
+    ProvenStxW { dst: u8, src: u8, off: i16 },
+    ProvenStxDW { dst: u8, src: u8, off: i16 },
     // Atomics on (dst + off), 4 or 8 bytes; alignment is always checked.
-    AtomicW {
-        op: AtomicOp,
-        fetch: bool,
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    AtomicDW {
-        op: AtomicOp,
-        fetch: bool,
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenAtomicW {
-        op: AtomicOp,
-        fetch: bool,
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
-    ProvenAtomicDW {
-        op: AtomicOp,
-        fetch: bool,
-        dst: u8,
-        src: u8,
-        off: i16,
-    },
+    AtomicW { op: AtomicOp, fetch: bool, dst: u8, src: u8, off: i16 },
+    AtomicDW { op: AtomicOp, fetch: bool, dst: u8, src: u8, off: i16 },
+    ProvenAtomicW { op: AtomicOp, fetch: bool, dst: u8, src: u8, off: i16 },
+    ProvenAtomicDW { op: AtomicOp, fetch: bool, dst: u8, src: u8, off: i16 },
 }
 
 /// `bpf_tail_call` and `bpf_loop`, which the interpreter runs itself.
@@ -752,15 +219,11 @@ impl Op {
     /// `proven` whether the analysis proved the access of a load, store or atomic.
     /// `None` for instructions the runtime does not run (`LD_ABS`/`LD_IND`, kfunc
     /// calls) and for encodings the decoder never yields.
+    #[rustfmt::skip]
     pub(crate) fn lower(insn: Insn, imm64: i64, proven: bool) -> Option<Op> {
         use Operand::{Imm, Reg};
         Some(match insn {
-            Insn::Alu {
-                width: Width::W64,
-                op,
-                dst,
-                src,
-            } => match (op, src) {
+            Insn::Alu { width: Width::W64, op, dst, src } => match (op, src) {
                 (AluOp::Add, Imm(imm)) => Op::Add64Imm { dst, imm },
                 (AluOp::Add, Reg(src)) => Op::Add64Reg { dst, src },
                 (AluOp::Sub, Imm(imm)) => Op::Sub64Imm { dst, imm },
@@ -795,12 +258,7 @@ impl Op {
                 (AluOp::MovSx(32), Reg(src)) => Op::MovSx64W { dst, src },
                 (AluOp::MovSx(_), _) => return None,
             },
-            Insn::Alu {
-                width: Width::W32,
-                op,
-                dst,
-                src,
-            } => match (op, src) {
+            Insn::Alu { width: Width::W32, op, dst, src } => match (op, src) {
                 (AluOp::Add, Imm(imm)) => Op::Add32Imm { dst, imm },
                 (AluOp::Add, Reg(src)) => Op::Add32Reg { dst, src },
                 (AluOp::Sub, Imm(imm)) => Op::Sub32Imm { dst, imm },
@@ -847,13 +305,7 @@ impl Op {
                 (_, _) => return None,
             },
             Insn::Ja { off } => Op::Ja { off },
-            Insn::Jmp {
-                width,
-                cond,
-                dst,
-                src,
-                off,
-            } => match (width, cond, src) {
+            Insn::Jmp { width, cond, dst, src, off } => match (width, cond, src) {
                 (Width::W64, JmpCond::Eq, Imm(imm)) => Op::Jeq64Imm { dst, imm, off },
                 (Width::W64, JmpCond::Eq, Reg(src)) => Op::Jeq64Reg { dst, src, off },
                 (Width::W64, JmpCond::Gt, Imm(imm)) => Op::Jgt64Imm { dst, imm, off },
@@ -905,13 +357,7 @@ impl Op {
             Insn::Call(CallTarget::Local(off)) => Op::CallLocal { off },
             Insn::Call(CallTarget::Kfunc(_)) => return None,
             Insn::Exit => Op::Exit,
-            Insn::Load {
-                size,
-                sign_extend,
-                dst,
-                src,
-                off,
-            } => match (size, sign_extend, proven) {
+            Insn::Load { size, sign_extend, dst, src, off } => match (size, sign_extend, proven) {
                 (Size::B, false, false) => Op::LdxB { dst, src, off },
                 (Size::B, false, true) => Op::ProvenLdxB { dst, src, off },
                 (Size::H, false, false) => Op::LdxH { dst, src, off },
@@ -928,12 +374,7 @@ impl Op {
                 (Size::W, true, true) => Op::ProvenLdxSW { dst, src, off },
                 (Size::DW, true, _) => return None,
             },
-            Insn::Store {
-                size,
-                dst,
-                off,
-                src,
-            } => match (size, src, proven) {
+            Insn::Store { size, dst, off, src } => match (size, src, proven) {
                 (Size::B, Imm(imm), false) => Op::StB { dst, off, imm },
                 (Size::B, Imm(imm), true) => Op::ProvenStB { dst, off, imm },
                 (Size::B, Reg(src), false) => Op::StxB { dst, src, off },
@@ -951,42 +392,11 @@ impl Op {
                 (Size::DW, Reg(src), false) => Op::StxDW { dst, src, off },
                 (Size::DW, Reg(src), true) => Op::ProvenStxDW { dst, src, off },
             },
-            Insn::Atomic {
-                size,
-                op,
-                fetch,
-                dst,
-                src,
-                off,
-            } => match (size, proven) {
-                (Size::W, false) => Op::AtomicW {
-                    op,
-                    fetch,
-                    dst,
-                    src,
-                    off,
-                },
-                (Size::W, true) => Op::ProvenAtomicW {
-                    op,
-                    fetch,
-                    dst,
-                    src,
-                    off,
-                },
-                (Size::DW, false) => Op::AtomicDW {
-                    op,
-                    fetch,
-                    dst,
-                    src,
-                    off,
-                },
-                (Size::DW, true) => Op::ProvenAtomicDW {
-                    op,
-                    fetch,
-                    dst,
-                    src,
-                    off,
-                },
+            Insn::Atomic { size, op, fetch, dst, src, off } => match (size, proven) {
+                (Size::W, false) => Op::AtomicW { op, fetch, dst, src, off },
+                (Size::W, true) => Op::ProvenAtomicW { op, fetch, dst, src, off },
+                (Size::DW, false) => Op::AtomicDW { op, fetch, dst, src, off },
+                (Size::DW, true) => Op::ProvenAtomicDW { op, fetch, dst, src, off },
                 (Size::B | Size::H, _) => return None,
             },
             Insn::LdImm64 { dst, .. } => Op::LdImm64 { dst, imm: imm64 },
@@ -997,34 +407,13 @@ impl Op {
     /// The instruction this slot runs, as `isa::Insn` (map references and callbacks
     /// of an `lddw` as the plain constants they were resolved to); `None` for the
     /// second slot of an `lddw`. What the JIT translates.
+    #[rustfmt::skip]
     pub fn insn(&self) -> Option<Insn> {
         use Operand::{Imm, Reg};
-        let alu = |width, op, dst, src| Insn::Alu {
-            width,
-            op,
-            dst,
-            src,
-        };
-        let jmp = |width, cond, dst, src, off| Insn::Jmp {
-            width,
-            cond,
-            dst,
-            src,
-            off,
-        };
-        let ld = |size, sign_extend, dst, src, off| Insn::Load {
-            size,
-            sign_extend,
-            dst,
-            src,
-            off,
-        };
-        let st = |size, dst, off, src| Insn::Store {
-            size,
-            dst,
-            off,
-            src,
-        };
+        let alu = |width, op, dst, src| Insn::Alu { width, op, dst, src };
+        let jmp = |width, cond, dst, src, off| Insn::Jmp { width, cond, dst, src, off };
+        let ld = |size, sign_extend, dst, src, off| Insn::Load { size, sign_extend, dst, src, off };
+        let st = |size, dst, off, src| Insn::Store { size, dst, off, src };
         let end = |kind, bits, dst| Insn::End { kind, bits, dst };
         Some(match *self {
             Op::Add64Imm { dst, imm } => alu(Width::W64, AluOp::Add, dst, Imm(imm)),
@@ -1149,12 +538,7 @@ impl Op {
             Op::Loop => Insn::Call(CallTarget::Helper(BPF_LOOP_ID)),
             Op::CallLocal { off } => Insn::Call(CallTarget::Local(off)),
             Op::Exit => Insn::Exit,
-            Op::LdImm64 { dst, imm } => Insn::LdImm64 {
-                dst,
-                src: 0,
-                imm: imm as i32,
-                next_imm: (imm >> 32) as i32,
-            },
+            Op::LdImm64 { dst, imm } => Insn::LdImm64 { dst, src: 0, imm: imm as i32, next_imm: (imm >> 32) as i32 },
             Op::Hole => return None,
             Op::LdxB { dst, src, off } => ld(Size::B, false, dst, src, off),
             Op::ProvenLdxB { dst, src, off } => ld(Size::B, false, dst, src, off),
@@ -1186,62 +570,10 @@ impl Op {
             Op::StxDW { dst, src, off } => st(Size::DW, dst, off, Reg(src)),
             Op::ProvenStDW { dst, off, imm } => st(Size::DW, dst, off, Imm(imm)),
             Op::ProvenStxDW { dst, src, off } => st(Size::DW, dst, off, Reg(src)),
-            Op::AtomicW {
-                op,
-                fetch,
-                dst,
-                src,
-                off,
-            } => Insn::Atomic {
-                size: Size::W,
-                op,
-                fetch,
-                dst,
-                src,
-                off,
-            },
-            Op::ProvenAtomicW {
-                op,
-                fetch,
-                dst,
-                src,
-                off,
-            } => Insn::Atomic {
-                size: Size::W,
-                op,
-                fetch,
-                dst,
-                src,
-                off,
-            },
-            Op::AtomicDW {
-                op,
-                fetch,
-                dst,
-                src,
-                off,
-            } => Insn::Atomic {
-                size: Size::DW,
-                op,
-                fetch,
-                dst,
-                src,
-                off,
-            },
-            Op::ProvenAtomicDW {
-                op,
-                fetch,
-                dst,
-                src,
-                off,
-            } => Insn::Atomic {
-                size: Size::DW,
-                op,
-                fetch,
-                dst,
-                src,
-                off,
-            },
+            Op::AtomicW { op, fetch, dst, src, off } => Insn::Atomic { size: Size::W, op, fetch, dst, src, off },
+            Op::ProvenAtomicW { op, fetch, dst, src, off } => Insn::Atomic { size: Size::W, op, fetch, dst, src, off },
+            Op::AtomicDW { op, fetch, dst, src, off } => Insn::Atomic { size: Size::DW, op, fetch, dst, src, off },
+            Op::ProvenAtomicDW { op, fetch, dst, src, off } => Insn::Atomic { size: Size::DW, op, fetch, dst, src, off },
         })
     }
 
