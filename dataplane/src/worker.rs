@@ -313,9 +313,8 @@ impl<'d> Worker<'d> {
             };
         }
         if meta.ingress_ifindex != 0 {
-            let md = self.pkt.md_mut();
-            md.ingress_ifindex = meta.ingress_ifindex;
-            md.rx_queue_index = meta.rx_queue_index;
+            self.pkt
+                .set_rx_info(meta.ingress_ifindex, meta.rx_queue_index);
         }
         // One run, timed by the engine (two clock reads, as the kernel's bpf_stats).
         let result = match &self.exec {

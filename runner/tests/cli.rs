@@ -183,6 +183,38 @@ fn json_output_has_the_documented_shape() {
 }
 
 #[test]
+fn audit_runs_every_access_checked_with_the_same_result() {
+    let plain = json_of(&run(&["run", &counter(), "--data-in", &icmp(), "--json"]));
+    let audited = json_of(&run(&[
+        "run",
+        &counter(),
+        "--data-in",
+        &icmp(),
+        "--json",
+        "--audit",
+    ]));
+    for key in ["retval", "data_out", "maps"] {
+        assert_eq!(plain[key], audited[key], "{key}");
+    }
+    // The audit is the interpreter's mode.
+    let out = run(&[
+        "run",
+        &counter(),
+        "--data-in",
+        &icmp(),
+        "--audit",
+        "--engine",
+        "jit",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--audit") && err.contains("interpreter"),
+        "{err}"
+    );
+}
+
+#[test]
 fn text_output_reads_like_bpftool() {
     let out = run(&["run", &counter(), "--data-in", &icmp(), "--repeat", "1000"]);
     assert!(out.status.success());

@@ -216,6 +216,9 @@ pub enum TrapKind {
     CallDepth,
     /// A run was asked for a program index the object does not have.
     NoSuchProgram { index: usize },
+    /// A run was asked for a program prepared with another map table than the run's
+    /// (its map addresses and proofs are about that table).
+    OtherMapTable { index: usize },
     /// A helper was given a pointer outside the program's regions.
     HelperBadPointer { helper: i32, addr: u64, len: u64 },
     /// A helper was given something that is not a map of this program.
@@ -271,6 +274,10 @@ impl fmt::Display for Trap {
             }
             TrapKind::CallDepth => write!(f, "bpf-to-bpf calls nested deeper than 8 frames")?,
             TrapKind::NoSuchProgram { index } => write!(f, "no program with index {index}")?,
+            TrapKind::OtherMapTable { index } => write!(
+                f,
+                "program {index} was prepared with another map table than the run's"
+            )?,
             TrapKind::HelperBadPointer { helper, addr, len } => write!(
                 f,
                 "helper {helper} ({}) was given {len} bytes at {addr:#x}, outside the program's memory",

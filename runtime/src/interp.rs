@@ -24,7 +24,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use isa::opcode::*;
 use isa::AtomicOp;
 
 use crate::error::{Trap, TrapKind};
@@ -101,6 +100,8 @@ pub struct Vm {
     /// Raised (by a signal handler, another thread) to stop repeated runs between two
     /// runs.
     interrupt: Option<Arc<AtomicBool>>,
+    /// The audit ([`Vm::set_audit`]): proven accesses are checked too.
+    audit: bool,
 }
 
 impl Vm {
@@ -124,7 +125,21 @@ impl Vm {
             max_steps: DEFAULT_MAX_STEPS,
             steps_left: DEFAULT_MAX_STEPS,
             interrupt: None,
+            audit: false,
         }
+    }
+
+    /// The audit mode (off by default): the interpreter checks every access, also those
+    /// the analysis proved and otherwise runs unchecked, and a proven access that
+    /// fails its check ends the run with [`TrapKind::ProofViolated`] at its pc instead
+    /// of touching memory. What tests of the proofs run; slower.
+    pub fn set_audit(&mut self, on: bool) {
+        self.audit = on;
+    }
+
+    /// Whether the audit mode is on.
+    pub fn audit(&self) -> bool {
+        self.audit
     }
 
     /// Sets the step budget of each run (see [`Vm::max_steps`]).
@@ -177,6 +192,14 @@ impl Vm {
                 pc: 0,
             });
         };
+        // The program's map addresses and proofs are about the table it was prepared
+        // with: never run it with another.
+        if first.maps_id() != env.maps.id() {
+            return Err(Trap {
+                kind: TrapKind::OtherMapTable { index: entry },
+                pc: 0,
+            });
+        }
         let start = Start {
             pc: 0,
             args: [pkt.md_addr(), 0],
@@ -184,13 +207,18 @@ impl Vm {
             depth: 0,
         };
         self.steps_left = self.max_steps;
-        self.exec(env, first, &regions, pkt, start)
+        if self.audit {
+            self.exec::<true>(env, first, &regions, pkt, start)
+        } else {
+            self.exec::<false>(env, first, &regions, pkt, start)
+        }
     }
 
     /// Runs `first` from `start.pc` until the function entered there returns. A run
     /// starts at pc 0 with depth 0; a `bpf_loop` callback starts at its function with
-    /// a frame of its own below the caller's.
-    fn exec(
+    /// a frame of its own below the caller's. `AUDIT`: proven accesses are checked too
+    /// (see [`Vm::set_audit`]).
+    fn exec<const AUDIT: bool>(
         &mut self,
         env: &Env<'_>,
         first: &Prepared,
@@ -204,7 +232,7 @@ impl Vm {
             ..*regions
         };
         let mut prog: *const Prepared = first;
-        let mut ops: &[Op] = &first.ops;
+        let mut ops: &[Op] = first.ops();
         let mut reg = [0u64; 16];
         [reg[1], reg[2]] = start.args;
         reg[10] = start.fp;
@@ -222,12 +250,12 @@ impl Vm {
             };
         }
         // A trap where the analysis proved the access safe ends the run with
-        // ProofViolated (the audit): only this trap path looks at the facts.
+        // ProofViolated (the audit): the trap path looks at the facts.
         macro_rules! mem_trap {
             ($kind:expr) => {{
                 // SAFETY: `prog` points into `env.programs` (or `first`), which outlive
                 // this run.
-                let facts = unsafe { &(*prog).analysis };
+                let facts = unsafe { (*prog).analysis() };
                 let kind = audit(facts, pc - 1, $kind, &reg, pkt.md_addr());
                 trap!(kind)
             }};
@@ -249,334 +277,438 @@ impl Vm {
             };
         }
         macro_rules! addr {
-            ($base:expr, $op:expr) => {
-                r!($base).wrapping_add($op.off as i64 as u64)
+            ($base:expr, $off:expr) => {
+                r!($base).wrapping_add($off as i64 as u64)
+            };
+        }
+        // The region check of a checked access (and, in the audit, of a proven one).
+        macro_rules! check {
+            ($a:expr, $size:expr, $write:expr) => {
+                if !regions.check(pkt.md(), $a, $size, $write) {
+                    mem_trap!(TrapKind::OutOfBounds {
+                        addr: $a,
+                        len: $size as u8,
+                        write: $write
+                    });
+                }
             };
         }
         macro_rules! load {
-            ($op:expr, $size:expr) => {{
-                let a = addr!($op.src, $op);
-                if !regions.check(pkt.md(), a, $size, false) {
-                    mem_trap!(TrapKind::OutOfBounds {
-                        addr: a,
-                        len: $size as u8,
-                        write: false
-                    });
-                }
+            ($src:expr, $off:expr, $size:expr) => {{
+                let a = addr!($src, $off);
+                check!(a, $size, false);
                 // SAFETY: the range was just checked to be readable memory of the run.
                 unsafe { memory::load(a, $size) }
             }};
         }
-        macro_rules! store {
-            ($op:expr, $size:expr, $val:expr) => {{
-                let a = addr!($op.dst, $op);
-                let v = $val;
-                if !regions.check(pkt.md(), a, $size, true) {
-                    mem_trap!(TrapKind::OutOfBounds {
-                        addr: a,
-                        len: $size as u8,
-                        write: true
-                    });
+        macro_rules! load_proven {
+            ($src:expr, $off:expr, $size:expr) => {{
+                let a = addr!($src, $off);
+                if AUDIT {
+                    check!(a, $size, false);
                 }
+                // SAFETY: a `Proven` load: the analysis proved the range readable in
+                // every state reaching this slot, for this run (`memory::load_proven`).
+                unsafe { memory::load_proven(a, $size) }
+            }};
+        }
+        macro_rules! store {
+            ($dst:expr, $off:expr, $size:expr, $val:expr) => {{
+                let a = addr!($dst, $off);
+                let v = $val;
+                check!(a, $size, true);
                 // SAFETY: the range was just checked to be writable memory of the run.
                 unsafe { memory::store(a, $size, v) }
             }};
         }
-        macro_rules! atomic {
-            ($op:expr, $size:expr) => {{
-                let a = addr!($op.dst, $op);
-                if !regions.check(pkt.md(), a, $size, true) {
-                    mem_trap!(TrapKind::OutOfBounds {
-                        addr: a,
-                        len: $size as u8,
-                        write: true
-                    });
+        macro_rules! store_proven {
+            ($dst:expr, $off:expr, $size:expr, $val:expr) => {{
+                let a = addr!($dst, $off);
+                let v = $val;
+                if AUDIT {
+                    check!(a, $size, true);
                 }
+                // SAFETY: a `Proven` store: the analysis proved the range writable in
+                // every state reaching this slot, for this run (`memory::store_proven`).
+                unsafe { memory::store_proven(a, $size, v) }
+            }};
+        }
+        macro_rules! atomic {
+            ($proven:expr, $size:expr, $aop:expr, $fetch:expr, $dst:expr, $src:expr, $off:expr) => {{
+                let a = addr!($dst, $off);
+                if !$proven || AUDIT {
+                    check!(a, $size, true);
+                }
+                // Alignment is not part of the proof: always checked.
                 if a % $size != 0 {
                     trap!(TrapKind::MisalignedAtomic {
                         addr: a,
                         len: $size as u8
                     });
                 }
-                let imm = $op.imm as i32;
-                let (aop, fetch) = match imm & !BPF_FETCH {
-                    BPF_ATOMIC_ADD => (AtomicOp::Add, imm & BPF_FETCH != 0),
-                    BPF_ATOMIC_OR => (AtomicOp::Or, imm & BPF_FETCH != 0),
-                    BPF_ATOMIC_AND => (AtomicOp::And, imm & BPF_FETCH != 0),
-                    BPF_ATOMIC_XOR => (AtomicOp::Xor, imm & BPF_FETCH != 0),
-                    0xe0 => (AtomicOp::Xchg, true),
-                    _ => (AtomicOp::CmpXchg, true),
+                let aop: AtomicOp = $aop;
+                let src = r!($src);
+                let old = if $proven {
+                    // SAFETY: a `Proven` atomic: the analysis proved the range writable
+                    // (`memory::atomic_rmw_proven`); aligned, checked just above.
+                    unsafe { memory::atomic_rmw_proven(a, $size, aop, src, r!(0)) }
+                } else {
+                    // SAFETY: checked writable and aligned just above.
+                    unsafe { memory::atomic_rmw(a, $size, aop, src, r!(0)) }
                 };
-                let src = r!($op.src);
-                // SAFETY: checked writable and aligned just above.
-                let old = unsafe { memory::atomic_rmw(a, $size, aop, src, r!(0)) };
                 let old = if $size == 4 { old as u32 as u64 } else { old };
                 if aop == AtomicOp::CmpXchg {
                     r!(0) = old;
-                } else if fetch {
-                    r!($op.src) = old;
+                } else if $fetch || aop == AtomicOp::Xchg {
+                    r!($src) = old;
                 }
             }};
         }
+        // dst = f(dst, operand) in 64 bits; the immediate is sign-extended.
         macro_rules! alu64 {
-            ($op:expr, $f:expr) => {{
-                let s = if $op.code & BPF_X != 0 {
-                    r!($op.src)
-                } else {
-                    $op.imm as u64
-                };
-                let d = r!($op.dst);
-                r!($op.dst) = $f(d, s);
+            ($dst:expr, $s:expr, $f:expr) => {{
+                let s: u64 = $s;
+                let d = r!($dst);
+                r!($dst) = $f(d, s);
             }};
         }
+        // dst = f(dst, operand) on the low 32 bits, zero-extended.
         macro_rules! alu32 {
-            ($op:expr, $f:expr) => {{
-                let s = if $op.code & BPF_X != 0 {
-                    r!($op.src) as u32
-                } else {
-                    $op.imm as u32
-                };
-                let d = r!($op.dst) as u32;
-                r!($op.dst) = $f(d, s) as u64;
+            ($dst:expr, $s:expr, $f:expr) => {{
+                let s = $s as u32;
+                let d = r!($dst) as u32;
+                r!($dst) = $f(d, s) as u64;
+            }};
+        }
+        macro_rules! jump {
+            ($off:expr) => {{
+                if $off < 0 {
+                    step!();
+                }
+                pc = (pc as i64 + $off as i64) as usize;
             }};
         }
         macro_rules! jmp64 {
-            ($op:expr, $f:expr) => {{
-                let s = if $op.code & BPF_X != 0 {
-                    r!($op.src)
-                } else {
-                    $op.imm as u64
-                };
-                if $f(r!($op.dst), s) {
-                    if $op.off < 0 {
-                        step!();
-                    }
-                    pc = (pc as i64 + $op.off as i64) as usize;
+            ($dst:expr, $s:expr, $off:expr, $f:expr) => {{
+                let s: u64 = $s;
+                if $f(r!($dst), s) {
+                    jump!($off);
                 }
             }};
         }
         macro_rules! jmp32 {
-            ($op:expr, $f:expr) => {{
-                let s = if $op.code & BPF_X != 0 {
-                    r!($op.src) as u32
-                } else {
-                    $op.imm as u32
-                };
-                if $f(r!($op.dst) as u32, s) {
-                    if $op.off < 0 {
-                        step!();
-                    }
-                    pc = (pc as i64 + $op.off as i64) as usize;
+            ($dst:expr, $s:expr, $off:expr, $f:expr) => {{
+                let s = $s as u32;
+                if $f(r!($dst) as u32, s) {
+                    jump!($off);
                 }
             }};
         }
+        let div64 = |d: u64, s: u64| d.checked_div(s).unwrap_or(0);
+        let sdiv64 = |d: u64, s: u64| {
+            if s == 0 {
+                0
+            } else {
+                (d as i64).wrapping_div(s as i64) as u64
+            }
+        };
+        let mod64 = |d: u64, s: u64| if s == 0 { d } else { d % s };
+        let smod64 = |d: u64, s: u64| {
+            if s == 0 {
+                d
+            } else {
+                (d as i64).wrapping_rem(s as i64) as u64
+            }
+        };
+        let div32 = |d: u32, s: u32| d.checked_div(s).unwrap_or(0);
+        let sdiv32 = |d: u32, s: u32| {
+            if s == 0 {
+                0
+            } else {
+                (d as i32).wrapping_div(s as i32) as u32
+            }
+        };
+        let mod32 = |d: u32, s: u32| if s == 0 { d } else { d % s };
+        let smod32 = |d: u32, s: u32| {
+            if s == 0 {
+                d
+            } else {
+                (d as i32).wrapping_rem(s as i32) as u32
+            }
+        };
 
         loop {
             // SAFETY: `prepare` proved every jump and call target is an instruction start
             // inside `ops`, and that the last instruction ends control flow, so `pc` is
             // always in bounds here; tail calls and returns switch `ops` with `pc` = a
-            // valid start of the new program.
+            // valid start of the new program. `Prepared` is made only by `prepare`.
             let op = unsafe { *ops.get_unchecked(pc) };
             pc += 1;
-            match op.code {
+            match op {
                 // ALU64
-                0x07 | 0x0f => alu64!(op, |d: u64, s: u64| d.wrapping_add(s)),
-                0x17 | 0x1f => alu64!(op, |d: u64, s: u64| d.wrapping_sub(s)),
-                0x27 | 0x2f => alu64!(op, |d: u64, s: u64| d.wrapping_mul(s)),
-                0x37 | 0x3f => {
-                    if op.off == 0 {
-                        alu64!(op, |d: u64, s: u64| d.checked_div(s).unwrap_or(0))
-                    } else {
-                        alu64!(op, |d: u64, s: u64| if s == 0 {
-                            0
-                        } else {
-                            (d as i64).wrapping_div(s as i64) as u64
-                        })
-                    }
+                Op::Add64Imm { dst, imm } => alu64!(dst, imm as u64, u64::wrapping_add),
+                Op::Add64Reg { dst, src } => alu64!(dst, r!(src), u64::wrapping_add),
+                Op::Sub64Imm { dst, imm } => alu64!(dst, imm as u64, u64::wrapping_sub),
+                Op::Sub64Reg { dst, src } => alu64!(dst, r!(src), u64::wrapping_sub),
+                Op::Mul64Imm { dst, imm } => alu64!(dst, imm as u64, u64::wrapping_mul),
+                Op::Mul64Reg { dst, src } => alu64!(dst, r!(src), u64::wrapping_mul),
+                Op::Div64Imm { dst, imm } => alu64!(dst, imm as u64, div64),
+                Op::Div64Reg { dst, src } => alu64!(dst, r!(src), div64),
+                Op::SDiv64Imm { dst, imm } => alu64!(dst, imm as u64, sdiv64),
+                Op::SDiv64Reg { dst, src } => alu64!(dst, r!(src), sdiv64),
+                Op::Or64Imm { dst, imm } => alu64!(dst, imm as u64, |d: u64, s: u64| d | s),
+                Op::Or64Reg { dst, src } => alu64!(dst, r!(src), |d: u64, s: u64| d | s),
+                Op::And64Imm { dst, imm } => alu64!(dst, imm as u64, |d: u64, s: u64| d & s),
+                Op::And64Reg { dst, src } => alu64!(dst, r!(src), |d: u64, s: u64| d & s),
+                Op::Lsh64Imm { dst, imm } => {
+                    alu64!(dst, imm as u64, |d: u64, s: u64| d << (s & 63))
                 }
-                0x47 | 0x4f => alu64!(op, |d: u64, s: u64| d | s),
-                0x57 | 0x5f => alu64!(op, |d: u64, s: u64| d & s),
-                0x67 | 0x6f => alu64!(op, |d: u64, s: u64| d << (s & 63)),
-                0x77 | 0x7f => alu64!(op, |d: u64, s: u64| d >> (s & 63)),
-                0x87 => r!(op.dst) = r!(op.dst).wrapping_neg(),
-                0x97 | 0x9f => {
-                    if op.off == 0 {
-                        alu64!(op, |d: u64, s: u64| if s == 0 { d } else { d % s })
-                    } else {
-                        alu64!(op, |d: u64, s: u64| if s == 0 {
-                            d
-                        } else {
-                            (d as i64).wrapping_rem(s as i64) as u64
-                        })
-                    }
+                Op::Lsh64Reg { dst, src } => alu64!(dst, r!(src), |d: u64, s: u64| d << (s & 63)),
+                Op::Rsh64Imm { dst, imm } => {
+                    alu64!(dst, imm as u64, |d: u64, s: u64| d >> (s & 63))
                 }
-                0xa7 | 0xaf => alu64!(op, |d: u64, s: u64| d ^ s),
-                0xb7 => r!(op.dst) = op.imm as u64,
-                0xbf => {
-                    let s = r!(op.src);
-                    r!(op.dst) = match op.off {
-                        8 => s as i8 as i64 as u64,
-                        16 => s as i16 as i64 as u64,
-                        32 => s as i32 as i64 as u64,
-                        _ => s,
-                    }
+                Op::Rsh64Reg { dst, src } => alu64!(dst, r!(src), |d: u64, s: u64| d >> (s & 63)),
+                Op::Mod64Imm { dst, imm } => alu64!(dst, imm as u64, mod64),
+                Op::Mod64Reg { dst, src } => alu64!(dst, r!(src), mod64),
+                Op::SMod64Imm { dst, imm } => alu64!(dst, imm as u64, smod64),
+                Op::SMod64Reg { dst, src } => alu64!(dst, r!(src), smod64),
+                Op::Xor64Imm { dst, imm } => alu64!(dst, imm as u64, |d: u64, s: u64| d ^ s),
+                Op::Xor64Reg { dst, src } => alu64!(dst, r!(src), |d: u64, s: u64| d ^ s),
+                Op::Arsh64Imm { dst, imm } => {
+                    alu64!(dst, imm as u64, |d: u64, s: u64| ((d as i64) >> (s & 63))
+                        as u64)
                 }
-                0xc7 | 0xcf => alu64!(op, |d: u64, s: u64| ((d as i64) >> (s & 63)) as u64),
-                0xd7 => {
-                    let d = r!(op.dst);
-                    r!(op.dst) = match op.imm {
-                        16 => (d as u16).swap_bytes() as u64,
-                        32 => (d as u32).swap_bytes() as u64,
-                        _ => d.swap_bytes(),
-                    }
+                Op::Arsh64Reg { dst, src } => {
+                    alu64!(dst, r!(src), |d: u64, s: u64| ((d as i64) >> (s & 63))
+                        as u64)
                 }
+                Op::Mov64Imm { dst, imm } => r!(dst) = imm as u64,
+                Op::Mov64Reg { dst, src } => r!(dst) = r!(src),
+                Op::MovSx64B { dst, src } => r!(dst) = r!(src) as i8 as i64 as u64,
+                Op::MovSx64H { dst, src } => r!(dst) = r!(src) as i16 as i64 as u64,
+                Op::MovSx64W { dst, src } => r!(dst) = r!(src) as i32 as i64 as u64,
+                Op::Neg64 { dst } => r!(dst) = r!(dst).wrapping_neg(),
                 // ALU32
-                0x04 | 0x0c => alu32!(op, |d: u32, s: u32| d.wrapping_add(s)),
-                0x14 | 0x1c => alu32!(op, |d: u32, s: u32| d.wrapping_sub(s)),
-                0x24 | 0x2c => alu32!(op, |d: u32, s: u32| d.wrapping_mul(s)),
-                0x34 | 0x3c => {
-                    if op.off == 0 {
-                        alu32!(op, |d: u32, s: u32| d.checked_div(s).unwrap_or(0))
-                    } else {
-                        alu32!(op, |d: u32, s: u32| if s == 0 {
-                            0
-                        } else {
-                            (d as i32).wrapping_div(s as i32) as u32
-                        })
-                    }
+                Op::Add32Imm { dst, imm } => alu32!(dst, imm, u32::wrapping_add),
+                Op::Add32Reg { dst, src } => alu32!(dst, r!(src), u32::wrapping_add),
+                Op::Sub32Imm { dst, imm } => alu32!(dst, imm, u32::wrapping_sub),
+                Op::Sub32Reg { dst, src } => alu32!(dst, r!(src), u32::wrapping_sub),
+                Op::Mul32Imm { dst, imm } => alu32!(dst, imm, u32::wrapping_mul),
+                Op::Mul32Reg { dst, src } => alu32!(dst, r!(src), u32::wrapping_mul),
+                Op::Div32Imm { dst, imm } => alu32!(dst, imm, div32),
+                Op::Div32Reg { dst, src } => alu32!(dst, r!(src), div32),
+                Op::SDiv32Imm { dst, imm } => alu32!(dst, imm, sdiv32),
+                Op::SDiv32Reg { dst, src } => alu32!(dst, r!(src), sdiv32),
+                Op::Or32Imm { dst, imm } => alu32!(dst, imm, |d: u32, s: u32| d | s),
+                Op::Or32Reg { dst, src } => alu32!(dst, r!(src), |d: u32, s: u32| d | s),
+                Op::And32Imm { dst, imm } => alu32!(dst, imm, |d: u32, s: u32| d & s),
+                Op::And32Reg { dst, src } => alu32!(dst, r!(src), |d: u32, s: u32| d & s),
+                Op::Lsh32Imm { dst, imm } => alu32!(dst, imm, |d: u32, s: u32| d << (s & 31)),
+                Op::Lsh32Reg { dst, src } => alu32!(dst, r!(src), |d: u32, s: u32| d << (s & 31)),
+                Op::Rsh32Imm { dst, imm } => alu32!(dst, imm, |d: u32, s: u32| d >> (s & 31)),
+                Op::Rsh32Reg { dst, src } => alu32!(dst, r!(src), |d: u32, s: u32| d >> (s & 31)),
+                Op::Mod32Imm { dst, imm } => alu32!(dst, imm, mod32),
+                Op::Mod32Reg { dst, src } => alu32!(dst, r!(src), mod32),
+                Op::SMod32Imm { dst, imm } => alu32!(dst, imm, smod32),
+                Op::SMod32Reg { dst, src } => alu32!(dst, r!(src), smod32),
+                Op::Xor32Imm { dst, imm } => alu32!(dst, imm, |d: u32, s: u32| d ^ s),
+                Op::Xor32Reg { dst, src } => alu32!(dst, r!(src), |d: u32, s: u32| d ^ s),
+                Op::Arsh32Imm { dst, imm } => {
+                    alu32!(dst, imm, |d: u32, s: u32| ((d as i32) >> (s & 31)) as u32)
                 }
-                0x44 | 0x4c => alu32!(op, |d: u32, s: u32| d | s),
-                0x54 | 0x5c => alu32!(op, |d: u32, s: u32| d & s),
-                0x64 | 0x6c => alu32!(op, |d: u32, s: u32| d << (s & 31)),
-                0x74 | 0x7c => alu32!(op, |d: u32, s: u32| d >> (s & 31)),
-                0x84 => r!(op.dst) = (r!(op.dst) as u32).wrapping_neg() as u64,
-                0x94 | 0x9c => {
-                    if op.off == 0 {
-                        alu32!(op, |d: u32, s: u32| if s == 0 { d } else { d % s })
-                    } else {
-                        alu32!(op, |d: u32, s: u32| if s == 0 {
-                            d
-                        } else {
-                            (d as i32).wrapping_rem(s as i32) as u32
-                        })
-                    }
+                Op::Arsh32Reg { dst, src } => {
+                    alu32!(dst, r!(src), |d: u32, s: u32| ((d as i32) >> (s & 31))
+                        as u32)
                 }
-                0xa4 | 0xac => alu32!(op, |d: u32, s: u32| d ^ s),
-                0xb4 => r!(op.dst) = op.imm as u32 as u64,
-                0xbc => {
-                    let s = r!(op.src);
-                    r!(op.dst) = match op.off {
-                        8 => s as i8 as i32 as u32 as u64,
-                        16 => s as i16 as i32 as u32 as u64,
-                        _ => s as u32 as u64,
-                    }
-                }
-                0xc4 | 0xcc => alu32!(op, |d: u32, s: u32| ((d as i32) >> (s & 31)) as u32),
-                0xd4 => {
-                    // to_le on a little-endian host: truncate.
-                    let d = r!(op.dst);
-                    r!(op.dst) = match op.imm {
-                        16 => d as u16 as u64,
-                        32 => d as u32 as u64,
-                        _ => d,
-                    }
-                }
-                0xdc => {
-                    let d = r!(op.dst);
-                    r!(op.dst) = match op.imm {
-                        16 => (d as u16).to_be() as u64,
-                        32 => (d as u32).to_be() as u64,
-                        _ => d.to_be(),
-                    }
-                }
+                Op::Mov32Imm { dst, imm } => r!(dst) = imm as u32 as u64,
+                Op::Mov32Reg { dst, src } => r!(dst) = r!(src) as u32 as u64,
+                Op::MovSx32B { dst, src } => r!(dst) = r!(src) as i8 as i32 as u32 as u64,
+                Op::MovSx32H { dst, src } => r!(dst) = r!(src) as i16 as i32 as u32 as u64,
+                Op::Neg32 { dst } => r!(dst) = (r!(dst) as u32).wrapping_neg() as u64,
+                // Byte order (a little-endian host: to_le truncates, to_be swaps).
+                Op::Le16 { dst } => r!(dst) = r!(dst) as u16 as u64,
+                Op::Le32 { dst } => r!(dst) = r!(dst) as u32 as u64,
+                Op::Le64 { dst: _ } => {}
+                Op::Be16 { dst } => r!(dst) = (r!(dst) as u16).to_be() as u64,
+                Op::Be32 { dst } => r!(dst) = (r!(dst) as u32).to_be() as u64,
+                Op::Be64 { dst } => r!(dst) = r!(dst).to_be(),
+                Op::Swap16 { dst } => r!(dst) = (r!(dst) as u16).swap_bytes() as u64,
+                Op::Swap32 { dst } => r!(dst) = (r!(dst) as u32).swap_bytes() as u64,
+                Op::Swap64 { dst } => r!(dst) = r!(dst).swap_bytes(),
                 // JMP
-                0x05 | 0x06 => {
-                    if op.off < 0 {
-                        step!();
-                    }
-                    pc = (pc as i64 + op.off as i64) as usize
+                Op::Ja { off } => jump!(off),
+                Op::Jeq64Imm { dst, imm, off } => {
+                    jmp64!(dst, imm as u64, off, |d: u64, s: u64| d == s)
                 }
-                0x15 | 0x1d => jmp64!(op, |d: u64, s: u64| d == s),
-                0x25 | 0x2d => jmp64!(op, |d: u64, s: u64| d > s),
-                0x35 | 0x3d => jmp64!(op, |d: u64, s: u64| d >= s),
-                0x45 | 0x4d => jmp64!(op, |d: u64, s: u64| d & s != 0),
-                0x55 | 0x5d => jmp64!(op, |d: u64, s: u64| d != s),
-                0x65 | 0x6d => jmp64!(op, |d: u64, s: u64| (d as i64) > (s as i64)),
-                0x75 | 0x7d => jmp64!(op, |d: u64, s: u64| (d as i64) >= (s as i64)),
-                0xa5 | 0xad => jmp64!(op, |d: u64, s: u64| d < s),
-                0xb5 | 0xbd => jmp64!(op, |d: u64, s: u64| d <= s),
-                0xc5 | 0xcd => jmp64!(op, |d: u64, s: u64| (d as i64) < (s as i64)),
-                0xd5 | 0xdd => jmp64!(op, |d: u64, s: u64| (d as i64) <= (s as i64)),
+                Op::Jeq64Reg { dst, src, off } => {
+                    jmp64!(dst, r!(src), off, |d: u64, s: u64| d == s)
+                }
+                Op::Jgt64Imm { dst, imm, off } => {
+                    jmp64!(dst, imm as u64, off, |d: u64, s: u64| d > s)
+                }
+                Op::Jgt64Reg { dst, src, off } => jmp64!(dst, r!(src), off, |d: u64, s: u64| d > s),
+                Op::Jge64Imm { dst, imm, off } => {
+                    jmp64!(dst, imm as u64, off, |d: u64, s: u64| d >= s)
+                }
+                Op::Jge64Reg { dst, src, off } => {
+                    jmp64!(dst, r!(src), off, |d: u64, s: u64| d >= s)
+                }
+                Op::Jset64Imm { dst, imm, off } => {
+                    jmp64!(dst, imm as u64, off, |d: u64, s: u64| d & s != 0)
+                }
+                Op::Jset64Reg { dst, src, off } => {
+                    jmp64!(dst, r!(src), off, |d: u64, s: u64| d & s != 0)
+                }
+                Op::Jne64Imm { dst, imm, off } => {
+                    jmp64!(dst, imm as u64, off, |d: u64, s: u64| d != s)
+                }
+                Op::Jne64Reg { dst, src, off } => {
+                    jmp64!(dst, r!(src), off, |d: u64, s: u64| d != s)
+                }
+                Op::Jsgt64Imm { dst, imm, off } => {
+                    jmp64!(dst, imm as u64, off, |d: u64, s: u64| (d as i64)
+                        > (s as i64))
+                }
+                Op::Jsgt64Reg { dst, src, off } => {
+                    jmp64!(dst, r!(src), off, |d: u64, s: u64| (d as i64) > (s as i64))
+                }
+                Op::Jsge64Imm { dst, imm, off } => {
+                    jmp64!(dst, imm as u64, off, |d: u64, s: u64| (d as i64)
+                        >= (s as i64))
+                }
+                Op::Jsge64Reg { dst, src, off } => {
+                    jmp64!(dst, r!(src), off, |d: u64, s: u64| (d as i64) >= (s as i64))
+                }
+                Op::Jlt64Imm { dst, imm, off } => {
+                    jmp64!(dst, imm as u64, off, |d: u64, s: u64| d < s)
+                }
+                Op::Jlt64Reg { dst, src, off } => jmp64!(dst, r!(src), off, |d: u64, s: u64| d < s),
+                Op::Jle64Imm { dst, imm, off } => {
+                    jmp64!(dst, imm as u64, off, |d: u64, s: u64| d <= s)
+                }
+                Op::Jle64Reg { dst, src, off } => {
+                    jmp64!(dst, r!(src), off, |d: u64, s: u64| d <= s)
+                }
+                Op::Jslt64Imm { dst, imm, off } => {
+                    jmp64!(dst, imm as u64, off, |d: u64, s: u64| (d as i64)
+                        < (s as i64))
+                }
+                Op::Jslt64Reg { dst, src, off } => {
+                    jmp64!(dst, r!(src), off, |d: u64, s: u64| (d as i64) < (s as i64))
+                }
+                Op::Jsle64Imm { dst, imm, off } => {
+                    jmp64!(dst, imm as u64, off, |d: u64, s: u64| (d as i64)
+                        <= (s as i64))
+                }
+                Op::Jsle64Reg { dst, src, off } => {
+                    jmp64!(dst, r!(src), off, |d: u64, s: u64| (d as i64) <= (s as i64))
+                }
                 // JMP32
-                0x16 | 0x1e => jmp32!(op, |d: u32, s: u32| d == s),
-                0x26 | 0x2e => jmp32!(op, |d: u32, s: u32| d > s),
-                0x36 | 0x3e => jmp32!(op, |d: u32, s: u32| d >= s),
-                0x46 | 0x4e => jmp32!(op, |d: u32, s: u32| d & s != 0),
-                0x56 | 0x5e => jmp32!(op, |d: u32, s: u32| d != s),
-                0x66 | 0x6e => jmp32!(op, |d: u32, s: u32| (d as i32) > (s as i32)),
-                0x76 | 0x7e => jmp32!(op, |d: u32, s: u32| (d as i32) >= (s as i32)),
-                0xa6 | 0xae => jmp32!(op, |d: u32, s: u32| d < s),
-                0xb6 | 0xbe => jmp32!(op, |d: u32, s: u32| d <= s),
-                0xc6 | 0xce => jmp32!(op, |d: u32, s: u32| (d as i32) < (s as i32)),
-                0xd6 | 0xde => jmp32!(op, |d: u32, s: u32| (d as i32) <= (s as i32)),
+                Op::Jeq32Imm { dst, imm, off } => jmp32!(dst, imm, off, |d: u32, s: u32| d == s),
+                Op::Jeq32Reg { dst, src, off } => {
+                    jmp32!(dst, r!(src), off, |d: u32, s: u32| d == s)
+                }
+                Op::Jgt32Imm { dst, imm, off } => jmp32!(dst, imm, off, |d: u32, s: u32| d > s),
+                Op::Jgt32Reg { dst, src, off } => jmp32!(dst, r!(src), off, |d: u32, s: u32| d > s),
+                Op::Jge32Imm { dst, imm, off } => jmp32!(dst, imm, off, |d: u32, s: u32| d >= s),
+                Op::Jge32Reg { dst, src, off } => {
+                    jmp32!(dst, r!(src), off, |d: u32, s: u32| d >= s)
+                }
+                Op::Jset32Imm { dst, imm, off } => {
+                    jmp32!(dst, imm, off, |d: u32, s: u32| d & s != 0)
+                }
+                Op::Jset32Reg { dst, src, off } => {
+                    jmp32!(dst, r!(src), off, |d: u32, s: u32| d & s != 0)
+                }
+                Op::Jne32Imm { dst, imm, off } => jmp32!(dst, imm, off, |d: u32, s: u32| d != s),
+                Op::Jne32Reg { dst, src, off } => {
+                    jmp32!(dst, r!(src), off, |d: u32, s: u32| d != s)
+                }
+                Op::Jsgt32Imm { dst, imm, off } => {
+                    jmp32!(dst, imm, off, |d: u32, s: u32| (d as i32) > (s as i32))
+                }
+                Op::Jsgt32Reg { dst, src, off } => {
+                    jmp32!(dst, r!(src), off, |d: u32, s: u32| (d as i32) > (s as i32))
+                }
+                Op::Jsge32Imm { dst, imm, off } => {
+                    jmp32!(dst, imm, off, |d: u32, s: u32| (d as i32) >= (s as i32))
+                }
+                Op::Jsge32Reg { dst, src, off } => {
+                    jmp32!(dst, r!(src), off, |d: u32, s: u32| (d as i32) >= (s as i32))
+                }
+                Op::Jlt32Imm { dst, imm, off } => jmp32!(dst, imm, off, |d: u32, s: u32| d < s),
+                Op::Jlt32Reg { dst, src, off } => jmp32!(dst, r!(src), off, |d: u32, s: u32| d < s),
+                Op::Jle32Imm { dst, imm, off } => jmp32!(dst, imm, off, |d: u32, s: u32| d <= s),
+                Op::Jle32Reg { dst, src, off } => {
+                    jmp32!(dst, r!(src), off, |d: u32, s: u32| d <= s)
+                }
+                Op::Jslt32Imm { dst, imm, off } => {
+                    jmp32!(dst, imm, off, |d: u32, s: u32| (d as i32) < (s as i32))
+                }
+                Op::Jslt32Reg { dst, src, off } => {
+                    jmp32!(dst, r!(src), off, |d: u32, s: u32| (d as i32) < (s as i32))
+                }
+                Op::Jsle32Imm { dst, imm, off } => {
+                    jmp32!(dst, imm, off, |d: u32, s: u32| (d as i32) <= (s as i32))
+                }
+                Op::Jsle32Reg { dst, src, off } => {
+                    jmp32!(dst, r!(src), off, |d: u32, s: u32| (d as i32) <= (s as i32))
+                }
                 // Calls and exit.
-                0x85 => {
-                    if op.src == BPF_PSEUDO_CALL {
-                        if depth >= MAX_CALL_FRAMES - 1 {
-                            trap!(TrapKind::CallDepth);
-                        }
+                Op::CallLocal { off } => {
+                    if depth >= MAX_CALL_FRAMES - 1 {
+                        trap!(TrapKind::CallDepth);
+                    }
+                    step!();
+                    self.frames[depth] = CallFrame {
+                        ret_pc: pc,
+                        prog,
+                        saved: [reg[6], reg[7], reg[8], reg[9]],
+                        fp: reg[10],
+                    };
+                    depth += 1;
+                    reg[10] -= STACK_FRAME as u64;
+                    regions.stack_lo = reg[10] as usize - STACK_FRAME;
+                    pc = (pc as i64 + off as i64) as usize;
+                }
+                Op::Loop => {
+                    // SAFETY: `prog` points into `env.programs` (or `first`), which
+                    // outlive this run.
+                    let current = unsafe { &*prog };
+                    let args = [reg[1], reg[2], reg[3], reg[4]];
+                    reg[0] = self.bpf_loop::<AUDIT>(
+                        env,
+                        current,
+                        &regions,
+                        pkt,
+                        args,
+                        (reg[10], depth, pc - 1),
+                    )?;
+                }
+                Op::TailCall => {
+                    if let Some(target) =
+                        self.tail_call_target(env, pkt, [reg[1], reg[2], reg[3]], &mut tail_calls)
+                    {
                         step!();
-                        self.frames[depth] = CallFrame {
-                            ret_pc: pc,
-                            prog,
-                            saved: [reg[6], reg[7], reg[8], reg[9]],
-                            fp: reg[10],
-                        };
-                        depth += 1;
-                        reg[10] -= STACK_FRAME as u64;
-                        regions.stack_lo = reg[10] as usize - STACK_FRAME;
-                        pc = (pc as i64 + op.off as i64) as usize;
-                    } else if op.imm == helpers::BPF_LOOP {
-                        // SAFETY: `prog` points into `env.programs` (or `first`), which
-                        // outlive this run.
-                        let current = unsafe { &*prog };
-                        let args = [reg[1], reg[2], reg[3], reg[4]];
-                        reg[0] = self.bpf_loop(
-                            env,
-                            current,
-                            &regions,
-                            pkt,
-                            args,
-                            (reg[10], depth, pc - 1),
-                        )?;
-                    } else if op.imm == helpers::TAIL_CALL {
-                        if let Some(target) =
-                            self.tail_call_target(env, reg[2], reg[3], &mut tail_calls)
-                        {
-                            step!();
-                            prog = target;
-                            ops = &target.ops;
-                            pc = 0;
-                        }
-                    } else {
-                        let mut ctx = HelperCtx {
-                            regions: &regions,
-                            pkt: &mut *pkt,
-                            maps: env.maps,
-                            cpu: self.cpu,
-                            rng: &mut self.rng,
-                        };
-                        match helpers::call(
-                            op.imm as i32,
-                            &mut ctx,
-                            [reg[1], reg[2], reg[3], reg[4], reg[5]],
-                        ) {
-                            Ok(v) => reg[0] = v,
-                            Err(kind) => mem_trap!(kind),
-                        }
+                        prog = target;
+                        ops = target.ops();
+                        pc = 0;
                     }
                 }
-                0x95 => {
+                Op::Call { id } => {
+                    let mut ctx = HelperCtx {
+                        regions: &regions,
+                        pkt: &mut *pkt,
+                        maps: env.maps,
+                        cpu: self.cpu,
+                        rng: &mut self.rng,
+                    };
+                    match helpers::call(id, &mut ctx, [reg[1], reg[2], reg[3], reg[4], reg[5]]) {
+                        Ok(v) => reg[0] = v,
+                        Err(kind) => mem_trap!(kind),
+                    }
+                }
+                Op::Exit => {
                     if depth == base_depth {
                         return Ok(reg[0]);
                     }
@@ -590,33 +722,82 @@ impl Vm {
                         prog = f.prog;
                         // SAFETY: frame programs point into `env.programs` (or `first`),
                         // which outlive this run.
-                        ops = unsafe { &(*prog).ops };
+                        ops = unsafe { (*prog).ops() };
                     }
                 }
-                // Loads and stores.
-                0x61 => r!(op.dst) = load!(op, 4),
-                0x69 => r!(op.dst) = load!(op, 2),
-                0x71 => r!(op.dst) = load!(op, 1),
-                0x79 => r!(op.dst) = load!(op, 8),
-                0x81 => r!(op.dst) = load!(op, 4) as u32 as i32 as i64 as u64,
-                0x89 => r!(op.dst) = load!(op, 2) as u16 as i16 as i64 as u64,
-                0x91 => r!(op.dst) = load!(op, 1) as u8 as i8 as i64 as u64,
-                0x62 => store!(op, 4, op.imm as u64),
-                0x6a => store!(op, 2, op.imm as u64),
-                0x72 => store!(op, 1, op.imm as u64),
-                0x7a => store!(op, 8, op.imm as u64),
-                0x63 => store!(op, 4, r!(op.src)),
-                0x6b => store!(op, 2, r!(op.src)),
-                0x73 => store!(op, 1, r!(op.src)),
-                0x7b => store!(op, 8, r!(op.src)),
-                0xc3 => atomic!(op, 4),
-                0xdb => atomic!(op, 8),
-                0x18 => {
-                    r!(op.dst) = op.imm as u64;
+                Op::LdImm64 { dst, imm } => {
+                    r!(dst) = imm as u64;
                     pc += 1;
                 }
-                // `prepare` accepts only the opcodes above; anything else stops the run.
-                code => trap!(TrapKind::IllegalInstruction { code }),
+                // `prepare` never lets control reach the second slot of an lddw.
+                Op::Hole => trap!(TrapKind::IllegalInstruction { code: 0 }),
+                // Loads.
+                Op::LdxB { dst, src, off } => r!(dst) = load!(src, off, 1),
+                Op::LdxH { dst, src, off } => r!(dst) = load!(src, off, 2),
+                Op::LdxW { dst, src, off } => r!(dst) = load!(src, off, 4),
+                Op::LdxDW { dst, src, off } => r!(dst) = load!(src, off, 8),
+                Op::LdxSB { dst, src, off } => r!(dst) = load!(src, off, 1) as i8 as i64 as u64,
+                Op::LdxSH { dst, src, off } => r!(dst) = load!(src, off, 2) as i16 as i64 as u64,
+                Op::LdxSW { dst, src, off } => r!(dst) = load!(src, off, 4) as i32 as i64 as u64,
+                Op::ProvenLdxB { dst, src, off } => r!(dst) = load_proven!(src, off, 1),
+                Op::ProvenLdxH { dst, src, off } => r!(dst) = load_proven!(src, off, 2),
+                Op::ProvenLdxW { dst, src, off } => r!(dst) = load_proven!(src, off, 4),
+                Op::ProvenLdxDW { dst, src, off } => r!(dst) = load_proven!(src, off, 8),
+                Op::ProvenLdxSB { dst, src, off } => {
+                    r!(dst) = load_proven!(src, off, 1) as i8 as i64 as u64
+                }
+                Op::ProvenLdxSH { dst, src, off } => {
+                    r!(dst) = load_proven!(src, off, 2) as i16 as i64 as u64
+                }
+                Op::ProvenLdxSW { dst, src, off } => {
+                    r!(dst) = load_proven!(src, off, 4) as i32 as i64 as u64
+                }
+                // Stores.
+                Op::StB { dst, off, imm } => store!(dst, off, 1, imm as u64),
+                Op::StH { dst, off, imm } => store!(dst, off, 2, imm as u64),
+                Op::StW { dst, off, imm } => store!(dst, off, 4, imm as u64),
+                Op::StDW { dst, off, imm } => store!(dst, off, 8, imm as u64),
+                Op::StxB { dst, src, off } => store!(dst, off, 1, r!(src)),
+                Op::StxH { dst, src, off } => store!(dst, off, 2, r!(src)),
+                Op::StxW { dst, src, off } => store!(dst, off, 4, r!(src)),
+                Op::StxDW { dst, src, off } => store!(dst, off, 8, r!(src)),
+                Op::ProvenStB { dst, off, imm } => store_proven!(dst, off, 1, imm as u64),
+                Op::ProvenStH { dst, off, imm } => store_proven!(dst, off, 2, imm as u64),
+                Op::ProvenStW { dst, off, imm } => store_proven!(dst, off, 4, imm as u64),
+                Op::ProvenStDW { dst, off, imm } => store_proven!(dst, off, 8, imm as u64),
+                Op::ProvenStxB { dst, src, off } => store_proven!(dst, off, 1, r!(src)),
+                Op::ProvenStxH { dst, src, off } => store_proven!(dst, off, 2, r!(src)),
+                Op::ProvenStxW { dst, src, off } => store_proven!(dst, off, 4, r!(src)),
+                Op::ProvenStxDW { dst, src, off } => store_proven!(dst, off, 8, r!(src)),
+                // Atomics.
+                Op::AtomicW {
+                    op,
+                    fetch,
+                    dst,
+                    src,
+                    off,
+                } => atomic!(false, 4, op, fetch, dst, src, off),
+                Op::AtomicDW {
+                    op,
+                    fetch,
+                    dst,
+                    src,
+                    off,
+                } => atomic!(false, 8, op, fetch, dst, src, off),
+                Op::ProvenAtomicW {
+                    op,
+                    fetch,
+                    dst,
+                    src,
+                    off,
+                } => atomic!(true, 4, op, fetch, dst, src, off),
+                Op::ProvenAtomicDW {
+                    op,
+                    fetch,
+                    dst,
+                    src,
+                    off,
+                } => atomic!(true, 8, op, fetch, dst, src, off),
             }
         }
     }
@@ -633,7 +814,7 @@ impl Vm {
     /// 0xfffffff9); the helper itself, reached with flags != 0, returns -EINVAL first.
     /// Both are followed here: the flags value at run time stands for the verifier's
     /// knowledge of it. The JIT (`jit/compile.rs`) does the same.
-    fn bpf_loop(
+    fn bpf_loop<const AUDIT: bool>(
         &mut self,
         env: &Env<'_>,
         prog: &Prepared,
@@ -649,7 +830,7 @@ impl Vm {
             return Ok((-libc::E2BIG) as u32 as u64);
         }
         let cb = callback as usize;
-        if cb == 0 || prog.functions.binary_search(&cb).is_err() {
+        if cb == 0 || prog.functions().binary_search(&cb).is_err() {
             let kind = TrapKind::HelperBadCallback {
                 helper: helpers::BPF_LOOP as i32,
                 value: callback,
@@ -678,26 +859,36 @@ impl Vm {
                 fp: fp - STACK_FRAME as u64,
                 depth: depth + 1,
             };
-            if self.exec(env, prog, regions, pkt, start)? != 0 {
+            if self.exec::<AUDIT>(env, prog, regions, pkt, start)? != 0 {
                 return Ok(i + 1);
             }
         }
         Ok(nr_loops)
     }
 
+    /// The program `bpf_tail_call(r1, map, index)` enters, if any. As the JIT's
+    /// `tail_call_shim`: r1 must be the context (the target's proofs assume it), the
+    /// map a prog_array of this run's table, the slot filled, fewer than
+    /// [`MAX_TAIL_CALLS`] done; and the target must be prepared with this table.
     fn tail_call_target<'e>(
         &self,
         env: &Env<'e>,
-        map: u64,
-        index: u64,
+        pkt: &Packet,
+        [r1, map, index]: [u64; 3],
         count: &mut u32,
     ) -> Option<&'e Prepared> {
+        if r1 != pkt.md_addr() {
+            return None;
+        }
         let m = env.maps.resolve(map)?;
         if m.info.map_type != types::PROG_ARRAY || *count >= MAX_TAIL_CALLS {
             return None;
         }
         let id = m.map.prog_array_get(index as u32)?;
         let target = env.programs.get(id.checked_sub(1)? as usize)?;
+        if target.maps_id() != env.maps.id() {
+            return None;
+        }
         *count += 1;
         Some(target)
     }
@@ -756,21 +947,27 @@ mod tests {
         }
     }
 
-    /// Runs `insns` on a 64-byte zero packet and returns r0 or the trap.
+    /// Runs `insns` on a 64-byte zero packet and returns r0 or the trap, the same with
+    /// and without the audit (proven accesses checked or not).
     fn exec(insns: &[Insn]) -> Result<u64, Trap> {
         let raw = isa::encode::encode_all(insns);
         let maps = MapTable::new(Vec::new());
         let prog = prepare("test", "xdp", &raw, &[], &maps).expect("verifies");
-        let mut pkt = Packet::new(&[0u8; 64]).unwrap();
         let programs = [prog];
-        Vm::new(0).run(
-            &Env {
-                maps: &maps,
-                programs: &programs,
-            },
-            0,
-            &mut pkt,
-        )
+        let env = Env {
+            maps: &maps,
+            programs: &programs,
+        };
+        // One frame for both runs, so trap addresses compare equal.
+        let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+        let [plain, audited] = [false, true].map(|audit| {
+            pkt.reset(&[0u8; 64]).unwrap();
+            let mut vm = Vm::new(0);
+            vm.set_audit(audit);
+            vm.run(&env, 0, &mut pkt)
+        });
+        assert_eq!(plain, audited);
+        plain
     }
 
     /// r0 = a OP b, with both operands loaded as 64-bit constants.
@@ -1196,6 +1393,32 @@ mod tests {
         ]);
         // r6 is callee-saved: restored to 100 on return.
         assert_eq!(r.unwrap(), 11 + 5 + 100);
+    }
+
+    #[test]
+    fn programs_run_only_with_their_map_table() {
+        // The program's lddw addresses and proofs are about the table it was prepared
+        // with; a run with another table is refused before the first instruction.
+        let raw = isa::encode::encode_all(&[mov(0, 7), Insn::Exit]);
+        let (mine, other) = (MapTable::new(Vec::new()), MapTable::new(Vec::new()));
+        assert_ne!(mine.id(), other.id());
+        let programs = [prepare("t", "xdp", &raw, &[], &mine).unwrap()];
+        let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+        let run = |maps, pkt: &mut Packet| {
+            let env = Env {
+                maps,
+                programs: &programs,
+            };
+            Vm::new(0).run(&env, 0, pkt)
+        };
+        assert_eq!(run(&mine, &mut pkt), Ok(7));
+        assert_eq!(
+            run(&other, &mut pkt),
+            Err(Trap {
+                kind: TrapKind::OtherMapTable { index: 0 },
+                pc: 0
+            })
+        );
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl LoadedObject {
         program::forget_entry_ctx_if_tail_calls_forge_it(&mut programs);
         if opts.strict {
             for p in &programs {
-                p.analysis.strict(&p.name)?;
+                p.analysis().strict(&p.name)?;
             }
         }
         fill_prog_slots(object, &maps, &programs)?;

@@ -5,6 +5,7 @@
 //! this table, so a forged value is an error, never a wild pointer.
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use maps::{Map, MapInfo};
@@ -87,6 +88,9 @@ impl BoundMap {
     }
 }
 
+/// The next [`MapTable::id`].
+static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
+
 /// The maps of one object, at stable addresses for as long as the table lives.
 ///
 /// After the object's own maps come the *inner* maps: other maps of the store that
@@ -105,6 +109,8 @@ pub struct MapTable {
     rings: Box<[RingArea]>,
     /// The network `bpf_fib_lookup` sees (`None`: a fresh namespace, [`Net::new`]).
     net: Option<Arc<Net>>,
+    /// Unique in the process ([`MapTable::id`]).
+    id: u64,
 }
 
 impl MapTable {
@@ -167,7 +173,15 @@ impl MapTable {
             areas,
             rings: rings.into(),
             net: None,
+            id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// This table's identity, unique in the process: programs prepared with it
+    /// (`program::prepare`) hold addresses of its maps and proofs about them, and run
+    /// only with it.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Sets the network that `bpf_fib_lookup` sees in runs on this table.
@@ -237,7 +251,7 @@ impl MapTable {
     }
 
     /// The value areas of every map, for the memory checks.
-    pub fn value_areas(&self) -> &[ValueArea] {
+    pub(crate) fn value_areas(&self) -> &[ValueArea] {
         &self.areas
     }
 
@@ -283,31 +297,45 @@ struct Record {
 /// Dropping it (the run ended, by `exit` or a trap) discards what is still held, so a
 /// program the kernel's verifier would refuse for an unreleased record leaves no
 /// busy record behind to stop the ring's consumers.
-pub struct RingRecords<'t> {
+///
+/// Every run makes one, so the slots start uninitialised (no 768-byte clear per run):
+/// slots below `count` hold records, the others are never read.
+pub(crate) struct RingRecords<'t> {
     table: &'t MapTable,
-    live: [Cell<Record>; MAX_RING_RECORDS],
+    live: [Cell<MaybeUninit<Record>>; MAX_RING_RECORDS],
     count: Cell<usize>,
 }
 
 impl<'t> RingRecords<'t> {
     /// No records yet, for a run over `table`.
-    pub fn new(table: &'t MapTable) -> RingRecords<'t> {
+    #[inline]
+    pub(crate) fn new(table: &'t MapTable) -> RingRecords<'t> {
         RingRecords {
             table,
-            live: Default::default(),
+            live: [const { Cell::new(MaybeUninit::uninit()) }; MAX_RING_RECORDS],
             count: Cell::new(0),
         }
     }
 
+    /// The held records: slots `0..count`.
+    fn held(&self) -> impl Iterator<Item = Record> + '_ {
+        self.live[..self.count.get()].iter().map(|r| {
+            // SAFETY: slots below `count` were written (`hold` writes slot `count`
+            // before raising it, `release` moves a written slot down before lowering
+            // it), so this one holds a record.
+            unsafe { r.get().assume_init() }
+        })
+    }
+
     /// Whether another record can be held.
-    pub fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&self) -> bool {
         self.count.get() < MAX_RING_RECORDS
     }
 
     /// Holds the record of `len` bytes at `addr` in the ring `map` (a map of this
     /// table); false (and nothing held) when it is not a ring of the table or
     /// there is no room.
-    pub fn hold(&self, map: &BoundMap, addr: u64, len: u64) -> bool {
+    pub(crate) fn hold(&self, map: &BoundMap, addr: u64, len: u64) -> bool {
         let n = self.count.get();
         let ring = self
             .table
@@ -321,23 +349,24 @@ impl<'t> RingRecords<'t> {
         if n >= MAX_RING_RECORDS {
             return false;
         }
-        self.live[n].set(Record {
+        self.live[n].set(MaybeUninit::new(Record {
             addr,
             len,
             ring: r.index,
-        });
+        }));
         self.count.set(n + 1);
         true
     }
 
     /// Stops holding the record that starts at `addr`: its ring, or `None` when no
     /// held record starts there.
-    pub fn release(&self, addr: u64) -> Option<&'t BoundMap> {
+    pub(crate) fn release(&self, addr: u64) -> Option<&'t BoundMap> {
         let n = self.count.get();
-        let i = self.live[..n]
-            .iter()
-            .position(|r| r.get().addr as u64 == addr)?;
-        let rec = self.live[i].get();
+        let (i, rec) = self
+            .held()
+            .enumerate()
+            .find(|(_, r)| r.addr as u64 == addr)?;
+        // The last held record (written, as `i` is) takes the freed slot.
         self.live[i].set(self.live[n - 1].get());
         self.count.set(n - 1);
         self.table.maps.get(rec.ring)
@@ -345,28 +374,23 @@ impl<'t> RingRecords<'t> {
 
     /// Whether `[addr, addr + len)` lies in one held record.
     #[inline]
-    pub fn contains(&self, addr: usize, len: usize) -> bool {
-        self.live[..self.count.get()].iter().any(|r| {
-            let r = r.get();
-            addr >= r.addr && addr - r.addr <= r.len && r.len - (addr - r.addr) >= len
-        })
+    pub(crate) fn contains(&self, addr: usize, len: usize) -> bool {
+        self.held()
+            .any(|r| addr >= r.addr && addr - r.addr <= r.len && r.len - (addr - r.addr) >= len)
     }
 }
 
 impl std::fmt::Debug for RingRecords<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let held: Vec<Record> = self.live[..self.count.get()]
-            .iter()
-            .map(Cell::get)
-            .collect();
+        let held: Vec<Record> = self.held().collect();
         f.debug_struct("RingRecords").field("held", &held).finish()
     }
 }
 
 impl Drop for RingRecords<'_> {
     fn drop(&mut self) {
-        while self.count.get() > 0 {
-            let addr = self.live[self.count.get() - 1].get().addr;
+        while let Some(last) = self.held().last() {
+            let addr = last.addr;
             if let Some(m) = self.release(addr as u64) {
                 m.map.ringbuf_commit(addr as *mut u8, true);
             }

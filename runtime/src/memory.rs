@@ -14,6 +14,19 @@
 //! - the values of the program's maps, to the byte: an access must lie within one value.
 //!   Values of maps the program may not write (`BPF_F_RDONLY_PROG`, e.g. `.rodata`)
 //!   are read-only.
+//!
+//! Regions, their checks and the raw accesses are crate-private: a `Regions` forged by
+//! safe code outside the runtime would let helpers touch any memory.
+//!
+//! ```compile_fail,E0603
+//! fn forge(r: &mut runtime::memory::Regions<'_>) {
+//!     r.stack_hi = usize::MAX;
+//! }
+//! ```
+//!
+//! ```compile_fail,E0603
+//! let _ = unsafe { runtime::memory::load(0x1000, 8) };
+//! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use crate::maptable::RingRecords;
@@ -21,13 +34,13 @@ use crate::xdp::XdpMd;
 
 /// Where one map's values live.
 #[derive(Clone, Copy, Debug)]
-pub struct ValueArea {
-    pub base: usize,
-    pub len: usize,
-    pub stride: usize,
-    pub value_offset: usize,
-    pub value_len: usize,
-    pub writable: bool,
+pub(crate) struct ValueArea {
+    pub(crate) base: usize,
+    pub(crate) len: usize,
+    pub(crate) stride: usize,
+    pub(crate) value_offset: usize,
+    pub(crate) value_len: usize,
+    pub(crate) writable: bool,
 }
 
 impl ValueArea {
@@ -53,30 +66,30 @@ impl ValueArea {
 
 /// The regions of one run. Built once per program run set-up; no allocation per run.
 #[derive(Clone, Copy, Debug)]
-pub struct Regions<'a> {
+pub(crate) struct Regions<'a> {
     /// The live stack is `[stack_lo, stack_hi)`: `stack_lo` is the bottom of the
     /// current frame (its r10 - 512), `stack_hi` the top of the outermost frame. Memory
     /// below the current frame (frames of returned callees) is not the program's.
-    pub stack_lo: usize,
-    pub stack_hi: usize,
-    pub ctx: usize,
-    pub values: &'a [ValueArea],
+    pub(crate) stack_lo: usize,
+    pub(crate) stack_hi: usize,
+    pub(crate) ctx: usize,
+    pub(crate) values: &'a [ValueArea],
     /// The ring buffer records the run holds (reserved, not yet submitted or
     /// discarded): program memory for exactly their reserved bytes.
-    pub records: &'a RingRecords<'a>,
+    pub(crate) records: &'a RingRecords<'a>,
 }
 
 impl Regions<'_> {
     /// Whether `[addr, addr + len)` lies in one region the program may access this way.
     #[inline(always)]
-    pub fn check(&self, md: &XdpMd, addr: u64, len: usize, write: bool) -> bool {
+    pub(crate) fn check(&self, md: &XdpMd, addr: u64, len: usize, write: bool) -> bool {
         self.check_from(self.stack_lo, md, addr, len, write)
     }
 
     /// [`Regions::check`] with the live stack starting at `stack_lo` instead (the
     /// bottom of the current frame, as compiled code reports it).
     #[inline(always)]
-    pub fn check_from(
+    pub(crate) fn check_from(
         &self,
         stack_lo: usize,
         md: &XdpMd,
@@ -119,7 +132,7 @@ impl Regions<'_> {
 /// # Safety
 /// `[addr, addr + N)` must be readable memory (checked by [`Regions::check`]).
 #[inline(always)]
-pub unsafe fn load(addr: u64, size: usize) -> u64 {
+pub(crate) unsafe fn load(addr: u64, size: usize) -> u64 {
     let p = addr as usize as *const u8;
     // SAFETY: the caller checked the range is readable; unaligned reads are allowed.
     unsafe {
@@ -137,7 +150,7 @@ pub unsafe fn load(addr: u64, size: usize) -> u64 {
 /// # Safety
 /// `[addr, addr + size)` must be writable memory (checked by [`Regions::check`]).
 #[inline(always)]
-pub unsafe fn store(addr: u64, size: usize, value: u64) {
+pub(crate) unsafe fn store(addr: u64, size: usize, value: u64) {
     let p = addr as usize as *mut u8;
     // SAFETY: the caller checked the range is writable; unaligned writes are allowed.
     unsafe {
@@ -155,7 +168,7 @@ pub unsafe fn store(addr: u64, size: usize, value: u64) {
 /// # Safety
 /// `[addr, addr + size)` must be writable memory, aligned to `size` (4 or 8).
 #[inline]
-pub unsafe fn atomic_rmw(
+pub(crate) unsafe fn atomic_rmw(
     addr: u64,
     size: usize,
     op: isa::AtomicOp,
@@ -195,13 +208,64 @@ pub unsafe fn atomic_rmw(
     }
 }
 
+/// What a proven access may rely on, for the `*_proven` functions below.
+///
+/// An `Op::Proven*` instruction is made only by `program::prepare` (and by
+/// `Prepared::set_analysis`, from the same analysis), for a slot the analysis
+/// (`verifier`) proved: in every state that reaches it, the accessed bytes lie inside
+/// one region `Regions::check` accepts for that access. That proof is about the run
+/// the interpreter performs: the program runs with the map table it was prepared with
+/// (`Vm::run` and tail calls compare `MapTable::id`), with r1 the context at its entry
+/// (`Vm::run` passes it, and a tail call with any other r1 is refused), on a `Packet`
+/// whose bounds only the runtime moves, inside the `Vm`'s stack. The audit mode
+/// (`Vm::set_audit`) runs these accesses checked instead, to test the proofs.
+///
+/// Reads `size` bytes at `addr` that the analysis proved readable.
+///
+/// # Safety
+/// The access must be one the analysis proved for the current run (see above).
+#[inline(always)]
+pub(crate) unsafe fn load_proven(addr: u64, size: usize) -> u64 {
+    // SAFETY: the analysis proved `[addr, addr + size)` readable memory of the run (the
+    // caller's contract); `load` reads it unaligned.
+    unsafe { load(addr, size) }
+}
+
+/// Writes the low `size` bytes of `value` at `addr`, proven writable.
+///
+/// # Safety
+/// As for [`load_proven`], with the access a proven write.
+#[inline(always)]
+pub(crate) unsafe fn store_proven(addr: u64, size: usize, value: u64) {
+    // SAFETY: the analysis proved `[addr, addr + size)` writable memory of the run.
+    unsafe { store(addr, size, value) }
+}
+
+/// An atomic read-modify-write at `addr`, whose range the analysis proved writable.
+///
+/// # Safety
+/// As for [`load_proven`], and `addr` aligned to `size` (4 or 8), which the proof does
+/// not cover: the caller checks it.
+#[inline(always)]
+pub(crate) unsafe fn atomic_rmw_proven(
+    addr: u64,
+    size: usize,
+    op: isa::AtomicOp,
+    operand: u64,
+    expected: u64,
+) -> u64 {
+    // SAFETY: the analysis proved the range writable memory of the run, and the caller
+    // checked the alignment.
+    unsafe { atomic_rmw(addr, size, op, operand, expected) }
+}
+
 /// A checked view of `len` bytes at `addr` for a helper.
 ///
 /// # Safety
 /// The caller must have checked the range with [`Regions::check`], and must not keep the
 /// slice past the helper call.
 #[inline]
-pub unsafe fn slice<'a>(addr: u64, len: usize) -> &'a [u8] {
+pub(crate) unsafe fn slice<'a>(addr: u64, len: usize) -> &'a [u8] {
     // SAFETY: checked by the caller.
     unsafe { std::slice::from_raw_parts(addr as usize as *const u8, len) }
 }
@@ -211,7 +275,7 @@ pub unsafe fn slice<'a>(addr: u64, len: usize) -> &'a [u8] {
 /// # Safety
 /// As for [`slice`], with the range writable and not aliased by another live view.
 #[inline]
-pub unsafe fn slice_mut<'a>(addr: u64, len: usize) -> &'a mut [u8] {
+pub(crate) unsafe fn slice_mut<'a>(addr: u64, len: usize) -> &'a mut [u8] {
     // SAFETY: checked by the caller.
     unsafe { std::slice::from_raw_parts_mut(addr as usize as *mut u8, len) }
 }

@@ -202,7 +202,7 @@ pub fn register(
     let section = section_of(def.prog_flags);
     let p = program::prepare(&def.name, section, &insns, &subprog_starts(&insns), &maps)?;
     if strict {
-        p.analysis.strict(&def.name)?;
+        p.analysis().strict(&def.name)?;
     }
     store
         .register_program(def)
@@ -312,13 +312,9 @@ impl LoadedObject {
                 name: info.name.clone(),
                 reason: e.to_string(),
             })?;
-            prepared.push((
-                info.id,
-                crate::Prepared {
-                    store_id: info.id,
-                    ..p
-                },
-            ));
+            let mut p = p;
+            p.store_id = info.id;
+            prepared.push((info.id, p));
         }
         if !tail_calls {
             let (_, mut p) = prepared.swap_remove(0);

@@ -314,7 +314,22 @@ impl Packet {
         &self.md
     }
 
-    pub fn md_mut(&mut self) -> &mut XdpMd {
+    /// The context, writable: only the runtime moves the packet's bounds (the proofs
+    /// of packet accesses rely on them lying inside the frame).
+    ///
+    /// ```compile_fail,E0624
+    /// let mut pkt = runtime::Packet::new(&[0u8; 64]).unwrap();
+    /// pkt.md_mut().data_end = u32::MAX;
+    /// ```
+    /// Sets the interface and receive queue the frame arrived on (`ingress_ifindex`,
+    /// `rx_queue_index`), as a driver does: the fields that carry no address.
+    pub fn set_rx_info(&mut self, ingress_ifindex: u32, rx_queue_index: u32) {
+        let md = self.md_mut();
+        md.ingress_ifindex = ingress_ifindex;
+        md.rx_queue_index = rx_queue_index;
+    }
+
+    pub(crate) fn md_mut(&mut self) -> &mut XdpMd {
         &mut self.md
     }
 

@@ -253,7 +253,7 @@ fn out_of_bounds_programs_trap() {
             "{name}: {trap}"
         );
         assert!(
-            trap.pc < loaded.programs[index].ops.len(),
+            trap.pc < loaded.programs[index].ops().len(),
             "{name}: pc {} in range",
             trap.pc
         );

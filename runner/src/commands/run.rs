@@ -42,6 +42,12 @@ pub struct RunArgs {
     /// Execution engine.
     #[arg(long, value_enum, default_value_t = Engine::Interpreter)]
     pub engine: Engine,
+    /// The interpreter's audit mode: every memory access runs checked, also those the
+    /// analysis proved safe (which otherwise run unchecked), and a proven access that
+    /// fails its check ends the run with a "proof violated" error. Slower; for testing
+    /// the analysis. Interpreter only.
+    #[arg(long)]
+    pub audit: bool,
     /// Write one map entry before the run: MAP:KEYHEX=VALUEHEX, bytes in memory order.
     /// For a prog_array, VALUE may be @PROGNAME. For a per-CPU map, a single value is
     /// written to every CPU. Repeatable.
@@ -141,7 +147,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 .with_context(|| format!("cannot prepare program {id} of the store"))?;
             if args.strict {
                 let p = &loaded.programs[prog];
-                p.analysis.strict(&p.name)?;
+                p.analysis().strict(&p.name)?;
             }
             (loaded, prog)
         }
@@ -184,7 +190,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         (None, _) => Packet::new(&data)?,
     };
+    if args.audit && !matches!(args.engine, Engine::Interpreter) {
+        bail!("--audit is the interpreter's mode: use it with --engine interpreter");
+    }
     let mut vm = Vm::new(args.cpu).with_max_steps(args.max_steps);
+    vm.set_audit(args.audit);
     let repeat = args.repeat.max(1);
     let fault =
         |trap: runtime::Trap| anyhow!("program {} faulted: {trap}", loaded.programs[prog].name);
@@ -211,7 +221,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             let jit = runtime::jit::JitObject::compile(&loaded, &opts)
                 .context("JIT compilation failed")?;
             if args.verbose {
-                let insns: usize = loaded.programs.iter().map(|p| p.ops.len()).sum();
+                let insns: usize = loaded.programs.iter().map(|p| p.ops().len()).sum();
                 eprintln!(
                     "jit: compiled {} programs ({insns} instructions) in {:?}",
                     loaded.programs.len(),

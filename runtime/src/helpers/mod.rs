@@ -4,6 +4,15 @@
 //! registers, and returns r0 or a [`TrapKind`] when the program handed it memory it may
 //! not touch. Errors a program can handle (a full map, a bad offset) are negative errno
 //! values in r0, exactly as the kernel returns them; nothing here touches `errno`.
+//!
+//! Only the engines call helpers: [`HelperCtx`] and `call` are crate-private, since a
+//! helper trusts the context's regions.
+//!
+//! ```compile_fail,E0603
+//! fn forge(ctx: &mut runtime::helpers::HelperCtx<'_, '_>) {
+//!     let _ = runtime::helpers::call(1, ctx, [0; 5]);
+//! }
+//! ```
 
 mod event;
 pub mod fib;
@@ -27,13 +36,14 @@ pub const TAIL_CALL: i64 = 12;
 /// `bpf_loop`: executed by the interpreter itself, since it calls back into the program.
 pub const BPF_LOOP: i64 = 181;
 
-/// What a helper may use.
-pub struct HelperCtx<'a, 'r> {
-    pub regions: &'a Regions<'r>,
-    pub pkt: &'a mut Packet,
-    pub maps: &'a MapTable,
-    pub cpu: u32,
-    pub rng: &'a mut u64,
+/// What a helper may use. Crate-private: helpers trust `regions` to describe memory
+/// of the run, so only the engines build one.
+pub(crate) struct HelperCtx<'a, 'r> {
+    pub(crate) regions: &'a Regions<'r>,
+    pub(crate) pkt: &'a mut Packet,
+    pub(crate) maps: &'a MapTable,
+    pub(crate) cpu: u32,
+    pub(crate) rng: &'a mut u64,
 }
 
 impl HelperCtx<'_, '_> {
@@ -125,7 +135,7 @@ static BY_ID: [Option<HelperFn>; MAX_ID] = {
 
 /// Calls helper `id`. `check_supported` has accepted `id` at load time.
 #[inline]
-pub fn call(id: i32, ctx: &mut HelperCtx<'_, '_>, args: [u64; 5]) -> Result<u64, TrapKind> {
+pub(crate) fn call(id: i32, ctx: &mut HelperCtx<'_, '_>, args: [u64; 5]) -> Result<u64, TrapKind> {
     match BY_ID.get(id as usize).copied().flatten() {
         Some(f) => f(ctx, args),
         None if id == loader::core::POISON_HELPER_ID => Err(TrapKind::PoisonedCoreRelocation),

@@ -12,8 +12,9 @@
 //! each call that entered another compiled function. A non-zero status means a trap: the faulting function wrote the pc and details
 //! into the context, and every caller returns the status unchanged.
 //!
-//! The semantics mirror `interp.rs` opcode by opcode (the match below lists the same
-//! codes); any other opcode traps with `IllegalInstruction`, as there.
+//! The semantics mirror `interp.rs` instruction by instruction: the interpreter runs
+//! `program::Op`, this translates the same slots raised back to `isa::Insn`
+//! (`Op::insn`), both with exhaustive matches.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I16, I32, I64, I8};
@@ -25,6 +26,7 @@ use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, Switch, Variable};
 use cranelift_module::FuncId;
 use isa::opcode::*;
+use isa::{AluOp, AtomicOp, CallTarget, Endian, Insn, JmpCond, Operand, Width};
 
 use super::error::JitError;
 use super::trampoline::{self as tr, status};
@@ -87,28 +89,19 @@ pub(super) struct FuncSpec<'a> {
 
 /// The length in slots of the instruction at `pc`.
 fn insn_len(op: &Op) -> usize {
-    if op.code == LDDW {
-        2
-    } else {
-        1
-    }
+    op.insn().map_or(1, |i| i.slots())
 }
 
-/// Whether `code` ends a basic block with no fall-through.
-fn no_fallthrough(code: u8) -> bool {
-    matches!(code, 0x05 | 0x06 | 0x95)
+/// Whether `op` ends a basic block with no fall-through (`ja`, `exit`).
+fn no_fallthrough(op: &Op) -> bool {
+    op.insn().is_some_and(|i| !i.falls_through())
 }
 
-/// The jump target of the instruction at `pc`, if it is a jump.
+/// The jump target of the instruction at `pc`, if it is a jump (calls are not).
 fn jump_target(pc: usize, op: &Op) -> Option<i64> {
-    let class = op.code & 0x07;
-    if class != BPF_JMP && class != BPF_JMP32 {
-        return None;
-    }
-    match op.code {
-        0x85 | 0x95 => None,
-        _ => Some(pc as i64 + 1 + op.off as i64),
-    }
+    op.insn()
+        .filter(Insn::is_branch)
+        .and_then(|i| i.jump_target(pc))
 }
 
 /// The most iterations `bpf_loop` accepts (`BPF_MAX_LOOPS`).
@@ -127,7 +120,7 @@ pub(super) fn translate(
     cfg: TargetFrontendConfig,
 ) -> Result<(), JitError> {
     let prog = spec.prog;
-    let ops = &prog.ops;
+    let ops = prog.ops();
     let (start, end) = (spec.start, spec.end);
     let name = || prog.name.clone();
 
@@ -160,10 +153,10 @@ pub(super) fn translate(
             if next < end {
                 leader[next - start] = true;
             }
-        } else if no_fallthrough(op.code) && next < end {
+        } else if no_fallthrough(op) && next < end {
             leader[next - start] = true;
         }
-        if next >= end && !no_fallthrough(op.code) {
+        if next >= end && !no_fallthrough(op) {
             return Err(JitError::FallsThrough { prog: name(), pc });
         }
         pc = next;
@@ -481,8 +474,8 @@ impl<'a, 'b> Tx<'a, 'b> {
         addr
     }
 
-    fn load(&mut self, pc: usize, op: &Op, size: u32, signed: bool) {
-        let a = self.checked_addr(pc, op.src, op.off, size, false);
+    fn load(&mut self, pc: usize, (dst, src, off): (u8, u8, i16), size: u32, signed: bool) {
+        let a = self.checked_addr(pc, src, off as i32, size, false);
         let f = mflags();
         let ins = self.b.ins();
         let v = match (size, signed) {
@@ -494,11 +487,11 @@ impl<'a, 'b> Tx<'a, 'b> {
             (4, true) => ins.sload32(f, a, 0),
             _ => ins.load(I64, f, a, 0),
         };
-        self.set(op.dst, v);
+        self.set(dst, v);
     }
 
-    fn store(&mut self, pc: usize, op: &Op, size: u32, v: Value) {
-        let a = self.checked_addr(pc, op.dst, op.off, size, true);
+    fn store(&mut self, pc: usize, (dst, off): (u8, i16), size: u32, v: Value) {
+        let a = self.checked_addr(pc, dst, off as i32, size, true);
         let f = mflags();
         let ins = self.b.ins();
         match size {
@@ -509,20 +502,24 @@ impl<'a, 'b> Tx<'a, 'b> {
         };
     }
 
-    fn atomic(&mut self, pc: usize, op: &Op, size: u32) {
-        let a = self.checked_addr(pc, op.dst, op.off, size, true);
+    fn atomic(
+        &mut self,
+        pc: usize,
+        (aop, fetch): (AtomicOp, bool),
+        (dst, src, off): (u8, u8, i16),
+        size: u32,
+    ) {
+        let a = self.checked_addr(pc, dst, off as i32, size, true);
         let low = self.b.ins().band_imm_s(a, size as i64 - 1);
         let info = self.b.ins().iconst(I64, size as i64);
         self.trap_if(low, status::MISALIGNED, pc, a, info);
-        let imm = op.imm as i32;
-        let fetch = imm & BPF_FETCH != 0;
-        let (rmw, fetch) = match imm & !BPF_FETCH {
-            BPF_ATOMIC_ADD => (Some(AtomicRmwOp::Add), fetch),
-            BPF_ATOMIC_OR => (Some(AtomicRmwOp::Or), fetch),
-            BPF_ATOMIC_AND => (Some(AtomicRmwOp::And), fetch),
-            BPF_ATOMIC_XOR => (Some(AtomicRmwOp::Xor), fetch),
-            0xe0 => (Some(AtomicRmwOp::Xchg), true),
-            _ => (None, true),
+        let (rmw, fetch) = match aop {
+            AtomicOp::Add => (Some(AtomicRmwOp::Add), fetch),
+            AtomicOp::Or => (Some(AtomicRmwOp::Or), fetch),
+            AtomicOp::And => (Some(AtomicRmwOp::And), fetch),
+            AtomicOp::Xor => (Some(AtomicRmwOp::Xor), fetch),
+            AtomicOp::Xchg => (Some(AtomicRmwOp::Xchg), true),
+            AtomicOp::CmpXchg => (None, true),
         };
         let ty = if size == 4 { I32 } else { I64 };
         let narrow = |tx: &mut Self, v: Value| {
@@ -532,15 +529,15 @@ impl<'a, 'b> Tx<'a, 'b> {
                 v
             }
         };
-        let src = self.r(op.src);
-        let src = narrow(self, src);
+        let srcv = self.r(src);
+        let srcv = narrow(self, srcv);
         let f = mflags();
         let old = match rmw {
-            Some(rmw) => self.b.ins().atomic_rmw(ty, f, rmw, a, src),
+            Some(rmw) => self.b.ins().atomic_rmw(ty, f, rmw, a, srcv),
             None => {
                 let expected = self.r(0);
                 let expected = narrow(self, expected);
-                self.b.ins().atomic_cas(f, a, expected, src)
+                self.b.ins().atomic_cas(f, a, expected, srcv)
             }
         };
         let old = if ty == I32 {
@@ -551,7 +548,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         if rmw.is_none() {
             self.set(0, old);
         } else if fetch {
-            self.set(op.src, old);
+            self.set(src, old);
         }
     }
 
@@ -614,78 +611,110 @@ impl<'a, 'b> Tx<'a, 'b> {
         }
     }
 
-    /// A two-operand ALU instruction (`code & 0xf0` selects the operation).
-    fn binop(&mut self, op: &Op, wide: bool) {
+    /// The second operand: a register, or the immediate sign-extended to 64 bits.
+    fn operand(&mut self, src: Operand) -> Value {
+        match src {
+            Operand::Reg(r) => self.r(r),
+            Operand::Imm(imm) => self.k(I64, imm as i64),
+        }
+    }
+
+    /// An ALU instruction in 64 bits (`wide`) or 32 (zero-extended into dst).
+    fn binop(&mut self, aop: AluOp, wide: bool, dst: u8, src: Operand) {
         let ty = if wide { I64 } else { I32 };
-        let is_x = op.code & BPF_X != 0;
-        let d = self.r(op.dst);
-        let s = if is_x {
-            self.r(op.src)
-        } else {
-            self.k(I64, op.imm)
-        };
+        let d = self.r(dst);
+        let s = self.operand(src);
         let (d, s) = if wide {
             (d, s)
         } else {
             (self.b.ins().ireduce(I32, d), self.b.ins().ireduce(I32, s))
         };
-        let imm = (!is_x).then_some(op.imm);
-        let signed = op.off != 0;
+        let imm = match src {
+            Operand::Imm(imm) => Some(imm as i64),
+            Operand::Reg(_) => None,
+        };
         let ins = self.b.ins();
-        let v = match op.code & 0xf0 {
-            0x00 => ins.iadd(d, s),
-            0x10 => ins.isub(d, s),
-            0x20 => ins.imul(d, s),
-            0x30 => self.divmod(ty, d, s, signed, false, imm),
-            0x40 => ins.bor(d, s),
-            0x50 => ins.band(d, s),
-            0x60 => ins.ishl(d, s),
-            0x70 => ins.ushr(d, s),
-            0x90 => self.divmod(ty, d, s, signed, true, imm),
-            0xa0 => ins.bxor(d, s),
-            _ => ins.sshr(d, s),
+        let v = match aop {
+            AluOp::Add => ins.iadd(d, s),
+            AluOp::Sub => ins.isub(d, s),
+            AluOp::Mul => ins.imul(d, s),
+            AluOp::Div => self.divmod(ty, d, s, false, false, imm),
+            AluOp::SDiv => self.divmod(ty, d, s, true, false, imm),
+            AluOp::Or => ins.bor(d, s),
+            AluOp::And => ins.band(d, s),
+            AluOp::Lsh => ins.ishl(d, s),
+            AluOp::Rsh => ins.ushr(d, s),
+            AluOp::Mod => self.divmod(ty, d, s, false, true, imm),
+            AluOp::SMod => self.divmod(ty, d, s, true, true, imm),
+            AluOp::Xor => ins.bxor(d, s),
+            AluOp::Arsh => ins.sshr(d, s),
+            AluOp::Neg => ins.ineg(d),
+            AluOp::Mov => s,
+            // Sign-extend the low 8, 16 or 32 bits of src to the operation's width.
+            AluOp::MovSx(bits) => {
+                let n = match bits {
+                    8 => Some(I8),
+                    16 => Some(I16),
+                    32 if wide => Some(I32),
+                    _ => None,
+                };
+                match n {
+                    Some(n) => {
+                        let low = ins.ireduce(n, s);
+                        self.b.ins().sextend(ty, low)
+                    }
+                    None => s,
+                }
+            }
         };
         let v = if wide {
             v
         } else {
             self.b.ins().uextend(I64, v)
         };
-        self.set(op.dst, v);
+        self.set(dst, v);
     }
 
-    /// A conditional jump; `wide` selects JMP (64-bit) or JMP32.
-    fn cond_jump(&mut self, pc: usize, op: &Op, wide: bool, target: Block, fall: Block) {
-        let is_x = op.code & BPF_X != 0;
-        let d = self.r(op.dst);
-        let s = if is_x {
-            self.r(op.src)
-        } else {
-            self.k(I64, op.imm)
-        };
+    /// A conditional jump; `wide` selects JMP (64-bit) or JMP32. A `backward` jump
+    /// takes a step of the budget on its taken edge.
+    #[allow(clippy::too_many_arguments)]
+    fn cond_jump(
+        &mut self,
+        pc: usize,
+        (cond, dst, src): (JmpCond, u8, Operand),
+        wide: bool,
+        backward: bool,
+        target: Block,
+        fall: Block,
+    ) {
+        let d = self.r(dst);
+        let s = self.operand(src);
         let (d, s) = if wide {
             (d, s)
         } else {
             (self.b.ins().ireduce(I32, d), self.b.ins().ireduce(I32, s))
         };
-        let cc = match op.code & 0xf0 {
-            0x10 => IntCC::Equal,
-            0x20 => IntCC::UnsignedGreaterThan,
-            0x30 => IntCC::UnsignedGreaterThanOrEqual,
-            0x50 => IntCC::NotEqual,
-            0x60 => IntCC::SignedGreaterThan,
-            0x70 => IntCC::SignedGreaterThanOrEqual,
-            0xa0 => IntCC::UnsignedLessThan,
-            0xb0 => IntCC::UnsignedLessThanOrEqual,
-            0xc0 => IntCC::SignedLessThan,
-            _ => IntCC::SignedLessThanOrEqual,
+        let cc = match cond {
+            JmpCond::Eq => Some(IntCC::Equal),
+            JmpCond::Gt => Some(IntCC::UnsignedGreaterThan),
+            JmpCond::Ge => Some(IntCC::UnsignedGreaterThanOrEqual),
+            JmpCond::Set => None,
+            JmpCond::Ne => Some(IntCC::NotEqual),
+            JmpCond::Sgt => Some(IntCC::SignedGreaterThan),
+            JmpCond::Sge => Some(IntCC::SignedGreaterThanOrEqual),
+            JmpCond::Lt => Some(IntCC::UnsignedLessThan),
+            JmpCond::Le => Some(IntCC::UnsignedLessThanOrEqual),
+            JmpCond::Slt => Some(IntCC::SignedLessThan),
+            JmpCond::Sle => Some(IntCC::SignedLessThanOrEqual),
         };
-        let c = if op.code & 0xf0 == 0x40 {
-            let a = self.b.ins().band(d, s);
-            self.b.ins().icmp_imm_s(IntCC::NotEqual, a, 0)
-        } else {
-            self.b.ins().icmp(cc, d, s)
+        let c = match cc {
+            Some(cc) => self.b.ins().icmp(cc, d, s),
+            None => {
+                let a = self.b.ins().band(d, s);
+                self.b.ins().icmp_imm_s(IntCC::NotEqual, a, 0)
+            }
         };
-        if op.off < 0 {
+        if backward {
             // A backward jump: the taken edge takes a step.
             let edge = self.b.create_block();
             self.b.ins().brif(c, edge, &[], fall, &[]);
@@ -703,7 +732,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         let prog = self.spec.prog;
         let idx = usize::try_from(target)
             .ok()
-            .and_then(|t| prog.functions.binary_search(&t).ok())
+            .and_then(|t| prog.functions().binary_search(&t).ok())
             .ok_or_else(|| JitError::BadCall {
                 prog: prog.name.clone(),
                 pc,
@@ -739,16 +768,24 @@ impl<'a, 'b> Tx<'a, 'b> {
     /// Follows which registers hold an `ld_imm64` constant after `op` (conservatively:
     /// any other write forgets it).
     fn track(&mut self, op: &Op) {
-        let dst = (op.dst & 15) as usize;
-        match op.code {
-            LDDW => self.known[dst] = Some(op.imm),
-            0x85 => self.known[..=5].fill(None),
-            0xc3 | 0xdb => {
+        let Some(insn) = op.insn() else {
+            return;
+        };
+        let r = |i: u8| (i & 15) as usize;
+        match insn {
+            Insn::LdImm64 {
+                dst, imm, next_imm, ..
+            } => self.known[r(dst)] = Some(imm64(imm, next_imm)),
+            Insn::Call(_) => self.known[..=5].fill(None),
+            Insn::Atomic { src, .. } => {
                 self.known[0] = None;
-                self.known[(op.src & 15) as usize] = None;
+                self.known[r(src)] = None;
             }
-            code if matches!(code & 0x07, 0x00 | 0x01 | 0x04 | 0x07) => self.known[dst] = None,
-            _ => {}
+            Insn::Alu { dst, .. } | Insn::End { dst, .. } | Insn::Load { dst, .. } => {
+                self.known[r(dst)] = None
+            }
+            Insn::LdPacket { .. } => self.known[0] = None,
+            Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit | Insn::Store { .. } => {}
         }
     }
 
@@ -971,7 +1008,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.b.set_cold_block(bad);
         let mut sw = Switch::new();
         let mut arms = Vec::new();
-        for (fi, &start) in self.spec.prog.functions.iter().enumerate().skip(1) {
+        for (fi, &start) in self.spec.prog.functions().iter().enumerate().skip(1) {
             let blk = self.b.create_block();
             sw.set_entry(start as u128, blk);
             arms.push((blk, fi));
@@ -1094,159 +1131,119 @@ impl<'a, 'b> Tx<'a, 'b> {
         block_at: &dyn Fn(usize) -> Block,
     ) -> Result<bool, JitError> {
         let next = pc + insn_len(op);
-        match op.code {
-            // ALU64 and ALU32 two-operand operations.
-            0x07 | 0x0f | 0x17 | 0x1f | 0x27 | 0x2f | 0x37 | 0x3f | 0x47 | 0x4f | 0x57 | 0x5f
-            | 0x67 | 0x6f | 0x77 | 0x7f | 0x97 | 0x9f | 0xa7 | 0xaf | 0xc7 | 0xcf => {
-                self.binop(op, true)
-            }
-            0x04 | 0x0c | 0x14 | 0x1c | 0x24 | 0x2c | 0x34 | 0x3c | 0x44 | 0x4c | 0x54 | 0x5c
-            | 0x64 | 0x6c | 0x74 | 0x7c | 0x94 | 0x9c | 0xa4 | 0xac | 0xc4 | 0xcc => {
-                self.binop(op, false)
-            }
-            0x87 => {
-                let d = self.r(op.dst);
-                let v = self.b.ins().ineg(d);
-                self.set(op.dst, v);
-            }
-            0x84 => {
-                let d = self.r(op.dst);
-                let d = self.b.ins().ireduce(I32, d);
-                let v = self.b.ins().ineg(d);
-                let v = self.b.ins().uextend(I64, v);
-                self.set(op.dst, v);
-            }
-            0xb7 => {
-                let v = self.k(I64, op.imm);
-                self.set(op.dst, v);
-            }
-            0xb4 => {
-                let v = self.k(I64, op.imm as u32 as i64);
-                self.set(op.dst, v);
-            }
-            0xbf => {
-                let s = self.r(op.src);
-                let v = match op.off {
-                    8 | 16 | 32 => {
-                        let t = match op.off {
-                            8 => I8,
-                            16 => I16,
-                            _ => I32,
-                        };
-                        let n = self.b.ins().ireduce(t, s);
-                        self.b.ins().sextend(I64, n)
-                    }
-                    _ => s,
-                };
-                self.set(op.dst, v);
-            }
-            0xbc => {
-                let s = self.r(op.src);
-                let v = match op.off {
-                    8 | 16 => {
-                        let t = if op.off == 8 { I8 } else { I16 };
-                        let n = self.b.ins().ireduce(t, s);
-                        let w = self.b.ins().sextend(I32, n);
-                        self.b.ins().uextend(I64, w)
-                    }
-                    _ => {
-                        let n = self.b.ins().ireduce(I32, s);
-                        self.b.ins().uextend(I64, n)
-                    }
-                };
-                self.set(op.dst, v);
-            }
+        let Some(insn) = op.insn() else {
+            // The second slot of an lddw: `prepare` lets no jump land there.
+            self.trap_now(status::ILLEGAL, pc, 0);
+            return Ok(false);
+        };
+        match insn {
+            Insn::Alu {
+                width,
+                op: aop,
+                dst,
+                src,
+            } => self.binop(aop, width == Width::W64, dst, src),
             // Byte swaps (a little-endian host: to_be swaps, to_le truncates).
-            0xd7 | 0xdc => {
-                let d = self.r(op.dst);
-                let v = match op.imm {
-                    16 | 32 => {
-                        let t = if op.imm == 16 { I16 } else { I32 };
+            Insn::End { kind, bits, dst } => {
+                let d = self.r(dst);
+                let narrow = match bits {
+                    16 => Some(I16),
+                    32 => Some(I32),
+                    _ => None,
+                };
+                let v = match (kind, narrow) {
+                    (Endian::ToBe | Endian::Swap, Some(t)) => {
                         let n = self.b.ins().ireduce(t, d);
                         let sw = self.b.ins().bswap(n);
                         self.b.ins().uextend(I64, sw)
                     }
-                    _ => self.b.ins().bswap(d),
-                };
-                self.set(op.dst, v);
-            }
-            0xd4 => {
-                let d = self.r(op.dst);
-                let v = match op.imm {
-                    16 | 32 => {
-                        let t = if op.imm == 16 { I16 } else { I32 };
+                    (Endian::ToBe | Endian::Swap, None) => self.b.ins().bswap(d),
+                    (Endian::ToLe, Some(t)) => {
                         let n = self.b.ins().ireduce(t, d);
                         self.b.ins().uextend(I64, n)
                     }
-                    _ => d,
+                    (Endian::ToLe, None) => d,
                 };
-                self.set(op.dst, v);
+                self.set(dst, v);
             }
             // Jumps.
-            0x05 | 0x06 => {
-                let t = block_at((pc as i64 + 1 + op.off as i64) as usize);
-                if op.off < 0 {
+            Insn::Ja { off } => {
+                let t = block_at((pc as i64 + 1 + off as i64) as usize);
+                if off < 0 {
                     self.step(pc);
                 }
                 self.b.ins().jump(t, &[]);
                 return Ok(false);
             }
-            0x15 | 0x1d | 0x25 | 0x2d | 0x35 | 0x3d | 0x45 | 0x4d | 0x55 | 0x5d | 0x65 | 0x6d
-            | 0x75 | 0x7d | 0xa5 | 0xad | 0xb5 | 0xbd | 0xc5 | 0xcd | 0xd5 | 0xdd => {
-                let t = block_at((pc as i64 + 1 + op.off as i64) as usize);
+            Insn::Jmp {
+                width,
+                cond,
+                dst,
+                src,
+                off,
+            } => {
+                let t = block_at((pc as i64 + 1 + off as i64) as usize);
                 let f = block_at(next);
-                self.cond_jump(pc, op, true, t, f);
+                self.cond_jump(pc, (cond, dst, src), width == Width::W64, off < 0, t, f);
                 return Ok(false);
             }
-            0x16 | 0x1e | 0x26 | 0x2e | 0x36 | 0x3e | 0x46 | 0x4e | 0x56 | 0x5e | 0x66 | 0x6e
-            | 0x76 | 0x7e | 0xa6 | 0xae | 0xb6 | 0xbe | 0xc6 | 0xce | 0xd6 | 0xde => {
-                let t = block_at((pc as i64 + 1 + op.off as i64) as usize);
-                let f = block_at(next);
-                self.cond_jump(pc, op, false, t, f);
-                return Ok(false);
+            Insn::Call(CallTarget::Local(off)) => {
+                self.local_call(pc, pc as i64 + 1 + off as i64)?;
             }
-            0x85 => {
-                if op.src == BPF_PSEUDO_CALL {
-                    self.local_call(pc, pc as i64 + 1 + op.off as i64)?;
-                } else if op.imm == helpers::TAIL_CALL {
+            Insn::Call(CallTarget::Helper(id)) => {
+                if id as i64 == helpers::TAIL_CALL {
                     self.tail_call(pc);
-                } else if op.imm == helpers::BPF_LOOP {
+                } else if id as i64 == helpers::BPF_LOOP {
                     self.bpf_loop(pc);
                 } else {
-                    self.helper_call(pc, op.imm);
+                    self.helper_call(pc, id as i64);
                 }
             }
-            0x95 => {
+            // `prepare` refuses both.
+            Insn::Call(CallTarget::Kfunc(_)) => {
+                self.trap_now(status::ILLEGAL, pc, CALL as i64);
+                return Ok(false);
+            }
+            Insn::LdPacket { .. } => {
+                self.trap_now(status::ILLEGAL, pc, 0);
+                return Ok(false);
+            }
+            Insn::Exit => {
                 let r0 = self.r(0);
                 let zero = self.b.ins().iconst(I64, 0);
                 self.b.ins().return_(&[r0, zero]);
                 return Ok(false);
             }
             // Loads and stores.
-            0x61 => self.load(pc, op, 4, false),
-            0x69 => self.load(pc, op, 2, false),
-            0x71 => self.load(pc, op, 1, false),
-            0x79 => self.load(pc, op, 8, false),
-            0x81 => self.load(pc, op, 4, true),
-            0x89 => self.load(pc, op, 2, true),
-            0x91 => self.load(pc, op, 1, true),
-            0x62 | 0x6a | 0x72 | 0x7a => {
-                let v = self.k(I64, op.imm);
-                self.store(pc, op, store_size(op.code), v);
+            Insn::Load {
+                size,
+                sign_extend,
+                dst,
+                src,
+                off,
+            } => self.load(pc, (dst, src, off), size.bytes() as u32, sign_extend),
+            Insn::Store {
+                size,
+                dst,
+                off,
+                src,
+            } => {
+                let v = self.operand(src);
+                self.store(pc, (dst, off), size.bytes() as u32, v);
             }
-            0x63 | 0x6b | 0x73 | 0x7b => {
-                let v = self.r(op.src);
-                self.store(pc, op, store_size(op.code), v);
-            }
-            0xc3 => self.atomic(pc, op, 4),
-            0xdb => self.atomic(pc, op, 8),
-            0x18 => {
-                let v = self.k(I64, op.imm);
-                self.set(op.dst, v);
-            }
-            code => {
-                self.trap_now(status::ILLEGAL, pc, code as i64);
-                return Ok(false);
+            Insn::Atomic {
+                size,
+                op: aop,
+                fetch,
+                dst,
+                src,
+                off,
+            } => self.atomic(pc, (aop, fetch), (dst, src, off), size.bytes() as u32),
+            Insn::LdImm64 {
+                dst, imm, next_imm, ..
+            } => {
+                let v = self.k(I64, imm64(imm, next_imm));
+                self.set(dst, v);
             }
         }
         if next >= self.spec.end {
@@ -1260,13 +1257,9 @@ impl<'a, 'b> Tx<'a, 'b> {
     }
 }
 
-fn store_size(code: u8) -> u32 {
-    match code & 0x18 {
-        BPF_W => 4,
-        BPF_H => 2,
-        BPF_B => 1,
-        _ => 8,
-    }
+/// The 64-bit value of an `lddw` from its two halves.
+fn imm64(imm: i32, next_imm: i32) -> i64 {
+    ((next_imm as i64) << 32) | imm as u32 as i64
 }
 
 /// Builds the trampoline `(ctx, entry, r1, r10, repeat) -> status` that Rust calls: it

@@ -195,7 +195,7 @@ impl<'a> JitObject<'a> {
         for (pi, prog) in loaded.programs.iter().enumerate() {
             let mut pids = Vec::new();
             let mut pnames = Vec::new();
-            for (fi, &start) in prog.functions.iter().enumerate() {
+            for (fi, &start) in prog.functions().iter().enumerate() {
                 let name = if fi == 0 {
                     format!("bpf_prog_{}", prog.name)
                 } else {
@@ -234,11 +234,11 @@ impl<'a> JitObject<'a> {
         // Facts compiled code may point to in audit mode, beyond the programs' own.
         let mut kept_facts: Vec<Arc<crate::verifier::Analysis>> = Vec::new();
         for (pi, prog) in loaded.programs.iter().enumerate() {
-            let n = prog.functions.len();
+            let n = prog.functions().len();
             // The copy of the entry function (slot `n`) may be entered with any r1: its
             // facts come from the analysis that assumes nothing about r1.
             let copy_facts =
-                (ids[pi].len() > n).then(|| Arc::new(prog.analysis.without_entry_ctx()));
+                (ids[pi].len() > n).then(|| Arc::new(prog.analysis().without_entry_ctx()));
             // The functions that calls and bpf_loop reach: the copy of the entry, if any,
             // in place of the entry itself.
             let mut callees = ids[pi][..n].to_vec();
@@ -247,12 +247,12 @@ impl<'a> JitObject<'a> {
             }
             for fi in 0..ids[pi].len() {
                 // Slot `n` is the entry's copy: the entry's code, no entry assumption.
-                let start = prog.functions[fi % n];
+                let start = prog.functions()[fi % n];
                 let end = prog
-                    .functions
+                    .functions()
                     .get(fi % n + 1)
                     .copied()
-                    .unwrap_or(prog.ops.len());
+                    .unwrap_or(prog.ops().len());
                 let spec = compile::FuncSpec {
                     prog,
                     start,
@@ -261,9 +261,9 @@ impl<'a> JitObject<'a> {
                     memory_checks: opts.memory_checks.on(),
                     maps: &loaded.maps,
                     facts: if fi < n {
-                        &prog.analysis
+                        prog.analysis()
                     } else {
-                        copy_facts.as_deref().unwrap_or(&prog.analysis)
+                        copy_facts.as_deref().unwrap_or(prog.analysis())
                     },
                     audit: opts.audit,
                 };
@@ -642,11 +642,10 @@ fn define_with(
 
 /// Whether a bpf-to-bpf call in `prog` targets its entry function (pc 0).
 fn calls_entry(prog: &crate::program::Prepared) -> bool {
-    prog.ops.iter().enumerate().any(|(pc, op)| {
-        op.code == isa::opcode::CALL
-            && op.src == isa::opcode::BPF_PSEUDO_CALL
-            && pc as i64 + 1 + op.off as i64 == 0
-    })
+    prog.ops()
+        .iter()
+        .enumerate()
+        .any(|(pc, op)| matches!(op, crate::program::Op::CallLocal { off } if pc as i64 + 1 + *off as i64 == 0))
 }
 
 /// Bytes of host stack the frame of the function just compiled in `ctx` takes: its
@@ -667,14 +666,10 @@ fn host_stack_need(
     max_frame: usize,
     trampoline: usize,
 ) -> usize {
-    use isa::opcode::{BPF_PSEUDO_CALL, CALL};
-    let calls = |f: &dyn Fn(&crate::program::Op) -> bool| {
-        programs
-            .iter()
-            .any(|p| p.ops.iter().any(|op| op.code == CALL && f(op)))
-    };
-    let nested = calls(&|op| op.src == BPF_PSEUDO_CALL || op.imm == crate::helpers::BPF_LOOP);
-    let tail = calls(&|op| op.src != BPF_PSEUDO_CALL && op.imm == crate::helpers::TAIL_CALL);
+    use crate::program::Op;
+    let calls = |f: &dyn Fn(&Op) -> bool| programs.iter().any(|p| p.ops().iter().any(f));
+    let nested = calls(&|op| matches!(op, Op::CallLocal { .. } | Op::Loop));
+    let tail = calls(&|op| matches!(op, Op::TailCall));
     let depth = if nested {
         crate::interp::MAX_CALL_FRAMES
     } else {
@@ -753,11 +748,9 @@ mod tests {
         let loaded = |forge: bool| {
             let maps = MapTable::new(Vec::new());
             let mut p = prepare("t", "xdp", &prog, &[], &maps).unwrap();
-            assert!(!p.analysis.proven(1));
+            assert!(!p.analysis().proven(1));
             if forge {
-                let mut forged = (*p.analysis).clone();
-                forged.forge_proven(1);
-                p.analysis = Arc::new(forged);
+                p.forge_proven(1);
             }
             LoadedObject {
                 maps,

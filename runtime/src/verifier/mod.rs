@@ -395,9 +395,19 @@ mod tests {
     }
 
     fn run(maps: &MapTable, p: crate::program::Prepared) -> Result<u64, crate::error::Trap> {
+        run_audited(maps, p, false)
+    }
+
+    fn run_audited(
+        maps: &MapTable,
+        p: crate::program::Prepared,
+        audit: bool,
+    ) -> Result<u64, crate::error::Trap> {
         let mut pkt = Packet::new(&[0u8; 64]).unwrap();
         let programs = [p];
-        Vm::new(0).run(
+        let mut vm = Vm::new(0);
+        vm.set_audit(audit);
+        vm.run(
             &Env {
                 maps,
                 programs: &programs,
@@ -413,15 +423,35 @@ mod tests {
         let prog = [ins(0xb7, 1, 0, 0, 0x1234), ins(0x79, 0, 1, 0, 0), EXIT];
         let maps = MapTable::new(Vec::new());
         let mut p = prepare("t", "xdp", &prog, &[], &maps).unwrap();
-        assert!(!p.analysis.proven(1));
-        let t = run(&maps, p.clone()).unwrap_err();
-        assert!(matches!(t.kind, TrapKind::OutOfBounds { .. }), "{t}");
-        let mut forged = (*p.analysis).clone();
-        forged.forge_proven(1);
-        p.analysis = std::sync::Arc::new(forged);
-        let t = run(&maps, p).unwrap_err();
+        assert!(!p.analysis().proven(1));
+        assert!(!p.ops()[1].is_proven());
+        for audit in [false, true] {
+            let t = run_audited(&maps, p.clone(), audit).unwrap_err();
+            assert!(matches!(t.kind, TrapKind::OutOfBounds { .. }), "{t}");
+        }
+        // The forged proof makes the load unchecked; the audit checks it anyway and
+        // reports the broken proof instead of reading 0x1234. (Without the audit the
+        // read would go to that address: only the audit may run a forged proof.)
+        p.forge_proven(1);
+        assert!(p.ops()[1].is_proven());
+        let t = run_audited(&maps, p, true).unwrap_err();
         assert_eq!(t.kind, TrapKind::ProofViolated { pc: 1 });
         assert_eq!(t.pc, 1);
+        // The same for a store of an immediate, a store of a register and an atomic.
+        for access in [
+            ins(0x7a, 1, 0, 0, 7),    // *(u64 *)(r1 + 0) = 7
+            ins(0x63, 1, 0, 0, 0),    // *(u32 *)(r1 + 0) = w0
+            ins(0xdb, 1, 0, 0, 0),    // lock *(u64 *)(r1 + 0) += r0
+            ins(0xc3, 1, 0, 0, 0xe1), // w0 = xchg(r1 + 0, w0)
+        ] {
+            let prog = [ins(0xb7, 1, 0, 0, 0x1238), R0_0, access, EXIT];
+            let mut p = prepare("t", "xdp", &prog, &[], &maps).unwrap();
+            assert!(!p.ops()[2].is_proven());
+            p.forge_proven(2);
+            assert!(p.ops()[2].is_proven(), "{:?}", p.ops()[2]);
+            let t = run_audited(&maps, p, true).unwrap_err();
+            assert_eq!(t.kind, TrapKind::ProofViolated { pc: 2 }, "{access:?}");
+        }
     }
 
     /// key at fp-4 = 0, value at fp-24; r0 = lookup(map 0, &key); `between` runs with
@@ -540,13 +570,13 @@ mod tests {
         let prepared = |forged| prepare("t", "xdp", &prog(forged), &[], &maps).unwrap();
         let mut honest = [prepared(false)];
         crate::program::forget_entry_ctx_if_tail_calls_forge_it(&mut honest);
-        assert!(!honest[0].analysis.tail_call_unproven_ctx);
-        assert!(honest[0].analysis.proven(0));
+        assert!(!honest[0].analysis().tail_call_unproven_ctx);
+        assert!(honest[0].analysis().proven(0));
         let mut forged = [prepared(false), prepared(true)];
-        assert!(forged[0].analysis.proven(0) && forged[1].analysis.proven(0));
+        assert!(forged[0].analysis().proven(0) && forged[1].analysis().proven(0));
         crate::program::forget_entry_ctx_if_tail_calls_forge_it(&mut forged);
-        assert!(!forged[0].analysis.proven(0));
-        assert!(!forged[1].analysis.proven(0));
+        assert!(!forged[0].analysis().proven(0));
+        assert!(!forged[1].analysis().proven(0));
     }
 
     #[test]

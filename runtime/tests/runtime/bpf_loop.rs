@@ -168,7 +168,10 @@ fn both(loaded: &LoadedObject) -> Result<u64, Trap> {
         let mut pkt = Packet::new(&[0u8; 64]).unwrap();
         let mut vm = Vm::new(0);
         match engine {
-            Engine::Interp => loaded.run_repeat(&mut vm, 0, &mut pkt, 1).map(|r| r.0),
+            Engine::Interp | Engine::Audit => {
+                vm.set_audit(engine == Engine::Audit);
+                loaded.run_repeat(&mut vm, 0, &mut pkt, 1).map(|r| r.0)
+            }
             Engine::Jit | Engine::JitAudit => {
                 let opts = JitOptions {
                     audit: engine == Engine::JitAudit,

@@ -15,6 +15,8 @@ use super::{counting, Outcome};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Engine {
     Interp,
+    /// The interpreter in its audit mode (`Vm::set_audit`): proven accesses checked too.
+    Audit,
     Jit,
     /// The JIT with the checks of proven accesses kept (`JitOptions::audit`).
     JitAudit,
@@ -24,6 +26,7 @@ impl Engine {
     pub(super) fn name(self) -> &'static str {
         match self {
             Engine::Interp => "interpreter",
+            Engine::Audit => "interpreter (audit)",
             Engine::Jit => "jit",
             Engine::JitAudit => "jit (audit)",
         }
@@ -70,8 +73,11 @@ pub(super) fn run_engine(
     }
     let mut pkt = Packet::new(data).map_err(|e| e.to_string())?;
     let mut vm = Vm::new(0);
+    vm.set_audit(engine == Engine::Audit);
     let (ret, _) = match engine {
-        Engine::Interp => loaded.run_repeat(&mut vm, index, &mut pkt, repeat as u64),
+        Engine::Interp | Engine::Audit => {
+            loaded.run_repeat(&mut vm, index, &mut pkt, repeat as u64)
+        }
         Engine::Jit | Engine::JitAudit => {
             let opts = JitOptions {
                 audit: engine == Engine::JitAudit,

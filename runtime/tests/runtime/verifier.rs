@@ -38,8 +38,15 @@ fn coverage_of_bpf_progs() {
             };
             let loaded = load(&path);
             let index = loaded.program_index(Some(case.prog)).expect("program");
-            let a = &loaded.programs[index].analysis;
+            let a = loaded.programs[index].analysis();
             let (p, t) = a.coverage();
+            // Exactly the proven accesses run unchecked in the interpreter.
+            let unchecked = loaded.programs[index]
+                .ops()
+                .iter()
+                .filter(|op| op.is_proven())
+                .count();
+            assert_eq!(unchecked, p, "{}:{}", case.object, case.prog);
             proven += p;
             total += t;
             lines.push(format!(
@@ -85,7 +92,7 @@ fn bpf_progs_never_violate_a_proof() {
             let sets = case.sets_bytes().expect("hex");
             for packet in case.packets {
                 let data = std::fs::read(bpf_progs::packet(packet)).expect("packet");
-                for engine in [super::jit::Engine::Interp, super::jit::Engine::JitAudit] {
+                for engine in [super::jit::Engine::Audit, super::jit::Engine::JitAudit] {
                     let r = super::jit::run_engine(
                         engine,
                         &path,
@@ -126,6 +133,7 @@ fn fuzz_count(default: u64) -> u64 {
 fn fuzz_programs_never_violate_a_proof() {
     let count = fuzz_count(if cfg!(debug_assertions) { 3000 } else { 50_000 });
     let mut vm = Vm::new(0);
+    vm.set_audit(true);
     let mut pkt = Packet::new(&[0u8; fuzz_gen::PACKET_LEN]).unwrap();
     let (mut traps, mut proven, mut total, mut ran) = (0u64, 0usize, 0usize, 0u64);
     for seed in 0..count {
@@ -136,7 +144,7 @@ fn fuzz_programs_never_violate_a_proof() {
         else {
             continue;
         };
-        let (a, b) = prepared.analysis.coverage();
+        let (a, b) = prepared.analysis().coverage();
         proven += a;
         total += b;
         let loaded = LoadedObject {
@@ -188,7 +196,7 @@ fn analysis_time_of_xdp_parser() {
             runtime::program::prepare(&p.name, &p.section, &p.insns, &starts, &loaded.maps)
                 .expect("prepares");
         times.push(t.elapsed());
-        assert!(prepared.analysis.processed > 0);
+        assert!(prepared.analysis().processed > 0);
     }
     times.sort();
     println!(
@@ -217,7 +225,7 @@ fn hostile_memory_traps_are_not_proven() {
             continue;
         };
         let (object, entry) = LoadedObject::from_store(&store, loaded.id).expect("from_store");
-        let fact = object.programs[entry].analysis.fact(*pc);
+        let fact = object.programs[entry].analysis().fact(*pc);
         let proven = if *kind == "OutOfBounds" {
             fact.proven
         } else {
@@ -229,6 +237,7 @@ fn hostile_memory_traps_are_not_proven() {
             case.name
         );
         let mut vm = Vm::new(0);
+        vm.set_audit(true);
         let mut pkt = Packet::new(&case.packet).expect("packet");
         if let Err(t) = object.run(&mut vm, entry, &mut pkt) {
             assert!(
@@ -265,6 +274,7 @@ fn random_programs_never_violate_a_proof() {
     const HELPERS: &[i32] = &[5, 7, 28, 44, 54, 65, 113, 188, 189, 190];
     let mut rng = fuzz_gen::Rng::new(0x7e57);
     let mut vm = Vm::new(0);
+    vm.set_audit(true);
     let mut pkt = Packet::new(&[0x5au8; 80]).unwrap();
     let (mut ran, mut proven, mut total) = (0u64, 0usize, 0usize);
     for _ in 0..count {
@@ -332,7 +342,7 @@ fn random_programs_never_violate_a_proof() {
         let Ok(prepared) = runtime::program::prepare("rnd", "xdp", &insns, &[], &maps) else {
             continue;
         };
-        let (a, b) = prepared.analysis.coverage();
+        let (a, b) = prepared.analysis().coverage();
         proven += a;
         total += b;
         let loaded = LoadedObject {
@@ -371,11 +381,83 @@ fn a_million_instructions_are_walked_once() {
     println!(
         "1M instructions: prepare {:?}, {} processed, gave up: {}",
         t.elapsed(),
-        p.analysis.processed,
-        p.analysis.gave_up
+        p.analysis().processed,
+        p.analysis().gave_up
     );
-    assert!(!p.analysis.gave_up);
-    assert_eq!(p.analysis.processed, 750_001);
+    assert!(!p.analysis().gave_up);
+    assert_eq!(p.analysis().processed, 750_001);
+}
+
+/// A tail call passes r1 on: a target whose analysis assumed the context in r1 (its
+/// context reads proven, so unchecked) must never be entered with anything else. Two
+/// programs put together by hand (so the object's loader never dropped that
+/// assumption): the first tail-calls the second with r1 = 0x1234. Both engines refuse
+/// the tail call and go on, as the kernel's verifier refuses such a program.
+#[test]
+fn tail_calls_with_a_forged_ctx_are_refused() {
+    let store = maps::Store::anonymous(maps::StoreOptions {
+        size: 1 << 20,
+        ncpus: Some(1),
+    })
+    .unwrap();
+    let def = maps::MapDef {
+        map_type: runtime::maptable::types::PROG_ARRAY,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+        map_flags: 0,
+        name: "jmp".into(),
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+        btf_id: 0,
+        holder_pid: 0,
+    };
+    let map = store.create_map(&def).unwrap();
+    // Slot 0 names programs[1].
+    map.update(&0u32.to_ne_bytes(), &2u32.to_ne_bytes(), 0)
+        .unwrap();
+    let bound = runtime::BoundMap {
+        name: "jmp".into(),
+        info: map.info(),
+        map,
+    };
+    let maps = MapTable::new(vec![bound]);
+    let caller = [
+        RawInsn::new(0xb7, 1, 0, 0, 0x1234), // r1 = 0x1234
+        RawInsn::new(0x18, 2, isa::opcode::BPF_PSEUDO_MAP_IDX, 0, 0), // r2 = jmp
+        RawInsn::new(0, 0, 0, 0, 0),
+        RawInsn::new(0xb7, 3, 0, 0, 0),  // r3 = 0
+        RawInsn::new(0x85, 0, 0, 0, 12), // tail call
+        RawInsn::new(0xb7, 0, 0, 0, 1),  // r0 = 1
+        RawInsn::new(0x95, 0, 0, 0, 0),
+    ];
+    let target = [
+        RawInsn::new(0x61, 0, 1, 0, 0), // r0 = ctx->data
+        RawInsn::new(0x95, 0, 0, 0, 0),
+    ];
+    let prepare = |name, insns: &[RawInsn]| {
+        runtime::program::prepare(name, "xdp", insns, &[], &maps).expect("prepares")
+    };
+    let programs = vec![prepare("caller", &caller), prepare("target", &target)];
+    assert!(
+        programs[1].analysis().proven(0),
+        "the context read is proven"
+    );
+    let loaded = LoadedObject {
+        maps,
+        programs,
+        rejected: Vec::new(),
+        all_programs: Vec::new(),
+    };
+    for audit in [false, true] {
+        let mut vm = Vm::new(0);
+        vm.set_audit(audit);
+        let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+        assert_eq!(loaded.run(&mut vm, 0, &mut pkt), Ok(1), "audit {audit}");
+    }
+    let jit = runtime::jit::JitObject::compile(&loaded, &Default::default()).expect("compiles");
+    let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+    assert_eq!(jit.run(&mut Vm::new(0), 0, &mut pkt), Ok(1));
 }
 
 /// Strict mode (`LoadOptions::strict`): every bpf-progs object whose programs the
@@ -403,7 +485,7 @@ fn strict_mode_refuses_exactly_the_unproven_programs() {
             .expect("loads")
             .programs
             .iter()
-            .all(|p| p.analysis.unproven().is_empty() && !p.analysis.gave_up);
+            .all(|p| p.analysis().unproven().is_empty() && !p.analysis().gave_up);
         match LoadedObject::load_with(&obj, &store, &strict) {
             Ok(_) => assert!(
                 all_proven,
