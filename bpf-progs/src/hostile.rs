@@ -419,14 +419,8 @@ pub fn selected() -> Vec<Hostile> {
     let (only, skip) = (list("XDP_HOSTILE"), list("XDP_HOSTILE_SKIP"));
     suite()
         .into_iter()
-        .filter(|c| {
-            only.as_ref()
-                .map_or(true, |o| o.iter().any(|n| n == c.name))
-        })
-        .filter(|c| {
-            skip.as_ref()
-                .map_or(true, |s| !s.iter().any(|n| n == c.name))
-        })
+        .filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|n| n == c.name)))
+        .filter(|c| skip.as_ref().is_none_or(|s| !s.iter().any(|n| n == c.name)))
         .collect()
 }
 

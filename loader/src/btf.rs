@@ -372,7 +372,7 @@ impl Btf {
         let body = &data[hdr_len..];
         let type_data = sub_slice(body, type_off, type_len, SEC, "type section out of range")?;
         let strings = sub_slice(body, str_off, str_len, SEC, "string section out of range")?;
-        if type_off % 4 != 0 {
+        if !type_off.is_multiple_of(4) {
             return Err(BtfError::BadHeader {
                 section: SEC,
                 reason: "type section misaligned",

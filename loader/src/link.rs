@@ -496,7 +496,7 @@ impl Ctx<'_, '_> {
             }
             .into());
         }
-        if rel.offset % 8 != 0 || rel.offset / 8 >= insns.len() as u64 {
+        if !rel.offset.is_multiple_of(8) || rel.offset / 8 >= insns.len() as u64 {
             return Err(RelocError::OutOfBounds {
                 section,
                 offset: rel.offset,

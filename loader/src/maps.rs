@@ -316,7 +316,7 @@ fn legacy_maps(elf: &Elf, idx: usize) -> Result<Vec<(MapSpec, MapSite)>, ParseEr
         });
     }
     let count = syms.len() as u64;
-    if sec.size % count != 0 || sec.size == 0 {
+    if !sec.size.is_multiple_of(count) || sec.size == 0 {
         return Err(ParseError::BadLegacyMapSection {
             section: sec.name.clone(),
             size: sec.size,
@@ -434,7 +434,7 @@ fn btf_maps(
             return Err(bad(name, offset, "struct is larger than its DATASEC slot"));
         }
         let end = offset.checked_add(u64::from(vi.size));
-        if !end.is_some_and(|end| end <= sec.size) {
+        if end.is_none_or(|end| end > sec.size) {
             return Err(bad(
                 name,
                 offset,

@@ -646,7 +646,7 @@ pub(crate) fn geometry(
                 || key_size != 0
                 || value_size != 0
                 || !max_entries.is_power_of_two()
-                || max_entries % 4096 != 0
+                || !max_entries.is_multiple_of(4096)
             {
                 return Err(invalid(
                     name,

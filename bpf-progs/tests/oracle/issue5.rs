@@ -426,7 +426,7 @@ fn lpm(case: &Case, map: &str, addr: &[u8]) -> Option<u32> {
             let mask = 0x80u8 >> (bit % 8);
             prefix[bit / 8] & mask == addr[bit / 8] & mask
         });
-        if matches && best.map_or(true, |(p, _)| plen > p) {
+        if matches && best.is_none_or(|(p, _)| plen > p) {
             best = Some((plen, u32_at(&v, 0)));
         }
     }

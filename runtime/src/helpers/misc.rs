@@ -400,7 +400,7 @@ fn lock_word<'a>(
     addr: u64,
 ) -> Result<&'a std::sync::atomic::AtomicU32, TrapKind> {
     let bytes = ctx.bytes_mut(helper, addr, 4)?;
-    if bytes.as_ptr() as usize % 4 != 0 {
+    if !(bytes.as_ptr() as usize).is_multiple_of(4) {
         return Err(TrapKind::MisalignedAtomic { addr, len: 4 });
     }
     // SAFETY: the 4 bytes are writable memory of the run, aligned to 4; other
@@ -433,7 +433,7 @@ pub(super) fn spin_lock(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64,
             return Err(TrapKind::SpinLockRelocked { addr: a[0] });
         }
         spins = spins.wrapping_add(1);
-        if cur != 0 && spins % 256 == 0 {
+        if cur != 0 && spins.is_multiple_of(256) {
             if thread_is_gone(cur) && lock.compare_exchange(cur, me, Acquire, Relaxed).is_ok() {
                 return Ok(0);
             }

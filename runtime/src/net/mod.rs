@@ -457,7 +457,7 @@ impl Net {
                     i64::from(label6(a.addr) == dlabel),
                     i64::from(common.min(u32::from(a.plen))),
                 ];
-                if best.as_ref().map_or(true, |(b, _)| score > *b) {
+                if best.as_ref().is_none_or(|(b, _)| score > *b) {
                     best = Some((score, a.addr));
                 }
             }

@@ -293,6 +293,7 @@ fn kernel_ring_records(
 fn pin_to_cpu0() -> Result<(), String> {
     // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU 0 is inside the set, which is a valid cpu_set_t.
     unsafe { libc::CPU_SET(0, &mut set) };
     // SAFETY: `set` is a valid cpu_set_t of the size given; 0 is this thread.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };

@@ -420,6 +420,15 @@ fn perf_map_names_every_function() {
     let obj = loader::Object::parse(&bytes).unwrap();
     let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
     let loaded = LoadedObject::load(&obj, &store).unwrap();
+    // The perf map is this process's /tmp/perf-PID.map; the test removes it when it
+    // ends, passed or not, so the test run leaves no file behind.
+    struct RemoveOnDrop(std::path::PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _remove = RemoveOnDrop(runtime::jit::perfmap::path());
     let jit = JitObject::compile(
         &loaded,
         &JitOptions {
