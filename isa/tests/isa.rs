@@ -298,3 +298,6 @@ fn workspace_objects_round_trip() {
     }
     println!("compared {n} instructions of {}", dir.display());
 }
+
+#[path = "isa/uapi.rs"]
+mod uapi;
