@@ -24,32 +24,20 @@
 pub mod error;
 pub mod rbpf_peer;
 
+use isa::helpers::func;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use isa::{AluOp, CallTarget, Insn, JmpCond, Operand, RawInsn, Size, Width};
 use runtime::{LoadedObject, Packet};
 
-/// Helper ids (include/uapi/linux/bpf.h), checked against isa's table in the tests.
-pub mod helper {
-    pub const MAP_LOOKUP_ELEM: i32 = 1;
-    pub const MAP_UPDATE_ELEM: i32 = 2;
-    pub const KTIME_GET_NS: i32 = 5;
-    pub const TAIL_CALL: i32 = 12;
-    pub const CSUM_DIFF: i32 = 28;
-    pub const XDP_ADJUST_HEAD: i32 = 44;
-    pub const REDIRECT_MAP: i32 = 51;
-    pub const XDP_ADJUST_TAIL: i32 = 65;
-}
-
-/// Map type ids (`BPF_MAP_TYPE_*`).
+/// Map type ids (`BPF_MAP_TYPE_*`), short names for `isa::uapi`'s.
 pub mod map_type {
-    pub const HASH: u32 = 1;
-    pub const ARRAY: u32 = 2;
-    pub const PROG_ARRAY: u32 = 3;
-    pub const PERCPU_HASH: u32 = 5;
-    pub const PERCPU_ARRAY: u32 = 6;
-    pub const DEVMAP: u32 = 14;
+    pub use isa::uapi::{
+        BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_DEVMAP as DEVMAP, BPF_MAP_TYPE_HASH as HASH,
+        BPF_MAP_TYPE_PERCPU_ARRAY as PERCPU_ARRAY, BPF_MAP_TYPE_PERCPU_HASH as PERCPU_HASH,
+        BPF_MAP_TYPE_PROG_ARRAY as PROG_ARRAY,
+    };
 }
 
 /// The repository root (this crate's parent directory).
@@ -541,7 +529,7 @@ pub mod helpers {
         let lookup = |map: usize| {
             let mut v = vec![key0, ld_map(1, map)];
             v.extend(stack_ptr(2, -4));
-            v.push(call(helper::MAP_LOOKUP_ELEM));
+            v.push(call(func::map_lookup_elem));
             ret(&mut v, 2);
             v
         };
@@ -549,7 +537,7 @@ pub mod helpers {
             let mut v = vec![key0, store_imm(Size::DW, 10, -16, 7), ld_map(1, map)];
             v.extend(stack_ptr(2, -4));
             v.extend(stack_ptr(3, -16));
-            v.extend([mov(4, 0), call(helper::MAP_UPDATE_ELEM)]);
+            v.extend([mov(4, 0), call(func::map_update_elem)]);
             ret(&mut v, 2);
             v
         };
@@ -571,8 +559,8 @@ pub mod helpers {
         out.push(("update_array", update(1), 2));
         out.push(("update_percpu_array", update(2), 2));
         out.push(("update_percpu_hash", update(3), 2));
-        out.push(("xdp_adjust_head", adjust(helper::XDP_ADJUST_HEAD, -8), 2));
-        out.push(("xdp_adjust_tail", adjust(helper::XDP_ADJUST_TAIL, 8), 2));
+        out.push(("xdp_adjust_head", adjust(func::xdp_adjust_head, -8), 2));
+        out.push(("xdp_adjust_tail", adjust(func::xdp_adjust_tail, 8), 2));
         // csum_diff(NULL, 0, fp-16, 16, 0): the checksum of 16 bytes.
         let mut csum = vec![
             store_imm(Size::DW, 10, -16, 0x1234_5678),
@@ -581,10 +569,10 @@ pub mod helpers {
             mov(2, 0),
         ];
         csum.extend(stack_ptr(3, -16));
-        csum.extend([mov(4, 16), mov(5, 0), call(helper::CSUM_DIFF)]);
+        csum.extend([mov(4, 16), mov(5, 0), call(func::csum_diff)]);
         ret(&mut csum, 2);
         out.push(("csum_diff", csum, 2));
-        let mut ktime = vec![call(helper::KTIME_GET_NS)];
+        let mut ktime = vec![call(func::ktime_get_ns)];
         ret(&mut ktime, 2);
         out.push(("ktime_get_ns", ktime, 2));
         // redirect_map(devmap, 0, 0): the filled slot, XDP_REDIRECT.
@@ -594,13 +582,13 @@ pub mod helpers {
                 ld_map(1, 4),
                 mov(2, 0),
                 mov(3, 0),
-                call(helper::REDIRECT_MAP),
+                call(func::redirect_map),
                 exit(),
             ],
             4,
         ));
         // tail_call(ctx, jmp, 0): tail_target returns XDP_TX; falling through, PASS.
-        let mut tail = vec![ld_map(2, 5), mov(3, 0), call(helper::TAIL_CALL)];
+        let mut tail = vec![ld_map(2, 5), mov(3, 0), call(func::tail_call)];
         ret(&mut tail, 2);
         out.push(("tail_call", tail, 3));
         let mut target = Vec::new();
@@ -637,22 +625,6 @@ mod tests {
     use super::*;
     use runtime::jit::JitObject;
     use runtime::Vm;
-
-    #[test]
-    fn helper_ids_are_the_kernels() {
-        for (id, name) in [
-            (helper::MAP_LOOKUP_ELEM, "bpf_map_lookup_elem"),
-            (helper::MAP_UPDATE_ELEM, "bpf_map_update_elem"),
-            (helper::KTIME_GET_NS, "bpf_ktime_get_ns"),
-            (helper::TAIL_CALL, "bpf_tail_call"),
-            (helper::CSUM_DIFF, "bpf_csum_diff"),
-            (helper::XDP_ADJUST_HEAD, "bpf_xdp_adjust_head"),
-            (helper::REDIRECT_MAP, "bpf_redirect_map"),
-            (helper::XDP_ADJUST_TAIL, "bpf_xdp_adjust_tail"),
-        ] {
-            assert_eq!(isa::helper_name(id), Some(name));
-        }
-    }
 
     /// Runs program `name` of `w` three times on one buffer in both engines; returns
     /// the interpreter's and the JIT's last return values and output frames.

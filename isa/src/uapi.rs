@@ -245,6 +245,24 @@ uapi_consts! {
 }
 
 uapi_consts! {
+    /// `prog_flags` of `BPF_PROG_LOAD`.
+    PROG_FLAGS: u32 {
+        /// Verify as if unaligned accesses were refused.
+        BPF_F_STRICT_ALIGNMENT = 1 << 0,
+        /// Do not check alignment.
+        BPF_F_ANY_ALIGNMENT = 1 << 1,
+        /// Randomise the upper halves of 32-bit results (testing).
+        BPF_F_TEST_RND_HI32 = 1 << 2,
+        /// Verifier state pruning at every instruction (testing).
+        BPF_F_TEST_STATE_FREQ = 1 << 3,
+        /// The program may sleep.
+        BPF_F_SLEEPABLE = 1 << 4,
+        /// XDP: the program understands multi-buffer frames.
+        BPF_F_XDP_HAS_FRAGS = 1 << 5,
+    }
+}
+
+uapi_consts! {
     /// Flags of `bpf_redirect_map`.
     REDIRECT_FLAGS: u64 {
         /// Redirect to every device of a devmap.
@@ -482,6 +500,7 @@ pub fn all_constants() -> Vec<(&'static str, Vec<(&'static str, u64)>)> {
         ("xdp_action", widen(XDP_ACTIONS)),
         ("elem flags", widen(ELEM_FLAGS)),
         ("map flags", widen(MAP_FLAGS)),
+        ("prog flags", widen(PROG_FLAGS)),
         ("redirect flags", widen(REDIRECT_FLAGS)),
         ("test run flags", widen(TEST_RUN_FLAGS)),
         ("sizes", SIZES.iter().map(|&(n, v)| (n, v as u64)).collect()),

@@ -12,12 +12,11 @@ use crate::elf::Elf;
 use crate::error::ParseError;
 use crate::{MapKind, MapSpec, SlotTarget};
 
-pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
-pub const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
-pub const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
-pub const BPF_MAP_TYPE_HASH_OF_MAPS: u32 = 13;
-pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
-pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+pub use isa::uapi::{BPF_F_MMAPABLE, BPF_F_RDONLY_PROG};
+use isa::uapi::{
+    BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS,
+    BPF_MAP_TYPE_PROG_ARRAY,
+};
 
 /// Largest global data section accepted: the kernel refuses array values above
 /// `KMALLOC_MAX_SIZE` (4 MiB on x86-64) with E2BIG.

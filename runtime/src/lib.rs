@@ -475,14 +475,7 @@ pub struct Entry {
 }
 
 /// Whether values of this map type are per CPU.
-pub fn is_percpu(map_type: u32) -> bool {
-    matches!(
-        map_type,
-        maptable::types::PERCPU_ARRAY
-            | maptable::types::PERCPU_HASH
-            | maptable::types::LRU_PERCPU_HASH
-    )
-}
+pub use isa::uapi::is_percpu_map_type as is_percpu;
 
 /// Every entry of `map`, in iteration order, with per-CPU values split per CPU.
 pub fn dump(map: &maps::Map) -> Result<Vec<Entry>, maps::MapError> {

@@ -1,12 +1,13 @@
 //! Time, randomness, the worker id, checksums and trace_printk.
 
+use isa::helpers::func;
 use std::io::Write;
 
 use super::{neg_errno, HelperCtx};
 use crate::error::TrapKind;
 
-const TRACE_PRINTK: i32 = 6;
-const CSUM_DIFF: i32 = 28;
+const TRACE_PRINTK: i32 = func::trace_printk;
+const CSUM_DIFF: i32 = func::csum_diff;
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
@@ -333,8 +334,8 @@ pub(super) fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u
     Ok(written as u64)
 }
 
-const SPIN_LOCK: i32 = 93;
-const PROBE_READ_KERNEL: i32 = 113;
+const SPIN_LOCK: i32 = func::spin_lock;
+const PROBE_READ_KERNEL: i32 = func::probe_read_kernel;
 
 /// How long bpf_spin_lock waits for a lock another live thread holds before it
 /// traps. The kernel's verifier keeps these critical sections to a few
