@@ -262,7 +262,7 @@ pub fn store_for(object: &loader::Object) -> Result<maps::Store> {
 
 /// One program of a loaded object and the packet it runs on.
 pub struct Workload {
-    /// The object as loaded, for the kernel column ([`runtime::kernel::KernelObject`]).
+    /// The object as loaded, for the kernel column ([`kclient::KernelObject`]).
     pub object: loader::Object,
     pub loaded: LoadedObject,
     /// Index in `loaded.programs`.
@@ -324,9 +324,9 @@ impl Workload {
 
     /// The kernel's copy of this workload, with the same entries `fills` writes, or why
     /// not (no bpf(2) permission, the verifier's refusal).
-    pub fn kernel(&self, fills: &[(&str, u64)]) -> Result<runtime::kernel::KernelObject> {
-        runtime::kernel::available().map_err(|why| anyhow!("kernel not available: {why}"))?;
-        let k = runtime::kernel::KernelObject::load(&self.object)?;
+    pub fn kernel(&self, fills: &[(&str, u64)]) -> Result<kclient::KernelObject> {
+        kclient::available().map_err(|why| anyhow!("kernel not available: {why}"))?;
+        let k = kclient::KernelObject::load(&self.object)?;
         for (map, n) in fills {
             k.fill(map, *n)?;
         }
@@ -669,12 +669,12 @@ mod tests {
 
     #[test]
     fn helper_programs_match_the_kernel() {
-        if let Err(why) = runtime::kernel::available() {
+        if let Err(why) = kclient::available() {
             println!("SKIP: helper programs in the kernel: {why}");
             return;
         }
         let w = helpers::workload().unwrap();
-        let k = runtime::kernel::KernelObject::load(&w.object).unwrap();
+        let k = kclient::KernelObject::load(&w.object).unwrap();
         let key0 = 0u32.to_ne_bytes();
         for m in ["hash", "array"] {
             k.update_elem(m, &key0, &1u64.to_ne_bytes(), 0).unwrap();

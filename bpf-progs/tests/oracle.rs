@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
-use bpf_progs::kernel::{self, KernelEntry, KernelRun};
 use bpf_progs::{cases, object, object_for, packet, Case, Cpu, BLOCKED_PORT, OOB_PROGRAMS};
+use kclient::bpftool::{self as kernel, KernelEntry, KernelRun};
 
 const XDP_ABORTED: u32 = 0;
 const XDP_DROP: u32 = 1;
@@ -17,7 +17,7 @@ const XDP_TX: u32 = 3;
 
 macro_rules! require_kernel {
     () => {
-        if let Err(reason) = kernel::available() {
+        if let Err(reason) = kclient::available() {
             println!("SKIP: kernel oracle unavailable: {reason}");
             return;
         }

@@ -30,6 +30,7 @@ mod array;
 mod check;
 mod def;
 mod error;
+mod fill;
 // `len % 4 == 0` in the hash function stays as it is until the hash map's speed
 // work lands; the lint is switched off for that module only.
 #[allow(clippy::manual_is_multiple_of)]
@@ -49,6 +50,7 @@ mod typed;
 
 pub use def::*;
 pub use error::{MapError, ObjectError, StoreError, ENOTSUPP};
+pub use fill::{fill_bytes, fill_fits};
 pub use layout::{LAYOUT_VERSION, MAGIC, MAP_TABLE_CAP, MIN_STORE_SIZE};
 pub use map::{Map, MapKeys, ValueRegion};
 pub use objects::{

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bpf_progs::kernel;
+use kclient::bpftool as kernel;
 use serde_json::Value;
 
 fn runner() -> Command {
@@ -229,7 +229,7 @@ fn repeat_does_not_reset_the_packet_and_set_writes_entries() {
 
 #[test]
 fn matches_the_kernel_on_every_case() {
-    if let Err(why) = kernel::available() {
+    if let Err(why) = kclient::available() {
         println!("SKIP: kernel comparison of xdp-runner --json: {why}");
         return;
     }
@@ -578,7 +578,7 @@ fn xdp_md(
 
 #[test]
 fn ctx_in_and_ctx_out_follow_the_kernel() {
-    let kernel_ok = kernel::available();
+    let kernel_ok = kclient::available();
     if let Err(why) = &kernel_ok {
         println!("SKIP: kernel comparison of --ctx-in: {why}");
     }
@@ -691,7 +691,7 @@ fn bench_reports_every_engine_and_ratios_to_the_kernel_row() {
         .map(|r| r["engine"].as_str().unwrap())
         .collect();
     let kernel_row = results.iter().find(|r| r["engine"] == "kernel");
-    match kernel::available() {
+    match kclient::available() {
         Ok(()) => {
             assert_eq!(engines, ["interpreter", "kernel"]);
             let k = kernel_row.unwrap()["ns_per_run"].as_f64().unwrap();
@@ -1441,7 +1441,7 @@ impl Drop for BtfPins {
 
 #[test]
 fn map_dump_formats_btf_like_bpftool() {
-    if let Err(why) = kernel::available() {
+    if let Err(why) = kclient::available() {
         println!("SKIP: kernel comparison of BTF-formatted map dumps: {why}");
         return;
     }
@@ -1584,7 +1584,7 @@ fn probe_bench(extra: &[&str]) -> (Value, Vec<(String, u64)>) {
 
 #[test]
 fn bench_fill_writes_the_maps_of_every_engine() {
-    let expect_engines: &[&str] = match kernel::available() {
+    let expect_engines: &[&str] = match kclient::available() {
         Ok(()) => &["interpreter", "jit", "kernel"],
         Err(why) => {
             println!("SKIP: bench --fill kernel column: {why}");

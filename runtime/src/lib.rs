@@ -21,7 +21,6 @@ pub mod error;
 pub mod helpers;
 pub mod interp;
 pub mod jit;
-pub mod kernel;
 pub mod maptable;
 pub mod memory;
 pub mod net;
@@ -248,12 +247,12 @@ impl LoadedObject {
     }
 
     /// Writes entries `0..n` of map `name` as `xdp-runner bench --fill` does (and
-    /// [`kernel::KernelObject::fill`] in the kernel): key and value are the index as
-    /// little-endian integers of the key's and value's size ([`kernel::fill_bytes`]).
+    /// `kclient::KernelObject::fill` in the kernel): key and value are the index as
+    /// little-endian integers of the key's and value's size ([`maps::fill_bytes`]).
     pub fn fill(&self, name: &str, n: u64) -> Result<(), EntryError> {
         let info = &self.map_named(name)?.info;
         let (ks, vs, max) = (info.key_size, info.value_size, info.max_entries);
-        if !kernel::fill_fits(n, ks, max) {
+        if !maps::fill_fits(n, ks, max) {
             return Err(EntryError::FillTooLarge {
                 map: name.to_string(),
                 n,
@@ -262,8 +261,8 @@ impl LoadedObject {
             });
         }
         for i in 0..n {
-            let key = kernel::fill_bytes(i, ks as usize);
-            let value = kernel::fill_bytes(i, vs as usize);
+            let key = maps::fill_bytes(i, ks as usize);
+            let value = maps::fill_bytes(i, vs as usize);
             self.update_entry(name, &key, &value, 0)?;
         }
         Ok(())

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bpf_progs::{kernel, Cpu};
+use bpf_progs::Cpu;
+use kclient::bpftool as kernel;
 use runtime::{LoadedObject, Packet, TrapKind, Vm};
 
 /// One instruction slot from its fields (for hand-written programs).
@@ -136,7 +137,7 @@ fn diff(label: &str, (a, ours): (&str, &Outcome), (b, theirs): (&str, &Outcome))
 /// every engine must match the kernel (where bpf(2) is permitted) and the first engine.
 /// Returns the mismatches.
 fn compare_cases(cases: &[bpf_progs::Case], cpu: Cpu, engines: &[Engine]) -> Vec<String> {
-    let kernel_ok = kernel::available();
+    let kernel_ok = kclient::available();
     if let Err(why) = &kernel_ok {
         println!(
             "SKIP: kernel comparison for -mcpu={}: {why} (the engines are still compared with each other)",
@@ -267,7 +268,7 @@ fn short_packets_are_refused_like_the_kernel() {
     assert!(data.len() < 14);
     let err = Packet::new(&data).err().expect("short packet refused");
     assert!(err.to_string().contains("EINVAL"), "{err}");
-    if let Err(why) = kernel::available() {
+    if let Err(why) = kclient::available() {
         println!("SKIP: kernel check of short packets: {why}");
         return;
     }
@@ -356,7 +357,7 @@ fn co_re_relocated_programs_match_the_kernel() {
         println!("SKIP: CO-RE differential: no /sys/kernel/btf/vmlinux");
         return;
     }
-    let kernel_ok = kernel::available();
+    let kernel_ok = kclient::available();
     if let Err(why) = &kernel_ok {
         println!("SKIP: kernel comparison of CO-RE programs: {why}");
     }

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use bpf_progs::kernel::{self, KernelRun};
 use bpf_progs::{hex_decode, object_for, real_world_cases, Case, Cpu, FIB_NETNS_SETUP};
+use kclient::bpftool::{self as kernel, KernelRun};
 
 use super::{
     inet_csum, read_packet, u32_at, u64_at, value, XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
-use runtime::kernel::KernelObject;
+use kclient::KernelObject;
 use runtime::{LoadedObject, Packet, Vm};
 use serde_json::json;
 
@@ -145,7 +145,7 @@ fn store_size(object: &loader::Object) -> usize {
 }
 
 /// Writes entries `0..n` of map `name` in the runtime's store, as
-/// [`runtime::kernel::KernelObject::fill`] does in the kernel's.
+/// [`kclient::KernelObject::fill`] does in the kernel's.
 pub fn fill_runtime(loaded: &LoadedObject, name: &str, n: u64) -> Result<()> {
     loaded
         .fill(name, n)
@@ -191,7 +191,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
     let mut kernel = None;
     if engines.contains(&Engine::Kernel) {
-        match runtime::kernel::available()
+        match kclient::available()
             .and_then(|()| KernelObject::load(&object).map_err(|e| e.to_string()))
         {
             Ok(k) => {

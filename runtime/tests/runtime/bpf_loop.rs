@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use bpf_progs::kernel;
+use kclient::bpftool as kernel;
 use runtime::jit::{JitObject, JitOptions};
 use runtime::{LoadedObject, Packet, Trap, TrapKind, Vm};
 
@@ -419,7 +419,7 @@ fn bpf_loop_edge_cases_match_the_kernel() {
     assert_eq!(val(6), 4);
     // count ran 4 + 2 + 98 times; outer's nested loops made 1 + 2 + 3 + 4 calls.
     assert_eq!(val(7), 4 + 2 + data.len() as u64 + 10);
-    match kernel::available() {
+    match kclient::available() {
         Err(why) => println!("SKIP: bpf_loop edge cases in the kernel: {why}"),
         Ok(()) => {
             let theirs = super::kernel_outcome(kernel::run(&obj, prog, &data, 1, &[]).unwrap());

@@ -11,7 +11,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use runtime::kernel::KernelObject;
+use kclient::KernelObject;
 use runtime::{LoadedObject, Packet, Vm};
 
 const PROG: &str = "xdp_events";
@@ -308,7 +308,7 @@ fn pin_to_cpu0() -> Result<(), String> {
 
 #[test]
 fn perf_samples_and_ring_records_match_the_kernel() {
-    if let Err(why) = runtime::kernel::available() {
+    if let Err(why) = kclient::available() {
         println!("SKIP: kernel perf/ringbuf record comparison: {why}");
         return;
     }

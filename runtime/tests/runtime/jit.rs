@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bpf_progs::kernel;
+use kclient::bpftool as kernel;
 use runtime::jit::{JitObject, JitOptions, MemoryChecks};
 use runtime::{LoadedObject, Packet, TrapKind, Vm};
 
@@ -302,7 +302,7 @@ fn seed_workload_speed() {
         .run_repeat(&mut Vm::new(0), 0, &mut pkt, repeat)
         .unwrap();
     println!("interpreter: {:.2} ns/run", ns(t));
-    match kernel::available() {
+    match kclient::available() {
         Err(why) => println!("SKIP: kernel timing: {why}"),
         Ok(()) => {
             let k = kernel::run(&object, "xdp_counter", &data, repeat as u32, &[]).unwrap();
