@@ -670,7 +670,7 @@ mod tests {
     #[test]
     fn helper_programs_match_the_kernel() {
         if let Err(why) = kclient::available() {
-            println!("SKIP: helper programs in the kernel: {why}");
+            kclient::skip("helper programs in the kernel", &why);
             return;
         }
         let w = helpers::workload().unwrap();

@@ -13,13 +13,16 @@
 //!   part of [`cases`].
 //! - [`hostile`]: the hostile-program suite (raw programs and how each must end).
 //! - The kernel oracle that runs these objects through bpftool (libbpf) is
-//!   `kclient::bpftool`.
+//!   `kclient::bpftool`; [`recorded`] holds its answers to every case, recorded
+//!   as root, for machines where the kernel may not be used
+//!   ([`recorded::kernel_answer`]).
 //!
 //! Case semantics: every packet of a case runs on a freshly loaded object:
 //! load, write `sets`, run `repeat` times on the packet (the kernel does not
 //! reset the packet between repetitions), dump every map.
 
 pub mod hostile;
+pub mod recorded;
 
 use std::path::PathBuf;
 

@@ -17,8 +17,7 @@ const XDP_TX: u32 = 3;
 
 macro_rules! require_kernel {
     () => {
-        if let Err(reason) = kclient::available() {
-            println!("SKIP: kernel oracle unavailable: {reason}");
+        if !kclient::require("kernel oracle") {
             return;
         }
     };

@@ -25,6 +25,7 @@ pub mod sys;
 use std::sync::OnceLock;
 
 pub use error::KernelError;
+pub use maps::possible_cpus;
 pub use object::KernelObject;
 pub use prog::TestRun;
 
@@ -39,6 +40,31 @@ pub fn available() -> Result<(), String> {
             bpftool::probe()
         })
         .clone()
+}
+
+/// The environment variable that turns a skipped kernel comparison into a failure
+/// (`.ci/run` sets it: CI runs as root, so nothing there may skip the kernel).
+pub const REQUIRE_ENV: &str = "XDP_REQUIRE_ORACLE";
+
+/// Reports a kernel comparison that cannot run here: prints `SKIP: what: why`, or
+/// panics when [`REQUIRE_ENV`] is set.
+pub fn skip(what: &str, why: &str) {
+    assert!(
+        std::env::var_os(REQUIRE_ENV).is_none(),
+        "{REQUIRE_ENV} is set but {what} cannot use the kernel: {why}"
+    );
+    println!("SKIP: {what}: {why}");
+}
+
+/// Whether the kernel may be used here ([`available`]); when not, [`skip`]s `what`.
+pub fn require(what: &str) -> bool {
+    match available() {
+        Ok(()) => true,
+        Err(why) => {
+            skip(what, &why);
+            false
+        }
+    }
 }
 
 /// The smallest XDP program, `r0 = XDP_PASS; exit`, loaded and run once.

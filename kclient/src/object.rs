@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn fill_writes_every_key_in_the_kernel() {
         if let Err(why) = available() {
-            println!("SKIP: kernel map fill: {why}");
+            crate::skip("kernel map fill", &why);
             return;
         }
         // 150,000 entries: two full batches and a partial one.
@@ -400,7 +400,7 @@ mod tests {
     #[test]
     fn fill_spreads_per_cpu_values() {
         if let Err(why) = available() {
-            println!("SKIP: kernel per-CPU map fill: {why}");
+            crate::skip("kernel per-CPU map fill", &why);
             return;
         }
         let k = load_prog("xdp_stats");
@@ -431,7 +431,7 @@ mod tests {
     #[test]
     fn a_tiny_program_runs_in_the_kernel() {
         if let Err(why) = available() {
-            println!("SKIP: kernel test run: {why}");
+            crate::skip("kernel test run", &why);
             return;
         }
         let bytes = std::fs::read(concat!(

@@ -229,15 +229,10 @@ fn repeat_does_not_reset_the_packet_and_set_writes_entries() {
 
 #[test]
 fn matches_the_kernel_on_every_case() {
-    if let Err(why) = kclient::available() {
-        println!("SKIP: kernel comparison of xdp-runner --json: {why}");
-        return;
-    }
+    // The live kernel where it may be used, else its recorded answers.
     for case in bpf_progs::cases() {
         let object = bpf_progs::object(case.object);
-        let sets = case.sets_bytes().unwrap();
         for packet in case.packets {
-            let data = std::fs::read(bpf_progs::packet(packet)).unwrap();
             let mut args = vec![
                 "run".to_string(),
                 path_str(&object),
@@ -270,27 +265,8 @@ fn matches_the_kernel_on_every_case() {
             }
             let out = runner().args(&args).output().unwrap();
             let ours = json_of(&out);
-            let theirs = match setup {
-                Some(setup) => kernel::run_in_netns(
-                    &object,
-                    case.prog,
-                    &data,
-                    case.repeat,
-                    &sets,
-                    &case.prog_sets_owned(),
-                    None,
-                    setup,
-                ),
-                None => kernel::run_with(
-                    &object,
-                    case.prog,
-                    &data,
-                    case.repeat,
-                    &sets,
-                    &case.prog_sets_owned(),
-                ),
-            }
-            .expect("kernel run");
+            let (theirs, _) = bpf_progs::recorded::kernel_answer(case, packet, &object)
+                .unwrap_or_else(|e| panic!("{}: {e}", case.label(packet)));
             let _ = std::fs::remove_file(&net_file);
             let label = case.label(packet);
             assert_eq!(ours["retval"], theirs.retval, "{label}");
@@ -580,7 +556,7 @@ fn xdp_md(
 fn ctx_in_and_ctx_out_follow_the_kernel() {
     let kernel_ok = kclient::available();
     if let Err(why) = &kernel_ok {
-        println!("SKIP: kernel comparison of --ctx-in: {why}");
+        kclient::skip("kernel comparison of --ctx-in", why);
     }
     let object = bpf_progs::object("xdp_tail_meta");
     let packet = std::fs::read(bpf_progs::packet("udp")).unwrap();
@@ -709,7 +685,7 @@ fn bench_reports_every_engine_and_ratios_to_the_kernel_row() {
             }
         }
         Err(why) => {
-            println!("SKIP: bench kernel column: {why}");
+            kclient::skip("bench kernel column", &why);
             assert_eq!(engines, ["interpreter"], "the kernel column is left out");
             assert!(String::from_utf8_lossy(&out.stderr).contains("kernel: not available"));
             assert!(results[0]["ratio_to_kernel"].is_null());
@@ -1442,7 +1418,7 @@ impl Drop for BtfPins {
 #[test]
 fn map_dump_formats_btf_like_bpftool() {
     if let Err(why) = kclient::available() {
-        println!("SKIP: kernel comparison of BTF-formatted map dumps: {why}");
+        kclient::skip("kernel comparison of BTF-formatted map dumps", &why);
         return;
     }
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
@@ -1450,7 +1426,10 @@ fn map_dump_formats_btf_like_bpftool() {
         .lines()
         .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
     {
-        println!("SKIP: kernel comparison of BTF-formatted map dumps: /sys/fs/bpf is no bpffs");
+        kclient::skip(
+            "kernel comparison of BTF-formatted map dumps",
+            "/sys/fs/bpf is no bpffs",
+        );
         return;
     }
     let obj = bpf_progs::object("xdp_btf_types");
@@ -1587,7 +1566,7 @@ fn bench_fill_writes_the_maps_of_every_engine() {
     let expect_engines: &[&str] = match kclient::available() {
         Ok(()) => &["interpreter", "jit", "kernel"],
         Err(why) => {
-            println!("SKIP: bench --fill kernel column: {why}");
+            kclient::skip("bench --fill kernel column", &why);
             &["interpreter", "jit"]
         }
     };

@@ -144,8 +144,9 @@ fn run_differential(d: &MapDef, ops: usize, key_space: u32, seed: u64) {
 fn same_results_as_the_kernel() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 || !kernel_available() {
-        println!(
-            "SKIP: bpf(2) BPF_MAP_CREATE not permitted here; kernel differential test not run"
+        kclient::skip(
+            "kernel differential test of the maps",
+            "bpf(2) BPF_MAP_CREATE not permitted here",
         );
         return;
     }
@@ -242,7 +243,10 @@ fn kernel_create_errno(d: &MapDef, inner_fd: i32) -> i32 {
 fn size_limits_are_the_kernels() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 || !kernel_available() {
-        println!("SKIP: bpf(2) BPF_MAP_CREATE not permitted here; size limit test not run");
+        kclient::skip(
+            "kernel size limit test of the maps",
+            "bpf(2) BPF_MAP_CREATE not permitted here",
+        );
         return;
     }
     let inner = KMap::create(&MapDef {

@@ -389,7 +389,7 @@ fn bpf_loop_edge_cases_match_the_kernel() {
     let obj = match build_edges(&dir) {
         Ok(o) => o,
         Err(why) => {
-            println!("SKIP: bpf_loop edge cases: cannot build the program: {why}");
+            kclient::skip("bpf_loop edge cases: cannot build the program", &why);
             let _ = std::fs::remove_dir_all(&dir);
             return;
         }
@@ -420,7 +420,7 @@ fn bpf_loop_edge_cases_match_the_kernel() {
     // count ran 4 + 2 + 98 times; outer's nested loops made 1 + 2 + 3 + 4 calls.
     assert_eq!(val(7), 4 + 2 + data.len() as u64 + 10);
     match kclient::available() {
-        Err(why) => println!("SKIP: bpf_loop edge cases in the kernel: {why}"),
+        Err(why) => kclient::skip("bpf_loop edge cases in the kernel", &why),
         Ok(()) => {
             let theirs = super::kernel_outcome(kernel::run(&obj, prog, &data, 1, &[]).unwrap());
             assert_eq!(interp, theirs, "the engines differ from the kernel");

@@ -309,7 +309,7 @@ fn pin_to_cpu0() -> Result<(), String> {
 #[test]
 fn perf_samples_and_ring_records_match_the_kernel() {
     if let Err(why) = kclient::available() {
-        println!("SKIP: kernel perf/ringbuf record comparison: {why}");
+        kclient::skip("kernel perf/ringbuf record comparison", &why);
         return;
     }
     let bytes = std::fs::read(bpf_progs::object(PROG)).expect("object");

@@ -189,7 +189,10 @@ fn fuzz_interpreter_jit_kernel() {
     let kernel_ok = match kernel::available() {
         Ok(()) => true,
         Err(why) => {
-            println!("SKIP: kernel side of the fuzzer: {why} (interpreter vs JIT still runs)");
+            kclient::skip(
+                "kernel side of the fuzzer",
+                &format!("{why} (interpreter vs JIT still runs)"),
+            );
             false
         }
     };
@@ -265,8 +268,7 @@ fn generator_is_reproducible() {
 #[test]
 #[ignore]
 fn kernel_rejections() {
-    if kernel::available().is_err() {
-        println!("SKIP: kernel unavailable");
+    if !kclient::require("kernel_rejections") {
         return;
     }
     let mut shown = 0;
@@ -515,7 +517,7 @@ fn atomics_match() {
 fn single_instructions_match_the_kernel() {
     let kernel_ok = kernel::available();
     if let Err(why) = &kernel_ok {
-        println!("SKIP: kernel side of single_instructions_match_the_kernel: {why}");
+        kclient::skip("kernel side of single_instructions_match_the_kernel", why);
     }
     let mut rng = fuzz_gen::Rng::new(7);
     let mut codes: Vec<(u8, i16, i32)> = Vec::new();
@@ -1025,7 +1027,7 @@ fn explain_program() {
 fn csum_diff_matches_the_kernel() {
     let kernel_ok = kernel::available();
     if let Err(why) = &kernel_ok {
-        println!("SKIP: kernel side of csum_diff_matches_the_kernel: {why}");
+        kclient::skip("kernel side of csum_diff_matches_the_kernel", why);
     }
     let mut failures = Vec::new();
     let mut vm = Vm::new(0);
@@ -1107,7 +1109,7 @@ fn fuzz_regressions() {
     let kernel_ok = match kernel::available() {
         Ok(()) => true,
         Err(why) => {
-            println!("SKIP: kernel side of fuzz_regressions: {why}");
+            kclient::skip("kernel side of fuzz_regressions", &why);
             false
         }
     };
@@ -1172,7 +1174,7 @@ fn atomics_on_spilled_constants() {
     assert_eq!(both(&add).unwrap(), 99);
     assert_eq!(both(&xchg).unwrap(), 12);
     if let Err(why) = kernel::available() {
-        println!("SKIP: kernel side of atomics_on_spilled_constants: {why}");
+        kclient::skip("kernel side of atomics_on_spilled_constants", &why);
         return;
     }
     for (name, p) in [("add", &add[..]), ("xchg", &xchg[..])] {

@@ -303,7 +303,7 @@ fn seed_workload_speed() {
         .unwrap();
     println!("interpreter: {:.2} ns/run", ns(t));
     match kclient::available() {
-        Err(why) => println!("SKIP: kernel timing: {why}"),
+        Err(why) => kclient::skip("kernel timing", &why),
         Ok(()) => {
             let k = kernel::run(&object, "xdp_counter", &data, repeat as u32, &[]).unwrap();
             println!(
