@@ -413,7 +413,8 @@ mod tests {
         let ncpus = maps::possible_cpus() as usize;
         assert_eq!(v.len(), 16 * ncpus);
         for slot in v.chunks(16) {
-            assert_eq!(slot, &maps::fill_bytes(9, 16)[..]);
+            // Entry 9: the value 9 as a 16-byte little-endian integer, in every slot.
+            assert_eq!(slot, &[9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]);
         }
         // action_stats: PERCPU_ARRAY of 5; every slot is present, filled ones hold i.
         k.fill("action_stats", 5).unwrap();
@@ -421,7 +422,14 @@ mod tests {
             .lookup_elem("action_stats", &4u32.to_le_bytes())
             .unwrap()
             .unwrap();
-        assert_eq!(&v[..16], &maps::fill_bytes(4, 16)[..]);
+        assert_eq!(
+            &v[..16],
+            &[4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]
+        );
+        // Every CPU's slot, not only the first.
+        for slot in v.chunks(16) {
+            assert_eq!(slot, &v[..16]);
+        }
         assert!(matches!(
             k.fill("action_stats", 6),
             Err(KernelError::FillTooLarge { .. })

@@ -1465,6 +1465,11 @@ mod tests {
         assert_eq!(jhash(&[], 0), 0xdeadbeef);
         assert_eq!(jhash2(&[], 0), 0xdeadbeef);
         assert_eq!(jhash(&[], 1), 0xdeadbef0);
+        // Non-empty input: the kernel's jhash is Bob Jenkins' lookup3 hashlittle
+        // (include/linux/jhash.h), whose reference driver prints these values.
+        let four_score = b"Four score and seven years ago";
+        assert_eq!(jhash(four_score, 0), 0x1777_0551);
+        assert_eq!(jhash(four_score, 1), 0xcd62_8161);
         // jhash and jhash2 agree on whole words of a little-endian machine.
         if cfg!(target_endian = "little") {
             let key: Vec<u8> = (0..24).collect();
