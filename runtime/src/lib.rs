@@ -246,6 +246,33 @@ impl LoadedObject {
             })
     }
 
+    /// The object's map `name` through a typed handle (keys `K`, values `V`):
+    /// `EntryError::Map` when the sizes differ or the map is per CPU (see
+    /// [`LoadedObject::percpu_map`]).
+    pub fn map<K: maps::Pod, V: maps::Pod>(
+        &self,
+        name: &str,
+    ) -> Result<maps::TypedMap<K, V>, EntryError> {
+        let m = self.map_named(name)?;
+        maps::TypedMap::new(m.map.clone()).map_err(|source| EntryError::Map {
+            map: name.to_string(),
+            source,
+        })
+    }
+
+    /// The object's per-CPU map `name` through a typed handle returning every
+    /// worker's value.
+    pub fn percpu_map<K: maps::Pod, V: maps::Pod>(
+        &self,
+        name: &str,
+    ) -> Result<maps::PerCpuMap<K, V>, EntryError> {
+        let m = self.map_named(name)?;
+        maps::PerCpuMap::new(m.map.clone()).map_err(|source| EntryError::Map {
+            map: name.to_string(),
+            source,
+        })
+    }
+
     /// Writes entries `0..n` of map `name` as `xdp-runner bench --fill` does (and
     /// `kclient::KernelObject::fill` in the kernel): key and value are the index as
     /// little-endian integers of the key's and value's size ([`maps::fill_bytes`]).
@@ -532,6 +559,36 @@ mod tests {
 
     fn u32_at(v: &[u8]) -> u32 {
         u32::from_ne_bytes(v[..4].try_into().expect("4 bytes"))
+    }
+
+    #[test]
+    fn maps_are_reached_by_name_through_typed_handles() {
+        let bytes = std::fs::read(bpf_progs::object("xdp_stats")).unwrap();
+        let obj = loader::Object::parse(&bytes).unwrap();
+        let store = maps::Store::anonymous(maps::StoreOptions {
+            size: 8 << 20,
+            ncpus: Some(2),
+        })
+        .unwrap();
+        let loaded = LoadedObject::load(&obj, &store).unwrap();
+        // proto_stats: PERCPU_HASH u32 -> struct datarec { u64 packets, bytes; }.
+        assert!(matches!(
+            loaded.map::<u32, [u64; 2]>("proto_stats"),
+            Err(EntryError::Map { .. })
+        ));
+        let stats = loaded.percpu_map::<u32, [u64; 2]>("proto_stats").unwrap();
+        stats
+            .insert(&6, &[[1, 60], [2, 120]], maps::BPF_ANY)
+            .unwrap();
+        assert_eq!(stats.get(&6).unwrap(), Some(vec![[1, 60], [2, 120]]));
+        assert!(matches!(
+            loaded.percpu_map::<u64, [u64; 2]>("proto_stats"),
+            Err(EntryError::Map { .. })
+        ));
+        assert!(matches!(
+            loaded.map::<u32, u64>("nope"),
+            Err(EntryError::NoSuchMap { .. })
+        ));
     }
 
     #[test]
