@@ -237,24 +237,11 @@ pub fn object_from_insns(maps: &[MapDecl], progs: &[(&str, Vec<Insn>)]) -> Resul
     Ok(object)
 }
 
-/// A store big enough for `object`'s maps at any size: the default plus a generous
-/// estimate per map (the store file is sparse, so unused space costs nothing).
+/// An anonymous store big enough for `object`'s maps at any size
+/// ([`runtime::store_size_for`]).
 pub fn store_for(object: &loader::Object) -> Result<maps::Store> {
-    let ncpus = maps::possible_cpus() as u64;
-    let extra: u64 = object
-        .maps
-        .iter()
-        .map(|m| {
-            let mut value = (m.value_size as u64).div_ceil(8) * 8;
-            if runtime::is_percpu(m.map_type) {
-                value *= ncpus;
-            }
-            m.max_entries as u64 * ((m.key_size as u64).div_ceil(8) * 8 + value + 64)
-        })
-        .sum();
-    let size = usize::try_from(maps::DEFAULT_STORE_SIZE as u64 + 2 * extra)?;
     maps::Store::anonymous(maps::StoreOptions {
-        size,
+        size: runtime::store_size_for(object),
         ..Default::default()
     })
     .context("creating the map store")
@@ -661,7 +648,7 @@ mod tests {
         // The updates wrote 7 at key 0 of every map (per-CPU: on CPU 0).
         for m in ["hash", "array", "percpu_array", "percpu_hash"] {
             let bound = w.loaded.maps.by_name(m).unwrap();
-            let entries = runtime::dump(&bound.map).unwrap();
+            let entries = bound.map.dump().unwrap();
             let e = entries.iter().find(|e| e.key == [0, 0, 0, 0]).unwrap();
             assert_eq!(e.values[0], 7u64.to_ne_bytes(), "{m}");
         }

@@ -1153,7 +1153,7 @@ mod peer_tests {
         let len = (w.packet.len() as u32).to_ne_bytes();
         runtime_runs(&w);
         let bound = w.loaded.maps.by_name("counter_map").unwrap();
-        let entries = runtime::dump(&bound.map).unwrap();
+        let entries = bound.map.dump().unwrap();
         let runtime_value = &entries.iter().find(|e| e.key == len).unwrap().values[0];
         // Two engines ran RUNS times each: first store 0, then old + 1.
         assert_eq!(runtime_value, &((2 * RUNS - 1) as u32).to_ne_bytes());

@@ -20,7 +20,7 @@
 //!   raw pointers into map memory at validated offsets.
 //! - `objects.rs`: program instructions copied into and out of the store.
 //!
-//! `def.rs`, `store.rs`, `check.rs`, `fill.rs`, `typed.rs` and `error.rs` hold no
+//! `def.rs`, `store.rs`, `check.rs`, `entries.rs`, `fill.rs`, `typed.rs` and `error.rs` hold no
 //! unsafe code.
 //!
 //! # Reading the maps a run left in a named store
@@ -66,6 +66,7 @@
 mod array;
 mod check;
 mod def;
+mod entries;
 mod error;
 mod fill;
 // `len % 4 == 0` in the hash function stays as it is until the hash map's speed
@@ -86,6 +87,7 @@ mod store;
 mod typed;
 
 pub use def::*;
+pub use entries::Entry;
 pub use error::{MapError, ObjectError, StoreError, ENOTSUPP};
 pub use fill::{fill_bytes, fill_fits};
 pub use layout::{LAYOUT_VERSION, MAGIC, MAP_TABLE_CAP, MIN_STORE_SIZE};

@@ -297,7 +297,8 @@ impl LoadedObject {
 
     /// Writes one map entry from user space, by the object's map name. For a per-CPU
     /// map, a value of `value_size` bytes is written to every CPU; a value of
-    /// `ncpus * round_up(value_size, 8)` bytes gives each CPU its own.
+    /// `ncpus * round_up(value_size, 8)` bytes gives each CPU its own
+    /// ([`maps::Map::update_spread`]).
     pub fn update_entry(
         &self,
         map: &str,
@@ -306,40 +307,23 @@ impl LoadedObject {
         flags: u64,
     ) -> Result<(), EntryError> {
         let m = self.map_named(map)?;
-        let info = &m.info;
-        if key.len() != info.key_size as usize {
-            return Err(EntryError::KeySize {
-                map: map.to_string(),
-                len: key.len(),
-                expected: info.key_size as usize,
-            });
-        }
-        let full = m.map.user_value_size();
-        let value: std::borrow::Cow<'_, [u8]> = if is_percpu(info.map_type)
-            && value.len() == info.value_size as usize
-            && full != value.len()
-        {
-            let stride = (info.value_size as usize).div_ceil(8) * 8;
-            let mut spread = vec![0u8; full];
-            for chunk in spread.chunks_mut(stride) {
-                chunk[..value.len()].copy_from_slice(value);
-            }
-            spread.into()
-        } else {
-            value.into()
-        };
-        if value.len() != full {
-            return Err(EntryError::ValueSize {
-                map: map.to_string(),
-                len: value.len(),
-                expected: full,
-            });
-        }
         m.map
-            .update(key, &value, flags)
-            .map_err(|source| EntryError::Map {
-                map: map.to_string(),
-                source,
+            .update_spread(key, value, flags)
+            .map_err(|source| match source {
+                maps::MapError::KeySize { expected, got, .. } => EntryError::KeySize {
+                    map: map.to_string(),
+                    len: got,
+                    expected,
+                },
+                maps::MapError::ValueSize { expected, got, .. } => EntryError::ValueSize {
+                    map: map.to_string(),
+                    len: got,
+                    expected,
+                },
+                source => EntryError::Map {
+                    map: map.to_string(),
+                    source,
+                },
             })
     }
 
@@ -493,60 +477,65 @@ fn fill_prog_slots(
     Ok(())
 }
 
-/// One entry of a map dump: the key and one value, or one per CPU for per-CPU maps.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub key: Vec<u8>,
-    pub values: Vec<Vec<u8>>,
+/// One entry of a map dump ([`maps::Map::dump`]).
+pub use maps::Entry;
+
+/// A store size that holds `object`'s maps at any size: the default plus a generous
+/// estimate of every map's memory (keys and values rounded to 8 bytes, per-CPU
+/// values once per possible CPU, 64 bytes of bookkeeping per entry), doubled. Used
+/// by `xdp-runner bench` and the bench crate, whose maps may be filled to the brim.
+pub fn store_size_for(object: &loader::Object) -> usize {
+    let ncpus = u64::from(maps::possible_cpus());
+    let extra: u64 = object
+        .maps
+        .iter()
+        .map(|m| {
+            let mut value = u64::from(m.value_size).div_ceil(8) * 8;
+            if is_percpu(m.map_type) {
+                value *= ncpus;
+            }
+            u64::from(m.max_entries) * (u64::from(m.key_size).div_ceil(8) * 8 + value + 64)
+        })
+        .sum();
+    let size = (maps::DEFAULT_STORE_SIZE as u64).saturating_add(extra.saturating_mul(2));
+    usize::try_from(size).unwrap_or(usize::MAX)
+}
+
+/// The runtime's two engines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// [`Vm::run`] on the pre-decoded program.
+    Interpreter,
+    /// [`jit::JitObject`], Cranelift-compiled.
+    Jit,
+}
+
+impl Engine {
+    /// Both engines.
+    pub const ALL: [Engine; 2] = [Engine::Interpreter, Engine::Jit];
+
+    /// `"interpreter"` or `"jit"`, as `xdp-runner --engine` takes them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Interpreter => "interpreter",
+            Engine::Jit => "jit",
+        }
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Engine, String> {
+        Engine::ALL
+            .into_iter()
+            .find(|e| e.name() == s)
+            .ok_or_else(|| format!("unknown engine {s:?} (interpreter or jit)"))
+    }
 }
 
 /// Whether values of this map type are per CPU.
 pub use isa::uapi::is_percpu_map_type as is_percpu;
-
-/// Every entry of `map`, in iteration order, with per-CPU values split per CPU.
-pub fn dump(map: &maps::Map) -> Result<Vec<Entry>, maps::MapError> {
-    let info = map.info();
-    let mut out = Vec::new();
-    let mut key = vec![0u8; info.key_size as usize];
-    let mut next = vec![0u8; info.key_size as usize];
-    let mut value = vec![0u8; map.user_value_size()];
-    let mut first = true;
-    loop {
-        let r = map.get_next_key(if first { None } else { Some(&key) }, &mut next);
-        match r {
-            Ok(()) => {}
-            Err(e) if e.errno() == libc::ENOENT => break,
-            Err(e) => return Err(e),
-        }
-        first = false;
-        std::mem::swap(&mut key, &mut next);
-        match map.lookup(&key, &mut value) {
-            Ok(()) => {}
-            Err(e) if e.errno() == libc::ENOENT => continue,
-            // A perf slot cannot be read back (ENOTSUPP, as in the kernel, whose dump
-            // lists only the error): no entry.
-            Err(_) if info.map_type == maptable::types::PERF_EVENT_ARRAY => continue,
-            Err(e) => return Err(e),
-        }
-        let values = if is_percpu(info.map_type) {
-            let stride = (info.value_size as usize).div_ceil(8) * 8;
-            value
-                .chunks(stride)
-                .map(|c| c[..info.value_size as usize].to_vec())
-                .collect()
-        } else {
-            vec![value.clone()]
-        };
-        out.push(Entry {
-            key: key.clone(),
-            values,
-        });
-        if out.len() > info.max_entries as usize {
-            break;
-        }
-    }
-    Ok(out)
-}
 
 #[cfg(test)]
 mod tests {

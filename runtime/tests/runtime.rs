@@ -67,7 +67,7 @@ fn run_ours(
     prog_sets: &[kernel::ProgSet],
 ) -> Result<Outcome, String> {
     jit::run_engine(
-        jit::Engine::Interp,
+        jit::Engine::Interpreter,
         object,
         prog,
         data,
@@ -96,7 +96,7 @@ fn kernel_outcome(run: kernel::KernelRun) -> Outcome {
 
 /// Runs every case of bpf-progs built for `cpu` in both the runtime and the kernel.
 fn differential(cpu: Cpu) {
-    let failures = compare_cases(bpf_progs::cases(), cpu, &[Engine::Interp, Engine::Jit]);
+    let failures = compare_cases(bpf_progs::cases(), cpu, &[Engine::Interpreter, Engine::Jit]);
     assert!(
         failures.is_empty(),
         "{} mismatches:\n{}",

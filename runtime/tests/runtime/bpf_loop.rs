@@ -168,13 +168,13 @@ fn both(loaded: &LoadedObject) -> Result<u64, Trap> {
         let mut pkt = Packet::new(&[0u8; 64]).unwrap();
         let mut vm = Vm::new(0);
         match engine {
-            Engine::Interp => loaded.run_repeat(&mut vm, 0, &mut pkt, 1).map(|r| r.0),
+            Engine::Interpreter => loaded.run_repeat(&mut vm, 0, &mut pkt, 1).map(|r| r.0),
             Engine::Jit => JitObject::compile(loaded, &JitOptions::default())
                 .unwrap()
                 .run(&mut vm, 0, &mut pkt),
         }
     };
-    let interp = run(Engine::Interp);
+    let interp = run(Engine::Interpreter);
     let jit = run(Engine::Jit);
     assert_eq!(jit, interp, "the JIT differs from the interpreter");
     interp
@@ -396,7 +396,7 @@ fn bpf_loop_edge_cases_match_the_kernel() {
     };
     let data = std::fs::read(bpf_progs::packet("icmp")).unwrap();
     let prog = "xdp_loop_edges";
-    let interp = super::jit::run_engine(Engine::Interp, &obj, prog, &data, 1, &[], &[])
+    let interp = super::jit::run_engine(Engine::Interpreter, &obj, prog, &data, 1, &[], &[])
         .expect("interpreter run");
     let jit = super::jit::run_engine(Engine::Jit, &obj, prog, &data, 1, &[], &[]).expect("jit run");
     assert_eq!(jit, interp, "the JIT differs from the interpreter");

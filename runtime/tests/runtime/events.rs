@@ -64,7 +64,13 @@ fn runtime_records(packet: &[u8], jit: bool) -> Records {
     let mut ring = Vec::new();
     rb.ringbuf_consume(usize::MAX, |r| ring.push(r.to_vec()))
         .expect("consume");
-    let ev = runtime::dump(&loaded.maps.by_name("ev_rets").expect("ev_rets").map).expect("dump");
+    let ev = loaded
+        .maps
+        .by_name("ev_rets")
+        .expect("ev_rets")
+        .map
+        .dump()
+        .expect("dump");
     let values: Vec<Vec<u8>> = ev.into_iter().map(|e| e.values[0].clone()).collect();
     let [s0, s1] = slots;
     (s0, s1, ring, rets(&values))
@@ -127,7 +133,7 @@ fn a_full_perf_ring_loses_records_with_enospc() {
         .expect("runs");
     let perf = &loaded.maps.by_name("perf_events").unwrap().map;
     assert_eq!(perf.perf_lost(0), 5);
-    let ev = runtime::dump(&loaded.maps.by_name("ev_rets").unwrap().map).unwrap();
+    let ev = loaded.maps.by_name("ev_rets").unwrap().map.dump().unwrap();
     let values: Vec<Vec<u8>> = ev.into_iter().map(|e| e.values[0].clone()).collect();
     assert_eq!(rets(&values)[0], -(libc::ENOSPC as i64));
     assert_eq!(perf.perf_consume(0, usize::MAX, |_| {}), Ok(fit as usize));

@@ -12,20 +12,7 @@ use runtime::{LoadedObject, Packet, TrapKind, Vm};
 use super::raw;
 use super::{counting, Outcome};
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum Engine {
-    Interp,
-    Jit,
-}
-
-impl Engine {
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Engine::Interp => "interpreter",
-            Engine::Jit => "jit",
-        }
-    }
-}
+pub(super) use runtime::Engine;
 
 /// Loads `object` fresh, writes the case's entries, runs `prog` `repeat` times in
 /// `engine`, and dumps every map (prog_array values as program names, map-in-map values
@@ -68,7 +55,7 @@ pub(super) fn run_engine(
     let mut pkt = Packet::new(data).map_err(|e| e.to_string())?;
     let mut vm = Vm::new(0);
     let (ret, _) = match engine {
-        Engine::Interp => loaded.run_repeat(&mut vm, index, &mut pkt, repeat as u64),
+        Engine::Interpreter => loaded.run_repeat(&mut vm, index, &mut pkt, repeat as u64),
         Engine::Jit => {
             let jit =
                 JitObject::compile(&loaded, &JitOptions::default()).map_err(|e| e.to_string())?;
@@ -78,7 +65,9 @@ pub(super) fn run_engine(
     .map_err(|t| format!("trap: {t}"))?;
     let mut maps = BTreeMap::new();
     for m in loaded.maps.iter() {
-        let mut entries: Vec<_> = runtime::dump(&m.map)
+        let mut entries: Vec<_> = m
+            .map
+            .dump()
             .map_err(|e| e.to_string())?
             .into_iter()
             .map(|e| (e.key, e.values))

@@ -85,7 +85,7 @@ fn bpf_progs_never_violate_a_proof() {
             for packet in case.packets {
                 let data = std::fs::read(bpf_progs::packet(packet)).expect("packet");
                 let r = super::jit::run_engine(
-                    super::jit::Engine::Interp,
+                    super::jit::Engine::Interpreter,
                     &path,
                     case.prog,
                     &data,
