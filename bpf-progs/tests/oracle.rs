@@ -29,23 +29,8 @@ fn read_packet(name: &str) -> Vec<u8> {
 
 fn run_case(case: &Case, pkt: &str, cpu: Cpu) -> KernelRun {
     let obj = object_for(case.object, cpu).unwrap_or_else(|| panic!("no {cpu:?} object"));
-    let sets = case.sets_bytes().expect("case hex");
-    let data = read_packet(pkt);
-    let prog_sets = case.prog_sets_owned();
-    match bpf_progs::netns_setup(case.object) {
-        Some(setup) => kernel::run_in_netns(
-            &obj,
-            case.prog,
-            &data,
-            case.repeat,
-            &sets,
-            &prog_sets,
-            None,
-            setup,
-        ),
-        None => kernel::run_with(&obj, case.prog, &data, case.repeat, &sets, &prog_sets),
-    }
-    .unwrap_or_else(|e| panic!("{} ({cpu:?}): {e}", case.label(pkt)))
+    bpf_progs::recorded::live(case, pkt, &obj)
+        .unwrap_or_else(|e| panic!("{} ({cpu:?}): {e}", case.label(pkt)))
 }
 
 fn cases_of(object: &str) -> impl Iterator<Item = &'static Case> + '_ {
