@@ -70,7 +70,8 @@ pub struct RecordedRun {
     pub retval: u32,
     /// Hex of the frame after the run, from `data_meta` on.
     pub data_out: String,
-    /// Every map: entries as `(key hex, [value hex per CPU])`.
+    /// Every map: entries as `(key hex, [value hex per CPU])`, in the kernel's dump
+    /// order.
     pub maps: BTreeMap<String, Vec<(String, Vec<String>)>>,
 }
 
@@ -278,7 +279,8 @@ pub fn record(object: &str) -> Result<Recording, String> {
                     .maps
                     .into_iter()
                     .map(|(name, entries)| {
-                        let mut e: Vec<(String, Vec<String>)> = entries
+                        // In the kernel's dump order (an LPM trie's is postorder).
+                        let e: Vec<(String, Vec<String>)> = entries
                             .into_iter()
                             .map(|e| {
                                 (
@@ -287,7 +289,6 @@ pub fn record(object: &str) -> Result<Recording, String> {
                                 )
                             })
                             .collect();
-                        e.sort();
                         (name, e)
                     })
                     .collect(),
