@@ -298,9 +298,18 @@ pub mod attr {
     /// Defines one attribute struct's member offsets.
     macro_rules! attr_struct {
         ($(#[$doc:meta])* $module:ident, $prefix:literal { $($name:ident = $off:expr,)* }) => {
+            abi_struct!($(#[$doc])* $module, "union bpf_attr", $prefix { $($name = $off,)* });
+        };
+    }
+
+    /// Defines the member offsets of one C aggregate of the uapi.
+    macro_rules! abi_struct {
+        ($(#[$doc:meta])* $module:ident, $ctype:literal, $prefix:literal { $($name:ident = $off:expr,)* }) => {
             $(#[$doc])*
             pub mod $module {
-                /// How C names this struct inside `union bpf_attr`.
+                /// The C aggregate the offsets are in.
+                pub const C_TYPE: &str = $ctype;
+                /// How C names the members' struct inside it (empty for direct members).
                 pub const C_PREFIX: &str = $prefix;
                 $(#[doc = concat!("Offset of `", $prefix, stringify!($name), "` (lower case).")]
                 pub const $name: usize = $off;)*
@@ -471,20 +480,122 @@ pub mod attr {
         }
     }
 
-    /// Every attribute struct: `(C prefix, fields)`.
-    pub const ALL: &[(&str, &[(&str, usize)])] = &[
-        (map_create::C_PREFIX, map_create::FIELDS),
-        (map_elem::C_PREFIX, map_elem::FIELDS),
-        (batch::C_PREFIX, batch::FIELDS),
-        (prog_load::C_PREFIX, prog_load::FIELDS),
-        (obj::C_PREFIX, obj::FIELDS),
-        (test::C_PREFIX, test::FIELDS),
-        (get_id::C_PREFIX, get_id::FIELDS),
-        (info::C_PREFIX, info::FIELDS),
-        (btf_load::C_PREFIX, btf_load::FIELDS),
-        (link_create::C_PREFIX, link_create::FIELDS),
-        (enable_stats::C_PREFIX, enable_stats::FIELDS),
+    pub(crate) use abi_struct;
+
+    /// One C aggregate's member offsets: its C type, the C prefix of its members
+    /// and `(NAME, offset)` for each.
+    pub type Layout = (&'static str, &'static str, &'static [(&'static str, usize)]);
+
+    /// Every attribute struct.
+    pub const ALL: &[Layout] = &[
+        (map_create::C_TYPE, map_create::C_PREFIX, map_create::FIELDS),
+        (map_elem::C_TYPE, map_elem::C_PREFIX, map_elem::FIELDS),
+        (batch::C_TYPE, batch::C_PREFIX, batch::FIELDS),
+        (prog_load::C_TYPE, prog_load::C_PREFIX, prog_load::FIELDS),
+        (obj::C_TYPE, obj::C_PREFIX, obj::FIELDS),
+        (test::C_TYPE, test::C_PREFIX, test::FIELDS),
+        (get_id::C_TYPE, get_id::C_PREFIX, get_id::FIELDS),
+        (info::C_TYPE, info::C_PREFIX, info::FIELDS),
+        (btf_load::C_TYPE, btf_load::C_PREFIX, btf_load::FIELDS),
+        (
+            link_create::C_TYPE,
+            link_create::C_PREFIX,
+            link_create::FIELDS,
+        ),
+        (
+            enable_stats::C_TYPE,
+            enable_stats::C_PREFIX,
+            enable_stats::FIELDS,
+        ),
     ];
+}
+
+/// Offsets of the members of the `struct bpf_*_info` that `BPF_OBJ_GET_INFO_BY_FD`
+/// fills, one module per struct (`FIELDS` as in [`attr`]).
+pub mod info {
+    use super::attr::abi_struct;
+
+    abi_struct! {
+        /// `struct bpf_map_info`.
+        map, "struct bpf_map_info", "" {
+            TYPE = 0,
+            ID = 4,
+            KEY_SIZE = 8,
+            VALUE_SIZE = 12,
+            MAX_ENTRIES = 16,
+            MAP_FLAGS = 20,
+            NAME = 24,
+            IFINDEX = 40,
+            BTF_ID = 64,
+            BTF_KEY_TYPE_ID = 68,
+            BTF_VALUE_TYPE_ID = 72,
+        }
+    }
+
+    abi_struct! {
+        /// `struct bpf_prog_info`.
+        prog, "struct bpf_prog_info", "" {
+            TYPE = 0,
+            ID = 4,
+            TAG = 8,
+            JITED_PROG_LEN = 16,
+            XLATED_PROG_LEN = 20,
+            JITED_PROG_INSNS = 24,
+            XLATED_PROG_INSNS = 32,
+            LOAD_TIME = 40,
+            CREATED_BY_UID = 48,
+            NR_MAP_IDS = 52,
+            MAP_IDS = 56,
+            NAME = 64,
+            IFINDEX = 80,
+            BTF_ID = 128,
+            RUN_TIME_NS = 192,
+            RUN_CNT = 200,
+            VERIFIED_INSNS = 216,
+        }
+    }
+
+    /// The `__u32` word holding the `gpl_compatible:1` bitfield of
+    /// `struct bpf_prog_info`: the one after `ifindex` (C cannot take a bitfield's
+    /// offset; the header test checks that `netns_dev` follows it at the next 8 bytes).
+    pub const PROG_GPL_COMPATIBLE_WORD: usize = prog::IFINDEX + 4;
+
+    abi_struct! {
+        /// `struct bpf_btf_info`.
+        btf, "struct bpf_btf_info", "" {
+            BTF = 0,
+            BTF_SIZE = 8,
+            ID = 12,
+            NAME = 16,
+            NAME_LEN = 24,
+            KERNEL_BTF = 28,
+        }
+    }
+
+    abi_struct! {
+        /// `struct bpf_link_info`, with the XDP member of its union.
+        link, "struct bpf_link_info", "" {
+            TYPE = 0,
+            ID = 4,
+            PROG_ID = 8,
+            XDP_IFINDEX = 16,
+        }
+    }
+
+    /// Every info struct.
+    pub const ALL: &[super::attr::Layout] = &[
+        (map::C_TYPE, map::C_PREFIX, map::FIELDS),
+        (prog::C_TYPE, prog::C_PREFIX, prog::FIELDS),
+        (btf::C_TYPE, btf::C_PREFIX, btf::FIELDS),
+        (link::C_TYPE, link::C_PREFIX, link::FIELDS),
+    ];
+}
+
+uapi_consts! {
+    /// `enum bpf_link_type` (the ones the runtime names).
+    LINK_TYPES: u32 {
+        BPF_LINK_TYPE_XDP = 6,
+    }
 }
 
 /// Every constant group as `(group, [(name, value)])`, for the header test.
@@ -503,6 +614,7 @@ pub fn all_constants() -> Vec<(&'static str, Vec<(&'static str, u64)>)> {
         ("prog flags", widen(PROG_FLAGS)),
         ("redirect flags", widen(REDIRECT_FLAGS)),
         ("test run flags", widen(TEST_RUN_FLAGS)),
+        ("bpf_link_type", widen(LINK_TYPES)),
         ("sizes", SIZES.iter().map(|&(n, v)| (n, v as u64)).collect()),
     ]
 }

@@ -11,6 +11,20 @@ use std::process::Command;
 
 use isa::uapi;
 
+/// The C member for a `FIELDS` name: lower case; `XDP_IFINDEX` of the link info is the
+/// `xdp.ifindex` of its union.
+fn c_member(prefix: &str, name: &str) -> String {
+    match name {
+        "XDP_IFINDEX" => "xdp.ifindex".to_string(),
+        _ => format!("{prefix}{}", name.to_lowercase()),
+    }
+}
+
+/// The name of an offset in the C program's output (no spaces).
+fn offset_key(ctype: &str, member: &str) -> String {
+    format!("{}.{member}", ctype.replace(' ', "_"))
+}
+
 /// The C program: one line per value, `kind name value`.
 fn c_source() -> String {
     let mut c = String::from(
@@ -34,19 +48,27 @@ fn c_source() -> String {
             .unwrap();
         }
     }
-    for &(prefix, fields) in uapi::attr::ALL {
+    for &(ctype, prefix, fields) in uapi::attr::ALL.iter().chain(uapi::info::ALL) {
         for &(name, _) in fields {
-            let member = format!("{prefix}{}", name.to_lowercase());
+            let member = c_member(prefix, name);
+            let key = offset_key(ctype, &member);
             writeln!(
                 c,
-                "printf(\"attr {member} %zu\\n\", offsetof(union bpf_attr, {member}));"
+                "printf(\"offset {key} %zu\\n\", offsetof({ctype}, {member}));"
             )
             .unwrap();
         }
     }
+    // The word holding prog_info's gpl_compatible bitfield ends where the next
+    // 8-byte member, netns_dev, starts.
     writeln!(
         c,
-        "printf(\"attr sizeof %zu\\n\", sizeof(union bpf_attr));\nreturn 0;\n}}"
+        "printf(\"offset gpl_word_end %zu\\n\", offsetof(struct bpf_prog_info, netns_dev));"
+    )
+    .unwrap();
+    writeln!(
+        c,
+        "printf(\"offset sizeof %zu\\n\", sizeof(union bpf_attr));\nreturn 0;\n}}"
     )
     .unwrap();
     c
@@ -115,20 +137,27 @@ fn uapi_matches_the_kernel_headers() {
             }
         }
     }
-    for &(prefix, fields) in uapi::attr::ALL {
+    for &(ctype, prefix, fields) in uapi::attr::ALL.iter().chain(uapi::info::ALL) {
         for &(name, off) in fields {
-            let member = format!("{prefix}{}", name.to_lowercase());
-            let h = header[&("attr", member.as_str())];
+            let member = c_member(prefix, name);
+            let h = header[&("offset", offset_key(ctype, &member).as_str())];
             if h != off as u64 {
                 wrong.push(format!(
-                    "offsetof(union bpf_attr, {member}): ours {off}, header {h}"
+                    "offsetof({ctype}, {member}): ours {off}, header {h}"
                 ));
             }
         }
     }
+    let gpl_end = header[&("offset", "gpl_word_end")];
+    if gpl_end != (uapi::info::PROG_GPL_COMPATIBLE_WORD + 4).next_multiple_of(8) as u64 {
+        wrong.push(format!(
+            "bpf_prog_info: gpl_compatible word at {}, netns_dev at {gpl_end}",
+            uapi::info::PROG_GPL_COMPATIBLE_WORD
+        ));
+    }
     // The size differs between kernels (it grows with new members); the runtime
     // reads the members above, whose offsets never move.
-    let size = header[&("attr", "sizeof")];
+    let size = header[&("offset", "sizeof")];
     println!("uapi: union bpf_attr is {size} bytes in this header");
     // The helper list: every helper of the header has its id and name here. A
     // header older than the list lacks its last helpers; a newer one names helpers
@@ -172,7 +201,11 @@ fn uapi_matches_the_kernel_headers() {
         .iter()
         .map(|(_, l)| l.len())
         .sum::<usize>()
-        + uapi::attr::ALL.iter().map(|(_, f)| f.len()).sum::<usize>()
+        + uapi::attr::ALL
+            .iter()
+            .chain(uapi::info::ALL)
+            .map(|(_, _, f)| f.len())
+            .sum::<usize>()
         + helpers.len();
     println!("uapi: {checked} values compared with <linux/bpf.h>");
 }
