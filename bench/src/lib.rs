@@ -24,32 +24,20 @@
 pub mod error;
 pub mod rbpf_peer;
 
+use isa::helpers::func;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use isa::{AluOp, CallTarget, Insn, JmpCond, Operand, RawInsn, Size, Width};
 use runtime::{LoadedObject, Packet};
 
-/// Helper ids (include/uapi/linux/bpf.h), checked against isa's table in the tests.
-pub mod helper {
-    pub const MAP_LOOKUP_ELEM: i32 = 1;
-    pub const MAP_UPDATE_ELEM: i32 = 2;
-    pub const KTIME_GET_NS: i32 = 5;
-    pub const TAIL_CALL: i32 = 12;
-    pub const CSUM_DIFF: i32 = 28;
-    pub const XDP_ADJUST_HEAD: i32 = 44;
-    pub const REDIRECT_MAP: i32 = 51;
-    pub const XDP_ADJUST_TAIL: i32 = 65;
-}
-
-/// Map type ids (`BPF_MAP_TYPE_*`).
+/// Map type ids (`BPF_MAP_TYPE_*`), short names for `isa::uapi`'s.
 pub mod map_type {
-    pub const HASH: u32 = 1;
-    pub const ARRAY: u32 = 2;
-    pub const PROG_ARRAY: u32 = 3;
-    pub const PERCPU_HASH: u32 = 5;
-    pub const PERCPU_ARRAY: u32 = 6;
-    pub const DEVMAP: u32 = 14;
+    pub use isa::uapi::{
+        BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_DEVMAP as DEVMAP, BPF_MAP_TYPE_HASH as HASH,
+        BPF_MAP_TYPE_PERCPU_ARRAY as PERCPU_ARRAY, BPF_MAP_TYPE_PERCPU_HASH as PERCPU_HASH,
+        BPF_MAP_TYPE_PROG_ARRAY as PROG_ARRAY,
+    };
 }
 
 /// The repository root (this crate's parent directory).
@@ -249,24 +237,11 @@ pub fn object_from_insns(maps: &[MapDecl], progs: &[(&str, Vec<Insn>)]) -> Resul
     Ok(object)
 }
 
-/// A store big enough for `object`'s maps at any size: the default plus a generous
-/// estimate per map (the store file is sparse, so unused space costs nothing).
+/// An anonymous store big enough for `object`'s maps at any size
+/// ([`runtime::store_size_for`]).
 pub fn store_for(object: &loader::Object) -> Result<maps::Store> {
-    let ncpus = maps::possible_cpus() as u64;
-    let extra: u64 = object
-        .maps
-        .iter()
-        .map(|m| {
-            let mut value = (m.value_size as u64).div_ceil(8) * 8;
-            if runtime::is_percpu(m.map_type) {
-                value *= ncpus;
-            }
-            m.max_entries as u64 * ((m.key_size as u64).div_ceil(8) * 8 + value + 64)
-        })
-        .sum();
-    let size = usize::try_from(maps::DEFAULT_STORE_SIZE as u64 + 2 * extra)?;
     maps::Store::anonymous(maps::StoreOptions {
-        size,
+        size: runtime::store_size_for(object),
         ..Default::default()
     })
     .context("creating the map store")
@@ -274,7 +249,7 @@ pub fn store_for(object: &loader::Object) -> Result<maps::Store> {
 
 /// One program of a loaded object and the packet it runs on.
 pub struct Workload {
-    /// The object as loaded, for the kernel column ([`runtime::kernel::KernelObject`]).
+    /// The object as loaded, for the kernel column ([`kclient::KernelObject`]).
     pub object: loader::Object,
     pub loaded: LoadedObject,
     /// Index in `loaded.programs`.
@@ -336,9 +311,9 @@ impl Workload {
 
     /// The kernel's copy of this workload, with the same entries `fills` writes, or why
     /// not (no bpf(2) permission, the verifier's refusal).
-    pub fn kernel(&self, fills: &[(&str, u64)]) -> Result<runtime::kernel::KernelObject> {
-        runtime::kernel::available().map_err(|why| anyhow!("kernel not available: {why}"))?;
-        let k = runtime::kernel::KernelObject::load(&self.object)?;
+    pub fn kernel(&self, fills: &[(&str, u64)]) -> Result<kclient::KernelObject> {
+        kclient::available().map_err(|why| anyhow!("kernel not available: {why}"))?;
+        let k = kclient::KernelObject::load(&self.object)?;
         for (map, n) in fills {
             k.fill(map, *n)?;
         }
@@ -541,7 +516,7 @@ pub mod helpers {
         let lookup = |map: usize| {
             let mut v = vec![key0, ld_map(1, map)];
             v.extend(stack_ptr(2, -4));
-            v.push(call(helper::MAP_LOOKUP_ELEM));
+            v.push(call(func::map_lookup_elem));
             ret(&mut v, 2);
             v
         };
@@ -549,7 +524,7 @@ pub mod helpers {
             let mut v = vec![key0, store_imm(Size::DW, 10, -16, 7), ld_map(1, map)];
             v.extend(stack_ptr(2, -4));
             v.extend(stack_ptr(3, -16));
-            v.extend([mov(4, 0), call(helper::MAP_UPDATE_ELEM)]);
+            v.extend([mov(4, 0), call(func::map_update_elem)]);
             ret(&mut v, 2);
             v
         };
@@ -571,8 +546,8 @@ pub mod helpers {
         out.push(("update_array", update(1), 2));
         out.push(("update_percpu_array", update(2), 2));
         out.push(("update_percpu_hash", update(3), 2));
-        out.push(("xdp_adjust_head", adjust(helper::XDP_ADJUST_HEAD, -8), 2));
-        out.push(("xdp_adjust_tail", adjust(helper::XDP_ADJUST_TAIL, 8), 2));
+        out.push(("xdp_adjust_head", adjust(func::xdp_adjust_head, -8), 2));
+        out.push(("xdp_adjust_tail", adjust(func::xdp_adjust_tail, 8), 2));
         // csum_diff(NULL, 0, fp-16, 16, 0): the checksum of 16 bytes.
         let mut csum = vec![
             store_imm(Size::DW, 10, -16, 0x1234_5678),
@@ -581,10 +556,10 @@ pub mod helpers {
             mov(2, 0),
         ];
         csum.extend(stack_ptr(3, -16));
-        csum.extend([mov(4, 16), mov(5, 0), call(helper::CSUM_DIFF)]);
+        csum.extend([mov(4, 16), mov(5, 0), call(func::csum_diff)]);
         ret(&mut csum, 2);
         out.push(("csum_diff", csum, 2));
-        let mut ktime = vec![call(helper::KTIME_GET_NS)];
+        let mut ktime = vec![call(func::ktime_get_ns)];
         ret(&mut ktime, 2);
         out.push(("ktime_get_ns", ktime, 2));
         // redirect_map(devmap, 0, 0): the filled slot, XDP_REDIRECT.
@@ -594,13 +569,13 @@ pub mod helpers {
                 ld_map(1, 4),
                 mov(2, 0),
                 mov(3, 0),
-                call(helper::REDIRECT_MAP),
+                call(func::redirect_map),
                 exit(),
             ],
             4,
         ));
         // tail_call(ctx, jmp, 0): tail_target returns XDP_TX; falling through, PASS.
-        let mut tail = vec![ld_map(2, 5), mov(3, 0), call(helper::TAIL_CALL)];
+        let mut tail = vec![ld_map(2, 5), mov(3, 0), call(func::tail_call)];
         ret(&mut tail, 2);
         out.push(("tail_call", tail, 3));
         let mut target = Vec::new();
@@ -638,22 +613,6 @@ mod tests {
     use runtime::jit::JitObject;
     use runtime::Vm;
 
-    #[test]
-    fn helper_ids_are_the_kernels() {
-        for (id, name) in [
-            (helper::MAP_LOOKUP_ELEM, "bpf_map_lookup_elem"),
-            (helper::MAP_UPDATE_ELEM, "bpf_map_update_elem"),
-            (helper::KTIME_GET_NS, "bpf_ktime_get_ns"),
-            (helper::TAIL_CALL, "bpf_tail_call"),
-            (helper::CSUM_DIFF, "bpf_csum_diff"),
-            (helper::XDP_ADJUST_HEAD, "bpf_xdp_adjust_head"),
-            (helper::REDIRECT_MAP, "bpf_redirect_map"),
-            (helper::XDP_ADJUST_TAIL, "bpf_xdp_adjust_tail"),
-        ] {
-            assert_eq!(isa::helper_name(id), Some(name));
-        }
-    }
-
     /// Runs program `name` of `w` three times on one buffer in both engines; returns
     /// the interpreter's and the JIT's last return values and output frames.
     fn run_both(w: &Workload, name: &str) -> [(u64, Vec<u8>); 2] {
@@ -689,7 +648,7 @@ mod tests {
         // The updates wrote 7 at key 0 of every map (per-CPU: on CPU 0).
         for m in ["hash", "array", "percpu_array", "percpu_hash"] {
             let bound = w.loaded.maps.by_name(m).unwrap();
-            let entries = runtime::dump(&bound.map).unwrap();
+            let entries = bound.map.dump().unwrap();
             let e = entries.iter().find(|e| e.key == [0, 0, 0, 0]).unwrap();
             assert_eq!(e.values[0], 7u64.to_ne_bytes(), "{m}");
         }
@@ -697,12 +656,12 @@ mod tests {
 
     #[test]
     fn helper_programs_match_the_kernel() {
-        if let Err(why) = runtime::kernel::available() {
-            println!("SKIP: helper programs in the kernel: {why}");
+        if let Err(why) = kclient::available() {
+            kclient::skip("helper programs in the kernel", &why);
             return;
         }
         let w = helpers::workload().unwrap();
-        let k = runtime::kernel::KernelObject::load(&w.object).unwrap();
+        let k = kclient::KernelObject::load(&w.object).unwrap();
         let key0 = 0u32.to_ne_bytes();
         for m in ["hash", "array"] {
             k.update_elem(m, &key0, &1u64.to_ne_bytes(), 0).unwrap();

@@ -26,6 +26,7 @@
 //! only programs vouched for by [`kernel_accepted`].
 #![allow(unsafe_code)]
 
+use isa::helpers::func;
 use std::cell::Cell;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -37,21 +38,19 @@ use runtime::Packet;
 use crate::error::RbpfError;
 
 /// `BPF_MAP_TYPE_*` the peer's table holds.
-const HASH: u32 = 1;
-const ARRAY: u32 = 2;
-const PERCPU_HASH: u32 = 5;
-const PERCPU_ARRAY: u32 = 6;
-const LPM_TRIE: u32 = 11;
+use isa::uapi::{
+    BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_HASH as HASH, BPF_MAP_TYPE_LPM_TRIE as LPM_TRIE,
+    BPF_MAP_TYPE_PERCPU_ARRAY as PERCPU_ARRAY, BPF_MAP_TYPE_PERCPU_HASH as PERCPU_HASH,
+};
 
 /// Helper ids (include/uapi/linux/bpf.h) the peer provides.
-const MAP_LOOKUP_ELEM: i32 = 1;
-const MAP_UPDATE_ELEM: i32 = 2;
-const MAP_DELETE_ELEM: i32 = 3;
-const GET_SMP_PROCESSOR_ID: i32 = 8;
-const TAIL_CALL: i32 = 12;
+const MAP_LOOKUP_ELEM: i32 = func::map_lookup_elem;
+const MAP_UPDATE_ELEM: i32 = func::map_update_elem;
+const MAP_DELETE_ELEM: i32 = func::map_delete_elem;
+const GET_SMP_PROCESSOR_ID: i32 = func::get_smp_processor_id;
+const TAIL_CALL: i32 = func::tail_call;
 
-const BPF_NOEXIST: u64 = 1;
-const BPF_EXIST: u64 = 2;
+use isa::uapi::{BPF_EXIST, BPF_NOEXIST};
 
 const ENOENT: i32 = 2;
 const E2BIG: i32 = 7;
@@ -1154,7 +1153,7 @@ mod peer_tests {
         let len = (w.packet.len() as u32).to_ne_bytes();
         runtime_runs(&w);
         let bound = w.loaded.maps.by_name("counter_map").unwrap();
-        let entries = runtime::dump(&bound.map).unwrap();
+        let entries = bound.map.dump().unwrap();
         let runtime_value = &entries.iter().find(|e| e.key == len).unwrap().values[0];
         // Two engines ran RUNS times each: first store 0, then old + 1.
         assert_eq!(runtime_value, &((2 * RUNS - 1) as u32).to_ne_bytes());
@@ -1246,7 +1245,7 @@ mod peer_tests {
             "{e}"
         );
         let e = refusal(
-            vec![call(crate::helper::XDP_ADJUST_HEAD), ret[0], ret[1]],
+            vec![call(isa::helpers::func::xdp_adjust_head), ret[0], ret[1]],
             &[],
         );
         assert!(e.to_string().contains("bpf_xdp_adjust_head"), "{e}");

@@ -84,8 +84,12 @@ pub struct Hostile {
     pub shim_expect: Option<Expect>,
 }
 
-// Opcodes.
-const LDDW: u8 = 0x18;
+// Opcodes (the ones isa names, with the lddw pseudo sources, come from isa).
+use isa::opcode::{
+    BPF_PSEUDO_CALL as PSEUDO_CALL, BPF_PSEUDO_FUNC as PSEUDO_FUNC,
+    BPF_PSEUDO_MAP_IDX as PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE as PSEUDO_MAP_IDX_VALUE, CALL,
+    EXIT, JA, LDDW,
+};
 const LDXW: u8 = 0x61;
 const LDXB: u8 = 0x71;
 const LDXDW: u8 = 0x79;
@@ -102,19 +106,10 @@ const ADD: u8 = 0x07;
 const ADDR: u8 = 0x0f;
 const AND: u8 = 0x57;
 const LSH: u8 = 0x67;
-const JA: u8 = 0x05;
 const JEQ: u8 = 0x15;
 const JNE: u8 = 0x55;
 const JGTR: u8 = 0x2d;
 const JLER: u8 = 0xbd;
-const CALL: u8 = 0x85;
-const EXIT: u8 = 0x95;
-
-// lddw pseudo sources.
-const PSEUDO_MAP_IDX: u8 = 5;
-const PSEUDO_MAP_IDX_VALUE: u8 = 6;
-const PSEUDO_CALL: u8 = 1;
-const PSEUDO_FUNC: u8 = 4;
 
 // struct xdp_md offsets.
 const DATA: i16 = 0;
@@ -123,25 +118,26 @@ const DATA_META: i16 = 8;
 const INGRESS_IFINDEX: i16 = 12;
 
 // Helper ids.
-const MAP_LOOKUP: i32 = 1;
-const MAP_UPDATE: i32 = 2;
-const MAP_DELETE: i32 = 3;
-const TAIL_CALL: i32 = 12;
-const PERF_EVENT_OUTPUT: i32 = 25;
-const CSUM_DIFF: i32 = 28;
-const ADJUST_HEAD: i32 = 44;
-const ADJUST_META: i32 = 54;
-const ADJUST_TAIL: i32 = 65;
-const SPIN_LOCK: i32 = 93;
-const SPIN_UNLOCK: i32 = 94;
-const PROBE_READ_KERNEL: i32 = 113;
-const RINGBUF_OUTPUT: i32 = 130;
-const RINGBUF_RESERVE: i32 = 131;
-const RINGBUF_SUBMIT: i32 = 132;
-const RINGBUF_DISCARD: i32 = 133;
-const BPF_LOOP: i32 = 181;
-const XDP_LOAD_BYTES: i32 = 189;
-const XDP_STORE_BYTES: i32 = 190;
+use isa::helpers::func;
+const MAP_LOOKUP: i32 = func::map_lookup_elem;
+const MAP_UPDATE: i32 = func::map_update_elem;
+const MAP_DELETE: i32 = func::map_delete_elem;
+const TAIL_CALL: i32 = func::tail_call;
+const PERF_EVENT_OUTPUT: i32 = func::perf_event_output;
+const CSUM_DIFF: i32 = func::csum_diff;
+const ADJUST_HEAD: i32 = func::xdp_adjust_head;
+const ADJUST_META: i32 = func::xdp_adjust_meta;
+const ADJUST_TAIL: i32 = func::xdp_adjust_tail;
+const SPIN_LOCK: i32 = func::spin_lock;
+const SPIN_UNLOCK: i32 = func::spin_unlock;
+const PROBE_READ_KERNEL: i32 = func::probe_read_kernel;
+const RINGBUF_OUTPUT: i32 = func::ringbuf_output;
+const RINGBUF_RESERVE: i32 = func::ringbuf_reserve;
+const RINGBUF_SUBMIT: i32 = func::ringbuf_submit;
+const RINGBUF_DISCARD: i32 = func::ringbuf_discard;
+const BPF_LOOP: i32 = func::r#loop;
+const XDP_LOAD_BYTES: i32 = func::xdp_load_bytes;
+const XDP_STORE_BYTES: i32 = func::xdp_store_bytes;
 
 // Map types.
 const HASH: u32 = 1;
@@ -419,14 +415,8 @@ pub fn selected() -> Vec<Hostile> {
     let (only, skip) = (list("XDP_HOSTILE"), list("XDP_HOSTILE_SKIP"));
     suite()
         .into_iter()
-        .filter(|c| {
-            only.as_ref()
-                .map_or(true, |o| o.iter().any(|n| n == c.name))
-        })
-        .filter(|c| {
-            skip.as_ref()
-                .map_or(true, |s| !s.iter().any(|n| n == c.name))
-        })
+        .filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|n| n == c.name)))
+        .filter(|c| skip.as_ref().is_none_or(|s| !s.iter().any(|n| n == c.name)))
         .collect()
 }
 

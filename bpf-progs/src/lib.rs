@@ -12,15 +12,17 @@
 //!   redirects, CO-RE, bpf_loop, spin locks, fib_lookup, adjust_tail), a
 //!   part of [`cases`].
 //! - [`hostile`]: the hostile-program suite (raw programs and how each must end).
-//! - [`kernel`]: runs an object in the kernel through bpftool (libbpf), the
-//!   oracle for differential tests.
+//! - The kernel oracle that runs these objects through bpftool (libbpf) is
+//!   `kclient::bpftool`; [`recorded`] holds its answers to every case, recorded
+//!   as root, for machines where the kernel may not be used
+//!   ([`recorded::kernel_answer`]).
 //!
 //! Case semantics: every packet of a case runs on a freshly loaded object:
 //! load, write `sets`, run `repeat` times on the packet (the kernel does not
 //! reset the packet between repetitions), dump every map.
 
 pub mod hostile;
-pub mod kernel;
+pub mod recorded;
 
 use std::path::PathBuf;
 
@@ -172,16 +174,16 @@ pub struct Case {
 }
 
 impl Case {
-    /// The `sets` decoded to bytes, in the form [`kernel::run`] takes.
-    pub fn sets_bytes(&self) -> Result<Vec<kernel::MapSet>, String> {
+    /// The `sets` decoded to bytes, in the form [`kclient::bpftool::run`] takes.
+    pub fn sets_bytes(&self) -> Result<Vec<kclient::bpftool::MapSet>, String> {
         self.sets
             .iter()
             .map(|(map, k, v)| Ok((map.to_string(), hex_decode(k)?, hex_decode(v)?)))
             .collect()
     }
 
-    /// The `prog_sets` in the form [`kernel::run_with`] takes.
-    pub fn prog_sets_owned(&self) -> Vec<kernel::ProgSet> {
+    /// The `prog_sets` in the form [`kclient::bpftool::run_with`] takes.
+    pub fn prog_sets_owned(&self) -> Vec<kclient::bpftool::ProgSet> {
         self.prog_sets
             .iter()
             .map(|(m, slot, p)| (m.to_string(), *slot, p.to_string()))
@@ -544,7 +546,7 @@ pub const FW_SETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The netns that xdp_fib's kernel runs use ([`kernel::run_in_netns`]):
+/// The netns that xdp_fib's kernel runs use ([`kclient::bpftool::run_in_netns`]):
 /// lo up; veth v0 (ifindex 10, 02:00:00:00:01:01, 10.1.0.1/24) peered with
 /// v1 (ifindex 11); neighbour 10.1.0.2 at 02:00:00:00:01:fe on v0;
 /// 10.2.0.0/16 via 10.1.0.2; blackhole 10.3.0.0/16; IPv4 forwarding on.
@@ -560,7 +562,7 @@ ip route add blackhole 10.3.0.0/16
 sysctl -qw net.ipv4.ip_forward=1";
 
 /// The setup of the network namespace in which the kernel side of `object`'s cases
-/// runs ([`kernel::run_in_netns`]), and from which a runtime builds the same table
+/// runs ([`kclient::bpftool::run_in_netns`]), and from which a runtime builds the same table
 /// (`runtime::Net::parse`): [`FIB_NETNS_SETUP`] for the bpf_fib_lookup programs,
 /// `None` (the caller's namespace) for the others.
 pub fn netns_setup(object: &str) -> Option<&'static str> {
@@ -757,7 +759,7 @@ static REAL_WORLD_CASES: &[Case] = &[
         1,
     ),
     rw_case("xdp_spinlock", "xdp_spinlock", &["udp.bin"], &[], 3),
-    // Kernel side: in the FIB_NETNS_SETUP namespace (kernel::run_in_netns).
+    // Kernel side: in the FIB_NETNS_SETUP namespace (kclient::bpftool::run_in_netns).
     rw_case(
         "xdp_fib",
         "xdp_fib",

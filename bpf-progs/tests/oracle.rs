@@ -2,13 +2,16 @@
 //! and the packets: every case × packet runs in the kernel, and what comes
 //! back (verdict, output frame, maps) is what the C code must produce.
 //!
-//! Needs root, bpftool and bpf(2); prints `SKIP: <reason>` otherwise.
+//! The facts about the cases run on the live kernel where bpf(2) may be used and on
+//! its recorded answers elsewhere (`bpf_progs::recorded`); the tests that need the
+//! kernel itself (other builds, other inputs, loads it must refuse) need root,
+//! bpftool and bpf(2), and print `SKIP: <reason>` otherwise.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
-use bpf_progs::kernel::{self, KernelEntry, KernelRun};
 use bpf_progs::{cases, object, object_for, packet, Case, Cpu, BLOCKED_PORT, OOB_PROGRAMS};
+use kclient::bpftool::{self as kernel, KernelEntry, KernelRun};
 
 const XDP_ABORTED: u32 = 0;
 const XDP_DROP: u32 = 1;
@@ -17,8 +20,7 @@ const XDP_TX: u32 = 3;
 
 macro_rules! require_kernel {
     () => {
-        if let Err(reason) = kernel::available() {
-            println!("SKIP: kernel oracle unavailable: {reason}");
+        if !kclient::require("kernel oracle") {
             return;
         }
     };
@@ -30,23 +32,17 @@ fn read_packet(name: &str) -> Vec<u8> {
 
 fn run_case(case: &Case, pkt: &str, cpu: Cpu) -> KernelRun {
     let obj = object_for(case.object, cpu).unwrap_or_else(|| panic!("no {cpu:?} object"));
-    let sets = case.sets_bytes().expect("case hex");
-    let data = read_packet(pkt);
-    let prog_sets = case.prog_sets_owned();
-    match bpf_progs::netns_setup(case.object) {
-        Some(setup) => kernel::run_in_netns(
-            &obj,
-            case.prog,
-            &data,
-            case.repeat,
-            &sets,
-            &prog_sets,
-            None,
-            setup,
-        ),
-        None => kernel::run_with(&obj, case.prog, &data, case.repeat, &sets, &prog_sets),
-    }
-    .unwrap_or_else(|e| panic!("{} ({cpu:?}): {e}", case.label(pkt)))
+    bpf_progs::recorded::live(case, pkt, &obj)
+        .unwrap_or_else(|e| panic!("{} ({cpu:?}): {e}", case.label(pkt)))
+}
+
+/// The kernel's answer for `case` on `pkt` with the committed object: live where
+/// bpf(2) may be used, else its recorded answer (`bpf_progs::recorded`), so the facts
+/// below are checked on every machine.
+fn answer(case: &Case, pkt: &str) -> KernelRun {
+    bpf_progs::recorded::kernel_answer(case, pkt, &object(case.object))
+        .unwrap_or_else(|e| panic!("{}: {e}", case.label(pkt)))
+        .0
 }
 
 fn cases_of(object: &str) -> impl Iterator<Item = &'static Case> + '_ {
@@ -261,11 +257,10 @@ fn swapped_macs(p: &[u8]) -> Vec<u8> {
 
 #[test]
 fn counter_counts_from_zero_and_bounces() {
-    require_kernel!();
     for case in cases_of("xdp_counter") {
         for pkt in case.packets {
             let input = read_packet(pkt);
-            let run = run_case(case, pkt, Cpu::V2);
+            let run = answer(case, pkt);
             assert_eq!(run.retval, XDP_TX, "{}", case.label(pkt));
             // Each run swaps the MACs; the buffer is not reset in between.
             let expect = if case.repeat % 2 == 1 {
@@ -364,11 +359,10 @@ fn parser_expectation(pkt: &str) -> (u32, &'static [usize]) {
 
 #[test]
 fn parser_verdicts_and_per_cpu_counters() {
-    require_kernel!();
     for case in cases_of("xdp_parser") {
         for pkt in case.packets {
             let input = read_packet(pkt);
-            let run = run_case(case, pkt, Cpu::V2);
+            let run = answer(case, pkt);
             let (verdict, hit) = parser_expectation(pkt);
             let label = case.label(pkt);
             assert_eq!(run.retval, verdict, "{label}");
@@ -438,14 +432,13 @@ fn u64s(b: &[u8]) -> Vec<u64> {
 
 #[test]
 fn subprog_globals_and_atomics() {
-    require_kernel!();
     for case in cases_of("xdp_subprog") {
         for pkt in case.packets {
             let input = read_packet(pkt);
             let len = input.len() as u64;
             let n = u64::from(case.repeat);
             let label = case.label(pkt);
-            let run = run_case(case, pkt, Cpu::V2);
+            let run = answer(case, pkt);
             assert_eq!(run.retval, XDP_PASS, "{label}");
             assert_eq!(run.data_out, input, "{label}");
 
@@ -545,12 +538,11 @@ fn subprog_v3_atomics_with_results() {
 
 #[test]
 fn encap_prepends_an_ipip_header() {
-    require_kernel!();
     for case in cases_of("xdp_encap") {
         for pkt in case.packets {
             let input = read_packet(pkt);
             let label = case.label(pkt);
-            let run = run_case(case, pkt, Cpu::V2);
+            let run = answer(case, pkt);
             let st = value(&run, "encap_stats", &0u32.to_le_bytes());
             if input[12..14] != [0x08, 0x00] {
                 assert_eq!(run.retval, XDP_PASS, "{label}");
@@ -657,12 +649,11 @@ fn tail_model(p: &[u8], meta: &mut Vec<u8>) -> Vec<u8> {
 
 #[test]
 fn tail_meta_geometry_helpers() {
-    require_kernel!();
     for case in cases_of("xdp_tail_meta") {
         for pkt in case.packets {
             let input = read_packet(pkt);
             let label = case.label(pkt);
-            let run = run_case(case, pkt, Cpu::V2);
+            let run = answer(case, pkt);
             assert_eq!(run.retval, XDP_PASS, "{label}");
 
             let mut frame = input.clone();
@@ -742,7 +733,6 @@ fn unknown_program_and_map_are_errors() {
 
 #[test]
 fn tail_calls_dispatch_by_protocol() {
-    require_kernel!();
     let case = cases_of("xdp_tailcall")
         .find(|c| c.repeat == 1)
         .expect("tailcall case");
@@ -756,7 +746,7 @@ fn tail_calls_dispatch_by_protocol() {
         ("ipv6.bin", 1, &[7, 1]),
     ];
     for (pkt, verdict, slots) in expect {
-        let run = run_case(case, pkt, Cpu::V2);
+        let run = answer(case, pkt);
         assert_eq!(run.retval, *verdict, "{pkt}");
         for slot in 0..8u32 {
             let hits =
@@ -783,9 +773,8 @@ fn res_values(run: &KernelRun) -> Vec<i64> {
 
 #[test]
 fn map_semantics_follow_the_c_source() {
-    require_kernel!();
     let case = cases_of("xdp_maps").next().expect("case");
-    let run = run_case(case, "udp.bin", Cpu::V2);
+    let run = answer(case, "udp.bin");
     assert_eq!(run.retval, XDP_PASS);
     let r = res_values(&run);
     let (enoent, e2big, eexist, einval, enospc) = (-2, -7, -17, -22, -28);
@@ -830,9 +819,8 @@ fn map_semantics_follow_the_c_source() {
 
 #[test]
 fn redirect_map_follows_the_c_source() {
-    require_kernel!();
     let case = cases_of("xdp_redirect").next().expect("case");
-    let run = run_case(case, "udp.bin", Cpu::V2);
+    let run = answer(case, "udp.bin");
     const XDP_REDIRECT: u32 = 4;
     assert_eq!(run.retval, XDP_REDIRECT);
     let r = res_values(&run);
@@ -875,7 +863,6 @@ fn named_slots(run: &KernelRun, map: &str) -> BTreeSet<(u32, String)> {
 
 #[test]
 fn maps_of_maps_follow_the_c_source() {
-    require_kernel!();
     let case = cases_of("xdp_mim")
         .find(|c| c.prog == "xdp_mim" && c.repeat == 1)
         .expect("xdp_mim case");
@@ -884,7 +871,7 @@ fn maps_of_maps_follow_the_c_source() {
     };
     for pkt in case.packets {
         let input = read_packet(pkt);
-        let run = run_case(case, pkt, Cpu::V2);
+        let run = answer(case, pkt);
         // libbpf filled the initial slots; the dump names the inner maps.
         assert_eq!(
             named_slots(&run, "by_proto"),
@@ -956,10 +943,9 @@ fn maps_of_maps_follow_the_c_source() {
 /// that 120 bytes per run (24 + 72 + 24) fill after 34 runs.
 #[test]
 fn events_fill_the_ring_and_find_no_perf_event() {
-    require_kernel!();
     for case in cases_of("xdp_events") {
         for pkt in case.packets {
-            let run = run_case(case, pkt, Cpu::V2);
+            let run = answer(case, pkt);
             assert_eq!(run.retval, 2, "XDP_PASS");
             assert_eq!(run.data_out, read_packet(pkt), "unchanged");
             let at = |map: &str, i: u32| u64_at(value(&run, map, &i.to_le_bytes()), 0);

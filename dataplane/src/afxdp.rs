@@ -480,9 +480,10 @@ impl XskSocket {
         };
         for i in 0..half.min(RING) {
             let addr = u64::from(i * CHUNK);
-            // SAFETY (closure): the slot is an 8-byte fill ring entry.
-            sock.fill
-                .push(|p| unsafe { p.cast::<u64>().write_unaligned(addr) });
+            sock.fill.push(|p| {
+                // SAFETY: the slot is an 8-byte fill ring entry.
+                unsafe { p.cast::<u64>().write_unaligned(addr) }
+            });
         }
         Ok(sock)
     }
@@ -510,10 +511,10 @@ impl XskSocket {
     /// Copies the next received frame into `buf` and gives its chunk back to the
     /// fill ring; returns its length, or `None` if nothing has arrived.
     pub fn next_frame(&mut self, buf: &mut Vec<u8>) -> Option<usize> {
-        // SAFETY (closure): the slot is a 16-byte xdp_desc the kernel produced.
-        let desc = self
-            .rx
-            .pop(|p| unsafe { p.cast::<libc::xdp_desc>().read_unaligned() })?;
+        let desc = self.rx.pop(|p| {
+            // SAFETY: the slot is a 16-byte xdp_desc the kernel produced.
+            unsafe { p.cast::<libc::xdp_desc>().read_unaligned() }
+        })?;
         let addr = desc.addr as usize;
         let len = desc.len as usize;
         buf.clear();
@@ -528,9 +529,10 @@ impl XskSocket {
         }
         let chunk = desc.addr & !u64::from(CHUNK - 1);
         // The fill ring has room: it holds at most the chunks not in flight.
-        // SAFETY (closure): the slot is an 8-byte fill ring entry.
-        self.fill
-            .push(|p| unsafe { p.cast::<u64>().write_unaligned(chunk) });
+        self.fill.push(|p| {
+            // SAFETY: the slot is an 8-byte fill ring entry.
+            unsafe { p.cast::<u64>().write_unaligned(chunk) }
+        });
         if self.fill.needs_wakeup() {
             self.wake();
         }
@@ -589,11 +591,10 @@ impl XskSocket {
 
     /// Takes back the chunks the kernel finished sending.
     fn reap(&mut self) {
-        // SAFETY (closure): the slot is an 8-byte completion ring entry.
-        while let Some(addr) = self
-            .comp
-            .pop(|p| unsafe { p.cast::<u64>().read_unaligned() })
-        {
+        while let Some(addr) = self.comp.pop(|p| {
+            // SAFETY: the slot is an 8-byte completion ring entry.
+            unsafe { p.cast::<u64>().read_unaligned() }
+        }) {
             self.free.push(addr & !u64::from(CHUNK - 1));
         }
     }
@@ -623,11 +624,10 @@ impl XskSocket {
             len: frame.len() as u32,
             options: 0,
         };
-        // SAFETY (closure): the slot is a 16-byte xdp_desc entry.
-        if !self
-            .tx
-            .push(|p| unsafe { p.cast::<libc::xdp_desc>().write_unaligned(desc) })
-        {
+        if !self.tx.push(|p| {
+            // SAFETY: the slot is a 16-byte xdp_desc entry.
+            unsafe { p.cast::<libc::xdp_desc>().write_unaligned(desc) }
+        }) {
             self.free.push(addr);
             self.kick();
             return Err(io::Error::from_raw_os_error(libc::ENOBUFS));

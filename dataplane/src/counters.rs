@@ -221,7 +221,7 @@ impl SharedCounters {
             let key = (c as u32).to_ne_bytes();
             // SAFETY: `key` is 4 readable bytes, the map's key size.
             let p = unsafe { self.map.prog_lookup(key.as_ptr(), index) };
-            if p.is_null() || (p as usize) % 8 != 0 {
+            if p.is_null() || !(p as usize).is_multiple_of(8) {
                 return Err(DataplaneError::Counters {
                     reason: format!("no 8-byte slot for counter {} of worker {index}", c.name()),
                 });

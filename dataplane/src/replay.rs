@@ -117,7 +117,7 @@ struct Ticker<'o> {
 
 impl Ticker<'_> {
     fn tick(&mut self, frames: u64) {
-        if frames % 1024 != 0 {
+        if !frames.is_multiple_of(1024) {
             return;
         }
         if let Some(p) = self.progress {

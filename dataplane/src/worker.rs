@@ -9,13 +9,8 @@ use crate::counters::{Counter, Counts, SharedCounters, WorkerCounters};
 use crate::error::DataplaneError;
 use crate::io::FrameMeta;
 
-/// How programs run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Engine {
-    #[default]
-    Interpreter,
-    Jit,
-}
+/// How programs run: the runtime's engines.
+pub use runtime::Engine;
 
 /// What became of a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -206,7 +206,7 @@ fn our_maps(loaded: &LoadedObject) -> BTreeMap<String, BTreeMap<Vec<u8>, Vec<Vec
         .maps
         .iter()
         .map(|m| {
-            let entries = runtime::dump(&m.map).expect("dump");
+            let entries = m.map.dump().expect("dump");
             (
                 m.name.clone(),
                 entries.into_iter().map(|e| (e.key, e.values)).collect(),
@@ -216,7 +216,7 @@ fn our_maps(loaded: &LoadedObject) -> BTreeMap<String, BTreeMap<Vec<u8>, Vec<Vec
 }
 
 fn kernel_maps(
-    ko: &runtime::kernel::KernelObject,
+    ko: &kclient::KernelObject,
     loaded: &LoadedObject,
 ) -> BTreeMap<String, BTreeMap<Vec<u8>, Vec<Vec<u8>>>> {
     loaded
@@ -276,10 +276,11 @@ fn replay_equals_the_kernel_packet_by_packet() {
     assert!(frames.len() >= 400, "{} frames", frames.len());
     let pcap = dir.join("mixed.pcap");
     write_pcap(&pcap, &frames);
-    let kernel = runtime::kernel::available();
+    let kernel = kclient::available();
     if let Err(why) = &kernel {
-        println!(
-            "SKIP: the kernel comparison of replay (bpf(2) refused: {why}); replaying without it"
+        kclient::skip(
+            "the kernel comparison of replay (replaying without it)",
+            why,
         );
     }
     let pinned = kernel.is_ok() && pin_to_cpu0();
@@ -336,7 +337,7 @@ fn replay_equals_the_kernel_packet_by_packet() {
                 continue;
             }
             // The kernel, frame by frame, in the same order, on one load.
-            let ko = runtime::kernel::KernelObject::load(&object).expect("kernel load");
+            let ko = kclient::KernelObject::load(&object).expect("kernel load");
             let ncpus = maps::possible_cpus() as usize;
             for (m, k, v) in sets {
                 let mut v = hex(v);

@@ -23,7 +23,7 @@ use crate::opcode::*;
 
 /// Splits little-endian bytes into 8-byte slots. The length must be a multiple of 8.
 pub fn parse_slots(bytes: &[u8]) -> Result<Vec<RawInsn>, DecodeError> {
-    if bytes.len() % RawInsn::SIZE != 0 {
+    if !bytes.len().is_multiple_of(RawInsn::SIZE) {
         return Err(DecodeError::TrailingBytes { len: bytes.len() });
     }
     Ok(bytes

@@ -7,7 +7,9 @@
 //!   opcode table and reserved-field checks.
 //! - [`encode`](mod@encode): [`Insn`] -> slots, the inverse of decoding.
 //! - [`disasm`]: llvm-objdump-compatible text.
-//! - [`helpers`]: the kernel's helper ids and names.
+//! - [`helpers`]: the kernel's helper ids and names, generated from one list.
+//! - [`uapi`]: the rest of the kernel's BPF ABI: bpf(2) commands, map and program
+//!   types, flags, XDP actions and the `union bpf_attr` offsets.
 #![forbid(unsafe_code)]
 
 pub mod decode;
@@ -17,6 +19,7 @@ pub mod error;
 pub mod helpers;
 pub mod insn;
 pub mod opcode;
+pub mod uapi;
 
 pub use decode::{decode, decode_all, parse_slots};
 pub use disasm::{disassemble, format_insn};

@@ -203,6 +203,12 @@ fn compare_with_objdump(dir: &Path, obj: &Path) -> usize {
     // table (and its default table shows a 32-bit fetch-add as `lock +=`).
     let alu32 = objdump(obj, &["--mattr=+alu32"]);
     let mut compared = 0;
+    assert_eq!(
+        plain.len(),
+        alu32.len(),
+        "{}: sections in the two objdump listings",
+        obj.display()
+    );
     for ((name, lines), (name32, lines32)) in plain.iter().zip(&alu32) {
         assert_eq!(name, name32);
         let bytes = section_bytes(dir, obj, name);
@@ -290,11 +296,28 @@ fn workspace_objects_round_trip() {
     }
     let tmp = TempDir::new("objs");
     let mut n = 0;
+    let mut objects = 0;
     for e in entries.flatten() {
         let path = e.path();
         if path.extension().is_some_and(|x| x == "o") {
-            n += compare_with_objdump(&tmp.0, &path);
+            // Every object holds code: one that compares nothing means the listing
+            // was not understood, not that it agreed.
+            let c = compare_with_objdump(&tmp.0, &path);
+            assert!(c > 0, "{}: no instruction compared", path.display());
+            n += c;
+            objects += 1;
         }
     }
-    println!("compared {n} instructions of {}", dir.display());
+    assert!(
+        objects >= 20,
+        "only {objects} objects in {} (the committed bpf-progs objects)",
+        dir.display()
+    );
+    println!(
+        "compared {n} instructions of {objects} objects in {}",
+        dir.display()
+    );
 }
+
+#[path = "isa/uapi.rs"]
+mod uapi;

@@ -338,41 +338,49 @@ pub(crate) fn sub_slice<'a>(
         .ok_or(BtfError::BadHeader { section, reason })
 }
 
+/// The part of the header `.BTF` and `.BTF.ext` share (`struct btf_header`,
+/// `struct btf_ext_header`): magic, version 1, flags and `hdr_len`, which must be
+/// at least `min_len` and inside `data`. Returns `hdr_len`; `r` is left at the first
+/// field after it.
+pub(crate) fn read_preamble(
+    r: &mut Reader<'_>,
+    data: &[u8],
+    section: &'static str,
+    min_len: usize,
+) -> Result<usize, BtfError> {
+    let magic = r.u16()?;
+    if magic != BTF_MAGIC {
+        return Err(BtfError::BadMagic { section, magic });
+    }
+    let version = r.u8()?;
+    if version != 1 {
+        return Err(BtfError::BadVersion { section, version });
+    }
+    let _flags = r.u8()?;
+    let hdr_len = r.u32()? as usize;
+    if hdr_len < min_len || hdr_len > data.len() {
+        return Err(BtfError::BadHeader {
+            section,
+            reason: "hdr_len out of range",
+        });
+    }
+    Ok(hdr_len)
+}
+
 impl Btf {
     /// Parses a `.BTF` section.
     pub fn parse(data: &[u8]) -> Result<Btf, BtfError> {
         const SEC: &str = ".BTF";
         let mut r = Reader::new(data, SEC, 0);
-        let magic = r.u16()?;
-        if magic != BTF_MAGIC {
-            return Err(BtfError::BadMagic {
-                section: SEC,
-                magic,
-            });
-        }
-        let version = r.u8()?;
-        if version != 1 {
-            return Err(BtfError::BadVersion {
-                section: SEC,
-                version,
-            });
-        }
-        let _flags = r.u8()?;
-        let hdr_len = r.u32()? as usize;
+        let hdr_len = read_preamble(&mut r, data, SEC, HEADER_LEN)?;
         let type_off = r.u32()? as usize;
         let type_len = r.u32()? as usize;
         let str_off = r.u32()? as usize;
         let str_len = r.u32()? as usize;
-        if hdr_len < HEADER_LEN || hdr_len > data.len() {
-            return Err(BtfError::BadHeader {
-                section: SEC,
-                reason: "hdr_len out of range",
-            });
-        }
         let body = &data[hdr_len..];
         let type_data = sub_slice(body, type_off, type_len, SEC, "type section out of range")?;
         let strings = sub_slice(body, str_off, str_len, SEC, "string section out of range")?;
-        if type_off % 4 != 0 {
+        if !type_off.is_multiple_of(4) {
             return Err(BtfError::BadHeader {
                 section: SEC,
                 reason: "type section misaligned",

@@ -8,7 +8,7 @@
 //! ELF section: the section name's offset in the `.BTF` string table, a record
 //! count and the records.
 
-use crate::btf::{sub_slice, Btf, Reader, BTF_MAGIC};
+use crate::btf::{read_preamble, sub_slice, Btf, Reader};
 use crate::error::BtfError;
 
 const SEC: &str = ".BTF.ext";
@@ -54,28 +54,8 @@ impl BtfExt {
     /// Parses `.BTF.ext`; section names and access strings come from `btf`.
     pub fn parse(data: &[u8], btf: &Btf) -> Result<BtfExt, BtfError> {
         let mut r = Reader::new(data, SEC, 0);
-        let magic = r.u16()?;
-        if magic != BTF_MAGIC {
-            return Err(BtfError::BadMagic {
-                section: SEC,
-                magic,
-            });
-        }
-        let version = r.u8()?;
-        if version != 1 {
-            return Err(BtfError::BadVersion {
-                section: SEC,
-                version,
-            });
-        }
-        let _flags = r.u8()?;
-        let hdr_len = r.u32()? as usize;
-        if hdr_len < 24 || hdr_len > data.len() {
-            return Err(BtfError::BadHeader {
-                section: SEC,
-                reason: "hdr_len out of range",
-            });
-        }
+        // The header up to the line_info pair is 24 bytes.
+        let hdr_len = read_preamble(&mut r, data, SEC, 24)?;
         let func_off = r.u32()? as usize;
         let func_len = r.u32()? as usize;
         let line_off = r.u32()? as usize;
@@ -174,7 +154,7 @@ mod tests {
     fn ext(func: &[u32], line: &[u32], core: &[u32]) -> Vec<u8> {
         let (f, l, c) = (words(func), words(line), words(core));
         let mut out = Vec::new();
-        out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
+        out.extend_from_slice(&crate::btf::BTF_MAGIC.to_le_bytes());
         out.extend_from_slice(&[1, 0]);
         let hdr = [
             32u32,
@@ -238,7 +218,7 @@ mod tests {
     fn old_header_without_core_block() {
         let btf = Btf::parse(&blob(&[], STRS)).unwrap();
         let mut data = Vec::new();
-        data.extend_from_slice(&BTF_MAGIC.to_le_bytes());
+        data.extend_from_slice(&crate::btf::BTF_MAGIC.to_le_bytes());
         data.extend_from_slice(&[1, 0]);
         data.extend_from_slice(&words(&[24, 0, 20, 20, 0, 8, 1, 1, 0, 4]));
         let e = BtfExt::parse(&data, &btf).unwrap();

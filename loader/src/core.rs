@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use isa::RawInsn;
 
 use crate::btf::{Btf, BtfKind, BtfMember, BtfType, BTF_KIND_ENUM, BTF_KIND_ENUM64};
+use crate::error::CoreError;
 
 /// `bpf_core_relo.kind` values (libbpf `enum bpf_core_relo_kind`).
 pub const BPF_CORE_FIELD_BYTE_OFFSET: u32 = 0;
@@ -173,15 +174,15 @@ pub type CandidateCache = HashMap<u32, Vec<u32>>;
 // ---------------------------------------------------------------------------
 // BTF helpers
 
-type R<T> = Result<T, String>;
+type R<T> = Result<T, CoreError>;
 
 fn ty(btf: &Btf, id: u32) -> R<&BtfType> {
-    btf.type_by_id(id).map_err(|e| e.to_string())
+    Ok(btf.type_by_id(id)?)
 }
 
 /// libbpf's `skip_mods_and_typedefs`.
 fn skip(btf: &Btf, id: u32) -> R<(u32, &BtfType)> {
-    btf.resolved_type(id).map_err(|e| e.to_string())
+    Ok(btf.resolved_type(id)?)
 }
 
 fn name(btf: &Btf, off: u32) -> &str {
@@ -189,7 +190,7 @@ fn name(btf: &Btf, off: u32) -> &str {
 }
 
 fn type_size(btf: &Btf, id: u32) -> R<u64> {
-    btf.type_size(id).map_err(|e| e.to_string())
+    Ok(btf.type_size(id)?)
 }
 
 fn members(t: &BtfType) -> Option<&[BtfMember]> {
@@ -341,7 +342,9 @@ impl<'b> Spec<'b> {
 
 fn parse_access(access: &str) -> R<Vec<u32>> {
     if access.is_empty() || access.starts_with(':') {
-        return Err(format!("invalid access string {access:?}"));
+        return Err(CoreError::InvalidAccess {
+            access: access.to_string(),
+        });
     }
     let mut raw = Vec::new();
     for part in access.split(':') {
@@ -350,9 +353,13 @@ fn parse_access(access: &str) -> R<Vec<u32>> {
             .parse::<u32>()
             .ok()
             .filter(|&v| ok && v <= i32::MAX as u32)
-            .ok_or_else(|| format!("invalid access string {access:?}"))?;
+            .ok_or_else(|| CoreError::InvalidAccess {
+                access: access.to_string(),
+            })?;
         if raw.len() == SPEC_MAX_LEN {
-            return Err(format!("access string {access:?} is too long"));
+            return Err(CoreError::AccessTooLong {
+                access: access.to_string(),
+            });
         }
         raw.push(v);
     }
@@ -376,20 +383,22 @@ fn mul_bits(idx: u32, size: u64) -> R<u64> {
         .checked_mul(size)
         .and_then(|v| v.checked_mul(8))
         .filter(|&v| v <= u64::from(u32::MAX))
-        .ok_or_else(|| "field offset overflows".to_string())
+        .ok_or(CoreError::OffsetOverflow)
 }
 
 /// libbpf's `bpf_core_parse_spec`.
 fn parse_spec<'b>(btf: &'b Btf, type_id: u32, access: &str, kind: CoreReloKind) -> R<Spec<'b>> {
     if access.is_empty() || access.starts_with(':') {
-        return Err(format!("invalid access string {access:?}"));
+        return Err(CoreError::InvalidAccess {
+            access: access.to_string(),
+        });
     }
     let mut spec = Spec::new(btf, type_id);
     if kind.is_type_based() {
         if access != "0" {
-            return Err(format!(
-                "type-based relocation has access string {access:?}, expected \"0\""
-            ));
+            return Err(CoreError::TypeAccess {
+                access: access.to_string(),
+            });
         }
         return Ok(spec);
     }
@@ -404,17 +413,17 @@ fn parse_spec<'b>(btf: &'b Btf, type_id: u32, access: &str, kind: CoreReloKind) 
 
     if kind.is_enumval_based() {
         if !is_any_enum(t) || spec.raw.len() > 1 || first as usize >= vlen(t) {
-            return Err(format!(
-                "enum value relocation {access:?} on {}",
-                describe_type(btf, id)
-            ));
+            return Err(CoreError::EnumAccess {
+                access: access.to_string(),
+                type_name: describe_type(btf, id),
+            });
         }
         let (name_off, _) = enumerator(t, first as usize).unwrap_or((0, 0));
         spec.spec[0].name = Some(name(btf, name_off));
         return Ok(spec);
     }
     if !kind.is_field_based() {
-        return Err("unknown relocation kind".into());
+        return Err(CoreError::UnknownKind);
     }
 
     let sz = type_size(btf, id)?;
@@ -426,12 +435,18 @@ fn parse_spec<'b>(btf: &'b Btf, type_id: u32, access: &str, kind: CoreReloKind) 
         if let Some(ms) = members(t) {
             let m = ms
                 .get(idx as usize)
-                .ok_or_else(|| format!("access {access:?}: member {idx} out of range"))?;
+                .ok_or_else(|| CoreError::MemberOutOfRange {
+                    access: access.to_string(),
+                    idx,
+                })?;
             spec.bit_offset += u64::from(m.bit_offset(t.kind_flag));
             if m.name_off != 0 {
                 let n = name(btf, m.name_off);
                 if n.is_empty() {
-                    return Err(format!("access {access:?}: member {idx} has no name"));
+                    return Err(CoreError::MemberWithoutName {
+                        access: access.to_string(),
+                        idx,
+                    });
                 }
                 spec.spec.push(Accessor {
                     type_id: id,
@@ -447,7 +462,10 @@ fn parse_spec<'b>(btf: &'b Btf, type_id: u32, access: &str, kind: CoreReloKind) 
             let (eid, _) = skip(btf, elem_type)?;
             let flex = is_flex_arr(btf, spec.spec.last(), nelems);
             if !flex && idx >= nelems {
-                return Err(format!("access {access:?}: index {idx} out of range"));
+                return Err(CoreError::IndexOutOfRange {
+                    access: access.to_string(),
+                    idx,
+                });
             }
             spec.spec.push(Accessor {
                 type_id: eid,
@@ -458,13 +476,14 @@ fn parse_spec<'b>(btf: &'b Btf, type_id: u32, access: &str, kind: CoreReloKind) 
             spec.bit_offset += mul_bits(idx, sz)?;
             id = eid;
         } else {
-            return Err(format!(
-                "access {access:?} (at idx {i}) goes through {}",
-                describe_type(btf, id)
-            ));
+            return Err(CoreError::AccessThrough {
+                access: access.to_string(),
+                at: i,
+                type_name: describe_type(btf, id),
+            });
         }
         if spec.bit_offset > u64::from(u32::MAX) {
-            return Err("field offset overflows".into());
+            return Err(CoreError::OffsetOverflow);
         }
     }
     Ok(spec)
@@ -526,11 +545,11 @@ fn fields_are_compat(lb: &Btf, lid: u32, tb: &Btf, tid: u32) -> R<bool> {
             }
         }
     }
-    Err("type chain too deep".into())
+    Err(CoreError::TooDeep { what: "type chain" })
 }
 
 /// libbpf's `bpf_core_types_are_compat` (TYPE_EXISTS, TYPE_SIZE, TYPE_ID_TARGET).
-pub fn types_are_compat(lb: &Btf, lid: u32, tb: &Btf, tid: u32) -> Result<bool, String> {
+pub fn types_are_compat(lb: &Btf, lid: u32, tb: &Btf, tid: u32) -> Result<bool, CoreError> {
     types_are_compat_level(lb, lid, tb, tid, MAX_DEPTH)
 }
 
@@ -543,7 +562,7 @@ fn types_are_compat_level(lb: &Btf, lid: u32, tb: &Btf, tid: u32, level: i32) ->
     loop {
         depth -= 1;
         if depth < 0 {
-            return Err("type chain too deep".into());
+            return Err(CoreError::TooDeep { what: "type chain" });
         }
         let (l, lt) = skip(lb, lid)?;
         let (t, tt) = skip(tb, tid)?;
@@ -581,7 +600,7 @@ fn types_are_compat_level(lb: &Btf, lid: u32, tb: &Btf, tid: u32, level: i32) ->
                 }
                 for (a, b) in lp.iter().zip(tp) {
                     if level <= 0 {
-                        return Err("type chain too deep".into());
+                        return Err(CoreError::TooDeep { what: "type chain" });
                     }
                     let (a, _) = skip(lb, a.type_id)?;
                     let (b, _) = skip(tb, b.type_id)?;
@@ -611,7 +630,7 @@ fn names_match(lb: &Btf, loff: u32, tb: &Btf, toff: u32) -> bool {
 }
 
 /// libbpf's `bpf_core_types_match` (TYPE_MATCHES).
-pub fn types_match(lb: &Btf, lid: u32, tb: &Btf, tid: u32) -> Result<bool, String> {
+pub fn types_match(lb: &Btf, lid: u32, tb: &Btf, tid: u32) -> Result<bool, CoreError> {
     types_match_level(lb, lid, tb, tid, false, MAX_DEPTH)
 }
 
@@ -624,14 +643,14 @@ fn types_match_level(
     level: i32,
 ) -> R<bool> {
     if level <= 0 {
-        return Err("type chain too deep".into());
+        return Err(CoreError::TooDeep { what: "type chain" });
     }
     let (mut lid, mut tid, mut behind_ptr) = (lid, tid, behind_ptr);
     let mut depth = MAX_DEPTH;
     loop {
         depth -= 1;
         if depth < 0 {
-            return Err("type chain too deep".into());
+            return Err(CoreError::TooDeep { what: "type chain" });
         }
         let (l, lt) = skip(lb, lid)?;
         let (t, tt) = skip(tb, tid)?;
@@ -815,12 +834,16 @@ fn match_member<'t>(
     let lt = ty(lb, lacc.type_id)?;
     let lm = members(lt)
         .and_then(|m| m.get(lacc.idx as usize))
-        .ok_or("local accessor is not a member")?;
+        .ok_or(CoreError::Unsupported {
+            what: "local accessor is not a member",
+        })?;
     let lname = name(lb, lm.name_off);
     for (i, m) in tms.iter().enumerate() {
         let bit_off = u64::from(m.bit_offset(tt.kind_flag));
         if spec.raw.len() == SPEC_MAX_LEN {
-            return Err("struct/union/array nesting too deep".into());
+            return Err(CoreError::TooDeep {
+                what: "struct/union/array nesting",
+            });
         }
         spec.bit_offset += bit_off;
         spec.raw.push(i as u32);
@@ -882,7 +905,7 @@ fn spec_match<'t>(local: &Spec, kind: CoreReloKind, tb: &'t Btf, tid: u32) -> R<
         return Ok(None);
     }
     if !kind.is_field_based() {
-        return Err("unknown relocation kind".into());
+        return Err(CoreError::UnknownKind);
     }
     let mut tid = tid;
     for (i, lacc) in local.spec.iter().enumerate() {
@@ -908,7 +931,9 @@ fn spec_match<'t>(local: &Spec, kind: CoreReloKind, tb: &'t Btf, tid: u32) -> R<
                 tid = skip(tb, elem_type)?.0;
             }
             if targ.raw.len() == SPEC_MAX_LEN {
-                return Err("struct/union/array nesting too deep".into());
+                return Err(CoreError::TooDeep {
+                    what: "struct/union/array nesting",
+                });
             }
             targ.spec.push(Accessor {
                 type_id: tid,
@@ -920,7 +945,7 @@ fn spec_match<'t>(local: &Spec, kind: CoreReloKind, tb: &'t Btf, tid: u32) -> R<
             targ.bit_offset += mul_bits(lacc.idx, sz)?;
         }
         if targ.bit_offset > u64::from(u32::MAX) {
-            return Err("field offset overflows".into());
+            return Err(CoreError::OffsetOverflow);
         }
     }
     Ok(Some(targ))
@@ -932,12 +957,12 @@ fn spec_match<'t>(local: &Spec, kind: CoreReloKind, tb: &'t Btf, tid: u32) -> R<
 enum CalcError {
     /// libbpf's -EUCLEAN: poison the instruction.
     Poison,
-    Fail(String),
+    Fail(CoreError),
 }
 
-impl From<String> for CalcError {
-    fn from(s: String) -> Self {
-        CalcError::Fail(s)
+impl From<CoreError> for CalcError {
+    fn from(e: CoreError) -> Self {
+        CalcError::Fail(e)
     }
 }
 
@@ -962,11 +987,16 @@ fn calc_field(kind: CoreReloKind, spec: Option<&Spec>) -> Result<FieldVal, CalcE
     }
     let spec = spec.ok_or(CalcError::Poison)?;
     let btf = spec.btf;
-    let acc = spec.spec.last().ok_or("empty spec".to_string())?;
+    let acc = spec
+        .spec
+        .last()
+        .ok_or(CoreError::Unsupported { what: "empty spec" })?;
     let Some(_) = acc.name else {
         // An array element: only its offset and size make sense.
         let sz = type_size(btf, acc.type_id)?;
-        let sz = u32::try_from(sz).map_err(|_| "field too large".to_string())?;
+        let sz = u32::try_from(sz).map_err(|_| CoreError::Unsupported {
+            what: "field too large",
+        })?;
         match kind {
             CoreReloKind::FieldByteOffset => {
                 out.val = spec.bit_offset / 8;
@@ -975,10 +1005,9 @@ fn calc_field(kind: CoreReloKind, spec: Option<&Spec>) -> Result<FieldVal, CalcE
             }
             CoreReloKind::FieldByteSize => out.val = u64::from(sz),
             _ => {
-                return Err(CalcError::Fail(format!(
-                    "{} relocation cannot be applied to an array element",
-                    kind.name()
-                )))
+                return Err(CalcError::Fail(CoreError::ArrayElement {
+                    kind: kind.name(),
+                }))
             }
         }
         return Ok(out);
@@ -986,7 +1015,9 @@ fn calc_field(kind: CoreReloKind, spec: Option<&Spec>) -> Result<FieldVal, CalcE
     let t = ty(btf, acc.type_id)?;
     let m = members(t)
         .and_then(|m| m.get(acc.idx as usize))
-        .ok_or("accessor is not a member".to_string())?;
+        .ok_or(CoreError::Unsupported {
+            what: "accessor is not a member",
+        })?;
     let (field_type_id, mt) = skip(btf, m.type_id)?;
     let bit_off = spec.bit_offset;
     let mut bit_sz = u64::from(m.bitfield_size(t.kind_flag));
@@ -997,17 +1028,23 @@ fn calc_field(kind: CoreReloKind, spec: Option<&Spec>) -> Result<FieldVal, CalcE
             BtfKind::Int { size, .. }
             | BtfKind::Enum { size, .. }
             | BtfKind::Enum64 { size, .. } => u64::from(size),
-            _ => return Err(CalcError::Fail("bitfield of a non-integer type".into())),
+            _ => {
+                return Err(CalcError::Fail(CoreError::Unsupported {
+                    what: "bitfield of a non-integer type",
+                }))
+            }
         };
         if sz == 0 {
-            return Err(CalcError::Fail("bitfield of a zero-sized type".into()));
+            return Err(CalcError::Fail(CoreError::Unsupported {
+                what: "bitfield of a zero-sized type",
+            }));
         }
         let mut off = bit_off / 8 / sz * sz;
         while bit_off + bit_sz - off * 8 > sz * 8 {
             if sz >= 8 {
-                return Err(CalcError::Fail(
-                    "bitfield cannot be read with a 64-bit load".into(),
-                ));
+                return Err(CalcError::Fail(CoreError::Unsupported {
+                    what: "bitfield cannot be read with a 64-bit load",
+                }));
             }
             sz *= 2;
             off = bit_off / 8 / sz * sz;
@@ -1024,7 +1061,9 @@ fn calc_field(kind: CoreReloKind, spec: Option<&Spec>) -> Result<FieldVal, CalcE
         CoreReloKind::FieldByteOffset => {
             out.val = byte_off;
             if !bitfield {
-                out.sz = u32::try_from(byte_sz).map_err(|_| "field too large".to_string())?;
+                out.sz = u32::try_from(byte_sz).map_err(|_| CoreError::Unsupported {
+                    what: "field too large",
+                })?;
                 out.type_id = field_type_id;
             }
         }
@@ -1043,7 +1082,11 @@ fn calc_field(kind: CoreReloKind, spec: Option<&Spec>) -> Result<FieldVal, CalcE
             out.val = 64u64.wrapping_sub(bit_sz);
             out.validate = true;
         }
-        _ => return Err(CalcError::Fail("unsupported field relocation".into())),
+        _ => {
+            return Err(CalcError::Fail(CoreError::Unsupported {
+                what: "unsupported field relocation",
+            }))
+        }
     }
     Ok(out)
 }
@@ -1057,7 +1100,11 @@ fn calc_type(kind: CoreReloKind, spec: Option<&Spec>) -> Result<(u64, bool), Cal
         CoreReloKind::TypeIdTarget => (u64::from(spec.root_type_id), false),
         CoreReloKind::TypeExists | CoreReloKind::TypeMatches => (1, true),
         CoreReloKind::TypeSize => (type_size(spec.btf, spec.root_type_id)?, true),
-        _ => return Err(CalcError::Fail("unsupported type relocation".into())),
+        _ => {
+            return Err(CalcError::Fail(CoreError::Unsupported {
+                what: "unsupported type relocation",
+            }))
+        }
     })
 }
 
@@ -1067,13 +1114,20 @@ fn calc_enumval(kind: CoreReloKind, spec: Option<&Spec>) -> Result<u64, CalcErro
         CoreReloKind::EnumvalExists => Ok(u64::from(spec.is_some())),
         CoreReloKind::EnumvalValue => {
             let spec = spec.ok_or(CalcError::Poison)?;
-            let acc = spec.spec.first().ok_or("empty spec".to_string())?;
+            let acc = spec
+                .spec
+                .first()
+                .ok_or(CoreError::Unsupported { what: "empty spec" })?;
             let t = ty(spec.btf, acc.type_id)?;
             enumerator(t, acc.idx as usize)
                 .map(|(_, v)| v)
-                .ok_or_else(|| CalcError::Fail("enumerator out of range".into()))
+                .ok_or(CalcError::Fail(CoreError::Unsupported {
+                    what: "enumerator out of range",
+                }))
         }
-        _ => Err(CalcError::Fail("unsupported enum relocation".into())),
+        _ => Err(CalcError::Fail(CoreError::Unsupported {
+            what: "unsupported enum relocation",
+        })),
     }
 }
 
@@ -1128,14 +1182,13 @@ fn calc(kind: CoreReloKind, local: &Spec, targ: Option<&Spec>) -> R<CoreResoluti
 
 /// libbpf's candidate search (`bpf_core_find_cands` on one target BTF): types
 /// of a compatible kind whose names agree once `___flavor` suffixes are dropped.
-pub fn find_candidates(local: &Btf, local_id: u32, target: &Btf) -> Result<Vec<u32>, String> {
+pub fn find_candidates(local: &Btf, local_id: u32, target: &Btf) -> Result<Vec<u32>, CoreError> {
     let lt = ty(local, local_id)?;
     let lname = name(local, lt.name_off);
     if lname.is_empty() {
-        return Err(format!(
-            "{}: candidate search for anonymous types is not supported",
-            describe_type(local, local_id)
-        ));
+        return Err(CoreError::AnonymousCandidate {
+            type_name: describe_type(local, local_id),
+        });
     }
     let lessent = essential_name(lname);
     Ok(target
@@ -1166,7 +1219,7 @@ pub fn calc_relo(
     relo: CoreReloRef,
     target: Option<&Btf>,
     cache: &mut CandidateCache,
-) -> Result<(CoreResolution, String), String> {
+) -> Result<(CoreResolution, String), CoreError> {
     let lt = ty(local, relo.type_id)?;
     let lname = name(local, lt.name_off);
     let lspec = parse_spec(local, relo.type_id, relo.access, relo.kind)?;
@@ -1182,11 +1235,9 @@ pub fn calc_relo(
         return Ok((res, desc));
     }
     if lname.is_empty() {
-        return Err(format!(
-            "{desc}: relocations against anonymous types are not supported"
-        ));
+        return Err(CoreError::AnonymousType { spec: desc });
     }
-    let target = target.ok_or("no target BTF")?;
+    let target = target.ok_or(CoreError::NoTarget)?;
     let cands = match cache.entry(relo.type_id) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => {
@@ -1204,24 +1255,26 @@ pub fn calc_relo(
             None => chosen = Some((cres, cspec.bit_offset)),
             Some((tres, tbits)) => {
                 if cspec.bit_offset != *tbits {
-                    return Err(format!(
-                        "{desc}: field offset ambiguity: {} != {} ({} vs {})",
-                        tbits / 8,
-                        cspec.bit_offset / 8,
-                        describe_type(target, tres.target_type_id),
-                        describe_type(target, cand)
-                    ));
+                    return Err(CoreError::OffsetAmbiguity {
+                        spec: desc,
+                        first: tbits / 8,
+                        second: cspec.bit_offset / 8,
+                        first_type: describe_type(target, tres.target_type_id),
+                        second_type: describe_type(target, cand),
+                    });
                 }
                 if cres.poison != tres.poison || cres.new_val != tres.new_val {
-                    return Err(format!(
-                        "{desc}: relocation decision ambiguity: {} {} != {} {} ({} vs {})",
-                        if tres.poison { "failure" } else { "success" },
-                        tres.new_val,
-                        if cres.poison { "failure" } else { "success" },
-                        cres.new_val,
-                        describe_type(target, tres.target_type_id),
-                        describe_type(target, cand)
-                    ));
+                    let decision = |r: &CoreResolution| {
+                        let what = if r.poison { "failure" } else { "success" };
+                        format!("{what} {}", r.new_val)
+                    };
+                    return Err(CoreError::DecisionAmbiguity {
+                        spec: desc,
+                        first: decision(tres),
+                        second: decision(&cres),
+                        first_type: describe_type(target, tres.target_type_id),
+                        second_type: describe_type(target, cand),
+                    });
                 }
             }
         }
@@ -1268,10 +1321,12 @@ fn poison(insn: &mut RawInsn) {
 
 /// libbpf's `bpf_core_patch_insn`: applies `res` to the instruction at `at`.
 /// Returns true when the instruction was poisoned.
-pub fn patch_insn(insns: &mut [RawInsn], at: usize, res: &CoreResolution) -> Result<bool, String> {
-    let insn = *insns
-        .get(at)
-        .ok_or_else(|| format!("instruction #{at} does not exist"))?;
+pub fn patch_insn(
+    insns: &mut [RawInsn],
+    at: usize,
+    res: &CoreResolution,
+) -> Result<bool, CoreError> {
+    let insn = *insns.get(at).ok_or(CoreError::NoInstruction { at })?;
     let is_lddw = insn.code == isa::opcode::LDDW;
     let do_poison = |insns: &mut [RawInsn]| {
         if is_lddw {
@@ -1290,28 +1345,32 @@ pub fn patch_insn(insns: &mut [RawInsn], at: usize, res: &CoreResolution) -> Res
         // BPF_ALU, BPF_ALU64
         0x04 | 0x07 => {
             if insn.code & 0x08 != 0 {
-                return Err(format!(
-                    "insn #{at} (ALU/ALU64) has a register source; expected an immediate"
-                ));
+                return Err(CoreError::RegisterSource { at });
             }
             if res.validate && insn.imm as i64 as u64 != orig {
-                return Err(format!(
-                    "unexpected insn #{at} (ALU/ALU64) value: got {}, exp {orig} -> {new}",
-                    insn.imm as u32
-                ));
+                return Err(CoreError::UnexpectedValue {
+                    at,
+                    class: "ALU/ALU64",
+                    got: u64::from(insn.imm as u32),
+                    expected: orig,
+                    new,
+                });
             }
             insns[at].imm = new as i32;
         }
         // BPF_LDX, BPF_ST, BPF_STX
         0x01..=0x03 => {
             if res.validate && insn.off as i64 as u64 != orig {
-                return Err(format!(
-                    "unexpected insn #{at} (LDX/ST/STX) value: got {}, exp {orig} -> {new}",
-                    insn.off as u16
-                ));
+                return Err(CoreError::UnexpectedValue {
+                    at,
+                    class: "LDX/ST/STX",
+                    got: u64::from(insn.off as u16),
+                    expected: orig,
+                    new,
+                });
             }
             if new > i16::MAX as u64 {
-                return Err(format!("insn #{at} (LDX/ST/STX) value too big: {new}"));
+                return Err(CoreError::OffsetTooBig { at, new });
             }
             if res.fail_memsz_adjust {
                 // The field changed size and is neither a pointer nor an
@@ -1322,16 +1381,15 @@ pub fn patch_insn(insns: &mut [RawInsn], at: usize, res: &CoreResolution) -> Res
             if res.new_sz != res.orig_sz {
                 let have = size_bytes(insn.code);
                 if have != res.orig_sz {
-                    return Err(format!(
-                        "insn #{at} (LDX/ST/STX) unexpected mem size: got {have}, exp {}",
-                        res.orig_sz
-                    ));
+                    return Err(CoreError::MemSize {
+                        at,
+                        got: have,
+                        expected: res.orig_sz,
+                    });
                 }
-                let sz = size_code(res.new_sz).ok_or_else(|| {
-                    format!(
-                        "insn #{at} (LDX/ST/STX) invalid new mem size: {}",
-                        res.new_sz
-                    )
+                let sz = size_code(res.new_sz).ok_or(CoreError::NewMemSize {
+                    at,
+                    size: res.new_sz,
                 })?;
                 insns[at].code = (insn.code & 0xe7) | sz;
             }
@@ -1344,22 +1402,26 @@ pub fn patch_insn(insns: &mut [RawInsn], at: usize, res: &CoreResolution) -> Res
                 && insn.off == 0
                 && next.is_some_and(|n| n.code == 0 && n.dst == 0 && n.src == 0 && n.off == 0);
             let Some(next) = next.filter(|_| ok) else {
-                return Err(format!("insn #{at} (LDIMM64) has unexpected form"));
+                return Err(CoreError::LdImm64Form { at });
             };
             let imm = u64::from(insn.imm as u32) | (u64::from(next.imm as u32) << 32);
             if res.validate && imm != orig {
-                return Err(format!(
-                    "unexpected insn #{at} (LDIMM64) value: got {imm}, exp {orig} -> {new}"
-                ));
+                return Err(CoreError::UnexpectedValue {
+                    at,
+                    class: "LDIMM64",
+                    got: imm,
+                    expected: orig,
+                    new,
+                });
             }
             insns[at].imm = new as u32 as i32;
             insns[at + 1].imm = (new >> 32) as u32 as i32;
         }
         _ => {
-            return Err(format!(
-                "trying to relocate unrecognized insn #{at}, code: {:#04x}",
-                insn.code
-            ))
+            return Err(CoreError::UnknownInstruction {
+                at,
+                code: insn.code,
+            })
         }
     }
     Ok(false)
@@ -1474,7 +1536,7 @@ mod tests {
         }
     }
 
-    fn calc1(local: &Btf, r: CoreReloRef, target: &Btf) -> Result<CoreResolution, String> {
+    fn calc1(local: &Btf, r: CoreReloRef, target: &Btf) -> Result<CoreResolution, CoreError> {
         calc_relo(local, r, Some(target), &mut CandidateCache::new()).map(|(res, _)| res)
     }
 
@@ -1584,12 +1646,28 @@ mod tests {
         let res = calc1(&l, relo(s, "0:0", CoreReloKind::FieldByteOffset), &t).unwrap();
         let mut insns = [ldx_w(4)];
         let err = patch_insn(&mut insns, 0, &res).unwrap_err();
-        assert!(
-            err.contains("unexpected insn #0 (LDX/ST/STX) value: got 4, exp 0 -> 8"),
-            "{err}"
+        assert_eq!(
+            err,
+            CoreError::UnexpectedValue {
+                at: 0,
+                class: "LDX/ST/STX",
+                got: 4,
+                expected: 0,
+                new: 8
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "unexpected insn #0 (LDX/ST/STX) value: got 4, exp 0 -> 8"
         );
         let mut insns = [mov_imm(3)];
-        assert!(patch_insn(&mut insns, 0, &res).unwrap_err().contains("ALU"));
+        assert!(matches!(
+            patch_insn(&mut insns, 0, &res),
+            Err(CoreError::UnexpectedValue {
+                class: "ALU/ALU64",
+                ..
+            })
+        ));
         let mut alu_x = [RawInsn {
             code: 0x0f,
             dst: 1,
@@ -1605,9 +1683,10 @@ mod tests {
             off: 0,
             imm: 0,
         }];
-        assert!(patch_insn(&mut jmp, 0, &res)
-            .unwrap_err()
-            .contains("unrecognized"));
+        assert!(matches!(
+            patch_insn(&mut jmp, 0, &res),
+            Err(CoreError::UnknownInstruction { at: 0, .. })
+        ));
         let mut ld_abs = [RawInsn {
             code: 0x20,
             dst: 0,
@@ -1615,18 +1694,23 @@ mod tests {
             off: 0,
             imm: 0,
         }];
-        assert!(patch_insn(&mut ld_abs, 0, &res)
-            .unwrap_err()
-            .contains("LDIMM64"));
-        assert!(patch_insn(&mut [], 0, &res).is_err());
+        assert_eq!(
+            patch_insn(&mut ld_abs, 0, &res),
+            Err(CoreError::LdImm64Form { at: 0 })
+        );
+        assert_eq!(
+            patch_insn(&mut [], 0, &res),
+            Err(CoreError::NoInstruction { at: 0 })
+        );
         let big = CoreResolution {
             new_val: 40000,
             validate: false,
             ..res
         };
-        assert!(patch_insn(&mut [ldx_w(0)], 0, &big)
-            .unwrap_err()
-            .contains("too big"));
+        assert_eq!(
+            patch_insn(&mut [ldx_w(0)], 0, &big),
+            Err(CoreError::OffsetTooBig { at: 0, new: 40000 })
+        );
     }
 
     #[test]
@@ -1672,9 +1756,10 @@ mod tests {
                                       // The insn's own size must be the local field's size.
         let mut wrong = [ldx_w(0)];
         wrong[0].code = 0x79; // ldxdw
-        assert!(patch_insn(&mut wrong, 0, &res)
-            .unwrap_err()
-            .contains("mem size"));
+        assert!(matches!(
+            patch_insn(&mut wrong, 0, &res),
+            Err(CoreError::MemSize { at: 0, got: 8, .. })
+        ));
         // Signed: poisoned.
         let res = calc1(&l, relo(s, "0:1", CoreReloKind::FieldByteOffset), &t).unwrap();
         assert!(res.fail_memsz_adjust && !res.poison);
@@ -2028,7 +2113,7 @@ mod tests {
         t.strukt("amb___b", 8, &[("y", int, 0, 0), ("x", int, 32, 0)]);
         let t = t.build();
         let err = calc1(&l, relo(s, "0:0", CoreReloKind::FieldByteOffset), &t).unwrap_err();
-        assert!(err.contains("field offset ambiguity"), "{err}");
+        assert!(matches!(err, CoreError::OffsetAmbiguity { .. }), "{err}");
         // Same offset everywhere: fine.
         let mut t2 = B::new();
         let int = t2.int("int", 4, true);
@@ -2084,7 +2169,13 @@ mod tests {
         assert_eq!(r.new_val, 4);
         // Without the first relocation, y is ambiguous.
         let err = calc1(&l, relo(s, "0:1", CoreReloKind::FieldByteOffset), &t).unwrap_err();
-        assert!(err.contains("ambiguity"), "{err}");
+        assert!(
+            matches!(
+                err,
+                CoreError::OffsetAmbiguity { .. } | CoreError::DecisionAmbiguity { .. }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -159,7 +159,7 @@ impl<'a> Elf<'a> {
     /// The `SHT_REL` entries of relocation section `index`.
     pub fn rels(&self, index: usize) -> Result<Vec<Rel>, ParseError> {
         let data = self.sections[index].data;
-        if data.len() % 16 != 0 {
+        if !data.len().is_multiple_of(16) {
             return Err(ParseError::BadSection {
                 index,
                 reason: "SHT_REL size is not a multiple of 16",

@@ -151,7 +151,9 @@ pub enum RelocError {
         kind: &'static str,
         /// The local side, e.g. "struct iphdr.ttl (0:6 @ offset 8)".
         spec: String,
-        reason: String,
+        /// Boxed: the error stays small on the happy path's `Result`s.
+        #[source]
+        reason: Box<CoreError>,
     },
 
     #[error("section '{section}': kfunc call at slot {insn_index} is not supported")]
@@ -229,6 +231,94 @@ pub enum RelocError {
 
     #[error("program '{program}': linked program is too large ({len} slots)")]
     TooLarge { program: String, len: usize },
+}
+
+/// Why one CO-RE relocation cannot be resolved or applied (after libbpf's
+/// relo_core.c; aya-obj's `RelocationError` in the same role). [`RelocError::Core`]
+/// says which relocation.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CoreError {
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+    #[error("invalid access string {access:?}")]
+    InvalidAccess { access: String },
+    #[error("access string {access:?} is too long")]
+    AccessTooLong { access: String },
+    #[error("type-based relocation has access string {access:?}, expected \"0\"")]
+    TypeAccess { access: String },
+    #[error("enum value relocation {access:?} on {type_name}")]
+    EnumAccess { access: String, type_name: String },
+    #[error("unknown relocation kind")]
+    UnknownKind,
+    #[error("access {access:?}: member {idx} out of range")]
+    MemberOutOfRange { access: String, idx: u32 },
+    #[error("access {access:?}: member {idx} has no name")]
+    MemberWithoutName { access: String, idx: u32 },
+    #[error("access {access:?}: index {idx} out of range")]
+    IndexOutOfRange { access: String, idx: u32 },
+    #[error("access {access:?} (at idx {at}) goes through {type_name}")]
+    AccessThrough {
+        access: String,
+        at: usize,
+        type_name: String,
+    },
+    #[error("field offset overflows")]
+    OffsetOverflow,
+    /// Type chains or nesting deeper than libbpf follows.
+    #[error("{what} too deep")]
+    TooDeep { what: &'static str },
+    /// A relocation this resolver (as libbpf's) does not compute.
+    #[error("{what}")]
+    Unsupported { what: &'static str },
+    #[error("{kind} relocation cannot be applied to an array element")]
+    ArrayElement { kind: &'static str },
+    #[error("{type_name}: candidate search for anonymous types is not supported")]
+    AnonymousCandidate { type_name: String },
+    #[error("{spec}: relocations against anonymous types are not supported")]
+    AnonymousType { spec: String },
+    #[error("no target BTF")]
+    NoTarget,
+    #[error("{spec}: field offset ambiguity: {first} != {second} ({first_type} vs {second_type})")]
+    OffsetAmbiguity {
+        spec: String,
+        first: u64,
+        second: u64,
+        first_type: String,
+        second_type: String,
+    },
+    #[error("{spec}: relocation decision ambiguity: {first} != {second} ({first_type} vs {second_type})")]
+    DecisionAmbiguity {
+        spec: String,
+        /// "success VALUE" or "failure VALUE".
+        first: String,
+        second: String,
+        first_type: String,
+        second_type: String,
+    },
+    #[error("instruction #{at} does not exist")]
+    NoInstruction { at: usize },
+    #[error("instruction offset {offset} is not a multiple of 8")]
+    MisalignedOffset { offset: u32 },
+    #[error("insn #{at} (ALU/ALU64) has a register source; expected an immediate")]
+    RegisterSource { at: usize },
+    #[error("unexpected insn #{at} ({class}) value: got {got}, exp {expected} -> {new}")]
+    UnexpectedValue {
+        at: usize,
+        class: &'static str,
+        got: u64,
+        expected: u64,
+        new: u64,
+    },
+    #[error("insn #{at} (LDX/ST/STX) value too big: {new}")]
+    OffsetTooBig { at: usize, new: u64 },
+    #[error("insn #{at} (LDX/ST/STX) unexpected mem size: got {got}, exp {expected}")]
+    MemSize { at: usize, got: u32, expected: u32 },
+    #[error("insn #{at} (LDX/ST/STX) invalid new mem size: {size}")]
+    NewMemSize { at: usize, size: u32 },
+    #[error("insn #{at} (LDIMM64) has unexpected form")]
+    LdImm64Form { at: usize },
+    #[error("trying to relocate unrecognized insn #{at}, code: {code:#04x}")]
+    UnknownInstruction { at: usize, code: u8 },
 }
 
 /// A `.BTF` or `.BTF.ext` section that cannot be read.

@@ -34,7 +34,7 @@ pub use crate::core::CoreReloKind;
 pub use btf::Btf;
 pub use btf_ext::BtfExt;
 pub use elf::EM_BPF;
-pub use error::{BtfError, OptionError, ParseError, RelocError};
+pub use error::{BtfError, CoreError, OptionError, ParseError, RelocError};
 pub use maps::{BPF_F_MMAPABLE, BPF_F_RDONLY_PROG};
 pub use options::{LoadOptions, ProgramFilter, SYSTEM_BTF_PATH};
 

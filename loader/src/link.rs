@@ -17,7 +17,7 @@ use crate::btf::Btf;
 use crate::btf_ext::BtfExt;
 use crate::core::{self as co_re, CandidateCache, CoreReloKind, CoreReloRef};
 use crate::elf::Elf;
-use crate::error::{OptionError, ParseError, RelocError};
+use crate::error::{CoreError, OptionError, ParseError, RelocError};
 use crate::maps::MapSite;
 use crate::options::{LoadOptions, ProgramFilter, TargetSource};
 use crate::{
@@ -235,10 +235,9 @@ impl Ctx<'_, '_> {
                         insn_index,
                         kind: CoreReloKind::from_u32(relo.kind).map_or("unknown", |k| k.name()),
                         spec: co_re::describe_type(btf, relo.type_id),
-                        reason: format!(
-                            "instruction offset {} is not a multiple of 8",
-                            relo.insn_off
-                        ),
+                        reason: Box::new(CoreError::MisalignedOffset {
+                            offset: relo.insn_off,
+                        }),
                     };
                     return Err(err.into());
                 }
@@ -283,12 +282,12 @@ impl Ctx<'_, '_> {
                     access: &relo.access,
                     kind,
                 };
-                let fail = |spec: String, reason: String| RelocError::Core {
+                let fail = |spec: String, reason: CoreError| RelocError::Core {
                     section: section.clone(),
                     insn_index,
                     kind: kind.name(),
                     spec,
-                    reason,
+                    reason: Box::new(reason),
                 };
                 let (res, spec) = match co_re::calc_relo(btf, r, tgt, &mut cache) {
                     Ok(x) => x,
@@ -496,7 +495,7 @@ impl Ctx<'_, '_> {
             }
             .into());
         }
-        if rel.offset % 8 != 0 || rel.offset / 8 >= insns.len() as u64 {
+        if !rel.offset.is_multiple_of(8) || rel.offset / 8 >= insns.len() as u64 {
             return Err(RelocError::OutOfBounds {
                 section,
                 offset: rel.offset,

@@ -12,12 +12,11 @@ use crate::elf::Elf;
 use crate::error::ParseError;
 use crate::{MapKind, MapSpec, SlotTarget};
 
-pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
-pub const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
-pub const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
-pub const BPF_MAP_TYPE_HASH_OF_MAPS: u32 = 13;
-pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
-pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+pub use isa::uapi::{BPF_F_MMAPABLE, BPF_F_RDONLY_PROG};
+use isa::uapi::{
+    BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS,
+    BPF_MAP_TYPE_PROG_ARRAY,
+};
 
 /// Largest global data section accepted: the kernel refuses array values above
 /// `KMALLOC_MAX_SIZE` (4 MiB on x86-64) with E2BIG.
@@ -316,7 +315,7 @@ fn legacy_maps(elf: &Elf, idx: usize) -> Result<Vec<(MapSpec, MapSite)>, ParseEr
         });
     }
     let count = syms.len() as u64;
-    if sec.size % count != 0 || sec.size == 0 {
+    if !sec.size.is_multiple_of(count) || sec.size == 0 {
         return Err(ParseError::BadLegacyMapSection {
             section: sec.name.clone(),
             size: sec.size,
@@ -434,7 +433,7 @@ fn btf_maps(
             return Err(bad(name, offset, "struct is larger than its DATASEC slot"));
         }
         let end = offset.checked_add(u64::from(vi.size));
-        if !end.is_some_and(|end| end <= sec.size) {
+        if end.is_none_or(|end| end > sec.size) {
             return Err(bad(
                 name,
                 offset,

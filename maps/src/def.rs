@@ -6,112 +6,34 @@
 
 use crate::error::MapError;
 
-/// `BPF_MAP_TYPE_HASH`.
-pub const BPF_MAP_TYPE_HASH: u32 = 1;
-/// `BPF_MAP_TYPE_ARRAY`.
-pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
-/// `BPF_MAP_TYPE_PROG_ARRAY`.
-pub const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
-/// `BPF_MAP_TYPE_PERCPU_HASH`.
-pub const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
-/// `BPF_MAP_TYPE_PERCPU_ARRAY`.
-pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
-/// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
-pub const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
-/// `BPF_MAP_TYPE_LRU_HASH`.
-pub const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
-/// `BPF_MAP_TYPE_LRU_PERCPU_HASH`.
-pub const BPF_MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
-/// `BPF_MAP_TYPE_LPM_TRIE`.
-pub const BPF_MAP_TYPE_LPM_TRIE: u32 = 11;
-/// `BPF_MAP_TYPE_ARRAY_OF_MAPS`.
-pub const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
-/// `BPF_MAP_TYPE_HASH_OF_MAPS`.
-pub const BPF_MAP_TYPE_HASH_OF_MAPS: u32 = 13;
-/// `BPF_MAP_TYPE_DEVMAP`.
-pub const BPF_MAP_TYPE_DEVMAP: u32 = 14;
-/// `BPF_MAP_TYPE_CPUMAP`.
-pub const BPF_MAP_TYPE_CPUMAP: u32 = 16;
-/// `BPF_MAP_TYPE_XSKMAP`.
-pub const BPF_MAP_TYPE_XSKMAP: u32 = 17;
-/// `BPF_MAP_TYPE_DEVMAP_HASH`.
-pub const BPF_MAP_TYPE_DEVMAP_HASH: u32 = 25;
-/// `BPF_MAP_TYPE_RINGBUF`.
-pub const BPF_MAP_TYPE_RINGBUF: u32 = 27;
+// The kernel's numbers are defined once, in `isa::uapi`; the store's users see them
+// here too.
+pub use isa::uapi::{
+    BPF_ANY, BPF_EXIST, BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, BPF_F_INNER_MAP, BPF_F_LOCK,
+    BPF_F_MMAPABLE, BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC, BPF_F_NUMA_NODE, BPF_F_PRESERVE_ELEMS,
+    BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_F_WRONLY, BPF_F_WRONLY_PROG, BPF_F_ZERO_SEED,
+    BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_DEVMAP,
+    BPF_MAP_TYPE_DEVMAP_HASH, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_HASH_OF_MAPS, BPF_MAP_TYPE_LPM_TRIE,
+    BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY,
+    BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_PROG_ARRAY,
+    BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_XSKMAP, BPF_NOEXIST, BPF_OBJ_NAME_LEN,
+};
 
-/// The kernel's name of a map type, as bpftool prints it ("hash", "lru_hash", ...).
+/// The kernel's name of a map type the store implements, as bpftool prints it
+/// ("hash", "lru_hash", ...); `None` for the others.
 pub fn map_type_name(t: u32) -> Option<&'static str> {
-    Some(match t {
-        BPF_MAP_TYPE_HASH => "hash",
-        BPF_MAP_TYPE_ARRAY => "array",
-        BPF_MAP_TYPE_PROG_ARRAY => "prog_array",
-        BPF_MAP_TYPE_PERF_EVENT_ARRAY => "perf_event_array",
-        BPF_MAP_TYPE_PERCPU_HASH => "percpu_hash",
-        BPF_MAP_TYPE_PERCPU_ARRAY => "percpu_array",
-        BPF_MAP_TYPE_LRU_HASH => "lru_hash",
-        BPF_MAP_TYPE_LRU_PERCPU_HASH => "lru_percpu_hash",
-        BPF_MAP_TYPE_LPM_TRIE => "lpm_trie",
-        BPF_MAP_TYPE_ARRAY_OF_MAPS => "array_of_maps",
-        BPF_MAP_TYPE_HASH_OF_MAPS => "hash_of_maps",
-        BPF_MAP_TYPE_DEVMAP => "devmap",
-        BPF_MAP_TYPE_CPUMAP => "cpumap",
-        BPF_MAP_TYPE_XSKMAP => "xskmap",
-        BPF_MAP_TYPE_DEVMAP_HASH => "devmap_hash",
-        BPF_MAP_TYPE_RINGBUF => "ringbuf",
-        _ => return None,
-    })
+    Kind::of(t).and_then(|_| isa::uapi::map_type_name(t))
 }
 
 /// Whether a map type keeps one value per worker (the bpf(2) value is
 /// `ncpus * round_up(value_size, 8)` bytes).
 pub fn is_percpu_type(t: u32) -> bool {
-    matches!(
-        t,
-        BPF_MAP_TYPE_PERCPU_HASH | BPF_MAP_TYPE_PERCPU_ARRAY | BPF_MAP_TYPE_LRU_PERCPU_HASH
-    )
+    isa::uapi::is_percpu_map_type(t)
 }
 
-/// Update flag: create or replace.
-pub const BPF_ANY: u64 = 0;
-/// Update flag: create only.
-pub const BPF_NOEXIST: u64 = 1;
-/// Update flag: replace only.
-pub const BPF_EXIST: u64 = 2;
-/// Update flag: take the value's bpf_spin_lock (only for values holding one).
-pub const BPF_F_LOCK: u64 = 4;
-
-/// Map flag: do not preallocate hash elements.
-pub const BPF_F_NO_PREALLOC: u32 = 1 << 0;
-/// Map flag: per-CPU LRU lists.
-pub const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
-/// Map flag: numa_node is valid.
-pub const BPF_F_NUMA_NODE: u32 = 1 << 2;
-/// Map flag: read-only from user space.
-pub const BPF_F_RDONLY: u32 = 1 << 3;
-/// Map flag: write-only from user space.
-pub const BPF_F_WRONLY: u32 = 1 << 4;
-/// Map flag: zero hash seed (deterministic bucket order).
-pub const BPF_F_ZERO_SEED: u32 = 1 << 6;
-/// Map flag: read-only from programs.
-pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
-/// Map flag: write-only from programs.
-pub const BPF_F_WRONLY_PROG: u32 = 1 << 8;
-/// Map flag: memory may be mmap()ed (global data).
-pub const BPF_F_MMAPABLE: u32 = 1 << 10;
-/// Map flag: keep perf_event_array elements on close.
-pub const BPF_F_PRESERVE_ELEMS: u32 = 1 << 11;
-/// Map flag: map used as an inner map.
-pub const BPF_F_INNER_MAP: u32 = 1 << 12;
-/// `bpf_redirect_map` flag: redirect to every device of a devmap.
-pub const BPF_F_BROADCAST: u64 = 1 << 3;
-/// `bpf_redirect_map` flag: with BPF_F_BROADCAST, not to the ingress device.
-pub const BPF_F_EXCLUDE_INGRESS: u64 = 1 << 4;
 /// All access flags.
 pub const BPF_F_ACCESS_MASK: u32 =
     BPF_F_RDONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY | BPF_F_WRONLY_PROG;
-
-/// Length of a map name including its NUL, as the kernel's `BPF_OBJ_NAME_LEN`.
-pub const BPF_OBJ_NAME_LEN: usize = 16;
 
 const ARRAY_CREATE_FLAG_MASK: u32 =
     BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_ACCESS_MASK | BPF_F_PRESERVE_ELEMS | BPF_F_INNER_MAP;
@@ -246,6 +168,29 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// The kind implementing a `BPF_MAP_TYPE_*`, if the store has one.
+    pub(crate) fn of(map_type: u32) -> Option<Kind> {
+        Some(match map_type {
+            BPF_MAP_TYPE_ARRAY => Kind::Array,
+            BPF_MAP_TYPE_PERCPU_ARRAY => Kind::PercpuArray,
+            BPF_MAP_TYPE_PROG_ARRAY => Kind::ProgArray,
+            BPF_MAP_TYPE_HASH => Kind::Hash,
+            BPF_MAP_TYPE_PERCPU_HASH => Kind::PercpuHash,
+            BPF_MAP_TYPE_LRU_HASH => Kind::LruHash,
+            BPF_MAP_TYPE_LRU_PERCPU_HASH => Kind::LruPercpuHash,
+            BPF_MAP_TYPE_LPM_TRIE => Kind::LpmTrie,
+            BPF_MAP_TYPE_DEVMAP => Kind::DevMap,
+            BPF_MAP_TYPE_DEVMAP_HASH => Kind::DevMapHash,
+            BPF_MAP_TYPE_CPUMAP => Kind::CpuMap,
+            BPF_MAP_TYPE_XSKMAP => Kind::XskMap,
+            BPF_MAP_TYPE_ARRAY_OF_MAPS => Kind::ArrayOfMaps,
+            BPF_MAP_TYPE_HASH_OF_MAPS => Kind::HashOfMaps,
+            BPF_MAP_TYPE_RINGBUF => Kind::RingBuf,
+            BPF_MAP_TYPE_PERF_EVENT_ARRAY => Kind::PerfEventArray,
+            _ => return None,
+        })
+    }
+
     /// Kinds stored in the hash layout (buckets + elements + free list).
     pub(crate) fn is_hash(self) -> bool {
         matches!(
@@ -368,24 +313,8 @@ pub(crate) fn geometry(
     name: &str,
     ncpus: u32,
 ) -> Result<Geometry, MapError> {
-    let kind = match map_type {
-        BPF_MAP_TYPE_ARRAY => Kind::Array,
-        BPF_MAP_TYPE_PERCPU_ARRAY => Kind::PercpuArray,
-        BPF_MAP_TYPE_PROG_ARRAY => Kind::ProgArray,
-        BPF_MAP_TYPE_HASH => Kind::Hash,
-        BPF_MAP_TYPE_PERCPU_HASH => Kind::PercpuHash,
-        BPF_MAP_TYPE_LRU_HASH => Kind::LruHash,
-        BPF_MAP_TYPE_LRU_PERCPU_HASH => Kind::LruPercpuHash,
-        BPF_MAP_TYPE_LPM_TRIE => Kind::LpmTrie,
-        BPF_MAP_TYPE_DEVMAP => Kind::DevMap,
-        BPF_MAP_TYPE_DEVMAP_HASH => Kind::DevMapHash,
-        BPF_MAP_TYPE_CPUMAP => Kind::CpuMap,
-        BPF_MAP_TYPE_XSKMAP => Kind::XskMap,
-        BPF_MAP_TYPE_ARRAY_OF_MAPS => Kind::ArrayOfMaps,
-        BPF_MAP_TYPE_HASH_OF_MAPS => Kind::HashOfMaps,
-        BPF_MAP_TYPE_RINGBUF => Kind::RingBuf,
-        BPF_MAP_TYPE_PERF_EVENT_ARRAY => Kind::PerfEventArray,
-        t => return Err(invalid(name, format!("unsupported map type {t}"))),
+    let Some(kind) = Kind::of(map_type) else {
+        return Err(invalid(name, format!("unsupported map type {map_type}")));
     };
     let ncpus = u64::from(ncpus.max(1));
     let (key, value, max) = (
@@ -647,7 +576,7 @@ pub(crate) fn geometry(
                 || key_size != 0
                 || value_size != 0
                 || !max_entries.is_power_of_two()
-                || max_entries % 4096 != 0
+                || !max_entries.is_multiple_of(4096)
             {
                 return Err(invalid(
                     name,

@@ -281,6 +281,20 @@ pub enum MapError {
         /// The id asked for.
         id: u32,
     },
+    /// No live map has this name (ENOENT).
+    #[error("no map named {name:?}")]
+    NoSuchName {
+        /// The name asked for.
+        name: String,
+    },
+    /// Several live maps have this name (EINVAL): open one by id.
+    #[error("{} maps are named {name:?} (ids {ids:?}); open one by id", ids.len())]
+    AmbiguousName {
+        /// The name asked for.
+        name: String,
+        /// The maps carrying it.
+        ids: Vec<u32>,
+    },
     /// The map table entry or the map's memory failed validation (EUCLEAN).
     #[error("map {id} corrupt: {what}")]
     Corrupt {
@@ -474,7 +488,10 @@ impl MapError {
             MapError::DefTooBig { .. } | MapError::TooBig { .. } => libc::E2BIG,
             MapError::NoSpace { .. } => libc::ENOMEM,
             MapError::TableFull { .. } => libc::ENOSPC,
-            MapError::NoSuchMap { .. } | MapError::NotFound { .. } => libc::ENOENT,
+            MapError::NoSuchMap { .. }
+            | MapError::NotFound { .. }
+            | MapError::NoSuchName { .. } => libc::ENOENT,
+            MapError::AmbiguousName { .. } => libc::EINVAL,
             MapError::Corrupt { .. } => libc::EUCLEAN,
             MapError::Exists { .. } => libc::EEXIST,
             MapError::PermissionDenied { .. } => libc::EPERM,

@@ -1913,7 +1913,7 @@ pub(crate) fn fast_hash(key: &[u8], seed: u32) -> u32 {
 /// The kernel's htab_map_hash.
 #[inline]
 pub(crate) fn htab_hash(key: &[u8], seed: u32) -> u32 {
-    if key.len() % 4 == 0 {
+    if key.len().is_multiple_of(4) {
         jhash2(key, seed)
     } else {
         jhash(key, seed)
@@ -2048,6 +2048,11 @@ mod tests {
         assert_eq!(jhash(&[], 0), 0xdeadbeef);
         assert_eq!(jhash2(&[], 0), 0xdeadbeef);
         assert_eq!(jhash(&[], 1), 0xdeadbef0);
+        // Non-empty input: the kernel's jhash is Bob Jenkins' lookup3 hashlittle
+        // (include/linux/jhash.h), whose reference driver prints these values.
+        let four_score = b"Four score and seven years ago";
+        assert_eq!(jhash(four_score, 0), 0x1777_0551);
+        assert_eq!(jhash(four_score, 1), 0xcd62_8161);
         // jhash and jhash2 agree on whole words of a little-endian machine.
         if cfg!(target_endian = "little") {
             let key: Vec<u8> = (0..24).collect();
@@ -2320,7 +2325,7 @@ mod tests {
                     while !stop.load(Ordering::Relaxed) {
                         for &key in &c[1 + w * 2..3 + w * 2] {
                             let _ = m.update(&k(key), &v(n), BPF_ANY);
-                            if n % 3 == 0 {
+                            if n.is_multiple_of(3) {
                                 let _ = m.delete(&k(key));
                             }
                             n += 1;

@@ -131,7 +131,7 @@ pub(crate) struct MapEntry {
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
 const _: () = assert!(std::mem::size_of::<MapEntry>() == MAP_ENTRY_SIZE);
-const _: () = assert!(DATA_START % 4096 == 0);
+const _: () = assert!(DATA_START.is_multiple_of(4096));
 
 // SAFETY: repr(C), built only of atomics.
 unsafe impl SharedPod for Header {}

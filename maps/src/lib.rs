@@ -21,9 +21,46 @@
 //! - `progops.rs`: the per-map program entry points (`Map::prog_ops`), unsafe
 //!   functions forwarding their callers' key and value pointers.
 //! - `objects.rs`: program instructions copied into and out of the store.
-//! - `typed.rs`: the `Pod` byte views.
 //!
-//! `def.rs`, `store.rs`, `check.rs` and `error.rs` hold no unsafe code.
+//! `def.rs`, `store.rs`, `check.rs`, `entries.rs`, `fill.rs`, `typed.rs` and `error.rs` hold no
+//! unsafe code.
+//!
+//! # Reading the maps a run left in a named store
+//!
+//! `xdp-runner run prog.o --data-in pkt.bin --store demo` keeps the object's maps in
+//! `/dev/shm/demo` after the run. A control plane in another process opens the
+//! store, finds a map by the name the object gave it, and reads it through a typed
+//! handle ([`TypedMap`], or [`PerCpuMap`] for per-CPU maps):
+//!
+//! ```
+//! use maps::{MapDef, Store, StoreOptions, TypedMap, BPF_ANY, BPF_MAP_TYPE_ARRAY};
+//! # let name = format!("maps-doc-{}", std::process::id());
+//! # // What `xdp-runner run --store NAME` leaves behind: the store and the object's
+//! # // maps (here xdp_counter's `counter_map`, with one entry the program wrote).
+//! # {
+//! #     let run = Store::create(&name, StoreOptions { size: 1 << 20, ncpus: Some(2) })?;
+//! #     let m = run.create_map(&MapDef {
+//! #         map_type: BPF_MAP_TYPE_ARRAY,
+//! #         key_size: 4,
+//! #         value_size: 8,
+//! #         max_entries: 1,
+//! #         name: "counter_map".into(),
+//! #         ..MapDef::default()
+//! #     })?;
+//! #     m.update(&0u32.to_ne_bytes(), &3u64.to_ne_bytes(), BPF_ANY)?;
+//! # }
+//!
+//! let store = Store::open(&name)?; // the NAME given to --store
+//! let counter: TypedMap<u32, u64> = TypedMap::new(store.map_by_name("counter_map")?)?;
+//! assert_eq!(counter.get(&0)?, Some(3));
+//! for entry in counter.iter() {
+//!     let (key, value) = entry?;
+//!     println!("{key}: {value}");
+//! }
+//! # drop(store);
+//! # Store::unlink(&name)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -31,7 +68,9 @@
 mod array;
 mod check;
 mod def;
+mod entries;
 mod error;
+mod fill;
 mod hash;
 mod layout;
 mod lock;
@@ -49,7 +88,9 @@ mod typed;
 
 pub use array::ArrayLayout;
 pub use def::*;
+pub use entries::Entry;
 pub use error::{MapError, ObjectError, StoreError, ENOTSUPP};
+pub use fill::{fill_bytes, fill_fits};
 pub use layout::{LAYOUT_VERSION, MAGIC, MAP_TABLE_CAP, MIN_STORE_SIZE};
 pub use map::{Map, MapKeys, ValueRegion};
 pub use objects::{
@@ -62,4 +103,4 @@ pub use ring::{
 };
 pub use shm::{StoreAccess, Trust, MAX_STORE_NAME};
 pub use store::{parse_cpu_list, possible_cpus, Store, StoreOptions, DEFAULT_STORE_SIZE};
-pub use typed::{Pod, TypedMap};
+pub use typed::{PerCpuMap, Pod, TypedMap};

@@ -271,8 +271,10 @@ impl Store {
             return Ok(Vec::new());
         }
         match off.checked_add(len) {
-            Some(end) if off >= layout::DATA_START as u64 && off % 8 == 0 && end <= self.size() => {
-            }
+            Some(end)
+                if off >= layout::DATA_START as u64
+                    && off.is_multiple_of(8)
+                    && end <= self.size() => {}
             _ => {
                 return Err(ObjectError::Corrupt {
                     what: format!("{what}: data outside the store"),
@@ -299,7 +301,7 @@ impl Store {
 
     /// Records a program; returns its new id.
     pub fn register_program(&self, def: &ProgramDef) -> Result<u32, ObjectError> {
-        if def.insns.len() % 8 != 0 || def.insns.len() / 8 > u32::MAX as usize {
+        if !def.insns.len().is_multiple_of(8) || def.insns.len() / 8 > u32::MAX as usize {
             return Err(ObjectError::Invalid {
                 what: "instructions are not whole 8-byte slots".into(),
             });

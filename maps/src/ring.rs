@@ -316,7 +316,7 @@ impl Map {
             return false;
         };
         let off = (p as usize).wrapping_sub(r.data as usize + BPF_RINGBUF_HDR_SZ as usize);
-        if off as u64 >= r.size || off % 8 != 0 {
+        if off as u64 >= r.size || !off.is_multiple_of(8) {
             return false;
         }
         let h = r.hdr(off as u64).load(Ordering::Acquire);

@@ -511,7 +511,7 @@ impl Shm {
     pub(crate) fn view<T: SharedPod>(&self, off: usize) -> Option<&T> {
         let size = std::mem::size_of::<T>();
         let end = off.checked_add(size)?;
-        if end > self.len() || off % std::mem::align_of::<T>() != 0 {
+        if end > self.len() || !off.is_multiple_of(std::mem::align_of::<T>()) {
             return None;
         }
         // SAFETY: [off, off+size) lies inside the live mapping (checked above),

@@ -378,6 +378,34 @@ impl Store {
         Err(MapError::NoSuchMap { id })
     }
 
+    /// The live map named `name` (a map's name as bpftool shows it, e.g. `.bss`
+    /// maps as the object named them): `NoSuchName` if none, `AmbiguousName` with
+    /// their ids if several maps carry it (open those by id).
+    pub fn map_by_name(&self, name: &str) -> Result<Map, MapError> {
+        let mut found = Vec::new();
+        for id in self.map_ids() {
+            let m = match self.map_by_id(id) {
+                Ok(m) => m,
+                // Removed since map_ids: not a candidate.
+                Err(MapError::NoSuchMap { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            if m.info().name == name {
+                found.push(m);
+            }
+        }
+        match found.len() {
+            0 => Err(MapError::NoSuchName {
+                name: name.to_string(),
+            }),
+            1 => Ok(found.remove(0)),
+            _ => Err(MapError::AmbiguousName {
+                name: name.to_string(),
+                ids: found.iter().map(|m| m.id()).collect(),
+            }),
+        }
+    }
+
     /// Runs [`Map::repair`] on every map (see the recovery rule in `lock.rs`);
     /// returns the elements reclaimed in total.
     pub fn repair(&self) -> Result<u32, MapError> {
@@ -432,6 +460,40 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn maps_are_found_by_name_unless_ambiguous() {
+        let store = Store::anonymous(StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .unwrap();
+        let def = |name: &str| MapDef {
+            map_type: crate::BPF_MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 1,
+            name: name.into(),
+            ..MapDef::default()
+        };
+        let a = store.create_map(&def("a")).unwrap();
+        let b1 = store.create_map(&def("b")).unwrap();
+        let b2 = store.create_map(&def("b")).unwrap();
+        assert_eq!(store.map_by_name("a").unwrap().id(), a.id());
+        assert_eq!(
+            store.map_by_name("b").unwrap_err(),
+            MapError::AmbiguousName {
+                name: "b".into(),
+                ids: vec![b1.id(), b2.id()]
+            }
+        );
+        assert_eq!(
+            store.map_by_name("c").unwrap_err(),
+            MapError::NoSuchName { name: "c".into() }
+        );
+        store.remove_map(b1.id()).unwrap();
+        assert_eq!(store.map_by_name("b").unwrap().id(), b2.id());
+    }
+
     use super::*;
 
     #[test]

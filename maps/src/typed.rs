@@ -1,75 +1,122 @@
-//! A typed control-plane view of a map: keys and values as Rust types.
+//! Typed control-plane views of a map: keys and values as Rust types.
+//!
+//! - [`TypedMap<K, V>`]: one value per key.
+//! - [`PerCpuMap<K, V>`]: per-CPU maps, one value per worker for each key (a
+//!   [`TypedMap`] refuses them, so that no read silently returns one worker's value).
+//!
+//! Keys and values are plain data ([`Pod`]): integers, arrays of them, and
+//! `#[repr(C)]` structs that derive zerocopy's `FromBytes`, `IntoBytes` and
+//! `Immutable` (the derive checks that the struct has no padding).
 //!
 //! ```
-//! use maps::{MapDef, Store, StoreOptions, TypedMap, BPF_ANY, BPF_NOEXIST, BPF_MAP_TYPE_HASH,
-//!            BPF_MAP_TYPE_PERCPU_ARRAY};
+//! use maps::{MapDef, PerCpuMap, Store, StoreOptions, TypedMap, BPF_ANY, BPF_NOEXIST,
+//!            BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_ARRAY};
+//! use zerocopy::{FromBytes, Immutable, IntoBytes};
+//!
+//! #[derive(Clone, Copy, Debug, PartialEq, FromBytes, IntoBytes, Immutable)]
+//! #[repr(C)]
+//! struct Flow {
+//!     packets: u64,
+//!     bytes: u64,
+//! }
 //!
 //! let store = Store::anonymous(StoreOptions { size: 1 << 20, ncpus: Some(2) })?;
 //! let def = MapDef {
 //!     map_type: BPF_MAP_TYPE_HASH,
 //!     key_size: 4,
-//!     value_size: 8,
+//!     value_size: 16,
 //!     max_entries: 16,
 //!     name: "flows".into(),
 //!     ..MapDef::default()
 //! };
-//! let flows: TypedMap<u32, u64> = TypedMap::new(store.create_map(&def)?)?;
-//! flows.insert(&7, &700, BPF_NOEXIST)?;
-//! flows.insert(&8, &800, BPF_ANY)?;
-//! assert_eq!(flows.get(&7)?, Some(700));
-//! assert!(flows.insert(&7, &1, BPF_NOEXIST).is_err()); // EEXIST
-//! assert!(flows.remove(&8)?);
-//! assert!(!flows.remove(&8)?);
-//! let all: Vec<(u32, u64)> = flows.iter().collect();
-//! assert_eq!(all, vec![(7, 700)]);
+//! let flows: TypedMap<u32, Flow> = TypedMap::new(store.create_map(&def)?)?;
+//! flows.insert(&7, &Flow { packets: 1, bytes: 60 }, BPF_NOEXIST)?;
+//! assert_eq!(flows.get(&7)?, Some(Flow { packets: 1, bytes: 60 }));
+//! assert!(flows.insert(&7, &Flow { packets: 0, bytes: 0 }, BPF_NOEXIST).is_err()); // EEXIST
+//! let all = flows.iter().collect::<Result<Vec<_>, _>>()?;
+//! assert_eq!(all, vec![(7, Flow { packets: 1, bytes: 60 })]);
+//! assert!(flows.remove(&7)?);
+//! assert!(!flows.remove(&7)?);
 //!
 //! // Per-CPU values: one per worker.
-//! let counters: TypedMap<u32, u64> = TypedMap::new(store.create_map(&MapDef {
+//! let counters = store.create_map(&MapDef {
 //!     map_type: BPF_MAP_TYPE_PERCPU_ARRAY,
+//!     value_size: 8,
 //!     max_entries: 1,
 //!     name: "counters".into(),
 //!     ..def
-//! })?)?;
-//! counters.insert_percpu(&0, &[1, 2], BPF_ANY)?;
-//! assert_eq!(counters.get_percpu(&0)?, Some(vec![1, 2]));
+//! })?;
+//! assert!(TypedMap::<u32, u64>::new(counters.clone()).is_err());
+//! let counters: PerCpuMap<u32, u64> = PerCpuMap::new(counters)?;
+//! counters.insert(&0, &[1, 2], BPF_ANY)?;
+//! assert_eq!(counters.get(&0)?, Some(vec![1, 2]));
+//! assert_eq!(counters.get(&0)?.map(|v| v.iter().sum::<u64>()), Some(3));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::marker::PhantomData;
 
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
 use crate::error::MapError;
 use crate::map::Map;
 
-/// Plain data: every bit pattern is a valid value and there is no padding, so
-/// a value can be copied to and from map bytes.
-///
-/// # Safety
-/// Implement only for types with no padding bytes and no invalid bit patterns
-/// (integers, arrays of them, `repr(C)` structs of them without padding).
-pub unsafe trait Pod: Copy + 'static {}
+/// Plain data: every bit pattern is a valid value and there is no padding, so a
+/// value can be copied to and from map bytes. Implemented for every type with
+/// zerocopy's `FromBytes + IntoBytes + Immutable` (derive them on `#[repr(C)]`
+/// structs); no `unsafe` is needed.
+pub trait Pod: FromBytes + IntoBytes + Immutable + Copy + 'static {}
 
-macro_rules! pod {
-    ($($t:ty),*) => { $(
-        // SAFETY: integers have no padding and no invalid bit patterns.
-        unsafe impl Pod for $t {}
-    )* };
-}
-pod!(u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, usize, isize);
-// SAFETY: an array of Pod has no padding between elements and no invalid patterns.
-unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
-
-fn bytes_of<T: Pod>(t: &T) -> &[u8] {
-    // SAFETY: T: Pod has no padding, so all size_of::<T>() bytes are initialised.
-    unsafe { std::slice::from_raw_parts(t as *const T as *const u8, std::mem::size_of::<T>()) }
-}
+impl<T: FromBytes + IntoBytes + Immutable + Copy + 'static> Pod for T {}
 
 fn from_bytes<T: Pod>(b: &[u8]) -> T {
-    assert_eq!(b.len(), std::mem::size_of::<T>());
-    // SAFETY: b has size_of::<T>() bytes and every bit pattern is a valid T.
-    unsafe { std::ptr::read_unaligned(b.as_ptr() as *const T) }
+    // The callers pass exactly size_of::<T>() bytes.
+    T::read_from_bytes(b).expect("a value of the type's size")
 }
 
-/// A map whose keys are `K` and values `V` (per CPU for per-CPU maps).
+/// Checks that `K` and `V` have the map's key and value sizes, and whether the map
+/// is per CPU as the handle expects.
+fn check_types<K: Pod, V: Pod>(map: &Map, percpu: bool) -> Result<(), MapError> {
+    let info = map.info();
+    if std::mem::size_of::<K>() != info.key_size as usize
+        || std::mem::size_of::<V>() != info.value_size as usize
+    {
+        return Err(MapError::InvalidValue {
+            id: info.id,
+            what: "key or value type size differs from the map's",
+        });
+    }
+    match (crate::def::is_percpu_type(info.map_type), percpu) {
+        (true, false) => Err(MapError::InvalidValue {
+            id: info.id,
+            what: "a per-CPU map holds one value per worker: use PerCpuMap",
+        }),
+        (false, true) => Err(MapError::InvalidValue {
+            id: info.id,
+            what: "not a per-CPU map: use TypedMap",
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn lookup_bytes(map: &Map, key: &[u8]) -> Result<Option<Vec<u8>>, MapError> {
+    let mut buf = vec![0u8; map.user_value_size()];
+    match map.lookup(key, &mut buf) {
+        Ok(()) => Ok(Some(buf)),
+        Err(MapError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn remove_key(map: &Map, key: &[u8]) -> Result<bool, MapError> {
+    match map.delete(key) {
+        Ok(()) => Ok(true),
+        Err(MapError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A map whose keys are `K` and values `V` (not a per-CPU map: see [`PerCpuMap`]).
 #[derive(Clone, Debug)]
 pub struct TypedMap<K: Pod, V: Pod> {
     map: Map,
@@ -77,17 +124,10 @@ pub struct TypedMap<K: Pod, V: Pod> {
 }
 
 impl<K: Pod, V: Pod> TypedMap<K, V> {
-    /// Wraps `map`; `InvalidValue` unless `K` and `V` have its key and value sizes.
+    /// Wraps `map`; `InvalidValue` unless `K` and `V` have its key and value sizes
+    /// and the map is not per CPU.
     pub fn new(map: Map) -> Result<Self, MapError> {
-        let info = map.info();
-        if std::mem::size_of::<K>() != info.key_size as usize
-            || std::mem::size_of::<V>() != info.value_size as usize
-        {
-            return Err(MapError::InvalidValue {
-                id: info.id,
-                what: "key or value type size differs from the map's",
-            });
-        }
+        check_types::<K, V>(&map, false)?;
         Ok(TypedMap {
             map,
             _types: PhantomData,
@@ -99,81 +139,114 @@ impl<K: Pod, V: Pod> TypedMap<K, V> {
         &self.map
     }
 
-    fn stride(&self) -> usize {
-        std::mem::size_of::<V>().div_ceil(8) * 8
-    }
-
-    fn percpu(&self) -> bool {
-        crate::def::is_percpu_type(self.map.info().map_type)
-    }
-
-    /// The value of `key` (worker 0's for per-CPU maps), or None if absent.
+    /// The value of `key`, or None if absent.
     pub fn get(&self, key: &K) -> Result<Option<V>, MapError> {
-        Ok(self.get_percpu(key)?.and_then(|v| v.into_iter().next()))
+        let size = std::mem::size_of::<V>();
+        Ok(lookup_bytes(&self.map, key.as_bytes())?.map(|b| from_bytes(&b[..size])))
     }
 
-    /// Every worker's value of `key` (one element for other maps).
-    pub fn get_percpu(&self, key: &K) -> Result<Option<Vec<V>>, MapError> {
-        let mut buf = vec![0u8; self.map.user_value_size()];
-        match self.map.lookup(bytes_of(key), &mut buf) {
-            Ok(()) => {}
-            Err(MapError::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        let n = std::mem::size_of::<V>();
-        if self.percpu() {
-            Ok(Some(
-                buf.chunks(self.stride())
-                    .map(|c| from_bytes(&c[..n]))
-                    .collect(),
-            ))
-        } else {
-            Ok(Some(vec![from_bytes(&buf[..n])]))
-        }
-    }
-
-    /// Writes `value` with `flags` (BPF_ANY, BPF_NOEXIST, BPF_EXIST); for a
-    /// per-CPU map, every worker gets `value`.
+    /// Writes `value` with `flags` (BPF_ANY, BPF_NOEXIST, BPF_EXIST).
     pub fn insert(&self, key: &K, value: &V, flags: u64) -> Result<(), MapError> {
-        if self.percpu() {
-            let all = vec![*value; self.map.ncpus() as usize];
-            return self.insert_percpu(key, &all, flags);
-        }
-        self.map.update(bytes_of(key), bytes_of(value), flags)
-    }
-
-    /// Writes one value per worker (`values.len()` must be the store's ncpus).
-    pub fn insert_percpu(&self, key: &K, values: &[V], flags: u64) -> Result<(), MapError> {
-        let stride = self.stride();
-        let mut buf = vec![0u8; values.len() * stride];
-        for (chunk, v) in buf.chunks_mut(stride).zip(values) {
-            chunk[..std::mem::size_of::<V>()].copy_from_slice(bytes_of(v));
-        }
-        self.map.update(bytes_of(key), &buf, flags)
+        self.map.update(key.as_bytes(), value.as_bytes(), flags)
     }
 
     /// Deletes `key`: true if it was there.
     pub fn remove(&self, key: &K) -> Result<bool, MapError> {
-        match self.map.delete(bytes_of(key)) {
-            Ok(()) => Ok(true),
-            Err(MapError::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
+        remove_key(&self.map, key.as_bytes())
+    }
+
+    /// Keys in get_next_key order; an error (a corrupt map) is the walk's last item.
+    pub fn keys(&self) -> impl Iterator<Item = Result<K, MapError>> + '_ {
+        self.map.iter().map(|k| k.map(|k| from_bytes(&k)))
+    }
+
+    /// `(key, value)` pairs in get_next_key order; keys deleted during the walk are
+    /// skipped, and an error (a corrupt map) is the walk's last item.
+    pub fn iter(&self) -> impl Iterator<Item = Result<(K, V), MapError>> + '_ {
+        self.keys().filter_map(|k| match k {
+            Err(e) => Some(Err(e)),
+            Ok(k) => match self.get(&k) {
+                Ok(Some(v)) => Some(Ok((k, v))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            },
+        })
+    }
+}
+
+/// A per-CPU map whose keys are `K` and values `V`: every read returns one value
+/// per worker (the store's `ncpus`), as the kernel's bpf(2) lookup does.
+#[derive(Clone, Debug)]
+pub struct PerCpuMap<K: Pod, V: Pod> {
+    map: Map,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K: Pod, V: Pod> PerCpuMap<K, V> {
+    /// Wraps `map`; `InvalidValue` unless `K` and `V` have its key and value sizes
+    /// and the map is per CPU.
+    pub fn new(map: Map) -> Result<Self, MapError> {
+        check_types::<K, V>(&map, true)?;
+        Ok(PerCpuMap {
+            map,
+            _types: PhantomData,
+        })
+    }
+
+    /// The untyped map.
+    pub fn map(&self) -> &Map {
+        &self.map
+    }
+
+    /// Each worker's slot: the value rounded up to 8 bytes.
+    fn stride(&self) -> usize {
+        std::mem::size_of::<V>().div_ceil(8) * 8
+    }
+
+    /// Every worker's value of `key`, or None if absent.
+    pub fn get(&self, key: &K) -> Result<Option<Vec<V>>, MapError> {
+        let size = std::mem::size_of::<V>();
+        Ok(lookup_bytes(&self.map, key.as_bytes())?.map(|b| {
+            b.chunks(self.stride())
+                .map(|c| from_bytes(&c[..size]))
+                .collect()
+        }))
+    }
+
+    /// Writes one value per worker: `values.len()` must be the store's ncpus.
+    pub fn insert(&self, key: &K, values: &[V], flags: u64) -> Result<(), MapError> {
+        let stride = self.stride();
+        let mut buf = vec![0u8; values.len() * stride];
+        for (chunk, v) in buf.chunks_mut(stride).zip(values) {
+            chunk[..std::mem::size_of::<V>()].copy_from_slice(v.as_bytes());
         }
+        self.map.update(key.as_bytes(), &buf, flags)
     }
 
-    /// Keys in get_next_key order; a corrupt map ends the walk early (use
-    /// [`Map::iter`] to see the error).
-    pub fn keys(&self) -> impl Iterator<Item = K> + '_ {
-        self.map
-            .iter()
-            .map_while(Result::ok)
-            .map(|k| from_bytes(&k))
+    /// Writes `value` in every worker's slot.
+    pub fn insert_all(&self, key: &K, value: &V, flags: u64) -> Result<(), MapError> {
+        let all = vec![*value; self.map.ncpus() as usize];
+        self.insert(key, &all, flags)
     }
 
-    /// `(key, value)` pairs in get_next_key order (worker 0's value for per-CPU
-    /// maps); keys deleted during the walk are skipped.
-    pub fn iter(&self) -> impl Iterator<Item = (K, V)> + '_ {
-        self.keys()
-            .filter_map(|k| self.get(&k).ok().flatten().map(|v| (k, v)))
+    /// Deletes `key` (hash maps): true if it was there.
+    pub fn remove(&self, key: &K) -> Result<bool, MapError> {
+        remove_key(&self.map, key.as_bytes())
+    }
+
+    /// `(key, every worker's value)` in get_next_key order; an error (a corrupt map)
+    /// is the walk's last item.
+    pub fn iter(&self) -> impl Iterator<Item = Result<(K, Vec<V>), MapError>> + '_ {
+        self.map.iter().filter_map(|k| {
+            let k: K = match k {
+                Ok(k) => from_bytes(&k),
+                Err(e) => return Some(Err(e)),
+            };
+            match self.get(&k) {
+                Ok(Some(v)) => Some(Ok((k, v))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            }
+        })
     }
 }

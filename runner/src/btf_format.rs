@@ -469,7 +469,7 @@ impl Dumper<'_> {
                 data.get((total / 8) as usize..).unwrap_or(&[]),
             )
         };
-        if bit_offset != 0 || int_offset != 0 || bits % 8 != 0 {
+        if bit_offset != 0 || int_offset != 0 || !bits.is_multiple_of(8) {
             return as_bits();
         }
         if bits == 128 {

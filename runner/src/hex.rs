@@ -13,7 +13,7 @@ pub fn parse(s: &str) -> Result<Vec<u8>> {
         .bytes()
         .filter(|c| !matches!(c, b' ' | b',' | b':' | b'_'))
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         bail!("hex string {s:?} has an odd number of digits");
     }
     digits

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bpf_progs::kernel;
+use kclient::bpftool as kernel;
 use serde_json::Value;
 
 #[path = "cli/attach.rs"]
@@ -264,15 +264,10 @@ fn repeat_does_not_reset_the_packet_and_set_writes_entries() {
 
 #[test]
 fn matches_the_kernel_on_every_case() {
-    if let Err(why) = kernel::available() {
-        println!("SKIP: kernel comparison of xdp-runner --json: {why}");
-        return;
-    }
+    // The live kernel where it may be used, else its recorded answers.
     for case in bpf_progs::cases() {
         let object = bpf_progs::object(case.object);
-        let sets = case.sets_bytes().unwrap();
         for packet in case.packets {
-            let data = std::fs::read(bpf_progs::packet(packet)).unwrap();
             let mut args = vec![
                 "run".to_string(),
                 path_str(&object),
@@ -305,27 +300,8 @@ fn matches_the_kernel_on_every_case() {
             }
             let out = runner().args(&args).output().unwrap();
             let ours = json_of(&out);
-            let theirs = match setup {
-                Some(setup) => kernel::run_in_netns(
-                    &object,
-                    case.prog,
-                    &data,
-                    case.repeat,
-                    &sets,
-                    &case.prog_sets_owned(),
-                    None,
-                    setup,
-                ),
-                None => kernel::run_with(
-                    &object,
-                    case.prog,
-                    &data,
-                    case.repeat,
-                    &sets,
-                    &case.prog_sets_owned(),
-                ),
-            }
-            .expect("kernel run");
+            let (theirs, _) = bpf_progs::recorded::kernel_answer(case, packet, &object)
+                .unwrap_or_else(|e| panic!("{}: {e}", case.label(packet)));
             let _ = std::fs::remove_file(&net_file);
             let label = case.label(packet);
             assert_eq!(ours["retval"], theirs.retval, "{label}");
@@ -613,9 +589,9 @@ fn xdp_md(
 
 #[test]
 fn ctx_in_and_ctx_out_follow_the_kernel() {
-    let kernel_ok = kernel::available();
+    let kernel_ok = kclient::available();
     if let Err(why) = &kernel_ok {
-        println!("SKIP: kernel comparison of --ctx-in: {why}");
+        kclient::skip("kernel comparison of --ctx-in", why);
     }
     let object = bpf_progs::object("xdp_tail_meta");
     let packet = std::fs::read(bpf_progs::packet("udp")).unwrap();
@@ -726,7 +702,7 @@ fn bench_reports_every_engine_and_ratios_to_the_kernel_row() {
         .map(|r| r["engine"].as_str().unwrap())
         .collect();
     let kernel_row = results.iter().find(|r| r["engine"] == "kernel");
-    match kernel::available() {
+    match kclient::available() {
         Ok(()) => {
             assert_eq!(engines, ["interpreter", "kernel"]);
             let k = kernel_row.unwrap()["ns_per_run"].as_f64().unwrap();
@@ -744,7 +720,7 @@ fn bench_reports_every_engine_and_ratios_to_the_kernel_row() {
             }
         }
         Err(why) => {
-            println!("SKIP: bench kernel column: {why}");
+            kclient::skip("bench kernel column", &why);
             assert_eq!(engines, ["interpreter"], "the kernel column is left out");
             assert!(String::from_utf8_lossy(&out.stderr).contains("kernel: not available"));
             assert!(results[0]["ratio_to_kernel"].is_null());
@@ -1476,8 +1452,8 @@ impl Drop for BtfPins {
 
 #[test]
 fn map_dump_formats_btf_like_bpftool() {
-    if let Err(why) = kernel::available() {
-        println!("SKIP: kernel comparison of BTF-formatted map dumps: {why}");
+    if let Err(why) = kclient::available() {
+        kclient::skip("kernel comparison of BTF-formatted map dumps", &why);
         return;
     }
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
@@ -1485,7 +1461,10 @@ fn map_dump_formats_btf_like_bpftool() {
         .lines()
         .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
     {
-        println!("SKIP: kernel comparison of BTF-formatted map dumps: /sys/fs/bpf is no bpffs");
+        kclient::skip(
+            "kernel comparison of BTF-formatted map dumps",
+            "/sys/fs/bpf is no bpffs",
+        );
         return;
     }
     let obj = bpf_progs::object("xdp_btf_types");
@@ -1619,10 +1598,10 @@ fn probe_bench(extra: &[&str]) -> (Value, Vec<(String, u64)>) {
 
 #[test]
 fn bench_fill_writes_the_maps_of_every_engine() {
-    let expect_engines: &[&str] = match kernel::available() {
+    let expect_engines: &[&str] = match kclient::available() {
         Ok(()) => &["interpreter", "jit", "kernel"],
         Err(why) => {
-            println!("SKIP: bench --fill kernel column: {why}");
+            kclient::skip("bench --fill kernel column", &why);
             &["interpreter", "jit"]
         }
     };

@@ -21,7 +21,6 @@ pub mod error;
 pub mod helpers;
 pub mod interp;
 pub mod jit;
-pub mod kernel;
 pub mod maptable;
 pub mod memory;
 pub mod net;
@@ -257,13 +256,40 @@ impl LoadedObject {
             })
     }
 
+    /// The object's map `name` through a typed handle (keys `K`, values `V`):
+    /// `EntryError::Map` when the sizes differ or the map is per CPU (see
+    /// [`LoadedObject::percpu_map`]).
+    pub fn map<K: maps::Pod, V: maps::Pod>(
+        &self,
+        name: &str,
+    ) -> Result<maps::TypedMap<K, V>, EntryError> {
+        let m = self.map_named(name)?;
+        maps::TypedMap::new(m.map.clone()).map_err(|source| EntryError::Map {
+            map: name.to_string(),
+            source,
+        })
+    }
+
+    /// The object's per-CPU map `name` through a typed handle returning every
+    /// worker's value.
+    pub fn percpu_map<K: maps::Pod, V: maps::Pod>(
+        &self,
+        name: &str,
+    ) -> Result<maps::PerCpuMap<K, V>, EntryError> {
+        let m = self.map_named(name)?;
+        maps::PerCpuMap::new(m.map.clone()).map_err(|source| EntryError::Map {
+            map: name.to_string(),
+            source,
+        })
+    }
+
     /// Writes entries `0..n` of map `name` as `xdp-runner bench --fill` does (and
-    /// [`kernel::KernelObject::fill`] in the kernel): key and value are the index as
-    /// little-endian integers of the key's and value's size ([`kernel::fill_bytes`]).
+    /// `kclient::KernelObject::fill` in the kernel): key and value are the index as
+    /// little-endian integers of the key's and value's size ([`maps::fill_bytes`]).
     pub fn fill(&self, name: &str, n: u64) -> Result<(), EntryError> {
         let info = &self.map_named(name)?.info;
         let (ks, vs, max) = (info.key_size, info.value_size, info.max_entries);
-        if !kernel::fill_fits(n, ks, max) {
+        if !maps::fill_fits(n, ks, max) {
             return Err(EntryError::FillTooLarge {
                 map: name.to_string(),
                 n,
@@ -272,8 +298,8 @@ impl LoadedObject {
             });
         }
         for i in 0..n {
-            let key = kernel::fill_bytes(i, ks as usize);
-            let value = kernel::fill_bytes(i, vs as usize);
+            let key = maps::fill_bytes(i, ks as usize);
+            let value = maps::fill_bytes(i, vs as usize);
             self.update_entry(name, &key, &value, 0)?;
         }
         Ok(())
@@ -281,7 +307,8 @@ impl LoadedObject {
 
     /// Writes one map entry from user space, by the object's map name. For a per-CPU
     /// map, a value of `value_size` bytes is written to every CPU; a value of
-    /// `ncpus * round_up(value_size, 8)` bytes gives each CPU its own.
+    /// `ncpus * round_up(value_size, 8)` bytes gives each CPU its own
+    /// ([`maps::Map::update_spread`]).
     pub fn update_entry(
         &self,
         map: &str,
@@ -290,40 +317,23 @@ impl LoadedObject {
         flags: u64,
     ) -> Result<(), EntryError> {
         let m = self.map_named(map)?;
-        let info = &m.info;
-        if key.len() != info.key_size as usize {
-            return Err(EntryError::KeySize {
-                map: map.to_string(),
-                len: key.len(),
-                expected: info.key_size as usize,
-            });
-        }
-        let full = m.map.user_value_size();
-        let value: std::borrow::Cow<'_, [u8]> = if is_percpu(info.map_type)
-            && value.len() == info.value_size as usize
-            && full != value.len()
-        {
-            let stride = (info.value_size as usize).div_ceil(8) * 8;
-            let mut spread = vec![0u8; full];
-            for chunk in spread.chunks_mut(stride) {
-                chunk[..value.len()].copy_from_slice(value);
-            }
-            spread.into()
-        } else {
-            value.into()
-        };
-        if value.len() != full {
-            return Err(EntryError::ValueSize {
-                map: map.to_string(),
-                len: value.len(),
-                expected: full,
-            });
-        }
         m.map
-            .update(key, &value, flags)
-            .map_err(|source| EntryError::Map {
-                map: map.to_string(),
-                source,
+            .update_spread(key, value, flags)
+            .map_err(|source| match source {
+                maps::MapError::KeySize { expected, got, .. } => EntryError::KeySize {
+                    map: map.to_string(),
+                    len: got,
+                    expected,
+                },
+                maps::MapError::ValueSize { expected, got, .. } => EntryError::ValueSize {
+                    map: map.to_string(),
+                    len: got,
+                    expected,
+                },
+                source => EntryError::Map {
+                    map: map.to_string(),
+                    source,
+                },
             })
     }
 
@@ -477,67 +487,65 @@ fn fill_prog_slots(
     Ok(())
 }
 
-/// One entry of a map dump: the key and one value, or one per CPU for per-CPU maps.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub key: Vec<u8>,
-    pub values: Vec<Vec<u8>>,
+/// One entry of a map dump ([`maps::Map::dump`]).
+pub use maps::Entry;
+
+/// A store size that holds `object`'s maps at any size: the default plus a generous
+/// estimate of every map's memory (keys and values rounded to 8 bytes, per-CPU
+/// values once per possible CPU, 64 bytes of bookkeeping per entry), doubled. Used
+/// by `xdp-runner bench` and the bench crate, whose maps may be filled to the brim.
+pub fn store_size_for(object: &loader::Object) -> usize {
+    let ncpus = u64::from(maps::possible_cpus());
+    let extra: u64 = object
+        .maps
+        .iter()
+        .map(|m| {
+            let mut value = u64::from(m.value_size).div_ceil(8) * 8;
+            if is_percpu(m.map_type) {
+                value *= ncpus;
+            }
+            u64::from(m.max_entries) * (u64::from(m.key_size).div_ceil(8) * 8 + value + 64)
+        })
+        .sum();
+    let size = (maps::DEFAULT_STORE_SIZE as u64).saturating_add(extra.saturating_mul(2));
+    usize::try_from(size).unwrap_or(usize::MAX)
+}
+
+/// The runtime's two engines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// [`Vm::run`] on the pre-decoded program.
+    Interpreter,
+    /// [`jit::JitObject`], Cranelift-compiled.
+    Jit,
+}
+
+impl Engine {
+    /// Both engines.
+    pub const ALL: [Engine; 2] = [Engine::Interpreter, Engine::Jit];
+
+    /// `"interpreter"` or `"jit"`, as `xdp-runner --engine` takes them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Interpreter => "interpreter",
+            Engine::Jit => "jit",
+        }
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Engine, String> {
+        Engine::ALL
+            .into_iter()
+            .find(|e| e.name() == s)
+            .ok_or_else(|| format!("unknown engine {s:?} (interpreter or jit)"))
+    }
 }
 
 /// Whether values of this map type are per CPU.
-pub fn is_percpu(map_type: u32) -> bool {
-    matches!(
-        map_type,
-        maptable::types::PERCPU_ARRAY
-            | maptable::types::PERCPU_HASH
-            | maptable::types::LRU_PERCPU_HASH
-    )
-}
-
-/// Every entry of `map`, in iteration order, with per-CPU values split per CPU.
-pub fn dump(map: &maps::Map) -> Result<Vec<Entry>, maps::MapError> {
-    let info = map.info();
-    let mut out = Vec::new();
-    let mut key = vec![0u8; info.key_size as usize];
-    let mut next = vec![0u8; info.key_size as usize];
-    let mut value = vec![0u8; map.user_value_size()];
-    let mut first = true;
-    loop {
-        let r = map.get_next_key(if first { None } else { Some(&key) }, &mut next);
-        match r {
-            Ok(()) => {}
-            Err(e) if e.errno() == libc::ENOENT => break,
-            Err(e) => return Err(e),
-        }
-        first = false;
-        std::mem::swap(&mut key, &mut next);
-        match map.lookup(&key, &mut value) {
-            Ok(()) => {}
-            Err(e) if e.errno() == libc::ENOENT => continue,
-            // A perf slot cannot be read back (ENOTSUPP, as in the kernel, whose dump
-            // lists only the error): no entry.
-            Err(_) if info.map_type == maptable::types::PERF_EVENT_ARRAY => continue,
-            Err(e) => return Err(e),
-        }
-        let values = if is_percpu(info.map_type) {
-            let stride = (info.value_size as usize).div_ceil(8) * 8;
-            value
-                .chunks(stride)
-                .map(|c| c[..info.value_size as usize].to_vec())
-                .collect()
-        } else {
-            vec![value.clone()]
-        };
-        out.push(Entry {
-            key: key.clone(),
-            values,
-        });
-        if out.len() > info.max_entries as usize {
-            break;
-        }
-    }
-    Ok(out)
-}
+pub use isa::uapi::is_percpu_map_type as is_percpu;
 
 #[cfg(test)]
 mod tests {
@@ -550,6 +558,36 @@ mod tests {
 
     fn u32_at(v: &[u8]) -> u32 {
         u32::from_ne_bytes(v[..4].try_into().expect("4 bytes"))
+    }
+
+    #[test]
+    fn maps_are_reached_by_name_through_typed_handles() {
+        let bytes = std::fs::read(bpf_progs::object("xdp_stats")).unwrap();
+        let obj = loader::Object::parse(&bytes).unwrap();
+        let store = maps::Store::anonymous(maps::StoreOptions {
+            size: 8 << 20,
+            ncpus: Some(2),
+        })
+        .unwrap();
+        let loaded = LoadedObject::load(&obj, &store).unwrap();
+        // proto_stats: PERCPU_HASH u32 -> struct datarec { u64 packets, bytes; }.
+        assert!(matches!(
+            loaded.map::<u32, [u64; 2]>("proto_stats"),
+            Err(EntryError::Map { .. })
+        ));
+        let stats = loaded.percpu_map::<u32, [u64; 2]>("proto_stats").unwrap();
+        stats
+            .insert(&6, &[[1, 60], [2, 120]], maps::BPF_ANY)
+            .unwrap();
+        assert_eq!(stats.get(&6).unwrap(), Some(vec![[1, 60], [2, 120]]));
+        assert!(matches!(
+            loaded.percpu_map::<u64, [u64; 2]>("proto_stats"),
+            Err(EntryError::Map { .. })
+        ));
+        assert!(matches!(
+            loaded.map::<u32, u64>("nope"),
+            Err(EntryError::NoSuchMap { .. })
+        ));
     }
 
     #[test]

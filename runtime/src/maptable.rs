@@ -15,20 +15,17 @@ use std::sync::{Arc, OnceLock};
 use crate::memory::ValueArea;
 use crate::net::Net;
 
-/// Map types with program-visible values that the interpreter knows how to address.
+/// Map types with program-visible values that the interpreter knows how to address:
+/// short names for the `BPF_MAP_TYPE_*` of `isa::uapi`, which defines them.
 pub mod types {
-    pub const HASH: u32 = 1;
-    pub const ARRAY: u32 = 2;
-    pub const PROG_ARRAY: u32 = 3;
-    pub const PERCPU_HASH: u32 = 5;
-    pub const PERCPU_ARRAY: u32 = 6;
-    pub const LRU_HASH: u32 = 9;
-    pub const LRU_PERCPU_HASH: u32 = 10;
-    pub const LPM_TRIE: u32 = 11;
-    pub const ARRAY_OF_MAPS: u32 = 12;
-    pub const HASH_OF_MAPS: u32 = 13;
-    pub const PERF_EVENT_ARRAY: u32 = 4;
-    pub const RINGBUF: u32 = 27;
+    pub use isa::uapi::{
+        BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS as ARRAY_OF_MAPS,
+        BPF_MAP_TYPE_HASH as HASH, BPF_MAP_TYPE_HASH_OF_MAPS as HASH_OF_MAPS,
+        BPF_MAP_TYPE_LPM_TRIE as LPM_TRIE, BPF_MAP_TYPE_LRU_HASH as LRU_HASH,
+        BPF_MAP_TYPE_LRU_PERCPU_HASH as LRU_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY as PERCPU_ARRAY,
+        BPF_MAP_TYPE_PERCPU_HASH as PERCPU_HASH, BPF_MAP_TYPE_PERF_EVENT_ARRAY as PERF_EVENT_ARRAY,
+        BPF_MAP_TYPE_PROG_ARRAY as PROG_ARRAY, BPF_MAP_TYPE_RINGBUF as RINGBUF,
+    };
 }
 
 /// Where a RINGBUF map keeps its positions and records, relative to the start of
@@ -54,7 +51,7 @@ pub struct RingArea {
 }
 
 /// `BPF_F_RDONLY_PROG`: the program may read but not write the map's values.
-pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+pub use isa::uapi::BPF_F_RDONLY_PROG;
 
 /// One map of the object, bound to its storage.
 #[derive(Debug)]

@@ -8,19 +8,13 @@ use crate::error::{LoadError, VerifyError};
 use crate::maptable::{types, BoundMap, MapTable};
 use crate::{program, LoadedObject};
 
-const LDDW: u8 = 0x18;
-const CALL: u8 = 0x85;
-/// lddw src_reg values for map references (uapi bpf.h).
-pub const PSEUDO_MAP_FD: u8 = 1;
-pub const PSEUDO_MAP_VALUE: u8 = 2;
-pub const PSEUDO_FUNC: u8 = 4;
-pub const PSEUDO_MAP_IDX: u8 = 5;
-pub const PSEUDO_MAP_IDX_VALUE: u8 = 6;
-const PSEUDO_CALL: u8 = 1;
-/// BPF_PROG_TYPE_XDP.
-pub const PROG_TYPE_XDP: u32 = 6;
-/// BPF_F_XDP_HAS_FRAGS.
-pub const F_XDP_HAS_FRAGS: u32 = 1 << 5;
+use isa::opcode::{
+    BPF_PSEUDO_CALL as PSEUDO_CALL, BPF_PSEUDO_FUNC as PSEUDO_FUNC,
+    BPF_PSEUDO_MAP_FD as PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX as PSEUDO_MAP_IDX,
+    BPF_PSEUDO_MAP_IDX_VALUE as PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE as PSEUDO_MAP_VALUE,
+    CALL, LDDW,
+};
+use isa::uapi::{BPF_F_XDP_HAS_FRAGS as F_XDP_HAS_FRAGS, BPF_PROG_TYPE_XDP as PROG_TYPE_XDP};
 
 /// The store record of a program whose map references index `maps` (lddw with
 /// src_reg 5/6): the same instructions with references renumbered to the

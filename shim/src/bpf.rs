@@ -5,44 +5,19 @@ use std::collections::HashMap;
 use std::ffi::c_int;
 use std::sync::Mutex;
 
-use runtime::stored::PROG_TYPE_XDP;
+use isa::uapi::BPF_PROG_TYPE_XDP as PROG_TYPE_XDP;
 
 use crate::fds::{self, Obj};
 use crate::state;
 use crate::user::{self, u32_at, u64_at, Errno};
 
-/// bpf(2) command numbers (uapi enum bpf_cmd).
-pub mod cmd {
-    pub const MAP_CREATE: i32 = 0;
-    pub const MAP_LOOKUP_ELEM: i32 = 1;
-    pub const MAP_UPDATE_ELEM: i32 = 2;
-    pub const MAP_DELETE_ELEM: i32 = 3;
-    pub const MAP_GET_NEXT_KEY: i32 = 4;
-    pub const PROG_LOAD: i32 = 5;
-    pub const OBJ_PIN: i32 = 6;
-    pub const OBJ_GET: i32 = 7;
-    pub const PROG_TEST_RUN: i32 = 10;
-    pub const PROG_GET_NEXT_ID: i32 = 11;
-    pub const MAP_GET_NEXT_ID: i32 = 12;
-    pub const PROG_GET_FD_BY_ID: i32 = 13;
-    pub const MAP_GET_FD_BY_ID: i32 = 14;
-    pub const OBJ_GET_INFO_BY_FD: i32 = 15;
-    pub const BTF_LOAD: i32 = 18;
-    pub const BTF_GET_FD_BY_ID: i32 = 19;
-    pub const MAP_LOOKUP_AND_DELETE_ELEM: i32 = 21;
-    pub const MAP_FREEZE: i32 = 22;
-    pub const BTF_GET_NEXT_ID: i32 = 23;
-    pub const MAP_LOOKUP_BATCH: i32 = 24;
-    pub const MAP_LOOKUP_AND_DELETE_BATCH: i32 = 25;
-    pub const MAP_UPDATE_BATCH: i32 = 26;
-    pub const MAP_DELETE_BATCH: i32 = 27;
-    pub const LINK_CREATE: i32 = 28;
-    pub const ENABLE_STATS: i32 = 32;
-}
+use isa::uapi::attr::{
+    self, batch, btf_load, get_id, info, link_create, map_create, map_elem, obj,
+};
+use isa::uapi::{self as cmd, BPF_XDP};
 
 /// sizeof(union bpf_attr) of the kernel this follows.
-const ATTR_SIZE: usize = 160;
-const BPF_XDP: u32 = 37;
+const ATTR_SIZE: usize = attr::SIZE;
 pub const ENOTSUPP: Errno = 524;
 
 /// Local BTF objects already recorded in the store, by memfd inode.
@@ -62,54 +37,59 @@ pub fn bpf(command: i32, attr_ptr: u64, size: u32) -> Result<i64, Errno> {
     }
     attr.truncate(ATTR_SIZE);
     let a = &attr;
-    match command {
-        cmd::MAP_CREATE => map_create(a),
-        cmd::MAP_LOOKUP_ELEM => map_lookup(a, false),
-        cmd::MAP_LOOKUP_AND_DELETE_ELEM => map_lookup(a, true),
-        cmd::MAP_UPDATE_ELEM => map_update(a),
-        cmd::MAP_DELETE_ELEM => map_delete(a),
-        cmd::MAP_GET_NEXT_KEY => map_get_next_key(a),
-        cmd::MAP_FREEZE => {
-            let m = map_of(u32_at(a, 0) as c_int)?;
+    // A negative command is no command.
+    let c = u32::try_from(command).unwrap_or(u32::MAX);
+    match c {
+        cmd::BPF_MAP_CREATE => map_create(a),
+        cmd::BPF_MAP_LOOKUP_ELEM => map_lookup(a, false),
+        cmd::BPF_MAP_LOOKUP_AND_DELETE_ELEM => map_lookup(a, true),
+        cmd::BPF_MAP_UPDATE_ELEM => map_update(a),
+        cmd::BPF_MAP_DELETE_ELEM => map_delete(a),
+        cmd::BPF_MAP_GET_NEXT_KEY => map_get_next_key(a),
+        cmd::BPF_MAP_FREEZE => {
+            let m = map_of(u32_at(a, map_elem::MAP_FD) as c_int)?;
             m.freeze().map_err(|e| e.errno())?;
             Ok(0)
         }
-        cmd::MAP_LOOKUP_BATCH => map_batch_lookup(a, attr_ptr, false),
-        cmd::MAP_LOOKUP_AND_DELETE_BATCH => map_batch_lookup(a, attr_ptr, true),
-        cmd::MAP_UPDATE_BATCH | cmd::MAP_DELETE_BATCH => map_batch_write(a, attr_ptr, command),
-        cmd::PROG_LOAD => crate::progload::prog_load(a),
-        cmd::BTF_LOAD => btf_load(a),
-        cmd::OBJ_PIN => obj_pin(a),
-        cmd::OBJ_GET => obj_get(a),
-        cmd::PROG_GET_NEXT_ID | cmd::MAP_GET_NEXT_ID | cmd::BTF_GET_NEXT_ID => {
-            get_next_id(a, attr_ptr, command)
+        cmd::BPF_MAP_LOOKUP_BATCH => map_batch_lookup(a, attr_ptr, false),
+        cmd::BPF_MAP_LOOKUP_AND_DELETE_BATCH => map_batch_lookup(a, attr_ptr, true),
+        cmd::BPF_MAP_UPDATE_BATCH | cmd::BPF_MAP_DELETE_BATCH => map_batch_write(a, attr_ptr, c),
+        cmd::BPF_PROG_LOAD => crate::progload::prog_load(a),
+        cmd::BPF_BTF_LOAD => btf_load(a),
+        cmd::BPF_OBJ_PIN => obj_pin(a),
+        cmd::BPF_OBJ_GET => obj_get(a),
+        cmd::BPF_PROG_GET_NEXT_ID | cmd::BPF_MAP_GET_NEXT_ID | cmd::BPF_BTF_GET_NEXT_ID => {
+            get_next_id(a, attr_ptr, c)
         }
-        cmd::PROG_GET_FD_BY_ID | cmd::MAP_GET_FD_BY_ID | cmd::BTF_GET_FD_BY_ID => {
-            get_fd_by_id(a, command)
+        cmd::BPF_PROG_GET_FD_BY_ID | cmd::BPF_MAP_GET_FD_BY_ID | cmd::BPF_BTF_GET_FD_BY_ID => {
+            get_fd_by_id(a, c)
         }
-        cmd::OBJ_GET_INFO_BY_FD => {
-            let fd = u32_at(a, 0) as c_int;
+        cmd::BPF_OBJ_GET_INFO_BY_FD => {
+            let fd = u32_at(a, info::BPF_FD) as c_int;
             let obj = match fds::lookup(fd).ok_or(libc::EBADF)? {
                 Obj::LocalBtf => Obj::Btf(btf_id_of(fd)?),
                 o => o,
             };
-            let len = crate::info::get_info(obj, u64_at(a, 8), u32_at(a, 4))?;
-            user::write(attr_ptr.wrapping_add(4), &len.to_ne_bytes())?;
+            let len = crate::info::get_info(obj, u64_at(a, info::INFO), u32_at(a, info::INFO_LEN))?;
+            user::write(
+                attr_ptr.wrapping_add(info::INFO_LEN as u64),
+                &len.to_ne_bytes(),
+            )?;
             Ok(0)
         }
-        cmd::PROG_TEST_RUN => crate::testrun::test_run(a, attr_ptr),
-        cmd::LINK_CREATE => link_create(a),
-        cmd::ENABLE_STATS => {
-            if u32_at(a, 0) != 0 {
+        cmd::BPF_PROG_TEST_RUN => crate::testrun::test_run(a, attr_ptr),
+        cmd::BPF_LINK_CREATE => link_create(a),
+        cmd::BPF_ENABLE_STATS => {
+            if u32_at(a, attr::enable_stats::TYPE) != 0 {
                 return Err(libc::EINVAL);
             }
             state::STATS.store(true, std::sync::atomic::Ordering::Relaxed);
             Ok(i64::from(fds::create(Obj::Stats, &[])?))
         }
-        other => {
+        _ => {
             state::log_once(
-                &format!("cmd{other}"),
-                &format!("bpf command {other} is not supported (EINVAL)"),
+                &format!("cmd{command}"),
+                &format!("bpf command {command} is not supported (EINVAL)"),
             );
             Err(libc::EINVAL)
         }
@@ -153,29 +133,32 @@ pub fn btf_id_of(fd: c_int) -> Result<u32, Errno> {
 }
 
 fn map_create(a: &[u8]) -> Result<i64, Errno> {
-    let name_raw = &a[28..44];
+    let name_raw = &a[map_create::MAP_NAME..map_create::MAP_NAME + isa::uapi::BPF_OBJ_NAME_LEN];
     let end = name_raw.iter().position(|&b| b == 0).ok_or(libc::EINVAL)?;
     let name = std::str::from_utf8(&name_raw[..end]).map_err(|_| libc::EINVAL)?;
-    let btf_fd = u32_at(a, 48) as c_int;
-    let (key_tid, value_tid) = (u32_at(a, 52), u32_at(a, 56));
+    let btf_fd = u32_at(a, map_create::BTF_FD) as c_int;
+    let (key_tid, value_tid) = (
+        u32_at(a, map_create::BTF_KEY_TYPE_ID),
+        u32_at(a, map_create::BTF_VALUE_TYPE_ID),
+    );
     // As the kernel: btf_fd is read only when a type id names something in it.
     let btf_id = if key_tid != 0 || value_tid != 0 {
         btf_id_of(btf_fd)?
     } else {
         0
     };
-    if u32_at(a, 60) != 0 {
+    if u32_at(a, map_create::BTF_VMLINUX_VALUE_TYPE_ID) != 0 {
         // btf_vmlinux_value_type_id: struct_ops maps.
         return Err(libc::EINVAL);
     }
-    let map_type = u32_at(a, 0);
+    let map_type = u32_at(a, map_create::MAP_TYPE);
     if matches!(
         map_type,
         maps::BPF_MAP_TYPE_ARRAY_OF_MAPS | maps::BPF_MAP_TYPE_HASH_OF_MAPS
     ) {
         // bpf_map_meta_alloc: the inner map template must be a map, and not a
         // map of maps itself.
-        match fds::lookup(u32_at(a, 20) as c_int) {
+        match fds::lookup(u32_at(a, map_create::INNER_MAP_FD) as c_int) {
             Some(Obj::Map(id)) => {
                 let inner = state::store()?.map_by_id(id).map_err(|e| e.errno())?;
                 if matches!(
@@ -191,10 +174,10 @@ fn map_create(a: &[u8]) -> Result<i64, Errno> {
     }
     let def = maps::MapDef {
         map_type,
-        key_size: u32_at(a, 4),
-        value_size: u32_at(a, 8),
-        max_entries: u32_at(a, 12),
-        map_flags: u32_at(a, 16),
+        key_size: u32_at(a, map_create::KEY_SIZE),
+        value_size: u32_at(a, map_create::VALUE_SIZE),
+        max_entries: u32_at(a, map_create::MAX_ENTRIES),
+        map_flags: u32_at(a, map_create::MAP_FLAGS),
         name: name.to_string(),
         btf_key_type_id: key_tid,
         btf_value_type_id: value_tid,
@@ -214,9 +197,9 @@ fn map_create(a: &[u8]) -> Result<i64, Errno> {
 }
 
 fn map_lookup(a: &[u8], delete: bool) -> Result<i64, Errno> {
-    let m = map_of(u32_at(a, 0) as c_int)?;
+    let m = map_of(u32_at(a, map_elem::MAP_FD) as c_int)?;
     let info = m.info();
-    let key = user::read(u64_at(a, 8), info.key_size as usize)?;
+    let key = user::read(u64_at(a, map_elem::KEY), info.key_size as usize)?;
     let mut value = vec![0u8; m.user_value_size()];
     if delete {
         if !matches!(
@@ -228,7 +211,7 @@ fn map_lookup(a: &[u8], delete: bool) -> Result<i64, Errno> {
         ) {
             return Err(ENOTSUPP);
         }
-        if u64_at(a, 24) != 0 {
+        if u64_at(a, map_elem::FLAGS) != 0 {
             return Err(libc::EINVAL);
         }
     }
@@ -236,15 +219,18 @@ fn map_lookup(a: &[u8], delete: bool) -> Result<i64, Errno> {
     if delete {
         m.delete(&key).map_err(|e| e.errno())?;
     }
-    user::write(u64_at(a, 16), &value)?;
+    user::write(u64_at(a, map_elem::VALUE), &value)?;
     Ok(0)
 }
 
 fn map_update(a: &[u8]) -> Result<i64, Errno> {
-    let m = map_of(u32_at(a, 0) as c_int)?;
-    let key = user::read(u64_at(a, 8), m.info().key_size as usize)?;
-    let value = stored_value(&m, user::read(u64_at(a, 16), m.user_value_size())?)?;
-    m.update(&key, &value, u64_at(a, 24))
+    let m = map_of(u32_at(a, map_elem::MAP_FD) as c_int)?;
+    let key = user::read(u64_at(a, map_elem::KEY), m.info().key_size as usize)?;
+    let value = stored_value(
+        &m,
+        user::read(u64_at(a, map_elem::VALUE), m.user_value_size())?,
+    )?;
+    m.update(&key, &value, u64_at(a, map_elem::FLAGS))
         .map_err(|e| e.errno())?;
     Ok(0)
 }
@@ -273,16 +259,16 @@ fn stored_value(m: &maps::Map, value: Vec<u8>) -> Result<Vec<u8>, Errno> {
 }
 
 fn map_delete(a: &[u8]) -> Result<i64, Errno> {
-    let m = map_of(u32_at(a, 0) as c_int)?;
-    let key = user::read(u64_at(a, 8), m.info().key_size as usize)?;
+    let m = map_of(u32_at(a, map_elem::MAP_FD) as c_int)?;
+    let key = user::read(u64_at(a, map_elem::KEY), m.info().key_size as usize)?;
     m.delete(&key).map_err(|e| e.errno())?;
     Ok(0)
 }
 
 fn map_get_next_key(a: &[u8]) -> Result<i64, Errno> {
-    let m = map_of(u32_at(a, 0) as c_int)?;
+    let m = map_of(u32_at(a, map_elem::MAP_FD) as c_int)?;
     let ks = m.info().key_size as usize;
-    let kp = u64_at(a, 8);
+    let kp = u64_at(a, map_elem::KEY);
     let key = if kp == 0 {
         None
     } else {
@@ -291,17 +277,22 @@ fn map_get_next_key(a: &[u8]) -> Result<i64, Errno> {
     let mut next = vec![0u8; ks];
     m.get_next_key(key.as_deref(), &mut next)
         .map_err(|e| e.errno())?;
-    user::write(u64_at(a, 16), &next)?;
+    user::write(u64_at(a, map_elem::NEXT_KEY), &next)?;
     Ok(0)
 }
 
 /// Batch lookups. The batch token is a u32 count of keys already returned
 /// (after a lookup-and-delete those keys are gone, so it stays 0).
 fn map_batch_lookup(a: &[u8], attr_ptr: u64, delete: bool) -> Result<i64, Errno> {
-    let (in_b, out_b, keys, values) = (u64_at(a, 0), u64_at(a, 8), u64_at(a, 16), u64_at(a, 24));
-    let count = u32_at(a, 32) as usize;
-    let m = map_of(u32_at(a, 36) as c_int)?;
-    if u64_at(a, 48) != 0 || out_b == 0 {
+    let (in_b, out_b, keys, values) = (
+        u64_at(a, batch::IN_BATCH),
+        u64_at(a, batch::OUT_BATCH),
+        u64_at(a, batch::KEYS),
+        u64_at(a, batch::VALUES),
+    );
+    let count = u32_at(a, batch::COUNT) as usize;
+    let m = map_of(u32_at(a, batch::MAP_FD) as c_int)?;
+    if u64_at(a, batch::FLAGS) != 0 || out_b == 0 {
         return Err(libc::EINVAL);
     }
     if count == 0 {
@@ -355,19 +346,22 @@ fn map_batch_lookup(a: &[u8], attr_ptr: u64, delete: bool) -> Result<i64, Errno>
     }
     let token = if delete { 0 } else { (skip + got.len()) as u32 };
     user::write(out_b, &token.to_ne_bytes())?;
-    user::write(attr_ptr.wrapping_add(32), &(got.len() as u32).to_ne_bytes())?;
+    user::write(
+        attr_ptr.wrapping_add(batch::COUNT as u64),
+        &(got.len() as u32).to_ne_bytes(),
+    )?;
     if end {
         return Err(libc::ENOENT);
     }
     Ok(0)
 }
 
-fn map_batch_write(a: &[u8], attr_ptr: u64, command: i32) -> Result<i64, Errno> {
-    let (keys, values) = (u64_at(a, 16), u64_at(a, 24));
-    let count = u32_at(a, 32) as usize;
-    let m = map_of(u32_at(a, 36) as c_int)?;
-    let elem_flags = u64_at(a, 40);
-    if u64_at(a, 48) != 0 {
+fn map_batch_write(a: &[u8], attr_ptr: u64, command: u32) -> Result<i64, Errno> {
+    let (keys, values) = (u64_at(a, batch::KEYS), u64_at(a, batch::VALUES));
+    let count = u32_at(a, batch::COUNT) as usize;
+    let m = map_of(u32_at(a, batch::MAP_FD) as c_int)?;
+    let elem_flags = u64_at(a, batch::ELEM_FLAGS);
+    if u64_at(a, batch::FLAGS) != 0 {
         return Err(libc::EINVAL);
     }
     let ks = m.info().key_size as usize;
@@ -377,7 +371,7 @@ fn map_batch_write(a: &[u8], attr_ptr: u64, command: i32) -> Result<i64, Errno> 
     for i in 0..count {
         let r = (|| {
             let k = user::read(keys.wrapping_add((i * ks) as u64), ks)?;
-            if command == cmd::MAP_UPDATE_BATCH {
+            if command == cmd::BPF_MAP_UPDATE_BATCH {
                 let v = stored_value(&m, user::read(values.wrapping_add((i * vs) as u64), vs)?)?;
                 m.update(&k, &v, elem_flags).map_err(|e| e.errno())
             } else {
@@ -390,31 +384,39 @@ fn map_batch_write(a: &[u8], attr_ptr: u64, command: i32) -> Result<i64, Errno> 
         }
         done += 1;
     }
-    user::write(attr_ptr.wrapping_add(32), &done.to_ne_bytes())?;
+    user::write(
+        attr_ptr.wrapping_add(batch::COUNT as u64),
+        &done.to_ne_bytes(),
+    )?;
     result
 }
 
 fn btf_load(a: &[u8]) -> Result<i64, Errno> {
-    let size = u32_at(a, 16) as usize;
+    let size = u32_at(a, btf_load::BTF_SIZE) as usize;
     if size == 0 || size > maps::MAX_BTF_SIZE {
         return Err(libc::E2BIG);
     }
-    let data = user::read(u64_at(a, 0), size)?;
+    let data = user::read(u64_at(a, btf_load::BTF), size)?;
     // As the kernel's BTF verifier: type ids, names and loops are checked
     // here, so the store never records BTF that tools could not follow.
     if let Err((errno, e)) = crate::checked::check_btf(&data) {
         let msg = format!("{e}\n");
-        crate::progload::write_log(u64_at(a, 8), u32_at(a, 20), u32_at(a, 24), &msg)?;
+        crate::progload::write_log(
+            u64_at(a, btf_load::BTF_LOG_BUF),
+            u32_at(a, btf_load::BTF_LOG_SIZE),
+            u32_at(a, btf_load::BTF_LOG_LEVEL),
+            &msg,
+        )?;
         return Err(errno);
     }
     Ok(i64::from(fds::create(Obj::LocalBtf, &data)?))
 }
 
 fn obj_pin(a: &[u8]) -> Result<i64, Errno> {
-    if u32_at(a, 12) != 0 {
+    if u32_at(a, obj::FILE_FLAGS) != 0 {
         return Err(libc::EINVAL);
     }
-    let path = user::read_cstr(u64_at(a, 0), 4096)?;
+    let path = user::read_cstr(u64_at(a, obj::PATHNAME), 4096)?;
     let Some(path) = crate::vfs::virtual_path(&path) else {
         state::log_once(
             &format!("pin{path}"),
@@ -423,7 +425,7 @@ fn obj_pin(a: &[u8]) -> Result<i64, Errno> {
         return Err(libc::EPERM);
     };
     let store = state::store()?;
-    let fd = u32_at(a, 8) as c_int;
+    let fd = u32_at(a, obj::BPF_FD) as c_int;
     let what = match fds::lookup(fd) {
         Some(Obj::Map(id)) => maps::Pinned::Map(id),
         Some(Obj::Prog(id)) => maps::Pinned::Prog(id),
@@ -439,10 +441,9 @@ fn obj_pin(a: &[u8]) -> Result<i64, Errno> {
 }
 
 fn obj_get(a: &[u8]) -> Result<i64, Errno> {
-    let path = user::read_cstr(u64_at(a, 0), 4096)?;
-    let flags = u32_at(a, 12);
-    if flags & !(0x18) != 0 {
-        // Only BPF_F_RDONLY (1<<3) and BPF_F_WRONLY (1<<4).
+    let path = user::read_cstr(u64_at(a, obj::PATHNAME), 4096)?;
+    let flags = u32_at(a, obj::FILE_FLAGS);
+    if flags & !(isa::uapi::BPF_F_RDONLY | isa::uapi::BPF_F_WRONLY) != 0 {
         return Err(libc::EINVAL);
     }
     let Some(path) = crate::vfs::virtual_path(&path) else {
@@ -457,17 +458,17 @@ fn obj_get(a: &[u8]) -> Result<i64, Errno> {
     Ok(i64::from(fds::create(obj, &[])?))
 }
 
-fn get_next_id(a: &[u8], attr_ptr: u64, command: i32) -> Result<i64, Errno> {
-    let start = u32_at(a, 0);
+fn get_next_id(a: &[u8], attr_ptr: u64, command: u32) -> Result<i64, Errno> {
+    let start = u32_at(a, get_id::START_ID);
     let store = state::store()?;
     let ids: Vec<u32> = match command {
-        cmd::PROG_GET_NEXT_ID => store
+        cmd::BPF_PROG_GET_NEXT_ID => store
             .programs()
             .iter()
             .filter(|p| p.prog_type != 0)
             .map(|p| p.id)
             .collect(),
-        cmd::MAP_GET_NEXT_ID => store.map_ids(),
+        cmd::BPF_MAP_GET_NEXT_ID => store.map_ids(),
         _ => store.btf_ids(),
     };
     let next = ids
@@ -475,19 +476,22 @@ fn get_next_id(a: &[u8], attr_ptr: u64, command: i32) -> Result<i64, Errno> {
         .filter(|&id| id > start)
         .min()
         .ok_or(libc::ENOENT)?;
-    user::write(attr_ptr.wrapping_add(4), &next.to_ne_bytes())?;
+    user::write(
+        attr_ptr.wrapping_add(get_id::NEXT_ID as u64),
+        &next.to_ne_bytes(),
+    )?;
     Ok(0)
 }
 
-fn get_fd_by_id(a: &[u8], command: i32) -> Result<i64, Errno> {
-    let id = u32_at(a, 0);
+fn get_fd_by_id(a: &[u8], command: u32) -> Result<i64, Errno> {
+    let id = u32_at(a, get_id::START_ID);
     let store = state::store()?;
     let obj = match command {
-        cmd::PROG_GET_FD_BY_ID => {
+        cmd::BPF_PROG_GET_FD_BY_ID => {
             crate::checked::program(store, id)?;
             Obj::Prog(id)
         }
-        cmd::MAP_GET_FD_BY_ID => {
+        cmd::BPF_MAP_GET_FD_BY_ID => {
             crate::checked::map(store, id)?;
             Obj::Map(id)
         }
@@ -500,9 +504,9 @@ fn get_fd_by_id(a: &[u8], command: i32) -> Result<i64, Errno> {
 }
 
 fn link_create(a: &[u8]) -> Result<i64, Errno> {
-    let prog_fd = u32_at(a, 0) as c_int;
-    let ifindex = u32_at(a, 4);
-    if u32_at(a, 8) != BPF_XDP {
+    let prog_fd = u32_at(a, link_create::PROG_FD) as c_int;
+    let ifindex = u32_at(a, link_create::TARGET_IFINDEX);
+    if u32_at(a, link_create::ATTACH_TYPE) != BPF_XDP {
         state::log_once(
             "linktype",
             "LINK_CREATE supports XDP attachments only (EINVAL)",

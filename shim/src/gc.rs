@@ -86,7 +86,7 @@ pub fn collect(store: &maps::Store) -> (usize, usize) {
             if !is_prog_array && !is_map_of_maps {
                 continue;
             }
-            let Ok(entries) = runtime::dump(m) else {
+            let Ok(entries) = m.dump() else {
                 continue;
             };
             for e in entries {

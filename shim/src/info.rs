@@ -4,6 +4,8 @@
 
 use crate::fds::Obj;
 use crate::user::{self, put_u32, put_u64, u32_at, u64_at, Errno};
+use isa::uapi::info::{btf, link, map, prog, PROG_GPL_COMPATIBLE_WORD};
+use isa::uapi::BPF_LINK_TYPE_XDP;
 
 /// sizeof(struct bpf_map_info).
 pub const MAP_INFO_SIZE: usize = 88;
@@ -13,9 +15,6 @@ pub const PROG_INFO_SIZE: usize = 232;
 pub const BTF_INFO_SIZE: usize = 32;
 /// sizeof(struct bpf_link_info) (xdp member: ifindex).
 pub const LINK_INFO_SIZE: usize = 64;
-
-/// BPF_LINK_TYPE_XDP.
-const LINK_TYPE_XDP: u32 = 6;
 
 fn name16(name: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
@@ -58,37 +57,41 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
         Obj::Map(id) => {
             let m = crate::checked::map(store, id)?;
             let i = m.info();
-            put_u32(&mut out, 0, i.map_type);
-            put_u32(&mut out, 4, i.id);
-            put_u32(&mut out, 8, i.key_size);
-            put_u32(&mut out, 12, i.value_size);
-            put_u32(&mut out, 16, i.max_entries);
-            put_u32(&mut out, 20, i.map_flags);
-            out[24..40].copy_from_slice(&name16(&i.name));
-            put_u32(&mut out, 64, i.btf_id);
-            put_u32(&mut out, 68, i.btf_key_type_id);
-            put_u32(&mut out, 72, i.btf_value_type_id);
+            put_u32(&mut out, map::TYPE, i.map_type);
+            put_u32(&mut out, map::ID, i.id);
+            put_u32(&mut out, map::KEY_SIZE, i.key_size);
+            put_u32(&mut out, map::VALUE_SIZE, i.value_size);
+            put_u32(&mut out, map::MAX_ENTRIES, i.max_entries);
+            put_u32(&mut out, map::MAP_FLAGS, i.map_flags);
+            out[map::NAME..map::NAME + 16].copy_from_slice(&name16(&i.name));
+            put_u32(&mut out, map::BTF_ID, i.btf_id);
+            put_u32(&mut out, map::BTF_KEY_TYPE_ID, i.btf_key_type_id);
+            put_u32(&mut out, map::BTF_VALUE_TYPE_ID, i.btf_value_type_id);
         }
         Obj::Prog(id) => {
             let (p, insns) = crate::checked::program(store, id)?;
-            put_u32(&mut out, 0, p.prog_type);
-            put_u32(&mut out, 4, p.id);
-            out[8..16].copy_from_slice(&p.tag);
+            put_u32(&mut out, prog::TYPE, p.prog_type);
+            put_u32(&mut out, prog::ID, p.id);
+            out[prog::TAG..prog::TAG + 8].copy_from_slice(&p.tag);
             // jited_prog_len 0: the kernel JIT's image is not ours to show.
-            put_u32(&mut out, 20, p.insn_cnt * 8);
-            put_u64(&mut out, 40, p.load_time);
-            put_u32(&mut out, 48, p.uid);
-            put_u32(&mut out, 52, p.map_ids.len() as u32);
-            out[64..80].copy_from_slice(&name16(&p.name));
-            put_u32(&mut out, 84, u32::from(p.gpl_compatible));
-            put_u32(&mut out, 128, p.btf_id);
-            put_u64(&mut out, 192, p.run_time_ns);
-            put_u64(&mut out, 200, p.run_cnt);
-            put_u32(&mut out, 216, p.insn_cnt);
+            put_u32(&mut out, prog::XLATED_PROG_LEN, p.insn_cnt * 8);
+            put_u64(&mut out, prog::LOAD_TIME, p.load_time);
+            put_u32(&mut out, prog::CREATED_BY_UID, p.uid);
+            put_u32(&mut out, prog::NR_MAP_IDS, p.map_ids.len() as u32);
+            out[prog::NAME..prog::NAME + 16].copy_from_slice(&name16(&p.name));
+            put_u32(
+                &mut out,
+                PROG_GPL_COMPATIBLE_WORD,
+                u32::from(p.gpl_compatible),
+            );
+            put_u32(&mut out, prog::BTF_ID, p.btf_id);
+            put_u64(&mut out, prog::RUN_TIME_NS, p.run_time_ns);
+            put_u64(&mut out, prog::RUN_CNT, p.run_cnt);
+            put_u32(&mut out, prog::VERIFIED_INSNS, p.insn_cnt);
             // Arrays the user asked for: map ids and the instructions.
-            if n >= 64 {
-                let want = u32_at(&uinfo, 52) as usize;
-                let ptr = u64_at(&uinfo, 56);
+            if n >= prog::MAP_IDS + 8 {
+                let want = u32_at(&uinfo, prog::NR_MAP_IDS) as usize;
+                let ptr = u64_at(&uinfo, prog::MAP_IDS);
                 if want > 0 && ptr != 0 {
                     let ids: Vec<u8> = p
                         .map_ids
@@ -98,45 +101,45 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
                         .collect();
                     user::write(ptr, &ids)?;
                 }
-                put_u64(&mut out, 56, ptr);
-                let xlen = u32_at(&uinfo, 20) as usize;
-                let xptr = u64_at(&uinfo, 32);
+                put_u64(&mut out, prog::MAP_IDS, ptr);
+                let xlen = u32_at(&uinfo, prog::XLATED_PROG_LEN) as usize;
+                let xptr = u64_at(&uinfo, prog::XLATED_PROG_INSNS);
                 if xlen > 0 && xptr != 0 {
                     user::write(xptr, &insns[..xlen.min(insns.len())])?;
                 }
-                put_u64(&mut out, 32, xptr);
+                put_u64(&mut out, prog::XLATED_PROG_INSNS, xptr);
             }
         }
         Obj::LocalProg(t) => {
-            put_u32(&mut out, 0, t);
+            put_u32(&mut out, prog::TYPE, t);
         }
         Obj::Btf(_) | Obj::LocalBtf => {
             let (id, data) = match obj {
                 Obj::Btf(id) => (id, crate::checked::btf_data(store, id)?),
                 _ => return Err(libc::EINVAL),
             };
-            let ptr = u64_at(&uinfo, 0);
-            let want = u32_at(&uinfo, 8) as usize;
+            let ptr = u64_at(&uinfo, btf::BTF);
+            let want = u32_at(&uinfo, btf::BTF_SIZE) as usize;
             if ptr != 0 && want > 0 {
                 user::write(ptr, &data[..want.min(data.len())])?;
             }
-            put_u64(&mut out, 0, ptr);
-            put_u32(&mut out, 8, data.len() as u32);
-            put_u32(&mut out, 12, id);
+            put_u64(&mut out, btf::BTF, ptr);
+            put_u32(&mut out, btf::BTF_SIZE, data.len() as u32);
+            put_u32(&mut out, btf::ID, id);
             // An object's BTF has no name: leave name and name_len as given, zero.
-            let nptr = u64_at(&uinfo, 16);
-            let nlen = u32_at(&uinfo, 24);
+            let nptr = u64_at(&uinfo, btf::NAME);
+            let nlen = u32_at(&uinfo, btf::NAME_LEN);
             if nptr != 0 && nlen > 0 {
                 user::write(nptr, &[0])?;
             }
-            put_u64(&mut out, 16, nptr);
-            put_u32(&mut out, 24, 0);
+            put_u64(&mut out, btf::NAME, nptr);
+            put_u32(&mut out, btf::NAME_LEN, 0);
         }
         Obj::Link(prog, ifindex) => {
-            put_u32(&mut out, 0, LINK_TYPE_XDP);
-            put_u32(&mut out, 4, prog);
-            put_u32(&mut out, 8, prog);
-            put_u32(&mut out, 16, ifindex);
+            put_u32(&mut out, link::TYPE, BPF_LINK_TYPE_XDP);
+            put_u32(&mut out, link::ID, prog);
+            put_u32(&mut out, link::PROG_ID, prog);
+            put_u32(&mut out, link::XDP_IFINDEX, ifindex);
         }
         Obj::Stats => return Err(libc::EINVAL),
     }

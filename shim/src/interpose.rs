@@ -101,11 +101,9 @@ fn proc_fd(path: &str, dir: &str) -> Option<(c_int, Obj)> {
     }
     let rest = path.strip_prefix("/proc/")?;
     let (who, rest) = rest.split_once('/')?;
-    // SAFETY: getpid cannot fail.
-    if who != "self"
-        && who != "thread-self"
-        && who.parse::<i32>().ok()? != unsafe { libc::getpid() }
-    {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    let me = unsafe { libc::getpid() };
+    if who != "self" && who != "thread-self" && who.parse::<i32>().ok()? != me {
         return None;
     }
     let n: c_int = rest.strip_prefix(dir)?.strip_prefix('/')?.parse().ok()?;
@@ -165,7 +163,10 @@ pub unsafe extern "C" fn mmap(
             return Err(libc::EPERM);
         }
         let end = (off as u64).checked_add(len as u64).ok_or(libc::EINVAL)?;
-        if off < 0 || off as u64 % 4096 != 0 || end > (size as u64).div_ceil(4096) * 4096 {
+        if off < 0
+            || !(off as u64).is_multiple_of(4096)
+            || end > (size as u64).div_ceil(4096) * 4096
+        {
             return Err(libc::EINVAL);
         }
         let sfd = std::os::fd::AsRawFd::as_raw_fd(state::store_file()?);

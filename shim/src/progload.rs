@@ -1,10 +1,15 @@
 //! BPF_PROG_LOAD: the program is checked and prepared by the runtime, and
 //! recorded in the store; the verifier log buffer gets the runtime's message.
 
+use isa::uapi::attr::prog_load;
 use std::ffi::c_int;
 
+use isa::opcode::{
+    BPF_PSEUDO_MAP_FD as PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX as PSEUDO_MAP_IDX,
+    BPF_PSEUDO_MAP_IDX_VALUE as PSEUDO_MAP_IDX_VALUE,
+};
+use isa::uapi::BPF_PROG_TYPE_XDP as PROG_TYPE_XDP;
 use isa::RawInsn;
-use runtime::stored::{PROG_TYPE_XDP, PSEUDO_MAP_FD, PSEUDO_MAP_IDX, PSEUDO_MAP_IDX_VALUE};
 
 use crate::fds::{self, Obj};
 use crate::state;
@@ -39,17 +44,21 @@ pub fn write_log(buf: u64, size: u32, level: u32, msg: &str) -> Result<(), Errno
 }
 
 pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
-    let prog_type = u32_at(a, 0);
-    let insn_cnt = u32_at(a, 4);
-    let (log_level, log_size, log_buf) = (u32_at(a, 24), u32_at(a, 28), u64_at(a, 32));
-    let prog_flags = u32_at(a, 44);
+    let prog_type = u32_at(a, prog_load::PROG_TYPE);
+    let insn_cnt = u32_at(a, prog_load::INSN_CNT);
+    let (log_level, log_size, log_buf) = (
+        u32_at(a, prog_load::LOG_LEVEL),
+        u32_at(a, prog_load::LOG_SIZE),
+        u64_at(a, prog_load::LOG_BUF),
+    );
+    let prog_flags = u32_at(a, prog_load::PROG_FLAGS);
     if insn_cnt == 0 || insn_cnt > MAX_INSNS {
         return Err(libc::E2BIG);
     }
     if log_buf != 0 && (log_size < 128 || log_level == 0) || (log_buf == 0 && log_level != 0) {
         return Err(libc::EINVAL);
     }
-    let name_raw = &a[48..64];
+    let name_raw = &a[prog_load::PROG_NAME..prog_load::PROG_NAME + isa::uapi::BPF_OBJ_NAME_LEN];
     let end = name_raw.iter().position(|&b| b == 0).ok_or(libc::EINVAL)?;
     let name = std::str::from_utf8(&name_raw[..end]).map_err(|_| libc::EINVAL)?;
     if !name
@@ -58,11 +67,11 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
     {
         return Err(libc::EINVAL);
     }
-    let bytes = user::read(u64_at(a, 8), insn_cnt as usize * 8)?;
+    let bytes = user::read(u64_at(a, prog_load::INSNS), insn_cnt as usize * 8)?;
     // The kernel copies at most 127 bytes of the license, after the
     // instructions: unreadable is EFAULT (NULL too); a longer or non-UTF-8
     // one is no GPL-compatible name.
-    let license = match user::read_cstr(u64_at(a, 16), 126) {
+    let license = match user::read_cstr(u64_at(a, prog_load::LICENSE), 126) {
         Ok(l) => l,
         Err(libc::EFAULT) => return Err(libc::EFAULT),
         Err(_) => String::new(),
@@ -76,11 +85,11 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
         write_log(log_buf, log_size, log_level, &format!("{msg}\n"))?;
         Err(errno)
     };
-    let map_ids = match resolve_maps(&mut insns, u64_at(a, 120)) {
+    let map_ids = match resolve_maps(&mut insns, u64_at(a, prog_load::FD_ARRAY)) {
         Ok(ids) => ids,
         Err((e, msg)) => return fail(e, msg),
     };
-    let btf_fd = u32_at(a, 72) as c_int;
+    let btf_fd = u32_at(a, prog_load::PROG_BTF_FD) as c_int;
     let btf_id = if btf_fd > 0 {
         crate::bpf::btf_id_of(btf_fd)?
     } else {
@@ -97,7 +106,7 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
         gpl_compatible: gpl_compatible(&license),
         // SAFETY: getuid cannot fail.
         uid: unsafe { libc::getuid() },
-        expected_attach_type: u32_at(a, 68),
+        expected_attach_type: u32_at(a, prog_load::EXPECTED_ATTACH_TYPE),
         prog_flags,
         // SAFETY: getpid cannot fail.
         holder_pid: unsafe { libc::getpid() } as u32,

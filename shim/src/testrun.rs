@@ -11,6 +11,7 @@
 //! interrupted and which callers may retry. Other faults give EFAULT. As in the
 //! kernel, a failed run writes nothing back.
 
+use isa::uapi::attr::test;
 use std::ffi::c_int;
 
 use runtime::{LoadedObject, Packet, Vm};
@@ -25,20 +26,26 @@ const F_TEST_RUN_ON_CPU: u32 = 1;
 const F_TEST_XDP_LIVE_FRAMES: u32 = 2;
 
 pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
-    let fd = u32_at(a, 0) as c_int;
+    let fd = u32_at(a, test::PROG_FD) as c_int;
     let id = match fds::lookup(fd) {
         Some(Obj::Prog(id)) => id,
         Some(Obj::LocalProg(_)) => return Err(524),
         Some(_) => return Err(libc::EINVAL),
         None => return Err(libc::EBADF),
     };
-    let (size_in, size_out) = (u32_at(a, 8) as usize, u32_at(a, 12) as usize);
-    let (data_in, data_out) = (u64_at(a, 16), u64_at(a, 24));
-    let repeat = u64::from(u32_at(a, 32)).max(1);
-    let (ctx_size_in, ctx_size_out) = (u32_at(a, 40) as usize, u32_at(a, 44) as usize);
-    let (ctx_in, ctx_out) = (u64_at(a, 48), u64_at(a, 56));
-    let flags = u32_at(a, 64);
-    let cpu = u32_at(a, 68);
+    let (size_in, size_out) = (
+        u32_at(a, test::DATA_SIZE_IN) as usize,
+        u32_at(a, test::DATA_SIZE_OUT) as usize,
+    );
+    let (data_in, data_out) = (u64_at(a, test::DATA_IN), u64_at(a, test::DATA_OUT));
+    let repeat = u64::from(u32_at(a, test::REPEAT)).max(1);
+    let (ctx_size_in, ctx_size_out) = (
+        u32_at(a, test::CTX_SIZE_IN) as usize,
+        u32_at(a, test::CTX_SIZE_OUT) as usize,
+    );
+    let (ctx_in, ctx_out) = (u64_at(a, test::CTX_IN), u64_at(a, test::CTX_OUT));
+    let flags = u32_at(a, test::FLAGS);
+    let cpu = u32_at(a, test::CPU);
     if flags & !(F_TEST_RUN_ON_CPU | F_TEST_XDP_LIVE_FRAMES) != 0 {
         return Err(libc::EINVAL);
     }
@@ -132,13 +139,22 @@ pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
     let mut back = [0u8; 8];
     put_u32(&mut back, 0, retval as u32);
     put_u32(&mut back, 4, out.len() as u32);
-    user::write(attr_ptr.wrapping_add(4), &back[..4])?;
-    user::write(attr_ptr.wrapping_add(12), &back[4..])?;
+    user::write(attr_ptr.wrapping_add(test::RETVAL as u64), &back[..4])?;
+    user::write(
+        attr_ptr.wrapping_add(test::DATA_SIZE_OUT as u64),
+        &back[4..],
+    )?;
     let duration = (ns / repeat).min(u64::from(u32::MAX)) as u32;
-    user::write(attr_ptr.wrapping_add(36), &duration.to_ne_bytes())?;
+    user::write(
+        attr_ptr.wrapping_add(test::DURATION as u64),
+        &duration.to_ne_bytes(),
+    )?;
     if ctx_size_out > 0 || ctx_out != 0 {
         let len = runtime::XdpMd::SIZE as u32;
-        user::write(attr_ptr.wrapping_add(44), &len.to_ne_bytes())?;
+        user::write(
+            attr_ptr.wrapping_add(test::CTX_SIZE_OUT as u64),
+            &len.to_ne_bytes(),
+        )?;
     }
     result
 }

@@ -12,8 +12,8 @@ use bench::compare::{workload, WORKLOADS};
 use bench::rbpf_peer::{RbpfProgram, RbpfVm};
 use bench::Workload;
 use clap::{Parser, ValueEnum};
+use kclient::KernelObject;
 use runtime::jit::JitObject;
-use runtime::kernel::KernelObject;
 use runtime::{Packet, Vm};
 
 #[derive(Parser, Debug)]
@@ -110,7 +110,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Whether `bpf(2)` may load programs here, or why not.
 fn kernel_note() -> Option<String> {
-    runtime::kernel::available().err()
+    kclient::available().err()
 }
 
 fn main() -> Result<()> {

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use bpf_progs::kernel::{self, KernelRun};
 use bpf_progs::{hex_decode, object_for, real_world_cases, Case, Cpu, FIB_NETNS_SETUP};
+use kclient::bpftool::{self as kernel, KernelRun};
 
 use super::{
     inet_csum, read_packet, u32_at, u64_at, value, XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX,
@@ -426,7 +426,7 @@ fn lpm(case: &Case, map: &str, addr: &[u8]) -> Option<u32> {
             let mask = 0x80u8 >> (bit % 8);
             prefix[bit / 8] & mask == addr[bit / 8] & mask
         });
-        if matches && best.map_or(true, |(p, _)| plen > p) {
+        if matches && best.is_none_or(|(p, _)| plen > p) {
             best = Some((plen, u32_at(&v, 0)));
         }
     }

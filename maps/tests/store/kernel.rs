@@ -4,92 +4,39 @@
 
 use maps::*;
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
-const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
-
-struct KMap {
-    fd: i32,
-    key_size: usize,
-}
-
-impl Drop for KMap {
-    fn drop(&mut self) {
-        // SAFETY: closes the fd we own.
-        unsafe { libc::close(self.fd) };
-    }
-}
-
-fn sys_bpf(cmd: libc::c_long, attr: &mut [u64; 16]) -> Result<i64, i32> {
-    // SAFETY: attr is a 128-byte zero-padded bpf_attr; pointers inside it point to
-    // live buffers of the sizes the map was created with.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), 128usize) };
-    if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    } else {
-        Ok(r)
-    }
-}
-
-fn put32(attr: &mut [u64; 16], byte_off: usize, v: u32) {
-    let w = &mut attr[byte_off / 8];
-    let shift = (byte_off % 8) * 8;
-    *w = (*w & !(0xffff_ffffu64 << shift)) | (u64::from(v) << shift);
-}
+/// A kernel map, through `kclient::map`.
+struct KMap(kclient::map::RawMap);
 
 impl KMap {
     fn create(d: &MapDef) -> Result<KMap, i32> {
-        let mut a = [0u64; 16];
-        put32(&mut a, 0, d.map_type);
-        put32(&mut a, 4, d.key_size);
-        put32(&mut a, 8, d.value_size);
-        put32(&mut a, 12, d.max_entries);
-        put32(&mut a, 16, d.map_flags);
-        let fd = sys_bpf(BPF_MAP_CREATE, &mut a)? as i32;
-        Ok(KMap {
-            fd,
-            key_size: d.key_size as usize,
-        })
+        kclient::map::RawMap::create(&params(d, None)).map(KMap)
     }
-
-    fn elem(
-        &self,
-        cmd: libc::c_long,
-        key: Option<&[u8]>,
-        val: *mut u8,
-        flags: u64,
-    ) -> Result<(), i32> {
-        let mut a = [0u64; 16];
-        put32(&mut a, 0, self.fd as u32);
-        a[1] = key.map(|k| k.as_ptr() as u64).unwrap_or(0);
-        a[2] = val as u64;
-        a[3] = flags;
-        sys_bpf(cmd, &mut a).map(|_| ())
-    }
-
     fn lookup(&self, key: &[u8], out: &mut [u8]) -> Result<(), i32> {
-        self.elem(BPF_MAP_LOOKUP_ELEM, Some(key), out.as_mut_ptr(), 0)
+        self.0.lookup(key, out)
     }
     fn update(&self, key: &[u8], v: &[u8], flags: u64) -> Result<(), i32> {
-        self.elem(BPF_MAP_UPDATE_ELEM, Some(key), v.as_ptr() as *mut u8, flags)
+        self.0.update(key, v, flags)
     }
     fn delete(&self, key: &[u8]) -> Result<(), i32> {
-        self.elem(BPF_MAP_DELETE_ELEM, Some(key), std::ptr::null_mut(), 0)
+        self.0.delete(key)
     }
     fn next_key(&self, key: Option<&[u8]>, out: &mut [u8]) -> Result<(), i32> {
-        self.elem(BPF_MAP_GET_NEXT_KEY, key, out.as_mut_ptr(), 0)
+        self.0.next_key(key, out)
     }
     fn keys(&self) -> Vec<Vec<u8>> {
-        let mut keys = Vec::new();
-        let mut prev: Option<Vec<u8>> = None;
-        let mut out = vec![0u8; self.key_size];
-        while self.next_key(prev.as_deref(), &mut out).is_ok() && keys.len() < 10_000 {
-            keys.push(out.clone());
-            prev = Some(out.clone());
-        }
-        keys
+        self.0.keys()
+    }
+}
+
+fn params(d: &MapDef, inner_map_fd: Option<i32>) -> kclient::map::MapParams<'_> {
+    kclient::map::MapParams {
+        map_type: d.map_type,
+        key_size: d.key_size,
+        value_size: d.value_size,
+        max_entries: d.max_entries,
+        map_flags: d.map_flags,
+        inner_map_fd,
+        name: "",
     }
 }
 
@@ -197,8 +144,9 @@ fn run_differential(d: &MapDef, ops: usize, key_space: u32, seed: u64) {
 fn same_results_as_the_kernel() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 || !kernel_available() {
-        println!(
-            "SKIP: bpf(2) BPF_MAP_CREATE not permitted here; kernel differential test not run"
+        kclient::skip(
+            "kernel differential test of the maps",
+            "bpf(2) BPF_MAP_CREATE not permitted here",
         );
         return;
     }
@@ -283,19 +231,8 @@ fn same_results_as_the_kernel() {
 
 /// BPF_MAP_CREATE with an inner map descriptor (maps of maps).
 fn kernel_create_errno(d: &MapDef, inner_fd: i32) -> i32 {
-    let mut a = [0u64; 16];
-    put32(&mut a, 0, d.map_type);
-    put32(&mut a, 4, d.key_size);
-    put32(&mut a, 8, d.value_size);
-    put32(&mut a, 12, d.max_entries);
-    put32(&mut a, 16, d.map_flags);
-    put32(&mut a, 20, inner_fd as u32);
-    match sys_bpf(BPF_MAP_CREATE, &mut a) {
-        Ok(fd) => {
-            // SAFETY: closes the map descriptor just created.
-            unsafe { libc::close(fd as i32) };
-            0
-        }
+    match kclient::map::RawMap::create(&params(d, Some(inner_fd))) {
+        Ok(_) => 0,
         Err(e) => e,
     }
 }
@@ -306,7 +243,10 @@ fn kernel_create_errno(d: &MapDef, inner_fd: i32) -> i32 {
 fn size_limits_are_the_kernels() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 || !kernel_available() {
-        println!("SKIP: bpf(2) BPF_MAP_CREATE not permitted here; size limit test not run");
+        kclient::skip(
+            "kernel size limit test of the maps",
+            "bpf(2) BPF_MAP_CREATE not permitted here",
+        );
         return;
     }
     let inner = KMap::create(&MapDef {
@@ -396,7 +336,7 @@ fn size_limits_are_the_kernels() {
             map_flags,
             ..MapDef::default()
         };
-        let kernel = kernel_create_errno(&d, inner.fd);
+        let kernel = kernel_create_errno(&d, inner.0.fd());
         // The kernel may fail to find memory for what it accepts; the store's
         // own ENOMEM is its size. Neither says anything about the limits.
         // A fresh sparse store per case (removed maps keep their memory).
@@ -435,10 +375,6 @@ fn size_limits_are_the_kernels() {
 }
 
 // ---- what a program sees through a value pointer after updating the same key ----
-
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
-const BPF_PROG_TYPE_XDP: u32 = 6;
 
 /// One eBPF instruction: opcode, dst and src registers, offset, immediate.
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
@@ -490,33 +426,19 @@ fn held_pointer_program(map_fd: i32) -> Vec<u64> {
 }
 
 /// Loads `insns` as an XDP program and runs it once on a 64-byte frame: its
-/// return value.
+/// return value (the errno of a refused load or run).
 fn kernel_run_xdp(insns: &[u64]) -> Result<u32, i32> {
-    let license = b"GPL\0";
-    let mut log = vec![0u8; 1 << 16];
-    let mut a = [0u64; 16];
-    put32(&mut a, 0, BPF_PROG_TYPE_XDP);
-    put32(&mut a, 4, insns.len() as u32);
-    a[1] = insns.as_ptr() as u64;
-    a[2] = license.as_ptr() as u64;
-    put32(&mut a, 24, 1); // log_level
-    put32(&mut a, 28, log.len() as u32);
-    a[4] = log.as_mut_ptr() as u64;
-    let fd = sys_bpf(BPF_PROG_LOAD, &mut a).inspect_err(|_| {
-        let end = log.iter().position(|&b| b == 0).unwrap_or(0);
-        eprintln!("{}", String::from_utf8_lossy(&log[..end]));
-    })? as i32;
-    let data = [0u8; 64];
-    let mut t = [0u64; 16];
-    put32(&mut t, 0, fd as u32);
-    put32(&mut t, 8, data.len() as u32); // data_size_in
-    t[2] = data.as_ptr() as u64; // data_in
-    put32(&mut t, 32, 1); // repeat
-    let r = sys_bpf(BPF_PROG_TEST_RUN, &mut t);
-    // SAFETY: closes the program fd we own.
-    unsafe { libc::close(fd) };
-    r?;
-    Ok((t[0] >> 32) as u32)
+    let raw: Vec<isa::RawInsn> = insns
+        .iter()
+        .map(|w| isa::RawInsn::from_bytes(w.to_le_bytes()))
+        .collect();
+    let (fd, _) = kclient::prog::load("held_ptr", &raw, c"GPL", &[], 1, 1 << 16).map_err(|r| {
+        eprintln!("{}", r.log);
+        r.errno.raw_os_error().unwrap_or(libc::EINVAL)
+    })?;
+    kclient::prog::test_run(&fd, &[0u8; 64], 1, 128)
+        .map(|t| t.retval)
+        .map_err(|e| e.raw_os_error().unwrap_or(libc::EINVAL))
 }
 
 /// The same steps on one of our maps, through `prog_lookup` and `update`
@@ -609,7 +531,7 @@ fn value_pointer_after_update_is_the_kernels() {
         };
         km.update(&1u32.to_ne_bytes(), &init, BPF_ANY)
             .expect("kernel init");
-        let got = kernel_run_xdp(&held_pointer_program(km.fd)).expect("kernel test run");
+        let got = kernel_run_xdp(&held_pointer_program(km.0.fd())).expect("kernel test run");
         assert_eq!(got, want, "kernel, type {t}: {got:#x}");
         assert_eq!(ours_held_pointer(t, "prog_update"), got, "type {t}");
     }

@@ -27,7 +27,7 @@ fn op(round: u32, j: u32) -> (u32, Option<u64>) {
         rng(&mut s);
     }
     let key = rng(&mut s) % KEYS;
-    let del = rng(&mut s) % 3 == 0;
+    let del = rng(&mut s).is_multiple_of(3);
     (key, (!del).then_some(u64::from(round) << 32 | u64::from(j)))
 }
 

@@ -41,7 +41,7 @@ pub struct AttachArgs {
     #[arg(long, value_name = "NAME")]
     pub prog: Option<String>,
     /// Execution engine.
-    #[arg(long, value_enum, default_value_t = Engine::Interpreter)]
+    #[arg(long, default_value = "interpreter", value_parser = super::run::engine_parser())]
     pub engine: Engine,
     /// The step budget of each run (see `run --max-steps`).
     #[arg(long, default_value_t = runtime::DEFAULT_MAX_STEPS, value_name = "N")]
@@ -120,10 +120,7 @@ pub fn run(args: AttachArgs) -> Result<()> {
         super::run::apply_set(&loaded, set)?;
     }
     let config = dataplane::Config {
-        engine: match args.engine {
-            Engine::Interpreter => dataplane::Engine::Interpreter,
-            Engine::Jit => dataplane::Engine::Jit,
-        },
+        engine: args.engine,
         workers: args.workers,
         max_steps: args.max_steps,
     };

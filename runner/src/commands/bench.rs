@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, ValueEnum};
-use runtime::kernel::KernelObject;
+use clap::Args;
+use kclient::KernelObject;
 use runtime::{LoadedObject, Packet, Vm};
 use serde_json::json;
 
@@ -27,8 +27,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5, value_name = "R")]
     pub rounds: u32,
     /// Engines to run, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Engine::Interpreter, Engine::Jit, Engine::Kernel])]
-    pub engines: Vec<Engine>,
+    #[arg(long, value_delimiter = ',', default_value = "interpreter,jit,kernel", value_parser = column_parser())]
+    pub engines: Vec<Column>,
     /// Fill a map before measuring: MAP=N writes entries 0..N-1 (key = the index as a
     /// little-endian integer of the key's size, value = the index as a little-endian
     /// u64, zero-padded or cut to the value's size; every CPU's slot of a per-CPU map),
@@ -46,21 +46,32 @@ pub struct BenchArgs {
     pub load: super::ObjectArgs,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Engine {
-    Interpreter,
-    Jit,
+/// A column of the bench table: one of the runtime's engines, or the kernel's
+/// `BPF_PROG_TEST_RUN` (through kclient).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    Engine(runtime::Engine),
     Kernel,
 }
 
-impl Engine {
+impl Column {
     fn name(self) -> &'static str {
         match self {
-            Engine::Interpreter => "interpreter",
-            Engine::Jit => "jit",
-            Engine::Kernel => "kernel",
+            Column::Engine(e) => e.name(),
+            Column::Kernel => "kernel",
         }
     }
+}
+
+/// `--engines`: the runtime's engines and the kernel, by name.
+fn column_parser() -> impl clap::builder::TypedValueParser<Value = Column> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["interpreter", "jit", "kernel"]).map(|s| {
+        match s.as_str() {
+            "kernel" => Column::Kernel,
+            e => Column::Engine(e.parse().expect("a listed engine")),
+        }
+    })
 }
 
 /// One engine's figures, in ns per run.
@@ -87,10 +98,10 @@ pub fn stats(samples: &[f64]) -> (f64, f64, f64) {
 }
 
 /// Summaries with each engine's median divided by the kernel's, when the kernel ran.
-pub fn summarise(samples: &[(Engine, Vec<f64>)]) -> Vec<Summary> {
+pub fn summarise(samples: &[(Column, Vec<f64>)]) -> Vec<Summary> {
     let kernel = samples
         .iter()
-        .find(|(e, _)| *e == Engine::Kernel)
+        .find(|(e, _)| *e == Column::Kernel)
         .map(|(_, s)| stats(s).0);
     samples
         .iter()
@@ -122,30 +133,8 @@ pub fn parse_fill(fill: &str) -> Result<(String, u64)> {
     Ok((name.to_string(), n))
 }
 
-/// A store size that holds the object's maps, at any size: the default plus a
-/// generous estimate of every map's memory (the store's file is sparse, so what the
-/// maps do not use costs nothing).
-fn store_size(object: &loader::Object) -> usize {
-    let ncpus = maps::possible_cpus() as u64;
-    let extra: u64 = object
-        .maps
-        .iter()
-        .map(|m| {
-            let value = (m.value_size as u64).div_ceil(8) * 8;
-            let value = if runtime::is_percpu(m.map_type) {
-                value * ncpus
-            } else {
-                value
-            };
-            m.max_entries as u64 * ((m.key_size as u64).div_ceil(8) * 8 + value + 64)
-        })
-        .sum();
-    let size = maps::DEFAULT_STORE_SIZE as u64 + 2 * extra;
-    usize::try_from(size).unwrap_or(usize::MAX)
-}
-
 /// Writes entries `0..n` of map `name` in the runtime's store, as
-/// [`runtime::kernel::KernelObject::fill`] does in the kernel's.
+/// [`kclient::KernelObject::fill`] does in the kernel's.
 pub fn fill_runtime(loaded: &LoadedObject, name: &str, n: u64) -> Result<()> {
     loaded
         .fill(name, n)
@@ -166,7 +155,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let object = args.load.load(&args.object, true)?;
     let data = super::read_packet(&args.data_in)?;
     let store = maps::Store::anonymous(maps::StoreOptions {
-        size: store_size(&object),
+        size: runtime::store_size_for(&object),
         ..Default::default()
     })
     .context("cannot create the map store")?;
@@ -175,12 +164,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let prog = loaded.program_index(args.prog.as_deref())?;
     let prog_name = loaded.programs[prog].name.clone();
     Packet::new(&data)?;
-    if engines.iter().any(|e| *e != Engine::Kernel) {
+    if engines.iter().any(|e| *e != Column::Kernel) {
         for (name, n) in &fills {
             fill_runtime(&loaded, name, *n)?;
         }
     }
-    let jit = if engines.contains(&Engine::Jit) {
+    let jit = if engines.contains(&Column::Engine(runtime::Engine::Jit)) {
         Some(
             runtime::jit::JitObject::compile(&loaded, &Default::default())
                 .context("JIT compilation failed")?,
@@ -190,8 +179,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
 
     let mut kernel = None;
-    if engines.contains(&Engine::Kernel) {
-        match runtime::kernel::available()
+    if engines.contains(&Column::Kernel) {
+        match kclient::available()
             .and_then(|()| KernelObject::load(&object).map_err(|e| e.to_string()))
         {
             Ok(k) => {
@@ -203,7 +192,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
             Err(why) => {
                 eprintln!("kernel: not available ({why}); the kernel column is left out");
-                engines.retain(|e| *e != Engine::Kernel);
+                engines.retain(|e| *e != Column::Kernel);
             }
         }
     }
@@ -213,8 +202,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
     let progress = std::io::stderr().is_terminal();
     let mut vm = Vm::new(0).with_max_steps(args.max_steps);
-    let mut samples: Vec<(Engine, Vec<f64>)> = engines.iter().map(|e| (*e, Vec::new())).collect();
-    let mut retvals: Vec<(Engine, u32)> = Vec::new();
+    let mut samples: Vec<(Column, Vec<f64>)> = engines.iter().map(|e| (*e, Vec::new())).collect();
+    let mut retvals: Vec<(Column, u32)> = Vec::new();
     for round in 0..args.rounds {
         for (engine, s) in samples.iter_mut() {
             if progress {
@@ -227,19 +216,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 let _ = std::io::stderr().flush();
             }
             let (retval, ns) = match engine {
-                Engine::Interpreter => {
+                Column::Engine(runtime::Engine::Interpreter) => {
                     let mut pkt = Packet::new(&data)?;
                     let (ret, elapsed) = loaded
                         .run_repeat(&mut vm, prog, &mut pkt, args.repeat as u64)
                         .map_err(|trap| anyhow!("program {prog_name} faulted: {trap}"))?;
                     (ret as u32, elapsed.as_nanos() as f64 / args.repeat as f64)
                 }
-                Engine::Kernel => {
+                Column::Kernel => {
                     let k = kernel.as_ref().expect("kernel engine has an object");
                     let run = k.test_run(&prog_name, &data, args.repeat)?;
                     (run.retval, run.duration.as_nanos() as f64)
                 }
-                Engine::Jit => {
+                Column::Engine(runtime::Engine::Jit) => {
                     let jit = jit.as_ref().expect("jit engine is compiled");
                     let mut pkt = Packet::new(&data)?;
                     let (ret, elapsed) = jit
@@ -334,12 +323,15 @@ mod tests {
     #[test]
     fn ratios_are_taken_against_the_kernel_median() {
         let s = summarise(&[
-            (Engine::Interpreter, vec![30.0, 10.0, 20.0]),
-            (Engine::Kernel, vec![5.0, 4.0, 6.0]),
+            (
+                Column::Engine(runtime::Engine::Interpreter),
+                vec![30.0, 10.0, 20.0],
+            ),
+            (Column::Kernel, vec![5.0, 4.0, 6.0]),
         ]);
         assert_eq!(s[0].ratio_to_kernel, Some(4.0));
         assert_eq!(s[1].ratio_to_kernel, Some(1.0));
-        let s = summarise(&[(Engine::Interpreter, vec![1.0])]);
+        let s = summarise(&[(Column::Engine(runtime::Engine::Interpreter), vec![1.0])]);
         assert_eq!(s[0].ratio_to_kernel, None);
     }
 
@@ -359,7 +351,7 @@ mod tests {
     fn map_heavy() -> LoadedObject {
         let object = super::super::read_object(&bpf_progs::object("xdp_map_heavy")).unwrap();
         let store = maps::Store::anonymous(maps::StoreOptions {
-            size: store_size(&object),
+            size: runtime::store_size_for(&object),
             ..Default::default()
         })
         .unwrap();
@@ -371,7 +363,7 @@ mod tests {
         let loaded = map_heavy();
         fill_runtime(&loaded, "big_map", 1000).unwrap();
         let m = loaded.maps.by_name("big_map").unwrap();
-        let entries = runtime::dump(&m.map).unwrap();
+        let entries = m.map.dump().unwrap();
         assert_eq!(entries.len(), 1000);
         for e in &entries {
             let k = u32::from_le_bytes(e.key[..].try_into().unwrap());

@@ -35,7 +35,7 @@ pub struct ReplayArgs {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub workers: u32,
     /// Execution engine.
-    #[arg(long, value_enum, default_value_t = Engine::Interpreter)]
+    #[arg(long, default_value = "interpreter", value_parser = super::run::engine_parser())]
     pub engine: Engine,
     /// Keep the maps in this named shared-memory store (/dev/shm/NAME, created if
     /// missing), where other processes can watch them, the program's run_cnt and
@@ -141,10 +141,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         loaded.set_net(std::sync::Arc::new(parsed));
     }
     let config = Config {
-        engine: match args.engine {
-            Engine::Interpreter => dataplane::Engine::Interpreter,
-            Engine::Jit => dataplane::Engine::Jit,
-        },
+        engine: args.engine,
         workers: args.workers,
         max_steps: args.max_steps,
     };

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use runtime::{LoadedObject, Packet, Vm};
 use serde_json::{json, Map as JsonMap, Value};
 
@@ -40,7 +40,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = runtime::DEFAULT_MAX_STEPS, value_name = "N")]
     pub max_steps: u64,
     /// Execution engine.
-    #[arg(long, value_enum, default_value_t = Engine::Interpreter)]
+    #[arg(long, default_value = "interpreter", value_parser = engine_parser())]
     pub engine: Engine,
     /// The interpreter's audit mode: every memory access runs checked, also those the
     /// analysis proved safe (which otherwise run unchecked), and a proven access that
@@ -113,10 +113,13 @@ pub struct RunArgs {
     pub load: super::ObjectArgs,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Engine {
-    Interpreter,
-    Jit,
+pub use runtime::Engine;
+
+/// `--engine`: the runtime's engines by name, listed in `--help`.
+pub fn engine_parser() -> impl clap::builder::TypedValueParser<Value = Engine> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Engine::ALL.map(Engine::name))
+        .map(|s| s.parse::<Engine>().expect("a listed engine"))
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -322,8 +325,10 @@ pub(crate) fn apply_set(loaded: &LoadedObject, set: &str) -> Result<()> {
 pub(crate) fn maps_json(loaded: &LoadedObject) -> Result<Value> {
     let mut out = JsonMap::new();
     for m in loaded.maps.iter() {
-        let entries =
-            runtime::dump(&m.map).with_context(|| format!("cannot dump map {}", m.name))?;
+        let entries = m
+            .map
+            .dump()
+            .with_context(|| format!("cannot dump map {}", m.name))?;
         let percpu = runtime::is_percpu(m.info.map_type);
         let list: Vec<Value> = entries
             .iter()

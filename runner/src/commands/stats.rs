@@ -38,7 +38,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
     let store = open_store(&args.store, args.store_trust.as_deref())?;
     let planes: Vec<SharedCounters> = SharedCounters::list(&store)
         .into_iter()
-        .filter(|c| args.prog.as_deref().map_or(true, |p| c.program() == p))
+        .filter(|c| args.prog.as_deref().is_none_or(|p| c.program() == p))
         .collect();
     if planes.is_empty() && !args.json {
         match &args.prog {

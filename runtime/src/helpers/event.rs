@@ -11,13 +11,14 @@
 use super::{neg_errno, HelperCtx};
 use crate::error::TrapKind;
 use crate::maptable::types;
+use isa::helpers::func;
 
-const PERF_EVENT_OUTPUT: i32 = 25;
-const RINGBUF_OUTPUT: i32 = 130;
-const RINGBUF_RESERVE: i32 = 131;
-const RINGBUF_SUBMIT: i32 = 132;
-const RINGBUF_DISCARD: i32 = 133;
-const RINGBUF_QUERY: i32 = 134;
+const PERF_EVENT_OUTPUT: i32 = func::perf_event_output;
+const RINGBUF_OUTPUT: i32 = func::ringbuf_output;
+const RINGBUF_RESERVE: i32 = func::ringbuf_reserve;
+const RINGBUF_SUBMIT: i32 = func::ringbuf_submit;
+const RINGBUF_DISCARD: i32 = func::ringbuf_discard;
+const RINGBUF_QUERY: i32 = func::ringbuf_query;
 
 /// `BPF_F_INDEX_MASK`: the perf slot (all ones: `BPF_F_CURRENT_CPU`).
 pub const BPF_F_INDEX_MASK: u64 = 0xffff_ffff;

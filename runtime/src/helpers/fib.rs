@@ -18,6 +18,7 @@
 //!
 //! MARK is accepted and has no effect: without policy rules the kernel ignores marks.
 
+use isa::helpers::func;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{neg_errno, HelperCtx};
@@ -25,7 +26,7 @@ use crate::error::TrapKind;
 use crate::net::{table, Iface, LookupMiss, Net, Route, RouteType, SCOPE_LINK};
 
 /// `bpf_fib_lookup`'s helper id.
-pub const ID: i32 = 69;
+pub const ID: i32 = func::fib_lookup;
 /// `sizeof(struct bpf_fib_lookup)`.
 pub const PARAMS_LEN: usize = 64;
 

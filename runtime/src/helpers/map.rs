@@ -4,9 +4,9 @@ use super::{neg_errno, HelperCtx};
 use crate::error::TrapKind;
 use crate::maptable::types;
 
-const LOOKUP: i32 = 1;
-const UPDATE: i32 = 2;
-const DELETE: i32 = 3;
+use isa::helpers::func::{
+    map_delete_elem as DELETE, map_lookup_elem as LOOKUP, map_update_elem as UPDATE,
+};
 
 /// Map types a program may not read or write through these helpers.
 fn prog_accessible(map_type: u32) -> bool {

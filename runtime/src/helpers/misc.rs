@@ -1,12 +1,13 @@
 //! Time, randomness, the worker id, checksums and trace_printk.
 
+use isa::helpers::func;
 use std::io::Write;
 
 use super::{neg_errno, HelperCtx};
 use crate::error::TrapKind;
 
-const TRACE_PRINTK: i32 = 6;
-const CSUM_DIFF: i32 = 28;
+const TRACE_PRINTK: i32 = func::trace_printk;
+const CSUM_DIFF: i32 = func::csum_diff;
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
@@ -333,8 +334,8 @@ pub(super) fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u
     Ok(written as u64)
 }
 
-const SPIN_LOCK: i32 = 93;
-const PROBE_READ_KERNEL: i32 = 113;
+const SPIN_LOCK: i32 = func::spin_lock;
+const PROBE_READ_KERNEL: i32 = func::probe_read_kernel;
 
 /// How long bpf_spin_lock waits for a lock another live thread holds before it
 /// traps. The kernel's verifier keeps these critical sections to a few
@@ -400,7 +401,7 @@ fn lock_word<'a>(
     addr: u64,
 ) -> Result<&'a std::sync::atomic::AtomicU32, TrapKind> {
     let bytes = ctx.bytes_mut(helper, addr, 4)?;
-    if bytes.as_ptr() as usize % 4 != 0 {
+    if !(bytes.as_ptr() as usize).is_multiple_of(4) {
         return Err(TrapKind::MisalignedAtomic { addr, len: 4 });
     }
     // SAFETY: the 4 bytes are writable memory of the run, aligned to 4; other
@@ -433,7 +434,7 @@ pub(super) fn spin_lock(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64,
             return Err(TrapKind::SpinLockRelocked { addr: a[0] });
         }
         spins = spins.wrapping_add(1);
-        if cur != 0 && spins % 256 == 0 {
+        if cur != 0 && spins.is_multiple_of(256) {
             if thread_is_gone(cur) && lock.compare_exchange(cur, me, Acquire, Relaxed).is_ok() {
                 return Ok(0);
             }

@@ -23,6 +23,8 @@ mod xdp;
 
 pub use redirect::Redirect;
 
+use isa::helpers::func;
+
 use crate::error::{TrapKind, VerifyError};
 use crate::maptable::{BoundMap, MapTable};
 use crate::memory::{self, Regions};
@@ -32,9 +34,9 @@ use crate::xdp::Packet;
 pub const MAP_LOOKUP_ELEM: i64 = 1;
 pub const MAP_UPDATE_ELEM: i64 = 2;
 /// `bpf_tail_call`: executed by the interpreter itself, since it replaces the program.
-pub const TAIL_CALL: i64 = 12;
+pub const TAIL_CALL: i64 = func::tail_call as i64;
 /// `bpf_loop`: executed by the interpreter itself, since it calls back into the program.
-pub const BPF_LOOP: i64 = 181;
+pub const BPF_LOOP: i64 = func::r#loop as i64;
 
 /// What a helper may use. Crate-private: helpers trust `regions` to describe memory
 /// of the run, so only the engines build one.
@@ -90,34 +92,34 @@ type HelperFn = fn(&mut HelperCtx<'_, '_>, [u64; 5]) -> Result<u64, TrapKind>;
 
 /// The helpers this runtime implements, by id.
 const TABLE: &[(i32, HelperFn)] = &[
-    (1, map::lookup_elem),
-    (2, map::update_elem),
-    (3, map::delete_elem),
-    (5, misc::ktime_get_ns),
-    (6, misc::trace_printk),
-    (7, misc::get_prandom_u32),
-    (8, misc::get_smp_processor_id),
-    (23, redirect::redirect),
-    (25, event::perf_event_output),
-    (28, misc::csum_diff),
-    (44, xdp::adjust_head),
-    (51, redirect::redirect_map),
-    (54, xdp::adjust_meta),
-    (65, xdp::adjust_tail),
-    (69, fib::fib_lookup),
-    (93, misc::spin_lock),
-    (94, misc::spin_unlock),
-    (113, misc::probe_read_kernel),
-    (125, misc::ktime_get_boot_ns),
-    (130, event::ringbuf_output),
-    (131, event::ringbuf_reserve),
-    (132, event::ringbuf_submit),
-    (133, event::ringbuf_discard),
-    (134, event::ringbuf_query),
-    (160, misc::ktime_get_coarse_ns),
-    (188, xdp::get_buff_len),
-    (189, xdp::load_bytes),
-    (190, xdp::store_bytes),
+    (func::map_lookup_elem, map::lookup_elem),
+    (func::map_update_elem, map::update_elem),
+    (func::map_delete_elem, map::delete_elem),
+    (func::ktime_get_ns, misc::ktime_get_ns),
+    (func::trace_printk, misc::trace_printk),
+    (func::get_prandom_u32, misc::get_prandom_u32),
+    (func::get_smp_processor_id, misc::get_smp_processor_id),
+    (func::redirect, redirect::redirect),
+    (func::perf_event_output, event::perf_event_output),
+    (func::csum_diff, misc::csum_diff),
+    (func::xdp_adjust_head, xdp::adjust_head),
+    (func::redirect_map, redirect::redirect_map),
+    (func::xdp_adjust_meta, xdp::adjust_meta),
+    (func::xdp_adjust_tail, xdp::adjust_tail),
+    (func::fib_lookup, fib::fib_lookup),
+    (func::spin_lock, misc::spin_lock),
+    (func::spin_unlock, misc::spin_unlock),
+    (func::probe_read_kernel, misc::probe_read_kernel),
+    (func::ktime_get_boot_ns, misc::ktime_get_boot_ns),
+    (func::ringbuf_output, event::ringbuf_output),
+    (func::ringbuf_reserve, event::ringbuf_reserve),
+    (func::ringbuf_submit, event::ringbuf_submit),
+    (func::ringbuf_discard, event::ringbuf_discard),
+    (func::ringbuf_query, event::ringbuf_query),
+    (func::ktime_get_coarse_ns, misc::ktime_get_coarse_ns),
+    (func::xdp_get_buff_len, xdp::get_buff_len),
+    (func::xdp_load_bytes, xdp::load_bytes),
+    (func::xdp_store_bytes, xdp::store_bytes),
 ];
 
 const MAX_ID: usize = 256;

@@ -12,8 +12,9 @@
 use super::HelperCtx;
 use crate::error::TrapKind;
 use crate::xdp::action;
+use isa::helpers::func;
 
-const REDIRECT_MAP: i32 = 51;
+const REDIRECT_MAP: i32 = func::redirect_map;
 const ACTION_MASK: u64 = 3;
 const BPF_F_BROADCAST: u64 = 1 << 3;
 

@@ -5,13 +5,14 @@
 use super::{neg_errno, HelperCtx};
 use crate::error::TrapKind;
 use crate::xdp::{ETH_HLEN, MAX_META, XDP_FRAME_RESERVED};
+use isa::helpers::func;
 
-const ADJUST_HEAD: i32 = 44;
-const ADJUST_META: i32 = 54;
-const ADJUST_TAIL: i32 = 65;
-const GET_BUFF_LEN: i32 = 188;
-const LOAD_BYTES: i32 = 189;
-const STORE_BYTES: i32 = 190;
+const ADJUST_HEAD: i32 = func::xdp_adjust_head;
+const ADJUST_META: i32 = func::xdp_adjust_meta;
+const ADJUST_TAIL: i32 = func::xdp_adjust_tail;
+const GET_BUFF_LEN: i32 = func::xdp_get_buff_len;
+const LOAD_BYTES: i32 = func::xdp_load_bytes;
+const STORE_BYTES: i32 = func::xdp_store_bytes;
 
 /// The first argument of an XDP helper must be the program's context.
 fn check_ctx(ctx: &HelperCtx<'_, '_>, helper: i32, arg: u64) -> Result<(), TrapKind> {

@@ -457,7 +457,7 @@ impl Net {
                     i64::from(label6(a.addr) == dlabel),
                     i64::from(common.min(u32::from(a.plen))),
                 ];
-                if best.as_ref().map_or(true, |(b, _)| score > *b) {
+                if best.as_ref().is_none_or(|(b, _)| score > *b) {
                     best = Some((score, a.addr));
                 }
             }
@@ -632,17 +632,9 @@ pub(crate) mod tests {
     use super::*;
     use crate::error::NetError;
 
-    /// The test namespace of the fib cases (bpf_progs::FIB_NETNS_SETUP's text), shared
-    /// with the helper's unit tests.
-    pub(crate) const SETUP: &str = "ip link set lo up
-ip link add v0 index 10 address 02:00:00:00:01:01 type veth peer name v1 index 11 address 02:00:00:00:01:02
-ip addr add 10.1.0.1/24 dev v0
-ip link set v0 up
-ip link set v1 up
-ip neigh add 10.1.0.2 lladdr 02:00:00:00:01:fe dev v0 nud permanent
-ip route add 10.2.0.0/16 via 10.1.0.2
-ip route add blackhole 10.3.0.0/16
-sysctl -qw net.ipv4.ip_forward=1";
+    /// The test namespace of the fib cases, shared with the helper's unit tests: the
+    /// script the kernel's runs use, kept once in bpf-progs.
+    pub(crate) const SETUP: &str = bpf_progs::FIB_NETNS_SETUP;
 
     fn v4(s: &str) -> Ipv4Addr {
         s.parse().unwrap()

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use bpf_progs::kernel;
+use kclient::bpftool as kernel;
 use runtime::jit::{JitObject, JitOptions};
 use runtime::{LoadedObject, Packet, Trap, TrapKind, Vm};
 
@@ -168,7 +168,7 @@ fn both(loaded: &LoadedObject) -> Result<u64, Trap> {
         let mut pkt = Packet::new(&[0u8; 64]).unwrap();
         let mut vm = Vm::new(0);
         match engine {
-            Engine::Interp | Engine::Audit => {
+            Engine::Interpreter | Engine::Audit => {
                 vm.set_audit(engine == Engine::Audit);
                 loaded.run_repeat(&mut vm, 0, &mut pkt, 1).map(|r| r.0)
             }
@@ -183,7 +183,7 @@ fn both(loaded: &LoadedObject) -> Result<u64, Trap> {
             }
         }
     };
-    let interp = run(Engine::Interp);
+    let interp = run(Engine::Interpreter);
     let jit = run(Engine::Jit);
     assert_eq!(jit, interp, "the JIT differs from the interpreter");
     let audited = run(Engine::JitAudit);
@@ -403,14 +403,14 @@ fn bpf_loop_edge_cases_match_the_kernel() {
     let obj = match build_edges(&dir) {
         Ok(o) => o,
         Err(why) => {
-            println!("SKIP: bpf_loop edge cases: cannot build the program: {why}");
+            kclient::skip("bpf_loop edge cases: cannot build the program", &why);
             let _ = std::fs::remove_dir_all(&dir);
             return;
         }
     };
     let data = std::fs::read(bpf_progs::packet("icmp")).unwrap();
     let prog = "xdp_loop_edges";
-    let interp = super::jit::run_engine(Engine::Interp, &obj, prog, &data, 1, &[], &[])
+    let interp = super::jit::run_engine(Engine::Interpreter, &obj, prog, &data, 1, &[], &[])
         .expect("interpreter run");
     let jit = super::jit::run_engine(Engine::Jit, &obj, prog, &data, 1, &[], &[]).expect("jit run");
     assert_eq!(jit, interp, "the JIT differs from the interpreter");
@@ -433,8 +433,8 @@ fn bpf_loop_edge_cases_match_the_kernel() {
     assert_eq!(val(6), 4);
     // count ran 4 + 2 + 98 times; outer's nested loops made 1 + 2 + 3 + 4 calls.
     assert_eq!(val(7), 4 + 2 + data.len() as u64 + 10);
-    match kernel::available() {
-        Err(why) => println!("SKIP: bpf_loop edge cases in the kernel: {why}"),
+    match kclient::available() {
+        Err(why) => kclient::skip("bpf_loop edge cases in the kernel", &why),
         Ok(()) => {
             let theirs = super::kernel_outcome(kernel::run(&obj, prog, &data, 1, &[]).unwrap());
             assert_eq!(interp, theirs, "the engines differ from the kernel");

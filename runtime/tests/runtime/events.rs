@@ -11,7 +11,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use runtime::kernel::KernelObject;
+use kclient::KernelObject;
 use runtime::{LoadedObject, Packet, Vm};
 
 const PROG: &str = "xdp_events";
@@ -64,7 +64,13 @@ fn runtime_records(packet: &[u8], jit: bool) -> Records {
     let mut ring = Vec::new();
     rb.ringbuf_consume(usize::MAX, |r| ring.push(r.to_vec()))
         .expect("consume");
-    let ev = runtime::dump(&loaded.maps.by_name("ev_rets").expect("ev_rets").map).expect("dump");
+    let ev = loaded
+        .maps
+        .by_name("ev_rets")
+        .expect("ev_rets")
+        .map
+        .dump()
+        .expect("dump");
     let values: Vec<Vec<u8>> = ev.into_iter().map(|e| e.values[0].clone()).collect();
     let [s0, s1] = slots;
     (s0, s1, ring, rets(&values))
@@ -127,7 +133,7 @@ fn a_full_perf_ring_loses_records_with_enospc() {
         .expect("runs");
     let perf = &loaded.maps.by_name("perf_events").unwrap().map;
     assert_eq!(perf.perf_lost(0), 5);
-    let ev = runtime::dump(&loaded.maps.by_name("ev_rets").unwrap().map).unwrap();
+    let ev = loaded.maps.by_name("ev_rets").unwrap().map.dump().unwrap();
     let values: Vec<Vec<u8>> = ev.into_iter().map(|e| e.values[0].clone()).collect();
     assert_eq!(rets(&values)[0], -(libc::ENOSPC as i64));
     assert_eq!(perf.perf_consume(0, usize::MAX, |_| {}), Ok(fit as usize));
@@ -293,6 +299,7 @@ fn kernel_ring_records(
 fn pin_to_cpu0() -> Result<(), String> {
     // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU 0 is inside the set, which is a valid cpu_set_t.
     unsafe { libc::CPU_SET(0, &mut set) };
     // SAFETY: `set` is a valid cpu_set_t of the size given; 0 is this thread.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
@@ -307,8 +314,8 @@ fn pin_to_cpu0() -> Result<(), String> {
 
 #[test]
 fn perf_samples_and_ring_records_match_the_kernel() {
-    if let Err(why) = runtime::kernel::available() {
-        println!("SKIP: kernel perf/ringbuf record comparison: {why}");
+    if let Err(why) = kclient::available() {
+        kclient::skip("kernel perf/ringbuf record comparison", &why);
         return;
     }
     let bytes = std::fs::read(bpf_progs::object(PROG)).expect("object");

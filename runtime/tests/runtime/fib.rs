@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use bpf_progs::kernel;
+use kclient::bpftool as kernel;
 use runtime::jit::{JitObject, JitOptions};
 use runtime::{LoadedObject, Net, Packet, Vm};
 
@@ -276,9 +276,12 @@ fn show(v: &[u8]) -> String {
 /// Compares every probe on `script`; `net` is what the runtime gets (None: no
 /// `set_net`). Returns the mismatches and the return codes the runtime gave.
 fn compare(script: &str, net: Option<Arc<Net>>, probes: &[Probe]) -> (Vec<String>, Vec<i64>) {
-    let kernel_ok = kernel::available();
+    let kernel_ok = kclient::available();
     if let Err(why) = &kernel_ok {
-        println!("SKIP: fib_lookup kernel comparison: {why} (engines still compared)");
+        kclient::skip(
+            "fib_lookup kernel comparison",
+            &format!("{why} (engines still compared)"),
+        );
     }
     let mut failures = Vec::new();
     let mut rcs = Vec::new();

@@ -23,36 +23,11 @@ use runtime::{LoadedObject, Packet, Trap, TrapKind, Vm};
 
 use super::fuzz_gen::{self, Program};
 
-/// The kernel side: raw bpf(2), no libbpf.
+/// The kernel side: raw bpf(2) through `kclient::prog`, no libbpf.
 pub(crate) mod kernel {
-    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::fd::OwnedFd;
 
     use isa::RawInsn;
-
-    const BPF_PROG_LOAD: libc::c_long = 5;
-    const BPF_PROG_TEST_RUN: libc::c_long = 10;
-    const BPF_PROG_TYPE_XDP: u32 = 6;
-    const ATTR_SIZE: usize = 144;
-
-    fn bpf(cmd: libc::c_long, attr: &mut [u8; ATTR_SIZE]) -> libc::c_long {
-        // SAFETY: `attr` is a zeroed bpf_attr of ATTR_SIZE bytes whose pointer fields
-        // point to live buffers of the sizes given next to them.
-        unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                cmd,
-                attr.as_mut_ptr() as *mut libc::c_void,
-                ATTR_SIZE as libc::c_uint,
-            )
-        }
-    }
-
-    fn put32(a: &mut [u8], off: usize, v: u32) {
-        a[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-    }
-    fn put64(a: &mut [u8], off: usize, v: u64) {
-        a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-    }
 
     /// Loads `insns` as an XDP program: the program's fd, or the verifier's refusal.
     pub fn load(insns: &[RawInsn], want_log: bool) -> Result<OwnedFd, String> {
@@ -61,103 +36,24 @@ pub(crate) mod kernel {
 
     /// Loads `insns` with verifier log level `level` (0: none): the fd and the log.
     pub fn load_logged(insns: &[RawInsn], level: u32) -> Result<(OwnedFd, String), String> {
-        let want_log = level != 0;
-        let bytes: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
-        let license = b"GPL\0";
-        let mut log = vec![0u8; if want_log { 1 << 24 } else { 0 }];
-        let mut attr = [0u8; ATTR_SIZE];
-        put32(&mut attr, 0, BPF_PROG_TYPE_XDP);
-        put32(&mut attr, 4, insns.len() as u32);
-        put64(&mut attr, 8, bytes.as_ptr() as u64);
-        put64(&mut attr, 16, license.as_ptr() as u64);
-        if want_log {
-            put32(&mut attr, 24, level);
-            put32(&mut attr, 28, log.len() as u32);
-            put64(&mut attr, 32, log.as_mut_ptr() as u64);
-        }
-        attr[48..52].copy_from_slice(b"fuzz");
-        // The verifier gives up with EAGAIN when a signal is pending; retry as libbpf.
-        let mut fd = bpf(BPF_PROG_LOAD, &mut attr);
-        for _ in 0..5 {
-            if fd >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
-                break;
-            }
-            fd = bpf(BPF_PROG_LOAD, &mut attr);
-        }
-        if fd < 0 {
-            let err = std::io::Error::last_os_error();
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            return Err(format!(
-                "{err}: {}",
-                String::from_utf8_lossy(&log[..end]).trim_end()
-            ));
-        }
-        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-        let log = String::from_utf8_lossy(&log[..end]).into_owned();
-        // SAFETY: the kernel returned a new file descriptor that nothing else owns.
-        Ok((unsafe { OwnedFd::from_raw_fd(fd as i32) }, log))
+        kclient::prog::load("fuzz", insns, c"GPL", &[], level, 1 << 24).map_err(|e| e.to_string())
     }
 
     /// Runs the program once on `data`: (retval, data_out).
     pub fn run(fd: &OwnedFd, data: &[u8]) -> Result<(u32, Vec<u8>), String> {
-        use std::os::fd::AsRawFd;
-        let mut out = vec![0u8; 4096];
-        let mut attr = [0u8; ATTR_SIZE];
-        put32(&mut attr, 0, fd.as_raw_fd() as u32);
-        put32(&mut attr, 8, data.len() as u32);
-        put32(&mut attr, 12, out.len() as u32);
-        put64(&mut attr, 16, data.as_ptr() as u64);
-        put64(&mut attr, 24, out.as_mut_ptr() as u64);
-        put32(&mut attr, 32, 1);
-        if bpf(BPF_PROG_TEST_RUN, &mut attr) < 0 {
-            return Err(std::io::Error::last_os_error().to_string());
-        }
-        let retval = u32::from_ne_bytes(attr[4..8].try_into().unwrap());
-        let size_out = u32::from_ne_bytes(attr[12..16].try_into().unwrap()) as usize;
-        out.truncate(size_out.min(4096));
-        Ok((retval, out))
+        kclient::prog::test_run(fd, data, 1, 4096)
+            .map(|r| (r.retval, r.data_out))
+            .map_err(|e| e.to_string())
     }
 
     /// The kernel's id of a loaded program.
     pub fn prog_id(fd: &OwnedFd) -> Result<u32, String> {
-        use std::os::fd::AsRawFd;
-        const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-        let mut info = [0u8; 256];
-        let mut attr = [0u8; ATTR_SIZE];
-        put32(&mut attr, 0, fd.as_raw_fd() as u32);
-        put32(&mut attr, 4, info.len() as u32);
-        put64(&mut attr, 8, info.as_mut_ptr() as u64);
-        if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) < 0 {
-            return Err(std::io::Error::last_os_error().to_string());
-        }
-        Ok(u32::from_ne_bytes([info[4], info[5], info[6], info[7]]))
+        kclient::prog::prog_id(fd).map_err(|e| e.to_string())
     }
 
     /// Whether this process may load and run XDP programs.
     pub fn available() -> Result<(), String> {
-        // r0 = 2; exit
-        let prog = [
-            RawInsn {
-                code: 0xb7,
-                dst: 0,
-                src: 0,
-                off: 0,
-                imm: 2,
-            },
-            RawInsn {
-                code: 0x95,
-                dst: 0,
-                src: 0,
-                off: 0,
-                imm: 0,
-            },
-        ];
-        let fd = load(&prog, false).map_err(|e| format!("BPF_PROG_LOAD refused: {e}"))?;
-        match run(&fd, &[0u8; 64]) {
-            Ok((2, _)) => Ok(()),
-            Ok((r, _)) => Err(format!("probe program returned {r}, not 2")),
-            Err(e) => Err(format!("BPF_PROG_TEST_RUN refused: {e}")),
-        }
+        kclient::available()
     }
 }
 
@@ -293,7 +189,10 @@ fn fuzz_interpreter_jit_kernel() {
     let kernel_ok = match kernel::available() {
         Ok(()) => true,
         Err(why) => {
-            println!("SKIP: kernel side of the fuzzer: {why} (interpreter vs JIT still runs)");
+            kclient::skip(
+                "kernel side of the fuzzer",
+                &format!("{why} (interpreter vs JIT still runs)"),
+            );
             false
         }
     };
@@ -369,8 +268,7 @@ fn generator_is_reproducible() {
 #[test]
 #[ignore]
 fn kernel_rejections() {
-    if kernel::available().is_err() {
-        println!("SKIP: kernel unavailable");
+    if !kclient::require("kernel_rejections") {
         return;
     }
     let mut shown = 0;
@@ -619,7 +517,7 @@ fn atomics_match() {
 fn single_instructions_match_the_kernel() {
     let kernel_ok = kernel::available();
     if let Err(why) = &kernel_ok {
-        println!("SKIP: kernel side of single_instructions_match_the_kernel: {why}");
+        kclient::skip("kernel side of single_instructions_match_the_kernel", why);
     }
     let mut rng = fuzz_gen::Rng::new(7);
     let mut codes: Vec<(u8, i16, i32)> = Vec::new();
@@ -1129,7 +1027,7 @@ fn explain_program() {
 fn csum_diff_matches_the_kernel() {
     let kernel_ok = kernel::available();
     if let Err(why) = &kernel_ok {
-        println!("SKIP: kernel side of csum_diff_matches_the_kernel: {why}");
+        kclient::skip("kernel side of csum_diff_matches_the_kernel", why);
     }
     let mut failures = Vec::new();
     let mut vm = Vm::new(0);
@@ -1211,7 +1109,7 @@ fn fuzz_regressions() {
     let kernel_ok = match kernel::available() {
         Ok(()) => true,
         Err(why) => {
-            println!("SKIP: kernel side of fuzz_regressions: {why}");
+            kclient::skip("kernel side of fuzz_regressions", &why);
             false
         }
     };
@@ -1276,7 +1174,7 @@ fn atomics_on_spilled_constants() {
     assert_eq!(both(&add).unwrap(), 99);
     assert_eq!(both(&xchg).unwrap(), 12);
     if let Err(why) = kernel::available() {
-        println!("SKIP: kernel side of atomics_on_spilled_constants: {why}");
+        kclient::skip("kernel side of atomics_on_spilled_constants", &why);
         return;
     }
     for (name, p) in [("add", &add[..]), ("xchg", &xchg[..])] {

@@ -906,7 +906,7 @@ fn fuzz_kernel_mismatches_stay_fixed() {
     let kernel_ok = match kernel::available() {
         Ok(()) => true,
         Err(why) => {
-            println!("SKIP: kernel side of fuzz_kernel_mismatches_stay_fixed: {why}");
+            kclient::skip("kernel side of fuzz_kernel_mismatches_stay_fixed", &why);
             false
         }
     };

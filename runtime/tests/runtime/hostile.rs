@@ -265,7 +265,7 @@ fn hostile_program_of_one_million_branch_instructions() {
 fn hostile_programs_the_kernel_accepts_match_it() {
     use super::fuzz::kernel;
     if let Err(why) = kernel::available() {
-        println!("SKIP: hostile programs in the kernel: {why}");
+        kclient::skip("hostile programs in the kernel", &why);
         return;
     }
     let (mut accepted, mut refused) = (Vec::new(), 0);
@@ -378,7 +378,7 @@ fn csum_diff_matches_the_kernel() {
     let kernel_ok = match kernel::available() {
         Ok(()) => true,
         Err(why) => {
-            println!("SKIP: bpf_csum_diff in the kernel: {why}");
+            kclient::skip("bpf_csum_diff in the kernel", &why);
             false
         }
     };

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bpf_progs::kernel;
+use kclient::bpftool as kernel;
 use runtime::jit::{JitObject, JitOptions, MemoryChecks};
 use runtime::{LoadedObject, Packet, TrapKind, Vm};
 
@@ -14,7 +14,7 @@ use super::{counting, Outcome};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Engine {
-    Interp,
+    Interpreter,
     /// The interpreter in its audit mode (`Vm::set_audit`): proven accesses checked too.
     Audit,
     Jit,
@@ -25,7 +25,7 @@ pub(super) enum Engine {
 impl Engine {
     pub(super) fn name(self) -> &'static str {
         match self {
-            Engine::Interp => "interpreter",
+            Engine::Interpreter => "interpreter",
             Engine::Audit => "interpreter (audit)",
             Engine::Jit => "jit",
             Engine::JitAudit => "jit (audit)",
@@ -75,7 +75,7 @@ pub(super) fn run_engine(
     let mut vm = Vm::new(0);
     vm.set_audit(engine == Engine::Audit);
     let (ret, _) = match engine {
-        Engine::Interp | Engine::Audit => {
+        Engine::Interpreter | Engine::Audit => {
             loaded.run_repeat(&mut vm, index, &mut pkt, repeat as u64)
         }
         Engine::Jit | Engine::JitAudit => {
@@ -90,7 +90,9 @@ pub(super) fn run_engine(
     .map_err(|t| format!("trap: {t}"))?;
     let mut maps = BTreeMap::new();
     for m in loaded.maps.iter() {
-        let mut entries: Vec<_> = runtime::dump(&m.map)
+        let mut entries: Vec<_> = m
+            .map
+            .dump()
             .map_err(|e| e.to_string())?
             .into_iter()
             .map(|e| (e.key, e.values))
@@ -314,8 +316,8 @@ fn seed_workload_speed() {
         .run_repeat(&mut Vm::new(0), 0, &mut pkt, repeat)
         .unwrap();
     println!("interpreter: {:.2} ns/run", ns(t));
-    match kernel::available() {
-        Err(why) => println!("SKIP: kernel timing: {why}"),
+    match kclient::available() {
+        Err(why) => kclient::skip("kernel timing", &why),
         Ok(()) => {
             let k = kernel::run(&object, "xdp_counter", &data, repeat as u32, &[]).unwrap();
             println!(
@@ -432,6 +434,15 @@ fn perf_map_names_every_function() {
     let obj = loader::Object::parse(&bytes).unwrap();
     let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
     let loaded = LoadedObject::load(&obj, &store).unwrap();
+    // The perf map is this process's /tmp/perf-PID.map; the test removes it when it
+    // ends, passed or not, so the test run leaves no file behind.
+    struct RemoveOnDrop(std::path::PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _remove = RemoveOnDrop(runtime::jit::perfmap::path());
     let jit = JitObject::compile(
         &loaded,
         &JitOptions {

@@ -6,6 +6,7 @@
 //! must agree).
 
 use bpf_progs::hostile::{default_packet, Asm, Expect, Hostile, MapSpec};
+use isa::helpers::func;
 use runtime::jit::{JitObject, JitOptions};
 use runtime::{Packet, Vm};
 
@@ -19,8 +20,8 @@ const LDXW: u8 = 0x61;
 const LDXB: u8 = 0x71;
 const JA: u8 = 0x05;
 const JNE: u8 = 0x55;
-const MAP_LOOKUP: i32 = 1;
-const BPF_LOOP: i32 = 181;
+const MAP_LOOKUP: i32 = func::map_lookup_elem;
+const BPF_LOOP: i32 = func::r#loop;
 
 fn case(name: &'static str, build: impl FnOnce(&mut Asm) -> Expect) -> Hostile {
     let mut a = Asm::default();

@@ -735,7 +735,7 @@ fn bpftool_under_the_shim_prints_what_the_kernel_prints() {
     }
     let so = shim_so();
     assert!(so.is_file(), "{} is missing", so.display());
-    let kernel = bpf_progs::kernel::available();
+    let kernel = kclient::available();
 
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -760,7 +760,10 @@ fn bpftool_under_the_shim_prints_what_the_kernel_prints() {
     // Kernel side.
     let kernel_outs = match &kernel {
         Err(why) => {
-            println!("SKIP: kernel side: {why} (running the shim side alone)");
+            kclient::skip(
+                "kernel side",
+                &format!("{why} (running the shim side alone)"),
+            );
             None
         }
         Ok(()) => {

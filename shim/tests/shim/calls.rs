@@ -619,10 +619,8 @@ impl Edge {
         };
         assert_ne!(p, libc::MAP_FAILED);
         // SAFETY: the second page of the mapping made above.
-        assert_eq!(
-            unsafe { libc::mprotect(p.cast::<u8>().add(4096).cast(), 4096, 0) },
-            0
-        );
+        let r = unsafe { libc::mprotect(p.cast::<u8>().add(4096).cast(), 4096, 0) };
+        assert_eq!(r, 0);
         Edge(p.cast())
     }
     /// Address `back` bytes before the unmapped page.

@@ -1,5 +1,6 @@
 //! The kernel oracle: runs an object in the kernel through `bpftool` (an
-//! independent loader: libbpf) and `BPF_PROG_TEST_RUN`.
+//! independent loader: libbpf) and `BPF_PROG_TEST_RUN`. [`crate::available`] says
+//! whether it can run here.
 //!
 //! Each [`run`] works in its own private directories, so parallel test
 //! threads never collide:
@@ -38,7 +39,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -76,14 +76,9 @@ pub struct KernelEntry {
     pub values: Vec<Vec<u8>>,
 }
 
-/// Checks that the oracle can run here: bpftool and taskset present, root,
-/// a bpffs can be had, and bpf(2) is permitted. The result is cached.
-pub fn available() -> Result<(), String> {
-    static AVAILABLE: OnceLock<Result<(), String>> = OnceLock::new();
-    AVAILABLE.get_or_init(probe).clone()
-}
-
-fn probe() -> Result<(), String> {
+/// Whether the oracle can run here: bpftool and taskset present, root, a bpffs can
+/// be had, and bpftool may create a map. Part of [`crate::available`].
+pub(crate) fn probe() -> Result<(), String> {
     which_ok("bpftool", &["version"])?;
     which_ok("taskset", &["--version"])?;
     let euid = effective_uid()?;
