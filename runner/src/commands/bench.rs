@@ -171,7 +171,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let jit = if engines.contains(&Column::Engine(runtime::Engine::Jit)) {
         Some(
-            runtime::jit::JitObject::compile(&loaded, &Default::default())
+            runtime::jit::JitObject::compile(&loaded, &super::jit_options_from_env())
                 .context("JIT compilation failed")?,
         )
     } else {

@@ -14,6 +14,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 
+/// The JIT's options as the environment sets them, for measurements: `XDP_JIT_OPT_LEVEL=speed`
+/// (Cranelift's optimiser), `XDP_JIT_REGALLOC=single_pass` (the fast register allocator),
+/// `XDP_RUNTIME_PERF_MAP=1` (a perf map, as `--perf-map`). The library reads none of them.
+pub fn jit_options_from_env() -> runtime::jit::JitOptions {
+    let is = |var: &str, value: &str| std::env::var(var).is_ok_and(|v| v == value);
+    runtime::jit::JitOptions {
+        optimize: is("XDP_JIT_OPT_LEVEL", "speed"),
+        fast_compile: is("XDP_JIT_REGALLOC", "single_pass"),
+        perf_map: is("XDP_RUNTIME_PERF_MAP", "1"),
+        ..Default::default()
+    }
+}
+
 /// Reads and parses an object file with the default options.
 pub fn read_object(path: &Path) -> Result<loader::Object> {
     ObjectArgs::default().load(path, false)

@@ -42,10 +42,10 @@ pub struct RunArgs {
     /// Execution engine.
     #[arg(long, default_value = "interpreter", value_parser = engine_parser())]
     pub engine: Engine,
-    /// The interpreter's audit mode: every memory access runs checked, also those the
+    /// Audit mode, in either engine: every memory access runs checked, also those the
     /// analysis proved safe (which otherwise run unchecked), and a proven access that
     /// fails its check ends the run with a "proof violated" error. Slower; for testing
-    /// the analysis. Interpreter only.
+    /// the analysis.
     #[arg(long)]
     pub audit: bool,
     /// Write one map entry before the run: MAP:KEYHEX=VALUEHEX, bytes in memory order.
@@ -193,9 +193,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         (None, _) => Packet::new(&data)?,
     };
-    if args.audit && !matches!(args.engine, Engine::Interpreter) {
-        bail!("--audit is the interpreter's mode: use it with --engine interpreter");
-    }
     let mut vm = Vm::new(args.cpu).with_max_steps(args.max_steps);
     vm.set_audit(args.audit);
     let repeat = args.repeat.max(1);
@@ -217,9 +214,11 @@ pub fn run(args: RunArgs) -> Result<()> {
                 .map_err(fault)?
         }
         Engine::Jit => {
+            let env = super::jit_options_from_env();
             let opts = runtime::jit::JitOptions {
-                perf_map: args.perf_map,
-                ..Default::default()
+                perf_map: args.perf_map || env.perf_map,
+                audit: args.audit,
+                ..env
             };
             let jit = runtime::jit::JitObject::compile(&loaded, &opts)
                 .context("JIT compilation failed")?;

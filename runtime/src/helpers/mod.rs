@@ -31,8 +31,8 @@ use crate::memory::{self, Regions};
 use crate::xdp::Packet;
 
 /// `bpf_map_lookup_elem` and `bpf_map_update_elem`, which the JIT specialises.
-pub const MAP_LOOKUP_ELEM: i64 = 1;
-pub const MAP_UPDATE_ELEM: i64 = 2;
+pub const MAP_LOOKUP_ELEM: i64 = func::map_lookup_elem as i64;
+pub const MAP_UPDATE_ELEM: i64 = func::map_update_elem as i64;
 /// `bpf_tail_call`: executed by the interpreter itself, since it replaces the program.
 pub const TAIL_CALL: i64 = func::tail_call as i64;
 /// `bpf_loop`: executed by the interpreter itself, since it calls back into the program.

@@ -43,7 +43,8 @@
 //! with r0 and r6..r9 zero, and a tail call whose first argument is not the context
 //! falls through.
 //!
-//! perf: with `JitOptions::perf_map` or `XDP_RUNTIME_PERF_MAP=1`, every compiled
+//! perf: with `JitOptions::perf_map` (`xdp-runner`: `--perf-map` or
+//! `XDP_RUNTIME_PERF_MAP=1`), every compiled
 //! function is appended to `/tmp/perf-<pid>.map` as `bpf_prog_<program>` (entry) or
 //! `bpf_prog_<program>_<first insn>` (subprogram; `bpf_prog_<program>_0` is the copy of
 //! the entry function that bpf-to-bpf calls to pc 0 reach), so
@@ -82,8 +83,8 @@ use trampoline::{JitCtx, Trampoline};
 /// How to compile.
 #[derive(Clone, Debug)]
 pub struct JitOptions {
-    /// Write `/tmp/perf-<pid>.map` lines for every compiled function. Also on when the
-    /// environment has `XDP_RUNTIME_PERF_MAP=1`.
+    /// Write `/tmp/perf-<pid>.map` lines for every compiled function (`xdp-runner`
+    /// also turns it on for `XDP_RUNTIME_PERF_MAP=1`).
     pub perf_map: bool,
     /// Emit the memory checks ([`MemoryChecks::On`], the default). Turning them off
     /// takes an `unsafe` call ([`MemoryChecks::off`]): programs then run unchecked and
@@ -92,6 +93,10 @@ pub struct JitOptions {
     /// Compile about twice as fast for code that runs 10–15% slower (Cranelift's
     /// single-pass register allocator instead of the backtracking one).
     pub fast_compile: bool,
+    /// Cranelift's "speed" optimisation level instead of "none": measured
+    /// (callgrind, host instructions), 15–25% more compile time for code at most 2%
+    /// faster, so off by default.
+    pub optimize: bool,
     /// Check proven accesses too, and trap with `TrapKind::ProofViolated` when one of
     /// them fails: the audit of the analysis's proofs (off by default).
     pub audit: bool,
@@ -103,6 +108,7 @@ impl Default for JitOptions {
             perf_map: false,
             memory_checks: MemoryChecks::On,
             fast_compile: false,
+            optimize: false,
             audit: false,
         }
     }
@@ -166,23 +172,17 @@ impl<'a> JitObject<'a> {
     /// Compiles every program of `loaded.programs`.
     pub fn compile(loaded: &'a LoadedObject, opts: &JitOptions) -> Result<JitObject<'a>, JitError> {
         let t0 = Instant::now();
-        // Measured (callgrind, host instructions): "speed" costs 15–25% more compile
-        // time than "none" and makes the code at most 2% faster; the single-pass
-        // register allocator halves what is left and costs 10–15% run time. The
-        // environment variables override both, for such measurements.
-        let opt = std::env::var("XDP_JIT_OPT_LEVEL").unwrap_or_else(|_| "none".into());
-        let alg = std::env::var("XDP_JIT_REGALLOC").unwrap_or_else(|_| {
-            if opts.fast_compile {
-                "single_pass".into()
-            } else {
-                "backtracking".into()
-            }
-        });
-        let isa = make_isa(&opt, &alg)?;
+        let opt = if opts.optimize { "speed" } else { "none" };
+        let alg = if opts.fast_compile {
+            "single_pass"
+        } else {
+            "backtracking"
+        };
+        let isa = make_isa(opt, alg)?;
         // The backtracking allocator's time grows with the square of a function's size
         // (0.6 s at 10k instructions, 18.7 s at 50k); the single-pass one stays linear.
         // Functions above `SINGLE_PASS_ABOVE` slots are compiled with it.
-        let big_isa = make_isa(&opt, "single_pass")?;
+        let big_isa = make_isa(opt, "single_pass")?;
         let sigs = compile::Sigs::new(isa.default_call_conv());
         let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         let merr = |e: cranelift_module::ModuleError| JitError::Module {
@@ -330,7 +330,7 @@ impl<'a> JitObject<'a> {
             })
             .collect();
         let compile_time = t0.elapsed();
-        if opts.perf_map || perfmap::wanted_by_env() {
+        if opts.perf_map {
             // A missing perf map only costs symbol names in profiles.
             if let Err(e) = perfmap::append(&symbols) {
                 eprintln!("warning: cannot write {}: {e}", perfmap::path().display());

@@ -91,11 +91,6 @@ fn append_to(path: &std::path::Path, symbols: &[Symbol]) -> std::io::Result<()> 
     f.write_all(text.as_bytes())
 }
 
-/// Whether the environment asks for a perf map (`XDP_RUNTIME_PERF_MAP=1`).
-pub fn wanted_by_env() -> bool {
-    std::env::var("XDP_RUNTIME_PERF_MAP").is_ok_and(|v| v == "1")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

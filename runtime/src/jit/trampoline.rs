@@ -365,8 +365,8 @@ pub(crate) unsafe extern "C" fn map_update_in_place_shim(
     }
 }
 
-const LOOKUP: i32 = 1;
-const UPDATE: i32 = 2;
+const LOOKUP: i32 = helpers::MAP_LOOKUP_ELEM as i32;
+const UPDATE: i32 = helpers::MAP_UPDATE_ELEM as i32;
 
 /// The full region check (`Regions::check`) for accesses the inline checks did not
 /// accept: map values, the context, and everything that is out of bounds. `info` is

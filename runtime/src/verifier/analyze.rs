@@ -154,7 +154,7 @@ pub fn analyze(insns: &[Option<Insn>], maps: &[MapDesc], opts: &Options) -> Anal
         } else if !gave_up && acc.reached {
             f.proven = acc.ok;
             f.call_map = acc.map.flatten();
-            f.update_in_place = matches!(insn, Insn::Call(CallTarget::Helper(2)))
+            f.update_in_place = matches!(insn, Insn::Call(CallTarget::Helper(id)) if *id as i64 == crate::helpers::MAP_UPDATE_ELEM)
                 && f.call_map.is_some_and(|m| {
                     !acc.value_ptr_kept
                         && !a.value_ptr_escaped.get(m as usize).copied().unwrap_or(true)

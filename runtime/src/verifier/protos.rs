@@ -68,6 +68,7 @@ const fn p(id: i32, args: [Arg; 5], ret: Ret, changes_packet: bool) -> Proto {
     }
 }
 
+use isa::helpers::func;
 use Arg::*;
 const A: Arg = Any;
 const I: Ret = Ret::Integer;
@@ -84,40 +85,95 @@ const FIB_PARAMS: u32 = crate::helpers::fib::PARAMS_LEN as u32;
 /// The prototypes, by id.
 pub const PROTOS: &[Proto] = &[
     p(
-        1,
+        func::map_lookup_elem,
         [Map, Read(Size::Key), A, A, A],
         Ret::MapValueOrNull,
         false,
     ),
-    p(2, [Map, Read(Size::Key), Read(Size::Value), A, A], I, false),
-    p(3, [Map, Read(Size::Key), A, A, A], I, false),
-    p(5, [A; 5], I, false),
-    p(6, [Read(r32(2)), A, A, A, A], I, false),
-    p(7, [A; 5], I, false),
-    p(8, [A; 5], I, false),
-    p(12, [Ctx, Map, A, A, A], I, false),
-    p(23, [A; 5], I, false),
-    p(25, [Ctx, Map, A, Read(r(5)), A], I, false),
-    p(28, [Read(r32(2)), A, Read(r32(4)), A, A], I, false),
-    p(44, [Ctx, A, A, A, A], I, true),
-    p(51, [Map, A, A, A, A], I, false),
-    p(54, [Ctx, A, A, A, A], I, true),
-    p(65, [Ctx, A, A, A, A], I, true),
-    p(69, [Ctx, Write(Size::Fixed(FIB_PARAMS)), A, A, A], I, false),
-    p(93, [Write(Size::Fixed(4)), A, A, A, A], I, false),
-    p(94, [Write(Size::Fixed(4)), A, A, A, A], I, false),
-    p(113, [Write(r32(2)), A, A, A, A], I, false),
-    p(125, [A; 5], I, false),
-    p(130, [Map, Read(r(3)), A, A, A], I, false),
-    p(131, [Map, A, A, A, A], Ret::RingRecordOrNull, false),
-    p(132, [RingRecord, A, A, A, A], I, false),
-    p(133, [RingRecord, A, A, A, A], I, false),
-    p(134, [Map, A, A, A, A], I, false),
-    p(160, [A; 5], I, false),
-    p(181, [A, Callback, A, A, A], I, false),
-    p(188, [Ctx, A, A, A, A], I, false),
-    p(189, [Ctx, A, Write(r32(4)), A, A], I, false),
-    p(190, [Ctx, A, Read(r32(4)), A, A], I, false),
+    p(
+        func::map_update_elem,
+        [Map, Read(Size::Key), Read(Size::Value), A, A],
+        I,
+        false,
+    ),
+    p(
+        func::map_delete_elem,
+        [Map, Read(Size::Key), A, A, A],
+        I,
+        false,
+    ),
+    p(func::ktime_get_ns, [A; 5], I, false),
+    p(func::trace_printk, [Read(r32(2)), A, A, A, A], I, false),
+    p(func::get_prandom_u32, [A; 5], I, false),
+    p(func::get_smp_processor_id, [A; 5], I, false),
+    p(func::tail_call, [Ctx, Map, A, A, A], I, false),
+    p(func::redirect, [A; 5], I, false),
+    p(
+        func::perf_event_output,
+        [Ctx, Map, A, Read(r(5)), A],
+        I,
+        false,
+    ),
+    p(
+        func::csum_diff,
+        [Read(r32(2)), A, Read(r32(4)), A, A],
+        I,
+        false,
+    ),
+    p(func::xdp_adjust_head, [Ctx, A, A, A, A], I, true),
+    p(func::redirect_map, [Map, A, A, A, A], I, false),
+    p(func::xdp_adjust_meta, [Ctx, A, A, A, A], I, true),
+    p(func::xdp_adjust_tail, [Ctx, A, A, A, A], I, true),
+    p(
+        func::fib_lookup,
+        [Ctx, Write(Size::Fixed(FIB_PARAMS)), A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::spin_lock,
+        [Write(Size::Fixed(4)), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::spin_unlock,
+        [Write(Size::Fixed(4)), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::probe_read_kernel,
+        [Write(r32(2)), A, A, A, A],
+        I,
+        false,
+    ),
+    p(func::ktime_get_boot_ns, [A; 5], I, false),
+    p(func::ringbuf_output, [Map, Read(r(3)), A, A, A], I, false),
+    p(
+        func::ringbuf_reserve,
+        [Map, A, A, A, A],
+        Ret::RingRecordOrNull,
+        false,
+    ),
+    p(func::ringbuf_submit, [RingRecord, A, A, A, A], I, false),
+    p(func::ringbuf_discard, [RingRecord, A, A, A, A], I, false),
+    p(func::ringbuf_query, [Map, A, A, A, A], I, false),
+    p(func::ktime_get_coarse_ns, [A; 5], I, false),
+    p(func::r#loop, [A, Callback, A, A, A], I, false),
+    p(func::xdp_get_buff_len, [Ctx, A, A, A, A], I, false),
+    p(
+        func::xdp_load_bytes,
+        [Ctx, A, Write(r32(4)), A, A],
+        I,
+        false,
+    ),
+    p(
+        func::xdp_store_bytes,
+        [Ctx, A, Read(r32(4)), A, A],
+        I,
+        false,
+    ),
 ];
 
 /// The prototype of helper `id`.
