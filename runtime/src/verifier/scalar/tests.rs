@@ -719,60 +719,20 @@ fn beyond_the_kernel() {
 mod kernel {
     use super::*;
 
-    const BPF_PROG_LOAD: libc::c_long = 5;
-    const BPF_PROG_TYPE_XDP: u32 = 6;
-
-    #[repr(C)]
-    #[derive(Default)]
-    struct LoadAttr {
-        prog_type: u32,
-        insn_cnt: u32,
-        insns: u64,
-        license: u64,
-        log_level: u32,
-        log_size: u32,
-        log_buf: u64,
-        kern_version: u32,
-        prog_flags: u32,
-        rest: [u64; 12],
-    }
-
     /// Load `insns` as an XDP program with a level-2 log: the log, and whether it loaded.
     fn load(insns: &[[u8; 8]]) -> std::io::Result<(String, bool)> {
-        let bytes: Vec<u8> = insns.concat();
-        let mut log = vec![0u8; 1 << 22];
-        let mut attr = LoadAttr {
-            prog_type: BPF_PROG_TYPE_XDP,
-            insn_cnt: insns.len() as u32,
-            insns: bytes.as_ptr() as u64,
-            license: c"GPL".as_ptr() as u64,
-            log_level: 2,
-            log_size: log.len() as u32,
-            log_buf: log.as_mut_ptr() as u64,
-            ..Default::default()
-        };
-        // SAFETY: `attr` is laid out as the kernel's bpf_attr for BPF_PROG_LOAD (the
-        // fields after prog_flags zero); `bytes`, the license and `log` outlive the
-        // call and the kernel writes at most `log_size` bytes into `log`.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_PROG_LOAD,
-                &mut attr as *mut LoadAttr,
-                std::mem::size_of::<LoadAttr>(),
-            )
-        };
-        let err = std::io::Error::last_os_error();
-        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-        let text = String::from_utf8_lossy(&log[..end]).into_owned();
-        if r >= 0 {
-            // SAFETY: a new descriptor bpf(2) just returned, owned by nothing else.
-            unsafe { libc::close(r as i32) };
-            Ok((text, true))
-        } else if matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOSYS)) {
-            Err(err)
-        } else {
-            Ok((text, false))
+        let raw: Vec<isa::RawInsn> = insns.iter().map(|b| isa::RawInsn::from_bytes(*b)).collect();
+        match kclient::prog::load("scalar", &raw, c"GPL", &[], 2, 1 << 22) {
+            Ok((_fd, log)) => Ok((log, true)),
+            Err(r)
+                if matches!(
+                    r.errno.raw_os_error(),
+                    Some(libc::EPERM) | Some(libc::ENOSYS)
+                ) =>
+            {
+                Err(r.errno)
+            }
+            Err(r) => Ok((r.log, false)),
         }
     }
 
