@@ -869,9 +869,9 @@ impl<'a, 'b> Tx<'a, 'b> {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
                 let (key, value, flags) = (self.r(2), self.r(3), self.r(4));
                 let f = if fact.update_in_place {
-                    tr::map_update_in_place_shim as *const () as usize as i64
+                    tr::map_update_proven_shim::<true> as *const () as usize as i64
                 } else {
-                    tr::map_update_proven_shim as *const () as usize as i64
+                    tr::map_update_proven_shim::<false> as *const () as usize as i64
                 };
                 let f = self.b.ins().iconst(I64, f);
                 let call = self.b.ins().call_indirect(

@@ -322,11 +322,16 @@ pub(crate) unsafe extern "C" fn map_lookup_proven_shim(
 }
 
 /// `bpf_map_update_elem(map, key, value, flags)` for a map the analysis proved in r1,
-/// not read-only for programs, with key and value pointers it proved readable.
+/// not read-only for programs, with key and value pointers it proved readable:
+/// `IN_PLACE` where the analysis also proved that no pointer into the map's values
+/// can be read after the call (`Fact::update_in_place`), so an existing element of a
+/// plain hash map with small values is written in place
+/// (`maps::ProgOps::update_in_place`), which no program or process can tell from the
+/// kernel's replacement.
 ///
 /// # Safety
 /// As [`map_lookup_proven_shim`], and `value` points to `value_size` readable bytes.
-pub(crate) unsafe extern "C" fn map_update_proven_shim(
+pub(crate) unsafe extern "C" fn map_update_proven_shim<const IN_PLACE: bool>(
     ctx: *mut JitCtx,
     map: *const BoundMap,
     key: u64,
@@ -335,33 +340,16 @@ pub(crate) unsafe extern "C" fn map_update_proven_shim(
 ) -> u64 {
     let (key, value) = (key as usize as *const u8, value as usize as *const u8);
     // SAFETY: the caller guarantees `ctx`, `map` (not read-only for programs) and the
-    // key's and value's bytes; the entry point is the map's own.
+    // key's and value's bytes; the entry points are the map's own.
     unsafe {
         let m = &(*map).map;
-        (m.prog_ops().update)(m, key, value, flags, (*ctx).cpu) as u64
-    }
-}
-
-/// [`map_update_proven_shim`] where the analysis proved that no pointer into the
-/// map's values can be read after the call (`Fact::update_in_place`): an existing
-/// element of a plain hash map with small values is written in place
-/// (`maps::ProgOps::update_in_place`), which no program or process can tell from the
-/// kernel's replacement.
-///
-/// # Safety
-/// As [`map_update_proven_shim`].
-pub(crate) unsafe extern "C" fn map_update_in_place_shim(
-    ctx: *mut JitCtx,
-    map: *const BoundMap,
-    key: u64,
-    value: u64,
-    flags: u64,
-) -> u64 {
-    let (key, value) = (key as usize as *const u8, value as usize as *const u8);
-    // SAFETY: as in `map_update_proven_shim`.
-    unsafe {
-        let m = &(*map).map;
-        (m.prog_ops().update_in_place)(m, key, value, flags, (*ctx).cpu) as u64
+        let ops = m.prog_ops();
+        let update = if IN_PLACE {
+            ops.update_in_place
+        } else {
+            ops.update
+        };
+        update(m, key, value, flags, (*ctx).cpu) as u64
     }
 }
 
