@@ -140,12 +140,11 @@ const XDP_LOAD_BYTES: i32 = func::xdp_load_bytes;
 const XDP_STORE_BYTES: i32 = func::xdp_store_bytes;
 
 // Map types.
-const HASH: u32 = 1;
-const ARRAY: u32 = 2;
-const PROG_ARRAY: u32 = 3;
-const PERF_EVENT_ARRAY: u32 = 4;
-const RINGBUF: u32 = 27;
-const F_RDONLY_PROG: u32 = 0x80;
+use isa::uapi::{
+    BPF_F_RDONLY_PROG as F_RDONLY_PROG, BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_HASH as HASH,
+    BPF_MAP_TYPE_PERF_EVENT_ARRAY as PERF_EVENT_ARRAY, BPF_MAP_TYPE_PROG_ARRAY as PROG_ARRAY,
+    BPF_MAP_TYPE_RINGBUF as RINGBUF,
+};
 
 // Trap kinds.
 const OOB: &str = "OutOfBounds";

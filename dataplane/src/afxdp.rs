@@ -34,23 +34,21 @@ pub const FRAMES: u32 = 4096;
 /// Descriptors per ring.
 const RING: u32 = 2048;
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_MAP_TYPE_XSKMAP: u32 = 17;
-const BPF_PROG_TYPE_XDP: u32 = 6;
-const BPF_XDP: u32 = 37;
+use isa::uapi::{
+    BPF_LINK_CREATE, BPF_MAP_CREATE, BPF_MAP_TYPE_XSKMAP, BPF_MAP_UPDATE_ELEM, BPF_PROG_LOAD,
+    BPF_PROG_TYPE_XDP, BPF_XDP,
+};
+// `XDP_FLAGS_*` of <linux/if_link.h> (not bpf.h, so not in isa::uapi).
 const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 
-fn bpf(cmd: libc::c_long, attr: &mut [u8]) -> io::Result<i32> {
+fn bpf(cmd: u32, attr: &mut [u8]) -> io::Result<i32> {
     // SAFETY: `attr` is a live, writable buffer of the size passed, laid out as the
     // command's `union bpf_attr` member.
     let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,
-            cmd,
+            cmd as libc::c_long,
             attr.as_mut_ptr(),
             attr.len() as libc::c_uint,
         )
