@@ -128,7 +128,11 @@ pub fn btf_id_of(fd: c_int) -> Result<u32, Errno> {
                 return Ok(id);
             }
             let data = fds::contents(fd)?;
-            let id = state::store()?.register_btf(&data).map_err(|e| e.errno())?;
+            // SAFETY: getpid cannot fail.
+            let pid = unsafe { libc::getpid() } as u32;
+            let id = state::store()?
+                .register_btf_held(&data, pid)
+                .map_err(|e| e.errno())?;
             cache.insert(key, id);
             Ok(id)
         }
