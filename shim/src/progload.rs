@@ -139,15 +139,15 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
 /// has "invalid func " or "unknown func "): an id the kernel does not know
 /// is `invalid func unknown#N`, a known helper the program type may not call
 /// is `unknown func bpf_NAME#N` (kernels since 6.5 say "program of this type
-/// cannot use helper" instead, which libbpf before 1.3 does not recognise).
-/// Any other refusal keeps the runtime's own message.
+/// cannot use helper" instead, which libbpf before 1.3 does not recognise),
+/// each followed by the runtime's own message, which any other refusal keeps.
 fn verifier_message(e: &runtime::VerifyError) -> String {
     match e {
         runtime::VerifyError::UnknownHelper { pc, id, .. } => {
-            format!("{pc}: (85) call unknown#{id}\ninvalid func unknown#{id}")
+            format!("{pc}: (85) call unknown#{id}\ninvalid func unknown#{id}\n{e}")
         }
         runtime::VerifyError::UnsupportedHelper { pc, id, name, .. } => {
-            format!("{pc}: (85) call {name}#{id}\nunknown func {name}#{id}")
+            format!("{pc}: (85) call {name}#{id}\nunknown func {name}#{id}\n{e}")
         }
         e => e.to_string(),
     }
