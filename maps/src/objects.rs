@@ -16,7 +16,7 @@
 //! w25    uid u32                         | expected_attach_type u32
 //! w26    run_cnt   (mutable: BPF_ENABLE_STATS accounting)
 //! w27    run_time_ns (mutable)
-//! w28    prog_flags u32                  | holder_pid u32
+//! w28    prog_flags u32 (program)        | holder_pid u32 (program, BTF)
 //! w29-30 reserved
 //! w31    length of the blob in bytes
 //! w32-63 map ids (64 x u32)
@@ -339,8 +339,15 @@ impl Store {
         Ok(id)
     }
 
-    /// BPF_BTF_LOAD: keeps a BTF blob; returns its new id.
+    /// BPF_BTF_LOAD: keeps a BTF blob until removed; returns its new id.
     pub fn register_btf(&self, data: &[u8]) -> Result<u32, ObjectError> {
+        self.register_btf_held(data, 0)
+    }
+
+    /// As [`Store::register_btf`], recording `holder_pid` (as
+    /// [`crate::MapDef::holder_pid`]: the process whose life keeps it; 0
+    /// keeps it until removed).
+    pub fn register_btf_held(&self, data: &[u8], holder_pid: u32) -> Result<u32, ObjectError> {
         if data.is_empty() || data.len() > MAX_BTF_SIZE {
             return Err(ObjectError::Invalid {
                 what: format!("BTF of {} bytes (1..={MAX_BTF_SIZE})", data.len()),
@@ -353,6 +360,7 @@ impl Store {
             e.set(0, ENTRY_CREATING, KIND_BTF);
             e.set(1, id, 0);
             e.w[22].store(off, Ordering::Relaxed);
+            e.set(28, 0, holder_pid);
             e.w[31].store(data.len() as u64, Ordering::Relaxed);
             Ok(())
         })?;
@@ -368,6 +376,25 @@ impl Store {
             .collect();
         v.sort_unstable();
         v
+    }
+
+    /// Every BTF object as (id, holder pid), ascending by id.
+    pub fn btf_holders(&self) -> Vec<(u32, u32)> {
+        let mut v: Vec<(u32, u32)> = self
+            .live_objects()
+            .filter(|e| e.hi(0) == KIND_BTF)
+            .map(|e| (e.lo(1), e.hi(28)))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Removes BTF object `id` (its blob stays allocated, as a removed
+    /// program's instructions do).
+    pub fn remove_btf(&self, id: u32) -> Result<(), ObjectError> {
+        self.remove_where(|e| e.hi(0) == KIND_BTF && e.lo(1) == id)
+            .then_some(())
+            .ok_or(ObjectError::NoSuchBtf { id })
     }
 
     /// The data of BTF object `id`.
@@ -703,5 +730,30 @@ mod tests {
         );
         // BTF objects are not programs.
         assert!(s.programs().is_empty());
+    }
+
+    #[test]
+    fn btf_objects_record_their_holder_and_can_be_removed() {
+        let s = Store::anonymous(StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let kept = s.register_btf(&[1, 2, 3]).expect("kept");
+        let held = s.register_btf_held(&[4, 5], 4242).expect("held");
+        assert_eq!(s.btf_holders(), vec![(kept, 0), (held, 4242)]);
+        s.remove_btf(held).expect("remove");
+        assert_eq!(s.btf_ids(), vec![kept]);
+        assert!(matches!(
+            s.btf_data(held),
+            Err(ObjectError::NoSuchBtf { .. })
+        ));
+        assert!(matches!(
+            s.remove_btf(held),
+            Err(ObjectError::NoSuchBtf { .. })
+        ));
+        // The freed entry is reused without the old holder.
+        let again = s.register_btf(&[6]).expect("again");
+        assert_eq!(s.btf_holders(), vec![(kept, 0), (again, 0)]);
     }
 }

@@ -39,9 +39,76 @@ pub fn encode(bytes: &[u8]) -> String {
     s
 }
 
+/// `bytes` as bpftool's `data_out -` prints them (its `hex_print`): rows of 16
+/// bytes, each the offset (`%07x`), a tab, the bytes in hex in pairs, `| `, and
+/// the bytes as ASCII (`.` for what is not printable) with a space after the
+/// eighth.
+pub fn dump(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for (row, chunk) in bytes.chunks(16).enumerate() {
+        let _ = write!(s, "{:07x}\t", row * 16);
+        for j in 0..16 {
+            let sep = if j % 2 == 1 { " " } else { "" };
+            match chunk.get(j) {
+                Some(b) => {
+                    let _ = write!(s, "{b:02x}{sep}");
+                }
+                None => {
+                    let _ = write!(s, "  {sep}");
+                }
+            }
+        }
+        s.push_str("| ");
+        for (j, &b) in chunk.iter().enumerate() {
+            s.push(if (b' '..=b'~').contains(&b) {
+                b as char
+            } else {
+                '.'
+            });
+            if j == 7 {
+                s.push(' ');
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What bpftool 7.1 printed for `data_out -` with the kernel's
+    /// BPF_PROG_TEST_RUN output of these bytes: a short row, a row of exactly
+    /// eight ASCII characters, one of nine, a second full row.
+    #[test]
+    fn dump_is_bpftools_hex_print() {
+        let out =
+            parse("4a51585f666d20272e353c43747b82899097 9ea5acb3bac1c8cfd6dde4ebf2f900").unwrap();
+        assert_eq!(
+            dump(&out[..14]),
+            "0000000\t4a51 585f 666d 2027 2e35 3c43 747b      | JQX_fm ' .5<Ct{\n"
+        );
+        let first = "0000000\t4a51 585f 666d 2027 2e35 3c43 747b 8289 | JQX_fm ' .5<Ct{..\n";
+        assert_eq!(dump(&out[..16]), first);
+        assert_eq!(
+            dump(&out[..24]),
+            format!("{first}0000010\t9097 9ea5 acb3 bac1                     | ........ \n")
+        );
+        assert_eq!(
+            dump(&out[..25]),
+            format!("{first}0000010\t9097 9ea5 acb3 bac1 c8                  | ........ .\n")
+        );
+        assert_eq!(
+            dump(&out),
+            format!(
+                "{first}0000010\t9097 9ea5 acb3 bac1 c8cf d6dd e4eb f2f9 | ........ ........\n\
+                 0000020\t00                                      | .\n"
+            )
+        );
+        assert_eq!(dump(&[]), "");
+    }
 
     #[test]
     fn forms() {

@@ -37,8 +37,30 @@ enum Command {
     Attach(commands::attach::AttachArgs),
 }
 
+impl Command {
+    /// Whether the command was asked for JSON output (`--json`, `-j`).
+    fn json(&self) -> bool {
+        match self {
+            Command::Run(a) => a.json,
+            Command::Disasm(_) => false,
+            Command::Bench(a) => a.json,
+            Command::Map(a) => a.json,
+            Command::Prog(a) => a.json,
+            Command::Replay(a) => a.json,
+            Command::Stats(a) => a.json,
+            Command::Attach(a) => a.json,
+        }
+    }
+}
+
+/// An error as bpftool prints it under `--json`: `{"error":"..."}` on stdout.
+fn json_error(text: &str) -> String {
+    serde_json::json!({ "error": text }).to_string()
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let json = cli.command.json();
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Disasm(args) => commands::disasm::run(args),
@@ -52,7 +74,6 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {}", error_text(&e));
             // 128 + the signal number, as a shell reports a process the signal ended.
             let signal = e
                 .downcast_ref::<commands::Interrupted>()
@@ -61,6 +82,13 @@ fn main() -> std::process::ExitCode {
                     e.downcast_ref::<commands::replay::ReplayInterrupted>()
                         .map(|i| i.signal)
                 });
+            // An interrupted command has printed its JSON document (with
+            // "interrupted"); the note goes to stderr so stdout stays one document.
+            if json && signal.is_none() {
+                println!("{}", json_error(&error_text(&e)));
+            } else {
+                eprintln!("Error: {}", error_text(&e));
+            }
             match signal {
                 Some(s) => std::process::ExitCode::from(128 + s.number as u8),
                 None => std::process::ExitCode::FAILURE,
@@ -109,6 +137,14 @@ mod tests {
             super::error_text(&plain),
             "cannot create the map store: no space in store: need 8 bytes"
         );
+    }
+
+    #[test]
+    fn json_errors_are_objects_with_an_error_string() {
+        let text = "no map named \"a\\b\" in the store";
+        let v: serde_json::Value =
+            serde_json::from_str(&super::json_error(text)).expect("valid JSON");
+        assert_eq!(v, serde_json::json!({ "error": text }));
     }
 
     #[test]

@@ -119,8 +119,7 @@ fn run_with_a_network_forwards_through_fib_lookup() {
             assert_eq!(v["retval"], 4, "from ifindex {ingress}");
             assert_eq!(v["data_out"], bpf_progs::hex_encode(&expected));
         } else {
-            assert!(!out.status.success());
-            let err = String::from_utf8_lossy(&out.stderr);
+            let err = failure_text(&out);
             assert!(err.contains("ingress_ifindex"), "{err}");
         }
     }
@@ -659,7 +658,7 @@ fn ctx_in_and_ctx_out_follow_the_kernel() {
                     Some(1),
                     "{label}: the kernel refused: {kernel_err}"
                 );
-                let ours = String::from_utf8_lossy(&out.stderr);
+                let ours = error_text(&out);
                 let errno = [
                     ("Invalid argument", "EINVAL"),
                     ("No such device", "ENODEV"),
@@ -788,9 +787,22 @@ fn store_cmd(store: &TestStore, args: &[&str]) -> Output {
     run(&all)
 }
 
+/// The error a failed command printed: on stderr, or under `--json` the
+/// `{"error": ...}` document on stdout.
 fn failure_text(out: &Output) -> String {
     assert!(!out.status.success(), "expected a failure: {out:?}");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    error_text(out)
+}
+
+fn error_text(out: &Output) -> String {
+    let json: Option<Value> = serde_json::from_slice(&out.stdout).ok();
+    match json.as_ref().and_then(|v| v["error"].as_str()) {
+        Some(e) => {
+            assert!(out.stderr.is_empty(), "a JSON error and stderr: {out:?}");
+            e.to_string()
+        }
+        None => String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 #[test]
@@ -2212,4 +2224,158 @@ fn replay_errors_are_clear() {
     let _ = store_cmd(&store, &["run", &counter(), "--data-in", &icmp()]);
     let err = failure_text(&store_cmd(&store, &["stats"]));
     assert!(err.contains("no data plane"), "{err}");
+}
+
+#[test]
+fn ambiguous_map_names_are_refused_with_their_ids() {
+    let store = TestStore::new("ambiguous");
+    let run_once = || {
+        let out = store_cmd(&store, &["run", &counter(), "--data-in", &icmp()]);
+        assert!(out.status.success(), "{out:?}");
+    };
+    run_once();
+    // One map of that name: the name is a handle.
+    let out = store_cmd(&store, &["map", "dump", "name", "counter_map"]);
+    assert!(out.status.success(), "{out:?}");
+    run_once();
+    let list = json_of(&store_cmd(&store, &["map", "list", "--json"]));
+    let ids: Vec<u64> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|m| m["name"] == "counter_map")
+        .map(|m| m["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    let e = failure_text(&store_cmd(&store, &["map", "dump", "name", "counter_map"]));
+    assert!(e.contains(&format!("{ids:?}")), "ids {ids:?} not in {e}");
+    assert!(e.contains("open one by id"), "{e}");
+    // Each is still reached by id.
+    for id in &ids {
+        let id = id.to_string();
+        let out = store_cmd(&store, &["map", "dump", "id", &id]);
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
+#[test]
+fn errors_under_json_are_json_objects_on_stdout() {
+    let store = TestStore::new("jsonerr");
+    let out = store_cmd(&store, &["run", &counter(), "--data-in", &icmp()]);
+    assert!(out.status.success(), "{out:?}");
+    for args in [
+        &["map", "dump", "id", "999", "--json"][..],
+        &["prog", "show", "id", "42", "--json"][..],
+    ] {
+        let out = store_cmd(&store, args);
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        assert!(out.stderr.is_empty(), "{args:?}: stderr {:?}", out.stderr);
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {:?}", out.stdout));
+        let msg = v["error"].as_str().expect("an error string");
+        assert!(msg.contains("999") || msg.contains("42"), "{v}");
+        assert_eq!(v.as_object().map(|o| o.len()), Some(1), "{v}");
+    }
+    let out = run(&["run", "/nonexistent.o", "--data-in", &icmp(), "--json"]);
+    assert!(!out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON error of run");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("/nonexistent.o")),
+        "{v}"
+    );
+    // Without --json, errors stay on stderr.
+    let out = run(&["run", "/nonexistent.o", "--data-in", &icmp()]);
+    assert!(out.stdout.is_empty() && !out.stderr.is_empty(), "{out:?}");
+}
+
+/// The lines of a `data_out -` hex dump (what precedes "Return value").
+fn dump_lines(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .take_while(|l| !l.starts_with("Return value"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn data_out_dash_prints_a_hex_dump_as_bpftool_does() {
+    let dir = temp_path("dash-cwd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = runner()
+        .current_dir(&dir)
+        .args(["run", &counter(), "--data-in", &icmp(), "--data-out", "-"])
+        .output()
+        .expect("xdp-runner starts");
+    let written_dash = dir.join("-").exists();
+    // Under --json the document carries the packet (and ctx_out when asked).
+    let json_out = runner()
+        .current_dir(&dir)
+        .args(["run", &counter(), "--data-in", &icmp(), "--json"])
+        .args(["--data-out", "-", "--ctx-out", "-"])
+        .output()
+        .expect("xdp-runner starts");
+    let written_dash_json = dir.join("-").exists();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!written_dash, "--data-out - wrote a file named -");
+    assert!(
+        !written_dash_json,
+        "--json --data-out - wrote a file named -"
+    );
+    let doc = json_of(&json_out);
+    assert!(
+        doc["data_out"].is_string() && doc["ctx_out"].is_string(),
+        "{doc}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.lines()
+            .last()
+            .unwrap_or("")
+            .starts_with("Return value: "),
+        "{text}"
+    );
+    let lines = dump_lines(&out.stdout);
+    // The dump holds the output packet, 16 bytes a row, offsets in hex.
+    let v = json_of(&run(&["run", &counter(), "--data-in", &icmp(), "--json"]));
+    let packet = bpf_progs::hex_decode(v["data_out"].as_str().unwrap()).unwrap();
+    assert_eq!(lines.len(), packet.len().div_ceil(16), "{text}");
+    let mut hex = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        let (off, rest) = l.split_once('\t').expect("offset and tab");
+        assert_eq!(off, format!("{:07x}", i * 16));
+        let (h, _) = rest.split_once("| ").expect("hex | ascii");
+        hex.extend(h.chars().filter(|c| !c.is_whitespace()));
+    }
+    assert_eq!(hex, bpf_progs::hex_encode(&packet));
+
+    // The kernel's bpftool prints the same lines for the same run.
+    if let Err(why) = kclient::available() {
+        kclient::skip("data_out - against bpftool", &why);
+        return;
+    }
+    let pin = format!("/sys/fs/bpf/xdp-runner-test-dash-{}", std::process::id());
+    let load = Command::new("bpftool")
+        .args(["prog", "load", &counter(), &pin])
+        .output()
+        .expect("bpftool");
+    assert!(load.status.success(), "{load:?}");
+    let k = Command::new("bpftool")
+        .args([
+            "prog",
+            "run",
+            "pinned",
+            &pin,
+            "data_in",
+            &icmp(),
+            "data_out",
+            "-",
+        ])
+        .output()
+        .expect("bpftool");
+    std::fs::remove_file(&pin).ok();
+    assert!(k.status.success(), "{k:?}");
+    assert_eq!(dump_lines(&k.stdout), lines);
 }

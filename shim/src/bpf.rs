@@ -79,6 +79,11 @@ pub fn bpf(command: i32, attr_ptr: u64, size: u32) -> Result<i64, Errno> {
         }
         cmd::BPF_PROG_TEST_RUN => crate::testrun::test_run(a, attr_ptr),
         cmd::BPF_LINK_CREATE => link_create(a),
+        // Links live in the creating process only and have no id, so the
+        // store's id space of links is empty: the kernel's answer past the
+        // last id (`bpftool link show` lists nothing, as on a kernel with no
+        // links).
+        cmd::BPF_LINK_GET_NEXT_ID | cmd::BPF_LINK_GET_FD_BY_ID => Err(libc::ENOENT),
         cmd::BPF_ENABLE_STATS => {
             if u32_at(a, attr::enable_stats::TYPE) != 0 {
                 return Err(libc::EINVAL);
@@ -123,7 +128,11 @@ pub fn btf_id_of(fd: c_int) -> Result<u32, Errno> {
                 return Ok(id);
             }
             let data = fds::contents(fd)?;
-            let id = state::store()?.register_btf(&data).map_err(|e| e.errno())?;
+            // SAFETY: getpid cannot fail.
+            let pid = unsafe { libc::getpid() } as u32;
+            let id = state::store()?
+                .register_btf_held(&data, pid)
+                .map_err(|e| e.errno())?;
             cache.insert(key, id);
             Ok(id)
         }

@@ -1,6 +1,8 @@
 //! Lifetime of the objects the shim creates, as in the kernel: a map or
 //! program lives while a pin, a descriptor, or (for a map) a live program or
-//! (for a program) a prog_array slot holds it. Descriptors are seen through
+//! (for a program) a prog_array slot holds it; a BTF object while a
+//! descriptor, a map or a program refers to it (so the BTF of a failed
+//! program load goes with its loader). Descriptors are seen through
 //! `/proc/PID/fd` of the processes this user may inspect, and an object is
 //! held by the process that created it while that process lives. Each process
 //! collects once, when it first opens the store, what exited processes left:
@@ -14,9 +16,18 @@ use maps::Pinned;
 
 use crate::fds::Obj;
 
-/// Maps and programs of the store tagged `tag` referenced by descriptors of
-/// the processes we can see (descriptors of other stores hold nothing here).
-fn held_by_descriptors(tag: &str) -> HashSet<(bool, u32)> {
+/// What a descriptor refers to, for [`held_by_descriptors`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Held {
+    Map(u32),
+    Prog(u32),
+    Btf(u32),
+}
+
+/// Maps, programs and BTF objects of the store tagged `tag` referenced by
+/// descriptors of the processes we can see (descriptors of other stores hold
+/// nothing here).
+fn held_by_descriptors(tag: &str) -> HashSet<Held> {
     let mut held = HashSet::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return held;
@@ -35,10 +46,13 @@ fn held_by_descriptors(tag: &str) -> HashSet<(bool, u32)> {
         for fd in fds.flatten() {
             match crate::fds::obj_of_link(&fd.path().to_string_lossy(), tag) {
                 Some(Obj::Map(id)) => {
-                    held.insert((true, id));
+                    held.insert(Held::Map(id));
                 }
                 Some(Obj::Prog(id)) | Some(Obj::Link(id, _)) => {
-                    held.insert((false, id));
+                    held.insert(Held::Prog(id));
+                }
+                Some(Obj::Btf(id)) => {
+                    held.insert(Held::Btf(id));
                 }
                 _ => {}
             }
@@ -56,17 +70,25 @@ fn alive(pid: u32) -> bool {
     r == 0 || crate::fds::errno() == libc::EPERM
 }
 
-/// Removes the shim-made maps and programs nothing holds any more; returns
-/// how many maps and programs went. `/proc` is read only when some object
-/// is left without pin, slot, live creator or program.
-pub fn collect(store: &maps::Store) -> (usize, usize) {
+/// How many objects of each kind [`collect`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Collected {
+    pub maps: usize,
+    pub progs: usize,
+    pub btfs: usize,
+}
+
+/// Removes the shim-made maps, programs and BTF objects nothing holds any
+/// more. `/proc` is read only when some object is left without pin, slot,
+/// live creator, program or map.
+pub fn collect(store: &maps::Store) -> Collected {
     let tag = crate::fds::store_tag(store);
-    let mut held: Option<HashSet<(bool, u32)>> = None;
-    let mut held_by_fd = |key: (bool, u32)| {
+    let mut held: Option<HashSet<Held>> = None;
+    let mut held_by_fd = |key: Held| {
         held.get_or_insert_with(|| held_by_descriptors(&tag))
             .contains(&key)
     };
-    let (mut maps_gone, mut progs_gone) = (0, 0);
+    let mut gone = Collected::default();
     loop {
         let pins = store.pins();
         let pinned = |w: Pinned| pins.iter().any(|(_, p)| *p == w);
@@ -110,12 +132,12 @@ pub fn collect(store: &maps::Store) -> (usize, usize) {
                 || pinned(Pinned::Prog(p.id))
                 || slot_progs.contains(&p.id)
                 || alive(p.holder_pid)
-                || held_by_fd((false, p.id))
+                || held_by_fd(Held::Prog(p.id))
             {
                 continue;
             }
             if store.remove_program(p.id).is_ok() {
-                progs_gone += 1;
+                gone.progs += 1;
                 changed = true;
             }
         }
@@ -131,17 +153,39 @@ pub fn collect(store: &maps::Store) -> (usize, usize) {
                 || used.contains(&info.id)
                 || slot_maps.contains(&info.id)
                 || alive(info.holder_pid)
-                || held_by_fd((true, info.id))
+                || held_by_fd(Held::Map(info.id))
             {
                 continue;
             }
             if store.remove_map(info.id).is_ok() {
-                maps_gone += 1;
+                gone.maps += 1;
                 changed = true;
             }
         }
         if !changed {
-            return (maps_gone, progs_gone);
+            break;
         }
     }
+    // BTF last: the maps and programs referring to it are settled.
+    let mut referenced: HashSet<u32> = store.programs().iter().map(|p| p.btf_id).collect();
+    referenced.extend(
+        store
+            .map_ids()
+            .into_iter()
+            .filter_map(|id| store.map_by_id(id).ok())
+            .map(|m| m.info().btf_id),
+    );
+    for (id, holder_pid) in store.btf_holders() {
+        if holder_pid == 0
+            || referenced.contains(&id)
+            || alive(holder_pid)
+            || held_by_fd(Held::Btf(id))
+        {
+            continue;
+        }
+        if store.remove_btf(id).is_ok() {
+            gone.btfs += 1;
+        }
+    }
+    gone
 }

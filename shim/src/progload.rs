@@ -118,7 +118,7 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
         let starts = runtime::stored::subprog_starts(&insns);
         return match runtime::program::prepare(name, "probe", &insns, &starts, &maps) {
             Ok(_) => Ok(i64::from(fds::create(Obj::LocalProg(prog_type), &[])?)),
-            Err(e) => fail(libc::EINVAL, e.to_string()),
+            Err(e) => fail(libc::EINVAL, verifier_message(&e)),
         };
     }
     match runtime::stored::register(store, &def, state::strict()) {
@@ -128,7 +128,28 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
             fail(libc::EACCES, e.to_string())
         }
         Err(runtime::LoadError::Object { source, .. }) => fail(source.errno(), source.to_string()),
+        Err(runtime::LoadError::Verify(e)) => fail(libc::EINVAL, verifier_message(&e)),
         Err(e) => fail(libc::EINVAL, e.to_string()),
+    }
+}
+
+/// The log line for a refused program. A helper the runtime does not run is
+/// refused in the kernel verifier's words, which feature probes look for
+/// (libbpf's `libbpf_probe_bpf_helper` counts a helper missing when the log
+/// has "invalid func " or "unknown func "): an id the kernel does not know
+/// is `invalid func unknown#N`, a known helper the program type may not call
+/// is `unknown func bpf_NAME#N` (kernels since 6.5 say "program of this type
+/// cannot use helper" instead, which libbpf before 1.3 does not recognise),
+/// each followed by the runtime's own message, which any other refusal keeps.
+fn verifier_message(e: &runtime::VerifyError) -> String {
+    match e {
+        runtime::VerifyError::UnknownHelper { pc, id, .. } => {
+            format!("{pc}: (85) call unknown#{id}\ninvalid func unknown#{id}\n{e}")
+        }
+        runtime::VerifyError::UnsupportedHelper { pc, id, name, .. } => {
+            format!("{pc}: (85) call {name}#{id}\nunknown func {name}#{id}\n{e}")
+        }
+        e => e.to_string(),
     }
 }
 

@@ -18,6 +18,8 @@ mod hostile_pointers;
 mod libbpf;
 #[path = "shim/lifetime.rs"]
 mod lifetime;
+#[path = "shim/probe.rs"]
+mod probe;
 #[path = "shim/strict.rs"]
 mod strict;
 

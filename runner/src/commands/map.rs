@@ -196,14 +196,9 @@ pub fn select<'a>(store: &Store, args: &'a [String]) -> Result<(Map, &'a [String
             store.map_by_id(id)?
         }
         "pinned" => store.map_by_pin(what)?,
-        "name" => {
-            let found = store
-                .map_ids()
-                .into_iter()
-                .filter_map(|id| store.map_by_id(id).ok())
-                .find(|m| m.info().name == what);
-            found.ok_or_else(|| anyhow!("no map named {what:?} in the store"))?
-        }
+        // Several maps of that name (each `run --store` of an object adds a
+        // set) are refused with their ids, as bpftool refuses an ambiguous handle.
+        "name" => store.map_by_name(what)?,
         other => bail!("expected `id`, `pinned` or `name`, not {other:?}"),
     };
     Ok((map, rest))

@@ -25,7 +25,8 @@ pub struct RunArgs {
     /// The program to run, by function or section name (default: the first XDP program).
     #[arg(long, value_name = "NAME")]
     pub prog: Option<String>,
-    /// Write the output packet (from data_meta to data_end) here.
+    /// Write the output packet (from data_meta to data_end) here; `-` prints it
+    /// as a hex dump before the result, as bpftool's `data_out -`.
     #[arg(long, value_name = "FILE")]
     pub data_out: Option<PathBuf>,
     /// Run the program N times on the same buffer without resetting it, as the kernel does.
@@ -58,7 +59,8 @@ pub struct RunArgs {
     /// ingress_ifindex, rx_queue_index; checked with the kernel's rules.
     #[arg(long, value_name = "FILE")]
     pub ctx_in: Option<PathBuf>,
-    /// Write the context after the run here (`struct xdp_md`, offsets from data_meta).
+    /// Write the context after the run here (`struct xdp_md`, offsets from
+    /// data_meta); `-` prints it as a hex dump (with --json: a `ctx_out` hex string).
     #[arg(long, value_name = "FILE")]
     pub ctx_out: Option<PathBuf>,
     /// The worker index the run uses: bpf_get_smp_processor_id() and the per-CPU slot.
@@ -254,12 +256,19 @@ pub fn run(args: RunArgs) -> Result<()> {
         None
     };
     let out = pkt.data_with_meta();
-    if let Some(path) = &args.data_out {
-        std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    if let Some(path) = &args.ctx_out {
-        std::fs::write(path, pkt.ctx_out().to_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    let ctx_out = pkt.ctx_out().to_bytes();
+    // `-` is stdout, as bpftool's `data_out -` and `ctx_out -`: a hex dump
+    // before the result line (under --json, the JSON document carries them).
+    let mut dumps = String::new();
+    for (path, bytes) in [(&args.data_out, out), (&args.ctx_out, &ctx_out[..])] {
+        match path {
+            Some(p) if is_stdout(p) && !args.json => dumps.push_str(&hex::dump(bytes)),
+            Some(p) if is_stdout(p) => {}
+            Some(p) => {
+                std::fs::write(p, bytes).with_context(|| format!("cannot write {}", p.display()))?
+            }
+            None => {}
+        }
     }
     let retval = retval as u32;
     if args.json {
@@ -278,8 +287,12 @@ pub fn run(args: RunArgs) -> Result<()> {
             doc["run_cnt"] = json!(cnt);
             doc["run_time_ns"] = json!(ns);
         }
+        if args.ctx_out.as_deref().is_some_and(is_stdout) {
+            doc["ctx_out"] = json!(hex::encode(&ctx_out));
+        }
         println!("{doc}");
     } else {
+        print!("{dumps}");
         let avg = if runs > 1 { " (average)" } else { "" };
         println!(
             "Return value: {retval}, duration{avg}: {}ns",
@@ -355,4 +368,9 @@ pub(crate) fn maps_json(loaded: &LoadedObject) -> Result<Value> {
         out.insert(m.name.clone(), Value::Array(list));
     }
     Ok(Value::Object(out))
+}
+
+/// Whether an output file argument is `-`, stdout.
+fn is_stdout(p: &std::path::Path) -> bool {
+    p.as_os_str() == "-"
 }

@@ -106,6 +106,12 @@ fn unavailable() -> Option<String> {
     None
 }
 
+/// The message of a `{"error": "..."}` document, the runner's errors under --json.
+fn json_error(stdout: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(stdout.trim()).ok()?;
+    v["error"].as_str().map(str::to_string)
+}
+
 /// A running `xdp-runner attach`, killed on drop.
 struct Attached {
     child: Child,
@@ -162,6 +168,10 @@ fn attach(ns: &Netns, iface: &str, mode: &str, object: &str, extra: &[String]) -
     }
     let _ = child.kill();
     let _ = child.wait();
+    // Under --json the runner's error is `{"error": ...}` on stdout.
+    let mut out = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+    seen.extend(json_error(&out));
     let text = seen.join("\n");
     if text.contains(" needs ") {
         return Start::NotPermitted(text);
@@ -485,8 +495,14 @@ fn interface_gone(mode: &str) {
     }
     let status = status.expect("attach still running after its interface was deleted");
     assert!(!status.success(), "{status}");
-    let err: Vec<String> = run.stderr.try_iter().collect();
-    let err = err.join("\n");
+    let mut out = String::new();
+    run.child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let err = json_error(&out).unwrap_or_else(|| panic!("no JSON error on stdout: {out:?}"));
     assert!(err.contains("cannot attach to ga0"), "{err}");
 }
 

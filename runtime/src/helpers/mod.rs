@@ -190,10 +190,12 @@ impl UnsupportedHelper {
     }
 }
 
-/// The ids of every helper this runtime implements (tail_call included).
+/// The ids of every helper this runtime implements (tail_call and bpf_loop,
+/// which the engines run themselves, included): those `check_supported` takes.
 pub fn supported_ids() -> Vec<i32> {
     let mut v: Vec<i32> = TABLE.iter().map(|(id, _)| *id).collect();
     v.push(TAIL_CALL as i32);
+    v.push(BPF_LOOP as i32);
     v.sort_unstable();
     v
 }

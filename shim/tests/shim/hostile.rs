@@ -182,3 +182,49 @@ fn hostile_program_of_one_million_instructions_through_the_shim() {
     close(prog);
     assert_eq!(run.map(|(r, _)| r), Ok(r0 as u32));
 }
+
+/// A helper the runtime does not run is refused as the kernel's verifier
+/// refuses one the program type may not call, and an id it does not know as
+/// an unknown one: EINVAL and the log lines feature probes look for
+/// (`unknown func ` / `invalid func `), as the kernel answered for
+/// `call 9999; r0 = 2; exit` and, before Linux 6.5, for `call 26` in XDP.
+#[test]
+fn unsupported_helpers_are_refused_in_the_kernel_verifiers_words() {
+    let call = |id: i32| {
+        [
+            hostile::Insn {
+                code: 0x85,
+                dst: 0,
+                src: 0,
+                off: 0,
+                imm: id,
+            },
+            hostile::Insn {
+                code: 0xb7,
+                dst: 0,
+                src: 0,
+                off: 0,
+                imm: 2,
+            },
+            hostile::Insn {
+                code: 0x95,
+                dst: 0,
+                src: 0,
+                off: 0,
+                imm: 0,
+            },
+        ]
+    };
+    for (id, line) in [
+        (26, "unknown func bpf_skb_load_bytes#26"),
+        (9999, "invalid func unknown#9999"),
+        (-1, "invalid func unknown#-1"),
+    ] {
+        let (errno, log) = prog_load(&call(id), &[]).expect_err("a refused helper");
+        assert_eq!(errno, libc::EINVAL, "helper {id}: {log}");
+        assert!(log.lines().any(|l| l == line), "helper {id}: {log:?}");
+    }
+    // A helper the runtime runs is not refused.
+    let fd = prog_load(&call(5), &[]).expect("bpf_ktime_get_ns loads");
+    close(fd);
+}

@@ -98,8 +98,8 @@ fn what_nothing_holds_goes_when_its_process_exits() {
     for (path, _) in s.pins() {
         s.unpin(&path).expect("unpin");
     }
-    let (maps_gone, progs_gone) = xdpshim::gc::collect(&s);
-    assert_eq!((maps_gone, progs_gone), (before, 1));
+    let gone = xdpshim::gc::collect(&s);
+    assert_eq!((gone.maps, gone.progs), (before, 1));
     assert!(s.programs().is_empty() && s.map_ids().is_empty());
     assert!(names(&store).is_empty());
     drop(held);
@@ -112,4 +112,60 @@ fn which_bpftool() -> Option<()> {
         .ok()
         .filter(|o| o.status.success())
         .map(|_| ())
+}
+
+/// The BTF ids `bpftool btf list` shows (each run first collects what exited
+/// processes left).
+fn btf_ids(store: &TestStore) -> Vec<u64> {
+    let out = run_under_shim(store, &["bpftool", "-j", "btf", "list"]);
+    assert!(out.status.success(), "btf list: {out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|b| b["id"].as_u64().expect("id"))
+        .collect()
+}
+
+#[test]
+fn btf_of_a_failed_load_goes_with_its_loader() {
+    const T: &str = "btf_of_a_failed_load_goes_with_its_loader";
+    if which_bpftool().is_none() {
+        println!("SKIP: {T}: bpftool not installed");
+        return;
+    }
+    if let Some(why) = unprivileged_unavailable() {
+        println!("SKIP: {T}: {why}");
+        return;
+    }
+    let store = TestStore::new("btfgc");
+    let obj = bpf_progs::object("xdp_mim").to_string_lossy().into_owned();
+    // Strict mode refuses xdp_mim (two unproven accesses) after libbpf has
+    // loaded the object's BTF and created its maps with it.
+    let out = run_under_shim(
+        &store,
+        &[
+            "env",
+            "XDPSHIM_STRICT=1",
+            "bpftool",
+            "prog",
+            "load",
+            &obj,
+            "/sys/fs/bpf/btfgc_failed",
+        ],
+    );
+    assert!(!out.status.success(), "strict load succeeded: {out:?}");
+    assert_eq!(
+        btf_ids(&store),
+        Vec::<u64>::new(),
+        "BTF left by a failed load"
+    );
+
+    // The BTF of a loaded, pinned program stays, as its maps and program do.
+    let out = run_under_shim(
+        &store,
+        &["bpftool", "prog", "load", &obj, "/sys/fs/bpf/btfgc_loaded"],
+    );
+    assert!(out.status.success(), "load: {out:?}");
+    assert_eq!(btf_ids(&store).len(), 1, "the loaded object's BTF");
 }
