@@ -1,0 +1,213 @@
+//! Coreutils on the virtual bpffs: `ls`, `stat`, `test -e`, `find`, `mv`, `rm`,
+//! `ln -s` run as uid 65534 under the shim see, move and remove the pins
+//! bpftool made there, with the types, modes and link counts the kernel's
+//! bpffs shows root for the same tree; and nothing reaches the host's
+//! /sys/fs/bpf.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+
+use super::{run_under_shim, unprivileged_unavailable, TestStore};
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ok(what: &str, o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed: {}{}",
+        text(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    text(&o)
+}
+
+/// The names in the host's /sys/fs/bpf (None when it cannot be read).
+fn host_bpffs() -> Option<BTreeSet<String>> {
+    let rd = std::fs::read_dir("/sys/fs/bpf").ok()?;
+    Some(
+        rd.filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+    )
+}
+
+/// `stat` of the tree below `dir` (relative names, type, mode, links, size),
+/// as a command runs it: `run(argv)`.
+fn tree_stat(run: &dyn Fn(&[&str]) -> Output, dir: &str) -> String {
+    let found = ok("find", run(&["find", dir]));
+    let mut paths: Vec<&str> = found.lines().collect();
+    paths.sort();
+    let mut argv = vec!["stat", "-c", "%n %F %a %h %s %b"];
+    argv.extend(paths.iter().copied());
+    let out = ok("stat", run(&argv));
+    out.replace(&format!("{dir}/"), "").replace(dir, "D")
+}
+
+/// The same steps on the kernel's bpffs (root) and under the shim (uid 65534).
+fn steps(run: &dyn Fn(&[&str]) -> Output, dir: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    ok("mkdir", run(&["mkdir", dir]));
+    ok("mkdir sub", run(&["mkdir", &format!("{dir}/sub")]));
+    let m = format!("{dir}/m");
+    ok(
+        "bpftool map create",
+        run(&[
+            "bpftool", "map", "create", &m, "type", "array", "key", "4", "value", "4", "entries",
+            "1", "name", "vfs_m",
+        ]),
+    );
+    ok(
+        "bpftool map pin",
+        run(&[
+            "bpftool",
+            "map",
+            "pin",
+            "pinned",
+            &m,
+            &format!("{dir}/sub/m2"),
+        ]),
+    );
+    seen.push(tree_stat(run, dir));
+    // ls -l: type, mode, links, size and name (owner and time differ).
+    let ls = ok("ls -l", run(&["ls", "-l", dir, &format!("{dir}/sub")]));
+    let ls: Vec<String> = ls
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() >= 9 {
+                format!("{} {} {} {}", f[0], f[1], f[4], f[8])
+            } else {
+                l.replace(dir, "D")
+            }
+        })
+        .collect();
+    seen.push(ls.join("\n"));
+    let e = run(&["test", "-e", &m]);
+    let f = run(&["test", "-f", &m]);
+    let d = run(&["test", "-d", &format!("{dir}/sub")]);
+    let none = run(&["test", "-e", &format!("{dir}/none")]);
+    seen.push(format!(
+        "test: {} {} {} {}",
+        e.status.success(),
+        f.status.success(),
+        d.status.success(),
+        none.status.success()
+    ));
+    // mv of a pin, and of a directory with a pin below it.
+    ok("mv pin", run(&["mv", &m, &format!("{dir}/sub/m3")]));
+    ok(
+        "mv dir",
+        run(&["mv", &format!("{dir}/sub"), &format!("{dir}/sub2")]),
+    );
+    seen.push(tree_stat(run, dir));
+    // The moved pin still names the map.
+    let show = ok(
+        "map show",
+        run(&[
+            "bpftool",
+            "map",
+            "show",
+            "pinned",
+            &format!("{dir}/sub2/m3"),
+        ]),
+    );
+    seen.push(format!(
+        "moved pin is vfs_m: {}",
+        show.contains("name vfs_m")
+    ));
+    let mv_onto_dir = run(&[
+        "mv",
+        "-T",
+        &format!("{dir}/sub2/m2"),
+        &format!("{dir}/sub2"),
+    ]);
+    seen.push(format!(
+        "mv onto a non-empty dir: {}",
+        mv_onto_dir.status.success()
+    ));
+    ok("rm", run(&["rm", &format!("{dir}/sub2/m2")]));
+    seen.push(tree_stat(run, dir));
+    ok("rm -r", run(&["rm", "-r", dir]));
+    seen.push(format!(
+        "gone: {}",
+        !run(&["test", "-e", dir]).status.success()
+    ));
+    seen
+}
+
+#[test]
+fn coreutils_see_the_virtual_bpffs_as_the_kernels() {
+    if let Some(why) = unprivileged_unavailable() {
+        println!("SKIP: {why}");
+        return;
+    }
+    if Command::new("bpftool").arg("version").output().is_err() {
+        println!("SKIP: bpftool not found");
+        return;
+    }
+    let store = TestStore::new("vfs");
+    let dir = format!("/sys/fs/bpf/vfs-{}", std::process::id());
+    let before = host_bpffs();
+    let shim = steps(&|argv: &[&str]| run_under_shim(&store, argv), &dir);
+    // Symlinks (iproute2 makes ip, tc, xdp) and mkdir -p under the shim stay
+    // off the host's bpffs, whatever they answer.
+    let _ = run_under_shim(&store, &["ln", "-s", "ip", "/sys/fs/bpf/xdp"]);
+    let _ = run_under_shim(&store, &["mkdir", "/sys/fs/bpf/tc"]);
+    let after = host_bpffs();
+    assert_eq!(before, after, "the shim changed the host's /sys/fs/bpf");
+    // Under the shim, the tree is what was made.
+    assert!(shim[0].contains("D directory 755 3 0 0"), "{}", shim[0]);
+    assert!(
+        shim[0].contains("m regular empty file 600 1 0 0"),
+        "{}",
+        shim[0]
+    );
+    assert!(shim[0].contains("sub directory 755 2 0 0"), "{}", shim[0]);
+    assert!(
+        shim[0].contains("sub/m2 regular empty file 600 1 0 0"),
+        "{}",
+        shim[0]
+    );
+    assert_eq!(shim[2], "test: true true true false");
+    assert_eq!(shim[4], "moved pin is vfs_m: true");
+    assert!(
+        shim[3].contains("sub2/m3 regular empty file"),
+        "{}",
+        shim[3]
+    );
+    assert_eq!(shim.last().map(String::as_str), Some("gone: true"));
+
+    // The kernel's bpffs, as root, on the same steps.
+    let mounted = std::fs::read_to_string("/proc/self/mounts")
+        .map(|m| {
+            m.lines().any(|l| {
+                l.split(' ').nth(1) == Some("/sys/fs/bpf") && l.split(' ').nth(2) == Some("bpf")
+            })
+        })
+        .unwrap_or(false);
+    // SAFETY: geteuid has no preconditions.
+    if !mounted || unsafe { libc::geteuid() } != 0 {
+        println!("SKIP: no kernel bpffs at /sys/fs/bpf as root to compare with");
+        return;
+    }
+    /// Removes the kernel-side tree even when a step fails.
+    struct Cleanup<'a>(&'a str);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0);
+        }
+    }
+    let _cleanup = Cleanup(&dir);
+    let kernel = steps(
+        &|argv: &[&str]| {
+            Command::new(argv[0])
+                .args(&argv[1..])
+                .output()
+                .expect("run")
+        },
+        &dir,
+    );
+    assert_eq!(shim, kernel, "the shim's bpffs and the kernel's differ");
+}
