@@ -283,6 +283,30 @@ pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut
         // SAFETY: fd is a fresh readable memfd; "r" is a valid mode.
         return unsafe { libc::fdopen(fd as c_int, c"r".as_ptr()) };
     }
+    if let Some(p) = virtual_arg(path) {
+        let fd = guard("fopen", || {
+            let mut m = [0u8; 8];
+            let n = crate::user::read_cstr_into(mode as u64, &mut m).map_err(|_| libc::EINVAL)?;
+            let m = &m[..n];
+            let flags = match (m.first(), m.contains(&b'+')) {
+                (Some(b'r'), false) => libc::O_RDONLY,
+                (Some(b'r'), true) => libc::O_RDWR,
+                (Some(b'w'), rw) => {
+                    libc::O_CREAT | libc::O_TRUNC | if rw { libc::O_RDWR } else { libc::O_WRONLY }
+                }
+                (Some(b'a'), rw) => {
+                    libc::O_CREAT | libc::O_APPEND | if rw { libc::O_RDWR } else { libc::O_WRONLY }
+                }
+                _ => return Err(libc::EINVAL),
+            };
+            virtual_open(&p, flags)
+        });
+        if fd < 0 {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: fd is a fresh descriptor of ours (a virtual directory's); mode is the caller's C string.
+        return unsafe { libc::fdopen(fd as c_int, mode) };
+    }
     let f = FOPEN.get();
     if f == 0 {
         set_errno(libc::ENOSYS);
@@ -432,7 +456,23 @@ fn at_arg(dirfd: c_int, path: *const c_char, flags: c_int) -> Option<String> {
     if dirfd == libc::AT_FDCWD {
         return vfs::virtual_path(p);
     }
-    let dir = fds::dir_of(dirfd)?;
+    if let Some(dir) = fds::dir_of(dirfd) {
+        return vfs::virtual_path(&format!("{dir}/{p}"));
+    }
+    // A real directory outside the virtual bpffs reaches it only through a
+    // path naming "bpf" (`openat(fd of /sys/fs, "bpf")`, as `mkdir -p` walks):
+    // only then is the directory's own path looked up.
+    if !p.contains("bpf") {
+        return None;
+    }
+    let link = std::ffi::CString::new(format!("/proc/self/fd/{dirfd}")).ok()?;
+    let mut dir = [0u8; PATH_MAX];
+    // SAFETY: link is a C string; dir is writable for its length.
+    let n = unsafe { real::readlink(link.as_ptr(), dir.as_mut_ptr() as *mut c_char, dir.len()) };
+    let dir = std::str::from_utf8(dir.get(..usize::try_from(n).ok()?)?).ok()?;
+    if !dir.starts_with('/') {
+        return None;
+    }
     vfs::virtual_path(&format!("{dir}/{p}"))
 }
 
@@ -1011,4 +1051,119 @@ pub unsafe extern "C" fn readlinkat(
         -1,
         (dirfd, path, buf, size)
     )
+}
+
+/// Changes of mode, owner, times or size on the virtual bpffs: the store
+/// keeps none of them, so they are refused (EPERM) for an existing node,
+/// never passed to the host's bpffs.
+fn no_setattr(p: &str) -> Result<i64, i32> {
+    node_of(p)?;
+    Err(libc::EPERM)
+}
+
+/// Declares an interposer of a `*at` call that changes attributes.
+macro_rules! setattr_at {
+    ($name:ident, $sym:literal, ($($arg:ident: $ty:ty),*), $flags:expr) => {
+        /// # Safety
+        /// As the libc function of the same name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(dirfd: c_int, path: *const c_char, $($arg: $ty),*) -> c_int {
+            #[allow(unused_variables)]
+            let flags: c_int = $flags;
+            if let Some(p) = at_arg(dirfd, path, flags) {
+                return guard($sym, || no_setattr(&p)) as c_int;
+            }
+            next!(
+                $sym,
+                unsafe extern "C" fn(c_int, *const c_char, $($ty),*) -> c_int,
+                -1,
+                (dirfd, path, $($arg),*)
+            )
+        }
+    };
+}
+
+setattr_at!(fchmodat, "fchmodat", (mode: libc::mode_t, fl: c_int), fl);
+setattr_at!(fchownat, "fchownat", (uid: libc::uid_t, gid: libc::gid_t, fl: c_int), fl);
+setattr_at!(utimensat, "utimensat", (times: *const libc::timespec, fl: c_int), fl);
+
+path_fn!(chmod, "chmod", (_mode: libc::mode_t), |p| no_setattr(&p));
+path_fn!(chown, "chown", (_uid: libc::uid_t, _gid: libc::gid_t), |p| no_setattr(&p));
+path_fn!(lchown, "lchown", (_uid: libc::uid_t, _gid: libc::gid_t), |p| no_setattr(&p));
+path_fn!(truncate, "truncate", (_len: libc::off_t), |p| no_setattr(&p));
+path_fn!(truncate64, "truncate64", (_len: libc::off_t), |p| no_setattr(&p));
+path_fn!(creat, "creat", (_mode: libc::mode_t), |p| virtual_open(
+    &p,
+    libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC
+));
+path_fn!(mknod, "mknod", (_mode: libc::mode_t, _dev: libc::dev_t), |p| {
+    let store = state::store()?;
+    if vfs::node(store, &p).is_some() {
+        return Err(libc::EEXIST);
+    }
+    vfs::check_parent(store, &p)?;
+    Err(libc::EPERM)
+});
+
+/// The fortified open of `_FORTIFY_SOURCE` builds (coreutils' `mkdir -p`).
+///
+/// # Safety
+/// As glibc's `__open_2`.
+#[no_mangle]
+pub unsafe extern "C" fn __open_2(path: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: same contract as open without O_CREAT (which __open_2 refuses).
+    unsafe { open(path, flags, 0) }
+}
+
+/// # Safety
+/// As glibc's `__open64_2`.
+#[no_mangle]
+pub unsafe extern "C" fn __open64_2(path: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: same contract.
+    unsafe { open(path, flags, 0) }
+}
+
+/// # Safety
+/// As glibc's `__openat_2`.
+#[no_mangle]
+pub unsafe extern "C" fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: same contract as openat without O_CREAT.
+    unsafe { openat(dirfd, path, flags, 0) }
+}
+
+/// # Safety
+/// As glibc's `__openat64_2`.
+#[no_mangle]
+pub unsafe extern "C" fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: same contract.
+    unsafe { openat(dirfd, path, flags, 0) }
+}
+
+/// The fortified readlink.
+///
+/// # Safety
+/// As glibc's `__readlink_chk`.
+#[no_mangle]
+pub unsafe extern "C" fn __readlink_chk(
+    path: *const c_char,
+    buf: *mut c_char,
+    size: usize,
+    _buflen: usize,
+) -> isize {
+    // SAFETY: same contract as readlink (the size check is the caller's build's).
+    unsafe { readlink(path, buf, size) }
+}
+
+/// # Safety
+/// As glibc's `__readlinkat_chk`.
+#[no_mangle]
+pub unsafe extern "C" fn __readlinkat_chk(
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut c_char,
+    size: usize,
+    _buflen: usize,
+) -> isize {
+    // SAFETY: same contract.
+    unsafe { readlinkat(dirfd, path, buf, size) }
 }

@@ -95,6 +95,22 @@ fn steps(run: &dyn Fn(&[&str]) -> Output, dir: &str) -> Vec<String> {
         d.status.success(),
         none.status.success()
     ));
+    // Creating files is refused (bpffs has no create), pins cannot be read
+    // (EIO for a map without a BTF view), directories come by mkdir.
+    let touch = run(&["touch", &format!("{dir}/f")]);
+    let cat = run(&["cat", &m]);
+    // (Not mkdir -p: it walks with chdir, and uid 65534 cannot enter the
+    // host's bpffs, mode 0700, which the shim does not fake.)
+    let mkdir_p = run(&["mkdir", &format!("{dir}/x"), &format!("{dir}/x/y")]);
+    let rmdir = run(&["rmdir", &format!("{dir}/x/y"), &format!("{dir}/x")]);
+    seen.push(format!(
+        "touch {} cat {} {} mkdir {} rmdir {}",
+        touch.status.success(),
+        cat.status.success(),
+        String::from_utf8_lossy(&cat.stderr).contains("Input/output error"),
+        mkdir_p.status.success(),
+        rmdir.status.success(),
+    ));
     // mv of a pin, and of a directory with a pin below it.
     ok("mv pin", run(&["mv", &m, &format!("{dir}/sub/m3")]));
     ok(
@@ -154,7 +170,8 @@ fn coreutils_see_the_virtual_bpffs_as_the_kernels() {
     // Symlinks (iproute2 makes ip, tc, xdp) and mkdir -p under the shim stay
     // off the host's bpffs, whatever they answer.
     let _ = run_under_shim(&store, &["ln", "-s", "ip", "/sys/fs/bpf/xdp"]);
-    let _ = run_under_shim(&store, &["mkdir", "/sys/fs/bpf/tc"]);
+    let _ = run_under_shim(&store, &["mkdir", "-p", "/sys/fs/bpf/tc/globals"]);
+    let _ = run_under_shim(&store, &["chmod", "0700", "/sys/fs/bpf/tc"]);
     let after = host_bpffs();
     assert_eq!(before, after, "the shim changed the host's /sys/fs/bpf");
     // Under the shim, the tree is what was made.
@@ -171,12 +188,13 @@ fn coreutils_see_the_virtual_bpffs_as_the_kernels() {
         shim[0]
     );
     assert_eq!(shim[2], "test: true true true false");
-    assert_eq!(shim[4], "moved pin is vfs_m: true");
+    assert_eq!(shim[3], "touch false cat false true mkdir true rmdir true");
     assert!(
-        shim[3].contains("sub2/m3 regular empty file"),
+        shim[4].contains("sub2/m3 regular empty file"),
         "{}",
-        shim[3]
+        shim[4]
     );
+    assert_eq!(shim[5], "moved pin is vfs_m: true");
     assert_eq!(shim.last().map(String::as_str), Some("gone: true"));
 
     // The kernel's bpffs, as root, on the same steps.
@@ -210,4 +228,67 @@ fn coreutils_see_the_virtual_bpffs_as_the_kernels() {
         &dir,
     );
     assert_eq!(shim, kernel, "the shim's bpffs and the kernel's differ");
+}
+
+/// As root (xdp-tools and iproute2 run so), under the shim: directories made
+/// by absolute path and by `mkdirat` from a descriptor of /sys/fs land in the
+/// store, symlinks and files are refused; `mkdir -p` (which walks with
+/// chdir/fchdir, which the shim cannot fake) fails; the host's bpffs gains
+/// nothing.
+#[test]
+fn root_under_the_shim_leaves_the_host_bpffs_alone() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIP: not root");
+        return;
+    }
+    if Command::new("python3").arg("-V").output().is_err() {
+        println!("SKIP: python3 not found");
+        return;
+    }
+    let store = TestStore::new("vfsroot");
+    let tag = format!("vfsroot-{}", std::process::id());
+    let script = format!(
+        "import os\n\
+         os.mkdir('/sys/fs/bpf/{tag}-a')\n\
+         fd = os.open('/sys/fs', os.O_RDONLY | os.O_DIRECTORY)\n\
+         os.mkdir('bpf/{tag}-b', dir_fd=fd)\n\
+         for f in (lambda: os.symlink('ip', '/sys/fs/bpf/{tag}-l'),\n\
+                   lambda: os.symlink('ip', 'bpf/{tag}-m', dir_fd=fd),\n\
+                   lambda: open('/sys/fs/bpf/{tag}-f', 'w'),\n\
+                   lambda: os.close(os.open('bpf/{tag}-g', os.O_CREAT | os.O_WRONLY, dir_fd=fd))):\n\
+         \x20   try:\n\
+         \x20       f()\n\
+         \x20       print('made')\n\
+         \x20   except OSError as e:\n\
+         \x20       print(e.errno)\n"
+    );
+    let before = host_bpffs();
+    let run = |argv: &[&str]| {
+        Command::new(argv[0])
+            .args(&argv[1..])
+            .env("LD_PRELOAD", super::shim_so())
+            .env("XDPSHIM_STORE", &store.0)
+            .output()
+            .expect("run")
+    };
+    let out = ok("python3", run(&["python3", "-c", &script]));
+    let mkdir_p = run(&["mkdir", "-p", &format!("/sys/fs/bpf/{tag}-p/globals")]);
+    let listed = ok(
+        "ls",
+        run(&["ls", "/sys/fs/bpf", &format!("/sys/fs/bpf/{tag}-p")]),
+    );
+    let after = host_bpffs();
+    for n in ["a", "b", "p", "l", "m", "f", "g"] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/bpf/{tag}-{n}/globals"));
+        let _ = std::fs::remove_dir(format!("/sys/fs/bpf/{tag}-{n}"));
+        let _ = std::fs::remove_file(format!("/sys/fs/bpf/{tag}-{n}"));
+    }
+    assert_eq!(before, after, "the shim changed the host's /sys/fs/bpf");
+    // Links: EPERM (the store holds none); files: EACCES, as bpffs.
+    assert_eq!(out, "1\n1\n13\n13\n");
+    assert!(!mkdir_p.status.success(), "mkdir -p: {mkdir_p:?}");
+    for n in ["a", "b"] {
+        assert!(listed.contains(&format!("{tag}-{n}\n")), "{listed}");
+    }
 }
