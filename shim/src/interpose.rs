@@ -378,7 +378,8 @@ path_fn!(stat64, "stat64", (buf: *mut libc::stat), |p| virtual_stat(&p, buf));
 path_fn!(lstat, "lstat", (buf: *mut libc::stat), |p| virtual_stat(&p, buf));
 path_fn!(lstat64, "lstat64", (buf: *mut libc::stat), |p| virtual_stat(&p, buf));
 
-/// faccessat of a virtual path (relative paths only with AT_FDCWD).
+/// faccessat of a virtual path (from the cwd, a virtual directory's
+/// descriptor or a real one of an ancestor).
 ///
 /// # Safety
 /// As libc's `faccessat`.
@@ -390,10 +391,7 @@ pub unsafe extern "C" fn faccessat(
     flags: c_int,
 ) -> c_int {
     static NEXT: real::Next = real::Next::new(b"faccessat\0");
-    let ours = path_arg(path, bpffs_path)
-        .filter(|s| s.starts_with('/') || dirfd == libc::AT_FDCWD)
-        .and_then(|s| virtual_of(&s));
-    if let Some(p) = ours {
+    if let Some(p) = at_arg(dirfd, path, flags) {
         return guard("faccessat", || {
             vfs::node(state::store()?, &p).ok_or(libc::ENOENT)?;
             Ok(0)
