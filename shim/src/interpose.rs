@@ -1165,3 +1165,143 @@ pub unsafe extern "C" fn __readlinkat_chk(
     // SAFETY: same contract.
     unsafe { readlinkat(dirfd, path, buf, size) }
 }
+
+/// glibc's `struct FTW`.
+#[repr(C)]
+pub struct Ftw {
+    base: c_int,
+    level: c_int,
+}
+
+/// The callback of `nftw`.
+pub type NftwFn = unsafe extern "C" fn(*const c_char, *const libc::stat, c_int, *mut Ftw) -> c_int;
+
+const FTW_F: c_int = 0;
+const FTW_D: c_int = 1;
+const FTW_DP: c_int = 5;
+const FTW_DEPTH: c_int = 8;
+const FTW_ACTIONRETVAL: c_int = 16;
+const FTW_SKIP_SUBTREE: c_int = 2;
+const FTW_SKIP_SIBLINGS: c_int = 3;
+
+/// What a walk step tells its caller: go on, stop with this value, or skip
+/// the remaining siblings.
+enum Walk {
+    Go,
+    Stop(c_int),
+    SkipSiblings,
+}
+
+/// Calls `f` on `shown` (the path as the application spelled it) and, for a
+/// directory, on everything below it, in nftw's order.
+fn walk(
+    store: &maps::Store,
+    f: NftwFn,
+    flags: c_int,
+    real: &str,
+    shown: &str,
+    n: vfs::Node,
+    level: c_int,
+) -> Walk {
+    let action = flags & FTW_ACTIONRETVAL != 0;
+    let call = |typeflag: c_int| -> c_int {
+        let st = vfs::stat_buf(store, real, n);
+        let Ok(c) = std::ffi::CString::new(shown) else {
+            return 0;
+        };
+        let base = shown.trim_end_matches('/').rfind('/').map_or(0, |i| i + 1);
+        let mut ftw = Ftw {
+            base: base as c_int,
+            level,
+        };
+        // SAFETY: f is the application's callback, called as nftw calls it:
+        // a C string path, a stat buffer and an FTW that live across the call.
+        unsafe { f(c.as_ptr(), &st, typeflag, &mut ftw) }
+    };
+    let verdict = |r: c_int| -> Option<Walk> {
+        match r {
+            0 => None,
+            FTW_SKIP_SIBLINGS if action => Some(Walk::SkipSiblings),
+            r => Some(Walk::Stop(r)),
+        }
+    };
+    if n != vfs::Node::Dir {
+        return verdict(call(FTW_F)).unwrap_or(Walk::Go);
+    }
+    if flags & FTW_DEPTH == 0 {
+        match call(FTW_D) {
+            FTW_SKIP_SUBTREE if action => return Walk::Go,
+            r => {
+                if let Some(w) = verdict(r) {
+                    return w;
+                }
+            }
+        }
+    }
+    for (name, k) in vfs::entries(store, real) {
+        let sep = if shown.ends_with('/') { "" } else { "/" };
+        match walk(
+            store,
+            f,
+            flags,
+            &format!("{real}/{name}"),
+            &format!("{shown}{sep}{name}"),
+            k,
+            level + 1,
+        ) {
+            Walk::Go => {}
+            Walk::SkipSiblings => break,
+            Walk::Stop(r) => return Walk::Stop(r),
+        }
+    }
+    if flags & FTW_DEPTH != 0 {
+        return verdict(call(FTW_DP)).unwrap_or(Walk::Go);
+    }
+    Walk::Go
+}
+
+/// nftw over the virtual bpffs (bpftool's `-f` walks the bpffs mounts to
+/// name pins). The walk never changes directory (FTW_CHDIR is ignored).
+///
+/// # Safety
+/// As libc's `nftw`.
+#[no_mangle]
+pub unsafe extern "C" fn nftw(
+    path: *const c_char,
+    f: Option<NftwFn>,
+    nopenfd: c_int,
+    flags: c_int,
+) -> c_int {
+    if let (Some(p), Some(func)) = (virtual_arg(path), f) {
+        let mut shown = [0u8; PATH_MAX];
+        return guard("nftw", || {
+            let n = crate::user::read_cstr_into(path as u64, &mut shown)?;
+            let shown = std::str::from_utf8(&shown[..n]).map_err(|_| libc::EINVAL)?;
+            let store = state::store()?;
+            let node = vfs::node(store, &p).ok_or(libc::ENOENT)?;
+            Ok(match walk(store, func, flags, &p, shown, node, 0) {
+                Walk::Stop(r) => i64::from(r),
+                _ => 0,
+            })
+        }) as c_int;
+    }
+    next!(
+        "nftw",
+        unsafe extern "C" fn(*const c_char, Option<NftwFn>, c_int, c_int) -> c_int,
+        -1,
+        (path, f, nopenfd, flags)
+    )
+}
+
+/// # Safety
+/// As libc's `nftw64`.
+#[no_mangle]
+pub unsafe extern "C" fn nftw64(
+    path: *const c_char,
+    f: Option<NftwFn>,
+    nopenfd: c_int,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: same contract (stat and stat64 are one layout on 64-bit).
+    unsafe { nftw(path, f, nopenfd, flags) }
+}

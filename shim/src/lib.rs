@@ -10,7 +10,7 @@
 //! virtual bpffs, see [`vfs`]): `statfs`, `stat`/`lstat`/`fstatat`/`statx`/
 //! `fstat`, `access`/`faccessat`, `open`/`openat`/`fopen` (and the fortified
 //! `__open_2` family), `opendir`/`fdopendir`/`readdir`/`closedir`/`dirfd`,
-//! `rename`/`renameat`/`renameat2`, `unlink`/`unlinkat`, `mkdir`/`mkdirat`/
+//! `nftw`, `rename`/`renameat`/`renameat2`, `unlink`/`unlinkat`, `mkdir`/`mkdirat`/
 //! `rmdir`, `readlink`/`readlinkat`; links, `chmod`, `chown`, `utimensat`,
 //! `truncate`, `mknod` there are refused. None of them reaches the host's
 //! bpffs. Every entry

@@ -70,6 +70,18 @@ fn steps(run: &dyn Fn(&[&str]) -> Output, dir: &str) -> Vec<String> {
         ]),
     );
     seen.push(tree_stat(run, dir));
+    // bpftool -f walks the bpffs (nftw) to name each object's pins.
+    let shown = ok(
+        "bpftool -f map show",
+        run(&["bpftool", "-f", "map", "show", "pinned", &m]),
+    );
+    let mut pinned: Vec<String> = shown
+        .lines()
+        .filter(|l| l.contains("pinned"))
+        .map(|l| l.trim().replace(dir, "D"))
+        .collect();
+    pinned.sort();
+    seen.push(pinned.join("\n"));
     // ls -l: type, mode, links, size and name (owner and time differ).
     let ls = ok("ls -l", run(&["ls", "-l", dir, &format!("{dir}/sub")]));
     let ls: Vec<String> = ls
@@ -191,14 +203,15 @@ fn coreutils_see_the_virtual_bpffs_as_the_kernels() {
         "{}",
         shim[0]
     );
-    assert_eq!(shim[2], "test: true true true false");
-    assert_eq!(shim[3], "touch false cat false true mkdir true rmdir true");
+    assert_eq!(shim[1], "pinned D/m\npinned D/sub/m2");
+    assert_eq!(shim[3], "test: true true true false");
+    assert_eq!(shim[4], "touch false cat false true mkdir true rmdir true");
     assert!(
-        shim[4].contains("sub2/m3 regular empty file"),
+        shim[5].contains("sub2/m3 regular empty file"),
         "{}",
-        shim[4]
+        shim[5]
     );
-    assert_eq!(shim[5], "moved pin is vfs_m: true");
+    assert_eq!(shim[6], "moved pin is vfs_m: true");
     assert_eq!(shim.last().map(String::as_str), Some("gone: true"));
 
     // The kernel's bpffs, as root, on the same steps.
