@@ -78,7 +78,32 @@ fn proc_path(p: &[u8]) -> bool {
 
 /// Paths that may lie on the virtual bpffs (relative ones depend on the cwd).
 fn bpffs_path(p: &[u8]) -> bool {
-    p.starts_with(b"/sys/fs/bpf") || !p.starts_with(b"/")
+    names_bpf(p) || (!p.starts_with(b"/") && relative_maybe_virtual(p))
+}
+
+/// Whether a path names "bpf" somewhere: an absolute path reaches the
+/// virtual bpffs only then (`/sys/fs/bpf`, `//sys/fs/../fs/bpf`).
+fn names_bpf(p: &[u8]) -> bool {
+    p.windows(3).any(|w| w == b"bpf")
+}
+
+/// Whether a relative path may name something on the virtual bpffs: only
+/// when it names "bpf" (`../bpf/x`) or the cwd lies there. Decided without
+/// allocating (the cwd read into a stack buffer), so calls that are not ours
+/// never reach the allocator.
+fn relative_maybe_virtual(p: &[u8]) -> bool {
+    if names_bpf(p) {
+        return true;
+    }
+    let mut cwd = [0u8; PATH_MAX];
+    // SAFETY: cwd is writable for its length.
+    let r = unsafe { libc::getcwd(cwd.as_mut_ptr() as *mut c_char, cwd.len()) };
+    if r.is_null() {
+        return false;
+    }
+    let n = cwd.iter().position(|&b| b == 0).unwrap_or(0);
+    let cwd = &cwd[..n];
+    cwd == b"/sys/fs/bpf" || cwd.starts_with(b"/sys/fs/bpf/")
 }
 
 /// The virtual bpffs path `p` names, if it does.
@@ -88,9 +113,6 @@ fn virtual_arg(p: *const c_char) -> Option<String> {
 
 /// The virtual bpffs path `s` names, if it does.
 fn virtual_of(s: &str) -> Option<String> {
-    if !s.starts_with("/sys/fs/bpf") && s.starts_with('/') {
-        return None;
-    }
     vfs::virtual_path(s)
 }
 
@@ -449,10 +471,14 @@ fn at_arg(dirfd: c_int, path: *const c_char, flags: c_int) -> Option<String> {
         };
     }
     if p.starts_with('/') {
-        return p.starts_with("/sys/fs/bpf").then(|| vfs::virtual_path(p))?;
+        return names_bpf(p.as_bytes())
+            .then(|| vfs::virtual_path(p))
+            .flatten();
     }
     if dirfd == libc::AT_FDCWD {
-        return vfs::virtual_path(p);
+        return relative_maybe_virtual(p.as_bytes())
+            .then(|| vfs::virtual_path(p))
+            .flatten();
     }
     if let Some(dir) = fds::dir_of(dirfd) {
         return vfs::virtual_path(&format!("{dir}/{p}"));

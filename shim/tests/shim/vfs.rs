@@ -268,6 +268,7 @@ fn root_under_the_shim_leaves_the_host_bpffs_alone() {
     let script = format!(
         "import os\n\
          os.mkdir('/sys/fs/bpf/{tag}-a')\n\
+         os.mkdir('//sys/fs/../fs/bpf/./{tag}-c')\n\
          fd = os.open('/sys/fs', os.O_RDONLY | os.O_DIRECTORY)\n\
          os.mkdir('bpf/{tag}-b', dir_fd=fd)\n\
          print(os.access('bpf/{tag}-a', os.F_OK, dir_fd=fd))\n\
@@ -281,7 +282,7 @@ fn root_under_the_shim_leaves_the_host_bpffs_alone() {
          \x20   except OSError as e:\n\
          \x20       print(e.errno)\n"
     );
-    let names: Vec<String> = ["a", "b", "p", "l", "m", "f", "g"]
+    let names: Vec<String> = ["a", "b", "c", "p", "l", "m", "f", "g"]
         .iter()
         .map(|n| format!("{tag}-{n}"))
         .collect();
@@ -301,7 +302,7 @@ fn root_under_the_shim_leaves_the_host_bpffs_alone() {
         run(&["ls", "/sys/fs/bpf", &format!("/sys/fs/bpf/{tag}-p")]),
     );
     let after = on_host(&names);
-    for n in ["a", "b", "p", "l", "m", "f", "g"] {
+    for n in ["a", "b", "c", "p", "l", "m", "f", "g"] {
         let _ = std::fs::remove_dir(format!("/sys/fs/bpf/{tag}-{n}/globals"));
         let _ = std::fs::remove_dir(format!("/sys/fs/bpf/{tag}-{n}"));
         let _ = std::fs::remove_file(format!("/sys/fs/bpf/{tag}-{n}"));
@@ -310,7 +311,7 @@ fn root_under_the_shim_leaves_the_host_bpffs_alone() {
     // Links: EPERM (the store holds none); files: EACCES, as bpffs.
     assert_eq!(out, "True\n1\n1\n13\n13\n");
     assert!(!mkdir_p.status.success(), "mkdir -p: {mkdir_p:?}");
-    for n in ["a", "b"] {
+    for n in ["a", "b", "c"] {
         assert!(listed.contains(&format!("{tag}-{n}\n")), "{listed}");
     }
 }
