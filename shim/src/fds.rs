@@ -173,6 +173,43 @@ fn shim_name(path: &str) -> Option<String> {
     name.starts_with("xdpshim:").then(|| name.to_string())
 }
 
+/// A new close-on-exec descriptor standing for the virtual bpffs directory
+/// `path` (opened with open/openat, read with fdopendir): a memfd named
+/// `xdpshim:<tag>:dir:<path>`. ENAMETOOLONG when the name is longer than
+/// 238 bytes.
+pub fn create_dir(path: &str) -> Result<c_int, Errno> {
+    let name = format!("xdpshim:{}:dir:{path}", own_tag()?);
+    // Read back through a 256-byte readlink of "/memfd:<name> (deleted)".
+    if name.len() > 238 {
+        return Err(libc::ENAMETOOLONG);
+    }
+    let name = CString::new(name).map_err(|_| libc::EINVAL)?;
+    // SAFETY: name is a valid C string.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    DIRS_MADE.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(fd)
+}
+
+/// Set once this process made a virtual directory descriptor: until then no
+/// descriptor can be one, and the `*at` calls skip looking.
+static DIRS_MADE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The virtual directory descriptor `fd` stands for, if it is one of ours.
+pub fn dir_of(fd: c_int) -> Option<String> {
+    if fd < 0 || !DIRS_MADE.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    let name = shim_name(&format!("/proc/self/fd/{fd}"))?;
+    let rest = name
+        .strip_prefix("xdpshim:")?
+        .strip_prefix(own_tag().ok()?)?;
+    let path = rest.strip_prefix(":dir:")?;
+    crate::vfs::virtual_path(path).filter(|p| p == path)
+}
+
 /// The contents of a shim descriptor (a local BTF object's data).
 pub fn contents(fd: c_int) -> Result<Vec<u8>, Errno> {
     let mut out = Vec::new();

@@ -6,8 +6,14 @@
 //! Interposed: `syscall` (for `__NR_bpf`; everything else passes through),
 //! `mmap`/`mmap64` of map descriptors, `readlink` of `/proc/self/fd/N`,
 //! `open`/`open64`/`openat`/`fopen`/`fopen64` of `/proc/self/fdinfo/N`, and
-//! `statfs`/`statfs64`/`mkdir`/`rmdir`/`unlink`/`access`/`faccessat`/`stat`/
-//! `lstat` of `/sys/fs/bpf/...` (the virtual bpffs, see [`vfs`]). Every entry
+//! the path calls coreutils and loaders make on `/sys/fs/bpf/...` (the
+//! virtual bpffs, see [`vfs`]): `statfs`, `stat`/`lstat`/`fstatat`/`statx`/
+//! `fstat`, `access`/`faccessat`, `open`/`openat`/`fopen` (and the fortified
+//! `__open_2` family), `opendir`/`fdopendir`/`readdir`/`closedir`/`dirfd`,
+//! `nftw`, `rename`/`renameat`/`renameat2`, `unlink`/`unlinkat`, `mkdir`/`mkdirat`/
+//! `rmdir`, `readlink`/`readlinkat`; links, `chmod`, `chown`, `utimensat`,
+//! `truncate`, `mknod` there are refused. None of them reaches the host's
+//! bpffs. Every entry
 //! point catches panics and fails with an errno instead. Pointers from the
 //! application are only ever used through [`user`]'s checked copies (EFAULT,
 //! as the kernel, never a signal), and records read from the store are

@@ -127,26 +127,206 @@ pub fn statfs_buf() -> libc::statfs {
     s
 }
 
+/// The device number the virtual bpffs reports: an anonymous device (major
+/// 0), as the kernel's bpffs mounts are.
+pub const DEV_MINOR: u32 = 0xbf;
+
+/// A virtual node's attributes, as the kernel's bpffs gives them to root:
+/// the mount's root is `drwx-----T` (mode=700 plus the sticky bit bpffs
+/// adds), directories made by mkdir `drwxr-xr-x` (the usual umask; the
+/// store keeps no mode), pins `-rw-------`; a directory links to itself,
+/// its parent's entry and each subdirectory's `..`; sizes are 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    pub mode: u32,
+    pub nlink: u64,
+    pub ino: u64,
+}
+
+/// The attributes of `path` (normalised, virtual), a node of kind `n`.
+pub fn attr(store: &maps::Store, path: &str, n: Node) -> Attr {
+    let (mode, nlink) = match n {
+        Node::Dir => {
+            let subdirs = entries(store, path)
+                .iter()
+                .filter(|(_, k)| *k == Node::Dir)
+                .count() as u64;
+            let perm = if path == ROOT {
+                libc::S_ISVTX | 0o700
+            } else {
+                0o755
+            };
+            (libc::S_IFDIR | perm, 2 + subdirs)
+        }
+        _ => (libc::S_IFREG | 0o600, 1),
+    };
+    Attr {
+        mode,
+        nlink,
+        ino: inode(path),
+    }
+}
+
+/// A stable inode number for `path` (the root's is 1, as the kernel's).
+pub fn inode(path: &str) -> u64 {
+    if path == ROOT {
+        return 1;
+    }
+    path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) | 2
+}
+
 /// The stat answer for a virtual node.
-pub fn stat_buf(path: &str, n: Node) -> libc::stat {
+pub fn stat_buf(store: &maps::Store, path: &str, n: Node) -> libc::stat {
+    let a = attr(store, path, n);
     // SAFETY: stat is plain data; all-zero is a valid value.
     let mut s: libc::stat = unsafe { std::mem::zeroed() };
-    s.st_mode = match n {
-        Node::Dir => libc::S_IFDIR | 0o700,
-        _ => libc::S_IFREG | 0o600,
-    };
-    s.st_nlink = if n == Node::Dir { 2 } else { 1 };
+    s.st_mode = a.mode;
+    s.st_nlink = a.nlink as _;
     // SAFETY: getuid/getgid cannot fail.
     unsafe {
         s.st_uid = libc::getuid();
         s.st_gid = libc::getgid();
     }
     s.st_blksize = 4096;
-    s.st_dev = BPF_FS_MAGIC as _;
-    s.st_ino = path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    s.st_dev = libc::makedev(0, DEV_MINOR);
+    s.st_ino = a.ino;
     s
+}
+
+/// The statx answer for a virtual node (the basic stats; no birth time, as bpffs).
+pub fn statx_buf(store: &maps::Store, path: &str, n: Node) -> libc::statx {
+    let a = attr(store, path, n);
+    // SAFETY: statx is plain data; all-zero is a valid value.
+    let mut s: libc::statx = unsafe { std::mem::zeroed() };
+    s.stx_mask = libc::STATX_BASIC_STATS;
+    s.stx_blksize = 4096;
+    s.stx_nlink = a.nlink as u32;
+    // SAFETY: getuid/getgid cannot fail.
+    unsafe {
+        s.stx_uid = libc::getuid();
+        s.stx_gid = libc::getgid();
+    }
+    s.stx_mode = a.mode as u16;
+    s.stx_ino = a.ino;
+    s.stx_dev_major = 0;
+    s.stx_dev_minor = DEV_MINOR;
+    s
+}
+
+/// The entries of the virtual directory `dir`, sorted by name: pins and
+/// directories directly below it, implicit directories included.
+pub fn entries(store: &maps::Store, dir: &str) -> Vec<(String, Node)> {
+    let prefix = if dir == "/" {
+        "/".to_string()
+    } else {
+        format!("{dir}/")
+    };
+    let mut out: Vec<(String, Node)> = Vec::new();
+    for (p, w) in store.pins() {
+        let Some(rest) = p.strip_prefix(&prefix) else {
+            continue;
+        };
+        let (name, kind) = match rest.split_once('/') {
+            Some((first, _)) => (first, Node::Dir),
+            None => (
+                rest,
+                match w {
+                    Pinned::Map(id) => Node::Map(id),
+                    Pinned::Prog(id) => Node::Prog(id),
+                    Pinned::Dir => Node::Dir,
+                },
+            ),
+        };
+        if name.is_empty() {
+            continue;
+        }
+        match out.iter_mut().find(|(n, _)| n == name) {
+            Some(e) => {
+                if kind == Node::Dir {
+                    e.1 = Node::Dir;
+                }
+            }
+            None => out.push((name.to_string(), kind)),
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Flags of renameat2.
+pub const RENAME_NOREPLACE: u32 = 1;
+/// Flags of renameat2.
+pub const RENAME_EXCHANGE: u32 = 2;
+
+/// rename on the virtual bpffs, with the checks the kernel's VFS makes: a
+/// pin moves in the store, a directory with everything below it.
+pub fn rename(store: &maps::Store, from: &str, to: &str, flags: u32) -> Result<(), Errno> {
+    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0
+        || flags == RENAME_NOREPLACE | RENAME_EXCHANGE
+    {
+        return Err(libc::EINVAL);
+    }
+    if from == ROOT || to == ROOT {
+        return Err(libc::EBUSY);
+    }
+    let src = node(store, from).ok_or(libc::ENOENT)?;
+    check_parent(store, to)?;
+    if flags & RENAME_EXCHANGE != 0 {
+        // bpffs supports it (simple_rename_exchange); the store has no
+        // atomic swap of two paths.
+        return Err(libc::EINVAL);
+    }
+    if from == to {
+        return Ok(());
+    }
+    let from_dir = format!("{from}/");
+    if to.starts_with(&from_dir) {
+        return Err(libc::EINVAL);
+    }
+    if let Some(dst) = node(store, to) {
+        if flags & RENAME_NOREPLACE != 0 {
+            return Err(libc::EEXIST);
+        }
+        match (src == Node::Dir, dst == Node::Dir) {
+            (true, false) => return Err(libc::ENOTDIR),
+            (false, true) => return Err(libc::EISDIR),
+            (true, true) => {
+                if !entries(store, to).is_empty() {
+                    return Err(libc::ENOTEMPTY);
+                }
+                store.unpin(to).map_err(|e| e.errno())?;
+            }
+            (false, false) => store.unpin(to).map_err(|e| e.errno())?,
+        }
+    }
+    // The pins to move: the node itself and, for a directory, all below it.
+    let moving: Vec<(String, Pinned)> = store
+        .pins()
+        .into_iter()
+        .filter(|(p, _)| p == from || p.starts_with(&from_dir))
+        .collect();
+    if moving.is_empty() {
+        // An implicit directory with nothing below it cannot be; keep the
+        // answer the kernel would give for a vanished source.
+        return Err(libc::ENOENT);
+    }
+    let mut made: Vec<String> = Vec::new();
+    for (p, w) in &moving {
+        let np = format!("{to}{}", &p[from.len()..]);
+        if let Err(e) = store.pin(&np, *w) {
+            for m in &made {
+                let _ = store.unpin(m);
+            }
+            return Err(e.errno());
+        }
+        made.push(np);
+    }
+    for (p, _) in &moving {
+        let _ = store.unpin(p);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -201,5 +381,80 @@ mod tests {
         // A pin made without mkdir (xdp-runner --pin-maps) implies its directory.
         s.pin("/sys/fs/bpf/x/y", Pinned::Map(m.id())).expect("pin");
         assert_eq!(node(&s, "/sys/fs/bpf/x"), Some(Node::Dir));
+    }
+
+    #[test]
+    fn rename_moves_pins_and_directories() {
+        let s = maps::Store::anonymous(maps::StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let m = s
+            .create_map(&maps::MapDef {
+                map_type: maps::BPF_MAP_TYPE_ARRAY,
+                key_size: 4,
+                value_size: 4,
+                max_entries: 1,
+                name: "m".into(),
+                ..maps::MapDef::default()
+            })
+            .expect("map");
+        mkdir(&s, "/sys/fs/bpf/a").expect("mkdir a");
+        mkdir(&s, "/sys/fs/bpf/a/b").expect("mkdir b");
+        mkdir(&s, "/sys/fs/bpf/e").expect("mkdir e");
+        s.pin("/sys/fs/bpf/a/b/m", Pinned::Map(m.id()))
+            .expect("pin");
+        s.pin("/sys/fs/bpf/p", Pinned::Map(m.id())).expect("pin p");
+        // The root: sticky, 0700, one link per subdirectory besides its two.
+        let root = attr(&s, ROOT, Node::Dir);
+        assert_eq!(root.mode, libc::S_IFDIR | libc::S_ISVTX | 0o700);
+        assert_eq!(root.nlink, 4);
+        assert_eq!(attr(&s, "/sys/fs/bpf/a", Node::Dir).nlink, 3);
+        assert_eq!(
+            attr(&s, "/sys/fs/bpf/p", Node::Map(m.id())).mode,
+            libc::S_IFREG | 0o600
+        );
+        let names: Vec<String> = entries(&s, ROOT).into_iter().map(|e| e.0).collect();
+        assert_eq!(names, ["a", "e", "p"]);
+        assert_eq!(
+            rename(&s, "/sys/fs/bpf/x", "/sys/fs/bpf/y", 0),
+            Err(libc::ENOENT)
+        );
+        assert_eq!(
+            rename(&s, "/sys/fs/bpf/p", "/sys/fs/bpf/q/r", 0),
+            Err(libc::ENOENT)
+        );
+        assert_eq!(
+            rename(&s, "/sys/fs/bpf/a", "/sys/fs/bpf/a/b/c", 0),
+            Err(libc::EINVAL)
+        );
+        assert_eq!(
+            rename(&s, "/sys/fs/bpf/a", "/sys/fs/bpf/p", 0),
+            Err(libc::ENOTDIR)
+        );
+        assert_eq!(
+            rename(&s, "/sys/fs/bpf/p", "/sys/fs/bpf/e", 0),
+            Err(libc::EISDIR)
+        );
+        assert_eq!(
+            rename(&s, "/sys/fs/bpf/e", "/sys/fs/bpf/a", 0),
+            Err(libc::ENOTEMPTY)
+        );
+        assert_eq!(
+            rename(&s, "/sys/fs/bpf/p", "/sys/fs/bpf/a/b/m", RENAME_NOREPLACE),
+            Err(libc::EEXIST)
+        );
+        assert_eq!(rename(&s, ROOT, "/sys/fs/bpf/z", 0), Err(libc::EBUSY));
+        // A directory moves with what is below it.
+        rename(&s, "/sys/fs/bpf/a", "/sys/fs/bpf/e", 0).expect("rename dir");
+        assert_eq!(node(&s, "/sys/fs/bpf/a"), None);
+        assert_eq!(node(&s, "/sys/fs/bpf/e/b"), Some(Node::Dir));
+        assert_eq!(node(&s, "/sys/fs/bpf/e/b/m"), Some(Node::Map(m.id())));
+        // A pin replaces a pin.
+        rename(&s, "/sys/fs/bpf/p", "/sys/fs/bpf/e/b/m", 0).expect("rename pin");
+        assert_eq!(node(&s, "/sys/fs/bpf/p"), None);
+        assert_eq!(node(&s, "/sys/fs/bpf/e/b/m"), Some(Node::Map(m.id())));
+        assert_eq!(s.pins().len(), 3);
     }
 }

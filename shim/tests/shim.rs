@@ -22,6 +22,8 @@ mod lifetime;
 mod probe;
 #[path = "shim/strict.rs"]
 mod strict;
+#[path = "shim/vfs.rs"]
+mod vfs;
 
 /// The cdylib cargo built with this test binary: `cargo test` leaves the fresh
 /// one in `target/<profile>/deps/` (next to the test binary), `cargo build` in
