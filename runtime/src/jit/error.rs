@@ -31,4 +31,8 @@ pub enum JitError {
     },
     #[error("jit: {message}")]
     Module { message: String },
+    /// A program was prepared with another object's map table: its proofs and map
+    /// references are about those maps, not the ones it would run with.
+    #[error("jit: program {prog} was prepared with another map table than the object's")]
+    OtherMapTable { prog: String },
 }

@@ -189,6 +189,17 @@ impl<'a> JitObject<'a> {
             message: e.to_string(),
         };
 
+        // The proofs and map references of each program are about the table it was
+        // prepared with; compiled code resolves maps in `loaded.maps`.
+        if let Some(p) = loaded
+            .programs
+            .iter()
+            .find(|p| p.maps_id() != loaded.maps.id())
+        {
+            return Err(JitError::OtherMapTable {
+                prog: p.name.clone(),
+            });
+        }
         // Declare every function first, so calls can refer to any of them.
         let mut ids: Vec<Vec<FuncId>> = Vec::with_capacity(loaded.programs.len());
         let mut names: Vec<Vec<String>> = Vec::with_capacity(loaded.programs.len());
@@ -773,5 +784,37 @@ mod tests {
         let t = run(&loaded(true));
         assert_eq!(t.kind, TrapKind::ProofViolated { pc: 1 });
         assert_eq!(t.pc, 1);
+    }
+
+    /// A program prepared with another map table is refused at compile time: its proofs
+    /// (value sizes, the map of each call) are about that table's maps.
+    #[test]
+    fn programs_compile_only_with_their_map_table() {
+        let prog = [
+            RawInsn::new(0xb7, 0, 0, 0, 7),
+            RawInsn::new(0x95, 0, 0, 0, 0),
+        ];
+        let object = |maps: MapTable, other: bool| {
+            let prepared = if other {
+                prepare("t", "xdp", &prog, &[], &MapTable::new(Vec::new()))
+            } else {
+                prepare("t", "xdp", &prog, &[], &maps)
+            };
+            LoadedObject {
+                programs: vec![prepared.unwrap()],
+                maps,
+                rejected: Vec::new(),
+                all_programs: Vec::new(),
+            }
+        };
+        let foreign = object(MapTable::new(Vec::new()), true);
+        assert!(matches!(
+            JitObject::compile(&foreign, &JitOptions::default()),
+            Err(JitError::OtherMapTable { .. })
+        ));
+        let own = object(MapTable::new(Vec::new()), false);
+        let jit = JitObject::compile(&own, &JitOptions::default()).unwrap();
+        let mut pkt = Packet::new(&[0u8; 64]).unwrap();
+        assert_eq!(jit.run(&mut Vm::new(0), 0, &mut pkt), Ok(7));
     }
 }
