@@ -11,6 +11,36 @@ use kclient::bpftool as kernel;
 use runtime::{LoadedObject, Packet, TrapKind, Vm};
 
 /// One instruction slot from its fields (for hand-written programs).
+/// A one-slot prog_array named "jmp" in a store of its own, slot 0 holding program id
+/// `target` (`programs[target - 1]` of the object it is bound into).
+fn prog_array_to(target: u32) -> runtime::BoundMap {
+    let store = maps::Store::anonymous(maps::StoreOptions {
+        size: 1 << 20,
+        ncpus: Some(1),
+    })
+    .unwrap();
+    let def = maps::MapDef {
+        map_type: runtime::maptable::types::PROG_ARRAY,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+        map_flags: 0,
+        name: "jmp".into(),
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+        btf_id: 0,
+        holder_pid: 0,
+    };
+    let map = store.create_map(&def).unwrap();
+    map.update(&0u32.to_ne_bytes(), &target.to_ne_bytes(), 0)
+        .unwrap();
+    runtime::BoundMap {
+        name: "jmp".into(),
+        info: map.info(),
+        map,
+    }
+}
+
 fn raw(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> isa::RawInsn {
     isa::RawInsn::new(code, dst, src, off, imm)
 }

@@ -457,16 +457,12 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.enter(slow);
         // The context, map values and everything else: the full check in Rust.
         let info = self.b.ins().iconst(I64, size as i64 | (write as i64) << 8);
-        self.frame_lo_used = true;
-        let f = self
-            .b
-            .ins()
-            .iconst(I64, tr::check_shim as *const () as usize as i64);
-        let call = self
-            .b
-            .ins()
-            .call_indirect(self.check_sig, f, &[self.ctx, addr, info]);
-        let allowed = self.b.inst_results(call)[0];
+        let allowed = self.call_shim(
+            tr::check_shim as *const (),
+            self.check_sig,
+            &[self.ctx, addr, info],
+            true,
+        );
         let bad = self.b.ins().icmp_imm_s(IntCC::Equal, allowed, 0);
         self.trap_if(bad, fail, pc, addr, info);
         self.b.ins().jump(ok, &[]);
@@ -811,6 +807,22 @@ impl<'a, 'b> Tx<'a, 'b> {
         )
     }
 
+    /// Calls the `extern "C"` shim at `f` with `args` (signature `sig`); its one result.
+    /// `reads_frame_lo`: the shim checks pointers against the live stack, so this
+    /// function must keep `JitCtx::frame_lo` current (see `frame_lo_used`).
+    fn call_shim(
+        &mut self,
+        f: *const (),
+        sig: SigRef,
+        args: &[Value],
+        reads_frame_lo: bool,
+    ) -> Value {
+        self.frame_lo_used |= reads_frame_lo;
+        let fv = self.b.ins().iconst(I64, f as usize as i64);
+        let call = self.b.ins().call_indirect(sig, fv, args);
+        self.b.inst_results(call)[0]
+    }
+
     /// A helper call: r0 = helper(r1..r5); a helper's trap stops the run at `pc`.
     ///
     /// Map lookups and updates on a known map (the analysis proved the same map in r1
@@ -846,7 +858,9 @@ impl<'a, 'b> Tx<'a, 'b> {
                 self.b.ins().store(f, v, self.ctx, off);
             }
         }
-        let call = match (id, map) {
+        // The shim, its signature and arguments, and whether it checks pointers (so
+        // reads `JitCtx::frame_lo` and may trap): the proven shims do neither.
+        let (f, sig, args, checked): (*const (), SigRef, Vec<Value>, bool) = match (id, map) {
             (helpers::MAP_LOOKUP_ELEM, Some(m)) if proven & 0b10 != 0 => {
                 if let Some(l) = m.map.array_layout() {
                     let r0 = self.inline_array_lookup(l);
@@ -854,58 +868,33 @@ impl<'a, 'b> Tx<'a, 'b> {
                     return;
                 }
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
-                let key = self.r(2);
-                let f = tr::map_lookup_proven_shim as *const () as usize as i64;
-                let f = self.b.ins().iconst(I64, f);
-                let call = self
-                    .b
-                    .ins()
-                    .call_indirect(self.check_sig, f, &[self.ctx, mv, key]);
-                let r0 = self.b.inst_results(call)[0];
-                self.set(0, r0);
-                return;
+                let f = tr::map_lookup_proven_shim as *const ();
+                (f, self.check_sig, vec![self.ctx, mv, self.r(2)], false)
             }
             (helpers::MAP_UPDATE_ELEM, Some(m)) if proven & 0b110 == 0b110 && !m.read_only() => {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
-                let (key, value, flags) = (self.r(2), self.r(3), self.r(4));
                 let f = if fact.update_in_place {
-                    tr::map_update_proven_shim::<true> as *const () as usize as i64
+                    tr::map_update_proven_shim::<true> as *const ()
                 } else {
-                    tr::map_update_proven_shim::<false> as *const () as usize as i64
+                    tr::map_update_proven_shim::<false> as *const ()
                 };
-                let f = self.b.ins().iconst(I64, f);
-                let call = self.b.ins().call_indirect(
-                    self.update_sig,
-                    f,
-                    &[self.ctx, mv, key, value, flags],
-                );
-                let r0 = self.b.inst_results(call)[0];
-                self.set(0, r0);
-                return;
+                let args = vec![self.ctx, mv, self.r(2), self.r(3), self.r(4)];
+                (f, self.update_sig, args, false)
             }
             (helpers::MAP_LOOKUP_ELEM, Some(m)) => {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
-                let key = self.r(2);
-                self.frame_lo_used = true;
-                let f = self
-                    .b
-                    .ins()
-                    .iconst(I64, tr::map_lookup_shim as *const () as usize as i64);
-                self.b
-                    .ins()
-                    .call_indirect(self.check_sig, f, &[self.ctx, mv, key])
+                let f = tr::map_lookup_shim as *const ();
+                (f, self.check_sig, vec![self.ctx, mv, self.r(2)], true)
             }
             (helpers::MAP_UPDATE_ELEM, Some(m)) if !m.read_only() => {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
-                let (key, value, flags) = (self.r(2), self.r(3), self.r(4));
-                self.frame_lo_used = true;
-                let f = self
-                    .b
-                    .ins()
-                    .iconst(I64, tr::map_update_shim as *const () as usize as i64);
-                self.b
-                    .ins()
-                    .call_indirect(self.update_sig, f, &[self.ctx, mv, key, value, flags])
+                let args = vec![self.ctx, mv, self.r(2), self.r(3), self.r(4)];
+                (
+                    tr::map_update_shim as *const (),
+                    self.update_sig,
+                    args,
+                    true,
+                )
             }
             _ => {
                 let idv = self.b.ins().iconst(I64, id);
@@ -913,21 +902,18 @@ impl<'a, 'b> Tx<'a, 'b> {
                 for r in 1..=5 {
                     args.push(self.r(r));
                 }
-                self.frame_lo_used = true;
-                let f = self
-                    .b
-                    .ins()
-                    .iconst(I64, tr::helper_shim as *const () as usize as i64);
-                self.b.ins().call_indirect(self.helper_sig, f, &args)
+                (tr::helper_shim as *const (), self.helper_sig, args, true)
             }
         };
-        let r0 = self.b.inst_results(call)[0];
-        let trapped = self
-            .b
-            .ins()
-            .load(I64, MemFlagsData::trusted(), self.ctx, tr::OFF_TRAPPED);
-        let zero = self.b.ins().iconst(I64, 0);
-        self.trap_if(trapped, status::HELPER, pc, zero, zero);
+        let r0 = self.call_shim(f, sig, &args, checked);
+        if checked {
+            let trapped =
+                self.b
+                    .ins()
+                    .load(I64, MemFlagsData::trusted(), self.ctx, tr::OFF_TRAPPED);
+            let zero = self.b.ins().iconst(I64, 0);
+            self.trap_if(trapped, status::HELPER, pc, zero, zero);
+        }
         self.set(0, r0);
     }
 
@@ -1095,16 +1081,12 @@ impl<'a, 'b> Tx<'a, 'b> {
         let r1 = self.r(1);
         let r2 = self.r(2);
         let r3 = self.r(3);
-        self.frame_lo_used = true;
-        let f = self
-            .b
-            .ins()
-            .iconst(I64, tr::tail_call_shim as *const () as usize as i64);
-        let call = self
-            .b
-            .ins()
-            .call_indirect(self.tail_sig, f, &[self.ctx, r1, r2, r3]);
-        let target = self.b.inst_results(call)[0];
+        let target = self.call_shim(
+            tr::tail_call_shim as *const (),
+            self.tail_sig,
+            &[self.ctx, r1, r2, r3],
+            true,
+        );
         let go = self.b.create_block();
         let cont = self.b.create_block();
         self.b.set_cold_block(go);

@@ -213,31 +213,7 @@ fn nested_bpf_loop_ends_with_the_budget_trap() {
 /// `0: r6 = r1; 1: r1 = r6; 2: r2 = jmp_table; 4: r3 = 0; 5: tail call;` then
 /// `6: r0 = 7; exit` (`again` false) or `6: goto 1` (`again` true).
 fn tail_loop(again: bool) -> LoadedObject {
-    let store = maps::Store::anonymous(maps::StoreOptions {
-        size: 1 << 20,
-        ncpus: Some(1),
-    })
-    .unwrap();
-    let def = maps::MapDef {
-        map_type: runtime::maptable::types::PROG_ARRAY,
-        key_size: 4,
-        value_size: 4,
-        max_entries: 1,
-        map_flags: 0,
-        name: "jmp".into(),
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-        btf_id: 0,
-        holder_pid: 0,
-    };
-    let map = store.create_map(&def).unwrap();
-    map.update(&0u32.to_ne_bytes(), &1u32.to_ne_bytes(), 0)
-        .unwrap();
-    let bound = BoundMap {
-        name: "jmp".into(),
-        info: map.info(),
-        map,
-    };
+    let bound = super::prog_array_to(1);
     let mut p = ops(&[(0xbf, 6, 1, 0, 0), (0xbf, 1, 6, 0, 0)]);
     p.extend([raw(0x18, 2, 5, 0, 0), raw(0, 0, 0, 0, 0)]);
     p.extend(ops(&[(0xb7, 3, 0, 0, 0), CALL_TAIL]));

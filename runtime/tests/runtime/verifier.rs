@@ -395,32 +395,8 @@ fn a_million_instructions_are_walked_once() {
 /// the tail call and go on, as the kernel's verifier refuses such a program.
 #[test]
 fn tail_calls_with_a_forged_ctx_are_refused() {
-    let store = maps::Store::anonymous(maps::StoreOptions {
-        size: 1 << 20,
-        ncpus: Some(1),
-    })
-    .unwrap();
-    let def = maps::MapDef {
-        map_type: runtime::maptable::types::PROG_ARRAY,
-        key_size: 4,
-        value_size: 4,
-        max_entries: 1,
-        map_flags: 0,
-        name: "jmp".into(),
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-        btf_id: 0,
-        holder_pid: 0,
-    };
-    let map = store.create_map(&def).unwrap();
     // Slot 0 names programs[1].
-    map.update(&0u32.to_ne_bytes(), &2u32.to_ne_bytes(), 0)
-        .unwrap();
-    let bound = runtime::BoundMap {
-        name: "jmp".into(),
-        info: map.info(),
-        map,
-    };
+    let bound = super::prog_array_to(2);
     let maps = MapTable::new(vec![bound]);
     let caller = [
         RawInsn::new(0xb7, 1, 0, 0, 0x1234), // r1 = 0x1234
