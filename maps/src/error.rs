@@ -221,6 +221,22 @@ pub enum ObjectError {
         /// The inconsistency.
         what: String,
     },
+    /// An XDP attachment refused as the kernel's `dev_xdp_attach` refuses it.
+    #[error("XDP attachment on ifindex {ifindex}: {what}")]
+    XdpRefused {
+        /// The interface.
+        ifindex: u32,
+        /// The kernel's extack message.
+        what: &'static str,
+        /// The kernel's errno.
+        errno: i32,
+    },
+    /// No XDP link with this id.
+    #[error("no XDP link with id {id}")]
+    NoSuchLink {
+        /// The id.
+        id: u32,
+    },
 }
 
 impl ObjectError {
@@ -236,6 +252,8 @@ impl ObjectError {
             ObjectError::Exists { .. } => libc::EEXIST,
             ObjectError::WrongKind { .. } | ObjectError::InvalidPath { .. } => libc::EINVAL,
             ObjectError::Invalid { .. } => libc::EINVAL,
+            ObjectError::XdpRefused { errno, .. } => *errno,
+            ObjectError::NoSuchLink { .. } => libc::ENOENT,
         }
     }
 }

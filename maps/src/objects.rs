@@ -3,8 +3,10 @@
 //!
 //! The table has `OBJ_TABLE_CAP` entries of 512 bytes, 64 `AtomicU64` words:
 //! ```text
-//! w0     state u32 (FREE/CREATING/LIVE) | kind u32 (1 program, 2 pin, 3 BTF)
-//! w1     id u32 (program or BTF id)      | target_kind u32 (pin: 1 map, 2 program, 3 dir)
+//! w0     state u32 (FREE/CREATING/LIVE) | kind u32 (1 program, 2 pin, 3 BTF, 4 XDP
+//!        attachment: its words in `xdp.rs`)
+//! w1     id u32 (program or BTF id)      | target_kind u32 (pin: 1 map, 2 program, 3 dir,
+//!        4 XDP link)
 //! w2     target_id u32 (pin)             | prog_type u32
 //! w3     insn_cnt u32                    | nr_map_ids u32
 //! w4     tag (8 bytes, as the kernel's prog tag)
@@ -45,6 +47,7 @@ use crate::store::Store;
 const KIND_PROG: u32 = 1;
 const KIND_PIN: u32 = 2;
 const KIND_BTF: u32 = 3;
+pub(crate) const KIND_XDP: u32 = 4;
 /// Longest pin path, in bytes.
 pub const MAX_PIN_PATH: usize = 119;
 /// Most map ids recorded per program (the kernel's MAX_USED_MAPS).
@@ -54,7 +57,7 @@ pub const MAX_BTF_SIZE: usize = 16 << 20;
 
 #[repr(C)]
 pub(crate) struct ObjEntry {
-    w: [AtomicU64; 64],
+    pub(crate) w: [AtomicU64; 64],
 }
 const _: () = assert!(std::mem::size_of::<ObjEntry>() == OBJ_ENTRY_SIZE);
 // SAFETY: repr(C), built only of atomics.
@@ -68,13 +71,13 @@ fn obj(shm: &Shm, slot: u32) -> Option<&ObjEntry> {
 }
 
 impl ObjEntry {
-    fn lo(&self, w: usize) -> u32 {
+    pub(crate) fn lo(&self, w: usize) -> u32 {
         self.w[w].load(Ordering::Relaxed) as u32
     }
-    fn hi(&self, w: usize) -> u32 {
+    pub(crate) fn hi(&self, w: usize) -> u32 {
         (self.w[w].load(Ordering::Relaxed) >> 32) as u32
     }
-    fn set(&self, w: usize, lo: u32, hi: u32) {
+    pub(crate) fn set(&self, w: usize, lo: u32, hi: u32) {
         self.w[w].store(u64::from(lo) | (u64::from(hi) << 32), Ordering::Relaxed);
     }
     fn state(&self) -> u32 {
@@ -109,6 +112,8 @@ pub enum Pinned {
     Prog(u32),
     /// A directory (made by mkdir on the virtual bpffs).
     Dir,
+    /// An XDP link, by id.
+    Link(u32),
 }
 
 /// A program to record in the store (`BPF_PROG_LOAD`'s metadata).
@@ -185,18 +190,35 @@ pub fn boottime_ns() -> u64 {
 }
 
 impl Store {
-    /// Claims a free object slot under `meta_lock`, fills it with `fill` and publishes it.
-    fn add_object(
+    /// Runs `f` holding the header's `meta_lock`.
+    pub(crate) fn with_meta_lock<T>(
         &self,
-        fill: impl FnOnce(&ObjEntry, &layout::Header) -> Result<(), ObjectError>,
-    ) -> Result<(), ObjectError> {
-        let shm = self.shm();
-        let h = layout::header(shm).map_err(|e| ObjectError::Store {
+        f: impl FnOnce(&layout::Header) -> Result<T, ObjectError>,
+    ) -> Result<T, ObjectError> {
+        let h = layout::header(self.shm()).map_err(|e| ObjectError::Store {
             what: e.to_string(),
         })?;
         let _meta = lock::lock(&h.meta_lock).map_err(|e| ObjectError::Store {
             what: e.to_map_error(0, "store meta_lock".into()).to_string(),
         })?;
+        f(h)
+    }
+
+    /// Claims a free object slot under `meta_lock`, fills it with `fill` and publishes it.
+    fn add_object(
+        &self,
+        fill: impl FnOnce(&ObjEntry, &layout::Header) -> Result<(), ObjectError>,
+    ) -> Result<(), ObjectError> {
+        self.with_meta_lock(|h| self.add_object_locked(h, fill))
+    }
+
+    /// As [`Store::add_object`], the caller holding `meta_lock`.
+    pub(crate) fn add_object_locked(
+        &self,
+        h: &layout::Header,
+        fill: impl FnOnce(&ObjEntry, &layout::Header) -> Result<(), ObjectError>,
+    ) -> Result<(), ObjectError> {
+        let shm = self.shm();
         let slot = (0..OBJ_TABLE_CAP)
             .find(|&s| obj(shm, s).is_some_and(|e| e.state() != ENTRY_LIVE))
             .ok_or(ObjectError::TableFull {
@@ -225,7 +247,7 @@ impl Store {
         }
     }
 
-    fn live_objects(&self) -> impl Iterator<Item = &ObjEntry> + '_ {
+    pub(crate) fn live_objects(&self) -> impl Iterator<Item = &ObjEntry> + '_ {
         (0..OBJ_TABLE_CAP)
             .filter_map(|s| obj(self.shm(), s))
             .filter(|e| e.state() == ENTRY_LIVE)
@@ -288,7 +310,7 @@ impl Store {
         Ok(out)
     }
 
-    fn next_id(counter: &std::sync::atomic::AtomicU32) -> Result<u32, ObjectError> {
+    pub(crate) fn next_id(counter: &std::sync::atomic::AtomicU32) -> Result<u32, ObjectError> {
         let next = counter.load(Ordering::Acquire).max(1);
         if next == u32::MAX {
             return Err(ObjectError::TableFull {
@@ -530,6 +552,9 @@ impl Store {
                 self.program_by_id(id)?;
             }
             Pinned::Dir => {}
+            Pinned::Link(id) => {
+                self.xdp_link(id)?;
+            }
         }
         self.add_object(|e, _| {
             if self
@@ -544,6 +569,7 @@ impl Store {
                 Pinned::Map(id) => (1, id),
                 Pinned::Prog(id) => (2, id),
                 Pinned::Dir => (3, 0),
+                Pinned::Link(id) => (4, id),
             };
             e.set(0, ENTRY_CREATING, KIND_PIN);
             e.set(1, 0, tk);
@@ -584,6 +610,7 @@ impl Store {
                     1 => Pinned::Map(e.lo(2)),
                     2 => Pinned::Prog(e.lo(2)),
                     3 => Pinned::Dir,
+                    4 => Pinned::Link(e.lo(2)),
                     _ => return None,
                 };
                 Some((p, w))
@@ -599,7 +626,7 @@ impl Store {
             Pinned::Map(id) => self
                 .map_by_id(id)
                 .map_err(|_| ObjectError::NoSuchMap { id }),
-            Pinned::Prog(_) | Pinned::Dir => Err(ObjectError::WrongKind {
+            Pinned::Prog(_) | Pinned::Dir | Pinned::Link(_) => Err(ObjectError::WrongKind {
                 path: path.to_owned(),
             }),
         }
