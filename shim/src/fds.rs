@@ -28,8 +28,8 @@ pub enum Obj {
     Btf(u32),
     /// A BTF object held in the memfd's contents.
     LocalBtf,
-    /// An XDP attachment: program id and ifindex.
-    Link(u32, u32),
+    /// An XDP link of the store, by link id.
+    Link(u32),
     /// The descriptor of BPF_ENABLE_STATS.
     Stats,
 }
@@ -48,7 +48,7 @@ impl Obj {
             Obj::LocalProg(t) => format!("lprog:{t}"),
             Obj::Btf(id) => format!("btf:{id}"),
             Obj::LocalBtf => "lbtf".to_string(),
-            Obj::Link(p, i) => format!("link:{p}:{i}"),
+            Obj::Link(id) => format!("link:{id}"),
             Obj::Stats => "stats".to_string(),
         };
         format!("xdpshim:{tag}:{what}")
@@ -66,10 +66,7 @@ impl Obj {
             "lprog" => Obj::LocalProg(num()?),
             "btf" => Obj::Btf(num()?),
             "lbtf" => Obj::LocalBtf,
-            "link" => {
-                let p = num()?;
-                Obj::Link(p, num()?)
-            }
+            "link" => Obj::Link(num()?),
             "stats" => Obj::Stats,
             _ => return None,
         })
@@ -82,7 +79,7 @@ impl Obj {
             Obj::Map(_) => "bpf-map",
             Obj::Prog(_) | Obj::LocalProg(_) => "bpf-prog",
             Obj::Btf(_) | Obj::LocalBtf => "btf",
-            Obj::Link(..) => "bpf_link",
+            Obj::Link(_) => "bpf_link",
             Obj::Stats => "bpf-stats",
         }
     }
@@ -253,7 +250,7 @@ mod tests {
             Obj::LocalProg(1),
             Obj::Btf(3),
             Obj::LocalBtf,
-            Obj::Link(7, 2),
+            Obj::Link(7),
             Obj::Stats,
         ] {
             let fd = create_tagged(obj, b"data", "2d.1f").expect("memfd");

@@ -22,6 +22,7 @@ enum Held {
     Map(u32),
     Prog(u32),
     Btf(u32),
+    Link(u32),
 }
 
 /// Maps, programs and BTF objects of the store tagged `tag` referenced by
@@ -48,8 +49,11 @@ fn held_by_descriptors(tag: &str) -> HashSet<Held> {
                 Some(Obj::Map(id)) => {
                     held.insert(Held::Map(id));
                 }
-                Some(Obj::Prog(id)) | Some(Obj::Link(id, _)) => {
+                Some(Obj::Prog(id)) => {
                     held.insert(Held::Prog(id));
+                }
+                Some(Obj::Link(id)) => {
+                    held.insert(Held::Link(id));
                 }
                 Some(Obj::Btf(id)) => {
                     held.insert(Held::Btf(id));
@@ -76,6 +80,41 @@ pub struct Collected {
     pub maps: usize,
     pub progs: usize,
     pub btfs: usize,
+    pub links: usize,
+}
+
+/// Removes the XDP links no descriptor or pin holds any more (a link goes
+/// when its last descriptor closes, as in the kernel; its creator holds it
+/// until its first descriptor exists). Returns how many went.
+pub fn collect_links(store: &maps::Store) -> usize {
+    if store.xdp_attachments().iter().all(|a| a.link_id == 0) {
+        return 0;
+    }
+    let tag = crate::fds::store_tag(store);
+    let mut held: Option<HashSet<Held>> = None;
+    let mut held_by_fd = |key: Held| {
+        held.get_or_insert_with(|| held_by_descriptors(&tag))
+            .contains(&key)
+    };
+    collect_links_with(store, &mut held_by_fd)
+}
+
+fn collect_links_with(store: &maps::Store, held_by_fd: &mut impl FnMut(Held) -> bool) -> usize {
+    let pins = store.pins();
+    let mut gone = 0;
+    for a in store.xdp_attachments() {
+        if a.link_id == 0
+            || pins.iter().any(|(_, p)| *p == Pinned::Link(a.link_id))
+            || alive(a.holder_pid)
+            || held_by_fd(Held::Link(a.link_id))
+        {
+            continue;
+        }
+        if store.xdp_link_remove(a.link_id).is_ok() {
+            gone += 1;
+        }
+    }
+    gone
 }
 
 /// Removes the shim-made maps, programs and BTF objects nothing holds any
@@ -89,6 +128,8 @@ pub fn collect(store: &maps::Store) -> Collected {
             .contains(&key)
     };
     let mut gone = Collected::default();
+    // XDP links first (they hold programs).
+    gone.links = collect_links_with(store, &mut held_by_fd);
     loop {
         let pins = store.pins();
         let pinned = |w: Pinned| pins.iter().any(|(_, p)| *p == w);
@@ -127,9 +168,11 @@ pub fn collect(store: &maps::Store) -> Collected {
             }
         }
         let mut changed = false;
+        let attached: HashSet<u32> = store.xdp_attachments().iter().map(|a| a.prog_id).collect();
         for p in &store.programs() {
             if p.holder_pid == 0
                 || pinned(Pinned::Prog(p.id))
+                || attached.contains(&p.id)
                 || slot_progs.contains(&p.id)
                 || alive(p.holder_pid)
                 || held_by_fd(Held::Prog(p.id))
