@@ -201,14 +201,15 @@ impl Store {
                     ));
                 }
             }
-            if r.prog_id != cur_prog {
-                if mode == XDP_FLAGS_HW_MODE || (mode == XDP_FLAGS_DRV_MODE && !r.native) {
-                    return Err(refuse(
-                        ifx,
-                        "Underlying driver does not support XDP in native mode",
-                        libc::EOPNOTSUPP,
-                    ));
-                }
+            // The driver is asked only when the program changes.
+            let unsupported =
+                mode == XDP_FLAGS_HW_MODE || (mode == XDP_FLAGS_DRV_MODE && !r.native);
+            if r.prog_id != cur_prog && unsupported {
+                return Err(refuse(
+                    ifx,
+                    "Underlying driver does not support XDP in native mode",
+                    libc::EOPNOTSUPP,
+                ));
             }
             if r.link {
                 let slot = &h.reserved[0];
@@ -296,6 +297,41 @@ impl Store {
             e.set(2, prog_id, id);
             Ok(())
         })
+    }
+
+    /// The part of a shim descriptor's name that says which store it belongs
+    /// to (`xdpshim:<tag>:link:5`): the store file's device and inode in hex.
+    pub fn descriptor_tag(&self) -> String {
+        let (dev, ino) = self.identity();
+        format!("{dev:x}.{ino:x}")
+    }
+
+    /// Removes the links that no pin holds and `held` does not keep (the
+    /// caller knows the descriptors and processes); returns how many went.
+    pub fn xdp_collect_links(&self, mut held: impl FnMut(&XdpAttachment) -> bool) -> usize {
+        let links: Vec<XdpAttachment> = self
+            .xdp_attachments()
+            .into_iter()
+            .filter(|a| a.link_id != 0)
+            .collect();
+        if links.is_empty() {
+            return 0;
+        }
+        let pins = self.pins();
+        let mut gone = 0;
+        for a in links {
+            if pins
+                .iter()
+                .any(|(_, p)| *p == crate::Pinned::Link(a.link_id))
+                || held(&a)
+            {
+                continue;
+            }
+            if self.xdp_link_remove(a.link_id).is_ok() {
+                gone += 1;
+            }
+        }
+        gone
     }
 
     /// Removes link `id` (its last descriptor closed, and no pin holds it).
@@ -393,7 +429,13 @@ mod tests {
         );
         // The device is free again.
         assert_eq!(s.xdp_attach(&req(5, 0)), Ok(0));
-        s.xdp_link_remove(id).expect("remove");
+        // A pin keeps a link that nothing else holds.
+        s.pin("/sys/fs/bpf/l", crate::Pinned::Link(id))
+            .expect("pin");
+        assert_eq!(s.xdp_collect_links(|_| false), 0);
+        s.unpin("/sys/fs/bpf/l").expect("unpin");
+        assert_eq!(s.xdp_collect_links(|a| a.link_id == id), 0);
+        assert_eq!(s.xdp_collect_links(|_| false), 1);
         assert_eq!(s.xdp_link(id).map_err(|e| e.errno()), Err(libc::ENOENT));
         // A device without native XDP takes generic mode by default.
         let mut lo = req(5, 0);

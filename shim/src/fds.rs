@@ -36,8 +36,7 @@ pub enum Obj {
 
 /// The part of a descriptor's name that says which store it belongs to.
 pub fn store_tag(store: &maps::Store) -> String {
-    let (dev, ino) = store.identity();
-    format!("{dev:x}.{ino:x}")
+    store.descriptor_tag()
 }
 
 impl Obj {

@@ -100,21 +100,7 @@ pub fn collect_links(store: &maps::Store) -> usize {
 }
 
 fn collect_links_with(store: &maps::Store, held_by_fd: &mut impl FnMut(Held) -> bool) -> usize {
-    let pins = store.pins();
-    let mut gone = 0;
-    for a in store.xdp_attachments() {
-        if a.link_id == 0
-            || pins.iter().any(|(_, p)| *p == Pinned::Link(a.link_id))
-            || alive(a.holder_pid)
-            || held_by_fd(Held::Link(a.link_id))
-        {
-            continue;
-        }
-        if store.xdp_link_remove(a.link_id).is_ok() {
-            gone += 1;
-        }
-    }
-    gone
+    store.xdp_collect_links(|a| alive(a.holder_pid) || held_by_fd(Held::Link(a.link_id)))
 }
 
 /// Removes the shim-made maps, programs and BTF objects nothing holds any
@@ -127,9 +113,11 @@ pub fn collect(store: &maps::Store) -> Collected {
         held.get_or_insert_with(|| held_by_descriptors(&tag))
             .contains(&key)
     };
-    let mut gone = Collected::default();
     // XDP links first (they hold programs).
-    gone.links = collect_links_with(store, &mut held_by_fd);
+    let mut gone = Collected {
+        links: collect_links_with(store, &mut held_by_fd),
+        ..Collected::default()
+    };
     loop {
         let pins = store.pins();
         let pinned = |w: Pinned| pins.iter().any(|(_, p)| *p == w);

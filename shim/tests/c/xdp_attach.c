@@ -2,6 +2,8 @@
 // errno it gave (0 for success) and the facts that must agree between the
 // kernel and the shim (program ids are printed as p1/p2, never as numbers).
 // Usage: xdp_attach OBJ IFNAME
+//        xdp_attach OBJ IFNAME hold   (bpf_program__attach_xdp, print
+//                                      "attached", keep the link until stdin ends)
 #include <errno.h>
 #include <linux/if_link.h>
 #include <net/if.h>
@@ -67,8 +69,8 @@ int main(int argc, char **argv)
 	unsigned ifindex;
 	__u32 id;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s OBJ IFNAME\n", argv[0]);
+	if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "hold"))) {
+		fprintf(stderr, "usage: %s OBJ IFNAME [hold]\n", argv[0]);
 		return 2;
 	}
 	libbpf_set_print(NULL);
@@ -81,6 +83,22 @@ int main(int argc, char **argv)
 	}
 	p1_id = prog_id(p1);
 	p2_id = prog_id(p2);
+	if (argc == 4) {
+		char buf[64];
+		struct bpf_link *link =
+			bpf_program__attach_xdp(bpf_object__next_program(o1, NULL), ifindex);
+		if (!link || libbpf_get_error(link)) {
+			printf("attach failed %d\n", -errno);
+			return 1;
+		}
+		printf("attached\n");
+		fflush(stdout);
+		while (fgets(buf, sizeof(buf), stdin))
+			;
+		bpf_link__destroy(link);
+		printf("done\n");
+		return 0;
+	}
 
 	l1 = step("create p1", bpf_link_create(p1, ifindex, BPF_XDP, NULL));
 	link_info("l1", l1, ifindex);

@@ -155,3 +155,189 @@ fn xdp_links_behave_as_the_kernels() {
     let kernel = lines("against the kernel", &kernel);
     assert_eq!(kernel, shim, "kernel (left) and shim (right) disagree");
 }
+
+/// `ping -c COUNT` from namespace `ns`; the replies received.
+fn ping(ns: &str, to: &str, count: u32) -> u32 {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", ns, "ping", "-n", "-q", "-i", "0.2", "-W", "1", "-c",
+        ])
+        .arg(count.to_string())
+        .arg(to)
+        .output()
+        .expect("ping runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once(" packets transmitted, ")?;
+            rest.split(' ').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no ping summary in {text}"))
+}
+
+/// A child process killed on drop, its stdout lines read on a thread.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    pub fn spawn(mut c: Command) -> Daemon {
+        use std::io::BufRead;
+        let mut child = c
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, lines }
+    }
+
+    /// The next line containing `what` (a bound against a hang, not a timing
+    /// assertion); the lines before it are kept in `seen`.
+    pub fn wait_for(&self, what: &str, seen: &mut Vec<String>) -> String {
+        loop {
+            match self.lines.recv_timeout(std::time::Duration::from_secs(60)) {
+                Ok(l) if l.contains(what) => return l,
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("no line with {what:?}; seen:\n{}", seen.join("\n")),
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The number `key` of a JSON event line.
+pub fn field(line: &str, key: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}
+
+/// The follow daemon (root, trusting the store of uid 65534) in namespace `ns`.
+pub fn follow_daemon(ns: &str, store: &TestStore) -> Daemon {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns])
+        .arg(super::libbpf::xdp_runner())
+        .args([
+            "attach",
+            "--follow",
+            "--store",
+            &store.0,
+            "--store-trust",
+            "uid:65534",
+            "--json",
+        ])
+        .env_remove("LD_PRELOAD");
+    Daemon::spawn(c)
+}
+
+/// Namespaces `a` (with `va`, no address) and `b` (with `vb`, 10.79.x.2/24,
+/// knowing va's MAC for 10.79.x.1): only a program on `va` answers a ping of
+/// 10.79.x.1. Returns the address to ping and the second namespace.
+pub fn echo_setup(a: &VethNs, subnet: u8) -> (String, VethNs) {
+    let b = VethNs(format!("{}-b", a.0));
+    let _ = Command::new("ip").args(["netns", "del", &b.0]).output();
+    b.ip(&["netns", "add", &b.0], false).expect("netns b");
+    a.ip(&["link", "set", "vb", "netns", &b.0], true)
+        .expect("move vb");
+    b.ip(&["link", "set", "vb", "up"], true).expect("vb up");
+    b.ip(&["link", "set", "lo", "up"], true).expect("lo up");
+    let me = format!("10.79.{subnet}.2/24");
+    b.ip(&["addr", "add", &me, "dev", "vb"], true)
+        .expect("address");
+    let out = a
+        .ip(&["-o", "link", "show", "dev", "va"], true)
+        .expect("va");
+    let at = out.find("link/ether ").expect("an Ethernet device") + 11;
+    let mac = &out[at..at + 17];
+    let to = format!("10.79.{subnet}.1");
+    b.ip(
+        &[
+            "neigh",
+            "add",
+            &to,
+            "lladdr",
+            mac,
+            "dev",
+            "vb",
+            "nud",
+            "permanent",
+        ],
+        true,
+    )
+    .expect("neighbour");
+    (to, b)
+}
+
+#[test]
+fn follow_runs_a_link_attached_under_the_shim() {
+    const T: &str = "follow_runs_a_link_attached_under_the_shim";
+    if let Some(why) = unavailable() {
+        return println!("SKIP: {T}: {why}");
+    }
+    let tool = match attach_tool() {
+        Ok(t) => t,
+        Err(why) => return println!("SKIP: {T}: {why}"),
+    };
+    let obj = bpf_progs::object("xdp_icmp_echo");
+    let a = VethNs::new("follow").expect("namespace");
+    let (to, b) = echo_setup(&a, 1);
+    assert_eq!(
+        ping(&b.0, &to, 1),
+        0,
+        "something answers without the program"
+    );
+
+    let store = TestStore::new("follow");
+    // The loader, uid 65534 under the shim, attaches and holds the link.
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &a.0])
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(&tool)
+        .args([obj.to_str().expect("utf-8"), "va", "hold"])
+        .env("LD_PRELOAD", shim_so())
+        .env("XDPSHIM_STORE", &store.0);
+    let mut loader = Daemon::spawn(c);
+    let mut seen = Vec::new();
+    loader.wait_for("attached", &mut seen);
+
+    let daemon = follow_daemon(&a.0, &store);
+    let started = daemon.wait_for("\"started\"", &mut seen);
+    assert!(started.contains("\"iface\":\"va\""), "{started}");
+    assert_eq!(ping(&b.0, &to, 3), 3, "the attached program answers");
+
+    // The loader closes its link and exits: the data plane on va stops.
+    drop(loader.child.stdin.take());
+    loader.wait_for("done", &mut seen);
+    let stopped = daemon.wait_for("\"stopped\"", &mut seen);
+    assert_eq!(field(&stopped, "tx"), 3, "{stopped}");
+    assert_eq!(
+        ping(&b.0, &to, 1),
+        0,
+        "nothing answers once the link is gone"
+    );
+    drop(daemon);
+}
