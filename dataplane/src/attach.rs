@@ -720,8 +720,13 @@ fn wanted(store: &maps::Store) -> HashMap<u32, (u32, u32)> {
                 .contains(&a.link_id)
     });
     let mut out = HashMap::new();
+    let netns = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino() as u32)
+    };
     for a in store.xdp_attachments() {
-        if a.ifindex != 0 {
+        // Interfaces of this process's network namespace only.
+        if a.ifindex != 0 && a.netns == netns {
             // One program per interface runs here, whatever the mode (the
             // kernel refuses generic beside native; offload has no program here).
             out.entry(a.ifindex).or_insert((a.prog_id, a.link_id));

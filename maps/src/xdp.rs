@@ -7,7 +7,8 @@
 //! ```text
 //! w1   ifindex u32 (0: a link detached from its device) | mode u32 (XDP_FLAGS_*_MODE)
 //! w2   prog_id u32                                       | link_id u32 (0: no link)
-//! w3   flags u32 (as given at attachment)                | 0
+//! w3   flags u32 (as given at attachment)                | netns u32 (inode of the
+//!      network namespace the ifindex is in, 0 if unknown)
 //! w28  0                                                 | holder_pid u32
 //! ```
 //! w1 and w2 change under `meta_lock` after publication (detach, link update);
@@ -50,6 +51,8 @@ pub struct XdpAttachment {
     pub link_id: u32,
     /// The flags given at attachment.
     pub flags: u32,
+    /// The network namespace of `ifindex` (the inode of `/proc/self/ns/net`, low 32 bits).
+    pub netns: u32,
     /// The process making the link's first descriptor (0 once it exists).
     pub holder_pid: u32,
 }
@@ -73,6 +76,8 @@ pub struct XdpRequest {
     pub native: bool,
     /// The calling process (kept while the link's first descriptor is made).
     pub holder_pid: u32,
+    /// The caller's network namespace (see [`XdpAttachment::netns`]).
+    pub netns: u32,
 }
 
 fn refuse(ifindex: u32, what: &'static str, errno: i32) -> ObjectError {
@@ -90,6 +95,7 @@ fn read(e: &ObjEntry) -> XdpAttachment {
         prog_id: e.lo(2),
         link_id: e.hi(2),
         flags: e.lo(3),
+        netns: e.hi(3),
         holder_pid: e.hi(28),
     }
 }
@@ -147,7 +153,7 @@ impl Store {
             let here: Vec<(&ObjEntry, XdpAttachment)> = self
                 .xdp_entries()
                 .map(|e| (e, read(e)))
-                .filter(|(_, a)| a.ifindex == ifx && ifx != 0)
+                .filter(|(_, a)| a.ifindex == ifx && ifx != 0 && a.netns == r.netns)
                 .collect();
             if r.flags & XDP_FLAGS_MODES == 0 && here.len() > 1 {
                 return Err(refuse(
@@ -223,7 +229,7 @@ impl Store {
                     e.set(0, ENTRY_CREATING, KIND_XDP);
                     e.set(1, ifx, mode);
                     e.set(2, r.prog_id, id);
-                    e.set(3, r.flags, 0);
+                    e.set(3, r.flags, r.netns);
                     e.set(28, 0, r.holder_pid);
                     Ok(())
                 })?;
@@ -234,14 +240,14 @@ impl Store {
                 (Some((e, _)), 0) => e.w[0].store(u64::from(ENTRY_FREE), Ordering::Release),
                 (Some((e, _)), p) => {
                     e.set(2, p, 0);
-                    e.set(3, r.flags, 0);
+                    e.set(3, r.flags, r.netns);
                 }
                 (None, 0) => {}
                 (None, p) => self.add_object_locked(h, |e, _| {
                     e.set(0, ENTRY_CREATING, KIND_XDP);
                     e.set(1, ifx, mode);
                     e.set(2, p, 0);
-                    e.set(3, r.flags, 0);
+                    e.set(3, r.flags, r.netns);
                     Ok(())
                 })?,
             }
@@ -445,5 +451,15 @@ mod tests {
         assert_eq!(s.xdp_attachments()[0].mode, XDP_FLAGS_SKB_MODE);
         lo.flags = XDP_FLAGS_DRV_MODE;
         assert_eq!(errno(s.xdp_attach(&lo)), libc::EEXIST);
+        // The same ifindex in another network namespace is another device.
+        lo.netns = 77;
+        lo.native = true;
+        assert_eq!(s.xdp_attach(&lo), Ok(0));
+        let other: Vec<_> = s
+            .xdp_attachments()
+            .into_iter()
+            .filter(|a| a.netns == 77)
+            .collect();
+        assert_eq!((other.len(), other[0].mode), (1, XDP_FLAGS_DRV_MODE));
     }
 }

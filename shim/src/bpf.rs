@@ -578,6 +578,7 @@ fn link_create_xdp(a: &[u8]) -> Result<i64, Errno> {
             link: true,
             native,
             holder_pid: pid,
+            netns: crate::netlink::netns(),
         })
         .map_err(|e| {
             state::log_once(&format!("xdpattach{ifindex}"), &e.to_string());

@@ -49,6 +49,17 @@ static void link_info(const char *what, int fd, unsigned ifindex)
 	       info.xdp.ifindex == ifindex ? "dev" : info.xdp.ifindex == 0 ? "0" : "other");
 }
 
+static void query(const char *what, unsigned ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	if (bpf_xdp_query(ifindex, 0, &q)) {
+		printf("%s query %d\n", what, -errno);
+		return;
+	}
+	printf("%s query mode %u prog %s skb %s drv %s hw %s\n", what, q.attach_mode,
+	       who(q.prog_id), who(q.skb_prog_id), who(q.drv_prog_id), who(q.hw_prog_id));
+}
+
 static int load(const char *path, struct bpf_object **out)
 {
 	struct bpf_object *obj = bpf_object__open_file(path, NULL);
@@ -155,6 +166,41 @@ int main(int argc, char **argv)
 	link_info("l3", l3, ifindex);
 	close(l3);
 	close(l1);
+
+	// Netlink attachment (libbpf's bpf_xdp_attach: RTM_SETLINK with IFLA_XDP).
+	LIBBPF_OPTS(bpf_xdp_attach_opts, xopts);
+	query("nl empty", ifindex);
+	step("nl attach p1 skb", bpf_xdp_attach(ifindex, p1, XDP_FLAGS_SKB_MODE, NULL));
+	query("nl p1", ifindex);
+	step("nl attach p2 noexist",
+	     bpf_xdp_attach(ifindex, p2, XDP_FLAGS_SKB_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL));
+	xopts.old_prog_fd = p2;
+	step("nl replace wrong old", bpf_xdp_attach(ifindex, p2, XDP_FLAGS_SKB_MODE, &xopts));
+	xopts.old_prog_fd = p1;
+	step("nl replace", bpf_xdp_attach(ifindex, p2, XDP_FLAGS_SKB_MODE, &xopts));
+	query("nl p2", ifindex);
+	step("nl attach drv beside skb", bpf_xdp_attach(ifindex, p1, XDP_FLAGS_DRV_MODE, NULL));
+	lopts.flags = XDP_FLAGS_SKB_MODE;
+	step("nl link over prog", bpf_link_create(p1, ifindex, BPF_XDP, &lopts));
+	step("nl two modes", bpf_xdp_attach(ifindex, p1, XDP_FLAGS_SKB_MODE | XDP_FLAGS_DRV_MODE,
+					     NULL));
+	step("nl detach", bpf_xdp_detach(ifindex, XDP_FLAGS_SKB_MODE, NULL));
+	query("nl detached", ifindex);
+	step("nl detach again", bpf_xdp_detach(ifindex, XDP_FLAGS_SKB_MODE, NULL));
+	step("nl attach bad fd", bpf_xdp_attach(ifindex, 999, 0, NULL));
+	step("nl attach map fd",
+	     bpf_xdp_attach(ifindex, bpf_map__fd(bpf_object__next_map(o1, NULL)), 0, NULL));
+	step("nl attach lo drv", bpf_xdp_attach(1, p1, XDP_FLAGS_DRV_MODE, NULL));
+	step("nl attach no device", bpf_xdp_attach(0x7ffffff0, p1, 0, NULL));
+	l3 = step("nl link", bpf_link_create(p1, ifindex, BPF_XDP, NULL));
+	query("nl link", ifindex);
+	step("nl detach over link", bpf_xdp_detach(ifindex, 0, NULL));
+	step("nl attach over link", bpf_xdp_attach(ifindex, p2, 0, NULL));
+	close(l3);
+	query("nl link closed", ifindex);
+	step("nl attach p2 drv", bpf_xdp_attach(ifindex, p2, 0, NULL));
+	query("nl p2 drv", ifindex);
+	step("nl detach drv", bpf_xdp_detach(ifindex, 0, NULL));
 	printf("done\n");
 	return 0;
 }

@@ -1,8 +1,12 @@
 //! XDP attachment under the shim against the kernel's: tests/c/xdp_attach.c
-//! creates, updates, detaches and closes BPF links on one end of a veth in a
-//! fresh network namespace, once as root against the kernel and once as uid
-//! 65534 under the shim; every step's errno and link info must agree. Needs
-//! root (namespaces), `ip`, `cc` and libbpf; prints `SKIP:` otherwise.
+//! creates, updates, detaches and closes BPF links, then attaches, replaces and
+//! detaches by netlink (libbpf's bpf_xdp_attach/bpf_xdp_query: RTM_SETLINK and
+//! RTM_GETLINK with IFLA_XDP), on one end of a veth in a fresh network
+//! namespace, once as root against the kernel and once as uid 65534 under the
+//! shim; every step's errno, link info and query must agree. Then the data
+//! plane: `xdp-runner attach --follow` runs what a libbpf loader attached, and
+//! stops when its link goes. Needs root (namespaces), `ip`, `cc` and libbpf;
+//! prints `SKIP:` otherwise.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -140,6 +144,14 @@ fn xdp_links_behave_as_the_kernels() {
         "create p1 drv beside skb -17",
         "by id info type 6 prog p2 ifindex dev",
         "create p1 after close 0",
+        "nl empty query mode 0 prog none skb none drv none hw none",
+        "nl p1 query mode 2 prog p1 skb p1 drv none hw none",
+        "nl attach p2 noexist -16",
+        "nl replace wrong old -17",
+        "nl p2 query mode 2 prog p2 skb p2 drv none hw none",
+        "nl detach over link -16",
+        "nl attach lo drv -95",
+        "nl link closed query mode 0 prog none skb none drv none hw none",
     ] {
         assert!(
             shim.iter().any(|l| l == expected),
@@ -340,4 +352,113 @@ fn follow_runs_a_link_attached_under_the_shim() {
         "nothing answers once the link is gone"
     );
     drop(daemon);
+}
+
+/// Program ids, MAC addresses, and the kernel JIT's `jited` word left out.
+fn normalised(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("link/ether"))
+        .map(|l| {
+            let mut out = Vec::new();
+            let mut words = l.split(' ').peekable();
+            while let Some(w) = words.next() {
+                if w == "jited" {
+                    continue;
+                }
+                out.push(w.to_string());
+                if (w == "id" || w == "\"id\":") && words.next().is_some() {
+                    out.push("N".into());
+                }
+            }
+            let line = out.join(" ");
+            // JSON: "id":123
+            match line.find("\"id\":") {
+                Some(i) => {
+                    let rest = &line[i + 5..];
+                    let end = rest
+                        .find(|c: char| !c.is_ascii_digit())
+                        .unwrap_or(rest.len());
+                    format!("{}\"id\":N{}", &line[..i], &rest[end..])
+                }
+                None => line,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn bpftool_and_ip_show_a_netlink_attachment() {
+    const T: &str = "bpftool_and_ip_show_a_netlink_attachment";
+    if let Some(why) = unavailable() {
+        return println!("SKIP: {T}: {why}");
+    }
+    if Command::new("bpftool").arg("version").output().is_err() {
+        return println!("SKIP: {T}: no bpftool");
+    }
+    let obj = bpf_progs::object("xdp_icmp_echo");
+    let obj = obj.to_str().expect("utf-8");
+    let pin = format!("/sys/fs/bpf/xs-netshow-{}", std::process::id());
+    let steps: Vec<Vec<&str>> = vec![
+        vec!["bpftool", "prog", "load", obj, &pin],
+        vec![
+            "bpftool",
+            "net",
+            "attach",
+            "xdpgeneric",
+            "pinned",
+            &pin,
+            "dev",
+            "va",
+        ],
+        vec!["bpftool", "net", "show"],
+        vec!["bpftool", "-j", "net", "show", "dev", "va"],
+        vec!["ip", "link", "show", "dev", "va"],
+        vec![
+            "bpftool", "net", "attach", "xdpdrv", "pinned", &pin, "dev", "va",
+        ],
+        vec![
+            "bpftool",
+            "net",
+            "attach",
+            "xdpgeneric",
+            "pinned",
+            &pin,
+            "dev",
+            "va",
+            "overwrite",
+        ],
+        vec!["bpftool", "net", "detach", "xdpgeneric", "dev", "va"],
+        vec!["bpftool", "net", "show", "dev", "va"],
+        vec!["ip", "link", "show", "dev", "va"],
+    ];
+    // One shell runs every step: one mount namespace (`ip netns exec` makes a
+    // new one, without the pins of the last).
+    let script: String = steps
+        .iter()
+        .map(|argv| {
+            format!(
+                "echo '$ {}'; {} 2>/dev/null; echo \"-> $?\"\n",
+                argv[..3].join(" "),
+                argv.join(" ")
+            )
+        })
+        .collect();
+    let transcript = |shim: Option<&TestStore>| -> Vec<String> {
+        let ns = VethNs::new(if shim.is_some() { "nss" } else { "nsk" }).expect("namespace");
+        let o = ns.run(&["sh", "-c", &script], shim);
+        normalised(&String::from_utf8_lossy(&o.stdout))
+    };
+    let store = TestStore::new("netshow");
+    let shim = transcript(Some(&store));
+    let text = shim.join("\n");
+    assert!(text.contains("va(3) generic id N"), "{text}");
+    assert!(text.contains("xdpgeneric qdisc"), "{text}");
+    assert!(text.contains("prog/xdp id N name xdp_icmp_echo"), "{text}");
+    let kernel = transcript(None);
+    let _ = std::fs::remove_file(&pin);
+    if kernel.get(1).is_some_and(|l| l == "-> 0") {
+        assert_eq!(kernel, shim, "kernel (left) and shim (right) disagree");
+    } else {
+        println!("SKIP: {T}: kernel comparison: the kernel did not load the program");
+    }
 }
