@@ -433,6 +433,7 @@ fn obj_pin(a: &[u8]) -> Result<i64, Errno> {
         return Err(libc::EPERM);
     };
     let store = state::store()?;
+    let path = crate::vfs::resolve(store, &path, false).ok_or(libc::ENOENT)?;
     let fd = u32_at(a, obj::BPF_FD) as c_int;
     let what = match fds::lookup(fd) {
         Some(Obj::Map(id)) => maps::Pinned::Map(id),
@@ -462,6 +463,7 @@ fn obj_get(a: &[u8]) -> Result<i64, Errno> {
         Some(crate::vfs::Node::Map(id)) => Obj::Map(id),
         Some(crate::vfs::Node::Prog(id)) => Obj::Prog(id),
         Some(crate::vfs::Node::Link(id)) => Obj::Link(id),
+        Some(crate::vfs::Node::Symlink) => return Err(libc::ELOOP),
         Some(crate::vfs::Node::Dir) => return Err(libc::EPERM),
         None => return Err(libc::ENOENT),
     };
