@@ -207,15 +207,21 @@ impl Store {
                     ));
                 }
             }
-            // The driver is asked only when the program changes.
-            let unsupported =
-                mode == XDP_FLAGS_HW_MODE || (mode == XDP_FLAGS_DRV_MODE && !r.native);
-            if r.prog_id != cur_prog && unsupported {
-                return Err(refuse(
-                    ifx,
-                    "Underlying driver does not support XDP in native mode",
-                    libc::EOPNOTSUPP,
-                ));
+            // The driver is asked only when the program changes: a device
+            // without ndo_bpf refuses both modes; one with it has no offload
+            // here (the runtime runs no offloaded programs) and refuses it as
+            // veth's ndo_bpf refuses XDP_SETUP_PROG_HW.
+            if r.prog_id != cur_prog {
+                if (mode == XDP_FLAGS_HW_MODE || mode == XDP_FLAGS_DRV_MODE) && !r.native {
+                    return Err(refuse(
+                        ifx,
+                        "Underlying driver does not support XDP in native mode",
+                        libc::EOPNOTSUPP,
+                    ));
+                }
+                if mode == XDP_FLAGS_HW_MODE {
+                    return Err(refuse(ifx, "no XDP offload on this device", libc::EINVAL));
+                }
             }
             if r.link {
                 let slot = &h.reserved[0];
@@ -408,7 +414,7 @@ mod tests {
         assert_eq!(errno(s.xdp_attach(&req(9, 6))), libc::EINVAL);
         assert_eq!(
             errno(s.xdp_attach(&req(9, XDP_FLAGS_HW_MODE))),
-            libc::EOPNOTSUPP
+            libc::EINVAL
         );
         // A link cannot replace a program.
         let mut l = req(9, 0);

@@ -191,6 +191,11 @@ int main(int argc, char **argv)
 	step("nl attach map fd",
 	     bpf_xdp_attach(ifindex, bpf_map__fd(bpf_object__next_map(o1, NULL)), 0, NULL));
 	step("nl attach lo drv", bpf_xdp_attach(1, p1, XDP_FLAGS_DRV_MODE, NULL));
+	step("nl attach hw", bpf_xdp_attach(ifindex, p1, XDP_FLAGS_HW_MODE, NULL));
+	step("nl attach lo hw", bpf_xdp_attach(1, p1, XDP_FLAGS_HW_MODE, NULL));
+	lopts.flags = XDP_FLAGS_HW_MODE;
+	step("link hw", bpf_link_create(p1, ifindex, BPF_XDP, &lopts));
+	step("nl detach hw", bpf_xdp_detach(ifindex, XDP_FLAGS_HW_MODE, NULL));
 	step("nl attach no device", bpf_xdp_attach(0x7ffffff0, p1, 0, NULL));
 	l3 = step("nl link", bpf_link_create(p1, ifindex, BPF_XDP, NULL));
 	query("nl link", ifindex);
