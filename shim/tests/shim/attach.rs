@@ -375,6 +375,11 @@ fn follow_runs_a_link_attached_under_the_shim() {
     let started = daemon.wait_for("\"started\"", &mut seen);
     assert!(started.contains("\"iface\":\"va\""), "{started}");
     assert_eq!(ping(&b.0, &to, 3), 3, "the attached program answers");
+    // bpftool lists the link as the kernel's does ("ID: xdp  prog ID").
+    let links = a.run(&["bpftool", "link", "show"], Some(&store));
+    let links = String::from_utf8_lossy(&links.stdout);
+    let want = format!(": xdp  prog {}", field(&started, "prog_id"));
+    assert!(links.contains(&want), "{links}");
 
     // The loader closes its link and exits: the data plane on va stops.
     drop(loader.child.stdin.take());
@@ -541,8 +546,27 @@ fn ip_link_set_xdp_obj_answers_ping_through_the_daemon() {
     let started = daemon.wait_for("\"started\"", &mut seen);
     assert!(started.contains("\"link_id\":0"), "{started}");
     assert_eq!(ping(&b.0, &to, 3), 3, "the attached program answers");
-    ip(&["link", "set", "dev", "va", "xdpgeneric", "off"]);
+    // Replaced by a new load of the program: the old one stops, the new one runs.
+    ip(&[
+        "-force",
+        "link",
+        "set",
+        "dev",
+        "va",
+        "xdpgeneric",
+        "obj",
+        obj,
+        "sec",
+        "xdp",
+    ]);
     let stopped = daemon.wait_for("\"stopped\"", &mut seen);
     assert_eq!(field(&stopped, "tx"), 3, "{stopped}");
+    assert_eq!(field(&stopped, "prog_id"), field(&started, "prog_id"));
+    let restarted = daemon.wait_for("\"started\"", &mut seen);
+    assert_ne!(field(&restarted, "prog_id"), field(&started, "prog_id"));
+    assert_eq!(ping(&b.0, &to, 2), 2, "the new program answers");
+    ip(&["link", "set", "dev", "va", "xdpgeneric", "off"]);
+    let stopped = daemon.wait_for("\"stopped\"", &mut seen);
+    assert_eq!(field(&stopped, "tx"), 2, "{stopped}");
     assert_eq!(ping(&b.0, &to, 1), 0, "nothing answers once detached");
 }
