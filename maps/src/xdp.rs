@@ -14,7 +14,7 @@
 //! w1 and w2 change under `meta_lock` after publication (detach, link update);
 //! readers load each word once. `holder_pid` is the creating process while a
 //! link's first descriptor is being made; then 0. The next link id is the
-//! header's reserved word 0 (0 read as 1), under `meta_lock`.
+//! header's reserved word `NEXT_LINK_ID_WORD` (0 read as 1), under `meta_lock`.
 
 use std::sync::atomic::Ordering;
 
@@ -224,7 +224,7 @@ impl Store {
                 }
             }
             if r.link {
-                let slot = &h.reserved[0];
+                let slot = &h.reserved[crate::layout::NEXT_LINK_ID_WORD];
                 let id = (slot.load(Ordering::Acquire) as u32).max(1);
                 if id == u32::MAX {
                     return Err(ObjectError::TableFull {
