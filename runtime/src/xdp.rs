@@ -593,17 +593,25 @@ impl Packet {
         self.frags.sizes[last] += grow;
     }
 
+    /// [`Packet::data_out`] into `out` (cleared first): no allocation once `out` has
+    /// held a frame as long.
+    pub fn data_out_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(self.meta_len() + self.buff_len());
+        out.extend_from_slice(self.data_with_meta());
+        for (page, &n) in self.frags.pages.iter().zip(self.frag_sizes()) {
+            out.extend_from_slice(&page[..n]);
+        }
+    }
+
     /// The frame as the kernel's test run returns it in `data_out`: metadata and linear
     /// part, then every fragment's bytes. Borrowed when there are no fragments.
     pub fn data_out(&self) -> std::borrow::Cow<'_, [u8]> {
         if self.frags.nr == 0 {
             return std::borrow::Cow::Borrowed(self.data_with_meta());
         }
-        let mut out = Vec::with_capacity(self.meta_len() + self.buff_len());
-        out.extend_from_slice(self.data_with_meta());
-        for (page, &n) in self.frags.pages.iter().zip(self.frag_sizes()) {
-            out.extend_from_slice(&page[..n]);
-        }
+        let mut out = Vec::new();
+        self.data_out_into(&mut out);
         std::borrow::Cow::Owned(out)
     }
 }
