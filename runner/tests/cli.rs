@@ -484,14 +484,26 @@ fn bad_inputs_give_clear_errors() {
 #[test]
 fn errors_do_not_repeat_their_causes() {
     // A map too large for the store: the store's error is also the load error's source.
+    // `run` sizes a new store for the object, so the store is one made for the object
+    // with its own map sizes.
+    let name = format!("cli-nospace-{}", std::process::id());
+    let made = run(&["run", &counter(), "--data-in", &icmp(), "--store", &name]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let out = run(&[
         "run",
         &counter(),
         "--data-in",
         &icmp(),
+        "--store",
+        &name,
         "--map-size",
         "counter_map=100000000",
     ]);
+    let _ = maps::Store::unlink(&name);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("no space in store").count(), 1, "{err}");
