@@ -573,7 +573,9 @@ impl Packet {
             }
         }
         if self.frags.nr == 0 && shrink > 0 {
-            self.md.data_end -= shrink as u32;
+            // The helper's check leaves 14 bytes; never below `data` in any case.
+            let linear = self.md.data_end - self.md.data;
+            self.md.data_end -= (shrink as u32).min(linear);
         }
     }
 
