@@ -200,6 +200,21 @@ def issue5_frames() -> dict:
     v6[4:6] = struct.pack("!H", 123)
     v6[6] = 6
     out["pkt_v6.bin"] = bytes(6) + bytes(6) + struct.pack("!H", 0x86DD) + bytes(v6) + bytes(tcp_zero)
+    # frag_*.bin: multi-buffer frames (the linear part holds 3520 bytes, the rest
+    # goes to 4096-byte fragments) for the kernel selftests of xdp_frags.c:
+    # frag_9000_N.bin are 9000 zero bytes but the first, N (the shrink case);
+    # frag_9001.bin 9001 zero bytes; frag_upd_SIZE_OFF.bin the update-frags frames:
+    # zero bytes but a little-endian u32 OFF at the start and 0xaa markers at OFF
+    # and OFF + 15 (prog_tests/xdp_adjust_frags.c).
+    for n in range(3):
+        out[f"frag_9000_{n}.bin"] = bytes([n]) + bytes(8999)
+    out["frag_9001.bin"] = bytes(9001)
+    for size, off in ((128, 16), (9000, 5000), (9000, 3510), (9000, 7606)):
+        f = bytearray(size)
+        f[0:4] = struct.pack("<I", off)
+        f[off] = 0xAA
+        f[off + 15] = 0xAA
+        out[f"frag_upd_{size}_{off}.bin"] = bytes(f)
     return out
 
 

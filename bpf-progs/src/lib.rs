@@ -60,6 +60,8 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_map_heavy",
     // Issue 10: perf_event_output and the ring buffer helpers.
     "xdp_events",
+    // Issue 15: multi-buffer frames, the kernel's xdp.frags selftests.
+    "xdp_frags",
 ];
 
 /// Every test packet in `packets/`.
@@ -82,6 +84,14 @@ pub const PACKETS: &[&str] = &[
     "fib_blackhole.bin",
     "pkt_v4.bin",
     "pkt_v6.bin",
+    "frag_9000_0.bin",
+    "frag_9000_1.bin",
+    "frag_9000_2.bin",
+    "frag_9001.bin",
+    "frag_upd_128_16.bin",
+    "frag_upd_9000_5000.bin",
+    "frag_upd_9000_3510.bin",
+    "frag_upd_9000_7606.bin",
 ];
 
 /// The programs in `xdp_oob.o`: each reads outside its regions and the
@@ -464,6 +474,84 @@ static CASES: &[Case] = &[
         sets: &[],
         prog_sets: &[],
         repeat: 40,
+    },
+    // Multi-buffer frames (xdp_frags.c), with the packet sizes of the kernel's
+    // prog_tests/xdp_adjust_tail.c and xdp_adjust_frags.c: 9000-byte frames are 3520
+    // linear bytes and fragments of 4096 and 1384.
+    Case {
+        // Shrink by 10 (within the last fragment), 4100 (freeing it and 4 bytes of
+        // the first), 8200 (freeing both and 2720 bytes off the linear part); 54 bytes
+        // fail, 74 shrink by 20 in the linear part.
+        object: "xdp_frags",
+        prog: "xdp_frags_shrink",
+        packets: &[
+            "frag_9000_0.bin",
+            "frag_9000_1.bin",
+            "frag_9000_2.bin",
+            "pkt_v4.bin",
+            "pkt_v6.bin",
+        ],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        // Repeated: 9000 -> 8990 -> 8970 -> 8950 (not 9000 any more: shrink by 20).
+        object: "xdp_frags",
+        prog: "xdp_frags_shrink",
+        packets: &["frag_9000_0.bin", "frag_9000_2.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 3,
+    },
+    Case {
+        // Grow the last fragment by 10 (9000) or by 4096 (9001: past its page,
+        // EINVAL); 54 bytes +4096 fails, 74 grow by 40 in the linear part.
+        object: "xdp_frags",
+        prog: "xdp_frags_grow",
+        packets: &[
+            "frag_9000_0.bin",
+            "frag_9001.bin",
+            "pkt_v4.bin",
+            "pkt_v6.bin",
+        ],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        // Repeated: 9000 grows to 9010, then matches no case (XDP_ABORTED).
+        object: "xdp_frags",
+        prog: "xdp_frags_grow",
+        packets: &["frag_9000_0.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 2,
+    },
+    Case {
+        // Markers in the linear part (128 bytes), in the first fragment (5000),
+        // across the linear part and the first fragment (3510) and across both
+        // fragments (7606).
+        object: "xdp_frags",
+        prog: "xdp_update_frags",
+        packets: &[
+            "frag_upd_128_16.bin",
+            "frag_upd_9000_5000.bin",
+            "frag_upd_9000_3510.bin",
+            "frag_upd_9000_7606.bin",
+        ],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        // Repeated: the markers are 0xbb after the first run (XDP_DROP).
+        object: "xdp_frags",
+        prog: "xdp_update_frags",
+        packets: &["frag_upd_9000_7606.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 2,
     },
 ];
 

@@ -178,6 +178,7 @@ fn expected_maps(object: &str) -> BTreeSet<&'static str> {
         "xdp_core" => &["core_out"],
         "xdp_spinlock" => &["acct_array", "acct_hash"],
         "xdp_adjust_tail" => &[],
+        "xdp_frags" => &[".bss"],
         "xdp_maps" => &["res", "small_hash", "arr", "lru", "routes", "pcpu"],
         "xdp_redirect" => &["res", "tx_port", "tx_hash"],
         "xdp_mim" => &[

@@ -24,9 +24,11 @@ pub enum Verdict {
     /// Not run: shorter than an Ethernet header (the kernel's test run refuses it
     /// with EINVAL, and no driver hands such a frame to XDP).
     Runt,
-    /// Not run: longer than a frame buffer holds (3520 bytes). A driver never hands
-    /// such a frame to a program without frags support, since it refuses to attach
-    /// one to an interface whose MTU allows them.
+    /// Not run: longer than a frame buffer holds (3520 bytes) for a program without
+    /// frags support (a driver never hands it such a frame, since it refuses to
+    /// attach one to an interface whose MTU allows them), or longer than a
+    /// multi-buffer frame holds (3520 bytes and 17 fragments of 4096) for an
+    /// `xdp.frags` program.
     Oversize,
 }
 
@@ -221,6 +223,8 @@ impl<'a> Dataplane<'a> {
             counters: self.counters.worker(index)?,
             pending_runs: 0,
             pending_ns: 0,
+            frags: loader::program_type(&self.loaded.programs[self.prog].section).1,
+            out: Vec::new(),
         })
     }
 }
@@ -258,6 +262,10 @@ pub struct Worker<'d> {
     /// Runs not yet added to the program's statistics in the store.
     pending_runs: u64,
     pending_ns: u64,
+    /// Whether the program takes multi-buffer frames (`xdp.frags`).
+    frags: bool,
+    /// The frame after a multi-buffer run: the linear part, then the fragments.
+    out: Vec<u8>,
 }
 
 impl std::fmt::Debug for Worker<'_> {
@@ -283,13 +291,14 @@ impl<'d> Worker<'d> {
     /// Runs the program once on `frame`, in the worker's buffer (reset to the
     /// kernel's geometry: zeroed headroom, the frame, zeroed tailroom), and counts
     /// the result. Frames that cannot be run (runts, oversize) are counted and
-    /// returned unchanged.
+    /// returned unchanged. An `xdp.frags` program runs frames past 3520 bytes as the
+    /// kernel lays them out: the linear part, then page fragments.
     pub fn run<'s>(&'s mut self, frame: &'s [u8], meta: &FrameMeta) -> Outcome<'s> {
         self.counters.add(Counter::Packets, 1);
         self.counters.add(Counter::Bytes, frame.len() as u64);
         let skipped = if frame.len() < runtime::xdp::ETH_HLEN {
             Some(Verdict::Runt)
-        } else if frame.len() > runtime::xdp::MAX_PACKET {
+        } else if frame.len() > runtime::xdp::MAX_PACKET && !self.frags {
             Some(Verdict::Oversize)
         } else {
             None
@@ -351,8 +360,13 @@ impl<'d> Worker<'d> {
         } else {
             None
         };
-        let all = self.pkt.data_with_meta();
         let meta_len = self.pkt.meta_len();
+        let all = if self.pkt.has_frags() {
+            self.pkt.data_out_into(&mut self.out);
+            &self.out[..]
+        } else {
+            self.pkt.data_with_meta()
+        };
         Outcome {
             verdict,
             retval,

@@ -760,3 +760,77 @@ fn the_stop_flag_ends_a_replay_after_the_frames_read() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Frames past 3520 bytes run for `xdp.frags` programs, as the kernel lays them out
+/// (the linear part, then page fragments), with the kernel's answers to the
+/// bpf-progs `xdp_frags` cases (live, or recorded); a program without frags support
+/// still gets them as `Oversize`, unrun, as does a frame past 17 fragments.
+#[test]
+fn frags_programs_run_multi_buffer_frames() {
+    let object_path = bpf_progs::object("xdp_frags");
+    let bytes = std::fs::read(&object_path).expect("object");
+    let object = loader::Object::parse(&bytes).expect("parse");
+    let mut compared = 0;
+    for case in bpf_progs::cases()
+        .iter()
+        .filter(|c| c.object == "xdp_frags" && c.repeat == 1)
+    {
+        for packet in case.packets {
+            let frame = std::fs::read(bpf_progs::packet(packet)).expect("packet");
+            let (k, _) = bpf_progs::recorded::kernel_answer(case, packet, &object_path)
+                .unwrap_or_else(|e| panic!("{}: {e}", case.label(packet)));
+            for engine in [Engine::Interpreter, Engine::Jit] {
+                let ours = load_ours(&object, &[]);
+                let index = ours.loaded.program_index(Some(case.prog)).expect("program");
+                let config = Config {
+                    engine,
+                    ..Default::default()
+                };
+                let dp = Dataplane::new(&ours.store, &ours.loaded, index, config).expect("dp");
+                let mut w = dp.worker(0).expect("worker");
+                let out = w.run(
+                    &frame,
+                    &FrameMeta::new(std::time::Duration::ZERO, frame.len()),
+                );
+                let what = format!("{} ({engine:?})", case.label(packet));
+                assert_eq!(out.retval, Some(k.retval), "{what}");
+                assert_eq!(out.verdict, Verdict::from_retval(k.retval), "{what}");
+                assert_eq!(
+                    bpf_progs::hex_encode(out.data),
+                    bpf_progs::hex_encode(&k.data_out),
+                    "{what}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 20, "{compared} runs compared");
+    // Past 17 fragments: not run.
+    let ours = load_ours(&object, &[]);
+    let index = ours.loaded.program_index(Some("xdp_frags_grow")).unwrap();
+    let dp = Dataplane::new(&ours.store, &ours.loaded, index, Config::default()).unwrap();
+    let mut w = dp.worker(0).unwrap();
+    let big = vec![0u8; runtime::xdp::MAX_FRAME + 1];
+    let out = w.run(&big, &FrameMeta::new(std::time::Duration::ZERO, big.len()));
+    assert_eq!((out.verdict, out.retval), (Verdict::Oversize, None));
+    let max = vec![0u8; runtime::xdp::MAX_FRAME];
+    let out = w.run(&max, &FrameMeta::new(std::time::Duration::ZERO, max.len()));
+    assert_eq!(
+        out.verdict,
+        Verdict::Aborted,
+        "73152 bytes match no grow case"
+    );
+    // A program without frags support: a 9000-byte frame is not run.
+    let counter =
+        loader::Object::parse(&std::fs::read(bpf_progs::object("xdp_counter")).unwrap()).unwrap();
+    let ours = load_ours(&counter, &[]);
+    let index = ours.loaded.program_index(Some("xdp_counter")).unwrap();
+    let dp = Dataplane::new(&ours.store, &ours.loaded, index, Config::default()).unwrap();
+    let mut w = dp.worker(0).unwrap();
+    let frame = std::fs::read(bpf_progs::packet("frag_9001")).unwrap();
+    let out = w.run(
+        &frame,
+        &FrameMeta::new(std::time::Duration::ZERO, frame.len()),
+    );
+    assert_eq!((out.verdict, out.data), (Verdict::Oversize, &frame[..]));
+}

@@ -302,6 +302,29 @@ fn access_ok(flags: u32) -> bool {
     flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)
 }
 
+/// The bytes `Store::create_map` takes from a store of `ncpus` per-CPU slots for a
+/// map of this definition, alignment padding included (at most), or the kernel's
+/// refusal of the definition: what sizes a store for an object's maps.
+pub fn map_store_bytes(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    flags: u32,
+    ncpus: u32,
+) -> Result<u64, MapError> {
+    let g = geometry(
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        flags,
+        "map",
+        ncpus,
+    )?;
+    Ok(g.data_len.saturating_add(g.align))
+}
+
 /// The kernel's map_alloc_check for the supported types, then our memory geometry.
 /// `ncpus` is the store's per-CPU slot count.
 pub(crate) fn geometry(

@@ -182,16 +182,32 @@ pub enum NetError {
 pub enum PacketError {
     #[error("packet of {len} bytes is shorter than an Ethernet header (14 bytes): EINVAL, as the kernel refuses it")]
     TooShort { len: usize },
-    #[error("packet of {len} bytes does not fit one frame (at most {max} bytes; multi-buffer xdp.frags is not supported)")]
-    TooLong { len: usize, max: usize },
+    #[error("packet of {len} bytes does not fit a multi-buffer frame ({linear} bytes in the linear part and at most {max_frags} fragments of 4096 bytes: {max} bytes): ENOMEM, as the kernel's test run refuses it")]
+    TooLong {
+        len: usize,
+        linear: usize,
+        max_frags: usize,
+        max: usize,
+    },
     #[error("invalid test-run context: {reason} ({})", errno_name(*errno))]
     BadCtx { reason: &'static str, errno: i32 },
-    #[error("data_end in the context leaves {} of {total} bytes for fragments: multi-buffer xdp.frags is not supported", total - linear)]
-    Fragmented { linear: usize, total: usize },
     #[error("cannot map packet memory: {errno}")]
     Map { errno: std::io::Error },
     #[error("packet memory at {addr:#x} is not below 4 GiB")]
     NotLow { addr: u64 },
+}
+
+impl PacketError {
+    /// The errno the kernel's `BPF_PROG_TEST_RUN` answers for the same input.
+    pub fn errno(&self) -> i32 {
+        match self {
+            PacketError::TooShort { .. } => libc::EINVAL,
+            PacketError::TooLong { .. } | PacketError::Map { .. } | PacketError::NotLow { .. } => {
+                libc::ENOMEM
+            }
+            PacketError::BadCtx { errno, .. } => *errno,
+        }
+    }
 }
 
 /// The symbolic name of an errno the runtime reports, as the kernel's test run would.
@@ -201,6 +217,7 @@ pub fn errno_name(errno: i32) -> &'static str {
         libc::E2BIG => "E2BIG",
         libc::ENODEV => "ENODEV",
         libc::ENOSPC => "ENOSPC",
+        libc::ENOMEM => "ENOMEM",
         _ => "error",
     }
 }

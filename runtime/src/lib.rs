@@ -490,24 +490,37 @@ fn fill_prog_slots(
 /// One entry of a map dump ([`maps::Map::dump`]).
 pub use maps::Entry;
 
-/// A store size that holds `object`'s maps at any size: the default plus a generous
-/// estimate of every map's memory (keys and values rounded to 8 bytes, per-CPU
-/// values once per possible CPU, 64 bytes of bookkeeping per entry), doubled. Used
-/// by `xdp-runner bench` and the bench crate, whose maps may be filled to the brim.
+/// A store size that holds `object`'s maps, each as the store lays it out
+/// ([`maps::map_store_bytes`]: the memory `create_map` preallocates, so a map filled
+/// to the brim needs no more), plus the default size for the programs, BTF and maps
+/// created later (inner maps, the shim's). A map definition the store refuses counts
+/// with a generous estimate (keys and values rounded to 8 bytes, per-CPU values once
+/// per possible CPU, 64 bytes per entry); its load fails anyway. Used by
+/// `xdp-runner run` and `bench` and the bench crate.
 pub fn store_size_for(object: &loader::Object) -> usize {
-    let ncpus = u64::from(maps::possible_cpus());
-    let extra: u64 = object
+    let ncpus = maps::possible_cpus();
+    let maps: u64 = object
         .maps
         .iter()
         .map(|m| {
-            let mut value = u64::from(m.value_size).div_ceil(8) * 8;
-            if is_percpu(m.map_type) {
-                value *= ncpus;
-            }
-            u64::from(m.max_entries) * (u64::from(m.key_size).div_ceil(8) * 8 + value + 64)
+            maps::map_store_bytes(
+                m.map_type,
+                m.key_size,
+                m.value_size,
+                m.max_entries,
+                m.map_flags,
+                ncpus,
+            )
+            .unwrap_or_else(|_| {
+                let mut value = u64::from(m.value_size).div_ceil(8) * 8;
+                if is_percpu(m.map_type) {
+                    value *= u64::from(ncpus);
+                }
+                u64::from(m.max_entries) * (u64::from(m.key_size).div_ceil(8) * 8 + value + 64)
+            })
         })
-        .sum();
-    let size = (maps::DEFAULT_STORE_SIZE as u64).saturating_add(extra.saturating_mul(2));
+        .fold(0u64, u64::saturating_add);
+    let size = (maps::DEFAULT_STORE_SIZE as u64).saturating_add(maps);
     usize::try_from(size).unwrap_or(usize::MAX)
 }
 

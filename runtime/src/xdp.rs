@@ -9,7 +9,17 @@
 //! ```
 //!
 //! `hard_end` is where the kernel keeps `struct skb_shared_info`; the packet may grow up
-//! to it. The frame is 4096 bytes, so a packet holds at most 4096 - 256 - 320 = 3520 bytes.
+//! to it. The frame is 4096 bytes, so its linear part holds at most 4096 - 256 - 320 =
+//! 3520 bytes.
+//!
+//! Multi-buffer frames: as the kernel's test run lays them out, the bytes past the linear
+//! part go to fragments of one page each (at most [`MAX_SKB_FRAGS`]), which programs
+//! reach only through helpers. The bytes of a frame, linear part and fragments, are
+//! read and written by offset through [`Packet::buff_len`], [`Packet::load_bytes`],
+//! [`Packet::store_bytes`] and [`Packet::linear_ptr`] (the functions the
+//! `bpf_xdp_load_bytes`/`store_bytes` helpers use); [`Packet::data_out`] is the frame
+//! as the test run returns it (linear part, then fragments). The kernel's test run
+//! gives fragments to every program, `xdp.frags` or not.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use std::ptr::NonNull;
@@ -22,8 +32,15 @@ pub const HEADROOM: usize = 256;
 pub const FRAME_SIZE: usize = 4096;
 /// `SKB_DATA_ALIGN(sizeof(struct skb_shared_info))` on x86-64: reserved at the frame's end.
 pub const TAILROOM: usize = 320;
-/// The largest packet one frame holds.
+/// The largest packet one frame holds: the linear part of a multi-buffer frame.
 pub const MAX_PACKET: usize = FRAME_SIZE - HEADROOM - TAILROOM;
+/// The size of one fragment of a multi-buffer frame (a page).
+pub const FRAG_SIZE: usize = 4096;
+/// The most fragments a frame has (`MAX_SKB_FRAGS`, `/proc/sys/net/core/max_skb_frags`).
+pub const MAX_SKB_FRAGS: usize = 17;
+/// The largest frame the kernel's test run takes without metadata: a full linear part
+/// and [`MAX_SKB_FRAGS`] full fragments (3520 + 17 * 4096 = 73152 bytes).
+pub const MAX_FRAME: usize = MAX_PACKET + MAX_SKB_FRAGS * FRAG_SIZE;
 /// `sizeof(struct xdp_frame)`: the kernel keeps this much of the headroom for itself, so
 /// `xdp_adjust_head` and `xdp_adjust_meta` cannot move data below `hard_start + 40`.
 pub const XDP_FRAME_RESERVED: usize = 40;
@@ -125,6 +142,39 @@ pub struct Packet {
     ctx_in: Option<(u32, u32)>,
     /// The last `bpf_redirect_map` target (see helpers/redirect.rs).
     redirect: Option<crate::helpers::Redirect>,
+    /// The fragments past the linear part (`skb_shared_info.frags`).
+    frags: Frags,
+}
+
+/// The fragments of a multi-buffer frame: `sizes[..nr]` bytes of `pages[..nr]`. Pages
+/// freed by `bpf_xdp_adjust_tail` stay allocated for the next frame, so a run never
+/// allocates; every fragment holds at least one byte, as in the kernel (a fragment
+/// shrunk to nothing is freed).
+#[derive(Default)]
+struct Frags {
+    pages: Vec<Box<[u8]>>,
+    sizes: [usize; MAX_SKB_FRAGS],
+    nr: usize,
+}
+
+impl Frags {
+    /// Fragments holding `rest`, in pages of [`FRAG_SIZE`] bytes.
+    fn fill(&mut self, rest: &[u8]) {
+        self.nr = 0;
+        for chunk in rest.chunks(FRAG_SIZE) {
+            if self.pages.len() == self.nr {
+                self.pages.push(vec![0u8; FRAG_SIZE].into_boxed_slice());
+            }
+            self.pages[self.nr][..chunk.len()].copy_from_slice(chunk);
+            self.sizes[self.nr] = chunk.len();
+            self.nr += 1;
+        }
+    }
+
+    /// `sinfo->xdp_frags_size`.
+    fn total(&self) -> usize {
+        self.sizes[..self.nr].iter().sum()
+    }
 }
 
 // SAFETY: the frame is owned exclusively by this value; nothing else aliases it.
@@ -132,26 +182,22 @@ unsafe impl Send for Packet {}
 
 impl Packet {
     /// A new frame holding `data`, with `data_meta == data`, ingress_ifindex 1 and
-    /// rx_queue_index 0, as the kernel's test run sets them.
+    /// rx_queue_index 0, as the kernel's test run sets them. Bytes past
+    /// [`MAX_PACKET`] go to fragments; at most [`MAX_FRAME`] bytes fit.
     pub fn new(data: &[u8]) -> Result<Packet, PacketError> {
-        if data.len() < ETH_HLEN {
-            return Err(PacketError::TooShort { len: data.len() });
-        }
-        if data.len() > MAX_PACKET {
-            return Err(PacketError::TooLong {
-                len: data.len(),
-                max: MAX_PACKET,
-            });
-        }
-        let frame = map_low_frame()?;
-        let mut pkt = Packet {
-            frame,
+        let mut pkt = Packet::empty()?;
+        pkt.reset(data)?;
+        Ok(pkt)
+    }
+
+    fn empty() -> Result<Packet, PacketError> {
+        Ok(Packet {
+            frame: map_low_frame()?,
             md: Box::default(),
             ctx_in: None,
             redirect: None,
-        };
-        pkt.reset(data)?;
-        Ok(pkt)
+            frags: Frags::default(),
+        })
     }
 
     /// Where the last successful `bpf_redirect_map` on this packet sends it; a
@@ -164,26 +210,42 @@ impl Packet {
         self.redirect = r;
     }
 
-    /// Refills the frame with `data`: zeroed headroom and tailroom, default context.
+    /// Refills the frame with `data`: zeroed headroom and tailroom, default context, and
+    /// the bytes past [`MAX_PACKET`] in fragments (whose pages are kept from earlier
+    /// frames: refilling with a frame no longer than the longest so far allocates
+    /// nothing).
     pub fn reset(&mut self, data: &[u8]) -> Result<(), PacketError> {
-        self.redirect = None;
         if data.len() < ETH_HLEN {
             return Err(PacketError::TooShort { len: data.len() });
         }
-        if data.len() > MAX_PACKET {
+        self.fill(&[], data, MAX_PACKET)
+    }
+
+    /// The kernel's test-run layout: `meta` then the first `linear` bytes of `data` in
+    /// the frame, the rest of `data` in fragments; the context set to the defaults.
+    fn fill(&mut self, meta: &[u8], data: &[u8], linear: usize) -> Result<(), PacketError> {
+        let linear = linear.min(data.len());
+        let frags = (data.len() - linear).div_ceil(FRAG_SIZE);
+        if frags > MAX_SKB_FRAGS {
             return Err(PacketError::TooLong {
                 len: data.len(),
-                max: MAX_PACKET,
+                linear,
+                max_frags: MAX_SKB_FRAGS,
+                max: linear + MAX_SKB_FRAGS * FRAG_SIZE,
             });
         }
+        self.redirect = None;
         let frame = self.frame_mut();
         frame.fill(0);
-        frame[HEADROOM..HEADROOM + data.len()].copy_from_slice(data);
-        let start = self.hard_start() as u32 + HEADROOM as u32;
+        let start = HEADROOM - meta.len();
+        frame[start..HEADROOM].copy_from_slice(meta);
+        frame[HEADROOM..HEADROOM + linear].copy_from_slice(&data[..linear]);
+        self.frags.fill(&data[linear..]);
+        let data_at = self.hard_start() as u32 + HEADROOM as u32;
         *self.md = XdpMd {
-            data: start,
-            data_end: start + data.len() as u32,
-            data_meta: start,
+            data: data_at,
+            data_end: data_at + linear as u32,
+            data_meta: data_at - meta.len() as u32,
             ingress_ifindex: 1,
             rx_queue_index: 0,
             egress_ifindex: 0,
@@ -195,8 +257,11 @@ impl Packet {
     /// 24 bytes, shorter ones zero-filled) and the input bytes, with the kernel's
     /// `BPF_PROG_TEST_RUN` rules: `data_meta` must be 0; `data` is the length of the
     /// metadata at the start of `data_in` (a multiple of 4, at most 255, and it must fit
-    /// the headroom above `struct xdp_frame`); `data_end` must not exceed the input;
-    /// `egress_ifindex` must be 0; `ingress_ifindex` must name an interface of this host
+    /// the headroom above `struct xdp_frame`); `data_end` must not exceed the input, and
+    /// ends the linear part (at most [`MAX_PACKET`] bytes past the metadata; even an
+    /// empty one), the rest of the input going to fragments (at most
+    /// [`MAX_SKB_FRAGS`], else ENOMEM); the input past the metadata must hold an
+    /// Ethernet header; `egress_ifindex` must be 0; `ingress_ifindex` must name an interface of this host
     /// and `rx_queue_index` one of its receive queues (a queue without an interface is
     /// refused). With `ingress_ifindex` 0 the program sees the loopback device (1), as in
     /// the kernel.
@@ -257,10 +322,9 @@ impl Packet {
         if data > HEADROOM - XDP_FRAME_RESERVED {
             return Err(invalid("metadata does not fit the headroom"));
         }
-        if data_end < data_in.len() {
-            return Err(PacketError::Fragmented {
-                linear: data_end - data,
-                total: data_in.len() - data,
+        if data_in.len() - data < ETH_HLEN {
+            return Err(PacketError::TooShort {
+                len: data_in.len() - data,
             });
         }
         if egress != 0 {
@@ -283,13 +347,14 @@ impl Packet {
                 Some(_) => {}
             }
         }
-        let mut pkt = Packet::new(&data_in[data..])?;
+        let mut pkt = Packet::empty()?;
+        // The linear part ends at data_end, or where the page ends (the metadata
+        // comes out of the headroom, so the packet part is at most MAX_PACKET).
+        let linear = (data_end - data).min(MAX_PACKET);
+        pkt.fill(&data_in[..data], &data_in[data..], linear)?;
         let md = pkt.md_mut();
-        md.data_meta = md.data - data as u32;
         md.ingress_ifindex = if ingress == 0 { 1 } else { ingress };
         md.rx_queue_index = rxq;
-        let start = (md.data_meta as u64 - pkt.hard_start()) as usize;
-        pkt.frame_mut()[start..start + data].copy_from_slice(&data_in[..data]);
         pkt.ctx_in = Some((ingress, rxq));
         Ok(pkt)
     }
@@ -348,15 +413,15 @@ impl Packet {
         self.hard_start() + (FRAME_SIZE - TAILROOM) as u64
     }
 
-    /// The packet bytes, `data .. data_end`.
+    /// The linear part's bytes, `data .. data_end`.
     pub fn data(&self) -> &[u8] {
         let off = (self.md.data as u64 - self.hard_start()) as usize;
         let end = (self.md.data_end as u64 - self.hard_start()) as usize;
         &self.frame()[off..end]
     }
 
-    /// The metadata and packet bytes, `data_meta .. data_end`, as the kernel's test run
-    /// returns them in `data_out`.
+    /// The metadata and the linear part, `data_meta .. data_end`: the kernel's test run's
+    /// `data_out` for a frame without fragments ([`Packet::data_out`] adds them).
     pub fn data_with_meta(&self) -> &[u8] {
         let off = (self.md.data_meta as u64 - self.hard_start()) as usize;
         let end = (self.md.data_end as u64 - self.hard_start()) as usize;
@@ -379,6 +444,177 @@ impl Packet {
     pub fn frame_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `frame`, and `&mut self` makes this the only view.
         unsafe { std::slice::from_raw_parts_mut(self.frame.as_ptr(), FRAME_SIZE) }
+    }
+}
+
+/// The bytes of a frame by offset from `data`, across the linear part and the
+/// fragments: what `bpf_xdp_get_buff_len`, `bpf_xdp_load_bytes` and
+/// `bpf_xdp_store_bytes` (and dynptrs over the frame) see.
+impl Packet {
+    /// Whether the frame has fragments (`xdp_buff_has_frags`).
+    pub fn has_frags(&self) -> bool {
+        self.frags.nr > 0
+    }
+
+    /// The number of fragments (`skb_shared_info.nr_frags`).
+    pub fn nr_frags(&self) -> usize {
+        self.frags.nr
+    }
+
+    /// The sizes of the fragments, in order.
+    pub fn frag_sizes(&self) -> &[usize] {
+        &self.frags.sizes[..self.frags.nr]
+    }
+
+    /// The length of the frame past the metadata, linear part and fragments
+    /// (`xdp_get_buff_len`).
+    pub fn buff_len(&self) -> usize {
+        (self.md.data_end - self.md.data) as usize + self.frags.total()
+    }
+
+    /// The address of `len` bytes at `offset` from `data` when they lie within the
+    /// linear part, else `None`.
+    pub fn linear_ptr(&self, offset: usize, len: usize) -> Option<u64> {
+        let linear = (self.md.data_end - self.md.data) as usize;
+        (offset.checked_add(len)? <= linear).then(|| u64::from(self.md.data) + offset as u64)
+    }
+
+    /// The pieces of the frame's bytes `offset .. offset + len`: (address, length) in
+    /// the linear part, then in each fragment, in order, `f` called on each. The caller
+    /// checked `offset + len <= buff_len()`.
+    fn pieces(&self, mut offset: usize, mut len: usize, mut f: impl FnMut(*mut u8, usize)) {
+        let linear = (self.md.data_end - self.md.data) as usize;
+        let mut chunks = std::iter::once((self.md.data as usize as *mut u8, linear)).chain(
+            self.frags.pages[..self.frags.nr]
+                .iter()
+                .zip(&self.frags.sizes)
+                .map(|(p, &n)| (p.as_ptr().cast_mut(), n)),
+        );
+        while len > 0 {
+            let Some((base, size)) = chunks.next() else {
+                return;
+            };
+            if offset >= size {
+                offset -= size;
+                continue;
+            }
+            let n = len.min(size - offset);
+            // The pointer stays inside the chunk: offset + n <= size.
+            f(base.wrapping_add(offset), n);
+            offset = 0;
+            len -= n;
+        }
+    }
+
+    /// Copies the frame's bytes `offset .. offset + len` to `dst`, across the linear part
+    /// and the fragments (`bpf_xdp_copy_buf`). Returns false, copying nothing, when the
+    /// range is not inside [`Packet::buff_len`].
+    ///
+    /// # Safety
+    /// `dst` must be valid for writes of `len` bytes; it may overlap the linear part.
+    pub unsafe fn load_bytes(&self, offset: usize, dst: *mut u8, len: usize) -> bool {
+        if offset.checked_add(len).is_none_or(|e| e > self.buff_len()) {
+            return false;
+        }
+        let mut done = 0;
+        self.pieces(offset, len, |src, n| {
+            // SAFETY: `src .. src + n` lies in the linear part or a fragment (`pieces`),
+            // `dst + done .. + n` within the caller's `len` bytes; `copy` allows overlap.
+            unsafe { std::ptr::copy(src, dst.add(done), n) };
+            done += n;
+        });
+        true
+    }
+
+    /// Copies `len` bytes from `src` into the frame at `offset`, across the linear part
+    /// and the fragments. Returns false, copying nothing, when the range is not inside
+    /// [`Packet::buff_len`].
+    ///
+    /// # Safety
+    /// `src` must be valid for reads of `len` bytes; it may overlap the linear part.
+    pub unsafe fn store_bytes(&mut self, offset: usize, src: *const u8, len: usize) -> bool {
+        if offset.checked_add(len).is_none_or(|e| e > self.buff_len()) {
+            return false;
+        }
+        let mut done = 0;
+        self.pieces(offset, len, |dst, n| {
+            // SAFETY: as in `load_bytes`, the other way round; `&mut self` makes this the
+            // only writer of the frame and its fragments.
+            unsafe { std::ptr::copy(src.add(done), dst, n) };
+            done += n;
+        });
+        true
+    }
+
+    /// [`Packet::load_bytes`] into a slice.
+    pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> bool {
+        // SAFETY: `dst` is writable for its length and, a `&mut` borrow, cannot overlap
+        // the packet borrowed by `&self`.
+        unsafe { self.load_bytes(offset, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// [`Packet::store_bytes`] from a slice.
+    pub fn write_at(&mut self, offset: usize, src: &[u8]) -> bool {
+        // SAFETY: `src` is readable for its length.
+        unsafe { self.store_bytes(offset, src.as_ptr(), src.len()) }
+    }
+
+    /// Shrinks the fragments by `shrink` bytes from the end, freeing those emptied
+    /// (`bpf_xdp_frags_shrink_tail` past its checks); what is left when every fragment
+    /// is gone comes off the linear part.
+    pub(crate) fn shrink_frags(&mut self, mut shrink: usize) {
+        while shrink > 0 && self.frags.nr > 0 {
+            let last = self.frags.nr - 1;
+            let cut = shrink.min(self.frags.sizes[last]);
+            self.frags.sizes[last] -= cut;
+            shrink -= cut;
+            if self.frags.sizes[last] == 0 {
+                self.frags.nr -= 1;
+            }
+        }
+        if self.frags.nr == 0 && shrink > 0 {
+            // The helper's check leaves 14 bytes; never below `data` in any case.
+            let linear = self.md.data_end - self.md.data;
+            self.md.data_end -= (shrink as u32).min(linear);
+        }
+    }
+
+    /// The room left in the last fragment's page (`bpf_xdp_frags_increase_tail`'s
+    /// tailroom), or `None` without fragments.
+    pub(crate) fn frag_tailroom(&self) -> Option<usize> {
+        let last = self.frags.nr.checked_sub(1)?;
+        Some(FRAG_SIZE - self.frags.sizes[last])
+    }
+
+    /// Grows the last fragment by `grow` zeroed bytes; the caller checked
+    /// [`Packet::frag_tailroom`].
+    pub(crate) fn grow_frags(&mut self, grow: usize) {
+        let last = self.frags.nr - 1;
+        let size = self.frags.sizes[last];
+        self.frags.pages[last][size..size + grow].fill(0);
+        self.frags.sizes[last] += grow;
+    }
+
+    /// [`Packet::data_out`] into `out` (cleared first): no allocation once `out` has
+    /// held a frame as long.
+    pub fn data_out_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(self.meta_len() + self.buff_len());
+        out.extend_from_slice(self.data_with_meta());
+        for (page, &n) in self.frags.pages.iter().zip(self.frag_sizes()) {
+            out.extend_from_slice(&page[..n]);
+        }
+    }
+
+    /// The frame as the kernel's test run returns it in `data_out`: metadata and linear
+    /// part, then every fragment's bytes. Borrowed when there are no fragments.
+    pub fn data_out(&self) -> std::borrow::Cow<'_, [u8]> {
+        if self.frags.nr == 0 {
+            return std::borrow::Cow::Borrowed(self.data_with_meta());
+        }
+        let mut out = Vec::new();
+        self.data_out_into(&mut out);
+        std::borrow::Cow::Owned(out)
     }
 }
 
@@ -449,10 +685,49 @@ mod tests {
         ));
         assert!(Packet::new(&[0; 14]).is_ok());
         assert!(Packet::new(&[0; 3520]).is_ok());
-        assert!(matches!(
-            Packet::new(&[0; 3521]),
-            Err(PacketError::TooLong { .. })
-        ));
+        // The kernel's limit: 3520 + 17 * 4096 bytes, then ENOMEM.
+        assert_eq!(MAX_FRAME, 73152);
+        assert!(Packet::new(&vec![0; MAX_FRAME]).is_ok());
+        let long = Packet::new(&vec![0; MAX_FRAME + 1]);
+        assert!(matches!(long, Err(PacketError::TooLong { .. })));
+        assert_eq!(long.err().unwrap().errno(), libc::ENOMEM);
+    }
+
+    /// Frames past 3520 bytes in the kernel's layout: the linear part full, then pages
+    /// of 4096 bytes, the last one partial; the output is the input.
+    #[test]
+    fn long_frames_go_to_page_fragments() {
+        let data: Vec<u8> = (0..9000u32).map(|i| (i * 7 + 1) as u8).collect();
+        let mut pkt = Packet::new(&data).unwrap();
+        assert_eq!(pkt.data(), &data[..3520]);
+        assert_eq!(pkt.frag_sizes(), &[4096, 1384]);
+        assert_eq!(pkt.buff_len(), 9000);
+        assert_eq!(&*pkt.data_out(), &data[..]);
+        // Reads and writes across the linear part and both fragments.
+        let mut buf = [0u8; 16];
+        for off in [0, 3510, 3520, 7606, 8984] {
+            assert!(pkt.read_at(off, &mut buf));
+            assert_eq!(buf, data[off..off + 16], "{off}");
+        }
+        assert!(!pkt.read_at(8985, &mut buf));
+        assert!(pkt.write_at(7606, &[0xbb; 16]));
+        let mut want = data.clone();
+        want[7606..7622].fill(0xbb);
+        assert_eq!(&*pkt.data_out(), &want[..]);
+        assert_eq!(pkt.linear_ptr(3504, 16), Some(pkt.md().data as u64 + 3504));
+        assert_eq!(pkt.linear_ptr(3505, 16), None);
+        // A shorter frame after a longer one keeps the pages and drops the fragments.
+        pkt.reset(&data[..60]).unwrap();
+        assert!(!pkt.has_frags());
+        assert_eq!(pkt.buff_len(), 60);
+        assert_eq!(&*pkt.data_out(), &data[..60]);
+        // Fragments are freed from the end; a frame without any shrinks its linear part.
+        pkt.reset(&data).unwrap();
+        pkt.shrink_frags(1384 + 96);
+        assert_eq!(pkt.frag_sizes(), &[4000]);
+        pkt.shrink_frags(4000 + 20);
+        assert!(!pkt.has_frags());
+        assert_eq!(pkt.data(), &data[..3500]);
     }
 
     fn ctx(
@@ -534,9 +809,58 @@ mod tests {
         }
         let no_dev = Packet::with_ctx(&data, &ctx(0, n, 0, 0xfff_ffff, 0, 0));
         assert_eq!(errno(no_dev), libc::ENODEV);
-        let frags = Packet::with_ctx(&data, &ctx(0, 20, 0, 1, 0, 0));
-        assert!(matches!(frags, Err(PacketError::Fragmented { .. })));
         let pkt = Packet::with_ctx(&[0; 216 + 14], &ctx(216, 230, 0, 1, 0, 0)).unwrap();
         assert_eq!(pkt.meta_len(), 216);
+    }
+
+    /// data_end short of the input: the linear part ends there, the rest goes to
+    /// fragments, for every program (probed with BPF_PROG_TEST_RUN on Linux 6.18, a
+    /// program with and one without BPF_F_XDP_HAS_FRAGS answering alike).
+    #[test]
+    fn test_run_context_with_fragments() {
+        let data: Vec<u8> = (0..60u8).collect();
+        // "data_end one byte short": 59 linear bytes, one fragment of 1.
+        let pkt = Packet::with_ctx(&data, &ctx(0, 59, 0, 0, 0, 0)).unwrap();
+        assert_eq!((pkt.data().len(), pkt.frag_sizes()), (59, &[1][..]));
+        assert_eq!(pkt.ctx_out().data_end, 59);
+        assert_eq!(&*pkt.data_out(), &data[..]);
+        // A linear part shorter than an Ethernet header, even an empty one, runs; the
+        // input past the metadata must still hold one.
+        for (d, e) in [(0, 13), (8, 13), (16, 16), (0, 0), (4, 4)] {
+            let pkt = Packet::with_ctx(&data, &ctx(d, e, 0, 0, 0, 0)).unwrap();
+            assert_eq!(pkt.meta_len(), d as usize);
+            assert_eq!(pkt.data().len(), (e - d) as usize);
+            assert_eq!(pkt.buff_len(), 60 - d as usize);
+            assert_eq!(&*pkt.data_out(), &data[..]);
+        }
+        assert!(matches!(
+            Packet::with_ctx(&data[..21], &ctx(8, 21, 0, 0, 0, 0)),
+            Err(PacketError::TooShort { len: 13 })
+        ));
+        assert!(Packet::with_ctx(&data[..22], &ctx(8, 22, 0, 0, 0, 0)).is_ok());
+        // data_end past the page: the linear part stops at 3520 bytes past the metadata.
+        let big: Vec<u8> = (0..9000u32).map(|i| i as u8).collect();
+        let pkt = Packet::with_ctx(&big, &ctx(8, 9000, 0, 0, 0, 0)).unwrap();
+        assert_eq!(pkt.ctx_out().data_end, 3528);
+        assert_eq!(pkt.frag_sizes(), &[4096, 1376]);
+        // At most 17 fragments after the linear part, whatever its length: ENOMEM.
+        let n = 100 + 17 * 4096;
+        let long = vec![0u8; n + 1];
+        assert!(Packet::with_ctx(&long[..n], &ctx(0, 100, 0, 0, 0, 0)).is_ok());
+        let e = Packet::with_ctx(&long, &ctx(0, 100, 0, 0, 0, 0))
+            .err()
+            .unwrap();
+        assert_eq!(e.errno(), libc::ENOMEM);
+        let e = Packet::with_ctx(&long[..17 * 4096 + 1], &ctx(0, 0, 0, 0, 0, 0));
+        assert_eq!(e.err().unwrap().errno(), libc::ENOMEM);
+        // The context's own errors come first.
+        assert_eq!(
+            errno(Packet::with_ctx(&long, &ctx(0, 0, 0, 0, 0, 1))),
+            libc::EINVAL
+        );
+        assert_eq!(
+            errno(Packet::with_ctx(&long, &ctx(0, 0, 0, 0xfff_ffff, 0, 0))),
+            libc::ENODEV
+        );
     }
 }

@@ -53,6 +53,8 @@ mod budget;
 mod events;
 #[path = "runtime/fib.rs"]
 mod fib;
+#[path = "runtime/frags.rs"]
+mod frags;
 #[path = "runtime/fuzz.rs"]
 mod fuzz;
 #[path = "runtime/fuzz_gen.rs"]

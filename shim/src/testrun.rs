@@ -66,29 +66,43 @@ pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
     // Sizes are checked as the kernel checks them, in its order (the context
     // first), so a huge size costs no huge buffer: a context beyond xdp_md
     // needs a zero tail.
-    let ctx = if ctx_size_in > 0 {
+    // bpf_ctx_init: a context exists when ctx_in or ctx_out is given, zeroed, then
+    // filled from ctx_in. A zeroed one has data_end 0: every byte of the frame goes
+    // to fragments (a ctx_out without ctx_in does that, as in the kernel).
+    let ctx = if ctx_in != 0 || ctx_out != 0 {
         let size = runtime::XdpMd::SIZE;
-        if ctx_size_in > size {
-            user::check_zero(ctx_in.wrapping_add(size as u64), ctx_size_in - size)?;
+        if ctx_in == 0 {
+            Some(Vec::new())
+        } else {
+            if ctx_size_in > size {
+                user::check_zero(ctx_in.wrapping_add(size as u64), ctx_size_in - size)?;
+            }
+            Some(user::read(ctx_in, ctx_size_in.min(size))?)
         }
-        Some(user::read(ctx_in, ctx_size_in.min(size))?)
     } else {
         None
     };
-    // The kernel copies at most one frame's worth, then refuses the rest
-    // (EINVAL: no multi-buffer frames here).
-    let data = user::read(data_in, size_in.min(runtime::xdp::MAX_PACKET))?;
-    if size_in > runtime::xdp::MAX_PACKET {
-        return Err(libc::EINVAL);
-    }
+    // Past the linear part the kernel copies the input page by page into at most
+    // MAX_SKB_FRAGS fragments, then fails with ENOMEM: more than the largest frame
+    // plus metadata is never read (a huge size costs no huge buffer), and a context's
+    // data_end past what is read is brought down to it (the linear part ends well
+    // before either), so the fragment count still decides.
+    let cap = runtime::xdp::MAX_META + 1 + runtime::xdp::MAX_FRAME;
+    let data = user::read(data_in, size_in.min(cap))?;
+    let ctx = ctx.map(|mut c| {
+        if size_in > cap && c.len() >= 8 {
+            let data_end = u32::from_ne_bytes([c[4], c[5], c[6], c[7]]) as usize;
+            if data_end <= size_in {
+                c[4..8].copy_from_slice(&(data_end.min(cap) as u32).to_ne_bytes());
+            }
+        }
+        c
+    });
     let mut pkt = match &ctx {
         Some(ctx) => Packet::with_ctx(&data, ctx),
         None => Packet::new(&data),
     }
-    .map_err(|e| match e {
-        runtime::PacketError::BadCtx { errno, .. } => errno,
-        _ => libc::EINVAL,
-    })?;
+    .map_err(|e| e.errno())?;
     let (loaded, entry) = LoadedObject::from_store(store, id).map_err(|e| {
         state::log_once(&format!("run{id}"), &format!("program {id}: {e}"));
         libc::EINVAL
@@ -119,22 +133,24 @@ pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
     if state::stats_enabled() {
         let _ = store.add_program_runs(id, repeat, ns);
     }
-    let out = pkt.data_with_meta();
+    // bpf_test_finish: data_size_out (when not 0) bounds the copy, with ENOSPC;
+    // the fragments are copied whole after as much of the linear part as the bound
+    // leaves (none at all, and nothing else written back, when they alone exceed it).
+    let out = pkt.data_out();
+    let frags: usize = pkt.frag_sizes().iter().sum();
     let mut result = Ok(0);
-    if data_out != 0 && size_out > 0 {
-        let n = out.len().min(size_out);
-        user::write(data_out, &out[..n])?;
-        if n < out.len() {
-            result = Err(libc::ENOSPC);
-        }
+    let mut copy = out.len();
+    if size_out > 0 && copy > size_out {
+        copy = size_out;
+        result = Err(libc::ENOSPC);
     }
-    if ctx_out != 0 && ctx_size_out > 0 {
-        let ctx = pkt.ctx_out().to_bytes();
-        let n = ctx.len().min(ctx_size_out);
-        user::write(ctx_out, &ctx[..n])?;
-        if n < ctx.len() {
-            result = Err(libc::ENOSPC);
-        }
+    if data_out != 0 {
+        let Some(linear) = copy.checked_sub(frags) else {
+            return Err(libc::ENOSPC);
+        };
+        user::write(data_out, &out[..linear])?;
+        let tail = &out[out.len() - frags..];
+        user::write(data_out.wrapping_add(linear as u64), tail)?;
     }
     let mut back = [0u8; 8];
     put_u32(&mut back, 0, retval as u32);
@@ -149,12 +165,19 @@ pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
         attr_ptr.wrapping_add(test::DURATION as u64),
         &duration.to_ne_bytes(),
     )?;
-    if ctx_size_out > 0 || ctx_out != 0 {
+    // bpf_ctx_finish, only after a data_out without ENOSPC.
+    if result.is_ok() && ctx.is_some() && ctx_out != 0 {
+        let bytes = pkt.ctx_out().to_bytes();
+        let n = bytes.len().min(ctx_size_out);
+        user::write(ctx_out, &bytes[..n])?;
         let len = runtime::XdpMd::SIZE as u32;
         user::write(
             attr_ptr.wrapping_add(test::CTX_SIZE_OUT as u64),
             &len.to_ne_bytes(),
         )?;
+        if n < bytes.len() {
+            result = Err(libc::ENOSPC);
+        }
     }
     result
 }

@@ -124,20 +124,47 @@ pub fn engine_parser() -> impl clap::builder::TypedValueParser<Value = Engine> {
         .map(|s| s.parse::<Engine>().expect("a listed engine"))
 }
 
+/// A named store whose memory could not be reserved: say what the object needs and
+/// the ways out.
+fn no_room_hint(e: maps::StoreError, size: usize) -> anyhow::Error {
+    if !matches!(e, maps::StoreError::NoRoom { .. }) {
+        return e.into();
+    }
+    anyhow::Error::new(e).context(format!(
+        "the object's maps need a store of {size} bytes, reserved in full when it is \
+         created, more than /dev/shm has free: enlarge /dev/shm (mount -o remount,size=... /dev/shm, docker \
+         --shm-size), or run without --store (an anonymous store backs only the pages \
+         the maps touch)"
+    ))
+}
+
 pub fn run(args: RunArgs) -> Result<()> {
     let data = super::read_packet(&args.data_in)?;
     let access = super::map::store_access(args.store_trust.as_deref(), args.store_group)?;
+    // The object is read first: a new store is sized for its maps, as bench sizes one.
+    let object = match (args.id, &args.object) {
+        (Some(_), _) => None,
+        (None, Some(path)) => Some((args.load.load(path, true)?, path)),
+        (None, None) => bail!("give an object file or --id"),
+    };
+    let size = object.as_ref().map_or(maps::DEFAULT_STORE_SIZE, |(o, _)| {
+        runtime::store_size_for(o)
+    });
+    let opts = maps::StoreOptions {
+        size,
+        ..Default::default()
+    };
     let store = match (&args.store, args.id) {
         (name, Some(_)) => {
             let name = name.as_deref().unwrap_or(super::map::DEFAULT_STORE);
             maps::Store::open_with(name, &access).context("cannot open the store")?
         }
-        (Some(name), None) => {
-            maps::Store::open_or_create_with(name, maps::StoreOptions::default(), &access)
-                .with_context(|| format!("cannot open or create the store {name:?}"))?
-        }
-        (None, None) => maps::Store::anonymous(maps::StoreOptions::default())
-            .context("cannot create the map store")?,
+        (Some(name), None) => maps::Store::open_or_create_with(name, opts, &access)
+            .map_err(|e| no_room_hint(e, size))
+            .with_context(|| format!("cannot open or create the store {name:?}"))?,
+        // Anonymous: a memfd of `size` bytes whose pages are backed when first
+        // touched, so only the memory the maps use counts.
+        (None, None) => maps::Store::anonymous(opts).context("cannot create the map store")?,
     };
     if args.cpu >= store.ncpus() {
         bail!(
@@ -146,7 +173,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             store.ncpus()
         );
     }
-    let (mut loaded, prog) = match (args.id, &args.object) {
+    let (mut loaded, prog) = match (args.id, object) {
         (Some(id), _) => {
             let (loaded, prog) = LoadedObject::from_store(&store, id)
                 .with_context(|| format!("cannot prepare program {id} of the store"))?;
@@ -156,8 +183,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             }
             (loaded, prog)
         }
-        (None, Some(path)) => {
-            let object = args.load.load(path, true)?;
+        (None, Some((object, path))) => {
             let load_opts = runtime::LoadOptions {
                 pin_maps: args.pin_maps.clone(),
                 strict: args.strict,
@@ -255,7 +281,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         None
     };
-    let out = pkt.data_with_meta();
+    // The linear part, then the fragments, as the kernel's test run returns them.
+    let out = pkt.data_out();
+    let out = &out[..];
     let ctx_out = pkt.ctx_out().to_bytes();
     // `-` is stdout, as bpftool's `data_out -` and `ctx_out -`: a hex dump
     // before the result line (under --json, the JSON document carries them).

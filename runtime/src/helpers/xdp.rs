@@ -68,7 +68,15 @@ pub(super) fn adjust_meta(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u6
 
 pub(super) fn adjust_tail(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     check_ctx(ctx, ADJUST_TAIL, a[0])?;
-    let offset = a[1] as i32 as i64;
+    let offset = a[1] as i32;
+    if ctx.pkt.has_frags() {
+        return Ok(if offset < 0 {
+            frags_shrink_tail(ctx, offset.wrapping_neg())
+        } else {
+            frags_increase_tail(ctx, offset)
+        });
+    }
+    let offset = offset as i64;
     let md = *ctx.pkt.md();
     let data_end = md.data_end as i64 + offset;
     if data_end > ctx.pkt.hard_end() as i64 || data_end < md.data as i64 + ETH_HLEN as i64 {
@@ -83,36 +91,59 @@ pub(super) fn adjust_tail(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u6
     Ok(0)
 }
 
-pub(super) fn get_buff_len(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
-    check_ctx(ctx, GET_BUFF_LEN, a[0])?;
-    let md = ctx.pkt.md();
-    Ok((md.data_end - md.data) as u64)
+/// `bpf_xdp_frags_shrink_tail`: `offset` is the negated argument, so `i32::MIN` stays
+/// negative (the kernel's int arithmetic wraps) and shrinks nothing.
+fn frags_shrink_tail(ctx: &mut HelperCtx<'_, '_>, offset: i32) -> u64 {
+    if i64::from(offset) > ctx.pkt.buff_len() as i64 - ETH_HLEN as i64 {
+        return neg_errno(libc::EINVAL);
+    }
+    if offset > 0 {
+        ctx.pkt.shrink_frags(offset as usize);
+    }
+    0
 }
 
-/// The packet range `offset .. offset + len` for load/store_bytes, or the kernel's errno.
-fn packet_range(ctx: &HelperCtx<'_, '_>, offset: u64, len: u64) -> Result<u64, i32> {
+/// `bpf_xdp_frags_increase_tail`: the last fragment grows into the rest of its page.
+fn frags_increase_tail(ctx: &mut HelperCtx<'_, '_>, offset: i32) -> u64 {
+    let Some(tailroom) = ctx.pkt.frag_tailroom() else {
+        return neg_errno(libc::EINVAL);
+    };
+    if offset as usize > tailroom {
+        return neg_errno(libc::EINVAL);
+    }
+    ctx.pkt.grow_frags(offset as usize);
+    0
+}
+
+pub(super) fn get_buff_len(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    check_ctx(ctx, GET_BUFF_LEN, a[0])?;
+    Ok(ctx.pkt.buff_len() as u64)
+}
+
+/// The checks of `bpf_xdp_pointer` on `offset .. offset + len`: the kernel's errno, or
+/// the offset and length as sizes.
+fn packet_range(ctx: &HelperCtx<'_, '_>, offset: u64, len: u64) -> Result<(usize, usize), i32> {
     let (offset, len) = (offset as u32 as u64, len as u32 as u64);
     if offset > 0xffff || len > 0xffff {
         return Err(libc::EFAULT);
     }
-    let md = ctx.pkt.md();
-    if offset + len > (md.data_end - md.data) as u64 {
+    if offset + len > ctx.pkt.buff_len() as u64 {
         return Err(libc::EINVAL);
     }
-    Ok(md.data as u64 + offset)
+    Ok((offset as usize, len as usize))
 }
 
 pub(super) fn load_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     check_ctx(ctx, LOAD_BYTES, a[0])?;
     let len = a[3] as u32 as u64;
     let buf = ctx.bytes_mut(LOAD_BYTES, a[2], len)?.as_mut_ptr();
-    let src = match packet_range(ctx, a[1], len) {
-        Ok(p) => p as usize as *const u8,
+    let (offset, len) = match packet_range(ctx, a[1], len) {
+        Ok(r) => r,
         Err(e) => return Ok(neg_errno(e)),
     };
-    // SAFETY: both ranges were checked: `buf` writable for `len` bytes, `src` inside the
-    // packet. `copy` tolerates overlap.
-    unsafe { std::ptr::copy(src, buf, len as usize) };
+    // SAFETY: `buf` was checked writable for `len` bytes; it may overlap the packet's
+    // linear part, which `load_bytes` allows.
+    unsafe { ctx.pkt.load_bytes(offset, buf, len) };
     Ok(0)
 }
 
@@ -120,11 +151,11 @@ pub(super) fn store_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u6
     check_ctx(ctx, STORE_BYTES, a[0])?;
     let len = a[3] as u32 as u64;
     let buf = ctx.bytes(STORE_BYTES, a[2], len)?.as_ptr();
-    let dst = match packet_range(ctx, a[1], len) {
-        Ok(p) => p as usize as *mut u8,
+    let (offset, len) = match packet_range(ctx, a[1], len) {
+        Ok(r) => r,
         Err(e) => return Ok(neg_errno(e)),
     };
     // SAFETY: as in `load_bytes`, the other way round.
-    unsafe { std::ptr::copy(buf, dst, len as usize) };
+    unsafe { ctx.pkt.store_bytes(offset, buf, len) };
     Ok(0)
 }

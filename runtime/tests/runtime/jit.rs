@@ -123,7 +123,7 @@ pub(super) fn run_engine(
     }
     Ok(Outcome {
         retval: ret as u32,
-        data_out: pkt.data_with_meta().to_vec(),
+        data_out: pkt.data_out().into_owned(),
         maps,
     })
 }

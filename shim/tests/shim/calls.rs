@@ -821,3 +821,166 @@ fn an_unreadable_license_is_efault() {
         println!("SKIP: license pointers against the kernel: not root");
     }
 }
+
+/// `r0 = linear length << 17 | bpf_xdp_get_buff_len(ctx)`: where a test run put the
+/// frame's bytes. The linear length is found bit by bit, comparing `data + n` with
+/// `data_end` (a program may not subtract packet pointers).
+fn frame_layout_prog() -> Vec<u8> {
+    let mut p = vec![
+        insn(0xbf, 6, 1, 0, 0),   // r6 = r1
+        insn(0x85, 0, 0, 0, 188), // r0 = bpf_xdp_get_buff_len(ctx)
+        insn(0x61, 3, 6, 0, 0),   // r3 = ctx->data
+        insn(0x61, 4, 6, 4, 0),   // r4 = ctx->data_end
+        insn(0xb7, 5, 0, 0, 0),   // r5 = 0
+    ];
+    for bit in (0..12).rev() {
+        p.extend([
+            insn(0xbf, 7, 5, 0, 0),        // r7 = r5
+            insn(0x47, 7, 0, 0, 1 << bit), // r7 |= 1 << bit
+            insn(0xbf, 8, 3, 0, 0),        // r8 = data
+            insn(0x0f, 8, 7, 0, 0),        // r8 += r7
+            insn(0x2d, 8, 4, 1, 0),        // if r8 > data_end skip
+            insn(0xbf, 5, 7, 0, 0),        // r5 = r7
+        ]);
+    }
+    p.extend([
+        insn(0x67, 5, 0, 0, 17), // r5 <<= 17
+        insn(0x4f, 0, 5, 0, 0),  // r0 |= r5
+        insn(0x95, 0, 0, 0, 0),
+    ]);
+    p.concat()
+}
+
+/// One TEST_RUN with the fields the frags rules depend on; the retval field starts
+/// as 0xdead and data_size_out as `size_out`.
+struct FragRun {
+    result: Result<i64, i32>,
+    retval: u32,
+    size_out: u32,
+    out: Vec<u8>,
+    ctx_out: [u8; 24],
+}
+
+fn frag_run(
+    prog: i32,
+    data: &[u8],
+    size_out: usize,
+    ctx_in: Option<&[u8]>,
+    ctx_out: bool,
+) -> FragRun {
+    let mut out = vec![0xeeu8; 80_000];
+    let mut ctx_buf = [0x55u8; 24];
+    let mut a = [0u8; 80];
+    put32(&mut a, 0, prog as u32);
+    put32(&mut a, 4, 0xdead);
+    put32(&mut a, 8, data.len() as u32);
+    put32(&mut a, 12, size_out as u32);
+    put64(&mut a, 16, data.as_ptr() as u64);
+    put64(&mut a, 24, out.as_mut_ptr() as u64);
+    put32(&mut a, 32, 1);
+    if let Some(c) = ctx_in {
+        put32(&mut a, 40, c.len() as u32);
+        put64(&mut a, 48, c.as_ptr() as u64);
+    }
+    if ctx_out {
+        put32(&mut a, 44, 24);
+        put64(&mut a, 56, ctx_buf.as_mut_ptr() as u64);
+    }
+    let result = bpf(10, &mut a);
+    FragRun {
+        result,
+        retval: get32(&a, 4),
+        size_out: get32(&a, 12),
+        out,
+        ctx_out: ctx_buf,
+    }
+}
+
+/// Multi-buffer test runs, with the kernel's answers (probed with BPF_PROG_TEST_RUN on
+/// Linux 6.18, programs with and without BPF_F_XDP_HAS_FRAGS alike): 3520 linear
+/// bytes then page fragments, up to 17; a data_size_out too small for the fragments
+/// writes nothing back; one too small for the linear part cuts it and the fragments
+/// follow; a ctx_out without ctx_in puts the whole frame in fragments.
+#[test]
+fn multi_buffer_test_runs_follow_the_kernel() {
+    let mut log = vec![0u8; 4096];
+    let prog = prog_load(&frame_layout_prog(), "frag_layout", &mut log)
+        .unwrap_or_else(|e| panic!("load: {e}: {}", String::from_utf8_lossy(&log)));
+    let data: Vec<u8> = (0..80_000u32).map(|i| (i * 7 + 1) as u8).collect();
+    let layout = |linear: u32, len: u32| linear << 17 | len;
+
+    let r = frag_run(prog, &data[..9000], 0, None, false);
+    assert_eq!(r.result, Ok(0));
+    assert_eq!((r.retval, r.size_out), (layout(3520, 9000), 9000));
+    assert_eq!(&r.out[..9000], &data[..9000]);
+    assert_eq!(r.out[9000], 0xee);
+    let r = frag_run(prog, &data[..73152], 80_000, None, false);
+    assert_eq!((r.result, r.retval), (Ok(0), layout(3520, 73152)));
+    assert_eq!(&r.out[..73152], &data[..73152]);
+    let r = frag_run(prog, &data[..73153], 80_000, None, false);
+    assert_eq!((r.result, r.retval), (Err(libc::ENOMEM), 0xdead));
+    // Fragments (5480 bytes) larger than data_size_out: ENOSPC, nothing written.
+    let r = frag_run(prog, &data[..9000], 3600, None, false);
+    assert_eq!(
+        (r.result, r.retval, r.size_out),
+        (Err(libc::ENOSPC), 0xdead, 3600)
+    );
+    assert!(r.out.iter().all(|&b| b == 0xee));
+    // Room for 2520 linear bytes: those, then the fragments; the whole size reported.
+    let r = frag_run(prog, &data[..9000], 8000, None, false);
+    assert_eq!(r.result, Err(libc::ENOSPC));
+    assert_eq!((r.retval, r.size_out), (layout(3520, 9000), 9000));
+    assert_eq!(&r.out[..2520], &data[..2520]);
+    assert_eq!(&r.out[2520..8000], &data[3520..9000]);
+    assert_eq!(r.out[8000], 0xee);
+    // data_end one byte short: 59 linear bytes, one in a fragment.
+    let ctx = |d: u32, e: u32| {
+        [
+            d.to_ne_bytes(),
+            e.to_ne_bytes(),
+            [0; 4],
+            [0; 4],
+            [0; 4],
+            [0; 4],
+        ]
+        .concat()
+    };
+    let r = frag_run(prog, &data[..60], 0, Some(&ctx(0, 59)), true);
+    assert_eq!((r.result, r.retval), (Ok(0), layout(59, 60)));
+    assert_eq!(&r.out[..60], &data[..60]);
+    assert_eq!(get32(&r.ctx_out, 4), 59);
+    // A ctx_out alone: a zeroed context, data_end 0, every byte in a fragment.
+    let r = frag_run(prog, &data[..60], 0, None, true);
+    assert_eq!((r.result, r.retval), (Ok(0), layout(0, 60)));
+    assert_eq!(&r.out[..60], &data[..60]);
+    assert_eq!(&r.ctx_out[..], &[0u8; 24][..]);
+    // ENOSPC from data_out leaves ctx_out unwritten.
+    let r = frag_run(prog, &data[..9000], 100, Some(&ctx(0, 9000)), true);
+    assert_eq!(r.result, Err(libc::ENOSPC));
+    assert_eq!(r.ctx_out, [0x55u8; 24]);
+    // Metadata and a linear part clamped to 3520 bytes past it.
+    let r = frag_run(prog, &data[..9000], 0, Some(&ctx(8, 9000)), true);
+    assert_eq!((r.result, r.retval), (Ok(0), layout(3520, 8992)));
+    assert_eq!((get32(&r.ctx_out, 0), get32(&r.ctx_out, 4)), (8, 3528));
+    assert_eq!(&r.out[..9000], &data[..9000]);
+    // The same program in the kernel, where it may be used.
+    if kclient::require("kernel comparison of multi-buffer test runs") {
+        let insns: Vec<isa::RawInsn> = frame_layout_prog()
+            .chunks(8)
+            .map(|c| isa::RawInsn::from_bytes(c.try_into().unwrap()))
+            .collect();
+        let (fd, _) = kclient::prog::load("frag_layout", &insns, c"GPL", &[], 0, 0)
+            .unwrap_or_else(|e| panic!("kernel load: {}: {}", e.errno, e.log));
+        for len in [60, 3520, 3521, 9000, 73152, 73153] {
+            let ours = frag_run(prog, &data[..len], 80_000, None, false);
+            match kclient::prog::test_run(&fd, &data[..len], 1, 80_000) {
+                Ok(k) => {
+                    assert_eq!((ours.result, ours.retval), (Ok(0), k.retval), "{len}");
+                    assert_eq!(&ours.out[..k.data_out.len()], &k.data_out[..], "{len}");
+                }
+                Err(e) => assert_eq!(ours.result, Err(e.raw_os_error().unwrap()), "{len}"),
+            }
+        }
+    }
+    close(prog);
+}
