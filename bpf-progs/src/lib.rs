@@ -60,6 +60,8 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_map_heavy",
     // Issue 10: perf_event_output and the ring buffer helpers.
     "xdp_events",
+    // Issue 15: kfuncs (open-coded number iterators: bpf_for, bpf_repeat).
+    "xdp_iter",
 ];
 
 /// Every test packet in `packets/`.
@@ -789,6 +791,14 @@ static REAL_WORLD_CASES: &[Case] = &[
         &["pkt_v6.bin", "pkt_v4.bin"],
         &[],
         1,
+    ),
+    // Issue 15: open-coded number iterators (kfuncs bpf_iter_num_*).
+    rw_case(
+        "xdp_iter",
+        "xdp_iter",
+        &["udp.bin", "tcp_syn.bin", "icmp.bin"],
+        &[],
+        2,
     ),
 ];
 

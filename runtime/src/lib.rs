@@ -21,6 +21,7 @@ pub mod error;
 pub mod helpers;
 pub mod interp;
 pub mod jit;
+pub mod kfuncs;
 pub mod maptable;
 pub mod memory;
 pub mod net;
@@ -146,9 +147,12 @@ impl LoadedObject {
                 continue;
             }
             let starts: Vec<usize> = p.subprogs.iter().map(|s| s.start).collect();
-            match program::prepare(&p.name, &p.section, &p.insns, &starts, &maps) {
+            let mut insns = p.insns.clone();
+            let prepared = kfuncs::resolve(&p.name, &mut insns, &p.kfuncs)
+                .and_then(|()| program::prepare(&p.name, &p.section, &insns, &starts, &maps));
+            match prepared {
                 Ok(mut prepared) => {
-                    let def = stored::program_def(&p.name, 6, &p.insns, &maps);
+                    let def = stored::program_def(&p.name, 6, &insns, &maps);
                     let id = store
                         .register_program(&def)
                         .map_err(|source| LoadError::Object {

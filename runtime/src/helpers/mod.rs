@@ -141,6 +141,12 @@ pub(crate) fn call(id: i32, ctx: &mut HelperCtx<'_, '_>, args: [u64; 5]) -> Resu
     match BY_ID.get(id as usize).copied().flatten() {
         Some(f) => f(ctx, args),
         None if id == loader::core::POISON_HELPER_ID => Err(TrapKind::PoisonedCoreRelocation),
+        None if id >= crate::kfuncs::KFUNC_BASE => match crate::kfuncs::call(id, ctx, args) {
+            Some(r) => r,
+            None => Err(TrapKind::IllegalInstruction {
+                code: isa::opcode::CALL,
+            }),
+        },
         // Engines run bpf_loop themselves; one that does not reaches this.
         None if id as i64 == BPF_LOOP => Err(TrapKind::HelperBadCallback {
             helper: id,

@@ -176,8 +176,41 @@ pub const PROTOS: &[Proto] = &[
     ),
 ];
 
-/// The prototype of helper `id`.
+/// The kfuncs' prototypes, by helper-table slot (`kfuncs::KFUNC_BASE` + the runtime's
+/// kfunc id), as the kernel's BTF prototypes and KF_* flags describe them.
+pub const KFUNC_PROTOS: &[Proto] = &[
+    // struct bpf_iter_num: 8 bytes the kfunc writes.
+    p(
+        k(kf::BPF_ITER_NUM_NEW),
+        [Write(Size::Fixed(8)), A, A, A, A],
+        I,
+        false,
+    ),
+    // Returns a pointer to the iterator's `cur` or NULL (left unproven: a scalar).
+    p(
+        k(kf::BPF_ITER_NUM_NEXT),
+        [Write(Size::Fixed(8)), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        k(kf::BPF_ITER_NUM_DESTROY),
+        [Write(Size::Fixed(8)), A, A, A, A],
+        I,
+        false,
+    ),
+];
+
+use crate::kfuncs::id as kf;
+const fn k(id: i32) -> i32 {
+    crate::kfuncs::KFUNC_BASE + id
+}
+
+/// The prototype of helper `id` (or of the kfunc in helper-table slot `id`).
 pub fn proto(id: i32) -> Option<&'static Proto> {
+    if id >= crate::kfuncs::KFUNC_BASE {
+        return KFUNC_PROTOS.iter().find(|p| p.id == id);
+    }
     PROTOS.iter().find(|p| p.id == id)
 }
 
@@ -193,6 +226,17 @@ mod tests {
         want.push(crate::helpers::BPF_LOOP as i32);
         want.sort_unstable();
         want.dedup();
+        assert_eq!(ids, want);
+    }
+
+    #[test]
+    fn prototypes_cover_exactly_the_kfuncs() {
+        let mut ids: Vec<i32> = KFUNC_PROTOS.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        let mut want: Vec<i32> = crate::kfuncs::names()
+            .filter_map(|n| crate::kfuncs::slot(crate::kfuncs::id_of(n)?))
+            .collect();
+        want.sort_unstable();
         assert_eq!(ids, want);
     }
 

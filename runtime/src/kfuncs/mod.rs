@@ -1,0 +1,119 @@
+//! Kernel functions (kfuncs) the runtime implements, in one table beside the helper
+//! table: name -> the runtime's kfunc id, implementation and verifier prototype
+//! (`verifier::protos::KFUNC_PROTOS`).
+//!
+//! An object calls a kfunc through an `extern ... __ksym` function: the loader turns
+//! each such call into `call` with src = `BPF_PSEUDO_KFUNC_CALL` and records the name
+//! (`loader::Program::kfuncs`); [`resolve`] then writes the runtime's id into imm,
+//! as libbpf writes the kernel's BTF id. Programs in the store keep the runtime's ids.
+//! `program::prepare` turns each kfunc call into a helper call of id
+//! [`KFUNC_BASE`]` + id`, so both engines, the analysis and the prototypes treat
+//! kfuncs as helpers; ids at or above `KFUNC_BASE` are refused in helper calls
+//! (`helpers::check_supported`), so only a resolved kfunc call reaches them.
+
+mod iter;
+
+use crate::error::{TrapKind, VerifyError};
+use crate::helpers::HelperCtx;
+
+/// Helper-table slot of kfunc 0: above every helper id the kernel defines (helper ids
+/// are frozen below 256).
+pub const KFUNC_BASE: i32 = 0x1_0000;
+
+pub(crate) type KfuncFn = fn(&mut HelperCtx<'_, '_>, [u64; 5]) -> Result<u64, TrapKind>;
+
+/// The runtime's kfunc ids: stable, since programs in the store hold them.
+pub mod id {
+    pub const BPF_ITER_NUM_NEW: i32 = 1;
+    pub const BPF_ITER_NUM_NEXT: i32 = 2;
+    pub const BPF_ITER_NUM_DESTROY: i32 = 3;
+}
+
+/// The kfuncs, by name: (name, id, implementation).
+pub(crate) const TABLE: &[(&str, i32, KfuncFn)] = &[
+    ("bpf_iter_num_new", id::BPF_ITER_NUM_NEW, iter::num_new),
+    ("bpf_iter_num_next", id::BPF_ITER_NUM_NEXT, iter::num_next),
+    (
+        "bpf_iter_num_destroy",
+        id::BPF_ITER_NUM_DESTROY,
+        iter::num_destroy,
+    ),
+];
+
+/// The runtime's id of kfunc `name`.
+pub fn id_of(name: &str) -> Option<i32> {
+    TABLE.iter().find(|k| k.0 == name).map(|k| k.1)
+}
+
+/// The name of kfunc `id`.
+pub fn name_of(id: i32) -> Option<&'static str> {
+    TABLE.iter().find(|k| k.1 == id).map(|k| k.0)
+}
+
+/// The helper-table slot of kfunc `id`, when the runtime implements it.
+pub fn slot(id: i32) -> Option<i32> {
+    name_of(id).map(|_| KFUNC_BASE + id)
+}
+
+/// Every kfunc name the runtime implements.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    TABLE.iter().map(|k| k.0)
+}
+
+/// Calls the kfunc in helper-table slot `slot` (`KFUNC_BASE + id`).
+#[inline]
+pub(crate) fn call(
+    slot: i32,
+    ctx: &mut HelperCtx<'_, '_>,
+    args: [u64; 5],
+) -> Option<Result<u64, TrapKind>> {
+    let id = slot.checked_sub(KFUNC_BASE)?;
+    TABLE.iter().find(|k| k.1 == id).map(|k| (k.2)(ctx, args))
+}
+
+/// Writes the runtime's kfunc ids into the kfunc calls of `insns`, which the loader
+/// recorded in `calls` (name by slot). A kfunc the runtime does not implement is an
+/// error naming it.
+pub fn resolve(
+    prog: &str,
+    insns: &mut [isa::RawInsn],
+    calls: &[loader::KfuncCall],
+) -> Result<(), VerifyError> {
+    for c in calls {
+        let id = id_of(&c.name).ok_or_else(|| VerifyError::UnsupportedKfunc {
+            prog: prog.to_string(),
+            pc: c.insn,
+            name: c.name.clone(),
+        })?;
+        match insns.get_mut(c.insn) {
+            Some(x)
+                if x.code == isa::opcode::CALL && x.src == isa::opcode::BPF_PSEUDO_KFUNC_CALL =>
+            {
+                x.imm = id;
+            }
+            _ => {
+                return Err(VerifyError::UnsupportedKfunc {
+                    prog: prog.to_string(),
+                    pc: c.insn,
+                    name: format!("{} (not at a kfunc call)", c.name),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_are_unique() {
+        for (i, a) in TABLE.iter().enumerate() {
+            for b in &TABLE[i + 1..] {
+                assert_ne!(a.0, b.0);
+                assert_ne!(a.1, b.1);
+            }
+        }
+    }
+}
