@@ -62,6 +62,7 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_events",
     // Issue 15: kfuncs (open-coded number iterators: bpf_for, bpf_repeat).
     "xdp_iter",
+    "xdp_dynptr",
 ];
 
 /// Every test packet in `packets/`.
@@ -799,6 +800,14 @@ static REAL_WORLD_CASES: &[Case] = &[
         &["udp.bin", "tcp_syn.bin", "icmp.bin"],
         &[],
         2,
+    ),
+    // Issue 15: dynptrs over the frame (bpf_dynptr_from_xdp, slices, read/write).
+    rw_case(
+        "xdp_dynptr",
+        "xdp_dynptr",
+        &["udp.bin", "tcp_syn.bin", "ipv6.bin", "icmp.bin"],
+        &[],
+        1,
     ),
 ];
 

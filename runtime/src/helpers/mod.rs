@@ -14,12 +14,13 @@
 //! }
 //! ```
 
+pub(crate) mod dynptr;
 mod event;
 pub mod fib;
 mod map;
 mod misc;
 mod redirect;
-mod xdp;
+pub(crate) mod xdp;
 
 pub use redirect::Redirect;
 
@@ -120,6 +121,9 @@ const TABLE: &[(i32, HelperFn)] = &[
     (func::xdp_get_buff_len, xdp::get_buff_len),
     (func::xdp_load_bytes, xdp::load_bytes),
     (func::xdp_store_bytes, xdp::store_bytes),
+    (func::dynptr_read, dynptr::read),
+    (func::dynptr_write, dynptr::write),
+    (func::dynptr_data, dynptr::data),
 ];
 
 const MAX_ID: usize = 256;

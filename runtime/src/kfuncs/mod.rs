@@ -11,6 +11,7 @@
 //! kfuncs as helpers; ids at or above `KFUNC_BASE` are refused in helper calls
 //! (`helpers::check_supported`), so only a resolved kfunc call reaches them.
 
+mod dynptr;
 mod iter;
 
 use crate::error::{TrapKind, VerifyError};
@@ -27,6 +28,14 @@ pub mod id {
     pub const BPF_ITER_NUM_NEW: i32 = 1;
     pub const BPF_ITER_NUM_NEXT: i32 = 2;
     pub const BPF_ITER_NUM_DESTROY: i32 = 3;
+    pub const BPF_DYNPTR_FROM_XDP: i32 = 4;
+    pub const BPF_DYNPTR_SLICE: i32 = 5;
+    pub const BPF_DYNPTR_SLICE_RDWR: i32 = 6;
+    pub const BPF_DYNPTR_SIZE: i32 = 7;
+    pub const BPF_DYNPTR_ADJUST: i32 = 8;
+    pub const BPF_DYNPTR_IS_NULL: i32 = 9;
+    pub const BPF_DYNPTR_IS_RDONLY: i32 = 10;
+    pub const BPF_DYNPTR_CLONE: i32 = 11;
 }
 
 /// The kfuncs, by name: (name, id, implementation).
@@ -38,6 +47,30 @@ pub(crate) const TABLE: &[(&str, i32, KfuncFn)] = &[
         id::BPF_ITER_NUM_DESTROY,
         iter::num_destroy,
     ),
+    (
+        "bpf_dynptr_from_xdp",
+        id::BPF_DYNPTR_FROM_XDP,
+        dynptr::from_xdp,
+    ),
+    ("bpf_dynptr_slice", id::BPF_DYNPTR_SLICE, dynptr::slice_ro),
+    (
+        "bpf_dynptr_slice_rdwr",
+        id::BPF_DYNPTR_SLICE_RDWR,
+        dynptr::slice_rdwr,
+    ),
+    ("bpf_dynptr_size", id::BPF_DYNPTR_SIZE, dynptr::size),
+    ("bpf_dynptr_adjust", id::BPF_DYNPTR_ADJUST, dynptr::adjust),
+    (
+        "bpf_dynptr_is_null",
+        id::BPF_DYNPTR_IS_NULL,
+        dynptr::is_null,
+    ),
+    (
+        "bpf_dynptr_is_rdonly",
+        id::BPF_DYNPTR_IS_RDONLY,
+        dynptr::is_rdonly,
+    ),
+    ("bpf_dynptr_clone", id::BPF_DYNPTR_CLONE, dynptr::clone),
 ];
 
 /// The runtime's id of kfunc `name`.

@@ -174,7 +174,24 @@ pub const PROTOS: &[Proto] = &[
         I,
         false,
     ),
+    // A dynptr is 16 bytes (helpers/dynptr.rs).
+    p(
+        func::dynptr_read,
+        [Write(r32(2)), A, Read(DYNPTR), A, A],
+        I,
+        false,
+    ),
+    p(
+        func::dynptr_write,
+        [Read(DYNPTR), A, Read(r32(4)), A, A],
+        I,
+        false,
+    ),
+    // A pointer into the dynptr's memory or NULL (left unproven: a scalar).
+    p(func::dynptr_data, [Read(DYNPTR), A, A, A, A], I, false),
 ];
+
+const DYNPTR: Size = Size::Fixed(crate::helpers::dynptr::SIZE as u32);
 
 /// The kfuncs' prototypes, by helper-table slot (`kfuncs::KFUNC_BASE` + the runtime's
 /// kfunc id), as the kernel's BTF prototypes and KF_* flags describe them.

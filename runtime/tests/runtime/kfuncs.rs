@@ -28,6 +28,11 @@ fn open_coded_iterators_match_the_kernel() {
     compare_object("xdp_iter");
 }
 
+#[test]
+fn dynptrs_over_the_frame_match_the_kernel() {
+    compare_object("xdp_dynptr");
+}
+
 /// A kfunc the runtime does not implement: the program is refused with an error naming
 /// it (the kernel's would load it), at the call's slot.
 #[test]
