@@ -13,6 +13,7 @@
 
 mod dynptr;
 mod iter;
+mod metadata;
 
 use crate::error::{TrapKind, VerifyError};
 use crate::helpers::HelperCtx;
@@ -36,6 +37,9 @@ pub mod id {
     pub const BPF_DYNPTR_IS_NULL: i32 = 9;
     pub const BPF_DYNPTR_IS_RDONLY: i32 = 10;
     pub const BPF_DYNPTR_CLONE: i32 = 11;
+    pub const BPF_XDP_METADATA_RX_TIMESTAMP: i32 = 12;
+    pub const BPF_XDP_METADATA_RX_HASH: i32 = 13;
+    pub const BPF_XDP_METADATA_RX_VLAN_TAG: i32 = 14;
 }
 
 /// The kfuncs, by name: (name, id, implementation).
@@ -71,6 +75,21 @@ pub(crate) const TABLE: &[(&str, i32, KfuncFn)] = &[
         dynptr::is_rdonly,
     ),
     ("bpf_dynptr_clone", id::BPF_DYNPTR_CLONE, dynptr::clone),
+    (
+        "bpf_xdp_metadata_rx_timestamp",
+        id::BPF_XDP_METADATA_RX_TIMESTAMP,
+        metadata::rx_timestamp,
+    ),
+    (
+        "bpf_xdp_metadata_rx_hash",
+        id::BPF_XDP_METADATA_RX_HASH,
+        metadata::rx_hash,
+    ),
+    (
+        "bpf_xdp_metadata_rx_vlan_tag",
+        id::BPF_XDP_METADATA_RX_VLAN_TAG,
+        metadata::rx_vlan_tag,
+    ),
 ];
 
 /// The runtime's id of kfunc `name`.
