@@ -66,6 +66,10 @@ pub const PROGRAMS: &[&str] = &[
     // The kernel loads it only bound to a device, which it cannot test-run: no case
     // (runtime/tests/runtime/kfuncs.rs).
     "xdp_metadata",
+    // Linux's xdp_synproxy_kern adapted: SYN cookies and a conntrack lookup. Its
+    // answers depend on the SYN cookie secret and the clock: no case
+    // (runtime/tests/runtime/kfuncs.rs compares their structure).
+    "xdp_synproxy",
 ];
 
 /// Every test packet in `packets/`.
@@ -92,7 +96,8 @@ pub const PACKETS: &[&str] = &[
 
 /// Programs of [`PROGRAMS`] the kernel cannot test-run, so with no case: xdp_metadata
 /// (the kernel loads it only bound to a device, and refuses to test-run such programs).
-pub const NO_TEST_RUN_PROGRAMS: &[&str] = &["xdp_metadata"];
+/// xdp_synproxy answers with SYN cookies, which depend on a secret and the clock.
+pub const NO_TEST_RUN_PROGRAMS: &[&str] = &["xdp_metadata", "xdp_synproxy"];
 
 /// The programs in `xdp_oob.o`: each reads outside its regions and the
 /// kernel's verifier rejects it. A runtime must trap them.

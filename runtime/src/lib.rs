@@ -136,6 +136,20 @@ impl LoadedObject {
             });
         }
         fill_map_slots(object, &bound)?;
+        // Conntrack kfuncs keep their connections in a table of the store.
+        let uses_ct = object
+            .programs
+            .iter()
+            .flat_map(|p| &p.kfuncs)
+            .any(|k| kfuncs::uses_conntrack(&k.name));
+        if uses_ct && store.map_by_name(kfuncs::conntrack::TABLE_NAME).is_err() {
+            store
+                .create_map(&kfuncs::conntrack::table_def())
+                .map_err(|source| LoadError::Map {
+                    name: kfuncs::conntrack::TABLE_NAME.to_string(),
+                    source,
+                })?;
+        }
         // Maps of maps hand programs other maps of the store: bind those too.
         let maps = stored::with_store_maps(store, bound);
         let mut programs = Vec::new();

@@ -177,7 +177,31 @@ pub fn with_store_maps(store: &maps::Store, bound: Vec<BoundMap>) -> MapTable {
             }
         }
     }
-    MapTable::with_inner(bound, inner)
+    // The store's connection table, for conntrack kfuncs.
+    let mut conntrack = None;
+    if let Ok(map) = store.map_by_name(crate::kfuncs::conntrack::TABLE_NAME) {
+        let info = map.info();
+        if crate::kfuncs::conntrack::is_table(&info) {
+            conntrack = Some(info.id);
+            if !bound.iter().chain(&inner).any(|b| b.info.id == info.id) {
+                inner.push(BoundMap {
+                    name: info.name.clone(),
+                    info,
+                    map,
+                });
+            }
+        }
+    }
+    let mut table = MapTable::with_inner(bound, inner);
+    if let Some(id) = conntrack {
+        table.set_conntrack(id);
+    }
+    // A store whose header cannot be read has no maps to bind either; keep the
+    // table's own secret then.
+    if let Ok(secret) = store.syncookie_secret() {
+        table.set_syncookie_secret(secret);
+    }
+    table
 }
 
 /// Verifies `def` (map references index `def.map_ids`; `def.tag` from

@@ -20,6 +20,7 @@ pub mod fib;
 mod map;
 mod misc;
 mod redirect;
+mod syncookie;
 pub(crate) mod xdp;
 
 pub use redirect::Redirect;
@@ -124,6 +125,10 @@ const TABLE: &[(i32, HelperFn)] = &[
     (func::dynptr_read, dynptr::read),
     (func::dynptr_write, dynptr::write),
     (func::dynptr_data, dynptr::data),
+    (func::tcp_raw_gen_syncookie_ipv4, syncookie::gen_ipv4),
+    (func::tcp_raw_gen_syncookie_ipv6, syncookie::gen_ipv6),
+    (func::tcp_raw_check_syncookie_ipv4, syncookie::check_ipv4),
+    (func::tcp_raw_check_syncookie_ipv6, syncookie::check_ipv6),
 ];
 
 const MAX_ID: usize = 256;

@@ -11,6 +11,7 @@
 //! kfuncs as helpers; ids at or above `KFUNC_BASE` are refused in helper calls
 //! (`helpers::check_supported`), so only a resolved kfunc call reaches them.
 
+pub mod conntrack;
 mod dynptr;
 mod iter;
 mod metadata;
@@ -40,6 +41,8 @@ pub mod id {
     pub const BPF_XDP_METADATA_RX_TIMESTAMP: i32 = 12;
     pub const BPF_XDP_METADATA_RX_HASH: i32 = 13;
     pub const BPF_XDP_METADATA_RX_VLAN_TAG: i32 = 14;
+    pub const BPF_XDP_CT_LOOKUP: i32 = 15;
+    pub const BPF_CT_RELEASE: i32 = 16;
 }
 
 /// The kfuncs, by name: (name, id, implementation).
@@ -90,7 +93,18 @@ pub(crate) const TABLE: &[(&str, i32, KfuncFn)] = &[
         id::BPF_XDP_METADATA_RX_VLAN_TAG,
         metadata::rx_vlan_tag,
     ),
+    (
+        "bpf_xdp_ct_lookup",
+        id::BPF_XDP_CT_LOOKUP,
+        conntrack::xdp_ct_lookup,
+    ),
+    ("bpf_ct_release", id::BPF_CT_RELEASE, conntrack::ct_release),
 ];
+
+/// Whether a program calling `name` needs the store's connection table.
+pub fn uses_conntrack(name: &str) -> bool {
+    name == "bpf_xdp_ct_lookup" || name.starts_with("bpf_ct_") || name == "bpf_xdp_ct_alloc"
+}
 
 /// The runtime's id of kfunc `name`.
 pub fn id_of(name: &str) -> Option<i32> {

@@ -189,6 +189,31 @@ pub const PROTOS: &[Proto] = &[
     ),
     // A pointer into the dynptr's memory or NULL (left unproven: a scalar).
     p(func::dynptr_data, [Read(DYNPTR), A, A, A, A], I, false),
+    // struct iphdr (20 bytes) / ipv6hdr (40), the TCP header with its options.
+    p(
+        func::tcp_raw_gen_syncookie_ipv4,
+        [Read(Size::Fixed(20)), Read(r32(3)), A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::tcp_raw_gen_syncookie_ipv6,
+        [Read(Size::Fixed(40)), Read(r32(3)), A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::tcp_raw_check_syncookie_ipv4,
+        [Read(Size::Fixed(20)), Read(Size::Fixed(20)), A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::tcp_raw_check_syncookie_ipv6,
+        [Read(Size::Fixed(40)), Read(Size::Fixed(20)), A, A, A],
+        I,
+        false,
+    ),
 ];
 
 const DYNPTR: Size = Size::Fixed(crate::helpers::dynptr::SIZE as u32);

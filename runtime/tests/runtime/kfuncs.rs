@@ -96,3 +96,158 @@ fn xdp_metadata_kfuncs_answer_eopnotsupp() {
         "{log}"
     );
 }
+
+/// Runs `frames` in order through one load of `object` (one store, so one SYN cookie
+/// secret) in `engine`, after `sets`; returns each return value and frame.
+fn run_in_one_store(
+    engine: Engine,
+    object: &std::path::Path,
+    prog: &str,
+    sets: &[(&str, &[u8], &[u8])],
+    frames: &mut dyn FnMut(usize, Option<&[u8]>) -> Option<Vec<u8>>,
+) -> Vec<(u64, Vec<u8>)> {
+    use runtime::jit::{JitObject, JitOptions};
+    let obj = loader::Object::parse(&std::fs::read(object).unwrap()).unwrap();
+    let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
+    let loaded = runtime::LoadedObject::load(&obj, &store).unwrap();
+    for (map, k, v) in sets {
+        loaded.update_entry(map, k, v, 0).unwrap();
+    }
+    let index = loaded.program_index(Some(prog)).unwrap();
+    let jit = (engine == Engine::Jit)
+        .then(|| JitObject::compile(&loaded, &JitOptions::default()).unwrap());
+    let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut i = 0;
+    while let Some(frame) = frames(i, out.last().map(|(_, f)| f.as_slice())) {
+        let mut pkt = runtime::Packet::new(&frame).unwrap();
+        let mut vm = runtime::Vm::new(0);
+        let ret = match &jit {
+            Some(j) => j.run_repeat(&mut vm, index, &mut pkt, 1),
+            None => loaded.run_repeat(&mut vm, index, &mut pkt, 1),
+        }
+        .unwrap_or_else(|t| panic!("{}: trap {t}", engine.name()))
+        .0;
+        out.push((ret, pkt.data_with_meta().to_vec()));
+        i += 1;
+    }
+    out
+}
+
+/// The client's ACK answering `synack` (the SYN-ACK of tcp_syn.bin): seq = ISN + 1,
+/// ack = cookie + 1 (+ `skew`), no options; checksums are not checked by the checker.
+fn ack_for(synack: &[u8], skew: u32) -> Vec<u8> {
+    let mut f = synack[..54].to_vec();
+    // Ethernet and IPv4 addresses, TCP ports back to the client's direction.
+    let (a, b) = (synack[0..6].to_vec(), synack[6..12].to_vec());
+    f[0..6].copy_from_slice(&b);
+    f[6..12].copy_from_slice(&a);
+    f[16..18].copy_from_slice(&40u16.to_be_bytes());
+    let (s, d) = (synack[26..30].to_vec(), synack[30..34].to_vec());
+    f[26..30].copy_from_slice(&d);
+    f[30..34].copy_from_slice(&s);
+    let (sp, dp) = (synack[34..36].to_vec(), synack[36..38].to_vec());
+    f[34..36].copy_from_slice(&dp);
+    f[36..38].copy_from_slice(&sp);
+    let cookie = u32::from_be_bytes(synack[38..42].try_into().unwrap());
+    let ack = u32::from_be_bytes(synack[42..46].try_into().unwrap());
+    f[38..42].copy_from_slice(&ack.to_be_bytes());
+    f[42..46].copy_from_slice(&cookie.wrapping_add(1).wrapping_add(skew).to_be_bytes());
+    f[46] = 5 << 4;
+    f[47] = 0x10; // ACK
+    f
+}
+
+/// The SYN-ACK with what depends on the secret and the clock masked: the cookie
+/// (sequence number), the TCP checksum, and the timestamp's clock bits (its low 6
+/// bits encode the options and stay).
+fn synack_structure(f: &[u8]) -> Vec<u8> {
+    let mut s = f.to_vec();
+    if s.len() >= 66 {
+        s[38..42].fill(0);
+        s[50..52].fill(0);
+        s[62..65].fill(0);
+        s[65] &= 0x3f;
+    }
+    s
+}
+
+/// Linux's xdp_synproxy_kern (adapted, bpf-progs/src-c/xdp_synproxy.c): a SYN gets the
+/// kernel's SYN-ACK layout (74 bytes: lengths, flags, options, addresses equal; the
+/// cookie differs by secret), the ACK carrying the runtime's own cookie passes, one
+/// carrying another number is dropped, as the kernel does with its cookies.
+#[test]
+fn synproxy_answers_syn_and_accepts_its_cookie() {
+    let object = bpf_progs::object("xdp_synproxy");
+    let syn = std::fs::read(bpf_progs::packet("tcp_syn.bin")).unwrap();
+    let port80: &[u8] = &80u16.to_ne_bytes();
+    let key0: &[u8] = &0u32.to_ne_bytes();
+    let sets = [("allowed_ports", key0, port80)];
+    let mut ours = Vec::new();
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        let runs = run_in_one_store(
+            engine,
+            &object,
+            "syncookie_xdp",
+            &sets,
+            &mut |i, prev| match i {
+                0 => Some(syn.clone()),
+                1 => Some(ack_for(prev.unwrap(), 0)),
+                2 => None,
+                _ => None,
+            },
+        );
+        let (ret, synack) = &runs[0];
+        assert_eq!(*ret, 3, "{}: XDP_TX", engine.name());
+        assert_eq!(synack.len(), 74, "{}", engine.name());
+        assert_eq!(
+            runs[1].0,
+            2,
+            "{}: the ACK with our cookie passes",
+            engine.name()
+        );
+        let bad = run_in_one_store(
+            engine,
+            &object,
+            "syncookie_xdp",
+            &sets,
+            &mut |i, prev| match i {
+                0 => Some(syn.clone()),
+                1 => Some(ack_for(prev.unwrap(), 1)),
+                _ => None,
+            },
+        );
+        assert_eq!(bad[1].0, 1, "{}: another cookie is dropped", engine.name());
+        ours.push(synack.clone());
+    }
+    assert_eq!(synack_structure(&ours[0]), synack_structure(&ours[1]));
+    if !kclient::require("xdp_synproxy in the kernel") {
+        return;
+    }
+    let ksets = vec![("allowed_ports".to_string(), key0.to_vec(), port80.to_vec())];
+    let k = kclient::bpftool::run(&object, "syncookie_xdp", &syn, 1, &ksets).unwrap();
+    assert_eq!(k.retval, 3);
+    assert_eq!(
+        bpf_progs::hex_encode(&synack_structure(&ours[0])),
+        bpf_progs::hex_encode(&synack_structure(&k.data_out)),
+        "SYN-ACK structure (cookie, TCP checksum, timestamp clock masked)"
+    );
+    // The kernel accepts its own cookie and drops another, as the runtime does.
+    let ack = kclient::bpftool::run(
+        &object,
+        "syncookie_xdp",
+        &ack_for(&k.data_out, 0),
+        1,
+        &ksets,
+    )
+    .unwrap();
+    assert_eq!(ack.retval, 2, "the kernel's ACK with its cookie");
+    let bad = kclient::bpftool::run(
+        &object,
+        "syncookie_xdp",
+        &ack_for(&k.data_out, 1),
+        1,
+        &ksets,
+    )
+    .unwrap();
+    assert_eq!(bad.retval, 1, "the kernel's ACK with another cookie");
+}
