@@ -70,6 +70,8 @@ pub const PROGRAMS: &[&str] = &[
     // answers depend on the SYN cookie secret and the clock: no case
     // (runtime/tests/runtime/kfuncs.rs compares their structure).
     "xdp_synproxy",
+    // Issue 15: conntrack kfuncs (lookup misses, alloc, insert, lookup hits, errors).
+    "xdp_conntrack",
 ];
 
 /// Every test packet in `packets/`.
@@ -812,6 +814,15 @@ static REAL_WORLD_CASES: &[Case] = &[
         &["udp.bin", "tcp_syn.bin", "icmp.bin"],
         &[],
         2,
+    ),
+    // Issue 15: conntrack (the kernel's table is the host's: the program expires its
+    // entry before it ends, so every run starts from none).
+    rw_case(
+        "xdp_conntrack",
+        "xdp_conntrack",
+        &["udp.bin", "tcp_syn.bin", "icmp.bin"],
+        &[],
+        1,
     ),
     // Issue 15: dynptrs over the frame (bpf_dynptr_from_xdp, slices, read/write).
     rw_case(

@@ -112,8 +112,9 @@ pub struct MapTable {
     /// (`maps::Store::syncookie_secret`) for tables bound to a store, else one of the
     /// table's own.
     syncookie_secret: [u64; 4],
-    /// The store's connection table (`kfuncs::conntrack`), an inner map, if bound.
-    conntrack: Option<usize>,
+    /// The store's connection table and pending table (`kfuncs::conntrack`), inner
+    /// maps, if bound.
+    conntrack: Option<(usize, usize)>,
 }
 
 impl MapTable {
@@ -189,16 +190,20 @@ impl MapTable {
         self.id
     }
 
-    /// Makes the inner map with store id `id` the connection table of conntrack
-    /// kfuncs (`kfuncs::conntrack`).
-    pub fn set_conntrack(&mut self, id: u32) {
-        let i = self.by_id.binary_search_by_key(&id, |e| e.0).ok();
-        self.conntrack = i.map(|i| self.by_id[i].1);
+    /// Makes the bound maps with store ids `table` and `pending` the connection table
+    /// and pending table of the conntrack kfuncs (`kfuncs::conntrack`).
+    pub fn set_conntrack(&mut self, table: u32, pending: u32) {
+        let at = |id: u32| {
+            let i = self.by_id.binary_search_by_key(&id, |e| e.0).ok()?;
+            Some(self.by_id[i].1)
+        };
+        self.conntrack = at(table).zip(at(pending));
     }
 
-    /// The connection table, if bound.
-    pub fn conntrack(&self) -> Option<&BoundMap> {
-        self.maps.get(self.conntrack?)
+    /// The connection table and the pending table, if bound.
+    pub fn conntrack(&self) -> Option<(&BoundMap, &BoundMap)> {
+        let (t, p) = self.conntrack?;
+        Some((self.maps.get(t)?, self.maps.get(p)?))
     }
 
     /// Sets the SYN cookie secret (the store's, so that every process of the store

@@ -177,24 +177,28 @@ pub fn with_store_maps(store: &maps::Store, bound: Vec<BoundMap>) -> MapTable {
             }
         }
     }
-    // The store's connection table, for conntrack kfuncs.
-    let mut conntrack = None;
-    if let Ok(map) = store.map_by_name(crate::kfuncs::conntrack::TABLE_NAME) {
+    // The store's connection and pending tables, for conntrack kfuncs.
+    let mut conntrack = [None, None];
+    for (i, def) in crate::kfuncs::conntrack::table_defs().iter().enumerate() {
+        let Ok(map) = store.map_by_name(&def.name) else {
+            continue;
+        };
         let info = map.info();
-        if crate::kfuncs::conntrack::is_table(&info) {
-            conntrack = Some(info.id);
-            if !bound.iter().chain(&inner).any(|b| b.info.id == info.id) {
-                inner.push(BoundMap {
-                    name: info.name.clone(),
-                    info,
-                    map,
-                });
-            }
+        if crate::kfuncs::conntrack::table_kind(&info) != Some(i) {
+            continue;
+        }
+        conntrack[i] = Some(info.id);
+        if !bound.iter().chain(&inner).any(|b| b.info.id == info.id) {
+            inner.push(BoundMap {
+                name: info.name.clone(),
+                info,
+                map,
+            });
         }
     }
     let mut table = MapTable::with_inner(bound, inner);
-    if let Some(id) = conntrack {
-        table.set_conntrack(id);
+    if let [Some(t), Some(p)] = conntrack {
+        table.set_conntrack(t, p);
     }
     // A store whose header cannot be read has no maps to bind either; keep the
     // table's own secret then.

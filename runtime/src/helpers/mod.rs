@@ -215,6 +215,11 @@ pub fn supported_ids() -> Vec<i32> {
     v
 }
 
+/// `clock_gettime(clock)` in nanoseconds, as the time helpers read it.
+pub(crate) fn misc_clock_ns(clock: libc::clockid_t) -> u64 {
+    misc::clock_ns(clock)
+}
+
 /// A negative errno as the kernel's helpers return it in r0.
 pub(crate) fn neg_errno(errno: i32) -> u64 {
     (-(errno as i64)) as u64

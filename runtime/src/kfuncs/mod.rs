@@ -43,6 +43,12 @@ pub mod id {
     pub const BPF_XDP_METADATA_RX_VLAN_TAG: i32 = 14;
     pub const BPF_XDP_CT_LOOKUP: i32 = 15;
     pub const BPF_CT_RELEASE: i32 = 16;
+    pub const BPF_XDP_CT_ALLOC: i32 = 17;
+    pub const BPF_CT_INSERT_ENTRY: i32 = 18;
+    pub const BPF_CT_SET_TIMEOUT: i32 = 19;
+    pub const BPF_CT_CHANGE_TIMEOUT: i32 = 20;
+    pub const BPF_CT_SET_STATUS: i32 = 21;
+    pub const BPF_CT_CHANGE_STATUS: i32 = 22;
 }
 
 /// The kfuncs, by name: (name, id, implementation).
@@ -99,6 +105,36 @@ pub(crate) const TABLE: &[(&str, i32, KfuncFn)] = &[
         conntrack::xdp_ct_lookup,
     ),
     ("bpf_ct_release", id::BPF_CT_RELEASE, conntrack::ct_release),
+    (
+        "bpf_xdp_ct_alloc",
+        id::BPF_XDP_CT_ALLOC,
+        conntrack::xdp_ct_alloc,
+    ),
+    (
+        "bpf_ct_insert_entry",
+        id::BPF_CT_INSERT_ENTRY,
+        conntrack::ct_insert_entry,
+    ),
+    (
+        "bpf_ct_set_timeout",
+        id::BPF_CT_SET_TIMEOUT,
+        conntrack::ct_set_timeout,
+    ),
+    (
+        "bpf_ct_change_timeout",
+        id::BPF_CT_CHANGE_TIMEOUT,
+        conntrack::ct_change_timeout,
+    ),
+    (
+        "bpf_ct_set_status",
+        id::BPF_CT_SET_STATUS,
+        conntrack::ct_set_status,
+    ),
+    (
+        "bpf_ct_change_status",
+        id::BPF_CT_CHANGE_STATUS,
+        conntrack::ct_change_status,
+    ),
 ];
 
 /// Whether a program calling `name` needs the store's connection table.

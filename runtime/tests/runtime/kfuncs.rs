@@ -29,6 +29,11 @@ fn open_coded_iterators_match_the_kernel() {
 }
 
 #[test]
+fn conntrack_matches_the_kernel() {
+    compare_object("xdp_conntrack");
+}
+
+#[test]
 fn dynptrs_over_the_frame_match_the_kernel() {
     compare_object("xdp_dynptr");
 }
