@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Modules holding unsafe code: `memory` (checked raw access), `xdp` (low frames),
-//! `interp` (instruction fetch), `helpers` (raw copies after checks), `maptable`.
+//! `interp` (instruction fetch), `helpers` (raw copies after checks), `maptable`,
+//! `kfuncs::conntrack` (connection table entries by address).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;

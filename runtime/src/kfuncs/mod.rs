@@ -152,9 +152,12 @@ pub fn name_of(id: i32) -> Option<&'static str> {
     TABLE.iter().find(|k| k.1 == id).map(|k| k.0)
 }
 
-/// The helper-table slot of kfunc `id`, when the runtime implements it.
+/// The helper-table slot of kfunc `id`, when the runtime implements it (and its
+/// prototype is known: the analysis must see every call's effects).
 pub fn slot(id: i32) -> Option<i32> {
-    name_of(id).map(|_| KFUNC_BASE + id)
+    name_of(id)?;
+    let slot = KFUNC_BASE + id;
+    crate::verifier::protos::proto(slot).map(|_| slot)
 }
 
 /// Every kfunc name the runtime implements.
@@ -182,7 +185,8 @@ pub fn resolve(
     calls: &[loader::KfuncCall],
 ) -> Result<(), VerifyError> {
     for c in calls {
-        let id = id_of(&c.name).ok_or_else(|| VerifyError::UnsupportedKfunc {
+        let id = id_of(&c.name).filter(|id| slot(*id).is_some());
+        let id = id.ok_or_else(|| VerifyError::UnsupportedKfunc {
             prog: prog.to_string(),
             pc: c.insn,
             name: c.name.clone(),

@@ -241,6 +241,77 @@ pub const KFUNC_PROTOS: &[Proto] = &[
         I,
         false,
     ),
+    p(
+        k(kf::BPF_DYNPTR_FROM_XDP),
+        [Ctx, A, Write(DYNPTR), A, A],
+        I,
+        false,
+    ),
+    // A pointer into the frame or the buffer, or NULL (left unproven: a scalar). The
+    // buffer may be NULL (`buffer__opt`), so it is not a memory argument.
+    p(
+        k(kf::BPF_DYNPTR_SLICE),
+        [Read(DYNPTR), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        k(kf::BPF_DYNPTR_SLICE_RDWR),
+        [Read(DYNPTR), A, A, A, A],
+        I,
+        false,
+    ),
+    p(k(kf::BPF_DYNPTR_SIZE), [Read(DYNPTR), A, A, A, A], I, false),
+    p(
+        k(kf::BPF_DYNPTR_ADJUST),
+        [Write(DYNPTR), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        k(kf::BPF_DYNPTR_IS_NULL),
+        [Read(DYNPTR), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        k(kf::BPF_DYNPTR_IS_RDONLY),
+        [Read(DYNPTR), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        k(kf::BPF_DYNPTR_CLONE),
+        [Read(DYNPTR), Write(DYNPTR), A, A, A],
+        I,
+        false,
+    ),
+    // The outputs are never written (the generic versions).
+    p(
+        k(kf::BPF_XDP_METADATA_RX_TIMESTAMP),
+        [Ctx, A, A, A, A],
+        I,
+        false,
+    ),
+    p(k(kf::BPF_XDP_METADATA_RX_HASH), [Ctx, A, A, A, A], I, false),
+    p(
+        k(kf::BPF_XDP_METADATA_RX_VLAN_TAG),
+        [Ctx, A, A, A, A],
+        I,
+        false,
+    ),
+    // The tuple and opts are checked by the kfuncs (their sizes are arguments they
+    // validate first); an entry returned is a value of the store's tables, or NULL
+    // (left unproven: a scalar). Entries passed back are checked to be values of the
+    // tables, and a kfunc writing one (status, timeout) writes only its own bytes.
+    p(k(kf::BPF_XDP_CT_LOOKUP), [Ctx, A, A, A, A], I, false),
+    p(k(kf::BPF_CT_RELEASE), [A; 5], I, false),
+    p(k(kf::BPF_XDP_CT_ALLOC), [Ctx, A, A, A, A], I, false),
+    p(k(kf::BPF_CT_INSERT_ENTRY), [A; 5], I, false),
+    p(k(kf::BPF_CT_SET_TIMEOUT), [A; 5], I, false),
+    p(k(kf::BPF_CT_CHANGE_TIMEOUT), [A; 5], I, false),
+    p(k(kf::BPF_CT_SET_STATUS), [A; 5], I, false),
+    p(k(kf::BPF_CT_CHANGE_STATUS), [A; 5], I, false),
 ];
 
 use crate::kfuncs::id as kf;

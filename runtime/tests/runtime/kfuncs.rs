@@ -102,6 +102,9 @@ fn xdp_metadata_kfuncs_answer_eopnotsupp() {
     );
 }
 
+/// The frame to run `i`-th, given the frame the previous run left (None: stop).
+type NextFrame<'a> = &'a mut dyn FnMut(usize, Option<&[u8]>) -> Option<Vec<u8>>;
+
 /// Runs `frames` in order through one load of `object` (one store, so one SYN cookie
 /// secret) in `engine`, after `sets`; returns each return value and frame.
 fn run_in_one_store(
@@ -109,7 +112,7 @@ fn run_in_one_store(
     object: &std::path::Path,
     prog: &str,
     sets: &[(&str, &[u8], &[u8])],
-    frames: &mut dyn FnMut(usize, Option<&[u8]>) -> Option<Vec<u8>>,
+    frames: NextFrame<'_>,
 ) -> Vec<(u64, Vec<u8>)> {
     use runtime::jit::{JitObject, JitOptions};
     let obj = loader::Object::parse(&std::fs::read(object).unwrap()).unwrap();
