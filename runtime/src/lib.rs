@@ -144,14 +144,7 @@ impl LoadedObject {
             .flat_map(|p| &p.kfuncs)
             .any(|k| kfuncs::uses_conntrack(&k.name));
         if uses_ct {
-            for def in kfuncs::conntrack::table_defs() {
-                if store.map_by_name(&def.name).is_err() {
-                    store.create_map(&def).map_err(|source| LoadError::Map {
-                        name: def.name.clone(),
-                        source,
-                    })?;
-                }
-            }
+            kfuncs::conntrack::ensure_tables(store)?;
         }
         // Maps of maps hand programs other maps of the store: bind those too.
         let maps = stored::with_store_maps(store, bound);

@@ -219,7 +219,26 @@ pub fn register(
     def: &maps::ProgramDef,
     strict: bool,
 ) -> Result<u32, LoadError> {
-    let insns = raw_insns(&def.insns);
+    let mut insns = raw_insns(&def.insns);
+    // Kfunc calls arrive with the kernel's BTF ids; the store keeps the runtime's.
+    let resolved;
+    let def = if crate::kfuncs::resolve_kernel_ids(&def.name, &mut insns)? {
+        resolved = maps::ProgramDef {
+            insns: insns.iter().flat_map(|x| x.to_bytes()).collect(),
+            ..def.clone()
+        };
+        &resolved
+    } else {
+        def
+    };
+    let uses_ct = insns.iter().any(|x| {
+        x.code == isa::opcode::CALL
+            && x.src == isa::opcode::BPF_PSEUDO_KFUNC_CALL
+            && crate::kfuncs::name_of(x.imm).is_some_and(crate::kfuncs::uses_conntrack)
+    });
+    if uses_ct {
+        crate::kfuncs::conntrack::ensure_tables(store)?;
+    }
     let maps = bind_maps(store, &def.map_ids)?;
     let section = section_of(def.prog_flags);
     let p = program::prepare(&def.name, section, &insns, &subprog_starts(&insns), &maps)?;

@@ -111,6 +111,21 @@ pub fn table_defs() -> [maps::MapDef; 2] {
     ]
 }
 
+/// Creates the store's connection and pending tables, unless they exist.
+pub fn ensure_tables(store: &maps::Store) -> Result<(), crate::LoadError> {
+    for def in table_defs() {
+        if store.map_by_name(&def.name).is_err() {
+            store
+                .create_map(&def)
+                .map_err(|source| crate::LoadError::Map {
+                    name: def.name.clone(),
+                    source,
+                })?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether `info` is the connection table (0) or the pending table (1), by name and
 /// shape.
 pub fn table_kind(info: &maps::MapInfo) -> Option<usize> {

@@ -209,6 +209,59 @@ pub fn resolve(
     Ok(())
 }
 
+/// The running kernel's BTF (`/sys/kernel/btf/vmlinux`), read once per process.
+fn kernel_btf() -> Option<&'static loader::btf::Btf> {
+    static BTF: std::sync::OnceLock<Option<loader::btf::Btf>> = std::sync::OnceLock::new();
+    BTF.get_or_init(|| {
+        let bytes = std::fs::read(loader::options::SYSTEM_BTF_PATH).ok()?;
+        loader::btf::Btf::parse(&bytes).ok()
+    })
+    .as_ref()
+}
+
+/// Writes the runtime's kfunc ids into the kfunc calls of a program in the kernel's
+/// format (`BPF_PROG_LOAD` under the shim: imm is the BTF id of the function in the
+/// running kernel's BTF, as libbpf writes it), through the function's name. Returns
+/// whether any call changed. A kfunc the runtime does not implement, or an id that
+/// names no function of the kernel's BTF, is an error naming it.
+pub fn resolve_kernel_ids(prog: &str, insns: &mut [isa::RawInsn]) -> Result<bool, VerifyError> {
+    let mut changed = false;
+    let mut pc = 0;
+    while pc < insns.len() {
+        let x = insns[pc];
+        if x.code == isa::opcode::CALL && x.src == isa::opcode::BPF_PSEUDO_KFUNC_CALL {
+            let unsupported = |name: String| VerifyError::UnsupportedKfunc {
+                prog: prog.to_string(),
+                pc,
+                name,
+            };
+            let btf = kernel_btf().ok_or_else(|| {
+                unsupported(format!(
+                    "with BTF id {} (the kernel's BTF, {}, is not readable)",
+                    x.imm,
+                    loader::options::SYSTEM_BTF_PATH
+                ))
+            })?;
+            let name = match btf.type_by_id(x.imm as u32) {
+                Ok(t) if matches!(t.kind, loader::btf::BtfKind::Func { .. }) => {
+                    btf.type_name(x.imm as u32).unwrap_or("").to_string()
+                }
+                _ => {
+                    return Err(unsupported(format!(
+                        "with BTF id {} (no function of the kernel's BTF)",
+                        x.imm
+                    )))
+                }
+            };
+            let id = id_of(&name).filter(|id| slot(*id).is_some());
+            insns[pc].imm = id.ok_or_else(|| unsupported(name))?;
+            changed = true;
+        }
+        pc += if x.code == isa::opcode::LDDW { 2 } else { 1 };
+    }
+    Ok(changed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

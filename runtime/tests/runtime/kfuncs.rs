@@ -259,3 +259,82 @@ fn synproxy_answers_syn_and_accepts_its_cookie() {
     .unwrap();
     assert_eq!(bad.retval, 1, "the kernel's ACK with another cookie");
 }
+
+/// A program in the kernel's format, as `BPF_PROG_LOAD` gets it under the shim: its
+/// kfunc calls carry BTF ids of the running kernel. `stored::register` resolves them
+/// by name, the store keeps the runtime's ids, and the program runs from the store in
+/// both engines: bpf_for over [0, 3) counts 3.
+#[test]
+fn kernel_format_kfunc_calls_resolve_through_the_kernels_btf() {
+    use isa::opcode::{BPF_PSEUDO_KFUNC_CALL, CALL};
+    let Ok(bytes) = std::fs::read(loader::options::SYSTEM_BTF_PATH) else {
+        println!("SKIP: {} is not readable", loader::options::SYSTEM_BTF_PATH);
+        return;
+    };
+    let btf = loader::btf::Btf::parse(&bytes).unwrap();
+    let id = |name: &str| {
+        btf.find_by_name_kind(name, loader::btf::BTF_KIND_FUNC)
+            .unwrap() as i32
+    };
+    let kcall = |name: &str| isa::RawInsn::new(CALL, 0, BPF_PSEUDO_KFUNC_CALL, 0, id(name));
+    let r = |code, dst, src, off, imm| isa::RawInsn::new(code, dst, src, off, imm);
+    const MOV_X: u8 = 0xbf;
+    const MOV_K: u8 = 0xb7;
+    const ADD_K: u8 = 0x07;
+    const JEQ_K: u8 = 0x15;
+    const JA: u8 = 0x05;
+    let insns = vec![
+        r(MOV_X, 1, 10, 0, 0),
+        r(ADD_K, 1, 0, 0, -8),
+        r(MOV_K, 2, 0, 0, 0),
+        r(MOV_K, 3, 0, 0, 3),
+        kcall("bpf_iter_num_new"),
+        r(MOV_K, 6, 0, 0, 0),
+        // loop: r0 = next(&it); if !r0 goto end; r6++; goto loop
+        r(MOV_X, 1, 10, 0, 0),
+        r(ADD_K, 1, 0, 0, -8),
+        kcall("bpf_iter_num_next"),
+        r(JEQ_K, 0, 0, 2, 0),
+        r(ADD_K, 6, 0, 0, 1),
+        r(JA, 0, 0, -6, 0),
+        r(MOV_X, 1, 10, 0, 0),
+        r(ADD_K, 1, 0, 0, -8),
+        kcall("bpf_iter_num_destroy"),
+        r(MOV_X, 0, 6, 0, 0),
+        r(0x95, 0, 0, 0, 0),
+    ];
+    let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
+    let empty = runtime::MapTable::new(Vec::new());
+    let def = runtime::stored::program_def("iter_raw", 6, &insns, &empty);
+    let prog_id = runtime::stored::register(&store, &def, false).unwrap();
+    let stored = runtime::stored::raw_insns(&store.program_insns(prog_id).unwrap());
+    assert_eq!(
+        stored[4].imm,
+        runtime::kfuncs::id_of("bpf_iter_num_new").unwrap()
+    );
+    let (loaded, index) = runtime::LoadedObject::from_store(&store, prog_id).unwrap();
+    let data = std::fs::read(bpf_progs::packet("udp.bin")).unwrap();
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        let mut pkt = runtime::Packet::new(&data).unwrap();
+        let mut vm = runtime::Vm::new(0);
+        let ret = match engine {
+            Engine::Jit => {
+                let jit = runtime::jit::JitObject::compile(&loaded, &Default::default()).unwrap();
+                jit.run_repeat(&mut vm, index, &mut pkt, 1)
+            }
+            _ => loaded.run_repeat(&mut vm, index, &mut pkt, 1),
+        };
+        assert_eq!(ret.unwrap().0, 3, "{}", engine.name());
+    }
+    // A kernel function the runtime does not implement is named.
+    let mut bad = insns.clone();
+    bad[4] = kcall("bpf_rcu_read_lock");
+    let def = runtime::stored::program_def("rcu_raw", 6, &bad, &empty);
+    let err = runtime::stored::register(&store, &def, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("kfunc bpf_rcu_read_lock is not implemented"),
+        "{err}"
+    );
+}
