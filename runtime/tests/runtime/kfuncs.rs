@@ -338,3 +338,89 @@ fn kernel_format_kfunc_calls_resolve_through_the_kernels_btf() {
         "{err}"
     );
 }
+
+/// bpf_dynptr_slice_rdwr, which Linux 6.18 does not let an XDP program loaded for a
+/// test run call ("bpf_dynptr_slice_rdwr() is not allowed"): over the linear part it
+/// returns a pointer into the frame (writes through it change the frame), past the end
+/// NULL, as the kernel's kfunc does. A program in the kernel's format, in both engines.
+#[test]
+fn dynptr_slice_rdwr_points_into_the_frame() {
+    use isa::opcode::{BPF_PSEUDO_KFUNC_CALL, CALL};
+    let Ok(bytes) = std::fs::read(loader::options::SYSTEM_BTF_PATH) else {
+        println!("SKIP: {} is not readable", loader::options::SYSTEM_BTF_PATH);
+        return;
+    };
+    let btf = loader::btf::Btf::parse(&bytes).unwrap();
+    let id = |name: &str| {
+        btf.find_by_name_kind(name, loader::btf::BTF_KIND_FUNC)
+            .unwrap() as i32
+    };
+    let kcall = |name: &str| isa::RawInsn::new(CALL, 0, BPF_PSEUDO_KFUNC_CALL, 0, id(name));
+    let r = |code, dst, src, off, imm| isa::RawInsn::new(code, dst, src, off, imm);
+    const MOV_X: u8 = 0xbf;
+    const MOV_K: u8 = 0xb7;
+    const ADD_K: u8 = 0x07;
+    const JEQ_K: u8 = 0x15;
+    const JNE_K: u8 = 0x55;
+    const STB: u8 = 0x72;
+    let insns = vec![
+        r(MOV_X, 6, 1, 0, 0),
+        // bpf_dynptr_from_xdp(ctx, 0, fp - 16)
+        r(MOV_X, 1, 6, 0, 0),
+        r(MOV_K, 2, 0, 0, 0),
+        r(MOV_X, 3, 10, 0, 0),
+        r(ADD_K, 3, 0, 0, -16),
+        kcall("bpf_dynptr_from_xdp"),
+        // p = bpf_dynptr_slice_rdwr(fp - 16, 6, NULL, 6); if !p return 0
+        r(MOV_X, 1, 10, 0, 0),
+        r(ADD_K, 1, 0, 0, -16),
+        r(MOV_K, 2, 0, 0, 6),
+        r(MOV_K, 3, 0, 0, 0),
+        r(MOV_K, 4, 0, 0, 6),
+        kcall("bpf_dynptr_slice_rdwr"),
+        r(JNE_K, 0, 0, 2, 0),
+        r(MOV_K, 0, 0, 0, 0),
+        r(0x95, 0, 0, 0, 0),
+        // p[5] = 0xbb
+        r(STB, 0, 0, 5, 0xbb),
+        // bpf_dynptr_slice_rdwr(fp - 16, 1 << 12, NULL, 6) past the end: NULL -> 2, else 3
+        r(MOV_X, 1, 10, 0, 0),
+        r(ADD_K, 1, 0, 0, -16),
+        r(MOV_K, 2, 0, 0, 1 << 12),
+        r(MOV_K, 3, 0, 0, 0),
+        r(MOV_K, 4, 0, 0, 6),
+        kcall("bpf_dynptr_slice_rdwr"),
+        r(JEQ_K, 0, 0, 2, 0),
+        r(MOV_K, 0, 0, 0, 3),
+        r(0x95, 0, 0, 0, 0),
+        r(MOV_K, 0, 0, 0, 2),
+        r(0x95, 0, 0, 0, 0),
+    ];
+    let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
+    let empty = runtime::MapTable::new(Vec::new());
+    let def = runtime::stored::program_def("slice_rdwr", 6, &insns, &empty);
+    let prog_id = runtime::stored::register(&store, &def, false).unwrap();
+    let (loaded, index) = runtime::LoadedObject::from_store(&store, prog_id).unwrap();
+    let data = std::fs::read(bpf_progs::packet("udp.bin")).unwrap();
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        let mut pkt = runtime::Packet::new(&data).unwrap();
+        let mut vm = runtime::Vm::new(0);
+        let ret = match engine {
+            Engine::Jit => {
+                let jit = runtime::jit::JitObject::compile(&loaded, &Default::default()).unwrap();
+                jit.run_repeat(&mut vm, index, &mut pkt, 1)
+            }
+            _ => loaded.run_repeat(&mut vm, index, &mut pkt, 1),
+        };
+        assert_eq!(ret.unwrap().0, 2, "{}", engine.name());
+        let out = pkt.data_with_meta();
+        let mut want = data.clone();
+        want[11] = 0xbb;
+        assert_eq!(
+            out,
+            &want[..],
+            "{}: the source MAC's last byte",
+            engine.name()
+        );
+    }
+}
