@@ -1,4 +1,6 @@
-// A kfunc call: the loader must refuse it (Kfunc).
+// Kfunc calls: the loader records them by name (Program::kfuncs), marks each
+// call BPF_PSEUDO_KFUNC_CALL, and the runtime refuses the ones it does not
+// implement, naming them.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 

@@ -1,8 +1,8 @@
 // Loader options fixture: a program in a section libbpf 1.x does not know
 // (loaded with an explicit type), a map sized by user space (max_entries 0),
-// .rodata configuration set before load, and a TC program with bits the
-// loader refuses (a .kconfig extern and a kfunc call) that must be ignorable
-// when only the XDP program is loaded.
+// .rodata configuration set before load, and a TC program with a bit the
+// loader refuses (a .kconfig extern; its kfunc call is recorded by name) that
+// must be ignorable when only the XDP program is loaded.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 

@@ -138,6 +138,8 @@ const RINGBUF_DISCARD: i32 = func::ringbuf_discard;
 const BPF_LOOP: i32 = func::r#loop;
 const XDP_LOAD_BYTES: i32 = func::xdp_load_bytes;
 const XDP_STORE_BYTES: i32 = func::xdp_store_bytes;
+const DYNPTR_READ: i32 = func::dynptr_read;
+const DYNPTR_WRITE: i32 = func::dynptr_write;
 
 // Map types.
 use isa::uapi::{
@@ -1008,6 +1010,46 @@ fn helpers(s: &mut Suite) {
         a.exit();
         trap(BAD_POINTER, pc)
     });
+    // A dynptr is program memory: one forged on the stack (data 0x1000) reaches
+    // nothing. LOCAL (kind 1) and XDP (kind 4, whose data must be the context).
+    for (name, kind, helper) in [
+        ("dynptr_read_through_a_forged_local_dynptr", 1, DYNPTR_READ),
+        (
+            "dynptr_write_through_a_forged_local_dynptr",
+            1,
+            DYNPTR_WRITE,
+        ),
+        ("dynptr_read_through_a_forged_xdp_dynptr", 4, DYNPTR_READ),
+        ("dynptr_write_through_a_forged_xdp_dynptr", 4, DYNPTR_WRITE),
+    ] {
+        s.add(name, move |a| {
+            a.raw(STDW, 10, 0, -16, 0x1000);
+            a.raw(0x62, 10, 0, -8, 8 | kind << 24);
+            a.raw(0x62, 10, 0, -4, 0);
+            a.raw(STDW, 10, 0, -24, 0);
+            if helper == DYNPTR_READ {
+                // bpf_dynptr_read(fp - 24, 8, fp - 16, 0, 0)
+                a.movr(1, 10);
+                a.add(1, -24);
+                a.mov(2, 8);
+                a.movr(3, 10);
+                a.add(3, -16);
+                a.mov(4, 0);
+            } else {
+                // bpf_dynptr_write(fp - 16, 0, fp - 24, 8, 0)
+                a.movr(1, 10);
+                a.add(1, -16);
+                a.mov(2, 0);
+                a.movr(3, 10);
+                a.add(3, -24);
+                a.mov(4, 8);
+            }
+            a.mov(5, 0);
+            let pc = a.call(helper);
+            a.exit();
+            trap(BAD_POINTER, pc)
+        });
+    }
     s.add("csum_diff_to_wild", |a| {
         a.mov(1, 0);
         a.mov(2, 0);
@@ -1714,7 +1756,14 @@ fn control_flow(s: &mut Suite) {
         (
             "kfunc_call",
             (CALL, 0, 2, 1234),
-            "kfunc calls (btf id 1234)",
+            "kfunc call with id 1234, which is no kfunc of this runtime",
+        ),
+        // The helper-table slot of a kfunc (runtime kfunc 1, bpf_iter_num_new) is no
+        // helper a program may call.
+        (
+            "kfunc_slot_as_a_helper",
+            (CALL, 0, 0, 0x1_0001),
+            "unknown helper 65537",
         ),
         (
             "call_with_an_unknown_source",

@@ -192,6 +192,9 @@ fn expected_maps(object: &str) -> BTreeSet<&'static str> {
             "mim_stats",
             "mim_jmp",
         ],
+        "xdp_iter" => &["iter_out"],
+        "xdp_dynptr" => &["dynptr_out", ".rodata"],
+        "xdp_conntrack" => &["ct_out", ".rodata"],
         other => panic!("unknown object {other}"),
     };
     names.iter().copied().collect()

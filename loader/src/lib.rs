@@ -115,6 +115,20 @@ pub struct Program {
     pub subprogs: Vec<Subprog>,
     /// Instructions poisoned by CO-RE relocations that found no target.
     pub core_poisoned: Vec<PoisonedInsn>,
+    /// Calls of kernel functions (`extern ... __ksym` functions), in slot order:
+    /// each is a `call` with src = `BPF_PSEUDO_KFUNC_CALL` and imm 0, which whoever
+    /// runs the program resolves by name (as libbpf resolves them against the
+    /// kernel's BTF).
+    pub kfuncs: Vec<KfuncCall>,
+}
+
+/// A call of a kernel function (kfunc) inside a linked program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KfuncCall {
+    /// Slot of the `call` in [`Program::insns`].
+    pub insn: usize,
+    /// The function's name (its extern symbol).
+    pub name: String,
 }
 
 /// A function inside a linked program.

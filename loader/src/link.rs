@@ -21,7 +21,8 @@ use crate::error::{CoreError, OptionError, ParseError, RelocError};
 use crate::maps::MapSite;
 use crate::options::{LoadOptions, ProgramFilter, TargetSource};
 use crate::{
-    program_type, CoreRelocation, MapKind, MapSpec, PoisonedInsn, Program, ProgramType, Subprog,
+    program_type, CoreRelocation, KfuncCall, MapKind, MapSpec, PoisonedInsn, Program, ProgramType,
+    Subprog,
 };
 
 /// `R_BPF_64_64`: lddw of a map, global data or function address.
@@ -45,6 +46,9 @@ enum RelocKind {
     Call { sym_off: u64 },
     /// Address of a `.text` function (`BPF_PSEUDO_FUNC` lddw).
     SubprogAddr { sym_off: u64 },
+    /// Call of a kernel function (an undefined symbol, `extern ... __ksym`), by
+    /// index in `Ctx::extern_names`.
+    Kfunc { name: usize },
     /// Address of a map.
     Map { map: usize },
     /// Address inside a global data map.
@@ -67,6 +71,8 @@ struct Ctx<'e, 'a> {
     deferred: BTreeMap<(usize, usize), ParseError>,
     /// (section, slot) -> description of the CO-RE relocation that poisoned it.
     poisoned: BTreeMap<(usize, usize), String>,
+    /// Names of the kernel functions called (`RelocKind::Kfunc`).
+    extern_names: Vec<String>,
 }
 
 /// One entry program before linking.
@@ -94,6 +100,7 @@ pub(crate) fn build_programs(
         defer: opts.programs != ProgramFilter::All,
         deferred: BTreeMap::new(),
         poisoned: BTreeMap::new(),
+        extern_names: Vec::new(),
     };
     ctx.collect_functions()?;
     let entries = ctx.select_entries(opts)?;
@@ -108,7 +115,7 @@ pub(crate) fn build_programs(
     for e in entries {
         let f = &ctx.funcs[e.fid];
         let section = elf.sections[f.section].name.clone();
-        let (insns, subprogs, core_poisoned) = ctx.link(e.fid)?;
+        let (insns, subprogs, core_poisoned, kfuncs) = ctx.link(e.fid)?;
         programs.push(Program {
             name: f.name.clone(),
             section,
@@ -117,6 +124,7 @@ pub(crate) fn build_programs(
             insns,
             subprogs,
             core_poisoned,
+            kfuncs,
         });
     }
     Ok((programs, core))
@@ -460,7 +468,17 @@ impl Ctx<'_, '_> {
                         return Err(err);
                     }
                 };
-                if let Some((slot, kind)) = kind {
+                if let Some((slot, mut kind)) = kind {
+                    if let RelocKind::Kfunc { name } = &mut kind {
+                        let sym = &self.elf.symbols[rel.symbol].name;
+                        *name = match self.extern_names.iter().position(|n| n == sym) {
+                            Some(i) => i,
+                            None => {
+                                self.extern_names.push(sym.clone());
+                                self.extern_names.len() - 1
+                            }
+                        };
+                    }
                     if let RelocKind::SubprogAddr { .. } = kind {
                         // clang emits src = 0; libbpf marks the lddw as BPF_PSEUDO_FUNC
                         // before linking (bpf_object__relocate).
@@ -521,6 +539,11 @@ impl Ctx<'_, '_> {
         let insn = insns[slot];
         let is_call = insn.code == CALL;
         if sym.is_undefined() {
+            if is_call && insn.src == BPF_PSEUDO_CALL {
+                // libbpf's RELO_EXTERN_CALL: a kfunc, resolved by name when the
+                // program is loaded.
+                return Ok(Some((slot, RelocKind::Kfunc { name: usize::MAX })));
+            }
             return Err(if is_call {
                 RelocError::Kfunc {
                     section,
@@ -619,7 +642,15 @@ impl Ctx<'_, '_> {
     fn link(
         &self,
         entry: usize,
-    ) -> Result<(Vec<RawInsn>, Vec<Subprog>, Vec<PoisonedInsn>), ParseError> {
+    ) -> Result<
+        (
+            Vec<RawInsn>,
+            Vec<Subprog>,
+            Vec<PoisonedInsn>,
+            Vec<KfuncCall>,
+        ),
+        ParseError,
+    > {
         let mut out: Vec<RawInsn> = Vec::new();
         let mut placed: HashMap<usize, usize> = HashMap::new();
         let mut subprogs = Vec::new();
@@ -645,6 +676,7 @@ impl Ctx<'_, '_> {
             let section = || self.sec_name(f.section);
             let imm = i64::from(insn.imm);
             let (target_sec, target) = match self.relocs.get(&(f.section, sec_slot)) {
+                Some(RelocKind::Kfunc { .. }) if is_call => continue,
                 Some(RelocKind::Call { sym_off }) if is_call => {
                     (self.text, (*sym_off / 8) as i64 + imm + 1)
                 }
@@ -712,6 +744,7 @@ impl Ctx<'_, '_> {
             }
         }
         let mut core_poisoned = Vec::new();
+        let mut kfuncs = Vec::new();
         for &(fid, base) in &order {
             let f = &self.funcs[fid];
             let range = (f.section, f.start)..(f.section, f.start + f.len);
@@ -736,6 +769,15 @@ impl Ctx<'_, '_> {
                         map as i32,
                         out[at].imm.wrapping_add(sym_off as i32),
                     ),
+                    RelocKind::Kfunc { name } => {
+                        out[at].src = BPF_PSEUDO_KFUNC_CALL;
+                        out[at].imm = 0;
+                        kfuncs.push(KfuncCall {
+                            insn: at,
+                            name: self.extern_names[name].clone(),
+                        });
+                        continue;
+                    }
                     RelocKind::Call { .. } | RelocKind::SubprogAddr { .. } => continue,
                 };
                 if slot + 1 >= f.start + f.len {
@@ -750,7 +792,8 @@ impl Ctx<'_, '_> {
                 out[at + 1].imm = next_imm;
             }
         }
-        Ok((out, subprogs, core_poisoned))
+        kfuncs.sort_by_key(|k| k.insn);
+        Ok((out, subprogs, core_poisoned, kfuncs))
     }
 
     fn append(

@@ -215,6 +215,10 @@ fn check_linking(name: &str, bytes: &[u8], obj: &Object) {
                         i64::from(o.imm) + r.sym_value as i64
                     );
                     changed[slot + 1] = true;
+                } else if r.target_section.is_empty() && o.code == 0x85 {
+                    // A kfunc call (an undefined symbol): recorded by name.
+                    assert_eq!((insn.src, insn.imm), (2, 0), "{name}: kfunc call");
+                    assert!(p.kfuncs.iter().any(|k| k.insn == at && k.name == r.name));
                 } else if r.target_section == ".text" {
                     let callee_off = if o.code == 0x85 {
                         assert_eq!(insn.src, 1);
@@ -263,7 +267,7 @@ fn every_loadable_fixture_links_as_the_elf_says() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 18, "six fixtures per cpu version parse");
+    assert_eq!(checked, 21, "seven fixtures per cpu version parse");
 }
 
 // ---------------------------------------------------------------------------
@@ -683,19 +687,24 @@ fn kconfig_extern_is_refused() {
 }
 
 #[test]
-fn kfunc_call_is_refused() {
+fn kfunc_calls_are_recorded_by_name() {
     for cpu in CPUS {
         let name = format!("kfunc.{cpu}.o");
         let bytes = fixture(&name);
-        let err = Object::parse(&bytes).unwrap_err();
+        let obj = Object::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let p = &obj.programs[0];
+        let calls: Vec<(usize, &str)> =
+            p.kfuncs.iter().map(|k| (k.insn, k.name.as_str())).collect();
         assert_eq!(
-            err,
-            ParseError::Reloc(RelocError::Kfunc {
-                section: "xdp".into(),
-                insn_index: 0
-            }),
+            calls,
+            [(0, "bpf_rcu_read_lock"), (1, "bpf_rcu_read_unlock")],
             "{name}"
         );
+        for k in &p.kfuncs {
+            let insn = p.insns[k.insn];
+            // libbpf's RELO_EXTERN_CALL: src BPF_PSEUDO_KFUNC_CALL, imm to resolve.
+            assert_eq!((insn.code, insn.src, insn.imm), (0x85, 2, 0), "{name}");
+        }
     }
 }
 

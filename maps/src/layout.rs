@@ -93,7 +93,12 @@ pub(crate) struct Header {
     pub next_btf_id: AtomicU32,
     /// Reserved for later header fields (zero in version 1), but for word
     /// [`NEXT_LINK_ID_WORD`].
-    pub reserved: [AtomicU64; 32],
+    pub reserved: [AtomicU64; 28],
+    /// The store's SYN cookie secret (`bpf_tcp_raw_gen/check_syncookie_*`): each word
+    /// 0 until the first process that needs it sets it, once, to a random non-zero
+    /// value by compare-and-swap (`Store::syncookie_secret`). Zero in stores made
+    /// before it existed, which reads as not yet set.
+    pub syncookie_secret: [AtomicU64; 4],
 }
 
 /// The word of [`Header::reserved`] holding the next XDP link id (`xdp.rs`; 0

@@ -249,6 +249,26 @@ impl Store {
         &self.shm
     }
 
+    /// The store's SYN cookie secret, the same for every process of the store: set
+    /// from random bytes by the first caller (each word once, by compare-and-swap).
+    pub fn syncookie_secret(&self) -> Result<[u64; 4], StoreError> {
+        let h = layout::header(&self.shm)?;
+        let mut out = [0u64; 4];
+        for (w, o) in h.syncookie_secret.iter().zip(out.iter_mut()) {
+            let mut v = w.load(Ordering::Acquire);
+            while v == 0 {
+                let r =
+                    u64::from(crate::shm::random_u32()) << 32 | u64::from(crate::shm::random_u32());
+                v = match w.compare_exchange(0, r, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => r,
+                    Err(cur) => cur,
+                };
+            }
+            *o = v;
+        }
+        Ok(out)
+    }
+
     fn facts(&self) -> HeaderFacts {
         HeaderFacts {
             ncpus: self.ncpus,
@@ -548,6 +568,25 @@ mod tests {
         assert_eq!(s.name(), None);
         assert!(s.map_ids().is_empty());
         assert_eq!(s.size(), 1 << 20);
+    }
+
+    #[test]
+    fn syncookie_secret_is_per_store_and_shared_by_its_processes() {
+        let opts = StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        };
+        let name = format!("xdp-test-syncookie-{}", std::process::id());
+        let a = Store::create(&name, opts.clone()).expect("store");
+        let b = Store::open(&name).expect("open");
+        let other = Store::anonymous(opts).expect("store");
+        let sa = a.syncookie_secret().unwrap();
+        // Another mapping of the same store (as another process sees it).
+        assert_eq!(b.syncookie_secret().unwrap(), sa);
+        assert_eq!(a.syncookie_secret().unwrap(), sa);
+        assert!(sa.iter().all(|w| *w != 0));
+        assert_ne!(other.syncookie_secret().unwrap(), sa);
+        Store::unlink(&name).unwrap();
     }
 
     #[test]

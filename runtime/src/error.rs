@@ -56,11 +56,17 @@ pub enum VerifyError {
         id: i32,
         name: &'static str,
     },
-    #[error("program {prog}: insn {pc}: kfunc calls (btf id {btf_id}) are not supported")]
+    #[error("program {prog}: insn {pc}: kfunc call with id {btf_id}, which is no kfunc of this runtime (kfuncs are resolved by name when an object is loaded)")]
     Kfunc {
         prog: String,
         pc: usize,
         btf_id: i32,
+    },
+    #[error("program {prog}: insn {pc}: kfunc {name} is not implemented by this runtime")]
+    UnsupportedKfunc {
+        prog: String,
+        pc: usize,
+        name: String,
     },
     #[error("program {prog}: insn {pc}: call to {target}, which is not the start of a function")]
     BadCallTarget {

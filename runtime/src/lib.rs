@@ -14,13 +14,15 @@
 //! ```
 //!
 //! Modules holding unsafe code: `memory` (checked raw access), `xdp` (low frames),
-//! `interp` (instruction fetch), `helpers` (raw copies after checks), `maptable`.
+//! `interp` (instruction fetch), `helpers` (raw copies after checks), `maptable`,
+//! `kfuncs::conntrack` (connection table entries by address).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;
 pub mod helpers;
 pub mod interp;
 pub mod jit;
+pub mod kfuncs;
 pub mod maptable;
 pub mod memory;
 pub mod net;
@@ -135,6 +137,15 @@ impl LoadedObject {
             });
         }
         fill_map_slots(object, &bound)?;
+        // Conntrack kfuncs keep their connections in a table of the store.
+        let uses_ct = object
+            .programs
+            .iter()
+            .flat_map(|p| &p.kfuncs)
+            .any(|k| kfuncs::uses_conntrack(&k.name));
+        if uses_ct {
+            kfuncs::conntrack::ensure_tables(store)?;
+        }
         // Maps of maps hand programs other maps of the store: bind those too.
         let maps = stored::with_store_maps(store, bound);
         let mut programs = Vec::new();
@@ -146,9 +157,12 @@ impl LoadedObject {
                 continue;
             }
             let starts: Vec<usize> = p.subprogs.iter().map(|s| s.start).collect();
-            match program::prepare(&p.name, &p.section, &p.insns, &starts, &maps) {
+            let mut insns = p.insns.clone();
+            let prepared = kfuncs::resolve(&p.name, &mut insns, &p.kfuncs)
+                .and_then(|()| program::prepare(&p.name, &p.section, &insns, &starts, &maps));
+            match prepared {
                 Ok(mut prepared) => {
-                    let def = stored::program_def(&p.name, 6, &p.insns, &maps);
+                    let def = stored::program_def(&p.name, 6, &insns, &maps);
                     let id = store
                         .register_program(&def)
                         .map_err(|source| LoadError::Object {

@@ -108,6 +108,13 @@ pub struct MapTable {
     net: Option<Arc<Net>>,
     /// Unique in the process ([`MapTable::id`]).
     id: u64,
+    /// The SYN cookie secret (`bpf_tcp_raw_gen/check_syncookie_*`): the store's
+    /// (`maps::Store::syncookie_secret`) for tables bound to a store, else one of the
+    /// table's own.
+    syncookie_secret: [u64; 4],
+    /// The store's connection table and pending table (`kfuncs::conntrack`), inner
+    /// maps, if bound.
+    conntrack: Option<(usize, usize)>,
 }
 
 impl MapTable {
@@ -171,6 +178,8 @@ impl MapTable {
             rings: rings.into(),
             net: None,
             id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
+            syncookie_secret: random_secret(),
+            conntrack: None,
         }
     }
 
@@ -179,6 +188,33 @@ impl MapTable {
     /// only with it.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Makes the bound maps with store ids `table` and `pending` the connection table
+    /// and pending table of the conntrack kfuncs (`kfuncs::conntrack`).
+    pub fn set_conntrack(&mut self, table: u32, pending: u32) {
+        let at = |id: u32| {
+            let i = self.by_id.binary_search_by_key(&id, |e| e.0).ok()?;
+            Some(self.by_id[i].1)
+        };
+        self.conntrack = at(table).zip(at(pending));
+    }
+
+    /// The connection table and the pending table, if bound.
+    pub fn conntrack(&self) -> Option<(&BoundMap, &BoundMap)> {
+        let (t, p) = self.conntrack?;
+        Some((self.maps.get(t)?, self.maps.get(p)?))
+    }
+
+    /// Sets the SYN cookie secret (the store's, so that every process of the store
+    /// makes and accepts the same cookies).
+    pub fn set_syncookie_secret(&mut self, secret: [u64; 4]) {
+        self.syncookie_secret = secret;
+    }
+
+    /// The SYN cookie secret of runs on this table.
+    pub fn syncookie_secret(&self) -> &[u64; 4] {
+        &self.syncookie_secret
     }
 
     /// Sets the network that `bpf_fib_lookup` sees in runs on this table.
@@ -393,6 +429,32 @@ impl Drop for RingRecords<'_> {
             }
         }
     }
+}
+
+/// A random secret for a table bound to no store (from getrandom(2); the clock and
+/// the table counter if it fails).
+fn random_secret() -> [u64; 4] {
+    let mut buf = [0u8; 32];
+    // SAFETY: getrandom writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), libc::GRND_NONBLOCK) };
+    let mut out = [0u64; 4];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u64::from_ne_bytes(buf[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
+    }
+    if n != buf.len() as isize {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let c = NEXT_TABLE_ID.load(Ordering::Relaxed);
+        out = [
+            t,
+            c.rotate_left(17) ^ t,
+            t.rotate_left(31),
+            c ^ 0x9e37_79b9_7f4a_7c15,
+        ];
+    }
+    out
 }
 
 #[cfg(test)]

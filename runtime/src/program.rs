@@ -781,11 +781,13 @@ pub fn prepare(
                 }
             }
             Insn::Call(CallTarget::Kfunc(btf_id)) => {
-                return Err(VerifyError::Kfunc {
-                    prog: prog(),
-                    pc,
-                    btf_id,
-                });
+                if crate::kfuncs::slot(btf_id).is_none() {
+                    return Err(VerifyError::Kfunc {
+                        prog: prog(),
+                        pc,
+                        btf_id,
+                    });
+                }
             }
             Insn::LdImm64 {
                 src, imm, next_imm, ..
@@ -812,6 +814,15 @@ pub fn prepare(
     let (last_pc, last) = *decoded
         .last()
         .expect("non-empty program decodes to at least one insn");
+    // Kfuncs run as helpers of the table's kfunc slots (checked above).
+    let mut decoded = decoded;
+    for (_, insn) in decoded.iter_mut() {
+        if let Insn::Call(CallTarget::Kfunc(id)) = *insn {
+            if let Some(slot) = crate::kfuncs::slot(id) {
+                *insn = Insn::Call(CallTarget::Helper(slot));
+            }
+        }
+    }
     if !matches!(last, Insn::Exit | Insn::Ja { .. }) {
         return Err(VerifyError::FallsOffEnd {
             prog: prog(),
@@ -1006,6 +1017,12 @@ mod tests {
         assert!(matches!(e, VerifyError::WriteToR10 { pc: 0, .. }), "{e}");
         let e = check(&[Insn::Call(CallTarget::Kfunc(77)), Insn::Exit]).unwrap_err();
         assert!(matches!(e, VerifyError::Kfunc { btf_id: 77, .. }), "{e}");
+        // A kfunc's helper-table slot is not a helper a program may call.
+        let slot = crate::kfuncs::KFUNC_BASE + crate::kfuncs::id::BPF_ITER_NUM_DESTROY;
+        let e = check(&[Insn::Call(CallTarget::Helper(slot)), Insn::Exit]).unwrap_err();
+        assert!(matches!(e, VerifyError::UnknownHelper { pc: 0, .. }), "{e}");
+        let kf = crate::kfuncs::id::BPF_ITER_NUM_DESTROY;
+        assert!(check(&[Insn::Call(CallTarget::Kfunc(kf)), Insn::Exit]).is_ok());
         let e = check(&[
             Insn::LdImm64 {
                 dst: 1,

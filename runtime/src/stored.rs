@@ -177,7 +177,35 @@ pub fn with_store_maps(store: &maps::Store, bound: Vec<BoundMap>) -> MapTable {
             }
         }
     }
-    MapTable::with_inner(bound, inner)
+    // The store's connection and pending tables, for conntrack kfuncs.
+    let mut conntrack = [None, None];
+    for (i, def) in crate::kfuncs::conntrack::table_defs().iter().enumerate() {
+        let Ok(map) = store.map_by_name(&def.name) else {
+            continue;
+        };
+        let info = map.info();
+        if crate::kfuncs::conntrack::table_kind(&info) != Some(i) {
+            continue;
+        }
+        conntrack[i] = Some(info.id);
+        if !bound.iter().chain(&inner).any(|b| b.info.id == info.id) {
+            inner.push(BoundMap {
+                name: info.name.clone(),
+                info,
+                map,
+            });
+        }
+    }
+    let mut table = MapTable::with_inner(bound, inner);
+    if let [Some(t), Some(p)] = conntrack {
+        table.set_conntrack(t, p);
+    }
+    // A store whose header cannot be read has no maps to bind either; keep the
+    // table's own secret then.
+    if let Ok(secret) = store.syncookie_secret() {
+        table.set_syncookie_secret(secret);
+    }
+    table
 }
 
 /// Verifies `def` (map references index `def.map_ids`; `def.tag` from
@@ -191,7 +219,26 @@ pub fn register(
     def: &maps::ProgramDef,
     strict: bool,
 ) -> Result<u32, LoadError> {
-    let insns = raw_insns(&def.insns);
+    let mut insns = raw_insns(&def.insns);
+    // Kfunc calls arrive with the kernel's BTF ids; the store keeps the runtime's.
+    let resolved;
+    let def = if crate::kfuncs::resolve_kernel_ids(&def.name, &mut insns)? {
+        resolved = maps::ProgramDef {
+            insns: insns.iter().flat_map(|x| x.to_bytes()).collect(),
+            ..def.clone()
+        };
+        &resolved
+    } else {
+        def
+    };
+    let uses_ct = insns.iter().any(|x| {
+        x.code == isa::opcode::CALL
+            && x.src == isa::opcode::BPF_PSEUDO_KFUNC_CALL
+            && crate::kfuncs::name_of(x.imm).is_some_and(crate::kfuncs::uses_conntrack)
+    });
+    if uses_ct {
+        crate::kfuncs::conntrack::ensure_tables(store)?;
+    }
     let maps = bind_maps(store, &def.map_ids)?;
     let section = section_of(def.prog_flags);
     let p = program::prepare(&def.name, section, &insns, &subprog_starts(&insns), &maps)?;

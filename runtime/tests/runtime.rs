@@ -71,6 +71,8 @@ mod jit_maps;
 mod jit_safety;
 #[path = "runtime/jit_size.rs"]
 mod jit_size;
+#[path = "runtime/kfuncs.rs"]
+mod kfuncs;
 #[path = "runtime/stack_chain.rs"]
 mod stack_chain;
 #[path = "runtime/verifier.rs"]

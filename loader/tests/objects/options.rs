@@ -31,7 +31,7 @@ fn by_default_the_tc_program_fails_the_object() {
         let name = format!("options.{cpu}.o");
         let err = Object::parse(&fixture(&name)).unwrap_err();
         assert!(
-            matches!(&err, ParseError::Reloc(RelocError::Kfunc { section, .. }) if section == "tc"),
+            matches!(&err, ParseError::Reloc(RelocError::Extern { section, name, .. }) if section == "tc" && name == "CONFIG_HZ"),
             "{name}: {err}"
         );
     }
@@ -81,7 +81,7 @@ fn forced_type_and_other_types_ignored() {
         };
         let err = Object::parse_with(&fixture(&name), &opts).unwrap_err();
         assert!(
-            matches!(err, ParseError::Reloc(RelocError::Kfunc { .. })),
+            matches!(err, ParseError::Reloc(RelocError::Extern { .. })),
             "{err}"
         );
 

@@ -9,7 +9,7 @@ use crate::error::TrapKind;
 const TRACE_PRINTK: i32 = func::trace_printk;
 const CSUM_DIFF: i32 = func::csum_diff;
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
+pub(super) fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

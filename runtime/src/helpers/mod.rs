@@ -14,12 +14,14 @@
 //! }
 //! ```
 
+pub(crate) mod dynptr;
 mod event;
 pub mod fib;
 mod map;
 mod misc;
 mod redirect;
-mod xdp;
+mod syncookie;
+pub(crate) mod xdp;
 
 pub use redirect::Redirect;
 
@@ -120,6 +122,13 @@ const TABLE: &[(i32, HelperFn)] = &[
     (func::xdp_get_buff_len, xdp::get_buff_len),
     (func::xdp_load_bytes, xdp::load_bytes),
     (func::xdp_store_bytes, xdp::store_bytes),
+    (func::dynptr_read, dynptr::read),
+    (func::dynptr_write, dynptr::write),
+    (func::dynptr_data, dynptr::data),
+    (func::tcp_raw_gen_syncookie_ipv4, syncookie::gen_ipv4),
+    (func::tcp_raw_gen_syncookie_ipv6, syncookie::gen_ipv6),
+    (func::tcp_raw_check_syncookie_ipv4, syncookie::check_ipv4),
+    (func::tcp_raw_check_syncookie_ipv6, syncookie::check_ipv6),
 ];
 
 const MAX_ID: usize = 256;
@@ -141,6 +150,12 @@ pub(crate) fn call(id: i32, ctx: &mut HelperCtx<'_, '_>, args: [u64; 5]) -> Resu
     match BY_ID.get(id as usize).copied().flatten() {
         Some(f) => f(ctx, args),
         None if id == loader::core::POISON_HELPER_ID => Err(TrapKind::PoisonedCoreRelocation),
+        None if id >= crate::kfuncs::KFUNC_BASE => match crate::kfuncs::call(id, ctx, args) {
+            Some(r) => r,
+            None => Err(TrapKind::IllegalInstruction {
+                code: isa::opcode::CALL,
+            }),
+        },
         // Engines run bpf_loop themselves; one that does not reaches this.
         None if id as i64 == BPF_LOOP => Err(TrapKind::HelperBadCallback {
             helper: id,
@@ -198,6 +213,11 @@ pub fn supported_ids() -> Vec<i32> {
     v.push(BPF_LOOP as i32);
     v.sort_unstable();
     v
+}
+
+/// `clock_gettime(clock)` in nanoseconds, as the time helpers read it.
+pub(crate) fn misc_clock_ns(clock: libc::clockid_t) -> u64 {
+    misc::clock_ns(clock)
 }
 
 /// A negative errno as the kernel's helpers return it in r0.

@@ -15,7 +15,7 @@ const LOAD_BYTES: i32 = func::xdp_load_bytes;
 const STORE_BYTES: i32 = func::xdp_store_bytes;
 
 /// The first argument of an XDP helper must be the program's context.
-fn check_ctx(ctx: &HelperCtx<'_, '_>, helper: i32, arg: u64) -> Result<(), TrapKind> {
+pub(crate) fn check_ctx(ctx: &HelperCtx<'_, '_>, helper: i32, arg: u64) -> Result<(), TrapKind> {
     if arg != ctx.pkt.md_addr() {
         return Err(TrapKind::HelperBadPointer {
             helper,
@@ -117,7 +117,12 @@ fn frags_increase_tail(ctx: &mut HelperCtx<'_, '_>, offset: i32) -> u64 {
 
 pub(super) fn get_buff_len(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     check_ctx(ctx, GET_BUFF_LEN, a[0])?;
-    Ok(ctx.pkt.buff_len() as u64)
+    Ok(buff_len(ctx))
+}
+
+/// The kernel's `xdp_get_buff_len`: the linear part and every fragment.
+pub(crate) fn buff_len(ctx: &HelperCtx<'_, '_>) -> u64 {
+    ctx.pkt.buff_len() as u64
 }
 
 /// The checks of `bpf_xdp_pointer` on `offset .. offset + len`: the kernel's errno, or
@@ -135,9 +140,34 @@ fn packet_range(ctx: &HelperCtx<'_, '_>, offset: u64, len: u64) -> Result<(usize
 
 pub(super) fn load_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     check_ctx(ctx, LOAD_BYTES, a[0])?;
-    let len = a[3] as u32 as u64;
-    let buf = ctx.bytes_mut(LOAD_BYTES, a[2], len)?.as_mut_ptr();
-    let (offset, len) = match packet_range(ctx, a[1], len) {
+    load_into(ctx, LOAD_BYTES, a[1], a[2], a[3] as u32 as u64)
+}
+
+pub(super) fn store_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    check_ctx(ctx, STORE_BYTES, a[0])?;
+    store_from(ctx, STORE_BYTES, a[1], a[2], a[3] as u32 as u64)
+}
+
+/// The kernel's `bpf_xdp_pointer`: the address of packet bytes `offset .. offset + len`
+/// (from `data`) when they lie in the linear part, `Ok(None)` when they lie in the
+/// buffer but not (wholly) in the linear part, else the errno.
+pub(crate) fn pointer(ctx: &HelperCtx<'_, '_>, offset: u64, len: u64) -> Result<Option<u64>, i32> {
+    let (offset, len) = packet_range(ctx, offset, len)?;
+    Ok(ctx.pkt.linear_ptr(offset, len))
+}
+
+/// The kernel's `__bpf_xdp_load_bytes` for `helper`: copies packet bytes `offset ..
+/// offset + len` (linear part and fragments) into the program's memory at `buf`; r0 is
+/// 0 or the negative errno.
+pub(crate) fn load_into(
+    ctx: &mut HelperCtx<'_, '_>,
+    helper: i32,
+    offset: u64,
+    buf: u64,
+    len: u64,
+) -> Result<u64, TrapKind> {
+    let buf = ctx.bytes_mut(helper, buf, len)?.as_mut_ptr();
+    let (offset, len) = match packet_range(ctx, offset, len) {
         Ok(r) => r,
         Err(e) => return Ok(neg_errno(e)),
     };
@@ -147,15 +177,22 @@ pub(super) fn load_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64
     Ok(0)
 }
 
-pub(super) fn store_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
-    check_ctx(ctx, STORE_BYTES, a[0])?;
-    let len = a[3] as u32 as u64;
-    let buf = ctx.bytes(STORE_BYTES, a[2], len)?.as_ptr();
-    let (offset, len) = match packet_range(ctx, a[1], len) {
+/// The kernel's `__bpf_xdp_store_bytes` for `helper`: copies `len` bytes of the
+/// program's memory at `buf` to packet bytes `offset ..` (linear part and fragments);
+/// r0 is 0 or the negative errno.
+pub(crate) fn store_from(
+    ctx: &mut HelperCtx<'_, '_>,
+    helper: i32,
+    offset: u64,
+    buf: u64,
+    len: u64,
+) -> Result<u64, TrapKind> {
+    let buf = ctx.bytes(helper, buf, len)?.as_ptr();
+    let (offset, len) = match packet_range(ctx, offset, len) {
         Ok(r) => r,
         Err(e) => return Ok(neg_errno(e)),
     };
-    // SAFETY: as in `load_bytes`, the other way round.
+    // SAFETY: as in `load_into`, the other way round.
     unsafe { ctx.pkt.store_bytes(offset, buf, len) };
     Ok(0)
 }

@@ -174,10 +174,156 @@ pub const PROTOS: &[Proto] = &[
         I,
         false,
     ),
+    // A dynptr is 16 bytes (helpers/dynptr.rs).
+    p(
+        func::dynptr_read,
+        [Write(r32(2)), A, Read(DYNPTR), A, A],
+        I,
+        false,
+    ),
+    p(
+        func::dynptr_write,
+        [Read(DYNPTR), A, Read(r32(4)), A, A],
+        I,
+        false,
+    ),
+    // A pointer into the dynptr's memory or NULL (left unproven: a scalar).
+    p(func::dynptr_data, [Read(DYNPTR), A, A, A, A], I, false),
+    // struct iphdr (20 bytes) / ipv6hdr (40), the TCP header with its options.
+    p(
+        func::tcp_raw_gen_syncookie_ipv4,
+        [Read(Size::Fixed(20)), Read(r32(3)), A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::tcp_raw_gen_syncookie_ipv6,
+        [Read(Size::Fixed(40)), Read(r32(3)), A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::tcp_raw_check_syncookie_ipv4,
+        [Read(Size::Fixed(20)), Read(Size::Fixed(20)), A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::tcp_raw_check_syncookie_ipv6,
+        [Read(Size::Fixed(40)), Read(Size::Fixed(20)), A, A, A],
+        I,
+        false,
+    ),
 ];
 
-/// The prototype of helper `id`.
+const DYNPTR: Size = Size::Fixed(crate::helpers::dynptr::SIZE as u32);
+
+/// The kfuncs' prototypes, by helper-table slot (`kfuncs::KFUNC_BASE` + the runtime's
+/// kfunc id), as the kernel's BTF prototypes and KF_* flags describe them.
+pub const KFUNC_PROTOS: &[Proto] = &[
+    // struct bpf_iter_num: 8 bytes the kfunc writes.
+    p(
+        k(kf::BPF_ITER_NUM_NEW),
+        [Write(Size::Fixed(8)), A, A, A, A],
+        I,
+        false,
+    ),
+    // Returns a pointer to the iterator's `cur` or NULL (left unproven: a scalar).
+    p(
+        k(kf::BPF_ITER_NUM_NEXT),
+        [Write(Size::Fixed(8)), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        k(kf::BPF_ITER_NUM_DESTROY),
+        [Write(Size::Fixed(8)), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        k(kf::BPF_DYNPTR_FROM_XDP),
+        [Ctx, A, Write(DYNPTR), A, A],
+        I,
+        false,
+    ),
+    // A pointer into the frame or the buffer, or NULL (left unproven: a scalar). The
+    // buffer may be NULL (`buffer__opt`), so it is not a memory argument.
+    p(
+        k(kf::BPF_DYNPTR_SLICE),
+        [Read(DYNPTR), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        k(kf::BPF_DYNPTR_SLICE_RDWR),
+        [Read(DYNPTR), A, A, A, A],
+        I,
+        false,
+    ),
+    p(k(kf::BPF_DYNPTR_SIZE), [Read(DYNPTR), A, A, A, A], I, false),
+    p(
+        k(kf::BPF_DYNPTR_ADJUST),
+        [Write(DYNPTR), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        k(kf::BPF_DYNPTR_IS_NULL),
+        [Read(DYNPTR), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        k(kf::BPF_DYNPTR_IS_RDONLY),
+        [Read(DYNPTR), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        k(kf::BPF_DYNPTR_CLONE),
+        [Read(DYNPTR), Write(DYNPTR), A, A, A],
+        I,
+        false,
+    ),
+    // The outputs are never written (the generic versions).
+    p(
+        k(kf::BPF_XDP_METADATA_RX_TIMESTAMP),
+        [Ctx, A, A, A, A],
+        I,
+        false,
+    ),
+    p(k(kf::BPF_XDP_METADATA_RX_HASH), [Ctx, A, A, A, A], I, false),
+    p(
+        k(kf::BPF_XDP_METADATA_RX_VLAN_TAG),
+        [Ctx, A, A, A, A],
+        I,
+        false,
+    ),
+    // The tuple and opts are checked by the kfuncs (their sizes are arguments they
+    // validate first); an entry returned is a value of the store's tables, or NULL
+    // (left unproven: a scalar). Entries passed back are checked to be values of the
+    // tables, and a kfunc writing one (status, timeout) writes only its own bytes.
+    p(k(kf::BPF_XDP_CT_LOOKUP), [Ctx, A, A, A, A], I, false),
+    p(k(kf::BPF_CT_RELEASE), [A; 5], I, false),
+    p(k(kf::BPF_XDP_CT_ALLOC), [Ctx, A, A, A, A], I, false),
+    p(k(kf::BPF_CT_INSERT_ENTRY), [A; 5], I, false),
+    p(k(kf::BPF_CT_SET_TIMEOUT), [A; 5], I, false),
+    p(k(kf::BPF_CT_CHANGE_TIMEOUT), [A; 5], I, false),
+    p(k(kf::BPF_CT_SET_STATUS), [A; 5], I, false),
+    p(k(kf::BPF_CT_CHANGE_STATUS), [A; 5], I, false),
+];
+
+use crate::kfuncs::id as kf;
+const fn k(id: i32) -> i32 {
+    crate::kfuncs::KFUNC_BASE + id
+}
+
+/// The prototype of helper `id` (or of the kfunc in helper-table slot `id`).
 pub fn proto(id: i32) -> Option<&'static Proto> {
+    if id >= crate::kfuncs::KFUNC_BASE {
+        return KFUNC_PROTOS.iter().find(|p| p.id == id);
+    }
     PROTOS.iter().find(|p| p.id == id)
 }
 
@@ -193,6 +339,17 @@ mod tests {
         want.push(crate::helpers::BPF_LOOP as i32);
         want.sort_unstable();
         want.dedup();
+        assert_eq!(ids, want);
+    }
+
+    #[test]
+    fn prototypes_cover_exactly_the_kfuncs() {
+        let mut ids: Vec<i32> = KFUNC_PROTOS.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        let mut want: Vec<i32> = crate::kfuncs::names()
+            .filter_map(|n| crate::kfuncs::slot(crate::kfuncs::id_of(n)?))
+            .collect();
+        want.sort_unstable();
         assert_eq!(ids, want);
     }
 
