@@ -66,6 +66,7 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 mod array;
+mod bloom;
 mod check;
 mod def;
 mod entries;
@@ -80,6 +81,7 @@ mod map;
 mod mem;
 mod objects;
 mod progops;
+mod queue;
 mod ring;
 mod shm;
 mod slots;
