@@ -60,6 +60,8 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_map_heavy",
     // Issue 10: perf_event_output and the ring buffer helpers.
     "xdp_events",
+    // Issue 15: queue, stack and bloom filter maps, bpf_map_lookup_percpu_elem.
+    "xdp_queue",
 ];
 
 /// Every test packet in `packets/`.
@@ -464,6 +466,25 @@ static CASES: &[Case] = &[
         sets: &[],
         prog_sets: &[],
         repeat: 40,
+    },
+    Case {
+        // Queue and stack pushes (E2BIG when full, BPF_EXIST dropping the oldest),
+        // pops and peeks until empty, a zero-seed bloom filter's answers, per-CPU
+        // lookups on CPU 0 and 4096; a repeat keeps the bloom bits and counts.
+        object: "xdp_queue",
+        prog: "xdp_queue",
+        packets: &["udp.bin", "tcp_syn.bin", "icmp.bin", "ipv6.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        object: "xdp_queue",
+        prog: "xdp_queue",
+        packets: &["udp.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 3,
     },
 ];
 

@@ -18,7 +18,9 @@ mod event;
 pub mod fib;
 mod map;
 mod misc;
+mod queue;
 mod redirect;
+mod task;
 mod xdp;
 
 pub use redirect::Redirect;
@@ -120,6 +122,17 @@ const TABLE: &[(i32, HelperFn)] = &[
     (func::xdp_get_buff_len, xdp::get_buff_len),
     (func::xdp_load_bytes, xdp::load_bytes),
     (func::xdp_store_bytes, xdp::store_bytes),
+    (func::map_push_elem, queue::push_elem),
+    (func::map_pop_elem, queue::pop_elem),
+    (func::map_peek_elem, queue::peek_elem),
+    (func::map_lookup_percpu_elem, queue::lookup_percpu_elem),
+    (func::get_current_pid_tgid, task::get_current_pid_tgid),
+    (func::get_current_uid_gid, task::get_current_uid_gid),
+    (func::get_current_comm, task::get_current_comm),
+    (func::get_numa_node_id, task::get_numa_node_id),
+    (func::ktime_get_tai_ns, task::ktime_get_tai_ns),
+    (func::jiffies64, task::jiffies64),
+    (func::strncmp, task::strncmp),
 ];
 
 const MAX_ID: usize = 256;

@@ -174,6 +174,45 @@ pub const PROTOS: &[Proto] = &[
         I,
         false,
     ),
+    p(
+        func::map_push_elem,
+        [Map, Read(Size::Value), A, A, A],
+        I,
+        false,
+    ),
+    // Pop and peek write the value (a bloom filter's peek only reads it, and a
+    // writable buffer covers that too).
+    p(
+        func::map_pop_elem,
+        [Map, Write(Size::Value), A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::map_peek_elem,
+        [Map, Write(Size::Value), A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::map_lookup_percpu_elem,
+        [Map, Read(Size::Key), A, A, A],
+        Ret::MapValueOrNull,
+        false,
+    ),
+    p(func::get_current_pid_tgid, [A; 5], I, false),
+    p(func::get_current_uid_gid, [A; 5], I, false),
+    p(
+        func::get_current_comm,
+        [Write(r32(2)), A, A, A, A],
+        I,
+        false,
+    ),
+    p(func::get_numa_node_id, [A; 5], I, false),
+    p(func::ktime_get_tai_ns, [A; 5], I, false),
+    p(func::jiffies64, [A; 5], I, false),
+    // s2 is read byte by byte with a check each, up to its NUL.
+    p(func::strncmp, [Read(r32(2)), A, A, A, A], I, false),
 ];
 
 /// The prototype of helper `id`.
