@@ -59,6 +59,8 @@ mod fuzz;
 mod fuzz_gen;
 #[path = "runtime/fuzz_regress.rs"]
 mod fuzz_regress;
+#[path = "runtime/helpers15.rs"]
+mod helpers15;
 #[path = "runtime/hostile.rs"]
 mod hostile;
 #[path = "runtime/jit.rs"]

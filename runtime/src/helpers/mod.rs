@@ -24,6 +24,7 @@ mod task;
 mod xdp;
 
 pub use redirect::Redirect;
+pub use task::JIFFIES_HZ;
 
 use isa::helpers::func;
 
