@@ -62,6 +62,7 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_events",
     // Issue 15: queue, stack and bloom filter maps, bpf_map_lookup_percpu_elem.
     "xdp_queue",
+    "xdp_sock",
 ];
 
 /// Every test packet in `packets/`.
@@ -486,6 +487,15 @@ static CASES: &[Case] = &[
         prog_sets: &[],
         repeat: 3,
     },
+    Case {
+        // Socket lookups (none found) and bpf_check_mtu, in FIB_NETNS_SETUP.
+        object: "xdp_sock",
+        prog: "xdp_sock",
+        packets: &["udp.bin", "tcp_syn.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
 ];
 
 /// The tail-call slots of `xdp_tailcall`: 0 IPv4, 1 IPv6, 2 UDP, 3 TCP.
@@ -584,10 +594,11 @@ sysctl -qw net.ipv4.ip_forward=1";
 
 /// The setup of the network namespace in which the kernel side of `object`'s cases
 /// runs ([`kclient::bpftool::run_in_netns`]), and from which a runtime builds the same table
-/// (`runtime::Net::parse`): [`FIB_NETNS_SETUP`] for the bpf_fib_lookup programs,
+/// (`runtime::Net::parse`): [`FIB_NETNS_SETUP`] for the bpf_fib_lookup programs and
+/// `xdp_sock` (socket lookups in a namespace without sockets, bpf_check_mtu),
 /// `None` (the caller's namespace) for the others.
 pub fn netns_setup(object: &str) -> Option<&'static str> {
-    matches!(object, "xdp_fib" | "xdp_fib_probe").then_some(FIB_NETNS_SETUP)
+    matches!(object, "xdp_fib" | "xdp_fib_probe" | "xdp_sock").then_some(FIB_NETNS_SETUP)
 }
 
 const fn rw_case(

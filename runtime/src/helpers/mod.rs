@@ -20,6 +20,7 @@ mod map;
 mod misc;
 mod queue;
 mod redirect;
+mod sock;
 mod task;
 mod xdp;
 
@@ -134,6 +135,13 @@ const TABLE: &[(i32, HelperFn)] = &[
     (func::ktime_get_tai_ns, task::ktime_get_tai_ns),
     (func::jiffies64, task::jiffies64),
     (func::strncmp, task::strncmp),
+    (func::sk_lookup_tcp, sock::sk_lookup_tcp),
+    (func::sk_lookup_udp, sock::sk_lookup_udp),
+    (func::skc_lookup_tcp, sock::skc_lookup_tcp),
+    (func::sk_release, sock::sk_release),
+    (func::tcp_check_syncookie, sock::tcp_check_syncookie),
+    (func::tcp_gen_syncookie, sock::tcp_gen_syncookie),
+    (func::check_mtu, sock::check_mtu),
 ];
 
 const MAX_ID: usize = 256;

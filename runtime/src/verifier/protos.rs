@@ -213,6 +213,30 @@ pub const PROTOS: &[Proto] = &[
     p(func::jiffies64, [A; 5], I, false),
     // s2 is read byte by byte with a check each, up to its NUL.
     p(func::strncmp, [Read(r32(2)), A, A, A, A], I, false),
+    // The socket helpers of the runtime's no-socket model (`helpers/sock.rs`): the
+    // lookups return NULL, so r0 is an integer.
+    p(func::sk_lookup_tcp, [Ctx, Read(r32(3)), A, A, A], I, false),
+    p(func::sk_lookup_udp, [Ctx, Read(r32(3)), A, A, A], I, false),
+    p(func::skc_lookup_tcp, [Ctx, Read(r32(3)), A, A, A], I, false),
+    p(func::sk_release, [A; 5], I, false),
+    p(
+        func::tcp_check_syncookie,
+        [A, Read(r32(3)), A, Read(r32(5)), A],
+        I,
+        false,
+    ),
+    p(
+        func::tcp_gen_syncookie,
+        [A, Read(r32(3)), A, Read(r32(5)), A],
+        I,
+        false,
+    ),
+    p(
+        func::check_mtu,
+        [Ctx, A, Write(Size::Fixed(4)), A, A],
+        I,
+        false,
+    ),
 ];
 
 /// The prototype of helper `id`.
