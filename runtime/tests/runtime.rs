@@ -73,6 +73,8 @@ mod jit_safety;
 mod jit_size;
 #[path = "runtime/stack_chain.rs"]
 mod stack_chain;
+#[path = "runtime/support_table.rs"]
+mod support_table;
 #[path = "runtime/verifier.rs"]
 mod verifier;
 
