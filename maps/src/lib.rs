@@ -16,7 +16,7 @@
 //! - `layout.rs`: the header and map-table structs (`SharedPod` impls only).
 //! - `lock.rs`: pid spinlocks (`kill(pid, 0)`, `pthread_atfork`).
 //! - `mem.rs`: word-wise atomic copies into and out of map memory.
-//! - `array.rs`, `hash.rs`, `lru.rs`, `lpm.rs`, `slots.rs`, `ring.rs`, `map.rs`:
+//! - `array.rs`, `hash.rs`, `lru.rs`, `lpm.rs`, `slots.rs`, `ring.rs`, `queue.rs`, `bloom.rs`, `map.rs`:
 //!   raw pointers into map memory at validated offsets.
 //! - `progops.rs`: the per-map program entry points (`Map::prog_ops`), unsafe
 //!   functions forwarding their callers' key and value pointers.
