@@ -3,14 +3,16 @@
  * `out` (u64 slots): 0 bpf_get_current_pid_tgid, 1 bpf_get_current_uid_gid,
  * 2-3 bpf_get_current_comm (16 bytes), 4 bpf_get_numa_node_id,
  * 5 bpf_ktime_get_tai_ns, 6 bpf_jiffies64, 7-10 bpf_strncmp of the frame's
- * bytes 0..4 and of fixed strings against constant strings. XDP_PASS.
+ * bytes 0..4 and of fixed strings against constant strings; 11 BPF_SNPRINTF's
+ * return value and 12-15 its 32-byte output; 16-17 the same cut to 4 bytes;
+ * 18 bpf_trace_vprintk's return value. XDP_PASS.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 12);
+	__uint(max_entries, 20);
 	__type(key, __u32);
 	__type(value, __u64);
 } out SEC(".maps");
@@ -47,6 +49,27 @@ int xdp_task(struct xdp_md *ctx)
 	put(8, (__u64)bpf_strncmp(s, sizeof(s), abd));
 	put(9, (__u64)bpf_strncmp(t, sizeof(t), abd));
 	put(10, (__u64)bpf_strncmp(t, 2, abd));
+
+	{
+		char buf[32] = {};
+		char small[8] = {};
+		__u64 b[4];
+		long n;
+
+		n = BPF_SNPRINTF(buf, sizeof(buf), "%d|%5u|%-4x|%s|%c|%lld", -42, 7, 0xab, abc, 'Z', -1LL);
+		put(11, (__u64)n);
+		__builtin_memcpy(b, buf, 32);
+		put(12, b[0]);
+		put(13, b[1]);
+		put(14, b[2]);
+		put(15, b[3]);
+		n = BPF_SNPRINTF(small, 4, "%d|%x", 12345, 255);
+		put(16, (__u64)n);
+		__builtin_memcpy(b, small, 8);
+		put(17, b[0]);
+		n = bpf_printk("xdp_task %d %d %d %d", 1, 2, 3, 4);
+		put(18, (__u64)n);
+	}
 	return XDP_PASS;
 }
 

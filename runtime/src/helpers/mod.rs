@@ -142,6 +142,8 @@ const TABLE: &[(i32, HelperFn)] = &[
     (func::tcp_check_syncookie, sock::tcp_check_syncookie),
     (func::tcp_gen_syncookie, sock::tcp_gen_syncookie),
     (func::check_mtu, sock::check_mtu),
+    (func::snprintf, misc::snprintf),
+    (func::trace_vprintk, misc::trace_vprintk),
 ];
 
 const MAX_ID: usize = 256;

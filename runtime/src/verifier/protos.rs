@@ -236,6 +236,18 @@ pub const PROTOS: &[Proto] = &[
         [Ctx, A, Write(Size::Fixed(4)), A, A],
         I,
         false,
+    ), // The format is read byte by byte up to its NUL, each byte checked.
+    p(
+        func::snprintf,
+        [Write(r32(2)), A, A, Read(r32(5)), A],
+        I,
+        false,
+    ),
+    p(
+        func::trace_vprintk,
+        [Read(r32(2)), A, Read(r32(4)), A, A],
+        I,
+        false,
     ),
 ];
 

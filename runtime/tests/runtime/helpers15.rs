@@ -1,6 +1,7 @@
 //! The task and time helpers (`bpf-progs/src-c/xdp_task.c`) in both engines:
 //! pid/tgid, uid/gid and comm of the thread running the program, NUMA node 0,
-//! CLOCK_TAI, jiffies at the kernel's count, and bpf_strncmp as the kernel's.
+//! CLOCK_TAI, jiffies at the kernel's count, bpf_strncmp, bpf_snprintf and
+//! bpf_trace_vprintk as the kernel's.
 
 use kclient::bpftool as kernel;
 
@@ -39,7 +40,7 @@ fn task_and_time_helpers() {
                         .map(|e| u64::from_ne_bytes(e.values[0].as_slice().try_into().unwrap()))
                         .expect("kernel slot")
                 };
-                (0..11).map(get).collect::<Vec<u64>>()
+                (0..19).map(get).collect::<Vec<u64>>()
             })
             .ok()
     };
@@ -78,7 +79,37 @@ fn task_and_time_helpers() {
         // strncmp: equal, less, greater, equal within 2 bytes (the kernel's -1/0/1).
         let cmp: Vec<u64> = (7..11).map(|i| slot(&out, i)).collect();
         assert_eq!(cmp, [0, -1i64 as u64, 1, 0], "{name}: strncmp");
+        // snprintf: the whole output's length + 1, the output cut to the buffer.
+        let text = |from: u32, n: u32| -> Vec<u8> {
+            (from..from + n)
+                .flat_map(|i| slot(&out, i).to_ne_bytes())
+                .collect()
+        };
+        let want = b"-42|    7|ab  |abc|Z|-1";
+        assert_eq!(slot(&out, 11), want.len() as u64 + 1, "{name}: snprintf");
+        assert_eq!(
+            &text(12, 4)[..want.len() + 1],
+            &[&want[..], b"\0"].concat()[..],
+            "{name}"
+        );
+        assert_eq!(
+            slot(&out, 16),
+            b"12345|ff".len() as u64 + 1,
+            "{name}: cut snprintf"
+        );
+        assert_eq!(text(17, 1), b"123\0\0\0\0\0", "{name}: cut snprintf");
+        assert_eq!(
+            slot(&out, 18),
+            b"xdp_task 1 2 3 4".len() as u64,
+            "{name}: trace_vprintk"
+        );
         if let Some(k) = &before {
+            let ours: Vec<u64> = (11..19).map(|i| slot(&out, i)).collect();
+            assert_eq!(
+                ours,
+                k[11..19],
+                "{name}: snprintf and trace_vprintk against the kernel"
+            );
             assert_eq!(cmp, k[7..11], "{name}: strncmp against the kernel");
             assert_eq!(slot(&out, 4), k[4], "{name}: numa node against the kernel");
             // Jiffies count at the kernel's rate from the kernel's start: between

@@ -78,6 +78,8 @@ const NOTES: &[(&str, &str, &str)] = &[
     ("xdp_store_bytes", DIFF, "linear frames only"),
     ("map_lookup_percpu_elem", "xdp_queue cases", "CPUs are the store's per-CPU slots"),
     ("ktime_get_tai_ns", "`helpers15.rs`", "CLOCK_TAI of the host"),
+    ("snprintf", "`helpers15.rs` against the kernel", "the formats `bpf_bprintf_prepare` takes; `%p` prints the value, not a hashed pointer; at most 1023 bytes written (the return value counts all)"),
+    ("trace_vprintk", "`helpers15.rs` against the kernel", "to stderr in trace_pipe's layout, as trace_printk"),
 ];
 
 /// Why a helper the runtime refuses does not run, by name.
@@ -88,9 +90,6 @@ fn group_reason(name: &str) -> &'static str {
             "not yet: bpf_timer in the store (timer branch)"
         }
         "for_each_map_elem" => "not yet: a callback over map elements in both engines",
-        "snprintf" | "trace_vprintk" => {
-            "not yet: the kernel's bprintf format rules (trace_printk's output goes to stderr)"
-        }
         "strtol" | "strtoul" => "not yet: the kernel's string-to-number parser",
         "tcp_raw_gen_syncookie_ipv4"
         | "tcp_raw_gen_syncookie_ipv6"
