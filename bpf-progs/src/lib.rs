@@ -63,6 +63,7 @@ pub const PROGRAMS: &[&str] = &[
     // Issue 15: queue, stack and bloom filter maps, bpf_map_lookup_percpu_elem.
     "xdp_queue",
     "xdp_sock",
+    "xdp_dynptr",
 ];
 
 /// Every test packet in `packets/`.
@@ -495,6 +496,25 @@ static CASES: &[Case] = &[
         sets: &[],
         prog_sets: &[],
         repeat: 1,
+    },
+    Case {
+        // Ring buffer dynptrs (reserve, write, read, data, submit, discard, the null
+        // dynptr of a failed reservation) and a local dynptr over a map value; a
+        // repeat fills the ring.
+        object: "xdp_dynptr",
+        prog: "xdp_dynptr",
+        packets: &["udp.bin", "icmp.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        object: "xdp_dynptr",
+        prog: "xdp_dynptr",
+        packets: &["udp.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 100,
     },
 ];
 

@@ -14,6 +14,7 @@
 //! }
 //! ```
 
+mod dynptr;
 mod event;
 pub mod fib;
 mod map;
@@ -144,6 +145,13 @@ const TABLE: &[(i32, HelperFn)] = &[
     (func::check_mtu, sock::check_mtu),
     (func::snprintf, misc::snprintf),
     (func::trace_vprintk, misc::trace_vprintk),
+    (func::dynptr_from_mem, dynptr::from_mem),
+    (func::ringbuf_reserve_dynptr, dynptr::ringbuf_reserve_dynptr),
+    (func::ringbuf_submit_dynptr, dynptr::ringbuf_submit_dynptr),
+    (func::ringbuf_discard_dynptr, dynptr::ringbuf_discard_dynptr),
+    (func::dynptr_read, dynptr::read),
+    (func::dynptr_write, dynptr::write),
+    (func::dynptr_data, dynptr::data),
 ];
 
 const MAX_ID: usize = 256;

@@ -248,6 +248,49 @@ pub const PROTOS: &[Proto] = &[
         [Read(r32(2)), A, Read(r32(4)), A, A],
         I,
         false,
+    ), // Dynptrs (`helpers/dynptr.rs`): 16 bytes of the program's stack; what they point
+    // to is checked at each access, so r0 of bpf_dynptr_data is an integer.
+    p(
+        func::dynptr_from_mem,
+        [Read(r32(2)), A, A, Write(Size::Fixed(16)), A],
+        I,
+        false,
+    ),
+    p(
+        func::ringbuf_reserve_dynptr,
+        [Map, A, A, Write(Size::Fixed(16)), A],
+        I,
+        false,
+    ),
+    p(
+        func::ringbuf_submit_dynptr,
+        [Write(Size::Fixed(16)), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::ringbuf_discard_dynptr,
+        [Write(Size::Fixed(16)), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::dynptr_read,
+        [Write(r32(2)), A, Read(Size::Fixed(16)), A, A],
+        I,
+        false,
+    ),
+    p(
+        func::dynptr_write,
+        [Read(Size::Fixed(16)), A, Read(r32(4)), A, A],
+        I,
+        false,
+    ),
+    p(
+        func::dynptr_data,
+        [Read(Size::Fixed(16)), A, A, A, A],
+        I,
+        false,
     ),
 ];
 

@@ -80,6 +80,13 @@ const NOTES: &[(&str, &str, &str)] = &[
     ("ktime_get_tai_ns", "`helpers15.rs`", "CLOCK_TAI of the host"),
     ("snprintf", "`helpers15.rs` against the kernel", "the formats `bpf_bprintf_prepare` takes; `%p` prints the value, not a hashed pointer; at most 1023 bytes written (the return value counts all)"),
     ("trace_vprintk", "`helpers15.rs` against the kernel", "to stderr in trace_pipe's layout, as trace_printk"),
+    ("dynptr_from_mem", "xdp_dynptr cases", "a minimal dynptr (`helpers/dynptr.rs`) until the kfunc branch's"),
+    ("ringbuf_reserve_dynptr", "xdp_dynptr cases", "as dynptr_from_mem"),
+    ("ringbuf_submit_dynptr", "xdp_dynptr cases", "-"),
+    ("ringbuf_discard_dynptr", "xdp_dynptr cases", "-"),
+    ("dynptr_read", "xdp_dynptr cases", "local and ring buffer dynptrs (no frame dynptrs yet)"),
+    ("dynptr_write", "xdp_dynptr cases", "as dynptr_read"),
+    ("dynptr_data", "xdp_dynptr cases", "as dynptr_read"),
 ];
 
 /// Why a helper the runtime refuses does not run, by name.
