@@ -134,3 +134,114 @@ fn task_and_time_helpers() {
         );
     }
 }
+
+/// A dynptr is 16 bytes of the program's stack, which a program can forge: one
+/// pointing at memory outside the run (here address 0x10000, 256 bytes) must stop
+/// the run with a helper trap in both engines, for bpf_dynptr_read, _write and
+/// bpf_ringbuf_submit_dynptr (a record this run does not hold), and bpf_dynptr_data
+/// gives an address whose every use is checked.
+#[test]
+fn forged_dynptrs_trap() {
+    use isa::helpers::func;
+    use runtime::{LoadedObject, Packet, TrapKind, Vm};
+
+    let raw = |c: u8, d: u8, s: u8, o: i16, i: i32| isa::RawInsn::new(c, d, s, o, i);
+    // fp-16: data = 0x10000, size = 256 | LOCAL << 28, offset 0.
+    let forge = vec![
+        raw(0xb7, 1, 0, 0, 0x10000),
+        raw(0x7b, 10, 1, -16, 0),
+        raw(0xb7, 1, 0, 0, 256 | 1 << 28),
+        raw(0x63, 10, 1, -8, 0),
+        raw(0xb7, 1, 0, 0, 0),
+        raw(0x63, 10, 1, -4, 0),
+    ];
+    let calls: [(i32, Vec<isa::RawInsn>); 4] = [
+        // bpf_dynptr_read(fp-48, 8, fp-16, 0, 0)
+        (
+            func::dynptr_read,
+            vec![
+                raw(0xbf, 1, 10, 0, 0),
+                raw(0x07, 1, 0, 0, -48),
+                raw(0xb7, 2, 0, 0, 8),
+                raw(0xbf, 3, 10, 0, 0),
+                raw(0x07, 3, 0, 0, -16),
+                raw(0xb7, 4, 0, 0, 0),
+                raw(0xb7, 5, 0, 0, 0),
+                raw(0x85, 0, 0, 0, func::dynptr_read),
+            ],
+        ),
+        // bpf_dynptr_write(fp-16, 0, fp-48, 8, 0)
+        (
+            func::dynptr_write,
+            vec![
+                raw(0xbf, 1, 10, 0, 0),
+                raw(0x07, 1, 0, 0, -16),
+                raw(0xb7, 2, 0, 0, 0),
+                raw(0xbf, 3, 10, 0, 0),
+                raw(0x07, 3, 0, 0, -48),
+                raw(0xb7, 4, 0, 0, 8),
+                raw(0xb7, 5, 0, 0, 0),
+                raw(0x85, 0, 0, 0, func::dynptr_write),
+            ],
+        ),
+        // bpf_ringbuf_submit_dynptr(fp-16, 0) of a dynptr forged as a ring record.
+        (
+            func::ringbuf_submit_dynptr,
+            vec![
+                raw(0xb7, 1, 0, 0, 256 | 2 << 28),
+                raw(0x63, 10, 1, -8, 0),
+                raw(0xbf, 1, 10, 0, 0),
+                raw(0x07, 1, 0, 0, -16),
+                raw(0xb7, 2, 0, 0, 0),
+                raw(0x85, 0, 0, 0, func::ringbuf_submit_dynptr),
+            ],
+        ),
+        // r0 = bpf_dynptr_data(fp-16, 0, 8); r0 = *(u64 *)r0
+        (
+            func::dynptr_data,
+            vec![
+                raw(0xbf, 1, 10, 0, 0),
+                raw(0x07, 1, 0, 0, -16),
+                raw(0xb7, 2, 0, 0, 0),
+                raw(0xb7, 3, 0, 0, 8),
+                raw(0x85, 0, 0, 0, func::dynptr_data),
+                raw(0x79, 0, 0, 0, 0),
+            ],
+        ),
+    ];
+    for (helper, call) in calls {
+        let mut insns = vec![raw(0x7a, 10, 0, -48, 0)];
+        insns.extend(forge.iter().copied());
+        insns.extend(call);
+        insns.push(raw(0x95, 0, 0, 0, 0));
+        let maps = runtime::maptable::MapTable::new(Vec::new());
+        let prepared = runtime::program::prepare("forge", "xdp", &insns, &[0], &maps)
+            .unwrap_or_else(|e| panic!("helper {helper}: {e}"));
+        let loaded = LoadedObject {
+            maps,
+            programs: vec![prepared],
+            rejected: Vec::new(),
+            all_programs: Vec::new(),
+        };
+        let mut results = Vec::new();
+        for engine in [Engine::Interpreter, Engine::Jit] {
+            let mut pkt = Packet::new(&[0u8; 64]).expect("packet");
+            let mut vm = Vm::new(0);
+            let r = match engine {
+                Engine::Jit => runtime::jit::JitObject::compile(&loaded, &Default::default())
+                    .expect("compile")
+                    .run(&mut vm, 0, &mut pkt),
+                _ => loaded.run_repeat(&mut vm, 0, &mut pkt, 1).map(|r| r.0),
+            };
+            let trap = r.expect_err("a forged dynptr must not be followed");
+            let ok = match trap.kind {
+                TrapKind::HelperBadPointer { helper: h, .. } => h == helper,
+                // bpf_dynptr_data's address is checked where it is used.
+                _ => helper == func::dynptr_data,
+            };
+            assert!(ok, "helper {helper}, {}: {trap:?}", engine.name());
+            results.push(trap);
+        }
+        assert_eq!(results[0], results[1], "helper {helper}: engines differ");
+    }
+}
