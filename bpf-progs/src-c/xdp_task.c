@@ -5,14 +5,15 @@
  * 5 bpf_ktime_get_tai_ns, 6 bpf_jiffies64, 7-10 bpf_strncmp of the frame's
  * bytes 0..4 and of fixed strings against constant strings; 11 BPF_SNPRINTF's
  * return value and 12-15 its 32-byte output; 16-17 the same cut to 4 bytes;
- * 18 bpf_trace_vprintk's return value. XDP_PASS.
+ * 18 bpf_trace_vprintk's return value; from 20 on, pairs (return value,
+ * result) of bpf_strtol and bpf_strtoul on strings of the stack. XDP_PASS.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 20);
+	__uint(max_entries, 48);
 	__type(key, __u32);
 	__type(value, __u64);
 } out SEC(".maps");
@@ -69,6 +70,31 @@ int xdp_task(struct xdp_md *ctx)
 		put(17, b[0]);
 		n = bpf_printk("xdp_task %d %d %d %d", 1, 2, 3, 4);
 		put(18, (__u64)n);
+	}
+	{
+		__u32 k = 20;
+		long r;
+#define STRTOX(fn, str, flags)					\
+	do {							\
+		char b_[] = str;				\
+		__u64 res_ = 0x5555;				\
+		r = fn(b_, sizeof(b_) - 1, flags, (void *)&res_); \
+		put(k++, (__u64)r);				\
+		put(k++, res_);					\
+	} while (0)
+		STRTOX(bpf_strtol, "  -123xyz", 0);
+		STRTOX(bpf_strtol, "0x1fG", 0);
+		STRTOX(bpf_strtol, "0777", 0);
+		STRTOX(bpf_strtol, "ff", 16);
+		STRTOX(bpf_strtol, "99999999999999999999", 10);
+		STRTOX(bpf_strtoul, "-5", 0);
+		STRTOX(bpf_strtol, "abc", 10);
+		STRTOX(bpf_strtol, "12", 7);
+		STRTOX(bpf_strtol, "9223372036854775808", 0);
+		STRTOX(bpf_strtol, "-9223372036854775808", 0);
+		STRTOX(bpf_strtoul, "18446744073709551615", 0);
+		STRTOX(bpf_strtol, "0x", 0);
+		STRTOX(bpf_strtol, "\t+7", 0);
 	}
 	return XDP_PASS;
 }

@@ -136,6 +136,8 @@ const TABLE: &[(i32, HelperFn)] = &[
     (func::ktime_get_tai_ns, task::ktime_get_tai_ns),
     (func::jiffies64, task::jiffies64),
     (func::strncmp, task::strncmp),
+    (func::strtol, task::strtol),
+    (func::strtoul, task::strtoul),
     (func::sk_lookup_tcp, sock::sk_lookup_tcp),
     (func::sk_lookup_udp, sock::sk_lookup_udp),
     (func::skc_lookup_tcp, sock::skc_lookup_tcp),

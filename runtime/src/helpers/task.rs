@@ -95,3 +95,108 @@ pub(super) fn strncmp(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, T
     }
     Ok(0)
 }
+
+/// The kernel's `__bpf_strtoull` over `buf`: the characters consumed, the value
+/// and its sign, or an errno (EINVAL for flags, an empty or digitless string,
+/// ERANGE for an overflow).
+fn strtoull(buf: &[u8], flags: u64) -> Result<(u64, u64, bool), i32> {
+    let mut base = (flags & 0x1f) as u32;
+    if buf.is_empty() || !matches!(base, 0 | 8 | 10 | 16) || flags & !0x1f != 0 {
+        return Err(libc::EINVAL);
+    }
+    let isspace = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let mut i = buf.iter().take_while(|&&c| isspace(c)).count();
+    let negative = buf.get(i) == Some(&b'-');
+    if negative {
+        i += 1;
+    }
+    let consumed = i;
+    if consumed == buf.len() {
+        return Err(libc::EINVAL);
+    }
+    // The kernel copies at most 63 bytes into a NUL-terminated buffer.
+    let mut s = [0u8; 64];
+    let n = (buf.len() - consumed).min(63);
+    s[..n].copy_from_slice(&buf[consumed..consumed + n]);
+    let mut p = 0;
+    let lower = |c: u8| c.to_ascii_lowercase();
+    if base == 0 {
+        base = if s[0] == b'0' {
+            if lower(s[1]) == b'x' && s[2].is_ascii_hexdigit() {
+                16
+            } else {
+                8
+            }
+        } else {
+            10
+        };
+    }
+    if base == 16 && s[0] == b'0' && lower(s[1]) == b'x' {
+        p = 2;
+    }
+    // _parse_integer: digits below the base; an overflow is remembered.
+    let (mut v, mut overflow, start) = (0u64, false, p);
+    while p < s.len() {
+        let d = match s[p] {
+            c @ b'0'..=b'9' => u32::from(c - b'0'),
+            c @ (b'a'..=b'f' | b'A'..=b'F') => u32::from(lower(c) - b'a') + 10,
+            _ => break,
+        };
+        if d >= base {
+            break;
+        }
+        match v
+            .checked_mul(u64::from(base))
+            .and_then(|x| x.checked_add(u64::from(d)))
+        {
+            Some(x) => v = x,
+            None => overflow = true,
+        }
+        p += 1;
+    }
+    if overflow {
+        return Err(libc::ERANGE);
+    }
+    if p == start {
+        return Err(libc::EINVAL);
+    }
+    Ok(((consumed + p) as u64, v, negative))
+}
+
+/// `bpf_strtol(buf, buf_len, flags, res)`: the characters consumed, `*res` the
+/// signed value (0 on an error); -ERANGE when it does not fit an s64.
+pub(super) fn strtol(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    const ID: i32 = isa::helpers::func::strtol;
+    let len = a[1] as u32 as u64;
+    let parsed = strtoull(ctx.bytes(ID, a[0], len)?, a[2]);
+    let (ret, res) = match parsed {
+        Err(e) => (neg_errno(e), 0u64),
+        Ok((n, v, neg)) => {
+            let r = if neg { v.wrapping_neg() } else { v };
+            if (neg && (r as i64) > 0) || (!neg && (r as i64) < 0) {
+                (neg_errno(libc::ERANGE), 0)
+            } else {
+                (n, r)
+            }
+        }
+    };
+    ctx.bytes_mut(ID, a[3], 8)?
+        .copy_from_slice(&res.to_ne_bytes());
+    Ok(ret)
+}
+
+/// `bpf_strtoul(buf, buf_len, flags, res)`: as strtol, unsigned; -EINVAL for a
+/// negative number.
+pub(super) fn strtoul(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    const ID: i32 = isa::helpers::func::strtoul;
+    let len = a[1] as u32 as u64;
+    let parsed = strtoull(ctx.bytes(ID, a[0], len)?, a[2]);
+    let (ret, res) = match parsed {
+        Err(e) => (neg_errno(e), 0),
+        Ok((_, _, true)) => (neg_errno(libc::EINVAL), 0),
+        Ok((n, v, false)) => (n, v),
+    };
+    ctx.bytes_mut(ID, a[3], 8)?
+        .copy_from_slice(&res.to_ne_bytes());
+    Ok(ret)
+}

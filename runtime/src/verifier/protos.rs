@@ -213,6 +213,18 @@ pub const PROTOS: &[Proto] = &[
     p(func::jiffies64, [A; 5], I, false),
     // s2 is read byte by byte with a check each, up to its NUL.
     p(func::strncmp, [Read(r32(2)), A, A, A, A], I, false),
+    p(
+        func::strtol,
+        [Read(r32(2)), A, A, Write(Size::Fixed(8)), A],
+        I,
+        false,
+    ),
+    p(
+        func::strtoul,
+        [Read(r32(2)), A, A, Write(Size::Fixed(8)), A],
+        I,
+        false,
+    ),
     // The socket helpers of the runtime's no-socket model (`helpers/sock.rs`): the
     // lookups return NULL, so r0 is an integer.
     p(func::sk_lookup_tcp, [Ctx, Read(r32(3)), A, A, A], I, false),

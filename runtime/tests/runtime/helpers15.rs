@@ -1,7 +1,7 @@
 //! The task and time helpers (`bpf-progs/src-c/xdp_task.c`) in both engines:
 //! pid/tgid, uid/gid and comm of the thread running the program, NUMA node 0,
-//! CLOCK_TAI, jiffies at the kernel's count, bpf_strncmp, bpf_snprintf and
-//! bpf_trace_vprintk as the kernel's.
+//! CLOCK_TAI, jiffies at the kernel's count, bpf_strncmp, bpf_snprintf,
+//! bpf_trace_vprintk, bpf_strtol and bpf_strtoul as the kernel's.
 
 use kclient::bpftool as kernel;
 
@@ -40,7 +40,7 @@ fn task_and_time_helpers() {
                         .map(|e| u64::from_ne_bytes(e.values[0].as_slice().try_into().unwrap()))
                         .expect("kernel slot")
                 };
-                (0..19).map(get).collect::<Vec<u64>>()
+                (0..46).map(get).collect::<Vec<u64>>()
             })
             .ok()
     };
@@ -103,7 +103,33 @@ fn task_and_time_helpers() {
             b"xdp_task 1 2 3 4".len() as u64,
             "{name}: trace_vprintk"
         );
+        // strtol/strtoul: (characters consumed or -errno, result).
+        let neg = |e: i32| (-(e as i64)) as u64;
+        let strtox: Vec<(u64, u64)> = (0..13)
+            .map(|i| (slot(&out, 20 + 2 * i), slot(&out, 21 + 2 * i)))
+            .collect();
+        assert_eq!(
+            strtox,
+            [
+                (6, -123i64 as u64),
+                (4, 31),
+                (4, 0o777),
+                (2, 255),
+                (neg(libc::ERANGE), 0),
+                (neg(libc::EINVAL), 0),
+                (neg(libc::EINVAL), 0),
+                (neg(libc::EINVAL), 0),
+                (neg(libc::ERANGE), 0),
+                (20, i64::MIN as u64),
+                (20, u64::MAX),
+                (1, 0),
+                (neg(libc::EINVAL), 0),
+            ],
+            "{name}: strtol/strtoul"
+        );
         if let Some(k) = &before {
+            let ours: Vec<u64> = (20..46).map(|i| slot(&out, i)).collect();
+            assert_eq!(ours, k[20..46], "{name}: strtol/strtoul against the kernel");
             let ours: Vec<u64> = (11..19).map(|i| slot(&out, i)).collect();
             assert_eq!(
                 ours,

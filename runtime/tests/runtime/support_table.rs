@@ -73,6 +73,8 @@ const NOTES: &[(&str, &str, &str)] = &[
     ("check_mtu", "xdp_sock cases", "the interfaces of `--net` (lo only without it)"),
     ("loop", "xdp_loop cases; `bpf_loop.rs`", ""),
     ("strncmp", "`helpers15.rs` against the kernel", ""),
+    ("strtol", "`helpers15.rs` against the kernel", ""),
+    ("strtoul", "`helpers15.rs` against the kernel", ""),
     ("xdp_get_buff_len", DIFF, "no multi-buffer frames yet"),
     ("xdp_load_bytes", DIFF, "linear frames only"),
     ("xdp_store_bytes", DIFF, "linear frames only"),
@@ -97,7 +99,6 @@ fn group_reason(name: &str) -> &'static str {
             "not yet: bpf_timer in the store (timer branch)"
         }
         "for_each_map_elem" => "not yet: a callback over map elements in both engines",
-        "strtol" | "strtoul" => "not yet: the kernel's string-to-number parser",
         "tcp_raw_gen_syncookie_ipv4"
         | "tcp_raw_gen_syncookie_ipv6"
         | "tcp_raw_check_syncookie_ipv4"
