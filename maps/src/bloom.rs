@@ -122,6 +122,29 @@ mod tests {
     }
 
     #[test]
+    fn map_extra_sets_the_hash_count_and_is_kept() {
+        let s = store();
+        let one = s.create_map_extra(&def(4, 64, 0), 1).expect("create");
+        let five = s.create_map(&def(4, 64, 0)).expect("create");
+        assert_eq!((one.map_extra(), five.map_extra()), (1, 0));
+        assert_eq!(s.map_by_id(one.id()).expect("reopen").map_extra(), 1);
+        // One hash sets one bit per value, the default five up to five.
+        one.push(&7u32.to_ne_bytes(), BPF_ANY).expect("push");
+        five.push(&7u32.to_ne_bytes(), BPF_ANY).expect("push");
+        let bits = |m: &crate::Map| -> u32 {
+            (0..=m.bucket_mask / 64)
+                .map(|w| {
+                    m.bloom_word(w * 64)
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        .count_ones()
+                })
+                .sum()
+        };
+        assert_eq!(bits(&one), 1);
+        assert!(bits(&five) > 1, "{}", bits(&five));
+    }
+
+    #[test]
     fn creation_checks_follow_the_kernel() {
         let s = store();
         let errno = |d: MapDef, extra: u64| {

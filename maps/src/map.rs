@@ -532,6 +532,14 @@ impl Map {
         }
     }
 
+    /// `BPF_MAP_CREATE`'s map_extra (a bloom filter's hash count as given, 0 for
+    /// the default; 0 for other types).
+    pub fn map_extra(&self) -> u64 {
+        layout::entry(&self.shm, self.meta.slot)
+            .map(|e| e.reserved[layout::MAP_EXTRA_WORD].load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
     /// The number of values a queue or stack holds.
     pub fn queue_len(&self) -> Result<u32, MapError> {
         match self.kind {
