@@ -6,14 +6,16 @@
  * bytes 0..4 and of fixed strings against constant strings; 11 BPF_SNPRINTF's
  * return value and 12-15 its 32-byte output; 16-17 the same cut to 4 bytes;
  * 18 bpf_trace_vprintk's return value; from 20 on, pairs (return value,
- * result) of bpf_strtol and bpf_strtoul on strings of the stack. XDP_PASS.
+ * result) of bpf_strtol and bpf_strtoul on strings of the stack; 46-51
+ * bpf_probe_read_kernel_str's return value and first 8 bytes copied: a
+ * stack string, the same cut to 4 bytes, and NULL (-ERANGE, zeroed). XDP_PASS.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 48);
+	__uint(max_entries, 56);
 	__type(key, __u32);
 	__type(value, __u64);
 } out SEC(".maps");
@@ -95,6 +97,20 @@ int xdp_task(struct xdp_md *ctx)
 		STRTOX(bpf_strtoul, "18446744073709551615", 0);
 		STRTOX(bpf_strtol, "0x", 0);
 		STRTOX(bpf_strtol, "\t+7", 0);
+	}
+	{
+		char src[12] = "hello";
+		__u64 dst;
+
+		dst = 0x5555555555555555ULL;
+		put(46, (__u64)bpf_probe_read_kernel_str(&dst, sizeof(dst), src));
+		put(47, dst);
+		dst = 0x5555555555555555ULL;
+		put(48, (__u64)bpf_probe_read_kernel_str(&dst, 4, src));
+		put(49, dst);
+		dst = 0x5555555555555555ULL;
+		put(50, (__u64)bpf_probe_read_kernel_str(&dst, sizeof(dst), (void *)0));
+		put(51, dst);
 	}
 	return XDP_PASS;
 }

@@ -595,6 +595,51 @@ pub(super) fn probe_read_kernel(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Res
     Ok(0)
 }
 
+/// bpf_probe_read_kernel_str(dst, size, src): the kernel's
+/// `strncpy_from_kernel_nofault` on the program's memory, as probe_read_kernel:
+/// copies up to the NUL or `size` bytes, the last byte copied always made NUL, and
+/// returns the bytes copied; on a source it may not read, `dst` zeroed and -ERANGE
+/// or -EFAULT (the first unreadable byte decides).
+pub(super) fn probe_read_kernel_str(
+    ctx: &mut HelperCtx<'_, '_>,
+    a: [u64; 5],
+) -> Result<u64, TrapKind> {
+    const ID: i32 = func::probe_read_kernel_str;
+    let size = a[1] as u32 as usize;
+    // Check dst first, as the kernel's verifier proves it.
+    ctx.bytes_mut(ID, a[0], size as u64)?;
+    if size == 0 {
+        return Ok(0);
+    }
+    let src = a[2];
+    let mut n = 0;
+    let mut err = 0;
+    loop {
+        let addr = src.wrapping_add(n as u64);
+        if !ctx.regions.check(ctx.pkt.md(), addr, 1, false) {
+            err = if n == 0 && kernel_refuses(src) {
+                libc::ERANGE
+            } else {
+                libc::EFAULT
+            };
+            break;
+        }
+        let c = ctx.bytes(ID, addr, 1)?[0];
+        ctx.bytes_mut(ID, a[0] + n as u64, 1)?[0] = c;
+        n += 1;
+        if c == 0 || n == size {
+            break;
+        }
+    }
+    let dst = ctx.bytes_mut(ID, a[0], size as u64)?;
+    if err != 0 {
+        dst.fill(0);
+        return Ok(neg_errno(err));
+    }
+    dst[n - 1] = 0;
+    Ok(n as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,6 +138,7 @@ const TABLE: &[(i32, HelperFn)] = &[
     (func::strncmp, task::strncmp),
     (func::strtol, task::strtol),
     (func::strtoul, task::strtoul),
+    (func::probe_read_kernel_str, misc::probe_read_kernel_str),
     (func::sk_lookup_tcp, sock::sk_lookup_tcp),
     (func::sk_lookup_udp, sock::sk_lookup_udp),
     (func::skc_lookup_tcp, sock::skc_lookup_tcp),

@@ -214,6 +214,12 @@ pub const PROTOS: &[Proto] = &[
     // s2 is read byte by byte with a check each, up to its NUL.
     p(func::strncmp, [Read(r32(2)), A, A, A, A], I, false),
     p(
+        func::probe_read_kernel_str,
+        [Write(r32(2)), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
         func::strtol,
         [Read(r32(2)), A, A, Write(Size::Fixed(8)), A],
         I,

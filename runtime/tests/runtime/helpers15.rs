@@ -40,7 +40,7 @@ fn task_and_time_helpers() {
                         .map(|e| u64::from_ne_bytes(e.values[0].as_slice().try_into().unwrap()))
                         .expect("kernel slot")
                 };
-                (0..46).map(get).collect::<Vec<u64>>()
+                (0..52).map(get).collect::<Vec<u64>>()
             })
             .ok()
     };
@@ -127,7 +127,23 @@ fn task_and_time_helpers() {
             ],
             "{name}: strtol/strtoul"
         );
+        // probe_read_kernel_str: "hello" whole, cut to 4 bytes ("hel" and a NUL,
+        // the rest of dst untouched), and NULL (-ERANGE, dst zeroed).
+        let bytes = |i: u32| slot(&out, i).to_ne_bytes();
+        assert_eq!((slot(&out, 46), bytes(47)), (6, *b"hello\0UU"), "{name}");
+        assert_eq!((slot(&out, 48), bytes(49)), (4, *b"hel\0UUUU"), "{name}");
+        assert_eq!(
+            (slot(&out, 50), slot(&out, 51)),
+            (neg(libc::ERANGE), 0),
+            "{name}"
+        );
         if let Some(k) = &before {
+            let ours: Vec<u64> = (46..52).map(|i| slot(&out, i)).collect();
+            assert_eq!(
+                ours,
+                k[46..52],
+                "{name}: probe_read_kernel_str against the kernel"
+            );
             let ours: Vec<u64> = (20..46).map(|i| slot(&out, i)).collect();
             assert_eq!(ours, k[20..46], "{name}: strtol/strtoul against the kernel");
             let ours: Vec<u64> = (11..19).map(|i| slot(&out, i)).collect();

@@ -62,6 +62,7 @@ const NOTES: &[(&str, &str, &str)] = &[
     ("tcp_check_syncookie", "-", "needs a socket, and none exists: -EINVAL"),
     ("tcp_gen_syncookie", "-", "needs a socket, and none exists: -EINVAL"),
     ("probe_read_kernel", "hostile suite", "reads only memory of the run; -EFAULT otherwise"),
+    ("probe_read_kernel_str", "`helpers15.rs` against the kernel", "as probe_read_kernel"),
     ("jiffies64", "`helpers15.rs` (between the kernel's answers)", "CLOCK_MONOTONIC_COARSE at HZ 250 from the kernel's INITIAL_JIFFIES"),
     ("ktime_get_boot_ns", "runtime unit tests", "CLOCK_BOOTTIME of the host"),
     ("ringbuf_output", "xdp_events cases; `events.rs`", "records in the store's ring"),
