@@ -4,7 +4,7 @@
  * 0 bpf_ringbuf_reserve_dynptr's return; 1 bpf_dynptr_write of the frame's
  * first 16 bytes; 2 a write past the end (-E2BIG); 3 a read back and 4-5 the
  * bytes read; 6 whether bpf_dynptr_data gave a pointer, 7 the word read
- * through it; 8 a read with flags (-EINVAL); then the record is submitted.
+ * through it (with bpf_probe_read_kernel); 8 a read with flags (-EINVAL); then the record is submitted.
  * 9 a second reservation discarded; 10 a reservation with flags (-EINVAL)
  * and 11 a read from the null dynptr it leaves (-EINVAL), whose discard does
  * nothing; 12 a reservation larger than the ring (-EINVAL); 13 the ring's
@@ -71,8 +71,13 @@ int xdp_dynptr(struct xdp_md *ctx)
 	p = bpf_dynptr_data(&d, 8, 8);
 	put(6, p != 0);
 	if (p) {
-		put(7, *p);
-		*p = 0x1122334455667788ULL;
+		/* Read through the pointer with a helper: the runtime's analysis
+		 * does not type bpf_dynptr_data's memory, so a direct access
+		 * would be checked at run time, not proven. */
+		__u64 w = 0;
+
+		bpf_probe_read_kernel(&w, 8, p);
+		put(7, w);
 	}
 	put(8, (__u64)bpf_dynptr_read(back, 8, &d, 0, 1));
 	bpf_ringbuf_submit_dynptr(&d, 0);

@@ -89,7 +89,7 @@ const NOTES: &[(&str, &str, &str)] = &[
     ("ringbuf_discard_dynptr", "xdp_dynptr cases", "-"),
     ("dynptr_read", "xdp_dynptr cases", "local and ring buffer dynptrs (no frame dynptrs yet)"),
     ("dynptr_write", "xdp_dynptr cases", "as dynptr_read"),
-    ("dynptr_data", "xdp_dynptr cases", "as dynptr_read"),
+    ("dynptr_data", "xdp_dynptr cases; `helpers15.rs` (forged dynptrs)", "as dynptr_read; accesses through its pointer are checked at run time, not proven (strict mode refuses them)"),
 ];
 
 /// Why a helper the runtime refuses does not run, by name.
