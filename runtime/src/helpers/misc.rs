@@ -356,7 +356,7 @@ fn bprintf_args(
     len: u64,
     args: &mut [u64; MAX_BPRINTF_VARARGS as usize],
 ) -> Result<Result<usize, i32>, TrapKind> {
-    if len % 8 != 0 || len > MAX_BPRINTF_VARARGS * 8 || (len != 0 && data == 0) {
+    if !len.is_multiple_of(8) || len > MAX_BPRINTF_VARARGS * 8 || (len != 0 && data == 0) {
         return Ok(Err(libc::EINVAL));
     }
     let bytes = ctx.bytes(helper, data, len)?;

@@ -189,7 +189,7 @@ fn forged_dynptrs_trap() {
 
     let raw = |c: u8, d: u8, s: u8, o: i16, i: i32| isa::RawInsn::new(c, d, s, o, i);
     // fp-16: data = 0x10000, size = 256 | LOCAL << 28, offset 0.
-    let forge = vec![
+    let forge = [
         raw(0xb7, 1, 0, 0, 0x10000),
         raw(0x7b, 10, 1, -16, 0),
         raw(0xb7, 1, 0, 0, 256 | 1 << 28),
