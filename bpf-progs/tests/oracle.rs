@@ -191,6 +191,9 @@ fn expected_maps(object: &str) -> BTreeSet<&'static str> {
             "mim_stats",
             "mim_jmp",
         ],
+        "xdp_queue" => &["queue", "stack", "bloom", "pcpu", "results"],
+        "xdp_sock" => &["results"],
+        "xdp_dynptr" => &["ring", "results", "local"],
         other => panic!("unknown object {other}"),
     };
     names.iter().copied().collect()
