@@ -74,6 +74,11 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_synproxy",
     // Issue 15: conntrack kfuncs (lookup misses, alloc, insert, lookup hits, errors).
     "xdp_conntrack",
+    // Issue 15: queue, stack and bloom filter maps, bpf_map_lookup_percpu_elem.
+    "xdp_queue",
+    "xdp_sock",
+    // The ring buffer dynptr helpers and bpf_dynptr_from_mem.
+    "xdp_ringbuf_dynptr",
 ];
 
 /// Every test packet in `packets/`.
@@ -570,6 +575,53 @@ static CASES: &[Case] = &[
         prog_sets: &[],
         repeat: 2,
     },
+    Case {
+        // Queue and stack pushes (E2BIG when full, BPF_EXIST dropping the oldest),
+        // pops and peeks until empty, a zero-seed bloom filter's answers, per-CPU
+        // lookups on CPU 0 and 4096; a repeat keeps the bloom bits and counts.
+        object: "xdp_queue",
+        prog: "xdp_queue",
+        packets: &["udp.bin", "tcp_syn.bin", "icmp.bin", "ipv6.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        object: "xdp_queue",
+        prog: "xdp_queue",
+        packets: &["udp.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 3,
+    },
+    Case {
+        // Socket lookups (none found) and bpf_check_mtu, in FIB_NETNS_SETUP.
+        object: "xdp_sock",
+        prog: "xdp_sock",
+        packets: &["udp.bin", "tcp_syn.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        // Ring buffer dynptrs (reserve, write, read, data, submit, discard, the null
+        // dynptr of a failed reservation) and a local dynptr over a map value; a
+        // repeat fills the ring.
+        object: "xdp_ringbuf_dynptr",
+        prog: "xdp_ringbuf_dynptr",
+        packets: &["udp.bin", "icmp.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        object: "xdp_ringbuf_dynptr",
+        prog: "xdp_ringbuf_dynptr",
+        packets: &["udp.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 100,
+    },
 ];
 
 /// The tail-call slots of `xdp_tailcall`: 0 IPv4, 1 IPv6, 2 UDP, 3 TCP.
@@ -668,10 +720,11 @@ sysctl -qw net.ipv4.ip_forward=1";
 
 /// The setup of the network namespace in which the kernel side of `object`'s cases
 /// runs ([`kclient::bpftool::run_in_netns`]), and from which a runtime builds the same table
-/// (`runtime::Net::parse`): [`FIB_NETNS_SETUP`] for the bpf_fib_lookup programs,
+/// (`runtime::Net::parse`): [`FIB_NETNS_SETUP`] for the bpf_fib_lookup programs and
+/// `xdp_sock` (socket lookups in a namespace without sockets, bpf_check_mtu),
 /// `None` (the caller's namespace) for the others.
 pub fn netns_setup(object: &str) -> Option<&'static str> {
-    matches!(object, "xdp_fib" | "xdp_fib_probe").then_some(FIB_NETNS_SETUP)
+    matches!(object, "xdp_fib" | "xdp_fib_probe" | "xdp_sock").then_some(FIB_NETNS_SETUP)
 }
 
 const fn rw_case(

@@ -195,6 +195,9 @@ fn expected_maps(object: &str) -> BTreeSet<&'static str> {
         "xdp_iter" => &["iter_out"],
         "xdp_dynptr" => &["dynptr_out", ".rodata"],
         "xdp_conntrack" => &["ct_out", ".rodata"],
+        "xdp_queue" => &["queue", "stack", "bloom", "pcpu", "results"],
+        "xdp_sock" => &["results"],
+        "xdp_ringbuf_dynptr" => &["ring", "results", "local"],
         other => panic!("unknown object {other}"),
     };
     names.iter().copied().collect()

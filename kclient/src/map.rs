@@ -5,8 +5,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use isa::uapi::attr::{map_create, map_elem};
 use isa::uapi::{
-    BPF_MAP_CREATE, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_ELEM,
-    BPF_MAP_UPDATE_ELEM,
+    BPF_MAP_CREATE, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_AND_DELETE_ELEM,
+    BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM,
 };
 
 use crate::sys::{bpf, take_fd, Attr};
@@ -66,7 +66,13 @@ impl RawMap {
     fn elem(&self, cmd: u32, key: Option<&[u8]>, value: *const u8, flags: u64) -> Result<(), i32> {
         let mut a = Attr::default();
         a.set_u32(map_elem::MAP_FD, self.fd() as u32)
-            .set_ptr(map_elem::KEY, key.map_or(std::ptr::null(), <[u8]>::as_ptr))
+            // A map without keys (queue, stack, bloom filter) takes a NULL key
+            // (any other pointer is EINVAL), as libbpf passes it.
+            .set_ptr(
+                map_elem::KEY,
+                key.filter(|k| !k.is_empty())
+                    .map_or(std::ptr::null(), <[u8]>::as_ptr),
+            )
             .set_ptr(map_elem::VALUE, value)
             .set_u64(map_elem::FLAGS, flags);
         bpf(cmd, &mut a).map(|_| ()).map_err(errno)
@@ -80,6 +86,20 @@ impl RawMap {
             return Err(libc::EINVAL);
         }
         self.elem(BPF_MAP_LOOKUP_ELEM, Some(key), out.as_mut_ptr(), 0)
+    }
+
+    /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` into `out` (a queue's or stack's pop).
+    pub fn lookup_and_delete(&self, key: &[u8], out: &mut [u8]) -> Result<(), i32> {
+        self.check_key(key)?;
+        if out.len() < self.value_len {
+            return Err(libc::EINVAL);
+        }
+        self.elem(
+            BPF_MAP_LOOKUP_AND_DELETE_ELEM,
+            Some(key),
+            out.as_mut_ptr(),
+            0,
+        )
     }
 
     /// `BPF_MAP_UPDATE_ELEM`.

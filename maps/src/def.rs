@@ -18,6 +18,7 @@ pub use isa::uapi::{
     BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_PROG_ARRAY,
     BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_XSKMAP, BPF_NOEXIST, BPF_OBJ_NAME_LEN,
 };
+pub use isa::uapi::{BPF_MAP_TYPE_BLOOM_FILTER, BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK};
 
 /// The kernel's name of a map type the store implements, as bpftool prints it
 /// ("hash", "lru_hash", ...); `None` for the others.
@@ -77,6 +78,8 @@ pub(crate) const RINGBUF_HDR: u64 = 8192;
 pub const PERF_RING_SIZE: u64 = 32 << 10;
 /// perf_event_array slot header bytes (before the ring).
 pub(crate) const PERF_SLOT_HDR: u64 = 64;
+/// Queue and stack control block: lock, head, tail (u32 each), reserved.
+pub(crate) const QUEUE_CTRL_SIZE: u64 = 64;
 /// The kernel's NR_CPUS bound on cpumap max_entries.
 const NR_CPUS: u32 = 8192;
 
@@ -165,6 +168,12 @@ pub(crate) enum Kind {
     RingBuf,
     /// PERF_EVENT_ARRAY: one ring per slot (per worker).
     PerfEventArray,
+    /// QUEUE: a FIFO ring of values (`queue.rs`).
+    Queue,
+    /// STACK: a LIFO ring of values (`queue.rs`).
+    Stack,
+    /// BLOOM_FILTER: a bit set and k hashes of each value (`bloom.rs`).
+    BloomFilter,
 }
 
 impl Kind {
@@ -187,6 +196,9 @@ impl Kind {
             BPF_MAP_TYPE_HASH_OF_MAPS => Kind::HashOfMaps,
             BPF_MAP_TYPE_RINGBUF => Kind::RingBuf,
             BPF_MAP_TYPE_PERF_EVENT_ARRAY => Kind::PerfEventArray,
+            BPF_MAP_TYPE_QUEUE => Kind::Queue,
+            BPF_MAP_TYPE_STACK => Kind::Stack,
+            BPF_MAP_TYPE_BLOOM_FILTER => Kind::BloomFilter,
             _ => return None,
         })
     }
@@ -319,6 +331,9 @@ pub fn map_store_bytes(
         value_size,
         max_entries,
         flags,
+        // The loader's maps have no map_extra (a bloom filter gets the default hash
+        // count, as `Store::create_map` gives it).
+        0,
         "map",
         ncpus,
     )?;
@@ -326,13 +341,16 @@ pub fn map_store_bytes(
 }
 
 /// The kernel's map_alloc_check for the supported types, then our memory geometry.
-/// `ncpus` is the store's per-CPU slot count.
+/// `ncpus` is the store's per-CPU slot count; `map_extra` is `BPF_MAP_CREATE`'s
+/// (the bloom filter's hash count; 0 for every other type).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn geometry(
     map_type: u32,
     key_size: u32,
     value_size: u32,
     max_entries: u32,
     flags: u32,
+    map_extra: u64,
     name: &str,
     ncpus: u32,
 ) -> Result<Geometry, MapError> {
@@ -346,6 +364,9 @@ pub(crate) fn geometry(
         u64::from(max_entries),
     );
     let vstride = round_up(value, 8);
+    if map_extra != 0 && kind != Kind::BloomFilter {
+        return Err(invalid(name, "map_extra is only for bloom filters"));
+    }
     let mut g = Geometry {
         kind,
         data_len: 0,
@@ -610,6 +631,65 @@ pub(crate) fn geometry(
             g.elems_off = RINGBUF_HDR;
             g.data_len = RINGBUF_HDR + max;
         }
+        Kind::Queue | Kind::Stack => {
+            // queue_stack_map_alloc_check
+            if value > KMALLOC_MAX_SIZE {
+                return Err(too_big(name, "value_size > KMALLOC_MAX_SIZE"));
+            }
+            if max_entries == 0
+                || key_size != 0
+                || value_size == 0
+                || flags & !(BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK) != 0
+                || !access_ok(flags)
+            {
+                return Err(invalid(
+                    name,
+                    "queue/stack: key_size 0, value_size and max_entries > 0, flags",
+                ));
+            }
+            // The kernel's ring of max_entries + 1 slots (one always empty).
+            g.nelems = max + 1;
+            g.elems_off = QUEUE_CTRL_SIZE;
+            g.data_len = g
+                .nelems
+                .checked_mul(vstride)
+                .and_then(|x| x.checked_add(QUEUE_CTRL_SIZE))
+                .ok_or_else(|| too_big(name, "size overflows"))?;
+        }
+        Kind::BloomFilter => {
+            // bloom_map_alloc_check, bloom_map_alloc
+            if value > KMALLOC_MAX_SIZE {
+                return Err(too_big(name, "value_size > KMALLOC_MAX_SIZE"));
+            }
+            if key_size != 0
+                || value_size == 0
+                || max_entries == 0
+                || flags & !(BPF_F_NUMA_NODE | BPF_F_ZERO_SEED | BPF_F_ACCESS_MASK) != 0
+                || !access_ok(flags)
+                || map_extra & !0xf != 0
+            {
+                return Err(invalid(
+                    name,
+                    "bloom_filter: key_size 0, value_size and max_entries > 0, map_extra <= 15",
+                ));
+            }
+            let nr_hash_funcs = if map_extra == 0 { 5 } else { map_extra as u32 };
+            // n * k * 7 / 5 bits (7/5 ~ 1/ln 2), rounded up to a power of two, at
+            // least 64; 2^32 bits when that overflows or passes 2^31.
+            let nr_bits = max_entries
+                .checked_mul(nr_hash_funcs)
+                .and_then(|b| (b / 5).checked_mul(7))
+                .filter(|&b| b <= 1 << 31);
+            let bits: u64 = match nr_bits {
+                None => 1 << 32,
+                Some(b) if b <= 64 => 64,
+                Some(b) => u64::from(b.next_power_of_two()),
+            };
+            g.nelems = u64::from(nr_hash_funcs);
+            g.n_buckets = bits;
+            g.elems_off = 0;
+            g.data_len = bits / 8;
+        }
     }
     Ok(g)
 }
@@ -631,7 +711,7 @@ mod tests {
     use super::*;
 
     fn geo(t: u32, k: u32, v: u32, m: u32, f: u32) -> Result<Geometry, MapError> {
-        geometry(t, k, v, m, f, "m", 2)
+        geometry(t, k, v, m, f, 0, "m", 2)
     }
 
     fn errno(r: Result<Geometry, MapError>) -> i32 {

@@ -105,6 +105,9 @@ pub(crate) struct Header {
 /// reads as 1; written under `meta_lock`; zero in stores made before links).
 pub(crate) const NEXT_LINK_ID_WORD: usize = 16;
 
+/// The word of [`MapEntry::reserved`] holding map_extra.
+pub(crate) const MAP_EXTRA_WORD: usize = 0;
+
 /// One map table entry.
 #[repr(C)]
 pub(crate) struct MapEntry {
@@ -135,7 +138,9 @@ pub(crate) struct MapEntry {
     pub btf_id: AtomicU32,
     /// MapDef::holder_pid.
     pub holder_pid: AtomicU32,
-    /// Reserved for later (inner map template, pin refs, generation): zero.
+    /// Reserved for later (inner map template, pin refs, generation): zero, but
+    /// for word [`MAP_EXTRA_WORD`], `BPF_MAP_CREATE`'s map_extra (a bloom
+    /// filter's hash count; zero for other types).
     pub reserved: [AtomicU64; 5],
 }
 
@@ -352,6 +357,7 @@ pub(crate) fn read_entry(
         info.value_size,
         info.max_entries,
         info.map_flags & !def::implied_flags(info.map_type),
+        e.reserved[MAP_EXTRA_WORD].load(r),
         &info.name,
         facts.ncpus,
     )

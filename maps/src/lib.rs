@@ -16,7 +16,7 @@
 //! - `layout.rs`: the header and map-table structs (`SharedPod` impls only).
 //! - `lock.rs`: pid spinlocks (`kill(pid, 0)`, `pthread_atfork`).
 //! - `mem.rs`: word-wise atomic copies into and out of map memory.
-//! - `array.rs`, `hash.rs`, `lru.rs`, `lpm.rs`, `slots.rs`, `ring.rs`, `map.rs`:
+//! - `array.rs`, `hash.rs`, `lru.rs`, `lpm.rs`, `slots.rs`, `ring.rs`, `queue.rs`, `bloom.rs`, `map.rs`:
 //!   raw pointers into map memory at validated offsets.
 //! - `progops.rs`: the per-map program entry points (`Map::prog_ops`), unsafe
 //!   functions forwarding their callers' key and value pointers.
@@ -66,6 +66,7 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 mod array;
+mod bloom;
 mod check;
 mod def;
 mod entries;
@@ -80,6 +81,7 @@ mod map;
 mod mem;
 mod objects;
 mod progops;
+mod queue;
 mod ring;
 mod shm;
 mod slots;

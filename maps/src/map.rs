@@ -388,6 +388,11 @@ impl Map {
             k if k.is_hash() => self.hash_user_lookup(key, value_out),
             k if k.is_slots() => self.slots_user_lookup(key, value_out),
             Kind::LpmTrie => self.lpm_user_lookup(key, value_out),
+            // BPF_MAP_LOOKUP_ELEM of a queue or stack peeks.
+            Kind::Queue | Kind::Stack => self.qs_user_get(value_out, false),
+            // Of a bloom filter it checks the value it is given (`value_out` is
+            // read, not written), as the kernel's does.
+            Kind::BloomFilter => self.bloom_peek(value_out),
             _ => Err(self.unsupported("lookup")),
         }
     }
@@ -449,6 +454,8 @@ impl Map {
             k if k.is_slots() => self.slots_user_update(key, value, flags),
             // SAFETY: key and value have the sizes checked above.
             Kind::LpmTrie => unsafe { self.lpm_update(key.as_ptr(), value.as_ptr(), flags) },
+            // BPF_MAP_UPDATE_ELEM of a queue, stack or bloom filter pushes.
+            Kind::Queue | Kind::Stack | Kind::BloomFilter => self.push_unchecked(value, flags),
             _ => Err(self.unsupported("update")),
         }
     }
@@ -464,8 +471,133 @@ impl Map {
             k if k.is_slots() => self.slots_delete(key),
             // SAFETY: key has key_size bytes (checked).
             Kind::LpmTrie => unsafe { self.lpm_delete(key.as_ptr()) },
+            Kind::Queue | Kind::Stack => Err(self.not_supported("delete")),
+            Kind::BloomFilter => Err(MapError::Unsupported {
+                id: self.id,
+                op: "delete",
+                errno: libc::EOPNOTSUPP,
+            }),
             _ => Err(self.unsupported("delete")),
         }
+    }
+
+    /// Pushes a value (value_size bytes) into a queue, stack or bloom filter
+    /// (`BPF_MAP_UPDATE_ELEM` of these types, `bpf_map_push_elem`): queue and
+    /// stack take `BPF_ANY` (E2BIG when full) or `BPF_EXIST` (drop the oldest),
+    /// a bloom filter `BPF_ANY` only.
+    pub fn push(&self, value: &[u8], flags: u64) -> Result<(), MapError> {
+        self.check_writable("push")?;
+        self.check_value(value.len())?;
+        self.push_unchecked(value, flags)
+    }
+
+    fn push_unchecked(&self, value: &[u8], flags: u64) -> Result<(), MapError> {
+        match self.kind {
+            // SAFETY: value has value_size bytes (checked by the callers).
+            Kind::Queue | Kind::Stack => unsafe { self.qs_push(value.as_ptr(), flags) },
+            Kind::BloomFilter => self.bloom_push(value, flags),
+            _ => Err(self.not_supported("push")),
+        }
+    }
+
+    /// Takes the next value out of a queue (oldest) or stack (newest) into `out`
+    /// (`BPF_MAP_LOOKUP_AND_DELETE_ELEM`); ENOENT, with `out` untouched, when
+    /// empty (bpf(2) copies nothing back on an error).
+    pub fn pop(&self, out: &mut [u8]) -> Result<(), MapError> {
+        self.check_readable("pop")?;
+        self.check_writable("pop")?;
+        self.check_value(out.len())?;
+        match self.kind {
+            Kind::Queue | Kind::Stack => self.qs_user_get(out, true),
+            Kind::BloomFilter => Err(MapError::Unsupported {
+                id: self.id,
+                op: "pop",
+                errno: libc::EOPNOTSUPP,
+            }),
+            _ => Err(self.not_supported("pop")),
+        }
+    }
+
+    /// Whether a bloom filter may hold `value` (false: it certainly does not).
+    pub fn contains(&self, value: &[u8]) -> Result<bool, MapError> {
+        self.check_readable("lookup")?;
+        self.check_value(value.len())?;
+        if self.kind != Kind::BloomFilter {
+            return Err(self.not_supported("contains"));
+        }
+        match self.bloom_peek(value) {
+            Ok(()) => Ok(true),
+            Err(MapError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `BPF_MAP_CREATE`'s map_extra (a bloom filter's hash count as given, 0 for
+    /// the default; 0 for other types).
+    pub fn map_extra(&self) -> u64 {
+        layout::entry(&self.shm, self.meta.slot)
+            .map(|e| e.reserved[layout::MAP_EXTRA_WORD].load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// The number of values a queue or stack holds.
+    pub fn queue_len(&self) -> Result<u32, MapError> {
+        match self.kind {
+            Kind::Queue | Kind::Stack => self.qs_len(),
+            _ => Err(self.not_supported("queue_len")),
+        }
+    }
+
+    /// `bpf_map_push_elem` from a program: `0` or `-errno`.
+    ///
+    /// # Safety
+    /// `value` points to value_size readable bytes.
+    pub unsafe fn prog_push(&self, value: *const u8, flags: u64) -> i64 {
+        if self.map_flags & def::BPF_F_RDONLY_PROG != 0 {
+            return -i64::from(libc::EPERM);
+        }
+        let r = match self.kind {
+            // SAFETY: forwarded caller contract.
+            Kind::Queue | Kind::Stack => unsafe { self.qs_push(value, flags) },
+            Kind::BloomFilter => {
+                // SAFETY: forwarded caller contract.
+                let v = unsafe { std::slice::from_raw_parts(value, self.value_size as usize) };
+                self.bloom_push(v, flags)
+            }
+            _ => Err(self.not_supported("push")),
+        };
+        r.map_or_else(|e| -i64::from(e.errno()), |()| 0)
+    }
+
+    /// `bpf_map_pop_elem` (`delete`) or `bpf_map_peek_elem` from a program: `0` or
+    /// `-errno`. For a bloom filter, peek checks the value at `value` (read only).
+    ///
+    /// # Safety
+    /// `value` points to value_size bytes, writable unless the map is a bloom filter.
+    pub unsafe fn prog_pop_peek(&self, value: *mut u8, delete: bool) -> i64 {
+        if delete && self.map_flags & def::BPF_F_RDONLY_PROG != 0 {
+            return -i64::from(libc::EPERM);
+        }
+        let len = self.value_size as usize;
+        let r = match self.kind {
+            Kind::Queue | Kind::Stack => {
+                // SAFETY: forwarded caller contract (writable, value_size bytes).
+                let out = unsafe { std::slice::from_raw_parts_mut(value, len) };
+                self.qs_get(out, delete)
+            }
+            Kind::BloomFilter if !delete => {
+                // SAFETY: forwarded caller contract (readable, value_size bytes).
+                let v = unsafe { std::slice::from_raw_parts(value, len) };
+                self.bloom_peek(v)
+            }
+            Kind::BloomFilter => Err(MapError::Unsupported {
+                id: self.id,
+                op: "pop",
+                errno: libc::EOPNOTSUPP,
+            }),
+            _ => Err(self.not_supported("pop")),
+        };
+        r.map_or_else(|e| -i64::from(e.errno()), |()| 0)
     }
 
     /// BPF_MAP_GET_NEXT_KEY: `None` (or a key not in the map) gives the first key.

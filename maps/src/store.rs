@@ -280,6 +280,13 @@ impl Store {
     /// zero-initialises the map's memory, and publishes it in the map table.
     /// A failure leaves the store unchanged (and usable).
     pub fn create_map(&self, def: &MapDef) -> Result<Map, MapError> {
+        self.create_map_extra(def, 0)
+    }
+
+    /// [`Store::create_map`] with `BPF_MAP_CREATE`'s `map_extra`: a bloom filter's
+    /// number of hash functions (1..=15; 0 means the kernel's default, 5). Any other
+    /// map type takes only 0 (EINVAL otherwise).
+    pub fn create_map_extra(&self, def: &MapDef, map_extra: u64) -> Result<Map, MapError> {
         let name = def::stored_name(&def.name);
         def::check_name(name)?;
         let g = def::geometry(
@@ -288,6 +295,7 @@ impl Store {
             def.value_size,
             def.max_entries,
             def.map_flags,
+            map_extra,
             name,
             self.ncpus,
         )?;
@@ -355,6 +363,7 @@ impl Store {
             for w in &e.reserved {
                 w.store(0, r);
             }
+            e.reserved[layout::MAP_EXTRA_WORD].store(map_extra, r);
             // Advance the cursor before the memory is used: if we die from here on,
             // the space leaks but is never handed out twice. Memory past the cursor
             // has never been written (bump allocation only), so it is still zero.

@@ -61,6 +61,8 @@ mod fuzz;
 mod fuzz_gen;
 #[path = "runtime/fuzz_regress.rs"]
 mod fuzz_regress;
+#[path = "runtime/helpers15.rs"]
+mod helpers15;
 #[path = "runtime/hostile.rs"]
 mod hostile;
 #[path = "runtime/jit.rs"]
@@ -75,6 +77,8 @@ mod jit_size;
 mod kfuncs;
 #[path = "runtime/stack_chain.rs"]
 mod stack_chain;
+#[path = "runtime/support_table.rs"]
+mod support_table;
 #[path = "runtime/verifier.rs"]
 mod verifier;
 

@@ -197,31 +197,68 @@ fn map_create(a: &[u8]) -> Result<i64, Errno> {
         let data = state::store()?.btf_data(btf_id).map_err(|e| e.errno())?;
         crate::mapbtf::check(&def, &data)?;
     }
-    let m = state::store()?.create_map(&def).map_err(|e| {
-        state::log_once(&format!("mapcreate{name}"), &format!("map {name:?}: {e}"));
-        e.errno()
-    })?;
+    let map_extra = u64_at(a, map_create::MAP_EXTRA);
+    let m = state::store()?
+        .create_map_extra(&def, map_extra)
+        .map_err(|e| {
+            state::log_once(&format!("mapcreate{name}"), &format!("map {name:?}: {e}"));
+            e.errno()
+        })?;
     Ok(i64::from(fds::create(Obj::Map(m.id()), &[])?))
+}
+
+/// The key at `ptr`, as the kernel's `___bpf_copy_key`: `key_size` bytes, and for
+/// a map without keys (queue, stack, bloom filter) a NULL pointer (EINVAL
+/// otherwise).
+fn read_key(ptr: u64, key_size: u32) -> Result<Vec<u8>, Errno> {
+    if key_size == 0 {
+        return if ptr == 0 {
+            Ok(Vec::new())
+        } else {
+            Err(libc::EINVAL)
+        };
+    }
+    user::read(ptr, key_size as usize)
 }
 
 fn map_lookup(a: &[u8], delete: bool) -> Result<i64, Errno> {
     let m = map_of(u32_at(a, map_elem::MAP_FD) as c_int)?;
     let info = m.info();
-    let key = user::read(u64_at(a, map_elem::KEY), info.key_size as usize)?;
+    let key = read_key(u64_at(a, map_elem::KEY), info.key_size)?;
     let mut value = vec![0u8; m.user_value_size()];
+    let queue = matches!(
+        info.map_type,
+        maps::BPF_MAP_TYPE_QUEUE | maps::BPF_MAP_TYPE_STACK
+    );
     if delete {
-        if !matches!(
-            info.map_type,
-            maps::BPF_MAP_TYPE_HASH
-                | maps::BPF_MAP_TYPE_PERCPU_HASH
-                | maps::BPF_MAP_TYPE_LRU_HASH
-                | maps::BPF_MAP_TYPE_LRU_PERCPU_HASH
-        ) {
+        if !queue
+            && !matches!(
+                info.map_type,
+                maps::BPF_MAP_TYPE_HASH
+                    | maps::BPF_MAP_TYPE_PERCPU_HASH
+                    | maps::BPF_MAP_TYPE_LRU_HASH
+                    | maps::BPF_MAP_TYPE_LRU_PERCPU_HASH
+            )
+        {
             return Err(ENOTSUPP);
         }
         if u64_at(a, map_elem::FLAGS) != 0 {
             return Err(libc::EINVAL);
         }
+        if queue {
+            // BPF_MAP_LOOKUP_AND_DELETE_ELEM of a queue or stack pops.
+            m.pop(&mut value).map_err(|e| e.errno())?;
+            user::write(u64_at(a, map_elem::VALUE), &value)?;
+            return Ok(0);
+        }
+    }
+    if info.map_type == maps::BPF_MAP_TYPE_BLOOM_FILTER {
+        // A bloom filter checks the value user space passes, and writes nothing.
+        let v = user::read(u64_at(a, map_elem::VALUE), value.len())?;
+        return match m.contains(&v).map_err(|e| e.errno())? {
+            true => Ok(0),
+            false => Err(libc::ENOENT),
+        };
     }
     m.lookup(&key, &mut value).map_err(|e| e.errno())?;
     if delete {
@@ -233,7 +270,7 @@ fn map_lookup(a: &[u8], delete: bool) -> Result<i64, Errno> {
 
 fn map_update(a: &[u8]) -> Result<i64, Errno> {
     let m = map_of(u32_at(a, map_elem::MAP_FD) as c_int)?;
-    let key = user::read(u64_at(a, map_elem::KEY), m.info().key_size as usize)?;
+    let key = read_key(u64_at(a, map_elem::KEY), m.info().key_size)?;
     let value = stored_value(
         &m,
         user::read(u64_at(a, map_elem::VALUE), m.user_value_size())?,
@@ -268,7 +305,7 @@ fn stored_value(m: &maps::Map, value: Vec<u8>) -> Result<Vec<u8>, Errno> {
 
 fn map_delete(a: &[u8]) -> Result<i64, Errno> {
     let m = map_of(u32_at(a, map_elem::MAP_FD) as c_int)?;
-    let key = user::read(u64_at(a, map_elem::KEY), m.info().key_size as usize)?;
+    let key = read_key(u64_at(a, map_elem::KEY), m.info().key_size)?;
     m.delete(&key).map_err(|e| e.errno())?;
     Ok(0)
 }

@@ -157,12 +157,13 @@ pub fn fdinfo(obj: Obj) -> Result<String, Errno> {
             let m = crate::checked::map(store, id)?;
             let i = m.info();
             s += &format!(
-                "map_type:\t{}\nkey_size:\t{}\nvalue_size:\t{}\nmax_entries:\t{}\nmap_flags:\t{:#x}\nmap_extra:\t0x0\nmemlock:\t{}\nmap_id:\t{}\nfrozen:\t{}\n",
+                "map_type:\t{}\nkey_size:\t{}\nvalue_size:\t{}\nmax_entries:\t{}\nmap_flags:\t{:#x}\nmap_extra:\t{:#x}\nmemlock:\t{}\nmap_id:\t{}\nfrozen:\t{}\n",
                 i.map_type,
                 i.key_size,
                 i.value_size,
                 i.max_entries,
                 i.map_flags,
+                m.map_extra(),
                 map_memlock(&m),
                 i.id,
                 u32::from(m.is_frozen())

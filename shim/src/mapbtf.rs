@@ -35,7 +35,9 @@ pub fn check(def: &maps::MapDef, btf: &[u8]) -> Result<(), Errno> {
         t,
         maps::BPF_MAP_TYPE_ARRAY | maps::BPF_MAP_TYPE_PERCPU_ARRAY
     );
-    let has_check = no_btf || is_array || t == maps::BPF_MAP_TYPE_LPM_TRIE;
+    // bloom_map_check_btf: no key (void), any value.
+    let bloom = t == maps::BPF_MAP_TYPE_BLOOM_FILTER;
+    let has_check = no_btf || is_array || bloom || t == maps::BPF_MAP_TYPE_LPM_TRIE;
     if def.btf_key_type_id != 0 {
         if size(def.btf_key_type_id) != Some(u64::from(def.key_size)) {
             return einval;
@@ -48,6 +50,13 @@ pub fn check(def: &maps::MapDef, btf: &[u8]) -> Result<(), Errno> {
     }
     if no_btf {
         return Err(ENOTSUPP);
+    }
+    if bloom {
+        return if def.btf_key_type_id == 0 {
+            Ok(())
+        } else {
+            einval
+        };
     }
     let key = (def.btf_key_type_id != 0)
         .then(|| {

@@ -22,6 +22,8 @@ mod libbpf;
 mod lifetime;
 #[path = "shim/probe.rs"]
 mod probe;
+#[path = "shim/queue.rs"]
+mod queue;
 #[path = "shim/strict.rs"]
 mod strict;
 #[path = "shim/vfs.rs"]

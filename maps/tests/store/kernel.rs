@@ -536,3 +536,123 @@ fn value_pointer_after_update_is_the_kernels() {
         assert_eq!(ours_held_pointer(t, "prog_update"), got, "type {t}");
     }
 }
+
+/// Queue and stack maps: a random sequence of pushes (every flag), pops, peeks
+/// and deletes gives the kernel's errnos and values, in both directions of wrap.
+#[test]
+fn queue_and_stack_are_the_kernels() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !kernel_available() {
+        kclient::skip(
+            "kernel differential test of queue and stack maps",
+            "bpf(2) BPF_MAP_CREATE not permitted here",
+        );
+        return;
+    }
+    let store = Store::anonymous(StoreOptions {
+        size: 4 << 20,
+        ncpus: Some(2),
+    })
+    .expect("store");
+    for (t, seed) in [(BPF_MAP_TYPE_QUEUE, 7u64), (BPF_MAP_TYPE_STACK, 11)] {
+        let d = MapDef {
+            map_type: t,
+            key_size: 0,
+            value_size: 6,
+            max_entries: 5,
+            ..MapDef::default()
+        };
+        let km = KMap::create(&d).unwrap_or_else(|e| panic!("kernel create: errno {e}"));
+        let ours = store.create_map(&d).expect("create");
+        let mut rng = Rng(seed);
+        for step in 0..2000 {
+            let r = rng.next();
+            let v: Vec<u8> = (0..6).map(|i| (r >> (8 + i * 8)) as u8).collect();
+            match r % 7 {
+                0..=2 => {
+                    let flags = [BPF_ANY, BPF_EXIST, BPF_NOEXIST, 4][(r >> 4) as usize % 4];
+                    let k = km.update(&[], &v, flags);
+                    let o = errno(ours.update(&[], &v, flags));
+                    assert_eq!(o, k, "type {t} step {step}: push flags {flags}");
+                }
+                3 | 4 => {
+                    let (mut kv, mut ov) = ([0x55u8; 6], [0x55u8; 6]);
+                    let k = km.0.lookup_and_delete(&[], &mut kv);
+                    let o = errno(ours.pop(&mut ov));
+                    assert_eq!((o, ov), (k, kv), "type {t} step {step}: pop");
+                }
+                5 => {
+                    let (mut kv, mut ov) = ([0x55u8; 6], [0x55u8; 6]);
+                    let k = km.lookup(&[], &mut kv);
+                    let o = errno(ours.lookup(&[], &mut ov));
+                    assert_eq!((o, ov), (k, kv), "type {t} step {step}: peek");
+                }
+                _ => {
+                    let k = km.delete(&[]);
+                    let o = errno(ours.delete(&[]));
+                    assert_eq!(o, k, "type {t} step {step}: delete");
+                }
+            }
+        }
+    }
+}
+
+/// A BPF_F_ZERO_SEED bloom filter hashes as the kernel's: after the same pushes,
+/// every check (false positives included) answers as the kernel's, for values
+/// hashed with jhash2 (4-byte multiples) and with jhash.
+#[test]
+fn zero_seed_bloom_filter_is_the_kernels() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !kernel_available() {
+        kclient::skip(
+            "kernel differential test of bloom filters",
+            "bpf(2) BPF_MAP_CREATE not permitted here",
+        );
+        return;
+    }
+    let store = Store::anonymous(StoreOptions {
+        size: 4 << 20,
+        ncpus: Some(2),
+    })
+    .expect("store");
+    for value_size in [4u32, 7, 12] {
+        let d = MapDef {
+            map_type: BPF_MAP_TYPE_BLOOM_FILTER,
+            key_size: 0,
+            value_size,
+            max_entries: 16,
+            map_flags: BPF_F_ZERO_SEED,
+            ..MapDef::default()
+        };
+        let km = KMap::create(&d).unwrap_or_else(|e| panic!("kernel create: errno {e}"));
+        let ours = store.create_map(&d).expect("create");
+        let val = |i: u32| -> Vec<u8> {
+            (0..value_size)
+                .map(|j| (i.wrapping_mul(2654435761) >> (j % 4 * 8)) as u8 ^ j as u8)
+                .collect()
+        };
+        for i in 0..16 {
+            assert_eq!(
+                errno(ours.update(&[], &val(i), BPF_ANY)),
+                km.update(&[], &val(i), BPF_ANY)
+            );
+        }
+        assert_eq!(
+            errno(ours.update(&[], &val(0), BPF_EXIST)),
+            km.update(&[], &val(0), BPF_EXIST)
+        );
+        let mut false_pos = 0;
+        for i in 0..3000 {
+            let mut v = val(i);
+            let k = km.lookup(&[], &mut v);
+            let o = errno(ours.lookup(&[], &mut val(i)));
+            assert_eq!(o, k, "value_size {value_size}, value {i}");
+            false_pos += usize::from(i >= 16 && k.is_ok());
+        }
+        // The comparison covers both answers: 16 values in 128 bits give some.
+        assert!(
+            false_pos > 0,
+            "value_size {value_size}: no false positive to compare"
+        );
+    }
+}

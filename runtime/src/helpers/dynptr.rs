@@ -4,7 +4,7 @@
 //! | bytes | field |
 //! |---|---|
 //! | 0..8 | `data`: the memory (LOCAL, RINGBUF) or, for XDP, the program's context |
-//! | 8..12 | bits 0..24 the size, bits 24..31 the kind ([`Kind`]), bit 31 read-only |
+//! | 8..12 | bits 0..24 the size, bits 28..31 the kind ([`Kind`]), bit 31 read-only |
 //! | 12..16 | `offset` into `data` |
 //!
 //! A null dynptr is all zero (`data` 0). The program may overwrite its stack, so
@@ -15,10 +15,13 @@
 //! the run's regions. The ring buffer's dynptr helpers make RINGBUF dynptrs with
 //! [`Dynptr::new`] and [`Dynptr::store`].
 //!
-//! The helpers `bpf_dynptr_read`, `bpf_dynptr_write` and `bpf_dynptr_data` are here;
+//! The helpers `bpf_dynptr_read`, `bpf_dynptr_write`, `bpf_dynptr_data`,
+//! `bpf_dynptr_from_mem` and the ring buffer's `bpf_ringbuf_reserve_dynptr`,
+//! `_submit_dynptr` and `_discard_dynptr` are here;
 //! the dynptr kfuncs (`bpf_dynptr_from_xdp`, `_slice`, `_slice_rdwr`, `_size`,
 //! `_adjust`, `_is_null`, `_is_rdonly`, `_clone`) are in `kfuncs/dynptr.rs`.
 
+use super::event::{commit, reserve_record};
 use super::{neg_errno, xdp, HelperCtx};
 use crate::error::TrapKind;
 
@@ -38,7 +41,8 @@ pub const SIZE: u64 = 16;
 /// The most bytes a dynptr may cover (24 bits of size).
 pub const MAX_SIZE: u32 = (1 << 24) - 1;
 const SIZE_MASK: u32 = MAX_SIZE;
-const KIND_SHIFT: u32 = 24;
+const KIND_SHIFT: u32 = 28;
+const KIND_MASK: u32 = 0x7;
 const RDONLY_BIT: u32 = 1 << 31;
 
 /// A dynptr as read from the program's memory.
@@ -85,7 +89,7 @@ impl Dynptr {
     }
 
     pub fn kind(&self) -> Kind {
-        match (self.size_kind >> KIND_SHIFT) & 0x7f {
+        match (self.size_kind >> KIND_SHIFT) & KIND_MASK {
             1 => Kind::Local,
             2 => Kind::Ringbuf,
             3 => Kind::Skb,
@@ -224,4 +228,93 @@ pub(super) fn data(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, Trap
         }
         _ => Ok(0),
     }
+}
+
+/// `bpf_dynptr_from_mem(data, size, flags, ptr)`: a LOCAL dynptr over `size` bytes of
+/// program memory (read-only when the memory is); -EINVAL for flags, -E2BIG over the
+/// size limit, with `ptr` set null.
+pub(super) fn from_mem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    const H: i32 = isa::helpers::func::dynptr_from_mem;
+    let size = a[1] as u32;
+    let err = if a[2] != 0 {
+        Some(libc::EINVAL)
+    } else if size > MAX_SIZE {
+        Some(libc::E2BIG)
+    } else {
+        None
+    };
+    if let Some(e) = err {
+        Dynptr::NULL.store(ctx, H, a[3])?;
+        return Ok(neg_errno(e));
+    }
+    ctx.bytes(H, a[0], u64::from(size))?;
+    let writable = size == 0 || ctx.bytes_mut(H, a[0], u64::from(size)).is_ok();
+    Dynptr::new(a[0], Kind::Local, 0, size, !writable).store(ctx, H, a[3])?;
+    Ok(0)
+}
+
+/// `bpf_ringbuf_reserve_dynptr(ringbuf, size, flags, ptr)`: a ring buffer record as a
+/// RINGBUF dynptr; -EINVAL for flags or when the record does not fit, -E2BIG over the
+/// size limit, with `ptr` set null.
+pub(super) fn ringbuf_reserve_dynptr(
+    ctx: &mut HelperCtx<'_, '_>,
+    a: [u64; 5],
+) -> Result<u64, TrapKind> {
+    const H: i32 = isa::helpers::func::ringbuf_reserve_dynptr;
+    let size = a[1] as u32;
+    let (rec, err) = if a[2] != 0 {
+        ctx.map(H, a[0])?;
+        (0, libc::EINVAL)
+    } else if size > MAX_SIZE {
+        ctx.map(H, a[0])?;
+        (0, libc::E2BIG)
+    } else {
+        (reserve_record(ctx, H, a[0], u64::from(size))?, libc::EINVAL)
+    };
+    if rec == 0 {
+        Dynptr::NULL.store(ctx, H, a[3])?;
+        return Ok(neg_errno(err));
+    }
+    Dynptr::new(rec, Kind::Ringbuf, 0, size, false).store(ctx, H, a[3])?;
+    Ok(0)
+}
+
+/// Submits or discards the record of the RINGBUF dynptr at `addr` and sets it null; a
+/// null dynptr does nothing, another kind traps (the kernel's verifier refuses it).
+fn commit_dynptr(
+    ctx: &mut HelperCtx<'_, '_>,
+    helper: i32,
+    addr: u64,
+    discard: bool,
+) -> Result<u64, TrapKind> {
+    let d = Dynptr::load(ctx, helper, addr)?;
+    if d.is_null() {
+        return Ok(0);
+    }
+    if d.kind() != Kind::Ringbuf {
+        return Err(TrapKind::HelperBadPointer {
+            helper,
+            addr,
+            len: SIZE,
+        });
+    }
+    commit(ctx, helper, d.data, discard)?;
+    Dynptr::NULL.store(ctx, helper, addr)?;
+    Ok(0)
+}
+
+/// `bpf_ringbuf_submit_dynptr(ptr, flags)`: commits the record and sets `ptr` null.
+pub(super) fn ringbuf_submit_dynptr(
+    ctx: &mut HelperCtx<'_, '_>,
+    a: [u64; 5],
+) -> Result<u64, TrapKind> {
+    commit_dynptr(ctx, isa::helpers::func::ringbuf_submit_dynptr, a[0], false)
+}
+
+/// `bpf_ringbuf_discard_dynptr(ptr, flags)`: discards the record and sets `ptr` null.
+pub(super) fn ringbuf_discard_dynptr(
+    ctx: &mut HelperCtx<'_, '_>,
+    a: [u64; 5],
+) -> Result<u64, TrapKind> {
+    commit_dynptr(ctx, isa::helpers::func::ringbuf_discard_dynptr, a[0], true)
 }

@@ -117,13 +117,28 @@ pub(super) fn ringbuf_output(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result
 /// that the program fills and then submits or discards; NULL when flags are not 0
 /// or there is no room.
 pub(super) fn ringbuf_reserve(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
-    let m = ring(ctx, RINGBUF_RESERVE, a[0])?;
-    // A run holds at most MAX_RING_RECORDS records: past them the ring reads as full.
-    if a[2] != 0 || a[1] > RINGBUF_MAX_RECORD_SZ || !ctx.regions.records.has_room() {
+    if a[2] != 0 {
+        ring(ctx, RINGBUF_RESERVE, a[0])?;
         return Ok(0);
     }
-    let rec = m.map.ringbuf_reserve(a[1] as u32) as u64;
-    if rec != 0 && !ctx.regions.records.hold(m, rec, a[1]) {
+    reserve_record(ctx, RINGBUF_RESERVE, a[0], a[1])
+}
+
+/// A record of `size` bytes reserved in the RINGBUF map `map`, held by the run until
+/// it is committed: its address, or 0 when it does not fit.
+pub(super) fn reserve_record(
+    ctx: &HelperCtx<'_, '_>,
+    helper: i32,
+    map: u64,
+    size: u64,
+) -> Result<u64, TrapKind> {
+    let m = ring(ctx, helper, map)?;
+    // A run holds at most MAX_RING_RECORDS records: past them the ring reads as full.
+    if size > RINGBUF_MAX_RECORD_SZ || !ctx.regions.records.has_room() {
+        return Ok(0);
+    }
+    let rec = m.map.ringbuf_reserve(size as u32) as u64;
+    if rec != 0 && !ctx.regions.records.hold(m, rec, size) {
         // Not a ring of this run's table (cannot happen: `ring` resolved it there).
         m.map.ringbuf_commit(rec as usize as *mut u8, true);
         return Ok(0);
@@ -131,7 +146,12 @@ pub(super) fn ringbuf_reserve(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Resul
     Ok(rec)
 }
 
-fn commit(ctx: &HelperCtx<'_, '_>, helper: i32, rec: u64, discard: bool) -> Result<u64, TrapKind> {
+pub(super) fn commit(
+    ctx: &HelperCtx<'_, '_>,
+    helper: i32,
+    rec: u64,
+    discard: bool,
+) -> Result<u64, TrapKind> {
     // The kernel's verifier lets only a record this program reserved and has not yet
     // released through; anything else (a record of another run or process, one
     // already submitted, an address inside a record) stops the run here.

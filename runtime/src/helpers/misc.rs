@@ -115,13 +115,24 @@ pub(crate) fn csum_from32to16(sum: u32) -> u16 {
 struct LineBuf {
     buf: [u8; 1024],
     len: usize,
+    /// Bytes pushed, including those past the end of `buf` (snprintf's return).
+    wanted: usize,
 }
 
 impl LineBuf {
+    fn new() -> LineBuf {
+        LineBuf {
+            buf: [0; 1024],
+            len: 0,
+            wanted: 0,
+        }
+    }
+
     fn push(&mut self, bytes: &[u8]) {
         let n = bytes.len().min(self.buf.len() - self.len);
         self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
         self.len += n;
+        self.wanted += bytes.len();
     }
 }
 
@@ -143,13 +154,15 @@ struct Spec {
     kind: u8,
 }
 
-/// Formats `fmt` with up to three arguments the way the kernel's `bpf_bprintf_prepare`
-/// accepts them: `%[-+ 0][width][l|ll](d|i|u|x|X|c|s|p)` and `%%`. Returns the message,
-/// or the kernel's EINVAL for an unsupported format.
+/// Formats `fmt` with `args` the way the kernel's `bpf_bprintf_prepare` accepts them:
+/// `%[-+ 0][width][l|ll](d|i|u|x|X|c|s|p)` and `%%`. Returns the message, or the
+/// kernel's EINVAL for an unsupported format or more conversions than arguments.
+/// `helper` names the caller in the trap of a `%s` argument it may not read.
 fn format_printk(
     ctx: &HelperCtx<'_, '_>,
+    helper: i32,
     fmt: &[u8],
-    args: [u64; 3],
+    args: &[u64],
     out: &mut LineBuf,
 ) -> Result<(), i32> {
     use std::fmt::Write as _;
@@ -197,15 +210,12 @@ fn format_printk(
         }
         s.kind = *fmt.get(i).ok_or(libc::EINVAL)?;
         i += 1;
-        if next_arg >= 3 {
+        if next_arg >= args.len() {
             return Err(libc::EINVAL);
         }
         let arg = args[next_arg];
         next_arg += 1;
-        let mut field = LineBuf {
-            buf: [0; 1024],
-            len: 0,
-        };
+        let mut field = LineBuf::new();
         let r = match s.kind {
             b'd' | b'i' => {
                 let v = if s.long == 0 {
@@ -253,11 +263,11 @@ fn format_printk(
             b's' if s.long == 0 => {
                 let mut a = arg;
                 loop {
-                    match ctx.bytes(TRACE_PRINTK, a, 1) {
+                    match ctx.bytes(helper, a, 1) {
                         Ok([0]) => break,
                         Ok(b) => field.push(b),
                         Err(_) => {
-                            field.len = 0;
+                            field = LineBuf::new();
                             field.push(b"(efault)");
                             break;
                         }
@@ -302,18 +312,17 @@ pub(super) fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u
     if size == 0 || fmt[size as usize - 1] != 0 {
         return Ok(neg_errno(libc::EINVAL));
     }
-    let mut msg = LineBuf {
-        buf: [0; 1024],
-        len: 0,
-    };
-    if let Err(e) = format_printk(ctx, fmt, [a[2], a[3], a[4]], &mut msg) {
+    let mut msg = LineBuf::new();
+    if let Err(e) = format_printk(ctx, TRACE_PRINTK, fmt, &[a[2], a[3], a[4]], &mut msg) {
         return Ok(neg_errno(e));
     }
+    Ok(trace_line(ctx, &msg))
+}
+
+/// Writes `msg` to stderr as one trace_pipe line; the bytes of the message.
+fn trace_line(ctx: &HelperCtx<'_, '_>, msg: &LineBuf) -> u64 {
     let written = msg.len;
-    let mut line = LineBuf {
-        buf: [0; 1024],
-        len: 0,
-    };
+    let mut line = LineBuf::new();
     let ns = clock_ns(libc::CLOCK_MONOTONIC);
     let _ = std::fmt::Write::write_fmt(
         &mut line,
@@ -331,7 +340,94 @@ pub(super) fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u
         line.push(b"\n");
     }
     let _ = std::io::stderr().write_all(&line.buf[..line.len]);
-    Ok(written as u64)
+    written as u64
+}
+
+/// The kernel's MAX_BPRINTF_VARARGS: most arguments of snprintf and trace_vprintk.
+const MAX_BPRINTF_VARARGS: u64 = 12;
+
+/// The `data`/`data_len` argument array of snprintf and trace_vprintk, read into
+/// `args`: its count, or EINVAL for a length that is not a multiple of 8, over 12
+/// arguments, or a NULL array with a length.
+fn bprintf_args(
+    ctx: &HelperCtx<'_, '_>,
+    helper: i32,
+    data: u64,
+    len: u64,
+    args: &mut [u64; MAX_BPRINTF_VARARGS as usize],
+) -> Result<Result<usize, i32>, TrapKind> {
+    if !len.is_multiple_of(8) || len > MAX_BPRINTF_VARARGS * 8 || (len != 0 && data == 0) {
+        return Ok(Err(libc::EINVAL));
+    }
+    let bytes = ctx.bytes(helper, data, len)?;
+    for (i, w) in bytes.chunks_exact(8).enumerate() {
+        args[i] = u64::from_ne_bytes(w.try_into().expect("8 bytes"));
+    }
+    Ok(Ok(len as usize / 8))
+}
+
+/// bpf_trace_vprintk(fmt, fmt_size, data, data_len): trace_printk with its arguments
+/// in an array of u64 (at most 12); the same line on stderr.
+pub(super) fn trace_vprintk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    const ID: i32 = func::trace_vprintk;
+    let mut args = [0u64; MAX_BPRINTF_VARARGS as usize];
+    let n = match bprintf_args(ctx, ID, a[2], a[3] as u32 as u64, &mut args)? {
+        Ok(n) => n,
+        Err(e) => return Ok(neg_errno(e)),
+    };
+    let size = a[1] as u32 as u64;
+    let fmt = ctx.bytes(ID, a[0], size)?;
+    if size == 0 || !fmt.contains(&0) {
+        return Ok(neg_errno(libc::EINVAL));
+    }
+    let mut msg = LineBuf::new();
+    if let Err(e) = format_printk(ctx, ID, fmt, &args[..n], &mut msg) {
+        return Ok(neg_errno(e));
+    }
+    Ok(trace_line(ctx, &msg))
+}
+
+/// Most bytes of a bpf_snprintf format read here (the kernel's has no bound but
+/// the map value holding it).
+const SNPRINTF_MAX_FMT: usize = 1024;
+
+/// bpf_snprintf(str, str_size, fmt, data, data_len): formats into `str` (cut to
+/// `str_size - 1` bytes and NUL-terminated, nothing written when `str_size` is 0) and
+/// returns the length of the whole output plus one, as the kernel's; -EINVAL for a
+/// bad format or argument array. `fmt` is a NUL-terminated string the program may
+/// read, each byte checked.
+pub(super) fn snprintf(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    const ID: i32 = func::snprintf;
+    let mut args = [0u64; MAX_BPRINTF_VARARGS as usize];
+    let n = match bprintf_args(ctx, ID, a[3], a[4] as u32 as u64, &mut args)? {
+        Ok(n) => n,
+        Err(e) => return Ok(neg_errno(e)),
+    };
+    let mut fmt = [0u8; SNPRINTF_MAX_FMT];
+    let mut flen = 0;
+    loop {
+        if flen == SNPRINTF_MAX_FMT {
+            return Ok(neg_errno(libc::E2BIG));
+        }
+        let c = ctx.bytes(ID, a[2].wrapping_add(flen as u64), 1)?[0];
+        fmt[flen] = c;
+        flen += 1;
+        if c == 0 {
+            break;
+        }
+    }
+    let mut msg = LineBuf::new();
+    if let Err(e) = format_printk(ctx, ID, &fmt[..flen], &args[..n], &mut msg) {
+        return Ok(neg_errno(e));
+    }
+    let size = a[1] as u32 as u64;
+    let out = ctx.bytes_mut(ID, a[0], size)?;
+    if let Some(room) = out.len().checked_sub(1) {
+        let k = msg.len.min(room);
+        out[..k].copy_from_slice(&msg.buf[..k]);
+        out[k] = 0;
+    }
+    Ok(msg.wanted as u64 + 1)
 }
 
 const SPIN_LOCK: i32 = func::spin_lock;
@@ -497,6 +593,51 @@ pub(super) fn probe_read_kernel(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Res
     // SAFETY: `src` was checked readable for `size` bytes; `copy` tolerates overlap.
     unsafe { std::ptr::copy(src, dst.as_mut_ptr(), size as usize) };
     Ok(0)
+}
+
+/// bpf_probe_read_kernel_str(dst, size, src): the kernel's
+/// `strncpy_from_kernel_nofault` on the program's memory, as probe_read_kernel:
+/// copies up to the NUL or `size` bytes, the last byte copied always made NUL, and
+/// returns the bytes copied; on a source it may not read, `dst` zeroed and -ERANGE
+/// or -EFAULT (the first unreadable byte decides).
+pub(super) fn probe_read_kernel_str(
+    ctx: &mut HelperCtx<'_, '_>,
+    a: [u64; 5],
+) -> Result<u64, TrapKind> {
+    const ID: i32 = func::probe_read_kernel_str;
+    let size = a[1] as u32 as usize;
+    // Check dst first, as the kernel's verifier proves it.
+    ctx.bytes_mut(ID, a[0], size as u64)?;
+    if size == 0 {
+        return Ok(0);
+    }
+    let src = a[2];
+    let mut n = 0;
+    let mut err = 0;
+    loop {
+        let addr = src.wrapping_add(n as u64);
+        if !ctx.regions.check(ctx.pkt.md(), addr, 1, false) {
+            err = if n == 0 && kernel_refuses(src) {
+                libc::ERANGE
+            } else {
+                libc::EFAULT
+            };
+            break;
+        }
+        let c = ctx.bytes(ID, addr, 1)?[0];
+        ctx.bytes_mut(ID, a[0] + n as u64, 1)?[0] = c;
+        n += 1;
+        if c == 0 || n == size {
+            break;
+        }
+    }
+    let dst = ctx.bytes_mut(ID, a[0], size as u64)?;
+    if err != 0 {
+        dst.fill(0);
+        return Ok(neg_errno(err));
+    }
+    dst[n - 1] = 0;
+    Ok(n as u64)
 }
 
 #[cfg(test)]

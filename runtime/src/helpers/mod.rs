@@ -19,11 +19,15 @@ mod event;
 pub mod fib;
 mod map;
 mod misc;
+mod queue;
 mod redirect;
+mod sock;
 mod syncookie;
+mod task;
 pub(crate) mod xdp;
 
 pub use redirect::Redirect;
+pub use task::JIFFIES_HZ;
 
 use isa::helpers::func;
 
@@ -129,6 +133,33 @@ const TABLE: &[(i32, HelperFn)] = &[
     (func::tcp_raw_gen_syncookie_ipv6, syncookie::gen_ipv6),
     (func::tcp_raw_check_syncookie_ipv4, syncookie::check_ipv4),
     (func::tcp_raw_check_syncookie_ipv6, syncookie::check_ipv6),
+    (func::map_push_elem, queue::push_elem),
+    (func::map_pop_elem, queue::pop_elem),
+    (func::map_peek_elem, queue::peek_elem),
+    (func::map_lookup_percpu_elem, queue::lookup_percpu_elem),
+    (func::get_current_pid_tgid, task::get_current_pid_tgid),
+    (func::get_current_uid_gid, task::get_current_uid_gid),
+    (func::get_current_comm, task::get_current_comm),
+    (func::get_numa_node_id, task::get_numa_node_id),
+    (func::ktime_get_tai_ns, task::ktime_get_tai_ns),
+    (func::jiffies64, task::jiffies64),
+    (func::strncmp, task::strncmp),
+    (func::strtol, task::strtol),
+    (func::strtoul, task::strtoul),
+    (func::probe_read_kernel_str, misc::probe_read_kernel_str),
+    (func::sk_lookup_tcp, sock::sk_lookup_tcp),
+    (func::sk_lookup_udp, sock::sk_lookup_udp),
+    (func::skc_lookup_tcp, sock::skc_lookup_tcp),
+    (func::sk_release, sock::sk_release),
+    (func::tcp_check_syncookie, sock::tcp_check_syncookie),
+    (func::tcp_gen_syncookie, sock::tcp_gen_syncookie),
+    (func::check_mtu, sock::check_mtu),
+    (func::snprintf, misc::snprintf),
+    (func::trace_vprintk, misc::trace_vprintk),
+    (func::dynptr_from_mem, dynptr::from_mem),
+    (func::ringbuf_reserve_dynptr, dynptr::ringbuf_reserve_dynptr),
+    (func::ringbuf_submit_dynptr, dynptr::ringbuf_submit_dynptr),
+    (func::ringbuf_discard_dynptr, dynptr::ringbuf_discard_dynptr),
 ];
 
 const MAX_ID: usize = 256;

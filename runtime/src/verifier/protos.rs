@@ -214,6 +214,126 @@ pub const PROTOS: &[Proto] = &[
         I,
         false,
     ),
+    p(
+        func::map_push_elem,
+        [Map, Read(Size::Value), A, A, A],
+        I,
+        false,
+    ),
+    // Pop and peek write the value (a bloom filter's peek only reads it, and a
+    // writable buffer covers that too).
+    p(
+        func::map_pop_elem,
+        [Map, Write(Size::Value), A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::map_peek_elem,
+        [Map, Write(Size::Value), A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::map_lookup_percpu_elem,
+        [Map, Read(Size::Key), A, A, A],
+        Ret::MapValueOrNull,
+        false,
+    ),
+    p(func::get_current_pid_tgid, [A; 5], I, false),
+    p(func::get_current_uid_gid, [A; 5], I, false),
+    p(
+        func::get_current_comm,
+        [Write(r32(2)), A, A, A, A],
+        I,
+        false,
+    ),
+    p(func::get_numa_node_id, [A; 5], I, false),
+    p(func::ktime_get_tai_ns, [A; 5], I, false),
+    p(func::jiffies64, [A; 5], I, false),
+    // s2 is read byte by byte with a check each, up to its NUL.
+    p(func::strncmp, [Read(r32(2)), A, A, A, A], I, false),
+    p(
+        func::probe_read_kernel_str,
+        [Write(r32(2)), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::strtol,
+        [Read(r32(2)), A, A, Write(Size::Fixed(8)), A],
+        I,
+        false,
+    ),
+    p(
+        func::strtoul,
+        [Read(r32(2)), A, A, Write(Size::Fixed(8)), A],
+        I,
+        false,
+    ),
+    // The socket helpers of the runtime's no-socket model (`helpers/sock.rs`): the
+    // lookups return NULL, so r0 is an integer.
+    p(func::sk_lookup_tcp, [Ctx, Read(r32(3)), A, A, A], I, false),
+    p(func::sk_lookup_udp, [Ctx, Read(r32(3)), A, A, A], I, false),
+    p(func::skc_lookup_tcp, [Ctx, Read(r32(3)), A, A, A], I, false),
+    p(func::sk_release, [A; 5], I, false),
+    p(
+        func::tcp_check_syncookie,
+        [A, Read(r32(3)), A, Read(r32(5)), A],
+        I,
+        false,
+    ),
+    p(
+        func::tcp_gen_syncookie,
+        [A, Read(r32(3)), A, Read(r32(5)), A],
+        I,
+        false,
+    ),
+    p(
+        func::check_mtu,
+        [Ctx, A, Write(Size::Fixed(4)), A, A],
+        I,
+        false,
+    ),
+    // The format is read byte by byte up to its NUL, each byte checked.
+    p(
+        func::snprintf,
+        [Write(r32(2)), A, A, Read(r32(5)), A],
+        I,
+        false,
+    ),
+    p(
+        func::trace_vprintk,
+        [Read(r32(2)), A, Read(r32(4)), A, A],
+        I,
+        false,
+    ),
+    // Dynptrs (`helpers/dynptr.rs`): 16 bytes of the program's stack; what they point
+    // to is checked at each access, so r0 of bpf_dynptr_data is an integer.
+    p(
+        func::dynptr_from_mem,
+        [Read(r32(2)), A, A, Write(DYNPTR), A],
+        I,
+        false,
+    ),
+    p(
+        func::ringbuf_reserve_dynptr,
+        [Map, A, A, Write(DYNPTR), A],
+        I,
+        false,
+    ),
+    p(
+        func::ringbuf_submit_dynptr,
+        [Write(DYNPTR), A, A, A, A],
+        I,
+        false,
+    ),
+    p(
+        func::ringbuf_discard_dynptr,
+        [Write(DYNPTR), A, A, A, A],
+        I,
+        false,
+    ),
 ];
 
 const DYNPTR: Size = Size::Fixed(crate::helpers::dynptr::SIZE as u32);

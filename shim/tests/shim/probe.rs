@@ -52,6 +52,9 @@ const STORE_MAP_TYPES: &[&str] = &[
     "xskmap",
     "devmap_hash",
     "ringbuf",
+    "queue",
+    "stack",
+    "bloom_filter",
 ];
 
 #[test]
