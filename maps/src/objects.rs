@@ -18,6 +18,9 @@
 //! w27    run_time_ns (mutable)
 //! w28    prog_flags u32 (program)        | holder_pid u32 (program, BTF)
 //! w29-30 reserved
+//!        (replacement links, kind 5: w1 link id | 0, w2 target program id | EXT
+//!        program id, w3 start slot of the replaced function | its BTF id,
+//!        w28 0 | holder_pid)
 //! w31    length of the blob in bytes
 //! w32-63 map ids (64 x u32)
 //! ```
@@ -45,6 +48,8 @@ use crate::store::Store;
 const KIND_PROG: u32 = 1;
 const KIND_PIN: u32 = 2;
 const KIND_BTF: u32 = 3;
+/// A replacement link (freplace): see [`Replacement`].
+const KIND_REPLACE: u32 = 5;
 /// Longest pin path, in bytes.
 pub const MAX_PIN_PATH: usize = 119;
 /// Most map ids recorded per program (the kernel's MAX_USED_MAPS).
@@ -606,10 +611,217 @@ impl Store {
     }
 }
 
+/// A replacement link (the kernel's `BPF_TRACE_FREPLACE` link): every call to
+/// the global function starting at slot `func_start` of program `target` runs
+/// program `ext` (a `BPF_PROG_TYPE_EXT` program, with its own maps) on the same
+/// context, and returns its r0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replacement {
+    /// Link id (from the store's object ids).
+    pub link_id: u32,
+    /// The program whose function is replaced.
+    pub target: u32,
+    /// The start slot of the replaced function in `target`'s instructions.
+    pub func_start: u32,
+    /// The BTF id of the replaced function (`attach_btf_id`) in `target`'s BTF.
+    pub btf_id: u32,
+    /// The replacing program.
+    pub ext: u32,
+    /// As [`crate::MapDef::holder_pid`]: 0 keeps the link until removed.
+    pub holder_pid: u32,
+}
+
+impl Store {
+    /// BPF_PROG_BIND_MAP: adds map `map` to the maps program `prog` uses (so it
+    /// lives as long as the program, and the program's info lists it). Ok(false)
+    /// if it was already there. The program's instructions are unchanged: they
+    /// index the list, which only grows at its end.
+    pub fn bind_map(&self, prog: u32, map: u32) -> Result<bool, ObjectError> {
+        self.map_by_id(map)
+            .map_err(|_| ObjectError::NoSuchMap { id: map })?;
+        let shm = self.shm();
+        let h = layout::header(shm).map_err(|e| ObjectError::Store {
+            what: e.to_string(),
+        })?;
+        let _meta = lock::lock(&h.meta_lock).map_err(|e| ObjectError::Store {
+            what: e.to_map_error(0, "store meta_lock".into()).to_string(),
+        })?;
+        let e = self
+            .live_objects()
+            .find(|e| e.hi(0) == KIND_PROG && e.lo(1) == prog)
+            .ok_or(ObjectError::NoSuchProgram { id: prog })?;
+        let info = Store::prog_info(e);
+        if info.map_ids.contains(&map) {
+            return Ok(false);
+        }
+        let n = info.map_ids.len();
+        if n >= MAX_PROG_MAPS {
+            return Err(ObjectError::Invalid {
+                what: format!("{n} maps used, at most {MAX_PROG_MAPS} per program"),
+            });
+        }
+        // The id first, then the count (Release): a reader that sees the
+        // count sees the id.
+        let w = 32 + n / 2;
+        if n % 2 == 0 {
+            e.set(w, map, 0);
+        } else {
+            e.set(w, e.lo(w), map);
+        }
+        let (cnt, _) = (e.lo(3), e.hi(3));
+        e.w[3].store(
+            u64::from(cnt) | (u64::from(n as u32 + 1) << 32),
+            Ordering::Release,
+        );
+        Ok(true)
+    }
+
+    /// Records a replacement link; returns its id. EBUSY (`Busy`) if the
+    /// function already has one, as the kernel's trampoline allows one
+    /// extension program per function.
+    pub fn add_replacement(&self, r: &Replacement) -> Result<u32, ObjectError> {
+        self.program_by_id(r.target)?;
+        self.program_by_id(r.ext)?;
+        let mut id = 0;
+        self.add_object(|e, h| {
+            if self
+                .replacements()
+                .iter()
+                .any(|o| o.target == r.target && o.func_start == r.func_start)
+            {
+                return Err(ObjectError::Busy {
+                    what: format!(
+                        "function at slot {} of program {} is already replaced",
+                        r.func_start, r.target
+                    ),
+                });
+            }
+            id = Store::next_id(&h.next_obj_id)?;
+            e.set(0, ENTRY_CREATING, KIND_REPLACE);
+            e.set(1, id, 0);
+            e.set(2, r.target, r.ext);
+            e.set(3, r.func_start, r.btf_id);
+            e.set(28, 0, r.holder_pid);
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    /// Every replacement link, by link id.
+    pub fn replacements(&self) -> Vec<Replacement> {
+        let mut v: Vec<Replacement> = self
+            .live_objects()
+            .filter(|e| e.hi(0) == KIND_REPLACE)
+            .map(|e| Replacement {
+                link_id: e.lo(1),
+                target: e.lo(2),
+                ext: e.hi(2),
+                func_start: e.lo(3),
+                btf_id: e.hi(3),
+                holder_pid: e.hi(28),
+            })
+            .collect();
+        v.sort_by_key(|r| r.link_id);
+        v
+    }
+
+    /// The replacement links of program `target`.
+    pub fn replacements_of(&self, target: u32) -> Vec<Replacement> {
+        let mut v = self.replacements();
+        v.retain(|r| r.target == target);
+        v
+    }
+
+    /// Removes replacement link `link_id` (the kernel's link release).
+    pub fn remove_replacement(&self, link_id: u32) -> Result<(), ObjectError> {
+        self.remove_where(|e| e.hi(0) == KIND_REPLACE && e.lo(1) == link_id)
+            .then_some(())
+            .ok_or(ObjectError::NoSuchLink { id: link_id })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{MapDef, StoreOptions, BPF_MAP_TYPE_ARRAY};
+
+    #[test]
+    fn bound_maps_and_replacement_links() {
+        let s = Store::anonymous(StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let map = |name: &str| {
+            s.create_map(&MapDef {
+                map_type: BPF_MAP_TYPE_ARRAY,
+                key_size: 4,
+                value_size: 4,
+                max_entries: 1,
+                name: name.into(),
+                ..MapDef::default()
+            })
+            .expect("map")
+            .id()
+        };
+        let (a, b) = (map("a"), map("b"));
+        let prog = |map_ids: Vec<u32>| {
+            s.register_program(&ProgramDef {
+                name: "p".into(),
+                prog_type: 6,
+                insns: vec![0; 16],
+                map_ids,
+                ..ProgramDef::default()
+            })
+            .expect("prog")
+        };
+        let target = prog(vec![a]);
+        assert_eq!(s.bind_map(target, b), Ok(true));
+        assert_eq!(s.bind_map(target, b), Ok(false), "bound once");
+        assert_eq!(s.bind_map(target, a), Ok(false), "used already");
+        assert_eq!(s.program_by_id(target).expect("p").map_ids, vec![a, b]);
+        assert_eq!(
+            s.bind_map(target, 999).map_err(|e| e.errno()),
+            Err(libc::ENOENT)
+        );
+        assert_eq!(s.bind_map(999, a).map_err(|e| e.errno()), Err(libc::ENOENT));
+
+        let ext = prog(vec![]);
+        let r = Replacement {
+            link_id: 0,
+            target,
+            func_start: 1,
+            btf_id: 9,
+            ext,
+            holder_pid: 4242,
+        };
+        let id = s.add_replacement(&r).expect("link");
+        assert_eq!(
+            s.replacements_of(target),
+            vec![Replacement { link_id: id, ..r }]
+        );
+        assert!(s.replacements_of(ext).is_empty());
+        // One extension per function, as the kernel's trampoline.
+        assert_eq!(
+            s.add_replacement(&r).map_err(|e| e.errno()),
+            Err(libc::EBUSY)
+        );
+        let other = s
+            .add_replacement(&Replacement { func_start: 2, ..r })
+            .expect("another function");
+        assert_ne!(other, id);
+        s.remove_replacement(id).expect("remove");
+        assert_eq!(s.replacements_of(target).len(), 1);
+        assert_eq!(
+            s.remove_replacement(id).map_err(|e| e.errno()),
+            Err(libc::ENOENT)
+        );
+        assert_eq!(
+            s.add_replacement(&Replacement { ext: 999, ..r })
+                .map_err(|e| e.errno()),
+            Err(libc::ENOENT)
+        );
+    }
 
     #[test]
     fn programs_and_pins() {
