@@ -53,6 +53,8 @@ mod budget;
 mod events;
 #[path = "runtime/fib.rs"]
 mod fib;
+#[path = "runtime/freplace.rs"]
+mod freplace;
 #[path = "runtime/fuzz.rs"]
 mod fuzz;
 #[path = "runtime/fuzz_gen.rs"]
