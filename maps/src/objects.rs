@@ -20,7 +20,10 @@
 //! w29-30 reserved
 //!        (replacement links, kind 5: w1 link id | 0, w2 target program id | EXT
 //!        program id, w3 start slot of the replaced function | its BTF id,
-//!        w28 0 | holder_pid)
+//!        w28 0 | holder_pid;
+//!        a program's BTF info, kind 6: w1 program id | 0, w2 attach program id |
+//!        attach_btf_id, w3 start slot of the attach function | 0, the blob its
+//!        func_info records, (insn_off u32, type_id u32) each)
 //! w31    length of the blob in bytes
 //! w32-63 map ids (64 x u32)
 //! ```
@@ -50,6 +53,8 @@ const KIND_PIN: u32 = 2;
 const KIND_BTF: u32 = 3;
 /// A replacement link (freplace): see [`Replacement`].
 const KIND_REPLACE: u32 = 5;
+/// What BPF_PROG_LOAD said of a program beyond [`ProgramDef`]: see [`ProgramBtfInfo`].
+const KIND_PROG_BTF: u32 = 6;
 /// Longest pin path, in bytes.
 pub const MAX_PIN_PATH: usize = 119;
 /// Most map ids recorded per program (the kernel's MAX_USED_MAPS).
@@ -495,7 +500,14 @@ impl Store {
     pub fn remove_program(&self, id: u32) -> Result<(), ObjectError> {
         self.remove_where(|e| e.hi(0) == KIND_PROG && e.lo(1) == id)
             .then_some(())
-            .ok_or(ObjectError::NoSuchProgram { id })
+            .ok_or(ObjectError::NoSuchProgram { id })?;
+        // What belongs to the program goes with it: its BTF info, and the
+        // replacement links it is the target of.
+        while self.remove_where(|e| {
+            (e.hi(0) == KIND_PROG_BTF && e.lo(1) == id)
+                || (e.hi(0) == KIND_REPLACE && e.lo(2) == id)
+        }) {}
+        Ok(())
     }
 
     fn remove_where(&self, f: impl Fn(&ObjEntry) -> bool) -> bool {
@@ -737,6 +749,76 @@ impl Store {
         self.remove_where(|e| e.hi(0) == KIND_REPLACE && e.lo(1) == link_id)
             .then_some(())
             .ok_or(ObjectError::NoSuchLink { id: link_id })
+    }
+}
+
+/// A program's BTF facts from BPF_PROG_LOAD: its `func_info` (the BTF `FUNC`
+/// of each function, by start slot, which replacement links are made against),
+/// and for an extension program the function it was loaded to replace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProgramBtfInfo {
+    /// `(insn_off, type_id)` of each function, as `bpf_func_info`.
+    pub func_info: Vec<(u32, u32)>,
+    /// The program whose function an extension replaces (`attach_prog_fd`'s), or 0.
+    pub attach_prog: u32,
+    /// That function's BTF id in the target's BTF (`attach_btf_id`).
+    pub attach_btf_id: u32,
+    /// That function's start slot in the target.
+    pub attach_func_start: u32,
+}
+
+impl Store {
+    /// Records `info` for program `prog` (once, right after it is registered).
+    pub fn set_program_btf_info(
+        &self,
+        prog: u32,
+        info: &ProgramBtfInfo,
+    ) -> Result<(), ObjectError> {
+        self.program_by_id(prog)?;
+        let blob: Vec<u8> = info
+            .func_info
+            .iter()
+            .flat_map(|&(off, tid)| {
+                let mut b = off.to_le_bytes().to_vec();
+                b.extend_from_slice(&tid.to_le_bytes());
+                b
+            })
+            .collect();
+        self.add_object(|e, h| {
+            let off = self.alloc_blob(h, &blob)?;
+            e.set(0, ENTRY_CREATING, KIND_PROG_BTF);
+            e.set(1, prog, 0);
+            e.set(2, info.attach_prog, info.attach_btf_id);
+            e.set(3, info.attach_func_start, 0);
+            e.w[22].store(off, Ordering::Relaxed);
+            e.w[31].store(blob.len() as u64, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    /// What [`Store::set_program_btf_info`] recorded for `prog` (empty if nothing).
+    pub fn program_btf_info(&self, prog: u32) -> Result<ProgramBtfInfo, ObjectError> {
+        let Some(e) = self
+            .live_objects()
+            .find(|e| e.hi(0) == KIND_PROG_BTF && e.lo(1) == prog)
+        else {
+            return Ok(ProgramBtfInfo::default());
+        };
+        let blob = self.blob(e, &format!("program {prog} func_info"))?;
+        Ok(ProgramBtfInfo {
+            func_info: blob
+                .chunks_exact(8)
+                .map(|c| {
+                    (
+                        u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                        u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+                    )
+                })
+                .collect(),
+            attach_prog: e.lo(2),
+            attach_btf_id: e.hi(2),
+            attach_func_start: e.lo(3),
+        })
     }
 }
 
