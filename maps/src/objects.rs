@@ -4,7 +4,7 @@
 //! The table has `OBJ_TABLE_CAP` entries of 512 bytes, 64 `AtomicU64` words:
 //! ```text
 //! w0     state u32 (FREE/CREATING/LIVE) | kind u32 (1 program, 2 pin, 3 BTF)
-//! w1     id u32 (program or BTF id)      | target_kind u32 (pin: 1 map, 2 program, 3 dir)
+//! w1     id u32 (program or BTF id)      | target_kind u32 (pin: 1 map, 2 program, 3 dir, 4 link)
 //! w2     target_id u32 (pin)             | prog_type u32
 //! w3     insn_cnt u32                    | nr_map_ids u32
 //! w4     tag (8 bytes, as the kernel's prog tag)
@@ -119,6 +119,8 @@ pub enum Pinned {
     Prog(u32),
     /// A directory (made by mkdir on the virtual bpffs).
     Dir,
+    /// A replacement link, by link id.
+    Link(u32),
 }
 
 /// A program to record in the store (`BPF_PROG_LOAD`'s metadata).
@@ -547,6 +549,11 @@ impl Store {
                 self.program_by_id(id)?;
             }
             Pinned::Dir => {}
+            Pinned::Link(id) => {
+                if !self.replacements().iter().any(|r| r.link_id == id) {
+                    return Err(ObjectError::NoSuchLink { id });
+                }
+            }
         }
         self.add_object(|e, _| {
             if self
@@ -561,6 +568,7 @@ impl Store {
                 Pinned::Map(id) => (1, id),
                 Pinned::Prog(id) => (2, id),
                 Pinned::Dir => (3, 0),
+                Pinned::Link(id) => (4, id),
             };
             e.set(0, ENTRY_CREATING, KIND_PIN);
             e.set(1, 0, tk);
@@ -601,6 +609,7 @@ impl Store {
                     1 => Pinned::Map(e.lo(2)),
                     2 => Pinned::Prog(e.lo(2)),
                     3 => Pinned::Dir,
+                    4 => Pinned::Link(e.lo(2)),
                     _ => return None,
                 };
                 Some((p, w))
@@ -616,7 +625,7 @@ impl Store {
             Pinned::Map(id) => self
                 .map_by_id(id)
                 .map_err(|_| ObjectError::NoSuchMap { id }),
-            Pinned::Prog(_) | Pinned::Dir => Err(ObjectError::WrongKind {
+            Pinned::Prog(_) | Pinned::Dir | Pinned::Link(_) => Err(ObjectError::WrongKind {
                 path: path.to_owned(),
             }),
         }

@@ -8,7 +8,8 @@
 //! ([`crate::LoadedObject::from_store`]): the extension's instructions are
 //! appended to the target's as one more function, and every call to the
 //! replaced function (and every callback reference to it) is pointed at the
-//! appended copy. Both engines and the data plane then run the same
+//! appended copy; an extension replacing the entry function is put first,
+//! before the whole target. Both engines and the data plane then run the same
 //! instructions. The replaced body stays in place, unreachable, so every
 //! other offset of the program is unchanged. A program built before a link
 //! was made (or removed) keeps what it was built with: a data plane picks up
@@ -26,7 +27,7 @@ use crate::error::FreplaceError;
 /// and the extension program's instructions.
 #[derive(Debug, Clone)]
 pub struct Splice<'a> {
-    /// Start slot of the replaced function (a subprogram: not 0, the entry).
+    /// Start slot of the replaced function (0: the entry).
     pub func_start: usize,
     /// The extension's instructions (their map references into the target's table).
     pub ext: &'a [RawInsn],
@@ -42,8 +43,9 @@ pub fn splice(
 ) -> Result<(Vec<RawInsn>, Vec<usize>), FreplaceError> {
     let mut insns = target.to_vec();
     let mut all_starts = starts.to_vec();
+    let mut entry: Option<&[RawInsn]> = None;
     for r in replacements {
-        if r.func_start == 0 || !starts.contains(&r.func_start) {
+        if r.func_start != 0 && !starts.contains(&r.func_start) {
             return Err(FreplaceError::NotAFunction {
                 func_start: r.func_start,
             });
@@ -52,6 +54,10 @@ pub fn splice(
             return Err(FreplaceError::EmptyExtension {
                 func_start: r.func_start,
             });
+        }
+        if r.func_start == 0 {
+            entry = Some(r.ext);
+            continue;
         }
         let base = insns.len();
         // Calls and callback references in the target (not in appended
@@ -64,6 +70,19 @@ pub fn splice(
                 .into_iter()
                 .map(|s| base + s),
         );
+    }
+    if let Some(ext) = entry {
+        // The entry replaced: the extension comes first and runs in its
+        // place; the target follows whole (its offsets are all relative),
+        // unreachable from the new entry, as the replaced body of any function.
+        let n = ext.len();
+        let mut out = ext.to_vec();
+        out.extend_from_slice(&insns);
+        let mut s: Vec<usize> = crate::stored::subprog_starts(ext);
+        s.push(n);
+        s.extend(all_starts.iter().map(|&x| x + n));
+        insns = out;
+        all_starts = s;
     }
     all_starts.sort_unstable();
     all_starts.dedup();
@@ -142,19 +161,7 @@ mod tests {
     fn only_functions_can_be_replaced() {
         let target = [i(MOV_K, 0, 0, 0, 1), i(EXIT, 0, 0, 0, 0)];
         let ext = [i(EXIT, 0, 0, 0, 0)];
-        for func_start in [0, 1, 9] {
-            assert_eq!(
-                splice(
-                    &target,
-                    &[1],
-                    &[Splice {
-                        func_start,
-                        ext: &ext
-                    }][..0]
-                )
-                .map(|x| x.0.len()),
-                Ok(2)
-            );
+        for func_start in [1, 9] {
             let r = splice(
                 &target,
                 &[],
@@ -176,5 +183,29 @@ mod tests {
             ),
             Err(FreplaceError::EmptyExtension { func_start: 1 })
         );
+    }
+
+    #[test]
+    fn a_replaced_entry_puts_the_extension_first() {
+        // 0 call +1 -> 2; 1 exit; 2 mov r0, 1; 3 exit
+        let target = [
+            i(CALL, 0, PSEUDO_CALL, 0, 1),
+            i(EXIT, 0, 0, 0, 0),
+            i(MOV_K, 0, 0, 0, 1),
+            i(EXIT, 0, 0, 0, 0),
+        ];
+        let ext = [i(MOV_K, 0, 0, 0, 2), i(EXIT, 0, 0, 0, 0)];
+        let (out, starts) = splice(
+            &target,
+            &[2],
+            &[Splice {
+                func_start: 0,
+                ext: &ext,
+            }],
+        )
+        .expect("splice");
+        assert_eq!(&out[..2], &ext);
+        assert_eq!(&out[2..], &target, "the target follows, unchanged");
+        assert_eq!(starts, vec![2, 4]);
     }
 }

@@ -78,7 +78,16 @@ pub fn bpf(command: i32, attr_ptr: u64, size: u32) -> Result<i64, Errno> {
             Ok(0)
         }
         cmd::BPF_PROG_TEST_RUN => crate::testrun::test_run(a, attr_ptr),
+        // As the kernel's link_create, by the program's type: an extension
+        // program links to its target whatever the attach type says.
+        cmd::BPF_LINK_CREATE
+            if crate::freplace::is_extension(u32_at(a, link_create::PROG_FD) as c_int) =>
+        {
+            crate::freplace::link_create(a)
+        }
         cmd::BPF_LINK_CREATE => link_create(a),
+        cmd::BPF_PROG_BIND_MAP => crate::freplace::prog_bind_map(a),
+        cmd::BPF_RAW_TRACEPOINT_OPEN => crate::freplace::raw_tracepoint_open(a),
         // Links live in the creating process only and have no id, so the
         // store's id space of links is empty: the kernel's answer past the
         // last id (`bpftool link show` lists nothing, as on a kernel with no
@@ -438,6 +447,7 @@ fn obj_pin(a: &[u8]) -> Result<i64, Errno> {
     let what = match fds::lookup(fd) {
         Some(Obj::Map(id)) => maps::Pinned::Map(id),
         Some(Obj::Prog(id)) => maps::Pinned::Prog(id),
+        Some(Obj::Freplace(id)) => maps::Pinned::Link(id),
         Some(_) => return Err(libc::EINVAL),
         None => return Err(libc::EBADF),
     };
@@ -461,6 +471,7 @@ fn obj_get(a: &[u8]) -> Result<i64, Errno> {
     let obj = match crate::vfs::node(state::store()?, &path) {
         Some(crate::vfs::Node::Map(id)) => Obj::Map(id),
         Some(crate::vfs::Node::Prog(id)) => Obj::Prog(id),
+        Some(crate::vfs::Node::Link(id)) => Obj::Freplace(id),
         Some(crate::vfs::Node::Dir) => return Err(libc::EPERM),
         None => return Err(libc::ENOENT),
     };

@@ -30,6 +30,8 @@ pub enum Obj {
     LocalBtf,
     /// An XDP attachment: program id and ifindex.
     Link(u32, u32),
+    /// A replacement (freplace) link of the store, by link id.
+    Freplace(u32),
     /// The descriptor of BPF_ENABLE_STATS.
     Stats,
 }
@@ -49,6 +51,7 @@ impl Obj {
             Obj::Btf(id) => format!("btf:{id}"),
             Obj::LocalBtf => "lbtf".to_string(),
             Obj::Link(p, i) => format!("link:{p}:{i}"),
+            Obj::Freplace(id) => format!("flink:{id}"),
             Obj::Stats => "stats".to_string(),
         };
         format!("xdpshim:{tag}:{what}")
@@ -70,6 +73,7 @@ impl Obj {
                 let p = num()?;
                 Obj::Link(p, num()?)
             }
+            "flink" => Obj::Freplace(num()?),
             "stats" => Obj::Stats,
             _ => return None,
         })
@@ -82,7 +86,7 @@ impl Obj {
             Obj::Map(_) => "bpf-map",
             Obj::Prog(_) | Obj::LocalProg(_) => "bpf-prog",
             Obj::Btf(_) | Obj::LocalBtf => "btf",
-            Obj::Link(..) => "bpf_link",
+            Obj::Link(..) | Obj::Freplace(_) => "bpf_link",
             Obj::Stats => "bpf-stats",
         }
     }

@@ -17,6 +17,8 @@ pub enum Node {
     Dir,
     Map(u32),
     Prog(u32),
+    /// A replacement link, by link id.
+    Link(u32),
 }
 
 /// The normalised absolute form of `path` if it lies on the virtual bpffs.
@@ -54,6 +56,7 @@ pub fn node(store: &maps::Store, path: &str) -> Option<Node> {
                 Pinned::Map(id) => Node::Map(id),
                 Pinned::Prog(id) => Node::Prog(id),
                 Pinned::Dir => Node::Dir,
+                Pinned::Link(id) => Node::Link(id),
             });
         }
         implicit |= p.starts_with(&prefix);
@@ -236,6 +239,7 @@ pub fn entries(store: &maps::Store, dir: &str) -> Vec<(String, Node)> {
                     Pinned::Map(id) => Node::Map(id),
                     Pinned::Prog(id) => Node::Prog(id),
                     Pinned::Dir => Node::Dir,
+                    Pinned::Link(id) => Node::Link(id),
                 },
             ),
         };

@@ -154,24 +154,24 @@ fn a_replaced_function_runs_the_extension_with_its_maps() {
 }
 
 #[test]
-fn a_link_to_the_entry_or_to_a_non_extension_is_refused() {
+fn an_extension_can_replace_the_entry_and_a_non_extension_is_refused() {
     let store = maps::Store::anonymous(maps::StoreOptions {
         size: 4 << 20,
         ncpus: Some(1),
     })
     .expect("store");
-    let m = array(&store, "m");
+    let (m, emap) = (array(&store, "m"), array(&store, "ext_map"));
     let (t, _) = target();
-    let def = |prog_type, insns: &[RawInsn]| maps::ProgramDef {
+    let def = |prog_type, insns: &[RawInsn], map: &maps::Map| maps::ProgramDef {
         name: "p".into(),
         prog_type,
         insns: bytes(insns),
-        map_ids: vec![m.id()],
+        map_ids: vec![map.id()],
         ..maps::ProgramDef::default()
     };
-    let tid = runtime::stored::register(&store, &def(6, &t), false).expect("target");
-    let xdp = runtime::stored::register(&store, &def(6, &extension()), false).expect("xdp");
-    let ext = runtime::stored::register(&store, &def(28, &extension()), false).expect("ext");
+    let tid = runtime::stored::register(&store, &def(6, &t, &m), false).expect("target");
+    let xdp = runtime::stored::register(&store, &def(6, &extension(), &emap), false).expect("xdp");
+    let ext = runtime::stored::register(&store, &def(28, &extension(), &emap), false).expect("ext");
     let link = |func_start, ext| maps::Replacement {
         link_id: 0,
         target: tid,
@@ -186,9 +186,17 @@ fn a_link_to_the_entry_or_to_a_non_extension_is_refused() {
         .expect("refused");
     assert!(e.to_string().contains("not an extension"), "{e}");
     store.remove_replacement(l).expect("remove");
-    store.add_replacement(&link(0, ext)).expect("link");
+    let l = store.add_replacement(&link(1, ext)).expect("link");
     let e = LoadedObject::from_store(&store, tid)
         .err()
         .expect("refused");
     assert!(e.to_string().contains("does not start a function"), "{e}");
+    store.remove_replacement(l).expect("remove");
+
+    // libxdp's compatibility check replaces a program's entry function.
+    store.add_replacement(&link(0, ext)).expect("link");
+    let frame = [0u8; 42];
+    assert_eq!(run_both(&store, tid, &frame), (3, 3));
+    assert_eq!(value(&emap), 42);
+    assert_eq!(value(&m), 0, "the target did not run");
 }
