@@ -684,7 +684,7 @@ impl Store {
         // The id first, then the count (Release): a reader that sees the
         // count sees the id.
         let w = 32 + n / 2;
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             e.set(w, map, 0);
         } else {
             e.set(w, e.lo(w), map);

@@ -68,7 +68,7 @@ pub fn func_info(
         return Err((libc::EINVAL, "func_info without prog_btf_fd".into()));
     };
     let rec = u32_at(a, prog_load::FUNC_INFO_REC_SIZE);
-    if !(FUNC_INFO_MIN..=FUNC_INFO_MAX).contains(&rec) || rec % 4 != 0 {
+    if !(FUNC_INFO_MIN..=FUNC_INFO_MAX).contains(&rec) || !rec.is_multiple_of(4) {
         return Err((libc::EINVAL, format!("invalid func info rec size {rec}")));
     }
     if cnt > insn_cnt {

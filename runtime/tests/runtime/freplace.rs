@@ -94,6 +94,13 @@ fn run_both(store: &maps::Store, id: u32, frame: &[u8]) -> (u64, u64) {
     (interp, jitted)
 }
 
+fn refused(store: &maps::Store, id: u32) -> runtime::LoadError {
+    match LoadedObject::from_store(store, id) {
+        Ok(_) => panic!("program {id} was built"),
+        Err(e) => e,
+    }
+}
+
 fn value(m: &maps::Map) -> u64 {
     let mut v = [0u8; 8];
     m.lookup(&0u32.to_ne_bytes(), &mut v).expect("lookup");
@@ -181,15 +188,11 @@ fn an_extension_can_replace_the_entry_and_a_non_extension_is_refused() {
         holder_pid: 0,
     };
     let l = store.add_replacement(&link(3, xdp)).expect("link");
-    let e = LoadedObject::from_store(&store, tid)
-        .err()
-        .expect("refused");
+    let e = refused(&store, tid);
     assert!(e.to_string().contains("not an extension"), "{e}");
     store.remove_replacement(l).expect("remove");
     let l = store.add_replacement(&link(1, ext)).expect("link");
-    let e = LoadedObject::from_store(&store, tid)
-        .err()
-        .expect("refused");
+    let e = refused(&store, tid);
     assert!(e.to_string().contains("does not start a function"), "{e}");
     store.remove_replacement(l).expect("remove");
 

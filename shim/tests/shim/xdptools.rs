@@ -243,7 +243,7 @@ fn an_extension_replaces_a_global_function_through_its_link() {
         let text = log_text(&log);
         assert_eq!(r, Err(libc::EINVAL), "btf id {btf_id}: {text}");
         assert!(
-            text.contains(&want),
+            text.contains(want),
             "btf id {btf_id}: {text:?}, want {want:?}"
         );
     }
