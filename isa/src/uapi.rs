@@ -184,7 +184,6 @@ uapi_consts! {
         BPF_XDP_DEVMAP = 33,
         BPF_XDP_CPUMAP = 35,
         BPF_XDP = 37,
-        BPF_TRACE_FREPLACE = 24,
     }
 }
 
@@ -492,7 +491,7 @@ pub mod attr {
     }
 
     attr_struct! {
-        /// `BPF_LINK_CREATE` of `BPF_TRACE_FREPLACE`: the target function's BTF id.
+        /// `BPF_LINK_CREATE` of an extension program: the target function's BTF id.
         link_create_freplace, "link_create." {
             TARGET_BTF_ID = 16,
         }

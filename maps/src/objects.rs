@@ -632,7 +632,7 @@ impl Store {
     }
 }
 
-/// A replacement link (the kernel's `BPF_TRACE_FREPLACE` link): every call to
+/// A replacement link (the kernel's freplace tracing link): every call to
 /// the global function starting at slot `func_start` of program `target` runs
 /// program `ext` (a `BPF_PROG_TYPE_EXT` program, with its own maps) on the same
 /// context, and returns its r0.

@@ -3,8 +3,9 @@
 //! (`BPF_PROG_TYPE_EXT`, loaded against a global function of a loaded
 //! program: `attach_prog_fd` + `attach_btf_id`), and their attachment as
 //! replacement links, by `BPF_RAW_TRACEPOINT_OPEN` (command 17, with no
-//! name: the target given at load) or `BPF_LINK_CREATE` with
-//! `BPF_TRACE_FREPLACE` (a target given there). The links are kept in the
+//! name: the target given at load) or `BPF_LINK_CREATE` of the extension
+//! (the load's target, or one given there; libbpf's attach type is the
+//! program's expected one, 0). The links are kept in the
 //! store (`maps::Replacement`); the runtime applies them whenever it builds the
 //! target program (`runtime::freplace`), so test runs and the data plane run
 //! the extension in place of the function.
@@ -324,7 +325,7 @@ pub fn is_extension(fd: c_int) -> bool {
 }
 
 /// BPF_LINK_CREATE of an extension program (any attach type, as the kernel,
-/// which dispatches on the program's type; libbpf gives BPF_TRACE_FREPLACE): `target_fd` and `target_btf_id`
+/// which dispatches on the program's type): `target_fd` and `target_btf_id`
 /// both given (a target of the caller's choice, checked as at load), or
 /// neither (the load's target).
 pub fn link_create(a: &[u8]) -> Result<i64, Errno> {

@@ -5,7 +5,7 @@
 use crate::fds::Obj;
 use crate::user::{self, put_u32, put_u64, u32_at, u64_at, Errno};
 use isa::uapi::info::{btf, link, map, prog, PROG_GPL_COMPATIBLE_WORD};
-use isa::uapi::{BPF_LINK_TYPE_TRACING, BPF_LINK_TYPE_XDP, BPF_TRACE_FREPLACE};
+use isa::uapi::{BPF_LINK_TYPE_TRACING, BPF_LINK_TYPE_XDP};
 
 /// sizeof(struct bpf_map_info).
 pub const MAP_INFO_SIZE: usize = 88;
@@ -150,9 +150,10 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
             put_u32(&mut out, link::TYPE, BPF_LINK_TYPE_TRACING);
             put_u32(&mut out, link::ID, id);
             put_u32(&mut out, link::PROG_ID, r.ext);
-            // The `tracing` member of the union: attach_type, target_obj_id,
+            // The `tracing` member of the union: attach_type (the
+            // extension's expected_attach_type, 0), target_obj_id,
             // target_btf_id.
-            put_u32(&mut out, link::XDP_IFINDEX, BPF_TRACE_FREPLACE);
+            put_u32(&mut out, link::XDP_IFINDEX, 0);
             put_u32(&mut out, link::XDP_IFINDEX + 4, r.target);
             put_u32(&mut out, link::XDP_IFINDEX + 8, r.btf_id);
         }
@@ -204,7 +205,7 @@ pub fn fdinfo(obj: Obj) -> Result<String, Errno> {
         Obj::Freplace(id) => {
             if let Some(r) = store.replacements().into_iter().find(|r| r.link_id == id) {
                 s += &format!(
-                    "link_type:\ttracing\nlink_id:\t{id}\nprog_tag:\t\nprog_id:\t{}\nattach_type:\t{BPF_TRACE_FREPLACE}\ntarget_obj_id:\t{}\ntarget_btf_id:\t{}\n",
+                    "link_type:\ttracing\nlink_id:\t{id}\nprog_tag:\t\nprog_id:\t{}\nattach_type:\t0\ntarget_obj_id:\t{}\ntarget_btf_id:\t{}\n",
                     r.ext, r.target, r.btf_id
                 );
             }

@@ -198,11 +198,7 @@ fn link_create(prog: i32, target_fd: i32, btf_id: u32) -> Result<i32, i32> {
     let mut a = [0u8; 48];
     put32(&mut a, link_create::PROG_FD, prog as u32);
     put32(&mut a, link_create::TARGET_FD, target_fd as u32);
-    put32(
-        &mut a,
-        link_create::ATTACH_TYPE,
-        isa::uapi::BPF_TRACE_FREPLACE,
-    );
+    put32(&mut a, link_create::ATTACH_TYPE, 0);
     put32(&mut a, 16, btf_id);
     bpf(BPF_LINK_CREATE, &mut a).map(|fd| fd as i32)
 }
