@@ -618,3 +618,225 @@ fn run_worker(
     let counts = worker.finish()?;
     Ok((index, counts, port.counts))
 }
+
+/// What [`follow`] did, as it happens.
+#[derive(Debug)]
+pub enum FollowEvent<'e> {
+    /// The program attached to `ifindex` runs there now.
+    Started {
+        ifindex: u32,
+        prog_id: u32,
+        /// The attachment's link, 0 for one made by netlink.
+        link_id: u32,
+        /// The program's name.
+        name: &'e str,
+    },
+    /// The attachment went (or changed): its data plane stopped.
+    Stopped {
+        ifindex: u32,
+        prog_id: u32,
+        summary: &'e AttachSummary,
+    },
+    /// The attachment could not be run; it is tried again when it changes.
+    Failed {
+        ifindex: u32,
+        prog_id: u32,
+        error: &'e DataplaneError,
+    },
+}
+
+/// How [`follow`] runs the store's attachments.
+#[derive(Clone)]
+pub struct FollowOptions<'o> {
+    pub mode: Mode,
+    /// Engine, workers and step budget of each attachment's data plane.
+    pub config: crate::worker::Config,
+    /// Raised (by a signal handler, say): every data plane stops and `follow` returns.
+    pub stop: Option<&'o AtomicBool>,
+    /// How often the store's attachments are read.
+    pub poll: Duration,
+    /// Told of every start, stop and failure.
+    pub event: Option<&'o (dyn Fn(&FollowEvent<'_>) + Sync)>,
+}
+
+impl FollowOptions<'_> {
+    /// Options for `mode`, one worker, polling every 100 ms, until stopped.
+    pub fn new(mode: Mode) -> FollowOptions<'static> {
+        FollowOptions {
+            mode,
+            config: crate::worker::Config::default(),
+            stop: None,
+            poll: Duration::from_millis(100),
+            event: None,
+        }
+    }
+}
+
+/// The link ids of `tag`'s store that some process's descriptors hold, from
+/// `/proc/PID/fd` (the shim names a link's descriptor
+/// `/memfd:xdpshim:<tag>:link:<id>`).
+fn links_held(tag: &str) -> std::collections::HashSet<u32> {
+    let mut held = std::collections::HashSet::new();
+    let prefix = format!("/memfd:xdpshim:{tag}:link:");
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return held;
+    };
+    for p in procs.flatten() {
+        let name = p.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            let Some(rest) = target.strip_prefix(&prefix) else {
+                continue;
+            };
+            let id = rest.strip_suffix(" (deleted)").unwrap_or(rest);
+            if let Ok(id) = id.parse() {
+                held.insert(id);
+            }
+        }
+    }
+    held
+}
+
+/// The attachments to run: interface -> (program, link), after removing the
+/// links whose last descriptor closed (as the kernel detaches them).
+fn wanted(store: &maps::Store) -> HashMap<u32, (u32, u32)> {
+    let mut scan = None;
+    let tag = store.descriptor_tag();
+    store.xdp_collect_links(|a| {
+        let creating =
+            a.holder_pid != 0 && std::path::Path::new(&format!("/proc/{}", a.holder_pid)).exists();
+        creating
+            || scan
+                .get_or_insert_with(|| links_held(&tag))
+                .contains(&a.link_id)
+    });
+    let mut out = HashMap::new();
+    let netns = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino() as u32)
+    };
+    for a in store.xdp_attachments() {
+        // Interfaces of this process's network namespace only.
+        if a.ifindex != 0 && a.netns == netns {
+            // One program per interface runs here, whatever the mode (the
+            // kernel refuses generic beside native; offload has no program here).
+            out.entry(a.ifindex).or_insert((a.prog_id, a.link_id));
+        }
+    }
+    out
+}
+
+/// Runs every XDP attachment of `store` on its interface, each with its own data
+/// plane ([`attach`]) on its own threads, starting and stopping them as
+/// attachments come and go (read every `opts.poll`), until the stop flag rises.
+/// The programs are the store's ([`runtime::LoadedObject::from_store`]); the
+/// interfaces are this process's network namespace's.
+pub fn follow(store: &maps::Store, opts: &FollowOptions<'_>) -> Result<(), DataplaneError> {
+    struct Running {
+        prog_id: u32,
+        stop: Arc<AtomicBool>,
+        done: Arc<AtomicBool>,
+    }
+    let stopped = || opts.stop.is_some_and(|s| s.load(Ordering::Relaxed));
+    let event = |e: &FollowEvent<'_>| {
+        if let Some(f) = opts.event {
+            f(e)
+        }
+    };
+    std::thread::scope(|scope| {
+        let mut running: HashMap<u32, Running> = HashMap::new();
+        // Attachments that failed, not tried again until they change.
+        let mut failed: HashMap<u32, u32> = HashMap::new();
+        loop {
+            let want = if stopped() {
+                HashMap::new()
+            } else {
+                wanted(store)
+            };
+            running.retain(|ifindex, r| {
+                let keep = want.get(ifindex).is_some_and(|&(p, _)| p == r.prog_id)
+                    && !r.done.load(Ordering::Acquire);
+                if !keep {
+                    r.stop.store(true, Ordering::Relaxed);
+                }
+                keep
+            });
+            failed.retain(|ifindex, p| want.get(ifindex).is_some_and(|&(w, _)| w == *p));
+            if stopped() {
+                break;
+            }
+            for (&ifindex, &(prog_id, link_id)) in &want {
+                if running.contains_key(&ifindex) || failed.get(&ifindex) == Some(&prog_id) {
+                    continue;
+                }
+                let stop = Arc::new(AtomicBool::new(false));
+                let done = Arc::new(AtomicBool::new(false));
+                running.insert(
+                    ifindex,
+                    Running {
+                        prog_id,
+                        stop: stop.clone(),
+                        done: done.clone(),
+                    },
+                );
+                let mode = opts.mode;
+                let config = opts.config;
+                let event = &event;
+                scope.spawn(move || {
+                    let run = || -> Result<AttachSummary, DataplaneError> {
+                        let (loaded, prog) = runtime::LoadedObject::from_store(store, prog_id)
+                            .map_err(|source| DataplaneError::StoredProgram {
+                                id: prog_id,
+                                source,
+                            })?;
+                        let dp = Dataplane::new(store, &loaded, prog, config)?;
+                        let started = || {
+                            event(&FollowEvent::Started {
+                                ifindex,
+                                prog_id,
+                                link_id,
+                                name: dp.program_name(),
+                            })
+                        };
+                        let ready = |_: &Ready| started();
+                        let mut a = AttachOptions::new(ifindex, mode);
+                        a.stop = Some(&stop);
+                        a.ready = Some(&ready);
+                        attach(&dp, &a)
+                    };
+                    match run() {
+                        Ok(summary) => event(&FollowEvent::Stopped {
+                            ifindex,
+                            prog_id,
+                            summary: &summary,
+                        }),
+                        Err(error) => event(&FollowEvent::Failed {
+                            ifindex,
+                            prog_id,
+                            error: &error,
+                        }),
+                    }
+                    done.store(true, Ordering::Release);
+                });
+            }
+            // A data plane that ended by itself (its interface went) is not
+            // started again for the same attachment.
+            for (ifindex, r) in &running {
+                if r.done.load(Ordering::Acquire) {
+                    failed.insert(*ifindex, r.prog_id);
+                }
+            }
+            std::thread::sleep(opts.poll);
+        }
+        Ok(())
+    })
+}

@@ -70,4 +70,6 @@ pub enum DataplaneError {
     Sink { name: String, reason: String },
     #[error("worker {worker} stopped: {reason}")]
     WorkerFailed { worker: u32, reason: String },
+    #[error("cannot load program {id} from the store: {source}")]
+    StoredProgram { id: u32, source: runtime::LoadError },
 }

@@ -45,7 +45,10 @@ pub mod replay;
 pub mod tap;
 pub mod worker;
 
-pub use attach::{attach, AttachOptions, AttachSummary, LiveCounts, Mode, Ready};
+pub use attach::{
+    attach, follow, AttachOptions, AttachSummary, FollowEvent, FollowOptions, LiveCounts, Mode,
+    Ready,
+};
 pub use counters::{Counter, Counts, SharedCounters};
 pub use error::{CaptureError, DataplaneError};
 pub use io::{FrameMeta, OutFrame, Recv, Sink, Source};

@@ -474,6 +474,23 @@ pub mod attr {
     }
 
     attr_struct! {
+        /// `BPF_LINK_UPDATE`.
+        link_update, "link_update." {
+            LINK_FD = 0,
+            NEW_PROG_FD = 4,
+            FLAGS = 8,
+            OLD_PROG_FD = 12,
+        }
+    }
+
+    attr_struct! {
+        /// `BPF_LINK_DETACH`.
+        link_detach, "link_detach." {
+            LINK_FD = 0,
+        }
+    }
+
+    attr_struct! {
         /// `BPF_PROG_BIND_MAP`.
         prog_bind_map, "prog_bind_map." {
             PROG_FD = 0,
@@ -525,6 +542,16 @@ pub mod attr {
             link_create::C_TYPE,
             link_create::C_PREFIX,
             link_create::FIELDS,
+        ),
+        (
+            link_update::C_TYPE,
+            link_update::C_PREFIX,
+            link_update::FIELDS,
+        ),
+        (
+            link_detach::C_TYPE,
+            link_detach::C_PREFIX,
+            link_detach::FIELDS,
         ),
         (
             enable_stats::C_TYPE,

@@ -233,6 +233,16 @@ pub enum ObjectError {
         /// The inconsistency.
         what: String,
     },
+    /// An XDP attachment refused as the kernel's `dev_xdp_attach` refuses it.
+    #[error("XDP attachment on ifindex {ifindex}: {what}")]
+    XdpRefused {
+        /// The interface.
+        ifindex: u32,
+        /// The kernel's extack message.
+        what: &'static str,
+        /// The kernel's errno.
+        errno: i32,
+    },
 }
 
 impl ObjectError {
@@ -250,6 +260,7 @@ impl ObjectError {
             ObjectError::Exists { .. } => libc::EEXIST,
             ObjectError::WrongKind { .. } | ObjectError::InvalidPath { .. } => libc::EINVAL,
             ObjectError::Invalid { .. } => libc::EINVAL,
+            ObjectError::XdpRefused { errno, .. } => *errno,
         }
     }
 }

@@ -85,6 +85,7 @@ mod shm;
 mod slots;
 mod store;
 mod typed;
+mod xdp;
 
 pub use array::ArrayLayout;
 pub use def::*;
@@ -105,3 +106,7 @@ pub use ring::{
 pub use shm::{StoreAccess, Trust, MAX_STORE_NAME};
 pub use store::{parse_cpu_list, possible_cpus, Store, StoreOptions, DEFAULT_STORE_SIZE};
 pub use typed::{PerCpuMap, Pod, TypedMap};
+pub use xdp::{
+    XdpAttachment, XdpRequest, XDP_FLAGS_DRV_MODE, XDP_FLAGS_HW_MODE, XDP_FLAGS_MASK,
+    XDP_FLAGS_MODES, XDP_FLAGS_REPLACE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST,
+};

@@ -3,8 +3,10 @@
 //!
 //! The table has `OBJ_TABLE_CAP` entries of 512 bytes, 64 `AtomicU64` words:
 //! ```text
-//! w0     state u32 (FREE/CREATING/LIVE) | kind u32 (1 program, 2 pin, 3 BTF)
-//! w1     id u32 (program or BTF id)      | target_kind u32 (pin: 1 map, 2 program, 3 dir, 4 link)
+//! w0     state u32 (FREE/CREATING/LIVE) | kind u32 (1 program, 2 pin, 3 BTF, 4 XDP
+//!        attachment: its words in `xdp.rs`, 5 replacement link, 6 program BTF info)
+//! w1     id u32 (program or BTF id)      | target_kind u32 (pin: 1 map, 2 program, 3 dir,
+//!        4 link: XDP or replacement, one id space)
 //! w2     target_id u32 (pin)             | prog_type u32
 //! w3     insn_cnt u32                    | nr_map_ids u32
 //! w4     tag (8 bytes, as the kernel's prog tag)
@@ -51,6 +53,7 @@ use crate::store::Store;
 const KIND_PROG: u32 = 1;
 const KIND_PIN: u32 = 2;
 const KIND_BTF: u32 = 3;
+pub(crate) const KIND_XDP: u32 = 4;
 /// A replacement link (freplace): see [`Replacement`].
 const KIND_REPLACE: u32 = 5;
 /// What BPF_PROG_LOAD said of a program beyond [`ProgramDef`]: see [`ProgramBtfInfo`].
@@ -64,7 +67,7 @@ pub const MAX_BTF_SIZE: usize = 16 << 20;
 
 #[repr(C)]
 pub(crate) struct ObjEntry {
-    w: [AtomicU64; 64],
+    pub(crate) w: [AtomicU64; 64],
 }
 const _: () = assert!(std::mem::size_of::<ObjEntry>() == OBJ_ENTRY_SIZE);
 // SAFETY: repr(C), built only of atomics.
@@ -78,13 +81,13 @@ fn obj(shm: &Shm, slot: u32) -> Option<&ObjEntry> {
 }
 
 impl ObjEntry {
-    fn lo(&self, w: usize) -> u32 {
+    pub(crate) fn lo(&self, w: usize) -> u32 {
         self.w[w].load(Ordering::Relaxed) as u32
     }
-    fn hi(&self, w: usize) -> u32 {
+    pub(crate) fn hi(&self, w: usize) -> u32 {
         (self.w[w].load(Ordering::Relaxed) >> 32) as u32
     }
-    fn set(&self, w: usize, lo: u32, hi: u32) {
+    pub(crate) fn set(&self, w: usize, lo: u32, hi: u32) {
         self.w[w].store(u64::from(lo) | (u64::from(hi) << 32), Ordering::Relaxed);
     }
     fn state(&self) -> u32 {
@@ -119,7 +122,7 @@ pub enum Pinned {
     Prog(u32),
     /// A directory (made by mkdir on the virtual bpffs).
     Dir,
-    /// A replacement link, by link id.
+    /// A link (an XDP link or a replacement link), by id.
     Link(u32),
 }
 
@@ -197,18 +200,35 @@ pub fn boottime_ns() -> u64 {
 }
 
 impl Store {
-    /// Claims a free object slot under `meta_lock`, fills it with `fill` and publishes it.
-    fn add_object(
+    /// Runs `f` holding the header's `meta_lock`.
+    pub(crate) fn with_meta_lock<T>(
         &self,
-        fill: impl FnOnce(&ObjEntry, &layout::Header) -> Result<(), ObjectError>,
-    ) -> Result<(), ObjectError> {
-        let shm = self.shm();
-        let h = layout::header(shm).map_err(|e| ObjectError::Store {
+        f: impl FnOnce(&layout::Header) -> Result<T, ObjectError>,
+    ) -> Result<T, ObjectError> {
+        let h = layout::header(self.shm()).map_err(|e| ObjectError::Store {
             what: e.to_string(),
         })?;
         let _meta = lock::lock(&h.meta_lock).map_err(|e| ObjectError::Store {
             what: e.to_map_error(0, "store meta_lock".into()).to_string(),
         })?;
+        f(h)
+    }
+
+    /// Claims a free object slot under `meta_lock`, fills it with `fill` and publishes it.
+    fn add_object(
+        &self,
+        fill: impl FnOnce(&ObjEntry, &layout::Header) -> Result<(), ObjectError>,
+    ) -> Result<(), ObjectError> {
+        self.with_meta_lock(|h| self.add_object_locked(h, fill))
+    }
+
+    /// As [`Store::add_object`], the caller holding `meta_lock`.
+    pub(crate) fn add_object_locked(
+        &self,
+        h: &layout::Header,
+        fill: impl FnOnce(&ObjEntry, &layout::Header) -> Result<(), ObjectError>,
+    ) -> Result<(), ObjectError> {
+        let shm = self.shm();
         let slot = (0..OBJ_TABLE_CAP)
             .find(|&s| obj(shm, s).is_some_and(|e| e.state() != ENTRY_LIVE))
             .ok_or(ObjectError::TableFull {
@@ -237,7 +257,7 @@ impl Store {
         }
     }
 
-    fn live_objects(&self) -> impl Iterator<Item = &ObjEntry> + '_ {
+    pub(crate) fn live_objects(&self) -> impl Iterator<Item = &ObjEntry> + '_ {
         (0..OBJ_TABLE_CAP)
             .filter_map(|s| obj(self.shm(), s))
             .filter(|e| e.state() == ENTRY_LIVE)
@@ -300,7 +320,7 @@ impl Store {
         Ok(out)
     }
 
-    fn next_id(counter: &std::sync::atomic::AtomicU32) -> Result<u32, ObjectError> {
+    pub(crate) fn next_id(counter: &std::sync::atomic::AtomicU32) -> Result<u32, ObjectError> {
         let next = counter.load(Ordering::Acquire).max(1);
         if next == u32::MAX {
             return Err(ObjectError::TableFull {
@@ -550,7 +570,9 @@ impl Store {
             }
             Pinned::Dir => {}
             Pinned::Link(id) => {
-                if !self.replacements().iter().any(|r| r.link_id == id) {
+                if self.xdp_link(id).is_err()
+                    && !self.replacements().iter().any(|r| r.link_id == id)
+                {
                     return Err(ObjectError::NoSuchLink { id });
                 }
             }
@@ -638,7 +660,7 @@ impl Store {
 /// context, and returns its r0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Replacement {
-    /// Link id (from the store's object ids).
+    /// Link id (one id space with XDP links).
     pub link_id: u32,
     /// The program whose function is replaced.
     pub target: u32,
@@ -717,7 +739,16 @@ impl Store {
                     ),
                 });
             }
-            id = Store::next_id(&h.next_obj_id)?;
+            // The link id space XDP links take theirs from (`xdp.rs`: the
+            // header's reserved[0], under meta_lock), as the kernel's one link idr.
+            let slot = &h.reserved[0];
+            id = (slot.load(Ordering::Acquire) as u32).max(1);
+            if id == u32::MAX {
+                return Err(ObjectError::TableFull {
+                    capacity: OBJ_TABLE_CAP,
+                });
+            }
+            slot.store(u64::from(id) + 1, Ordering::Release);
             e.set(0, ENTRY_CREATING, KIND_REPLACE);
             e.set(1, id, 0);
             e.set(2, r.target, r.ext);

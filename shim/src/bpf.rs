@@ -88,11 +88,10 @@ pub fn bpf(command: i32, attr_ptr: u64, size: u32) -> Result<i64, Errno> {
         cmd::BPF_LINK_CREATE => link_create(a),
         cmd::BPF_PROG_BIND_MAP => crate::freplace::prog_bind_map(a),
         cmd::BPF_RAW_TRACEPOINT_OPEN => crate::freplace::raw_tracepoint_open(a),
-        // Links live in the creating process only and have no id, so the
-        // store's id space of links is empty: the kernel's answer past the
-        // last id (`bpftool link show` lists nothing, as on a kernel with no
-        // links).
-        cmd::BPF_LINK_GET_NEXT_ID | cmd::BPF_LINK_GET_FD_BY_ID => Err(libc::ENOENT),
+        cmd::BPF_LINK_UPDATE => link_update(a),
+        cmd::BPF_LINK_DETACH => link_detach(a),
+        cmd::BPF_LINK_GET_NEXT_ID => get_next_id(a, attr_ptr, c),
+        cmd::BPF_LINK_GET_FD_BY_ID => get_fd_by_id(a, c),
         cmd::BPF_ENABLE_STATS => {
             if u32_at(a, attr::enable_stats::TYPE) != 0 {
                 return Err(libc::EINVAL);
@@ -447,7 +446,7 @@ fn obj_pin(a: &[u8]) -> Result<i64, Errno> {
     let what = match fds::lookup(fd) {
         Some(Obj::Map(id)) => maps::Pinned::Map(id),
         Some(Obj::Prog(id)) => maps::Pinned::Prog(id),
-        Some(Obj::Freplace(id)) => maps::Pinned::Link(id),
+        Some(Obj::Link(id)) | Some(Obj::Freplace(id)) => maps::Pinned::Link(id),
         Some(_) => return Err(libc::EINVAL),
         None => return Err(libc::EBADF),
     };
@@ -471,6 +470,8 @@ fn obj_get(a: &[u8]) -> Result<i64, Errno> {
     let obj = match crate::vfs::node(state::store()?, &path) {
         Some(crate::vfs::Node::Map(id)) => Obj::Map(id),
         Some(crate::vfs::Node::Prog(id)) => Obj::Prog(id),
+        // One id space for links: an XDP link, else a replacement link.
+        Some(crate::vfs::Node::Link(id)) if state::store()?.xdp_link(id).is_ok() => Obj::Link(id),
         Some(crate::vfs::Node::Link(id)) => Obj::Freplace(id),
         Some(crate::vfs::Node::Dir) => return Err(libc::EPERM),
         None => return Err(libc::ENOENT),
@@ -489,6 +490,7 @@ fn get_next_id(a: &[u8], attr_ptr: u64, command: u32) -> Result<i64, Errno> {
             .map(|p| p.id)
             .collect(),
         cmd::BPF_MAP_GET_NEXT_ID => store.map_ids(),
+        cmd::BPF_LINK_GET_NEXT_ID => link_ids()?,
         _ => store.btf_ids(),
     };
     let next = ids
@@ -515,6 +517,14 @@ fn get_fd_by_id(a: &[u8], command: u32) -> Result<i64, Errno> {
             crate::checked::map(store, id)?;
             Obj::Map(id)
         }
+        cmd::BPF_LINK_GET_FD_BY_ID => {
+            if store.replacements().iter().any(|r| r.link_id == id) {
+                Obj::Freplace(id)
+            } else {
+                store.xdp_link(id).map_err(|e| e.errno())?;
+                Obj::Link(id)
+            }
+        }
         _ => {
             crate::checked::btf_data(store, id)?;
             Obj::Btf(id)
@@ -523,24 +533,138 @@ fn get_fd_by_id(a: &[u8], command: u32) -> Result<i64, Errno> {
     Ok(i64::from(fds::create(obj, &[])?))
 }
 
+/// `BPF_F_REPLACE` of BPF_LINK_UPDATE.
+const BPF_F_REPLACE: u32 = 4;
+
 fn link_create(a: &[u8]) -> Result<i64, Errno> {
-    let prog_fd = u32_at(a, link_create::PROG_FD) as c_int;
-    let ifindex = u32_at(a, link_create::TARGET_IFINDEX);
-    if u32_at(a, link_create::ATTACH_TYPE) != BPF_XDP {
-        state::log_once(
-            "linktype",
-            "LINK_CREATE supports XDP attachments only (EINVAL)",
-        );
-        return Err(libc::EINVAL);
+    match u32_at(a, link_create::ATTACH_TYPE) {
+        BPF_XDP => link_create_xdp(a),
+        t => {
+            state::log_once(
+                &format!("linktype{t}"),
+                &format!("LINK_CREATE of attach type {t} is not supported (EINVAL)"),
+            );
+            Err(libc::EINVAL)
+        }
     }
-    let id = match fds::lookup(prog_fd) {
+}
+
+/// The XDP program behind `fd`, checked as the kernel checks a program to
+/// attach to a device (EINVAL for another type or a devmap/cpumap program).
+pub fn xdp_prog_of(fd: c_int) -> Result<u32, Errno> {
+    let id = match fds::lookup(fd) {
         Some(Obj::Prog(id)) => id,
+        Some(Obj::LocalProg(_)) => return Err(libc::EINVAL),
         Some(_) => return Err(libc::EINVAL),
         None => return Err(libc::EBADF),
     };
     let p = state::store()?.program_by_id(id).map_err(|e| e.errno())?;
-    if p.prog_type != PROG_TYPE_XDP || ifindex == 0 {
+    if p.prog_type != PROG_TYPE_XDP
+        || matches!(
+            p.expected_attach_type,
+            cmd::BPF_XDP_DEVMAP | cmd::BPF_XDP_CPUMAP
+        )
+    {
         return Err(libc::EINVAL);
     }
-    Ok(i64::from(fds::create(Obj::Link(id, ifindex), &[])?))
+    Ok(id)
+}
+
+/// BPF_LINK_CREATE with attach type BPF_XDP (`bpf_xdp_link_attach`): the
+/// attachment is recorded in the store, where the data plane finds it.
+fn link_create_xdp(a: &[u8]) -> Result<i64, Errno> {
+    let prog_fd = u32_at(a, link_create::PROG_FD) as c_int;
+    let ifindex = u32_at(a, link_create::TARGET_IFINDEX);
+    let flags = u32_at(a, link_create::FLAGS);
+    let id = xdp_prog_of(prog_fd)?;
+    // An unknown device is EINVAL here (netlink says ENODEV).
+    let native = crate::netlink::native_xdp(ifindex).ok_or(libc::EINVAL)?;
+    let store = state::store()?;
+    // Links whose last descriptor closed are gone before the device is asked.
+    crate::gc::collect_links(store);
+    // SAFETY: getpid cannot fail.
+    let pid = unsafe { libc::getpid() } as u32;
+    let link = store
+        .xdp_attach(&maps::XdpRequest {
+            ifindex,
+            prog_id: id,
+            flags,
+            expected: None,
+            link: true,
+            native,
+            holder_pid: pid,
+            netns: crate::netlink::netns(),
+        })
+        .map_err(|e| {
+            state::log_once(&format!("xdpattach{ifindex}"), &e.to_string());
+            e.errno()
+        })?;
+    let fd = fds::create(Obj::Link(link), &[]);
+    match fd {
+        Ok(fd) => {
+            let _ = store.xdp_link_made(link);
+            Ok(i64::from(fd))
+        }
+        Err(e) => {
+            let _ = store.xdp_link_remove(link);
+            Err(e)
+        }
+    }
+}
+
+/// The XDP link behind a descriptor.
+fn link_of(fd: c_int) -> Result<u32, Errno> {
+    match fds::lookup(fd) {
+        Some(Obj::Link(id)) => Ok(id),
+        Some(_) => Err(libc::EINVAL),
+        None => Err(libc::EBADF),
+    }
+}
+
+/// BPF_LINK_DETACH: the device lets the link go; the link stays (ifindex 0).
+fn link_detach(a: &[u8]) -> Result<i64, Errno> {
+    let id = link_of(u32_at(a, attr::link_detach::LINK_FD) as c_int)?;
+    state::store()?.xdp_link_detach(id).map_err(|e| e.errno())?;
+    Ok(0)
+}
+
+/// BPF_LINK_UPDATE (`link_update`, then `bpf_xdp_link_update`).
+fn link_update(a: &[u8]) -> Result<i64, Errno> {
+    use attr::link_update as lu;
+    let flags = u32_at(a, lu::FLAGS);
+    if flags & !BPF_F_REPLACE != 0 {
+        return Err(libc::EINVAL);
+    }
+    let id = link_of(u32_at(a, lu::LINK_FD) as c_int)?;
+    let new = xdp_prog_of(u32_at(a, lu::NEW_PROG_FD) as c_int)?;
+    let old_fd = u32_at(a, lu::OLD_PROG_FD) as c_int;
+    let expected = if flags & BPF_F_REPLACE != 0 {
+        match fds::lookup(old_fd) {
+            Some(Obj::Prog(p)) => Some(p),
+            Some(_) => return Err(libc::EINVAL),
+            None => return Err(libc::EBADF),
+        }
+    } else if old_fd != 0 {
+        return Err(libc::EINVAL);
+    } else {
+        None
+    };
+    state::store()?
+        .xdp_link_update(id, new, expected)
+        .map_err(|e| e.errno())?;
+    Ok(0)
+}
+
+/// The ids of the store's links, for LINK_GET_NEXT_ID.
+fn link_ids() -> Result<Vec<u32>, Errno> {
+    let store = state::store()?;
+    crate::gc::collect_links(store);
+    Ok(store
+        .xdp_attachments()
+        .iter()
+        .map(|a| a.link_id)
+        .filter(|&id| id != 0)
+        // Replacement links share the id space.
+        .chain(store.replacements().iter().map(|r| r.link_id))
+        .collect())
 }

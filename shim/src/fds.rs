@@ -28,8 +28,8 @@ pub enum Obj {
     Btf(u32),
     /// A BTF object held in the memfd's contents.
     LocalBtf,
-    /// An XDP attachment: program id and ifindex.
-    Link(u32, u32),
+    /// An XDP link of the store, by link id.
+    Link(u32),
     /// A replacement (freplace) link of the store, by link id.
     Freplace(u32),
     /// The descriptor of BPF_ENABLE_STATS.
@@ -38,8 +38,7 @@ pub enum Obj {
 
 /// The part of a descriptor's name that says which store it belongs to.
 pub fn store_tag(store: &maps::Store) -> String {
-    let (dev, ino) = store.identity();
-    format!("{dev:x}.{ino:x}")
+    store.descriptor_tag()
 }
 
 impl Obj {
@@ -50,7 +49,7 @@ impl Obj {
             Obj::LocalProg(t) => format!("lprog:{t}"),
             Obj::Btf(id) => format!("btf:{id}"),
             Obj::LocalBtf => "lbtf".to_string(),
-            Obj::Link(p, i) => format!("link:{p}:{i}"),
+            Obj::Link(id) => format!("link:{id}"),
             Obj::Freplace(id) => format!("flink:{id}"),
             Obj::Stats => "stats".to_string(),
         };
@@ -69,10 +68,7 @@ impl Obj {
             "lprog" => Obj::LocalProg(num()?),
             "btf" => Obj::Btf(num()?),
             "lbtf" => Obj::LocalBtf,
-            "link" => {
-                let p = num()?;
-                Obj::Link(p, num()?)
-            }
+            "link" => Obj::Link(num()?),
             "flink" => Obj::Freplace(num()?),
             "stats" => Obj::Stats,
             _ => return None,
@@ -86,7 +82,7 @@ impl Obj {
             Obj::Map(_) => "bpf-map",
             Obj::Prog(_) | Obj::LocalProg(_) => "bpf-prog",
             Obj::Btf(_) | Obj::LocalBtf => "btf",
-            Obj::Link(..) | Obj::Freplace(_) => "bpf_link",
+            Obj::Link(_) | Obj::Freplace(_) => "bpf_link",
             Obj::Stats => "bpf-stats",
         }
     }
@@ -257,7 +253,7 @@ mod tests {
             Obj::LocalProg(1),
             Obj::Btf(3),
             Obj::LocalBtf,
-            Obj::Link(7, 2),
+            Obj::Link(7),
             Obj::Stats,
         ] {
             let fd = create_tagged(obj, b"data", "2d.1f").expect("memfd");

@@ -49,8 +49,11 @@ fn held_by_descriptors(tag: &str) -> HashSet<Held> {
                 Some(Obj::Map(id)) => {
                     held.insert(Held::Map(id));
                 }
-                Some(Obj::Prog(id)) | Some(Obj::Link(id, _)) => {
+                Some(Obj::Prog(id)) => {
                     held.insert(Held::Prog(id));
+                }
+                Some(Obj::Link(id)) => {
+                    held.insert(Held::Link(id));
                 }
                 Some(Obj::Btf(id)) => {
                     held.insert(Held::Btf(id));
@@ -83,6 +86,26 @@ pub struct Collected {
     pub links: usize,
 }
 
+/// Removes the XDP links no descriptor or pin holds any more (a link goes
+/// when its last descriptor closes, as in the kernel; its creator holds it
+/// until its first descriptor exists). Returns how many went.
+pub fn collect_links(store: &maps::Store) -> usize {
+    if store.xdp_attachments().iter().all(|a| a.link_id == 0) {
+        return 0;
+    }
+    let tag = crate::fds::store_tag(store);
+    let mut held: Option<HashSet<Held>> = None;
+    let mut held_by_fd = |key: Held| {
+        held.get_or_insert_with(|| held_by_descriptors(&tag))
+            .contains(&key)
+    };
+    collect_links_with(store, &mut held_by_fd)
+}
+
+fn collect_links_with(store: &maps::Store, held_by_fd: &mut impl FnMut(Held) -> bool) -> usize {
+    store.xdp_collect_links(|a| alive(a.holder_pid) || held_by_fd(Held::Link(a.link_id)))
+}
+
 /// Removes the shim-made maps, programs and BTF objects nothing holds any
 /// more. `/proc` is read only when some object is left without pin, slot,
 /// live creator, program or map.
@@ -93,7 +116,11 @@ pub fn collect(store: &maps::Store) -> Collected {
         held.get_or_insert_with(|| held_by_descriptors(&tag))
             .contains(&key)
     };
-    let mut gone = Collected::default();
+    // XDP links first (they hold programs).
+    let mut gone = Collected {
+        links: collect_links_with(store, &mut held_by_fd),
+        ..Collected::default()
+    };
     loop {
         let pins = store.pins();
         let pinned = |w: Pinned| pins.iter().any(|(_, p)| *p == w);
@@ -152,10 +179,12 @@ pub fn collect(store: &maps::Store) -> Collected {
             .iter()
             .flat_map(|r| [r.ext, r.target])
             .collect();
+        let attached: HashSet<u32> = store.xdp_attachments().iter().map(|a| a.prog_id).collect();
         for p in &store.programs() {
             if p.holder_pid == 0
                 || linked.contains(&p.id)
                 || pinned(Pinned::Prog(p.id))
+                || attached.contains(&p.id)
                 || slot_progs.contains(&p.id)
                 || alive(p.holder_pid)
                 || held_by_fd(Held::Prog(p.id))

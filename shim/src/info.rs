@@ -42,7 +42,7 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
         Obj::Map(_) => MAP_INFO_SIZE,
         Obj::Prog(_) | Obj::LocalProg(_) => PROG_INFO_SIZE,
         Obj::Btf(_) | Obj::LocalBtf => BTF_INFO_SIZE,
-        Obj::Link(..) | Obj::Freplace(_) => LINK_INFO_SIZE,
+        Obj::Link(_) | Obj::Freplace(_) => LINK_INFO_SIZE,
         Obj::Stats => return Err(libc::EINVAL),
     };
     let ulen = info_len as usize;
@@ -135,11 +135,12 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
             put_u64(&mut out, btf::NAME, nptr);
             put_u32(&mut out, btf::NAME_LEN, 0);
         }
-        Obj::Link(prog, ifindex) => {
+        Obj::Link(id) => {
+            let l = store.xdp_link(id).map_err(|e| e.errno())?;
             put_u32(&mut out, link::TYPE, BPF_LINK_TYPE_XDP);
-            put_u32(&mut out, link::ID, prog);
-            put_u32(&mut out, link::PROG_ID, prog);
-            put_u32(&mut out, link::XDP_IFINDEX, ifindex);
+            put_u32(&mut out, link::ID, id);
+            put_u32(&mut out, link::PROG_ID, l.prog_id);
+            put_u32(&mut out, link::XDP_IFINDEX, l.ifindex);
         }
         Obj::Freplace(id) => {
             let r = store
@@ -199,8 +200,15 @@ pub fn fdinfo(obj: Obj) -> Result<String, Errno> {
         Obj::LocalProg(t) => s += &format!("prog_type:\t{t}\nprog_jited:\t0\n"),
         Obj::Btf(id) => s += &format!("btf_id:\t{id}\n"),
         Obj::LocalBtf => {}
-        Obj::Link(prog, _) => {
-            s += &format!("link_type:\txdp\nlink_id:\t{prog}\nprog_tag:\t\nprog_id:\t{prog}\n")
+        Obj::Link(id) => {
+            // bpf_link_show_fdinfo, then bpf_xdp_link_show_fdinfo.
+            let l = store.xdp_link(id).map_err(|e| e.errno())?;
+            let (p, _) = crate::checked::program(store, l.prog_id)?;
+            let tag: String = p.tag.iter().map(|b| format!("{b:02x}")).collect();
+            s += &format!(
+                "link_type:\txdp\nlink_id:\t{id}\nprog_tag:\t{tag}\nprog_id:\t{}\nifindex:\t{}\n",
+                l.prog_id, l.ifindex
+            )
         }
         Obj::Freplace(id) => {
             if let Some(r) = store.replacements().into_iter().find(|r| r.link_id == id) {

@@ -1331,3 +1331,229 @@ pub unsafe extern "C" fn nftw64(
     // SAFETY: same contract (stat and stat64 are one layout on 64-bit).
     unsafe { nftw(path, f, nopenfd, flags) }
 }
+
+// NETLINK_ROUTE sockets: XDP attachment by netlink (`netlink.rs`). Only
+// sockets `socket(2)` made as AF_NETLINK/NETLINK_ROUTE are looked at.
+
+/// # Safety
+/// As libc's `socket`.
+#[no_mangle]
+pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
+    let fd = next!(
+        "socket",
+        unsafe extern "C" fn(c_int, c_int, c_int) -> c_int,
+        -1,
+        (domain, ty, proto)
+    );
+    if fd >= 0 && domain == libc::AF_NETLINK && proto == libc::NETLINK_ROUTE && active() {
+        crate::netlink::mark(fd);
+    }
+    fd
+}
+
+/// Whether a call on `fd` may be the shim's: a NETLINK_ROUTE socket, shim active.
+fn rtnl(fd: c_int) -> bool {
+    active() && crate::netlink::is_rtnl(fd)
+}
+
+/// A request sent on a NETLINK_ROUTE socket: Some(result) if the shim answered it.
+fn rtnl_send(fd: c_int, read: impl FnOnce() -> Result<Vec<u8>, i32>) -> Option<isize> {
+    let mut handled = None;
+    let r = guard("netlink send", || match read() {
+        Ok(d) => match crate::netlink::send(fd, &d) {
+            Some(n) => {
+                handled = Some(());
+                Ok(n as i64)
+            }
+            None => Ok(0),
+        },
+        // An unreadable buffer: the kernel's EFAULT.
+        Err(e) => {
+            handled = Some(());
+            Err(e)
+        }
+    });
+    handled.map(|_| r as isize)
+}
+
+/// # Safety
+/// As libc's `sendto`.
+#[no_mangle]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    flags: c_int,
+    addr: *const libc::sockaddr,
+    addrlen: libc::socklen_t,
+) -> isize {
+    if rtnl(fd) {
+        if let Some(r) = rtnl_send(fd, || crate::user::read(buf as u64, len.min(1 << 20))) {
+            return r;
+        }
+    }
+    next!(
+        "sendto",
+        unsafe extern "C" fn(
+            c_int,
+            *const c_void,
+            usize,
+            c_int,
+            *const libc::sockaddr,
+            libc::socklen_t,
+        ) -> isize,
+        -1,
+        (fd, buf, len, flags, addr, addrlen)
+    )
+}
+
+/// # Safety
+/// As libc's `send`.
+#[no_mangle]
+pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
+    if rtnl(fd) {
+        if let Some(r) = rtnl_send(fd, || crate::user::read(buf as u64, len.min(1 << 20))) {
+            return r;
+        }
+    }
+    next!(
+        "send",
+        unsafe extern "C" fn(c_int, *const c_void, usize, c_int) -> isize,
+        -1,
+        (fd, buf, len, flags)
+    )
+}
+
+/// The bytes a `struct msghdr`'s iovecs hold.
+fn msg_bytes(msg: u64) -> Result<Vec<u8>, i32> {
+    let h = crate::user::read(msg, 56)?;
+    let (iov, n) = (
+        crate::user::u64_at(&h, 16),
+        crate::user::u64_at(&h, 24) as usize,
+    );
+    if n > 1024 {
+        return Err(libc::EMSGSIZE);
+    }
+    let v = crate::user::read(iov, n * 16)?;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let (base, len) = (
+            crate::user::u64_at(&v, i * 16),
+            crate::user::u64_at(&v, i * 16 + 8) as usize,
+        );
+        if out.len() + len > 1 << 20 {
+            return Err(libc::EMSGSIZE);
+        }
+        out.extend_from_slice(&crate::user::read(base, len)?);
+    }
+    Ok(out)
+}
+
+/// # Safety
+/// As libc's `sendmsg`.
+#[no_mangle]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
+    if rtnl(fd) {
+        if let Some(r) = rtnl_send(fd, || msg_bytes(msg as u64)) {
+            return r;
+        }
+    }
+    next!(
+        "sendmsg",
+        unsafe extern "C" fn(c_int, *const libc::msghdr, c_int) -> isize,
+        -1,
+        (fd, msg, flags)
+    )
+}
+
+/// A receive on a NETLINK_ROUTE socket: Some(result) if the shim answers it.
+fn rtnl_recv(fd: c_int, dest: crate::netlink::Dest, flags: c_int) -> Option<isize> {
+    let mut handled = false;
+    let r = guard("netlink recv", || {
+        match crate::netlink::recv(fd, dest, flags) {
+            Some(r) => {
+                handled = true;
+                r.map(|n| n as i64)
+            }
+            None => Ok(0),
+        }
+    });
+    handled.then_some(r as isize)
+}
+
+/// # Safety
+/// As libc's `recvmsg`.
+#[no_mangle]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
+    if rtnl(fd) {
+        if let Some(r) = rtnl_recv(fd, crate::netlink::Dest::Msg(msg as u64), flags) {
+            return r;
+        }
+    }
+    next!(
+        "recvmsg",
+        unsafe extern "C" fn(c_int, *mut libc::msghdr, c_int) -> isize,
+        -1,
+        (fd, msg, flags)
+    )
+}
+
+/// # Safety
+/// As libc's `recvfrom`.
+#[no_mangle]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    flags: c_int,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut libc::socklen_t,
+) -> isize {
+    if rtnl(fd) {
+        let dest = crate::netlink::Dest::Buf {
+            buf: buf as u64,
+            len,
+            addr: addr as u64,
+            addrlen: addrlen as u64,
+        };
+        if let Some(r) = rtnl_recv(fd, dest, flags) {
+            return r;
+        }
+    }
+    next!(
+        "recvfrom",
+        unsafe extern "C" fn(
+            c_int,
+            *mut c_void,
+            usize,
+            c_int,
+            *mut libc::sockaddr,
+            *mut libc::socklen_t,
+        ) -> isize,
+        -1,
+        (fd, buf, len, flags, addr, addrlen)
+    )
+}
+
+/// # Safety
+/// As libc's `recv`.
+#[no_mangle]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
+    if rtnl(fd) {
+        let dest = crate::netlink::Dest::Buf {
+            buf: buf as u64,
+            len,
+            addr: 0,
+            addrlen: 0,
+        };
+        if let Some(r) = rtnl_recv(fd, dest, flags) {
+            return r;
+        }
+    }
+    next!(
+        "recv",
+        unsafe extern "C" fn(c_int, *mut c_void, usize, c_int) -> isize,
+        -1,
+        (fd, buf, len, flags)
+    )
+}

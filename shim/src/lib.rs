@@ -36,6 +36,7 @@ pub mod gc;
 pub mod info;
 pub mod interpose;
 pub mod mapbtf;
+pub mod netlink;
 pub mod progload;
 pub mod real;
 pub mod state;

@@ -17,8 +17,17 @@ pub enum Node {
     Dir,
     Map(u32),
     Prog(u32),
-    /// A replacement link, by link id.
     Link(u32),
+}
+
+/// The node a pin makes.
+fn pin_node(w: Pinned) -> Node {
+    match w {
+        Pinned::Map(id) => Node::Map(id),
+        Pinned::Prog(id) => Node::Prog(id),
+        Pinned::Link(id) => Node::Link(id),
+        Pinned::Dir => Node::Dir,
+    }
 }
 
 /// The normalised absolute form of `path` if it lies on the virtual bpffs.
@@ -52,12 +61,7 @@ pub fn node(store: &maps::Store, path: &str) -> Option<Node> {
     let mut implicit = false;
     for (p, w) in store.pins() {
         if p == path {
-            return Some(match w {
-                Pinned::Map(id) => Node::Map(id),
-                Pinned::Prog(id) => Node::Prog(id),
-                Pinned::Dir => Node::Dir,
-                Pinned::Link(id) => Node::Link(id),
-            });
+            return Some(pin_node(w));
         }
         implicit |= p.starts_with(&prefix);
     }
@@ -233,15 +237,7 @@ pub fn entries(store: &maps::Store, dir: &str) -> Vec<(String, Node)> {
         };
         let (name, kind) = match rest.split_once('/') {
             Some((first, _)) => (first, Node::Dir),
-            None => (
-                rest,
-                match w {
-                    Pinned::Map(id) => Node::Map(id),
-                    Pinned::Prog(id) => Node::Prog(id),
-                    Pinned::Dir => Node::Dir,
-                    Pinned::Link(id) => Node::Link(id),
-                },
-            ),
+            None => (rest, pin_node(w)),
         };
         if name.is_empty() {
             continue;

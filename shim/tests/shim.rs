@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+#[path = "shim/attach.rs"]
+mod attach;
 #[path = "shim/bpftool.rs"]
 mod bpftool;
 #[path = "shim/calls.rs"]

@@ -1,6 +1,8 @@
 //! `xdp-runner attach`: a program on every frame arriving on a live interface, on N
 //! workers, until SIGINT/SIGTERM or `--duration`; then the counters, as `replay`
-//! prints them.
+//! prints them. `attach --follow --store NAME`: a daemon running every XDP
+//! attachment of the store (made under the shim by libbpf, bpftool or `ip link`)
+//! on its interface, starting and stopping as attachments come and go.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,10 +18,17 @@ use super::run::Engine;
 #[derive(Args, Debug)]
 pub struct AttachArgs {
     /// The clang-compiled object file (.o).
-    pub object: PathBuf,
+    #[arg(required_unless_present = "follow")]
+    pub object: Option<PathBuf>,
     /// The interface whose incoming frames the program runs on.
-    #[arg(long, value_name = "IFACE")]
-    pub iface: String,
+    #[arg(long, value_name = "IFACE", required_unless_present = "follow")]
+    pub iface: Option<String>,
+    /// Run the --store's XDP attachments instead (those made under the shim by
+    /// BPF_LINK_CREATE or netlink), each on its interface in this network
+    /// namespace, starting and stopping them as they come and go, until SIGINT or
+    /// SIGTERM. One line per start, stop and failure (JSON with --json).
+    #[arg(long, requires = "store", conflicts_with_all = ["object", "iface", "prog", "sets", "pin_maps", "duration"])]
+    pub follow: bool,
     /// afpacket: a copy of every frame through TPACKET_V3 rings (CAP_NET_RAW; the
     /// host's stack still receives every frame, so XDP_DROP cannot hide one from it).
     /// afxdp: the frames themselves, through AF_XDP sockets fed by a small kernel
@@ -80,6 +89,12 @@ pub fn run(args: AttachArgs) -> Result<()> {
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
+    if args.follow {
+        return follow(&args);
+    }
+    let (Some(object_path), Some(iface)) = (args.object.clone(), args.iface.clone()) else {
+        bail!("an object and --iface are needed without --follow");
+    };
     let duration = match args.duration {
         Some(s) if !(s.is_finite() && s > 0.0) => {
             bail!("--duration must be a positive number of seconds, not {s}")
@@ -87,7 +102,7 @@ pub fn run(args: AttachArgs) -> Result<()> {
         Some(s) => Some(Duration::from_secs_f64(s)),
         None => None,
     };
-    let ifindex = dataplane::afpacket::ifindex(&args.iface)?;
+    let ifindex = dataplane::afpacket::ifindex(&iface)?;
     let access = super::map::store_access(args.store_trust.as_deref(), args.store_group)?;
     // Each worker owns a per-CPU slot: a private store gets as many as needed.
     let default_cpus = maps::StoreOptions::default();
@@ -108,13 +123,13 @@ pub fn run(args: AttachArgs) -> Result<()> {
             .context("cannot create the map store")?
         }
     };
-    let object = args.load.load(&args.object, true)?;
+    let object = args.load.load(&object_path, true)?;
     let load_opts = runtime::LoadOptions {
         pin_maps: args.pin_maps.clone(),
         ..Default::default()
     };
     let loaded = LoadedObject::load_with(&object, &store, &load_opts)
-        .with_context(|| format!("cannot load {}", args.object.display()))?;
+        .with_context(|| format!("cannot load {}", object_path.display()))?;
     let prog = loaded.program_index(args.prog.as_deref())?;
     for set in &args.sets {
         super::run::apply_set(&loaded, set)?;
@@ -158,8 +173,8 @@ pub fn run(args: AttachArgs) -> Result<()> {
     opts.stop = Some(&stop.flag);
     opts.duration = duration;
     opts.ready = Some(&ready);
-    let done = dataplane::attach(&dp, &opts)
-        .with_context(|| format!("cannot attach to {}", args.iface))?;
+    let done =
+        dataplane::attach(&dp, &opts).with_context(|| format!("cannot attach to {iface}"))?;
     let total = done.summary.total();
     let live = done.live_total();
     let secs = done.summary.elapsed.as_secs_f64();
@@ -182,7 +197,7 @@ pub fn run(args: AttachArgs) -> Result<()> {
         doc.insert("pps".into(), json!(done.summary.pps()));
         doc.insert("workers".into(), json!(args.workers));
         doc.insert("seconds".into(), json!(secs));
-        doc.insert("iface".into(), json!(args.iface));
+        doc.insert("iface".into(), json!(iface));
         doc.insert(
             "mode".into(),
             json!(match mode {
@@ -222,7 +237,7 @@ pub fn run(args: AttachArgs) -> Result<()> {
         println!(
             "{} packets in {secs:.3} s on {} ({} worker{}): {:.0} pps, {:.1} ns per packet",
             total.get(Counter::Packets),
-            args.iface,
+            iface,
             args.workers,
             if args.workers == 1 { "" } else { "s" },
             done.summary.pps(),
@@ -255,7 +270,7 @@ pub fn run(args: AttachArgs) -> Result<()> {
         if let Some(tap) = &done.tap {
             println!(
                 "host frames from {tap} sent out of {}: {} ({} refused)",
-                args.iface, done.host_sent, done.host_failed
+                iface, done.host_sent, done.host_failed
             );
         }
         if done.summary.per_worker.len() > 1 {
@@ -275,5 +290,128 @@ pub fn run(args: AttachArgs) -> Result<()> {
             eprintln!("stopped by {}", stop.signal().name);
         }
     }
+    Ok(())
+}
+
+/// `attach --follow`: the store's attachments, until SIGINT or SIGTERM.
+fn follow(args: &AttachArgs) -> Result<()> {
+    let Some(name) = &args.store else {
+        bail!("--follow needs --store");
+    };
+    let access = super::map::store_access(args.store_trust.as_deref(), args.store_group)?;
+    let store = maps::Store::open_with(name, &access)
+        .with_context(|| format!("cannot open the store {name:?}"))?;
+    let stop = super::Interruption::install()?;
+    let json = args.json;
+    let mode_name = match args.mode {
+        AttachMode::Afpacket => "afpacket",
+        AttachMode::Afxdp => "afxdp",
+    };
+    let say = |e: &dataplane::FollowEvent<'_>| {
+        use dataplane::FollowEvent as E;
+        let line = match (e, json) {
+            (
+                E::Started {
+                    ifindex,
+                    prog_id,
+                    link_id,
+                    name,
+                },
+                true,
+            ) => json!({"event": "started", "ifindex": ifindex, "iface": dataplane::afpacket::ifname(*ifindex),
+                "prog_id": prog_id, "link_id": link_id, "name": name, "mode": mode_name})
+            .to_string(),
+            (
+                E::Started {
+                    ifindex,
+                    prog_id,
+                    link_id,
+                    name,
+                },
+                false,
+            ) => format!(
+                "started {name} (program {prog_id}{}) on {} ({mode_name})",
+                if *link_id != 0 {
+                    format!(", link {link_id}")
+                } else {
+                    String::new()
+                },
+                dataplane::afpacket::ifname(*ifindex)
+            ),
+            (
+                E::Stopped {
+                    ifindex,
+                    prog_id,
+                    summary,
+                },
+                _,
+            ) => {
+                let t = summary.summary.total();
+                if json {
+                    let mut doc = JsonMap::new();
+                    doc.insert("event".into(), json!("stopped"));
+                    doc.insert("ifindex".into(), json!(ifindex));
+                    doc.insert("prog_id".into(), json!(prog_id));
+                    for c in [
+                        Counter::Packets,
+                        Counter::Pass,
+                        Counter::Tx,
+                        Counter::Drop,
+                        Counter::Aborted,
+                        Counter::Redirect,
+                        Counter::Errors,
+                    ] {
+                        doc.insert(c.name().into(), json!(t.get(c)));
+                    }
+                    Value::Object(doc).to_string()
+                } else {
+                    format!(
+                        "stopped program {prog_id} on {}: {} packets, pass {}, tx {}, drop {}, aborted {}, redirect {}",
+                        dataplane::afpacket::ifname(*ifindex),
+                        t.get(Counter::Packets),
+                        t.get(Counter::Pass),
+                        t.get(Counter::Tx),
+                        t.get(Counter::Drop),
+                        t.get(Counter::Aborted),
+                        t.get(Counter::Redirect)
+                    )
+                }
+            }
+            (
+                E::Failed {
+                    ifindex,
+                    prog_id,
+                    error,
+                },
+                true,
+            ) => json!({"event": "failed", "ifindex": ifindex, "prog_id": prog_id, "error": error.to_string()})
+            .to_string(),
+            (
+                E::Failed {
+                    ifindex,
+                    prog_id,
+                    error,
+                },
+                false,
+            ) => format!(
+                "cannot run program {prog_id} on {}: {error}",
+                dataplane::afpacket::ifname(*ifindex)
+            ),
+        };
+        println!("{line}");
+    };
+    let mut opts = dataplane::FollowOptions::new(match args.mode {
+        AttachMode::Afpacket => Mode::AfPacket,
+        AttachMode::Afxdp => Mode::AfXdp,
+    });
+    opts.config = dataplane::Config {
+        engine: args.engine,
+        workers: args.workers,
+        max_steps: args.max_steps,
+    };
+    opts.stop = Some(&stop.flag);
+    opts.event = Some(&say);
+    eprintln!("following the XDP attachments of store {name}; SIGINT or SIGTERM stops");
+    dataplane::follow(&store, &opts).context("following the store's attachments")?;
     Ok(())
 }

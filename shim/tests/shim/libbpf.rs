@@ -342,7 +342,7 @@ fn loader_runs_unprivileged_under_the_shim() {
 
 /// `xdp-runner` of this build (target/<profile>/xdp-runner); built with cargo
 /// when missing.
-fn xdp_runner() -> PathBuf {
+pub(super) fn xdp_runner() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
