@@ -6,7 +6,7 @@
 //! w0     state u32 (FREE/CREATING/LIVE) | kind u32 (1 program, 2 pin, 3 BTF, 4 XDP
 //!        attachment: its words in `xdp.rs`, 5 replacement link, 6 program BTF info)
 //! w1     id u32 (program or BTF id)      | target_kind u32 (pin: 1 map, 2 program, 3 dir,
-//!        4 link: XDP or replacement, one id space)
+//!        4 link: XDP or replacement, one id space; 5 symbolic link: its target in w32-63)
 //! w2     target_id u32 (pin)             | prog_type u32
 //! w3     insn_cnt u32                    | nr_map_ids u32
 //! w4     tag (8 bytes, as the kernel's prog tag)
@@ -124,6 +124,9 @@ pub enum Pinned {
     Dir,
     /// A link (an XDP link or a replacement link), by id.
     Link(u32),
+    /// A symbolic link (made by symlink on the virtual bpffs); its target is
+    /// [`Store::symlink_target`].
+    Symlink,
 }
 
 /// A program to record in the store (`BPF_PROG_LOAD`'s metadata).
@@ -576,7 +579,41 @@ impl Store {
                     return Err(ObjectError::NoSuchLink { id });
                 }
             }
+            Pinned::Symlink => {
+                return Err(ObjectError::Invalid {
+                    what: "a symbolic link is made by pin_symlink".into(),
+                })
+            }
         }
+        self.add_pin(path, what, "")
+    }
+
+    /// symlink(2) on the virtual bpffs: `path` names `target` (at most 255
+    /// bytes). EEXIST if the path is taken.
+    pub fn pin_symlink(&self, path: &str, target: &str) -> Result<(), ObjectError> {
+        Store::check_path(path)?;
+        if target.is_empty() || target.len() > 255 || target.contains('\0') {
+            return Err(ObjectError::InvalidPath {
+                path: target.to_owned(),
+            });
+        }
+        self.add_pin(path, Pinned::Symlink, target)
+    }
+
+    /// The target of the symbolic link at `path`.
+    pub fn symlink_target(&self, path: &str) -> Result<String, ObjectError> {
+        let e = self
+            .live_objects()
+            .find(|e| e.hi(0) == KIND_PIN && e.hi(1) == 5 && e.bytes(7, 15) == path.as_bytes())
+            .ok_or_else(|| ObjectError::NoSuchPin {
+                path: path.to_owned(),
+            })?;
+        String::from_utf8(e.bytes(32, 32)).map_err(|_| ObjectError::Corrupt {
+            what: format!("symbolic link {path:?}: target not UTF-8"),
+        })
+    }
+
+    fn add_pin(&self, path: &str, what: Pinned, target: &str) -> Result<(), ObjectError> {
         self.add_object(|e, _| {
             if self
                 .live_objects()
@@ -591,11 +628,13 @@ impl Store {
                 Pinned::Prog(id) => (2, id),
                 Pinned::Dir => (3, 0),
                 Pinned::Link(id) => (4, id),
+                Pinned::Symlink => (5, 0),
             };
             e.set(0, ENTRY_CREATING, KIND_PIN);
             e.set(1, 0, tk);
             e.set(2, tid, 0);
             e.set_bytes(7, 15, path.as_bytes());
+            e.set_bytes(32, 32, target.as_bytes());
             Ok(())
         })
     }
@@ -632,6 +671,7 @@ impl Store {
                     2 => Pinned::Prog(e.lo(2)),
                     3 => Pinned::Dir,
                     4 => Pinned::Link(e.lo(2)),
+                    5 => Pinned::Symlink,
                     _ => return None,
                 };
                 Some((p, w))
@@ -647,9 +687,11 @@ impl Store {
             Pinned::Map(id) => self
                 .map_by_id(id)
                 .map_err(|_| ObjectError::NoSuchMap { id }),
-            Pinned::Prog(_) | Pinned::Dir | Pinned::Link(_) => Err(ObjectError::WrongKind {
-                path: path.to_owned(),
-            }),
+            Pinned::Prog(_) | Pinned::Dir | Pinned::Link(_) | Pinned::Symlink => {
+                Err(ObjectError::WrongKind {
+                    path: path.to_owned(),
+                })
+            }
         }
     }
 }
@@ -1033,6 +1075,19 @@ mod tests {
             s.map_by_pin("/sys/fs/bpf/d"),
             Err(ObjectError::WrongKind { .. })
         ));
+        s.pin_symlink("/sys/fs/bpf/xdp", "/sys/fs/bpf/tc/")
+            .expect("symlink");
+        assert_eq!(s.pinned("/sys/fs/bpf/xdp").expect("link"), Pinned::Symlink);
+        assert_eq!(
+            s.symlink_target("/sys/fs/bpf/xdp").expect("target"),
+            "/sys/fs/bpf/tc/"
+        );
+        assert!(s.symlink_target("/sys/fs/bpf/d").is_err());
+        assert!(matches!(
+            s.pin_symlink("/sys/fs/bpf/xdp", "x"),
+            Err(ObjectError::Exists { .. })
+        ));
+        assert!(s.pin("/sys/fs/bpf/y", Pinned::Symlink).is_err());
         s.remove_program(b).expect("remove");
         assert_eq!(s.programs().len(), 1);
         assert!(Store::check_path(&"x".repeat(120)).is_err());

@@ -442,6 +442,7 @@ fn obj_pin(a: &[u8]) -> Result<i64, Errno> {
         return Err(libc::EPERM);
     };
     let store = state::store()?;
+    let path = crate::vfs::resolve(store, &path, false).ok_or(libc::ENOENT)?;
     let fd = u32_at(a, obj::BPF_FD) as c_int;
     let what = match fds::lookup(fd) {
         Some(Obj::Map(id)) => maps::Pinned::Map(id),
@@ -473,6 +474,7 @@ fn obj_get(a: &[u8]) -> Result<i64, Errno> {
         // One id space for links: an XDP link, else a replacement link.
         Some(crate::vfs::Node::Link(id)) if state::store()?.xdp_link(id).is_ok() => Obj::Link(id),
         Some(crate::vfs::Node::Link(id)) => Obj::Freplace(id),
+        Some(crate::vfs::Node::Symlink) => return Err(libc::ELOOP),
         Some(crate::vfs::Node::Dir) => return Err(libc::EPERM),
         None => return Err(libc::ENOENT),
     };

@@ -250,8 +250,7 @@ pub unsafe extern "C" fn readlink(path: *const c_char, buf: *mut c_char, size: u
         }) as isize;
     }
     if let Some(p) = virtual_arg(path) {
-        // Nothing on the virtual bpffs is a symlink.
-        return guard("readlink", || node_of(&p).and(Err(libc::EINVAL))) as isize;
+        return guard("readlink", || virtual_readlink(&p, buf, size)) as isize;
     }
     // SAFETY: forwarded unchanged.
     unsafe { real::readlink(path, buf, size) }
@@ -397,8 +396,8 @@ path_fn!(access, "access", (_mode: c_int), |p| {
 });
 path_fn!(stat, "stat", (buf: *mut libc::stat), |p| virtual_stat(&p, buf));
 path_fn!(stat64, "stat64", (buf: *mut libc::stat), |p| virtual_stat(&p, buf));
-path_fn!(lstat, "lstat", (buf: *mut libc::stat), |p| virtual_stat(&p, buf));
-path_fn!(lstat64, "lstat64", (buf: *mut libc::stat), |p| virtual_stat(&p, buf));
+path_fn!(lstat, "lstat", (buf: *mut libc::stat), |p| virtual_lstat(&p, buf));
+path_fn!(lstat64, "lstat64", (buf: *mut libc::stat), |p| virtual_lstat(&p, buf));
 
 /// faccessat of a virtual path (from the cwd, a virtual directory's
 /// descriptor or a real one of an ancestor).
@@ -441,10 +440,43 @@ fn virtual_statfs(p: &str, buf: *mut libc::statfs) -> Result<i64, i32> {
 
 /// stat of a virtual path: a directory or a pin file.
 fn virtual_stat(p: &str, buf: *mut libc::stat) -> Result<i64, i32> {
+    virtual_stat_at(p, buf, 0)
+}
+
+/// lstat of a virtual path: a symbolic link is itself.
+fn virtual_lstat(p: &str, buf: *mut libc::stat) -> Result<i64, i32> {
+    virtual_stat_at(p, buf, libc::AT_SYMLINK_NOFOLLOW)
+}
+
+/// The node `p` names, its last symbolic link followed unless `flags` has
+/// AT_SYMLINK_NOFOLLOW; and the path its attributes are those of.
+fn node_at(store: &maps::Store, p: &str, flags: c_int) -> Result<(vfs::Node, String), i32> {
+    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+    let r = vfs::resolve(store, p, follow).ok_or(libc::ENOENT)?;
+    let n = if follow {
+        vfs::node(store, &r)
+    } else {
+        vfs::node_nofollow(store, &r)
+    };
+    Ok((n.ok_or(libc::ENOENT)?, r))
+}
+
+fn virtual_stat_at(p: &str, buf: *mut libc::stat, flags: c_int) -> Result<i64, i32> {
     let store = state::store()?;
-    let n = vfs::node(store, p).ok_or(libc::ENOENT)?;
-    crate::user::write(buf as u64, struct_bytes(&vfs::stat_buf(store, p, n)))?;
+    let (n, r) = node_at(store, p, flags)?;
+    crate::user::write(buf as u64, struct_bytes(&vfs::stat_buf(store, &r, n)))?;
     Ok(0)
+}
+
+/// readlink of a virtual path: a symbolic link's target (EINVAL for others).
+fn virtual_readlink(p: &str, buf: *mut c_char, size: usize) -> Result<i64, i32> {
+    if size == 0 || size > isize::MAX as usize {
+        return Err(libc::EINVAL);
+    }
+    let t = vfs::readlink(state::store()?, p)?;
+    let n = t.len().min(size);
+    crate::user::write(buf as u64, &t.as_bytes()[..n])?;
+    Ok(n as i64)
 }
 
 /// The bytes of a plain-data libc struct.
@@ -522,10 +554,10 @@ fn node_of(p: &str) -> Result<vfs::Node, i32> {
     vfs::node(state::store()?, p).ok_or(libc::ENOENT)
 }
 
-fn virtual_statx(p: &str, buf: *mut libc::statx) -> Result<i64, i32> {
+fn virtual_statx(p: &str, buf: *mut libc::statx, flags: c_int) -> Result<i64, i32> {
     let store = state::store()?;
-    let n = vfs::node(store, p).ok_or(libc::ENOENT)?;
-    crate::user::write(buf as u64, struct_bytes(&vfs::statx_buf(store, p, n)))?;
+    let (n, r) = node_at(store, p, flags)?;
+    crate::user::write(buf as u64, struct_bytes(&vfs::statx_buf(store, &r, n)))?;
     Ok(0)
 }
 
@@ -540,7 +572,7 @@ pub unsafe extern "C" fn statx(
     buf: *mut libc::statx,
 ) -> c_int {
     if let Some(p) = at_arg(dirfd, path, flags) {
-        return guard("statx", || virtual_statx(&p, buf)) as c_int;
+        return guard("statx", || virtual_statx(&p, buf, flags)) as c_int;
     }
     next!(
         "statx",
@@ -560,7 +592,7 @@ pub unsafe extern "C" fn fstatat(
     flags: c_int,
 ) -> c_int {
     if let Some(p) = at_arg(dirfd, path, flags) {
-        return guard("fstatat", || virtual_stat(&p, buf)) as c_int;
+        return guard("fstatat", || virtual_stat_at(&p, buf, flags)) as c_int;
     }
     next!(
         "fstatat",
@@ -711,10 +743,10 @@ fn vdir_open(p: &str, fd: c_int) -> Result<*mut libc::DIR, i32> {
         (b"..".to_vec(), libc::DT_DIR, vfs::inode(parent)),
     ];
     for (name, n) in vfs::entries(store, p) {
-        let t = if n == vfs::Node::Dir {
-            libc::DT_DIR
-        } else {
-            libc::DT_REG
+        let t = match n {
+            vfs::Node::Dir => libc::DT_DIR,
+            vfs::Node::Symlink => libc::DT_LNK,
+            _ => libc::DT_REG,
         };
         let ino = vfs::inode(&format!("{p}/{name}"));
         entries.push((name.into_bytes(), t, ino));
@@ -982,8 +1014,8 @@ pub unsafe extern "C" fn mkdirat(dirfd: c_int, path: *const c_char, mode: libc::
     )
 }
 
-/// Symlinks and hard links on the virtual bpffs: the store holds no link
-/// pins, so they are refused (EPERM) rather than made in the host's bpffs.
+/// Hard links on the virtual bpffs: the store holds none, so they are
+/// refused (EPERM) rather than made in the host's bpffs.
 fn no_links(p: &str) -> Result<i64, i32> {
     let store = state::store()?;
     if vfs::node(store, p).is_some() {
@@ -1002,7 +1034,14 @@ pub unsafe extern "C" fn symlinkat(
     path: *const c_char,
 ) -> c_int {
     if let Some(p) = at_arg(dirfd, path, 0) {
-        return guard("symlinkat", || no_links(&p)) as c_int;
+        return guard("symlinkat", || {
+            let t = crate::user::read_cstr(target as u64, PATH_MAX)?;
+            if t.is_empty() {
+                return Err(libc::ENOENT);
+            }
+            vfs::symlink(state::store()?, &p, &t)?;
+            Ok(0)
+        }) as c_int;
     }
     next!(
         "symlinkat",
@@ -1066,8 +1105,7 @@ pub unsafe extern "C" fn readlinkat(
     size: usize,
 ) -> isize {
     if let Some(p) = at_arg(dirfd, path, 0) {
-        // Nothing on the virtual bpffs is a symlink.
-        return guard("readlinkat", || node_of(&p).and(Err(libc::EINVAL))) as isize;
+        return guard("readlinkat", || virtual_readlink(&p, buf, size)) as isize;
     }
     next!(
         "readlinkat",

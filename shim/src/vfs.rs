@@ -18,6 +18,8 @@ pub enum Node {
     Map(u32),
     Prog(u32),
     Link(u32),
+    /// A symbolic link (seen only without following it: lstat, readlink, unlink).
+    Symlink,
 }
 
 /// The node a pin makes.
@@ -27,6 +29,87 @@ fn pin_node(w: Pinned) -> Node {
         Pinned::Prog(id) => Node::Prog(id),
         Pinned::Link(id) => Node::Link(id),
         Pinned::Dir => Node::Dir,
+        Pinned::Symlink => Node::Symlink,
+    }
+}
+
+/// Most symbolic links one lookup follows (the kernel's MAXSYMLINKS).
+const MAX_SYMLINKS: usize = 40;
+
+/// `path` (normalised, virtual) with the symbolic links of its directories
+/// resolved, and of its last component when `follow`, as path lookup does. A
+/// target off the virtual bpffs, or too many links, gives None (ENOENT, ELOOP
+/// for the kernel; nothing here reaches the host's files).
+pub fn resolve(store: &maps::Store, path: &str, follow: bool) -> Option<String> {
+    let links: Vec<String> = store
+        .pins()
+        .into_iter()
+        .filter(|(_, w)| *w == Pinned::Symlink)
+        .map(|(p, _)| p)
+        .collect();
+    if links.is_empty() {
+        return Some(path.to_string());
+    }
+    let mut cur = path.to_string();
+    for _ in 0..MAX_SYMLINKS {
+        let parts: Vec<&str> = cur.split('/').filter(|c| !c.is_empty()).collect();
+        let mut prefix = String::new();
+        let mut hop = None;
+        for (i, c) in parts.iter().enumerate() {
+            prefix.push('/');
+            prefix.push_str(c);
+            if i + 1 == parts.len() && !follow {
+                break;
+            }
+            if links.contains(&prefix) {
+                let target = store.symlink_target(&prefix).ok()?;
+                hop = Some((
+                    target,
+                    parts[i + 1..].join("/"),
+                    parent(&prefix).to_string(),
+                ));
+                break;
+            }
+        }
+        let Some((target, rest, dir)) = hop else {
+            return Some(cur);
+        };
+        let base = if target.starts_with('/') {
+            target
+        } else {
+            format!("{dir}/{target}")
+        };
+        cur = virtual_path(&format!("{base}/{rest}"))?;
+    }
+    None
+}
+
+/// What `path` names without following a symbolic link in its last component.
+pub fn node_nofollow(store: &maps::Store, path: &str) -> Option<Node> {
+    let p = resolve(store, path, false)?;
+    match store.pinned(&p) {
+        Ok(Pinned::Symlink) => Some(Node::Symlink),
+        _ => node_at(store, &p),
+    }
+}
+
+/// symlink on the virtual bpffs: `path` names `target`.
+pub fn symlink(store: &maps::Store, path: &str, target: &str) -> Result<(), Errno> {
+    let path = resolve(store, path, false).ok_or(libc::ENOENT)?;
+    if node_nofollow(store, &path).is_some() {
+        return Err(libc::EEXIST);
+    }
+    check_parent(store, &path)?;
+    store.pin_symlink(&path, target).map_err(|e| e.errno())
+}
+
+/// readlink on the virtual bpffs.
+pub fn readlink(store: &maps::Store, path: &str) -> Result<String, Errno> {
+    let p = resolve(store, path, false).ok_or(libc::ENOENT)?;
+    match node_nofollow(store, &p) {
+        Some(Node::Symlink) => store.symlink_target(&p).map_err(|e| e.errno()),
+        Some(_) => Err(libc::EINVAL),
+        None => Err(libc::ENOENT),
     }
 }
 
@@ -52,8 +135,13 @@ pub fn virtual_path(path: &str) -> Option<String> {
     (norm == ROOT || norm.starts_with("/sys/fs/bpf/")).then_some(norm)
 }
 
-/// What `path` (normalised, virtual) is, if anything.
+/// What `path` (normalised, virtual) is, if anything, symbolic links followed.
 pub fn node(store: &maps::Store, path: &str) -> Option<Node> {
+    node_at(store, &resolve(store, path, true)?)
+}
+
+/// What the resolved `path` is.
+fn node_at(store: &maps::Store, path: &str) -> Option<Node> {
     if path == ROOT {
         return Some(Node::Dir);
     }
@@ -89,7 +177,8 @@ pub fn check_parent(store: &maps::Store, path: &str) -> Result<(), Errno> {
 
 /// mkdir on the virtual bpffs.
 pub fn mkdir(store: &maps::Store, path: &str) -> Result<(), Errno> {
-    if node(store, path).is_some() {
+    let path = &resolve(store, path, false).ok_or(libc::ENOENT)?;
+    if node_nofollow(store, path).is_some() {
         return Err(libc::EEXIST);
     }
     check_parent(store, path)?;
@@ -98,7 +187,8 @@ pub fn mkdir(store: &maps::Store, path: &str) -> Result<(), Errno> {
 
 /// unlink on the virtual bpffs: removes a pin (the object stays while used).
 pub fn unlink(store: &maps::Store, path: &str) -> Result<(), Errno> {
-    match node(store, path) {
+    let path = &resolve(store, path, false).ok_or(libc::ENOENT)?;
+    match node_nofollow(store, path) {
         None => Err(libc::ENOENT),
         Some(Node::Dir) => Err(libc::EISDIR),
         Some(_) => store.unpin(path).map_err(|e| e.errno()),
@@ -110,8 +200,9 @@ pub fn rmdir(store: &maps::Store, path: &str) -> Result<(), Errno> {
     if path == ROOT {
         return Err(libc::EBUSY);
     }
+    let path = &resolve(store, path, false).ok_or(libc::ENOENT)?;
     let prefix = format!("{path}/");
-    match node(store, path) {
+    match node_nofollow(store, path) {
         None => Err(libc::ENOENT),
         Some(Node::Dir) => {
             if store.pins().iter().any(|(p, _)| p.starts_with(&prefix)) {
@@ -165,6 +256,7 @@ pub fn attr(store: &maps::Store, path: &str, n: Node) -> Attr {
             };
             (libc::S_IFDIR | perm, 2 + subdirs)
         }
+        Node::Symlink => (libc::S_IFLNK | 0o777, 1),
         _ => (libc::S_IFREG | 0o600, 1),
     };
     Attr {
@@ -268,10 +360,12 @@ pub fn rename(store: &maps::Store, from: &str, to: &str, flags: u32) -> Result<(
     {
         return Err(libc::EINVAL);
     }
+    let from = &resolve(store, from, false).ok_or(libc::ENOENT)?;
+    let to = &resolve(store, to, false).ok_or(libc::ENOENT)?;
     if from == ROOT || to == ROOT {
         return Err(libc::EBUSY);
     }
-    let src = node(store, from).ok_or(libc::ENOENT)?;
+    let src = node_nofollow(store, from).ok_or(libc::ENOENT)?;
     check_parent(store, to)?;
     if flags & RENAME_EXCHANGE != 0 {
         // bpffs supports it (simple_rename_exchange); the store has no
@@ -285,7 +379,7 @@ pub fn rename(store: &maps::Store, from: &str, to: &str, flags: u32) -> Result<(
     if to.starts_with(&from_dir) {
         return Err(libc::EINVAL);
     }
-    if let Some(dst) = node(store, to) {
+    if let Some(dst) = node_nofollow(store, to) {
         if flags & RENAME_NOREPLACE != 0 {
             return Err(libc::EEXIST);
         }
@@ -315,7 +409,13 @@ pub fn rename(store: &maps::Store, from: &str, to: &str, flags: u32) -> Result<(
     let mut made: Vec<String> = Vec::new();
     for (p, w) in &moving {
         let np = format!("{to}{}", &p[from.len()..]);
-        if let Err(e) = store.pin(&np, *w) {
+        let made_one = match w {
+            Pinned::Symlink => store
+                .symlink_target(p)
+                .and_then(|t| store.pin_symlink(&np, &t)),
+            w => store.pin(&np, *w),
+        };
+        if let Err(e) = made_one {
             for m in &made {
                 let _ = store.unpin(m);
             }

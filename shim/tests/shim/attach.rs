@@ -462,3 +462,52 @@ fn bpftool_and_ip_show_a_netlink_attachment() {
         println!("SKIP: {T}: kernel comparison: the kernel did not load the program");
     }
 }
+
+#[test]
+fn ip_link_set_xdp_obj_answers_ping_through_the_daemon() {
+    const T: &str = "ip_link_set_xdp_obj_answers_ping_through_the_daemon";
+    if let Some(why) = unavailable() {
+        return println!("SKIP: {T}: {why}");
+    }
+    let obj = bpf_progs::object("xdp_icmp_echo");
+    let a = VethNs::new("ipset").expect("namespace");
+    let (to, b) = echo_setup(&a, 2);
+    assert_eq!(
+        ping(&b.0, &to, 1),
+        0,
+        "something answers without the program"
+    );
+    let store = TestStore::new("ipset");
+    let ip = |args: &[&str]| {
+        let mut argv = vec!["ip"];
+        argv.extend_from_slice(args);
+        let out = a.run(&argv, Some(&store));
+        assert!(
+            out.status.success(),
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let obj = obj.to_str().expect("utf-8");
+    ip(&[
+        "link",
+        "set",
+        "dev",
+        "va",
+        "xdpgeneric",
+        "obj",
+        obj,
+        "sec",
+        "xdp",
+    ]);
+    let daemon = follow_daemon(&a.0, &store);
+    let mut seen = Vec::new();
+    let started = daemon.wait_for("\"started\"", &mut seen);
+    assert!(started.contains("\"link_id\":0"), "{started}");
+    assert_eq!(ping(&b.0, &to, 3), 3, "the attached program answers");
+    ip(&["link", "set", "dev", "va", "xdpgeneric", "off"]);
+    let stopped = daemon.wait_for("\"stopped\"", &mut seen);
+    assert_eq!(field(&stopped, "tx"), 3, "{stopped}");
+    assert_eq!(ping(&b.0, &to, 1), 0, "nothing answers once detached");
+}

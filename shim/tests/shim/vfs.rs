@@ -248,8 +248,8 @@ fn coreutils_see_the_virtual_bpffs_as_the_kernels() {
 }
 
 /// As root (xdp-tools and iproute2 run so), under the shim: directories made
-/// by absolute path and by `mkdirat` from a descriptor of /sys/fs land in the
-/// store, symlinks and files are refused; `mkdir -p` (which walks with
+/// by absolute path and by `mkdirat` from a descriptor of /sys/fs, and
+/// symlinks, land in the store, files are refused; `mkdir -p` (which walks with
 /// chdir/fchdir, which the shim cannot fake) fails; the host's bpffs gains
 /// nothing.
 #[test]
@@ -308,10 +308,101 @@ fn root_under_the_shim_leaves_the_host_bpffs_alone() {
         let _ = std::fs::remove_file(format!("/sys/fs/bpf/{tag}-{n}"));
     }
     assert_eq!(before, after, "the shim changed the host's /sys/fs/bpf");
-    // Links: EPERM (the store holds none); files: EACCES, as bpffs.
-    assert_eq!(out, "True\n1\n1\n13\n13\n");
+    // Symbolic links are made (in the store); files: EACCES, as bpffs.
+    assert_eq!(out, "True\nmade\nmade\n13\n13\n");
     assert!(!mkdir_p.status.success(), "mkdir -p: {mkdir_p:?}");
-    for n in ["a", "b", "c"] {
+    for n in ["a", "b", "c", "l", "m"] {
         assert!(listed.contains(&format!("{tag}-{n}\n")), "{listed}");
     }
+}
+
+/// iproute2 (`ip link set dev lo xdpgeneric obj X.o sec xdp`, uid 65534 under
+/// the shim) makes its tree (`tc/globals`, symlinks `ip` and `xdp`) in the
+/// store, attaches in the store (`ip link show` says so), detaches, and the
+/// host's /sys/fs/bpf gains nothing.
+#[test]
+fn iproute2_keeps_its_tree_in_the_store() {
+    if let Some(why) = unprivileged_unavailable() {
+        println!("SKIP: {why}");
+        return;
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        println!("SKIP: ip not found");
+        return;
+    }
+    let store = TestStore::new("iproute2");
+    let names: Vec<String> = ["ip", "tc", "xdp"].iter().map(|s| s.to_string()).collect();
+    let before = on_host(&names);
+    let obj = bpf_progs::object("xdp_icmp_echo");
+    let obj = obj.to_str().expect("utf-8");
+    let set = [
+        "ip",
+        "link",
+        "set",
+        "dev",
+        "lo",
+        "xdpgeneric",
+        "obj",
+        obj,
+        "sec",
+        "xdp",
+    ];
+    ok("ip link set xdpgeneric", run_under_shim(&store, &set));
+    // A second run finds the tree made (symlink EEXIST, then lstat); ip
+    // asks XDP_FLAGS_UPDATE_IF_NOEXIST unless -force, as with the kernel.
+    let again = run_under_shim(&store, &set);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("XDP program already attached"),
+        "{again:?}"
+    );
+    let mut forced = vec!["ip", "-force"];
+    forced.extend_from_slice(&set[1..]);
+    ok("ip -force link set", run_under_shim(&store, &forced));
+    let shown = ok(
+        "ip link show",
+        run_under_shim(&store, &["ip", "link", "show", "dev", "lo"]),
+    );
+    let tree = ok(
+        "stat",
+        run_under_shim(
+            &store,
+            &[
+                "stat",
+                "-c",
+                "%n %F",
+                "/sys/fs/bpf/ip",
+                "/sys/fs/bpf/xdp",
+                "/sys/fs/bpf/tc/globals",
+            ],
+        ),
+    );
+    let target = ok(
+        "readlink",
+        run_under_shim(&store, &["readlink", "/sys/fs/bpf/xdp"]),
+    );
+    ok(
+        "ip link set xdpgeneric off",
+        run_under_shim(
+            &store,
+            &["ip", "link", "set", "dev", "lo", "xdpgeneric", "off"],
+        ),
+    );
+    let after_off = ok(
+        "ip link show",
+        run_under_shim(&store, &["ip", "link", "show", "dev", "lo"]),
+    );
+    assert_eq!(
+        before,
+        on_host(&names),
+        "the shim changed the host's /sys/fs/bpf"
+    );
+    assert!(shown.contains(" xdpgeneric "), "{shown}");
+    assert!(shown.contains("prog/xdp id "), "{shown}");
+    assert!(shown.contains("name xdp_icmp_echo"), "{shown}");
+    assert_eq!(
+        tree,
+        "/sys/fs/bpf/ip symbolic link\n/sys/fs/bpf/xdp symbolic link\n/sys/fs/bpf/tc/globals directory\n"
+    );
+    assert_eq!(target, "/sys/fs/bpf/tc/\n");
+    assert!(!after_off.contains("xdpgeneric"), "{after_off}");
 }
