@@ -849,7 +849,7 @@ fn xdp_filter_under_the_shim_drops_what_it_filters() {
             .stdout
     };
     let mut text = status();
-    for _ in 0..120 {
+    for _ in 0..60 {
         if filter_counts(&text).0 >= 7 {
             break;
         }
