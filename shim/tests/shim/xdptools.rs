@@ -476,9 +476,12 @@ struct Step {
 /// otherwise as root on a bpffs mounted for the sequence. `env`: exported
 /// before the steps.
 fn run_sequence(ns: &VethNs, shim: Option<&TestStore>, steps: &[String], env: &str) -> Vec<Step> {
+    // One scratch directory per call: tests run in parallel.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "xdptools-{}-{}",
+        "xdptools-{}-{}-{}",
         std::process::id(),
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         if shim.is_some() { "shim" } else { "kernel" }
     ));
     let _ = std::fs::remove_dir_all(&dir);
