@@ -281,6 +281,8 @@ fn an_extension_replaces_a_global_function_through_its_link() {
     assert!(log_text(&log).contains("Cannot replace kernel functions"));
 
     let e = ext_load(6, &[(0, 8)], &mut log).expect("extension of f");
+    // As the kernel: an extension has no test run of its own (ENOTSUPP).
+    assert_eq!(test_run(e, 64), Err(524));
     // Loading changes nothing; the link does.
     assert_eq!(test_run(tgt, 64), Ok(1));
     let link = raw_tp_open(e).expect("link");
