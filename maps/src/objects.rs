@@ -527,10 +527,10 @@ impl Store {
             .then_some(())
             .ok_or(ObjectError::NoSuchProgram { id })?;
         // What belongs to the program goes with it: its BTF info, and the
-        // replacement links it is the target of.
+        // replacement links it is the target or the extension of.
         while self.remove_where(|e| {
             (e.hi(0) == KIND_PROG_BTF && e.lo(1) == id)
-                || (e.hi(0) == KIND_REPLACE && e.lo(2) == id)
+                || (e.hi(0) == KIND_REPLACE && (e.lo(2) == id || e.hi(2) == id))
         }) {}
         Ok(())
     }
@@ -985,6 +985,35 @@ mod tests {
                 .map_err(|e| e.errno()),
             Err(libc::ENOENT)
         );
+
+        assert_eq!(s.program_btf_info(ext), Ok(ProgramBtfInfo::default()));
+        let info = ProgramBtfInfo {
+            func_info: vec![(0, 3), (6, 5)],
+            attach_prog: target,
+            attach_btf_id: 5,
+            attach_func_start: 6,
+        };
+        s.set_program_btf_info(ext, &info).expect("btf info");
+        assert_eq!(s.program_btf_info(ext), Ok(info));
+        // A removed extension or target takes its links along; a removed
+        // program its BTF info.
+        let ext2 = prog(vec![]);
+        s.add_replacement(&Replacement {
+            ext: ext2,
+            func_start: 3,
+            ..r
+        })
+        .expect("link");
+        s.remove_program(ext2).expect("remove");
+        assert_eq!(
+            s.replacements_of(target).len(),
+            1,
+            "the extension's link went"
+        );
+        s.remove_program(target).expect("remove");
+        assert!(s.replacements().is_empty());
+        s.remove_program(ext).expect("remove");
+        assert_eq!(s.program_btf_info(ext), Ok(ProgramBtfInfo::default()));
     }
 
     #[test]
