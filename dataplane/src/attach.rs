@@ -756,6 +756,7 @@ pub fn follow(store: &maps::Store, opts: &FollowOptions<'_>) -> Result<(), Datap
         let mut running: HashMap<u32, Running> = HashMap::new();
         // Attachments that failed, not tried again until they change.
         let mut failed: HashMap<u32, u32> = HashMap::new();
+        let mut stopping: Vec<(u32, Arc<AtomicBool>)> = Vec::new();
         loop {
             let want = if stopped() {
                 HashMap::new()
@@ -767,15 +768,21 @@ pub fn follow(store: &maps::Store, opts: &FollowOptions<'_>) -> Result<(), Datap
                     && !r.done.load(Ordering::Acquire);
                 if !keep {
                     r.stop.store(true, Ordering::Relaxed);
+                    stopping.push((*ifindex, r.done.clone()));
                 }
                 keep
             });
+            // An interface's next data plane starts once its last one ended.
+            stopping.retain(|(_, done)| !done.load(Ordering::Acquire));
             failed.retain(|ifindex, p| want.get(ifindex).is_some_and(|&(w, _)| w == *p));
             if stopped() {
                 break;
             }
             for (&ifindex, &(prog_id, link_id)) in &want {
-                if running.contains_key(&ifindex) || failed.get(&ifindex) == Some(&prog_id) {
+                if running.contains_key(&ifindex)
+                    || failed.get(&ifindex) == Some(&prog_id)
+                    || stopping.iter().any(|(i, _)| *i == ifindex)
+                {
                     continue;
                 }
                 let stop = Arc::new(AtomicBool::new(false));

@@ -91,9 +91,14 @@ pub(crate) struct Header {
     /// Next BTF object id (0 read as 1; under `meta_lock`): its own id space,
     /// as in the kernel.
     pub next_btf_id: AtomicU32,
-    /// Reserved for later header fields (zero in version 1).
+    /// Reserved for later header fields (zero in version 1), but for word
+    /// [`NEXT_LINK_ID_WORD`].
     pub reserved: [AtomicU64; 32],
 }
+
+/// The word of [`Header::reserved`] holding the next XDP link id (`xdp.rs`; 0
+/// reads as 1; written under `meta_lock`; zero in stores made before links).
+pub(crate) const NEXT_LINK_ID_WORD: usize = 16;
 
 /// One map table entry.
 #[repr(C)]

@@ -782,8 +782,9 @@ impl Store {
                 });
             }
             // The link id space XDP links take theirs from (`xdp.rs`: the
-            // header's reserved[0], under meta_lock), as the kernel's one link idr.
-            let slot = &h.reserved[0];
+            // header's NEXT_LINK_ID_WORD, under meta_lock), as the kernel's
+            // one link idr.
+            let slot = &h.reserved[layout::NEXT_LINK_ID_WORD];
             id = (slot.load(Ordering::Acquire) as u32).max(1);
             if id == u32::MAX {
                 return Err(ObjectError::TableFull {

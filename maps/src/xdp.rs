@@ -14,7 +14,7 @@
 //! w1 and w2 change under `meta_lock` after publication (detach, link update);
 //! readers load each word once. `holder_pid` is the creating process while a
 //! link's first descriptor is being made; then 0. The next link id is the
-//! header's reserved word 0 (0 read as 1), under `meta_lock`.
+//! header's reserved word `NEXT_LINK_ID_WORD` (0 read as 1), under `meta_lock`.
 
 use std::sync::atomic::Ordering;
 
@@ -207,18 +207,24 @@ impl Store {
                     ));
                 }
             }
-            // The driver is asked only when the program changes.
-            let unsupported =
-                mode == XDP_FLAGS_HW_MODE || (mode == XDP_FLAGS_DRV_MODE && !r.native);
-            if r.prog_id != cur_prog && unsupported {
-                return Err(refuse(
-                    ifx,
-                    "Underlying driver does not support XDP in native mode",
-                    libc::EOPNOTSUPP,
-                ));
+            // The driver is asked only when the program changes: a device
+            // without ndo_bpf refuses both modes; one with it has no offload
+            // here (the runtime runs no offloaded programs) and refuses it as
+            // veth's ndo_bpf refuses XDP_SETUP_PROG_HW.
+            if r.prog_id != cur_prog {
+                if (mode == XDP_FLAGS_HW_MODE || mode == XDP_FLAGS_DRV_MODE) && !r.native {
+                    return Err(refuse(
+                        ifx,
+                        "Underlying driver does not support XDP in native mode",
+                        libc::EOPNOTSUPP,
+                    ));
+                }
+                if mode == XDP_FLAGS_HW_MODE {
+                    return Err(refuse(ifx, "no XDP offload on this device", libc::EINVAL));
+                }
             }
             if r.link {
-                let slot = &h.reserved[0];
+                let slot = &h.reserved[crate::layout::NEXT_LINK_ID_WORD];
                 let id = (slot.load(Ordering::Acquire) as u32).max(1);
                 if id == u32::MAX {
                     return Err(ObjectError::TableFull {
@@ -408,7 +414,7 @@ mod tests {
         assert_eq!(errno(s.xdp_attach(&req(9, 6))), libc::EINVAL);
         assert_eq!(
             errno(s.xdp_attach(&req(9, XDP_FLAGS_HW_MODE))),
-            libc::EOPNOTSUPP
+            libc::EINVAL
         );
         // A link cannot replace a program.
         let mut l = req(9, 0);

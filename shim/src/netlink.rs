@@ -574,7 +574,7 @@ pub fn recv(fd: c_int, dest: Dest, flags: c_int) -> Option<Result<isize, Errno>>
     if let Some(d) = front(fd) {
         return Some(serve(fd, &d, &dest, flags));
     }
-    let store = crate::state::store().ok()?;
+    let store = crate::state::store_if_exists()?;
     // Links whose last descriptor closed are not reported.
     crate::gc::collect_links(store);
     let ns = netns();
@@ -775,6 +775,45 @@ mod tests {
         let x = attrs(&n[4..]).expect("nest");
         assert_eq!(x.len(), 3);
         assert_eq!(n[4 + x[2].1 + 4], XDP_ATTACHED_MULTI);
+    }
+
+    #[test]
+    fn malformed_datagrams_are_left_to_the_kernel() {
+        // Every prefix and every one-byte corruption of a request and of a
+        // reply: no panic, and a truncated message is never answered.
+        let mut x = Vec::new();
+        put_attr(&mut x, IFLA_XDP_FD, &(-1i32).to_ne_bytes());
+        put_attr(&mut x, IFLA_XDP_FLAGS, &2u32.to_ne_bytes());
+        let mut a = Vec::new();
+        put_attr(&mut a, IFLA_IFNAME, b"lo\0");
+        put_attr(&mut a, IFLA_XDP | NLA_F_NESTED, &x);
+        let req = link_msg(RTM_SETLINK, NLM_F_ACK, 0, &a);
+        let reply = link_msg(RTM_NEWLINK, 0, 1, &a);
+        let atts = [att(1, maps::XDP_FLAGS_SKB_MODE, 3)];
+        for d in [&req, &reply] {
+            for n in 0..d.len() {
+                assert!(ours(&d[..n]).is_none() || n == d.len());
+                let _ = rewrite(&d[..n], &atts);
+            }
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            for i in 0..4 * d.len() {
+                let mut c = d.to_vec();
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                c[i % d.len()] = seed as u8;
+                let _ = ours(&c);
+                let _ = rewrite(&c, &atts);
+                if let Some(m) = messages(&c) {
+                    for (o, l) in m {
+                        if l >= NLMSG_HDRLEN + IFINFO_LEN {
+                            let body = &c[o + NLMSG_HDRLEN + IFINFO_LEN..o + l];
+                            let _ = attrs(body);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

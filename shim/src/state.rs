@@ -109,6 +109,15 @@ pub fn store() -> Result<&'static maps::Store, Errno> {
     }
 }
 
+/// The store if this process opened it or it exists: calls that only look
+/// (netlink replies) do not create one.
+pub fn store_if_exists() -> Option<&'static maps::Store> {
+    if STORE.get().is_none() && !std::path::Path::new("/dev/shm").join(store_name()).exists() {
+        return None;
+    }
+    store().ok()
+}
+
 /// The store's file, open read-write.
 pub fn store_file() -> Result<&'static std::fs::File, Errno> {
     store()?;

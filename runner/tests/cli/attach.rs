@@ -515,3 +515,34 @@ fn attach_afpacket_ends_when_the_interface_goes_away() {
 fn attach_afxdp_ends_when_the_interface_goes_away() {
     interface_gone("afxdp");
 }
+
+#[test]
+fn attach_follow_needs_a_store_and_takes_no_object() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_xdp-runner"))
+            .arg("attach")
+            .args(args)
+            .output()
+            .expect("xdp-runner runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = run(&["--follow"]);
+    assert!(!ok && err.contains("--store"), "{err}");
+    let object = crate::path_str(&bpf_progs::object("xdp_icmp_echo"));
+    let (ok, err) = run(&["--follow", "--store", "x", &object]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    let (ok, err) = run(&["--follow", "--store", "x", "--iface", "lo"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    let name = format!("xr-follow-missing-{}", std::process::id());
+    let (ok, err) = run(&["--follow", "--store", &name]);
+    assert!(
+        !ok && err.contains(&format!("cannot open the store \"{name}\"")),
+        "{err}"
+    );
+    // Without --follow, the object and the interface are needed.
+    let (ok, err) = run(&["--iface", "lo"]);
+    assert!(!ok && err.contains("OBJECT"), "{err}");
+}

@@ -2,8 +2,9 @@
 // errno it gave (0 for success) and the facts that must agree between the
 // kernel and the shim (program ids are printed as p1/p2, never as numbers).
 // Usage: xdp_attach OBJ IFNAME
-//        xdp_attach OBJ IFNAME hold   (bpf_program__attach_xdp, print
-//                                      "attached", keep the link until stdin ends)
+//        xdp_attach OBJ IFNAME hold [PIN]  (bpf_program__attach_xdp, pin the
+//                                      link at PIN, print "attached", keep the
+//                                      link until stdin ends)
 #include <errno.h>
 #include <linux/if_link.h>
 #include <net/if.h>
@@ -80,8 +81,8 @@ int main(int argc, char **argv)
 	unsigned ifindex;
 	__u32 id;
 
-	if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "hold"))) {
-		fprintf(stderr, "usage: %s OBJ IFNAME [hold]\n", argv[0]);
+	if (argc != 3 && !(argc >= 4 && argc <= 5 && !strcmp(argv[3], "hold"))) {
+		fprintf(stderr, "usage: %s OBJ IFNAME [hold [PIN]]\n", argv[0]);
 		return 2;
 	}
 	libbpf_set_print(NULL);
@@ -94,12 +95,16 @@ int main(int argc, char **argv)
 	}
 	p1_id = prog_id(p1);
 	p2_id = prog_id(p2);
-	if (argc == 4) {
+	if (argc >= 4) {
 		char buf[64];
 		struct bpf_link *link =
 			bpf_program__attach_xdp(bpf_object__next_program(o1, NULL), ifindex);
 		if (!link || libbpf_get_error(link)) {
 			printf("attach failed %d\n", -errno);
+			return 1;
+		}
+		if (argc == 5 && bpf_link__pin(link, argv[4])) {
+			printf("pin failed %d\n", -errno);
 			return 1;
 		}
 		printf("attached\n");
@@ -191,6 +196,11 @@ int main(int argc, char **argv)
 	step("nl attach map fd",
 	     bpf_xdp_attach(ifindex, bpf_map__fd(bpf_object__next_map(o1, NULL)), 0, NULL));
 	step("nl attach lo drv", bpf_xdp_attach(1, p1, XDP_FLAGS_DRV_MODE, NULL));
+	step("nl attach hw", bpf_xdp_attach(ifindex, p1, XDP_FLAGS_HW_MODE, NULL));
+	step("nl attach lo hw", bpf_xdp_attach(1, p1, XDP_FLAGS_HW_MODE, NULL));
+	lopts.flags = XDP_FLAGS_HW_MODE;
+	step("link hw", bpf_link_create(p1, ifindex, BPF_XDP, &lopts));
+	step("nl detach hw", bpf_xdp_detach(ifindex, XDP_FLAGS_HW_MODE, NULL));
 	step("nl attach no device", bpf_xdp_attach(0x7ffffff0, p1, 0, NULL));
 	l3 = step("nl link", bpf_link_create(p1, ifindex, BPF_XDP, NULL));
 	query("nl link", ifindex);

@@ -297,6 +297,56 @@ pub fn echo_setup(a: &VethNs, subnet: u8) -> (String, VethNs) {
     (to, b)
 }
 
+/// The loader (uid 65534 under the shim, in namespace `ns`) attaching by
+/// `bpf_program__attach_xdp` and holding the link until its stdin closes.
+fn hold(ns: &str, tool: &std::path::Path, store: &TestStore, pin: Option<&str>) -> Daemon {
+    let obj = bpf_progs::object("xdp_icmp_echo");
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns])
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(tool)
+        .args([obj.to_str().expect("utf-8"), "va", "hold"])
+        .args(pin)
+        .env("LD_PRELOAD", shim_so())
+        .env("XDPSHIM_STORE", &store.0);
+    Daemon::spawn(c)
+}
+
+#[test]
+fn a_pinned_link_outlives_its_loader() {
+    const T: &str = "a_pinned_link_outlives_its_loader";
+    if let Some(why) = unavailable() {
+        return println!("SKIP: {T}: {why}");
+    }
+    let tool = match attach_tool() {
+        Ok(t) => t,
+        Err(why) => return println!("SKIP: {T}: {why}"),
+    };
+    let a = VethNs::new("pinned").expect("namespace");
+    let (to, b) = echo_setup(&a, 3);
+    let store = TestStore::new("pinned");
+    let mut loader = hold(&a.0, &tool, &store, Some("/sys/fs/bpf/echo_link"));
+    let mut seen = Vec::new();
+    loader.wait_for("attached", &mut seen);
+    drop(loader.child.stdin.take());
+    loader.wait_for("done", &mut seen);
+    // The loader is gone; the pin holds the link, which the daemon runs.
+    let daemon = follow_daemon(&a.0, &store);
+    daemon.wait_for("\"started\"", &mut seen);
+    assert_eq!(ping(&b.0, &to, 2), 2, "the pinned link's program answers");
+    let rm = a.run(&["rm", "/sys/fs/bpf/echo_link"], Some(&store));
+    assert!(rm.status.success(), "{rm:?}");
+    let stopped = daemon.wait_for("\"stopped\"", &mut seen);
+    assert_eq!(field(&stopped, "tx"), 2, "{stopped}");
+}
+
 #[test]
 fn follow_runs_a_link_attached_under_the_shim() {
     const T: &str = "follow_runs_a_link_attached_under_the_shim";
@@ -307,7 +357,6 @@ fn follow_runs_a_link_attached_under_the_shim() {
         Ok(t) => t,
         Err(why) => return println!("SKIP: {T}: {why}"),
     };
-    let obj = bpf_progs::object("xdp_icmp_echo");
     let a = VethNs::new("follow").expect("namespace");
     let (to, b) = echo_setup(&a, 1);
     assert_eq!(
@@ -318,21 +367,7 @@ fn follow_runs_a_link_attached_under_the_shim() {
 
     let store = TestStore::new("follow");
     // The loader, uid 65534 under the shim, attaches and holds the link.
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &a.0])
-        .args([
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--",
-        ])
-        .arg(&tool)
-        .args([obj.to_str().expect("utf-8"), "va", "hold"])
-        .env("LD_PRELOAD", shim_so())
-        .env("XDPSHIM_STORE", &store.0);
-    let mut loader = Daemon::spawn(c);
+    let mut loader = hold(&a.0, &tool, &store, None);
     let mut seen = Vec::new();
     loader.wait_for("attached", &mut seen);
 
@@ -340,6 +375,11 @@ fn follow_runs_a_link_attached_under_the_shim() {
     let started = daemon.wait_for("\"started\"", &mut seen);
     assert!(started.contains("\"iface\":\"va\""), "{started}");
     assert_eq!(ping(&b.0, &to, 3), 3, "the attached program answers");
+    // bpftool lists the link as the kernel's does ("ID: xdp  prog ID").
+    let links = a.run(&["bpftool", "link", "show"], Some(&store));
+    let links = String::from_utf8_lossy(&links.stdout);
+    let want = format!(": xdp  prog {}", field(&started, "prog_id"));
+    assert!(links.contains(&want), "{links}");
 
     // The loader closes its link and exits: the data plane on va stops.
     drop(loader.child.stdin.take());
@@ -506,8 +546,27 @@ fn ip_link_set_xdp_obj_answers_ping_through_the_daemon() {
     let started = daemon.wait_for("\"started\"", &mut seen);
     assert!(started.contains("\"link_id\":0"), "{started}");
     assert_eq!(ping(&b.0, &to, 3), 3, "the attached program answers");
-    ip(&["link", "set", "dev", "va", "xdpgeneric", "off"]);
+    // Replaced by a new load of the program: the old one stops, the new one runs.
+    ip(&[
+        "-force",
+        "link",
+        "set",
+        "dev",
+        "va",
+        "xdpgeneric",
+        "obj",
+        obj,
+        "sec",
+        "xdp",
+    ]);
     let stopped = daemon.wait_for("\"stopped\"", &mut seen);
     assert_eq!(field(&stopped, "tx"), 3, "{stopped}");
+    assert_eq!(field(&stopped, "prog_id"), field(&started, "prog_id"));
+    let restarted = daemon.wait_for("\"started\"", &mut seen);
+    assert_ne!(field(&restarted, "prog_id"), field(&started, "prog_id"));
+    assert_eq!(ping(&b.0, &to, 2), 2, "the new program answers");
+    ip(&["link", "set", "dev", "va", "xdpgeneric", "off"]);
+    let stopped = daemon.wait_for("\"stopped\"", &mut seen);
+    assert_eq!(field(&stopped, "tx"), 2, "{stopped}");
     assert_eq!(ping(&b.0, &to, 1), 0, "nothing answers once detached");
 }
