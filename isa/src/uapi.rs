@@ -491,6 +491,30 @@ pub mod attr {
     }
 
     attr_struct! {
+        /// `BPF_PROG_BIND_MAP`.
+        prog_bind_map, "prog_bind_map." {
+            PROG_FD = 0,
+            MAP_FD = 4,
+            FLAGS = 8,
+        }
+    }
+
+    attr_struct! {
+        /// `BPF_RAW_TRACEPOINT_OPEN`.
+        raw_tracepoint, "raw_tracepoint." {
+            NAME = 0,
+            PROG_FD = 8,
+        }
+    }
+
+    attr_struct! {
+        /// `BPF_LINK_CREATE` of an extension program: the target function's BTF id.
+        link_create_freplace, "link_create." {
+            TARGET_BTF_ID = 16,
+        }
+    }
+
+    attr_struct! {
         /// `BPF_ENABLE_STATS`.
         enable_stats, "enable_stats." {
             TYPE = 0,
@@ -533,6 +557,21 @@ pub mod attr {
             enable_stats::C_TYPE,
             enable_stats::C_PREFIX,
             enable_stats::FIELDS,
+        ),
+        (
+            prog_bind_map::C_TYPE,
+            prog_bind_map::C_PREFIX,
+            prog_bind_map::FIELDS,
+        ),
+        (
+            raw_tracepoint::C_TYPE,
+            raw_tracepoint::C_PREFIX,
+            raw_tracepoint::FIELDS,
+        ),
+        (
+            link_create_freplace::C_TYPE,
+            link_create_freplace::C_PREFIX,
+            link_create_freplace::FIELDS,
         ),
     ];
 }
@@ -622,6 +661,7 @@ uapi_consts! {
     /// `enum bpf_link_type` (the ones the runtime names).
     LINK_TYPES: u32 {
         BPF_LINK_TYPE_XDP = 6,
+        BPF_LINK_TYPE_TRACING = 2,
     }
 }
 

@@ -190,6 +190,18 @@ pub enum ObjectError {
         /// The id.
         id: u32,
     },
+    /// No link with this id.
+    #[error("no link with id {id}")]
+    NoSuchLink {
+        /// The id.
+        id: u32,
+    },
+    /// The object is taken (a function already replaced).
+    #[error("busy: {what}")]
+    Busy {
+        /// What is taken.
+        what: String,
+    },
     /// No program with this id.
     #[error("no program with id {id}")]
     NoSuchProgram {
@@ -231,12 +243,6 @@ pub enum ObjectError {
         /// The kernel's errno.
         errno: i32,
     },
-    /// No XDP link with this id.
-    #[error("no XDP link with id {id}")]
-    NoSuchLink {
-        /// The id.
-        id: u32,
-    },
 }
 
 impl ObjectError {
@@ -248,12 +254,13 @@ impl ObjectError {
             ObjectError::NoSuchPin { .. }
             | ObjectError::NoSuchMap { .. }
             | ObjectError::NoSuchProgram { .. }
-            | ObjectError::NoSuchBtf { .. } => libc::ENOENT,
+            | ObjectError::NoSuchBtf { .. }
+            | ObjectError::NoSuchLink { .. } => libc::ENOENT,
+            ObjectError::Busy { .. } => libc::EBUSY,
             ObjectError::Exists { .. } => libc::EEXIST,
             ObjectError::WrongKind { .. } | ObjectError::InvalidPath { .. } => libc::EINVAL,
             ObjectError::Invalid { .. } => libc::EINVAL,
             ObjectError::XdpRefused { errno, .. } => *errno,
-            ObjectError::NoSuchLink { .. } => libc::ENOENT,
         }
     }
 }

@@ -97,7 +97,8 @@ pub use fill::{fill_bytes, fill_fits};
 pub use layout::{LAYOUT_VERSION, MAGIC, MAP_TABLE_CAP, MIN_STORE_SIZE};
 pub use map::{Map, MapKeys, ValueRegion};
 pub use objects::{
-    boottime_ns, Pinned, ProgramDef, ProgramInfo, MAX_BTF_SIZE, MAX_PIN_PATH, MAX_PROG_MAPS,
+    boottime_ns, Pinned, ProgramBtfInfo, ProgramDef, ProgramInfo, Replacement, MAX_BTF_SIZE,
+    MAX_PIN_PATH, MAX_PROG_MAPS,
 };
 pub use progops::{DeleteFn, LookupFn, ProgOps, UpdateFn};
 pub use ring::{

@@ -4,9 +4,9 @@
 //! The table has `OBJ_TABLE_CAP` entries of 512 bytes, 64 `AtomicU64` words:
 //! ```text
 //! w0     state u32 (FREE/CREATING/LIVE) | kind u32 (1 program, 2 pin, 3 BTF, 4 XDP
-//!        attachment: its words in `xdp.rs`)
+//!        attachment: its words in `xdp.rs`, 5 replacement link, 6 program BTF info)
 //! w1     id u32 (program or BTF id)      | target_kind u32 (pin: 1 map, 2 program, 3 dir,
-//!        4 XDP link, 5 symbolic link: its target in w32-63)
+//!        4 link: XDP or replacement, one id space; 5 symbolic link: its target in w32-63)
 //! w2     target_id u32 (pin)             | prog_type u32
 //! w3     insn_cnt u32                    | nr_map_ids u32
 //! w4     tag (8 bytes, as the kernel's prog tag)
@@ -20,6 +20,12 @@
 //! w27    run_time_ns (mutable)
 //! w28    prog_flags u32 (program)        | holder_pid u32 (program, BTF)
 //! w29-30 reserved
+//!        (replacement links, kind 5: w1 link id | 0, w2 target program id | EXT
+//!        program id, w3 start slot of the replaced function | its BTF id,
+//!        w28 0 | holder_pid;
+//!        a program's BTF info, kind 6: w1 program id | 0, w2 attach program id |
+//!        attach_btf_id, w3 start slot of the attach function | 0, the blob its
+//!        func_info records, (insn_off u32, type_id u32) each)
 //! w31    length of the blob in bytes
 //! w32-63 map ids (64 x u32)
 //! ```
@@ -48,6 +54,10 @@ const KIND_PROG: u32 = 1;
 const KIND_PIN: u32 = 2;
 const KIND_BTF: u32 = 3;
 pub(crate) const KIND_XDP: u32 = 4;
+/// A replacement link (freplace): see [`Replacement`].
+const KIND_REPLACE: u32 = 5;
+/// What BPF_PROG_LOAD said of a program beyond [`ProgramDef`]: see [`ProgramBtfInfo`].
+const KIND_PROG_BTF: u32 = 6;
 /// Longest pin path, in bytes.
 pub const MAX_PIN_PATH: usize = 119;
 /// Most map ids recorded per program (the kernel's MAX_USED_MAPS).
@@ -112,7 +122,7 @@ pub enum Pinned {
     Prog(u32),
     /// A directory (made by mkdir on the virtual bpffs).
     Dir,
-    /// An XDP link, by id.
+    /// A link (an XDP link or a replacement link), by id.
     Link(u32),
     /// A symbolic link (made by symlink on the virtual bpffs); its target is
     /// [`Store::symlink_target`].
@@ -515,7 +525,14 @@ impl Store {
     pub fn remove_program(&self, id: u32) -> Result<(), ObjectError> {
         self.remove_where(|e| e.hi(0) == KIND_PROG && e.lo(1) == id)
             .then_some(())
-            .ok_or(ObjectError::NoSuchProgram { id })
+            .ok_or(ObjectError::NoSuchProgram { id })?;
+        // What belongs to the program goes with it: its BTF info, and the
+        // replacement links it is the target or the extension of.
+        while self.remove_where(|e| {
+            (e.hi(0) == KIND_PROG_BTF && e.lo(1) == id)
+                || (e.hi(0) == KIND_REPLACE && (e.lo(2) == id || e.hi(2) == id))
+        }) {}
+        Ok(())
     }
 
     fn remove_where(&self, f: impl Fn(&ObjEntry) -> bool) -> bool {
@@ -556,7 +573,11 @@ impl Store {
             }
             Pinned::Dir => {}
             Pinned::Link(id) => {
-                self.xdp_link(id)?;
+                if self.xdp_link(id).is_err()
+                    && !self.replacements().iter().any(|r| r.link_id == id)
+                {
+                    return Err(ObjectError::NoSuchLink { id });
+                }
             }
             Pinned::Symlink => {
                 return Err(ObjectError::Invalid {
@@ -675,10 +696,326 @@ impl Store {
     }
 }
 
+/// A replacement link (the kernel's freplace tracing link): every call to
+/// the global function starting at slot `func_start` of program `target` runs
+/// program `ext` (a `BPF_PROG_TYPE_EXT` program, with its own maps) on the same
+/// context, and returns its r0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replacement {
+    /// Link id (one id space with XDP links).
+    pub link_id: u32,
+    /// The program whose function is replaced.
+    pub target: u32,
+    /// The start slot of the replaced function in `target`'s instructions.
+    pub func_start: u32,
+    /// The BTF id of the replaced function (`attach_btf_id`) in `target`'s BTF.
+    pub btf_id: u32,
+    /// The replacing program.
+    pub ext: u32,
+    /// As [`crate::MapDef::holder_pid`]: 0 keeps the link until removed.
+    pub holder_pid: u32,
+}
+
+impl Store {
+    /// BPF_PROG_BIND_MAP: adds map `map` to the maps program `prog` uses (so it
+    /// lives as long as the program, and the program's info lists it). Ok(false)
+    /// if it was already there. The program's instructions are unchanged: they
+    /// index the list, which only grows at its end.
+    pub fn bind_map(&self, prog: u32, map: u32) -> Result<bool, ObjectError> {
+        self.map_by_id(map)
+            .map_err(|_| ObjectError::NoSuchMap { id: map })?;
+        let shm = self.shm();
+        let h = layout::header(shm).map_err(|e| ObjectError::Store {
+            what: e.to_string(),
+        })?;
+        let _meta = lock::lock(&h.meta_lock).map_err(|e| ObjectError::Store {
+            what: e.to_map_error(0, "store meta_lock".into()).to_string(),
+        })?;
+        let e = self
+            .live_objects()
+            .find(|e| e.hi(0) == KIND_PROG && e.lo(1) == prog)
+            .ok_or(ObjectError::NoSuchProgram { id: prog })?;
+        let info = Store::prog_info(e);
+        if info.map_ids.contains(&map) {
+            return Ok(false);
+        }
+        let n = info.map_ids.len();
+        if n >= MAX_PROG_MAPS {
+            return Err(ObjectError::Invalid {
+                what: format!("{n} maps used, at most {MAX_PROG_MAPS} per program"),
+            });
+        }
+        // The id first, then the count (Release): a reader that sees the
+        // count sees the id.
+        let w = 32 + n / 2;
+        if n.is_multiple_of(2) {
+            e.set(w, map, 0);
+        } else {
+            e.set(w, e.lo(w), map);
+        }
+        let (cnt, _) = (e.lo(3), e.hi(3));
+        e.w[3].store(
+            u64::from(cnt) | (u64::from(n as u32 + 1) << 32),
+            Ordering::Release,
+        );
+        Ok(true)
+    }
+
+    /// Records a replacement link; returns its id. EBUSY (`Busy`) if the
+    /// function already has one, as the kernel's trampoline allows one
+    /// extension program per function.
+    pub fn add_replacement(&self, r: &Replacement) -> Result<u32, ObjectError> {
+        self.program_by_id(r.target)?;
+        self.program_by_id(r.ext)?;
+        let mut id = 0;
+        self.add_object(|e, h| {
+            if self
+                .replacements()
+                .iter()
+                .any(|o| o.target == r.target && o.func_start == r.func_start)
+            {
+                return Err(ObjectError::Busy {
+                    what: format!(
+                        "function at slot {} of program {} is already replaced",
+                        r.func_start, r.target
+                    ),
+                });
+            }
+            // The link id space XDP links take theirs from (`xdp.rs`: the
+            // header's NEXT_LINK_ID_WORD, under meta_lock), as the kernel's
+            // one link idr.
+            let slot = &h.reserved[layout::NEXT_LINK_ID_WORD];
+            id = (slot.load(Ordering::Acquire) as u32).max(1);
+            if id == u32::MAX {
+                return Err(ObjectError::TableFull {
+                    capacity: OBJ_TABLE_CAP,
+                });
+            }
+            slot.store(u64::from(id) + 1, Ordering::Release);
+            e.set(0, ENTRY_CREATING, KIND_REPLACE);
+            e.set(1, id, 0);
+            e.set(2, r.target, r.ext);
+            e.set(3, r.func_start, r.btf_id);
+            e.set(28, 0, r.holder_pid);
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    /// Every replacement link, by link id.
+    pub fn replacements(&self) -> Vec<Replacement> {
+        let mut v: Vec<Replacement> = self
+            .live_objects()
+            .filter(|e| e.hi(0) == KIND_REPLACE)
+            .map(|e| Replacement {
+                link_id: e.lo(1),
+                target: e.lo(2),
+                ext: e.hi(2),
+                func_start: e.lo(3),
+                btf_id: e.hi(3),
+                holder_pid: e.hi(28),
+            })
+            .collect();
+        v.sort_by_key(|r| r.link_id);
+        v
+    }
+
+    /// The replacement links of program `target`.
+    pub fn replacements_of(&self, target: u32) -> Vec<Replacement> {
+        let mut v = self.replacements();
+        v.retain(|r| r.target == target);
+        v
+    }
+
+    /// Removes replacement link `link_id` (the kernel's link release).
+    pub fn remove_replacement(&self, link_id: u32) -> Result<(), ObjectError> {
+        self.remove_where(|e| e.hi(0) == KIND_REPLACE && e.lo(1) == link_id)
+            .then_some(())
+            .ok_or(ObjectError::NoSuchLink { id: link_id })
+    }
+}
+
+/// A program's BTF facts from BPF_PROG_LOAD: its `func_info` (the BTF `FUNC`
+/// of each function, by start slot, which replacement links are made against),
+/// and for an extension program the function it was loaded to replace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProgramBtfInfo {
+    /// `(insn_off, type_id)` of each function, as `bpf_func_info`.
+    pub func_info: Vec<(u32, u32)>,
+    /// The program whose function an extension replaces (`attach_prog_fd`'s), or 0.
+    pub attach_prog: u32,
+    /// That function's BTF id in the target's BTF (`attach_btf_id`).
+    pub attach_btf_id: u32,
+    /// That function's start slot in the target.
+    pub attach_func_start: u32,
+}
+
+impl Store {
+    /// Records `info` for program `prog` (once, right after it is registered).
+    pub fn set_program_btf_info(
+        &self,
+        prog: u32,
+        info: &ProgramBtfInfo,
+    ) -> Result<(), ObjectError> {
+        self.program_by_id(prog)?;
+        let blob: Vec<u8> = info
+            .func_info
+            .iter()
+            .flat_map(|&(off, tid)| {
+                let mut b = off.to_le_bytes().to_vec();
+                b.extend_from_slice(&tid.to_le_bytes());
+                b
+            })
+            .collect();
+        self.add_object(|e, h| {
+            let off = self.alloc_blob(h, &blob)?;
+            e.set(0, ENTRY_CREATING, KIND_PROG_BTF);
+            e.set(1, prog, 0);
+            e.set(2, info.attach_prog, info.attach_btf_id);
+            e.set(3, info.attach_func_start, 0);
+            e.w[22].store(off, Ordering::Relaxed);
+            e.w[31].store(blob.len() as u64, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    /// What [`Store::set_program_btf_info`] recorded for `prog` (empty if nothing).
+    pub fn program_btf_info(&self, prog: u32) -> Result<ProgramBtfInfo, ObjectError> {
+        let Some(e) = self
+            .live_objects()
+            .find(|e| e.hi(0) == KIND_PROG_BTF && e.lo(1) == prog)
+        else {
+            return Ok(ProgramBtfInfo::default());
+        };
+        let blob = self.blob(e, &format!("program {prog} func_info"))?;
+        Ok(ProgramBtfInfo {
+            func_info: blob
+                .chunks_exact(8)
+                .map(|c| {
+                    (
+                        u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                        u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+                    )
+                })
+                .collect(),
+            attach_prog: e.lo(2),
+            attach_btf_id: e.hi(2),
+            attach_func_start: e.lo(3),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{MapDef, StoreOptions, BPF_MAP_TYPE_ARRAY};
+
+    #[test]
+    fn bound_maps_and_replacement_links() {
+        let s = Store::anonymous(StoreOptions {
+            size: 1 << 20,
+            ncpus: Some(1),
+        })
+        .expect("store");
+        let map = |name: &str| {
+            s.create_map(&MapDef {
+                map_type: BPF_MAP_TYPE_ARRAY,
+                key_size: 4,
+                value_size: 4,
+                max_entries: 1,
+                name: name.into(),
+                ..MapDef::default()
+            })
+            .expect("map")
+            .id()
+        };
+        let (a, b) = (map("a"), map("b"));
+        let prog = |map_ids: Vec<u32>| {
+            s.register_program(&ProgramDef {
+                name: "p".into(),
+                prog_type: 6,
+                insns: vec![0; 16],
+                map_ids,
+                ..ProgramDef::default()
+            })
+            .expect("prog")
+        };
+        let target = prog(vec![a]);
+        assert_eq!(s.bind_map(target, b), Ok(true));
+        assert_eq!(s.bind_map(target, b), Ok(false), "bound once");
+        assert_eq!(s.bind_map(target, a), Ok(false), "used already");
+        assert_eq!(s.program_by_id(target).expect("p").map_ids, vec![a, b]);
+        assert_eq!(
+            s.bind_map(target, 999).map_err(|e| e.errno()),
+            Err(libc::ENOENT)
+        );
+        assert_eq!(s.bind_map(999, a).map_err(|e| e.errno()), Err(libc::ENOENT));
+
+        let ext = prog(vec![]);
+        let r = Replacement {
+            link_id: 0,
+            target,
+            func_start: 1,
+            btf_id: 9,
+            ext,
+            holder_pid: 4242,
+        };
+        let id = s.add_replacement(&r).expect("link");
+        assert_eq!(
+            s.replacements_of(target),
+            vec![Replacement { link_id: id, ..r }]
+        );
+        assert!(s.replacements_of(ext).is_empty());
+        // One extension per function, as the kernel's trampoline.
+        assert_eq!(
+            s.add_replacement(&r).map_err(|e| e.errno()),
+            Err(libc::EBUSY)
+        );
+        let other = s
+            .add_replacement(&Replacement { func_start: 2, ..r })
+            .expect("another function");
+        assert_ne!(other, id);
+        s.remove_replacement(id).expect("remove");
+        assert_eq!(s.replacements_of(target).len(), 1);
+        assert_eq!(
+            s.remove_replacement(id).map_err(|e| e.errno()),
+            Err(libc::ENOENT)
+        );
+        assert_eq!(
+            s.add_replacement(&Replacement { ext: 999, ..r })
+                .map_err(|e| e.errno()),
+            Err(libc::ENOENT)
+        );
+
+        assert_eq!(s.program_btf_info(ext), Ok(ProgramBtfInfo::default()));
+        let info = ProgramBtfInfo {
+            func_info: vec![(0, 3), (6, 5)],
+            attach_prog: target,
+            attach_btf_id: 5,
+            attach_func_start: 6,
+        };
+        s.set_program_btf_info(ext, &info).expect("btf info");
+        assert_eq!(s.program_btf_info(ext), Ok(info));
+        // A removed extension or target takes its links along; a removed
+        // program its BTF info.
+        let ext2 = prog(vec![]);
+        s.add_replacement(&Replacement {
+            ext: ext2,
+            func_start: 3,
+            ..r
+        })
+        .expect("link");
+        s.remove_program(ext2).expect("remove");
+        assert_eq!(
+            s.replacements_of(target).len(),
+            1,
+            "the extension's link went"
+        );
+        s.remove_program(target).expect("remove");
+        assert!(s.replacements().is_empty());
+        s.remove_program(ext).expect("remove");
+        assert_eq!(s.program_btf_info(ext), Ok(ProgramBtfInfo::default()));
+    }
 
     #[test]
     fn programs_and_pins() {

@@ -101,6 +101,19 @@ pub enum VerifyError {
     },
 }
 
+/// A replacement (freplace) that cannot be applied to a program.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FreplaceError {
+    #[error("slot {func_start} does not start a function other than the entry")]
+    NotAFunction { func_start: usize },
+    #[error("the extension replacing the function at slot {func_start} has no instructions")]
+    EmptyExtension { func_start: usize },
+    #[error("call at {pc} cannot reach slot {target}")]
+    TooFar { pc: usize, target: usize },
+    #[error("program {ext} is of type {prog_type}, not an extension (BPF_PROG_TYPE_EXT)")]
+    NotExtension { ext: u32, prog_type: u32 },
+}
+
 /// An object whose programs or maps cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -119,6 +132,13 @@ pub enum LoadError {
     NoXdpProgram { available: String },
     #[error("program {name} is of section {section}, which is not an XDP program")]
     NotXdp { name: String, section: String },
+    /// A replacement link of the program cannot be applied.
+    #[error("program {name}: replacement link {link_id}: {source}")]
+    Freplace {
+        name: String,
+        link_id: u32,
+        source: FreplaceError,
+    },
     /// Registering or pinning a program or map in the store failed.
     #[error("{what}: {source}")]
     Object {

@@ -19,6 +19,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;
+pub mod freplace;
 pub mod helpers;
 pub mod interp;
 pub mod jit;

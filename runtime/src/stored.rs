@@ -14,7 +14,10 @@ use isa::opcode::{
     BPF_PSEUDO_MAP_IDX_VALUE as PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE as PSEUDO_MAP_VALUE,
     CALL, LDDW,
 };
-use isa::uapi::{BPF_F_XDP_HAS_FRAGS as F_XDP_HAS_FRAGS, BPF_PROG_TYPE_XDP as PROG_TYPE_XDP};
+use isa::uapi::{
+    BPF_F_XDP_HAS_FRAGS as F_XDP_HAS_FRAGS, BPF_PROG_TYPE_EXT as PROG_TYPE_EXT,
+    BPF_PROG_TYPE_XDP as PROG_TYPE_XDP,
+};
 
 /// The store record of a program whose map references index `maps` (lddw with
 /// src_reg 5/6): the same instructions with references renumbered to the
@@ -327,19 +330,34 @@ impl LoadedObject {
             }
             infos.push(info);
         }
+        // The extension programs replacing their functions (freplace links).
+        let mut exts: Vec<(u32, maps::Replacement, maps::ProgramInfo)> = Vec::new();
+        for info in &infos {
+            for r in store.replacements_of(info.id) {
+                let ext = store.program_by_id(r.ext).map_err(obj_err(r.ext))?;
+                if ext.prog_type != PROG_TYPE_EXT {
+                    return Err(LoadError::Freplace {
+                        name: info.name.clone(),
+                        link_id: r.link_id,
+                        source: crate::error::FreplaceError::NotExtension {
+                            ext: r.ext,
+                            prog_type: ext.prog_type,
+                        },
+                    });
+                }
+                exts.push((info.id, r, ext));
+            }
+        }
         // One map table for all of them; each program's references renumbered into it.
         let mut union: Vec<u32> = Vec::new();
-        for info in &infos {
+        for info in infos.iter().chain(exts.iter().map(|(_, _, e)| e)) {
             for &m in &info.map_ids {
                 index_in(&mut union, m);
             }
         }
         let maps = bind_maps(store, &union)?;
-        let mut prepared: Vec<(u32, crate::Prepared)> = Vec::new();
-        for info in &infos {
-            let bytes = store.program_insns(info.id).map_err(obj_err(info.id))?;
-            let mut insns = raw_insns(&bytes);
-            let _ = for_each_map_load(&mut insns, |_, ld| -> Result<(), ()> {
+        let renumber = |info: &maps::ProgramInfo, insns: &mut [RawInsn]| {
+            let _ = for_each_map_load(insns, |_, ld| -> Result<(), ()> {
                 let own = usize::try_from(ld[0].imm).ok();
                 let mid = own.and_then(|o| info.map_ids.get(o)).copied();
                 if let Some(pos) = mid.and_then(|m| union.iter().position(|&u| u == m)) {
@@ -347,12 +365,46 @@ impl LoadedObject {
                 }
                 Ok(())
             });
+        };
+        let mut prepared: Vec<(u32, crate::Prepared)> = Vec::new();
+        for info in &infos {
+            let bytes = store.program_insns(info.id).map_err(obj_err(info.id))?;
+            let mut insns = raw_insns(&bytes);
+            renumber(info, &mut insns);
+            let mut starts = subprog_starts(&insns);
+            let mine: Vec<&(u32, maps::Replacement, maps::ProgramInfo)> =
+                exts.iter().filter(|(t, _, _)| *t == info.id).collect();
+            if !mine.is_empty() {
+                let mut ext_insns = Vec::with_capacity(mine.len());
+                for (_, _, ext) in &mine {
+                    let mut e = raw_insns(&store.program_insns(ext.id).map_err(obj_err(ext.id))?);
+                    renumber(ext, &mut e);
+                    ext_insns.push(e);
+                }
+                let splices: Vec<crate::freplace::Splice<'_>> = mine
+                    .iter()
+                    .zip(&ext_insns)
+                    .map(|((_, r, _), e)| crate::freplace::Splice {
+                        func_start: r.func_start as usize,
+                        ext: e,
+                    })
+                    .collect();
+                (insns, starts) =
+                    crate::freplace::splice(&insns, &starts, &splices).map_err(|source| {
+                        LoadError::Freplace {
+                            name: info.name.clone(),
+                            link_id: mine[0].1.link_id,
+                            source,
+                        }
+                    })?;
+            }
             let section = section_of(info.prog_flags);
-            let p = program::prepare(&info.name, section, &insns, &subprog_starts(&insns), &maps)
-                .map_err(|e: VerifyError| LoadError::Rejected {
-                name: info.name.clone(),
-                reason: e.to_string(),
-            })?;
+            let p = program::prepare(&info.name, section, &insns, &starts, &maps).map_err(
+                |e: VerifyError| LoadError::Rejected {
+                    name: info.name.clone(),
+                    reason: e.to_string(),
+                },
+            )?;
             let mut p = p;
             p.store_id = info.id;
             prepared.push((info.id, p));

@@ -55,6 +55,8 @@ mod events;
 mod fib;
 #[path = "runtime/frags.rs"]
 mod frags;
+#[path = "runtime/freplace.rs"]
+mod freplace;
 #[path = "runtime/fuzz.rs"]
 mod fuzz;
 #[path = "runtime/fuzz_gen.rs"]

@@ -78,7 +78,16 @@ pub fn bpf(command: i32, attr_ptr: u64, size: u32) -> Result<i64, Errno> {
             Ok(0)
         }
         cmd::BPF_PROG_TEST_RUN => crate::testrun::test_run(a, attr_ptr),
+        // As the kernel's link_create, by the program's type: an extension
+        // program links to its target whatever the attach type says.
+        cmd::BPF_LINK_CREATE
+            if crate::freplace::is_extension(u32_at(a, link_create::PROG_FD) as c_int) =>
+        {
+            crate::freplace::link_create(a)
+        }
         cmd::BPF_LINK_CREATE => link_create(a),
+        cmd::BPF_PROG_BIND_MAP => crate::freplace::prog_bind_map(a),
+        cmd::BPF_RAW_TRACEPOINT_OPEN => crate::freplace::raw_tracepoint_open(a),
         cmd::BPF_LINK_UPDATE => link_update(a),
         cmd::BPF_LINK_DETACH => link_detach(a),
         cmd::BPF_LINK_GET_NEXT_ID => get_next_id(a, attr_ptr, c),
@@ -475,7 +484,7 @@ fn obj_pin(a: &[u8]) -> Result<i64, Errno> {
     let what = match fds::lookup(fd) {
         Some(Obj::Map(id)) => maps::Pinned::Map(id),
         Some(Obj::Prog(id)) => maps::Pinned::Prog(id),
-        Some(Obj::Link(id)) => maps::Pinned::Link(id),
+        Some(Obj::Link(id)) | Some(Obj::Freplace(id)) => maps::Pinned::Link(id),
         Some(_) => return Err(libc::EINVAL),
         None => return Err(libc::EBADF),
     };
@@ -499,7 +508,9 @@ fn obj_get(a: &[u8]) -> Result<i64, Errno> {
     let obj = match crate::vfs::node(state::store()?, &path) {
         Some(crate::vfs::Node::Map(id)) => Obj::Map(id),
         Some(crate::vfs::Node::Prog(id)) => Obj::Prog(id),
-        Some(crate::vfs::Node::Link(id)) => Obj::Link(id),
+        // One id space for links: an XDP link, else a replacement link.
+        Some(crate::vfs::Node::Link(id)) if state::store()?.xdp_link(id).is_ok() => Obj::Link(id),
+        Some(crate::vfs::Node::Link(id)) => Obj::Freplace(id),
         Some(crate::vfs::Node::Symlink) => return Err(libc::ELOOP),
         Some(crate::vfs::Node::Dir) => return Err(libc::EPERM),
         None => return Err(libc::ENOENT),
@@ -546,8 +557,12 @@ fn get_fd_by_id(a: &[u8], command: u32) -> Result<i64, Errno> {
             Obj::Map(id)
         }
         cmd::BPF_LINK_GET_FD_BY_ID => {
-            store.xdp_link(id).map_err(|e| e.errno())?;
-            Obj::Link(id)
+            if store.replacements().iter().any(|r| r.link_id == id) {
+                Obj::Freplace(id)
+            } else {
+                store.xdp_link(id).map_err(|e| e.errno())?;
+                Obj::Link(id)
+            }
         }
         _ => {
             crate::checked::btf_data(store, id)?;
@@ -688,5 +703,7 @@ fn link_ids() -> Result<Vec<u32>, Errno> {
         .iter()
         .map(|a| a.link_id)
         .filter(|&id| id != 0)
+        // Replacement links share the id space.
+        .chain(store.replacements().iter().map(|r| r.link_id))
         .collect())
 }

@@ -30,6 +30,8 @@ pub enum Obj {
     LocalBtf,
     /// An XDP link of the store, by link id.
     Link(u32),
+    /// A replacement (freplace) link of the store, by link id.
+    Freplace(u32),
     /// The descriptor of BPF_ENABLE_STATS.
     Stats,
 }
@@ -48,6 +50,7 @@ impl Obj {
             Obj::Btf(id) => format!("btf:{id}"),
             Obj::LocalBtf => "lbtf".to_string(),
             Obj::Link(id) => format!("link:{id}"),
+            Obj::Freplace(id) => format!("flink:{id}"),
             Obj::Stats => "stats".to_string(),
         };
         format!("xdpshim:{tag}:{what}")
@@ -66,6 +69,7 @@ impl Obj {
             "btf" => Obj::Btf(num()?),
             "lbtf" => Obj::LocalBtf,
             "link" => Obj::Link(num()?),
+            "flink" => Obj::Freplace(num()?),
             "stats" => Obj::Stats,
             _ => return None,
         })
@@ -78,7 +82,7 @@ impl Obj {
             Obj::Map(_) => "bpf-map",
             Obj::Prog(_) | Obj::LocalProg(_) => "bpf-prog",
             Obj::Btf(_) | Obj::LocalBtf => "btf",
-            Obj::Link(_) => "bpf_link",
+            Obj::Link(_) | Obj::Freplace(_) => "bpf_link",
             Obj::Stats => "bpf-stats",
         }
     }

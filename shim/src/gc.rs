@@ -58,6 +58,9 @@ fn held_by_descriptors(tag: &str) -> HashSet<Held> {
                 Some(Obj::Btf(id)) => {
                     held.insert(Held::Btf(id));
                 }
+                Some(Obj::Freplace(id)) => {
+                    held.insert(Held::Link(id));
+                }
                 _ => {}
             }
         }
@@ -156,9 +159,30 @@ pub fn collect(store: &maps::Store) -> Collected {
             }
         }
         let mut changed = false;
+        // Replacement links: held by a pin, a descriptor, or their live
+        // creator; a link holds its extension program and its target.
+        for r in store.replacements() {
+            if r.holder_pid == 0
+                || pinned(Pinned::Link(r.link_id))
+                || alive(r.holder_pid)
+                || held_by_fd(Held::Link(r.link_id))
+            {
+                continue;
+            }
+            if store.remove_replacement(r.link_id).is_ok() {
+                gone.links += 1;
+                changed = true;
+            }
+        }
+        let linked: HashSet<u32> = store
+            .replacements()
+            .iter()
+            .flat_map(|r| [r.ext, r.target])
+            .collect();
         let attached: HashSet<u32> = store.xdp_attachments().iter().map(|a| a.prog_id).collect();
         for p in &store.programs() {
             if p.holder_pid == 0
+                || linked.contains(&p.id)
                 || pinned(Pinned::Prog(p.id))
                 || attached.contains(&p.id)
                 || slot_progs.contains(&p.id)

@@ -5,7 +5,7 @@
 use crate::fds::Obj;
 use crate::user::{self, put_u32, put_u64, u32_at, u64_at, Errno};
 use isa::uapi::info::{btf, link, map, prog, PROG_GPL_COMPATIBLE_WORD};
-use isa::uapi::BPF_LINK_TYPE_XDP;
+use isa::uapi::{BPF_LINK_TYPE_TRACING, BPF_LINK_TYPE_XDP};
 
 /// sizeof(struct bpf_map_info).
 pub const MAP_INFO_SIZE: usize = 88;
@@ -42,7 +42,7 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
         Obj::Map(_) => MAP_INFO_SIZE,
         Obj::Prog(_) | Obj::LocalProg(_) => PROG_INFO_SIZE,
         Obj::Btf(_) | Obj::LocalBtf => BTF_INFO_SIZE,
-        Obj::Link(_) => LINK_INFO_SIZE,
+        Obj::Link(_) | Obj::Freplace(_) => LINK_INFO_SIZE,
         Obj::Stats => return Err(libc::EINVAL),
     };
     let ulen = info_len as usize;
@@ -142,6 +142,22 @@ pub fn get_info(obj: Obj, info_ptr: u64, info_len: u32) -> Result<u32, Errno> {
             put_u32(&mut out, link::PROG_ID, l.prog_id);
             put_u32(&mut out, link::XDP_IFINDEX, l.ifindex);
         }
+        Obj::Freplace(id) => {
+            let r = store
+                .replacements()
+                .into_iter()
+                .find(|r| r.link_id == id)
+                .ok_or(libc::ENOENT)?;
+            put_u32(&mut out, link::TYPE, BPF_LINK_TYPE_TRACING);
+            put_u32(&mut out, link::ID, id);
+            put_u32(&mut out, link::PROG_ID, r.ext);
+            // The `tracing` member of the union: attach_type (the
+            // extension's expected_attach_type, 0), target_obj_id,
+            // target_btf_id.
+            put_u32(&mut out, link::XDP_IFINDEX, 0);
+            put_u32(&mut out, link::XDP_IFINDEX + 4, r.target);
+            put_u32(&mut out, link::XDP_IFINDEX + 8, r.btf_id);
+        }
         Obj::Stats => return Err(libc::EINVAL),
     }
     user::write(info_ptr, &out[..n])?;
@@ -194,6 +210,14 @@ pub fn fdinfo(obj: Obj) -> Result<String, Errno> {
                 "link_type:\txdp\nlink_id:\t{id}\nprog_tag:\t{tag}\nprog_id:\t{}\nifindex:\t{}\n",
                 l.prog_id, l.ifindex
             )
+        }
+        Obj::Freplace(id) => {
+            if let Some(r) = store.replacements().into_iter().find(|r| r.link_id == id) {
+                s += &format!(
+                    "link_type:\ttracing\nlink_id:\t{id}\nprog_tag:\t\nprog_id:\t{}\nattach_type:\t0\ntarget_obj_id:\t{}\ntarget_btf_id:\t{}\n",
+                    r.ext, r.target, r.btf_id
+                );
+            }
         }
         Obj::Stats => {}
     }

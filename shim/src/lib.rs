@@ -31,6 +31,7 @@ pub mod bpf;
 pub mod checked;
 pub mod error;
 pub mod fds;
+pub mod freplace;
 pub mod gc;
 pub mod info;
 pub mod interpose;

@@ -8,7 +8,7 @@ use isa::opcode::{
     BPF_PSEUDO_MAP_FD as PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX as PSEUDO_MAP_IDX,
     BPF_PSEUDO_MAP_IDX_VALUE as PSEUDO_MAP_IDX_VALUE,
 };
-use isa::uapi::BPF_PROG_TYPE_XDP as PROG_TYPE_XDP;
+use isa::uapi::{BPF_PROG_TYPE_EXT as PROG_TYPE_EXT, BPF_PROG_TYPE_XDP as PROG_TYPE_XDP};
 use isa::RawInsn;
 
 use crate::fds::{self, Obj};
@@ -96,6 +96,29 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
         0
     };
     let store = state::store()?;
+    // The program's BTF and func_info (the functions replacement links name),
+    // and for an extension program the function it replaces.
+    let btf = if btf_id != 0 {
+        let data = store.btf_data(btf_id).map_err(|e| e.errno())?;
+        loader::btf::Btf::parse(&data).ok()
+    } else {
+        None
+    };
+    let funcs = match crate::freplace::func_info(a, btf.as_ref(), insn_cnt) {
+        Ok(f) => f,
+        Err((e, msg)) => return fail(e, msg),
+    };
+    let btf_info = if prog_type == PROG_TYPE_EXT {
+        match crate::freplace::ext_target(a, btf.as_ref(), &funcs) {
+            Ok(info) => info,
+            Err((e, msg)) => return fail(e, msg),
+        }
+    } else {
+        maps::ProgramBtfInfo {
+            func_info: funcs,
+            ..maps::ProgramBtfInfo::default()
+        }
+    };
     let def = maps::ProgramDef {
         name: name.to_string(),
         prog_type,
@@ -111,7 +134,7 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
         // SAFETY: getpid cannot fail.
         holder_pid: unsafe { libc::getpid() } as u32,
     };
-    if prog_type != PROG_TYPE_XDP {
+    if prog_type != PROG_TYPE_XDP && prog_type != PROG_TYPE_EXT {
         // Other types are checked (libbpf's feature probes load them) but
         // cannot run here, so they are not recorded.
         let maps = runtime::stored::bind_maps(store, &def.map_ids).map_err(|_| libc::EBADF)?;
@@ -122,7 +145,15 @@ pub fn prog_load(a: &[u8]) -> Result<i64, Errno> {
         };
     }
     match runtime::stored::register(store, &def, state::strict()) {
-        Ok(id) => Ok(i64::from(fds::create(Obj::Prog(id), &[])?)),
+        Ok(id) => {
+            if btf_info != maps::ProgramBtfInfo::default() {
+                if let Err(e) = store.set_program_btf_info(id, &btf_info) {
+                    let _ = store.remove_program(id);
+                    return Err(e.errno());
+                }
+            }
+            Ok(i64::from(fds::create(Obj::Prog(id), &[])?))
+        }
         // As the kernel's verifier refuses an access it cannot prove: EACCES.
         Err(runtime::LoadError::Verify(e @ runtime::VerifyError::Unproven { .. })) => {
             fail(libc::EACCES, e.to_string())

@@ -28,6 +28,9 @@ const F_TEST_XDP_LIVE_FRAMES: u32 = 2;
 pub fn test_run(a: &[u8], attr_ptr: u64) -> Result<i64, Errno> {
     let fd = u32_at(a, test::PROG_FD) as c_int;
     let id = match fds::lookup(fd) {
+        // Extension programs have no test run of their own in the kernel
+        // (ENOTSUPP): they run in place of the function they replace.
+        Some(Obj::Prog(_)) if crate::freplace::is_extension(fd) => return Err(524),
         Some(Obj::Prog(id)) => id,
         Some(Obj::LocalProg(_)) => return Err(524),
         Some(_) => return Err(libc::EINVAL),

@@ -28,6 +28,8 @@ mod queue;
 mod strict;
 #[path = "shim/vfs.rs"]
 mod vfs;
+#[path = "shim/xdptools.rs"]
+mod xdptools;
 
 /// The cdylib cargo built with this test binary: `cargo test` leaves the fresh
 /// one in `target/<profile>/deps/` (next to the test binary), `cargo build` in

@@ -80,7 +80,7 @@ fn select(store: &Store, sel: &[String]) -> Result<Vec<ProgramInfo>> {
             Pinned::Prog(id) => vec![store.program_by_id(id)?],
             Pinned::Map(_) => bail!("{what:?} is a map, not a program"),
             Pinned::Dir => bail!("{what:?} is a directory, not a program"),
-            Pinned::Link(_) => bail!("{what:?} is an XDP link, not a program"),
+            Pinned::Link(_) => bail!("{what:?} is a link, not a program"),
             Pinned::Symlink => bail!("{what:?} is a symbolic link, not a program"),
         },
         "name" => all.into_iter().filter(|p| &p.name == what).collect(),

@@ -641,7 +641,7 @@ impl Drop for Edge {
 }
 
 /// The kernel's answer to the same call, when this process may use bpf(2).
-fn kernel_bpf(cmd: i32, attr: &mut [u8]) -> Result<i64, i32> {
+pub(super) fn kernel_bpf(cmd: i32, attr: &mut [u8]) -> Result<i64, i32> {
     // SAFETY: attr is a live buffer of attr.len() bytes.
     let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
     if r < 0 {
