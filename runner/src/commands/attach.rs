@@ -4,6 +4,7 @@
 //! attachment of the store (made under the shim by libbpf, bpftool or `ip link`)
 //! on its interface, starting and stopping as attachments come and go.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -398,7 +399,9 @@ fn follow(args: &AttachArgs) -> Result<()> {
                 dataplane::afpacket::ifname(*ifindex)
             ),
         };
-        println!("{line}");
+        // A closed stdout (its reader went away) loses the event lines, never the
+        // daemon: the attachments keep running.
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
     };
     let mut opts = dataplane::FollowOptions::new(match args.mode {
         AttachMode::Afpacket => Mode::AfPacket,
