@@ -1024,7 +1024,8 @@ fn helpers(s: &mut Suite) {
     ] {
         s.add(name, move |a| {
             a.raw(STDW, 10, 0, -16, 0x1000);
-            a.raw(0x62, 10, 0, -8, 8 | kind << 24);
+            // Size 8, the kind in bits 28..31 (helpers/dynptr.rs).
+            a.raw(0x62, 10, 0, -8, 8 | kind << 28);
             a.raw(0x62, 10, 0, -4, 0);
             a.raw(STDW, 10, 0, -24, 0);
             if helper == DYNPTR_READ {
@@ -1753,11 +1754,7 @@ fn control_flow(s: &mut Suite) {
             (CALL, 0, 0, 26),
             "helper 26 (bpf_skb_load_bytes) is not supported",
         ),
-        (
-            "kfunc_call",
-            (CALL, 0, 2, 1234),
-            "kfunc call with id 1234, which is no kfunc of this runtime",
-        ),
+        ("kfunc_call", (CALL, 0, 2, 1234), "kfunc with BTF id 1234"),
         // The helper-table slot of a kfunc (runtime kfunc 1, bpf_iter_num_new) is no
         // helper a program may call.
         (

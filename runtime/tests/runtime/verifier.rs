@@ -226,10 +226,14 @@ fn hostile_memory_traps_are_not_proven() {
         };
         let (object, entry) = LoadedObject::from_store(&store, loaded.id).expect("from_store");
         let fact = object.programs[entry].analysis().fact(*pc);
+        // The dynptr helpers reach memory through the dynptr their (proven) argument
+        // holds: their trap's address is no argument, so a proven call is no
+        // violation there; the audit run below is what checks them.
+        let through_dynptr = case.name.contains("dynptr");
         let proven = if *kind == "OutOfBounds" {
             fact.proven
         } else {
-            fact.ptr_args != 0 && fact.proven_args == fact.ptr_args
+            !through_dynptr && fact.ptr_args != 0 && fact.proven_args == fact.ptr_args
         };
         assert!(
             !proven,
