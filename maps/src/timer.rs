@@ -477,6 +477,11 @@ impl TimerLease {
         self.inherited
     }
 
+    /// [`TimerLease::inherited`], once: the driver runs it.
+    pub fn take_inherited(&mut self) -> Option<(u32, u32, u32)> {
+        self.inherited.take()
+    }
+
     /// Records that this driver is alive.
     pub fn heartbeat(&self) {
         if let Some(w) = lease_words(&self.shm) {
@@ -612,6 +617,25 @@ impl Map {
         }
     }
 
+    /// The key of element `slot` as a timer callback receives it: a hash element's
+    /// stored key, or an array's index; `out` must hold `key_size` bytes.
+    pub fn timer_key(&self, slot: u32, out: &mut [u8]) -> Option<()> {
+        let (key, _) = self.timer_element(slot)?;
+        if out.len() != self.key_size as usize {
+            return None;
+        }
+        match key {
+            None => out.copy_from_slice(&slot.to_ne_bytes()[..out.len().min(4)]),
+            Some(k) => {
+                // SAFETY: `k` is the key area of element `slot` < nelems (checked by
+                // `timer_element`), key_size bytes inside the map's data region,
+                // 4-aligned; `out` holds key_size bytes.
+                unsafe { crate::mem::load_key(out, k as *const u8) }
+            }
+        }
+        Some(())
+    }
+
     /// `bpf_timer_init`: -EBUSY when initialised already, -EINVAL for a clock other
     /// than MONOTONIC, REALTIME or BOOTTIME (flags hold the clock id).
     pub fn timer_init(&self, slot: u32, flags: u64) -> Result<(), Errno> {
@@ -690,7 +714,8 @@ impl Map {
     }
 
     /// `bpf_timer_cancel`: Ok(true) when it was armed, Ok(false) when not, -EINVAL
-    /// when not initialised.
+    /// when not initialised. As the kernel's, it forgets the callback (asked of
+    /// the kernel: a start after a cancel is -EINVAL until set_callback).
     pub fn timer_cancel(&self, slot: u32) -> Result<bool, Errno> {
         self.with_wheel(|w| {
             let e = w.entry(slot)?;
@@ -700,11 +725,15 @@ impl Map {
                 return Ok(Err(-libc::EINVAL));
             }
             e.gen.fetch_add(1, r);
+            // The kernel's cancel drops the callback too (`drop_prog_refcnt`): a
+            // start needs a new bpf_timer_set_callback.
+            e.prog.store(0, r);
+            e.pc.store(0, r);
+            e.state.store(s & !(ST_ARMED | ST_CALLBACK), r);
             if s & ST_ARMED == 0 {
                 return Ok(Ok(false));
             }
             w.unlink(slot, e)?;
-            e.state.store(s & !ST_ARMED, r);
             w.h.armed.fetch_sub(1, r);
             Ok(Ok(true))
         })
@@ -822,16 +851,23 @@ impl Map {
         self.with_wheel(|w| {
             let r = Ordering::Relaxed;
             w.advance(now_ns / w.tick_ns())?;
-            let Some(idx) = w.link(w.h.heads[PENDING].load(r))? else {
-                return Ok(None);
+            let mut steps = 0u32;
+            let (idx, e, s) = loop {
+                steps += 1;
+                if steps > w.area.nslots.saturating_add(1) {
+                    return Err(w.corrupt("pending list does not end".into()));
+                }
+                let Some(idx) = w.link(w.h.heads[PENDING].load(r))? else {
+                    return Ok(None);
+                };
+                let e = w.entry(idx)?;
+                w.unlink(idx, e)?;
+                let s = e.state.load(r);
+                // Listed but not armed (a holder died between the two stores): drop.
+                if s & ST_ARMED != 0 {
+                    break (idx, e, s);
+                }
             };
-            let e = w.entry(idx)?;
-            w.unlink(idx, e)?;
-            let s = e.state.load(r);
-            if s & ST_ARMED == 0 {
-                // Not armed yet listed: a rebuild would have dropped it.
-                return Ok(None);
-            }
             let due = Due {
                 slot: idx,
                 gen: e.gen.load(r),
@@ -1059,6 +1095,9 @@ mod tests {
         assert_eq!(m.timer_start(t, 1, false), Err(-libc::EINVAL));
         assert_eq!(m.timer_set_callback(t, 7, 30), Ok(()));
         assert_eq!(m.timer_cancel(t), Ok(false));
+        // The cancel forgot the callback (kernel 6.18 answers -EINVAL too).
+        assert_eq!(m.timer_start(t, 1, false), Err(-libc::EINVAL));
+        assert_eq!(m.timer_set_callback(t, 7, 30), Ok(()));
         assert_eq!(
             m.timer_start(t, monotonic_ns() + 1_000_000_000, false),
             Ok(())
@@ -1151,7 +1190,8 @@ mod tests {
                 let ts = slot(&m, k);
                 m.timer_init(ts, 1).unwrap();
                 m.timer_set_callback(ts, 1, 1).unwrap();
-                m.timer_start(ts, monotonic_ns() + (1 << 40), false).unwrap();
+                m.timer_start(ts, monotonic_ns() + (1 << 40), false)
+                    .unwrap();
             }
             assert_eq!(m.timers_armed(), 4);
             // Update of an existing key: the element holding the timer goes away
