@@ -6,7 +6,7 @@
 //! gets a *timer area* of its own, allocated right after its data region:
 //!
 //! ```text
-//! WheelHeader (64-byte aligned)   lock | tick_ns | elapsed | armed | occupied[6] | heads[385]
+//! WheelHeader (64-byte aligned)   lock | tick_ns | elapsed | armed | occupied[68] | heads[4353]
 //! TimerEntry x nslots (40 bytes)  one per element slot: array index or hash/LRU element
 //! ```
 //! The 16 bytes of `struct bpf_timer` in the value are opaque and never read: a
@@ -14,17 +14,22 @@
 //! the value pointer's slot in the map ([`Map::timer_slot_of`]).
 //!
 //! # The wheel
-//! A hierarchical timing wheel after tokio's and the Linux timer wheel: 6 levels of
-//! 64 slots; level `l` slots are `64^l` ticks wide, so it spans `2^36` ticks (beyond,
-//! a timer waits in the top level and is cascaded again). Each slot is an intrusive
-//! doubly linked list of entry indexes (`prev`/`next`, `idx + 1`, 0 ending a list), so
-//! start, re-arm and cancel are O(1) and never allocate; a 385th list holds the
-//! *pending* timers, those due at or before `elapsed`. [`Map::timer_pop_due`] advances
-//! `elapsed` to the current tick, cascading each higher-level slot it reaches into
-//! the lower levels (every timer moves at most 6 times), and takes pending timers one
-//! at a time. A timer is due at tick `ceil(deadline / tick)` and is taken when the
-//! driver's clock reaches that tick, so it fires at most one tick (plus the driver's
-//! poll delay) late and never early. The tick is [`DEFAULT_TICK_NS`] (1 ms) unless a
+//! A hierarchical timing wheel after tokio's and the Linux timer wheel: level 0 is a
+//! ring of 4096 one-tick slots holding the timers due within the next 4095 ticks
+//! (4 s at the default tick), levels 1 to 4 have 64 slots each,
+//! `4096 * 64^(l-1)` ticks wide, so it spans `2^36` ticks (beyond, a timer waits in
+//! the top level and is cascaded again). Each slot is an intrusive doubly linked list
+//! of entry indexes (`prev`/`next`, `idx + 1`, 0 ending a list), so start, re-arm and
+//! cancel are O(1) and never allocate; a last list holds the *pending* timers, those
+//! due at or before `elapsed`. [`Map::timer_pop_due`] advances `elapsed` to the
+//! current tick, cascading each higher-level slot it reaches into the lower levels
+//! (every timer moves at most 4 times), and takes pending timers one at a time. A
+//! wide level 0 keeps timers due within 4096 ticks from cascading at all: a cascade
+//! moves a whole slot's timers at once (measured: about 250 ns per timer at 1M), a
+//! burst that would make timers due just after the slot's start late. A timer is due
+//! at tick `ceil(deadline / tick)` and is taken when the driver's clock reaches that
+//! tick, so it fires at most one tick (plus the driver's poll delay and any cascade
+//! burst) late and never early. The tick is [`DEFAULT_TICK_NS`] (1 ms) unless a
 //! driver sets another ([`Map::timer_set_tick`]): the wheel is then rebuilt.
 //!
 //! # Concurrency
@@ -58,15 +63,20 @@ use crate::lock;
 use crate::map::Map;
 use crate::shm::{SharedPod, Shm};
 
-/// Levels of the wheel.
-pub const LEVELS: usize = 6;
-/// Slots per level.
+/// Levels of the wheel: level 0 of 4096 one-tick slots, then 4 levels of 64.
+pub const LEVELS: usize = 5;
+/// Bits of the tick level 0 spans (4096 ticks: 4 s at the default tick), so that
+/// timers up to that far never cascade.
+const L0_BITS: usize = 12;
+/// Slots of the levels above 0.
 pub const SLOTS: usize = 64;
-/// Lists: every slot of every level, then the pending list.
-const NLISTS: usize = LEVELS * SLOTS + 1;
-const PENDING: usize = LEVELS * SLOTS;
+/// Bits per occupancy word (lists `64w .. 64w + 63` have word `w`).
+const WORD: usize = 64;
+/// Lists: level 0's slots, each higher level's, then the pending list.
+const NLISTS: usize = (1 << L0_BITS) + (LEVELS - 1) * SLOTS + 1;
+const PENDING: usize = NLISTS - 1;
 /// The span of the wheel in ticks.
-const MAX_TICKS: u64 = (1 << (6 * LEVELS)) - 1;
+const MAX_TICKS: u64 = (1 << (L0_BITS + 6 * (LEVELS - 1))) - 1;
 /// The default tick: 1 ms.
 pub const DEFAULT_TICK_NS: u64 = 1_000_000;
 /// The smallest tick accepted.
@@ -99,8 +109,8 @@ pub(crate) struct WheelHeader {
     elapsed: AtomicU64,
     /// Timers armed (in a list).
     armed: AtomicU64,
-    /// Bit `s` of level `l`: list `l * 64 + s` is not empty.
-    occupied: [AtomicU64; LEVELS],
+    /// Bit `b` of word `w`: list `64w + b` is not empty.
+    occupied: [AtomicU64; PENDING / WORD],
     _reserved: [AtomicU64; 4],
     /// List heads: entry index + 1, 0 for an empty list.
     heads: [AtomicU32; NLISTS],
@@ -186,17 +196,48 @@ pub fn clock_ns(clock: libc::clockid_t) -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
+/// The lowest bit of the tick that level `level`'s slot index starts at.
+fn shift(level: usize) -> usize {
+    if level == 0 {
+        0
+    } else {
+        L0_BITS + 6 * (level - 1)
+    }
+}
+
+/// Slots of level `level`.
+fn slots(level: usize) -> usize {
+    if level == 0 {
+        1 << L0_BITS
+    } else {
+        SLOTS
+    }
+}
+
+/// The list of level `level`'s slot `slot`.
+fn list_of(level: usize, slot: usize) -> usize {
+    if level == 0 {
+        slot
+    } else {
+        (1 << L0_BITS) + (level - 1) * SLOTS + slot
+    }
+}
+
 fn level_for(elapsed: u64, when: u64) -> usize {
-    let mut masked = (elapsed ^ when) | (SLOTS as u64 - 1);
+    let mut masked = (elapsed ^ when) | ((1 << L0_BITS) - 1);
     if masked >= MAX_TICKS {
         masked = MAX_TICKS - 1;
     }
     let significant = 63 - masked.leading_zeros() as usize;
-    significant / 6
+    if significant < L0_BITS {
+        0
+    } else {
+        1 + (significant - L0_BITS) / 6
+    }
 }
 
 fn slot_for(when: u64, level: usize) -> usize {
-    ((when >> (level * 6)) & (SLOTS as u64 - 1)) as usize
+    ((when >> shift(level)) & (slots(level) as u64 - 1)) as usize
 }
 
 /// The locked wheel of one map.
@@ -265,7 +306,7 @@ impl<'m> Wheel<'m> {
             self.entry(n)?.prev.store(e.prev.load(r), r);
         }
         if list < PENDING && self.h.heads[list].load(r) == 0 {
-            self.h.occupied[list / SLOTS].fetch_and(!(1u64 << (list % SLOTS)), r);
+            self.h.occupied[list / WORD].fetch_and(!(1u64 << (list % WORD)), r);
         }
         e.list.store(0, r);
         e.prev.store(0, r);
@@ -279,10 +320,15 @@ impl<'m> Wheel<'m> {
         let elapsed = self.h.elapsed.load(r);
         let list = if when <= elapsed {
             PENDING
+        } else if when - elapsed < 1 << L0_BITS {
+            // Level 0 is a ring over the next 4095 ticks, whatever their alignment.
+            let list = list_of(0, (when & ((1 << L0_BITS) - 1)) as usize);
+            self.h.occupied[list / WORD].fetch_or(1u64 << (list % WORD), r);
+            list
         } else {
             let level = level_for(elapsed, when);
-            let list = level * SLOTS + slot_for(when, level);
-            self.h.occupied[level].fetch_or(1u64 << (list % SLOTS), r);
+            let list = list_of(level, slot_for(when, level));
+            self.h.occupied[list / WORD].fetch_or(1u64 << (list % WORD), r);
             list
         };
         let head = self.h.heads[list].load(r);
@@ -296,42 +342,83 @@ impl<'m> Wheel<'m> {
         Ok(())
     }
 
-    /// The next slot to process: (list, deadline tick), lowest level first.
+    /// The next slot to process: (list, deadline tick), the earliest of every level's
+    /// first occupied slot.
     fn next_expiration(&self) -> Option<(usize, u64)> {
-        let elapsed = self.h.elapsed.load(Ordering::Relaxed);
+        let r = Ordering::Relaxed;
+        let elapsed = self.h.elapsed.load(r);
+        let mut best: Option<(usize, u64)> = None;
         for level in 0..LEVELS {
-            let occ = self.h.occupied[level].load(Ordering::Relaxed);
-            if occ == 0 {
+            let slot_range = 1u64 << shift(level);
+            let n = slots(level) as u64;
+            let level_range = slot_range * n;
+            let now_slot = (elapsed >> shift(level)) & (n - 1);
+            let base = list_of(level, 0);
+            // The first occupied slot at or after `now_slot`, circularly.
+            let words = slots(level) / WORD;
+            let (w0, b0) = ((now_slot as usize) / WORD, (now_slot as usize) % WORD);
+            let mut found = None;
+            for k in 0..=words {
+                let w = (w0 + k) % words;
+                let mut bits = self.h.occupied[base / WORD + w].load(r);
+                if k == 0 {
+                    bits &= !0u64 << b0;
+                } else if k == words {
+                    bits &= (1u64 << b0).wrapping_sub(1);
+                }
+                if bits != 0 {
+                    found = Some((w * WORD) as u64 + u64::from(bits.trailing_zeros()));
+                    break;
+                }
+            }
+            let Some(slot) = found else {
                 continue;
+            };
+            let deadline = if level == 0 {
+                // The ring: `slot` is `(slot - now_slot) mod 4096` ticks ahead (0: the
+                // timers of tick `elapsed` itself, due now).
+                elapsed + (slot.wrapping_sub(now_slot) & (n - 1))
+            } else {
+                let level_start = elapsed & !(level_range - 1);
+                let mut deadline = level_start + slot * slot_range;
+                if deadline <= elapsed {
+                    deadline += level_range;
+                }
+                deadline
+            };
+            if best.is_none_or(|(_, b)| deadline < b) {
+                best = Some((base + slot as usize, deadline));
             }
-            let slot_range = 1u64 << (6 * level);
-            let level_range = slot_range << 6;
-            let now_slot = (elapsed / slot_range) % SLOTS as u64;
-            let zeros = u64::from(occ.rotate_right(now_slot as u32).trailing_zeros());
-            let slot = (zeros + now_slot) % SLOTS as u64;
-            let level_start = elapsed & !(level_range - 1);
-            let mut deadline = level_start + slot * slot_range;
-            if deadline <= elapsed {
-                deadline += level_range;
-            }
-            return Some((level * SLOTS + slot as usize, deadline));
         }
-        None
+        best
     }
 
-    /// Moves every timer due by tick `now` to the pending list.
-    fn advance(&self, now: u64) -> Result<(), MapError> {
+    /// Advances `elapsed` towards tick `now` until a list holds a timer due by then:
+    /// the pending list, or the level-0 slot of tick `elapsed` (every timer there is
+    /// due at that tick). Higher-level slots reached on the way are cascaded.
+    fn advance(&self, now: u64) -> Result<Option<usize>, MapError> {
         let r = Ordering::Relaxed;
-        // Each round empties one slot; a slot's timers only go to lower levels or the
-        // pending list (or, beyond the wheel's span, back to the top level for the
-        // next rotation), so this ends.
-        for _ in 0..(LEVELS * SLOTS * 4 + 4) {
+        if self.h.heads[PENDING].load(r) != 0 {
+            return Ok(Some(PENDING));
+        }
+        // Each round empties one higher-level slot, whose timers only go to lower
+        // levels or the pending list (or, beyond the wheel's span, back to the top
+        // level for the next rotation), so this ends.
+        for _ in 0..(NLISTS * 2 + 4) {
             match self.next_expiration() {
                 Some((list, deadline)) if deadline <= now => {
                     self.h.elapsed.store(deadline, r);
+                    if list < 1 << L0_BITS {
+                        if self.h.heads[list].load(r) != 0 {
+                            return Ok(Some(list));
+                        }
+                        // A bit left set by a holder that died: clear it.
+                        self.h.occupied[list / WORD].fetch_and(!(1u64 << (list % WORD)), r);
+                        continue;
+                    }
                     // Detach the whole list, then place each timer again.
                     let mut cur = self.h.heads[list].swap(0, r);
-                    self.h.occupied[list / SLOTS].fetch_and(!(1u64 << (list % SLOTS)), r);
+                    self.h.occupied[list / WORD].fetch_and(!(1u64 << (list % WORD)), r);
                     let mut n = 0u32;
                     while let Some(i) = self.link(cur)? {
                         n += 1;
@@ -347,16 +434,19 @@ impl<'m> Wheel<'m> {
                             self.insert(i, e)?;
                         }
                     }
+                    if self.h.heads[PENDING].load(r) != 0 {
+                        return Ok(Some(PENDING));
+                    }
                 }
                 _ => {
                     if now > self.h.elapsed.load(r) {
                         self.h.elapsed.store(now, r);
                     }
-                    return Ok(());
+                    return Ok(None);
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Rebuilds the lists, bits and count from the entries' state and deadline.
@@ -852,15 +942,18 @@ impl Map {
         }
         self.with_wheel(|w| {
             let r = Ordering::Relaxed;
-            w.advance(now_ns / w.tick_ns())?;
+            let now = now_ns / w.tick_ns();
             let mut steps = 0u32;
             let (idx, e, s) = loop {
                 steps += 1;
-                if steps > w.area.nslots.saturating_add(1) {
-                    return Err(w.corrupt("pending list does not end".into()));
+                if steps > w.area.nslots.saturating_add(2) {
+                    return Err(w.corrupt("due timers do not end".into()));
                 }
-                let Some(idx) = w.link(w.h.heads[PENDING].load(r))? else {
+                let Some(list) = w.advance(now)? else {
                     return Ok(None);
+                };
+                let Some(idx) = w.link(w.h.heads[list].load(r))? else {
+                    continue;
                 };
                 let e = w.entry(idx)?;
                 w.unlink(idx, e)?;
@@ -924,7 +1017,7 @@ impl Map {
                 let mut prev = 0u32;
                 let mut cur = w.h.heads[list].load(r);
                 if list < PENDING {
-                    let bit = w.h.occupied[list / SLOTS].load(r) >> (list % SLOTS) & 1;
+                    let bit = w.h.occupied[list / WORD].load(r) >> (list % WORD) & 1;
                     if (bit == 1) != (cur != 0) {
                         return Err(w.corrupt(format!("occupied bit of list {list} wrong")));
                     }
@@ -1023,13 +1116,14 @@ mod tests {
     #[test]
     fn levels_and_slots() {
         assert_eq!(level_for(0, 1), 0);
-        assert_eq!(level_for(0, 63), 0);
-        assert_eq!(level_for(0, 64), 1);
-        assert_eq!(level_for(0, 4095), 1);
-        assert_eq!(level_for(0, 4096), 2);
+        assert_eq!(level_for(0, 4095), 0);
+        assert_eq!(level_for(0, 4096), 1);
+        assert_eq!(level_for(0, (1 << 18) - 1), 1);
+        assert_eq!(level_for(0, 1 << 18), 2);
         assert_eq!(level_for(0, 1 << 40), LEVELS - 1);
-        assert_eq!(slot_for(64 * 3 + 5, 1), 3);
-        assert_eq!(slot_for(64 * 3 + 5, 0), 5);
+        assert_eq!(slot_for(4096 * 3 + 5, 1), 3);
+        assert_eq!(slot_for(4096 * 3 + 5, 0), 5);
+        assert_eq!(list_of(LEVELS - 1, SLOTS - 1), PENDING - 1);
     }
 
     #[test]
@@ -1112,20 +1206,27 @@ mod tests {
     }
 
     /// Every timer fires once, never before its deadline, and at the first poll at
-    /// or after the end of the tick holding its deadline.
+    /// or after the end of the tick holding its deadline; a second round starts
+    /// seconds after the first ended (the wheel's `elapsed` behind the deadlines).
     #[test]
     fn the_wheel_fires_each_timer_once_within_a_tick() {
         let s = store();
         let n = 3000u32;
         let m = timer_map(&s, BPF_MAP_TYPE_ARRAY, n);
         let lease = s.timer_lease().unwrap();
+        let last = wheel_round(&m, &lease, n, monotonic_ns(), 1);
+        wheel_round(&m, &lease, n, last + 7_000_000_123, 2);
+    }
+
+    fn wheel_round(m: &Map, lease: &TimerLease, n: u32, base: u64, seed: u64) -> u64 {
         let tick = m.timer_tick_ns();
-        let base = monotonic_ns();
         let mut deadline = vec![0u64; n as usize];
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
         for k in 0..n {
-            let t = slot(&m, k);
-            m.timer_init(t, 1).unwrap();
+            let t = slot(m, k);
+            if m.timer_clock(t).is_none() {
+                m.timer_init(t, 1).unwrap();
+            }
             m.timer_set_callback(t, 1, k).unwrap();
             rng ^= rng << 13;
             rng ^= rng >> 7;
@@ -1138,7 +1239,7 @@ mod tests {
         }
         // Re-arm a third of them, cancel another third.
         for k in 0..n {
-            let t = slot(&m, k);
+            let t = slot(m, k);
             match k % 3 {
                 0 => {
                     let d = deadline[t as usize] / 2 + base / 2 + 3;
@@ -1156,11 +1257,11 @@ mod tests {
         let mut fired = vec![0u32; n as usize];
         let mut sorted: Vec<u64> = deadline.iter().copied().filter(|&d| d != 0).collect();
         sorted.sort_unstable();
-        // Poll at every deadline's tick end, plus a few steps between.
+        // Poll at every deadline's tick end.
         let mut polls: Vec<u64> = sorted.iter().map(|d| d.div_ceil(tick) * tick).collect();
         polls.dedup();
-        for now in polls {
-            while let Some(d) = m.timer_pop_due(&lease, now).unwrap() {
+        for &now in &polls {
+            while let Some(d) = m.timer_pop_due(lease, now).unwrap() {
                 let dl = deadline[d.slot as usize];
                 assert!(dl != 0, "cancelled timer {} fired", d.slot);
                 assert!(dl <= now, "timer {} fired {} ns early", d.slot, dl - now);
@@ -1180,6 +1281,7 @@ mod tests {
         }
         assert_eq!(m.timers_armed(), 0);
         m.check().unwrap();
+        *polls.last().unwrap()
     }
 
     #[test]
