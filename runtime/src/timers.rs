@@ -23,6 +23,12 @@
 //!
 //! A callback that traps is counted ([`FireStats::traps`]) and the others still run;
 //! a callback whose program no engine holds is counted as `orphans`.
+//!
+//! For benchmarks: `fire_due(now)` both advances the wheels to `now` and fires what is
+//! due (callers may pass any monotonic `now`, e.g. to step time); [`TimerDriver::armed`]
+//! and `maps::Map::timers_armed` count armed timers; `maps::Map::timer_bytes` /
+//! `timer_slots` give a map's bytes of timer state and its slots
+//! (`maps::timer::ENTRY_BYTES`, 40, per element slot plus one wheel header per map).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
