@@ -200,6 +200,7 @@ pub struct TimerDriver {
     ids: Vec<u32>,
     maps: Vec<Map>,
     tick_ns: Option<u64>,
+    refreshed: Option<Instant>,
     key: Vec<u8>,
     pkt: Packet,
     /// The last callback trap, for reports.
@@ -221,6 +222,7 @@ impl TimerDriver {
             ids: Vec::new(),
             maps: Vec::new(),
             tick_ns: None,
+            refreshed: None,
             key: Vec::new(),
             pkt,
             last_trap: None,
@@ -237,11 +239,20 @@ impl TimerDriver {
     pub fn set_tick(&mut self, tick_ns: u64) -> Result<(), MapError> {
         self.tick_ns = Some(tick_ns);
         self.ids.clear();
+        self.refreshed = None;
         self.refresh()
     }
 
-    /// Picks up maps created or removed since the last call.
+    /// Picks up maps created or removed since the last look, at most every 10 ms (a
+    /// removed map's timers were cancelled with it).
     fn refresh(&mut self) -> Result<(), MapError> {
+        if self
+            .refreshed
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(10))
+        {
+            return Ok(());
+        }
+        self.refreshed = Some(Instant::now());
         let ids = self.store.map_ids();
         if ids == self.ids {
             return Ok(());
