@@ -314,23 +314,26 @@ impl<'m> Wheel<'m> {
         Ok(())
     }
 
-    fn insert(&self, idx: u32, e: &TimerEntry) -> Result<(), MapError> {
-        let r = Ordering::Relaxed;
-        let when = self.when(e.deadline.load(r));
-        let elapsed = self.h.elapsed.load(r);
-        let list = if when <= elapsed {
+    /// The list a timer due at tick `when` belongs in now.
+    fn list_for(&self, when: u64) -> usize {
+        let elapsed = self.h.elapsed.load(Ordering::Relaxed);
+        if when <= elapsed {
             PENDING
         } else if when - elapsed < 1 << L0_BITS {
             // Level 0 is a ring over the next 4095 ticks, whatever their alignment.
-            let list = list_of(0, (when & ((1 << L0_BITS) - 1)) as usize);
-            self.h.occupied[list / WORD].fetch_or(1u64 << (list % WORD), r);
-            list
+            list_of(0, (when & ((1 << L0_BITS) - 1)) as usize)
         } else {
             let level = level_for(elapsed, when);
-            let list = list_of(level, slot_for(when, level));
+            list_of(level, slot_for(when, level))
+        }
+    }
+
+    fn insert(&self, idx: u32, e: &TimerEntry) -> Result<(), MapError> {
+        let r = Ordering::Relaxed;
+        let list = self.list_for(self.when(e.deadline.load(r)));
+        if list != PENDING {
             self.h.occupied[list / WORD].fetch_or(1u64 << (list % WORD), r);
-            list
-        };
+        }
         let head = self.h.heads[list].load(r);
         if let Some(hd) = self.link(head)? {
             self.entry(hd)?.prev.store(idx + 1, r);
@@ -343,7 +346,7 @@ impl<'m> Wheel<'m> {
     }
 
     /// The next slot to process: (list, deadline tick), the earliest of every level's
-    /// first occupied slot.
+    /// first occupied slot, the highest level's on a tie.
     fn next_expiration(&self) -> Option<(usize, u64)> {
         let r = Ordering::Relaxed;
         let elapsed = self.h.elapsed.load(r);
@@ -386,7 +389,11 @@ impl<'m> Wheel<'m> {
                 }
                 deadline
             };
-            if best.is_none_or(|(_, b)| deadline < b) {
+            // On a tie the higher level goes first: its timers due at that tick
+            // join the pending list, and `elapsed` never reaches a higher-level
+            // slot's start with the slot still full (which would read as the next
+            // rotation).
+            if best.is_none_or(|(_, b)| deadline <= b) {
                 best = Some((base + slot as usize, deadline));
             }
         }
@@ -790,13 +797,21 @@ impl Map {
             if w.h.elapsed.load(r) == 0 {
                 w.h.elapsed.store(monotonic_ns() / w.tick_ns(), r);
             }
+            let pin = if pinned { ST_PINNED } else { 0 };
+            if s & ST_ARMED != 0 && e.list.load(r) == w.list_for(w.when(deadline_ns)) as u32 + 1 {
+                // A re-arm into the list it is in (the same tick, most often: a
+                // timer re-armed by every packet): only the deadline changes.
+                e.deadline.store(deadline_ns, r);
+                e.state.store((s & !ST_PINNED) | pin, r);
+                e.gen.fetch_add(1, r);
+                return Ok(Ok(()));
+            }
             if s & ST_ARMED != 0 {
                 w.unlink(slot, e)?;
             } else {
                 w.h.armed.fetch_add(1, r);
             }
             e.deadline.store(deadline_ns, r);
-            let pin = if pinned { ST_PINNED } else { 0 };
             e.state.store((s & !ST_PINNED) | ST_ARMED | pin, r);
             e.gen.fetch_add(1, r);
             w.insert(slot, e)?;
