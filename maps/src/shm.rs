@@ -264,7 +264,7 @@ fn precheck_header(file: &File, len: u64) -> Result<(), StoreError> {
         });
     }
     let version = u32::from_ne_bytes([head[8], head[9], head[10], head[11]]);
-    if version != crate::layout::LAYOUT_VERSION {
+    if !(crate::layout::LAYOUT_VERSION_MIN..=crate::layout::LAYOUT_VERSION).contains(&version) {
         return Err(StoreError::Version {
             found: version,
             expected: crate::layout::LAYOUT_VERSION,

@@ -265,6 +265,17 @@ fn damaged_files_give_clear_errors() {
         }
         other => panic!("expected Version, got {other:?}"),
     }
+    // Version 4 (before timers) and 3 (another hash): the first opens, its maps
+    // without timers; the second is refused.
+    f.write_all_at(&4u32.to_ne_bytes(), 8).expect("write");
+    let old = Store::open(&n.0).expect("a version 4 store opens");
+    assert_eq!(old.map_by_id(1).expect("its map").timer_slots(), 0);
+    drop(old);
+    f.write_all_at(&3u32.to_ne_bytes(), 8).expect("write");
+    assert!(matches!(
+        Store::open(&n.0),
+        Err(StoreError::Version { found: 3, .. })
+    ));
     f.write_all_at(&LAYOUT_VERSION.to_ne_bytes(), 8)
         .expect("write");
 

@@ -11,6 +11,8 @@ use serde_json::Value;
 mod attach;
 #[path = "cli/store_size.rs"]
 mod store_size;
+#[path = "cli/timers.rs"]
+mod timers;
 
 fn runner() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xdp-runner"))

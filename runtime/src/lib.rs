@@ -29,6 +29,7 @@ pub mod memory;
 pub mod net;
 pub mod program;
 pub mod stored;
+pub mod timers;
 pub mod verifier;
 pub mod xdp;
 
@@ -127,7 +128,17 @@ impl LoadedObject {
                 },
                 holder_pid: 0,
             };
-            let map = store.create_map(&def).map_err(map_err)?;
+            // A `struct bpf_timer` in the value gets the map a timer area (where the
+            // kernel refuses one, libbpf creates the map without BTF).
+            let timer_off = match (&object.btf, spec.btf_value_type_id) {
+                (Some(btf), 1..) if helpers::timer::map_type_holds_timers(spec.map_type) => {
+                    helpers::timer::btf_timer_offset(btf, spec.btf_value_type_id)
+                }
+                _ => None,
+            };
+            let map = store
+                .create_map_with_timer(&def, timer_off)
+                .map_err(map_err)?;
             if let Some(data) = &spec.initial_data {
                 map.update(&0u32.to_ne_bytes(), data, 0).map_err(map_err)?;
             }

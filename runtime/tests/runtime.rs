@@ -81,6 +81,8 @@ mod kfuncs;
 mod stack_chain;
 #[path = "runtime/support_table.rs"]
 mod support_table;
+#[path = "runtime/timer.rs"]
+mod timer;
 #[path = "runtime/verifier.rs"]
 mod verifier;
 

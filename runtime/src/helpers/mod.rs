@@ -24,6 +24,7 @@ mod redirect;
 mod sock;
 mod syncookie;
 mod task;
+pub mod timer;
 pub(crate) mod xdp;
 
 pub use redirect::Redirect;
@@ -52,6 +53,11 @@ pub(crate) struct HelperCtx<'a, 'r> {
     pub(crate) maps: &'a MapTable,
     pub(crate) cpu: u32,
     pub(crate) rng: &'a mut u64,
+    /// Store id of the running program (`Prepared::store_id`): the program a
+    /// `bpf_timer_set_callback` names.
+    pub(crate) prog_id: u32,
+    /// The timer whose callback this run is (map id, element slot), if any.
+    pub(crate) timer_cb: Option<(u32, u32)>,
 }
 
 impl HelperCtx<'_, '_> {
@@ -160,6 +166,10 @@ const TABLE: &[(i32, HelperFn)] = &[
     (func::ringbuf_reserve_dynptr, dynptr::ringbuf_reserve_dynptr),
     (func::ringbuf_submit_dynptr, dynptr::ringbuf_submit_dynptr),
     (func::ringbuf_discard_dynptr, dynptr::ringbuf_discard_dynptr),
+    (func::timer_init, timer::init),
+    (func::timer_set_callback, timer::set_callback),
+    (func::timer_start, timer::start),
+    (func::timer_cancel, timer::cancel),
 ];
 
 const MAX_ID: usize = 256;

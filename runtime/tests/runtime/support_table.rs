@@ -94,15 +94,16 @@ const NOTES: &[(&str, &str, &str)] = &[
     ("tcp_raw_gen_syncookie_ipv6", "`kfuncs.rs`", "as tcp_raw_gen_syncookie_ipv4"),
     ("tcp_raw_check_syncookie_ipv4", "xdp_synproxy (`kfuncs.rs`)", "accepts the runtime's own cookies"),
     ("tcp_raw_check_syncookie_ipv6", "`kfuncs.rs`", "as tcp_raw_check_syncookie_ipv4"),
+    ("timer_init", "xdp_timer_cases, xdp_timer_watchdog, xdp_timer_users against the kernel (`timer_progs.rs`); `timer.rs`", "the timer's state beside its element in the store, driven by a timer wheel (README, Timers)"),
+    ("timer_set_callback", "as timer_init", "the callback runs when a driver fires it (`--wait-timers`, `xdp-runner timers`, replay, attach)"),
+    ("timer_start", "as timer_init", "expiry within one tick (1 ms unless set) of the deadline"),
+    ("timer_cancel", "as timer_init", "does not wait for a callback running in another process"),
 ];
 
 /// Why a helper the runtime refuses does not run, by name.
 fn group_reason(name: &str) -> &'static str {
     let n = name.trim_start_matches("bpf_");
     match n {
-        "timer_init" | "timer_set_callback" | "timer_start" | "timer_cancel" => {
-            "not yet: bpf_timer in the store (timer branch)"
-        }
         "for_each_map_elem" => "not yet: a callback over map elements in both engines",
         "user_ringbuf_drain" => "no user ring buffer map in the store",
         "kptr_xchg" => "kptrs are kernel objects",
