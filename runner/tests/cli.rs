@@ -9,6 +9,8 @@ use serde_json::Value;
 
 #[path = "cli/attach.rs"]
 mod attach;
+#[path = "cli/timers.rs"]
+mod timers;
 
 fn runner() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xdp-runner"))
