@@ -42,7 +42,10 @@
  *   which evicts key 1 from the single-entry LRU; no callback; 5: lookup of
  *   key 1 afterwards (0: gone);
  * - timer_inner_map: the inner array's element 0 (through outer[0]) armed
- *   1 ms with the inner map as the timer's map (0-2), fires once.
+ *   1 ms with the inner map as the timer's map (0-2), fires once;
+ * - timer_restart_after_cancel: 0-2 init, set_callback, start 1 s; 3 cancel
+ *   (1), which also forgets the callback: 4 start (-EINVAL), 5 cancel (0),
+ *   6 set_callback, 7 start 1 ms (fires once).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -355,6 +358,25 @@ int timer_inner_map(struct xdp_md *ctx)
 	put_rc(0, bpf_timer_init(&e->t, m, CLOCK_MONOTONIC));
 	put_rc(1, bpf_timer_set_callback(&e->t, fired_cb));
 	put_rc(2, bpf_timer_start(&e->t, MS, 0));
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int timer_restart_after_cancel(struct xdp_md *ctx)
+{
+	__u32 k = 0;
+	struct elem *e = bpf_map_lookup_elem(&atimers, &k);
+
+	if (!e)
+		return XDP_ABORTED;
+	put_rc(0, bpf_timer_init(&e->t, &atimers, CLOCK_MONOTONIC));
+	put_rc(1, bpf_timer_set_callback(&e->t, fired_cb));
+	put_rc(2, bpf_timer_start(&e->t, 1000 * MS, 0));
+	put_rc(3, bpf_timer_cancel(&e->t));
+	put_rc(4, bpf_timer_start(&e->t, MS, 0));
+	put_rc(5, bpf_timer_cancel(&e->t));
+	put_rc(6, bpf_timer_set_callback(&e->t, fired_cb));
+	put_rc(7, bpf_timer_start(&e->t, MS, 0));
 	return XDP_PASS;
 }
 

@@ -234,7 +234,23 @@ pub fn run_steps(
         .iter()
         .map(|s| (s.prog.as_str(), s.data_in.as_slice(), s.repeat))
         .collect();
-    run_impl_steps(object, &steps, sets, &[], None, None, wait)
+    run_impl_steps(object, &steps, sets, &[], None, None, wait, None)
+}
+
+/// [`run_steps`], dumping only the maps named in `only` (by the object's map name):
+/// a dump of a million entries through bpftool's JSON takes long.
+pub fn run_steps_dumping(
+    object: &Path,
+    steps: &[Step],
+    sets: &[MapSet],
+    wait: std::time::Duration,
+    only: &[&str],
+) -> Result<KernelRun, String> {
+    let steps: Vec<(&str, &[u8], u32)> = steps
+        .iter()
+        .map(|s| (s.prog.as_str(), s.data_in.as_slice(), s.repeat))
+        .collect();
+    run_impl_steps(object, &steps, sets, &[], None, None, wait, Some(only))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -256,9 +272,11 @@ fn run_impl(
         ctx_in,
         netns_setup,
         std::time::Duration::ZERO,
+        None,
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_impl_steps(
     object: &Path,
     steps: &[(&str, &[u8], u32)],
@@ -267,6 +285,7 @@ fn run_impl_steps(
     ctx_in: Option<&[u8]>,
     netns_setup: Option<&str>,
     wait: std::time::Duration,
+    only: Option<&[&str]>,
 ) -> Result<KernelRun, String> {
     if steps.is_empty() {
         return Err("no program run given".to_string());
@@ -329,6 +348,9 @@ fn run_impl_steps(
     let prog_names = session.pinned_prog_ids()?;
     let mut dumps = BTreeMap::new();
     for (name, p) in &pinned {
+        if only.is_some_and(|only| !only.contains(&name.as_str())) {
+            continue;
+        }
         let pin = &p.pin;
         // A ring buffer has no entries to dump (bpftool fails on it): its records
         // are read by consumers, not compared here.

@@ -172,6 +172,13 @@ fn the_kernel_answers_every_timer_case_as_the_sources_say() {
     rc_is(r, &l, &[]);
     assert_eq!(array(r, "cb"), [1, 0, 0, 0], "{l}");
     assert_eq!(fired(r, "inner"), [1, 0], "{l}");
+
+    // A cancel forgets the callback: a start after it is -EINVAL until
+    // set_callback is called again; then the timer fires.
+    let (r, l) = case("timer_restart_after_cancel");
+    rc_is(r, &l, &[(3, 1), (4, -EINVAL)]);
+    assert_eq!(array(r, "cb"), [1, 0, 0, 0], "{l}");
+    assert_eq!(fired(r, "atimers"), [1, 0, 0, 0], "{l}");
 }
 
 #[test]
