@@ -191,6 +191,9 @@ impl Map {
                 // SAFETY: idx < max_entries; value has value_size bytes (checked by
                 // the caller); the slot is 8-aligned with vstride bytes.
                 unsafe { mem::store_words(p, value.as_ptr(), value.len()) };
+                // An update cancels and forgets the value's timer (the kernel's
+                // bpf_obj_free_fields after copy_map_value).
+                self.timer_reset(idx);
             }
             Kind::PercpuArray => {
                 // The kernel copies round_up(value_size, 8) bytes per CPU.
@@ -242,6 +245,7 @@ impl Map {
         // 8-aligned slot of vstride bytes; value has value_size readable bytes
         // (caller contract).
         unsafe { self.store_value(p, value) };
+        self.timer_reset(idx);
         Ok(())
     }
 

@@ -31,6 +31,8 @@ impl Map {
     /// even; for LPM tries the tree is well formed and its entry count right.
     /// Run after [`Map::repair`] when a writer may have died (see `lock.rs`).
     pub fn check(&self) -> Result<(), MapError> {
+        // The timer wheel, when the map has timers (`timer.rs`).
+        self.check_timers()?;
         match self.kind {
             k if k.is_hash() => {
                 let _locks = self.lock_all()?;
@@ -50,6 +52,8 @@ impl Map {
     /// how many leaked elements or nodes were reclaimed. Structural corruption
     /// (which no crash can cause) is reported, not repaired.
     pub fn repair(&self) -> Result<u32, MapError> {
+        // The timer wheel's lists are rebuilt from the timers' state.
+        self.timer_rebuild()?;
         match self.kind {
             k if k.is_hash() => {
                 let _locks = self.lock_all()?;

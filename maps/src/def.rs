@@ -258,6 +258,17 @@ pub(crate) struct Geometry {
     pub elems_off: u64,
 }
 
+/// Timer slots of a map whose value holds a `bpf_timer`: one per array index or
+/// hash element. None for map types the kernel refuses timers in (EOPNOTSUPP):
+/// only HASH, LRU_HASH and ARRAY hold them.
+pub(crate) fn timer_slots(g: &Geometry, max_entries: u32) -> Option<u64> {
+    match g.kind {
+        Kind::Array => Some(u64::from(max_entries)),
+        Kind::Hash | Kind::LruHash => Some(g.nelems),
+        _ => None,
+    }
+}
+
 pub(crate) fn round_up(x: u64, a: u64) -> u64 {
     x.div_ceil(a) * a
 }

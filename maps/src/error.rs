@@ -462,6 +462,24 @@ pub enum MapError {
         /// Why none is free.
         why: &'static str,
     },
+    /// A `bpf_timer` in the value the kernel's `map_check_btf` refuses: EOPNOTSUPP
+    /// for a map type that cannot hold timers, EINVAL for a misplaced one, E2BIG
+    /// for more than one.
+    #[error("map {name:?}: {what}")]
+    BadTimer {
+        /// The map's name.
+        name: String,
+        /// What is wrong.
+        what: String,
+        /// The kernel's errno.
+        errno: i32,
+    },
+    /// Another live process drives the store's timers (EBUSY).
+    #[error("the store's timers are driven by live pid {pid}")]
+    TimerLeaseHeld {
+        /// The driver's pid.
+        pid: u32,
+    },
     /// A value argument is invalid for this map (EINVAL), e.g. program id 0 in a PROG_ARRAY.
     #[error("map {id}: invalid value: {what}")]
     InvalidValue {
@@ -505,6 +523,8 @@ impl MapError {
             MapError::NoDevice { .. } => libc::ENODEV,
             MapError::LockHeld { .. } => libc::EDEADLK,
             MapError::NoFreeElement { .. } => libc::ENOMEM,
+            MapError::BadTimer { errno, .. } => *errno,
+            MapError::TimerLeaseHeld { .. } => libc::EBUSY,
         }
     }
 }

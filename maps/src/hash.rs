@@ -617,6 +617,7 @@ impl Map {
         let spare = self.free_head().load(Ordering::Relaxed) as u32 != 0
             || self.fresh().load(Ordering::Relaxed) < self.nelems;
         if spare && slot.load(Ordering::Relaxed) == 0 {
+            self.timer_reset(old);
             // Only stripe-lock holders park, so the slot stays empty until this
             // store (others may only take from it).
             slot.store(old + 1, Ordering::Release);
@@ -1105,6 +1106,9 @@ impl Map {
 
     #[inline]
     pub(crate) fn push_free(&self, idx: u32) {
+        // A freed element's timer is cancelled and forgotten (the kernel's
+        // bpf_obj_free_fields).
+        self.timer_reset(idx);
         let fh = self.free_head();
         let mut h = fh.load(Ordering::Relaxed);
         loop {

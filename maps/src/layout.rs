@@ -23,7 +23,13 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"XDPSTORE");
 /// Layout version written and read by this build. 4: hash maps without
 /// BPF_F_ZERO_SEED bucket their keys with the store's `fast_hash` (hash.rs),
 /// no longer jhash, so a reader of version 3 would look in the wrong buckets.
-pub const LAYOUT_VERSION: u32 = 4;
+/// 5: maps with a `bpf_timer` in their value have a timer area (`timer.rs`,
+/// `MapEntry::timer_area`) and the header holds the timer lease. A version 4
+/// store is opened too: its reserved words are zero, which reads as no timer
+/// areas and no lease (an older build refuses a version 5 store).
+pub const LAYOUT_VERSION: u32 = 5;
+/// The oldest layout version this build opens.
+pub const LAYOUT_VERSION_MIN: u32 = 4;
 /// Bytes reserved for the header.
 pub const HEADER_SIZE: usize = 4096;
 /// Map table offset.
@@ -91,9 +97,14 @@ pub(crate) struct Header {
     /// Next BTF object id (0 read as 1; under `meta_lock`): its own id space,
     /// as in the kernel.
     pub next_btf_id: AtomicU32,
+    /// The timer lease (`timer::LeaseWords`, version 5; zero in version 4).
+    pub timer_lease: [AtomicU64; 4],
     /// Reserved for later header fields (zero in version 1).
-    pub reserved: [AtomicU64; 32],
+    pub reserved: [AtomicU64; 28],
 }
+
+/// Offset of the timer lease words in the header.
+pub(crate) const HEADER_LEASE_OFF: usize = std::mem::offset_of!(Header, timer_lease);
 
 /// One map table entry.
 #[repr(C)]
@@ -125,8 +136,14 @@ pub(crate) struct MapEntry {
     pub btf_id: AtomicU32,
     /// MapDef::holder_pid.
     pub holder_pid: AtomicU32,
+    /// Offset of the map's timer area (`timer.rs`), 0 when its value has no
+    /// `bpf_timer` (version 5; zero in version 4).
+    pub timer_area: AtomicU64,
+    /// Offset of `struct bpf_timer` in the value (low 32 bits) and timer slots
+    /// (high 32 bits), when `timer_area` is set.
+    pub timer_info: AtomicU64,
     /// Reserved for later (inner map template, pin refs, generation): zero.
-    pub reserved: [AtomicU64; 5],
+    pub reserved: [AtomicU64; 3],
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -192,7 +209,7 @@ pub(crate) fn validate_header(shm: &Shm) -> Result<HeaderFacts, StoreError> {
         });
     }
     let version = h.version.load(a);
-    if version != LAYOUT_VERSION {
+    if !(LAYOUT_VERSION_MIN..=LAYOUT_VERSION).contains(&version) {
         return Err(StoreError::Version {
             found: version,
             expected: LAYOUT_VERSION,
@@ -275,6 +292,8 @@ pub(crate) struct EntrySnapshot {
     pub hash_seed: u32,
     pub data_off: u64,
     pub geometry: def::Geometry,
+    /// The timer area, when the map's value has a `bpf_timer`.
+    pub timer: Option<crate::timer::TimerArea>,
 }
 
 pub(crate) fn name_bytes(e: &MapEntry) -> [u8; 16] {
@@ -369,12 +388,59 @@ pub(crate) fn read_entry(
     if info.map_flags & def::BPF_F_ZERO_SEED != 0 && hash_seed != 0 {
         return Err(bad("ZERO_SEED map with non-zero seed".into()));
     }
+    let timer = read_timer(e, &info, &g, data_off + data_len, facts).map_err(bad)?;
     Ok(Some(EntrySnapshot {
         slot,
         info,
         hash_seed,
         data_off,
         geometry: g,
+        timer,
+    }))
+}
+
+/// The timer area of an entry, checked: after the map's data, inside the file, as
+/// many slots as the map has elements, the timer inside the value and 8-aligned.
+fn read_timer(
+    e: &MapEntry,
+    info: &def::MapInfo,
+    g: &def::Geometry,
+    data_end: u64,
+    facts: &HeaderFacts,
+) -> Result<Option<crate::timer::TimerArea>, String> {
+    let r = Ordering::Relaxed;
+    let off = e.timer_area.load(r);
+    let ti = e.timer_info.load(r);
+    if off == 0 {
+        return if ti == 0 {
+            Ok(None)
+        } else {
+            Err("timer info without a timer area".into())
+        };
+    }
+    let value_off = ti as u32;
+    let nslots = (ti >> 32) as u32;
+    let want = def::timer_slots(g, info.max_entries)
+        .ok_or("timer area on a map that cannot hold timers")?;
+    if u64::from(nslots) != want {
+        return Err(format!("{nslots} timer slots, the map has {want} elements"));
+    }
+    if !value_off.is_multiple_of(8) || u64::from(value_off) + 16 > u64::from(info.value_size) {
+        return Err(format!("timer offset {value_off} outside the value"));
+    }
+    let len = crate::timer::area_len(u64::from(nslots));
+    if off < data_end
+        || !off.is_multiple_of(64)
+        || off
+            .checked_add(len)
+            .is_none_or(|end| end > facts.total_size)
+    {
+        return Err(format!("timer area at {off} misplaced"));
+    }
+    Ok(Some(crate::timer::TimerArea {
+        off: usize::try_from(off).map_err(|_| "timer area offset")?,
+        nslots,
+        value_off,
     }))
 }
 

@@ -21,6 +21,7 @@
 //! - `progops.rs`: the per-map program entry points (`Map::prog_ops`), unsafe
 //!   functions forwarding their callers' key and value pointers.
 //! - `objects.rs`: program instructions copied into and out of the store.
+//! - `timer.rs`: `SharedPod` impls of the timer wheel and lease, `clock_gettime`.
 //!
 //! `def.rs`, `store.rs`, `check.rs`, `entries.rs`, `fill.rs`, `typed.rs` and `error.rs` hold no
 //! unsafe code.
@@ -84,6 +85,7 @@ mod ring;
 mod shm;
 mod slots;
 mod store;
+pub mod timer;
 mod typed;
 
 pub use array::ArrayLayout;
@@ -103,4 +105,5 @@ pub use ring::{
 };
 pub use shm::{StoreAccess, Trust, MAX_STORE_NAME};
 pub use store::{parse_cpu_list, possible_cpus, Store, StoreOptions, DEFAULT_STORE_SIZE};
+pub use timer::{Due, TimerLease};
 pub use typed::{PerCpuMap, Pod, TypedMap};

@@ -175,14 +175,17 @@ impl Map {
                 continue;
             }
             let vb = self.elem_bucket(idx);
-            if self.stripe(vb) == self.stripe(own) {
-                if self.unlink_elem(vb, idx) {
-                    return Some(idx);
-                }
+            let evicted = if self.stripe(vb) == self.stripe(own) {
+                self.unlink_elem(vb, idx)
             } else if let Some(_g) = lock::try_lock(self.bucket_lock(vb)) {
-                if self.unlink_elem(vb, idx) {
-                    return Some(idx);
-                }
+                self.unlink_elem(vb, idx)
+            } else {
+                false
+            };
+            if evicted {
+                // Eviction cancels the element's timer, as a delete does.
+                self.timer_reset(idx);
+                return Some(idx);
             }
         }
         None

@@ -50,6 +50,8 @@ pub struct Map {
     pub(crate) ops: crate::progops::ProgOps,
     /// `prog_update` for this kind and key size.
     pub(crate) update_res: crate::progops::UpdateResFn,
+    /// The map's timers, when its value holds a `bpf_timer` (`timer.rs`).
+    pub(crate) timer: Option<crate::timer::TimerArea>,
 }
 
 // SAFETY: the raw pointers point into the shared mapping owned by `shm` (kept
@@ -162,6 +164,7 @@ impl Map {
             jhash: snap.info.map_flags & def::BPF_F_ZERO_SEED != 0,
             ops,
             update_res,
+            timer: snap.timer,
             meta: Arc::new(MapMeta {
                 info: snap.info,
                 slot: snap.slot,
@@ -352,6 +355,9 @@ impl Map {
     /// True when a writer may have died inside this map: marked by a takeover,
     /// or a lock word still names a dead process.
     pub fn needs_repair(&self) -> bool {
+        if self.timer_lock_dead() {
+            return true;
+        }
         let Some(w) = self.dirty_word() else {
             return false;
         };

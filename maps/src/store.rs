@@ -260,6 +260,19 @@ impl Store {
     /// zero-initialises the map's memory, and publishes it in the map table.
     /// A failure leaves the store unchanged (and usable).
     pub fn create_map(&self, def: &MapDef) -> Result<Map, MapError> {
+        self.create_map_with_timer(def, None)
+    }
+
+    /// [`Store::create_map`] for a map whose value holds a `struct bpf_timer` at
+    /// byte `timer_off` (found in the value's BTF, as the kernel's `map_check_btf`):
+    /// the map gets its timer area (`timer.rs`). The kernel's errors: EOPNOTSUPP for
+    /// a map type other than HASH, LRU_HASH and ARRAY, EINVAL for a timer not
+    /// 8-aligned or not inside the value.
+    pub fn create_map_with_timer(
+        &self,
+        def: &MapDef,
+        timer_off: Option<u32>,
+    ) -> Result<Map, MapError> {
         let name = def::stored_name(&def.name);
         def::check_name(name)?;
         let g = def::geometry(
@@ -271,6 +284,29 @@ impl Store {
             name,
             self.ncpus,
         )?;
+        let timer = match timer_off {
+            None => None,
+            Some(off) => {
+                let bad = |what: &str, errno: i32| MapError::BadTimer {
+                    name: name.to_owned(),
+                    what: what.to_owned(),
+                    errno,
+                };
+                let slots = def::timer_slots(&g, def.max_entries).ok_or_else(|| {
+                    bad(
+                        "bpf_timer only in HASH, LRU_HASH and ARRAY values",
+                        libc::EOPNOTSUPP,
+                    )
+                })?;
+                if !off.is_multiple_of(8) || u64::from(off) + 16 > u64::from(def.value_size) {
+                    return Err(bad(
+                        "bpf_timer misaligned or outside the value",
+                        libc::EINVAL,
+                    ));
+                }
+                Some((off, slots))
+            }
+        };
         let corrupt = |what: String| MapError::Corrupt { id: 0, what };
         let h = layout::header(&self.shm).map_err(|e| corrupt(e.to_string()))?;
         let snap = {
@@ -293,13 +329,18 @@ impl Store {
             }
             let off = def::round_up(cursor, g.align);
             let available = self.total_size - cursor;
-            let end = off
-                .checked_add(g.data_len)
-                .filter(|&end| end <= self.total_size);
+            let timer_at = off.checked_add(g.data_len).map(|e| def::round_up(e, 64));
+            let need = match timer {
+                Some((_, slots)) => timer_at
+                    .map(|t| t - off + crate::timer::area_len(slots))
+                    .unwrap_or(u64::MAX),
+                None => g.data_len,
+            };
+            let end = off.checked_add(need).filter(|&end| end <= self.total_size);
             let Some(end) = end else {
                 return Err(MapError::NoSpace {
                     name: name.to_owned(),
-                    needed: g.data_len,
+                    needed: need,
                     available,
                 });
             };
@@ -335,6 +376,16 @@ impl Store {
             for w in &e.reserved {
                 w.store(0, r);
             }
+            match (timer, timer_at) {
+                (Some((toff, slots)), Some(at)) => {
+                    e.timer_area.store(at, r);
+                    e.timer_info.store(u64::from(toff) | (slots << 32), r);
+                }
+                _ => {
+                    e.timer_area.store(0, r);
+                    e.timer_info.store(0, r);
+                }
+            }
             // Advance the cursor before the memory is used: if we die from here on,
             // the space leaks but is never handed out twice. Memory past the cursor
             // has never been written (bump allocation only), so it is still zero.
@@ -346,6 +397,13 @@ impl Store {
                 .ok_or_else(|| corrupt("entry vanished".into()))?
         };
         Map::from_snapshot(Arc::clone(&self.shm), snap, self.ncpus)
+    }
+
+    /// Takes the store's timer lease: this process then drives its timers (see
+    /// `timer.rs`). `MapError::TimerLeaseHeld` when a live process holds it; a dead
+    /// holder's lease is taken over.
+    pub fn timer_lease(&self) -> Result<crate::timer::TimerLease, MapError> {
+        crate::timer::TimerLease::take(Arc::clone(&self.shm))
     }
 
     /// The live map with this id (ENOENT if none), its table entry validated.
@@ -442,6 +500,10 @@ impl Store {
     /// Removes map `id` from the table (ENOENT if absent). Its memory is not
     /// reused: handles other processes still hold keep working on it.
     pub fn remove_map(&self, id: u32) -> Result<(), MapError> {
+        // Its timers go with it (the kernel cancels them when a map is freed).
+        if let Ok(m) = self.map_by_id(id) {
+            m.timer_cancel_all()?;
+        }
         let corrupt = |what: String| MapError::Corrupt { id, what };
         let h = layout::header(&self.shm).map_err(|e| corrupt(e.to_string()))?;
         let _meta =

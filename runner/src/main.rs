@@ -35,6 +35,9 @@ enum Command {
     /// Run a program on every frame arriving on a live interface (AF_PACKET or
     /// AF_XDP), on worker threads, until SIGINT/SIGTERM or --duration.
     Attach(commands::attach::AttachArgs),
+    /// Fire a store's bpf_timer callbacks with no packets (the store's one timer
+    /// driver), until SIGINT/SIGTERM or --duration.
+    Timers(commands::timers::TimersArgs),
 }
 
 impl Command {
@@ -49,6 +52,7 @@ impl Command {
             Command::Replay(a) => a.json,
             Command::Stats(a) => a.json,
             Command::Attach(a) => a.json,
+            Command::Timers(a) => a.json,
         }
     }
 }
@@ -70,6 +74,7 @@ fn main() -> std::process::ExitCode {
         Command::Replay(args) => commands::replay::run(args),
         Command::Stats(args) => commands::stats::run(args),
         Command::Attach(args) => commands::attach::run(args),
+        Command::Timers(args) => commands::timers::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

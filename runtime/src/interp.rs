@@ -66,11 +66,11 @@ pub struct Env<'a> {
     pub programs: &'a [Prepared],
 }
 
-/// Where [`Vm::exec`] starts: pc, r1 and r2, the frame pointer, the call depth.
+/// Where [`Vm::exec`] starts: pc, r1..r3, the frame pointer, the call depth.
 #[derive(Clone, Copy)]
 struct Start {
     pc: usize,
-    args: [u64; 2],
+    args: [u64; 3],
     fp: u64,
     depth: usize,
 }
@@ -102,6 +102,8 @@ pub struct Vm {
     interrupt: Option<Arc<AtomicBool>>,
     /// The audit ([`Vm::set_audit`]): proven accesses are checked too.
     audit: bool,
+    /// The timer whose callback runs (map id, element slot), for -EDEADLK.
+    pub(crate) timer_cb: Option<(u32, u32)>,
 }
 
 impl Vm {
@@ -126,6 +128,7 @@ impl Vm {
             steps_left: DEFAULT_MAX_STEPS,
             interrupt: None,
             audit: false,
+            timer_cb: None,
         }
     }
 
@@ -202,7 +205,7 @@ impl Vm {
         }
         let start = Start {
             pc: 0,
-            args: [pkt.md_addr(), 0],
+            args: [pkt.md_addr(), 0, 0],
             fp: stack_hi as u64,
             depth: 0,
         };
@@ -212,6 +215,72 @@ impl Vm {
         } else {
             self.exec::<false>(env, first, &regions, pkt, start)
         }
+    }
+
+    /// Runs the `bpf_timer` callback at slot `pc` (a function of `env.programs[entry]`)
+    /// with r1 = the map's handle, r2 = the key, r3 = the value, in a frame of its own
+    /// at depth 0, with `extra` readable besides the table's values (the key's copy).
+    /// `timer` is the timer whose callback this is: `bpf_timer_cancel` of it returns
+    /// -EDEADLK. The callback has no packet: `pkt` is an empty frame.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_timer_callback(
+        &mut self,
+        env: &Env<'_>,
+        entry: usize,
+        pc: usize,
+        args: [u64; 3],
+        extra: crate::memory::ValueArea,
+        pkt: &mut Packet,
+        timer: (u32, u32),
+    ) -> Result<u64, Trap> {
+        let Some(prog) = env.programs.get(entry) else {
+            return Err(Trap {
+                kind: TrapKind::NoSuchProgram { index: entry },
+                pc: 0,
+            });
+        };
+        if prog.maps_id() != env.maps.id() {
+            return Err(Trap {
+                kind: TrapKind::OtherMapTable { index: entry },
+                pc: 0,
+            });
+        }
+        if pc == 0 || prog.functions().binary_search(&pc).is_err() {
+            return Err(Trap {
+                kind: TrapKind::HelperBadCallback {
+                    helper: isa::helpers::func::timer_set_callback,
+                    value: pc as u64,
+                },
+                pc: 0,
+            });
+        }
+        let stack_lo = self.stack.as_ptr() as usize;
+        let stack_hi = stack_lo + STACK_SIZE;
+        let records = RingRecords::new(env.maps);
+        let mut values = env.maps.value_areas().to_vec();
+        values.push(extra);
+        let regions = Regions {
+            stack_lo: stack_hi - STACK_FRAME,
+            stack_hi,
+            ctx: pkt.md_addr() as usize,
+            values: &values,
+            records: &records,
+        };
+        let start = Start {
+            pc,
+            args,
+            fp: stack_hi as u64,
+            depth: 0,
+        };
+        self.steps_left = self.max_steps;
+        self.timer_cb = Some(timer);
+        let r = if self.audit {
+            self.exec::<true>(env, prog, &regions, pkt, start)
+        } else {
+            self.exec::<false>(env, prog, &regions, pkt, start)
+        };
+        self.timer_cb = None;
+        r
     }
 
     /// Runs `first` from `start.pc` until the function entered there returns. A run
@@ -234,7 +303,7 @@ impl Vm {
         let mut prog: *const Prepared = first;
         let mut ops: &[Op] = first.ops();
         let mut reg = [0u64; 16];
-        [reg[1], reg[2]] = start.args;
+        [reg[1], reg[2], reg[3]] = start.args;
         reg[10] = start.fp;
         let mut pc = start.pc;
         let base_depth = start.depth;
@@ -702,6 +771,10 @@ impl Vm {
                         maps: env.maps,
                         cpu: self.cpu,
                         rng: &mut self.rng,
+                        // SAFETY: `prog` points into `env.programs` (or `first`),
+                        // which outlive this run.
+                        prog_id: unsafe { (*prog).store_id },
+                        timer_cb: self.timer_cb,
                     };
                     match helpers::call(id, &mut ctx, [reg[1], reg[2], reg[3], reg[4], reg[5]]) {
                         Ok(v) => reg[0] = v,
@@ -855,7 +928,7 @@ impl Vm {
             self.steps_left -= 1;
             let start = Start {
                 pc: cb,
-                args: [i, ctx],
+                args: [i, ctx, 0],
                 fp: fp - STACK_FRAME as u64,
                 depth: depth + 1,
             };

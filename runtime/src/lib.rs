@@ -26,6 +26,7 @@ pub mod memory;
 pub mod net;
 pub mod program;
 pub mod stored;
+pub mod timers;
 pub mod verifier;
 pub mod xdp;
 
@@ -124,7 +125,21 @@ impl LoadedObject {
                 },
                 holder_pid: 0,
             };
-            let map = store.create_map(&def).map_err(map_err)?;
+            // A `struct bpf_timer` in the value gets the map a timer area.
+            let timer_off = match (&object.btf, spec.btf_value_type_id) {
+                (Some(btf), 1..) => helpers::timer::btf_timer_offset(btf, spec.btf_value_type_id)
+                    .map_err(|what| {
+                    map_err(maps::MapError::BadTimer {
+                        name: spec.name.clone(),
+                        what,
+                        errno: libc::E2BIG,
+                    })
+                })?,
+                _ => None,
+            };
+            let map = store
+                .create_map_with_timer(&def, timer_off)
+                .map_err(map_err)?;
             if let Some(data) = &spec.initial_data {
                 map.update(&0u32.to_ne_bytes(), data, 0).map_err(map_err)?;
             }

@@ -71,6 +71,8 @@ mod jit_safety;
 mod jit_size;
 #[path = "runtime/stack_chain.rs"]
 mod stack_chain;
+#[path = "runtime/timer.rs"]
+mod timer;
 #[path = "runtime/verifier.rs"]
 mod verifier;
 

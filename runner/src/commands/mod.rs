@@ -8,6 +8,7 @@ pub mod prog;
 pub mod replay;
 pub mod run;
 pub mod stats;
+pub mod timers;
 
 use std::path::{Path, PathBuf};
 

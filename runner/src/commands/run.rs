@@ -111,8 +111,58 @@ pub struct RunArgs {
     /// run-time checks.
     #[arg(long)]
     pub strict: bool,
+    /// After the runs, keep firing the store's due bpf_timer callbacks for up to MS
+    /// milliseconds (returning as soon as no timer is armed), then print the maps:
+    /// what the callbacks did shows in them. Without it, timers the runs started
+    /// stay pending in the store, where `xdp-runner timers` fires them.
+    #[arg(long, value_name = "MS")]
+    pub wait_timers: Option<u64>,
     #[command(flatten)]
     pub load: super::ObjectArgs,
+}
+
+/// `--wait-timers`: drives the store's timers with `engine` for up to `ms`.
+pub(crate) fn wait_timers(
+    store: &maps::Store,
+    ms: u64,
+    vm: &mut Vm,
+    engine: &dyn runtime::timers::CallbackEngine,
+    stop: &std::sync::atomic::AtomicBool,
+    verbose: bool,
+) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    let mut driver = runtime::timers::TimerDriver::new(store)
+        .context("cannot drive the store's timers (--wait-timers)")?;
+    let st = driver
+        .run_for(
+            std::time::Duration::from_millis(ms),
+            std::time::Duration::from_millis(1),
+            true,
+            vm,
+            engine,
+            &|| stop.load(Ordering::Relaxed),
+        )
+        .context("driving the timers")?;
+    if let Some(t) = &driver.last_trap {
+        eprintln!(
+            "warning: {} timer callbacks faulted, the last: {t}",
+            st.traps
+        );
+    }
+    if st.orphans > 0 {
+        eprintln!(
+            "warning: {} due timers have a callback of a program not loaded here",
+            st.orphans
+        );
+    }
+    if verbose {
+        eprintln!(
+            "timers: {} callbacks run, {} still armed",
+            st.fired,
+            driver.armed()
+        );
+    }
+    Ok(())
 }
 
 pub use runtime::Engine;
@@ -211,9 +261,13 @@ pub fn run(args: RunArgs) -> Result<()> {
     let done = match args.engine {
         Engine::Interpreter => {
             runs_started("interpreter");
-            loaded
+            let done = loaded
                 .run_repeated(&mut vm, prog, &mut pkt, repeat)
-                .map_err(fault)?
+                .map_err(fault)?;
+            if let Some(ms) = args.wait_timers {
+                wait_timers(&store, ms, &mut vm, &loaded, &stop.flag, args.verbose)?;
+            }
+            done
         }
         Engine::Jit => {
             let env = super::jit_options_from_env();
@@ -233,8 +287,13 @@ pub fn run(args: RunArgs) -> Result<()> {
                 );
             }
             runs_started("jit");
-            jit.run_repeated(&mut vm, prog, &mut pkt, repeat)
-                .map_err(fault)?
+            let done = jit
+                .run_repeated(&mut vm, prog, &mut pkt, repeat)
+                .map_err(fault)?;
+            if let Some(ms) = args.wait_timers {
+                wait_timers(&store, ms, &mut vm, &jit, &stop.flag, args.verbose)?;
+            }
+            done
         }
     };
     let (retval, elapsed, runs) = (done.retval, done.elapsed, done.runs);

@@ -237,6 +237,8 @@ mod tests {
             maps: table,
             cpu: 1,
             rng: &mut rng,
+            prog_id: 0,
+            timer_cb: None,
         };
         f(&mut ctx, lo as u64)
     }

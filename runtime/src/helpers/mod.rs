@@ -19,6 +19,7 @@ pub mod fib;
 mod map;
 mod misc;
 mod redirect;
+pub mod timer;
 mod xdp;
 
 pub use redirect::Redirect;
@@ -46,6 +47,11 @@ pub(crate) struct HelperCtx<'a, 'r> {
     pub(crate) maps: &'a MapTable,
     pub(crate) cpu: u32,
     pub(crate) rng: &'a mut u64,
+    /// Store id of the running program (`Prepared::store_id`): the program a
+    /// `bpf_timer_set_callback` names.
+    pub(crate) prog_id: u32,
+    /// The timer whose callback this run is (map id, element slot), if any.
+    pub(crate) timer_cb: Option<(u32, u32)>,
 }
 
 impl HelperCtx<'_, '_> {
@@ -120,6 +126,10 @@ const TABLE: &[(i32, HelperFn)] = &[
     (func::xdp_get_buff_len, xdp::get_buff_len),
     (func::xdp_load_bytes, xdp::load_bytes),
     (func::xdp_store_bytes, xdp::store_bytes),
+    (func::timer_init, timer::init),
+    (func::timer_set_callback, timer::set_callback),
+    (func::timer_start, timer::start),
+    (func::timer_cancel, timer::cancel),
 ];
 
 const MAX_ID: usize = 256;

@@ -45,6 +45,7 @@ pub(super) struct Sigs {
     pub tail: Signature,
     pub update: Signature,
     pub trampoline: Signature,
+    pub cb_trampoline: Signature,
 }
 
 impl Sigs {
@@ -62,6 +63,7 @@ impl Sigs {
             tail: sig(4, 1),
             update: sig(5, 1),
             trampoline: sig(5, 1),
+            cb_trampoline: sig(6, 1),
         }
     }
 }
@@ -1298,6 +1300,32 @@ pub(super) fn trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: TargetFro
     b.switch_to_block(done);
     let st = b.block_params(done)[0];
     b.ins().return_(&[st]);
+    b.seal_all_blocks();
+    b.finalize(cfg);
+}
+
+/// The callback trampoline (`trampoline::CallbackTrampoline`): `(ctx, function, r1,
+/// r2, r3, r10) -> status`, one call of `function` with the step budget and tail
+/// calls reset, r0 stored in the context (a `bpf_timer` callback).
+pub(super) fn cb_trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: TargetFrontendConfig) {
+    let sig = b.import_signature(sigs.func.clone());
+    let blk = b.create_block();
+    b.append_block_params_for_function_params(blk);
+    b.switch_to_block(blk);
+    let p = b.block_params(blk).to_vec();
+    let (ctx, entry, r1, r2, r3, r10) = (p[0], p[1], p[2], p[3], p[4], p[5]);
+    let zero = b.ins().iconst(I64, 0);
+    let zero32 = b.ins().iconst(I32, 0);
+    let f = MemFlagsData::trusted();
+    b.ins().store(f, zero32, ctx, tr::OFF_TAIL_CALLS);
+    let budget = b.ins().load(I64, f, ctx, tr::OFF_MAX_STEPS);
+    b.ins().store(f, budget, ctx, tr::OFF_STEPS_LEFT);
+    let call = b
+        .ins()
+        .call_indirect(sig, entry, &[ctx, r1, r2, r3, zero, zero, r10]);
+    let res = b.inst_results(call).to_vec();
+    b.ins().store(f, res[0], ctx, tr::OFF_R0);
+    b.ins().return_(&[res[1]]);
     b.seal_all_blocks();
     b.finalize(cfg);
 }

@@ -78,7 +78,7 @@ use crate::maptable::RingRecords;
 use crate::memory::Regions;
 use crate::xdp::Packet;
 use crate::{LoadedObject, Repeated, Vm};
-use trampoline::{JitCtx, Trampoline};
+use trampoline::{CallbackTrampoline, JitCtx, Trampoline};
 
 /// How to compile.
 #[derive(Clone, Debug)]
@@ -157,8 +157,14 @@ pub struct JitObject<'a> {
     /// Owns the code; freed on drop.
     module: Option<JITModule>,
     trampoline: Trampoline,
+    /// Enters one compiled function with three arguments (`bpf_timer` callbacks).
+    cb_trampoline: CallbackTrampoline,
     /// Address of each program's entry function, by program index.
     entries: Box<[u64]>,
+    /// Store id of each program, by program index.
+    store_ids: Box<[u32]>,
+    /// (start slot, address) of every function of each program, by program index.
+    functions: Vec<Vec<(usize, u64)>>,
     symbols: Vec<Symbol>,
     single_pass: Vec<String>,
     compile_time: Duration,
@@ -234,6 +240,9 @@ impl<'a> JitObject<'a> {
         }
         let tramp_id = module
             .declare_function("bpf_trampoline", Linkage::Local, &sigs.trampoline)
+            .map_err(merr)?;
+        let cb_tramp_id = module
+            .declare_function("bpf_cb_trampoline", Linkage::Local, &sigs.cb_trampoline)
             .map_err(merr)?;
 
         let cfg = module.target_config();
@@ -320,6 +329,20 @@ impl<'a> JitObject<'a> {
                 message: format!("trampoline: {e:?}"),
             })?;
         sizes.push((tramp_id, "bpf_trampoline".into(), code_size(&ctx)));
+        module.clear_context(&mut ctx);
+        ctx.func.signature = sigs.cb_trampoline.clone();
+        ctx.func.name = UserFuncName::user(0, cb_tramp_id.as_u32());
+        compile::cb_trampoline(
+            FunctionBuilder::new(&mut ctx.func, &mut fctx),
+            &sigs,
+            module.target_config(),
+        );
+        module
+            .define_function(cb_tramp_id, &mut ctx)
+            .map_err(|e| JitError::Module {
+                message: format!("callback trampoline: {e:?}"),
+            })?;
+        sizes.push((cb_tramp_id, "bpf_cb_trampoline".into(), code_size(&ctx)));
         let host_stack = host_stack_need(&loaded.programs, max_frame, frame_size(&ctx));
         module.clear_context(&mut ctx);
         module.finalize_definitions().map_err(merr)?;
@@ -328,6 +351,23 @@ impl<'a> JitObject<'a> {
             .iter()
             .map(|p| module.get_finalized_function(p[0]) as u64)
             .collect();
+        let functions: Vec<Vec<(usize, u64)>> = loaded
+            .programs
+            .iter()
+            .zip(&ids)
+            .map(|(prog, pids)| {
+                prog.functions()
+                    .iter()
+                    .zip(pids)
+                    .map(|(&start, &id)| (start, module.get_finalized_function(id) as u64))
+                    .collect()
+            })
+            .collect();
+        let store_ids: Box<[u32]> = loaded.programs.iter().map(|p| p.store_id).collect();
+        let cb_ptr = module.get_finalized_function(cb_tramp_id);
+        // SAFETY: compiled with the signature `CallbackTrampoline` describes (six i64
+        // parameters, one i64 result, the platform's C calling convention).
+        let cb_trampoline: CallbackTrampoline = unsafe { std::mem::transmute(cb_ptr) };
         let tramp_ptr = module.get_finalized_function(tramp_id);
         // SAFETY: the trampoline was compiled with the signature `Trampoline` describes
         // (five i64 parameters, one i64 result, the platform's C calling convention).
@@ -351,13 +391,21 @@ impl<'a> JitObject<'a> {
             loaded,
             module: Some(module),
             trampoline,
+            cb_trampoline,
             entries,
+            store_ids,
+            functions,
             symbols,
             single_pass,
             compile_time,
             host_stack,
             _facts: kept_facts,
         })
+    }
+
+    /// The object this was compiled from.
+    pub fn loaded_object(&self) -> &'a LoadedObject {
+        self.loaded
     }
 
     /// Bytes of host stack a run of this object may need at most: its deepest chain of
@@ -430,6 +478,7 @@ impl<'a> JitObject<'a> {
         };
         let flag = vm.interrupt_flag().cloned();
         let mut ctx = self.context(vm, pkt, &regions, stack_lo);
+        ctx.prog_id = self.store_ids.get(prog).copied().unwrap_or(0);
         if let Some(f) = &flag {
             ctx.interrupt = Arc::as_ptr(f);
         }
@@ -450,6 +499,64 @@ impl<'a> JitObject<'a> {
             runs,
             interrupted: runs < repeat,
         })
+    }
+
+    /// Runs the compiled `bpf_timer` callback at slot `pc` of program `prog` with
+    /// r1..r3 = `args` (map handle, key, value), as `Vm::run_timer_callback` does:
+    /// a frame of its own at depth 0, `extra` readable besides the table's values,
+    /// -EDEADLK for a cancel of `timer` from inside.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_timer_callback(
+        &self,
+        vm: &mut Vm,
+        prog: usize,
+        pc: usize,
+        args: [u64; 3],
+        extra: crate::memory::ValueArea,
+        pkt: &mut Packet,
+        timer: (u32, u32),
+    ) -> Result<u64, Trap> {
+        let bad = |kind| Err(Trap { kind, pc: 0 });
+        let Some(funcs) = self.functions.get(prog) else {
+            return bad(TrapKind::NoSuchProgram { index: prog });
+        };
+        let Some(&(_, func)) = funcs.iter().skip(1).find(|(start, _)| *start == pc) else {
+            return bad(TrapKind::HelperBadCallback {
+                helper: isa::helpers::func::timer_set_callback,
+                value: pc as u64,
+            });
+        };
+        let (stack_lo, stack_hi) = vm.stack_bounds();
+        let records = RingRecords::new(&self.loaded.maps);
+        let mut values = self.loaded.maps.value_areas().to_vec();
+        values.push(extra);
+        let regions = Regions {
+            stack_lo,
+            stack_hi,
+            ctx: pkt.md_addr() as usize,
+            values: &values,
+            records: &records,
+        };
+        let mut ctx = self.context(vm, pkt, &regions, stack_lo);
+        ctx.prog_id = self.store_ids.get(prog).copied().unwrap_or(0);
+        ctx.timer_cb = Some(timer);
+        let here = &ctx as *const JitCtx as usize;
+        if stack_left(here) < self.host_stack {
+            return bad(TrapKind::HostStack {
+                need: self.host_stack as u64,
+            });
+        }
+        let [r1, r2, r3] = args;
+        // SAFETY: the context was just built for this call from live objects that stay
+        // borrowed until the call returns; `cb_trampoline` and `func` are compiled code
+        // owned by `self.module`, which checks its accesses (or they are proven) and
+        // returns normally on every path; the thread has the host stack it needs.
+        let status = unsafe { (self.cb_trampoline)(&mut ctx, func, r1, r2, r3, stack_hi as u64) };
+        if status == 0 {
+            Ok(ctx.r0)
+        } else {
+            Err(ctx.trap(status))
+        }
     }
 
     fn context(
@@ -483,6 +590,9 @@ impl<'a> JitObject<'a> {
             runs_left: 0,
             audit_facts: std::ptr::null(),
             audit_args: [0; 5],
+            prog_id: 0,
+            store_ids: self.store_ids.as_ptr(),
+            timer_cb: None,
         }
     }
 

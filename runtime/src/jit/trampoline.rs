@@ -86,6 +86,13 @@ pub(crate) struct JitCtx {
     /// otherwise), so a helper trap that contradicts a proof becomes `ProofViolated`.
     pub audit_facts: *const Analysis,
     pub audit_args: [u64; 5],
+    /// Store id of the running program (set at entry and by tail calls), for
+    /// `bpf_timer_set_callback`.
+    pub prog_id: u32,
+    /// Store ids of the programs, by index (as `entries`).
+    pub store_ids: *const u32,
+    /// The timer whose callback this run is (map id, element slot), if any.
+    pub timer_cb: Option<(u32, u32)>,
 }
 
 /// The interruption flag of runs that have none.
@@ -177,6 +184,12 @@ impl JitCtx {
 /// (`INTERRUPTED`, with `runs_left`); the last r0 lands in `ctx.r0`.
 pub(crate) type Trampoline = unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64) -> i64;
 
+/// Signature of the callback trampoline: `(ctx, function, r1, r2, r3, r10) -> status`:
+/// one call of a compiled function with three arguments (a `bpf_timer` callback);
+/// its r0 lands in `ctx.r0`.
+pub(crate) type CallbackTrampoline =
+    unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64, u64) -> i64;
+
 /// Calls helper `id` with r1..r5, as the interpreter does. A helper's trap is stored in
 /// the context (`trapped`, `helper_trap`); compiled code checks `trapped` after the call.
 ///
@@ -206,6 +219,8 @@ pub(crate) unsafe extern "C" fn helper_shim(
         cpu: c.cpu,
         // SAFETY: as above.
         rng: unsafe { &mut *c.rng },
+        prog_id: c.prog_id,
+        timer_cb: c.timer_cb,
     };
     match helpers::call(id as i32, &mut hctx, [a1, a2, a3, a4, a5]) {
         Ok(v) => v,
@@ -406,6 +421,10 @@ pub(crate) unsafe extern "C" fn tail_call_shim(
         return 0;
     };
     c.tail_calls += 1;
+    if !c.store_ids.is_null() {
+        // SAFETY: `store_ids`, when set, points to `n_entries` ids, as `entries`.
+        c.prog_id = unsafe { *c.store_ids.add(slot) };
+    }
     // SAFETY: `entries` points to `n_entries` entry addresses and `slot` is below that.
     unsafe { *c.entries.add(slot) }
 }
@@ -440,6 +459,9 @@ mod tests {
             runs_left: 0,
             audit_facts: std::ptr::null(),
             audit_args: [0; 5],
+            prog_id: 0,
+            store_ids: std::ptr::null(),
+            timer_cb: None,
         };
         assert_eq!(
             c.trap(status::OUT_OF_BOUNDS),

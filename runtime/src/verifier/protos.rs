@@ -174,6 +174,12 @@ pub const PROTOS: &[Proto] = &[
         I,
         false,
     ),
+    // The timer helpers never dereference the timer pointer: they look it up among
+    // the timer fields of the table's maps (helpers/timer.rs), and trap otherwise.
+    p(func::timer_init, [A, Map, A, A, A], I, false),
+    p(func::timer_set_callback, [A, Callback, A, A, A], I, false),
+    p(func::timer_start, [A; 5], I, false),
+    p(func::timer_cancel, [A; 5], I, false),
 ];
 
 /// The prototype of helper `id`.

@@ -1,0 +1,187 @@
+//! bpf_timer_init, bpf_timer_set_callback, bpf_timer_start, bpf_timer_cancel, with
+//! the kernel's semantics (kernel/bpf/helpers.c).
+//!
+//! A timer is found from the helper's pointer: it must be exactly the `struct
+//! bpf_timer` field of a value of a map of the run's table that has timers (an
+//! object map or an inner map); its state is the map's timer entry for that value's
+//! element slot, in the store (`maps/src/timer.rs`). The 16 bytes in the value are
+//! never read: a program may write them, so nothing there is trusted. A pointer
+//! that is no map's timer is a trap (the kernel's verifier refuses such programs).
+//!
+//! Deadlines are kept on the monotonic clock: a relative start is `now + nsecs`, an
+//! absolute one (`BPF_F_TIMER_ABS`) on a REALTIME or BOOTTIME timer is converted
+//! with the clocks' offset at the call (a later change of the realtime clock does
+//! not move it, unlike the kernel's hrtimer). `BPF_F_TIMER_CPU_PIN` is accepted and
+//! recorded: callbacks run on the driver's worker.
+
+use maps::timer::{clock_ns, monotonic_ns, CLOCK_BOOTTIME, CLOCK_REALTIME};
+
+use super::{neg_errno, HelperCtx};
+use crate::error::TrapKind;
+use crate::maptable::BoundMap;
+
+use isa::helpers::func::{
+    timer_cancel as CANCEL, timer_init as INIT, timer_set_callback as SET_CALLBACK,
+    timer_start as START,
+};
+
+/// `BPF_F_TIMER_ABS`: the deadline is absolute on the timer's clock.
+pub const BPF_F_TIMER_ABS: u64 = 1;
+/// `BPF_F_TIMER_CPU_PIN`: the callback runs on the CPU that started the timer.
+pub const BPF_F_TIMER_CPU_PIN: u64 = 2;
+
+/// The map and element slot of the timer at `addr`.
+fn timer_at<'m>(
+    ctx: &'m HelperCtx<'_, '_>,
+    helper: i32,
+    addr: u64,
+) -> Result<(&'m BoundMap, u32), TrapKind> {
+    ctx.maps
+        .iter()
+        .chain(ctx.maps.inner_maps())
+        .filter(|m| m.map.timer_offset().is_some())
+        .find_map(|m| m.map.timer_slot_of(addr).map(|s| (m, s)))
+        .ok_or(TrapKind::HelperBadPointer {
+            helper,
+            addr,
+            len: 16,
+        })
+}
+
+fn ret(r: Result<(), i32>) -> u64 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e as i64 as u64,
+    }
+}
+
+/// `bpf_timer_init(timer, map, flags)`: -EINVAL for a clock other than MONOTONIC,
+/// REALTIME or BOOTTIME, -EBUSY when initialised already.
+pub(super) fn init(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    let m = ctx.map(INIT, a[1])?;
+    let Some(slot) = m.map.timer_slot_of(a[0]) else {
+        return Err(TrapKind::HelperBadPointer {
+            helper: INIT,
+            addr: a[0],
+            len: 16,
+        });
+    };
+    Ok(ret(m.map.timer_init(slot, a[2])))
+}
+
+/// `bpf_timer_set_callback(timer, callback)`: -EINVAL when not initialised. The
+/// callback is recorded as (program store id, slot): the driver runs it.
+pub(super) fn set_callback(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    let (m, slot) = timer_at(ctx, SET_CALLBACK, a[0])?;
+    let Ok(pc) = u32::try_from(a[1]) else {
+        return Err(TrapKind::HelperBadCallback {
+            helper: SET_CALLBACK,
+            value: a[1],
+        });
+    };
+    Ok(ret(m.map.timer_set_callback(slot, ctx.prog_id, pc)))
+}
+
+/// `bpf_timer_start(timer, nsecs, flags)`: -EINVAL for unknown flags, a timer not
+/// initialised or without a callback.
+pub(super) fn start(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    let (m, slot) = timer_at(ctx, START, a[0])?;
+    let flags = a[2];
+    if flags & !(BPF_F_TIMER_ABS | BPF_F_TIMER_CPU_PIN) != 0 {
+        return Ok(neg_errno(libc::EINVAL));
+    }
+    let now = monotonic_ns();
+    let deadline = if flags & BPF_F_TIMER_ABS != 0 {
+        match m.map.timer_clock(slot) {
+            Some(CLOCK_REALTIME) => {
+                let off = clock_ns(libc::CLOCK_REALTIME).wrapping_sub(now);
+                a[1].saturating_sub(off)
+            }
+            Some(CLOCK_BOOTTIME) => {
+                let off = clock_ns(libc::CLOCK_BOOTTIME).wrapping_sub(now);
+                a[1].saturating_sub(off)
+            }
+            _ => a[1],
+        }
+    } else {
+        now.saturating_add(a[1])
+    };
+    Ok(ret(m.map.timer_start(
+        slot,
+        deadline,
+        flags & BPF_F_TIMER_CPU_PIN != 0,
+    )))
+}
+
+/// `bpf_timer_cancel(timer)`: 1 when it was armed, 0 when not, -EDEADLK from its
+/// own callback, -EINVAL when not initialised.
+pub(super) fn cancel(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
+    let (m, slot) = timer_at(ctx, CANCEL, a[0])?;
+    if ctx.timer_cb == Some((m.info.id, slot)) {
+        return Ok(neg_errno(libc::EDEADLK));
+    }
+    Ok(match m.map.timer_cancel(slot) {
+        Ok(armed) => u64::from(armed),
+        Err(e) => e as i64 as u64,
+    })
+}
+
+/// Byte offset of the `struct bpf_timer` in values of BTF type `type_id`, found as
+/// the kernel's `btf_parse_fields` does: in the value's members, nested structs and
+/// unions included. Err(what) for more than one (the kernel: one timer per value).
+pub fn btf_timer_offset(btf: &loader::btf::Btf, type_id: u32) -> Result<Option<u32>, String> {
+    let mut found = Vec::new();
+    find_timers(btf, type_id, 0, 0, &mut found)?;
+    match found.as_slice() {
+        [] => Ok(None),
+        [off] => Ok(Some(*off)),
+        _ => Err(format!(
+            "{} bpf_timer fields in the value: one at most",
+            found.len()
+        )),
+    }
+}
+
+fn find_timers(
+    btf: &loader::btf::Btf,
+    type_id: u32,
+    base: u32,
+    depth: u32,
+    found: &mut Vec<u32>,
+) -> Result<(), String> {
+    use loader::btf::BtfKind;
+    if depth > 32 || found.len() > 1 {
+        return Ok(());
+    }
+    let Ok((id, t)) = btf.resolved_type(type_id) else {
+        return Ok(());
+    };
+    match &t.kind {
+        BtfKind::Struct { members, .. } | BtfKind::Union { members, .. } => {
+            if matches!(t.kind, BtfKind::Struct { .. })
+                && btf.type_name(id).is_ok_and(|n| n == "bpf_timer")
+            {
+                found.push(base);
+                return Ok(());
+            }
+            for m in members {
+                let bits = m.bit_offset(t.kind_flag);
+                if bits % 8 != 0 {
+                    continue;
+                }
+                find_timers(btf, m.type_id, base + bits / 8, depth + 1, found)?;
+            }
+        }
+        BtfKind::Array {
+            elem_type, nelems, ..
+        } => {
+            let before = found.len();
+            find_timers(btf, *elem_type, base, depth + 1, found)?;
+            if found.len() > before && *nelems > 1 {
+                found.push(base);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
