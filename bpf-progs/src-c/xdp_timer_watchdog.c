@@ -27,9 +27,10 @@
 #include <bpf/bpf_endian.h>
 
 #define CLOCK_MONOTONIC 1
-/* 1 s: short enough for a test to wait for, long enough that every frame of
- * a test's sequence (one test run each) finds the watchdog still pending. */
-#define WATCHDOG_NS (1000ULL * 1000 * 1000)
+/* 2 s: short enough for a test to wait for, long enough that every frame of
+ * a test's sequence (one test run each, on a loaded machine) finds the
+ * watchdog still pending. */
+#define WATCHDOG_NS (2000ULL * 1000 * 1000)
 
 enum { WD_TIMEOUTS = 0, WD_CLOSED = 1, WD_ARMS = 2, WD_ERRORS = 3, WD_OPENED = 4, WD_NSTATS };
 

@@ -230,6 +230,18 @@ pub fn run_steps(
     sets: &[MapSet],
     wait: std::time::Duration,
 ) -> Result<KernelRun, String> {
+    run_steps_timed(object, steps, sets, wait).map(|(run, _)| run)
+}
+
+/// [`run_steps`], also answering how long the steps took, from the start of the first
+/// test run to the end of the last: a sequence whose meaning depends on a timer still
+/// being pending at its last step is valid only when this was shorter than the timer.
+pub fn run_steps_timed(
+    object: &Path,
+    steps: &[Step],
+    sets: &[MapSet],
+    wait: std::time::Duration,
+) -> Result<(KernelRun, std::time::Duration), String> {
     let steps: Vec<(&str, &[u8], u32)> = steps
         .iter()
         .map(|s| (s.prog.as_str(), s.data_in.as_slice(), s.repeat))
@@ -250,7 +262,7 @@ pub fn run_steps_dumping(
         .iter()
         .map(|s| (s.prog.as_str(), s.data_in.as_slice(), s.repeat))
         .collect();
-    run_impl_steps(object, &steps, sets, &[], None, None, wait, Some(only))
+    run_impl_steps(object, &steps, sets, &[], None, None, wait, Some(only)).map(|(run, _)| run)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -274,6 +286,7 @@ fn run_impl(
         std::time::Duration::ZERO,
         None,
     )
+    .map(|(run, _)| run)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -286,7 +299,7 @@ fn run_impl_steps(
     netns_setup: Option<&str>,
     wait: std::time::Duration,
     only: Option<&[&str]>,
-) -> Result<KernelRun, String> {
+) -> Result<(KernelRun, std::time::Duration), String> {
     if steps.is_empty() {
         return Err("no program run given".to_string());
     }
@@ -337,9 +350,11 @@ fn run_impl_steps(
     }
 
     let mut last = None;
+    let started = std::time::Instant::now();
     for (prog, data_in, repeat) in steps {
         last = Some(session.test_run(object, prog, data_in, *repeat, ctx_in, netns_setup)?);
     }
+    let span = started.elapsed();
     let (retval, duration_ns, data_out, ctx_out) = last.ok_or("no program run given")?;
     if !wait.is_zero() {
         std::thread::sleep(wait);
@@ -391,13 +406,16 @@ fn run_impl_steps(
         }
         dumps.insert(name.clone(), entries);
     }
-    Ok(KernelRun {
-        retval,
-        duration_ns,
-        data_out,
-        maps: dumps,
-        ctx_out,
-    })
+    Ok((
+        KernelRun {
+            retval,
+            duration_ns,
+            data_out,
+            maps: dumps,
+            ctx_out,
+        },
+        span,
+    ))
 }
 
 /// Parses `Return value: X, duration: Yns` or

@@ -6,7 +6,6 @@
 //! `runner/tests/cli/timers.rs`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bpf_progs::timers::{timer_cases, TimerCase};
 use kclient::bpftool::{self as kernel, KernelRun};
@@ -29,13 +28,8 @@ fn run_all() -> BTreeMap<String, KernelRun> {
             .iter()
             .map(|c| {
                 s.spawn(move || {
-                    let run = kernel::run_steps(
-                        &bpf_progs::object(c.object),
-                        &c.kernel_steps(),
-                        &[],
-                        Duration::from_millis(c.wait_ms.into()),
-                    )
-                    .unwrap_or_else(|e| panic!("{}: {e}", c.label()));
+                    let run = bpf_progs::timers::kernel_run(c)
+                        .unwrap_or_else(|e| panic!("{}: {e}", c.label()));
                     (c.name.to_string(), run)
                 })
             })

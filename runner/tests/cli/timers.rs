@@ -24,7 +24,30 @@ enum Ours {
     NoTimers(String),
 }
 
+/// [`run_once`] until its steps ran quickly enough for the answer to hold
+/// (`TimerCase::valid_within_ms`), at most `bpf_progs::timers::ATTEMPTS` times.
 fn run_case(case: &TimerCase, engine: &str) -> Ours {
+    let mut spans = Vec::new();
+    for _ in 0..bpf_progs::timers::ATTEMPTS {
+        let (ours, span) = run_once(case, engine);
+        if matches!(ours, Ours::NoTimers(_)) || case.valid(span) {
+            return ours;
+        }
+        spans.push(span);
+    }
+    panic!(
+        "{} ({engine}): the steps took {spans:?}, never under {} ms: the machine is too \
+         loaded for the answer to hold",
+        case.label(),
+        case.valid_within_ms
+    );
+}
+
+/// The case's steps, each an `xdp-runner run` on one store, and the time from the
+/// first one's start to the last one's.
+fn run_once(case: &TimerCase, engine: &str) -> (Ours, Duration) {
+    let started = std::time::Instant::now();
+    let mut span = Duration::ZERO;
     let store = format!(
         "xdp-runner-test-{}-timers-{}-{engine}",
         std::process::id(),
@@ -57,6 +80,7 @@ fn run_case(case: &TimerCase, engine: &str) -> Ours {
             store.clone(),
         ]);
         if i + 1 == case.steps.len() {
+            span = started.elapsed();
             args.extend(["--wait-timers".into(), case.wait_ms.to_string()]);
         }
         let out = runner().args(&args).output().expect("xdp-runner starts");
@@ -70,7 +94,7 @@ fn run_case(case: &TimerCase, engine: &str) -> Ours {
             let _ = std::fs::remove_file(format!("/dev/shm/{store}"));
             if i == 0 {
                 if let Some(refusal) = refuses_timers(case, engine) {
-                    return Ours::NoTimers(refusal);
+                    return (Ours::NoTimers(refusal), span);
                 }
             }
             panic!("{} {engine} step {i}: {args:?}: {text}", case.label());
@@ -87,7 +111,11 @@ fn run_case(case: &TimerCase, engine: &str) -> Ours {
             });
             let found = progs
                 .as_array()
-                .and_then(|a| a.iter().find(|p| p["name"] == step.prog))
+                // The store keeps the kernel's 15-character program names.
+                .and_then(|a| {
+                    a.iter()
+                        .find(|p| p["name"] == step.prog[..step.prog.len().min(15)])
+                })
                 .and_then(|p| p["id"].as_u64())
                 .unwrap_or_else(|| panic!("{}: no {} in {progs}", case.label(), step.prog));
             id = Some(found.to_string());
@@ -95,7 +123,7 @@ fn run_case(case: &TimerCase, engine: &str) -> Ours {
         last = Some(doc);
     }
     let _ = std::fs::remove_file(format!("/dev/shm/{store}"));
-    Ours::Doc(last.expect("a case has steps"))
+    (Ours::Doc(last.expect("a case has steps")), span)
 }
 
 /// The runtime's refusal of a bpf_timer helper (the first it meets: `bpf_timer_init`
@@ -163,36 +191,37 @@ fn timer_programs_match_the_kernel_in_both_engines() {
     if !kclient::require("kernel oracle (bpf_timer programs)") {
         return;
     }
-    // The kernel's runs, concurrently with ours (most of each is the wait).
-    let (kernel, ours) = std::thread::scope(|s| {
-        let kernel: Vec<_> = timer_cases()
+    // The kernel's runs concurrently (most of each is the wait), then ours: the less
+    // the machine is loaded, the less often a sequence is too slow and run again.
+    let kernel: BTreeMap<&str, KernelRun> = std::thread::scope(|s| {
+        let handles: Vec<_> = timer_cases()
             .iter()
             .map(|c| {
                 s.spawn(move || {
-                    kclient::bpftool::run_steps(
-                        &bpf_progs::object(c.object),
-                        &c.kernel_steps(),
-                        &[],
-                        Duration::from_millis(c.wait_ms.into()),
-                    )
-                    .unwrap_or_else(|e| panic!("{}: {e}", c.label()))
+                    bpf_progs::timers::kernel_run(c)
+                        .unwrap_or_else(|e| panic!("{}: {e}", c.label()))
                 })
             })
             .collect();
-        let ours: Vec<_> = timer_cases()
+        timer_cases()
+            .iter()
+            .zip(handles)
+            .map(|(c, h)| (c.name, h.join().expect("kernel run")))
+            .collect()
+    });
+    let ours: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = timer_cases()
             .iter()
             .flat_map(|c| ["interpreter", "jit"].map(|engine| (c, engine)))
             .map(|(c, engine)| s.spawn(move || (c, engine, run_case(c, engine))))
             .collect();
-        let kernel: BTreeMap<&str, KernelRun> = timer_cases()
-            .iter()
-            .zip(kernel)
-            .map(|(c, h)| (c.name, h.join().expect("kernel run")))
-            .collect();
-        let ours: Vec<_> = ours.into_iter().map(|h| h.join().expect("run")).collect();
-        (kernel, ours)
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("run"))
+            .collect()
     });
     let mut refused = Vec::new();
+    let mut differ = Vec::new();
     for (case, engine, result) in ours {
         let label = format!("{} ({engine})", case.label());
         let doc = match result {
@@ -203,23 +232,32 @@ fn timer_programs_match_the_kernel_in_both_engines() {
             }
         };
         let theirs = &kernel[case.name];
-        assert_eq!(doc["retval"], theirs.retval, "{label}");
-        assert_eq!(
-            doc["data_out"],
-            bpf_progs::hex_encode(&theirs.data_out),
-            "{label}"
-        );
+        if doc["retval"] != theirs.retval {
+            differ.push(format!(
+                "{label}: retval {} (kernel {})",
+                doc["retval"], theirs.retval
+            ));
+        }
+        if doc["data_out"] != bpf_progs::hex_encode(&theirs.data_out) {
+            differ.push(format!("{label}: data_out"));
+        }
         for name in theirs.maps.keys() {
-            assert_eq!(
+            let (got, want) = (
                 our_entries(&doc, name, &label),
                 kernel_entries(theirs, name),
-                "{label}: map {name}"
             );
+            if got != want {
+                differ.push(format!(
+                    "{label}: map {name}\n  ours:   {got:?}\n  kernel: {want:?}"
+                ));
+            }
         }
     }
+    // Every difference at once: one case's answer rarely explains another's.
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
     if !refused.is_empty() {
-        // Only the runtime's refusal of bpf_timer_init at load gets here; any other
-        // failure panicked above.
+        // Only the runtime's refusal of the timer helpers at load gets here; any
+        // other failure panicked above.
         assert_eq!(refused.len(), 2 * timer_cases().len(), "{refused:#?}");
         println!("SKIP: runtime timers not merged ({})", refused[0]);
     }
