@@ -14,11 +14,12 @@
 //! - lateness: `--flows` timers armed by one `bench_flows` pass (timeout `--timeout-ms`
 //!   plus up to `--spread-ms`), then waited for; each callback records how late it ran
 //!   (its `bpf_ktime_get_ns()` minus its deadline) in a histogram of 10 us buckets: p50,
-//!   p99, max and how many fired. The runtime's row runs `xdp-runner run ...
-//!   --wait-timers` (the release binary next to this one: `cargo build --release -p
-//!   runner` first).
+//!   p99, max and how many fired. The runtime's rows arm them in one process and fire
+//!   them with `runtime::timers::TimerDriver::run_for` (what `xdp-runner run
+//!   --wait-timers` does), in the engine that armed them.
 //! - store bytes per element with a timer: the growth of `runtime::store_size_for`
-//!   per element of `timer_flows` (its `max_entries` set to 2^16 and 2^20).
+//!   per element of `timer_flows` (its `max_entries` set to 2^16 and 2^20), and the
+//!   timer state per element (`maps::Map::timer_bytes` over `timer_slots`).
 //!
 //! `cargo run --release -p bench --bin timers -- [--flows 1000000] [--repeat 1000000]`
 
@@ -127,13 +128,7 @@ fn kernel_ns(steps: &[Step], cfg: &[(u32, u64)]) -> Result<Measured> {
 /// One engine's ns per run of the last of `steps` (program, repeat), on a fresh
 /// load with `cfg` written.
 fn engine_ns(jit: bool, steps: &[(&str, u32)], cfg: &[(u32, u64)]) -> Result<Measured> {
-    let bytes = std::fs::read(object_path())?;
-    let object = loader::Object::parse(&bytes)?;
-    let store = bench::store_for(&object)?;
-    let loaded = LoadedObject::load(&object, &store)?;
-    for (k, v) in cfg {
-        loaded.update_entry("cfg", &k.to_le_bytes(), &v.to_le_bytes(), 0)?;
-    }
+    let (_store, loaded) = load(cfg)?;
     let compiled = if jit {
         Some(JitObject::compile(&loaded, &Default::default())?)
     } else {
@@ -291,85 +286,94 @@ fn lateness_kernel(args: &Args) -> Result<Late> {
     })
 }
 
-/// The release `xdp-runner` beside this binary.
-fn runner_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe
-        .parent()
-        .ok_or_else(|| anyhow!("no directory of {}", exe.display()))?
-        .join("xdp-runner");
-    if !path.is_file() {
-        bail!(
-            "{} missing: cargo build --release -p runner",
-            path.display()
-        );
+/// A fresh load of the bench object in a private store sized for it plus its timer
+/// state, with `cfg` written.
+fn load(cfg: &[(u32, u64)]) -> Result<(maps::Store, LoadedObject)> {
+    let bytes = std::fs::read(object_path())?;
+    let object = loader::Object::parse(&bytes)?;
+    // Timer state: one entry per element plus the wheel (maps::timer::ENTRY_BYTES).
+    let timers: usize = object
+        .maps
+        .iter()
+        .map(|m| m.max_entries as usize * (maps::timer::ENTRY_BYTES + 8) + 16384)
+        .sum();
+    let store = maps::Store::anonymous(maps::StoreOptions {
+        size: runtime::store_size_for(&object) + timers,
+        ..Default::default()
+    })
+    .context("creating the map store")?;
+    let loaded = LoadedObject::load(&object, &store)?;
+    for (k, v) in cfg {
+        loaded.update_entry("cfg", &k.to_le_bytes(), &v.to_le_bytes(), 0)?;
     }
-    Ok(path)
+    Ok((store, loaded))
 }
 
-fn lateness_runtime(args: &Args, engine: &str) -> Result<Late> {
-    let runner = runner_binary()?;
-    let frame_path = std::env::temp_dir().join(format!("timers-bench-{}.bin", std::process::id()));
-    std::fs::write(&frame_path, frame()?)?;
-    let mut cmd = std::process::Command::new(runner);
-    cmd.arg("run")
-        .arg(object_path())
-        .args(["--prog", "bench_flows", "--engine", engine, "--json"])
-        .arg("--data-in")
-        .arg(&frame_path)
-        .args(["--repeat", &args.flows.to_string()])
-        .args([
-            "--wait-timers",
-            &(args.timeout_ms + args.spread_ms + 1000).to_string(),
-        ]);
+/// The runtime's lateness: one `bench_flows` pass arms `--flows` timers, then a
+/// `TimerDriver` fires them all (the library's loop, as `xdp-runner run --wait-timers`
+/// and `xdp-runner timers` drive a store), in the engine that ran the program.
+fn lateness_runtime(args: &Args, jit: bool) -> Result<Late> {
     let c = cfg(
         args.flows,
         args.timeout_ms * 1_000_000,
         args.spread_ms * 1_000_000,
     );
-    for (k, v) in &c {
-        cmd.arg("--set").arg(format!(
-            "cfg:{}={}",
-            bpf_progs::hex_encode(&k.to_le_bytes()),
-            bpf_progs::hex_encode(&v.to_le_bytes())
-        ));
+    let (store, loaded) = load(&c)?;
+    let compiled = if jit {
+        Some(JitObject::compile(&loaded, &Default::default())?)
+    } else {
+        None
+    };
+    let engine: &dyn runtime::timers::CallbackEngine = match &compiled {
+        Some(j) => j,
+        None => &loaded,
+    };
+    let mut driver = runtime::timers::TimerDriver::new(&store)?;
+    let mut vm = Vm::new(0);
+    let prog = loaded.program_index(Some("bench_flows"))?;
+    let mut pkt = Packet::new(&frame()?)?;
+    match &compiled {
+        Some(j) => j.run_repeat(&mut vm, prog, &mut pkt, u64::from(args.flows)),
+        None => loaded.run_repeat(&mut vm, prog, &mut pkt, u64::from(args.flows)),
     }
-    let out = cmd.output()?;
-    let _ = std::fs::remove_file(&frame_path);
-    if !out.status.success() {
-        bail!(
-            "xdp-runner: {}{}",
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    .map_err(|t| anyhow!("trap: {t:?}"))?;
+    let armed = driver.armed();
+    let stats = driver.run_for(
+        Duration::from_millis(args.timeout_ms + args.spread_ms + 5000),
+        Duration::from_millis(1),
+        true,
+        &mut vm,
+        engine,
+        &|| false,
+    )?;
+    if stats.traps > 0 {
+        bail!("{} callbacks trapped: {:?}", stats.traps, driver.last_trap);
     }
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let late_map = loaded.map::<u32, u64>("late")?;
     let mut late = vec![0u64; LATE_BUCKETS + 2];
-    for e in doc["maps"]["late"]
-        .as_array()
-        .ok_or_else(|| anyhow!("no map late"))?
-    {
-        let k = bpf_progs::hex_decode(e["key"].as_str().unwrap_or_default())
-            .map_err(|e| anyhow!("{e}"))?;
-        let v = bpf_progs::hex_decode(e["value"].as_str().unwrap_or_default())
-            .map_err(|e| anyhow!("{e}"))?;
-        let k = u32::from_le_bytes(k.as_slice().try_into()?) as usize;
-        *late.get_mut(k).ok_or_else(|| anyhow!("late slot {k}"))? =
-            u64::from_le_bytes(v.as_slice().try_into()?);
+    for (k, slot) in late.iter_mut().enumerate() {
+        *slot = late_map.get(&(k as u32))?.unwrap_or(0);
     }
     let (p50, p99, max, fired) = percentiles(&late)?;
-    let armed = doc["maps"]["bstats"][0]["value"]
-        .as_str()
-        .and_then(|v| bpf_progs::hex_decode(v).ok())
-        .and_then(|v| v.try_into().ok())
-        .map(u64::from_le_bytes);
     Ok(Late {
         p50,
         p99,
         max,
         fired,
-        armed,
+        armed: Some(armed),
     })
+}
+
+/// Bytes of timer state per `timer_flows` element (the map's timer area over its
+/// slots), as the runtime lays it out.
+fn timer_bytes_per_element() -> Result<f64> {
+    let (_store, loaded) = load(&cfg(1, 0, 0))?;
+    let m = &loaded
+        .maps
+        .by_name("timer_flows")
+        .ok_or_else(|| anyhow!("no map timer_flows"))?
+        .map;
+    Ok(m.timer_bytes() as f64 / f64::from(m.timer_slots().max(1)))
 }
 
 /// Bytes of store per `timer_flows` element: the growth of the store the runtime
@@ -448,8 +452,8 @@ fn main() -> Result<()> {
         );
         let rows: Vec<(&str, Result<Late>)> = vec![
             ("kernel", lateness_kernel(&args)),
-            ("interp", lateness_runtime(&args, "interpreter")),
-            ("jit", lateness_runtime(&args, "jit")),
+            ("interp", lateness_runtime(&args, false)),
+            ("jit", lateness_runtime(&args, true)),
         ];
         for (who, r) in rows {
             match r {
@@ -469,9 +473,15 @@ fn main() -> Result<()> {
     println!();
     match store_bytes_per_element() {
         Ok(b) => println!(
-            "store bytes per timer_flows element (value 32 bytes with its bpf_timer): {b:.1}"
+            "store bytes per timer_flows element (runtime::store_size_for's growth; key 4, value 40 bytes with its bpf_timer): {b:.1}"
         ),
         Err(e) => println!("store bytes per element: n/a: {e:#}"),
+    }
+    match timer_bytes_per_element() {
+        Ok(b) => {
+            println!("timer state bytes per element (entry and its share of the wheel): {b:.1}")
+        }
+        Err(e) => println!("timer state bytes per element: n/a: {e:#}"),
     }
     Ok(())
 }
