@@ -45,7 +45,9 @@
  *   1 ms with the inner map as the timer's map (0-2), fires once;
  * - timer_restart_after_cancel: 0-2 init, set_callback, start 1 s; 3 cancel
  *   (1), which also forgets the callback: 4 start (-EINVAL), 5 cancel (0),
- *   6 set_callback, 7 start 1 ms (fires once).
+ *   6 set_callback, 7 start 1 ms (fires once);
+ * - timer_huge_timeout: relative timeouts of ~0 ns (atimers[0]) and 2^62 ns
+ *   ([1]) are accepted and do not fire; 0 ns ([2]) fires at once (0-8).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -377,6 +379,28 @@ int timer_restart_after_cancel(struct xdp_md *ctx)
 	put_rc(5, bpf_timer_cancel(&e->t));
 	put_rc(6, bpf_timer_set_callback(&e->t, fired_cb));
 	put_rc(7, bpf_timer_start(&e->t, MS, 0));
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int timer_huge_timeout(struct xdp_md *ctx)
+{
+	__u32 k0 = 0, k1 = 1, k2 = 2;
+	struct elem *a = bpf_map_lookup_elem(&atimers, &k0);
+	struct elem *b = bpf_map_lookup_elem(&atimers, &k1);
+	struct elem *c = bpf_map_lookup_elem(&atimers, &k2);
+
+	if (!a || !b || !c)
+		return XDP_ABORTED;
+	put_rc(0, bpf_timer_init(&a->t, &atimers, CLOCK_MONOTONIC));
+	put_rc(1, bpf_timer_set_callback(&a->t, fired_cb));
+	put_rc(2, bpf_timer_start(&a->t, ~0ULL, 0));
+	put_rc(3, bpf_timer_init(&b->t, &atimers, CLOCK_MONOTONIC));
+	put_rc(4, bpf_timer_set_callback(&b->t, fired_cb));
+	put_rc(5, bpf_timer_start(&b->t, 1ULL << 62, 0));
+	put_rc(6, bpf_timer_init(&c->t, &atimers, CLOCK_MONOTONIC));
+	put_rc(7, bpf_timer_set_callback(&c->t, fired_cb));
+	put_rc(8, bpf_timer_start(&c->t, 0, 0));
 	return XDP_PASS;
 }
 

@@ -223,6 +223,7 @@ pub fn timer_cases() -> &'static [TimerCase] {
         single!("timer_lru_evict"),
         single!("timer_inner_map"),
         single!("timer_restart_after_cancel"),
+        single!("timer_huge_timeout"),
         // A SYN seen three times re-arms the flow's watchdog three times; it fires
         // once and the callback deletes the flow.
         TimerCase {

@@ -173,6 +173,12 @@ fn the_kernel_answers_every_timer_case_as_the_sources_say() {
     rc_is(r, &l, &[(3, 1), (4, -EINVAL)]);
     assert_eq!(array(r, "cb"), [1, 0, 0, 0], "{l}");
     assert_eq!(fired(r, "atimers"), [1, 0, 0, 0], "{l}");
+
+    // Relative timeouts of u64::MAX and 2^62 ns are accepted and stay pending; 0
+    // fires at once.
+    let (r, l) = case("timer_huge_timeout");
+    rc_is(r, &l, &[]);
+    assert_eq!(fired(r, "atimers"), [0, 0, 1, 0], "{l}");
 }
 
 #[test]
