@@ -511,6 +511,8 @@ pub fn attach(
     };
     let mut host = (0u64, 0u64);
     let results = std::thread::scope(|s| {
+        // The store's timers fire while the frames run (`timers.rs`).
+        let _timers = crate::timers::drive(s, dp);
         if let (Some(tap), Some(tx)) = (&tap, &host_tx) {
             let (should_stop, host) = (&should_stop, &mut host);
             let poll_ms = opts.poll_ms.max(1);

@@ -10,6 +10,8 @@
 //!   pcap and pcapng files and writes pcap files, one per verdict.
 //! - [`flow::worker_for`]: the flow hash that keeps a flow on one worker.
 //! - [`replay()`]: a source through the workers into the sinks.
+//! - [`timers`]: the thread that fires the store's `bpf_timer`s while `replay` or
+//!   `attach` runs.
 //!
 //! ```no_run
 //! use dataplane::{capture::{CaptureSource, VerdictSinks}, Config, Dataplane, ReplayOptions};
@@ -43,6 +45,7 @@ pub mod io;
 pub mod live_error;
 pub mod replay;
 pub mod tap;
+pub mod timers;
 pub mod worker;
 
 pub use attach::{attach, AttachOptions, AttachSummary, LiveCounts, Mode, Ready};

@@ -141,11 +141,15 @@ pub fn replay(
     sinks: Option<&mut VerdictSinks>,
     opts: &ReplayOptions<'_>,
 ) -> Result<Summary, DataplaneError> {
-    if dp.workers() == 1 {
-        replay_one(dp, source, sinks, opts)
-    } else {
-        replay_many(dp, source, sinks, opts)
-    }
+    // The store's timers fire while the frames run (`timers.rs`).
+    std::thread::scope(|s| {
+        let _timers = crate::timers::drive(s, dp);
+        if dp.workers() == 1 {
+            replay_one(dp, source, sinks, opts)
+        } else {
+            replay_many(dp, source, sinks, opts)
+        }
+    })
 }
 
 fn stopped(opts: &ReplayOptions<'_>) -> bool {

@@ -20,6 +20,8 @@ use runtime::LoadedObject;
 
 #[path = "dataplane/live.rs"]
 mod live;
+#[path = "dataplane/timers.rs"]
+mod timers;
 
 /// The programs of the issue, with the control-plane entries their cases write.
 /// Control-plane entries: (map, key hex, value hex).

@@ -455,7 +455,9 @@ impl TimerLease {
             Err(cur) => return Err(MapError::TimerLeaseHeld { pid: cur }),
         };
         w.beat.store(monotonic_ns(), Ordering::Relaxed);
-        let inflight = w.inflight.swap(0, Ordering::AcqRel);
+        // The record stays until the callback has run again (`clear_inflight`): a
+        // driver killed before that leaves it to the next one.
+        let inflight = w.inflight.load(Ordering::Acquire);
         let gen = w.inflight_gen.load(Ordering::Acquire) as u32;
         let inherited = (inflight != 0 && inflight as u32 != 0)
             .then(|| ((inflight >> 32) as u32, (inflight as u32) - 1, gen));

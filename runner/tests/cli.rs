@@ -9,6 +9,8 @@ use serde_json::Value;
 
 #[path = "cli/attach.rs"]
 mod attach;
+#[path = "cli/timer_progs.rs"]
+mod timer_progs;
 #[path = "cli/timers.rs"]
 mod timers;
 

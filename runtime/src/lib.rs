@@ -125,16 +125,12 @@ impl LoadedObject {
                 },
                 holder_pid: 0,
             };
-            // A `struct bpf_timer` in the value gets the map a timer area.
+            // A `struct bpf_timer` in the value gets the map a timer area (where the
+            // kernel refuses one, libbpf creates the map without BTF).
             let timer_off = match (&object.btf, spec.btf_value_type_id) {
-                (Some(btf), 1..) => helpers::timer::btf_timer_offset(btf, spec.btf_value_type_id)
-                    .map_err(|what| {
-                    map_err(maps::MapError::BadTimer {
-                        name: spec.name.clone(),
-                        what,
-                        errno: libc::E2BIG,
-                    })
-                })?,
+                (Some(btf), 1..) if helpers::timer::map_type_holds_timers(spec.map_type) => {
+                    helpers::timer::btf_timer_offset(btf, spec.btf_value_type_id)
+                }
                 _ => None,
             };
             let map = store

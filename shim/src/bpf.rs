@@ -194,14 +194,22 @@ fn map_create(a: &[u8]) -> Result<i64, Errno> {
         // SAFETY: getpid cannot fail.
         holder_pid: unsafe { libc::getpid() } as u32,
     };
+    let mut timer_off = None;
     if btf_id != 0 {
         let data = state::store()?.btf_data(btf_id).map_err(|e| e.errno())?;
         crate::mapbtf::check(&def, &data)?;
+        // A `struct bpf_timer` in the value: the map gets its timer area (EOPNOTSUPP
+        // for map types that cannot hold one, as the kernel's map_check_btf).
+        if let Ok(btf) = loader::btf::Btf::parse(&data) {
+            timer_off = runtime::helpers::timer::btf_timer_offset(&btf, value_tid);
+        }
     }
-    let m = state::store()?.create_map(&def).map_err(|e| {
-        state::log_once(&format!("mapcreate{name}"), &format!("map {name:?}: {e}"));
-        e.errno()
-    })?;
+    let m = state::store()?
+        .create_map_with_timer(&def, timer_off)
+        .map_err(|e| {
+            state::log_once(&format!("mapcreate{name}"), &format!("map {name:?}: {e}"));
+            e.errno()
+        })?;
     Ok(i64::from(fds::create(Obj::Map(m.id()), &[])?))
 }
 

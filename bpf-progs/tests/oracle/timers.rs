@@ -3,7 +3,7 @@
 //! documented helper semantics: each [`bpf_progs::timers::timer_cases`] case runs in
 //! the kernel with its maps pinned, waits for the timers, and its maps must say what
 //! the comments below say. The runtimes are compared with the same kernel runs in
-//! `runner/tests/cli/timers.rs`.
+//! `runner/tests/cli/timer_progs.rs`.
 
 use std::collections::BTreeMap;
 

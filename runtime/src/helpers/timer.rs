@@ -128,60 +128,52 @@ pub(super) fn cancel(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, Tr
 
 /// Byte offset of the `struct bpf_timer` in values of BTF type `type_id`, found as
 /// the kernel's `btf_parse_fields` does: in the value's members, nested structs and
-/// unions included. Err(what) for more than one (the kernel: one timer per value).
-pub fn btf_timer_offset(btf: &loader::btf::Btf, type_id: u32) -> Result<Option<u32>, String> {
-    let mut found = Vec::new();
-    find_timers(btf, type_id, 0, 0, &mut found)?;
-    match found.as_slice() {
-        [] => Ok(None),
-        [off] => Ok(Some(*off)),
-        _ => Err(format!(
-            "{} bpf_timer fields in the value: one at most",
-            found.len()
-        )),
-    }
+/// unions included. With more than one (which kernel 6.18 accepts at map creation),
+/// the first: the helpers trap on the others.
+pub fn btf_timer_offset(btf: &loader::btf::Btf, type_id: u32) -> Option<u32> {
+    let mut found = None;
+    find_timer(btf, type_id, 0, 0, &mut found);
+    found
 }
 
-fn find_timers(
+/// Whether values of map type `map_type` may hold a `bpf_timer` (the kernel's
+/// `map_check_btf` refuses the others with EOPNOTSUPP; libbpf then creates the map
+/// without BTF).
+pub fn map_type_holds_timers(map_type: u32) -> bool {
+    use crate::maptable::types;
+    matches!(map_type, types::HASH | types::LRU_HASH | types::ARRAY)
+}
+
+fn find_timer(
     btf: &loader::btf::Btf,
     type_id: u32,
     base: u32,
     depth: u32,
-    found: &mut Vec<u32>,
-) -> Result<(), String> {
+    found: &mut Option<u32>,
+) {
     use loader::btf::BtfKind;
-    if depth > 32 || found.len() > 1 {
-        return Ok(());
+    if depth > 32 || found.is_some() {
+        return;
     }
     let Ok((id, t)) = btf.resolved_type(type_id) else {
-        return Ok(());
+        return;
     };
     match &t.kind {
         BtfKind::Struct { members, .. } | BtfKind::Union { members, .. } => {
             if matches!(t.kind, BtfKind::Struct { .. })
                 && btf.type_name(id).is_ok_and(|n| n == "bpf_timer")
             {
-                found.push(base);
-                return Ok(());
+                *found = Some(base);
+                return;
             }
             for m in members {
                 let bits = m.bit_offset(t.kind_flag);
-                if bits % 8 != 0 {
-                    continue;
+                if bits % 8 == 0 {
+                    find_timer(btf, m.type_id, base + bits / 8, depth + 1, found);
                 }
-                find_timers(btf, m.type_id, base + bits / 8, depth + 1, found)?;
             }
         }
-        BtfKind::Array {
-            elem_type, nelems, ..
-        } => {
-            let before = found.len();
-            find_timers(btf, *elem_type, base, depth + 1, found)?;
-            if found.len() > before && *nelems > 1 {
-                found.push(base);
-            }
-        }
+        BtfKind::Array { elem_type, .. } => find_timer(btf, *elem_type, base, depth + 1, found),
         _ => {}
     }
-    Ok(())
 }

@@ -1062,6 +1062,27 @@ impl Analyzer<'_> {
                 }
             }
         }
+        if id == isa::helpers::func::timer_set_callback {
+            // A bpf_timer callback runs later, from the timer driver, as an entry of
+            // its own: r1 the timer's map, r2 its key (not followed), r3 its value.
+            if let (Reg::Func { pc: cb }, Reg::MapValue { map, .. }) =
+                (st.reg(2).clone(), st.reg(1).clone())
+            {
+                let mut cs = State {
+                    frames: vec![Frame::new(0, usize::MAX, false)],
+                };
+                cs.set(1, Reg::MapHandle { map });
+                cs.set(2, Reg::unknown());
+                cs.set(
+                    3,
+                    Reg::MapValue {
+                        map,
+                        off: Scalar::constant(0),
+                    },
+                );
+                self.work.push((cb as usize, cs));
+            }
+        }
         if proto.changes_packet {
             st.for_each_reg(|r| {
                 if matches!(r, Reg::Packet { .. } | Reg::PacketEnd) {
