@@ -196,8 +196,9 @@ macro_rules! single {
             name: $prog,
             steps: &[step($prog, ANY, 1)],
             // Every timer is due within 2 ms; the wait only needs to outlast a loaded
-            // machine's delays (runtimes return as soon as nothing is pending).
-            wait_ms: 1000,
+            // machine's delays (runtimes return as soon as nothing is pending; on a
+            // 2-core machine running 30 such processes, 100 ms was too short).
+            wait_ms: 3000,
             valid_within_ms: 0,
         }
     };
