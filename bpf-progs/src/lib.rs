@@ -11,6 +11,8 @@
 //!   decapsulator, LPM firewall, ICMP echo, VLAN, SYN cookies, statistics,
 //!   redirects, CO-RE, bpf_loop, spin locks, fib_lookup, adjust_tail), a
 //!   part of [`cases`].
+//! - [`timers`]: the bpf_timer programs and their cases (a sequence of runs, a
+//!   wait for the timers, then every map).
 //! - [`hostile`]: the hostile-program suite (raw programs and how each must end).
 //! - The kernel oracle that runs these objects through bpftool (libbpf) is
 //!   `kclient::bpftool`; [`recorded`] holds its answers to every case, recorded
@@ -23,6 +25,7 @@
 
 pub mod hostile;
 pub mod recorded;
+pub mod timers;
 
 use std::path::PathBuf;
 
@@ -1015,7 +1018,7 @@ mod tests {
             }
             return;
         }
-        for p in PROGRAMS {
+        for p in PROGRAMS.iter().chain(timers::TIMER_PROGRAMS) {
             for cpu in [Cpu::V1, Cpu::V3] {
                 let path = object_for(p, cpu);
                 assert!(path.is_some(), "{p} {cpu:?} not built");

@@ -849,6 +849,8 @@ fn redirect_map_follows_the_c_source() {
 // The issue-5 programs (`real_world_cases`).
 #[path = "oracle/issue5.rs"]
 mod issue5;
+#[path = "oracle/timers.rs"]
+mod timers;
 
 // ---------------------------------------------------------------------
 // xdp_mim: maps of maps and a prog_array filled from `.values` initialisers

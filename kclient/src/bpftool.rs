@@ -210,6 +210,61 @@ pub fn run_in_netns(
     )
 }
 
+/// One test run of a sequence ([`run_steps`]): a program of the object, the frame it
+/// runs on and how many times (the kernel's `repeat`, 0 taken as 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub prog: String,
+    pub data_in: Vec<u8>,
+    pub repeat: u32,
+}
+
+/// Runs `steps` in order on one load of `object` (its maps shared by every step, kept
+/// pinned), after writing `sets`; then waits `wait` with the maps still pinned, so the
+/// bpf_timers the programs started fire (the kernel cancels a map's timers when its
+/// last user reference goes), and dumps every map. The [`KernelRun`]'s return value,
+/// duration and frame are the last step's.
+pub fn run_steps(
+    object: &Path,
+    steps: &[Step],
+    sets: &[MapSet],
+    wait: std::time::Duration,
+) -> Result<KernelRun, String> {
+    run_steps_timed(object, steps, sets, wait).map(|(run, _)| run)
+}
+
+/// [`run_steps`], also answering how long the steps took, from the start of the first
+/// test run to the end of the last: a sequence whose meaning depends on a timer still
+/// being pending at its last step is valid only when this was shorter than the timer.
+pub fn run_steps_timed(
+    object: &Path,
+    steps: &[Step],
+    sets: &[MapSet],
+    wait: std::time::Duration,
+) -> Result<(KernelRun, std::time::Duration), String> {
+    let steps: Vec<(&str, &[u8], u32)> = steps
+        .iter()
+        .map(|s| (s.prog.as_str(), s.data_in.as_slice(), s.repeat))
+        .collect();
+    run_impl_steps(object, &steps, sets, &[], None, None, wait, None)
+}
+
+/// [`run_steps`], dumping only the maps named in `only` (by the object's map name):
+/// a dump of a million entries through bpftool's JSON takes long.
+pub fn run_steps_dumping(
+    object: &Path,
+    steps: &[Step],
+    sets: &[MapSet],
+    wait: std::time::Duration,
+    only: &[&str],
+) -> Result<KernelRun, String> {
+    let steps: Vec<(&str, &[u8], u32)> = steps
+        .iter()
+        .map(|s| (s.prog.as_str(), s.data_in.as_slice(), s.repeat))
+        .collect();
+    run_impl_steps(object, &steps, sets, &[], None, None, wait, Some(only)).map(|(run, _)| run)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_impl(
     object: &Path,
@@ -221,6 +276,33 @@ fn run_impl(
     ctx_in: Option<&[u8]>,
     netns_setup: Option<&str>,
 ) -> Result<KernelRun, String> {
+    run_impl_steps(
+        object,
+        &[(prog, data_in, repeat)],
+        sets,
+        prog_sets,
+        ctx_in,
+        netns_setup,
+        std::time::Duration::ZERO,
+        None,
+    )
+    .map(|(run, _)| run)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_impl_steps(
+    object: &Path,
+    steps: &[(&str, &[u8], u32)],
+    sets: &[MapSet],
+    prog_sets: &[ProgSet],
+    ctx_in: Option<&[u8]>,
+    netns_setup: Option<&str>,
+    wait: std::time::Duration,
+    only: Option<&[&str]>,
+) -> Result<(KernelRun, std::time::Duration), String> {
+    if steps.is_empty() {
+        return Err("no program run given".to_string());
+    }
     let session = Session::new()?;
     session.loadall(object)?;
     let pinned = session.pinned_maps(object)?;
@@ -267,51 +349,23 @@ fn run_impl(
         check(&out, &format!("bpftool map update {name}"))?;
     }
 
-    let prog_pin = session.bpffs.join("progs").join(prog);
-    if !prog_pin.exists() {
-        return Err(format!("no program {prog:?} in {}", object.display()));
+    let mut last = None;
+    let started = std::time::Instant::now();
+    for (prog, data_in, repeat) in steps {
+        last = Some(session.test_run(object, prog, data_in, *repeat, ctx_in, netns_setup)?);
     }
-    let data_in_path = session.files.join("data_in");
-    let data_out_path = session.files.join("data_out");
-    fs::write(&data_in_path, data_in).map_err(|e| format!("write data_in: {e}"))?;
-    let ctx_in_path = session.files.join("ctx_in");
-    let ctx_out_path = session.files.join("ctx_out");
-    let mut cmd = match netns_setup {
-        None => Command::new("taskset"),
-        Some(setup) => {
-            // sh -c 'set -e; SETUP; exec "$0" "$@"' taskset -c 0 bpftool ...
-            let mut c = Command::new("unshare");
-            c.args(["-n", "sh", "-c"])
-                .arg(format!("set -e\n{setup}\nexec \"$0\" \"$@\""))
-                .arg("taskset");
-            c
-        }
-    };
-    cmd.args(["-c", "0", "bpftool", "prog", "run", "pinned"])
-        .arg(&prog_pin)
-        .arg("data_in")
-        .arg(&data_in_path)
-        .arg("data_out")
-        .arg(&data_out_path)
-        .args(["data_size_out", &DATA_SIZE_OUT.to_string()])
-        .args(["repeat", &repeat.max(1).to_string()]);
-    if let Some(ctx) = ctx_in {
-        fs::write(&ctx_in_path, ctx).map_err(|e| format!("write ctx_in: {e}"))?;
-        cmd.arg("ctx_in")
-            .arg(&ctx_in_path)
-            .arg("ctx_out")
-            .arg(&ctx_out_path);
+    let span = started.elapsed();
+    let (retval, duration_ns, data_out, ctx_out) = last.ok_or("no program run given")?;
+    if !wait.is_zero() {
+        std::thread::sleep(wait);
     }
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run taskset/bpftool: {e}"))?;
-    check(&out, "bpftool prog run")?;
-    let (retval, duration_ns) = parse_run_output(&String::from_utf8_lossy(&out.stdout))?;
-    let data_out = fs::read(&data_out_path).map_err(|e| format!("read data_out: {e}"))?;
 
     let prog_names = session.pinned_prog_ids()?;
     let mut dumps = BTreeMap::new();
     for (name, p) in &pinned {
+        if only.is_some_and(|only| !only.contains(&name.as_str())) {
+            continue;
+        }
         let pin = &p.pin;
         // A ring buffer has no entries to dump (bpftool fails on it): its records
         // are read by consumers, not compared here. Nor have queues, stacks and
@@ -357,17 +411,16 @@ fn run_impl(
         }
         dumps.insert(name.clone(), entries);
     }
-    let ctx_out = match ctx_in {
-        Some(_) => Some(fs::read(&ctx_out_path).map_err(|e| format!("read ctx_out: {e}"))?),
-        None => None,
-    };
-    Ok(KernelRun {
-        retval,
-        duration_ns,
-        data_out,
-        maps: dumps,
-        ctx_out,
-    })
+    Ok((
+        KernelRun {
+            retval,
+            duration_ns,
+            data_out,
+            maps: dumps,
+            ctx_out,
+        },
+        span,
+    ))
 }
 
 /// Parses `Return value: X, duration: Yns` or
@@ -619,6 +672,68 @@ impl Session {
     }
 
     /// Kernel program id -> program name, for every pinned program.
+    /// One `bpftool prog run` of the pinned program `prog` (on CPU 0, in a fresh
+    /// network namespace prepared by `netns_setup` when given): the return value,
+    /// the duration, the output frame and the output context (with `ctx_in`).
+    #[allow(clippy::type_complexity)]
+    fn test_run(
+        &self,
+        object: &Path,
+        prog: &str,
+        data_in: &[u8],
+        repeat: u32,
+        ctx_in: Option<&[u8]>,
+        netns_setup: Option<&str>,
+    ) -> Result<(u32, u64, Vec<u8>, Option<Vec<u8>>), String> {
+        let session = self;
+        let prog_pin = session.bpffs.join("progs").join(prog);
+        if !prog_pin.exists() {
+            return Err(format!("no program {prog:?} in {}", object.display()));
+        }
+        let data_in_path = session.files.join("data_in");
+        let data_out_path = session.files.join("data_out");
+        fs::write(&data_in_path, data_in).map_err(|e| format!("write data_in: {e}"))?;
+        let ctx_in_path = session.files.join("ctx_in");
+        let ctx_out_path = session.files.join("ctx_out");
+        let mut cmd = match netns_setup {
+            None => Command::new("taskset"),
+            Some(setup) => {
+                // sh -c 'set -e; SETUP; exec "$0" "$@"' taskset -c 0 bpftool ...
+                let mut c = Command::new("unshare");
+                c.args(["-n", "sh", "-c"])
+                    .arg(format!("set -e\n{setup}\nexec \"$0\" \"$@\""))
+                    .arg("taskset");
+                c
+            }
+        };
+        cmd.args(["-c", "0", "bpftool", "prog", "run", "pinned"])
+            .arg(&prog_pin)
+            .arg("data_in")
+            .arg(&data_in_path)
+            .arg("data_out")
+            .arg(&data_out_path)
+            .args(["data_size_out", &DATA_SIZE_OUT.to_string()])
+            .args(["repeat", &repeat.max(1).to_string()]);
+        if let Some(ctx) = ctx_in {
+            fs::write(&ctx_in_path, ctx).map_err(|e| format!("write ctx_in: {e}"))?;
+            cmd.arg("ctx_in")
+                .arg(&ctx_in_path)
+                .arg("ctx_out")
+                .arg(&ctx_out_path);
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run taskset/bpftool: {e}"))?;
+        check(&out, "bpftool prog run")?;
+        let (retval, duration_ns) = parse_run_output(&String::from_utf8_lossy(&out.stdout))?;
+        let data_out = fs::read(&data_out_path).map_err(|e| format!("read data_out: {e}"))?;
+        let ctx_out = match ctx_in {
+            Some(_) => Some(fs::read(&ctx_out_path).map_err(|e| format!("read ctx_out: {e}"))?),
+            None => None,
+        };
+        Ok((retval, duration_ns, data_out, ctx_out))
+    }
+
     fn pinned_prog_ids(&self) -> Result<BTreeMap<u32, String>, String> {
         let dir = self.bpffs.join("progs");
         let mut ids = BTreeMap::new();

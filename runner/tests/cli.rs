@@ -11,6 +11,8 @@ use serde_json::Value;
 mod attach;
 #[path = "cli/store_size.rs"]
 mod store_size;
+#[path = "cli/timer_progs.rs"]
+mod timer_progs;
 #[path = "cli/timers.rs"]
 mod timers;
 
