@@ -80,7 +80,9 @@ pub struct ProgOps {
     /// 8 bytes is one atomic word either way, and the kernel's readers holding
     /// an old element may see it reused (and rewritten) by a later update, so a
     /// concurrent reader seeing the new value is a behaviour the kernel has too.
-    /// For every other map `update_in_place` is `update`.
+    /// For every other map, and for BPF_F_ZERO_SEED maps (whose key order is the
+    /// kernel's, and an in-place write would keep a replaced key's position in its
+    /// bucket), `update_in_place` is `update`.
     pub update_in_place: UpdateFn,
     /// As [`Map::prog_delete`].
     pub delete: DeleteFn,
@@ -476,6 +478,12 @@ pub(crate) fn select(kind: Kind, key_size: u32, map_flags: u32) -> (ProgOps, Upd
             generic_update_res as UpdateResFn,
         ),
     };
+    // A replaced key's new element goes to the head of its bucket, as in the
+    // kernel; in place it would keep its position, and the get_next_key order of
+    // a BPF_F_ZERO_SEED map (the kernel's) would differ from the kernel's.
+    if map_flags & def::BPF_F_ZERO_SEED != 0 {
+        ops.update_in_place = ops.update;
+    }
     if map_flags & def::BPF_F_RDONLY_PROG != 0 {
         ops.update = read_only_update;
         ops.update_in_place = read_only_update;
@@ -771,6 +779,53 @@ mod tests {
         let mut out = [0u8; 16];
         big.lookup(&k, &mut out).expect("lookup");
         assert_eq!(out, [2u8; 16]);
+    }
+
+    /// On a BPF_F_ZERO_SEED hash map (whose get_next_key order is the kernel's),
+    /// `update_in_place` orders keys as `update` does: the kernel links the new
+    /// element of a replaced key at the head of its bucket, so an update in place
+    /// would leave the key where it was and the iteration order would differ.
+    #[test]
+    fn in_place_update_keeps_the_kernel_order_of_zero_seed_maps() {
+        let s = store();
+        let order = |m: &Map| -> Vec<Vec<u8>> {
+            let mut keys = Vec::new();
+            let mut k = vec![0u8; 4];
+            let mut prev: Option<Vec<u8>> = None;
+            while m.get_next_key(prev.as_deref(), &mut k).is_ok() {
+                keys.push(k.clone());
+                prev = Some(k.clone());
+            }
+            keys
+        };
+        // 16 keys in 16 buckets: several chains of two or more.
+        let maps: Vec<Map> = (0..2)
+            .map(|_| map(&s, BPF_MAP_TYPE_HASH, 4, 16, BPF_F_ZERO_SEED))
+            .collect();
+        for m in &maps {
+            for i in 0..16 {
+                assert_eq!(ops_update(m, &key(i, 4), u64::from(i), BPF_ANY, 0), 0);
+            }
+        }
+        for i in 0..16 {
+            let v = (100 + u64::from(i)).to_ne_bytes();
+            let k = key(i, 4);
+            // SAFETY: these maps' entry points; 4-byte key, 8-byte value.
+            unsafe {
+                let ops = maps[0].prog_ops();
+                assert_eq!(
+                    (ops.update)(&maps[0], k.as_ptr(), v.as_ptr(), BPF_ANY, 0),
+                    0
+                );
+                let ops = maps[1].prog_ops();
+                assert_eq!(
+                    (ops.update_in_place)(&maps[1], k.as_ptr(), v.as_ptr(), BPF_EXIST, 0),
+                    0
+                );
+            }
+            assert_eq!(order(&maps[0]), order(&maps[1]), "after updating key {i}");
+        }
+        assert_eq!(order(&maps[0]).len(), 16);
     }
 
     /// Readers on other threads, through a held pointer and through user-space
