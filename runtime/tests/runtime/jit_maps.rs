@@ -338,3 +338,89 @@ fn inline_hash_lookup_agrees_with_map_lookup() {
         }
     }
 }
+
+/// The inline hash lookup while another thread inserts and deletes keys in the same
+/// buckets: keys never deleted are always found with their value (a walk that raced
+/// with a change restarts in the map's own lookup, never misses), and keys that come
+/// and go are either missing or have their one value.
+#[test]
+fn inline_hash_lookup_under_concurrent_changes() {
+    use runtime::maptable::types::HASH;
+    let mut insns = vec![
+        raw(0x61, 6, 1, 0, 0),
+        raw(0x61, 7, 1, 4, 0),
+        raw(0xbf, 8, 6, 0, 0),
+        raw(0x07, 8, 0, 0, 8),
+        raw(0x2d, 8, 7, 10, 0), // if data + 8 > data_end goto miss
+        raw(0x79, 3, 6, 0, 0),
+        raw(0x7b, 10, 3, -8, 0),
+    ];
+    insns.extend(ld_map(1, 0));
+    insns.extend([
+        raw(0xbf, 2, 10, 0, 0),
+        raw(0x07, 2, 0, 0, -8),
+        raw(0x85, 0, 0, 0, 1),
+        raw(0x15, 0, 0, 2, 0), // if r0 == 0 goto miss
+        raw(0x79, 0, 0, 0, 0),
+        raw(0x95, 0, 0, 0, 0),
+        raw(0xb7, 0, 0, 0, 0), // miss:
+        raw(0x95, 0, 0, 0, 0),
+    ]);
+    let bytes = std::fs::read(bpf_progs::object("xdp_counter")).unwrap();
+    let mut obj = loader::Object::parse(&bytes).unwrap();
+    let spec = &mut obj.maps[0];
+    spec.map_type = HASH;
+    spec.value_size = 8;
+    spec.max_entries = 32;
+    spec.btf_key_type_id = 0;
+    spec.btf_value_type_id = 0;
+    let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
+    let loaded = LoadedObject::load(&obj, &store).unwrap();
+    let prepared = runtime::program::prepare("p", "xdp", &insns, &[], &loaded.maps).unwrap();
+    let custom = LoadedObject {
+        maps: loaded.maps,
+        programs: vec![prepared],
+        rejected: Vec::new(),
+        all_programs: Vec::new(),
+    };
+    let jit = JitObject::compile(&custom, &JitOptions::default()).unwrap();
+    let map = &custom.maps.get(0).unwrap().map;
+    let value_of = |k: u32| u64::from(k) * 2 + 1;
+    for k in 0..16u32 {
+        map.update(&k.to_ne_bytes(), &value_of(k).to_ne_bytes(), 0)
+            .unwrap();
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            for round in 0..20_000u32 {
+                let k = 100 + round % 16;
+                if round % 3 == 2 {
+                    let _ = map.delete(&k.to_ne_bytes());
+                } else {
+                    let _ = map.update(&k.to_ne_bytes(), &value_of(k).to_ne_bytes(), 0);
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+        });
+        let mut vm = Vm::new(0);
+        let mut frame = [0u8; 64];
+        let mut i = 0u32;
+        while !done.load(std::sync::atomic::Ordering::Acquire) || i < 1000 {
+            let k = if i.is_multiple_of(2) {
+                i / 2 % 16
+            } else {
+                100 + i / 2 % 16
+            };
+            frame[..4].copy_from_slice(&k.to_ne_bytes());
+            let mut pkt = Packet::new(&frame).unwrap();
+            let got = jit.run(&mut vm, 0, &mut pkt).unwrap();
+            if k < 16 {
+                assert_eq!(got, value_of(k), "stable key {k} (lookup {i})");
+            } else {
+                assert!(got == 0 || got == value_of(k), "key {k}: {got}");
+            }
+            i += 1;
+        }
+    });
+}
