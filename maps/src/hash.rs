@@ -530,6 +530,76 @@ macro_rules! with_probe {
         }
     }};
 }
+/// What generated code needs to look a key up in a HASH or PERCPU_HASH map
+/// inline, without a call into this crate: [`Map::hash_layout`], for maps with
+/// 4- or 8-byte keys bucketed by `fast_hash` (the constants of which are
+/// [`fast_hash_consts`]). The addresses stay valid as long as the `Map`. Every
+/// number here comes from the map's definition (the geometry is recomputed
+/// whenever a store is opened), so generated code may rely on it; everything it
+/// reads at these addresses is shared with other processes and proves nothing.
+///
+/// The lookup, exactly as `walk_once` does it (all loads of store memory are
+/// 4-byte atomic loads, in program order: acquire or stronger):
+/// 1. `h = hash_init`; for each of the `key_words` native-endian key words `w`:
+///    `h = ((h ^ w) * WORD_MUL).rotate_left(WORD_ROT)`; then the finaliser;
+///    bucket `b = h & bucket_mask`.
+/// 2. `seq` = the u32 at `stripes + (b & stripe_mask) * STRIPE_SIZE + STRIPE_SEQ`;
+///    `link` = the u32 at `buckets + 4 * b`.
+/// 3. `idx = (link >> 2) - 1` (wrapping). Unless `link & TAG_MASK == 0` and
+///    `idx < nelems` (the bound every index read from the store must be checked
+///    against), the walk ends. Otherwise the element is at `elems + idx *
+///    elem_size`: when its key words at `key_off` equal the key, the value is at
+///    `value_off` (per-CPU: plus `cpu * vstride`, for `cpu < ncpus`, else no
+///    value); else `link` = the u32 at the element's offset 0 and the walk goes
+///    on, for at most `nelems` elements.
+/// 4. A walk that ended with `link == 0` or `link == nulls(b)`, while `seq` is
+///    even and the stripe's seq still equals it, is a true miss (null). Any other
+///    end (a writer changed the chain, a corrupt link, the step bound) must be
+///    answered by the map's own lookup ([`Map::prog_lookup`]), which restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashLayout {
+    /// `bucket_mask + 1` head links (u32).
+    pub buckets: *const u8,
+    /// Buckets - 1 (a power of two - 1).
+    pub bucket_mask: u32,
+    /// `stripe_mask + 1` lock stripes of `STRIPE_SIZE` bytes.
+    pub stripes: *const u8,
+    /// Stripes - 1 (a power of two - 1, at most `bucket_mask`).
+    pub stripe_mask: u32,
+    /// `nelems` elements of `elem_size` bytes (8-aligned).
+    pub elems: *const u8,
+    /// Bytes per element (a multiple of 8).
+    pub elem_size: u32,
+    /// Elements: every index decoded from a link must be below it.
+    pub nelems: u32,
+    /// Offsets of the key (4-aligned) and the first value (8-aligned) in an element.
+    pub key_off: u32,
+    /// See `key_off`.
+    pub value_off: u32,
+    /// 1 (4-byte keys) or 2 (8-byte keys).
+    pub key_words: u32,
+    /// `fast_hash`'s state before the first key word (seed and key length).
+    pub hash_init: u32,
+    /// Per-CPU slots (0 for a plain HASH) and the bytes from one to the next.
+    pub ncpus: u32,
+    /// round_up(value_size, 8).
+    pub vstride: u32,
+}
+
+impl HashLayout {
+    /// Bytes per lock stripe, and the offset of its change sequence.
+    pub const STRIPE_SIZE: u32 = 16;
+    /// See `STRIPE_SIZE`.
+    pub const STRIPE_SEQ: u32 = 4;
+    /// The tag bits of a link; an element link has tag 0.
+    pub const TAG_MASK: u32 = 3;
+
+    /// The end marker of bucket `b`'s chain.
+    pub fn nulls(b: u32) -> u32 {
+        nulls(b)
+    }
+}
+
 impl Map {
     /// # Safety
     /// `p` is 4-aligned and lies, with 4 bytes, inside this map's data region.
@@ -580,7 +650,12 @@ impl Map {
         let s = s & self.stripe_mask;
         // SAFETY: s < n_stripes after masking; the stripe array holds n_stripes
         // 16-byte stripes at `stripes`, 64-aligned.
-        unsafe { self.u32_at(self.stripes.wrapping_add(s as usize * 16 + field)) }
+        unsafe {
+            self.u32_at(
+                self.stripes
+                    .wrapping_add(s as usize * HashLayout::STRIPE_SIZE as usize + field),
+            )
+        }
     }
 
     /// The parked element of stripe `s`: `idx + 1`, or 0 for none (see
@@ -655,7 +730,7 @@ impl Map {
     /// The change sequence of bucket `b`'s stripe.
     #[inline]
     pub(crate) fn bucket_seq(&self, b: u32) -> &AtomicU32 {
-        self.stripe_field(self.stripe(b), 4)
+        self.stripe_field(self.stripe(b), HashLayout::STRIPE_SEQ as usize)
     }
 
     /// Lock of stripe `s` (for taking every lock in order).
@@ -667,7 +742,7 @@ impl Map {
     /// Change sequence of stripe `s`.
     #[inline]
     pub(crate) fn stripe_seq(&self, s: u32) -> &AtomicU32 {
-        self.stripe_field(s, 4)
+        self.stripe_field(s, HashLayout::STRIPE_SEQ as usize)
     }
 
     /// Called by the lock holder before changing bucket `b`'s chain; returns the
@@ -1629,6 +1704,35 @@ impl Map {
         }
     }
 
+    /// The layout of this map for a lookup generated inline ([`HashLayout`]):
+    /// `Some` for a HASH or PERCPU_HASH with 4- or 8-byte keys bucketed by
+    /// `fast_hash` (not BPF_F_ZERO_SEED), whose lookup is exactly `walk_once`.
+    pub fn hash_layout(&self) -> Option<HashLayout> {
+        let ncpus = match self.kind {
+            Kind::Hash => 0,
+            Kind::PercpuHash => self.ncpus,
+            _ => return None,
+        };
+        if self.jhash || !matches!(self.key_size, 4 | 8) {
+            return None;
+        }
+        Some(HashLayout {
+            buckets: self.buckets,
+            bucket_mask: self.bucket_mask,
+            stripes: self.stripes,
+            stripe_mask: self.stripe_mask,
+            elems: self.elems,
+            elem_size: self.elem_size as u32,
+            nelems: self.nelems,
+            key_off: self.key_off as u32,
+            value_off: self.value_off as u32,
+            key_words: self.key_size / 4,
+            hash_init: fast_init(self.key_size, self.seed),
+            ncpus,
+            vstride: self.vstride as u32,
+        })
+    }
+
     /// Index of the element holding the key at `key`, lock-free, and its bucket.
     ///
     /// # Safety
@@ -1881,26 +1985,44 @@ pub(crate) fn jhash(k: &[u8], initval: u32) -> u32 {
 // shared between processes on one machine, so native-endian words are the same
 // for every reader; the layout version (4) says which hash a store's maps use.
 
+/// The constants of `fast_hash`, the one definition both this crate and code
+/// generators emitting the hash inline (see [`HashLayout`]) use.
+pub mod fast_hash_consts {
+    /// `fast_init`: the key length is multiplied by this and xored into the seed.
+    pub const LEN_MUL: u32 = 0x9e37_79b9;
+    /// `fast_word`: `((h ^ w) * WORD_MUL).rotate_left(WORD_ROT)`.
+    pub const WORD_MUL: u32 = 0xcc9e_2d51;
+    /// See `WORD_MUL`.
+    pub const WORD_ROT: u32 = 15;
+    /// `fast_final`: `h ^= h >> FIN_SHIFT[0]; h *= FIN_MUL[0]; h ^= h >>
+    /// FIN_SHIFT[1]; h *= FIN_MUL[1]; h ^ (h >> FIN_SHIFT[2])`.
+    pub const FIN_MUL: [u32; 2] = [0x7feb_352d, 0x846c_a68b];
+    /// See `FIN_MUL`.
+    pub const FIN_SHIFT: [u32; 3] = [16, 15, 16];
+}
+
+use fast_hash_consts as fh;
+
 /// `fast_hash` state before the first word: the seed and the key length.
 #[inline(always)]
 pub(crate) fn fast_init(len: u32, seed: u32) -> u32 {
-    seed ^ len.wrapping_mul(0x9e37_79b9)
+    seed ^ len.wrapping_mul(fh::LEN_MUL)
 }
 
 /// `fast_hash`: folds one key word into the state.
 #[inline(always)]
 pub(crate) fn fast_word(h: u32, w: u32) -> u32 {
-    (h ^ w).wrapping_mul(0xcc9e_2d51).rotate_left(15)
+    (h ^ w).wrapping_mul(fh::WORD_MUL).rotate_left(fh::WORD_ROT)
 }
 
 /// `fast_hash`: the final avalanche.
 #[inline(always)]
 pub(crate) fn fast_final(mut h: u32) -> u32 {
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x7feb_352d);
-    h ^= h >> 15;
-    h = h.wrapping_mul(0x846c_a68b);
-    h ^ (h >> 16)
+    h ^= h >> fh::FIN_SHIFT[0];
+    h = h.wrapping_mul(fh::FIN_MUL[0]);
+    h ^= h >> fh::FIN_SHIFT[1];
+    h = h.wrapping_mul(fh::FIN_MUL[1]);
+    h ^ (h >> fh::FIN_SHIFT[2])
 }
 
 /// The store's bucket hash of a key (see above).

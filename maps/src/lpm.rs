@@ -365,6 +365,41 @@ impl Map {
         }
     }
 
+    /// `lpm_lookup_ptr` for keys of `D` data bytes (IPv4: 4, IPv6: 16; at most
+    /// 16): the key read into machine words once and one lock-free walk, then
+    /// `lpm_find` (retries, then the trie lock) only while a writer is at work.
+    ///
+    /// # Safety
+    /// `key` points to key_size = 4 + D readable bytes.
+    #[inline(always)]
+    pub(crate) unsafe fn lpm_lookup_ptr_fixed<const D: usize>(&self, key: *const u8) -> *mut u8 {
+        debug_assert!(D <= 16 && self.key_size as usize == 4 + D);
+        // SAFETY: caller contract: 4 + D readable bytes.
+        let (plen, data) = unsafe {
+            (
+                std::ptr::read_unaligned(key as *const u32),
+                std::ptr::read_unaligned(key.wrapping_add(4) as *const [u8; D]),
+            )
+        };
+        let s = self.lpm_seq().load(Ordering::Acquire);
+        if s & 1 == 0 {
+            let r = if D <= 8 {
+                self.lpm_walk_bits(u64::from_key(&data), plen)
+            } else {
+                self.lpm_walk_bits(u128::from_key(&data), plen)
+            };
+            fence(Ordering::Acquire);
+            if self.lpm_seq().load(Ordering::Relaxed) == s {
+                return r.map_or(std::ptr::null_mut(), |n| self.n_value(n));
+            }
+        }
+        // A trie lock held past the wait bound reads as a miss, as in lpm_lookup_ptr.
+        match self.lpm_find(&data, plen) {
+            Ok(Some(n)) => self.n_value(n),
+            Ok(None) | Err(_) => std::ptr::null_mut(),
+        }
+    }
+
     pub(crate) fn lpm_user_lookup(&self, key: &[u8], out: &mut [u8]) -> Result<(), MapError> {
         let (plen, data) = split_key(key);
         let n = self

@@ -9,7 +9,12 @@
 //! `prog_delete` for that type, monomorphised: hash kinds for 1-3, 4, 8, 12 and
 //! 16-byte keys read the key into registers once (see `hash.rs`, "Hot paths"),
 //! other sizes use the byte-slice probe; arrays are a bounds check and a
-//! multiply-add; every other type falls back to the generic `prog_*` call.
+//! multiply-add; LPM tries with IPv4 and IPv6 keys walk with the key in machine
+//! words; every other type falls back to the generic `prog_*` call.
+//!
+//! The functions have the C ABI, so that generated code calls them directly with
+//! the map's address (the JIT, for maps it resolved at compile time); none of them
+//! unwinds.
 
 use crate::def::{self, Kind};
 use crate::hash::{Key4, Key8, KeyBytes, KeySmall, KeyWords, Probe};
@@ -21,7 +26,7 @@ use crate::map::Map;
 /// # Safety
 /// `map` is the map the function was taken from (`Map::prog_ops` of it or of a
 /// clone), `key` points to key_size readable bytes.
-pub type LookupFn = unsafe fn(map: &Map, key: *const u8, cpu: u32) -> *mut u8;
+pub type LookupFn = unsafe extern "C" fn(map: &Map, key: *const u8, cpu: u32) -> *mut u8;
 
 /// `bpf_map_update_elem` of one map: `(map, key, value, flags, cpu)` gives `0` or
 /// `-errno`, as the helper returns it.
@@ -30,14 +35,14 @@ pub type LookupFn = unsafe fn(map: &Map, key: *const u8, cpu: u32) -> *mut u8;
 /// `map` is the map the function was taken from, `key` and `value` point to
 /// key_size and value_size readable bytes.
 pub type UpdateFn =
-    unsafe fn(map: &Map, key: *const u8, value: *const u8, flags: u64, cpu: u32) -> i64;
+    unsafe extern "C" fn(map: &Map, key: *const u8, value: *const u8, flags: u64, cpu: u32) -> i64;
 
 /// `bpf_map_delete_elem` of one map: `0` or `-errno`.
 ///
 /// # Safety
 /// `map` is the map the function was taken from, `key` points to key_size
 /// readable bytes.
-pub type DeleteFn = unsafe fn(map: &Map, key: *const u8) -> i64;
+pub type DeleteFn = unsafe extern "C" fn(map: &Map, key: *const u8) -> i64;
 
 /// `Map::prog_update` of one map (the `Result` form of [`UpdateFn`]).
 ///
@@ -75,7 +80,9 @@ pub struct ProgOps {
     /// 8 bytes is one atomic word either way, and the kernel's readers holding
     /// an old element may see it reused (and rewritten) by a later update, so a
     /// concurrent reader seeing the new value is a behaviour the kernel has too.
-    /// For every other map `update_in_place` is `update`.
+    /// For every other map, and for BPF_F_ZERO_SEED maps (whose key order is the
+    /// kernel's, and an in-place write would keep a replaced key's position in its
+    /// bucket), `update_in_place` is `update`.
     pub update_in_place: UpdateFn,
     /// As [`Map::prog_delete`].
     pub delete: DeleteFn,
@@ -182,7 +189,11 @@ const fn kind_of(k: u8) -> Kind {
 
 /// # Safety
 /// As [`LookupFn`]; the map's kind is `K` and its key size one `P` is for.
-unsafe fn hash_lookup<const K: u8, P: ReadProbe>(m: &Map, key: *const u8, cpu: u32) -> *mut u8 {
+unsafe extern "C" fn hash_lookup<const K: u8, P: ReadProbe>(
+    m: &Map,
+    key: *const u8,
+    cpu: u32,
+) -> *mut u8 {
     debug_assert!(m.kind == kind_of(K));
     // SAFETY: caller contract.
     unsafe { m.hash_lookup_ptr_p(kind_of(K), P::read(key, m.key_size), cpu) }
@@ -191,7 +202,7 @@ unsafe fn hash_lookup<const K: u8, P: ReadProbe>(m: &Map, key: *const u8, cpu: u
 /// # Safety
 /// As [`UpdateFn`]; the map is a HASH or PERCPU_HASH (`K`) with a key size `P`
 /// is for.
-unsafe fn hash_update<const K: u8, P: ReadProbe, const IN_PLACE: bool>(
+unsafe extern "C" fn hash_update<const K: u8, P: ReadProbe, const IN_PLACE: bool>(
     m: &Map,
     key: *const u8,
     value: *const u8,
@@ -256,7 +267,7 @@ unsafe fn lru_update_res<P: ReadProbe>(
 
 /// # Safety
 /// As [`UpdateFn`]; the map is an LRU kind with a key size `P` is for.
-unsafe fn lru_update<P: ReadProbe>(
+unsafe extern "C" fn lru_update<P: ReadProbe>(
     m: &Map,
     key: *const u8,
     value: *const u8,
@@ -273,7 +284,7 @@ unsafe fn lru_update<P: ReadProbe>(
 
 /// # Safety
 /// As [`DeleteFn`]; the map is a hash kind with a key size `P` is for.
-unsafe fn hash_delete<P: ReadProbe>(m: &Map, key: *const u8) -> i64 {
+unsafe extern "C" fn hash_delete<P: ReadProbe>(m: &Map, key: *const u8) -> i64 {
     // SAFETY: caller contract.
     match unsafe { m.hash_delete_p(P::read(key, m.key_size)) } {
         Ok(()) => 0,
@@ -283,21 +294,27 @@ unsafe fn hash_delete<P: ReadProbe>(m: &Map, key: *const u8) -> i64 {
 
 /// # Safety
 /// As [`LookupFn`]; the map is an ARRAY.
-unsafe fn array_lookup(m: &Map, key: *const u8, _cpu: u32) -> *mut u8 {
+unsafe extern "C" fn array_lookup(m: &Map, key: *const u8, _cpu: u32) -> *mut u8 {
     // SAFETY: caller contract.
     unsafe { m.array_lookup_ptr(key) }
 }
 
 /// # Safety
 /// As [`LookupFn`]; the map is a PERCPU_ARRAY.
-unsafe fn percpu_array_lookup(m: &Map, key: *const u8, cpu: u32) -> *mut u8 {
+unsafe extern "C" fn percpu_array_lookup(m: &Map, key: *const u8, cpu: u32) -> *mut u8 {
     // SAFETY: caller contract.
     unsafe { m.percpu_array_lookup_ptr(key, cpu) }
 }
 
 /// # Safety
 /// As [`UpdateFn`]; the map is an ARRAY or PERCPU_ARRAY.
-unsafe fn array_update(m: &Map, key: *const u8, value: *const u8, flags: u64, cpu: u32) -> i64 {
+unsafe extern "C" fn array_update(
+    m: &Map,
+    key: *const u8,
+    value: *const u8,
+    flags: u64,
+    cpu: u32,
+) -> i64 {
     // SAFETY: caller contract.
     match unsafe { m.array_prog_update(key, value, flags, cpu) } {
         Ok(()) => 0,
@@ -306,15 +323,29 @@ unsafe fn array_update(m: &Map, key: *const u8, value: *const u8, flags: u64, cp
 }
 
 /// # Safety
+/// As [`LookupFn`]; the map is an LPM_TRIE with `D` data bytes (key size 4 + D),
+/// `D` at most 16.
+unsafe extern "C" fn lpm_lookup<const D: usize>(m: &Map, key: *const u8, _cpu: u32) -> *mut u8 {
+    // SAFETY: caller contract.
+    unsafe { m.lpm_lookup_ptr_fixed::<D>(key) }
+}
+
+/// # Safety
 /// As [`LookupFn`].
-unsafe fn generic_lookup(m: &Map, key: *const u8, cpu: u32) -> *mut u8 {
+unsafe extern "C" fn generic_lookup(m: &Map, key: *const u8, cpu: u32) -> *mut u8 {
     // SAFETY: caller contract.
     unsafe { m.prog_lookup_slow(key, cpu) }
 }
 
 /// # Safety
 /// As [`UpdateFn`].
-unsafe fn generic_update(m: &Map, key: *const u8, value: *const u8, flags: u64, cpu: u32) -> i64 {
+unsafe extern "C" fn generic_update(
+    m: &Map,
+    key: *const u8,
+    value: *const u8,
+    flags: u64,
+    cpu: u32,
+) -> i64 {
     // SAFETY: caller contract.
     match unsafe { m.prog_update(key, value, flags, cpu) } {
         Ok(()) => 0,
@@ -324,7 +355,7 @@ unsafe fn generic_update(m: &Map, key: *const u8, value: *const u8, flags: u64, 
 
 /// # Safety
 /// As [`DeleteFn`].
-unsafe fn generic_delete(m: &Map, key: *const u8) -> i64 {
+unsafe extern "C" fn generic_delete(m: &Map, key: *const u8) -> i64 {
     // SAFETY: caller contract.
     match unsafe { m.prog_delete(key) } {
         Ok(()) => 0,
@@ -337,13 +368,13 @@ unsafe fn generic_delete(m: &Map, key: *const u8) -> i64 {
 ///
 /// # Safety
 /// None needed (nothing is read); unsafe to fit [`UpdateFn`].
-unsafe fn read_only_update(_: &Map, _: *const u8, _: *const u8, _: u64, _: u32) -> i64 {
+unsafe extern "C" fn read_only_update(_: &Map, _: *const u8, _: *const u8, _: u64, _: u32) -> i64 {
     -i64::from(libc::EPERM)
 }
 
 /// # Safety
 /// As `read_only_update`, for [`DeleteFn`].
-unsafe fn read_only_delete(_: &Map, _: *const u8) -> i64 {
+unsafe extern "C" fn read_only_delete(_: &Map, _: *const u8) -> i64 {
     -i64::from(libc::EPERM)
 }
 
@@ -424,6 +455,19 @@ pub(crate) fn select(kind: Kind, key_size: u32, map_flags: u32) -> (ProgOps, Upd
             },
             generic_update_res as UpdateResFn,
         ),
+        Kind::LpmTrie if matches!(key_size, 8 | 20) => (
+            ProgOps {
+                lookup: if key_size == 8 {
+                    lpm_lookup::<4>
+                } else {
+                    lpm_lookup::<16>
+                },
+                update: generic_update,
+                update_in_place: generic_update,
+                delete: generic_delete,
+            },
+            generic_update_res as UpdateResFn,
+        ),
         _ => (
             ProgOps {
                 lookup: generic_lookup,
@@ -434,6 +478,12 @@ pub(crate) fn select(kind: Kind, key_size: u32, map_flags: u32) -> (ProgOps, Upd
             generic_update_res as UpdateResFn,
         ),
     };
+    // A replaced key's new element goes to the head of its bucket, as in the
+    // kernel; in place it would keep its position, and the get_next_key order of
+    // a BPF_F_ZERO_SEED map (the kernel's) would differ from the kernel's.
+    if map_flags & def::BPF_F_ZERO_SEED != 0 {
+        ops.update_in_place = ops.update;
+    }
     if map_flags & def::BPF_F_RDONLY_PROG != 0 {
         ops.update = read_only_update;
         ops.update_in_place = read_only_update;
@@ -731,6 +781,53 @@ mod tests {
         assert_eq!(out, [2u8; 16]);
     }
 
+    /// On a BPF_F_ZERO_SEED hash map (whose get_next_key order is the kernel's),
+    /// `update_in_place` orders keys as `update` does: the kernel links the new
+    /// element of a replaced key at the head of its bucket, so an update in place
+    /// would leave the key where it was and the iteration order would differ.
+    #[test]
+    fn in_place_update_keeps_the_kernel_order_of_zero_seed_maps() {
+        let s = store();
+        let order = |m: &Map| -> Vec<Vec<u8>> {
+            let mut keys = Vec::new();
+            let mut k = vec![0u8; 4];
+            let mut prev: Option<Vec<u8>> = None;
+            while m.get_next_key(prev.as_deref(), &mut k).is_ok() {
+                keys.push(k.clone());
+                prev = Some(k.clone());
+            }
+            keys
+        };
+        // 16 keys in 16 buckets: several chains of two or more.
+        let maps: Vec<Map> = (0..2)
+            .map(|_| map(&s, BPF_MAP_TYPE_HASH, 4, 16, BPF_F_ZERO_SEED))
+            .collect();
+        for m in &maps {
+            for i in 0..16 {
+                assert_eq!(ops_update(m, &key(i, 4), u64::from(i), BPF_ANY, 0), 0);
+            }
+        }
+        for i in 0..16 {
+            let v = (100 + u64::from(i)).to_ne_bytes();
+            let k = key(i, 4);
+            // SAFETY: these maps' entry points; 4-byte key, 8-byte value.
+            unsafe {
+                let ops = maps[0].prog_ops();
+                assert_eq!(
+                    (ops.update)(&maps[0], k.as_ptr(), v.as_ptr(), BPF_ANY, 0),
+                    0
+                );
+                let ops = maps[1].prog_ops();
+                assert_eq!(
+                    (ops.update_in_place)(&maps[1], k.as_ptr(), v.as_ptr(), BPF_EXIST, 0),
+                    0
+                );
+            }
+            assert_eq!(order(&maps[0]), order(&maps[1]), "after updating key {i}");
+        }
+        assert_eq!(order(&maps[0]).len(), 16);
+    }
+
     /// Readers on other threads, through a held pointer and through user-space
     /// lookups, see in-place values whole (both halves of the word from one
     /// update) and never a missing key.
@@ -781,5 +878,78 @@ mod tests {
             }
         });
         assert_eq!(ops_lookup(&m, &k, 0), Some(199_999 << 32 | 199_999));
+    }
+
+    /// LPM tries with IPv4 and IPv6 keys (their own entry point, the key in machine
+    /// words) answer every lookup as the generic path (`prog_lookup_slow`, the walk
+    /// over byte slices) and the user-space lookup: random prefixes of random
+    /// lengths, some deleted, looked up with random addresses near them.
+    #[test]
+    fn lpm_entry_points_agree_with_the_generic_lookup() {
+        let s = store();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for data in [4u32, 16] {
+            let t = s
+                .create_map(&MapDef {
+                    map_type: BPF_MAP_TYPE_LPM_TRIE,
+                    key_size: 4 + data,
+                    value_size: 8,
+                    max_entries: 64,
+                    map_flags: BPF_F_NO_PREALLOC,
+                    ..MapDef::default()
+                })
+                .expect("trie");
+            // A few base addresses, so prefixes nest and share branches.
+            let bases: Vec<Vec<u8>> = (0..4)
+                .map(|_| (0..data).map(|_| rand() as u8).collect())
+                .collect();
+            let near = |rand: &mut dyn FnMut() -> u64| -> Vec<u8> {
+                let mut a = bases[(rand() % 4) as usize].clone();
+                let flip = (rand() % u64::from(data * 8)) as usize;
+                a[flip / 8] ^= 0x80 >> (flip % 8);
+                a
+            };
+            let key = |plen: u32, addr: &[u8]| -> Vec<u8> {
+                let mut k = plen.to_ne_bytes().to_vec();
+                k.extend_from_slice(addr);
+                k
+            };
+            let mut inserted = Vec::new();
+            for i in 0..48u64 {
+                let plen = (rand() % u64::from(data * 8 + 1)) as u32;
+                let k = key(plen, &near(&mut rand));
+                if t.update(&k, &(i * 2 + 1).to_ne_bytes(), BPF_ANY).is_ok() {
+                    inserted.push(k);
+                }
+            }
+            for k in inserted.iter().step_by(3) {
+                let _ = t.delete(k);
+            }
+            for _ in 0..400 {
+                let k = key(data * 8, &near(&mut rand));
+                // SAFETY: k has key_size bytes.
+                let generic = unsafe { t.prog_lookup_slow(k.as_ptr(), 0) };
+                let want = (!generic.is_null())
+                    // SAFETY: a value of 8 bytes, 8-aligned.
+                    .then(|| unsafe { std::ptr::read_volatile(generic as *const u64) });
+                let mut out = [0u8; 8];
+                let user = t
+                    .lookup(&k, &mut out)
+                    .ok()
+                    .map(|()| u64::from_ne_bytes(out));
+                assert_eq!(user, want, "data {data}: user lookup {k:?}");
+                assert_eq!(ops_lookup(&t, &k, 0), want, "data {data}: key {k:?}");
+            }
+            assert!(
+                (0..64).any(|_| ops_lookup(&t, &key(data * 8, &near(&mut rand)), 0).is_some()),
+                "data {data}: some lookups hit"
+            );
+        }
     }
 }

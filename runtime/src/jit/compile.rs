@@ -32,7 +32,7 @@ use super::error::JitError;
 use super::trampoline::{self as tr, status};
 use crate::helpers;
 use crate::interp::{STACK_FRAME, STACK_SIZE};
-use crate::maptable::MapTable;
+use crate::maptable::{BoundMap, MapTable};
 use crate::program::{Op, Prepared};
 use crate::verifier::Analysis;
 use crate::xdp::XdpMd;
@@ -40,10 +40,16 @@ use crate::xdp::XdpMd;
 /// The signatures compiled code uses.
 pub(super) struct Sigs {
     pub func: Signature,
+    /// The checked shims (`helper_shim`, `map_lookup_shim`, `map_update_shim`)
+    /// return `tr::ShimRet`: r0 and the trap flag.
     pub helper: Signature,
     pub check: Signature,
+    pub lookup: Signature,
     pub tail: Signature,
     pub update: Signature,
+    /// A map's own lookup and update (`maps::LookupFn`, `maps::UpdateFn`).
+    pub map_lookup: Signature,
+    pub map_update: Signature,
     pub trampoline: Signature,
     pub cb_trampoline: Signature,
 }
@@ -56,12 +62,20 @@ impl Sigs {
             s.returns.extend((0..returns).map(|_| AbiParam::new(I64)));
             s
         };
+        // The worker index, a u32, as the last parameter.
+        let with_cpu = |mut s: Signature| {
+            s.params.push(AbiParam::new(I32));
+            s
+        };
         Sigs {
             func: sig(7, 2),
-            helper: sig(7, 1),
+            helper: sig(7, 2),
             check: sig(3, 1),
+            lookup: sig(3, 2),
             tail: sig(4, 1),
-            update: sig(5, 1),
+            update: sig(5, 2),
+            map_lookup: with_cpu(sig(2, 1)),
+            map_update: with_cpu(sig(4, 1)),
             trampoline: sig(5, 1),
             cb_trampoline: sig(6, 1),
         }
@@ -247,8 +261,11 @@ struct Tx<'a, 'b> {
     func_sig: SigRef,
     helper_sig: SigRef,
     check_sig: SigRef,
+    lookup_sig: SigRef,
     tail_sig: SigRef,
     update_sig: SigRef,
+    map_lookup_sig: SigRef,
+    map_update_sig: SigRef,
     trap_blk: Option<Block>,
     prop_blk: Option<Block>,
     frefs: Vec<FuncRef>,
@@ -265,8 +282,11 @@ impl<'a, 'b> Tx<'a, 'b> {
         let func_sig = b.import_signature(sigs.func.clone());
         let helper_sig = b.import_signature(sigs.helper.clone());
         let check_sig = b.import_signature(sigs.check.clone());
+        let lookup_sig = b.import_signature(sigs.lookup.clone());
         let tail_sig = b.import_signature(sigs.tail.clone());
         let update_sig = b.import_signature(sigs.update.clone());
+        let map_lookup_sig = b.import_signature(sigs.map_lookup.clone());
+        let map_update_sig = b.import_signature(sigs.map_update.clone());
         Tx {
             b,
             spec,
@@ -278,8 +298,11 @@ impl<'a, 'b> Tx<'a, 'b> {
             func_sig,
             helper_sig,
             check_sig,
+            lookup_sig,
             tail_sig,
             update_sig,
+            map_lookup_sig,
+            map_update_sig,
             trap_blk: None,
             prop_blk: None,
             frefs: Vec::new(),
@@ -869,24 +892,38 @@ impl<'a, 'b> Tx<'a, 'b> {
                     self.set(0, r0);
                     return;
                 }
-                let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
-                let f = tr::map_lookup_proven_shim as *const ();
-                (f, self.check_sig, vec![self.ctx, mv, self.r(2)], false)
+                if let Some(l) = m.map.hash_layout() {
+                    let r0 = self.inline_hash_lookup(l, m);
+                    self.set(0, r0);
+                    return;
+                }
+                let key = self.r(2);
+                let r0 = self.map_lookup_direct(m, key);
+                self.set(0, r0);
+                return;
             }
             (helpers::MAP_UPDATE_ELEM, Some(m)) if proven & 0b110 == 0b110 && !m.read_only() => {
-                let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
+                // The map's own update, called directly: `update_in_place` where the
+                // analysis proved that no pointer into the map's values can be read
+                // after the call (`Fact::update_in_place`), so an existing element of
+                // a plain hash map with small values is written in place
+                // (`maps::ProgOps::update_in_place`), which no program or process
+                // can tell from the kernel's replacement.
+                let ops = m.map.prog_ops();
                 let f = if fact.update_in_place {
-                    tr::map_update_proven_shim::<true> as *const ()
+                    ops.update_in_place
                 } else {
-                    tr::map_update_proven_shim::<false> as *const ()
+                    ops.update
                 };
-                let args = vec![self.ctx, mv, self.r(2), self.r(3), self.r(4)];
-                (f, self.update_sig, args, false)
+                let mv = self.b.ins().iconst(I64, &m.map as *const maps::Map as i64);
+                let cpu = self.cpu();
+                let args = vec![mv, self.r(2), self.r(3), self.r(4), cpu];
+                (f as *const (), self.map_update_sig, args, false)
             }
             (helpers::MAP_LOOKUP_ELEM, Some(m)) => {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
                 let f = tr::map_lookup_shim as *const ();
-                (f, self.check_sig, vec![self.ctx, mv, self.r(2)], true)
+                (f, self.lookup_sig, vec![self.ctx, mv, self.r(2)], true)
             }
             (helpers::MAP_UPDATE_ELEM, Some(m)) if !m.read_only() => {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
@@ -907,16 +944,16 @@ impl<'a, 'b> Tx<'a, 'b> {
                 (tr::helper_shim as *const (), self.helper_sig, args, true)
             }
         };
-        let r0 = self.call_shim(f, sig, &args, checked);
+        self.frame_lo_used |= checked;
+        let fv = self.b.ins().iconst(I64, f as usize as i64);
+        let call = self.b.ins().call_indirect(sig, fv, &args);
+        let res = self.b.inst_results(call).to_vec();
         if checked {
-            let trapped =
-                self.b
-                    .ins()
-                    .load(I64, MemFlagsData::trusted(), self.ctx, tr::OFF_TRAPPED);
+            // The checked shims return the trap flag beside r0 (`tr::ShimRet`).
             let zero = self.b.ins().iconst(I64, 0);
-            self.trap_if(trapped, status::HELPER, pc, zero, zero);
+            self.trap_if(res[1], status::HELPER, pc, zero, zero);
         }
-        self.set(0, r0);
+        self.set(0, res[0]);
     }
 
     /// `bpf_map_lookup_elem` of an ARRAY or PERCPU_ARRAY map with a proven 4-byte key
@@ -948,6 +985,196 @@ impl<'a, 'b> Tx<'a, 'b> {
         let addr = self.b.ins().iadd_imm_s(off, l.data as usize as i64);
         let zero = self.b.ins().iconst(I64, 0);
         self.b.ins().select(ok, addr, zero)
+    }
+
+    /// The run's worker index (`JitCtx::cpu`), a u32.
+    fn cpu(&mut self) -> Value {
+        self.b
+            .ins()
+            .load(I32, MemFlagsData::trusted(), self.ctx, tr::OFF_CPU)
+    }
+
+    /// `bpf_map_lookup_elem(m, key)` for a map resolved now and a key the analysis
+    /// proved readable for the map's key size: a direct call of the map's own lookup
+    /// (`maps::ProgOps::lookup`, the C ABI), which checks nothing and cannot trap.
+    fn map_lookup_direct(&mut self, m: &BoundMap, key: Value) -> Value {
+        let f = m.map.prog_ops().lookup;
+        let mv = self.b.ins().iconst(I64, &m.map as *const maps::Map as i64);
+        let cpu = self.cpu();
+        self.call_shim(f as *const (), self.map_lookup_sig, &[mv, key, cpu], false)
+    }
+
+    /// `bpf_map_lookup_elem` of a HASH or PERCPU_HASH map with 4- or 8-byte keys
+    /// hashed by the store's `fast_hash` and a proven key in r2, inline: the
+    /// lock-free walk `maps::HashLayout` describes (the map's `walk_once`), with the
+    /// hash's constants from `maps::fast_hash_consts`. Everything read from the store
+    /// is checked before it is used as an address: bucket and stripe come from the
+    /// key's hash masked by the map's definition, every element index decoded from a
+    /// link is compared with `nelems`, and the walk stops after `nelems` elements.
+    /// A hit gives the value's address, a miss in a quiet bucket null; every other
+    /// end (a writer changed the chain, a corrupt link, the step bound) asks the
+    /// map's own lookup (`map_lookup_direct`), which restarts or reports the
+    /// miss. The loads of store memory are atomic loads in program order, as the
+    /// map's acquire loads and fence.
+    fn inline_hash_lookup(&mut self, l: maps::HashLayout, m: &BoundMap) -> Value {
+        use maps::fast_hash_consts as fh;
+        let key = self.r(2);
+        let shared = MemFlagsData::new().with_notrap().with_aligned();
+        let words: Vec<Value> = (0..l.key_words as i32)
+            .map(|i| self.b.ins().load(I32, mflags(), key, 4 * i))
+            .collect();
+        let mut h = self.b.ins().iconst(I32, l.hash_init as i64);
+        for &w in &words {
+            let x = self.b.ins().bxor(h, w);
+            let x = self.b.ins().imul_imm_u(x, fh::WORD_MUL as i64);
+            h = self.b.ins().rotl_imm_u(x, fh::WORD_ROT as i64);
+        }
+        for i in 0..2 {
+            let s = self.b.ins().ushr_imm_u(h, fh::FIN_SHIFT[i] as i64);
+            let x = self.b.ins().bxor(h, s);
+            h = self.b.ins().imul_imm_u(x, fh::FIN_MUL[i] as i64);
+        }
+        let s = self.b.ins().ushr_imm_u(h, fh::FIN_SHIFT[2] as i64);
+        let h = self.b.ins().bxor(h, s);
+        let bkt = self.b.ins().band_imm_u(h, l.bucket_mask as i64);
+        let bkt64 = self.b.ins().uextend(I64, bkt);
+        let stripe = self.b.ins().band_imm_u(bkt64, l.stripe_mask as i64);
+        let soff = self
+            .b
+            .ins()
+            .imul_imm_u(stripe, maps::HashLayout::STRIPE_SIZE as i64);
+        let seq_base = l.stripes as usize as i64 + maps::HashLayout::STRIPE_SEQ as i64;
+        let seq_addr = self.b.ins().iadd_imm_s(soff, seq_base);
+        let seq = self.b.ins().atomic_load(I32, shared, seq_addr);
+        let hoff = self.b.ins().imul_imm_u(bkt64, 4);
+        let head_addr = self.b.ins().iadd_imm_s(hoff, l.buckets as usize as i64);
+        let head = self.b.ins().atomic_load(I32, shared, head_addr);
+
+        let walk = self.b.create_block();
+        let elem = self.b.create_block();
+        let next = self.b.create_block();
+        let end = self.b.create_block();
+        let hit = self.b.create_block();
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(walk, I32); // link
+        self.b.append_block_param(walk, I32); // elements passed
+        self.b.append_block_param(end, I32); // link
+        self.b.append_block_param(hit, I64); // element address
+        self.b.append_block_param(done, I64);
+        self.b.set_cold_block(slow);
+        let zero32 = self.b.ins().iconst(I32, 0);
+        self.b
+            .ins()
+            .jump(walk, &[BlockArg::Value(head), BlockArg::Value(zero32)]);
+
+        // walk(link, steps): an element link in range, or the end.
+        self.b.switch_to_block(walk);
+        let (link, steps) = (self.b.block_params(walk)[0], self.b.block_params(walk)[1]);
+        let idx = self.b.ins().ushr_imm_u(link, 2);
+        let idx = self.b.ins().iadd_imm_s(idx, -1);
+        let tag = self
+            .b
+            .ins()
+            .band_imm_u(link, maps::HashLayout::TAG_MASK as i64);
+        let not_elem = self.b.ins().icmp_imm_u(IntCC::NotEqual, tag, 0);
+        let out = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, idx, l.nelems as i64);
+        let stop = self.b.ins().bor(not_elem, out);
+        self.b
+            .ins()
+            .brif(stop, end, &[BlockArg::Value(link)], elem, &[]);
+
+        // elem: idx < nelems; compare its key.
+        self.enter(elem);
+        let idx64 = self.b.ins().uextend(I64, idx);
+        let eoff = self.b.ins().imul_imm_u(idx64, l.elem_size as i64);
+        let e = self.b.ins().iadd_imm_s(eoff, l.elems as usize as i64);
+        let mut eq = None;
+        for (i, &w) in words.iter().enumerate() {
+            let ka = self.b.ins().iadd_imm_s(e, l.key_off as i64 + 4 * i as i64);
+            let k = self.b.ins().atomic_load(I32, shared, ka);
+            let same = self.b.ins().icmp(IntCC::Equal, k, w);
+            eq = Some(match eq {
+                None => same,
+                Some(prev) => self.b.ins().band(prev, same),
+            });
+        }
+        let eq = eq.expect("one or two key words");
+        self.b.ins().brif(eq, hit, &[BlockArg::Value(e)], next, &[]);
+
+        // next: follow the element's link, at most nelems elements.
+        self.enter(next);
+        let link2 = self.b.ins().atomic_load(I32, shared, e);
+        let steps2 = self.b.ins().iadd_imm_s(steps, 1);
+        let over = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedGreaterThan, steps2, l.nelems as i64);
+        self.b.ins().brif(
+            over,
+            slow,
+            &[],
+            walk,
+            &[BlockArg::Value(link2), BlockArg::Value(steps2)],
+        );
+        self.b.seal_block(walk);
+
+        // end(link): a true miss only at this bucket's end, with its stripe quiet.
+        self.enter(end);
+        let link = self.b.block_params(end)[0];
+        let is_zero = self.b.ins().icmp_imm_u(IntCC::Equal, link, 0);
+        let nb = self.b.ins().ishl_imm_u(bkt, 2);
+        let nulls = self.b.ins().bor_imm_u(nb, 1);
+        // nulls(b), as `maps::HashLayout::nulls` computes it.
+        debug_assert_eq!(
+            maps::HashLayout::nulls(l.bucket_mask),
+            (l.bucket_mask << 2) | 1
+        );
+        let is_nulls = self.b.ins().icmp(IntCC::Equal, link, nulls);
+        let at_end = self.b.ins().bor(is_zero, is_nulls);
+        let seq2 = self.b.ins().atomic_load(I32, shared, seq_addr);
+        let same = self.b.ins().icmp(IntCC::Equal, seq2, seq);
+        let low = self.b.ins().band_imm_u(seq, 1);
+        let even = self.b.ins().icmp_imm_u(IntCC::Equal, low, 0);
+        let quiet = self.b.ins().band(same, even);
+        let miss = self.b.ins().band(at_end, quiet);
+        let null = self.b.ins().iconst(I64, 0);
+        self.b
+            .ins()
+            .brif(miss, done, &[BlockArg::Value(null)], slow, &[]);
+
+        // hit(e): the value (per-CPU: the run's worker's slot, null without one).
+        self.enter(hit);
+        let e = self.b.block_params(hit)[0];
+        let v = self.b.ins().iadd_imm_s(e, l.value_off as i64);
+        let v = if l.ncpus > 0 {
+            let cpu = self
+                .b
+                .ins()
+                .uload32(MemFlagsData::trusted(), self.ctx, tr::OFF_CPU);
+            let ok = self
+                .b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedLessThan, cpu, l.ncpus as i64);
+            let off = self.b.ins().imul_imm_u(cpu, l.vstride as i64);
+            let vc = self.b.ins().iadd(v, off);
+            let null = self.b.ins().iconst(I64, 0);
+            self.b.ins().select(ok, vc, null)
+        } else {
+            v
+        };
+        self.b.ins().jump(done, &[BlockArg::Value(v)]);
+
+        // slow: the map's own lookup.
+        self.enter(slow);
+        let r = self.map_lookup_direct(m, key);
+        self.b.ins().jump(done, &[BlockArg::Value(r)]);
+
+        self.enter(done);
+        self.b.block_params(done)[0]
     }
 
     /// `bpf_loop(nr_loops, callback, callback_ctx, flags)` as the interpreter runs it
@@ -1266,12 +1493,15 @@ pub(super) fn trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: TargetFro
     let (ctx, entry, r1, r10, repeat) = (p[0], p[1], p[2], p[3], p[4]);
     let zero = b.ins().iconst(I64, 0);
     let zero32 = b.ins().iconst(I32, 0);
+    // Constant for the whole call: the step budget and the interruption flag's
+    // address, read once here rather than once per run.
+    let f = MemFlagsData::trusted();
+    let budget = b.ins().load(I64, f, ctx, tr::OFF_MAX_STEPS);
+    let flag = b.ins().load(I64, f, ctx, tr::OFF_INTERRUPT);
     b.ins().jump(head, &[BlockArg::Value(repeat)]);
     b.switch_to_block(head);
     let left = b.block_params(head)[0];
-    let f = MemFlagsData::trusted();
     b.ins().store(f, zero32, ctx, tr::OFF_TAIL_CALLS);
-    let budget = b.ins().load(I64, f, ctx, tr::OFF_MAX_STEPS);
     b.ins().store(f, budget, ctx, tr::OFF_STEPS_LEFT);
     let call = b
         .ins()
@@ -1288,7 +1518,6 @@ pub(super) fn trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: TargetFro
     b.switch_to_block(more);
     // The interruption flag, between two runs: an AtomicBool read as one byte (a
     // relaxed load on the architectures Cranelift targets).
-    let flag = b.ins().load(I64, f, ctx, tr::OFF_INTERRUPT);
     let raised = b.ins().uload8(I32, MemFlagsData::trusted(), flag, 0);
     let stop = b.create_block();
     b.ins()

@@ -570,7 +570,6 @@ impl<'a> JitObject<'a> {
             stack_lo: stack_lo as u64,
             frame_lo: (regions.stack_hi - STACK_FRAME) as u64,
             md: pkt.md_addr(),
-            trapped: 0,
             trap_pc: 0,
             trap_addr: 0,
             trap_info: 0,
@@ -665,7 +664,6 @@ impl<'a> JitObject<'a> {
             Ok((ctx.r0, repeat - ctx.runs_left))
         } else {
             let t = ctx.trap(status);
-            ctx.trapped = 0;
             ctx.helper_trap = None;
             Err(t)
         }

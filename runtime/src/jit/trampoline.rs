@@ -53,8 +53,6 @@ pub(crate) struct JitCtx {
     pub frame_lo: u64,
     /// Address of the run's `struct xdp_md`.
     pub md: u64,
-    /// Set non-zero by the helper shim when a helper trapped.
-    pub trapped: u64,
     pub trap_pc: u64,
     pub trap_addr: u64,
     pub trap_info: u64,
@@ -101,7 +99,6 @@ pub(crate) static NEVER_INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub(crate) const OFF_STACK_LO: i32 = offset_of!(JitCtx, stack_lo) as i32;
 pub(crate) const OFF_FRAME_LO: i32 = offset_of!(JitCtx, frame_lo) as i32;
 pub(crate) const OFF_MD: i32 = offset_of!(JitCtx, md) as i32;
-pub(crate) const OFF_TRAPPED: i32 = offset_of!(JitCtx, trapped) as i32;
 pub(crate) const OFF_TRAP_PC: i32 = offset_of!(JitCtx, trap_pc) as i32;
 pub(crate) const OFF_TRAP_ADDR: i32 = offset_of!(JitCtx, trap_addr) as i32;
 pub(crate) const OFF_TRAP_INFO: i32 = offset_of!(JitCtx, trap_info) as i32;
@@ -189,9 +186,25 @@ pub(crate) type Trampoline = unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u6
 /// its r0 lands in `ctx.r0`.
 pub(crate) type CallbackTrampoline =
     unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64, u64) -> i64;
+/// What the checked shims return, in two registers (rax:rdx on x86-64, x0:x1 on
+/// aarch64), so that compiled code tests the trap without reading the context: r0,
+/// and non-zero when the call trapped (its kind is then in `JitCtx::helper_trap`).
+#[repr(C)]
+pub(crate) struct ShimRet {
+    pub r0: u64,
+    pub trapped: u64,
+}
+
+impl ShimRet {
+    const TRAPPED: ShimRet = ShimRet { r0: 0, trapped: 1 };
+
+    fn ok(r0: u64) -> ShimRet {
+        ShimRet { r0, trapped: 0 }
+    }
+}
 
 /// Calls helper `id` with r1..r5, as the interpreter does. A helper's trap is stored in
-/// the context (`trapped`, `helper_trap`); compiled code checks `trapped` after the call.
+/// the context (`helper_trap`) and reported in [`ShimRet::trapped`].
 ///
 /// # Safety
 /// `ctx` must be the live context of the current run, with valid `regions`, `pkt`,
@@ -204,7 +217,7 @@ pub(crate) unsafe extern "C" fn helper_shim(
     a3: u64,
     a4: u64,
     a5: u64,
-) -> u64 {
+) -> ShimRet {
     // SAFETY: the caller guarantees `ctx` and its pointers are valid for this run and
     // unaliased while the helper runs (compiled code is suspended in this call).
     let c = unsafe { &mut *ctx };
@@ -223,11 +236,10 @@ pub(crate) unsafe extern "C" fn helper_shim(
         timer_cb: c.timer_cb,
     };
     match helpers::call(id as i32, &mut hctx, [a1, a2, a3, a4, a5]) {
-        Ok(v) => v,
+        Ok(v) => ShimRet::ok(v),
         Err(kind) => {
             c.helper_trap = Some(kind);
-            c.trapped = 1;
-            0
+            ShimRet::TRAPPED
         }
     }
 }
@@ -264,7 +276,6 @@ fn helper_arg_ok(c: &mut JitCtx, helper: i32, addr: u64, len: u64, write: bool) 
         return true;
     }
     c.helper_trap = Some(TrapKind::HelperBadPointer { helper, addr, len });
-    c.trapped = 1;
     false
 }
 
@@ -278,14 +289,14 @@ pub(crate) unsafe extern "C" fn map_lookup_shim(
     ctx: *mut JitCtx,
     map: *const BoundMap,
     key: u64,
-) -> u64 {
+) -> ShimRet {
     // SAFETY: the caller guarantees `ctx` and `map` are valid for this run.
     let (c, m) = unsafe { (&mut *ctx, &*map) };
     if !helper_arg_ok(c, LOOKUP, key, m.info.key_size as u64, false) {
-        return 0;
+        return ShimRet::TRAPPED;
     }
     // SAFETY: `key` holds key_size readable bytes (just checked).
-    unsafe { m.map.prog_lookup(key as usize as *const u8, c.cpu) as u64 }
+    ShimRet::ok(unsafe { m.map.prog_lookup(key as usize as *const u8, c.cpu) as u64 })
 }
 
 /// `bpf_map_update_elem(map, key, value, flags)` for a map the compiler resolved from a
@@ -300,72 +311,22 @@ pub(crate) unsafe extern "C" fn map_update_shim(
     key: u64,
     value: u64,
     flags: u64,
-) -> u64 {
+) -> ShimRet {
     // SAFETY: the caller guarantees `ctx` and `map` are valid for this run.
     let (c, m) = unsafe { (&mut *ctx, &*map) };
     if !helper_arg_ok(c, UPDATE, key, m.info.key_size as u64, false)
         || !helper_arg_ok(c, UPDATE, value, m.info.value_size as u64, false)
     {
-        return 0;
+        return ShimRet::TRAPPED;
     }
     let (key, value) = (key as usize as *const u8, value as usize as *const u8);
     // SAFETY: `key` and `value` hold key_size and value_size readable bytes.
-    match unsafe { m.map.prog_update(key, value, flags, c.cpu) } {
-        Ok(()) => 0,
-        Err(e) => (-(e.errno() as i64)) as u64,
-    }
-}
-
-/// `bpf_map_lookup_elem(map, key)` for a map the analysis proved in r1, with a key
-/// pointer it proved readable for the map's key size: no checks left.
-///
-/// # Safety
-/// `ctx` must be the live context of the current run; `map` a map of its object;
-/// `key` must point to `key_size` readable bytes.
-pub(crate) unsafe extern "C" fn map_lookup_proven_shim(
-    ctx: *mut JitCtx,
-    map: *const BoundMap,
-    key: u64,
-) -> u64 {
-    // SAFETY: the caller guarantees `ctx` and `map` are valid for this run, and the
-    // key's bytes.
-    unsafe {
-        (*map)
-            .map
-            .prog_lookup(key as usize as *const u8, (*ctx).cpu) as u64
-    }
-}
-
-/// `bpf_map_update_elem(map, key, value, flags)` for a map the analysis proved in r1,
-/// not read-only for programs, with key and value pointers it proved readable:
-/// `IN_PLACE` where the analysis also proved that no pointer into the map's values
-/// can be read after the call (`Fact::update_in_place`), so an existing element of a
-/// plain hash map with small values is written in place
-/// (`maps::ProgOps::update_in_place`), which no program or process can tell from the
-/// kernel's replacement.
-///
-/// # Safety
-/// As [`map_lookup_proven_shim`], and `value` points to `value_size` readable bytes.
-pub(crate) unsafe extern "C" fn map_update_proven_shim<const IN_PLACE: bool>(
-    ctx: *mut JitCtx,
-    map: *const BoundMap,
-    key: u64,
-    value: u64,
-    flags: u64,
-) -> u64 {
-    let (key, value) = (key as usize as *const u8, value as usize as *const u8);
-    // SAFETY: the caller guarantees `ctx`, `map` (not read-only for programs) and the
-    // key's and value's bytes; the entry points are the map's own.
-    unsafe {
-        let m = &(*map).map;
-        let ops = m.prog_ops();
-        let update = if IN_PLACE {
-            ops.update_in_place
-        } else {
-            ops.update
-        };
-        update(m, key, value, flags, (*ctx).cpu) as u64
-    }
+    ShimRet::ok(
+        match unsafe { m.map.prog_update(key, value, flags, c.cpu) } {
+            Ok(()) => 0,
+            Err(e) => (-(e.errno() as i64)) as u64,
+        },
+    )
 }
 
 const LOOKUP: i32 = helpers::MAP_LOOKUP_ELEM as i32;
@@ -439,7 +400,6 @@ mod tests {
             stack_lo: 0,
             frame_lo: 0,
             md: 0,
-            trapped: 0,
             trap_pc: 7,
             trap_addr: 0x1234,
             trap_info: 4 | 0x100,
