@@ -82,6 +82,8 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_sock",
     // The ring buffer dynptr helpers and bpf_dynptr_from_mem.
     "xdp_ringbuf_dynptr",
+    // Issue 15: bpf_for_each_map_elem.
+    "xdp_foreach",
 ];
 
 /// Every test packet in `packets/`.
@@ -596,6 +598,25 @@ static CASES: &[Case] = &[
         sets: &[],
         prog_sets: &[],
         repeat: 3,
+    },
+    Case {
+        // bpf_for_each_map_elem over array, per-CPU array, hash, per-CPU hash and
+        // LRU hash: sums, counts, early stops, a callback deleting the element it
+        // was given, values written by the callback, flags 1.
+        object: "xdp_foreach",
+        prog: "xdp_foreach",
+        packets: &["udp.bin", "tcp_syn.bin", "ipv6.bin", "vlan_udp.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        object: "xdp_foreach",
+        prog: "xdp_foreach",
+        packets: &["icmp.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 2,
     },
     Case {
         // Socket lookups (none found) and bpf_check_mtu, in FIB_NETNS_SETUP.

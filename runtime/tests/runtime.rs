@@ -53,6 +53,8 @@ mod budget;
 mod events;
 #[path = "runtime/fib.rs"]
 mod fib;
+#[path = "runtime/foreach.rs"]
+mod foreach;
 #[path = "runtime/frags.rs"]
 mod frags;
 #[path = "runtime/freplace.rs"]
