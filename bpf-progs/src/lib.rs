@@ -84,6 +84,8 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_ringbuf_dynptr",
     // Issue 15: bpf_for_each_map_elem.
     "xdp_foreach",
+    // Issue 15: bloom filters with the object's hash count (map_extra).
+    "xdp_bloom_extra",
 ];
 
 /// Every test packet in `packets/`.
@@ -598,6 +600,16 @@ static CASES: &[Case] = &[
         sets: &[],
         prog_sets: &[],
         repeat: 3,
+    },
+    Case {
+        // Bloom filters of 1, 15 and 5 (default) hashes from the object's map_extra:
+        // the false positives of 64 lookups after 16 pushes.
+        object: "xdp_bloom_extra",
+        prog: "xdp_bloom_extra",
+        packets: &["udp.bin", "tcp_syn.bin", "ipv6.bin", "icmp.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
     },
     Case {
         // bpf_for_each_map_elem over array, per-CPU array, hash, per-CPU hash and
