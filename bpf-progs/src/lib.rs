@@ -86,6 +86,8 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_foreach",
     // Issue 15: bloom filters with the object's hash count (map_extra).
     "xdp_bloom_extra",
+    // Issue 15: dynptrs over multi-buffer frames (xdp.frags).
+    "xdp_dynptr_frags",
 ];
 
 /// Every test packet in `packets/`.
@@ -600,6 +602,21 @@ static CASES: &[Case] = &[
         sets: &[],
         prog_sets: &[],
         repeat: 3,
+    },
+    Case {
+        // Dynptr reads, writes and slices within the fragments of 9000-byte frames
+        // and across their boundaries (3520, 7616), past the end; a linear frame.
+        object: "xdp_dynptr_frags",
+        prog: "xdp_dynptr_frags",
+        packets: &[
+            "frag_upd_9000_5000.bin",
+            "frag_upd_9000_3510.bin",
+            "frag_upd_9000_7606.bin",
+            "udp.bin",
+        ],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
     },
     Case {
         // Bloom filters of 1, 15 and 5 (default) hashes from the object's map_extra:
