@@ -135,7 +135,9 @@ fn map_reason(name: &str) -> &'static str {
 fn map_tested(name: &str) -> &'static str {
     match name {
         "queue" | "stack" => "xdp_queue cases; `maps` kernel differential",
-        "bloom_filter" => "xdp_queue, xdp_bloom_extra (map_extra) cases; `maps` kernel differential",
+        "bloom_filter" => {
+            "xdp_queue, xdp_bloom_extra (map_extra) cases; `maps` kernel differential"
+        }
         "ringbuf" | "perf_event_array" => "xdp_events cases",
         "prog_array" => "xdp_tailcall cases",
         "array_of_maps" | "hash_of_maps" => "xdp_mim cases",
