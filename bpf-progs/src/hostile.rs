@@ -2001,6 +2001,21 @@ fn for_each(s: &mut Suite) {
             trap(OOB, pc)
         })
     });
+    s.with("for_each_nested_in_a_callback", arr(), |a| {
+        // The outer callback walks the map again (2 calls of the inner one) and
+        // returns that count: non-zero, so the outer walk stops after 1 call.
+        walk(a, |a| {
+            a.ld_map(1, 0);
+            let to_inner = a.ld_func(2, 0);
+            a.mov(3, 0);
+            a.mov(4, 0);
+            a.call(FOR_EACH);
+            a.exit();
+            a.aim_func(to_inner);
+            a.ret(0);
+            Expect::Ret(1)
+        })
+    });
     s.with("for_each_callback_is_the_entry_function", arr(), |a| {
         a.ld_map(1, 0);
         a.ld_func(2, 0);
