@@ -136,6 +136,7 @@ const RINGBUF_RESERVE: i32 = func::ringbuf_reserve;
 const RINGBUF_SUBMIT: i32 = func::ringbuf_submit;
 const RINGBUF_DISCARD: i32 = func::ringbuf_discard;
 const BPF_LOOP: i32 = func::r#loop;
+const FOR_EACH: i32 = func::for_each_map_elem;
 const XDP_LOAD_BYTES: i32 = func::xdp_load_bytes;
 const XDP_STORE_BYTES: i32 = func::xdp_store_bytes;
 const DYNPTR_READ: i32 = func::dynptr_read;
@@ -400,6 +401,7 @@ pub fn suite() -> Vec<Hostile> {
     atomics(&mut s);
     control_flow(&mut s);
     calls(&mut s);
+    for_each(&mut s);
     endless(&mut s);
     s.0
 }
@@ -1958,6 +1960,86 @@ fn calls(s: &mut Suite) {
         a.exit();
         trap(BAD_CALLBACK, pc)
     });
+}
+
+/// bpf_for_each_map_elem: the key a callback gets is a read-only copy of key_size
+/// bytes (the kernel's PTR_TO_MAP_KEY); the callback must be a subprogram; the map
+/// must have elements to walk.
+fn for_each(s: &mut Suite) {
+    let arr = || vec![array("hostile_arr", 8, 2)];
+    // main: bpf_for_each_map_elem(&hostile_arr, callback, 0, 0); return r0.
+    // `callback` is the code `body` emits at the next function; its expectation.
+    fn walk(a: &mut Asm, body: impl FnOnce(&mut Asm) -> Expect) -> Expect {
+        a.ld_map(1, 0);
+        let to_cb = a.ld_func(2, 0);
+        a.mov(3, 0);
+        a.mov(4, 0);
+        a.call(FOR_EACH);
+        a.exit();
+        a.aim_func(to_cb);
+        body(a)
+    }
+    s.with("for_each_callback_reads_the_key", arr(), |a| {
+        walk(a, |a| {
+            a.ldx(LDXW, 0, 2, 0);
+            a.ret(0);
+            // Both elements visited.
+            Expect::Ret(2)
+        })
+    });
+    s.with("for_each_callback_writes_the_key", arr(), |a| {
+        walk(a, |a| {
+            let pc = a.raw(STW, 2, 0, 0, 7);
+            a.ret(0);
+            trap(OOB, pc)
+        })
+    });
+    s.with("for_each_callback_reads_past_the_key", arr(), |a| {
+        walk(a, |a| {
+            let pc = a.ldx(LDXW, 0, 2, 4);
+            a.ret(0);
+            trap(OOB, pc)
+        })
+    });
+    s.with("for_each_nested_in_a_callback", arr(), |a| {
+        // The outer callback walks the map again (2 calls of the inner one) and
+        // returns that count: non-zero, so the outer walk stops after 1 call.
+        walk(a, |a| {
+            a.ld_map(1, 0);
+            let to_inner = a.ld_func(2, 0);
+            a.mov(3, 0);
+            a.mov(4, 0);
+            a.call(FOR_EACH);
+            a.exit();
+            a.aim_func(to_inner);
+            a.ret(0);
+            Expect::Ret(1)
+        })
+    });
+    s.with("for_each_callback_is_the_entry_function", arr(), |a| {
+        a.ld_map(1, 0);
+        a.ld_func(2, 0);
+        a.mov(3, 0);
+        a.mov(4, 0);
+        let pc = a.call(FOR_EACH);
+        a.exit();
+        trap(BAD_CALLBACK, pc)
+    });
+    s.with(
+        "for_each_over_a_prog_array",
+        vec![prog_array("hostile_progs")],
+        |a| {
+            a.ld_map(1, 0);
+            let to_cb = a.ld_func(2, 0);
+            a.mov(3, 0);
+            a.mov(4, 0);
+            let pc = a.call(FOR_EACH);
+            a.exit();
+            a.aim_func(to_cb);
+            a.ret(0);
+            trap(MAP_TYPE, pc)
+        },
+    );
 }
 
 fn endless(s: &mut Suite) {

@@ -82,6 +82,12 @@ pub const PROGRAMS: &[&str] = &[
     "xdp_sock",
     // The ring buffer dynptr helpers and bpf_dynptr_from_mem.
     "xdp_ringbuf_dynptr",
+    // Issue 15: bpf_for_each_map_elem.
+    "xdp_foreach",
+    // Issue 15: bloom filters with the object's hash count (map_extra).
+    "xdp_bloom_extra",
+    // Issue 15: dynptrs over multi-buffer frames (xdp.frags).
+    "xdp_dynptr_frags",
 ];
 
 /// Every test packet in `packets/`.
@@ -596,6 +602,50 @@ static CASES: &[Case] = &[
         sets: &[],
         prog_sets: &[],
         repeat: 3,
+    },
+    Case {
+        // Dynptr reads, writes and slices within the fragments of 9000-byte frames
+        // and across their boundaries (3520, 7616), past the end; a linear frame.
+        object: "xdp_dynptr_frags",
+        prog: "xdp_dynptr_frags",
+        packets: &[
+            "frag_upd_9000_5000.bin",
+            "frag_upd_9000_3510.bin",
+            "frag_upd_9000_7606.bin",
+            "udp.bin",
+        ],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        // Bloom filters of 1, 15 and 5 (default) hashes from the object's map_extra:
+        // the false positives of 64 lookups after 16 pushes.
+        object: "xdp_bloom_extra",
+        prog: "xdp_bloom_extra",
+        packets: &["udp.bin", "tcp_syn.bin", "ipv6.bin", "icmp.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        // bpf_for_each_map_elem over array, per-CPU array, hash, per-CPU hash and
+        // LRU hash: sums, counts, early stops, a callback deleting the element it
+        // was given, values written by the callback, flags 1.
+        object: "xdp_foreach",
+        prog: "xdp_foreach",
+        packets: &["udp.bin", "tcp_syn.bin", "ipv6.bin", "vlan_udp.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 1,
+    },
+    Case {
+        object: "xdp_foreach",
+        prog: "xdp_foreach",
+        packets: &["icmp.bin"],
+        sets: &[],
+        prog_sets: &[],
+        repeat: 2,
     },
     Case {
         // Socket lookups (none found) and bpf_check_mtu, in FIB_NETNS_SETUP.

@@ -198,6 +198,9 @@ fn expected_maps(object: &str) -> BTreeSet<&'static str> {
         "xdp_queue" => &["queue", "stack", "bloom", "pcpu", "results"],
         "xdp_sock" => &["results"],
         "xdp_ringbuf_dynptr" => &["ring", "results", "local"],
+        "xdp_foreach" => &["arr", "parr", "hash", "phash", "lru", "results"],
+        "xdp_bloom_extra" => &["bloom1", "bloom15", "bloom5", "results"],
+        "xdp_dynptr_frags" => &["out"],
         other => panic!("unknown object {other}"),
     };
     names.iter().copied().collect()

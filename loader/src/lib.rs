@@ -178,6 +178,9 @@ pub struct MapSpec {
     /// Global data: `BPF_F_MMAPABLE` when the section has a non-static variable,
     /// plus `BPF_F_RDONLY_PROG` for `.rodata*`, as libbpf sets them.
     pub map_flags: u32,
+    /// `BPF_MAP_CREATE`'s map_extra (`__uint(map_extra, N)` of a BTF definition: a
+    /// bloom filter's number of hash functions); 0 when absent.
+    pub map_extra: u64,
     pub kind: MapKind,
     /// Global data contents (zeros of the section size for `.bss`).
     pub initial_data: Option<Vec<u8>>,

@@ -117,6 +117,7 @@ pub(crate) fn collect(
             value_size: size as u32,
             max_entries: 1,
             map_flags: flags,
+            map_extra: 0,
             kind,
             initial_data: Some(initial),
             btf_key_type_id: 0,
@@ -355,6 +356,7 @@ fn legacy_maps(elf: &Elf, idx: usize) -> Result<Vec<(MapSpec, MapSite)>, ParseEr
             value_size: field(8),
             max_entries: field(12),
             map_flags: field(16),
+            map_extra: 0,
             kind: MapKind::Regular,
             initial_data: None,
             btf_key_type_id: 0,
@@ -486,6 +488,7 @@ fn btf_map_def(
         value_size: 0,
         max_entries: 0,
         map_flags: 0,
+        map_extra: 0,
         kind: MapKind::Regular,
         initial_data: None,
         btf_key_type_id: 0,
@@ -503,7 +506,8 @@ fn btf_map_def(
             "max_entries" => spec.max_entries = field_int(btf, m, &bad)?,
             "map_flags" => spec.map_flags = field_int(btf, m, &bad)?,
             "pinning" => spec.pinning = field_int(btf, m, &bad)?,
-            "numa_node" | "map_extra" => {
+            "map_extra" => spec.map_extra = u64::from(field_int(btf, m, &bad)?),
+            "numa_node" => {
                 field_int(btf, m, &bad)?;
             }
             "key_size" | "value_size" => {

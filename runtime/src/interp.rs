@@ -70,7 +70,8 @@ pub struct Env<'a> {
 #[derive(Clone, Copy)]
 struct Start {
     pc: usize,
-    args: [u64; 3],
+    /// r1..r4.
+    args: [u64; 4],
     fp: u64,
     depth: usize,
 }
@@ -205,7 +206,7 @@ impl Vm {
         }
         let start = Start {
             pc: 0,
-            args: [pkt.md_addr(), 0, 0],
+            args: [pkt.md_addr(), 0, 0, 0],
             fp: stack_hi as u64,
             depth: 0,
         };
@@ -268,7 +269,7 @@ impl Vm {
         };
         let start = Start {
             pc,
-            args,
+            args: [args[0], args[1], args[2], 0],
             fp: stack_hi as u64,
             depth: 0,
         };
@@ -303,7 +304,7 @@ impl Vm {
         let mut prog: *const Prepared = first;
         let mut ops: &[Op] = first.ops();
         let mut reg = [0u64; 16];
-        [reg[1], reg[2], reg[3]] = start.args;
+        [reg[1], reg[2], reg[3], reg[4]] = start.args;
         reg[10] = start.fp;
         let mut pc = start.pc;
         let base_depth = start.depth;
@@ -754,6 +755,20 @@ impl Vm {
                         (reg[10], depth, pc - 1),
                     )?;
                 }
+                Op::ForEach => {
+                    // SAFETY: `prog` points into `env.programs` (or `first`), which
+                    // outlive this run.
+                    let current = unsafe { &*prog };
+                    let args = [reg[1], reg[2], reg[3], reg[4]];
+                    reg[0] = self.for_each::<AUDIT>(
+                        env,
+                        current,
+                        &regions,
+                        pkt,
+                        args,
+                        (reg[10], depth, pc - 1),
+                    )?;
+                }
                 Op::TailCall => {
                     if let Some(target) =
                         self.tail_call_target(env, pkt, [reg[1], reg[2], reg[3]], &mut tail_calls)
@@ -928,7 +943,7 @@ impl Vm {
             self.steps_left -= 1;
             let start = Start {
                 pc: cb,
-                args: [i, ctx, 0],
+                args: [i, ctx, 0, 0],
                 fp: fp - STACK_FRAME as u64,
                 depth: depth + 1,
             };
@@ -937,6 +952,64 @@ impl Vm {
             }
         }
         Ok(nr_loops)
+    }
+
+    /// bpf_for_each_map_elem(map, callback, callback_ctx, flags): calls
+    /// `callback(map, &key, value, callback_ctx)` for each element of the map
+    /// (`helpers::foreach`) until it returns non-zero; returns the number of calls, or
+    /// -EINVAL for flags != 0. As `bpf_loop`: the callback runs in a frame of its own
+    /// below the caller's, each call takes a step of the run's budget (charged to the
+    /// call instruction). The key is a copy in a read-only region of its own.
+    fn for_each<const AUDIT: bool>(
+        &mut self,
+        env: &Env<'_>,
+        prog: &Prepared,
+        regions: &Regions<'_>,
+        pkt: &mut Packet,
+        [map, callback, ctx, flags]: [u64; 4],
+        (fp, depth, call_pc): (u64, usize, usize),
+    ) -> Result<u64, Trap> {
+        let at = |kind| Trap { kind, pc: call_pc };
+        if flags != 0 {
+            return Ok((-(libc::EINVAL as i64)) as u64);
+        }
+        let cb = callback as usize;
+        if cb == 0 || prog.functions().binary_search(&cb).is_err() {
+            return Err(at(TrapKind::HelperBadCallback {
+                helper: helpers::FOR_EACH_MAP_ELEM as i32,
+                value: callback,
+            }));
+        }
+        if depth + 1 >= MAX_CALL_FRAMES {
+            return Err(at(TrapKind::CallDepth));
+        }
+        let mut walk = helpers::foreach::ForEach::new(env.maps, map, self.cpu).map_err(at)?;
+        let mut values = regions.values.to_vec();
+        values.push(walk.key_area());
+        let cb_regions = Regions {
+            values: &values,
+            ..*regions
+        };
+        let mut calls = 0u64;
+        while let Some((key, value)) = walk.next() {
+            if self.steps_left == 0 {
+                return Err(at(TrapKind::StepBudget {
+                    limit: self.max_steps,
+                }));
+            }
+            self.steps_left -= 1;
+            calls += 1;
+            let start = Start {
+                pc: cb,
+                args: [map, key, value, ctx],
+                fp: fp - STACK_FRAME as u64,
+                depth: depth + 1,
+            };
+            if self.exec::<AUDIT>(env, prog, &cb_regions, pkt, start)? != 0 {
+                break;
+            }
+        }
+        Ok(calls)
     }
 
     /// The program `bpf_tail_call(r1, map, index)` enters, if any. As the JIT's

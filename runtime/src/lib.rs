@@ -137,7 +137,7 @@ impl LoadedObject {
                 _ => None,
             };
             let map = store
-                .create_map_with_timer(&def, timer_off)
+                .create_map_with(&def, spec.map_extra, timer_off)
                 .map_err(map_err)?;
             if let Some(data) = &spec.initial_data {
                 map.update(&0u32.to_ne_bytes(), data, 0).map_err(map_err)?;
@@ -529,11 +529,20 @@ pub fn store_size_for(object: &loader::Object) -> usize {
         .maps
         .iter()
         .map(|m| {
+            // A bloom filter's bits grow with its hash count (map_extra, 5 by
+            // default): count it as a filter of 5 hashes and proportionally more
+            // entries.
+            let entries = if m.map_type == isa::uapi::BPF_MAP_TYPE_BLOOM_FILTER && m.map_extra > 5 {
+                u32::try_from((u64::from(m.max_entries) * m.map_extra).div_ceil(5))
+                    .unwrap_or(u32::MAX)
+            } else {
+                m.max_entries
+            };
             maps::map_store_bytes(
                 m.map_type,
                 m.key_size,
                 m.value_size,
-                m.max_entries,
+                entries,
                 m.map_flags,
                 ncpus,
             )

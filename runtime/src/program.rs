@@ -164,6 +164,8 @@ pub enum Op {
     TailCall,
     /// `bpf_loop`.
     Loop,
+    /// `bpf_for_each_map_elem`.
+    ForEach,
     /// A bpf-to-bpf call of the function at the next slot + off.
     CallLocal { off: i32 },
     Exit,
@@ -213,6 +215,7 @@ pub enum Op {
 /// `bpf_tail_call` and `bpf_loop`, which the interpreter runs itself.
 const TAIL_CALL_ID: i32 = helpers::TAIL_CALL as i32;
 const BPF_LOOP_ID: i32 = helpers::BPF_LOOP as i32;
+const FOR_EACH_ID: i32 = helpers::FOR_EACH_MAP_ELEM as i32;
 
 impl Op {
     /// The interpreter's form of `insn`: `imm64` is the resolved value of an `lddw`,
@@ -353,6 +356,7 @@ impl Op {
             },
             Insn::Call(CallTarget::Helper(TAIL_CALL_ID)) => Op::TailCall,
             Insn::Call(CallTarget::Helper(BPF_LOOP_ID)) => Op::Loop,
+            Insn::Call(CallTarget::Helper(FOR_EACH_ID)) => Op::ForEach,
             Insn::Call(CallTarget::Helper(id)) => Op::Call { id },
             Insn::Call(CallTarget::Local(off)) => Op::CallLocal { off },
             Insn::Call(CallTarget::Kfunc(_)) => return None,
@@ -536,6 +540,7 @@ impl Op {
             Op::Call { id } => Insn::Call(CallTarget::Helper(id)),
             Op::TailCall => Insn::Call(CallTarget::Helper(TAIL_CALL_ID)),
             Op::Loop => Insn::Call(CallTarget::Helper(BPF_LOOP_ID)),
+            Op::ForEach => Insn::Call(CallTarget::Helper(FOR_EACH_ID)),
             Op::CallLocal { off } => Insn::Call(CallTarget::Local(off)),
             Op::Exit => Insn::Exit,
             Op::LdImm64 { dst, imm } => Insn::LdImm64 { dst, src: 0, imm: imm as i32, next_imm: (imm >> 32) as i32 },
@@ -1140,7 +1145,12 @@ mod tests {
         }
         v.push(Insn::Ja { off: 100_000 });
         v.push(Insn::Exit);
-        for id in [1, helpers::TAIL_CALL as i32, helpers::BPF_LOOP as i32] {
+        for id in [
+            1,
+            helpers::TAIL_CALL as i32,
+            helpers::BPF_LOOP as i32,
+            helpers::FOR_EACH_MAP_ELEM as i32,
+        ] {
             v.push(Insn::Call(CallTarget::Helper(id)));
         }
         v.push(Insn::Call(CallTarget::Local(-9)));

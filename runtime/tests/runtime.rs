@@ -45,6 +45,8 @@ fn raw(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> isa::RawInsn {
     isa::RawInsn::new(code, dst, src, off, imm)
 }
 
+#[path = "runtime/bloom_extra.rs"]
+mod bloom_extra;
 #[path = "runtime/bpf_loop.rs"]
 mod bpf_loop;
 #[path = "runtime/budget.rs"]
@@ -53,6 +55,8 @@ mod budget;
 mod events;
 #[path = "runtime/fib.rs"]
 mod fib;
+#[path = "runtime/foreach.rs"]
+mod foreach;
 #[path = "runtime/frags.rs"]
 mod frags;
 #[path = "runtime/freplace.rs"]

@@ -17,6 +17,7 @@
 pub(crate) mod dynptr;
 mod event;
 pub mod fib;
+pub(crate) mod foreach;
 mod map;
 mod misc;
 mod queue;
@@ -44,6 +45,8 @@ pub const MAP_UPDATE_ELEM: i64 = func::map_update_elem as i64;
 pub const TAIL_CALL: i64 = func::tail_call as i64;
 /// `bpf_loop`: executed by the interpreter itself, since it calls back into the program.
 pub const BPF_LOOP: i64 = func::r#loop as i64;
+/// bpf_for_each_map_elem, which the engines run themselves (they call its callback).
+pub const FOR_EACH_MAP_ELEM: i64 = foreach::FOR_EACH_MAP_ELEM;
 
 /// What a helper may use. Crate-private: helpers trust `regions` to describe memory
 /// of the run, so only the engines build one.
@@ -198,10 +201,12 @@ pub(crate) fn call(id: i32, ctx: &mut HelperCtx<'_, '_>, args: [u64; 5]) -> Resu
             }),
         },
         // Engines run bpf_loop themselves; one that does not reaches this.
-        None if id as i64 == BPF_LOOP => Err(TrapKind::HelperBadCallback {
-            helper: id,
-            value: 0,
-        }),
+        None if id as i64 == BPF_LOOP || id as i64 == FOR_EACH_MAP_ELEM => {
+            Err(TrapKind::HelperBadCallback {
+                helper: id,
+                value: 0,
+            })
+        }
         None => Err(TrapKind::IllegalInstruction {
             code: isa::opcode::CALL,
         }),
@@ -214,6 +219,7 @@ pub fn check_supported(id: i32) -> Result<(), UnsupportedHelper> {
     // the kernel, accept it at load and stop the run if it is ever reached.
     if id as i64 == TAIL_CALL
         || id as i64 == BPF_LOOP
+        || id as i64 == FOR_EACH_MAP_ELEM
         || id == loader::core::POISON_HELPER_ID
         || BY_ID.get(id as usize).copied().flatten().is_some()
     {
@@ -252,6 +258,7 @@ pub fn supported_ids() -> Vec<i32> {
     let mut v: Vec<i32> = TABLE.iter().map(|(id, _)| *id).collect();
     v.push(TAIL_CALL as i32);
     v.push(BPF_LOOP as i32);
+    v.push(FOR_EACH_MAP_ELEM as i32);
     v.sort_unstable();
     v
 }

@@ -77,7 +77,7 @@ impl Sigs {
             map_lookup: with_cpu(sig(2, 1)),
             map_update: with_cpu(sig(4, 1)),
             trampoline: sig(5, 1),
-            cb_trampoline: sig(6, 1),
+            cb_trampoline: sig(7, 1),
         }
     }
 }
@@ -1215,39 +1215,7 @@ impl<'a, 'b> Tx<'a, 'b> {
             .brif(big, done, &[BlockArg::Value(e2big)], n_ok, &[]);
         self.enter(n_ok);
 
-        // The callback: one of the program's subprograms (a slot index, as the
-        // pseudo-func `ld_imm64` left it), resolved to its compiled function.
-        let found = self.b.create_block();
-        self.b.append_block_param(found, I64);
-        let bad = self.b.create_block();
-        self.b.set_cold_block(bad);
-        let mut sw = Switch::new();
-        let mut arms = Vec::new();
-        for (fi, &start) in self.spec.prog.functions().iter().enumerate().skip(1) {
-            let blk = self.b.create_block();
-            sw.set_entry(start as u128, blk);
-            arms.push((blk, fi));
-        }
-        sw.emit(&mut self.b, cb, bad);
-        for (blk, fi) in arms {
-            self.enter(blk);
-            let addr = self.b.ins().func_addr(I64, self.frefs[fi]);
-            self.b.ins().jump(found, &[BlockArg::Value(addr)]);
-        }
-        self.enter(bad);
-        let trap = self.trap_block();
-        let st = self.b.ins().iconst(I64, status::BAD_CALLBACK);
-        let pcv = self.b.ins().iconst(I64, pc as i64);
-        let zero = self.b.ins().iconst(I64, 0);
-        let args = [
-            BlockArg::Value(st),
-            BlockArg::Value(pcv),
-            BlockArg::Value(cb),
-            BlockArg::Value(zero),
-        ];
-        self.b.ins().jump(trap, &args);
-        self.enter(found);
-        let addr = self.b.block_params(found)[0];
+        let addr = self.callback_addr(pc, cb, helpers::BPF_LOOP);
 
         // Depth: the callback's frame must fit, as for a bpf-to-bpf call.
         let fp = self.r(FRAME_POINTER);
@@ -1298,6 +1266,91 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.store_frame_lo();
         self.b.ins().store(f, saved, self.ctx, tr::OFF_TAIL_CALLS);
         self.b.ins().jump(done, &[BlockArg::Value(calls)]);
+        self.enter(done);
+        let r0 = self.b.block_params(done)[0];
+        self.set(0, r0);
+    }
+
+    /// The compiled function a callback argument (a slot index, as the pseudo-func
+    /// `ld_imm64` left it) names; a trap at `pc` (`BAD_CALLBACK`, the helper's id in
+    /// `trap_info`) when it is not one of the program's subprograms.
+    fn callback_addr(&mut self, pc: usize, cb: Value, helper: i64) -> Value {
+        // The callback: one of the program's subprograms (a slot index, as the
+        // pseudo-func `ld_imm64` left it), resolved to its compiled function.
+        let found = self.b.create_block();
+        self.b.append_block_param(found, I64);
+        let bad = self.b.create_block();
+        self.b.set_cold_block(bad);
+        let mut sw = Switch::new();
+        let mut arms = Vec::new();
+        for (fi, &start) in self.spec.prog.functions().iter().enumerate().skip(1) {
+            let blk = self.b.create_block();
+            sw.set_entry(start as u128, blk);
+            arms.push((blk, fi));
+        }
+        sw.emit(&mut self.b, cb, bad);
+        for (blk, fi) in arms {
+            self.enter(blk);
+            let addr = self.b.ins().func_addr(I64, self.frefs[fi]);
+            self.b.ins().jump(found, &[BlockArg::Value(addr)]);
+        }
+        self.enter(bad);
+        let trap = self.trap_block();
+        let st = self.b.ins().iconst(I64, status::BAD_CALLBACK);
+        let pcv = self.b.ins().iconst(I64, pc as i64);
+        let info = self.b.ins().iconst(I64, helper);
+        let args = [
+            BlockArg::Value(st),
+            BlockArg::Value(pcv),
+            BlockArg::Value(cb),
+            BlockArg::Value(info),
+        ];
+        self.b.ins().jump(trap, &args);
+        self.enter(found);
+        self.b.block_params(found)[0]
+    }
+
+    /// `bpf_for_each_map_elem(map, callback, callback_ctx, flags)` as the interpreter
+    /// runs it (`Vm::for_each`): -EINVAL for flags != 0, a trap for a callback that is
+    /// not a subprogram or a call chain already 8 frames deep; then the walk, in
+    /// `trampoline::for_each_shim`, which calls the compiled callback for each element
+    /// in a frame below this one. A trap inside the callback comes back as its status
+    /// (`tr::ShimRet::trapped`) and is passed up as a callee's.
+    fn for_each(&mut self, pc: usize) {
+        self.frame_lo_used = true;
+        let (map, cb, cb_ctx, flags) = (self.r(1), self.r(2), self.r(3), self.r(4));
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let einval = self.b.ins().iconst(I64, -(libc::EINVAL as i64));
+        let flags_ok = self.b.create_block();
+        self.b
+            .ins()
+            .brif(flags, done, &[BlockArg::Value(einval)], flags_ok, &[]);
+        self.enter(flags_ok);
+        let addr = self.callback_addr(pc, cb, helpers::FOR_EACH_MAP_ELEM);
+        let too_deep = self.too_deep();
+        let zero = self.b.ins().iconst(I64, 0);
+        self.trap_if(too_deep, status::CALL_DEPTH, pc, zero, zero);
+        let fp = self.r(FRAME_POINTER);
+        let nfp = self.b.ins().iadd_imm_s(fp, -(STACK_FRAME as i64));
+        let pcv = self.b.ins().iconst(I64, pc as i64);
+        let args = [self.ctx, pcv, map, addr, cb_ctx, nfp, zero];
+        self.frame_lo_used = true;
+        let fv = self
+            .b
+            .ins()
+            .iconst(I64, tr::for_each_shim as *const () as usize as i64);
+        let call = self.b.ins().call_indirect(self.helper_sig, fv, &args);
+        let res = self.b.inst_results(call).to_vec();
+        let (r0, trapped) = (res[0], res[1]);
+        self.store_frame_lo();
+        let prop = self.prop_block();
+        let ok = self.b.create_block();
+        self.b
+            .ins()
+            .brif(trapped, prop, &[BlockArg::Value(trapped)], ok, &[]);
+        self.enter(ok);
+        self.b.ins().jump(done, &[BlockArg::Value(r0)]);
         self.enter(done);
         let r0 = self.b.block_params(done)[0];
         self.set(0, r0);
@@ -1406,6 +1459,8 @@ impl<'a, 'b> Tx<'a, 'b> {
                     self.tail_call(pc);
                 } else if id as i64 == helpers::BPF_LOOP {
                     self.bpf_loop(pc);
+                } else if id as i64 == helpers::FOR_EACH_MAP_ELEM {
+                    self.for_each(pc);
                 } else {
                     self.helper_call(pc, id as i64);
                 }
@@ -1534,15 +1589,16 @@ pub(super) fn trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: TargetFro
 }
 
 /// The callback trampoline (`trampoline::CallbackTrampoline`): `(ctx, function, r1,
-/// r2, r3, r10) -> status`, one call of `function` with the step budget and tail
-/// calls reset, r0 stored in the context (a `bpf_timer` callback).
+/// r2, r3, r4, r10) -> status`, one call of `function` with the step budget (from
+/// `max_steps`) and tail calls reset, r0 stored in the context (a `bpf_timer`
+/// callback, a `bpf_for_each_map_elem` callback).
 pub(super) fn cb_trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: TargetFrontendConfig) {
     let sig = b.import_signature(sigs.func.clone());
     let blk = b.create_block();
     b.append_block_params_for_function_params(blk);
     b.switch_to_block(blk);
     let p = b.block_params(blk).to_vec();
-    let (ctx, entry, r1, r2, r3, r10) = (p[0], p[1], p[2], p[3], p[4], p[5]);
+    let (ctx, entry, r1, r2, r3, r4, r10) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
     let zero = b.ins().iconst(I64, 0);
     let zero32 = b.ins().iconst(I32, 0);
     let f = MemFlagsData::trusted();
@@ -1551,7 +1607,7 @@ pub(super) fn cb_trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: Target
     b.ins().store(f, budget, ctx, tr::OFF_STEPS_LEFT);
     let call = b
         .ins()
-        .call_indirect(sig, entry, &[ctx, r1, r2, r3, zero, zero, r10]);
+        .call_indirect(sig, entry, &[ctx, r1, r2, r3, r4, zero, r10]);
     let res = b.inst_results(call).to_vec();
     b.ins().store(f, res[0], ctx, tr::OFF_R0);
     b.ins().return_(&[res[1]]);

@@ -365,7 +365,7 @@ impl<'a> JitObject<'a> {
             .collect();
         let store_ids: Box<[u32]> = loaded.programs.iter().map(|p| p.store_id).collect();
         let cb_ptr = module.get_finalized_function(cb_tramp_id);
-        // SAFETY: compiled with the signature `CallbackTrampoline` describes (six i64
+        // SAFETY: compiled with the signature `CallbackTrampoline` describes (seven i64
         // parameters, one i64 result, the platform's C calling convention).
         let cb_trampoline: CallbackTrampoline = unsafe { std::mem::transmute(cb_ptr) };
         let tramp_ptr = module.get_finalized_function(tramp_id);
@@ -551,7 +551,8 @@ impl<'a> JitObject<'a> {
         // borrowed until the call returns; `cb_trampoline` and `func` are compiled code
         // owned by `self.module`, which checks its accesses (or they are proven) and
         // returns normally on every path; the thread has the host stack it needs.
-        let status = unsafe { (self.cb_trampoline)(&mut ctx, func, r1, r2, r3, stack_hi as u64) };
+        let status =
+            unsafe { (self.cb_trampoline)(&mut ctx, func, r1, r2, r3, 0, stack_hi as u64) };
         if status == 0 {
             Ok(ctx.r0)
         } else {
@@ -592,6 +593,7 @@ impl<'a> JitObject<'a> {
             prog_id: 0,
             store_ids: self.store_ids.as_ptr(),
             timer_cb: None,
+            cb_trampoline: Some(self.cb_trampoline),
         }
     }
 
@@ -787,7 +789,14 @@ fn host_stack_need(
 ) -> usize {
     use crate::program::Op;
     let calls = |f: &dyn Fn(&Op) -> bool| programs.iter().any(|p| p.ops().iter().any(f));
-    let nested = calls(&|op| matches!(op, Op::CallLocal { .. } | Op::Loop));
+    let nested = calls(&|op| matches!(op, Op::CallLocal { .. } | Op::Loop | Op::ForEach));
+    // A bpf_for_each_map_elem callback is entered from Rust (the walk's shim and the
+    // callback trampoline) in each frame it nests in.
+    let walk = if calls(&|op| matches!(op, Op::ForEach)) {
+        crate::interp::MAX_CALL_FRAMES * FOR_EACH_HOST_FRAME
+    } else {
+        0
+    };
     let tail = calls(&|op| matches!(op, Op::TailCall));
     let depth = if nested {
         crate::interp::MAX_CALL_FRAMES
@@ -799,8 +808,11 @@ fn host_stack_need(
     } else {
         1
     };
-    trampoline + depth * per_frame * max_frame + HOST_STACK_MARGIN
+    trampoline + depth * per_frame * max_frame + walk + HOST_STACK_MARGIN
 }
+
+/// Host stack of one `bpf_for_each_map_elem` shim frame with its callback trampoline.
+const FOR_EACH_HOST_FRAME: usize = 16 << 10;
 
 /// Host stack kept for helpers, shims and the Rust code around a run.
 const HOST_STACK_MARGIN: usize = 128 << 10;

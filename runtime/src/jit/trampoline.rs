@@ -91,6 +91,8 @@ pub(crate) struct JitCtx {
     pub store_ids: *const u32,
     /// The timer whose callback this run is (map id, element slot), if any.
     pub timer_cb: Option<(u32, u32)>,
+    /// The callback trampoline, through which `for_each_shim` calls callbacks.
+    pub cb_trampoline: Option<CallbackTrampoline>,
 }
 
 /// The interruption flag of runs that have none.
@@ -146,7 +148,8 @@ impl JitCtx {
                 limit: self.max_steps,
             },
             status::BAD_CALLBACK => TrapKind::HelperBadCallback {
-                helper: helpers::BPF_LOOP as i32,
+                // The helper's id (bpf_loop, bpf_for_each_map_elem).
+                helper: info as i32,
                 value: self.trap_addr,
             },
             status::HELPER => {
@@ -181,11 +184,13 @@ impl JitCtx {
 /// (`INTERRUPTED`, with `runs_left`); the last r0 lands in `ctx.r0`.
 pub(crate) type Trampoline = unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64) -> i64;
 
-/// Signature of the callback trampoline: `(ctx, function, r1, r2, r3, r10) -> status`:
-/// one call of a compiled function with three arguments (a `bpf_timer` callback);
-/// its r0 lands in `ctx.r0`.
+/// Signature of the callback trampoline: `(ctx, function, r1, r2, r3, r4, r10) ->
+/// status`: one call of a compiled function with four arguments (a `bpf_timer`
+/// callback, a `bpf_for_each_map_elem` callback), the step budget set from
+/// `max_steps`; its r0 lands in `ctx.r0`.
 pub(crate) type CallbackTrampoline =
-    unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64, u64) -> i64;
+    unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64, u64, u64) -> i64;
+
 /// What the checked shims return, in two registers (rax:rdx on x86-64, x0:x1 on
 /// aarch64), so that compiled code tests the trap without reading the context: r0,
 /// and non-zero when the call trapped (its kind is then in `JitCtx::helper_trap`).
@@ -200,6 +205,115 @@ impl ShimRet {
 
     fn ok(r0: u64) -> ShimRet {
         ShimRet { r0, trapped: 0 }
+    }
+}
+
+/// `bpf_for_each_map_elem` from compiled code, which checked flags, the callback
+/// (`func`, its compiled function) and the call depth: the walk of
+/// `helpers::foreach`, calling `func(map, &key, value, cb_ctx)` with r10 = `fp` for
+/// each element through the callback trampoline until it returns non-zero; returns
+/// the number of calls. Each call takes a step of the run's budget; the key is a copy
+/// in a read-only region added to the run's regions while the callback runs. A trap
+/// (here, at `pc`, or in the callback, where its details already are) returns its
+/// status in [`ShimRet::trapped`], which compiled code passes up.
+///
+/// # Safety
+/// As [`helper_shim`]; `func` is a compiled function of the run's code and `fp` the
+/// bottom of the caller's frame minus nothing (the callback's r10), inside the stack.
+pub(crate) unsafe extern "C" fn for_each_shim(
+    ctx: *mut JitCtx,
+    pc: u64,
+    map: u64,
+    func: u64,
+    cb_ctx: u64,
+    fp: u64,
+    _: u64,
+) -> ShimRet {
+    // No reference into the context lives across a callback call: the compiled code
+    // writes it through `ctx`.
+    // SAFETY: the caller guarantees `ctx` and its pointers are valid for this run.
+    let (maps, cpu, outer, tramp, saved_tail, saved_max) = unsafe {
+        let c = &*ctx;
+        (
+            &*c.maps,
+            c.cpu,
+            c.regions,
+            c.cb_trampoline,
+            c.tail_calls,
+            c.max_steps,
+        )
+    };
+    let fail = |kind: TrapKind, st: i64| {
+        // SAFETY: as above; no other reference to the context is live.
+        let c = unsafe { &mut *ctx };
+        c.helper_trap = Some(kind);
+        c.trap_pc = pc;
+        c.audit_facts = std::ptr::null();
+        ShimRet {
+            r0: 0,
+            trapped: st as u64,
+        }
+    };
+    let mut walk = match crate::helpers::foreach::ForEach::new(maps, map, cpu) {
+        Ok(w) => w,
+        Err(kind) => return fail(kind, status::HELPER),
+    };
+    let Some(tramp) = tramp else {
+        let kind = TrapKind::HelperBadCallback {
+            helper: helpers::FOR_EACH_MAP_ELEM as i32,
+            value: func,
+        };
+        return fail(kind, status::HELPER);
+    };
+    // SAFETY: `regions` points to the live regions of the run (caller contract).
+    let base = unsafe { *outer };
+    let mut values = base.values.to_vec();
+    values.push(walk.key_area());
+    let regions = Regions {
+        values: &values,
+        ..base
+    };
+    // SAFETY: as above; `regions` outlives every callback call below, and the
+    // run's own regions are put back before returning.
+    unsafe { (*ctx).regions = (&regions as *const Regions<'_>).cast() };
+    let mut calls = 0u64;
+    let mut st = 0i64;
+    while let Some((key, value)) = walk.next() {
+        // SAFETY: as above.
+        let left = unsafe { (*ctx).steps_left };
+        if left == 0 {
+            st = status::STEP_BUDGET;
+            // SAFETY: as above.
+            unsafe { (*ctx).trap_pc = pc };
+            break;
+        }
+        calls += 1;
+        // SAFETY: as above. The trampoline starts the callback with `max_steps`
+        // steps: the run's remaining budget, restored to the run's limit below.
+        unsafe { (*ctx).max_steps = left - 1 };
+        // SAFETY: the trampoline and `func` are compiled code of this run, which
+        // checks its accesses (or they are proven) and returns normally on every
+        // path; `fp` is the callback's frame (the caller checked the depth).
+        st = unsafe { tramp(ctx, func, map, key, value, cb_ctx, fp) };
+        // SAFETY: as above.
+        let r0 = unsafe {
+            (*ctx).max_steps = saved_max;
+            (*ctx).r0
+        };
+        if st != 0 || r0 != 0 {
+            break;
+        }
+    }
+    // SAFETY: as above.
+    unsafe {
+        let c = &mut *ctx;
+        c.regions = outer;
+        c.tail_calls = saved_tail;
+        c.max_steps = saved_max;
+    }
+    ShimRet {
+        r0: calls,
+        trapped: st as u64,
     }
 }
 
@@ -422,6 +536,7 @@ mod tests {
             prog_id: 0,
             store_ids: std::ptr::null(),
             timer_cb: None,
+            cb_trampoline: None,
         };
         assert_eq!(
             c.trap(status::OUT_OF_BOUNDS),
@@ -447,6 +562,7 @@ mod tests {
             c.trap(status::STEP_BUDGET).kind,
             TrapKind::StepBudget { limit: 99 }
         );
+        c.trap_info = 181;
         assert_eq!(
             c.trap(status::BAD_CALLBACK).kind,
             TrapKind::HelperBadCallback {

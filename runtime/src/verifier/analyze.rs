@@ -231,7 +231,7 @@ fn prune_points(insns: &[Option<Insn>]) -> Vec<bool> {
                 if pc + 1 < n {
                     p[pc + 1] = true;
                 }
-                if *c == CallTarget::Helper(crate::helpers::BPF_LOOP as i32) {
+                if is_callback_helper(c) {
                     p[pc] = true;
                 }
             }
@@ -239,6 +239,12 @@ fn prune_points(insns: &[Option<Insn>]) -> Vec<bool> {
         }
     }
     p
+}
+
+/// bpf_loop and bpf_for_each_map_elem: helpers whose callback returns to the call.
+fn is_callback_helper(c: &CallTarget) -> bool {
+    *c == CallTarget::Helper(crate::helpers::BPF_LOOP as i32)
+        || *c == CallTarget::Helper(crate::helpers::FOR_EACH_MAP_ELEM as i32)
 }
 
 /// Where states are always stored: targets of backward jumps, bpf_loop calls
@@ -264,7 +270,7 @@ fn loop_heads(insns: &[Option<Insn>]) -> Vec<bool> {
                 }
             }
         }
-        if *insn == Insn::Call(CallTarget::Helper(crate::helpers::BPF_LOOP as i32)) {
+        if matches!(insn, Insn::Call(c) if is_callback_helper(c)) {
             h[pc] = true;
         }
     }
@@ -1057,6 +1063,32 @@ impl Analyzer<'_> {
                     let mut f = Frame::new(k, pc, true);
                     f.regs[1] = Reg::Scalar(bounds::range(0, 1 << 23));
                     f.regs[2] = cs.reg(3).clone();
+                    cs.frames.push(f);
+                    self.work.push((cb as usize, cs));
+                }
+            }
+        }
+        if id as i64 == crate::helpers::FOR_EACH_MAP_ELEM {
+            // The callback runs in a frame below this one, once per element: r1 the
+            // map, r2 the key (a read-only copy, not followed: accesses through it
+            // keep their run-time checks), r3 the element's value, r4 callback_ctx.
+            if let (Reg::Func { pc: cb }, Reg::MapHandle { map: m }) =
+                (st.reg(2).clone(), st.reg(1).clone())
+            {
+                let walkable = self
+                    .map(m)
+                    .is_some_and(|d| crate::helpers::foreach::walkable(d.map_type));
+                if walkable && st.frames.len() < MAX_FRAMES {
+                    let mut cs = st.clone();
+                    let k = cs.frames.len();
+                    let mut f = Frame::new(k, pc, true);
+                    f.regs[1] = Reg::MapHandle { map: m };
+                    f.regs[2] = Reg::unknown();
+                    f.regs[3] = Reg::MapValue {
+                        map: m,
+                        off: Scalar::constant(0),
+                    };
+                    f.regs[4] = cs.reg(3).clone();
                     cs.frames.push(f);
                     self.work.push((cb as usize, cs));
                 }

@@ -161,6 +161,7 @@ pub const PROTOS: &[Proto] = &[
     p(func::ringbuf_query, [Map, A, A, A, A], I, false),
     p(func::ktime_get_coarse_ns, [A; 5], I, false),
     p(func::r#loop, [A, Callback, A, A, A], I, false),
+    p(func::for_each_map_elem, [Map, Callback, A, A, A], I, false),
     p(func::xdp_get_buff_len, [Ctx, A, A, A, A], I, false),
     p(
         func::xdp_load_bytes,
@@ -463,6 +464,7 @@ mod tests {
         ids.sort_unstable();
         let mut want = crate::helpers::supported_ids();
         want.push(crate::helpers::BPF_LOOP as i32);
+        want.push(crate::helpers::FOR_EACH_MAP_ELEM as i32);
         want.sort_unstable();
         want.dedup();
         assert_eq!(ids, want);

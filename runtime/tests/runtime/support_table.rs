@@ -56,6 +56,7 @@ const NOTES: &[(&str, &str, &str)] = &[
     ("map_push_elem", "xdp_queue cases; `maps` kernel differential", "queue, stack, bloom filter"),
     ("map_pop_elem", "xdp_queue cases; `maps` kernel differential", ""),
     ("map_peek_elem", "xdp_queue cases; `maps` kernel differential", "a bloom filter's bits are the kernel's with BPF_F_ZERO_SEED"),
+    ("for_each_map_elem", "xdp_foreach cases; `foreach.rs`; hostile suite", "array, per-CPU array, hash, per-CPU hash, LRU hash; hashes in the store's get_next_key order; the key a read-only copy"),
     ("spin_lock", "xdp_spinlock cases", "pid spin locks in the store, bounded wait"),
     ("spin_unlock", "xdp_spinlock cases", ""),
     ("skc_lookup_tcp", "xdp_sock cases", "as sk_lookup_tcp"),
@@ -87,8 +88,8 @@ const NOTES: &[(&str, &str, &str)] = &[
     ("ringbuf_reserve_dynptr", "xdp_ringbuf_dynptr cases", ""),
     ("ringbuf_submit_dynptr", "xdp_ringbuf_dynptr cases", ""),
     ("ringbuf_discard_dynptr", "xdp_ringbuf_dynptr cases", ""),
-    ("dynptr_read", "xdp_dynptr, xdp_ringbuf_dynptr cases; `kfuncs.rs`", ""),
-    ("dynptr_write", "xdp_dynptr, xdp_ringbuf_dynptr cases; `kfuncs.rs`", ""),
+    ("dynptr_read", "xdp_dynptr, xdp_dynptr_frags, xdp_ringbuf_dynptr cases; `kfuncs.rs`, `frags.rs`", ""),
+    ("dynptr_write", "xdp_dynptr, xdp_dynptr_frags, xdp_ringbuf_dynptr cases; `kfuncs.rs`, `frags.rs`", ""),
     ("dynptr_data", "xdp_ringbuf_dynptr cases; `helpers15.rs` (forged dynptrs)", "NULL for frame dynptrs, as the kernel; accesses through its pointer are checked at run time, not proven (strict mode refuses them)"),
     ("tcp_raw_gen_syncookie_ipv4", "xdp_synproxy (`kfuncs.rs`: structure and acceptance against the kernel)", "the kernel's cookie layout under the store's secret: cookies differ from the kernel's"),
     ("tcp_raw_gen_syncookie_ipv6", "`kfuncs.rs`", "as tcp_raw_gen_syncookie_ipv4"),
@@ -104,7 +105,6 @@ const NOTES: &[(&str, &str, &str)] = &[
 fn group_reason(name: &str) -> &'static str {
     let n = name.trim_start_matches("bpf_");
     match n {
-        "for_each_map_elem" => "not yet: a callback over map elements in both engines",
         "user_ringbuf_drain" => "no user ring buffer map in the store",
         "kptr_xchg" => "kptrs are kernel objects",
         _ if n.starts_with("skc_to_") => "socket casts: there are no sockets",
@@ -134,7 +134,10 @@ fn map_reason(name: &str) -> &'static str {
 
 fn map_tested(name: &str) -> &'static str {
     match name {
-        "queue" | "stack" | "bloom_filter" => "xdp_queue cases; `maps` kernel differential",
+        "queue" | "stack" => "xdp_queue cases; `maps` kernel differential",
+        "bloom_filter" => {
+            "xdp_queue, xdp_bloom_extra (map_extra) cases; `maps` kernel differential"
+        }
         "ringbuf" | "perf_event_array" => "xdp_events cases",
         "prog_array" => "xdp_tailcall cases",
         "array_of_maps" | "hash_of_maps" => "xdp_mim cases",
@@ -207,9 +210,9 @@ const KFUNC_NOTES: &[(&str, &str, &str)] = &[
     ("bpf_iter_num_new", "xdp_iter cases; `kfuncs.rs`", "-"),
     ("bpf_iter_num_next", "xdp_iter cases; `kfuncs.rs`", "-"),
     ("bpf_iter_num_destroy", "xdp_iter cases; `kfuncs.rs`", "-"),
-    ("bpf_dynptr_from_xdp", "xdp_dynptr cases; `kfuncs.rs`", "-"),
-    ("bpf_dynptr_slice", "xdp_dynptr cases; `kfuncs.rs`", "copies into the buffer when the range is not in the linear part, as the kernel"),
-    ("bpf_dynptr_slice_rdwr", "`kfuncs.rs` (runtime only)", "Linux 6.18 refuses it in test-run XDP programs"),
+    ("bpf_dynptr_from_xdp", "xdp_dynptr, xdp_dynptr_frags cases; `kfuncs.rs`, `frags.rs`", "-"),
+    ("bpf_dynptr_slice", "xdp_dynptr, xdp_dynptr_frags cases; `kfuncs.rs`, `frags.rs`", "copies into the buffer when the range is not in the linear part; the kernel returns a pointer into a fragment that holds the whole range (fragments are not program memory here)"),
+    ("bpf_dynptr_slice_rdwr", "`kfuncs.rs` (runtime only)", "Linux 6.18 refuses it in test-run XDP programs; a range in a fragment is a copy, so writes through it do not reach the frame"),
     ("bpf_dynptr_size", "xdp_dynptr cases", "-"),
     ("bpf_dynptr_adjust", "xdp_dynptr cases", "-"),
     ("bpf_dynptr_is_null", "xdp_dynptr cases", "-"),

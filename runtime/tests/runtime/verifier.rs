@@ -485,11 +485,19 @@ fn strict_mode_refuses_exactly_the_unproven_programs() {
         }
     }
     println!("strict mode refused: {refused:?}");
-    // xdp_iter, xdp_dynptr, xdp_conntrack read through pointers kfuncs return
-    // (bpf_iter_num_next, bpf_dynptr_slice, bpf_xdp_ct_lookup), which the analysis does
-    // not type yet: those reads run checked.
+    // xdp_iter, xdp_dynptr, xdp_dynptr_frags, xdp_conntrack read through pointers
+    // kfuncs return (bpf_iter_num_next, bpf_dynptr_slice, bpf_xdp_ct_lookup), which the
+    // analysis does not type yet: those reads run checked. So do xdp_foreach's reads
+    // of the key a bpf_for_each_map_elem callback gets (as a bpf_timer callback's).
     assert_eq!(
         refused,
-        ["xdp_mim", "xdp_iter", "xdp_conntrack", "xdp_dynptr"]
+        [
+            "xdp_mim",
+            "xdp_dynptr_frags",
+            "xdp_foreach",
+            "xdp_iter",
+            "xdp_conntrack",
+            "xdp_dynptr"
+        ]
     );
 }
