@@ -35,11 +35,27 @@
 //! # Concurrency
 //! Every field of the area is an atomic written under the wheel's pid lock
 //! (`lock.rs`), taken by program helpers (init, start, cancel), by map updates and
-//! deletes that free an element, and by the driver. Nothing holds it across a
-//! callback. The truth is each entry's `state` and `deadline`; the lists, `occupied`
-//! bits and `armed` count are derived from them, so a holder that died mid-change is
-//! repaired by rebuilding them ([`Map::timer_rebuild`]), which the next holder does
-//! when it takes the lock over (and `Map::repair` does).
+//! deletes that free an element, and by the driver, with one exception: the lazy
+//! re-arm below. Nothing holds the lock across a callback. The truth is each entry's
+//! state word and `deadline`; the lists, `occupied` bits and `armed` count are
+//! derived from them, so a holder that died mid-change is repaired by rebuilding
+//! them ([`Map::timer_rebuild`]), which the next holder does when it takes the lock
+//! over (and `Map::repair` does).
+//!
+//! # Lazy re-arm
+//! A start of an armed timer to a deadline no earlier than its current one takes no
+//! lock: it stores the deadline, then bumps the generation in the state word by
+//! compare-and-swap (falling back to the locked path when the swap fails). The timer
+//! stays in its list. The rule that makes this sound: *an armed timer's list comes
+//! up no later than its deadline's tick*, and the driver that takes a timer from a
+//! list reads its deadline again and files it anew when it is not due yet; it
+//! clears `ARMED` by compare-and-swap on the word it read, so a concurrent re-arm
+//! either lands before (the deadline is read again) or fails and re-arms under the
+//! lock after the timer was taken. A re-arm per packet is then one compare-and-swap,
+//! and a timer is re-filed at most once per expiry of its old deadline. A process
+//! killed between the two stores leaves the new deadline with the old generation:
+//! the timer fires at the new deadline as if the re-arm had completed (or, when a
+//! locked start raced it to a later list, at that list's time), never early.
 //!
 //! # Generations and re-arm races
 //! `gen` counts every start, cancel and reset of a timer. A driver takes a due timer
@@ -119,10 +135,12 @@ pub(crate) struct WheelHeader {
 /// The timer of one element slot.
 #[repr(C)]
 pub(crate) struct TimerEntry {
-    /// ST_* bits, clock id, pin.
-    state: AtomicU32,
-    /// Counts starts, cancels and resets.
-    gen: AtomicU32,
+    /// The state (bits 0..32: ST_* bits, clock id, pin) and the generation (bits
+    /// 32..64: counts starts, cancels and resets) in one word, so that a re-arm
+    /// without the lock ([`Map::timer_start`]) and the lock holder's changes are
+    /// ordered by compare-and-swap: every change of either bumps or replaces the
+    /// word as a whole ([`TimerEntry::update`]).
+    sg: AtomicU64,
     /// Neighbours in its list (index + 1, 0 for none).
     prev: AtomicU32,
     next: AtomicU32,
@@ -134,6 +152,27 @@ pub(crate) struct TimerEntry {
     _pad: AtomicU32,
     /// Monotonic deadline in ns.
     deadline: AtomicU64,
+}
+
+impl TimerEntry {
+    fn state(&self) -> u32 {
+        self.sg.load(Ordering::Acquire) as u32
+    }
+
+    /// Sets the state to `f(state)` and, with `bump`, counts a generation, as one
+    /// compare-and-swap (a lock-free re-arm may bump the generation meanwhile).
+    /// Returns the state it replaced.
+    fn update(&self, bump: bool, f: impl Fn(u32) -> u32) -> u32 {
+        let old = self
+            .sg
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |sg| {
+                let gen = (sg >> 32) as u32;
+                let gen = if bump { gen.wrapping_add(1) } else { gen };
+                Some((u64::from(gen) << 32) | u64::from(f(sg as u32)))
+            })
+            .unwrap_or_else(|sg| sg);
+        old as u32
+    }
 }
 
 const HEADER_BYTES: usize = std::mem::size_of::<WheelHeader>().div_ceil(64) * 64;
@@ -437,7 +476,7 @@ impl<'m> Wheel<'m> {
                         e.list.store(0, r);
                         e.prev.store(0, r);
                         e.next.store(0, r);
-                        if e.state.load(r) & ST_ARMED != 0 {
+                        if e.state() & ST_ARMED != 0 {
                             self.insert(i, e)?;
                         }
                     }
@@ -475,7 +514,7 @@ impl<'m> Wheel<'m> {
             e.list.store(0, r);
             e.prev.store(0, r);
             e.next.store(0, r);
-            if e.state.load(r) & ST_ARMED != 0 {
+            if e.state() & ST_ARMED != 0 {
                 self.insert(i, e)?;
                 armed += 1;
             }
@@ -689,11 +728,13 @@ impl Map {
             _ => return None,
         };
         let rel = addr.checked_sub(base)?;
-        if stride == 0 || rel % stride != first + u64::from(t.value_off) {
+        // Outside the map's elements: no division (helpers try each map with timers).
+        let n = u64::from(n.min(t.nslots));
+        if stride == 0 || rel >= n.saturating_mul(stride) {
             return None;
         }
         let slot = rel / stride;
-        (slot < u64::from(n) && slot < u64::from(t.nslots)).then_some(slot as u32)
+        (rel - slot * stride == first + u64::from(t.value_off)).then_some(slot as u32)
     }
 
     /// Addresses of the key and value of element `slot` (hash maps; arrays have no
@@ -745,13 +786,12 @@ impl Map {
         self.with_wheel(|w| {
             let e = w.entry(slot)?;
             let r = Ordering::Relaxed;
-            if e.state.load(r) & ST_INIT != 0 {
+            if e.state() & ST_INIT != 0 {
                 return Ok(Err(-libc::EBUSY));
             }
             e.prog.store(0, r);
             e.pc.store(0, r);
-            e.state.store(ST_INIT | (clock << ST_CLOCK_SHIFT), r);
-            e.gen.fetch_add(1, r);
+            e.update(true, |_| ST_INIT | (clock << ST_CLOCK_SHIFT));
             Ok(Ok(()))
         })
         .unwrap_or(Err(-libc::EINVAL))
@@ -762,13 +802,13 @@ impl Map {
         self.with_wheel(|w| {
             let e = w.entry(slot)?;
             let r = Ordering::Relaxed;
-            let s = e.state.load(r);
+            let s = e.state();
             if s & ST_INIT == 0 {
                 return Ok(Err(-libc::EINVAL));
             }
             e.prog.store(prog, r);
             e.pc.store(pc, r);
-            e.state.store(s | ST_CALLBACK, r);
+            e.update(false, |s| s | ST_CALLBACK);
             Ok(Ok(()))
         })
         .unwrap_or(Err(-libc::EINVAL))
@@ -777,7 +817,7 @@ impl Map {
     /// The clock a timer was initialised with (None when not initialised).
     pub fn timer_clock(&self, slot: u32) -> Option<u32> {
         self.with_wheel(|w| {
-            let s = w.entry(slot)?.state.load(Ordering::Relaxed);
+            let s = w.entry(slot)?.state();
             Ok((s & ST_INIT != 0).then_some((s >> ST_CLOCK_SHIFT) & 0xf))
         })
         .ok()
@@ -785,12 +825,17 @@ impl Map {
     }
 
     /// `bpf_timer_start` with the deadline on the monotonic clock: -EINVAL when not
-    /// initialised or without a callback. Re-arms an armed timer.
+    /// initialised or without a callback. Re-arms an armed timer; a re-arm of an
+    /// armed timer to a deadline no earlier than its current one takes no lock
+    /// ([`Map::timer_rearm_later`]).
     pub fn timer_start(&self, slot: u32, deadline_ns: u64, pinned: bool) -> Result<(), Errno> {
+        if self.timer_rearm_later(slot, deadline_ns, pinned) {
+            return Ok(());
+        }
         self.with_wheel(|w| {
             let e = w.entry(slot)?;
             let r = Ordering::Relaxed;
-            let s = e.state.load(r);
+            let s = e.state();
             if s & ST_INIT == 0 || s & ST_CALLBACK == 0 {
                 return Ok(Err(-libc::EINVAL));
             }
@@ -801,9 +846,8 @@ impl Map {
             if s & ST_ARMED != 0 && e.list.load(r) == w.list_for(w.when(deadline_ns)) as u32 + 1 {
                 // A re-arm into the list it is in (the same tick, most often: a
                 // timer re-armed by every packet): only the deadline changes.
-                e.deadline.store(deadline_ns, r);
-                e.state.store((s & !ST_PINNED) | pin, r);
-                e.gen.fetch_add(1, r);
+                e.deadline.store(deadline_ns, Ordering::Release);
+                e.update(true, |s| (s & !ST_PINNED) | pin);
                 return Ok(Ok(()));
             }
             if s & ST_ARMED != 0 {
@@ -811,9 +855,8 @@ impl Map {
             } else {
                 w.h.armed.fetch_add(1, r);
             }
-            e.deadline.store(deadline_ns, r);
-            e.state.store((s & !ST_PINNED) | ST_ARMED | pin, r);
-            e.gen.fetch_add(1, r);
+            e.deadline.store(deadline_ns, Ordering::Release);
+            e.update(true, |s| (s & !ST_PINNED) | ST_ARMED | pin);
             w.insert(slot, e)?;
             Ok(Ok(()))
         })
@@ -827,16 +870,15 @@ impl Map {
         self.with_wheel(|w| {
             let e = w.entry(slot)?;
             let r = Ordering::Relaxed;
-            let s = e.state.load(r);
+            let s = e.state();
             if s & ST_INIT == 0 {
                 return Ok(Err(-libc::EINVAL));
             }
-            e.gen.fetch_add(1, r);
             // The kernel's cancel drops the callback too (`drop_prog_refcnt`): a
             // start needs a new bpf_timer_set_callback.
             e.prog.store(0, r);
             e.pc.store(0, r);
-            e.state.store(s & !(ST_ARMED | ST_CALLBACK), r);
+            e.update(true, |s| s & !(ST_ARMED | ST_CALLBACK));
             if s & ST_ARMED == 0 {
                 return Ok(Ok(false));
             }
@@ -845,6 +887,43 @@ impl Map {
             Ok(Ok(true))
         })
         .unwrap_or(Err(-libc::EINVAL))
+    }
+
+    /// A re-arm of an armed timer to a deadline no earlier than its current one,
+    /// without the wheel's lock: the timer stays in the list it is in, which comes
+    /// up no later than the new deadline, and the driver, finding it there before
+    /// its deadline, files it again ([`Map::timer_pop_due`]). So a timer re-armed by
+    /// every packet costs a compare-and-swap per packet and one re-filing per
+    /// expiry period. The deadline is stored first, then the state word's
+    /// generation bumped by compare-and-swap from the word read before: when the
+    /// driver took the timer (ARMED cleared) or anything else changed it in
+    /// between, the swap fails and the caller re-arms under the lock. False when
+    /// it did nothing (not armed, no callback, an earlier deadline, a lost race).
+    fn timer_rearm_later(&self, slot: u32, deadline_ns: u64, pinned: bool) -> bool {
+        let Some(area) = self.timer else {
+            return false;
+        };
+        if slot >= area.nslots {
+            return false;
+        }
+        let Some(e) = self
+            .shm
+            .view::<TimerEntry>(area.off + HEADER_BYTES + slot as usize * ENTRY_BYTES)
+        else {
+            return false;
+        };
+        let sg = e.sg.load(Ordering::Acquire);
+        let s = sg as u32;
+        let all = ST_INIT | ST_CALLBACK | ST_ARMED;
+        if s & all != all || deadline_ns < e.deadline.load(Ordering::Acquire) {
+            return false;
+        }
+        let pin = if pinned { ST_PINNED } else { 0 };
+        e.deadline.store(deadline_ns, Ordering::Release);
+        let gen = ((sg >> 32) as u32).wrapping_add(1);
+        let new = (u64::from(gen) << 32) | u64::from((s & !ST_PINNED) | pin);
+        e.sg.compare_exchange(sg, new, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Cancels and forgets the timer of element `slot`: the element was deleted,
@@ -862,7 +941,7 @@ impl Map {
         let _ = self.with_wheel(|w| {
             let e = w.entry(slot)?;
             let r = Ordering::Relaxed;
-            let s = e.state.load(r);
+            let s = e.state();
             if s == 0 {
                 return Ok(());
             }
@@ -870,10 +949,9 @@ impl Map {
                 w.unlink(slot, e)?;
                 w.h.armed.fetch_sub(1, r);
             }
-            e.state.store(0, r);
+            e.update(true, |_| 0);
             e.prog.store(0, r);
             e.pc.store(0, r);
-            e.gen.fetch_add(1, r);
             Ok(())
         });
     }
@@ -886,10 +964,9 @@ impl Map {
         self.with_wheel(|w| {
             for i in 0..w.area.nslots {
                 let e = w.entry(i)?;
-                let s = e.state.load(Ordering::Relaxed);
+                let s = e.state();
                 if s & ST_ARMED != 0 {
-                    e.state.store(s & !ST_ARMED, Ordering::Relaxed);
-                    e.gen.fetch_add(1, Ordering::Relaxed);
+                    e.update(true, |s| s & !ST_ARMED);
                 }
             }
             w.rebuild()
@@ -958,12 +1035,9 @@ impl Map {
         self.with_wheel(|w| {
             let r = Ordering::Relaxed;
             let now = now_ns / w.tick_ns();
-            let mut steps = 0u32;
-            let (idx, e, s) = loop {
-                steps += 1;
-                if steps > w.area.nslots.saturating_add(2) {
-                    return Err(w.corrupt("due timers do not end".into()));
-                }
+            // Each timer is taken once, or re-filed once to a tick after `now`.
+            let bound = u64::from(w.area.nslots) * 2 + 2;
+            for _ in 0..bound {
                 let Some(list) = w.advance(now)? else {
                     return Ok(None);
                 };
@@ -972,22 +1046,39 @@ impl Map {
                 };
                 let e = w.entry(idx)?;
                 w.unlink(idx, e)?;
-                let s = e.state.load(r);
-                // Listed but not armed (a holder died between the two stores): drop.
-                if s & ST_ARMED != 0 {
-                    break (idx, e, s);
+                // Only this holder clears ARMED; a lock-free re-arm meanwhile only
+                // moves the deadline later and bumps the generation, so the
+                // compare-and-swap below fails and the deadline is read again.
+                loop {
+                    let sg = e.sg.load(Ordering::Acquire);
+                    // Listed but not armed (a holder died between the two stores): drop.
+                    if sg as u32 & ST_ARMED == 0 {
+                        break;
+                    }
+                    if w.when(e.deadline.load(Ordering::Acquire)) > now {
+                        // Re-armed later without the lock: filed again for its
+                        // deadline, not fired.
+                        w.insert(idx, e)?;
+                        break;
+                    }
+                    let due = Due {
+                        slot: idx,
+                        gen: (sg >> 32) as u32,
+                        prog: e.prog.load(r),
+                        pc: e.pc.load(r),
+                    };
+                    lease.set_inflight(self.id, idx, due.gen);
+                    let taken = sg & !u64::from(ST_ARMED);
+                    if e.sg
+                        .compare_exchange(sg, taken, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        w.h.armed.fetch_sub(1, r);
+                        return Ok(Some(due));
+                    }
                 }
-            };
-            let due = Due {
-                slot: idx,
-                gen: e.gen.load(r),
-                prog: e.prog.load(r),
-                pc: e.pc.load(r),
-            };
-            lease.set_inflight(self.id, idx, due.gen);
-            e.state.store(s & !ST_ARMED, r);
-            w.h.armed.fetch_sub(1, r);
-            Ok(Some(due))
+            }
+            Err(w.corrupt("due timers do not end".into()))
         })
     }
 
@@ -998,8 +1089,9 @@ impl Map {
         self.with_wheel(|w| {
             let e = w.entry(due.slot)?;
             let r = Ordering::Relaxed;
-            let s = e.state.load(r);
-            let same = e.gen.load(r) == due.gen;
+            let sg = e.sg.load(Ordering::Acquire);
+            let s = sg as u32;
+            let same = (sg >> 32) as u32 == due.gen;
             let ok = s & ST_INIT != 0
                 && s & ST_CALLBACK != 0
                 && if exact {
@@ -1045,7 +1137,7 @@ impl Map {
                     if e.prev.load(r) != prev || e.list.load(r) != list as u32 + 1 {
                         return Err(w.corrupt(format!("entry {i} links inconsistent")));
                     }
-                    if e.state.load(r) & ST_ARMED == 0 {
+                    if e.state() & ST_ARMED == 0 {
                         return Err(w.corrupt(format!("entry {i} listed but not armed")));
                     }
                     listed += 1;
@@ -1055,7 +1147,7 @@ impl Map {
             }
             for i in 0..w.area.nslots {
                 let e = w.entry(i)?;
-                if e.state.load(r) & ST_ARMED != 0 && !seen[i as usize] {
+                if e.state() & ST_ARMED != 0 && !seen[i as usize] {
                     return Err(w.corrupt(format!("armed entry {i} in no list")));
                 }
             }
@@ -1424,5 +1516,123 @@ mod tests {
         m.repair().unwrap();
         m.check().unwrap();
         assert!(m.timer_pop_due(&lease, monotonic_ns()).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_later_re_arm_takes_no_lock_and_the_driver_files_it_again() {
+        let s = store();
+        let m = timer_map(&s, BPF_MAP_TYPE_ARRAY, 4);
+        let lease = s.timer_lease().unwrap();
+        let tick = m.timer_tick_ns();
+        let t = slot(&m, 1);
+        m.timer_init(t, 1).unwrap();
+        m.timer_set_callback(t, 1, 7).unwrap();
+        let d1 = monotonic_ns() + 10 * tick;
+        m.timer_start(t, d1, false).unwrap();
+        // Another thread holds the wheel's lock: a re-arm to a later deadline
+        // still completes (waiting would give up after STORE_LOCK_WAIT with an
+        // error).
+        let d2 = d1 + 5 * tick;
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|sc| {
+            let m2 = &m;
+            sc.spawn(move || {
+                m2.with_wheel(|_| {
+                    held_tx.send(()).unwrap();
+                    let _ = done_rx.recv_timeout(std::time::Duration::from_secs(20));
+                    Ok(())
+                })
+                .unwrap();
+            });
+            held_rx.recv().unwrap();
+            let r = m.timer_start(t, d2, false);
+            done_tx.send(()).unwrap();
+            assert_eq!(r, Ok(()), "a later re-arm waited for the wheel's lock");
+        });
+        m.check().unwrap();
+        assert_eq!(m.timers_armed(), 1);
+        // Its old slot comes up: filed again, not fired.
+        assert_eq!(
+            m.timer_pop_due(&lease, d1.div_ceil(tick) * tick).unwrap(),
+            None
+        );
+        m.check().unwrap();
+        assert_eq!(m.timers_armed(), 1);
+        assert_eq!(m.timer_pop_due(&lease, d2 - tick).unwrap(), None);
+        let due = m
+            .timer_pop_due(&lease, d2.div_ceil(tick) * tick)
+            .unwrap()
+            .expect("due at its new deadline");
+        assert_eq!((due.slot, due.pc), (t, 7));
+        lease.clear_inflight();
+        assert_eq!(m.timers_armed(), 0);
+        assert_eq!(m.timer_pop_due(&lease, d2 + 100 * tick).unwrap(), None);
+        // An earlier re-arm moves it under the lock.
+        m.timer_start(t, d2 + 50 * tick, false).unwrap();
+        m.timer_start(t, d2 + 20 * tick, false).unwrap();
+        assert_eq!(m.timer_pop_due(&lease, d2 + 19 * tick).unwrap(), None);
+        assert!(m.timer_pop_due(&lease, d2 + 21 * tick).unwrap().is_some());
+        lease.clear_inflight();
+        m.check().unwrap();
+    }
+
+    #[test]
+    fn re_arms_without_the_lock_race_the_driver_and_no_start_is_lost() {
+        let s = store();
+        let m = timer_map(&s, BPF_MAP_TYPE_ARRAY, 4);
+        let lease = s.timer_lease().unwrap();
+        let tick = m.timer_tick_ns();
+        let t = slot(&m, 0);
+        m.timer_init(t, 1).unwrap();
+        m.timer_set_callback(t, 1, 3).unwrap();
+        let base = monotonic_ns();
+        let latest = std::sync::atomic::AtomicU64::new(base + tick);
+        m.timer_start(t, base + tick, false).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut last_fire = None;
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                // Re-arms always later: base + k ticks, one tick ahead of the driver
+                // most of the time.
+                let mut k = 1u64;
+                while !stop.load(Ordering::Relaxed) {
+                    k += 1;
+                    let d = base + k * tick / 4;
+                    latest.store(d, Ordering::SeqCst);
+                    m.timer_start(t, d, false).unwrap();
+                }
+            });
+            // The driver's clock hovers around the timer's deadline: some pops find
+            // it due, some find it re-armed later.
+            for j in 0..100_000u64 {
+                let now = (latest.load(Ordering::SeqCst) + (j % 3) * tick).saturating_sub(tick);
+                if let Some(due) = m.timer_pop_due(&lease, now).unwrap() {
+                    // Fired: the thread's next start arms it again.
+                    assert_eq!(due.slot, t);
+                    lease.clear_inflight();
+                    last_fire = Some(now);
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        m.check().unwrap();
+        // The last start won: the timer fired at or after its deadline, or it is
+        // still armed for it (no start lost to a driver taking the timer meanwhile)
+        // and fires there.
+        let last = latest.load(Ordering::SeqCst);
+        if m.timers_armed() == 0 {
+            let fired = last_fire.expect("neither armed nor fired");
+            assert!(
+                fired / tick >= last.div_ceil(tick),
+                "the last start (deadline {last}) was lost: last fire at {fired}"
+            );
+            return;
+        }
+        assert_eq!(m.timers_armed(), 1);
+        let far = last.div_ceil(tick) * tick;
+        assert!(m.timer_pop_due(&lease, far).unwrap().is_some());
+        lease.clear_inflight();
+        assert_eq!(m.timers_armed(), 0);
     }
 }

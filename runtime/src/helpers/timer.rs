@@ -18,7 +18,7 @@ use maps::timer::{clock_ns, monotonic_ns, CLOCK_BOOTTIME, CLOCK_REALTIME};
 
 use super::{neg_errno, HelperCtx};
 use crate::error::TrapKind;
-use crate::maptable::BoundMap;
+use crate::maptable::{BoundMap, MapTable};
 
 use isa::helpers::func::{
     timer_cancel as CANCEL, timer_init as INIT, timer_set_callback as SET_CALLBACK,
@@ -30,15 +30,15 @@ pub const BPF_F_TIMER_ABS: u64 = 1;
 /// `BPF_F_TIMER_CPU_PIN`: the callback runs on the CPU that started the timer.
 pub const BPF_F_TIMER_CPU_PIN: u64 = 2;
 
-/// The map and element slot of the timer at `addr`.
-fn timer_at<'m>(
-    ctx: &'m HelperCtx<'_, '_>,
-    helper: i32,
-    addr: u64,
-) -> Result<(&'m BoundMap, u32), TrapKind> {
-    ctx.maps
-        .iter()
-        .chain(ctx.maps.inner_maps())
+/// `bpf_timer_start`'s helper id: compiled code calls [`start_in`] for it directly.
+pub(crate) const START_ID: i64 = START as i64;
+
+/// The map and element slot of the timer at `addr`: each map with timers of the
+/// table (object maps, then inner maps) is asked whether `addr` is the timer field of
+/// one of its values, a bounds check and, inside its elements, one division.
+fn timer_at(maps: &MapTable, helper: i32, addr: u64) -> Result<(&BoundMap, u32), TrapKind> {
+    maps.iter()
+        .chain(maps.inner_maps())
         .filter(|m| m.map.timer_offset().is_some())
         .find_map(|m| m.map.timer_slot_of(addr).map(|s| (m, s)))
         .ok_or(TrapKind::HelperBadPointer {
@@ -72,7 +72,7 @@ pub(super) fn init(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, Trap
 /// `bpf_timer_set_callback(timer, callback)`: -EINVAL when not initialised. The
 /// callback is recorded as (program store id, slot): the driver runs it.
 pub(super) fn set_callback(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
-    let (m, slot) = timer_at(ctx, SET_CALLBACK, a[0])?;
+    let (m, slot) = timer_at(ctx.maps, SET_CALLBACK, a[0])?;
     let Ok(pc) = u32::try_from(a[1]) else {
         return Err(TrapKind::HelperBadCallback {
             helper: SET_CALLBACK,
@@ -85,7 +85,13 @@ pub(super) fn set_callback(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u
 /// `bpf_timer_start(timer, nsecs, flags)`: -EINVAL for unknown flags, a timer not
 /// initialised or without a callback.
 pub(super) fn start(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
-    let (m, slot) = timer_at(ctx, START, a[0])?;
+    start_in(ctx.maps, [a[0], a[1], a[2]])
+}
+
+/// [`start`] on the run's map table: what the JIT's direct call of
+/// `bpf_timer_start` runs (`jit/trampoline.rs`, `timer_start_shim`).
+pub(crate) fn start_in(maps: &MapTable, a: [u64; 3]) -> Result<u64, TrapKind> {
+    let (m, slot) = timer_at(maps, START, a[0])?;
     let flags = a[2];
     if flags & !(BPF_F_TIMER_ABS | BPF_F_TIMER_CPU_PIN) != 0 {
         return Ok(neg_errno(libc::EINVAL));
@@ -116,7 +122,7 @@ pub(super) fn start(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, Tra
 /// `bpf_timer_cancel(timer)`: 1 when it was armed, 0 when not, -EDEADLK from its
 /// own callback, -EINVAL when not initialised.
 pub(super) fn cancel(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
-    let (m, slot) = timer_at(ctx, CANCEL, a[0])?;
+    let (m, slot) = timer_at(ctx.maps, CANCEL, a[0])?;
     if ctx.timer_cb == Some((m.info.id, slot)) {
         return Ok(neg_errno(libc::EDEADLK));
     }

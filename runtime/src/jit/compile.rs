@@ -935,6 +935,12 @@ impl<'a, 'b> Tx<'a, 'b> {
                     true,
                 )
             }
+            (helpers::timer::START_ID, _) if !audit => {
+                let zero = self.b.ins().iconst(I64, 0);
+                let args = vec![self.ctx, self.r(1), self.r(2), self.r(3), zero];
+                let f = tr::timer_start_shim as *const ();
+                (f, self.update_sig, args, true)
+            }
             _ => {
                 let idv = self.b.ins().iconst(I64, id);
                 let mut args = vec![self.ctx, idv];

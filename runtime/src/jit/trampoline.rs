@@ -358,6 +358,34 @@ pub(crate) unsafe extern "C" fn helper_shim(
     }
 }
 
+/// `bpf_timer_start(timer, nsecs, flags)` called directly by compiled code (the
+/// update signature, its last argument unused): `helpers::timer::start_in`, without
+/// the helper table's dispatch and context. A timer pointer that is no map's timer
+/// traps as in the helper.
+///
+/// # Safety
+/// `ctx` must be the live context of the current run, with a valid `maps` pointer.
+pub(crate) unsafe extern "C" fn timer_start_shim(
+    ctx: *mut JitCtx,
+    timer: u64,
+    nsecs: u64,
+    flags: u64,
+    _unused: u64,
+) -> u64 {
+    // SAFETY: the caller guarantees `ctx` and its map table are valid for this run.
+    let c = unsafe { &mut *ctx };
+    // SAFETY: as above.
+    let maps = unsafe { &*c.maps };
+    match helpers::timer::start_in(maps, [timer, nsecs, flags]) {
+        Ok(v) => v,
+        Err(kind) => {
+            c.helper_trap = Some(kind);
+            c.trapped = 1;
+            0
+        }
+    }
+}
+
 /// Map types whose `bpf_map_lookup_elem` and `bpf_map_update_elem` are exactly
 /// `prog_lookup` / `prog_update` after the helper's argument checks (`helpers/map.rs`),
 /// so compiled code may call [`map_lookup_shim`] and [`map_update_shim`] for them when

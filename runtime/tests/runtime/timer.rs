@@ -203,7 +203,9 @@ fn timer_helpers_and_callbacks_match_the_kernel_in_both_engines() {
     let bytes = std::fs::read(&obj).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let object = loader::Object::parse(&bytes).expect("parse");
-    for jit in [false, true] {
+    // The interpreter and the JIT in audit mode (every helper through the table),
+    // then the JIT as it runs by default (bpf_timer_start called directly).
+    for (jit, audit) in [(false, true), (true, true), (true, false)] {
         let store = maps::Store::anonymous(maps::StoreOptions {
             size: 4 << 20,
             ncpus: Some(2),
@@ -213,10 +215,10 @@ fn timer_helpers_and_callbacks_match_the_kernel_in_both_engines() {
         let prog = loaded.program_index(Some("xdp_timer")).unwrap();
         let mut pkt = Packet::new(&[0u8; 64]).unwrap();
         let mut vm = Vm::new(0);
-        vm.set_audit(true);
+        vm.set_audit(audit);
         let st = if jit {
             let opts = JitOptions {
-                audit: true,
+                audit,
                 ..JitOptions::default()
             };
             let j = JitObject::compile(&loaded, &opts).expect("jit");
@@ -226,7 +228,11 @@ fn timer_helpers_and_callbacks_match_the_kernel_in_both_engines() {
             assert_eq!(loaded.run(&mut vm, prog, &mut pkt).expect("run"), 2);
             drive(&store, &loaded)
         };
-        let engine = if jit { "jit" } else { "interpreter" };
+        let engine = match (jit, audit) {
+            (false, _) => "interpreter",
+            (true, true) => "jit (audit)",
+            (true, false) => "jit",
+        };
         assert_eq!(results(&loaded), KERNEL_RESULTS, "{engine}");
         // The hash timer fired twice (it re-armed itself once), the array one once.
         assert_eq!(fired(&loaded, "flows", 7), (2, 2), "{engine}");
