@@ -359,7 +359,7 @@ pub(crate) unsafe extern "C" fn helper_shim(
 }
 
 /// `bpf_timer_start(timer, nsecs, flags)` called directly by compiled code (the
-/// update signature, its last argument unused): `helpers::timer::start_in`, without
+/// update signature, its last argument unused; r0 and the trap flag as [`ShimRet`]): `helpers::timer::start_in`, without
 /// the helper table's dispatch and context. A timer pointer that is no map's timer
 /// traps as in the helper.
 ///
@@ -371,17 +371,16 @@ pub(crate) unsafe extern "C" fn timer_start_shim(
     nsecs: u64,
     flags: u64,
     _unused: u64,
-) -> u64 {
+) -> ShimRet {
     // SAFETY: the caller guarantees `ctx` and its map table are valid for this run.
     let c = unsafe { &mut *ctx };
     // SAFETY: as above.
     let maps = unsafe { &*c.maps };
     match helpers::timer::start_in(maps, [timer, nsecs, flags]) {
-        Ok(v) => v,
+        Ok(v) => ShimRet::ok(v),
         Err(kind) => {
             c.helper_trap = Some(kind);
-            c.trapped = 1;
-            0
+            ShimRet::TRAPPED
         }
     }
 }
