@@ -75,7 +75,7 @@ enum Runner<'w> {
     Runtime {
         jit: Option<Box<JitObject<'w>>>,
         vm: Box<Vm>,
-        pkt: Packet,
+        pkt: Box<Packet>,
     },
     Rbpf(Box<RbpfVm<'w>>),
 }
@@ -163,7 +163,7 @@ fn main() -> Result<()> {
                         .then(|| JitObject::compile(&w.loaded, &Default::default()).map(Box::new))
                         .transpose()?,
                     vm: Box::new(Vm::new(0)),
-                    pkt: w.fresh_packet()?,
+                    pkt: Box::new(w.fresh_packet()?),
                 }),
                 Engine::RbpfJit => Some(Runner::Rbpf(Box::new(program.jit(&w.packet)?))),
                 Engine::RbpfInterpreter => {
