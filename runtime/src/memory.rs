@@ -44,6 +44,20 @@ pub(crate) struct ValueArea {
 }
 
 impl ValueArea {
+    /// A read-only area over `bytes` (a callback's key copy): one element of its whole
+    /// length, at least 1 so that the stride is never 0.
+    pub(crate) fn read_only(bytes: &[u8]) -> ValueArea {
+        let len = bytes.len().max(1);
+        ValueArea {
+            base: bytes.as_ptr() as usize,
+            len,
+            stride: len,
+            value_offset: 0,
+            value_len: len,
+            writable: false,
+        }
+    }
+
     #[inline(always)]
     fn contains(&self, addr: usize, len: usize) -> bool {
         let Some(rel) = addr.checked_sub(self.base) else {

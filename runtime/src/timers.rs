@@ -62,16 +62,18 @@ pub trait CallbackEngine {
     ) -> Option<Result<u64, Trap>>;
 }
 
-fn key_area(key: &[u8]) -> ValueArea {
-    let len = key.len().max(1);
-    ValueArea {
-        base: key.as_ptr() as usize,
-        len,
-        stride: len,
-        value_offset: 0,
-        value_len: len,
-        writable: false,
-    }
+/// The program index of store program `prog` in `loaded` and the callback's r1..r3
+/// (the map's handle, the key, the value), or `None` when either is not there.
+fn callback_args(
+    loaded: &LoadedObject,
+    prog: u32,
+    map_id: u32,
+    key: &[u8],
+    value: u64,
+) -> Option<(usize, [u64; 3])> {
+    let entry = loaded.programs.iter().position(|p| p.store_id == prog)?;
+    let map = loaded.maps.by_id(map_id)?;
+    Some((entry, [map.handle_addr(), key.as_ptr() as u64, value]))
 }
 
 impl CallbackEngine for LoadedObject {
@@ -86,14 +88,13 @@ impl CallbackEngine for LoadedObject {
         slot: u32,
         pkt: &mut Packet,
     ) -> Option<Result<u64, Trap>> {
-        let entry = self.programs.iter().position(|p| p.store_id == prog)?;
-        let map = self.maps.by_id(map_id)?;
+        let (entry, args) = callback_args(self, prog, map_id, key, value)?;
         Some(vm.run_timer_callback(
             &self.env(),
             entry,
             pc as usize,
-            [map.handle_addr(), key.as_ptr() as u64, value],
-            key_area(key),
+            args,
+            ValueArea::read_only(key),
             pkt,
             (map_id, slot),
         ))
@@ -112,15 +113,13 @@ impl CallbackEngine for JitObject<'_> {
         slot: u32,
         pkt: &mut Packet,
     ) -> Option<Result<u64, Trap>> {
-        let loaded = self.loaded_object();
-        let entry = loaded.programs.iter().position(|p| p.store_id == prog)?;
-        let map = loaded.maps.by_id(map_id)?;
+        let (entry, args) = callback_args(self.loaded_object(), prog, map_id, key, value)?;
         Some(self.run_timer_callback(
             vm,
             entry,
             pc as usize,
-            [map.handle_addr(), key.as_ptr() as u64, value],
-            key_area(key),
+            args,
+            ValueArea::read_only(key),
             pkt,
             (map_id, slot),
         ))

@@ -103,14 +103,7 @@ impl ForEach {
 
     /// The read-only region of the key the callback gets.
     pub(crate) fn key_area(&self) -> ValueArea {
-        ValueArea {
-            base: self.key.as_ptr() as usize,
-            len: self.key.len(),
-            stride: self.key.len(),
-            value_offset: 0,
-            value_len: self.key.len(),
-            writable: false,
-        }
+        ValueArea::read_only(&self.key)
     }
 
     /// The next element: `(key address, value address)`, the key copied into the
