@@ -117,12 +117,7 @@ fn frags_increase_tail(ctx: &mut HelperCtx<'_, '_>, offset: i32) -> u64 {
 
 pub(super) fn get_buff_len(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, TrapKind> {
     check_ctx(ctx, GET_BUFF_LEN, a[0])?;
-    Ok(buff_len(ctx))
-}
-
-/// The kernel's `xdp_get_buff_len`: the linear part and every fragment.
-pub(crate) fn buff_len(ctx: &HelperCtx<'_, '_>) -> u64 {
-    ctx.pkt.buff_len() as u64
+    Ok(ctx.pkt.buff_len() as u64)
 }
 
 /// The checks of `bpf_xdp_pointer` on `offset .. offset + len`: the kernel's errno, or

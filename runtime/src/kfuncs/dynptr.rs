@@ -19,7 +19,7 @@ pub(super) fn from_xdp(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> Result<u64, 
         Dynptr::NULL.store(ctx, K, a[2])?;
         return Ok(neg_errno(libc::EINVAL));
     }
-    let len = xdp::buff_len(ctx) as u32;
+    let len = ctx.pkt.buff_len() as u32;
     Dynptr::new(a[0], Kind::Xdp, 0, len, false).store(ctx, K, a[2])?;
     Ok(0)
 }
