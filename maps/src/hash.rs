@@ -113,7 +113,7 @@
 
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
-use crate::def::{Kind, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
+use crate::def::{Kind, BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
 use crate::error::MapError;
 use crate::map::Map;
 use crate::mem;
@@ -177,6 +177,19 @@ pub(crate) enum UpdFail {
     Corrupt(ChainCorrupt),
     /// The bucket's stripe lock stayed held (the bucket).
     Lock(crate::lock::LockHeld, u32),
+}
+
+/// What `Map::hash_store_existing` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoreExisting {
+    /// The existing key's value was written; the update is done.
+    Stored,
+    /// Nothing was done (flags, worker index, a value too large, the lock not
+    /// free): the caller goes the general way.
+    No,
+    /// The key is not in bucket `b`, whose lock the caller now holds (handed
+    /// on): it continues with `update_after_miss`.
+    Missed(u32),
 }
 
 /// Which link points at an element: a bucket head or another element's `next`.
@@ -1518,6 +1531,97 @@ impl Map {
         }
         // SAFETY: forwarded caller contract; the lock is held (guard lives on).
         let r = unsafe { self.update_locked(kind, b, p, found, value, flags, cpu) };
+        drop(guard);
+        r
+    }
+
+    /// The fast path of `hash_prog_update_p` for a map whose existing keys are
+    /// written in place (PERCPU_HASH always, a plain HASH with values of at most
+    /// 8 bytes on its `update_in_place` entry point): with BPF_ANY or BPF_EXIST,
+    /// a worker index in range (per-CPU) and the stripe lock free at the first
+    /// try, an existing key's value is stored under the lock and `true`
+    /// returned. `false` when any of that does not hold: nothing was written and
+    /// the lock is not held, except after a miss under the lock, which is handed
+    /// on to `update_after_miss` (the insert) with the lock still held, as
+    /// `Missed`.
+    ///
+    /// Kept to the lock, the walk and the store (a counter's update), so that
+    /// the function calling it needs few registers; everything else is out of
+    /// line.
+    ///
+    /// # Safety
+    /// As `hash_prog_update_p`; `kind` is `self.kind`, a HASH or PERCPU_HASH.
+    #[inline(always)]
+    pub(crate) unsafe fn hash_store_existing<P: Probe>(
+        &self,
+        kind: Kind,
+        p: P,
+        value: *const u8,
+        flags: u64,
+        cpu: u32,
+    ) -> StoreExisting {
+        debug_assert!(kind == self.kind && matches!(kind, Kind::Hash | Kind::PercpuHash));
+        let percpu = kind.is_percpu();
+        let simple = if percpu {
+            cpu < self.ncpus
+        } else {
+            self.value_size <= 8
+        };
+        if (flags != BPF_ANY && flags != BPF_EXIST) || !simple {
+            return StoreExisting::No;
+        }
+        let b = self.bucket(p);
+        let Some(guard) = crate::lock::try_lock_free(self.bucket_lock(b)) else {
+            return StoreExisting::No;
+        };
+        // SAFETY: caller contract; we hold the lock.
+        let Ok(Some((old, _))) = (unsafe { self.find_locked(b, p) }) else {
+            guard.hand_on();
+            return StoreExisting::Missed(b);
+        };
+        let slot = if percpu {
+            cpu as usize * self.vstride
+        } else {
+            0
+        };
+        let v = self
+            .elem_at(old)
+            .wrapping_add(self.value_off)
+            .wrapping_add(slot);
+        // SAFETY: old < nelems (find_locked); cpu < ncpus for per-CPU maps (checked
+        // above): the slot is inside the element's value area; value has value_size
+        // readable bytes.
+        unsafe { self.store_value(v, value) };
+        drop(guard);
+        StoreExisting::Stored
+    }
+
+    /// The rest of an update after `hash_store_existing` answered
+    /// `Missed(b)`: under bucket `b`'s lock, which the caller handed on, the
+    /// walk is repeated and `update_locked` inserts the key (or fails as
+    /// `hash_prog_update_p` would); the lock is released here.
+    ///
+    /// # Safety
+    /// As `hash_prog_update_p`; this process holds bucket `b`'s lock, taken by
+    /// `hash_store_existing` for the probe `p` and handed on.
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn update_after_miss<P: Probe>(
+        &self,
+        kind: Kind,
+        b: u32,
+        p: P,
+        value: *const u8,
+        flags: u64,
+        cpu: u32,
+    ) -> Result<(), UpdFail> {
+        // SAFETY: caller contract: the lock was handed on to us.
+        let guard = unsafe { crate::lock::PidLockGuard::adopt(self.bucket_lock(b)) };
+        // SAFETY: forwarded caller contract; the lock is held (guard lives on).
+        let r = unsafe {
+            let found = self.find_locked(b, p);
+            self.update_locked(kind, b, p, found, value, flags, cpu)
+        };
         drop(guard);
         r
     }

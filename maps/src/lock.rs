@@ -3,7 +3,15 @@
 //! # The lock rule
 //! A lock word is an `AtomicU32`: `0` means free, any other value is the pid
 //! (thread-group id) of the process holding it. Acquire is a CAS `0 -> pid`
-//! (Acquire ordering); release is a CAS `pid -> 0` (Release ordering).
+//! (Acquire ordering); release is a store of `0` (Release ordering), made
+//! only when the word still holds the holder's pid, as the kernel's
+//! `spin_unlock` is a plain release store. (A CAS there costs a second locked
+//! instruction per critical section, about half of an uncontended hash
+//! update. The load-then-store leaves one window: a waiter that wrongly takes
+//! the lock over from a live holder between the load and the store has its
+//! lock released. Such a takeover breaks mutual exclusion by itself, and
+//! cannot happen between processes that share a pid namespace, which is the
+//! caveat below.)
 //!
 //! A process can die while holding a lock. So a waiter that has spun for a
 //! while checks the owner with `kill(owner, 0)`: if that fails with `ESRCH`
@@ -158,13 +166,35 @@ impl PidLockGuard<'_> {
     }
 }
 
+impl<'a> PidLockGuard<'a> {
+    /// Ends the guard without releasing the lock, which stays held by this
+    /// process for [`PidLockGuard::adopt`] to take up.
+    pub(crate) fn hand_on(self) {
+        std::mem::forget(self);
+    }
+
+    /// The guard of a lock this process holds, handed on by
+    /// [`PidLockGuard::hand_on`].
+    ///
+    /// # Safety
+    /// This process took the lock in `word` and ended its guard with `hand_on`,
+    /// and no other guard of it exists.
+    pub(crate) unsafe fn adopt(word: &'a AtomicU32) -> Self {
+        PidLockGuard {
+            word,
+            me: my_pid(),
+            took_over: false,
+        }
+    }
+}
+
 impl Drop for PidLockGuard<'_> {
     fn drop(&mut self) {
         // Release only if we still own it (a takeover by a confused waiter must not
-        // be undone by us).
-        let _ = self
-            .word
-            .compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);
+        // be undone by us; see the module documentation for the window this leaves).
+        if self.word.load(Ordering::Relaxed) == self.me {
+            self.word.store(0, Ordering::Release);
+        }
     }
 }
 
@@ -190,6 +220,21 @@ pub(crate) fn lock_within(word: &AtomicU32, limit: Duration) -> Result<PidLockGu
         });
     }
     lock_slow(word, me, limit)
+}
+
+/// Takes the lock in `word` if it is free, with one compare-and-swap; `None`
+/// when it is held (by anyone, dead or alive): the caller then goes the way of
+/// [`lock`], which waits and takes over dead owners.
+#[inline(always)]
+pub(crate) fn try_lock_free(word: &AtomicU32) -> Option<PidLockGuard<'_>> {
+    let me = my_pid();
+    word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .ok()
+        .map(|_| PidLockGuard {
+            word,
+            me,
+            took_over: false,
+        })
 }
 
 /// Takes the lock in `word` if it is free or its owner is dead; never waits.
@@ -343,6 +388,25 @@ mod tests {
             let _g = lock(&w).expect("free lock");
             assert_eq!(w.load(Ordering::Relaxed), std::process::id());
         }
+        assert_eq!(w.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_guard_releases_only_its_own_lock() {
+        let w = AtomicU32::new(0);
+        let g = lock(&w).expect("free lock");
+        // Another owner's pid in the word (a takeover) is left there.
+        w.store(7, Ordering::Relaxed);
+        drop(g);
+        assert_eq!(w.load(Ordering::Relaxed), 7);
+        // A lock handed on stays held until the adopted guard drops.
+        w.store(0, Ordering::Relaxed);
+        let g = try_lock_free(&w).expect("free lock");
+        g.hand_on();
+        assert_eq!(w.load(Ordering::Relaxed), my_pid());
+        assert!(try_lock_free(&w).is_none(), "held");
+        // SAFETY: this thread took the lock and handed it on just above.
+        drop(unsafe { PidLockGuard::adopt(&w) });
         assert_eq!(w.load(Ordering::Relaxed), 0);
     }
 

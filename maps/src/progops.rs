@@ -17,7 +17,7 @@
 //! unwinds.
 
 use crate::def::{self, Kind};
-use crate::hash::{Key4, Key8, KeyBytes, KeySmall, KeyWords, Probe};
+use crate::hash::{Key4, Key8, KeyBytes, KeySmall, KeyWords, Probe, StoreExisting};
 use crate::map::Map;
 
 /// `bpf_map_lookup_elem` of one map: `(map, key, cpu)` gives the value pointer
@@ -202,7 +202,7 @@ unsafe extern "C" fn hash_lookup<const K: u8, P: ReadProbe>(
 /// # Safety
 /// As [`UpdateFn`]; the map is a HASH or PERCPU_HASH (`K`) with a key size `P`
 /// is for.
-unsafe extern "C" fn hash_update<const K: u8, P: ReadProbe, const IN_PLACE: bool>(
+unsafe extern "C" fn hash_update<const K: u8, P: ReadProbe>(
     m: &Map,
     key: *const u8,
     value: *const u8,
@@ -218,10 +218,80 @@ unsafe extern "C" fn hash_update<const K: u8, P: ReadProbe, const IN_PLACE: bool
             value,
             flags,
             cpu,
-            IN_PLACE,
+            false,
         )
     };
     match r {
+        Ok(()) => 0,
+        Err(f) => m.upd_errno(f),
+    }
+}
+
+/// [`ProgOps::update_in_place`] of a HASH, and both updates of a PERCPU_HASH
+/// (`K`): an existing key's value written in place under the stripe lock
+/// (`Map::hash_store_existing`); the rest out of line.
+///
+/// # Safety
+/// As [`UpdateFn`]; the map is a HASH or PERCPU_HASH (`K`) with a key size `P`
+/// is for.
+unsafe extern "C" fn hash_update_in_place<const K: u8, P: ReadProbe>(
+    m: &Map,
+    key: *const u8,
+    value: *const u8,
+    flags: u64,
+    cpu: u32,
+) -> i64 {
+    debug_assert!(m.kind == kind_of(K));
+    // SAFETY: caller contract.
+    let p = unsafe { P::read(key, m.key_size) };
+    // SAFETY: caller contract.
+    match unsafe { m.hash_store_existing(kind_of(K), p, value, flags, cpu) } {
+        StoreExisting::Stored => 0,
+        // SAFETY: caller contract; the lock of bucket b was handed on to us.
+        StoreExisting::Missed(b) => unsafe {
+            update_after_miss::<K, P>(m, b, p, value, flags, cpu)
+        },
+        // SAFETY: caller contract.
+        StoreExisting::No => unsafe { hash_update_slow::<K, P>(m, p, value, flags, cpu) },
+    }
+}
+
+/// `hash_update_in_place` after a miss: the insert, under the lock handed on.
+///
+/// # Safety
+/// As `Map::update_after_miss`.
+#[cold]
+#[inline(never)]
+unsafe fn update_after_miss<const K: u8, P: ReadProbe>(
+    m: &Map,
+    b: u32,
+    p: P,
+    value: *const u8,
+    flags: u64,
+    cpu: u32,
+) -> i64 {
+    // SAFETY: forwarded caller contract.
+    match unsafe { m.update_after_miss(kind_of(K), b, p, value, flags, cpu) } {
+        Ok(()) => 0,
+        Err(f) => m.upd_errno(f),
+    }
+}
+
+/// `hash_update_in_place` when its fast path does not apply: the whole update.
+///
+/// # Safety
+/// As [`UpdateFn`], with the key read into `p`.
+#[cold]
+#[inline(never)]
+unsafe fn hash_update_slow<const K: u8, P: ReadProbe>(
+    m: &Map,
+    p: P,
+    value: *const u8,
+    flags: u64,
+    cpu: u32,
+) -> i64 {
+    // SAFETY: forwarded caller contract.
+    match unsafe { m.hash_prog_update_p(kind_of(K), p, value, flags, cpu, true) } {
         Ok(()) => 0,
         Err(f) => m.upd_errno(f),
     }
@@ -382,13 +452,14 @@ unsafe extern "C" fn read_only_delete(_: &Map, _: *const u8) -> i64 {
 fn hash_ops<const K: u8, P: ReadProbe>() -> (ProgOps, UpdateResFn) {
     let (update, update_in_place, res): (UpdateFn, UpdateFn, UpdateResFn) = match K {
         HASH => (
-            hash_update::<K, P, false>,
-            hash_update::<K, P, true>,
+            hash_update::<K, P>,
+            hash_update_in_place::<K, P>,
             hash_update_res::<K, P>,
         ),
+        // A per-CPU hash writes an existing key's slot in place in both.
         PERCPU_HASH => (
-            hash_update::<K, P, false>,
-            hash_update::<K, P, false>,
+            hash_update_in_place::<K, P>,
+            hash_update_in_place::<K, P>,
             hash_update_res::<K, P>,
         ),
         _ => (lru_update::<P>, lru_update::<P>, lru_update_res::<P>),
@@ -496,6 +567,7 @@ pub(crate) fn select(kind: Kind, key_size: u32, map_flags: u32) -> (ProgOps, Upd
 mod tests {
     use crate::def::*;
     use crate::{Map, MapDef, Store, StoreOptions};
+    use std::sync::atomic::Ordering;
 
     const NCPUS: u32 = 3;
 
@@ -785,6 +857,53 @@ mod tests {
     /// `update_in_place` orders keys as `update` does: the kernel links the new
     /// element of a replaced key at the head of its bucket, so an update in place
     /// would leave the key where it was and the iteration order would differ.
+    #[test]
+    fn in_place_updates_take_over_a_lock_a_dead_writer_left() {
+        // A pid no process has: the kernel's pid_max is at most 2^22.
+        const DEAD: u32 = (1 << 22) + 17;
+        let s = store();
+        for t in [BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH] {
+            let m = map(&s, t, 4, 4, 0);
+            let ops = m.prog_ops();
+            let (k, new) = (key(1, 4), key(2, 4));
+            assert_eq!(ops_update(&m, &k, 5, BPF_ANY, 1), 0);
+            // Every stripe held by a writer that died: the fast path finds no free
+            // lock and the general path takes the lock over and marks the map.
+            for st in 0..=m.stripe_mask {
+                m.stripe_lock(st).store(DEAD, Ordering::Relaxed);
+            }
+            let dirty = m.dirty_word().expect("a hash map has a dirty mark");
+            assert_eq!(dirty.load(Ordering::Relaxed), 0);
+            // SAFETY: this map's entry points; 4-byte keys, 8-byte values.
+            unsafe {
+                let v = 6u64.to_ne_bytes();
+                assert_eq!(
+                    (ops.update_in_place)(&m, k.as_ptr(), v.as_ptr(), BPF_ANY, 1),
+                    0
+                );
+                let v = 7u64.to_ne_bytes();
+                assert_eq!(
+                    (ops.update_in_place)(&m, new.as_ptr(), v.as_ptr(), BPF_ANY, 1),
+                    0
+                );
+            }
+            assert_eq!(ops_lookup(&m, &k, 1), Some(6), "type {t}");
+            assert_eq!(ops_lookup(&m, &new, 1), Some(7), "type {t}");
+            assert_eq!(
+                dirty.load(Ordering::Relaxed),
+                1,
+                "type {t}: a takeover marks the map"
+            );
+            m.repair().expect("repair");
+            m.check().expect("consistent");
+            // Every lock the updates took was released.
+            for st in 0..=m.stripe_mask {
+                let w = m.stripe_lock(st).load(Ordering::Relaxed);
+                assert!(w == 0 || w == DEAD, "type {t}: stripe {st} left at {w}");
+            }
+        }
+    }
+
     #[test]
     fn in_place_update_keeps_the_kernel_order_of_zero_seed_maps() {
         let s = store();
