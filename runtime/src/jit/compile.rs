@@ -50,7 +50,6 @@ pub(super) struct Sigs {
     /// A map's own lookup and update (`maps::LookupFn`, `maps::UpdateFn`).
     pub map_lookup: Signature,
     pub map_update: Signature,
-    pub trampoline: Signature,
     pub cb_trampoline: Signature,
 }
 
@@ -76,7 +75,6 @@ impl Sigs {
             update: sig(5, 2),
             map_lookup: with_cpu(sig(2, 1)),
             map_update: with_cpu(sig(4, 1)),
-            trampoline: sig(5, 1),
             cb_trampoline: sig(7, 1),
         }
     }
@@ -212,6 +210,10 @@ pub(super) fn translate(
     tx.live8 = tx.b.ins().iadd_imm_s(live, -8);
     let entry_store = tx.store_frame_lo();
     tx.md = tx.b.ins().load(I64, constant, tx.ctx, tr::OFF_MD);
+    // The instructions computing `live8` and `md`, removed below when no check of
+    // this function reads them (opt_level "none" keeps dead loads).
+    let entry_consts = [stack_lo, stack_hi, live, tx.live8, tx.md]
+        .map(|v| tx.b.func.dfg.value_def(v).unwrap_inst());
     tx.b.ins().jump(block_at(start), &[]);
 
     let mut open = false;
@@ -239,6 +241,11 @@ pub(super) fn translate(
     if !tx.frame_lo_used {
         // No shim of this function reads `JitCtx::frame_lo`: its entry store goes.
         tx.b.func.layout.remove_inst(entry_store);
+    }
+    if !tx.entry_consts_used {
+        for inst in entry_consts {
+            tx.b.func.layout.remove_inst(inst);
+        }
     }
     tx.finish_shared();
     tx.b.seal_all_blocks();
@@ -274,6 +281,9 @@ struct Tx<'a, 'b> {
     /// Code that reads `JitCtx::frame_lo` was emitted (a checked access's slow path,
     /// a shim checking pointers, a call, `bpf_loop`, a tail call).
     frame_lo_used: bool,
+    /// Whether a check of this function reads `live8` or `md` (else the entry's
+    /// loads of them are removed).
+    entry_consts_used: bool,
 }
 
 impl<'a, 'b> Tx<'a, 'b> {
@@ -308,6 +318,7 @@ impl<'a, 'b> Tx<'a, 'b> {
             frefs: Vec::new(),
             known: [None; 16],
             frame_lo_used: false,
+            entry_consts_used: false,
         }
     }
 
@@ -455,6 +466,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         // stack_hi - 8; the few accesses of fewer bytes in the last 8 bytes of the
         // outermost frame go to the full check, which accepts them), or the packet
         // (data_meta .. data_end as the context says now).
+        self.entry_consts_used = true;
         let rel = self.b.ins().isub(addr, self.frame_lo);
         let in_stack = self
             .b
@@ -812,6 +824,7 @@ impl<'a, 'b> Tx<'a, 'b> {
 
     /// Whether the call chain is 8 frames deep already (no room for a callee's frame).
     fn too_deep(&mut self) -> Value {
+        self.entry_consts_used = true;
         self.b.ins().icmp_imm_s(
             IntCC::UnsignedGreaterThanOrEqual,
             self.live8,
@@ -1532,66 +1545,6 @@ impl<'a, 'b> Tx<'a, 'b> {
 /// The 64-bit value of an `lddw` from its two halves.
 fn imm64(imm: i32, next_imm: i32) -> i64 {
     ((next_imm as i64) << 32) | imm as u32 as i64
-}
-
-/// Builds the trampoline `(ctx, entry, r1, r10, repeat) -> status` that Rust calls: it
-/// calls the entry function `repeat` times (at least once), resetting the tail-call
-/// count and the step budget before each run and storing r0 in the context after it,
-/// and returns the first non-zero status (a trap) at once. Between two runs it reads
-/// the interruption flag (`JitCtx::interrupt`, one byte): when raised it stores the
-/// runs not done in `runs_left` and returns `INTERRUPTED`.
-pub(super) fn trampoline(mut b: FunctionBuilder<'_>, sigs: &Sigs, cfg: TargetFrontendConfig) {
-    let sig = b.import_signature(sigs.func.clone());
-    let blk = b.create_block();
-    let head = b.create_block();
-    let next = b.create_block();
-    let done = b.create_block();
-    b.append_block_param(head, I64);
-    b.append_block_param(done, I64);
-    b.append_block_params_for_function_params(blk);
-    b.switch_to_block(blk);
-    let p = b.block_params(blk).to_vec();
-    let (ctx, entry, r1, r10, repeat) = (p[0], p[1], p[2], p[3], p[4]);
-    let zero = b.ins().iconst(I64, 0);
-    let zero32 = b.ins().iconst(I32, 0);
-    // Constant for the whole call: the step budget and the interruption flag's
-    // address, read once here rather than once per run.
-    let f = MemFlagsData::trusted();
-    let budget = b.ins().load(I64, f, ctx, tr::OFF_MAX_STEPS);
-    let flag = b.ins().load(I64, f, ctx, tr::OFF_INTERRUPT);
-    b.ins().jump(head, &[BlockArg::Value(repeat)]);
-    b.switch_to_block(head);
-    let left = b.block_params(head)[0];
-    b.ins().store(f, zero32, ctx, tr::OFF_TAIL_CALLS);
-    b.ins().store(f, budget, ctx, tr::OFF_STEPS_LEFT);
-    let call = b
-        .ins()
-        .call_indirect(sig, entry, &[ctx, r1, zero, zero, zero, zero, r10]);
-    let res = b.inst_results(call).to_vec();
-    b.ins().store(f, res[0], ctx, tr::OFF_R0);
-    b.ins()
-        .brif(res[1], done, &[BlockArg::Value(res[1])], next, &[]);
-    b.switch_to_block(next);
-    let left = b.ins().iadd_imm_s(left, -1);
-    let more = b.create_block();
-    b.ins()
-        .brif(left, more, &[], done, &[BlockArg::Value(zero)]);
-    b.switch_to_block(more);
-    // The interruption flag, between two runs: an AtomicBool read as one byte (a
-    // relaxed load on the architectures Cranelift targets).
-    let raised = b.ins().uload8(I32, MemFlagsData::trusted(), flag, 0);
-    let stop = b.create_block();
-    b.ins()
-        .brif(raised, stop, &[], head, &[BlockArg::Value(left)]);
-    b.switch_to_block(stop);
-    b.ins().store(f, left, ctx, tr::OFF_RUNS_LEFT);
-    let interrupted = b.ins().iconst(I64, status::INTERRUPTED);
-    b.ins().jump(done, &[BlockArg::Value(interrupted)]);
-    b.switch_to_block(done);
-    let st = b.block_params(done)[0];
-    b.ins().return_(&[st]);
-    b.seal_all_blocks();
-    b.finalize(cfg);
 }
 
 /// The callback trampoline (`trampoline::CallbackTrampoline`): `(ctx, function, r1,

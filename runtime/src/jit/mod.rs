@@ -78,7 +78,7 @@ use crate::maptable::RingRecords;
 use crate::memory::Regions;
 use crate::xdp::Packet;
 use crate::{LoadedObject, Repeated, Vm};
-use trampoline::{CallbackTrampoline, JitCtx, Trampoline};
+use trampoline::{CallbackTrampoline, JitCtx};
 
 /// How to compile.
 #[derive(Clone, Debug)]
@@ -156,7 +156,6 @@ pub struct JitObject<'a> {
     loaded: &'a LoadedObject,
     /// Owns the code; freed on drop.
     module: Option<JITModule>,
-    trampoline: Trampoline,
     /// Enters one compiled function with three arguments (`bpf_timer` callbacks).
     cb_trampoline: CallbackTrampoline,
     /// Address of each program's entry function, by program index.
@@ -238,9 +237,6 @@ impl<'a> JitObject<'a> {
             ids.push(pids);
             names.push(pnames);
         }
-        let tramp_id = module
-            .declare_function("bpf_trampoline", Linkage::Local, &sigs.trampoline)
-            .map_err(merr)?;
         let cb_tramp_id = module
             .declare_function("bpf_cb_trampoline", Linkage::Local, &sigs.cb_trampoline)
             .map_err(merr)?;
@@ -316,20 +312,6 @@ impl<'a> JitObject<'a> {
             }
             kept_facts.extend(copy_facts);
         }
-        ctx.func.signature = sigs.trampoline.clone();
-        ctx.func.name = UserFuncName::user(0, tramp_id.as_u32());
-        compile::trampoline(
-            FunctionBuilder::new(&mut ctx.func, &mut fctx),
-            &sigs,
-            module.target_config(),
-        );
-        module
-            .define_function(tramp_id, &mut ctx)
-            .map_err(|e| JitError::Module {
-                message: format!("trampoline: {e:?}"),
-            })?;
-        sizes.push((tramp_id, "bpf_trampoline".into(), code_size(&ctx)));
-        module.clear_context(&mut ctx);
         ctx.func.signature = sigs.cb_trampoline.clone();
         ctx.func.name = UserFuncName::user(0, cb_tramp_id.as_u32());
         compile::cb_trampoline(
@@ -368,10 +350,6 @@ impl<'a> JitObject<'a> {
         // SAFETY: compiled with the signature `CallbackTrampoline` describes (seven i64
         // parameters, one i64 result, the platform's C calling convention).
         let cb_trampoline: CallbackTrampoline = unsafe { std::mem::transmute(cb_ptr) };
-        let tramp_ptr = module.get_finalized_function(tramp_id);
-        // SAFETY: the trampoline was compiled with the signature `Trampoline` describes
-        // (five i64 parameters, one i64 result, the platform's C calling convention).
-        let trampoline: Trampoline = unsafe { std::mem::transmute(tramp_ptr) };
         let symbols: Vec<Symbol> = sizes
             .into_iter()
             .map(|(id, name, size)| Symbol {
@@ -390,7 +368,6 @@ impl<'a> JitObject<'a> {
         Ok(JitObject {
             loaded,
             module: Some(module),
-            trampoline,
             cb_trampoline,
             entries,
             store_ids,
@@ -655,11 +632,38 @@ impl<'a> JitObject<'a> {
         stack_hi: usize,
         repeat: u64,
     ) -> Result<(u64, u64), Trap> {
-        let md = ctx.md;
-        // SAFETY: `trampoline` and `entry` are compiled code owned by `self.module`, alive
-        // as long as `self`; compiled code touches only memory the region checks allow
-        // (or the current stack frame), and returns normally on every path.
-        let status = unsafe { (self.trampoline)(ctx, entry, md, stack_hi as u64, repeat) };
+        // SAFETY: `entry` is the address of a compiled entry function, compiled with
+        // the signature `Entry` describes, owned by `self.module` and alive as long as
+        // `self`.
+        let f: trampoline::Entry = unsafe { std::mem::transmute(entry as usize) };
+        // Constant for the whole call: read once, not once per run.
+        let (md, budget, flag) = (ctx.md, ctx.max_steps, ctx.interrupt);
+        let r10 = stack_hi as u64;
+        let c: *mut JitCtx = ctx;
+        let mut left = repeat.max(1);
+        let status = loop {
+            // SAFETY: `c` is the caller's context for this run (see `# Safety`); the
+            // compiled code touches only memory the region checks allow (or proved),
+            // and returns normally on every path; `flag` points to a live AtomicBool
+            // (`JitCtx::interrupt` is never null).
+            unsafe {
+                (*c).tail_calls = 0;
+                (*c).steps_left = budget;
+                let ret = f(c, md, 0, 0, 0, 0, r10);
+                (*c).r0 = ret.r0;
+                if ret.status != 0 {
+                    break ret.status as i64;
+                }
+                left -= 1;
+                if left == 0 {
+                    break 0;
+                }
+                if (*flag).load(std::sync::atomic::Ordering::Relaxed) {
+                    (*c).runs_left = left;
+                    break trampoline::status::INTERRUPTED;
+                }
+            }
+        };
         if status == 0 {
             Ok((ctx.r0, repeat))
         } else if status == trampoline::status::INTERRUPTED {

@@ -34,8 +34,8 @@ pub(crate) mod status {
     pub const BAD_CALLBACK: i64 = 6;
     /// The run's step budget (`steps_left`) ran out.
     pub const STEP_BUDGET: i64 = 7;
-    /// Not a trap: the trampoline saw the interruption flag raised after a run and
-    /// stopped with `runs_left` runs not done.
+    /// Not a trap: the interruption flag was raised after a run, which stopped the
+    /// repeated run with `runs_left` runs not done.
     pub const INTERRUPTED: i64 = 8;
     /// An access the analysis proved trapped in audit mode (`JitOptions::audit`).
     pub const PROOF_VIOLATED: i64 = 9;
@@ -56,7 +56,7 @@ pub(crate) struct JitCtx {
     pub trap_pc: u64,
     pub trap_addr: u64,
     pub trap_info: u64,
-    /// r0 of a run that returned normally (written by the trampoline).
+    /// r0 of the last run (written by `JitObject::enter`).
     pub r0: u64,
     pub helper_trap: Option<TrapKind>,
     pub regions: *const Regions<'static>,
@@ -71,13 +71,13 @@ pub(crate) struct JitCtx {
     /// own (as the interpreter does) and the caller's count is restored after the loop.
     pub tail_calls: u32,
     /// Steps left in the current run: counted down by compiled code at backward jumps,
-    /// bpf-to-bpf calls, `bpf_loop` iterations and tail calls; reset to `max_steps` by
-    /// the trampoline before each run.
+    /// bpf-to-bpf calls, `bpf_loop` iterations and tail calls; reset to `max_steps`
+    /// before each run.
     pub steps_left: u64,
     pub max_steps: u64,
-    /// The interruption flag the trampoline reads after each run (never null).
+    /// The interruption flag read after each run (never null).
     pub interrupt: *const AtomicBool,
-    /// Runs not done when the trampoline stopped on the interruption flag.
+    /// Runs not done when a repeated run stopped on the interruption flag.
     pub runs_left: u64,
     /// Audit mode: the facts of the function that made the last helper call, and
     /// that call's r1..r5, stored by compiled code before each helper call (null
@@ -108,8 +108,6 @@ pub(crate) const OFF_R0: i32 = offset_of!(JitCtx, r0) as i32;
 pub(crate) const OFF_TAIL_CALLS: i32 = offset_of!(JitCtx, tail_calls) as i32;
 pub(crate) const OFF_STEPS_LEFT: i32 = offset_of!(JitCtx, steps_left) as i32;
 pub(crate) const OFF_MAX_STEPS: i32 = offset_of!(JitCtx, max_steps) as i32;
-pub(crate) const OFF_INTERRUPT: i32 = offset_of!(JitCtx, interrupt) as i32;
-pub(crate) const OFF_RUNS_LEFT: i32 = offset_of!(JitCtx, runs_left) as i32;
 pub(crate) const OFF_CPU: i32 = offset_of!(JitCtx, cpu) as i32;
 pub(crate) const OFF_AUDIT_FACTS: i32 = offset_of!(JitCtx, audit_facts) as i32;
 pub(crate) const OFF_AUDIT_ARGS: i32 = offset_of!(JitCtx, audit_args) as i32;
@@ -177,12 +175,19 @@ impl JitCtx {
     }
 }
 
-/// Signature of the trampoline compiled code enters through:
-/// `(ctx, entry function, r1, r10, repeat) -> status`: it runs the entry function
-/// `repeat` times (at least once; `tail_calls` and `steps_left` reset before each) and
-/// stops at the first trap, or after a run that left the interruption flag raised
-/// (`INTERRUPTED`, with `runs_left`); the last r0 lands in `ctx.r0`.
-pub(crate) type Trampoline = unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64) -> i64;
+/// Signature of every compiled function: `(ctx, r1, r2, r3, r4, r5, r10) -> (r0,
+/// status)`, the platform's C calling convention; the two results come back in two
+/// registers (rax:rdx on x86-64, x0:x1 on aarch64), as a `#[repr(C)]` pair of u64.
+/// `JitObject::enter` calls a program's entry function through it.
+pub(crate) type Entry = unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64, u64, u64) -> FuncRet;
+
+/// What a compiled function returns: r0, and the status (0, or a trap's
+/// `status::*`).
+#[repr(C)]
+pub(crate) struct FuncRet {
+    pub r0: u64,
+    pub status: u64,
+}
 
 /// Signature of the callback trampoline: `(ctx, function, r1, r2, r3, r4, r10) ->
 /// status`: one call of a compiled function with four arguments (a `bpf_timer`
