@@ -1010,38 +1010,81 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.call_shim(f as *const (), self.map_lookup_sig, &[mv, key, cpu], false)
     }
 
-    /// `bpf_map_lookup_elem` of a HASH or PERCPU_HASH map with 4- or 8-byte keys
-    /// hashed by the store's `fast_hash` and a proven key in r2, inline: the
-    /// lock-free walk `maps::HashLayout` describes (the map's `walk_once`), with the
-    /// hash's constants from `maps::fast_hash_consts`. Everything read from the store
-    /// is checked before it is used as an address: bucket and stripe come from the
-    /// key's hash masked by the map's definition, every element index decoded from a
-    /// link is compared with `nelems`, and the walk stops after `nelems` elements.
+    /// `bpf_map_lookup_elem` of a HASH or PERCPU_HASH map with a key of 1 to 4 or 8
+    /// bytes and a proven key in r2, inline: the lock-free walk `maps::HashLayout`
+    /// describes (the map's `walk_once`), the key words read by the layout's
+    /// `key_loads`, bucketed by its `hash` (the store's `fast_hash`, constants from
+    /// `maps::fast_hash_consts`, or the kernel's jhash of BPF_F_ZERO_SEED maps, from
+    /// `maps::jhash_consts`). Everything read from the store is checked before it is
+    /// used as an address: bucket and stripe come from the key's hash masked by the
+    /// map's definition, every element index decoded from a link is compared with
+    /// `nelems`, and the walk stops after `nelems` elements.
     /// A hit gives the value's address, a miss in a quiet bucket null; every other
     /// end (a writer changed the chain, a corrupt link, the step bound) asks the
     /// map's own lookup (`map_lookup_direct`), which restarts or reports the
     /// miss. The loads of store memory are atomic loads in program order, as the
     /// map's acquire loads and fence.
     fn inline_hash_lookup(&mut self, l: maps::HashLayout, m: &BoundMap) -> Value {
-        use maps::fast_hash_consts as fh;
         let key = self.r(2);
         let shared = MemFlagsData::new().with_notrap().with_aligned();
-        let words: Vec<Value> = (0..l.key_words as i32)
-            .map(|i| self.b.ins().load(I32, mflags(), key, 4 * i))
-            .collect();
-        let mut h = self.b.ins().iconst(I32, l.hash_init as i64);
-        for &w in &words {
-            let x = self.b.ins().bxor(h, w);
-            let x = self.b.ins().imul_imm_u(x, fh::WORD_MUL as i64);
-            h = self.b.ins().rotl_imm_u(x, fh::WORD_ROT as i64);
+        // The key words, as the store holds them (`HashLayout::key_loads`).
+        let mut words: Vec<Option<Value>> = vec![None; l.key_words as usize];
+        for ld in l.key_loads {
+            let off = ld.off as i32;
+            let v = match ld.bytes {
+                1 => self.b.ins().uload8(I32, mflags(), key, off),
+                2 => self.b.ins().uload16(I32, mflags(), key, off),
+                _ => self.b.ins().load(I32, mflags(), key, off),
+            };
+            let v = if ld.shift != 0 {
+                self.b.ins().ishl_imm_u(v, ld.shift as i64)
+            } else {
+                v
+            };
+            let w = &mut words[ld.word as usize];
+            *w = Some(match *w {
+                None => v,
+                Some(prev) => self.b.ins().bor(prev, v),
+            });
         }
-        for i in 0..2 {
-            let s = self.b.ins().ushr_imm_u(h, fh::FIN_SHIFT[i] as i64);
-            let x = self.b.ins().bxor(h, s);
-            h = self.b.ins().imul_imm_u(x, fh::FIN_MUL[i] as i64);
-        }
-        let s = self.b.ins().ushr_imm_u(h, fh::FIN_SHIFT[2] as i64);
-        let h = self.b.ins().bxor(h, s);
+        // A layout without key words, or with a word no load makes (none the maps
+        // crate gives): the map's own lookup.
+        let words = match words.into_iter().collect::<Option<Vec<Value>>>() {
+            Some(w) if !w.is_empty() => w,
+            _ => return self.map_lookup_direct(m, key),
+        };
+        let h = match l.hash {
+            maps::BucketHash::Fast => {
+                use maps::fast_hash_consts as fh;
+                let mut h = self.b.ins().iconst(I32, l.hash_init as i64);
+                for &w in &words {
+                    let x = self.b.ins().bxor(h, w);
+                    let x = self.b.ins().imul_imm_u(x, fh::WORD_MUL as i64);
+                    h = self.b.ins().rotl_imm_u(x, fh::WORD_ROT as i64);
+                }
+                for i in 0..2 {
+                    let s = self.b.ins().ushr_imm_u(h, fh::FIN_SHIFT[i] as i64);
+                    let x = self.b.ins().bxor(h, s);
+                    h = self.b.ins().imul_imm_u(x, fh::FIN_MUL[i] as i64);
+                }
+                let s = self.b.ins().ushr_imm_u(h, fh::FIN_SHIFT[2] as i64);
+                self.b.ins().bxor(h, s)
+            }
+            maps::BucketHash::Jhash => {
+                // a = init + w0, b = init (+ w1), c = init; then __jhash_final.
+                let init = self.b.ins().iconst(I32, l.hash_init as i64);
+                let mut st = [init; 3];
+                for (i, &w) in words.iter().enumerate() {
+                    st[i] = self.b.ins().iadd(init, w);
+                }
+                for (x, y, r) in maps::jhash_consts::FINAL {
+                    let t = self.b.ins().bxor(st[x], st[y]);
+                    let rot = self.b.ins().rotl_imm_u(st[y], r as i64);
+                    st[x] = self.b.ins().isub(t, rot);
+                }
+                st[2]
+            }
+        };
         let bkt = self.b.ins().band_imm_u(h, l.bucket_mask as i64);
         let bkt64 = self.b.ins().uextend(I64, bkt);
         let stripe = self.b.ins().band_imm_u(bkt64, l.stripe_mask as i64);
@@ -1108,7 +1151,7 @@ impl<'a, 'b> Tx<'a, 'b> {
                 Some(prev) => self.b.ins().band(prev, same),
             });
         }
-        let eq = eq.expect("one or two key words");
+        let eq = eq.unwrap_or(zero32);
         self.b.ins().brif(eq, hit, &[BlockArg::Value(e)], next, &[]);
 
         // next: follow the element's link, at most nelems elements.
