@@ -1117,42 +1117,43 @@ impl<'a, 'b> Tx<'a, 'b> {
             .ins()
             .jump(walk, &[BlockArg::Value(head), BlockArg::Value(zero32)]);
 
-        // walk(link, steps): an element link in range, or the end.
+        // walk(link, steps): an element link in range, or the end. The link's two
+        // tag bits are rotated into the top of its 64-bit zero extension, so that
+        // one unsigned compare with nelems stops at a non-element link (its rotated
+        // value is at least 2^62), at link 0 (-1) and at an index out of range; for
+        // an element link the value is `(link >> 2) - 1`, the element's index.
         self.b.switch_to_block(walk);
         let (link, steps) = (self.b.block_params(walk)[0], self.b.block_params(walk)[1]);
-        let idx = self.b.ins().ushr_imm_u(link, 2);
-        let idx = self.b.ins().iadd_imm_s(idx, -1);
-        let tag = self
-            .b
-            .ins()
-            .band_imm_u(link, maps::HashLayout::TAG_MASK as i64);
-        let not_elem = self.b.ins().icmp_imm_u(IntCC::NotEqual, tag, 0);
-        let out = self
-            .b
-            .ins()
-            .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, idx, l.nelems as i64);
-        let stop = self.b.ins().bor(not_elem, out);
+        debug_assert_eq!(maps::HashLayout::TAG_MASK, 3);
+        let link64 = self.b.ins().uextend(I64, link);
+        let rot = self.b.ins().rotr_imm_u(link64, 2);
+        let idx64 = self.b.ins().iadd_imm_s(rot, -1);
+        let stop =
+            self.b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, idx64, l.nelems as i64);
         self.b
             .ins()
             .brif(stop, end, &[BlockArg::Value(link)], elem, &[]);
 
-        // elem: idx < nelems; compare its key.
+        // elem: idx < nelems; compare its key, word by word.
         self.enter(elem);
-        let idx64 = self.b.ins().uextend(I64, idx);
         let eoff = self.b.ins().imul_imm_u(idx64, l.elem_size as i64);
         let e = self.b.ins().iadd_imm_s(eoff, l.elems as usize as i64);
-        let mut eq = None;
         for (i, &w) in words.iter().enumerate() {
             let ka = self.b.ins().iadd_imm_s(e, l.key_off as i64 + 4 * i as i64);
             let k = self.b.ins().atomic_load(I32, shared, ka);
             let same = self.b.ins().icmp(IntCC::Equal, k, w);
-            eq = Some(match eq {
-                None => same,
-                Some(prev) => self.b.ins().band(prev, same),
-            });
+            if i + 1 == words.len() {
+                self.b
+                    .ins()
+                    .brif(same, hit, &[BlockArg::Value(e)], next, &[]);
+            } else {
+                let more = self.b.create_block();
+                self.b.ins().brif(same, more, &[], next, &[]);
+                self.enter(more);
+            }
         }
-        let eq = eq.unwrap_or(zero32);
-        self.b.ins().brif(eq, hit, &[BlockArg::Value(e)], next, &[]);
 
         // next: follow the element's link, at most nelems elements.
         self.enter(next);
@@ -1171,10 +1172,14 @@ impl<'a, 'b> Tx<'a, 'b> {
         );
         self.b.seal_block(walk);
 
-        // end(link): a true miss only at this bucket's end, with its stripe quiet.
+        // end(link): a true miss only at this bucket's end (link 0 or nulls(b)),
+        // with its stripe quiet (seq even and unchanged).
         self.enter(end);
         let link = self.b.block_params(end)[0];
-        let is_zero = self.b.ins().icmp_imm_u(IntCC::Equal, link, 0);
+        let not_zero = self.b.create_block();
+        let quiet = self.b.create_block();
+        self.b.ins().brif(link, not_zero, &[], quiet, &[]);
+        self.enter(not_zero);
         let nb = self.b.ins().ishl_imm_u(bkt, 2);
         let nulls = self.b.ins().bor_imm_u(nb, 1);
         // nulls(b), as `maps::HashLayout::nulls` computes it.
@@ -1183,17 +1188,16 @@ impl<'a, 'b> Tx<'a, 'b> {
             (l.bucket_mask << 2) | 1
         );
         let is_nulls = self.b.ins().icmp(IntCC::Equal, link, nulls);
-        let at_end = self.b.ins().bor(is_zero, is_nulls);
+        self.b.ins().brif(is_nulls, quiet, &[], slow, &[]);
+        self.enter(quiet);
         let seq2 = self.b.ins().atomic_load(I32, shared, seq_addr);
-        let same = self.b.ins().icmp(IntCC::Equal, seq2, seq);
-        let low = self.b.ins().band_imm_u(seq, 1);
-        let even = self.b.ins().icmp_imm_u(IntCC::Equal, low, 0);
-        let quiet = self.b.ins().band(same, even);
-        let miss = self.b.ins().band(at_end, quiet);
+        let changed = self.b.ins().bxor(seq2, seq);
+        let odd = self.b.ins().band_imm_u(seq, 1);
+        let unquiet = self.b.ins().bor(changed, odd);
         let null = self.b.ins().iconst(I64, 0);
         self.b
             .ins()
-            .brif(miss, done, &[BlockArg::Value(null)], slow, &[]);
+            .brif(unquiet, slow, &[], done, &[BlockArg::Value(null)]);
 
         // hit(e): the value (per-CPU: the run's worker's slot, null without one).
         self.enter(hit);
