@@ -1087,7 +1087,13 @@ impl<'a, 'b> Tx<'a, 'b> {
         };
         let bkt = self.b.ins().band_imm_u(h, l.bucket_mask as i64);
         let bkt64 = self.b.ins().uextend(I64, bkt);
-        let stripe = self.b.ins().band_imm_u(bkt64, l.stripe_mask as i64);
+        // The stripe `b & stripe_mask`: `b` itself when the mask keeps every bit a
+        // bucket can have.
+        let stripe = if l.stripe_mask & l.bucket_mask == l.bucket_mask {
+            bkt64
+        } else {
+            self.b.ins().band_imm_u(bkt64, l.stripe_mask as i64)
+        };
         let soff = self
             .b
             .ins()
@@ -1095,7 +1101,8 @@ impl<'a, 'b> Tx<'a, 'b> {
         let seq_base = l.stripes as usize as i64 + maps::HashLayout::STRIPE_SEQ as i64;
         let seq_addr = self.b.ins().iadd_imm_s(soff, seq_base);
         let seq = self.b.ins().atomic_load(I32, shared, seq_addr);
-        let hoff = self.b.ins().imul_imm_u(bkt64, 4);
+        // 4 bytes per head: a shift the address mode takes as its scale.
+        let hoff = self.b.ins().ishl_imm_u(bkt64, 2);
         let head_addr = self.b.ins().iadd_imm_s(hoff, l.buckets as usize as i64);
         let head = self.b.ins().atomic_load(I32, shared, head_addr);
 

@@ -291,14 +291,15 @@ fn hash_object(
 /// (no crash, no endless walk) with the interpreter's and `Map::lookup`'s answer:
 /// a link out of range is a miss, a free-list link or a foreign end asks the map's
 /// own lookup (which gives up after its restarts), a cycle is cut after `nelems`.
+/// (Maps of 16 and 4096 entries: as many lock stripes as buckets, and fewer.)
 #[test]
 fn inline_hash_lookup_survives_corrupt_links() {
     use runtime::maptable::types::HASH;
     use std::sync::atomic::{AtomicU32, Ordering};
     let insns = hash_lookup_program();
-    for key_size in [2u32, 4, 8] {
+    for (key_size, max_entries) in [(2u32, 16), (4, 16), (8, 16), (4, 4096)] {
         let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
-        let custom = hash_object(&store, HASH, 0, key_size, 16, &insns);
+        let custom = hash_object(&store, HASH, 0, key_size, max_entries, &insns);
         let jit = JitObject::compile(&custom, &JitOptions::default()).unwrap();
         let map = &custom.maps.get(0).unwrap().map;
         let l = map.hash_layout().expect("inline");
