@@ -532,7 +532,8 @@ macro_rules! with_probe {
 }
 /// What generated code needs to look a key up in a HASH or PERCPU_HASH map
 /// inline, without a call into this crate: [`Map::hash_layout`], for maps with
-/// keys of 1 to 4 or 8 bytes. The addresses stay valid as long as the `Map`.
+/// keys of up to [`HashLayout::MAX_KEY`] bytes (BPF_F_ZERO_SEED maps: up to
+/// [`HashLayout::MAX_JHASH_KEY`]). The addresses stay valid as long as the `Map`.
 /// Every number here comes from the map's definition (the geometry is
 /// recomputed whenever a store is opened), so generated code may rely on it;
 /// everything it reads at these addresses is shared with other processes and
@@ -541,18 +542,19 @@ macro_rules! with_probe {
 /// The lookup, exactly as `walk_once` does it (all loads of store memory are
 /// 4-byte atomic loads, in program order: acquire or stronger):
 /// 1. The key's `key_words` words (as the store holds them: the key's bytes
-///    zero-padded to whole native-endian words, the probes' `read`) are made by
-///    `key_loads`: each is a zero-extending load of `bytes` at offset `off` of
-///    the program's key, shifted left by `shift` and ored into word `word`.
+///    zero-padded to whole native-endian words, as every probe reads and
+///    stores them) are made by [`HashLayout::key_loads`]: each is a
+///    zero-extending load of `bytes` at offset `off` of the program's key,
+///    shifted left by `shift` and ored into word `word`.
 /// 2. The bucket hash of the words, by `hash`, from the state `hash_init`
 ///    (which holds the seed and the key length); bucket `b = h & bucket_mask`.
 ///    - [`BucketHash::Fast`], the store's `fast_hash` (constants in
 ///      [`fast_hash_consts`]): for each word `w`,
 ///      `h = ((h ^ w) * WORD_MUL).rotate_left(WORD_ROT)`; then the finaliser.
-///    - [`BucketHash::Jhash`], the kernel's jhash of BPF_F_ZERO_SEED maps
-///      (`jhash_1word`, `jhash_2words`, and jhash of 1-3 bytes: constants in
-///      [`jhash_consts`]): `a = hash_init + w0`, `b = hash_init (+ w1)`,
-///      `c = hash_init`, then `jhash_consts::FINAL`; `h = c`.
+///    - [`BucketHash::Jhash`], the kernel's jhash / jhash2 of BPF_F_ZERO_SEED
+///      maps, for keys of at most 12 bytes (one final mix, no `__jhash_mix`;
+///      constants in [`jhash_consts`]): `a`, `b`, `c` = `hash_init` plus the
+///      words 0, 1, 2 the key has, then `jhash_consts::FINAL`; `h = c`.
 /// 3. `seq` = the u32 at `stripes + (b & stripe_mask) * STRIPE_SIZE + STRIPE_SEQ`;
 ///    `link` = the u32 at `buckets + 4 * b`.
 /// 4. `idx = (link >> 2) - 1` (wrapping). Unless `link & TAG_MASK == 0` and
@@ -587,10 +589,10 @@ pub struct HashLayout {
     pub key_off: u32,
     /// See `key_off`.
     pub value_off: u32,
-    /// Key words hashed and compared: 1 (keys of 1 to 4 bytes) or 2 (8 bytes).
+    /// The key's bytes.
+    pub key_size: u32,
+    /// Key words hashed and compared: `key_size` / 4, rounded up.
     pub key_words: u32,
-    /// The loads that make the key words from the program's key (step 1 above).
-    pub key_loads: &'static [KeyLoad],
     /// The bucket hash (step 2 above).
     pub hash: BucketHash,
     /// The hash's state before the key words (seed and key length).
@@ -606,7 +608,7 @@ pub struct HashLayout {
 /// shifted left by `shift` and ored into key word `word`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyLoad {
-    /// The key word (0 or 1) this load makes part of.
+    /// The key word this load makes part of.
     pub word: u32,
     /// Byte offset in the key.
     pub off: u32,
@@ -625,10 +627,11 @@ pub enum BucketHash {
     Jhash,
 }
 
-/// A load of `bytes` at key offset `off` into word `word`, shifted to where those
-/// bytes sit in the native-endian word the store holds (`KeySmall::read`: the
-/// key's bytes zero-padded to 4).
-const fn key_load(word: u32, off: u32, bytes: u32) -> KeyLoad {
+/// A load of `bytes` at key offset `off` into word `off / 4`, shifted to where
+/// those bytes sit in the native-endian word the store holds (the key's bytes
+/// zero-padded to whole words: `KeySmall::read`, `mem::store_key`).
+const fn key_load(off: u32, bytes: u32) -> KeyLoad {
+    let word = off / 4;
     let at = off - 4 * word;
     let shift = if cfg!(target_endian = "little") {
         8 * at
@@ -643,20 +646,30 @@ const fn key_load(word: u32, off: u32, bytes: u32) -> KeyLoad {
     }
 }
 
-/// The key loads of each key size `hash_layout` accepts (index: key_size).
-const KEY_LOADS: [&[KeyLoad]; 9] = [
-    &[],
-    &[key_load(0, 0, 1)],
-    &[key_load(0, 0, 2)],
-    &[key_load(0, 0, 2), key_load(0, 2, 1)],
-    &[key_load(0, 0, 4)],
-    &[],
-    &[],
-    &[],
-    &[key_load(0, 0, 4), key_load(1, 4, 4)],
-];
-
 impl HashLayout {
+    /// The largest key generated code looks up inline (16 words).
+    pub const MAX_KEY: u32 = 64;
+    /// The largest key of a BPF_F_ZERO_SEED map looked up inline: jhash hashes up
+    /// to 12 bytes with its final mix alone.
+    pub const MAX_JHASH_KEY: u32 = 12;
+
+    /// The loads that make the key words from the program's key (step 1 above),
+    /// in order: a 4-byte load per whole word, then the last 1-3 bytes as one
+    /// byte, a u16, or a u16 and the byte after it (`KeySmall::read`).
+    pub fn key_loads(&self) -> impl Iterator<Item = KeyLoad> {
+        let (full, rem) = (self.key_size / 4, self.key_size % 4);
+        let tail = 4 * full;
+        let last: [Option<KeyLoad>; 2] = match rem {
+            0 => [None, None],
+            1 => [Some(key_load(tail, 1)), None],
+            2 => [Some(key_load(tail, 2)), None],
+            _ => [Some(key_load(tail, 2)), Some(key_load(tail + 2, 1))],
+        };
+        (0..full)
+            .map(|i| key_load(4 * i, 4))
+            .chain(last.into_iter().flatten())
+    }
+
     /// Bytes per lock stripe, and the offset of its change sequence.
     pub const STRIPE_SIZE: u32 = 16;
     /// See `STRIPE_SIZE`.
@@ -1775,9 +1788,10 @@ impl Map {
     }
 
     /// The layout of this map for a lookup generated inline ([`HashLayout`]):
-    /// `Some` for a HASH or PERCPU_HASH with keys of 1, 2, 3, 4 or 8 bytes (the
-    /// probes `KeySmall`, `Key4`, `Key8`), whose lookup is exactly `walk_once`,
-    /// bucketed by `fast_hash` or, for BPF_F_ZERO_SEED maps, the kernel's jhash
+    /// `Some` for a HASH or PERCPU_HASH with keys of up to `HashLayout::MAX_KEY`
+    /// bytes, whose lookup is exactly `walk_once` (every probe holds the key as
+    /// its zero-padded words), bucketed by `fast_hash` or, for BPF_F_ZERO_SEED
+    /// maps with keys of up to `MAX_JHASH_KEY` bytes, the kernel's jhash
     /// (`Map::bucket`). LRU maps have none: their hits set the element's
     /// reference bit.
     pub fn hash_layout(&self) -> Option<HashLayout> {
@@ -1786,16 +1800,15 @@ impl Map {
             Kind::PercpuHash => self.ncpus,
             _ => return None,
         };
-        let (key_words, small) = match self.key_size {
-            1..=3 => (1, true),
-            4 => (1, false),
-            8 => (2, false),
-            _ => return None,
-        };
+        if !(1..=HashLayout::MAX_KEY).contains(&self.key_size) {
+            return None;
+        }
         let (hash, hash_init) = if self.jhash {
-            // KeySmall::hash adds the little-endian word of the key's bytes, which
-            // is the word the store holds only on little-endian machines.
-            if small && cfg!(target_endian = "big") {
+            // jhash adds the little-endian word of a partial last word's bytes,
+            // which is the word the store holds only on little-endian machines.
+            if self.key_size > HashLayout::MAX_JHASH_KEY
+                || (!self.key_size.is_multiple_of(4) && cfg!(target_endian = "big"))
+            {
                 return None;
             }
             (BucketHash::Jhash, jhash_init(self.key_size, self.seed))
@@ -1812,8 +1825,8 @@ impl Map {
             nelems: self.nelems,
             key_off: self.key_off as u32,
             value_off: self.value_off as u32,
-            key_words,
-            key_loads: KEY_LOADS[self.key_size as usize],
+            key_size: self.key_size,
+            key_words: self.key_size.div_ceil(4),
             hash,
             hash_init,
             ncpus,
@@ -3057,10 +3070,11 @@ mod tests {
     }
 
     /// `HashLayout` followed to the letter in Rust, as generated code follows it:
-    /// for HASH and PERCPU_HASH, with and without BPF_F_ZERO_SEED, keys of 1, 2, 3,
-    /// 4 and 8 bytes (read from a buffer whose bytes after the key are not zero),
-    /// the bucket is `Map::bucket`'s and the walk finds the value `prog_lookup`
-    /// finds, or misses where it misses; other sizes and LRU maps have no layout.
+    /// for HASH and PERCPU_HASH, with and without BPF_F_ZERO_SEED, keys of 1 to 20,
+    /// 32, 40 and 64 bytes (up to 12 with BPF_F_ZERO_SEED; read from a buffer whose
+    /// bytes after the key are not zero), the bucket is `Map::bucket`'s and the walk
+    /// finds the value `prog_lookup` finds, or misses where it misses; longer keys
+    /// and LRU maps have no layout.
     #[test]
     fn hash_layout_describes_the_lookup() {
         let s = store(2);
@@ -3073,15 +3087,20 @@ mod tests {
         };
         for t in [BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH] {
             for flags in [0, BPF_F_ZERO_SEED] {
-                for key_size in [1u32, 2, 3, 4, 8] {
+                for key_size in (1u32..=20).chain([32, 40, 64]) {
                     let def = MapDef {
                         key_size,
                         ..hdef(t, 32, flags)
                     };
                     let m = s.create_map(&def).expect("map");
-                    let l = m.hash_layout().expect("a layout");
+                    let Some(l) = m.hash_layout() else {
+                        assert!(flags != 0 && key_size > 12, "{t} {flags:#x} {key_size}");
+                        continue;
+                    };
                     let what = format!("type {t} flags {flags:#x} key size {key_size}");
-                    let keys: Vec<[u8; 8]> = (0..64).map(|_| rand().to_ne_bytes()).collect();
+                    let keys: Vec<Vec<u8>> = (0..64)
+                        .map(|_| (0..8).flat_map(|_| rand().to_ne_bytes()).collect())
+                        .collect();
                     for key in &keys[..32] {
                         let _ = m.update(
                             &key[..key_size as usize],
@@ -3093,10 +3112,10 @@ mod tests {
                     let cpu = u32::from(l.ncpus > 0);
                     let mut hits = 0;
                     for key in &keys {
-                        let mut buf = [0xa5u8; 8];
+                        let mut buf = [0xa5u8; 72];
                         buf[..key_size as usize].copy_from_slice(&key[..key_size as usize]);
-                        let mut w = [0u32; 2];
-                        for ld in l.key_loads {
+                        let mut w = [0u32; 16];
+                        for ld in l.key_loads() {
                             let b = &buf[ld.off as usize..(ld.off + ld.bytes) as usize];
                             let mut v = [0u8; 4];
                             v[..b.len()].copy_from_slice(b);
@@ -3169,15 +3188,17 @@ mod tests {
                 }
             }
         }
-        for (t, key_size) in [
-            (BPF_MAP_TYPE_HASH, 5),
-            (BPF_MAP_TYPE_HASH, 16),
-            (BPF_MAP_TYPE_LRU_HASH, 4),
+        for (t, flags, key_size) in [
+            (BPF_MAP_TYPE_HASH, 0, 65),
+            (BPF_MAP_TYPE_HASH, 0, 256),
+            (BPF_MAP_TYPE_HASH, BPF_F_ZERO_SEED, 13),
+            (BPF_MAP_TYPE_LRU_HASH, 0, 4),
+            (BPF_MAP_TYPE_LRU_PERCPU_HASH, 0, 4),
         ] {
             let m = s
                 .create_map(&MapDef {
                     key_size,
-                    ..hdef(t, 8, 0)
+                    ..hdef(t, 8, flags)
                 })
                 .expect("map");
             assert!(m.hash_layout().is_none(), "type {t} key size {key_size}");

@@ -1010,10 +1010,10 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.call_shim(f as *const (), self.map_lookup_sig, &[mv, key, cpu], false)
     }
 
-    /// `bpf_map_lookup_elem` of a HASH or PERCPU_HASH map with a key of 1 to 4 or 8
-    /// bytes and a proven key in r2, inline: the lock-free walk `maps::HashLayout`
-    /// describes (the map's `walk_once`), the key words read by the layout's
-    /// `key_loads`, bucketed by its `hash` (the store's `fast_hash`, constants from
+    /// `bpf_map_lookup_elem` of a HASH or PERCPU_HASH map with a key of up to
+    /// `maps::HashLayout::MAX_KEY` bytes and a proven key in r2, inline: the lock-free
+    /// walk `maps::HashLayout` describes (the map's `walk_once`), the key words read
+    /// by the layout's `key_loads`, bucketed by its `hash` (the store's `fast_hash`, constants from
     /// `maps::fast_hash_consts`, or the kernel's jhash of BPF_F_ZERO_SEED maps, from
     /// `maps::jhash_consts`). Everything read from the store is checked before it is
     /// used as an address: bucket and stripe come from the key's hash masked by the
@@ -1029,7 +1029,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         let shared = MemFlagsData::new().with_notrap().with_aligned();
         // The key words, as the store holds them (`HashLayout::key_loads`).
         let mut words: Vec<Option<Value>> = vec![None; l.key_words as usize];
-        for ld in l.key_loads {
+        for ld in l.key_loads() {
             let off = ld.off as i32;
             let v = match ld.bytes {
                 1 => self.b.ins().uload8(I32, mflags(), key, off),
@@ -1047,10 +1047,16 @@ impl<'a, 'b> Tx<'a, 'b> {
                 Some(prev) => self.b.ins().bor(prev, v),
             });
         }
-        // A layout without key words, or with a word no load makes (none the maps
-        // crate gives): the map's own lookup.
+        // A layout without key words, with a word no load makes, or with more
+        // words than its hash takes (none the maps crate gives): the map's own
+        // lookup.
+        // jhash hashes at most three words with its final mix alone.
+        let most = match l.hash {
+            maps::BucketHash::Fast => usize::MAX,
+            maps::BucketHash::Jhash => 3,
+        };
         let words = match words.into_iter().collect::<Option<Vec<Value>>>() {
-            Some(w) if !w.is_empty() => w,
+            Some(w) if !w.is_empty() && w.len() <= most => w,
             _ => return self.map_lookup_direct(m, key),
         };
         let h = match l.hash {

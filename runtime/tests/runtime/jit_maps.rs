@@ -226,23 +226,32 @@ fn a_value_pointer_kept_across_an_update_reads_the_old_value() {
     assert_eq!(all_paths(&build), Ok(5 | 6 << 8));
 }
 
-/// key = the packet's first key_size bytes (copied with the 8 bytes after them to
-/// the stack); r0 = the value's first 8 bytes (the run's worker's slot), 0 on a
-/// miss (every value the tests store is odd).
+/// Key sizes of the inline lookup tests: every length of a partial last word, whole
+/// words, and the longest key looked up inline.
+const KEY_SIZES: [u32; 14] = [1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 16, 20, 40, 64];
+
+/// Bytes of the packet `hash_lookup_program` copies to its key on the stack.
+const KEY_COPY: i32 = 64;
+
+/// key = the packet's first key_size bytes (the packet's first `KEY_COPY` bytes
+/// copied to the stack); r0 = the value's first 8 bytes (the run's worker's slot), 0
+/// on a miss (every value the tests store is odd).
 fn hash_lookup_program() -> Vec<RawInsn> {
     let mut insns = vec![
-        raw(0x61, 6, 1, 0, 0),  // r6 = data
-        raw(0x61, 7, 1, 4, 0),  // r7 = data_end
-        raw(0xbf, 8, 6, 0, 0),  // r8 = data
-        raw(0x07, 8, 0, 0, 8),  // r8 += 8
-        raw(0x2d, 8, 7, 10, 0), // if r8 > r7 goto miss
-        raw(0x79, 3, 6, 0, 0),  // r3 = *(u64 *)data
-        raw(0x7b, 10, 3, -8, 0),
+        raw(0x61, 6, 1, 0, 0),                       // r6 = data
+        raw(0x61, 7, 1, 4, 0),                       // r7 = data_end
+        raw(0xbf, 8, 6, 0, 0),                       // r8 = data
+        raw(0x07, 8, 0, 0, KEY_COPY),                // r8 += KEY_COPY
+        raw(0x2d, 8, 7, 8 + KEY_COPY as i16 / 4, 0), // if r8 > r7 goto miss
     ];
+    for i in 0..KEY_COPY as i16 / 8 {
+        insns.push(raw(0x79, 3, 6, 8 * i, 0)); // r3 = *(u64 *)(data + 8i)
+        insns.push(raw(0x7b, 10, 3, 8 * i - KEY_COPY as i16, 0));
+    }
     insns.extend(ld_map(1, 0));
     insns.extend([
         raw(0xbf, 2, 10, 0, 0),
-        raw(0x07, 2, 0, 0, -8),
+        raw(0x07, 2, 0, 0, -KEY_COPY),
         raw(0x85, 0, 0, 0, 1),
         raw(0x15, 0, 0, 2, 0), // if r0 == 0 goto miss
         raw(0x79, 0, 0, 0, 0),
@@ -373,9 +382,10 @@ fn inline_hash_lookup_survives_corrupt_links() {
     }
 }
 
-/// The JIT's inline hash lookup (HASH and PERCPU_HASH with 1-, 2-, 3-, 4- and 8-byte
-/// keys, bucketed by the store's hash or, BPF_F_ZERO_SEED, the kernel's jhash; a map
-/// and key the analysis proved) against `Map::lookup` and the interpreter: a map
+/// The JIT's inline hash lookup (HASH and PERCPU_HASH with keys of 1 to 64 bytes,
+/// bucketed by the store's hash or, BPF_F_ZERO_SEED (up to 12 bytes), the kernel's
+/// jhash; a map and key the analysis proved) against `Map::lookup` and the
+/// interpreter: a map
 /// filled to capacity with as many buckets as entries (so chains of several elements:
 /// collisions), then entries deleted and other keys inserted into the freed elements,
 /// and lookups of present, deleted and never-inserted keys after each change. The
@@ -394,16 +404,19 @@ fn inline_hash_lookup_agrees_with_map_lookup() {
     let cases = [HASH, PERCPU_HASH].into_iter().flat_map(|t| {
         [0, isa::uapi::BPF_F_ZERO_SEED]
             .into_iter()
-            .flat_map(move |flags| [1u32, 2, 3, 4, 8].into_iter().map(move |k| (t, flags, k)))
+            .flat_map(move |flags| KEY_SIZES.into_iter().map(move |k| (t, flags, k)))
     });
     for (map_type, flags, key_size) in cases {
         let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
         let custom = hash_object(&store, map_type, flags, key_size, 64, &insns);
         let jit = JitObject::compile(&custom, &JitOptions::default()).unwrap();
         let map = &custom.maps.get(0).unwrap().map;
-        let layout = map.hash_layout();
-        assert!(
-            layout.is_some(),
+        // Inline: every key size up to 64 bytes, up to 12 with BPF_F_ZERO_SEED
+        // (jhash's final mix alone).
+        let inline = flags == 0 || key_size <= 12;
+        assert_eq!(
+            map.hash_layout().is_some(),
+            inline,
             "type {map_type} flags {flags:#x} key size {key_size}: inline"
         );
         let vlen = map.user_value_size();
@@ -411,11 +424,14 @@ fn inline_hash_lookup_agrees_with_map_lookup() {
         // Keys from a universe of 160 for a map of 64: hits and misses both. Every
         // byte of a key varies with x.
         let key_of = |x: u64| -> Vec<u8> {
-            let mut k = (x + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            k ^= k >> 29;
-            k = k.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            k ^= k >> 32;
-            k.to_ne_bytes()[..key_size as usize].to_vec()
+            let word = |i: u64| {
+                let mut k = (x + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i;
+                k ^= k >> 29;
+                k = k.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                k ^ (k >> 32)
+            };
+            let bytes: Vec<u8> = (0..8).flat_map(|i| word(i).to_ne_bytes()).collect();
+            bytes[..key_size as usize].to_vec()
         };
         let check_all = |vm: &mut Vm| {
             for x in 0..160u64 {
