@@ -353,7 +353,7 @@ impl Probe for KeySmall {
     #[inline(always)]
     fn hash(self, seed: u32) -> u32 {
         // jhash: `case 3: a += k[2] << 16; case 2: a += k[1] << 8; case 1: a += k[0];`
-        let init = JHASH_INITVAL.wrapping_add(self.len).wrapping_add(seed);
+        let init = jhash_init(self.len, seed);
         let (mut a, mut b, mut c) = (
             init.wrapping_add(u32::from_le_bytes(self.bytes)),
             init,
@@ -545,27 +545,40 @@ macro_rules! with_probe {
 }
 /// What generated code needs to look a key up in a HASH or PERCPU_HASH map
 /// inline, without a call into this crate: [`Map::hash_layout`], for maps with
-/// 4- or 8-byte keys bucketed by `fast_hash` (the constants of which are
-/// [`fast_hash_consts`]). The addresses stay valid as long as the `Map`. Every
-/// number here comes from the map's definition (the geometry is recomputed
-/// whenever a store is opened), so generated code may rely on it; everything it
-/// reads at these addresses is shared with other processes and proves nothing.
+/// keys of up to [`HashLayout::MAX_KEY`] bytes (BPF_F_ZERO_SEED maps: up to
+/// [`HashLayout::MAX_JHASH_KEY`]). The addresses stay valid as long as the `Map`.
+/// Every number here comes from the map's definition (the geometry is
+/// recomputed whenever a store is opened), so generated code may rely on it;
+/// everything it reads at these addresses is shared with other processes and
+/// proves nothing.
 ///
 /// The lookup, exactly as `walk_once` does it (all loads of store memory are
 /// 4-byte atomic loads, in program order: acquire or stronger):
-/// 1. `h = hash_init`; for each of the `key_words` native-endian key words `w`:
-///    `h = ((h ^ w) * WORD_MUL).rotate_left(WORD_ROT)`; then the finaliser;
-///    bucket `b = h & bucket_mask`.
-/// 2. `seq` = the u32 at `stripes + (b & stripe_mask) * STRIPE_SIZE + STRIPE_SEQ`;
+/// 1. The key's `key_words` words (as the store holds them: the key's bytes
+///    zero-padded to whole native-endian words, as every probe reads and
+///    stores them) are made by [`HashLayout::key_loads`]: each is a
+///    zero-extending load of `bytes` at offset `off` of the program's key,
+///    shifted left by `shift` and ored into word `word`.
+/// 2. The bucket hash of the words, by `hash`, from the state `hash_init`
+///    (which holds the seed and the key length); bucket `b = h & bucket_mask`.
+///    - [`BucketHash::Fast`], the store's `fast_hash` (constants in
+///      [`fast_hash_consts`]): for each word `w`,
+///      `h = ((h ^ w) * WORD_MUL).rotate_left(WORD_ROT)`; then the finaliser.
+///    - [`BucketHash::Jhash`], the kernel's jhash / jhash2 of BPF_F_ZERO_SEED
+///      maps, for keys of at most 12 bytes (one final mix, no `__jhash_mix`;
+///      constants in [`jhash_consts`]): `a`, `b`, `c` = `hash_init` plus the
+///      words 0, 1, 2 the key has, then `jhash_consts::FINAL`; `h = c`.
+/// 3. `seq` = the u32 at `stripes + (b & stripe_mask) * STRIPE_SIZE + STRIPE_SEQ`;
 ///    `link` = the u32 at `buckets + 4 * b`.
-/// 3. `idx = (link >> 2) - 1` (wrapping). Unless `link & TAG_MASK == 0` and
+/// 4. `idx = (link >> 2) - 1` (wrapping). Unless `link & TAG_MASK == 0` and
 ///    `idx < nelems` (the bound every index read from the store must be checked
 ///    against), the walk ends. Otherwise the element is at `elems + idx *
-///    elem_size`: when its key words at `key_off` equal the key, the value is at
-///    `value_off` (per-CPU: plus `cpu * vstride`, for `cpu < ncpus`, else no
-///    value); else `link` = the u32 at the element's offset 0 and the walk goes
-///    on, for at most `nelems` elements.
-/// 4. A walk that ended with `link == 0` or `link == nulls(b)`, while `seq` is
+///    elem_size`: when its key words at `key_off` (compared whole, padding
+///    included) equal the key's, the value is at `value_off` (per-CPU: plus
+///    `cpu * vstride`, for `cpu < ncpus`, else no value); else `link` = the
+///    u32 at the element's offset 0 and the walk goes on, for at most `nelems`
+///    elements.
+/// 5. A walk that ended with `link == 0` or `link == nulls(b)`, while `seq` is
 ///    even and the stripe's seq still equals it, is a true miss (null). Any other
 ///    end (a writer changed the chain, a corrupt link, the step bound) must be
 ///    answered by the map's own lookup ([`Map::prog_lookup`]), which restarts.
@@ -589,9 +602,13 @@ pub struct HashLayout {
     pub key_off: u32,
     /// See `key_off`.
     pub value_off: u32,
-    /// 1 (4-byte keys) or 2 (8-byte keys).
+    /// The key's bytes.
+    pub key_size: u32,
+    /// Key words hashed and compared: `key_size` / 4, rounded up.
     pub key_words: u32,
-    /// `fast_hash`'s state before the first key word (seed and key length).
+    /// The bucket hash (step 2 above).
+    pub hash: BucketHash,
+    /// The hash's state before the key words (seed and key length).
     pub hash_init: u32,
     /// Per-CPU slots (0 for a plain HASH) and the bytes from one to the next.
     pub ncpus: u32,
@@ -599,7 +616,73 @@ pub struct HashLayout {
     pub vstride: u32,
 }
 
+/// One load of a program's key for an inline lookup ([`HashLayout::key_loads`]):
+/// the `bytes` (1, 2 or 4) at offset `off` of the key, zero-extended to 32 bits,
+/// shifted left by `shift` and ored into key word `word`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyLoad {
+    /// The key word this load makes part of.
+    pub word: u32,
+    /// Byte offset in the key.
+    pub off: u32,
+    /// 1, 2 or 4.
+    pub bytes: u32,
+    /// Left shift into the word.
+    pub shift: u32,
+}
+
+/// The bucket hash of an inline lookup ([`HashLayout::hash`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BucketHash {
+    /// The store's `fast_hash` ([`fast_hash_consts`]).
+    Fast,
+    /// The kernel's jhash (BPF_F_ZERO_SEED maps, [`jhash_consts`]).
+    Jhash,
+}
+
+/// A load of `bytes` at key offset `off` into word `off / 4`, shifted to where
+/// those bytes sit in the native-endian word the store holds (the key's bytes
+/// zero-padded to whole words: `KeySmall::read`, `mem::store_key`).
+const fn key_load(off: u32, bytes: u32) -> KeyLoad {
+    let word = off / 4;
+    let at = off - 4 * word;
+    let shift = if cfg!(target_endian = "little") {
+        8 * at
+    } else {
+        8 * (4 - at - bytes)
+    };
+    KeyLoad {
+        word,
+        off,
+        bytes,
+        shift,
+    }
+}
+
 impl HashLayout {
+    /// The largest key generated code looks up inline (16 words).
+    pub const MAX_KEY: u32 = 64;
+    /// The largest key of a BPF_F_ZERO_SEED map looked up inline: jhash hashes up
+    /// to 12 bytes with its final mix alone.
+    pub const MAX_JHASH_KEY: u32 = 12;
+
+    /// The loads that make the key words from the program's key (step 1 above),
+    /// in order: a 4-byte load per whole word, then the last 1-3 bytes as one
+    /// byte, a u16, or a u16 and the byte after it (`KeySmall::read`).
+    pub fn key_loads(&self) -> impl Iterator<Item = KeyLoad> {
+        let (full, rem) = (self.key_size / 4, self.key_size % 4);
+        let tail = 4 * full;
+        let last: [Option<KeyLoad>; 2] = match rem {
+            0 => [None, None],
+            1 => [Some(key_load(tail, 1)), None],
+            2 => [Some(key_load(tail, 2)), None],
+            _ => [Some(key_load(tail, 2)), Some(key_load(tail + 2, 1))],
+        };
+        (0..full)
+            .map(|i| key_load(4 * i, 4))
+            .chain(last.into_iter().flatten())
+    }
+
     /// Bytes per lock stripe, and the offset of its change sequence.
     pub const STRIPE_SIZE: u32 = 16;
     /// See `STRIPE_SIZE`.
@@ -1809,17 +1892,33 @@ impl Map {
     }
 
     /// The layout of this map for a lookup generated inline ([`HashLayout`]):
-    /// `Some` for a HASH or PERCPU_HASH with 4- or 8-byte keys bucketed by
-    /// `fast_hash` (not BPF_F_ZERO_SEED), whose lookup is exactly `walk_once`.
+    /// `Some` for a HASH or PERCPU_HASH with keys of up to `HashLayout::MAX_KEY`
+    /// bytes, whose lookup is exactly `walk_once` (every probe holds the key as
+    /// its zero-padded words), bucketed by `fast_hash` or, for BPF_F_ZERO_SEED
+    /// maps with keys of up to `MAX_JHASH_KEY` bytes, the kernel's jhash
+    /// (`Map::bucket`). LRU maps have none: their hits set the element's
+    /// reference bit.
     pub fn hash_layout(&self) -> Option<HashLayout> {
         let ncpus = match self.kind {
             Kind::Hash => 0,
             Kind::PercpuHash => self.ncpus,
             _ => return None,
         };
-        if self.jhash || !matches!(self.key_size, 4 | 8) {
+        if !(1..=HashLayout::MAX_KEY).contains(&self.key_size) {
             return None;
         }
+        let (hash, hash_init) = if self.jhash {
+            // jhash adds the little-endian word of a partial last word's bytes,
+            // which is the word the store holds only on little-endian machines.
+            if self.key_size > HashLayout::MAX_JHASH_KEY
+                || (!self.key_size.is_multiple_of(4) && cfg!(target_endian = "big"))
+            {
+                return None;
+            }
+            (BucketHash::Jhash, jhash_init(self.key_size, self.seed))
+        } else {
+            (BucketHash::Fast, fast_init(self.key_size, self.seed))
+        };
         Some(HashLayout {
             buckets: self.buckets,
             bucket_mask: self.bucket_mask,
@@ -1830,8 +1929,10 @@ impl Map {
             nelems: self.nelems,
             key_off: self.key_off as u32,
             value_off: self.value_off as u32,
-            key_words: self.key_size / 4,
-            hash_init: fast_init(self.key_size, self.seed),
+            key_size: self.key_size,
+            key_words: self.key_size.div_ceil(4),
+            hash,
+            hash_init,
             ncpus,
             vstride: self.vstride as u32,
         })
@@ -1944,30 +2045,48 @@ fn jhash_mix(a: &mut u32, b: &mut u32, c: &mut u32) {
     *b = b.wrapping_add(*a);
 }
 
-#[inline(always)]
-fn jhash_final(a: &mut u32, b: &mut u32, c: &mut u32) {
-    *c ^= *b;
-    *c = c.wrapping_sub(rol(*b, 14));
-    *a ^= *c;
-    *a = a.wrapping_sub(rol(*c, 11));
-    *b ^= *a;
-    *b = b.wrapping_sub(rol(*a, 25));
-    *c ^= *b;
-    *c = c.wrapping_sub(rol(*b, 16));
-    *a ^= *c;
-    *a = a.wrapping_sub(rol(*c, 4));
-    *b ^= *a;
-    *b = b.wrapping_sub(rol(*a, 14));
-    *c ^= *b;
-    *c = c.wrapping_sub(rol(*b, 24));
+/// The constants of the kernel's jhash (include/linux/jhash.h) as far as the
+/// bucket hash of BPF_F_ZERO_SEED maps with keys of 1 to 4 or 8 bytes needs
+/// them: the one definition both this crate and code generators emitting the
+/// hash inline (see [`HashLayout`]) use.
+pub mod jhash_consts {
+    /// `JHASH_INITVAL`: the state before the key is `INITVAL + key length + seed`.
+    pub const INITVAL: u32 = 0xdead_beef;
+    /// `__jhash_final(a, b, c)` over the state `s = [a, b, c]`: for each `(x, y,
+    /// r)` in order, `s[x] ^= s[y]; s[x] -= s[y].rotate_left(r)`; the hash is `c`.
+    pub const FINAL: [(usize, usize, u32); 7] = [
+        (2, 1, 14),
+        (0, 2, 11),
+        (1, 0, 25),
+        (2, 1, 16),
+        (0, 2, 4),
+        (1, 0, 14),
+        (2, 1, 24),
+    ];
 }
 
-const JHASH_INITVAL: u32 = 0xdeadbeef;
+#[inline(always)]
+fn jhash_final(a: &mut u32, b: &mut u32, c: &mut u32) {
+    let mut s = [*a, *b, *c];
+    for (x, y, r) in jhash_consts::FINAL {
+        s[x] ^= s[y];
+        s[x] = s[x].wrapping_sub(rol(s[y], r));
+    }
+    [*a, *b, *c] = s;
+}
+
+const JHASH_INITVAL: u32 = jhash_consts::INITVAL;
+
+/// jhash's state before a key of `len` bytes hashed with `seed`.
+#[inline(always)]
+pub(crate) fn jhash_init(len: u32, seed: u32) -> u32 {
+    JHASH_INITVAL.wrapping_add(len).wrapping_add(seed)
+}
 
 /// The kernel's jhash_1word: jhash2 of one word, without the slice.
 #[inline(always)]
 pub(crate) fn jhash_1word(w: u32, initval: u32) -> u32 {
-    let init = JHASH_INITVAL.wrapping_add(4).wrapping_add(initval);
+    let init = jhash_init(4, initval);
     let (mut a, mut b, mut c) = (init.wrapping_add(w), init, init);
     jhash_final(&mut a, &mut b, &mut c);
     c
@@ -1976,7 +2095,7 @@ pub(crate) fn jhash_1word(w: u32, initval: u32) -> u32 {
 /// The kernel's jhash_2words: jhash2 of two words, without the slice.
 #[inline(always)]
 pub(crate) fn jhash_2words(w0: u32, w1: u32, initval: u32) -> u32 {
-    let init = JHASH_INITVAL.wrapping_add(8).wrapping_add(initval);
+    let init = jhash_init(8, initval);
     let (mut a, mut b, mut c) = (init.wrapping_add(w0), init.wrapping_add(w1), init);
     jhash_final(&mut a, &mut b, &mut c);
     c
@@ -3052,5 +3171,141 @@ mod tests {
             panic!("{err:?}");
         };
         assert!(what.contains("repeated"), "{what}");
+    }
+
+    /// `HashLayout` followed to the letter in Rust, as generated code follows it:
+    /// for HASH and PERCPU_HASH, with and without BPF_F_ZERO_SEED, keys of 1 to 20,
+    /// 32, 40 and 64 bytes (up to 12 with BPF_F_ZERO_SEED; read from a buffer whose
+    /// bytes after the key are not zero), the bucket is `Map::bucket`'s and the walk
+    /// finds the value `prog_lookup` finds, or misses where it misses; longer keys
+    /// and LRU maps have no layout.
+    #[test]
+    fn hash_layout_describes_the_lookup() {
+        let s = store(2);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for t in [BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH] {
+            for flags in [0, BPF_F_ZERO_SEED] {
+                for key_size in (1u32..=20).chain([32, 40, 64]) {
+                    let def = MapDef {
+                        key_size,
+                        ..hdef(t, 32, flags)
+                    };
+                    let m = s.create_map(&def).expect("map");
+                    let Some(l) = m.hash_layout() else {
+                        assert!(flags != 0 && key_size > 12, "{t} {flags:#x} {key_size}");
+                        continue;
+                    };
+                    let what = format!("type {t} flags {flags:#x} key size {key_size}");
+                    let keys: Vec<Vec<u8>> = (0..64)
+                        .map(|_| (0..8).flat_map(|_| rand().to_ne_bytes()).collect())
+                        .collect();
+                    for key in &keys[..32] {
+                        let _ = m.update(
+                            &key[..key_size as usize],
+                            &vec![1u8; m.user_value_size()],
+                            BPF_ANY,
+                        );
+                    }
+                    // Per-CPU: worker 1's slot.
+                    let cpu = u32::from(l.ncpus > 0);
+                    let mut hits = 0;
+                    for key in &keys {
+                        let mut buf = [0xa5u8; 72];
+                        buf[..key_size as usize].copy_from_slice(&key[..key_size as usize]);
+                        let mut w = [0u32; 16];
+                        for ld in l.key_loads() {
+                            let b = &buf[ld.off as usize..(ld.off + ld.bytes) as usize];
+                            let mut v = [0u8; 4];
+                            v[..b.len()].copy_from_slice(b);
+                            let v = match ld.bytes {
+                                1 => u32::from(v[0]),
+                                2 => u32::from(u16::from_ne_bytes([v[0], v[1]])),
+                                _ => u32::from_ne_bytes(v),
+                            };
+                            w[ld.word as usize] |= v << ld.shift;
+                        }
+                        let words = &w[..l.key_words as usize];
+                        let h = match l.hash {
+                            BucketHash::Fast => {
+                                let mut h = l.hash_init;
+                                for &x in words {
+                                    h = ((h ^ x).wrapping_mul(fh::WORD_MUL))
+                                        .rotate_left(fh::WORD_ROT);
+                                }
+                                h ^= h >> fh::FIN_SHIFT[0];
+                                h = h.wrapping_mul(fh::FIN_MUL[0]);
+                                h ^= h >> fh::FIN_SHIFT[1];
+                                h = h.wrapping_mul(fh::FIN_MUL[1]);
+                                h ^ (h >> fh::FIN_SHIFT[2])
+                            }
+                            BucketHash::Jhash => {
+                                let mut st = [l.hash_init; 3];
+                                for (i, &x) in words.iter().enumerate() {
+                                    st[i] = st[i].wrapping_add(x);
+                                }
+                                for (x, y, r) in jhash_consts::FINAL {
+                                    st[x] = (st[x] ^ st[y]).wrapping_sub(st[y].rotate_left(r));
+                                }
+                                st[2]
+                            }
+                        };
+                        let b = h & l.bucket_mask;
+                        assert_eq!(b, key_bucket(&m, &key[..key_size as usize]), "{what}");
+                        // The walk (quiet map: no restarts).
+                        // SAFETY: every address below is inside the map's buckets and
+                        // elements: b <= bucket_mask, idx < nelems.
+                        let found = unsafe {
+                            let mut link = load_u32(l.buckets.wrapping_add(4 * b as usize));
+                            let mut found = std::ptr::null_mut::<u8>();
+                            loop {
+                                let idx = (link >> 2).wrapping_sub(1);
+                                if link & HashLayout::TAG_MASK != 0 || idx >= l.nelems {
+                                    assert!(link == 0 || link == HashLayout::nulls(b), "{what}");
+                                    break;
+                                }
+                                let e = l.elems.wrapping_add((idx * l.elem_size) as usize);
+                                let same = (0..l.key_words).all(|i| {
+                                    load_u32(e.wrapping_add((l.key_off + 4 * i) as usize))
+                                        == w[i as usize]
+                                });
+                                if same {
+                                    let v = l.value_off + cpu * l.vstride;
+                                    found = e.wrapping_add(v as usize) as *mut u8;
+                                    break;
+                                }
+                                link = load_u32(e);
+                            }
+                            found
+                        };
+                        // SAFETY: buf holds key_size bytes.
+                        let want = unsafe { m.prog_lookup(buf.as_ptr(), cpu) };
+                        assert_eq!(found, want, "{what}");
+                        hits += u32::from(!found.is_null());
+                    }
+                    assert!((16..64).contains(&hits), "{what}: {hits} hits, some misses");
+                }
+            }
+        }
+        for (t, flags, key_size) in [
+            (BPF_MAP_TYPE_HASH, 0, 65),
+            (BPF_MAP_TYPE_HASH, 0, 256),
+            (BPF_MAP_TYPE_HASH, BPF_F_ZERO_SEED, 13),
+            (BPF_MAP_TYPE_LRU_HASH, 0, 4),
+            (BPF_MAP_TYPE_LRU_PERCPU_HASH, 0, 4),
+        ] {
+            let m = s
+                .create_map(&MapDef {
+                    key_size,
+                    ..hdef(t, 8, flags)
+                })
+                .expect("map");
+            assert!(m.hash_layout().is_none(), "type {t} key size {key_size}");
+        }
     }
 }

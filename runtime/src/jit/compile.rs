@@ -1023,41 +1023,96 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.call_shim(f as *const (), self.map_lookup_sig, &[mv, key, cpu], false)
     }
 
-    /// `bpf_map_lookup_elem` of a HASH or PERCPU_HASH map with 4- or 8-byte keys
-    /// hashed by the store's `fast_hash` and a proven key in r2, inline: the
-    /// lock-free walk `maps::HashLayout` describes (the map's `walk_once`), with the
-    /// hash's constants from `maps::fast_hash_consts`. Everything read from the store
-    /// is checked before it is used as an address: bucket and stripe come from the
-    /// key's hash masked by the map's definition, every element index decoded from a
-    /// link is compared with `nelems`, and the walk stops after `nelems` elements.
+    /// `bpf_map_lookup_elem` of a HASH or PERCPU_HASH map with a key of up to
+    /// `maps::HashLayout::MAX_KEY` bytes and a proven key in r2, inline: the lock-free
+    /// walk `maps::HashLayout` describes (the map's `walk_once`), the key words read
+    /// by the layout's `key_loads`, bucketed by its `hash` (the store's `fast_hash`, constants from
+    /// `maps::fast_hash_consts`, or the kernel's jhash of BPF_F_ZERO_SEED maps, from
+    /// `maps::jhash_consts`). Everything read from the store is checked before it is
+    /// used as an address: bucket and stripe come from the key's hash masked by the
+    /// map's definition, every element index decoded from a link is compared with
+    /// `nelems`, and the walk stops after `nelems` elements.
     /// A hit gives the value's address, a miss in a quiet bucket null; every other
     /// end (a writer changed the chain, a corrupt link, the step bound) asks the
     /// map's own lookup (`map_lookup_direct`), which restarts or reports the
     /// miss. The loads of store memory are atomic loads in program order, as the
     /// map's acquire loads and fence.
     fn inline_hash_lookup(&mut self, l: maps::HashLayout, m: &BoundMap) -> Value {
-        use maps::fast_hash_consts as fh;
         let key = self.r(2);
         let shared = MemFlagsData::new().with_notrap().with_aligned();
-        let words: Vec<Value> = (0..l.key_words as i32)
-            .map(|i| self.b.ins().load(I32, mflags(), key, 4 * i))
-            .collect();
-        let mut h = self.b.ins().iconst(I32, l.hash_init as i64);
-        for &w in &words {
-            let x = self.b.ins().bxor(h, w);
-            let x = self.b.ins().imul_imm_u(x, fh::WORD_MUL as i64);
-            h = self.b.ins().rotl_imm_u(x, fh::WORD_ROT as i64);
+        // The key words, as the store holds them (`HashLayout::key_loads`).
+        let mut words: Vec<Option<Value>> = vec![None; l.key_words as usize];
+        for ld in l.key_loads() {
+            let off = ld.off as i32;
+            let v = match ld.bytes {
+                1 => self.b.ins().uload8(I32, mflags(), key, off),
+                2 => self.b.ins().uload16(I32, mflags(), key, off),
+                _ => self.b.ins().load(I32, mflags(), key, off),
+            };
+            let v = if ld.shift != 0 {
+                self.b.ins().ishl_imm_u(v, ld.shift as i64)
+            } else {
+                v
+            };
+            let w = &mut words[ld.word as usize];
+            *w = Some(match *w {
+                None => v,
+                Some(prev) => self.b.ins().bor(prev, v),
+            });
         }
-        for i in 0..2 {
-            let s = self.b.ins().ushr_imm_u(h, fh::FIN_SHIFT[i] as i64);
-            let x = self.b.ins().bxor(h, s);
-            h = self.b.ins().imul_imm_u(x, fh::FIN_MUL[i] as i64);
-        }
-        let s = self.b.ins().ushr_imm_u(h, fh::FIN_SHIFT[2] as i64);
-        let h = self.b.ins().bxor(h, s);
+        // A layout without key words, with a word no load makes, or with more
+        // words than its hash takes (none the maps crate gives): the map's own
+        // lookup.
+        // jhash hashes at most three words with its final mix alone.
+        let most = match l.hash {
+            maps::BucketHash::Fast => usize::MAX,
+            maps::BucketHash::Jhash => 3,
+        };
+        let words = match words.into_iter().collect::<Option<Vec<Value>>>() {
+            Some(w) if !w.is_empty() && w.len() <= most => w,
+            _ => return self.map_lookup_direct(m, key),
+        };
+        let h = match l.hash {
+            maps::BucketHash::Fast => {
+                use maps::fast_hash_consts as fh;
+                let mut h = self.b.ins().iconst(I32, l.hash_init as i64);
+                for &w in &words {
+                    let x = self.b.ins().bxor(h, w);
+                    let x = self.b.ins().imul_imm_u(x, fh::WORD_MUL as i64);
+                    h = self.b.ins().rotl_imm_u(x, fh::WORD_ROT as i64);
+                }
+                for i in 0..2 {
+                    let s = self.b.ins().ushr_imm_u(h, fh::FIN_SHIFT[i] as i64);
+                    let x = self.b.ins().bxor(h, s);
+                    h = self.b.ins().imul_imm_u(x, fh::FIN_MUL[i] as i64);
+                }
+                let s = self.b.ins().ushr_imm_u(h, fh::FIN_SHIFT[2] as i64);
+                self.b.ins().bxor(h, s)
+            }
+            maps::BucketHash::Jhash => {
+                // a = init + w0, b = init (+ w1), c = init; then __jhash_final.
+                let init = self.b.ins().iconst(I32, l.hash_init as i64);
+                let mut st = [init; 3];
+                for (i, &w) in words.iter().enumerate() {
+                    st[i] = self.b.ins().iadd(init, w);
+                }
+                for (x, y, r) in maps::jhash_consts::FINAL {
+                    let t = self.b.ins().bxor(st[x], st[y]);
+                    let rot = self.b.ins().rotl_imm_u(st[y], r as i64);
+                    st[x] = self.b.ins().isub(t, rot);
+                }
+                st[2]
+            }
+        };
         let bkt = self.b.ins().band_imm_u(h, l.bucket_mask as i64);
         let bkt64 = self.b.ins().uextend(I64, bkt);
-        let stripe = self.b.ins().band_imm_u(bkt64, l.stripe_mask as i64);
+        // The stripe `b & stripe_mask`: `b` itself when the mask keeps every bit a
+        // bucket can have.
+        let stripe = if l.stripe_mask & l.bucket_mask == l.bucket_mask {
+            bkt64
+        } else {
+            self.b.ins().band_imm_u(bkt64, l.stripe_mask as i64)
+        };
         let soff = self
             .b
             .ins()
@@ -1065,7 +1120,8 @@ impl<'a, 'b> Tx<'a, 'b> {
         let seq_base = l.stripes as usize as i64 + maps::HashLayout::STRIPE_SEQ as i64;
         let seq_addr = self.b.ins().iadd_imm_s(soff, seq_base);
         let seq = self.b.ins().atomic_load(I32, shared, seq_addr);
-        let hoff = self.b.ins().imul_imm_u(bkt64, 4);
+        // 4 bytes per head: a shift the address mode takes as its scale.
+        let hoff = self.b.ins().ishl_imm_u(bkt64, 2);
         let head_addr = self.b.ins().iadd_imm_s(hoff, l.buckets as usize as i64);
         let head = self.b.ins().atomic_load(I32, shared, head_addr);
 
@@ -1087,42 +1143,43 @@ impl<'a, 'b> Tx<'a, 'b> {
             .ins()
             .jump(walk, &[BlockArg::Value(head), BlockArg::Value(zero32)]);
 
-        // walk(link, steps): an element link in range, or the end.
+        // walk(link, steps): an element link in range, or the end. The link's two
+        // tag bits are rotated into the top of its 64-bit zero extension, so that
+        // one unsigned compare with nelems stops at a non-element link (its rotated
+        // value is at least 2^62), at link 0 (-1) and at an index out of range; for
+        // an element link the value is `(link >> 2) - 1`, the element's index.
         self.b.switch_to_block(walk);
         let (link, steps) = (self.b.block_params(walk)[0], self.b.block_params(walk)[1]);
-        let idx = self.b.ins().ushr_imm_u(link, 2);
-        let idx = self.b.ins().iadd_imm_s(idx, -1);
-        let tag = self
-            .b
-            .ins()
-            .band_imm_u(link, maps::HashLayout::TAG_MASK as i64);
-        let not_elem = self.b.ins().icmp_imm_u(IntCC::NotEqual, tag, 0);
-        let out = self
-            .b
-            .ins()
-            .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, idx, l.nelems as i64);
-        let stop = self.b.ins().bor(not_elem, out);
+        debug_assert_eq!(maps::HashLayout::TAG_MASK, 3);
+        let link64 = self.b.ins().uextend(I64, link);
+        let rot = self.b.ins().rotr_imm_u(link64, 2);
+        let idx64 = self.b.ins().iadd_imm_s(rot, -1);
+        let stop =
+            self.b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, idx64, l.nelems as i64);
         self.b
             .ins()
             .brif(stop, end, &[BlockArg::Value(link)], elem, &[]);
 
-        // elem: idx < nelems; compare its key.
+        // elem: idx < nelems; compare its key, word by word.
         self.enter(elem);
-        let idx64 = self.b.ins().uextend(I64, idx);
         let eoff = self.b.ins().imul_imm_u(idx64, l.elem_size as i64);
         let e = self.b.ins().iadd_imm_s(eoff, l.elems as usize as i64);
-        let mut eq = None;
         for (i, &w) in words.iter().enumerate() {
             let ka = self.b.ins().iadd_imm_s(e, l.key_off as i64 + 4 * i as i64);
             let k = self.b.ins().atomic_load(I32, shared, ka);
             let same = self.b.ins().icmp(IntCC::Equal, k, w);
-            eq = Some(match eq {
-                None => same,
-                Some(prev) => self.b.ins().band(prev, same),
-            });
+            if i + 1 == words.len() {
+                self.b
+                    .ins()
+                    .brif(same, hit, &[BlockArg::Value(e)], next, &[]);
+            } else {
+                let more = self.b.create_block();
+                self.b.ins().brif(same, more, &[], next, &[]);
+                self.enter(more);
+            }
         }
-        let eq = eq.expect("one or two key words");
-        self.b.ins().brif(eq, hit, &[BlockArg::Value(e)], next, &[]);
 
         // next: follow the element's link, at most nelems elements.
         self.enter(next);
@@ -1141,10 +1198,14 @@ impl<'a, 'b> Tx<'a, 'b> {
         );
         self.b.seal_block(walk);
 
-        // end(link): a true miss only at this bucket's end, with its stripe quiet.
+        // end(link): a true miss only at this bucket's end (link 0 or nulls(b)),
+        // with its stripe quiet (seq even and unchanged).
         self.enter(end);
         let link = self.b.block_params(end)[0];
-        let is_zero = self.b.ins().icmp_imm_u(IntCC::Equal, link, 0);
+        let not_zero = self.b.create_block();
+        let quiet = self.b.create_block();
+        self.b.ins().brif(link, not_zero, &[], quiet, &[]);
+        self.enter(not_zero);
         let nb = self.b.ins().ishl_imm_u(bkt, 2);
         let nulls = self.b.ins().bor_imm_u(nb, 1);
         // nulls(b), as `maps::HashLayout::nulls` computes it.
@@ -1153,17 +1214,16 @@ impl<'a, 'b> Tx<'a, 'b> {
             (l.bucket_mask << 2) | 1
         );
         let is_nulls = self.b.ins().icmp(IntCC::Equal, link, nulls);
-        let at_end = self.b.ins().bor(is_zero, is_nulls);
+        self.b.ins().brif(is_nulls, quiet, &[], slow, &[]);
+        self.enter(quiet);
         let seq2 = self.b.ins().atomic_load(I32, shared, seq_addr);
-        let same = self.b.ins().icmp(IntCC::Equal, seq2, seq);
-        let low = self.b.ins().band_imm_u(seq, 1);
-        let even = self.b.ins().icmp_imm_u(IntCC::Equal, low, 0);
-        let quiet = self.b.ins().band(same, even);
-        let miss = self.b.ins().band(at_end, quiet);
+        let changed = self.b.ins().bxor(seq2, seq);
+        let odd = self.b.ins().band_imm_u(seq, 1);
+        let unquiet = self.b.ins().bor(changed, odd);
         let null = self.b.ins().iconst(I64, 0);
         self.b
             .ins()
-            .brif(miss, done, &[BlockArg::Value(null)], slow, &[]);
+            .brif(unquiet, slow, &[], done, &[BlockArg::Value(null)]);
 
         // hit(e): the value (per-CPU: the run's worker's slot, null without one).
         self.enter(hit);

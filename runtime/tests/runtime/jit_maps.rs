@@ -226,29 +226,32 @@ fn a_value_pointer_kept_across_an_update_reads_the_old_value() {
     assert_eq!(all_paths(&build), Ok(5 | 6 << 8));
 }
 
-/// The JIT's inline hash lookup (HASH and PERCPU_HASH with 4- and 8-byte keys, a map
-/// and key the analysis proved) against `Map::lookup` and the interpreter: a map
-/// filled to capacity with as many buckets as entries (so chains of several elements:
-/// collisions), then entries deleted and other keys inserted into the freed elements,
-/// and lookups of present, deleted and never-inserted keys after each change.
-#[test]
-fn inline_hash_lookup_agrees_with_map_lookup() {
-    use runtime::maptable::types::{HASH, PERCPU_HASH};
-    // key = the packet's first key_size bytes; r0 = the value's first 8 bytes (the
-    // run's worker's slot), 0 on a miss (every stored value is odd).
+/// Key sizes of the inline lookup tests: every length of a partial last word, whole
+/// words, and the longest key looked up inline.
+const KEY_SIZES: [u32; 14] = [1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 16, 20, 40, 64];
+
+/// Bytes of the packet `hash_lookup_program` copies to its key on the stack.
+const KEY_COPY: i32 = 64;
+
+/// key = the packet's first key_size bytes (the packet's first `KEY_COPY` bytes
+/// copied to the stack); r0 = the value's first 8 bytes (the run's worker's slot), 0
+/// on a miss (every value the tests store is odd).
+fn hash_lookup_program() -> Vec<RawInsn> {
     let mut insns = vec![
-        raw(0x61, 6, 1, 0, 0),  // r6 = data
-        raw(0x61, 7, 1, 4, 0),  // r7 = data_end
-        raw(0xbf, 8, 6, 0, 0),  // r8 = data
-        raw(0x07, 8, 0, 0, 8),  // r8 += 8
-        raw(0x2d, 8, 7, 10, 0), // if r8 > r7 goto miss
-        raw(0x79, 3, 6, 0, 0),  // r3 = *(u64 *)data
-        raw(0x7b, 10, 3, -8, 0),
+        raw(0x61, 6, 1, 0, 0),                       // r6 = data
+        raw(0x61, 7, 1, 4, 0),                       // r7 = data_end
+        raw(0xbf, 8, 6, 0, 0),                       // r8 = data
+        raw(0x07, 8, 0, 0, KEY_COPY),                // r8 += KEY_COPY
+        raw(0x2d, 8, 7, 8 + KEY_COPY as i16 / 4, 0), // if r8 > r7 goto miss
     ];
+    for i in 0..KEY_COPY as i16 / 8 {
+        insns.push(raw(0x79, 3, 6, 8 * i, 0)); // r3 = *(u64 *)(data + 8i)
+        insns.push(raw(0x7b, 10, 3, 8 * i - KEY_COPY as i16, 0));
+    }
     insns.extend(ld_map(1, 0));
     insns.extend([
         raw(0xbf, 2, 10, 0, 0),
-        raw(0x07, 2, 0, 0, -8),
+        raw(0x07, 2, 0, 0, -KEY_COPY),
         raw(0x85, 0, 0, 0, 1),
         raw(0x15, 0, 0, 2, 0), // if r0 == 0 goto miss
         raw(0x79, 0, 0, 0, 0),
@@ -256,7 +259,141 @@ fn inline_hash_lookup_agrees_with_map_lookup() {
         raw(0xb7, 0, 0, 0, 0), // miss:
         raw(0x95, 0, 0, 0, 0),
     ]);
+    insns
+}
+
+/// xdp_counter.o with its one map made a `map_type` with `map_flags`, `key_size`-byte
+/// keys, 8-byte values and `max_entries`, and the program `insns` in place of its own.
+fn hash_object(
+    store: &maps::Store,
+    map_type: u32,
+    map_flags: u32,
+    key_size: u32,
+    max_entries: u32,
+    insns: &[RawInsn],
+) -> LoadedObject {
     let bytes = std::fs::read(bpf_progs::object("xdp_counter")).unwrap();
+    let mut obj = loader::Object::parse(&bytes).unwrap();
+    let spec = &mut obj.maps[0];
+    spec.map_type = map_type;
+    spec.map_flags = map_flags;
+    spec.key_size = key_size;
+    spec.value_size = 8;
+    spec.max_entries = max_entries;
+    spec.btf_key_type_id = 0;
+    spec.btf_value_type_id = 0;
+    let loaded = LoadedObject::load(&obj, store).unwrap();
+    let prepared = runtime::program::prepare("p", "xdp", insns, &[], &loaded.maps).unwrap();
+    LoadedObject {
+        maps: loaded.maps,
+        programs: vec![prepared],
+        rejected: Vec::new(),
+        all_programs: Vec::new(),
+    }
+}
+
+/// The inline hash lookup on a store whose chains another process corrupted: every
+/// bucket head, and the link of each bucket's first element, in turn set to an index
+/// just past the elements, one 2^29 elements past them (a wild address were it not
+/// checked), a free-list, nulls or tag-3 link to a live element, another bucket's
+/// nulls marker, and the element itself (a cycle). Every key's JIT lookup must end
+/// (no crash, no endless walk) with the interpreter's and `Map::lookup`'s answer:
+/// a link out of range is a miss, a free-list link or a foreign end asks the map's
+/// own lookup (which gives up after its restarts), a cycle is cut after `nelems`.
+/// (Maps of 16 and 4096 entries: as many lock stripes as buckets, and fewer.)
+#[test]
+fn inline_hash_lookup_survives_corrupt_links() {
+    use runtime::maptable::types::HASH;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let insns = hash_lookup_program();
+    for (key_size, max_entries) in [(2u32, 16), (4, 16), (8, 16), (4, 4096)] {
+        let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
+        let custom = hash_object(&store, HASH, 0, key_size, max_entries, &insns);
+        let jit = JitObject::compile(&custom, &JitOptions::default()).unwrap();
+        let map = &custom.maps.get(0).unwrap().map;
+        let l = map.hash_layout().expect("inline");
+        let key_of = |x: u64| (x * 0x0101_0101 + 3).to_ne_bytes()[..key_size as usize].to_vec();
+        for x in 0..12u64 {
+            map.update(&key_of(x), &(2 * x + 1).to_ne_bytes(), 0)
+                .unwrap();
+        }
+        let at = |p: *const u8| {
+            // SAFETY: every address passed is a 4-aligned u32 inside the map's buckets
+            // or its elements (an index below nelems), memory of the store that lives
+            // as long as `store`, only ever accessed atomically.
+            unsafe { AtomicU32::from_ptr(p as *mut u32) }
+        };
+        let head = |b: u32| at(l.buckets.wrapping_add(4 * b as usize));
+        let next_of = |link: u32| {
+            let idx = (link >> 2) - 1;
+            assert!(link & 3 == 0 && idx < l.nelems, "a sound link {link:#x}");
+            at(l.elems.wrapping_add((idx * l.elem_size) as usize))
+        };
+        let mut vm = Vm::new(0);
+        let mut check = |what: &str| {
+            for x in 0..24u64 {
+                let key = key_of(x);
+                let mut out = [0u8; 8];
+                let want = map
+                    .lookup(&key, &mut out)
+                    .map_or(0, |()| u64::from_ne_bytes(out));
+                let mut frame = [0xeeu8; 64];
+                frame[..key.len()].copy_from_slice(&key);
+                let mut pkt = Packet::new(&frame).unwrap();
+                let got = jit.run(&mut vm, 0, &mut pkt).unwrap();
+                let mut pkt = Packet::new(&frame).unwrap();
+                let interp = custom.run(&mut vm, 0, &mut pkt).unwrap();
+                assert_eq!(
+                    (got, interp),
+                    (want, want),
+                    "key size {key_size}, {what}, key {x}"
+                );
+            }
+        };
+        check("sound");
+        let mut corrupted = 0;
+        for b in 0..=l.bucket_mask {
+            let first = head(b).load(Ordering::Relaxed);
+            if first == 0 || first & 3 != 0 {
+                continue;
+            }
+            let live = first & !3;
+            let bad = [
+                (l.nelems + 1) << 2,
+                ((1 << 29) + 1) << 2,
+                live | 1,
+                live | 2,
+                live | 3,
+                maps::HashLayout::nulls(b ^ 1),
+            ];
+            for (slot, name) in [(head(b), "head"), (next_of(first), "next")] {
+                let keep = slot.load(Ordering::Relaxed);
+                let cycle = if name == "next" { Some(first) } else { None };
+                for v in bad.into_iter().chain(cycle) {
+                    slot.store(v, Ordering::Relaxed);
+                    check(&format!("bucket {b} {name} {v:#x}"));
+                    corrupted += 1;
+                }
+                slot.store(keep, Ordering::Relaxed);
+            }
+        }
+        assert!(corrupted >= 6 * 2 * 4, "{corrupted} corruptions");
+        check("restored");
+    }
+}
+
+/// The JIT's inline hash lookup (HASH and PERCPU_HASH with keys of 1 to 64 bytes,
+/// bucketed by the store's hash or, BPF_F_ZERO_SEED (up to 12 bytes), the kernel's
+/// jhash; a map and key the analysis proved) against `Map::lookup` and the
+/// interpreter: a map
+/// filled to capacity with as many buckets as entries (so chains of several elements:
+/// collisions), then entries deleted and other keys inserted into the freed elements,
+/// and lookups of present, deleted and never-inserted keys after each change. The
+/// bytes after the key are never zero, so a key read past its size is seen.
+#[test]
+fn inline_hash_lookup_agrees_with_map_lookup() {
+    use runtime::maptable::types::{HASH, PERCPU_HASH};
+    let insns = hash_lookup_program();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut rand = move || {
         seed ^= seed << 13;
@@ -264,32 +401,37 @@ fn inline_hash_lookup_agrees_with_map_lookup() {
         seed ^= seed << 17;
         seed
     };
-    for (map_type, key_size) in [(HASH, 4), (HASH, 8), (PERCPU_HASH, 4), (PERCPU_HASH, 8)] {
-        let mut obj = loader::Object::parse(&bytes).unwrap();
-        let spec = &mut obj.maps[0];
-        spec.map_type = map_type;
-        spec.key_size = key_size;
-        spec.value_size = 8;
-        spec.max_entries = 64;
-        spec.btf_key_type_id = 0;
-        spec.btf_value_type_id = 0;
+    let cases = [HASH, PERCPU_HASH].into_iter().flat_map(|t| {
+        [0, isa::uapi::BPF_F_ZERO_SEED]
+            .into_iter()
+            .flat_map(move |flags| KEY_SIZES.into_iter().map(move |k| (t, flags, k)))
+    });
+    for (map_type, flags, key_size) in cases {
         let store = maps::Store::anonymous(maps::StoreOptions::default()).unwrap();
-        let loaded = LoadedObject::load(&obj, &store).unwrap();
-        let prepared = runtime::program::prepare("p", "xdp", &insns, &[], &loaded.maps).unwrap();
-        let custom = LoadedObject {
-            maps: loaded.maps,
-            programs: vec![prepared],
-            rejected: Vec::new(),
-            all_programs: Vec::new(),
-        };
+        let custom = hash_object(&store, map_type, flags, key_size, 64, &insns);
         let jit = JitObject::compile(&custom, &JitOptions::default()).unwrap();
         let map = &custom.maps.get(0).unwrap().map;
+        // Inline: every key size up to 64 bytes, up to 12 with BPF_F_ZERO_SEED
+        // (jhash's final mix alone).
+        let inline = flags == 0 || key_size <= 12;
+        assert_eq!(
+            map.hash_layout().is_some(),
+            inline,
+            "type {map_type} flags {flags:#x} key size {key_size}: inline"
+        );
         let vlen = map.user_value_size();
         let mut vm = Vm::new(0);
-        // Keys from a universe of 160 for a map of 64: hits and misses both.
+        // Keys from a universe of 160 for a map of 64: hits and misses both. Every
+        // byte of a key varies with x.
         let key_of = |x: u64| -> Vec<u8> {
-            let k = x.wrapping_mul(0x0100_0000_0100_0001) ^ 0x5a5a_5a5a_a5a5_a5a5;
-            k.to_ne_bytes()[..key_size as usize].to_vec()
+            let word = |i: u64| {
+                let mut k = (x + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i;
+                k ^= k >> 29;
+                k = k.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                k ^ (k >> 32)
+            };
+            let bytes: Vec<u8> = (0..8).flat_map(|i| word(i).to_ne_bytes()).collect();
+            bytes[..key_size as usize].to_vec()
         };
         let check_all = |vm: &mut Vm| {
             for x in 0..160u64 {
@@ -299,7 +441,7 @@ fn inline_hash_lookup_agrees_with_map_lookup() {
                     Ok(()) => u64::from_ne_bytes(out[..8].try_into().unwrap()),
                     Err(_) => 0,
                 };
-                let mut frame = [0u8; 64];
+                let mut frame = [0xeeu8; 64];
                 frame[..key.len()].copy_from_slice(&key);
                 let mut pkt = Packet::new(&frame).unwrap();
                 let got = jit.run(vm, 0, &mut pkt).unwrap();
@@ -308,7 +450,7 @@ fn inline_hash_lookup_agrees_with_map_lookup() {
                 assert_eq!(
                     (got, interp),
                     (want, want),
-                    "type {map_type}, key size {key_size}, key {x}"
+                    "type {map_type}, flags {flags:#x}, key size {key_size}, key {x}"
                 );
             }
         };
@@ -318,13 +460,10 @@ fn inline_hash_lookup_agrees_with_map_lookup() {
                 .collect()
         };
         // Fill to capacity (E2BIG once full).
-        let mut inserted = 0;
         for x in 0..160u64 {
-            if map.update(&key_of(x), &value(&mut rand), 0).is_ok() {
-                inserted += 1;
-            }
+            let _ = map.update(&key_of(x), &value(&mut rand), 0);
         }
-        assert_eq!(inserted, 64);
+        assert_eq!(map.len(), 64);
         check_all(&mut vm);
         for _round in 0..4 {
             for _ in 0..24 {
@@ -346,26 +485,7 @@ fn inline_hash_lookup_agrees_with_map_lookup() {
 #[test]
 fn inline_hash_lookup_under_concurrent_changes() {
     use runtime::maptable::types::HASH;
-    let mut insns = vec![
-        raw(0x61, 6, 1, 0, 0),
-        raw(0x61, 7, 1, 4, 0),
-        raw(0xbf, 8, 6, 0, 0),
-        raw(0x07, 8, 0, 0, 8),
-        raw(0x2d, 8, 7, 10, 0), // if data + 8 > data_end goto miss
-        raw(0x79, 3, 6, 0, 0),
-        raw(0x7b, 10, 3, -8, 0),
-    ];
-    insns.extend(ld_map(1, 0));
-    insns.extend([
-        raw(0xbf, 2, 10, 0, 0),
-        raw(0x07, 2, 0, 0, -8),
-        raw(0x85, 0, 0, 0, 1),
-        raw(0x15, 0, 0, 2, 0), // if r0 == 0 goto miss
-        raw(0x79, 0, 0, 0, 0),
-        raw(0x95, 0, 0, 0, 0),
-        raw(0xb7, 0, 0, 0, 0), // miss:
-        raw(0x95, 0, 0, 0, 0),
-    ]);
+    let insns = hash_lookup_program();
     let bytes = std::fs::read(bpf_progs::object("xdp_counter")).unwrap();
     let mut obj = loader::Object::parse(&bytes).unwrap();
     let spec = &mut obj.maps[0];
