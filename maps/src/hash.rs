@@ -659,6 +659,34 @@ const fn key_load(off: u32, bytes: u32) -> KeyLoad {
     }
 }
 
+/// What generated code needs to update an existing key's value in place, as
+/// `hash_store_existing` does it ([`Map::hash_update_layout`]): an update with
+/// flags BPF_ANY (0) or BPF_EXIST (2), and for a per-CPU map a worker index below
+/// `lookup.ncpus`, may
+/// 1. read the word at `pid`: when it is 0, go the general way (the map's own
+///    update, which fills it);
+/// 2. hash the key and find its bucket `b` as in [`HashLayout`]'s steps 1-2;
+/// 3. take the stripe lock, the u32 at `lookup.stripes + (b & stripe_mask) *
+///    STRIPE_SIZE`, with one compare-and-swap `0 -> pid` (acquire); when it is
+///    not free, go the general way (which waits, and takes over a lock a dead
+///    writer left);
+/// 4. walk bucket `b` under the lock as in [`HashLayout`]'s step 4 (with every
+///    index checked against `nelems` and at most `nelems` elements); on a hit
+///    store the `value_size` bytes (one aligned word store) at the value
+///    (per-CPU: the worker's slot), then release;
+/// 5. release the lock: when the u32 still holds `pid`, store 0 (release);
+/// 6. on any other end of the walk (the key is not there, a corrupt link, the
+///    bound), release and go the general way, which inserts or reports.
+#[derive(Clone, Copy, Debug)]
+pub struct HashUpdateLayout {
+    /// The lookup's layout.
+    pub lookup: HashLayout,
+    /// 4 or 8.
+    pub value_size: u32,
+    /// The word holding this process's pid, read at each update (0: not known).
+    pub pid: &'static AtomicU32,
+}
+
 impl HashLayout {
     /// The largest key generated code looks up inline (16 words).
     pub const MAX_KEY: u32 = 64;
@@ -1935,6 +1963,28 @@ impl Map {
             hash_init,
             ncpus,
             vstride: self.vstride as u32,
+        })
+    }
+
+    /// What generated code needs to update an existing key in place itself, as
+    /// [`ProgOps::update_in_place`](crate::ProgOps) of this map does (per-CPU: both
+    /// updates): `None` unless this map writes existing keys in place (a
+    /// PERCPU_HASH; a plain HASH with values of at most 8 bytes when
+    /// `no_pointer_survives`, the caller's proof that nothing reads an earlier
+    /// lookup's value pointer after the update, and not BPF_F_ZERO_SEED), the
+    /// value is one word of 4 or 8 bytes, and [`Map::hash_layout`] describes its
+    /// lookup. See [`HashUpdateLayout`] for the protocol.
+    pub fn hash_update_layout(&self, no_pointer_survives: bool) -> Option<HashUpdateLayout> {
+        let lookup = self.hash_layout()?;
+        let in_place = match self.kind {
+            Kind::PercpuHash => true,
+            Kind::Hash => no_pointer_survives && self.value_size <= 8 && !self.jhash,
+            _ => false,
+        };
+        (in_place && matches!(self.value_size, 4 | 8)).then(|| HashUpdateLayout {
+            lookup,
+            value_size: self.value_size,
+            pid: crate::lock::pid_word(),
         })
     }
 

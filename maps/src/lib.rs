@@ -96,7 +96,7 @@ pub use def::*;
 pub use entries::Entry;
 pub use error::{MapError, ObjectError, StoreError, ENOTSUPP};
 pub use fill::{fill_bytes, fill_fits};
-pub use hash::{fast_hash_consts, jhash_consts, BucketHash, HashLayout, KeyLoad};
+pub use hash::{fast_hash_consts, jhash_consts, BucketHash, HashLayout, HashUpdateLayout, KeyLoad};
 pub use layout::{LAYOUT_VERSION, MAGIC, MAP_TABLE_CAP, MIN_STORE_SIZE};
 pub use map::{Map, MapKeys, ValueRegion};
 pub use objects::{

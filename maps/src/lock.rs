@@ -137,6 +137,16 @@ pub(crate) fn my_pid() -> u32 {
     p
 }
 
+/// The word holding this process's cached pid, for generated code that takes a
+/// store lock itself (the JIT's inline hash update): it reads the word at each
+/// use, takes the lock with a compare-and-swap `0 -> pid` only when the word is
+/// not 0, and otherwise calls into this crate, whose [`my_pid`] fills it. The
+/// word is 0 before the first lock this process takes and in a forked child
+/// until it takes one, so a child never takes a lock under its parent's pid.
+pub(crate) fn pid_word() -> &'static AtomicU32 {
+    &PID
+}
+
 /// True when `pid` names no live process (or could not be a pid at all).
 fn owner_is_dead(pid: u32) -> bool {
     let Ok(p) = libc::pid_t::try_from(pid) else {

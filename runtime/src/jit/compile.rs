@@ -928,10 +928,12 @@ impl<'a, 'b> Tx<'a, 'b> {
                 } else {
                     ops.update
                 };
-                let mv = self.b.ins().iconst(I64, &m.map as *const maps::Map as i64);
-                let cpu = self.cpu();
-                let args = vec![mv, self.r(2), self.r(3), self.r(4), cpu];
-                (f as *const (), self.map_update_sig, args, false)
+                let r0 = match m.map.hash_update_layout(fact.update_in_place) {
+                    Some(u) if cfg!(target_arch = "x86_64") => self.inline_hash_update(u, m, f),
+                    _ => self.map_update_direct(m, f),
+                };
+                self.set(0, r0);
+                return;
             }
             (helpers::MAP_LOOKUP_ELEM, Some(m)) => {
                 let mv = self.b.ins().iconst(I64, m as *const _ as usize as i64);
@@ -1037,9 +1039,13 @@ impl<'a, 'b> Tx<'a, 'b> {
     /// map's own lookup (`map_lookup_direct`), which restarts or reports the
     /// miss. The loads of store memory are atomic loads in program order, as the
     /// map's acquire loads and fence.
-    fn inline_hash_lookup(&mut self, l: maps::HashLayout, m: &BoundMap) -> Value {
+    /// The key words of the program's key in r2 as the store holds them
+    /// (`HashLayout::key_loads`), and the key's bucket (`HashLayout` steps 1-2),
+    /// as a u32 and zero-extended; `None` for a layout without key words, with a
+    /// word no load makes or with more words than its hash takes (none the maps
+    /// crate gives): the caller then calls the map's own function.
+    fn hash_bucket(&mut self, l: &maps::HashLayout) -> Option<(Vec<Value>, Value, Value)> {
         let key = self.r(2);
-        let shared = MemFlagsData::new().with_notrap().with_aligned();
         // The key words, as the store holds them (`HashLayout::key_loads`).
         let mut words: Vec<Option<Value>> = vec![None; l.key_words as usize];
         for ld in l.key_loads() {
@@ -1070,7 +1076,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         };
         let words = match words.into_iter().collect::<Option<Vec<Value>>>() {
             Some(w) if !w.is_empty() && w.len() <= most => w,
-            _ => return self.map_lookup_direct(m, key),
+            _ => return None,
         };
         let h = match l.hash {
             maps::BucketHash::Fast => {
@@ -1106,38 +1112,40 @@ impl<'a, 'b> Tx<'a, 'b> {
         };
         let bkt = self.b.ins().band_imm_u(h, l.bucket_mask as i64);
         let bkt64 = self.b.ins().uextend(I64, bkt);
-        // The stripe `b & stripe_mask`: `b` itself when the mask keeps every bit a
-        // bucket can have.
+        Some((words, bkt, bkt64))
+    }
+
+    /// The offset of bucket `bkt64`'s stripe from `l.stripes`: `(b & stripe_mask)
+    /// * STRIPE_SIZE`, without the mask when it keeps every bit a bucket can have.
+    fn stripe_offset(&mut self, l: &maps::HashLayout, bkt64: Value) -> Value {
         let stripe = if l.stripe_mask & l.bucket_mask == l.bucket_mask {
             bkt64
         } else {
             self.b.ins().band_imm_u(bkt64, l.stripe_mask as i64)
         };
-        let soff = self
-            .b
+        self.b
             .ins()
-            .imul_imm_u(stripe, maps::HashLayout::STRIPE_SIZE as i64);
-        let seq_base = l.stripes as usize as i64 + maps::HashLayout::STRIPE_SEQ as i64;
-        let seq_addr = self.b.ins().iadd_imm_s(soff, seq_base);
-        let seq = self.b.ins().atomic_load(I32, shared, seq_addr);
-        // 4 bytes per head: a shift the address mode takes as its scale.
-        let hoff = self.b.ins().ishl_imm_u(bkt64, 2);
-        let head_addr = self.b.ins().iadd_imm_s(hoff, l.buckets as usize as i64);
-        let head = self.b.ins().atomic_load(I32, shared, head_addr);
+            .imul_imm_u(stripe, maps::HashLayout::STRIPE_SIZE as i64)
+    }
 
+    /// The walk of a bucket's chain from `head` (`HashLayout` step 4): jumps to
+    /// `end(link)` at a link that is not an element in range (the chain's end, or
+    /// a corrupt link), to `hit(e)` at the element whose key words equal `words`,
+    /// and to `over` after `nelems` elements. Every index read from the store is
+    /// checked against `nelems` before it becomes an address.
+    fn hash_walk(
+        &mut self,
+        l: &maps::HashLayout,
+        words: &[Value],
+        head: Value,
+        (end, hit, over): (Block, Block, Block),
+    ) {
+        let shared = MemFlagsData::new().with_notrap().with_aligned();
         let walk = self.b.create_block();
         let elem = self.b.create_block();
         let next = self.b.create_block();
-        let end = self.b.create_block();
-        let hit = self.b.create_block();
-        let slow = self.b.create_block();
-        let done = self.b.create_block();
         self.b.append_block_param(walk, I32); // link
         self.b.append_block_param(walk, I32); // elements passed
-        self.b.append_block_param(end, I32); // link
-        self.b.append_block_param(hit, I64); // element address
-        self.b.append_block_param(done, I64);
-        self.b.set_cold_block(slow);
         let zero32 = self.b.ins().iconst(I32, 0);
         self.b
             .ins()
@@ -1185,18 +1193,44 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.enter(next);
         let link2 = self.b.ins().atomic_load(I32, shared, e);
         let steps2 = self.b.ins().iadd_imm_s(steps, 1);
-        let over = self
-            .b
-            .ins()
-            .icmp_imm_u(IntCC::UnsignedGreaterThan, steps2, l.nelems as i64);
+        let stop_walk =
+            self.b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThan, steps2, l.nelems as i64);
         self.b.ins().brif(
+            stop_walk,
             over,
-            slow,
             &[],
             walk,
             &[BlockArg::Value(link2), BlockArg::Value(steps2)],
         );
         self.b.seal_block(walk);
+    }
+
+    fn inline_hash_lookup(&mut self, l: maps::HashLayout, m: &BoundMap) -> Value {
+        let key = self.r(2);
+        let shared = MemFlagsData::new().with_notrap().with_aligned();
+        let Some((words, bkt, bkt64)) = self.hash_bucket(&l) else {
+            return self.map_lookup_direct(m, key);
+        };
+        let soff = self.stripe_offset(&l, bkt64);
+        let seq_base = l.stripes as usize as i64 + maps::HashLayout::STRIPE_SEQ as i64;
+        let seq_addr = self.b.ins().iadd_imm_s(soff, seq_base);
+        let seq = self.b.ins().atomic_load(I32, shared, seq_addr);
+        // 4 bytes per head: a shift the address mode takes as its scale.
+        let hoff = self.b.ins().ishl_imm_u(bkt64, 2);
+        let head_addr = self.b.ins().iadd_imm_s(hoff, l.buckets as usize as i64);
+        let head = self.b.ins().atomic_load(I32, shared, head_addr);
+
+        let end = self.b.create_block();
+        let hit = self.b.create_block();
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(end, I32); // link
+        self.b.append_block_param(hit, I64); // element address
+        self.b.append_block_param(done, I64);
+        self.b.set_cold_block(slow);
+        self.hash_walk(&l, &words, head, (end, hit, slow));
 
         // end(link): a true miss only at this bucket's end (link 0 or nulls(b)),
         // with its stripe quiet (seq even and unchanged).
@@ -1254,6 +1288,137 @@ impl<'a, 'b> Tx<'a, 'b> {
 
         self.enter(done);
         self.b.block_params(done)[0]
+    }
+
+    /// `bpf_map_update_elem` of a map that writes existing keys in place, with the
+    /// key (r2) and value (r3) proven, inline (`maps::HashUpdateLayout`, which
+    /// `hash_store_existing` implements in the maps crate): flags BPF_ANY or
+    /// BPF_EXIST (and, per-CPU, the run's worker below the map's slots), the
+    /// pid known, the stripe lock free at the first compare-and-swap, the key
+    /// found under the lock: its value is written with one word store, the lock
+    /// released, r0 = 0. Everything else (other flags, a lock not free, a miss:
+    /// the insert, a corrupt chain) releases what it took and calls `slow`, the
+    /// map's own update, which has the same semantics.
+    ///
+    /// x86-64 only: there a plain aligned store is an atomic release store (TSO),
+    /// while Cranelift's `atomic_store` adds an `mfence`; `map_update_direct`
+    /// elsewhere.
+    fn inline_hash_update(
+        &mut self,
+        u: maps::HashUpdateLayout,
+        m: &BoundMap,
+        slow: maps::UpdateFn,
+    ) -> Value {
+        let l = u.lookup;
+        let shared = MemFlagsData::new().with_notrap().with_aligned();
+        let (value, flags) = (self.r(3), self.r(4));
+        let Some((words, _bkt, bkt64)) = self.hash_bucket(&l) else {
+            return self.map_update_direct(m, slow);
+        };
+        let slow_blk = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        self.b.set_cold_block(slow_blk);
+        // BPF_ANY (0) or BPF_EXIST (2): `flags & !2 == 0`.
+        let other = self.b.ins().band_imm_u(flags, !2i64);
+        let flags_ok = self.b.create_block();
+        self.b.ins().brif(other, slow_blk, &[], flags_ok, &[]);
+        self.enter(flags_ok);
+        let cpu = if l.ncpus > 0 {
+            let cpu = self
+                .b
+                .ins()
+                .uload32(MemFlagsData::trusted(), self.ctx, tr::OFF_CPU);
+            let out =
+                self.b
+                    .ins()
+                    .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, cpu, l.ncpus as i64);
+            let cpu_ok = self.b.create_block();
+            self.b.ins().brif(out, slow_blk, &[], cpu_ok, &[]);
+            self.enter(cpu_ok);
+            Some(cpu)
+        } else {
+            None
+        };
+        // The pid (0 until this process's first lock: the map's own update fills it).
+        let pid_addr = self.b.ins().iconst(I64, u.pid.as_ptr() as usize as i64);
+        let pid = self.b.ins().atomic_load(I32, shared, pid_addr);
+        let pid_ok = self.b.create_block();
+        self.b.ins().brif(pid, pid_ok, &[], slow_blk, &[]);
+        self.enter(pid_ok);
+        let soff = self.stripe_offset(&l, bkt64);
+        let lock = self.b.ins().iadd_imm_s(soff, l.stripes as usize as i64);
+        let zero32 = self.b.ins().iconst(I32, 0);
+        let was = self.b.ins().atomic_cas(shared, lock, zero32, pid);
+        let locked = self.b.create_block();
+        self.b.ins().brif(was, slow_blk, &[], locked, &[]);
+        self.enter(locked);
+        let hoff = self.b.ins().ishl_imm_u(bkt64, 2);
+        let head_addr = self.b.ins().iadd_imm_s(hoff, l.buckets as usize as i64);
+        let head = self.b.ins().atomic_load(I32, shared, head_addr);
+        let end = self.b.create_block();
+        let hit = self.b.create_block();
+        let unlock_slow = self.b.create_block();
+        self.b.append_block_param(end, I32);
+        self.b.append_block_param(hit, I64);
+        self.b.set_cold_block(unlock_slow);
+        self.hash_walk(&l, &words, head, (end, hit, unlock_slow));
+        // end: not found (or a corrupt link): the map's own update decides.
+        self.enter(end);
+        self.b.ins().jump(unlock_slow, &[]);
+
+        // hit(e): the value word (per-CPU: the worker's slot), then release.
+        self.enter(hit);
+        let e = self.b.block_params(hit)[0];
+        let mut v = self.b.ins().iadd_imm_s(e, l.value_off as i64);
+        if let Some(cpu) = cpu {
+            // `uload32` gave the worker index zero-extended to 64 bits.
+            let off = self.b.ins().imul_imm_u(cpu, l.vstride as i64);
+            v = self.b.ins().iadd(v, off);
+        }
+        let ty = if u.value_size == 8 { I64 } else { I32 };
+        let word = self.b.ins().load(ty, mflags(), value, 0);
+        self.b.ins().store(shared, word, v, 0);
+        self.unlock(lock, pid);
+        let zero = self.b.ins().iconst(I64, 0);
+        self.b.ins().jump(done, &[BlockArg::Value(zero)]);
+
+        self.enter(unlock_slow);
+        self.unlock(lock, pid);
+        self.b.ins().jump(slow_blk, &[]);
+
+        self.enter(slow_blk);
+        let r = self.map_update_direct(m, slow);
+        self.b.ins().jump(done, &[BlockArg::Value(r)]);
+        self.enter(done);
+        self.b.block_params(done)[0]
+    }
+
+    /// Releases the store lock at `lock` taken with `pid`, as
+    /// `maps::lock::PidLockGuard` does: 0 stored (a release store on x86-64) when
+    /// the word still holds `pid`.
+    fn unlock(&mut self, lock: Value, pid: Value) {
+        let shared = MemFlagsData::new().with_notrap().with_aligned();
+        let cur = self.b.ins().atomic_load(I32, shared, lock);
+        let ours = self.b.ins().icmp(IntCC::Equal, cur, pid);
+        let release = self.b.create_block();
+        let after = self.b.create_block();
+        self.b.ins().brif(ours, release, &[], after, &[]);
+        self.enter(release);
+        let zero32 = self.b.ins().iconst(I32, 0);
+        self.b.ins().store(shared, zero32, lock, 0);
+        self.b.ins().jump(after, &[]);
+        self.enter(after);
+    }
+
+    /// `bpf_map_update_elem` through the map's own update `f` (`maps::UpdateFn`),
+    /// with the key, value and flags in r2-r4 proven: a direct call that checks
+    /// nothing and cannot trap.
+    fn map_update_direct(&mut self, m: &BoundMap, f: maps::UpdateFn) -> Value {
+        let mv = self.b.ins().iconst(I64, &m.map as *const maps::Map as i64);
+        let cpu = self.cpu();
+        let args = [mv, self.r(2), self.r(3), self.r(4), cpu];
+        self.call_shim(f as *const (), self.map_update_sig, &args, false)
     }
 
     /// `bpf_loop(nr_loops, callback, callback_ctx, flags)` as the interpreter runs it
