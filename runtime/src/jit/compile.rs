@@ -1025,26 +1025,28 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.call_shim(f as *const (), self.map_lookup_sig, &[mv, key, cpu], false)
     }
 
-    /// `bpf_map_lookup_elem` of a HASH or PERCPU_HASH map with a key of up to
-    /// `maps::HashLayout::MAX_KEY` bytes and a proven key in r2, inline: the lock-free
-    /// walk `maps::HashLayout` describes (the map's `walk_once`), the key words read
-    /// by the layout's `key_loads`, bucketed by its `hash` (the store's `fast_hash`, constants from
-    /// `maps::fast_hash_consts`, or the kernel's jhash of BPF_F_ZERO_SEED maps, from
-    /// `maps::jhash_consts`). Everything read from the store is checked before it is
-    /// used as an address: bucket and stripe come from the key's hash masked by the
-    /// map's definition, every element index decoded from a link is compared with
-    /// `nelems`, and the walk stops after `nelems` elements.
-    /// A hit gives the value's address, a miss in a quiet bucket null; every other
-    /// end (a writer changed the chain, a corrupt link, the step bound) asks the
-    /// map's own lookup (`map_lookup_direct`), which restarts or reports the
-    /// miss. The loads of store memory are atomic loads in program order, as the
-    /// map's acquire loads and fence.
     /// The key words of the program's key in r2 as the store holds them
     /// (`HashLayout::key_loads`), and the key's bucket (`HashLayout` steps 1-2),
-    /// as a u32 and zero-extended; `None` for a layout without key words, with a
-    /// word no load makes or with more words than its hash takes (none the maps
-    /// crate gives): the caller then calls the map's own function.
-    fn hash_bucket(&mut self, l: &maps::HashLayout) -> Option<(Vec<Value>, Value, Value)> {
+    /// as a u32 and zero-extended; `None` for a layout of another key size than
+    /// the map's `key_size` (the bytes the analysis proved readable), without key
+    /// words, with a load past the key, a word no load makes or more words than
+    /// its hash takes (none the maps crate gives): the caller then calls the
+    /// map's own function.
+    fn hash_bucket(
+        &mut self,
+        l: &maps::HashLayout,
+        key_size: u32,
+    ) -> Option<(Vec<Value>, Value, Value)> {
+        // The analysis proved the map's key_size bytes at r2 readable: a layout (or
+        // a load) for another size gets the map's own function, as does any other
+        // layout the maps crate does not give (a load past the key words, a word no
+        // load makes, more words than the hash takes).
+        if l.key_size != key_size
+            || l.key_loads()
+                .any(|ld| ld.off + ld.bytes > l.key_size || ld.word >= l.key_words)
+        {
+            return None;
+        }
         let key = self.r(2);
         // The key words, as the store holds them (`HashLayout::key_loads`).
         let mut words: Vec<Option<Value>> = vec![None; l.key_words as usize];
@@ -1066,9 +1068,6 @@ impl<'a, 'b> Tx<'a, 'b> {
                 Some(prev) => self.b.ins().bor(prev, v),
             });
         }
-        // A layout without key words, with a word no load makes, or with more
-        // words than its hash takes (none the maps crate gives): the map's own
-        // lookup.
         // jhash hashes at most three words with its final mix alone.
         let most = match l.hash {
             maps::BucketHash::Fast => usize::MAX,
@@ -1207,10 +1206,24 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.b.seal_block(walk);
     }
 
+    /// `bpf_map_lookup_elem` of a HASH or PERCPU_HASH map with a key of up to
+    /// `maps::HashLayout::MAX_KEY` bytes and a proven key in r2, inline: the lock-free
+    /// walk `maps::HashLayout` describes (the map's `walk_once`), the key words read
+    /// by the layout's `key_loads`, bucketed by its `hash` (the store's `fast_hash`, constants from
+    /// `maps::fast_hash_consts`, or the kernel's jhash of BPF_F_ZERO_SEED maps, from
+    /// `maps::jhash_consts`). Everything read from the store is checked before it is
+    /// used as an address: bucket and stripe come from the key's hash masked by the
+    /// map's definition, every element index decoded from a link is compared with
+    /// `nelems`, and the walk stops after `nelems` elements.
+    /// A hit gives the value's address, a miss in a quiet bucket null; every other
+    /// end (a writer changed the chain, a corrupt link, the step bound) asks the
+    /// map's own lookup (`map_lookup_direct`), which restarts or reports the
+    /// miss. The loads of store memory are atomic loads in program order, as the
+    /// map's acquire loads and fence.
     fn inline_hash_lookup(&mut self, l: maps::HashLayout, m: &BoundMap) -> Value {
         let key = self.r(2);
         let shared = MemFlagsData::new().with_notrap().with_aligned();
-        let Some((words, bkt, bkt64)) = self.hash_bucket(&l) else {
+        let Some((words, bkt, bkt64)) = self.hash_bucket(&l, m.info.key_size) else {
             return self.map_lookup_direct(m, key);
         };
         let soff = self.stripe_offset(&l, bkt64);
@@ -1312,7 +1325,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         let l = u.lookup;
         let shared = MemFlagsData::new().with_notrap().with_aligned();
         let (value, flags) = (self.r(3), self.r(4));
-        let Some((words, _bkt, bkt64)) = self.hash_bucket(&l) else {
+        let Some((words, _bkt, bkt64)) = self.hash_bucket(&l, m.info.key_size) else {
             return self.map_update_direct(m, slow);
         };
         let slow_blk = self.b.create_block();
