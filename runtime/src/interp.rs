@@ -12,8 +12,9 @@
 //! - every load and store is checked against the run's regions (`memory.rs`); an access
 //!   outside them stops the run with a [`Trap`];
 //! - every run ends: a step budget ([`Vm::max_steps`]) is counted down at each backward
-//!   jump taken, bpf-to-bpf call, `bpf_loop` callback invocation and tail call (the
-//!   only ways a run can repeat code, so straight-line code pays nothing); when it runs
+//!   jump taken that lies on a cycle of the control-flow graph ([`crate::cycles`]),
+//!   bpf-to-bpf call, `bpf_loop` callback invocation and tail call (the only ways a
+//!   run can repeat code, so straight-line code pays nothing); when it runs
 //!   out the run stops with [`TrapKind::StepBudget`] at the instruction that would
 //!   have taken the next step. Repeated runs stop between two runs when the flag set
 //!   with [`Vm::set_interrupt`] is raised.
@@ -92,8 +93,8 @@ pub struct Vm {
     pub cpu: u32,
     pub(crate) rng: u64,
     /// The step budget of each run (each repeat of a repeated run): backward jumps
-    /// taken, bpf-to-bpf calls, `bpf_loop` callback invocations and tail calls, counted
-    /// together. A run that would take step `max_steps + 1` stops with
+    /// taken that lie on a cycle ([`crate::cycles`]), bpf-to-bpf calls, `bpf_loop`
+    /// callback invocations and tail calls, counted together. A run that would take step `max_steps + 1` stops with
     /// [`TrapKind::StepBudget`]. [`DEFAULT_MAX_STEPS`] unless set; both engines.
     pub max_steps: u64,
     /// Steps left in the current run (the interpreter's count; the JIT keeps its own).
@@ -452,7 +453,9 @@ impl Vm {
         }
         macro_rules! jump {
             ($off:expr) => {{
-                if $off < 0 {
+                // SAFETY: `prog` points into `env.programs` (or `first`), which
+                // outlive this run.
+                if $off < 0 && unsafe { (*prog).counts_step(pc - 1) } {
                     step!();
                 }
                 pc = (pc as i64 + $off as i64) as usize;

@@ -18,6 +18,7 @@
 //! `kfuncs::conntrack` (connection table entries by address).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod cycles;
 pub mod error;
 pub mod freplace;
 pub mod helpers;

@@ -16,6 +16,7 @@
 use isa::opcode::*;
 use isa::{AluOp, AtomicOp, CallTarget, Endian, Insn, JmpCond, Operand, RawInsn, Size, Width};
 
+use crate::cycles::SlotSet;
 use crate::error::VerifyError;
 use crate::helpers;
 use crate::maptable::MapTable;
@@ -640,6 +641,9 @@ pub struct Prepared {
     /// The table whose maps the `lddw` addresses (and the proofs) refer to
     /// ([`MapTable::id`]): a run with another table is refused.
     maps_id: u64,
+    /// The backward jumps that take a step of the run's budget: those on a cycle
+    /// ([`crate::cycles`]).
+    counted_jumps: SlotSet,
 }
 
 impl Prepared {
@@ -656,6 +660,13 @@ impl Prepared {
     /// What the analysis proved about each slot.
     pub fn analysis(&self) -> &Analysis {
         &self.analysis
+    }
+
+    /// Whether the backward jump at `pc` takes a step of the run's budget when
+    /// taken: it lies on a cycle of the control-flow graph ([`crate::cycles`]).
+    #[inline]
+    pub fn counts_step(&self, pc: usize) -> bool {
+        self.counted_jumps.contains(pc)
     }
 
     /// The [`MapTable::id`] of the table the program was prepared with.
@@ -836,6 +847,7 @@ pub fn prepare(
     }
     functions.sort_unstable();
     functions.dedup();
+    let counted_jumps = crate::cycles::backward_jumps_on_cycles(&decoded, len);
     let analysis = Analysis::run(&decoded, len, &MapDesc::of_table(maps), true);
     let mut ops = vec![Op::Hole; len];
     for &(pc, insn) in &decoded {
@@ -855,6 +867,7 @@ pub fn prepare(
         store_id: 0,
         analysis: Arc::new(analysis),
         maps_id: maps.id(),
+        counted_jumps,
     })
 }
 

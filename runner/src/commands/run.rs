@@ -35,7 +35,7 @@ pub struct RunArgs {
     /// (SIGTERM).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub repeat: u64,
-    /// The step budget of each run: backward jumps taken, bpf-to-bpf calls, bpf_loop
+    /// The step budget of each run: backward jumps taken that close a loop, bpf-to-bpf calls, bpf_loop
     /// callback invocations and tail calls, counted together. A run that needs more
     /// stops with an error naming the instruction (a program that never ends).
     #[arg(long, default_value_t = runtime::DEFAULT_MAX_STEPS, value_name = "N")]

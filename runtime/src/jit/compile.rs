@@ -708,15 +708,16 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.set(dst, v);
     }
 
-    /// A conditional jump; `wide` selects JMP (64-bit) or JMP32. A `backward` jump
-    /// takes a step of the budget on its taken edge.
+    /// A conditional jump; `wide` selects JMP (64-bit) or JMP32. A `counted` jump (a
+    /// backward jump on a cycle, `Prepared::counts_step`) takes a step of the budget
+    /// on its taken edge.
     #[allow(clippy::too_many_arguments)]
     fn cond_jump(
         &mut self,
         pc: usize,
         (cond, dst, src): (JmpCond, u8, Operand),
         wide: bool,
-        backward: bool,
+        counted: bool,
         target: Block,
         fall: Block,
     ) {
@@ -747,8 +748,8 @@ impl<'a, 'b> Tx<'a, 'b> {
                 self.b.ins().icmp_imm_s(IntCC::NotEqual, a, 0)
             }
         };
-        if backward {
-            // A backward jump: the taken edge takes a step.
+        if counted {
+            // A backward jump on a cycle: the taken edge takes a step.
             let edge = self.b.create_block();
             self.b.ins().brif(c, edge, &[], fall, &[]);
             self.enter(edge);
@@ -1690,7 +1691,7 @@ impl<'a, 'b> Tx<'a, 'b> {
             // Jumps.
             Insn::Ja { off } => {
                 let t = block_at((pc as i64 + 1 + off as i64) as usize);
-                if off < 0 {
+                if off < 0 && self.spec.prog.counts_step(pc) {
                     self.step(pc);
                 }
                 self.b.ins().jump(t, &[]);
@@ -1705,7 +1706,8 @@ impl<'a, 'b> Tx<'a, 'b> {
             } => {
                 let t = block_at((pc as i64 + 1 + off as i64) as usize);
                 let f = block_at(next);
-                self.cond_jump(pc, (cond, dst, src), width == Width::W64, off < 0, t, f);
+                let counted = off < 0 && self.spec.prog.counts_step(pc);
+                self.cond_jump(pc, (cond, dst, src), width == Width::W64, counted, t, f);
                 return Ok(false);
             }
             Insn::Call(CallTarget::Local(off)) => {

@@ -1,8 +1,8 @@
 //! Every run ends: programs the kernel's verifier would refuse (endless loops, loops
 //! through calls, call trees without loops, nested `bpf_loop`, tail-call loops) stop
 //! with the step-budget trap at the same pc in both engines, and the budget counts
-//! exactly one step per backward jump taken, bpf-to-bpf call, `bpf_loop` callback
-//! invocation and tail call.
+//! exactly one step per backward jump taken on a cycle of the control-flow graph,
+//! bpf-to-bpf call, `bpf_loop` callback invocation and tail call.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -112,6 +112,41 @@ fn the_budget_counts_each_backward_jump_taken_once() {
         Vec::new(),
     );
     assert_eq!(both(&forward, 0), Ok(5));
+}
+
+#[test]
+fn a_backward_jump_on_no_cycle_takes_no_step() {
+    // clang's shape: a shared exit block placed before the code that jumps back to
+    // it. 0: ja +2 (to 3); 1: r0 = 7; 2: exit; 3: r0 = 1; 4: if r0 == 1 goto 1
+    // (backward, taken, on no cycle); 5: ja -5 (to 1: backward, on no cycle).
+    let loaded = object(
+        ops(&[
+            (0x05, 0, 0, 2, 0),
+            (0xb7, 0, 0, 0, 7),
+            EXIT,
+            (0xb7, 0, 0, 0, 1),
+            (0x15, 0, 0, -4, 1),
+            (0x05, 0, 0, -5, 0),
+        ]),
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(both(&loaded, 0), Ok(7));
+    // The same backward jump closing a loop (slot 4 back to slot 3) counts.
+    let looping = object(
+        ops(&[
+            (0xb7, 0, 0, 0, 0),
+            (0x05, 0, 0, 1, 0),
+            EXIT,
+            (0x07, 0, 0, 0, 1),
+            (0xa5, 0, 0, -2, 3), // if r0 < 3 goto 3
+            (0x05, 0, 0, -4, 0), // ja -4 (to 2: no cycle)
+        ]),
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(both(&looping, 2), Ok(3));
+    assert_eq!(both(&looping, 1), budget_trap(4, 1));
 }
 
 #[test]
