@@ -1624,19 +1624,9 @@ impl Map {
         // replacement more than it saved the in-place path).
         if let Ok(Some((old, _))) = found {
             if flags != BPF_NOEXIST && (percpu || (in_place && self.value_size <= 8)) {
-                let slot = if percpu {
-                    cpu as usize * self.vstride
-                } else {
-                    0
-                };
-                let v = self
-                    .elem_at(old)
-                    .wrapping_add(self.value_off)
-                    .wrapping_add(slot);
-                // SAFETY: old < nelems (find_locked); cpu < ncpus for per-CPU maps:
-                // the slot is inside the element's value area; value has value_size
-                // readable bytes.
-                unsafe { self.store_value(v, value) };
+                // SAFETY: old < nelems (find_locked); cpu < ncpus for per-CPU maps
+                // (checked above); value has value_size readable bytes.
+                unsafe { self.store_in_place(old, value, percpu.then_some(cpu)) };
                 return Ok(());
             }
         }
@@ -1690,21 +1680,27 @@ impl Map {
             guard.hand_on();
             return StoreExisting::Missed(b);
         };
-        let slot = if percpu {
-            cpu as usize * self.vstride
-        } else {
-            0
-        };
+        // SAFETY: old < nelems (find_locked); cpu < ncpus for per-CPU maps (checked
+        // above); value has value_size readable bytes.
+        unsafe { self.store_in_place(old, value, percpu.then_some(cpu)) };
+        drop(guard);
+        StoreExisting::Stored
+    }
+
+    /// Writes element `old`'s value in place (per-CPU: worker `cpu`'s slot).
+    ///
+    /// # Safety
+    /// `old < nelems`; `cpu < ncpus` when given; `value` has value_size readable
+    /// bytes; the caller holds the element's stripe lock.
+    #[inline(always)]
+    unsafe fn store_in_place(&self, old: u32, value: *const u8, cpu: Option<u32>) {
+        let slot = cpu.map_or(0, |c| c as usize * self.vstride);
         let v = self
             .elem_at(old)
             .wrapping_add(self.value_off)
             .wrapping_add(slot);
-        // SAFETY: old < nelems (find_locked); cpu < ncpus for per-CPU maps (checked
-        // above): the slot is inside the element's value area; value has value_size
-        // readable bytes.
+        // SAFETY: caller contract: the slot is inside the element's value area.
         unsafe { self.store_value(v, value) };
-        drop(guard);
-        StoreExisting::Stored
     }
 
     /// The rest of an update after `hash_store_existing` answered

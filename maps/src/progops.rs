@@ -17,7 +17,7 @@
 //! unwinds.
 
 use crate::def::{self, Kind};
-use crate::hash::{Key4, Key8, KeyBytes, KeySmall, KeyWords, Probe, StoreExisting};
+use crate::hash::{Key4, Key8, KeyBytes, KeySmall, KeyWords, Probe, StoreExisting, UpdFail};
 use crate::map::Map;
 
 /// `bpf_map_lookup_elem` of one map: `(map, key, cpu)` gives the value pointer
@@ -221,6 +221,12 @@ unsafe extern "C" fn hash_update<const K: u8, P: ReadProbe>(
             false,
         )
     };
+    upd_ret(m, r)
+}
+
+/// A hash update's return value: 0 or -errno.
+#[inline(always)]
+fn upd_ret(m: &Map, r: Result<(), UpdFail>) -> i64 {
     match r {
         Ok(()) => 0,
         Err(f) => m.upd_errno(f),
@@ -271,10 +277,9 @@ unsafe fn update_after_miss<const K: u8, P: ReadProbe>(
     cpu: u32,
 ) -> i64 {
     // SAFETY: forwarded caller contract.
-    match unsafe { m.update_after_miss(kind_of(K), b, p, value, flags, cpu) } {
-        Ok(()) => 0,
-        Err(f) => m.upd_errno(f),
-    }
+    upd_ret(m, unsafe {
+        m.update_after_miss(kind_of(K), b, p, value, flags, cpu)
+    })
 }
 
 /// `hash_update_in_place` when its fast path does not apply: the whole update.
@@ -291,10 +296,9 @@ unsafe fn hash_update_slow<const K: u8, P: ReadProbe>(
     cpu: u32,
 ) -> i64 {
     // SAFETY: forwarded caller contract.
-    match unsafe { m.hash_prog_update_p(kind_of(K), p, value, flags, cpu, true) } {
-        Ok(()) => 0,
-        Err(f) => m.upd_errno(f),
-    }
+    upd_ret(m, unsafe {
+        m.hash_prog_update_p(kind_of(K), p, value, flags, cpu, true)
+    })
 }
 
 /// # Safety

@@ -18,6 +18,16 @@ fn raw(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> RawInsn {
     }
 }
 
+/// A xorshift64 generator from `seed` (not 0): the tests' random keys and values.
+fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 /// `dst = &map index`.
 fn ld_map(dst: u8, index: i32) -> [RawInsn; 2] {
     [
@@ -413,13 +423,7 @@ fn inline_hash_lookup_survives_corrupt_links() {
 fn inline_hash_lookup_agrees_with_map_lookup() {
     use runtime::maptable::types::{HASH, PERCPU_HASH};
     let insns = hash_lookup_program();
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rand = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rand = xorshift(0x9e37_79b9_7f4a_7c15u64);
     let cases = [HASH, PERCPU_HASH].into_iter().flat_map(|t| {
         [0, isa::uapi::BPF_F_ZERO_SEED]
             .into_iter()
@@ -607,13 +611,7 @@ fn inline_hash_update_agrees_with_the_interpreter() {
     use runtime::maptable::types::{HASH, PERCPU_HASH};
     const DEAD: u32 = (1 << 22) + 17;
     let insns = hash_update_program();
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rand = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rand = xorshift(0x2545_f491_4f6c_dd1du64);
     for (map_type, key_size, value_size) in [
         (HASH, 4, 4),
         (HASH, 4, 8),
