@@ -22,6 +22,23 @@ impl VethNs {
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         let ns = VethNs(name);
         ns.ip(&["netns", "add", &ns.0], false)?;
+        // No IPv6 on the namespace's links: a link coming up sends router
+        // solicitations and MLD reports of its own, which an attached program
+        // would see (and count) on one side of a comparison and not the other.
+        let sysctl = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "sh", "-c"])
+            .arg(
+                "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && \
+                 echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+            )
+            .output()
+            .map_err(|e| format!("sh: {e}"))?;
+        if !sysctl.status.success() {
+            return Err(format!(
+                "disable_ipv6: {}",
+                String::from_utf8_lossy(&sysctl.stderr).trim()
+            ));
+        }
         ns.ip(
             &["link", "add", "va", "type", "veth", "peer", "name", "vb"],
             true,
