@@ -32,10 +32,10 @@
 //! the map resolved at compile time (same checks, traps and errors). `bpf_loop` is a
 //! loop in generated code calling the compiled callback directly, each call in a frame
 //! of its own (as in the interpreter's `Vm::bpf_loop`, the kernel's inlined loop).
-//! `run_repeat` enters compiled code once: the trampoline loops over the repeats,
-//! resetting the step budget (`JitCtx::steps_left`, counted down at backward jumps,
-//! calls, `bpf_loop` iterations and tail calls as in the interpreter) before each and
-//! reading the interruption flag after each.
+//! `run_repeat` loops over the repeats in `JitObject::enter`, calling the entry
+//! function directly, resetting the step budget (`JitCtx::steps_left`, counted down at
+//! backward jumps on a cycle, calls, `bpf_loop` iterations and tail calls as in the
+//! interpreter) before each and reading the interruption flag after each.
 //!
 //! Differences from the interpreter, for programs the kernel's verifier refuses only:
 //! after a bpf-to-bpf call r1..r5 keep the caller's values (the interpreter shows the
@@ -429,8 +429,8 @@ impl<'a> JitObject<'a> {
     }
 
     /// [`JitObject::run_repeat`] that also reports how many runs were done, as
-    /// [`LoadedObject::run_repeated`]: the trampoline checks the flag of
-    /// [`Vm::set_interrupt`] after each run.
+    /// [`LoadedObject::run_repeated`]: the flag of [`Vm::set_interrupt`] is read after
+    /// each run.
     pub fn run_repeated(
         &self,
         vm: &mut Vm,
@@ -785,7 +785,8 @@ fn frame_size(ctx: &Context) -> usize {
 /// Host stack a run of `programs` may need: compiled functions nest one native frame
 /// per bpf-to-bpf call or `bpf_loop` callback (at most 8 deep, when some program makes
 /// such calls) and one per tail call (at most 33 in each frame's run, when some program
-/// makes them), below the trampoline; helpers and shims get a fixed margin.
+/// makes them), below a frame of `trampoline` bytes (the callback trampoline's);
+/// helpers, shims and `JitObject::enter`'s loop get a fixed margin.
 fn host_stack_need(
     programs: &[crate::program::Prepared],
     max_frame: usize,

@@ -5,7 +5,8 @@
 //!
 //! This module holds unsafe code: the shims rebuild references from the raw pointers in
 //! the context. Compiled code never unwinds: a trap writes its details into the context
-//! and every frame returns a non-zero status up to the trampoline.
+//! and every frame returns a non-zero status up to `JitObject::enter` (or the callback
+//! trampoline).
 
 use std::mem::offset_of;
 use std::sync::atomic::AtomicBool;
