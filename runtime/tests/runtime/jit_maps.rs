@@ -28,6 +28,20 @@ fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// Another writer: inserts (value `value_of(k)`) and deletes keys 100..116 of `map`,
+/// 20,000 changes, then raises `done`.
+fn churn(map: &maps::Map, value_of: impl Fn(u32) -> u64, done: &std::sync::atomic::AtomicBool) {
+    for round in 0..20_000u32 {
+        let k = 100 + round % 16;
+        if round % 3 == 2 {
+            let _ = map.delete(&k.to_ne_bytes());
+        } else {
+            let _ = map.update(&k.to_ne_bytes(), &value_of(k).to_ne_bytes(), 0);
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+}
+
 /// `dst = &map index`.
 fn ld_map(dst: u8, index: i32) -> [RawInsn; 2] {
     [
@@ -535,17 +549,7 @@ fn inline_hash_lookup_under_concurrent_changes() {
     }
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|sc| {
-        sc.spawn(|| {
-            for round in 0..20_000u32 {
-                let k = 100 + round % 16;
-                if round % 3 == 2 {
-                    let _ = map.delete(&k.to_ne_bytes());
-                } else {
-                    let _ = map.update(&k.to_ne_bytes(), &value_of(k).to_ne_bytes(), 0);
-                }
-            }
-            done.store(true, std::sync::atomic::Ordering::Release);
-        });
+        sc.spawn(|| churn(map, value_of, &done));
         let mut vm = Vm::new(0);
         let mut frame = [0u8; 64];
         let mut i = 0u32;
@@ -750,17 +754,7 @@ fn inline_hash_update_under_concurrent_changes() {
     let done = std::sync::atomic::AtomicBool::new(false);
     let mut last = [0u64; 16];
     std::thread::scope(|sc| {
-        sc.spawn(|| {
-            for round in 0..20_000u32 {
-                let k = 100 + round % 16;
-                if round % 3 == 2 {
-                    let _ = map.delete(&k.to_ne_bytes());
-                } else {
-                    let _ = map.update(&k.to_ne_bytes(), &u64::from(k).to_ne_bytes(), 0);
-                }
-            }
-            done.store(true, std::sync::atomic::Ordering::Release);
-        });
+        sc.spawn(|| churn(map, u64::from, &done));
         let mut vm = Vm::new(0);
         let mut i = 0u64;
         while !done.load(std::sync::atomic::Ordering::Acquire) || i < 2000 {
