@@ -1640,11 +1640,11 @@ impl Map {
     /// written in place (PERCPU_HASH always, a plain HASH with values of at most
     /// 8 bytes on its `update_in_place` entry point): with BPF_ANY or BPF_EXIST,
     /// a worker index in range (per-CPU) and the stripe lock free at the first
-    /// try, an existing key's value is stored under the lock and `true`
-    /// returned. `false` when any of that does not hold: nothing was written and
-    /// the lock is not held, except after a miss under the lock, which is handed
-    /// on to `update_after_miss` (the insert) with the lock still held, as
-    /// `Missed`.
+    /// try, an existing key's value is stored under the lock (`Stored`). `No`
+    /// when any of that does not hold: nothing was written and the lock is not
+    /// held. `Missed(b)` when the walk under the lock did not find the key (or
+    /// found the chain corrupt): the lock stays held, handed on to
+    /// `update_after_miss`, which inserts (or reports).
     ///
     /// Kept to the lock, the walk and the store (a counter's update), so that
     /// the function calling it needs few registers; everything else is out of
