@@ -1623,7 +1623,7 @@ impl Map {
         // continue in `update_locked` (inlined: outlining it cost the
         // replacement more than it saved the in-place path).
         if let Ok(Some((old, _))) = found {
-            if flags != BPF_NOEXIST && (percpu || (in_place && self.value_size <= 8)) {
+            if flags != BPF_NOEXIST && self.writes_in_place(in_place) {
                 // SAFETY: old < nelems (find_locked); cpu < ncpus for per-CPU maps
                 // (checked above); value has value_size readable bytes.
                 unsafe { self.store_in_place(old, value, percpu.then_some(cpu)) };
@@ -1663,11 +1663,7 @@ impl Map {
     ) -> StoreExisting {
         debug_assert!(kind == self.kind && matches!(kind, Kind::Hash | Kind::PercpuHash));
         let percpu = kind.is_percpu();
-        let simple = if percpu {
-            cpu < self.ncpus
-        } else {
-            self.value_size <= 8
-        };
+        let simple = self.writes_in_place(true) && (!percpu || cpu < self.ncpus);
         if (flags != BPF_ANY && flags != BPF_EXIST) || !simple {
             return StoreExisting::No;
         }
@@ -1962,6 +1958,22 @@ impl Map {
         })
     }
 
+    /// Whether an update writes an existing key's value in place rather than
+    /// replacing its element: always in a PERCPU_HASH (as the kernel); in a plain
+    /// HASH only on the in-place entry point (`in_place_entry`: the caller knows
+    /// no earlier lookup's value pointer is read after the update), with values of
+    /// at most 8 bytes (one untorn word for concurrent readers) and not in a
+    /// BPF_F_ZERO_SEED map (whose replacement moves the key to the head of its
+    /// bucket, which its get_next_key order shows).
+    #[inline(always)]
+    fn writes_in_place(&self, in_place_entry: bool) -> bool {
+        match self.kind {
+            Kind::PercpuHash => true,
+            Kind::Hash => in_place_entry && self.value_size <= 8 && !self.jhash,
+            _ => false,
+        }
+    }
+
     /// What generated code needs to update an existing key in place itself, as
     /// [`ProgOps::update_in_place`](crate::ProgOps) of this map does (per-CPU: both
     /// updates): `None` unless this map writes existing keys in place (a
@@ -1972,11 +1984,7 @@ impl Map {
     /// lookup. See [`HashUpdateLayout`] for the protocol.
     pub fn hash_update_layout(&self, no_pointer_survives: bool) -> Option<HashUpdateLayout> {
         let lookup = self.hash_layout()?;
-        let in_place = match self.kind {
-            Kind::PercpuHash => true,
-            Kind::Hash => no_pointer_survives && self.value_size <= 8 && !self.jhash,
-            _ => false,
-        };
+        let in_place = self.writes_in_place(no_pointer_survives);
         (in_place && matches!(self.value_size, 4 | 8)).then(|| HashUpdateLayout {
             lookup,
             value_size: self.value_size,

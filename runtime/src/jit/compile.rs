@@ -1128,19 +1128,24 @@ impl<'a, 'b> Tx<'a, 'b> {
             .imul_imm_u(stripe, maps::HashLayout::STRIPE_SIZE as i64)
     }
 
-    /// The walk of a bucket's chain from `head` (`HashLayout` step 4): jumps to
-    /// `end(link)` at a link that is not an element in range (the chain's end, or
-    /// a corrupt link), to `hit(e)` at the element whose key words equal `words`,
-    /// and to `over` after `nelems` elements. Every index read from the store is
+    /// The walk of bucket `bkt64`'s chain (`HashLayout` step 4), from its head link,
+    /// loaded here after whatever the caller read first (the stripe's seq, or its
+    /// lock): jumps to `end(link)` at a link that is not an element in range (the
+    /// chain's end, or a corrupt link), to `hit(e)` at the element whose key words
+    /// equal `words`, and to `over` after `nelems` elements. Every index read from the store is
     /// checked against `nelems` before it becomes an address.
     fn hash_walk(
         &mut self,
         l: &maps::HashLayout,
         words: &[Value],
-        head: Value,
+        bkt64: Value,
         (end, hit, over): (Block, Block, Block),
     ) {
         let shared = MemFlagsData::new().with_notrap().with_aligned();
+        // 4 bytes per head: a shift the address mode takes as its scale.
+        let hoff = self.b.ins().ishl_imm_u(bkt64, 2);
+        let head_addr = self.b.ins().iadd_imm_s(hoff, l.buckets as usize as i64);
+        let head = self.b.ins().atomic_load(I32, shared, head_addr);
         let walk = self.b.create_block();
         let elem = self.b.create_block();
         let next = self.b.create_block();
@@ -1231,10 +1236,6 @@ impl<'a, 'b> Tx<'a, 'b> {
         let seq_base = l.stripes as usize as i64 + maps::HashLayout::STRIPE_SEQ as i64;
         let seq_addr = self.b.ins().iadd_imm_s(soff, seq_base);
         let seq = self.b.ins().atomic_load(I32, shared, seq_addr);
-        // 4 bytes per head: a shift the address mode takes as its scale.
-        let hoff = self.b.ins().ishl_imm_u(bkt64, 2);
-        let head_addr = self.b.ins().iadd_imm_s(hoff, l.buckets as usize as i64);
-        let head = self.b.ins().atomic_load(I32, shared, head_addr);
 
         let end = self.b.create_block();
         let hit = self.b.create_block();
@@ -1244,7 +1245,7 @@ impl<'a, 'b> Tx<'a, 'b> {
         self.b.append_block_param(hit, I64); // element address
         self.b.append_block_param(done, I64);
         self.b.set_cold_block(slow);
-        self.hash_walk(&l, &words, head, (end, hit, slow));
+        self.hash_walk(&l, &words, bkt64, (end, hit, slow));
 
         // end(link): a true miss only at this bucket's end (link 0 or nulls(b)),
         // with its stripe quiet (seq even and unchanged).
@@ -1367,16 +1368,13 @@ impl<'a, 'b> Tx<'a, 'b> {
         let locked = self.b.create_block();
         self.b.ins().brif(was, slow_blk, &[], locked, &[]);
         self.enter(locked);
-        let hoff = self.b.ins().ishl_imm_u(bkt64, 2);
-        let head_addr = self.b.ins().iadd_imm_s(hoff, l.buckets as usize as i64);
-        let head = self.b.ins().atomic_load(I32, shared, head_addr);
         let end = self.b.create_block();
         let hit = self.b.create_block();
         let unlock_slow = self.b.create_block();
         self.b.append_block_param(end, I32);
         self.b.append_block_param(hit, I64);
         self.b.set_cold_block(unlock_slow);
-        self.hash_walk(&l, &words, head, (end, hit, unlock_slow));
+        self.hash_walk(&l, &words, bkt64, (end, hit, unlock_slow));
         // end: not found (or a corrupt link): the map's own update decides.
         self.enter(end);
         self.b.ins().jump(unlock_slow, &[]);

@@ -655,8 +655,9 @@ fn inline_hash_update_agrees_with_the_interpreter() {
                 .unwrap_or_else(|e| panic!("{what}, {round}: {e}"));
         };
         let l = ma.hash_layout().expect("inline");
-        let hold_every_lock = |pid: u32| {
-            for st in 0..=l.stripe_mask {
+        // The stripes' lock words.
+        let locks = || {
+            (0..=l.stripe_mask).map(|st| {
                 let p = l
                     .stripes
                     .wrapping_add((st * maps::HashLayout::STRIPE_SIZE) as usize);
@@ -664,21 +665,11 @@ fn inline_hash_update_agrees_with_the_interpreter() {
                 // 4-aligned u32 of the store, which lives as long as `sa`, only ever
                 // accessed atomically.
                 unsafe { std::sync::atomic::AtomicU32::from_ptr(p as *mut u32) }
-                    .store(pid, std::sync::atomic::Ordering::Relaxed);
-            }
+            })
         };
-        let free_stripes = || {
-            (0..=l.stripe_mask)
-                .filter(|&st| {
-                    let p = l
-                        .stripes
-                        .wrapping_add((st * maps::HashLayout::STRIPE_SIZE) as usize);
-                    // SAFETY: as in `hold_every_lock`.
-                    let w = unsafe { std::sync::atomic::AtomicU32::from_ptr(p as *mut u32) };
-                    w.load(std::sync::atomic::Ordering::Relaxed) == 0
-                })
-                .count()
-        };
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let hold_every_lock = |pid: u32| locks().for_each(|w| w.store(pid, relaxed));
+        let free_stripes = || locks().filter(|w| w.load(relaxed) == 0).count();
         let run = |x: u64, value: u64, flags: u8, cpu: u32| {
             let mut frame = [0u8; 64];
             frame[..8].copy_from_slice(&key_of(x));
